@@ -1,0 +1,293 @@
+"""The checked program as plain values: what both evaluators, `explain` and the simulator read.
+
+`lower(program)` turns a syntax tree that has passed the checker into a `Model`. It trusts the
+checker: it does not report errors, and on an unchecked tree its behaviour is undefined.
+Conditions stay as syntax trees; `scope` and `names` say what each rule's condition needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from rulelang import ast
+from rulelang import builtins as B
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One earn rule, normalised.
+
+    kind: `per_spend` (points = rate * amount), `fixed` (points per firing) or `multiplier`
+    (points = (factor - 1) * the target rule's points on the same line or basket).
+    scope: `line` (evaluated per basket line, amounts summed) or `basket` (once per basket).
+    event: `purchase` for purchase rules, else the event name of `on EVENT`.
+    """
+
+    index: int
+    name: str
+    kind: str
+    rate: Fraction = Fraction(0)  # per_spend: points per one unit of currency
+    points: Fraction = Fraction(0)  # fixed: points per firing
+    factor: Fraction = Fraction(1)  # multiplier
+    target: str | None = None
+    condition: object | None = None  # an ast expression, or None for always
+    event: str = B.PURCHASE
+    during: tuple[dt.date, dt.date] | None = None
+    times: int | None = None  # frequency limit: at most `times` firings ...
+    per: str | None = None  # ... per calendar `day|week|month|year`, or over the membership if None
+    funded_share: Fraction = Fraction(0)
+    funded_by: str | None = None
+    scope: str = "line"
+    names: frozenset = frozenset()  # every bare/dotted name its condition reads
+    span: ast.Span = field(default=ast.NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """Tiers: metric `spend|points|visits`, window `days|months` of length n, or `calendar_year`."""
+
+    metric: str
+    window: str
+    n: int | None
+    names: tuple[str, ...]
+    thresholds: tuple[Fraction, ...]
+
+    def level_of(self, name: str) -> int:
+        return self.names.index(name)
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """A catalog reward: its price in points, its cost, and the share a partner pays."""
+
+    index: int
+    name: str
+    points: int
+    cost: Fraction
+    funded_share: Fraction = Fraction(0)
+    funded_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpirySpec:
+    """Expiry: kind `after` (n units after earning), `inactive` (n units after the last purchase),
+    `end_of_year`, `end_of_next_year` or `never`; unit `days|months|years`."""
+
+    kind: str = "never"
+    n: int | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    """A checked program, ready to evaluate."""
+
+    name: str
+    currency: str
+    decimals: int
+    point_cost: Fraction
+    rules: tuple[Rule, ...]
+    tiers: TierSpec | None
+    limits: tuple[tuple[int, str], ...]  # (points, period)
+    expiry: ExpirySpec
+    rounding: str
+    rewards: tuple[RewardSpec, ...]
+    asserts: tuple[object, ...]
+    columns: dict = field(default_factory=dict)  # declared transaction columns: name -> type
+    customer_columns: dict = field(default_factory=dict)  # declared customer attributes
+    path: str = "<program>"
+
+    def rule(self, name: str) -> Rule:
+        return next(r for r in self.rules if r.name == name)
+
+    @property
+    def event_names(self) -> frozenset:
+        return frozenset(r.event for r in self.rules if r.event != B.PURCHASE)
+
+    def multiplier_order(self) -> list[Rule]:
+        """Multipliers with every target before the rules that multiply it."""
+        done: list[Rule] = []
+        seen: set[str] = set()
+        pending = [r for r in self.rules if r.kind == "multiplier"]
+        while pending:
+            progress = False
+            for r in list(pending):
+                target = self.rule(r.target)
+                if target.kind != "multiplier" or target.name in seen:
+                    done.append(r)
+                    seen.add(r.name)
+                    pending.remove(r)
+                    progress = True
+            if not progress:  # a cycle; the checker reports it before we get here
+                break
+        return done
+
+
+def names_in(expr) -> set[str]:
+    """Every name an expression reads: bare names, and `obj.attr` for dotted ones."""
+    out: set[str] = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        if isinstance(node, ast.Name):
+            out.add(node.name)
+        elif isinstance(node, ast.Attribute):
+            out.add(f"{node.obj.name}.{node.attr.name}")
+        elif isinstance(node, ast.Call):
+            stack.extend(node.args)
+        elif isinstance(node, ast.Arith):
+            stack.append(node.first)
+            stack.extend(operand for _, operand in node.rest)
+        elif isinstance(node, (ast.Neg, ast.Not)):
+            stack.append(node.operand)
+        elif isinstance(node, ast.Group):
+            stack.append(node.expr)
+        elif isinstance(node, ast.Compare):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, ast.In):
+            stack.append(node.item)
+            stack.extend(node.options.items)
+        elif isinstance(node, ast.BoolOp):
+            stack.extend(node.operands)
+        elif isinstance(node, ast.ListLit):
+            stack.extend(node.items)
+    return out
+
+
+def is_line_level(name: str, columns: dict) -> bool:
+    """Whether a name can differ between the lines of one basket."""
+    if name in B.VARIABLES:
+        return B.VARIABLES[name].line_level
+    if name in columns:
+        return True
+    if name in B.COLUMNS:
+        return B.COLUMNS[name].line_level
+    return False
+
+
+def _date(lit: ast.DateLit) -> dt.date:
+    y, m, d = (int(p) for p in lit.text.split("-"))
+    return dt.date(y, m, d)
+
+
+def _frac(d) -> Fraction:
+    return Fraction(d)
+
+
+def lower(program: ast.Program) -> Model:
+    """The checked syntax tree as a `Model`."""
+    name_stmt = program.first(ast.ProgramName)
+    cur_stmt = program.first(ast.Currency)
+    currency = cur_stmt.code.name if cur_stmt else "CNY"
+    pc = program.first(ast.PointCost)
+    columns: dict[str, str] = {}
+    customer_columns: dict[str, str] = {}
+    for c in program.of(ast.Column):
+        typ = B.COLUMN_TYPES[c.type.name]
+        if len(c.name) == 2:
+            customer_columns[c.name[1].name] = typ
+        else:
+            columns[c.name[0].name] = typ
+
+    rules = []
+    earns = program.of(ast.Earn)
+    by_name = {e.name.name: e for e in earns}
+    for i, e in enumerate(earns):
+        rules.append(_lower_rule(i, e, by_name, columns))
+
+    tiers = None
+    t = program.first(ast.Tiers)
+    if t is not None:
+        if t.window.n is None:
+            window, n = "calendar_year", None
+        else:
+            window, n = B.TIME_UNITS[t.window.unit.name], int(t.window.n.value)
+        tiers = TierSpec(
+            t.metric.name,
+            window,
+            n,
+            tuple(lv.name.name for lv in t.levels),
+            tuple(_frac(lv.threshold.value) for lv in t.levels),
+        )
+
+    limits = tuple((int(lim.points.value), B.PERIODS[lim.period.name]) for lim in program.of(ast.Limit))
+    ex = program.first(ast.Expire)
+    if ex is None or ex.kind == "never":
+        expiry = ExpirySpec()
+    elif ex.kind in ("after", "inactive"):
+        expiry = ExpirySpec(ex.kind, int(ex.n.value), B.TIME_UNITS[ex.unit.name])
+    else:
+        expiry = ExpirySpec(ex.kind)
+    rnd = program.first(ast.Round)
+    rewards = tuple(
+        RewardSpec(
+            i,
+            r.name.name,
+            int(r.points.value),
+            _frac(r.cost.amount),
+            _frac(r.funded.percent.value) / 100 if r.funded else Fraction(0),
+            r.funded.by.name if r.funded else None,
+        )
+        for i, r in enumerate(program.of(ast.Reward))
+    )
+    return Model(
+        name=name_stmt.name.value if name_stmt else program.path,
+        currency=currency,
+        decimals=B.currency_decimals(currency),
+        point_cost=_frac(pc.cost.amount) if pc else Fraction(0),
+        rules=tuple(rules),
+        tiers=tiers,
+        limits=limits,
+        expiry=expiry,
+        rounding=rnd.mode.name if rnd else "down",
+        rewards=rewards,
+        asserts=tuple(a.expr for a in program.of(ast.Assert)),
+        columns=columns,
+        customer_columns=customer_columns,
+        path=program.path,
+    )
+
+
+def _scope(e: ast.Earn, by_name: dict, columns: dict, seen: frozenset = frozenset()) -> str:
+    if isinstance(e.award, ast.PerSpend):
+        return "line"
+    if isinstance(e.award, ast.Multiplier):
+        target = by_name.get(e.award.target.name)
+        if target is None or target.name.name in seen:
+            return "line"
+        return _scope(target, by_name, columns, seen | {e.name.name})
+    when = e.clause(ast.When)
+    names = names_in(when.expr) if when else set()
+    return "line" if any(is_line_level(n, columns) for n in names) else "basket"
+
+
+def _lower_rule(i: int, e: ast.Earn, by_name: dict, columns: dict) -> Rule:
+    when = e.clause(ast.When)
+    on = e.clause(ast.OnEvent)
+    during = e.clause(ast.During)
+    freq = e.clause(ast.Frequency)
+    funded = e.clause(ast.Funded)
+    common = dict(
+        index=i,
+        name=e.name.name,
+        condition=when.expr if when else None,
+        event=on.event.name if on else B.PURCHASE,
+        during=(_date(during.start), _date(during.end)) if during else None,
+        times=int(freq.times.value) if freq else None,
+        per=B.PERIODS[freq.period.name] if freq and freq.period else None,
+        funded_share=_frac(funded.percent.value) / 100 if funded else Fraction(0),
+        funded_by=funded.by.name if funded else None,
+        scope=_scope(e, by_name, columns),
+        names=frozenset(names_in(when.expr)) if when else frozenset(),
+        span=e.span,
+    )
+    a = e.award
+    if isinstance(a, ast.PerSpend):
+        return Rule(kind="per_spend", rate=_frac(a.points.value) / _frac(a.per.amount), **common)
+    if isinstance(a, ast.Fixed):
+        return Rule(kind="fixed", points=_frac(a.points.value), **common)
+    return Rule(kind="multiplier", factor=_frac(a.factor.value), target=a.target.name, **common)

@@ -1,0 +1,1 @@
+"""The simulator: replay history through a program and forecast what finance must sign off."""

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from rulelang import check as checker
 from rulelang import parser
 from rulelang.errors import ProgramError
+from rulelang.program import analyse
 
 commands: list[click.Command] = []
 
@@ -50,12 +50,11 @@ def check_cmd(paths, fmt):
             continue
         try:
             source = parser.read(path)
-            tree = parser.parse(source)
-            found.extend(checker.check(tree, source))
         except ProgramError as exc:
-            if any(d.code == "E002" for d in exc.diagnostics):
-                io_error = True
+            io_error = io_error or any(d.code == "E002" for d in exc.diagnostics)
             found.extend(exc.diagnostics)
+            continue
+        found.extend(analyse(source)[1])
     if fmt == "json":
         click.echo(json.dumps([d.to_json() for d in found], ensure_ascii=False, indent=2))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rulelang import ast, check, parser
+from rulelang import ast, check, lint, parser
 from rulelang.errors import Diagnostic, ProgramError, Source
 from rulelang.model import Model, lower
 
@@ -36,7 +36,11 @@ def analyse(source: Source) -> tuple[ast.Program | None, list[Diagnostic]]:
         tree = parser.parse(source)
     except ProgramError as exc:
         return None, exc.diagnostics
-    return tree, check.check(tree, source)
+    found = check.check(tree, source)
+    if not any(d.is_error for d in found):
+        # Lints reason about what the program means, so they run only on a program that checks.
+        found = sorted(found + lint.lint(tree, lower(tree), source), key=lambda d: (d.span.line, d.span.col))
+    return tree, found
 
 
 def from_source(source: Source) -> Program:

@@ -1,14 +1,441 @@
-"""The checker: every error and warning of a parsed program, in one pass.
+"""The checker: every error and warning of a parsed program, in one pass, in source order.
 
-(First cut: the checker issue fills this in; the signature is the contract.)
+Statements and expressions are visited through tables (node type -> method); the vocabulary comes
+from `rulelang.builtins`. Codes: E2xx names, E3xx types, E4xx values and structure, W5xx warnings.
+Every code is listed, with an example and the fix, in docs/language.md.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
+from decimal import Decimal
+
 from rulelang import ast
-from rulelang.errors import Diagnostic, Source
+from rulelang import builtins as B
+from rulelang.check_expr import ExprChecker
+from rulelang.errors import Diagnostic, Source, diagnostic
+
+# Statements that may appear once; the word names them in messages.
+_SINGLE = {
+    ast.ProgramName: "program",
+    ast.Currency: "currency",
+    ast.PointCost: "point_cost",
+    ast.Round: "round",
+    ast.Expire: "expire",
+    ast.Tiers: "tiers",
+}
+# Clauses an earn rule may give once, and the keyword that starts each.
+_CLAUSE_WORDS = {ast.When: "when", ast.OnEvent: "on", ast.During: "during", ast.Frequency: "once` / `at most", ast.Funded: "funded"}
+# Units a tier threshold may carry, by metric; `None` stands for the program currency.
+_TIER_UNITS = {"spend": (None,), "points": ("points", "point"), "visits": ("visits", "visit")}
+# Units a tiers window may use (a calendar year is written `over calendar year`).
+_WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "months"}
+# Comparing this many names with difflib, in total, is enough for any real program; past it a
+# pathological file (thousands of distinct typos) gets no suggestions rather than a slow check.
+_SUGGEST_BUDGET = 400_000
+
+
+class Lines:
+    """A `Source` stand-in with O(1) `line()`: a big file may produce thousands of findings."""
+
+    def __init__(self, source: Source):
+        self.path = source.path
+        self._lines = source.text.split("\n")
+
+    def line(self, number: int) -> str:
+        if 1 <= number <= len(self._lines):
+            return self._lines[number - 1].rstrip("\r")
+        return ""
+
+
+def keyword_span(span: ast.Span, word: str) -> ast.Span:
+    """The span of the keyword that starts a statement or clause."""
+    return ast.Span(span.line, span.col, span.line, span.col + len(word), span.start, span.start + len(word))
+
+
+def quoted(names) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def number_text(n: Decimal) -> str:
+    return format(n.normalize(), "f") if n == n.to_integral_value() else format(n, "f")
+
+
+class Suggester:
+    """did-you-mean over candidate lists, cached per (list, word) and bounded in total work."""
+
+    def __init__(self):
+        self._memo: dict = {}
+        self._lower: dict = {}
+        self.budget = _SUGGEST_BUDGET
+
+    def __call__(self, word: str, key: str, candidates: list[str]) -> str | None:
+        memo_key = (key, word)
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        if key not in self._lower:
+            self._lower[key] = {c.lower(): c for c in reversed(candidates)}
+        best = self._lower[key].get(word.lower())
+        if best is None and self.budget > 0:
+            self.budget -= len(candidates)
+            close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+            best = close[0] if close else None
+        self._memo[memo_key] = best
+        return best
+
+
+class Checker:
+    """One pass over one program; `run()` returns the findings in source order."""
+
+    def __init__(self, program: ast.Program, source: Source):
+        self.program = program
+        self.src = Lines(source)
+        self.found: list[tuple[int, int, int, Diagnostic]] = []
+        self.suggest = Suggester()
+        self.first_money: ast.Money | None = None
+        cur = program.first(ast.Currency)
+        self.currency = cur.code.name if cur and B.is_currency_code(cur.code.name) else None
+        self.has_currency_line = cur is not None
+        tiers = program.first(ast.Tiers)
+        self.tiers = {}
+        for lv in tiers.levels if tiers else ():
+            self.tiers.setdefault(lv.name.name, lv)
+        self.has_tiers = tiers is not None
+        self.rules: dict[str, ast.Earn] = {}
+        for e in program.of(ast.Earn):
+            self.rules.setdefault(e.name.name, e)
+        self.columns: dict[str, str] = {}
+        self.customer = {k: v.type for k, v in B.CUSTOMER.items()}
+        for c in program.of(ast.Column):
+            typ = B.COLUMN_TYPES.get(c.type.name)
+            if typ is None:
+                continue
+            if len(c.name) == 1 and c.name[0].name not in B.VARIABLES:
+                self.columns.setdefault(c.name[0].name, typ)
+            elif len(c.name) == 2 and c.name[0].name == "customer":
+                self.customer.setdefault(c.name[1].name, typ)
+        self.expr = ExprChecker(self)
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def emit(self, code: str, message: str, span: ast.Span, hint: str | None = None, severity: str = "error"):
+        d = diagnostic(self.src, severity, code, message, span, hint)  # type: ignore[arg-type]
+        self.found.append((span.line, span.col, len(self.found), d))
+
+    def warn(self, code: str, message: str, span: ast.Span, hint: str | None = None):
+        self.emit(code, message, span, hint, "warning")
+
+    def did_you_mean(self, word: str, key: str, candidates: list[str]) -> str:
+        best = self.suggest(word, key, candidates)
+        return f"; did you mean `{best}`?" if best and best != word else ""
+
+    # --- the pass -------------------------------------------------------------------------
+
+    def run(self) -> list[Diagnostic]:
+        seen_single: dict[type, ast.Span] = {}
+        for stmt in self.program.statements:
+            kind = type(stmt)
+            if kind in _SINGLE:
+                word = _SINGLE[kind]
+                if kind in seen_single:
+                    self.emit("E214", f"a second `{word}` statement; a program has one (the first is on line {seen_single[kind].line})",
+                              keyword_span(stmt.span, word), f"keep one `{word}` line and delete the other")
+                else:
+                    seen_single[kind] = stmt.span
+            try:
+                getattr(self, _STATEMENTS[kind])(stmt)
+            except RecursionError:
+                self.emit("E430", "this statement is nested too deeply to check", keyword_span(stmt.span, "x"),
+                          "split the condition into simpler parts")
+        self.multiplier_cycles()
+        self.program_warnings()
+        self.found.sort(key=lambda f: f[:3])
+        return [f[3] for f in self.found]
+
+    def program_warnings(self):
+        if self.first_money is not None and not self.has_currency_line:
+            m = self.first_money
+            self.emit("E405", f"this program uses money (`{m.currency.name}`) but has no `currency` line", m.currency.span,
+                      f"add `currency {m.currency.name}` near the top: every amount is in the program's currency")
+        start = ast.Span(1, 1, 1, 1)
+        if not self.program.of(ast.Earn):
+            self.warn("W501", "this program has no `earn` rules, so nobody earns points", start,
+                      "add a rule such as `earn base: 1 point per 1 CNY`")
+        if not self.program.of(ast.Reward):
+            self.warn("W502", "this program has no rewards, so points cannot be spent", start,
+                      "add a reward such as `reward coffee: 300 points cost 8 CNY`")
+
+    # --- shared value checks ----------------------------------------------------------------
+
+    def positive(self, num: ast.Number, what: str, whole: bool = False):
+        """A number that must be more than 0 (and whole, for counts and points)."""
+        if num.value <= 0:
+            self.emit("E407", f"{what} must be more than 0, not {number_text(num.value)}", num.span,
+                      "use a positive number, or delete the line if it is not wanted")
+        elif whole and num.value != num.value.to_integral_value():
+            self.emit("E408", f"{what} must be a whole number, not {number_text(num.value)}", num.span,
+                      f"round it: `{number_text(num.value.to_integral_value())}`")
+
+    def money(self, m: ast.Money):
+        """A money literal: a well-formed currency code, the program's currency."""
+        code = m.currency.name
+        if self.first_money is None:
+            self.first_money = m
+        if not B.is_currency_code(code):
+            upper = code.upper()
+            fix = f"did you mean `{upper}`?" if B.is_currency_code(upper) else "currency codes are three capital letters, like `CNY` or `USD`"
+            self.emit("E404", f"`{code}` is not a currency code", m.currency.span, fix)
+        elif self.currency and code != self.currency:
+            self.emit("E403", f"this amount is in {code}, but the program's currency is {self.currency}", m.currency.span,
+                      f"write amounts in {self.currency}, or change the `currency` line")
+
+    def percent(self, p: ast.Percent):
+        if not Decimal(0) <= p.value <= Decimal(100):
+            self.emit("E406", f"a percentage must be between 0% and 100%, not {number_text(p.value)}%", p.span,
+                      "a share is written like `40%`")
+
+    def date(self, lit: ast.DateLit) -> dt.date | None:
+        try:
+            y, m, d = (int(part) for part in lit.text.split("-"))
+            return dt.date(y, m, d)
+        except ValueError:
+            self.emit("E401", f"{lit.text} is not a real date", lit.span, "write a day that exists, as YYYY-MM-DD")
+            return None
+
+    def period(self, name: ast.Ident):
+        if name.name not in B.PERIODS:
+            self.emit("E217", f"unknown period `{name.name}`{self.did_you_mean(name.name, 'periods', list(B.PERIODS))}", name.span,
+                      "periods are `day`, `week`, `month` and `year`")
+
+    def time_unit(self, name: ast.Ident, units: dict):
+        if name.name not in units:
+            self.emit("E221", f"unknown unit of time `{name.name}`{self.did_you_mean(name.name, 'units' + str(len(units)), list(units))}",
+                      name.span, "write " + " or ".join(f"`{u}`" for u in sorted(set(units.values()))))
+
+    def funded(self, f: ast.Funded):
+        self.percent(f.percent)
+
+    # --- statements -----------------------------------------------------------------------
+
+    def s_program(self, s: ast.ProgramName):
+        if not s.name.value.strip():
+            self.emit("E420", "the program name is empty", s.name.span, 'give it a name: `program "Bean Club"`')
+
+    def s_currency(self, s: ast.Currency):
+        code = s.code.name
+        if not B.is_currency_code(code):
+            upper = code.upper()
+            fix = f"write `currency {upper}`" if B.is_currency_code(upper) else "currency codes are three capital letters, like `CNY` or `USD`"
+            self.emit("E404", f"`{code}` is not a currency code", s.code.span, fix)
+
+    def s_point_cost(self, s: ast.PointCost):
+        self.money(s.cost)
+        if s.cost.amount <= 0:
+            self.emit("E407", f"the point cost must be more than 0, not {number_text(s.cost.amount)}", s.cost.span,
+                      "write what one redeemed point costs the business, like `point_cost 0.01 CNY`")
+
+    def s_column(self, s: ast.Column):
+        if s.type.name not in B.COLUMN_TYPES:
+            self.emit("E219", f"unknown column type `{s.type.name}`{self.did_you_mean(s.type.name, 'coltypes', list(B.COLUMN_TYPES))}",
+                      s.type.span, "column types are " + quoted(B.COLUMN_TYPES))
+        if len(s.name) == 2:
+            obj, attr = s.name
+            if obj.name != "customer":
+                self.emit("E204", f"`{obj.name}.{attr.name}` cannot be declared; only `customer.NAME` columns have a dot", obj.span,
+                          f"write `column customer.{attr.name}: ...` for a customer attribute, or `column {attr.name}: ...`")
+            return
+        (name,) = s.name
+        if name.name in B.VARIABLES:
+            self.emit("E222", f"`{name.name}` is a builtin name and cannot be declared as a column", name.span,
+                      "give the column another name in the data and here")
+
+    def s_tiers(self, s: ast.Tiers):
+        if s.metric.name not in B.TIER_METRICS:
+            self.emit("E220", f"unknown tier metric `{s.metric.name}`{self.did_you_mean(s.metric.name, 'metrics', list(B.TIER_METRICS))}",
+                      s.metric.span, "tiers go by " + ", ".join(f"`{m}`" for m in B.TIER_METRICS))
+        if s.window.n is not None:
+            self.positive(s.window.n, "the tier window", whole=True)
+            self.time_unit(s.window.unit, _WINDOW_UNITS)
+        if not s.levels:
+            self.emit("E414", "the tiers block has no tiers", keyword_span(s.span, "tiers"),
+                      "list the levels inside the braces, lowest first: `Green from 0`")
+            return
+        names: dict[str, ast.Span] = {}
+        previous = None
+        for i, lv in enumerate(s.levels):
+            if lv.name.name in names:
+                self.emit("E213", f"tier `{lv.name.name}` is listed twice (first on line {names[lv.name.name].line})", lv.name.span,
+                          "each tier has one line; rename or delete this one")
+            else:
+                names[lv.name.name] = lv.name.span
+            value = lv.threshold.value
+            if i == 0 and value != 0:
+                self.emit("E410", f"the first tier must start from 0, not {number_text(value)}", lv.threshold.span,
+                          f"every member starts in the first tier: `{lv.name.name} from 0`")
+            elif previous is not None and value <= previous.threshold.value:
+                self.emit("E411", f"tier `{lv.name.name}` starts from {number_text(value)}, which is not above "
+                                  f"`{previous.name.name}` ({number_text(previous.threshold.value)})",
+                          lv.threshold.span, "list tiers lowest first, each threshold higher than the one before")
+            if s.metric.name in ("points", "visits") and value != value.to_integral_value():
+                self.emit("E408", f"a {s.metric.name} threshold must be a whole number, not {number_text(value)}", lv.threshold.span)
+            if lv.unit is not None:
+                self.tier_unit(s.metric.name, lv.unit)
+            previous = lv
+
+    def tier_unit(self, metric: str, unit: ast.Ident):
+        allowed = _TIER_UNITS.get(metric)
+        if allowed is None:
+            return
+        if allowed == (None,):
+            self.money(ast.Money(Decimal(0), unit, unit.span))
+        elif unit.name not in allowed:
+            self.emit("E223", f"tiers by {metric} are counted in {allowed[0]}, not `{unit.name}`", unit.span,
+                      f"write the threshold as a number of {allowed[0]}, or leave the unit out")
+
+    def s_earn(self, s: ast.Earn):
+        first = self.rules.get(s.name.name)
+        if first is not s:
+            self.emit("E211", f"there is already a rule named `{s.name.name}` (line {first.name.span.line})", s.name.span,
+                      "rule names must be unique; rename one of them")
+        getattr(self, _AWARDS[type(s.award)])(s.award)
+        seen: dict[type, object] = {}
+        for clause in s.clauses:
+            kind = type(clause)
+            if kind in seen:
+                word = _CLAUSE_WORDS[kind].split("`")[0]
+                self.emit("E215", f"rule `{s.name.name}` gives `{_CLAUSE_WORDS[kind]}` twice", keyword_span(clause.span, word.strip()),
+                          "combine them into one (conditions with `and`)")
+            seen.setdefault(kind, clause)
+            getattr(self, _CLAUSES[kind])(clause)
+        on = seen.get(ast.OnEvent)
+        if on is not None and isinstance(s.award, ast.PerSpend):
+            self.emit("E412", f"`on {on.event.name}` rows have no amount, so `per {s.award.per.currency.name}` earns nothing",
+                      s.award.per.span, f"give a fixed award: `earn {s.name.name}: 100 points on {on.event.name}`")
+
+    def a_per_spend(self, a: ast.PerSpend):
+        self.positive(a.points, "the points earned")
+        self.money(a.per)
+        if a.per.amount <= 0:
+            self.emit("E407", f"the amount after `per` must be more than 0, not {number_text(a.per.amount)}", a.per.span,
+                      "write how much spend earns the points, like `per 1 CNY`")
+
+    def a_fixed(self, a: ast.Fixed):
+        self.positive(a.points, "the points earned")
+
+    def a_multiplier(self, a: ast.Multiplier):
+        if a.factor.value <= 1:
+            self.emit("E409", f"a multiplier must be more than 1x, not {number_text(a.factor.value)}x", a.factor.span,
+                      "a multiplier adds to another rule's points: `2x base` doubles them")
+        if a.target.name not in self.rules:
+            self.emit("E209", f"there is no rule named `{a.target.name}` to multiply"
+                              f"{self.did_you_mean(a.target.name, 'rules', list(self.rules))}", a.target.span,
+                      "a multiplier names an earn rule of this program: `earn gold: 2x base`")
+
+    def c_when(self, c: ast.When):
+        self.expr.condition(c.expr, B.WHEN)
+
+    def c_on(self, c: ast.OnEvent):
+        name = c.event.name
+        if name == B.PURCHASE:
+            self.warn("W503", "`on purchase` is not needed: rules without `on` already earn on purchases", c.event.span,
+                      "delete `on purchase`")
+        elif name in (B.REFUND, B.REDEEM):
+            self.warn("W504", f"`on {name}` rules never fire: {name} rows do not earn points", c.event.span,
+                      "use `on` with events such as `enroll` or `referral`")
+
+    def c_during(self, c: ast.During):
+        start, end = self.date(c.start), self.date(c.end)
+        if start and end and end < start:
+            self.emit("E402", f"the campaign ends ({c.end.text}) before it starts ({c.start.text})", c.end.span,
+                      f"swap the dates: `during {c.end.text} to {c.start.text}`")
+
+    def c_frequency(self, c: ast.Frequency):
+        if not c.once:
+            self.positive(c.times, "the number of times", whole=True)
+        if c.period is not None:
+            self.period(c.period)
+
+    def c_funded(self, c: ast.Funded):
+        self.funded(c)
+
+    def s_limit(self, s: ast.Limit):
+        self.positive(s.points, "the limit", whole=True)
+        self.period(s.period)
+
+    def s_expire(self, s: ast.Expire):
+        if s.n is not None:
+            self.positive(s.n, "the expiry length", whole=True)
+        if s.unit is not None:
+            self.time_unit(s.unit, B.TIME_UNITS)
+
+    def s_round(self, s: ast.Round):
+        if s.mode.name not in B.ROUNDING:
+            self.emit("E218", f"unknown rounding `{s.mode.name}`{self.did_you_mean(s.mode.name, 'rounding', list(B.ROUNDING))}",
+                      s.mode.span, "round " + ", ".join(f"`{m}`" for m in B.ROUNDING))
+
+    def s_reward(self, s: ast.Reward):
+        self.positive(s.points, "the reward's points", whole=True)
+        self.money(s.cost)
+        if s.cost.amount <= 0:
+            self.emit("E407", f"the reward's cost must be more than 0, not {number_text(s.cost.amount)}", s.cost.span,
+                      "write what the reward costs the business, like `cost 8 CNY`")
+        if s.funded is not None:
+            self.funded(s.funded)
+
+    def s_assert(self, s: ast.Assert):
+        self.expr.condition(s.expr, B.ASSERT)
+
+    # --- whole-program checks --------------------------------------------------------------
+
+    def multiplier_cycles(self):
+        """Each multiplier has one target, so the graph is functional: follow each chain once."""
+        target = {name: e.award.target.name for name, e in self.rules.items() if isinstance(e.award, ast.Multiplier)}
+        state: dict[str, int] = {}  # 1 on the current walk, 2 finished
+        for start in target:
+            if start in state:
+                continue
+            path: list[str] = []
+            node = start
+            while node in target and node not in state:
+                state[node] = 1
+                path.append(node)
+                node = target[node]
+            if state.get(node) == 1:
+                cycle = path[path.index(node):]
+                first = min(cycle, key=lambda n: self.rules[n].span.start)
+                i = cycle.index(first)
+                ring = cycle[i:] + cycle[:i] + [first]
+                self.emit("E210", "multipliers form a cycle: " + " → ".join(ring), self.rules[first].award.target.span,
+                          "a multiplier must lead to a rule that earns by itself (per spend or fixed points)")
+            for n in path:
+                state[n] = 2
+
+
+_STATEMENTS = {
+    ast.ProgramName: "s_program",
+    ast.Currency: "s_currency",
+    ast.PointCost: "s_point_cost",
+    ast.Column: "s_column",
+    ast.Tiers: "s_tiers",
+    ast.Earn: "s_earn",
+    ast.Limit: "s_limit",
+    ast.Expire: "s_expire",
+    ast.Round: "s_round",
+    ast.Reward: "s_reward",
+    ast.Assert: "s_assert",
+}
+_AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.Multiplier: "a_multiplier"}
+_CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded"}
 
 
 def check(program: ast.Program, source: Source) -> list[Diagnostic]:
     """All diagnostics for `program`, errors and warnings, in source order."""
-    return []
+    checker = Checker(program, source)
+    try:
+        return checker.run()
+    except RecursionError:
+        # The per-statement guard catches nesting; this is the backstop for anything else.
+        d = diagnostic(source, "error", "E430", "the program is nested too deeply to check", ast.Span(1, 1, 1, 2),
+                       "split long conditions into simpler parts")
+        return [f[3] for f in checker.found] + [d]

@@ -1,0 +1,293 @@
+"""The checker's half for expressions: resolve names and give every expression a type.
+
+Each visitor returns the expression's type (a `builtins` type name) or None when it is unknown
+because an error was already reported there; None silences follow-on errors.
+"""
+
+from __future__ import annotations
+
+from rulelang import ast
+from rulelang import builtins as B
+
+# How a type is named in messages.
+TYPE_WORDS = {
+    B.POINTS: "points",
+    B.MONEY: "money",
+    B.NUMBER: "a number",
+    B.PERCENT: "a percentage",
+    B.DATE: "a date",
+    B.WEEKDAY: "a weekday",
+    B.STRING: "a text",
+    B.BOOL: "true or false",
+    B.TIER: "a tier",
+}
+# Hints for comparing two types that do not mix, by the pair of types.
+_MIX_HINTS = {
+    frozenset({B.TIER, B.STRING}): "tier names are written without quotes: `tier >= Gold`",
+    frozenset({B.WEEKDAY, B.STRING}): "weekdays are written without quotes: `weekday == sat`",
+    frozenset({B.WEEKDAY, B.NUMBER}): "weekdays are written by name: `weekday == sat` (or `weekday in [sat, sun]`)",
+    frozenset({B.DATE, B.STRING}): "dates are written without quotes: `date >= 2026-01-01`",
+    frozenset({B.DATE, B.NUMBER}): "compare a part of the date: `month(date) == 12`, `day(date)`, `year(date)`",
+    frozenset({B.DATE, B.MONEY}): "a date compares with a date, an amount with an amount",
+    frozenset({B.DATE, B.WEEKDAY}): "compare the weekday of the date: `weekday(date) == sat`",
+    frozenset({B.TIER, B.NUMBER}): "compare with a tier name: `tier >= Gold`",
+    frozenset({B.STRING, B.NUMBER}): "numbers are written without quotes; texts with them",
+}
+_ASSERT_ONLY_HINT = "`when` decides a rule from the purchase; points and balances are known only after it, in `assert`"
+
+
+def _words(t: str) -> str:
+    return TYPE_WORDS.get(t, t)
+
+
+def compatible(a: str, b: str) -> bool:
+    """Whether two types may be compared with each other."""
+    return a == b or (a in B.NUMERIC and b in B.NUMERIC)
+
+
+class ExprChecker:
+    """Types the expressions of one program; reports through the owning `Checker`."""
+
+    def __init__(self, checker):
+        self.c = checker
+        self._visible: dict[str, list[str]] = {}
+        self._table = {
+            ast.Number: self.number,
+            ast.Percent: self.percent,
+            ast.Money: self.money,
+            ast.DateLit: self.date,
+            ast.String: self.string,
+            ast.Name: self.name,
+            ast.Attribute: self.attribute,
+            ast.Call: self.call,
+            ast.ListLit: self.bare_list,
+            ast.Arith: self.arith,
+            ast.Neg: self.neg,
+            ast.Compare: self.compare,
+            ast.In: self.membership,
+            ast.BoolOp: self.boolop,
+            ast.Not: self.not_,
+            ast.Group: self.group,
+        }
+
+    def condition(self, expr, ctx: str):
+        """A `when` or `assert` expression: it must be true or false."""
+        t = self.type(expr, ctx)
+        if t is not None and t != B.BOOL:
+            self.c.emit("E304", f"a `{ctx}` needs a condition that is true or false, but this is {_words(t)}", expr.span,
+                        "compare it with something: `amount >= 50`, `category == \"pastry\"`")
+
+    def type(self, node, ctx: str, expect: str | None = None) -> str | None:
+        return self._table[type(node)](node, ctx, expect)
+
+    # --- literals ----------------------------------------------------------------------------
+
+    def number(self, node, ctx, expect):
+        return B.NUMBER
+
+    def percent(self, node, ctx, expect):
+        self.c.percent(node)
+        return B.PERCENT
+
+    def money(self, node, ctx, expect):
+        self.c.money(node)
+        return B.MONEY
+
+    def date(self, node, ctx, expect):
+        self.c.date(node)
+        return B.DATE
+
+    def string(self, node, ctx, expect):
+        return B.STRING
+
+    def bare_list(self, node, ctx, expect):
+        self.c.emit("E309", "a list can only follow `in`", node.span, "write `weekday in [sat, sun]`")
+        for item in node.items:
+            self.type(item, ctx)
+        return None
+
+    # --- names -------------------------------------------------------------------------------
+
+    def visible(self, ctx: str) -> list[str]:
+        """Every bare name usable in this context, for did-you-mean (computed once per context)."""
+        if ctx not in self._visible:
+            names = [n for n, v in B.VARIABLES.items() if ctx in v.contexts]
+            names += list(self.c.columns) + list(B.COLUMNS) + list(self.c.tiers) + list(B.WEEKDAYS)
+            if ctx == B.ASSERT:
+                names += list(self.c.rules)
+            self._visible[ctx] = list(dict.fromkeys(names))
+        return self._visible[ctx]
+
+    def lookup(self, name: str) -> str | None:
+        """The type of a bare name by the documented precedence, ignoring context; None if unknown."""
+        if name in B.VARIABLES:
+            return B.VARIABLES[name].type
+        if name in self.c.columns:
+            return self.c.columns[name]
+        if name in B.COLUMNS:
+            return B.COLUMNS[name].type
+        if name in self.c.tiers:
+            return B.TIER
+        if name in B.WEEKDAYS:
+            return B.WEEKDAY
+        if name in self.c.rules:
+            return B.POINTS
+        return None
+
+    def name(self, node: ast.Name, ctx, expect):
+        n = node.name
+        t = self.lookup(n)
+        if t is None:
+            return self.unknown_name(node, ctx, expect)
+        var = B.VARIABLES.get(n)
+        if var is not None and ctx not in var.contexts:
+            self.c.emit("E206", f"`{n}` can only be used in `assert`, not in `{ctx}`", node.span, _ASSERT_ONLY_HINT)
+        elif var is None and t == B.POINTS and ctx != B.ASSERT:
+            self.c.emit("E206", f"the rule name `{n}` can only be used in `assert`, not in `{ctx}`", node.span, _ASSERT_ONLY_HINT)
+        elif n == "tier" and not self.c.has_tiers:
+            self.c.emit("E208", "`tier` is used but this program has no tiers", node.span,
+                        "add a `tiers by spend over 365 days { ... }` block, or drop the tier condition")
+        return t
+
+    def unknown_name(self, node: ast.Name, ctx, expect):
+        n = node.name
+        suggestion = self.c.did_you_mean(n, "names:" + ctx, self.visible(ctx))
+        if expect == B.TIER:
+            # `tier >= Golden` is a misspelt tier; `teir >= Gold` a misspelt name on the other side.
+            close_tier = self.c.did_you_mean(n, "tiers", list(self.c.tiers))
+            if close_tier or not suggestion or suggestion.split("`")[1] in self.c.tiers:
+                if self.c.has_tiers:
+                    self.c.emit("E207", f"unknown tier `{n}`{close_tier}", node.span,
+                                "this program's tiers are " + ", ".join(f"`{t}`" for t in self.c.tiers))
+                return B.TIER
+        hint = "names are builtins (`amount`, `date`, `weekday`, `tier`, ...), columns, tiers and weekdays; " \
+               f"declare a data column with `column {n}: text`"
+        if n in B.FUNCTIONS:
+            hint = f"`{n}` is a function: write `{n}(date)`"
+        elif n in B.CUSTOMER or n in B.BASKET:
+            owner = "customer" if n in B.CUSTOMER else "basket"
+            suggestion = suggestion or f"; did you mean `{owner}.{n}`?"
+        self.c.emit("E201", f"unknown name `{n}`{suggestion}", node.span, hint)
+        return None
+
+    def attribute(self, node: ast.Attribute, ctx, expect):
+        obj, attr = node.obj.name, node.attr.name
+        tables = {"customer": self.c.customer, "basket": {k: v.type for k, v in B.BASKET.items()}}
+        if obj not in tables:
+            self.c.emit("E204", f"unknown `{obj}.`{self.c.did_you_mean(obj, 'objects', list(tables))}", node.obj.span,
+                        "dotted names start with `customer.` or `basket.`")
+            return None
+        table = tables[obj]
+        if attr not in table:
+            code = "E202" if obj == "customer" else "E203"
+            hint = f"`{obj}.` names are " + ", ".join(f"`{k}`" for k in table)
+            if obj == "customer":
+                hint += f"; declare others with `column customer.{attr}: text`"
+            best = self.c.suggest(attr, "attr:" + obj, list(table))
+            close = f"; did you mean `{obj}.{best}`?" if best else ""
+            self.c.emit(code, f"unknown `{obj}.{attr}`{close}", node.attr.span, hint)
+            return None
+        return table[attr]
+
+    def call(self, node: ast.Call, ctx, expect):
+        fname = node.func.name
+        func = B.FUNCTIONS.get(fname)
+        types = [self.type(a, ctx) for a in node.args]
+        if func is None:
+            self.c.emit("E205", f"unknown function `{fname}`{self.c.did_you_mean(fname, 'functions', list(B.FUNCTIONS))}", node.func.span,
+                        "functions are " + ", ".join(f"`{f}`" for f in B.FUNCTIONS))
+            return None
+        wanted = len(func.args)
+        if (len(types) < wanted) or (not func.variadic and len(types) != wanted):
+            count = f"at least {wanted}" if func.variadic else str(wanted)
+            self.c.emit("E305", f"`{fname}` takes {count} argument{'s' if wanted != 1 else ''}, not {len(types)}", node.span,
+                        f"{fname}: {func.doc}")
+            return self._result(func, types)
+        for i, (arg, t) in enumerate(zip(node.args, types, strict=True)):
+            want = func.args[min(i, wanted - 1)]
+            if t is None:
+                continue
+            ok = t in B.NUMERIC if want == "numeric" else t == want
+            if not ok:
+                need = "a number or an amount" if want == "numeric" else _words(want)
+                self.c.emit("E306", f"`{fname}` needs {need}, but this is {_words(t)}", arg.span, f"{fname}: {func.doc}")
+        return self._result(func, types)
+
+    @staticmethod
+    def _result(func, types):
+        if func.result != "numeric":
+            return func.result
+        return next((t for t in types if t in B.NUMERIC and t != B.NUMBER), B.NUMBER)
+
+    # --- operators ---------------------------------------------------------------------------
+
+    def _numeric(self, node, t, what: str) -> bool:
+        if t is None or t in B.NUMERIC:
+            return True
+        hint = "use `days_between(a, b)` for days between dates" if t == B.DATE else "arithmetic works on numbers, amounts and points"
+        self.c.emit("E303", f"{what} needs a number, but this is {_words(t)}", node.span, hint)
+        return False
+
+    def arith(self, node: ast.Arith, ctx, expect):
+        operands = [node.first] + [o for _, o in node.rest]
+        types = [self.type(o, ctx) for o in operands]
+        ok = True
+        for op_node, t in zip(operands, types, strict=True):
+            ok = self._numeric(op_node, t, "arithmetic") and ok
+        if not ok or None in types:
+            return None
+        return next((t for t in types if t not in (B.NUMBER, B.PERCENT)), B.NUMBER)
+
+    def neg(self, node: ast.Neg, ctx, expect):
+        t = self.type(node.operand, ctx)
+        return t if self._numeric(node.operand, t, "`-`") else None
+
+    def _pair(self, left, right, ctx):
+        # A bare name is typed after the other side, so `tier >= Golden` knows it wants a tier.
+        if isinstance(left, ast.Name) and self.lookup(left.name) is None:
+            rt = self.type(right, ctx)
+            return self.type(left, ctx, rt), rt
+        lt = self.type(left, ctx)
+        return lt, self.type(right, ctx, lt)
+
+    def compare(self, node: ast.Compare, ctx, expect):
+        lt, rt = self._pair(node.left, node.right, ctx)
+        if lt is None or rt is None:
+            return B.BOOL
+        if not compatible(lt, rt):
+            self.c.emit("E301", f"cannot compare {_words(lt)} with {_words(rt)}", node.right.span,
+                        _MIX_HINTS.get(frozenset({lt, rt}), "compare values of the same kind"))
+        elif lt == B.BOOL and node.op not in ("==", "!="):
+            self.c.emit("E308", f"`{node.op}` does not order true and false", node.span, "use `==` or `!=`")
+        return B.BOOL
+
+    def membership(self, node: ast.In, ctx, expect):
+        it = self.type(node.item, ctx)
+        if not node.options.items:
+            self.c.warn("W505", "the list is empty, so this `in` is never true", node.options.span, "list the values to match")
+        for opt in node.options.items:
+            ot = self.type(opt, ctx, it)
+            if it is None or ot is None:
+                continue
+            if not compatible(it, ot):
+                self.c.emit("E302", f"this list holds {_words(ot)}, but it is matched against {_words(it)}", opt.span,
+                            _MIX_HINTS.get(frozenset({it, ot}), "every item in the list must be the same kind as the value before `in`"))
+        return B.BOOL
+
+    def _bool(self, node, ctx, word: str):
+        t = self.type(node, ctx)
+        if t is not None and t != B.BOOL:
+            self.c.emit("E307", f"`{word}` joins conditions, but this is {_words(t)}", node.span,
+                        "write a comparison on each side: `amount >= 50 and weekday == sat`")
+
+    def boolop(self, node: ast.BoolOp, ctx, expect):
+        for operand in node.operands:
+            self._bool(operand, ctx, node.op)
+        return B.BOOL
+
+    def not_(self, node: ast.Not, ctx, expect):
+        self._bool(node.operand, ctx, "not")
+        return B.BOOL
+
+    def group(self, node: ast.Group, ctx, expect):
+        return self.type(node.expr, ctx, expect)

@@ -1,0 +1,449 @@
+"""Scenario YAML -> `Scenario`: the simulation's assumptions, validated, with defaults.
+
+Every key is optional. Paths are relative to the YAML file. Problems raise `ScenarioError`
+naming the file, the key path (`redemption.probability`), the line:col of the value, what was
+expected and, for unknown keys, the nearest known one. The YAML is read with the safe loader only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from rulelang.errors import LoyaltyError
+
+
+class ScenarioError(LoyaltyError):
+    """A scenario file (or command-line override) that cannot be used."""
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """The stretch of history to replay: both days included."""
+
+    start: dt.date
+    end: dt.date
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()} to {self.end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """Who joins: a `share` of customers, picked `random`ly or the `top_spenders` first."""
+
+    share: float = 1.0
+    pick: str = "random"
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """After each visit a member who can afford a reward redeems with `probability`, choosing by `choice`."""
+
+    probability: float = 0.3
+    choice: str = "cheapest"
+
+
+@dataclass(frozen=True)
+class GoalGradient:
+    """Members within `within` (a share of the points needed) of a reward spend `uplift` more."""
+
+    within: float
+    uplift: float
+
+
+@dataclass(frozen=True)
+class Response:
+    """Behaviour change of members: spend uplift (one number or per tier), visit uplift, goal gradient."""
+
+    spend_uplift: float | Mapping[str, float] = 0.0
+    visit_uplift: float = 0.0
+    goal_gradient: GoalGradient | None = None
+
+    def spend_uplift_for(self, tier: str) -> float:
+        """The spend uplift of a tier (0 for a tier the mapping does not name)."""
+        if isinstance(self.spend_uplift, Mapping):
+            return float(self.spend_uplift.get(tier, 0.0))
+        return float(self.spend_uplift)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. `transactions=None` means the bundled sample data."""
+
+    program: Path | None = None
+    transactions: Path | None = None
+    customers: Path | None = None
+    columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    period: Period | None = None
+    enrollment: Enrollment = Enrollment()
+    redemption: Redemption = Redemption()
+    response: Response = Response()
+    margin: float = 0.6
+    runs: int = 100
+    seed: int = 0
+    source: str = "<scenario>"
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
+        """Validate a plain mapping (as from YAML); relative paths are taken from `base_dir`."""
+        return _build(d, Path(base_dir), _Ctx(source, _marks or {}))
+
+    def with_overrides(self, **flags) -> Scenario:
+        """A copy with command-line values in place of the file's (None means not given).
+
+        Names are keys (`runs`, `seed`, `margin`, `period`, `program`, ...) or section keys with a
+        dot or underscore (`redemption.probability`, `enrollment_share`); paths are taken as given
+        (relative to the working directory).
+        """
+        raw = self.to_dict()
+        for name, value in flags.items():
+            if value is None:
+                continue
+            path = _flag_path(name)
+            target = raw
+            for part in path[:-1]:
+                if not isinstance(target.get(part), dict):
+                    target[part] = {}
+                target = target[part]
+            target[path[-1]] = str(value) if path[-1] in _PATH_KEYS else value
+        return _build(raw, Path("."), _Ctx("command line", {}), keep_source=self.source)
+
+    def to_dict(self) -> dict:
+        """The assumptions as plain values, keys in a fixed order (for reports and overrides)."""
+        rs = self.response
+        out: dict[str, Any] = {
+            "program": _path_text(self.program),
+            "transactions": _path_text(self.transactions),
+            "customers": _path_text(self.customers),
+            "columns": dict(sorted(self.columns.items())),
+            "period": str(self.period) if self.period else None,
+            "enrollment": {"share": self.enrollment.share, "pick": self.enrollment.pick},
+            "redemption": {"probability": self.redemption.probability, "choice": self.redemption.choice},
+            "response": {
+                "spend_uplift": dict(rs.spend_uplift) if isinstance(rs.spend_uplift, Mapping) else rs.spend_uplift,
+                "visit_uplift": rs.visit_uplift,
+                "goal_gradient": (
+                    {"within": rs.goal_gradient.within, "uplift": rs.goal_gradient.uplift} if rs.goal_gradient else None
+                ),
+            },
+            "margin": self.margin,
+            "runs": self.runs,
+            "seed": self.seed,
+        }
+        return out
+
+    def data_paths(self) -> tuple[Path, Path | None]:
+        """(transactions, customers) to read: the scenario's, or the bundled sample when it names none."""
+        if self.transactions is not None:
+            return self.transactions, self.customers
+        from simulator.sample_data import bundled_paths
+
+        tx, cust = bundled_paths()
+        return tx, self.customers if self.customers is not None else cust
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{p}: error: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{p}: error: cannot read the scenario file ({exc})") from None
+    return loads_scenario(text, str(p), p.parent)
+
+
+def loads_scenario(text: str, source: str = "<scenario>", base_dir: str | Path = ".") -> Scenario:
+    """Like `load_scenario`, from YAML text."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"{source}{where}: error: not valid YAML: {problem}") from None
+    marks: dict[tuple, tuple[int, int]] = {}
+    if node is not None:
+        _collect_marks(node, (), marks)
+    return Scenario.from_dict(data, base_dir, source, marks)
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+_PATH_KEYS = ("program", "transactions", "customers")
+_KEY = Callable[[Any, tuple, "_Ctx"], Any]
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    source: str
+    marks: Mapping[tuple, tuple[int, int]]
+
+    def fail(self, path: tuple, message: str, key: bool = False) -> ScenarioError:
+        name = ".".join(map(str, path)) or "(top level)"
+        mark = self.marks.get(("key",) + path if key else path) or self.marks.get(path)
+        where = f":{mark[0]}:{mark[1]}" if mark else ""
+        return ScenarioError(f"{self.source}{where}: error: {name}: {message}")
+
+
+def _collect_marks(node, path: tuple, marks: dict) -> None:
+    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for knode, vnode in node.value:
+            key = knode.value
+            marks[("key",) + path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            _collect_marks(vnode, path + (key,), marks)
+
+
+def _shown(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _number(lo: float | None, hi: float | None, what: str) -> _KEY:
+    def check(value, path, ctx):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ctx.fail(path, f"expected {what}, got {_shown(value)}")
+        if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ctx.fail(path, f"{_shown(value)} is out of range; expected {what}")
+        return float(value)
+
+    return check
+
+
+def _integer(lo: int, hi: int, what: str) -> _KEY:
+    def check(value, path, ctx):
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = f" (write {int(value)})" if isinstance(value, float) and value.is_integer() else ""
+            raise ctx.fail(path, f"expected {what}, got {_shown(value)}{hint}")
+        if not lo <= value <= hi:
+            raise ctx.fail(path, f"{value} is out of range; expected {what}")
+        return value
+
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> _KEY:
+    def check(value, path, ctx):
+        if not isinstance(value, str) or value not in options:
+            close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise ctx.fail(path, f"expected one of {' | '.join(options)}, got {_shown(value)}{hint}")
+        return value
+
+    return check
+
+
+def _path() -> _KEY:
+    def check(value, path, ctx):
+        if not isinstance(value, str) or not value.strip():
+            raise ctx.fail(path, f"expected a file path, got {_shown(value)}")
+        return value
+
+    return check
+
+
+def _period(value, path, ctx) -> Period:
+    expected = "a period like `2026-01-01 to 2026-12-31` (both days included)"
+    if not isinstance(value, str):
+        raise ctx.fail(path, f"expected {expected}, got {_shown(value)}")
+    m = re.fullmatch(r"\s*(\S+)\s+to\s+(\S+)\s*", value)
+    if not m:
+        raise ctx.fail(path, f"expected {expected}, got {_shown(value)}")
+    days = []
+    for text in m.groups():
+        try:
+            days.append(dt.date.fromisoformat(text))
+        except ValueError:
+            raise ctx.fail(path, f"`{text}` is not a date; expected {expected}") from None
+    if days[1] < days[0]:
+        raise ctx.fail(path, f"the period ends ({days[1]}) before it starts ({days[0]})")
+    return Period(days[0], days[1])
+
+
+_IDENT = re.compile(r"[^\W\d]\w*")
+# The canonical column names a mapping is most likely to mean; other keys are allowed (a program
+# may declare its own columns) unless they look like a misspelling of one of these.
+CANONICAL_COLUMNS = (
+    "customer_id", "timestamp", "amount", "event", "transaction_id", "reward",
+    "category", "sku", "product", "brand", "quantity", "store", "channel", "payment", "region",
+    "birthday", "segment", "city", "gender", "enrolled",
+)  # fmt: skip
+
+
+def _columns(value, path, ctx) -> Mapping[str, str]:
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, dict):
+        raise ctx.fail(path, f"expected a mapping of canonical names to your column names, like `customer_id: member_no`, got {_shown(value)}")
+    out: dict[str, str] = {}
+    for key, src in value.items():
+        kpath = path + (key,)
+        if not isinstance(key, str) or not _IDENT.fullmatch(key):
+            raise ctx.fail(kpath, f"expected a column name as the key, got {_shown(key)}", key=True)
+        if not isinstance(src, str) or not src.strip():
+            raise ctx.fail(kpath, f"expected your column's name (text), got {_shown(src)}")
+        if key not in CANONICAL_COLUMNS:
+            if src in CANONICAL_COLUMNS:
+                raise ctx.fail(kpath, f"the mapping is canonical name -> your column; write `{src}: {key}`", key=True)
+            close = difflib.get_close_matches(key, CANONICAL_COLUMNS, n=1, cutoff=0.8)
+            if close:
+                raise ctx.fail(kpath, f"unknown column `{key}`; did you mean `{close[0]}`?", key=True)
+        out[key] = src
+    sources = list(out.values())
+    dup = next((s for s in sources if sources.count(s) > 1), None)
+    if dup is not None:
+        raise ctx.fail(path, f"your column `{dup}` is mapped to more than one canonical name")
+    return MappingProxyType(out)
+
+
+def _uplift_number(value, path, ctx) -> float:
+    return _number(-1.0, 1.0, "a share between -1 and 1 (0.03 means +3%)")(value, path, ctx)
+
+
+def _spend_uplift(value, path, ctx):
+    if isinstance(value, dict):
+        out = {}
+        for tier, v in value.items():
+            if not isinstance(tier, str):
+                raise ctx.fail(path + (tier,), f"expected a tier name as the key, got {_shown(tier)}", key=True)
+            out[tier] = _uplift_number(v, path + (tier,), ctx)
+        return MappingProxyType(out)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ctx.fail(path, f"expected a number (0.03 means +3%) or a mapping of tier to number, like `{{Gold: 0.03}}`, got {_shown(value)}")
+    return _uplift_number(value, path, ctx)
+
+
+# Each section: key -> (validator, default). A key's default of REQUIRED means it must be given.
+REQUIRED = object()
+_SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
+    "enrollment": {
+        "share": (_number(0.0, 1.0, "a share between 0 and 1"), 1.0),
+        "pick": (_choice(("random", "top_spenders")), "random"),
+    },
+    "redemption": {
+        "probability": (_number(0.0, 1.0, "a probability between 0 and 1"), 0.3),
+        "choice": (_choice(("cheapest", "dearest", "random")), "cheapest"),
+    },
+    "response": {
+        "spend_uplift": (_spend_uplift, 0.0),
+        "visit_uplift": (_number(0.0, 1.0, "a share between 0 and 1 (0.02 means +2% visits)"), 0.0),
+        "goal_gradient": (None, None),  # a nested section, below
+    },
+    "goal_gradient": {
+        "within": (_number(0.0, 1.0, "a share between 0 and 1 of the points a reward needs"), REQUIRED),
+        "uplift": (_uplift_number, REQUIRED),
+    },
+}
+
+_TOP: dict[str, tuple[_KEY | None, Any]] = {
+    "program": (_path(), None),
+    "transactions": (_path(), None),
+    "customers": (_path(), None),
+    "columns": (_columns, MappingProxyType({})),
+    "period": (_period, None),
+    "enrollment": (None, None),
+    "redemption": (None, None),
+    "response": (None, None),
+    "margin": (_number(0.0, 1.0, "a share between 0 and 1 (0.6 means a 60% gross margin)"), 0.6),
+    "runs": (_integer(1, 1_000_000, "a whole number of runs, at least 1"), 100),
+    "seed": (_integer(0, 2**63 - 1, "a whole number, 0 or more"), 0),
+}
+
+
+def _unknown(keys, known, path, ctx):
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+            hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
+            raise ctx.fail(path + (key,), f"unknown key `{key}`{hint}", key=True)
+
+
+def _section(raw, name: str, path: tuple, ctx) -> dict:
+    spec = _SECTIONS[name]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ctx.fail(path, f"expected a section with keys {', '.join(spec)}, got {_shown(raw)}")
+    _unknown(raw, spec, path, ctx)
+    out = {}
+    for key, (check, default) in spec.items():
+        if key in raw and raw[key] is not None:
+            out[key] = check(raw[key], path + (key,), ctx) if check else raw[key]
+        elif default is REQUIRED:
+            raise ctx.fail(path, f"`{key}` is missing; `{'.'.join(path)}` needs {', '.join(spec)}")
+        else:
+            out[key] = default
+    return out
+
+
+def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scenario:
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ctx.fail((), f"expected a mapping of keys ({', '.join(_TOP)}), got {_shown(d)}")
+    _unknown(d, _TOP, (), ctx)
+    values: dict[str, Any] = {}
+    for key, (check, default) in _TOP.items():
+        v = d.get(key)
+        values[key] = check(v, (key,), ctx) if (check and v is not None) else default
+    for key in _PATH_KEYS:
+        if values[key] is not None:
+            p = base_dir / values[key]
+            if not p.exists():
+                where = f" (paths are relative to the scenario file, in {base_dir})" if ctx.marks else ""
+                raise ctx.fail((key,), f"no such file: {p}{where}")
+            values[key] = p
+    enr = _section(d.get("enrollment"), "enrollment", ("enrollment",), ctx)
+    red = _section(d.get("redemption"), "redemption", ("redemption",), ctx)
+    resp = _section(d.get("response"), "response", ("response",), ctx)
+    if resp["goal_gradient"] is not None:
+        gg = _section(resp["goal_gradient"], "goal_gradient", ("response", "goal_gradient"), ctx)
+        resp["goal_gradient"] = GoalGradient(**gg)
+    if values["customers"] is not None and values["transactions"] is None:
+        raise ctx.fail(("customers",), "a customers file needs a transactions file too; add `transactions:`")
+    return Scenario(
+        program=values["program"],
+        transactions=values["transactions"],
+        customers=values["customers"],
+        columns=values["columns"],
+        period=values["period"],
+        enrollment=Enrollment(**enr),
+        redemption=Redemption(**red),
+        response=Response(**resp),
+        margin=values["margin"],
+        runs=values["runs"],
+        seed=values["seed"],
+        source=keep_source or ctx.source,
+    )
+
+
+def _path_text(p: Path | None) -> str | None:
+    return None if p is None else p.as_posix()
+
+
+def _flag_path(name: str) -> tuple[str, ...]:
+    if "." in name:
+        return tuple(name.split("."))
+    if name in _TOP:
+        return (name,)
+    for section in ("enrollment", "redemption", "response"):
+        if name.startswith(section + "_") and name[len(section) + 1 :] in _SECTIONS[section]:
+            return (section, name[len(section) + 1 :])
+    owners = [s for s in ("enrollment", "redemption", "response") if name in _SECTIONS[s]]
+    if len(owners) == 1:
+        return (owners[0], name)
+    raise ScenarioError(f"command line: error: unknown scenario setting `{name}`")

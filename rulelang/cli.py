@@ -66,3 +66,60 @@ def check_cmd(paths, fmt):
     if io_error:
         sys.exit(2)
     sys.exit(1 if any(d.is_error for d in found) else 0)
+
+
+@command
+@click.command("fmt")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--check", "check_only", is_flag=True, help="list files that are not in canonical layout; exit 1 if any")
+@click.option("--write", is_flag=True, help="rewrite the files in place")
+def fmt_cmd(paths, check_only, write):
+    """Print program files in the canonical layout (comments kept)."""
+    from rulelang.fmt import format_program
+
+    if check_only and write:
+        raise click.UsageError("use either --check or --write, not both")
+    status = 0
+    for path in _program_files(paths):
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            click.echo(f"{path}: error: cannot read the file: {exc.strerror or exc}", err=True)
+            status = 2
+            continue
+        try:
+            formatted = format_program(parser.parse(parser.decode(raw, str(path))))
+        except ProgramError as exc:
+            click.echo(str(exc) + "\n", err=True)
+            status = max(status, 1)
+            continue
+        changed = raw != formatted.encode("utf-8")
+        if check_only:
+            if changed:
+                click.echo(f"{path}: would be reformatted")
+                status = max(status, 1)
+        elif write:
+            if changed:
+                path.write_bytes(formatted.encode("utf-8"))
+                click.echo(f"{path}: reformatted", err=True)
+        else:
+            click.echo(formatted, nl=False)
+    sys.exit(status)
+
+
+@command
+@click.command("explain")
+@click.argument("path")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", help="the language of the terms")
+def explain_cmd(path, lang):
+    """Print a program's member-facing terms in plain language."""
+    from rulelang.explain import explain
+    from rulelang.program import from_source
+
+    try:
+        source = parser.read(path)
+        loaded = from_source(source)
+    except ProgramError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2 if any(d.code == "E002" for d in exc.diagnostics) else 1)
+    click.echo(explain(loaded.tree, lang), nl=False)

@@ -1,15 +1,350 @@
 """Loyalty-specific warnings about what a checked program means (W6xx codes).
 
-(First cut: the invariants issue fills this in; the signature is the contract.)
+Each check is a function in `CHECKS`; each finding can be silenced with a comment on its line or
+the line before: `# loyalty: ignore[W601]`, `# loyalty: ignore[W601, W603]`, or `# loyalty: ignore`.
+Every code is documented, with an example and the fix, in docs/invariants.md.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
+from fractions import Fraction
+
 from rulelang import ast
-from rulelang.errors import Diagnostic, Source
-from rulelang.model import Model
+from rulelang import builtins as B
+from rulelang.conditions import Analyser
+from rulelang.errors import Diagnostic, Source, diagnostic
+from rulelang.model import Model, Rule, names_in
+
+MAX_STACK = Fraction(3)  # a base rule multiplied past this is flagged unless an assert bounds it
+MAX_SUBSETS = 10  # enumerate combinations of at most this many rules; past it, assume all combine
+# Events that reward a relationship rather than a purchase, and are accepted practice.
+RELATIONSHIP_EVENTS = frozenset({"enroll", "referral", "birthday", "anniversary", "signup", "register", "registration"})
+# How many calendar periods a window of `days` consecutive days can touch, at most.
+_TOUCHED = {
+    "day": lambda d: d,
+    "week": lambda d: (d - 1) // 7 + 2,
+    "month": lambda d: min((d - 1) // 28 + 2, 13) if d <= 366 else (d - 1) // 28 + 2,
+    "year": lambda d: (d - 1) // 365 + 2,
+}
+_IGNORE = re.compile(r"#\s*loyalty:\s*ignore\b(?:\[([^\]]*)\])?")
 
 
 def lint(program: ast.Program, model: Model, source: Source) -> list[Diagnostic]:
     """Warnings about the program's economics and reachability, in source order."""
-    return []
+    ctx = _Context(program, model, source)
+    found: list[Diagnostic] = []
+    for check in CHECKS:
+        found.extend(check(ctx))
+    return sorted(suppressed(found, source), key=lambda d: (d.span.line, d.span.col, d.code))
+
+
+def suppressed(found: list[Diagnostic], source: Source) -> list[Diagnostic]:
+    """The findings not silenced by a `# loyalty: ignore[...]` comment on their line or the one before."""
+    lines = source.text.split("\n")
+
+    def ignored(line: int, code: str) -> bool:
+        for n in (line, line - 1):
+            if 1 <= n <= len(lines):
+                for m in _IGNORE.finditer(lines[n - 1]):
+                    codes = m.group(1)
+                    if codes is None or code in {c.strip().upper() for c in codes.split(",")}:
+                        return True
+        return False
+
+    return [d for d in found if not ignored(d.span.line, d.code)]
+
+
+class _Context:
+    """What every check needs: the tree, the model, condition analysis, and the earn statements."""
+
+    def __init__(self, program: ast.Program, model: Model, source: Source):
+        self.program, self.model, self.source = program, model, source
+        self.an = Analyser(model)
+        self.earns = {e.name.name: e for e in program.of(ast.Earn)}
+        self.fires = {r.name: self.an.satisfiable(self.an.rule_terms(r)) for r in model.rules}
+
+    def warn(self, code: str, message: str, span: ast.Span, hint: str | None = None, severity: str = "warning") -> Diagnostic:
+        return diagnostic(self.source, severity, code, message, span, hint)
+
+    def head(self, name: str) -> ast.Span:
+        """The span of `earn NAME` for a rule."""
+        e = self.earns[name]
+        return ast.Span(e.span.line, e.span.col, e.name.span.end_line, e.name.span.end_col, e.span.start, e.name.span.end)
+
+    def program_span(self) -> ast.Span:
+        first = self.program.statements[0] if self.program.statements else None
+        return first.span if first is not None else ast.Span(1, 1, 1, 2)
+
+
+# --- W601: rules that can never fire ------------------------------------------------------------
+
+
+def never_fires(ctx: _Context) -> list[Diagnostic]:
+    out = []
+    for r in ctx.model.rules:
+        if ctx.fires[r.name]:
+            continue
+        own = ctx.an.rule_terms(r, with_target=False)
+        if r.kind == "multiplier" and ctx.an.satisfiable(own):
+            msg = f"rule `{r.name}` can never fire: its conditions never hold when `{r.target}` earns"
+            why = _reason(ctx, ctx.an.rule_terms(r))
+        else:
+            why = _reason(ctx, own)
+            msg = f"rule `{r.name}` can never fire: {why}"
+            why = None
+        out.append(ctx.warn("W601", msg + (f" ({why})" if why else ""), ctx.head(r.name), "fix the conditions, or delete the rule"))
+    return out
+
+
+def _reason(ctx: _Context, terms: list) -> str:
+    key, atoms = ctx.an.conflict(terms[0])
+    texts = list(dict.fromkeys(a.text for a in atoms))
+    if key == "tier" and ctx.model.tiers and len(texts) == 1:
+        names = ctx.model.tiers.names
+        return f"`{texts[0]}` never holds: the tiers run from {names[0]} to {names[-1]}"
+    if any(t.startswith("during ") for t in texts):
+        window = next(t for t in texts if t.startswith("during "))
+        others = [t for t in texts if not t.startswith("during ")]
+        return f"the `{window}` window never meets " + " and ".join(f"`{t}`" for t in others)
+    if len(texts) == 1:
+        return f"`{texts[0]}` never holds"
+    return " and ".join(f"`{t}`" for t in texts) + " cannot all hold"
+
+
+# --- W602: multipliers stacking ---------------------------------------------------------------
+
+
+def stack(ctx: _Context, base: Rule) -> tuple[Fraction, tuple[Rule, ...]]:
+    """The largest total factor on a base rule's points, and the multipliers that reach it."""
+    tree = []
+    frontier = {base.name}
+    while True:
+        nxt = [r for r in ctx.model.rules if r.kind == "multiplier" and r.target in frontier and r not in tree and ctx.fires[r.name]]
+        if not nxt:
+            break
+        tree.extend(nxt)
+        frontier = {r.name for r in nxt}
+    best, best_set = Fraction(1), ()
+    if len(tree) > MAX_SUBSETS:
+        return _factor(base.name, tree), tuple(tree)
+    base_terms = ctx.an.rule_terms(base)
+    for k in range(len(tree), 0, -1):
+        for subset in itertools.combinations(tree, k):
+            names = {base.name} | {m.name for m in subset}
+            if any(m.target not in names for m in subset):
+                continue
+            f = _factor(base.name, subset)
+            if f > best and _jointly(ctx, [base_terms] + [ctx.an.rule_terms(m, with_target=False) for m in subset]):
+                best, best_set = f, subset
+    return best, best_set
+
+
+def _factor(name: str, multipliers) -> Fraction:
+    # A multiplier adds (F - 1) times what its target earned; a multiplier of a multiplier scales
+    # that extra part, so the total is a sum over the tree.
+    return 1 + sum(((m.factor - 1) * _factor(m.name, multipliers) for m in multipliers if m.target == name), Fraction(0))
+
+
+def _jointly(ctx: _Context, parts: list) -> bool:
+    if any(p is None for p in parts):
+        return True
+    terms = [[]]
+    for p in parts:
+        terms = [a + b for a in terms for b in p][:256]
+    return ctx.an.satisfiable(terms)
+
+
+def _bounded_by_assert(ctx: _Context, names: set[str]) -> bool:
+    for a in ctx.model.asserts:
+        for node in _compares(a):
+            upper = node.left if node.op in ("<", "<=") else node.right if node.op in (">", ">=") else None
+            if upper is not None and names_in(upper) & (names | {"points"}):
+                return True
+    return False
+
+
+def _compares(expr):
+    stack_ = [expr]
+    while stack_:
+        n = stack_.pop()
+        if isinstance(n, ast.Compare):
+            yield n
+        elif isinstance(n, ast.BoolOp):
+            stack_.extend(n.operands)
+        elif isinstance(n, ast.Group):
+            stack_.append(n.expr)
+
+
+def stacking(ctx: _Context) -> list[Diagnostic]:
+    out = []
+    for base in ctx.model.rules:
+        if base.kind == "multiplier":
+            continue
+        factor, used = stack(ctx, base)
+        if factor <= MAX_STACK or _bounded_by_assert(ctx, {base.name} | {m.name for m in used}):
+            continue
+        parts = ", ".join(f"`{m.name}` ({_num(m.factor)}x)" for m in used)
+        out.append(
+            ctx.warn(
+                "W602",
+                f"`{base.name}` can earn {_num(factor)}x its points when {parts} stack, more than {_num(MAX_STACK)}x",
+                ctx.head(used[-1].name),
+                f"make the multipliers exclusive, or state the bound: `assert {base.name} + ... <= N * amount`",
+            )
+        )
+    return out
+
+
+# --- W603: no expiry -----------------------------------------------------------------------------
+
+
+def no_expiry(ctx: _Context) -> list[Diagnostic]:
+    if ctx.model.expiry.kind != "never":
+        return []
+    stmt = ctx.program.first(ast.Expire)
+    span = stmt.span if stmt is not None else ctx.program_span()
+    return [
+        ctx.warn(
+            "W603",
+            "points never expire, so the liability for unredeemed points grows without bound",
+            span,
+            "add an expiry such as `expire after 24 months`, or silence this with `# loyalty: ignore[W603]` if it is intended",
+        )
+    ]
+
+
+# --- W604: giveaways not tied to a purchase ------------------------------------------------------
+
+
+def giveaways(ctx: _Context) -> list[Diagnostic]:
+    out = []
+    for r in ctx.model.rules:
+        if r.event in (B.PURCHASE,) or r.event in RELATIONSHIP_EVENTS or r.kind == "multiplier" or not ctx.fires[r.name]:
+            continue
+        out.append(
+            ctx.warn(
+                "W604",
+                f"rule `{r.name}` gives points on `{r.event}` rows, which are not purchases: a giveaway unrelated to buying",
+                ctx.head(r.name),
+                "tie it to a purchase (drop `on` and add a `when` condition), or check that such bonuses are allowed where you operate",
+            )
+        )
+    return out
+
+
+# --- W605: rewards nobody can afford -------------------------------------------------------------
+
+
+def yearly_points(ctx: _Context) -> tuple[Fraction | None, str]:
+    """An upper bound on points one member can hold from a year of earning (None: unbounded)."""
+    m = ctx.model
+    days = 365
+    if m.expiry.kind == "after":
+        days = min(days, m.expiry.n * {"days": 1, "months": 31, "years": 366}[m.expiry.unit])
+    touched = dict(_TOUCHED)
+    if m.expiry.kind == "end_of_year":
+        touched["year"] = lambda d: 1
+    caps = [(Fraction(n * touched[p](days)), f"`limit {n} points per {p}`") for n, p in m.limits]
+    cap = min(caps, default=(None, ""), key=lambda c: c[0])
+    total = Fraction(0)
+    for r in m.rules:
+        if r.kind == "multiplier" or not ctx.fires[r.name]:
+            continue
+        if r.kind == "per_spend" or r.times is None:
+            total = None
+            break
+        firings = r.times if r.per is None else r.times * touched[r.per](days)
+        total += r.points * firings * stack(ctx, r)[0]
+    if total is None or (cap[0] is not None and cap[0] < total):
+        return cap
+    return total, "the frequency limits of the fixed bonuses"
+
+
+def unaffordable(ctx: _Context) -> list[Diagnostic]:
+    bound, why = yearly_points(ctx)
+    if bound is None:
+        return []
+    out = []
+    stmts = {r.name.name: r for r in ctx.program.of(ast.Reward)}
+    for rw in ctx.model.rewards:
+        if rw.points > bound:
+            out.append(
+                ctx.warn(
+                    "W605",
+                    f"no member can afford `{rw.name}` ({rw.points} points) within a year: at most {_num(bound)} points can be earned ({why})",
+                    stmts[rw.name].span,
+                    "lower its price, or raise the cap",
+                )
+            )
+    return out
+
+
+# --- W606: the effective earn rate ---------------------------------------------------------------
+
+
+def earn_rate(ctx: _Context) -> list[Diagnostic]:
+    m = ctx.model
+    spend = [r for r in m.rules if r.kind == "per_spend" and r.event == B.PURCHASE and ctx.fires[r.name]]
+    if not spend:
+        return []
+    low = sum((r.rate for r in spend if r.condition is None and r.during is None), Fraction(0))
+    high = Fraction(0)
+    factors = {r.name: stack(ctx, r)[0] for r in spend}
+    if len(spend) > MAX_SUBSETS:
+        high = sum((r.rate * factors[r.name] for r in spend), Fraction(0))
+    else:
+        for k in range(len(spend), 0, -1):
+            for subset in itertools.combinations(spend, k):
+                value = sum((r.rate * factors[r.name] for r in subset), Fraction(0))
+                if value > high and _jointly(ctx, [ctx.an.rule_terms(r) for r in subset]):
+                    high = value
+    cur = m.currency
+    msg = f"earn rate from spend: {_num(low)} to {_num(high)} points per 1 {cur}"
+    if m.point_cost:
+        msg += f", worth {_pct(low * m.point_cost)} to {_pct(high * m.point_cost)} of spend at point_cost {_num(m.point_cost)} {cur}"
+    stmt = ctx.program.first(ast.PointCost)
+    span = stmt.span if stmt is not None else ctx.head(spend[0].name)
+    return [ctx.warn("W606", msg + " (before caps and fixed bonuses)", span, severity="note")]
+
+
+# --- W607: points that fall as spend rises ----------------------------------------------------
+
+
+def non_monotone(ctx: _Context) -> list[Diagnostic]:
+    out = []
+    for r in ctx.model.rules:
+        if not ctx.fires[r.name]:
+            continue
+        atom = ctx.an.non_monotone(r)
+        if atom is None:
+            continue
+        out.append(
+            ctx.warn(
+                "W607",
+                f"rule `{r.name}` stops earning as the amount grows (`{atom.text}`), so spending more can earn fewer points",
+                ctx.head(r.name),
+                "use a lower bound only (`amount >= X`), or silence this with `# loyalty: ignore[W607]` if it is intended",
+            )
+        )
+    return out
+
+
+def non_monotone_rules(model: Model) -> list[str]:
+    """Rules whose conditions make points fall as the amount rises (the W607 rules, ignored or not)."""
+    an = Analyser(model)
+    return [r.name for r in model.rules if an.non_monotone(r) is not None]
+
+
+def _num(x: Fraction) -> str:
+    if x.denominator == 1:
+        return str(x.numerator)
+    return f"{float(x):.4f}".rstrip("0").rstrip(".")
+
+
+def _pct(x: Fraction) -> str:
+    return _num(x * 100) + "%"
+
+
+CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone)

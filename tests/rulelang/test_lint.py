@@ -1,0 +1,120 @@
+"""The loyalty-specific lints (W6xx): one test per code, and the ignore comments."""
+
+from __future__ import annotations
+
+import pytest
+
+from rulelang.errors import Source
+from rulelang.lint import non_monotone_rules
+from rulelang.program import analyse, loads
+from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+
+HEAD = 'program "T"\ncurrency CNY\npoint_cost 0.01 CNY\nexpire after 12 months\nreward r: 100 points cost 1 CNY\n'
+
+
+def codes(text: str) -> list[tuple[str, int]]:
+    tree, found = analyse(Source(text, "t.loyalty"))
+    assert tree is not None and not any(d.is_error for d in found), [d.render() for d in found]
+    return [(d.code, d.span.line) for d in found if d.code.startswith("W6")]
+
+
+def only(text: str, code: str) -> list[int]:
+    return [line for c, line in codes(text) if c == code]
+
+
+def test_contradictory_amounts_never_fire():
+    text = HEAD + "earn base: 1 point per 1 CNY\nearn odd: 10 points when amount >= 50 and amount < 20\n"
+    assert only(text, "W601") == [7]
+
+
+def test_tier_above_the_last_never_fires():
+    text = HEAD + "tiers by spend over 365 days {\n  Green from 0\n  Black from 500\n}\nearn base: 1 point per 1 CNY\nearn vip: 2x base when tier > Black\n"
+    tree, found = analyse(Source(text, "t.loyalty"))
+    w = [d for d in found if d.code == "W601"]
+    assert len(w) == 1 and "Green to Black" in w[0].message
+
+
+def test_campaign_window_that_misses_its_month_never_fires():
+    text = HEAD + "earn base: 1 point per 1 CNY\nearn june: 2x base when month(date) == 6 during 2026-01-01 to 2026-01-31\n"
+    assert only(text, "W601") == [7]
+
+
+def test_multiplier_that_excludes_its_target_never_fires():
+    text = HEAD + "earn big: 1 point per 1 CNY when amount >= 100\nearn small: 2x big when amount < 10\n"
+    assert only(text, "W601") == [7]
+
+
+def test_satisfiable_conditions_are_not_flagged():
+    text = HEAD + 'earn base: 1 point per 1 CNY when amount >= 20 and amount < 50 or category == "x"\n'
+    assert only(text, "W601") == []
+
+
+def test_stacked_multipliers_beyond_three():
+    text = HEAD + "earn base: 1 point per 1 CNY\nearn a: 2x base when amount >= 10\nearn b: 3x base when weekday == sat\n"
+    assert only(text, "W602") == [8]
+
+
+def test_exclusive_multipliers_do_not_stack():
+    text = HEAD + "earn base: 1 point per 1 CNY\nearn a: 2x base when amount >= 100\nearn b: 3x base when amount < 100\n"
+    assert "W602" not in [c for c, _ in codes(text)]
+
+
+def test_an_assert_bounding_the_rule_silences_stacking():
+    text = HEAD + "earn base: 1 point per 1 CNY\nearn a: 2x base\nearn b: 3x base\nassert base + a + b <= 6 * amount\n"
+    assert only(text, "W602") == []
+
+
+def test_no_expiry():
+    text = HEAD.replace("expire after 12 months\n", "") + "earn base: 1 point per 1 CNY\n"
+    assert only(text, "W603") == [1]
+    assert only(text.replace('program "T"', 'program "T"\nexpire never'), "W603") == [2]
+
+
+def test_giveaway_not_tied_to_a_purchase():
+    text = HEAD + "earn base: 1 point per 1 CNY\nearn app: 100 points on app_download\nearn hi: 50 points on enroll\n"
+    assert only(text, "W604") == [7]
+
+
+def test_reward_nobody_can_afford_in_a_year():
+    text = HEAD + "earn base: 1 point per 1 CNY\nlimit 100 points per month\nreward car: 5000 points cost 100 CNY\n"
+    assert only(text, "W605") == [8]
+    assert only(text.replace("5000 points", "1000 points"), "W605") == []
+
+
+def test_reward_bound_from_frequency_limited_bonuses():
+    text = HEAD + "earn bday: 300 points once per year\nreward car: 1000 points cost 10 CNY\n"
+    assert only(text, "W605") == [7]
+
+
+def test_earn_rate_is_reported_once():
+    text = HEAD + 'earn base: 1 point per 1 CNY\nearn pastry: 2 points per 1 CNY when category == "pastry"\n'
+    tree, found = analyse(Source(text, "t.loyalty"))
+    notes = [d for d in found if d.code == "W606"]
+    assert len(notes) == 1 and "1 to 3 points per 1 CNY" in notes[0].message and "1% to 3%" in notes[0].message
+
+
+def test_non_monotone_condition():
+    text = HEAD + "earn small: 5 points when amount < 100\n"
+    assert only(text, "W607") == [6]
+    assert non_monotone_rules(loads(text).model) == ["small"]
+    assert only(HEAD + "earn big: 5 points when not (amount < 100)\n", "W607") == []
+
+
+@pytest.mark.parametrize(
+    ("comment", "silenced"),
+    [("  # loyalty: ignore[W607]", True), ("  # loyalty: ignore", True), ("  # loyalty: ignore[W601, W607]", True), ("  # loyalty: ignore[W601]", False)],
+)
+def test_ignore_comment_on_the_same_line(comment, silenced):
+    text = HEAD + "earn small: 5 points when amount < 100" + comment + "\n"
+    assert (only(text, "W607") == []) == silenced
+
+
+def test_ignore_comment_on_the_line_before():
+    text = "# loyalty: ignore[W603]\n" + HEAD.replace("expire after 12 months\n", "") + "earn base: 1 point per 1 CNY\n"
+    assert only(text, "W603") == []
+
+
+@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: p.name)
+def test_example_programs_only_get_the_rate_note(path):
+    tree, found = analyse(Source(path.read_text(encoding="utf-8"), str(path)))
+    assert [d.code for d in found if d.code.startswith("W6")] == ["W606"]

@@ -1,0 +1,320 @@
+"""Read transactions and customers (CSV, Parquet or a DataFrame), map columns, validate rows.
+
+Every data row ends up in exactly one place: used, rejected (with its reason), or outside the
+scenario's period, so `rows_read == rows_used + rows_rejected + rows_outside_period`. Rejected rows
+are never dropped silently: `LoadResult.report()` names them and `write_rejects` saves them.
+Row numbers count data rows from 1; the header line is not counted (row 1 is the file's line 2).
+Everything is column-at-a-time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from rulelang.data import parse_datetimes
+from rulelang.errors import DataError
+
+REQUIRED = ("customer_id", "timestamp", "amount")
+ROW_NOTE = "row numbers count data rows from 1; the header is not counted"
+
+# Names a file often uses for a canonical column, for the "did you mean" of a missing one.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "customer_id": ("member_no", "member_id", "member", "customer", "customer_no", "cust_id", "client_id", "user_id", "card_no", "card_number", "account_id", "id"),
+    "timestamp": ("paid_at", "datetime", "date_time", "date", "time", "created_at", "purchased_at", "order_time", "transaction_time", "ts"),
+    "amount": ("total", "net_amount", "value", "sales", "spend", "revenue", "price", "sum"),
+    "transaction_id": ("basket_id", "receipt_no", "receipt_id", "order_id", "ticket_id", "invoice_no", "tx_id"),
+}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Validated rows (`frame`), the counts, and the rejected rows with their reasons."""
+
+    frame: pd.DataFrame
+    rows_read: int
+    rows_used: int
+    rows_rejected: int
+    rows_outside_period: int
+    rejects: pd.DataFrame
+    source: str = "<data>"
+    period: tuple[dt.date, dt.date] | None = None
+    notes: tuple[str, ...] = ()
+    rejected_rows: pd.DataFrame = field(default=None, repr=False)
+
+    def report(self) -> str:
+        """A short summary: counts, then each reject reason with its first ten rows and count."""
+        head = f"{self.source}: {self.rows_read:,} rows read: {self.rows_used:,} used, {self.rows_rejected:,} rejected"
+        if self.period is not None:
+            head += f", {self.rows_outside_period:,} outside the period {self.period[0]} to {self.period[1]}"
+        lines = [head]
+        if self.rows_rejected:
+            for (column, reason), rows in self.rejects.groupby(["column", "reason"], sort=False)["row"]:
+                lines.append(f"  rejected, {reason} (column {column}): {_rows(rows.to_numpy())}")
+            lines.append(f"  ({ROW_NOTE}; write them all with --rejects FILE)")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _rows(rows: np.ndarray) -> str:
+    shown = ", ".join(str(r) for r in rows[:10])
+    if len(rows) == 1:
+        return f"row {shown}"
+    more = f", ... ({len(rows)} rows in all)" if len(rows) > 10 else f" ({len(rows)} rows)"
+    return f"rows {shown}{more}"
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _read(data, what: str) -> tuple[str, pd.DataFrame]:
+    """The raw table with its own column names; CSV cells are all read as text (ids stay text)."""
+    if isinstance(data, pd.DataFrame):
+        return f"<{what} DataFrame>", data.reset_index(drop=True)
+    path = Path(data)
+    source = str(path)
+    if not path.exists():
+        raise DataError(f"{source}: error: no such {what} file")
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return source, pq.read_table(path).to_pandas()
+        if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")):
+            return source, _read_csv(path, "\t" if ".tsv" in name else ",")
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{source}: error: cannot read the {what} file: {exc}") from None
+    raise DataError(f"{source}: error: unknown file type; expected .csv (optionally .gz) or .parquet")
+
+
+def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
+    parse = pa_csv.ParseOptions(delimiter=delimiter)
+    with pa_csv.open_csv(path, parse_options=parse) as reader:
+        names = reader.schema.names
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"{path}: error: the header repeats the column name(s) {', '.join(dup)}")
+    convert = pa_csv.ConvertOptions(
+        column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
+    )
+    return pa_csv.read_csv(path, parse_options=parse, convert_options=convert).to_pandas()
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Text with missing values as ""; numbers written without a trailing `.0` where whole."""
+    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
+        values = values.astype("Int64")
+    return values.astype("str").fillna("").astype("str")
+
+
+def _suggest(name: str, available: list[str]) -> str | None:
+    lower = {a.lower(): a for a in available}
+    for alias in SYNONYMS.get(name, ()):
+        if alias in lower:
+            return lower[alias]
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _map_columns(raw: pd.DataFrame, columns: Mapping[str, str] | None, required: tuple[str, ...], source: str, what: str, strict: bool):
+    """Rename the file's columns to canonical names; a missing required column is a DataError."""
+    raw = raw.rename(columns=str)
+    available = list(raw.columns)
+    renames: dict[str, str] = {}
+    notes: list[str] = []
+    for canonical, src in (columns or {}).items():
+        if src == canonical:
+            continue
+        if src not in raw.columns:
+            if not strict:
+                continue
+            close = difflib.get_close_matches(src, available, n=1, cutoff=0.6)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise DataError(
+                f"{source}: error: columns.{canonical} maps your column `{src}`, but the {what} have no such column; "
+                f"available: {', '.join(available)}{hint}"
+            )
+        if canonical in raw.columns:
+            # The file's own column of that name is kept aside rather than silently replaced.
+            renames[canonical] = f"{canonical}_unmapped"
+            notes.append(f"the file's column `{canonical}` is kept as `{canonical}_unmapped` because columns.{canonical} maps `{src}`")
+        renames[src] = canonical
+    df = raw.rename(columns=renames)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        hints = []
+        for c in missing:
+            s = _suggest(c, [a for a in available if a not in renames])
+            if s:
+                hints.append(f"{c}: {s}")
+        fix = f"; did you mean `{', '.join(h.split(': ')[1] for h in hints)}`? map it in the scenario: `columns: {{{', '.join(hints)}}}`" if hints else ""
+        raise DataError(
+            f"{source}: error: the {what} have no column {', '.join('`' + c + '`' for c in missing)}; "
+            f"available: {', '.join(available) or 'none'}{fix}"
+        )
+    return df, notes
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _reject_table(checks: list[tuple[str, str, np.ndarray]], df_text: dict[str, pd.Series], eligible: np.ndarray):
+    """Give each failing row its first problem, in table order: (rejected mask, rejects rows)."""
+    n = len(eligible)
+    reason_of = np.full(n, -1, dtype=np.int64)
+    for i, (_, _, bad) in enumerate(checks):
+        reason_of[(reason_of < 0) & eligible & bad] = i
+    rejected = reason_of >= 0
+    idx = np.flatnonzero(rejected)
+    codes = reason_of[idx]
+    cols = np.array([c for c, _, _ in checks], dtype=object)[codes] if len(checks) else np.array([], dtype=object)
+    reasons = np.array([r for _, r, _ in checks], dtype=object)[codes] if len(checks) else np.array([], dtype=object)
+    values = np.empty(len(idx), dtype=object)
+    for col in set(cols.tolist()):
+        sel = cols == col
+        values[sel] = df_text[col].to_numpy(dtype=object)[idx[sel]]
+    rejects = pd.DataFrame(
+        {"row": (idx + 1).astype("int64"), "column": pd.array(cols, dtype="str"), "value": pd.array(values, dtype="str"), "reason": pd.array(reasons, dtype="str")}
+    )
+    return rejected, rejects
+
+
+def _period_bounds(period) -> tuple[dt.date, dt.date] | None:
+    if period is None:
+        return None
+    if hasattr(period, "start") and hasattr(period, "end"):
+        return period.start, period.end
+    if isinstance(period, str):
+        a, _, b = period.partition(" to ")
+        return dt.date.fromisoformat(a.strip()), dt.date.fromisoformat(b.strip())
+    a, b = period
+    return pd.Timestamp(a).date(), pd.Timestamp(b).date()
+
+
+def load_transactions(path_or_df, columns: Mapping[str, str] | None = None, currency_decimals: int = 2, period=None) -> LoadResult:
+    """Read, map and validate transactions; bad rows are rejected with reasons, never dropped."""
+    source, raw = _read(path_or_df, "transactions")
+    df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
+    n = len(df)
+    text = {c: _text(df[c]) for c in ("customer_id", "timestamp", "amount")}
+    for c in ("event", "reward", "transaction_id", "quantity"):
+        text[c] = _text(df[c]) if c in df.columns else pd.Series([""] * n, dtype="str")
+
+    ids = text["customer_id"].str.strip()
+    ts = parse_datetimes(df["timestamp"] if pd.api.types.is_datetime64_any_dtype(df["timestamp"]) else text["timestamp"].str.strip())
+    ts = ts.astype("datetime64[ns]")
+    # Numbers stored as numbers (Parquet, DataFrames) are used as they are; anything else is parsed as text.
+    numeric = pd.api.types.is_numeric_dtype(df["amount"]) and not pd.api.types.is_bool_dtype(df["amount"])
+    amount = pd.to_numeric(df["amount"] if numeric else text["amount"].str.strip(), errors="coerce").astype("float64")
+    event = text["event"].str.strip().str.lower().replace("", "purchase")
+    reward = text["reward"].str.strip()
+    quantity = pd.to_numeric(text["quantity"].str.strip(), errors="coerce")
+
+    bounds = _period_bounds(period)
+    ts_ok = ts.notna().to_numpy()
+    outside = np.zeros(n, dtype=bool)
+    if bounds is not None:
+        lo, hi = pd.Timestamp(bounds[0]), pd.Timestamp(bounds[1]) + pd.Timedelta(days=1)
+        outside = ts_ok & ~((ts >= lo) & (ts < hi)).to_numpy()
+
+    amount_text = text["amount"].str.strip()
+    amount_bad = ~np.isfinite(amount.to_numpy())
+    checks = [
+        ("customer_id", "empty customer id", (ids == "").to_numpy()),
+        ("timestamp", "empty timestamp", (text["timestamp"].str.strip() == "").to_numpy() & ~ts_ok),
+        ("timestamp", "not a date-time (write it like 2026-03-01 14:30:00)", ~ts_ok),
+        ("amount", "empty amount", amount_bad & (amount_text == "").to_numpy()),
+        ("amount", "not a number (use a plain decimal like 1234.50: no currency sign or thousands separator)", amount_bad),
+        ("reward", "redeem row without a reward", ((event == "redeem") & (reward == "")).to_numpy()),
+        ("quantity", "not a number", ((text["quantity"].str.strip() != "") & quantity.isna()).to_numpy()),
+    ]
+    rejected, rejects = _reject_table(checks, text, ~outside)
+    used = ~rejected & ~outside
+
+    frame = df.assign(
+        customer_id=ids,
+        timestamp=ts,
+        amount=amount.round(currency_decimals),
+        event=event,
+        transaction_id=text["transaction_id"].str.strip(),
+        reward=reward,
+        source_row=np.arange(1, n + 1, dtype=np.int64),
+    )
+    if "quantity" in df.columns:
+        frame["quantity"] = quantity
+    first = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward"]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    frame = frame.loc[used].sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    return LoadResult(
+        frame=frame,
+        rows_read=n,
+        rows_used=int(used.sum()),
+        rows_rejected=int(rejected.sum()),
+        rows_outside_period=int(outside.sum()),
+        rejects=rejects,
+        source=source,
+        period=bounds,
+        notes=tuple(notes),
+        rejected_rows=raw.loc[rejected].reset_index(drop=True),
+    )
+
+
+DATE_ATTRIBUTES = ("birthday", "enrolled")
+
+
+def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> LoadResult:
+    """Read and validate customers: one row per customer_id; `birthday`/`enrolled` become dates, the rest text."""
+    source, raw = _read(path_or_df, "customers")
+    df, notes = _map_columns(raw, columns, ("customer_id",), source, "customers", strict=False)
+    n = len(df)
+    text = {c: _text(df[c]) for c in df.columns}
+    ids = text["customer_id"].str.strip()
+    out = {"customer_id": ids}
+    checks = [("customer_id", "empty customer id", (ids == "").to_numpy())]
+    first = ids.duplicated(keep="first").to_numpy() & (ids != "").to_numpy()
+    checks.append(("customer_id", "customer id already given on an earlier row", first))
+    for col in df.columns:
+        if col == "customer_id":
+            continue
+        if col in DATE_ATTRIBUTES:
+            values = df[col] if pd.api.types.is_datetime64_any_dtype(df[col]) else text[col].str.strip()
+            parsed = parse_datetimes(values).astype("datetime64[ns]").dt.normalize()
+            given = (text[col].str.strip() != "").to_numpy()
+            checks.append((col, "not a date (write it like 1990-05-17)", given & parsed.isna().to_numpy()))
+            out[col] = parsed
+        else:
+            out[col] = text[col]
+    rejected, rejects = _reject_table(checks, text, np.ones(n, dtype=bool))
+    frame = pd.DataFrame(out).loc[~rejected].sort_values("customer_id", kind="stable").reset_index(drop=True)
+    return LoadResult(
+        frame=frame,
+        rows_read=n,
+        rows_used=int((~rejected).sum()),
+        rows_rejected=int(rejected.sum()),
+        rows_outside_period=0,
+        rejects=rejects,
+        source=source,
+        notes=tuple(notes),
+        rejected_rows=raw.loc[rejected].reset_index(drop=True),
+    )
+
+
+def write_rejects(result: LoadResult, path: str | Path) -> Path:
+    """Write every rejected row as CSV: row, column, value, reason, then the row's own cells."""
+    cells = result.rejected_rows if result.rejected_rows is not None else pd.DataFrame(index=result.rejects.index)
+    cells = cells.rename(columns=lambda c: f"input_{c}" if str(c) in result.rejects.columns else c)
+    out = pd.concat([result.rejects.reset_index(drop=True), cells.reset_index(drop=True)], axis=1)
+    path = Path(path)
+    try:
+        out.to_csv(path, index=False)
+    except OSError as exc:
+        raise DataError(f"{path}: error: cannot write the rejects file: {exc}") from None
+    return path

@@ -15,9 +15,8 @@ from pathlib import Path
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from rulelang import ast
+from rulelang import ast, mistakes
 from rulelang.errors import ProgramError, Source, diagnostic
-from rulelang.mistakes import MISTAKES
 
 _SINK: ContextVar[list | None] = ContextVar("comment_sink", default=None)
 MAX_NESTING = 64  # brackets deeper than this are a mistake, not a program
@@ -430,11 +429,8 @@ def _syntax_diagnostic(src: Source, text: str, exc: UnexpectedInput):
 
 
 def _match_mistake(exc: UnexpectedInput):
-    examples = {m.code: list(m.examples) for m in MISTAKES}
+    # Same parser state and same kind of token as one of the catalogue's examples.
     try:
-        code = exc.match_examples(_lark().parse, examples, use_accepts=True)
+        return mistakes.match(exc, _lark().parse, UnexpectedInput)
     except _TooDeep:
         return None
-    if code is None:
-        return None
-    return next(m for m in MISTAKES if m.code == code)

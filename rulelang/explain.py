@@ -1,0 +1,482 @@
+"""A program as member-facing terms in plain language (`en` or `zh`), read from its tree and model.
+
+Every phrase comes from the `TEXT` tables (one dict per language, keyed by construct and
+operator); the code only picks keys and fills slots. Partner funding and asserts are not
+member-facing and are left out. A condition the tables cannot put in words is shown as written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from fractions import Fraction
+
+from rulelang import ast
+from rulelang import builtins as B
+from rulelang.fmt import format_expr, width
+from rulelang.model import Model, Rule, lower
+
+_EN_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_EN_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+
+TEXT: dict[str, dict] = {
+    "en": {
+        "title": "{name}: member terms",
+        "sections": {"earn": "How you earn points", "tiers": "Membership levels", "limits": "Limits",
+                     "expiry": "When points expire", "rewards": "Rewards"},
+        "bullet": "- ",
+        "points": {"one": "{n} point", "many": "{n} points"},
+        "money": "{n} {unit}",
+        "currency_units": {},
+        "currency_fallback": "{code}",
+        "date": lambda d: f"{d.day} {_EN_MONTHS[d.month - 1][:3]} {d.year}",
+        "weekday": [f"{w}s" for w in _EN_WEEKDAYS],
+        "month": _EN_MONTHS,
+        "join": {"and": (", ", " and "), "or": (", ", " or ")},
+        "who": {"all": "You", "tiers": "{tiers} members"},
+        "they": {"all": "you", "tiers": "they"},
+        "award": {
+            "per_spend": "{who} earn {points} for every {money} {they} spend{conds}{freq}.",
+            "fixed_basket": "{who} earn {points} per purchase{conds}{freq}.",
+            "fixed_line": "{who} earn {points} for each qualifying item{conds}{freq}.",
+            "fixed_event": "{who} earn {points}{conds}{freq}.",
+            "multiplier_all": "You earn {factor} times the points of '{target}'{conds}{freq}.",
+            "multiplier_tiers": "{who}: {factor} times the points of '{target}'{conds}{freq}.",
+        },
+        "conds": (" ", ", "),  # before the first condition, between conditions
+        "events": {B.ENROLL: "when you join", "referral": "when you refer a friend who joins", "review": "when you write a review",
+                   "_other": "on a '{event}' event"},
+        "during": "between {start} and {end}",
+        "freq": {"once": ", once only", "once_per": ", once per {period}", "times": ", at most {n} times in all",
+                 "times_per": ", at most {n} times per {period}"},
+        "period": {"day": "day", "week": "week", "month": "month", "year": "year"},
+        "stacking": "When several bonuses apply to the same points, their extras add up: {parts} give {total}x.",
+        "factor": "{f}x",
+        "rounding": {"down": "Points are rounded down to whole points once per purchase.",
+                     "up": "Points are rounded up to whole points once per purchase.",
+                     "nearest": "Points are rounded to the nearest whole point (halves up) once per purchase."},
+        "refund": "If you return a purchase, the points it earned are taken back.",
+        "tiers_rolling": "Your level depends on {metric} over the last {n} {unit}, counted at every purchase. "
+                         "Older activity stops counting, so a level can also go down.",
+        "tiers_calendar": "Your level depends on {metric} in a calendar year. A level reached in a year is kept "
+                          "for the rest of that year and all of the next year.",
+        "metric": {"spend": "how much you spend", "points": "the points you earn", "visits": "how many visits you make"},
+        "window_unit": {"days": "days", "months": "months"},
+        "level": "{name}: from {threshold}",
+        "level_start": "{name}: where every member starts",
+        "threshold": {"points": "{n} points", "visits": "{n} visits"},
+        "cap": "You can earn at most {points} per {period}; points above it are not given.",
+        "cap_period": {"day": "day", "week": "week (Monday to Sunday)", "month": "calendar month", "year": "calendar year"},
+        "expiry": {"after": "Points expire {n} {unit} after the day they were earned.",
+                   "inactive": "If you make no purchase for {n} {unit}, your whole balance expires.",
+                   "end_of_year": "Points expire at the end of the calendar year in which they were earned.",
+                   "end_of_next_year": "Points expire at the end of the calendar year after the one in which they were earned.",
+                   "never": "Points do not expire."},
+        "oldest_first": "When you redeem, your oldest points are used first.",
+        "time_unit": {"days": "days", "months": "months", "years": "years"},
+        "rewards_intro": "Exchange your points for:",
+        "reward": "{name}: {points}",
+        # conditions
+        "birthday": "in your birthday month",
+        "tier_cond": "for {tiers} members",
+        "not": "except {p}",
+        "and": " and ",
+        "or": " or ",
+        "fallback": "when {expr}",
+        "generic": "when {subject} {op} {value}",
+        "ops": {"==": "is", "!=": "is not", ">=": "is at least", ">": "is more than", "<=": "is at most", "<": "is less than",
+                "in": "is", "not in": "is not"},
+        "special": {
+            ("category", "in"): "on {values} purchases",
+            ("category", "not in"): "except on {values} purchases",
+            ("amount", ">="): "on purchases of at least {value}",
+            ("amount", ">"): "on purchases of more than {value}",
+            ("weekday", "in"): "on {values_and}",
+            ("weekday", "not in"): "except on {values_and}",
+            ("month(date)", "in"): "in {values}",
+            ("customer.segment", "in"): "for members in the {values} segment",
+            ("customer.days_enrolled", "<="): "within {value} days of joining",
+            ("customer.days_enrolled", "<"): "within your first {value} days of membership",
+        },
+        "subjects": {"amount": "the purchase amount", "category": "the product category", "sku": "the product code",
+                     "product": "the product", "brand": "the brand", "quantity": "the quantity", "store": "the store",
+                     "channel": "the channel", "payment": "the payment method", "region": "the region", "date": "the date",
+                     "basket.total": "your basket total", "basket.lines": "the number of lines in your basket",
+                     "basket.quantity": "the number of items in your basket", "customer.days_enrolled": "the days since you joined",
+                     "customer.enrolled": "the day you joined", "customer.segment": "your segment", "customer.city": "your city",
+                     "_column": "the {name}", "_customer": "your {name}"},
+    },
+    "zh": {
+        "title": "{name} 会员积分规则",
+        "sections": {"earn": "如何获得积分", "tiers": "会员等级", "limits": "积分上限", "expiry": "积分有效期", "rewards": "积分兑换"},
+        "bullet": "- ",
+        "points": {"one": "{n}积分", "many": "{n}积分"},
+        "money": "{n}{unit}",
+        "currency_fallback": " {code}",
+        "currency_units": {"CNY": "元", "RMB": "元", "HKD": "港元", "USD": "美元", "EUR": "欧元", "GBP": "英镑", "JPY": "日元",
+                           "TWD": "新台币", "SGD": "新加坡元", "KRW": "韩元"},
+        "date": lambda d: f"{d.year}年{d.month}月{d.day}日",
+        "weekday": ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
+        "month": [f"{m}月" for m in range(1, 13)],
+        "join": {"and": ("、", "和"), "or": ("、", "或")},
+        "who": {"all": "", "tiers": "{tiers}会员"},
+        "they": {"all": "", "tiers": ""},
+        "award": {
+            "per_spend": "{conds}{who}每消费{money}积{n}分{freq}。",
+            "fixed_basket": "{conds}{who}每笔消费可获得{points}{freq}。",
+            "fixed_line": "{conds}{who}每件符合条件的商品可获得{points}{freq}。",
+            "fixed_event": "{conds}{who}可获得{points}{freq}。",
+            "multiplier_all": "{conds}可获得“{target}”的{factor}倍积分{freq}。",
+            "multiplier_tiers": "{conds}{who}可获得“{target}”的{factor}倍积分{freq}。",
+        },
+        "conds": ("", "，"),
+        "conds_end": "，",
+        "events": {B.ENROLL: "注册入会时", "referral": "推荐新会员入会时", "review": "发表评价时", "_other": "发生“{event}”时"},
+        "during": "{start}至{end}期间",
+        "freq": {"once": "，仅限一次", "once_per": "，每{period}限一次", "times": "，最多{n}次", "times_per": "，每{period}最多{n}次"},
+        "period": {"day": "天", "week": "周", "month": "月", "year": "年"},
+        "stacking": "多项加倍同时适用于同一积分时，额外部分相加：{parts}合计为{total}倍。",
+        "factor": "{f}倍",
+        "rounding": {"down": "每笔消费的积分合计后向下取整。", "up": "每笔消费的积分合计后向上取整。", "nearest": "每笔消费的积分合计后四舍五入取整。"},
+        "refund": "退货时，该笔消费所得积分将被扣回。",
+        "tiers_rolling": "会员等级按最近{n}{unit}内的{metric}计算，每次消费时更新；超出期限的部分不再计入，等级也可能下调。",
+        "tiers_calendar": "会员等级按自然年内的{metric}计算；当年达到的等级保留至次年年底。",
+        "metric": {"spend": "累计消费金额", "points": "累计所得积分", "visits": "消费次数"},
+        "window_unit": {"days": "天", "months": "个月"},
+        "level": "{name}：满{threshold}",
+        "level_start": "{name}：入会即享",
+        "threshold": {"points": "{n}积分", "visits": "{n}次"},
+        "cap": "{period}最多可获得{points}，超出部分不予发放。",
+        "cap_period": {"day": "每天", "week": "每周（周一至周日）", "month": "每个自然月", "year": "每个自然年"},
+        "expiry": {"after": "积分自获得之日起{n}{unit}后过期。",
+                   "inactive": "连续{n}{unit}没有消费，账户全部积分将过期。",
+                   "end_of_year": "积分在获得当年的12月31日到期。",
+                   "end_of_next_year": "积分在获得次年的12月31日到期。",
+                   "never": "积分永久有效。"},
+        "oldest_first": "兑换时优先使用最早获得的积分。",
+        "time_unit": {"days": "天", "months": "个月", "years": "年"},
+        "rewards_intro": "可用积分兑换：",
+        "reward": "{name}：{points}",
+        "birthday": "生日当月",
+        "tier_cond": "{tiers}会员",
+        "not": "{p}除外",
+        "and": "且",
+        "or": "或",
+        "fallback": "满足“{expr}”时",
+        "generic": "{subject}{op}{value}时",
+        "ops": {"==": "为", "!=": "不为", ">=": "不低于", ">": "高于", "<=": "不超过", "<": "低于", "in": "为", "not in": "不为"},
+        "special": {
+            ("category", "in"): "购买{values}类商品时",
+            ("category", "not in"): "{values}类商品除外",
+            ("amount", ">="): "单笔消费满{value}时",
+            ("amount", ">"): "单笔消费超过{value}时",
+            ("weekday", "in"): "逢{values_and}",
+            ("weekday", "not in"): "{values_and}除外",
+            ("month(date)", "in"): "{values}",
+            ("customer.segment", "in"): "{values}会员",
+            ("customer.days_enrolled", "<="): "入会{value}天内",
+            ("customer.days_enrolled", "<"): "入会{value}天内",
+        },
+        "subjects": {"amount": "消费金额", "category": "商品品类", "sku": "商品编码", "product": "商品", "brand": "品牌",
+                     "quantity": "购买数量", "store": "门店", "channel": "渠道", "payment": "支付方式", "region": "地区",
+                     "date": "日期", "basket.total": "单笔订单总额", "basket.lines": "订单商品行数", "basket.quantity": "订单商品件数",
+                     "customer.days_enrolled": "入会天数", "customer.enrolled": "入会日期", "customer.segment": "会员分组",
+                     "customer.city": "所在城市", "_column": "{name}", "_customer": "会员{name}"},
+    },
+}
+
+# `x == v` reads like `x in [v]`; `!=` like `not in`. Comparisons written backwards are flipped.
+_AS_IN = {"==": "in", "!=": "not in"}
+_FLIP = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
+_MONEY_SUBJECTS = {name for name, v in {**B.VARIABLES, **{f"basket.{k}": v for k, v in B.BASKET.items()}}.items() if v.type == B.MONEY}
+_BIRTHDAY = {"month(date)", "month(customer.birthday)"}
+
+
+def num(x) -> str:
+    """A number for people: integers without decimals, others in plain decimal notation."""
+    if isinstance(x, Fraction):
+        if x.denominator == 1:
+            return str(x.numerator)
+        x = Decimal(x.numerator) / Decimal(x.denominator)
+    x = Decimal(x)
+    text = format(x.normalize(), "f") if x == x.to_integral_value() else format(x, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+class _Terms:
+    """One program's wording in one language."""
+
+    def __init__(self, tree: ast.Program, model: Model, lang: str):
+        self.tree, self.model, self.t = tree, model, TEXT[lang]
+
+    # --- words ---
+
+    def join(self, items: list[str], word: str) -> str:
+        sep, last = self.t["join"][word]
+        return items[0] if len(items) == 1 else sep.join(items[:-1]) + last + items[-1]
+
+    def points(self, n) -> str:
+        return self.t["points"]["one" if n == 1 else "many"].format(n=num(n))
+
+    def money(self, n, code: str | None = None) -> str:
+        code = code or self.model.currency
+        unit = self.t["currency_units"].get(code) or self.t["currency_fallback"].format(code=code)
+        return self.t["money"].format(n=num(n), unit=unit)
+
+    def date(self, d: dt.date) -> str:
+        return self.t["date"](d)
+
+    # --- conditions ---
+
+    def condition(self, expr) -> tuple[list[str], list[str]]:
+        """A rule's condition as (tier names it is limited to, or [], and the other phrases)."""
+        parts = expr.operands if isinstance(expr, ast.BoolOp) and expr.op == "and" else (expr,)
+        tiers: list[str] = []
+        phrases: list[str] = []
+        for p in parts:
+            levels = self.tier_levels(_ungroup(p))
+            if levels is not None and not tiers:
+                tiers = levels
+            else:
+                phrases.append(self.phrase(p))
+        return tiers, phrases
+
+    def phrase(self, e) -> str:
+        e = _ungroup(e)
+        if isinstance(e, ast.BoolOp):
+            return self.t[e.op].join(self.phrase(x) for x in e.operands)
+        if isinstance(e, ast.Not):
+            return self.t["not"].format(p=self.phrase(e.operand))
+        levels = self.tier_levels(e)
+        if levels is not None:
+            return self.t["tier_cond"].format(tiers=self.join(levels, "and"))
+        text = None
+        if isinstance(e, ast.Compare):
+            text = self.compare(e)
+        elif isinstance(e, ast.In):
+            text = self.membership(format_expr(e.item), "not in" if e.negated else "in", list(e.options.items))
+        return text or self.t["fallback"].format(expr=format_expr(e))
+
+    def tier_levels(self, e) -> list[str] | None:
+        """The tiers a condition on `tier` admits, or None if it is not one."""
+        spec = self.model.tiers
+        if spec is None:
+            return None
+        names = list(spec.names)
+        if isinstance(e, ast.In) and _is_name(e.item, "tier") and all(isinstance(o, ast.Name) and o.name in names for o in e.options.items):
+            chosen = {o.name for o in e.options.items}
+            return [n for n in names if (n in chosen) != e.negated] or None
+        if not isinstance(e, ast.Compare):
+            return None
+        op, left, right = e.op, e.left, e.right
+        if _is_name(right, "tier"):
+            op, left, right = _FLIP[op], right, left
+        if not (_is_name(left, "tier") and isinstance(right, ast.Name) and right.name in names):
+            return None
+        i = names.index(right.name)
+        pick = {"==": lambda j: j == i, "!=": lambda j: j != i, ">=": lambda j: j >= i, ">": lambda j: j > i,
+                "<=": lambda j: j <= i, "<": lambda j: j < i}[op]
+        return [n for j, n in enumerate(names) if pick(j)] or None
+
+    def compare(self, e: ast.Compare) -> str | None:
+        left, right = format_expr(e.left), format_expr(e.right)
+        if {left, right} == _BIRTHDAY and e.op == "==":
+            return self.t["birthday"]
+        op, subject, value = e.op, e.left, e.right
+        if _is_literal(subject) and not _is_literal(value):
+            op, subject, value = _FLIP[op], value, subject
+        if op in _AS_IN:
+            return self.membership(format_expr(subject), _AS_IN[op], [value])
+        key = format_expr(subject)
+        shown = self.value(key, value)
+        if shown is None:
+            return None
+        template = self.t["special"].get((key, op))
+        if template:
+            return template.format(value=shown)
+        return self.generic(key, subject, op, shown)
+
+    def membership(self, key: str, op: str, options: list) -> str | None:
+        shown = [self.value(key, o) for o in options]
+        if not shown or None in shown:
+            return None
+        template = self.t["special"].get((key, op))
+        if template:
+            return template.format(values=self.join(shown, "or"), values_and=self.join(shown, "and"), value=shown[0])
+        subject = self.subject(key)
+        return None if subject is None else self.t["generic"].format(subject=subject, op=self.t["ops"][op], value=self.join(shown, "or"))
+
+    def generic(self, key: str, subject, op: str, shown: str) -> str | None:
+        label = self.subject(key)
+        return None if label is None else self.t["generic"].format(subject=label, op=self.t["ops"][op], value=shown)
+
+    def subject(self, key: str) -> str | None:
+        subjects = self.t["subjects"]
+        if key in subjects:
+            return subjects[key]
+        obj, _, attr = key.rpartition(".")
+        if obj == "customer" and attr.isidentifier():
+            return subjects["_customer"].format(name=attr.replace("_", " "))
+        if not obj and key.isidentifier():
+            return subjects["_column"].format(name=key.replace("_", " "))
+        return None
+
+    def value(self, key: str, v) -> str | None:
+        """A literal as a member reads it, in the light of what it is compared with."""
+        v = _ungroup(v)
+        if isinstance(v, ast.String):
+            return v.value
+        if isinstance(v, ast.Money):
+            return self.money(v.amount, v.currency.name)
+        if isinstance(v, ast.Number):
+            if key == "month(date)" and v.value == v.value.to_integral_value() and 1 <= v.value <= 12:
+                return self.t["month"][int(v.value) - 1]
+            money_subject = key in _MONEY_SUBJECTS or self.model.columns.get(key) == B.MONEY
+            return self.money(v.value) if money_subject else num(v.value)
+        if isinstance(v, ast.Percent):
+            return f"{num(v.value)}%"
+        if isinstance(v, ast.DateLit):
+            try:
+                return self.date(dt.date(*(int(p) for p in v.text.split("-"))))
+            except ValueError:
+                return v.text
+        if isinstance(v, ast.Name) and v.name in B.WEEKDAYS and v.name not in self.model.columns:
+            return self.t["weekday"][B.WEEKDAYS[v.name]]
+        if isinstance(v, ast.Name) and self.model.tiers and v.name in self.model.tiers.names:
+            return v.name
+        return None
+
+    # --- sections ---
+
+    def rule(self, earn: ast.Earn, rule: Rule) -> str:
+        tiers, phrases = self.condition(rule.condition) if rule.condition is not None else ([], [])
+        if rule.event != B.PURCHASE:
+            events = self.t["events"]
+            phrases.insert(0, events.get(rule.event, events["_other"]).format(event=rule.event))
+        if rule.during:
+            phrases.append(self.t["during"].format(start=self.date(rule.during[0]), end=self.date(rule.during[1])))
+        who = "tiers" if tiers else "all"
+        slots = {
+            "who": self.t["who"][who].format(tiers=self.join(tiers, "and")) if tiers else self.t["who"]["all"],
+            "they": self.t["they"][who],
+            "conds": self.conds(phrases),
+            "freq": self.frequency(rule),
+        }
+        award = earn.award
+        if rule.kind == "per_spend":
+            key = "per_spend"
+            slots.update(points=self.points(award.points.value), n=num(award.points.value), money=self.money(award.per.amount, award.per.currency.name))
+        elif rule.kind == "fixed":
+            key = "fixed_event" if rule.event != B.PURCHASE else f"fixed_{rule.scope}"
+            slots.update(points=self.points(award.points.value))
+        else:
+            key = "multiplier_tiers" if tiers else "multiplier_all"
+            slots.update(factor=num(award.factor.value), target=rule.target)
+        return _capital(self.t["award"][key].format(**slots))
+
+    def conds(self, phrases: list[str]) -> str:
+        if not phrases:
+            return ""
+        first, between = self.t["conds"]
+        return first + between.join(phrases) + self.t.get("conds_end", "")
+
+    def frequency(self, rule: Rule) -> str:
+        if rule.times is None:
+            return ""
+        once = rule.times == 1
+        key = ("once" if once else "times") + ("_per" if rule.per else "")
+        period = self.t["period"][rule.per] if rule.per else ""
+        return self.t["freq"][key].format(n=rule.times, period=period)
+
+    def stacking(self) -> list[str]:
+        out = []
+        for target in dict.fromkeys(r.target for r in self.model.rules if r.kind == "multiplier"):
+            factors = [r.factor for r in self.model.rules if r.kind == "multiplier" and r.target == target]
+            if len(factors) >= 2:
+                parts = self.join([self.t["factor"].format(f=num(f)) for f in factors], "and")
+                out.append(self.t["stacking"].format(parts=parts, total=num(1 + sum(f - 1 for f in factors))))
+        return out
+
+    def earning(self) -> list[str]:
+        earns = self.tree.of(ast.Earn)
+        lines = [self.rule(e, r) for e, r in zip(earns, self.model.rules, strict=True)]
+        out = [self.t["bullet"] + line for line in lines] + self.stacking()
+        kinds = {r.kind for r in self.model.rules}
+        if kinds & {"per_spend", "multiplier"}:
+            out.append(self.t["rounding"][self.model.rounding])
+        if any(r.event == B.PURCHASE for r in self.model.rules):
+            out.append(self.t["refund"])
+        return out
+
+    def tiers(self) -> list[str]:
+        spec = self.model.tiers
+        if spec is None:
+            return []
+        metric = self.t["metric"][spec.metric]
+        if spec.window == "calendar_year":
+            head = self.t["tiers_calendar"].format(metric=metric)
+        else:
+            head = self.t["tiers_rolling"].format(metric=metric, n=spec.n, unit=self.t["window_unit"][spec.window])
+        out = [head]
+        for name, threshold in zip(spec.names, spec.thresholds, strict=True):
+            if threshold == 0:
+                out.append(self.t["bullet"] + self.t["level_start"].format(name=name))
+                continue
+            shown = self.money(threshold) if spec.metric == "spend" else self.t["threshold"][spec.metric].format(n=num(threshold))
+            out.append(self.t["bullet"] + self.t["level"].format(name=name, threshold=shown))
+        return out
+
+    def limits(self) -> list[str]:
+        return [self.t["cap"].format(points=self.points(n), period=self.t["cap_period"][p]) for n, p in self.model.limits]
+
+    def expiry(self) -> list[str]:
+        ex = self.model.expiry
+        unit = self.t["time_unit"].get(ex.unit or "", "")
+        out = [self.t["expiry"][ex.kind].format(n=ex.n, unit=unit)]
+        if ex.kind in ("after", "end_of_year", "end_of_next_year") or self.model.rewards:
+            out.append(self.t["oldest_first"])
+        return out
+
+    def rewards(self) -> list[str]:
+        if not self.model.rewards:
+            return []
+        return [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=r.name, points=self.points(r.points))
+                                           for r in self.model.rewards]
+
+    def text(self) -> str:
+        title = self.t["title"].format(name=self.model.name)
+        blocks = [title, "=" * width(title)]
+        for key, lines in (("earn", self.earning()), ("tiers", self.tiers()), ("limits", self.limits()),
+                           ("expiry", self.expiry()), ("rewards", self.rewards())):
+            if lines:
+                blocks.append("\n" + self.t["sections"][key])
+                blocks.extend(lines)
+        return "\n".join(blocks) + "\n"
+
+
+def _ungroup(e):
+    while isinstance(e, ast.Group):
+        e = e.expr
+    return e
+
+
+def _is_name(e, name: str) -> bool:
+    e = _ungroup(e)
+    return isinstance(e, ast.Name) and e.name == name
+
+
+def _is_literal(e) -> bool:
+    return isinstance(_ungroup(e), (ast.Number, ast.Money, ast.Percent, ast.String, ast.DateLit))
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def explain(program, lang: str = "en") -> str:
+    """The member-facing terms of a checked program (`ast.Program` or loaded `Program`)."""
+    if lang not in TEXT:
+        raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(TEXT)}")
+    tree = getattr(program, "tree", program)
+    model = getattr(program, "model", None) or lower(tree)
+    return _Terms(tree, model, lang).text()

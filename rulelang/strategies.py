@@ -1,0 +1,192 @@
+"""Hypothesis strategies for `loyalty test`: one member's history, shaped by the program.
+
+The values worth trying come from the program itself: the categories, SKUs, channels and events
+it mentions, the amounts its conditions compare with (and one minor unit either side), tier
+thresholds, the spend that reaches a cap or a reward, and the days where campaigns and calendar
+periods begin and end. Every draw shrinks toward a plain purchase of a small amount, so a
+counterexample comes out as few, simple rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from fractions import Fraction
+
+import pandas as pd
+from hypothesis import strategies as st
+
+from rulelang import builtins as B
+from rulelang.conditions import Analyser
+from rulelang.model import Model, names_in
+
+DEFAULT_START = dt.date(2026, 1, 1)
+MAX_ROWS = 10
+NEUTRAL = "other"  # a text value no condition mentions
+# Gaps between rows, in days: small steps, and the jumps that cross weeks, months, years, expiries.
+GAPS = (0, 1, 2, 6, 7, 27, 30, 31, 90, 180, 364, 365, 366)
+KINDS = ("purchase", "refund", "redeem", "event")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a program makes worth generating: edge values per key, anchors in time, names."""
+
+    scale: int
+    amounts: tuple[int, ...]  # minor units
+    texts: dict  # text column -> values
+    numbers: dict  # number column -> values
+    anchors: tuple[dt.date, ...]
+    events: tuple[str, ...]
+    rewards: tuple[str, ...]
+    customer_texts: dict
+    customer_dates: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+def shape(model: Model) -> Shape:
+    """The edge values of a program, for generating histories that reach its rules."""
+    an = Analyser(model)
+    edges = an.edges()
+    scale = 10**model.decimals
+    money: set[Fraction] = set()
+    for key in ("amount", "basket.total"):
+        money |= {v for v in edges.get(key, ()) if isinstance(v, Fraction)}
+    if model.tiers is not None and model.tiers.metric == "spend":
+        money |= set(model.tiers.thresholds)
+    top_rate = sum((r.rate for r in model.rules if r.kind == "per_spend"), Fraction(0))
+    if top_rate:
+        money |= {Fraction(n) / top_rate for n, _ in model.limits}
+        money |= {Fraction(rw.points) / top_rate for rw in model.rewards}
+    amounts: set[int] = set()
+    for m in money:
+        minor = int(m * scale)
+        amounts |= {max(minor + d, 0) for d in (-1, 0, 1)}
+    used = set()
+    for r in model.rules:
+        used |= r.names
+    for a in model.asserts:
+        used |= names_in(a)
+    texts, numbers = {}, {}
+    for name in sorted(used):
+        if "." in name or name in B.VARIABLES:
+            continue
+        typ = model.columns.get(name) or (B.COLUMNS[name].type if name in B.COLUMNS else None)
+        if typ is None or name == "transaction_id":
+            continue
+        vals = sorted(v for v in edges.get(name, ()) if not isinstance(v, Fraction) or typ != B.STRING)
+        if typ == B.STRING:
+            texts[name] = (NEUTRAL, *sorted({str(v) for v in vals}))
+        elif typ in (B.NUMBER, B.MONEY):
+            base = {Fraction(1), Fraction(0)} | {v + d for v in vals if isinstance(v, Fraction) for d in (-1, 0, 1)}
+            numbers[name] = tuple(sorted(base))
+    anchors = {DEFAULT_START}
+    for r in model.rules:
+        if r.during:
+            s, e = r.during
+            anchors |= {s, e, s - dt.timedelta(days=1), e + dt.timedelta(days=1)}
+    for v in edges.get("date", ()):
+        if isinstance(v, Fraction):
+            anchors.add(dt.date.fromordinal(int(v)))
+    for m in edges.get("month", ()):
+        if isinstance(m, Fraction) and 1 <= m <= 12:
+            anchors.add(dt.date(2026, int(m), 1))
+    anchors |= {dt.date(2026, 12, 31), dt.date(2026, 1, 31)}
+    cust_texts = {}
+    for name in sorted(used):
+        if name.startswith("customer.") and name.split(".", 1)[1] not in ("birthday", "enrolled", "days_enrolled"):
+            attr = name.split(".", 1)[1]
+            cust_texts[attr] = (NEUTRAL, *sorted({str(v) for v in edges.get(name, ()) if isinstance(v, str)}))
+    cust_dates = tuple(n.split(".", 1)[1] for n in sorted(used) if n in ("customer.birthday",) or (
+        n.startswith("customer.") and model.customer_columns.get(n.split(".", 1)[1]) == B.DATE))
+    events = tuple(sorted(model.event_names | {B.ENROLL}))
+    return Shape(
+        scale=scale,
+        amounts=tuple(sorted(amounts)),
+        texts=texts,
+        numbers=numbers,
+        anchors=tuple(sorted(anchors)),
+        events=events,
+        rewards=tuple(rw.name for rw in model.rewards),
+        customer_texts=cust_texts,
+        customer_dates=cust_dates,
+        columns=tuple(sorted(set(texts) | set(numbers))),
+    )
+
+
+def _amount(s: Shape):
+    small = st.integers(0, 300 * s.scale)
+    edges = st.sampled_from(s.amounts) if s.amounts else small
+    return st.one_of(small, edges, st.integers(0, 20_000 * s.scale))
+
+
+def _line(s: Shape):
+    fields = {"amount": _amount(s)}
+    for name, vals in s.texts.items():
+        fields[name] = st.sampled_from(vals)
+    for name, vals in s.numbers.items():
+        fields[name] = st.sampled_from(vals)
+    return st.fixed_dictionaries(fields)
+
+
+@st.composite
+def history(draw, model: Model, s: Shape | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """One member's history: transactions (and a customers table when the program reads one)."""
+    s = s or shape(model)
+    day = draw(st.sampled_from(s.anchors))
+    n = draw(st.integers(1, MAX_ROWS))
+    rows: list[dict] = []
+    baskets: list[tuple[str, int]] = []  # transaction_id, total minor units
+    hour = 12
+    for i in range(n):
+        gap = draw(st.one_of(st.just(0), st.sampled_from(GAPS))) if i else 0
+        day = day + dt.timedelta(days=gap)
+        hour = hour + 1 if gap == 0 and i else 12
+        ts = dt.datetime.combine(day, dt.time(min(hour, 23), 0))
+        kind = draw(st.sampled_from(KINDS))
+        if kind == "refund" and not baskets:
+            kind = "purchase"
+        if kind == "redeem" and not s.rewards:
+            kind = "purchase"
+        base = {"timestamp": ts, "event": kind, "transaction_id": "", "reward": ""}
+        if kind == "purchase":
+            tx = f"T{i + 1}"
+            lines = draw(st.lists(_line(s), min_size=1, max_size=3))
+            for line in lines:
+                rows.append({**base, **line, "transaction_id": tx})
+            baskets.append((tx, sum(line["amount"] for line in lines)))
+        elif kind == "refund":
+            tx, total = baskets[draw(st.integers(0, len(baskets) - 1))]
+            part = draw(st.sampled_from((1, 2)))
+            rows.append({**base, "amount": total // part, "transaction_id": tx})
+        elif kind == "redeem":
+            rows.append({**base, "amount": 0, "reward": draw(st.sampled_from(s.rewards))})
+        else:
+            rows.append({**base, "amount": 0, "event": draw(st.sampled_from(s.events))})
+    frame = to_frame(rows, s)
+    customers = None
+    if s.customer_texts or s.customer_dates:
+        cust = {"customer_id": "M1"}
+        for attr, vals in s.customer_texts.items():
+            cust[attr] = draw(st.sampled_from(vals))
+        for attr in s.customer_dates:
+            birthday = draw(st.one_of(st.none(), st.sampled_from(s.anchors), st.dates(dt.date(1960, 1, 1), dt.date(2010, 12, 31))))
+            cust[attr] = pd.NaT if birthday is None else pd.Timestamp(birthday)
+        customers = pd.DataFrame([cust])
+    return frame, customers
+
+
+def to_frame(rows: list[dict], s: Shape) -> pd.DataFrame:
+    """Generated rows as a transactions table in the data contract's columns (amounts in units)."""
+    cols = ["customer_id", "timestamp", "event", "amount", "transaction_id", "reward", *s.columns]
+    out = []
+    for r in rows:
+        rec = {c: r.get(c, NEUTRAL if c in s.texts else (0 if c in s.numbers else "")) for c in cols}
+        rec["customer_id"] = "M1"
+        rec["amount"] = r["amount"] / s.scale
+        for c in s.numbers:
+            rec[c] = float(rec[c])
+        out.append(rec)
+    frame = pd.DataFrame(out, columns=cols)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    return frame

@@ -25,6 +25,7 @@ TEXT: dict[str, dict] = {
         "sections": {"earn": "How you earn points", "tiers": "Membership levels", "limits": "Limits",
                      "expiry": "When points expire", "rewards": "Rewards"},
         "bullet": "- ",
+        "capitalise": True,
         "points": {"one": "{n} point", "many": "{n} points"},
         "money": "{n} {unit}",
         "currency_units": {},
@@ -94,6 +95,7 @@ TEXT: dict[str, dict] = {
             ("weekday", "in"): "on {values_and}",
             ("weekday", "not in"): "except on {values_and}",
             ("month(date)", "in"): "in {values}",
+            ("day(date)", "in"): "on day {values} of the month",
             ("customer.segment", "in"): "for members in the {values} segment",
             ("customer.days_enrolled", "<="): "within {value} days of joining",
             ("customer.days_enrolled", "<"): "within your first {value} days of membership",
@@ -110,6 +112,7 @@ TEXT: dict[str, dict] = {
         "title": "{name} 会员积分规则",
         "sections": {"earn": "如何获得积分", "tiers": "会员等级", "limits": "积分上限", "expiry": "积分有效期", "rewards": "积分兑换"},
         "bullet": "- ",
+        "capitalise": False,
         "points": {"one": "{n}积分", "many": "{n}积分"},
         "money": "{n}{unit}",
         "currency_fallback": " {code}",
@@ -173,6 +176,7 @@ TEXT: dict[str, dict] = {
             ("weekday", "in"): "逢{values_and}",
             ("weekday", "not in"): "{values_and}除外",
             ("month(date)", "in"): "{values}",
+            ("day(date)", "in"): "每月{values}日",
             ("customer.segment", "in"): "{values}会员",
             ("customer.days_enrolled", "<="): "入会{value}天内",
             ("customer.days_enrolled", "<"): "入会{value}天内",
@@ -372,7 +376,8 @@ class _Terms:
         else:
             key = "multiplier_tiers" if tiers else "multiplier_all"
             slots.update(factor=num(award.factor.value), target=rule.target)
-        return _capital(self.t["award"][key].format(**slots))
+        text = self.t["award"][key].format(**slots)
+        return text[:1].upper() + text[1:] if self.t["capitalise"] else text
 
     def conds(self, phrases: list[str]) -> str:
         if not phrases:
@@ -467,10 +472,6 @@ def _is_name(e, name: str) -> bool:
 
 def _is_literal(e) -> bool:
     return isinstance(_ungroup(e), (ast.Number, ast.Money, ast.Percent, ast.String, ast.DateLit))
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def explain(program, lang: str = "en") -> str:

@@ -232,10 +232,10 @@ def _attach(program: ast.Program) -> tuple[list[_Item], list]:
         line = c.span.line
         while k < len(items) and items[k].stmt.span.line < line:
             k += 1
-        if k and _inside(items[k - 1], c):
-            _attach_inner(items[k - 1], c)
-        elif k < len(items) and items[k].stmt.span.line == line:
+        if k < len(items) and items[k].stmt.span.line == line:
             _add_trailing(items[k].slot, c)
+        elif k and _inside(items[k - 1], c):
+            _attach_inner(items[k - 1], c)
         elif k < len(items):
             items[k].slot.before.append(c)
         else:

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert")
 CLAUSE_WORDS = ("when", "on", "during", "once", "at most", "funded")
+_UNCLOSED_HINT = "close each `(` with `)` and each `[` with `]`"
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ MISTAKES: list[Mistake] = [
             ("expire after 12\n",)),
     Mistake("E121", "the reward's cost is missing; write `cost` before the amount", "write `reward coffee: 300 points cost 8 CNY`",
             ("reward x: 300 points 8 CNY\n", "reward x: 300 points for 8 CNY\n", "reward x: 300 points\n")),
-    Mistake("E122", "a bracket is still open at the end of the file", "close each `(` with `)` and each `[` with `]`",
+    Mistake("E122", "a bracket is still open at the end of the file", _UNCLOSED_HINT,
             ("earn x: 10 points when weekday in [sat, sun\n", 'earn x: 10 points when category in ["a", "b"\n',
              "earn x: 10 points when quantity in [1, 2\n", "earn x: 10 points when weekday in [sat,\n", "earn x: 10 points when weekday in [\n",
              "earn x: 10 points when (amount > 5\n", "earn x: 10 points when (tier >= Gold\n", "earn x: 10 points when month(date\n",
@@ -97,7 +98,9 @@ MISTAKES: list[Mistake] = [
             ("earn x: 10 points once a year\n", "earn x: 10 points at most 2 times a week\n", "earn x: 10 points once every year\n")),
     Mistake("E130", "`{found}` is not a statement{suggestion}",
             "statements start with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS),
-            ("ern x: 1 point per 1 CNY\n", "currency CNY\nern x: 1 point per 1 CNY\n", "\nern x: 1 point per 1 CNY\n"),
+            ("ern x: 1 point per 1 CNY\n", "currency CNY\nern x: 1 point per 1 CNY\n", "\nern x: 1 point per 1 CNY\n",
+             'program "x"\ncurrency CNY\nern x: 1 point per 1 CNY\n', "currency CNY\n# note\nern x: 1 point per 1 CNY\n",
+             'program "x"\ncurrency CNY\n# note\nern x: 1 point per 1 CNY\n'),
             suggest=STATEMENT_WORDS),
     Mistake("E131", "`{found}` is not a clause{suggestion}",
             "after what a rule earns come clauses: " + ", ".join(f"`{w}`" for w in CLAUSE_WORDS),
@@ -147,9 +150,17 @@ def _table(parse, error_type) -> dict:
     return table
 
 
-def match(exc, parse, error_type) -> Mistake | None:
+def match(exc, parse, error_type, text: str = "") -> Mistake | None:
     """The catalogue entry for a syntax error, with its message filled in; None if none fits."""
     found = str(getattr(exc, "token", "") or getattr(exc, "char", ""))
+    token = getattr(exc, "token", None)
+    if getattr(token, "line", None) and getattr(token, "start_pos", None) is not None:
+        # Inside brackets line ends do not end statements, so an unclosed bracket surfaces lines
+        # later, in whatever state the next statement meets; find it from the text instead.
+        opened = open_bracket(text, token.start_pos)
+        if opened is not None and opened[1] < token.line:
+            ch, line, col = opened
+            return Mistake("E122", f"the `{ch}` on line {line}, column {col} is not closed", _UNCLOSED_HINT, ())
     for m in _table(parse, error_type).get(signature(exc), ()):
         if m.token is None or m.token == found:
             return _fill(m, found)
@@ -169,3 +180,29 @@ def _fill(m: Mistake, found: str) -> Mistake:
 def examples_of(code: str) -> tuple:
     """The examples of one entry (for tests and docs)."""
     return next(m.examples for m in MISTAKES if m.code == code)
+
+
+def open_bracket(text: str, stop: int) -> tuple[str, int, int] | None:
+    """The innermost bracket still open at offset `stop` (skipping texts and comments): (char, line, col)."""
+    stack: list[tuple[str, int, int]] = []
+    line, line_start, i = 1, 0, 0
+    closing = {")": "(", "]": "["}
+    while i < min(stop, len(text)):
+        ch = text[i]
+        if ch == "\n":
+            line, line_start = line + 1, i + 1
+        elif ch in "\"'":
+            end = text.find(ch, i + 1)
+            newline = text.find("\n", i + 1)
+            if end == -1 or (newline != -1 and newline < end):
+                return None  # an unclosed quote is its own mistake
+            i = end
+        elif ch == "#":
+            newline = text.find("\n", i)
+            i = (newline if newline != -1 else len(text)) - 1
+        elif ch in "([":
+            stack.append((ch, line, i - line_start + 1))
+        elif ch in ")]" and stack and stack[-1][0] == closing[ch]:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None

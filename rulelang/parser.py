@@ -417,7 +417,7 @@ def _syntax_diagnostic(src: Source, text: str, exc: UnexpectedInput):
     if not span.line:
         span = ast.Span(line or 1, col or 1, line or 1, (col or 1) + 1)
 
-    mistake = _match_mistake(exc)
+    mistake = _match_mistake(exc, text)
     if mistake is not None:
         return diagnostic(src, "error", mistake.code, mistake.message, span, mistake.hint)
     if isinstance(exc, UnexpectedCharacters):
@@ -428,9 +428,9 @@ def _syntax_diagnostic(src: Source, text: str, exc: UnexpectedInput):
     return diagnostic(src, "error", "E100", f"expected {_describe_expected(expected)}, found {_found(token)}", span)
 
 
-def _match_mistake(exc: UnexpectedInput):
+def _match_mistake(exc: UnexpectedInput, text: str = ""):
     # Same parser state and same kind of token as one of the catalogue's examples.
     try:
-        return mistakes.match(exc, _lark().parse, UnexpectedInput)
+        return mistakes.match(exc, _lark().parse, UnexpectedInput, text)
     except _TooDeep:
         return None

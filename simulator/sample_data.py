@@ -21,17 +21,19 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED = {"customers": 2000, "months": 12, "seed": 2026, "start": "2026-01-01"}
 BUNDLED_FILES = ("transactions.parquet", "customers.parquet")
 
-# category -> (share of basket lines, [(sku, price)]); prices in the program currency.
-CATALOGUE: dict[str, tuple[float, list[tuple[str, float]]]] = {
-    "coffee": (0.38, [("LATTE", 32.0), ("AMERICANO", 26.0), ("FLAT-WHITE", 34.0), ("COLD-BREW", 30.0)]),
-    "tea": (0.10, [("GREEN-TEA", 22.0), ("MILK-TEA", 26.0), ("MATCHA-LATTE", 33.0)]),
-    "pastry": (0.16, [("CROISSANT", 16.0), ("MUFFIN", 15.0), ("CHEESECAKE", 28.0)]),
-    "food": (0.12, [("SANDWICH", 36.0), ("SALAD", 42.0), ("WRAP", 33.0)]),
-    "beans": (0.05, [("BEANS-250G", 88.0), ("BEANS-1KG", 268.0)]),
-    "merch": (0.02, [("MUG", 98.0), ("TUMBLER", 168.0)]),
-    "grocery": (0.12, [("MILK-1L", 14.0), ("CEREAL-500G", 32.0), ("BREAD", 12.0), ("EGGS-10", 18.0), ("JUICE-1L", 16.0)]),
-    "fuel": (0.05, [("FUEL-95", 320.0), ("FUEL-92", 290.0)]),
+# category -> (share of basket lines, [(sku, price)], aisle); prices in the program currency.
+# Grocery lines are in the "organic" aisle with ORGANIC_SHARE, else in their own aisle.
+CATALOGUE: dict[str, tuple[float, list[tuple[str, float]], str]] = {
+    "coffee": (0.38, [("LATTE", 32.0), ("AMERICANO", 26.0), ("FLAT-WHITE", 34.0), ("COLD-BREW", 30.0)], "cafe"),
+    "tea": (0.10, [("GREEN-TEA", 22.0), ("MILK-TEA", 26.0), ("MATCHA-LATTE", 33.0)], "cafe"),
+    "pastry": (0.16, [("CROISSANT", 16.0), ("MUFFIN", 15.0), ("CHEESECAKE", 28.0)], "bakery"),
+    "food": (0.12, [("SANDWICH", 36.0), ("SALAD", 42.0), ("WRAP", 33.0)], "deli"),
+    "beans": (0.05, [("BEANS-250G", 88.0), ("BEANS-1KG", 268.0)], "cafe"),
+    "merch": (0.02, [("MUG", 98.0), ("TUMBLER", 168.0)], "merch"),
+    "grocery": (0.12, [("MILK-1L", 14.0), ("CEREAL-500G", 32.0), ("BREAD", 12.0), ("EGGS-10", 18.0), ("JUICE-1L", 16.0)], "grocery"),
+    "fuel": (0.05, [("FUEL-95", 320.0), ("FUEL-92", 290.0)], "forecourt"),
 }
+ORGANIC_SHARE = 0.3
 CHANNELS = ("store", "app", "online")
 SEGMENTS = (("office", 0.40), ("student", 0.20), ("family", 0.25), ("retiree", 0.15))
 CITIES = (("Shanghai", 0.35), ("Beijing", 0.25), ("Shenzhen", 0.15), ("Hangzhou", 0.15), ("Chengdu", 0.10))
@@ -45,7 +47,7 @@ REFERRER_SHARE = 0.05
 # One stream per kind of draw, so that adding a draw never shifts the others.
 (S_JOIN, S_JOINDAY, S_CHURN, S_CHURNDAY, S_RATE1, S_RATE2, S_SCALE1, S_SCALE2, S_ROUND, S_APP, S_HOME,
  S_DAY, S_HOUR, S_MIN, S_LINES, S_CHAN, S_STORE, S_CAT, S_SKU, S_QTY, S_NOISE1, S_NOISE2,
- S_REFUND, S_REFDAY, S_REFKIND, S_REFER, S_REFERDAY, S_BDAY_MISS, S_BDAY, S_SEG, S_CITY, S_GENDER) = range(32)  # fmt: skip
+ S_REFUND, S_REFDAY, S_REFKIND, S_REFER, S_REFERDAY, S_BDAY_MISS, S_BDAY, S_SEG, S_CITY, S_GENDER, S_ORGANIC) = range(33)  # fmt: skip
 
 
 def _u(seed: int, stream: int, n: int) -> np.ndarray:
@@ -113,6 +115,8 @@ def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") 
     qty = np.where(cats.index("fuel") == cat, 1, 1 + (uq > 0.85).astype(np.int64) + (uq > 0.96))
     noise = np.exp(0.15 * _normal(seed, S_NOISE1, S_NOISE2, m))
     amount = np.round(prices[sku] * qty * scale[c[b]] * noise, 2)
+    aisle = np.array([CATALOGUE[k][2] for k in cats], dtype=object)[cat]
+    aisle[(aisle == "grocery") & (_u(seed, S_ORGANIC, m) < ORGANIC_SHARE)] = "organic"
 
     basket = pd.DataFrame(
         {
@@ -124,6 +128,7 @@ def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") 
             "event": "purchase",
             "category": np.array(cats, dtype=object)[cat],
             "sku": np.array(skus, dtype=object)[sku],
+            "aisle": aisle,
             "quantity": qty,
             "channel": np.array(CHANNELS, dtype=object)[channel[b]],
             "store": store[b],
@@ -143,7 +148,7 @@ def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") 
     refunds = pd.DataFrame(
         {
             "cust": c[refunded], "secs": r_secs, "basket": refunded, "order": 0, "amount": np.round(r_amount, 2),
-            "event": "refund", "category": fl["category"].to_numpy(), "sku": np.where(full, "", fl["sku"].to_numpy()),
+            "event": "refund", "category": fl["category"].to_numpy(), "sku": np.where(full, "", fl["sku"].to_numpy()), "aisle": fl["aisle"].to_numpy(),
             "quantity": np.where(full, 0, fl["quantity"].to_numpy()), "channel": fl["channel"].to_numpy(), "store": store[refunded],
         }
     )  # fmt: skip
@@ -154,7 +159,7 @@ def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") 
     referrals = pd.DataFrame(
         {
             "cust": referrer, "secs": f_secs, "basket": -1, "order": 0, "amount": 0.0, "event": "referral",
-            "category": "", "sku": "", "quantity": 0, "channel": "app", "store": home[referrer],
+            "category": "", "sku": "", "aisle": "", "quantity": 0, "channel": "app", "store": home[referrer],
         }
     )  # fmt: skip
 
@@ -177,6 +182,7 @@ def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") 
             "amount": rows["amount"].to_numpy(dtype=np.float64),
             "category": pd.array(rows["category"].to_numpy(), dtype="str"),
             "sku": pd.array(rows["sku"].to_numpy(), dtype="str"),
+            "aisle": pd.array(rows["aisle"].to_numpy(), dtype="str"),
             "quantity": rows["quantity"].to_numpy(dtype=np.int64),
             "channel": pd.array(rows["channel"].to_numpy(), dtype="str"),
             "store": pd.Series(rows["store"].to_numpy() + 1).astype("str").str.zfill(2).radd("S").astype("str").to_numpy(),

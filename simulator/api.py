@@ -1,0 +1,191 @@
+"""The Python API: `simulate(program, transactions, customers=None, scenario=None)`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import rulelang
+from rulelang.errors import LoyaltyError
+from rulelang.program import Program
+from simulator import io, metrics, montecarlo
+from simulator.history import prepare
+from simulator.scenario import Scenario, load_scenario
+
+
+@dataclass
+class SimulationResult:
+    """What a simulation produced: `.summary` (dict), `.monthly`, `.ledger` (run 0), `.rewards`."""
+
+    summary: dict
+    monthly: pd.DataFrame
+    ledger: pd.DataFrame
+    rewards: pd.DataFrame
+    scenario: Scenario
+    program: Program
+    per_run: list = field(repr=False, default_factory=list)
+    loads: tuple = field(repr=False, default=())
+
+    @property
+    def currency(self) -> str:
+        return self.program.model.currency
+
+    def summary_json(self) -> str:
+        """summary.json's text: sorted keys, fixed layout, so same inputs give the same bytes."""
+        return json.dumps(self.summary, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write the self-contained HTML report."""
+        from simulator.report import render_report
+
+        p = Path(path)
+        _write(p, render_report(self))
+        return p
+
+    def write(self, out: str | Path) -> Path:
+        """Write summary.json, monthly.csv, ledger.parquet, rewards.csv and report.html into `out`."""
+        d = Path(out)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LoyaltyError(f"{d}: error: cannot create the output folder: {exc}") from None
+        _write(d / "summary.json", self.summary_json())
+        _write(d / "monthly.csv", self.monthly.to_csv(index=False, lineterminator="\n"))
+        _write(d / "rewards.csv", self.rewards.to_csv(index=False, lineterminator="\n"))
+        try:
+            pq.write_table(ledger_table(self.ledger, self.program.model.decimals), d / "ledger.parquet")
+        except OSError as exc:
+            raise LoyaltyError(f"{d / 'ledger.parquet'}: error: cannot write: {exc}") from None
+        self.to_html(d / "report.html")
+        return d
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise LoyaltyError(f"{path}: error: cannot write: {exc}") from None
+
+
+def to_decimal(minor, decimals: int) -> list:
+    """Integer minor units as exact Decimals in currency units."""
+    return [Decimal(int(v)).scaleb(-decimals) for v in minor]
+
+
+def ledger_table(ledger: pd.DataFrame, decimals: int) -> pa.Table:
+    """The ledger for Parquet: minor-unit columns, plus cost and partner share as exact decimals."""
+    table = pa.Table.from_pandas(ledger, preserve_index=False)
+    dec = pa.decimal128(18, decimals)
+    for col in ("cost", "partner_share"):
+        table = table.append_column(f"{col}_amount", pa.array(to_decimal(ledger[col], decimals), type=dec))
+    return table
+
+
+def load_program(program) -> Program:
+    """A Program from a Program, or from a path to a .loyalty file."""
+    if isinstance(program, Program):
+        return program
+    if isinstance(program, str | Path):
+        p = Path(program)
+        if not p.exists():
+            raise LoyaltyError(f"{p}: error: no such program file")
+        return rulelang.load(p)
+    raise LoyaltyError(f"program must be a rulelang Program or a path to a .loyalty file, not {type(program).__name__}")
+
+
+def load_scenario_arg(scenario) -> Scenario:
+    """A Scenario from a Scenario, a YAML path, a mapping, or None (every default)."""
+    if scenario is None:
+        return Scenario()
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, dict):
+        return Scenario.from_dict(scenario)
+    return load_scenario(scenario)
+
+
+def simulate(
+    program,
+    transactions,
+    customers=None,
+    scenario=None,
+    *,
+    workers: int | None = None,
+    engine: str = "compiled",
+    progress: Callable[[int], None] | None = None,
+) -> SimulationResult:
+    """Replay `transactions` through `program` under `scenario`'s assumptions, `runs` times."""
+    sc = load_scenario_arg(scenario)
+    prog = load_program(program)
+    model = prog.model
+    tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period)
+    cust = io.load_customers(customers, columns=sc.columns) if customers is not None else None
+    if tx.rows_used == 0:
+        raise LoyaltyError(f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)")
+    if sc.period is not None:
+        start = pd.Timestamp(sc.period.start)
+        until = pd.Timestamp(sc.period.end) + pd.Timedelta(days=1) - pd.Timedelta(nanoseconds=1)
+    else:
+        start, until = None, None
+    history = prepare(tx.frame, model.decimals, until)
+    start = start if start is not None else history.start
+    # Rows outside the period are read but neither used nor rejected; they count as read.
+    setup = montecarlo.Setup(
+        program_text=prog.source.text,
+        program_path=prog.source.path,
+        history=history,
+        customers=cust.frame if cust is not None else None,
+        scenario=sc,
+        engine=engine,
+        counts=(tx.rows_read, tx.rows_used, tx.rows_rejected),
+        months=metrics.month_index(start, history.until),
+    )
+    results = montecarlo.run_all(setup, sc.runs, workers, progress)
+    return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+
+
+def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: int) -> SimulationResult:
+    """Summary, monthly table, rewards and ledger from the runs."""
+    model = prog.model
+    dec = model.decimals
+    per_run = [r.figures for r in results]
+    summary = metrics.summarise(per_run, dec)
+    summary["rows_outside_period"] = metrics.spread([outside] * len(per_run), None)
+    summary["program"] = model.name
+    summary["currency"] = model.currency
+    summary["percentile_method"] = metrics.PERCENTILE_METHOD
+    summary["assumptions"] = sc.to_dict()
+    monthly = pd.concat([r.monthly for r in results], ignore_index=True)
+    for col in metrics.MONTHLY_MONEY:
+        monthly[col] = to_decimal(monthly[col], dec)
+    return SimulationResult(summary, monthly, results[0].ledger, rewards_table(results, model, dec), sc, prog, per_run, loads)
+
+
+def rewards_table(results: list, model, dec: int) -> pd.DataFrame:
+    """Per reward (catalog order): mean redemptions, points, cost and partner share per run, and count P5/P95."""
+    names = [r.name for r in model.rewards]
+    counts = np.array([[int(r.rewards["count"].get(n, 0)) for n in names] for r in results], dtype=np.int64).reshape(len(results), len(names))
+    rows = []
+    for j, n in enumerate(names):
+        col = {k: [int(r.rewards[k].get(n, 0)) for r in results] for k in ("points", "cost", "partner_share")}
+        s = metrics.spread(counts[:, j].tolist(), None)
+        rows.append(
+            {
+                "reward": n,
+                "count": s["mean"],
+                "count_p5": s["p5"],
+                "count_p95": s["p95"],
+                "points": metrics.spread(col["points"], None)["mean"],
+                "cost": round(float(np.mean(col["cost"])) / 10**dec, dec),
+                "partner_share": round(float(np.mean(col["partner_share"])) / 10**dec, dec),
+            }
+        )
+    return pd.DataFrame(rows, columns=["reward", "count", "count_p5", "count_p95", "points", "cost", "partner_share"])

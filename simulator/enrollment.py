@@ -1,0 +1,83 @@
+"""Enrolment: which customers join, and the `enroll` row that makes `on enroll` rules fire.
+
+`share` of the customers who buy in the period join, at their first purchase. `pick: random`
+takes the customers with the smallest enrolment draws (keyed by seed, run and customer, so a
+customer's fate never depends on how the work was split); `top_spenders` takes the customers with
+the most purchase spend in the period (ties by customer id), the same in every run. The number
+who join is `round(share x eligible)` (half up), so `members` is exact, not a coin flip each.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from simulator import rng
+from simulator.history import History
+
+STREAM = 11  # rng stream of the enrolment draws
+PICKS = ("random", "top_spenders")
+
+
+def first_purchase(history: History) -> np.ndarray:
+    """Per customer code: the row position of the first purchase, or -1 if none."""
+    rows = history.rows
+    pos = np.flatnonzero(rows["_purchase"].to_numpy())
+    first = np.full(history.customers, -1, dtype=np.int64)
+    m = rows["_m"].to_numpy()[pos]
+    # Positions ascend, so the first occurrence of each customer is its first purchase.
+    uniq, idx = np.unique(m, return_index=True)
+    first[uniq] = pos[idx]
+    return first
+
+
+def pick(history: History, share: float, how: str, seed: int, run: int) -> np.ndarray:
+    """Boolean per customer code: who joins in this run."""
+    first = first_purchase(history)
+    eligible = np.flatnonzero(first >= 0)
+    k = min(len(eligible), math.floor(share * len(eligible) + 0.5))
+    chosen = np.zeros(history.customers, dtype=bool)
+    if k == 0:
+        return chosen
+    if how == "top_spenders":
+        rows = history.rows
+        spend = np.bincount(rows["_m"].to_numpy(), weights=np.where(rows["_purchase"].to_numpy(), rows["_minor"].to_numpy(), 0), minlength=history.customers)
+        # lexsort: last key is primary; most spend first, then customer order.
+        order = np.lexsort((eligible, -spend[eligible]))
+    else:
+        u = rng.uniform(seed, run, history.keys[eligible], 0, STREAM)
+        order = np.lexsort((eligible, u))
+    chosen[eligible[order[:k]]] = True
+    return chosen
+
+
+def member_rows(history: History, chosen: np.ndarray) -> pd.DataFrame:
+    """The members' rows from their first purchase on, each preceded by an `enroll` row.
+
+    Rows before joining are dropped (the customer was not a member yet), and so are `enroll` rows
+    already in the data, so a member enrols exactly once. `_ord` orders the rows for the engine.
+    """
+    rows = history.rows
+    first = first_purchase(history)
+    m = rows["_m"].to_numpy()
+    pos = np.arange(len(rows))
+    keep = chosen[m] & (pos >= first[m]) & (rows["_event"].to_numpy() != "enroll")
+    kept = rows[keep].copy()
+    kept["_ord"] = pos[keep] * 4 + 1
+    joins = rows.iloc[first[chosen]].copy()
+    joins["_event"] = "enroll"
+    joins["_minor"] = 0
+    joins["_purchase"] = False
+    joins["_refund"] = False
+    joins["_visit"] = False
+    if "transaction_id" in joins.columns:
+        joins["transaction_id"] = ""
+    if "reward" in joins.columns:
+        joins["reward"] = ""
+    joins["_ord"] = first[chosen] * 4
+    joins["_enroll"] = True
+    kept["_enroll"] = False
+    out = pd.concat([joins, kept], ignore_index=True)
+    return out.sort_values("_ord", kind="stable").reset_index(drop=True)

@@ -1,0 +1,98 @@
+"""The replayed history: validated transactions, sorted by customer then time, with helper columns.
+
+Helper columns (all prefixed `_`, dropped before the engine sees the rows):
+`_row` input position, `_m` customer code (customer ids in sorted order), `_key` the customer's
+random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund`, `_visit`
+(first line of a purchase basket), `_event` (lower-case event name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rulelang.data import parse_datetimes
+from rulelang.errors import DataError
+from simulator import rng
+
+
+@dataclass(frozen=True)
+class History:
+    """Sorted transactions with helper columns, and per-customer facts."""
+
+    rows: pd.DataFrame
+    customer_ids: np.ndarray  # sorted, indexed by `_m`
+    keys: np.ndarray  # rng key per customer code
+    decimals: int
+    until: pd.Timestamp
+    start: pd.Timestamp
+
+    @property
+    def customers(self) -> int:
+        return len(self.customer_ids)
+
+
+def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
+    """Sort and annotate transactions for replay; amounts become integer minor units."""
+    df = transactions.reset_index(drop=True)
+    n = len(df)
+    ts = parse_datetimes(df["timestamp"]).astype("datetime64[ns]")
+    if ts.isna().any():
+        raise DataError("column timestamp: values that are not date-times; load the transactions with simulator.io first")
+    amount = pd.to_numeric(df["amount"], errors="coerce")
+    if amount.isna().any():
+        raise DataError("column amount: values that are not numbers; load the transactions with simulator.io first")
+    minor = np.round(amount.to_numpy(dtype="float64") * 10**decimals).astype(np.int64)
+    if "event" in df.columns:
+        event = df["event"].astype("string").fillna("purchase").str.strip().str.lower().replace("", "purchase")
+        event = event.astype(object).to_numpy()
+    else:
+        event = np.full(n, "purchase", dtype=object)
+    codes, ids = pd.factorize(df["customer_id"], sort=True)
+    # Stable sort by customer then time keeps basket lines and same-time rows in input order.
+    order = np.lexsort((np.arange(n), ts.to_numpy(), codes))
+    out = df.iloc[order].reset_index(drop=True)
+    out["timestamp"] = ts.to_numpy()[order]
+    out["_row"] = order.astype(np.int64)
+    out["_m"] = codes[order].astype(np.int64)
+    out["_minor"] = minor[order]
+    out["_event"] = event[order]
+    is_purchase_event = out["_event"].to_numpy() == "purchase"
+    out["_purchase"] = is_purchase_event & (out["_minor"].to_numpy() >= 0)
+    out["_refund"] = (is_purchase_event & (out["_minor"].to_numpy() < 0)) | (out["_event"].to_numpy() == "refund")
+    out["_minor"] = np.where(out["_refund"].to_numpy(), -np.abs(out["_minor"].to_numpy()), out["_minor"].to_numpy())
+    out["_visit"] = basket_starts(out)
+    keys = rng.customer_keys(ids)
+    t = out["timestamp"]
+    last = t.max() if n else pd.Timestamp("1970-01-01")
+    first = t.min() if n else pd.Timestamp("1970-01-01")
+    return History(out, np.asarray(ids, dtype=object), keys, decimals, pd.Timestamp(until) if until is not None else last, first)
+
+
+def basket_starts(rows: pd.DataFrame) -> np.ndarray:
+    """True on the first line of each purchase basket (consecutive lines sharing a transaction_id)."""
+    purchase = rows["_purchase"].to_numpy()
+    if "transaction_id" not in rows.columns:
+        return purchase.copy()
+    tx = rows["transaction_id"].astype("string").fillna("").to_numpy(dtype=object)
+    m = rows["_m"].to_numpy()
+    t = rows["timestamp"].to_numpy()
+    cont = np.zeros(len(rows), dtype=bool)
+    if len(rows) > 1:
+        cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & (tx[1:] != "") & (tx[1:] == tx[:-1]) & (t[1:] == t[:-1])
+    return purchase & ~cont
+
+
+def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray, decimals: int) -> pd.DataFrame:
+    """The rows as the engine reads them: canonical columns, amounts back in currency units."""
+    keep = [c for c in rows.columns if not c.startswith("_")]
+    out = rows[keep].copy()
+    out["customer_id"] = customer_ids[rows["_m"].to_numpy()]
+    out["amount"] = rows["_minor"].to_numpy() / 10**decimals
+    out["event"] = rows["_event"].to_numpy()
+    for col in ("_u_redeem", "_u_choice"):
+        if col in rows.columns:
+            out[col] = rows[col].to_numpy()
+    return out

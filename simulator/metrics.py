@@ -1,0 +1,192 @@
+"""Ledger -> the figures finance signs: per-run exact values, the monthly roll-forward, and the
+summary across runs (mean, P5, P50, P95). Definitions: docs/simulator.md "## Figures".
+
+Per run everything is exact: points are integers, money is integer minor units, ratios are
+Fractions. Only the summary across runs turns them into floats (rounded to the currency's
+decimals for money).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+POINT_FIGURES = (
+    "points_issued", "points_redeemed", "points_expired", "points_clawed_back", "points_capped", "points_outstanding",
+)  # fmt: skip
+COUNT_FIGURES = ("rows_read", "rows_used", "rows_rejected", "members") + POINT_FIGURES
+MONEY_FIGURES = (
+    "reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program",
+    "revenue_lift", "incremental_margin", "net_benefit",
+)  # fmt: skip
+RATIO_FIGURES = ("redemption_rate", "breakage_rate", "revenue_lift_pct", "roi")
+MONTHLY_POINTS = ("opening", "issued", "clawed_back", "redeemed", "expired", "closing", "capped", "shortfall")
+MONTHLY_MONEY = ("reward_cost", "partner_funded", "liability", "revenue_baseline", "revenue_with_program")
+PERCENTILE_METHOD = "linear"  # numpy.percentile's default: linear interpolation between order statistics
+KIND_COLUMN = {"earn": "issued", "clawback": "clawed_back", "redeem": "redeemed", "expire": "expired", "capped": "capped", "shortfall": "shortfall"}
+
+
+def round_half_up(x: Fraction) -> int:
+    """The nearest integer, halves away from zero (money to the minor unit)."""
+    r = math.floor(abs(x) + Fraction(1, 2))
+    return r if x >= 0 else -r
+
+
+def ratio(num: int, den: int) -> Fraction | None:
+    """num / den exactly, or None (shown as null) when den is 0."""
+    return Fraction(num, den) if den else None
+
+
+def redemption_share(redeemed: int, expired: int) -> Fraction:
+    """Share of points expected to be redeemed: observed redeemed / (redeemed + expired), else 1."""
+    return Fraction(redeemed, redeemed + expired) if redeemed + expired else Fraction(1)
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """What one run hands to the metrics besides its ledger."""
+
+    rows_read: int
+    rows_used: int
+    rows_rejected: int
+    members: int
+    revenue_baseline: int  # minor units, whole history in the period
+    revenue_with_program: int
+    point_cost: Fraction  # currency units per point
+    decimals: int
+    margin: float
+    tiers_end: dict  # tier name -> members at the end
+
+
+def points_by_kind(ledger: pd.DataFrame) -> dict[str, int]:
+    """Total points per posting kind."""
+    sums = ledger.groupby("kind", sort=True)["points"].sum()
+    return {k: int(sums.get(k, 0)) for k in KIND_COLUMN}
+
+
+def run_figures(ledger: pd.DataFrame, x: RunInput) -> dict:
+    """Exact figures of one run (ints, minor units, Fractions or None); `tiers` is a dict."""
+    p = points_by_kind(ledger)
+    outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
+    scale = 10**x.decimals
+    share = redemption_share(p["redeem"], p["expire"])
+    liability = round_half_up(outstanding * x.point_cost * scale * share)
+    reward_cost = int(ledger["cost"].sum())
+    partner = int(ledger["partner_share"].sum())
+    program_cost = reward_cost - partner + liability
+    lift = x.revenue_with_program - x.revenue_baseline
+    margin = round_half_up(Fraction(lift) * Fraction(str(x.margin)))
+    net = margin - program_cost
+    return {
+        "rows_read": x.rows_read,
+        "rows_used": x.rows_used,
+        "rows_rejected": x.rows_rejected,
+        "members": x.members,
+        "points_issued": p["earn"],
+        "points_redeemed": p["redeem"],
+        "points_expired": p["expire"],
+        "points_clawed_back": p["clawback"],
+        "points_capped": p["capped"],
+        "points_outstanding": outstanding,
+        "redemption_rate": ratio(p["redeem"], p["earn"]),
+        "breakage_rate": ratio(p["expire"], p["earn"]),
+        "reward_cost": reward_cost,
+        "partner_funded": partner,
+        "program_cost": program_cost,
+        "liability": liability,
+        "revenue_baseline": x.revenue_baseline,
+        "revenue_with_program": x.revenue_with_program,
+        "revenue_lift": lift,
+        "revenue_lift_pct": None if not x.revenue_baseline else Fraction(100 * lift, x.revenue_baseline),
+        "incremental_margin": margin,
+        "net_benefit": net,
+        "roi": ratio(net, program_cost),
+        "tiers": dict(x.tiers_end),
+    }
+
+
+def month_index(start: pd.Timestamp, until: pd.Timestamp) -> pd.PeriodIndex:
+    """Every calendar month from the start's to the end's."""
+    return pd.period_range(start.to_period("M"), until.to_period("M"), freq="M")
+
+
+def monthly(ledger: pd.DataFrame, months: pd.PeriodIndex, x: RunInput, revenue: pd.DataFrame, members: pd.Series, tier_counts: pd.DataFrame) -> pd.DataFrame:
+    """One run's roll-forward: opening + issued - clawed_back - redeemed - expired = closing, exactly.
+
+    `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
+    `members` the members joined by each month's end; `tier_counts` members per tier at each end.
+    """
+    month = ledger["timestamp"].dt.to_period("M")
+    flows = ledger.assign(month=month).pivot_table(index="month", columns="kind", values="points", aggfunc="sum", fill_value=0)
+    out = pd.DataFrame(index=months)
+    for kind, col in KIND_COLUMN.items():
+        out[col] = flows[kind].reindex(months, fill_value=0).astype(np.int64) if kind in flows.columns else np.int64(0)
+    net = out["issued"] - out["clawed_back"] - out["redeemed"] - out["expired"]
+    out["closing"] = net.cumsum().astype(np.int64)
+    out["opening"] = (out["closing"] - net).astype(np.int64)
+    redeem = ledger.assign(month=month).groupby("month")[["cost", "partner_share"]].sum()
+    out["reward_cost"] = redeem["cost"].reindex(months, fill_value=0).astype(np.int64)
+    out["partner_funded"] = redeem["partner_share"].reindex(months, fill_value=0).astype(np.int64)
+    p = points_by_kind(ledger)
+    factor = x.point_cost * 10**x.decimals * redemption_share(p["redeem"], p["expire"])
+    out["liability"] = [round_half_up(c * factor) for c in out["closing"].tolist()]
+    out["members"] = members.reindex(months).to_numpy(dtype=np.int64)
+    for col in tier_counts.columns:
+        out[f"tier_{col}"] = tier_counts[col].reindex(months).to_numpy(dtype=np.int64)
+    out["revenue_baseline"] = revenue["revenue_baseline"].reindex(months, fill_value=0).astype(np.int64)
+    out["revenue_with_program"] = revenue["revenue_with_program"].reindex(months, fill_value=0).astype(np.int64)
+    out.index = out.index.astype(str)
+    out.index.name = "month"
+    order = list(MONTHLY_POINTS) + ["members"] + [c for c in out.columns if c.startswith("tier_")] + list(MONTHLY_MONEY)
+    return out[order].reset_index()
+
+
+def rewards(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Per reward: redemptions (count), points, cost and partner share (minor units)."""
+    red = ledger[ledger["kind"] == "redeem"]
+    # A redemption posts once per lot touched; its postings share the member, the row and the reward.
+    count = red.drop_duplicates(["customer_id", "row", "reward", "timestamp"]).groupby("reward").size()
+    sums = red.groupby("reward")[["points", "cost", "partner_share"]].sum()
+    out = sums.assign(count=count.reindex(sums.index).fillna(0).astype(np.int64))
+    return out[["count", "points", "cost", "partner_share"]]
+
+
+# --- across runs ---------------------------------------------------------------------------------
+
+
+def spread(values: list, digits: int | None) -> dict:
+    """{"mean","p5","p50","p95"} over runs (runs where a value is undefined are left out)."""
+    vals = np.array([float(v) for v in values if v is not None], dtype=np.float64)
+    if len(vals) == 0:
+        return {"mean": None, "p5": None, "p50": None, "p95": None}
+    qs = np.percentile(vals, [5, 50, 95], method=PERCENTILE_METHOD)
+    out = {"mean": float(np.mean(vals)), "p5": float(qs[0]), "p50": float(qs[1]), "p95": float(qs[2])}
+    return {k: _tidy(v, digits) for k, v in out.items()}
+
+
+def _tidy(v: float, digits: int | None) -> float | int:
+    # Counts and points print as integers when they are whole (always so when runs = 1).
+    if digits is None:
+        v = round(v, 4)
+        return int(v) if v.is_integer() else v
+    v = round(v, digits)
+    return int(v) if digits == 0 else v
+
+
+def summarise(per_run: list[dict], decimals: int) -> dict:
+    """Every figure across runs as {"mean","p5","p50","p95"}; money in currency units."""
+    out: dict = {}
+    scale = 10**decimals
+    for name in COUNT_FIGURES:
+        out[name] = spread([r[name] for r in per_run], None)
+    for name in MONEY_FIGURES:
+        out[name] = spread([Fraction(r[name], scale) for r in per_run], decimals)
+    for name in RATIO_FIGURES:
+        out[name] = spread([r[name] for r in per_run], 6)
+    names = sorted({t for r in per_run for t in r["tiers"]}, key=lambda t: list(per_run[0]["tiers"]).index(t) if t in per_run[0]["tiers"] else 0)
+    out["tiers"] = {t: spread([r["tiers"].get(t, 0) for r in per_run], None) for t in names}
+    return out

@@ -1,0 +1,169 @@
+"""Monte Carlo: `runs` paths of enrolment, response and redemption through the engine.
+
+Path r draws everything from counter-based streams keyed by (seed, r, customer, row), so a path
+is the same whichever process runs it and however runs are split among workers. Runs go to a
+process pool (2 workers by default: the machine has two cores); results are gathered in run
+order, so same seed -> same summary byte for byte, whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rulelang import program as programs
+from simulator import enrollment, metrics, redemption, response, tiers
+from simulator.history import History, engine_frame
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a run needs; picklable, so workers receive it once."""
+
+    program_text: str
+    program_path: str
+    history: History
+    customers: pd.DataFrame | None
+    scenario: object  # simulator.scenario.Scenario
+    engine: str
+    counts: tuple[int, int, int]  # rows_read, rows_used, rows_rejected
+    months: pd.PeriodIndex
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One path: its exact figures, monthly roll-forward, rewards table and (run 0) ledger."""
+
+    figures: dict
+    monthly: pd.DataFrame
+    rewards: pd.DataFrame
+    ledger: pd.DataFrame | None
+
+
+_SETUP: Setup | None = None
+_PROGRAM = None
+
+
+def _init(setup: Setup) -> None:
+    global _SETUP, _PROGRAM
+    _SETUP = setup
+    _PROGRAM = programs.loads(setup.program_text, setup.program_path)
+
+
+def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy) -> pd.DataFrame:
+    h = setup.history
+    frame = engine_frame(rows, h.customer_ids, h.decimals)
+    return program.evaluate(frame, customers=setup.customers, until=h.until, engine=setup.engine, redemption=policy)
+
+
+def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> RunResult:
+    """Simulate path `run`: enrol, respond, redeem, evaluate, measure."""
+    sc = setup.scenario
+    h = setup.history
+    model = program.model
+    seed = sc.seed
+    chosen = enrollment.pick(h, sc.enrollment.share, sc.enrollment.pick, seed, run)
+    rows = enrollment.member_rows(h, chosen)
+    rows["_orig"] = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0)
+    rows["_extra"] = False
+    rows["_spawn"] = np.int64(-1)
+    rows = redemption.with_draws(rows, h.keys, seed, run)
+    policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
+    code_of = {cid: i for i, cid in enumerate(h.customer_ids)}
+    first = _evaluate(rows, setup, program, policy) if response.needs_first_pass(sc.response, model) else None
+    f = response.factors(sc.response, model, rows, first, code_of, h.decimals)
+    extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
+    if len(extra):
+        spawn_pos = np.searchsorted(rows["_ord"].to_numpy(), extra["_ord"].to_numpy() - 2)
+        extra = redemption.with_draws(extra.assign(_orig=0), h.keys, seed, run)
+        rows = pd.concat([rows, extra], ignore_index=True)
+        f = np.concatenate([f, f[spawn_pos]])
+        order = np.argsort(rows["_ord"].to_numpy(), kind="stable")
+        rows = rows.iloc[order].reset_index(drop=True)
+        f = f[order]
+        rows["_visit"] = rows["_visit"].to_numpy()  # copies keep their first-line flag
+    rows = response.apply(rows, f)
+    ledger = _evaluate(rows, setup, program, policy)
+    return measure(setup, model, rows, ledger, chosen, run, keep_ledger)
+
+
+def measure(setup: Setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.ndarray, run: int, keep_ledger: bool) -> RunResult:
+    """Figures, roll-forward and rewards of one evaluated path."""
+    h = setup.history
+    months = setup.months
+    ends = np.array([p.end_time for p in months], dtype="datetime64[ns]")
+    hist = h.rows
+    money = hist["_purchase"].to_numpy() | hist["_refund"].to_numpy()
+    by_month = hist["timestamp"].dt.to_period("M")
+    baseline = pd.Series(np.where(money, hist["_minor"].to_numpy(), 0)).groupby(by_month.to_numpy()).sum()
+    delta_rows = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0) - rows["_orig"].to_numpy()
+    delta = pd.Series(delta_rows).groupby(rows["timestamp"].dt.to_period("M").to_numpy()).sum()
+    revenue = pd.DataFrame({"revenue_baseline": baseline.reindex(months, fill_value=0)})
+    revenue["revenue_with_program"] = revenue["revenue_baseline"] + delta.reindex(months, fill_value=0)
+    joined = rows.loc[rows["_enroll"].to_numpy(), "timestamp"].to_numpy()
+    members = pd.Series(np.searchsorted(np.sort(joined), ends, side="right"), index=months)
+    tier_counts = _tier_counts(model, rows, ledger, ends, months, h.decimals)
+    end_tiers = {c: int(tier_counts[c].iloc[-1]) for c in tier_counts.columns} if len(months) else {}
+    x = metrics.RunInput(
+        *setup.counts,
+        members=int(chosen.sum()),
+        revenue_baseline=int(revenue["revenue_baseline"].sum()),
+        revenue_with_program=int(revenue["revenue_with_program"].sum()),
+        point_cost=model.point_cost,
+        decimals=h.decimals,
+        margin=setup.scenario.margin,
+        tiers_end=end_tiers,
+    )
+    monthly = metrics.monthly(ledger, months, x, revenue, members, tier_counts)
+    monthly.insert(0, "run", run)
+    return RunResult(metrics.run_figures(ledger, x), monthly, metrics.rewards(ledger), ledger if keep_ledger else None)
+
+
+def _tier_counts(model, rows, ledger, ends, months, decimals) -> pd.DataFrame:
+    """Members per tier at each month's end (members who had joined by then)."""
+    if model.tiers is None:
+        return pd.DataFrame(index=months)
+    spec = model.tiers
+    m = rows["_m"].to_numpy()
+    t = rows["timestamp"].to_numpy()
+    contrib = tiers.contributions(spec, rows, response.earned_per_row(ledger, len(rows)))
+    join_m = m[rows["_enroll"].to_numpy()]
+    join_t = t[rows["_enroll"].to_numpy()]
+    out = {}
+    qm = np.repeat(join_m, len(ends))
+    qt = np.tile(ends, len(join_m))
+    level = tiers.at_moments(spec, decimals, m, t, contrib, qm, qt).reshape(len(join_m), len(ends))
+    joined = join_t[:, None] <= ends[None, :]
+    for i, name in enumerate(spec.names):
+        out[name] = ((level == i) & joined).sum(axis=0).astype(np.int64)
+    return pd.DataFrame(out, index=months)
+
+
+def _run_in_worker(run: int) -> RunResult:
+    return run_one(_SETUP, _PROGRAM, run, keep_ledger=run == 0)
+
+
+def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Callable[[int], None] | None = None) -> list[RunResult]:
+    """All paths in run order; `workers` processes (default: 2, or 1 for a single run)."""
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1, runs)
+    if workers <= 1:
+        _init(setup)
+        out = []
+        for r in range(runs):
+            out.append(_run_in_worker(r))
+            if progress:
+                progress(1)
+        return out
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup,)) as pool:
+        out = []
+        for res in pool.map(_run_in_worker, range(runs), chunksize=max(1, runs // (workers * 8))):
+            out.append(res)
+            if progress:
+                progress(1)
+        return out

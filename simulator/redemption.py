@@ -1,0 +1,44 @@
+"""Redemption: the engine's policy and the draws it reads.
+
+After each purchase basket the engine redeems at most one reward: if the member's draw
+`_u_redeem < probability` and the balance affords a reward, it picks one by `choice`
+(`cheapest | dearest | random`, the latter indexed by `_u_choice`). See docs/semantics.md.
+Draws are keyed by (seed, run, customer, counter): the counter is the input row for replayed rows
+and an offset one for rows the simulator adds, so no two rows of a customer share a draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rulelang.data import RedemptionPolicy
+from simulator import rng
+
+CHOICES = ("cheapest", "dearest", "random")
+STREAM_REDEEM, STREAM_CHOICE = 21, 22
+# Counters for added rows: enrol rows and extra visits live far above any input row number.
+ENROLL_OFFSET = 1 << 41
+EXTRA_OFFSET = 1 << 42
+
+
+def policy(probability: float, choice: str) -> RedemptionPolicy:
+    """The engine's redemption policy for these assumptions."""
+    return RedemptionPolicy(float(probability), choice)
+
+
+def counters(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's draw counter: its input row, shifted for rows the simulator added."""
+    c = rows["_row"].to_numpy().astype(np.int64)
+    if "_enroll" in rows.columns:
+        c = np.where(rows["_enroll"].to_numpy(), c + ENROLL_OFFSET, c)
+    if "_extra" in rows.columns:
+        c = np.where(rows["_extra"].to_numpy(), rows["_spawn"].to_numpy() + EXTRA_OFFSET, c)
+    return c.astype(np.uint64)
+
+
+def with_draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> pd.DataFrame:
+    """The rows with the redemption draw columns `_u_redeem` and `_u_choice` added."""
+    k = keys[rows["_m"].to_numpy()]
+    c = counters(rows)
+    return rows.assign(_u_redeem=rng.uniform(seed, run, k, c, STREAM_REDEEM), _u_choice=rng.uniform(seed, run, k, c, STREAM_CHOICE))

@@ -1,0 +1,167 @@
+"""Response: how members change behaviour under the program (the revenue lift).
+
+- `spend_uplift` scales each member purchase line by (1 + uplift of the member's tier). The tier
+  is the one held before the row in a *first pass* of the engine over the members' unchanged rows
+  (the approximation: the uplift itself could lift a member into a higher tier sooner; that
+  second-order effect is ignored).
+- `goal_gradient` adds `uplift` to a purchase when, before it, the member's first-pass balance is
+  within `within` x the cheapest reward's price of affording it (balance >= (1 - within) x price
+  and < price), or the tier metric is within `within` x the next tier's threshold of reaching it.
+- `visit_uplift` adds extra visits: each member purchase basket, with probability `visit_uplift`,
+  is followed by an extra basket copying one of the member's own baskets (picked uniformly), at the
+  midpoint between that basket and the member's next row (or the end of the period). The copy
+  gets the uplift of the basket that spawned it and its own transaction id.
+Amounts are rounded half-even to the minor unit after scaling. All draws are counter-based.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rulelang.errors import LoyaltyError
+from simulator import rng, tiers
+from simulator.history import basket_starts
+
+STREAM_VISIT, STREAM_PICK = 31, 32
+
+
+def tier_uplifts(response, model) -> np.ndarray:
+    """The spend uplift of each tier level (one level when the program has no tiers)."""
+    names = model.tiers.names if model.tiers else ()
+    mapping = response.spend_uplift
+    if hasattr(mapping, "items"):
+        unknown = [t for t in mapping if t not in names]
+        if unknown:
+            known = ", ".join(names) or "none (the program has no tiers; give one number)"
+            raise LoyaltyError(f"response.spend_uplift: `{unknown[0]}` is not a tier of the program; tiers: {known}")
+    return np.array([response.spend_uplift_for(n) for n in names] or [response.spend_uplift_for("")], dtype=np.float64)
+
+
+def needs_first_pass(response, model) -> bool:
+    """Whether the uplift depends on state only the engine knows (tier, balance)."""
+    tiered = model.tiers is not None and len(set(tier_uplifts(response, model))) > 1
+    return tiered or response.goal_gradient is not None
+
+
+def earned_per_row(ledger: pd.DataFrame, n: int) -> np.ndarray:
+    """Issued minus clawed-back points attributed to each evaluated row."""
+    k = ledger["kind"].to_numpy()
+    sign = np.where(k == "earn", 1, np.where(k == "clawback", -1, 0))
+    r = ledger["row"].to_numpy()
+    ok = (sign != 0) & (r >= 0)
+    return np.bincount(r[ok], weights=(ledger["points"].to_numpy() * sign)[ok], minlength=n).astype(np.int64)
+
+
+def balance_before(ledger: pd.DataFrame, rows: pd.DataFrame, code_of: dict) -> np.ndarray:
+    """Each row's balance before it: postings of earlier rows, and expiries up to its time."""
+    n = len(rows)
+    k = ledger["kind"].to_numpy()
+    sign = np.select([k == "earn", (k == "clawback") | (k == "redeem")], [1, -1], 0)
+    pts = ledger["points"].to_numpy() * sign
+    r = ledger["row"].to_numpy()
+    expiry = k == "expire"
+    per_row = np.bincount(r[~expiry & (r >= 0)], weights=pts[~expiry & (r >= 0)], minlength=n)
+    c = np.concatenate([[0], np.cumsum(per_row)])
+    m = rows["_m"].to_numpy()
+    t = rows["timestamp"].to_numpy()
+    member_start = tiers.lex_search(m, t, m, np.full(n, np.datetime64("1677-09-22", "ns")), "left")
+    bal = c[np.arange(n)] - c[member_start]
+    if expiry.any():
+        em = ledger.loc[expiry, "customer_id"].map(code_of).to_numpy(dtype=np.int64)
+        et = ledger.loc[expiry, "timestamp"].to_numpy()
+        ce = np.concatenate([[0], np.cumsum(pts[expiry])])
+        upto = tiers.lex_search(em, et, m, t, "right")
+        first = tiers.lex_search(em, et, m, np.full(n, np.datetime64("1677-09-22", "ns")), "left")
+        bal = bal + ce[upto] - ce[first]
+    return bal.astype(np.int64)
+
+
+def factors(response, model, rows: pd.DataFrame, first_pass: pd.DataFrame | None, code_of: dict, decimals: int) -> np.ndarray:
+    """Per row: the share by which a member purchase line grows (0 elsewhere)."""
+    uplifts = tier_uplifts(response, model)
+    n = len(rows)
+    level = np.zeros(n, dtype=np.int64)
+    metric = np.zeros(n, dtype=np.int64)
+    if model.tiers is not None and first_pass is not None:
+        contrib = tiers.contributions(model.tiers, rows, earned_per_row(first_pass, n))
+        level, metric = tiers.before_rows(model.tiers, decimals, rows["_m"].to_numpy(), rows["timestamp"].to_numpy(), contrib)
+    f = uplifts[np.minimum(level, len(uplifts) - 1)]
+    gg = response.goal_gradient
+    if gg is not None and first_pass is not None:
+        near = np.zeros(n, dtype=bool)
+        if model.rewards:
+            price = min(r.points for r in model.rewards)
+            bal = balance_before(first_pass, rows, code_of)
+            near |= (bal < price) & (bal >= (1 - gg.within) * price)
+        if model.tiers is not None:
+            limits = tiers.thresholds(model.tiers, decimals)
+            nxt = np.minimum(level + 1, len(limits) - 1)
+            has_next = level + 1 < len(limits)
+            goal = limits[nxt]
+            near |= has_next & (metric < goal) & (metric >= (1 - gg.within) * goal)
+        f = f + np.where(near, gg.uplift, 0.0)
+    return np.where(rows["_purchase"].to_numpy(), f, 0.0)
+
+
+def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, run: int, until: pd.Timestamp) -> pd.DataFrame:
+    """Extra baskets copied from each member's own baskets; `_spawn` is the spawning row's input row."""
+    if share <= 0 or rows.empty:
+        return rows.iloc[0:0]
+    visit = rows["_visit"].to_numpy() & ~rows.get("_extra", pd.Series(False, index=rows.index)).to_numpy()
+    starts = np.flatnonzero(visit)
+    m = rows["_m"].to_numpy()
+    k = keys[m[starts]]
+    spawn_row = rows["_row"].to_numpy()[starts]
+    go = rng.uniform(seed, run, k, spawn_row, STREAM_VISIT) < share
+    if not go.any():
+        return rows.iloc[0:0]
+    # Each member's baskets, in order: pick one uniformly for every spawning basket.
+    bm = m[starts]
+    first_of = np.searchsorted(bm, bm, side="left")
+    count = np.searchsorted(bm, bm, side="right") - first_of
+    pick = first_of + np.floor(rng.uniform(seed, run, k, spawn_row, STREAM_PICK) * count).astype(np.int64)
+    src, spawn = pick[go], starts[go]
+    # Lines of a basket run from its start to the next row that is not one of its lines.
+    ends = basket_ends(rows)
+    n_lines = ends[starts[src]] - starts[src]
+    line_pos = np.repeat(starts[src], n_lines) + _ranges(n_lines)
+    copy = rows.iloc[line_pos].copy()
+    spawn_rep = np.repeat(spawn, n_lines)
+    spawn_end = ends[spawn_rep] - 1  # last line of the spawning basket
+    t = rows["timestamp"].to_numpy()
+    nxt = np.minimum(spawn_end + 1, len(rows) - 1)
+    same = (spawn_end + 1 < len(rows)) & (m[nxt] == m[spawn_rep])
+    later = np.where(same, t[nxt], np.datetime64(until, "ns"))
+    t0 = t[spawn_rep].view("int64")
+    copy["timestamp"] = (t0 + (later.view("int64") - t0) // 2).view("datetime64[ns]")
+    copy["_ord"] = rows["_ord"].to_numpy()[spawn_end] + 2
+    copy["_spawn"] = rows["_row"].to_numpy()[spawn_rep]
+    copy["_extra"] = True
+    copy["_enroll"] = False
+    copy["transaction_id"] = "~extra" + pd.Series(copy["_spawn"].to_numpy()).astype(str).to_numpy()
+    return copy
+
+
+def basket_ends(rows: pd.DataFrame) -> np.ndarray:
+    """For each row, one past the last row of the basket it starts (meaningful on basket starts)."""
+    n = len(rows)
+    nxt_start = rows["_visit"].to_numpy() | ~rows["_purchase"].to_numpy()
+    # Position of the next row that starts something new, for every position.
+    idx = np.where(nxt_start, np.arange(n), n)
+    following = np.minimum.accumulate(np.concatenate([idx[1:], [n]])[::-1])[::-1]
+    return following
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total) - starts
+
+
+def apply(rows: pd.DataFrame, f: np.ndarray) -> pd.DataFrame:
+    """Member purchase lines scaled by (1 + f), rounded half-even to the minor unit."""
+    scaled = np.round(rows["_minor"].to_numpy() * (1.0 + f)).astype(np.int64)
+    return rows.assign(_minor=np.where(rows["_purchase"].to_numpy(), scaled, rows["_minor"].to_numpy()))

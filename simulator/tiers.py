@@ -1,0 +1,84 @@
+"""Tier levels outside the engine: before each row, and at given moments (month ends).
+
+The ledger does not carry tiers, so the simulator recomputes them from the rows it evaluated and
+the postings it got back, following docs/semantics.md "Tiers": the metric over the window counts
+rows before the current one in processing order. Everything is a cumulative sum plus a
+per-member binary search, column-at-a-time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.ndarray, side: str) -> np.ndarray:
+    """Positions in rows sorted by (member, time) where (member, time) queries would insert."""
+    t_rows = np.asarray(t_rows, dtype="datetime64[ns]").view("int64")
+    t_q = np.asarray(t_q, dtype="datetime64[ns]").view("int64")
+    # Dense-rank the times so (member, rank) packs into one int64 key without overflow.
+    u = np.unique(np.concatenate([t_rows, t_q]))
+    base = np.int64(len(u) + 1)
+    k_rows = np.asarray(m_rows, dtype=np.int64) * base + np.searchsorted(u, t_rows)
+    k_q = np.asarray(m_q, dtype=np.int64) * base + np.searchsorted(u, t_q)
+    return np.searchsorted(k_rows, k_q, side=side)
+
+
+def contributions(spec, rows: pd.DataFrame, earned: np.ndarray) -> np.ndarray:
+    """What each row adds to the tier metric: spend (minor units), earned points, or a visit."""
+    if spec.metric == "spend":
+        return np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0).astype(np.int64)
+    if spec.metric == "points":
+        return np.asarray(earned, dtype=np.int64)
+    return rows["_visit"].to_numpy().astype(np.int64)
+
+
+def thresholds(spec, decimals: int) -> np.ndarray:
+    """Integer thresholds: a whole-number metric reaches threshold x exactly when it reaches ceil(x)."""
+    scale = 10**decimals if spec.metric == "spend" else 1
+    return np.array([math.ceil(t * scale) for t in spec.thresholds], dtype=np.int64)
+
+
+def _level(metric: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    return np.maximum(np.searchsorted(limits, metric, side="right") - 1, 0)
+
+
+def _window_start(spec, t: np.ndarray) -> np.ndarray:
+    ts = pd.DatetimeIndex(np.asarray(t, dtype="datetime64[ns]"))
+    if spec.window == "days":
+        return (ts - pd.Timedelta(days=spec.n)).to_numpy()
+    return (ts - pd.DateOffset(months=spec.n)).to_numpy()
+
+
+def _year_start(t: np.ndarray, back: int = 0) -> np.ndarray:
+    years = pd.DatetimeIndex(np.asarray(t, dtype="datetime64[ns]")).year.to_numpy() - back
+    return pd.to_datetime({"year": years, "month": 1, "day": 1}).to_numpy() if len(years) else np.array([], dtype="datetime64[ns]")
+
+
+def _levels(spec, decimals, m, t, contrib, m_q, t_q, hi) -> tuple[np.ndarray, np.ndarray]:
+    """Levels (and metrics) for queries whose window ends just before row position `hi`."""
+    c = np.concatenate([[0], np.cumsum(contrib, dtype=np.int64)])
+    limits = thresholds(spec, decimals)
+    if spec.window == "calendar_year":
+        y0 = lex_search(m, t, m_q, _year_start(t_q), "left")
+        y1 = lex_search(m, t, m_q, _year_start(t_q, 1), "left")
+        ytd = c[hi] - c[y0]
+        prev = c[y0] - c[y1]
+        return np.maximum(_level(ytd, limits), _level(prev, limits)), ytd
+    lo = lex_search(m, t, m_q, _window_start(spec, t_q), "right")
+    metric = c[hi] - c[np.minimum(lo, hi)]
+    return _level(metric, limits), metric
+
+
+def before_rows(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's tier level (and tier metric) held before the row; rows sorted by (member, order)."""
+    hi = np.arange(len(member))
+    return _levels(spec, decimals, member, t, contrib, member, t, hi)
+
+
+def at_moments(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray, m_q: np.ndarray, t_q: np.ndarray) -> np.ndarray:
+    """Tier level of members `m_q` at moments `t_q`, counting every row with time <= the moment."""
+    hi = lex_search(member, t, m_q, t_q, "right")
+    return _levels(spec, decimals, member, t, contrib, m_q, t_q, hi)[0]

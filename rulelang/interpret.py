@@ -1,0 +1,555 @@
+"""The reference interpreter: docs/semantics.md made executable.
+
+Member by member, unit by unit (a unit is a basket, or any other single row), line by line, in
+exact `Fraction` arithmetic and plain Python. It is the specification the compiled engine is
+tested against, so it is written to be read, not to be fast.
+
+`run(model, batch, redemption, observer=None)`: `observer(record)` receives a `UnitRecord` after
+every unit (the rows, tier, each rule's check, exact and rounded points, caps, postings, balance,
+per-period totals); `loyalty trace` and the `assert` checker hook in there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from rulelang import builtins as B
+from rulelang import data, ledger
+from rulelang import values as V
+from rulelang.model import Model, Rule
+
+PERIODS = ("day", "week", "month", "year")
+
+
+# --- records --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Posting:
+    """One ledger row, before it becomes a column value."""
+
+    timestamp: pd.Timestamp
+    kind: str
+    rule: str = ""
+    points: int = 0
+    earned_on: dt.date | None = None
+    reward: str = ""
+    cost: int = 0
+    partner_share: int = 0
+    row: int = -1
+
+
+@dataclass
+class RuleCheck:
+    """How one rule fared on one line (or basket): `outcome` says why it earned what it did."""
+
+    rule: str
+    row: int
+    outcome: str  # fired | condition false | outside campaign | limit reached | target earned nothing | earned nothing
+    exact: Fraction = Fraction(0)
+    comparisons: list = field(default_factory=list)  # (node, left, right, result)
+
+
+@dataclass
+class UnitRecord:
+    """Everything that happened on one unit of one member; see the module docstring."""
+
+    member: int
+    customer_id: object
+    rows: list
+    tier_before: V.Tier | None
+    tier_after: V.Tier | None = None
+    expired: list = field(default_factory=list)  # expiry postings due before the unit
+    checks: list = field(default_factory=list)
+    exact: dict = field(default_factory=dict)  # rule -> exact points over the unit
+    total_exact: Fraction = Fraction(0)
+    rounded: int = 0
+    shares: dict = field(default_factory=dict)  # rule -> rounded share (largest remainder)
+    room: int | None = None  # points the caps still allowed, None without caps
+    issued: dict = field(default_factory=dict)
+    capped: dict = field(default_factory=dict)
+    postings: list = field(default_factory=list)  # the unit's own postings (after `expired`)
+    declined: bool = False
+    balance: int = 0
+    period_points: dict = field(default_factory=dict)  # day/week/month/year -> points issued so far
+
+
+# --- member state -------------------------------------------------------------------------------
+
+
+@dataclass
+class Lot:
+    day: dt.date
+    points: int
+
+
+@dataclass
+class Basket:
+    """What a refund needs to know about an earlier basket."""
+
+    day: dt.date
+    total: Fraction
+    issued: dict  # rule index -> points issued
+    refunded: Fraction = Fraction(0)
+    clawed: dict = field(default_factory=dict)  # rule index -> points clawed back (incl. shortfall)
+
+
+@dataclass
+class Member:
+    index: int
+    customer_id: object
+    customer: dict
+    enrolled: dt.date
+    first_day: dt.date
+    lots: list = field(default_factory=list)
+    history: list = field(default_factory=list)  # (timestamp, spend, points, visits) per unit
+    issued_in: dict = field(default_factory=dict)  # (period, key) -> points issued
+    firings: dict = field(default_factory=dict)  # (rule index, key) -> firings
+    baskets: dict = field(default_factory=dict)  # unit -> Basket
+    last_purchase: dt.date | None = None
+
+    @property
+    def balance(self) -> int:
+        return sum(lot.points for lot in self.lots)
+
+
+@dataclass
+class Context:
+    model: Model
+    decimals: int
+    redemption: data.RedemptionPolicy | None
+    observer: object
+    postings: list = field(default_factory=list)  # (member, Posting)
+    declined: int = 0
+    unmatched: int = 0
+
+
+def _money(minor: int, decimals: int) -> Fraction:
+    return Fraction(int(minor), 10**decimals)
+
+
+# --- tiers --------------------------------------------------------------------------------------
+
+
+def _level(model: Model, metric: Fraction) -> int:
+    level = 0
+    for i, threshold in enumerate(model.tiers.thresholds):
+        if metric >= threshold:
+            level = i
+    return level
+
+
+METRIC = {"spend": 1, "points": 2, "visits": 3}
+
+
+def tier_at(model: Model, m: Member, t: pd.Timestamp) -> V.Tier | None:
+    """The tier held before a row at `t`, from the rows already processed."""
+    spec = model.tiers
+    if spec is None:
+        return None
+    col = METRIC[spec.metric]
+    if spec.window == "calendar_year":
+        this = sum((h[col] for h in m.history if h[0].year == t.year), Fraction(0))
+        last = sum((h[col] for h in m.history if h[0].year == t.year - 1), Fraction(0))
+        level = max(_level(model, this), _level(model, last))
+    else:
+        start = V.window_start(t, spec.n, spec.window)
+        level = _level(model, sum((h[col] for h in m.history if h[0] > start), Fraction(0)))
+    return V.Tier(level, spec.names[level])
+
+
+# --- expressions over a row ---------------------------------------------------------------------
+
+
+def _env(ctx: Context, m: Member, line: dict, basket: dict, tier, observe=None, extra=None) -> V.Env:
+    model = ctx.model
+    tiers = {name: V.Tier(i, name) for i, name in enumerate(model.tiers.names)} if model.tiers else {}
+    day = line["timestamp"].date()
+    variables = {
+        "amount": lambda: _money(line["amount"], ctx.decimals),
+        "date": lambda: day,
+        "weekday": lambda: V.Weekday(day.weekday()),
+        "tier": lambda: tier,
+        "event": lambda: line["event"],
+        "point_cost": lambda: model.point_cost,
+    }
+
+    def names(name: str):
+        # Precedence as in rulelang.builtins: variables, declared columns, columns, tiers, weekdays.
+        if extra and name in extra and name in B.VARIABLES:
+            return extra[name]
+        if name in variables:
+            return variables[name]()
+        if name in model.columns:
+            return V.CELL[model.columns[name]](line.get(name), ctx.decimals)
+        if name in B.COLUMNS:
+            return V.CELL[B.COLUMNS[name].type](line.get(name), ctx.decimals)
+        if name in tiers:
+            return tiers[name]
+        if name in B.WEEKDAYS:
+            return V.Weekday(B.WEEKDAYS[name])
+        if extra and name in extra:  # rule names, in asserts
+            return extra[name]
+        raise KeyError(name)
+
+    def customer(attr: str):
+        if attr == "enrolled":
+            return m.enrolled
+        if attr == "days_enrolled":
+            return Fraction((day - m.enrolled).days)
+        typ = model.customer_columns.get(attr) or B.CUSTOMER[attr].type
+        return V.CELL[typ](m.customer.get(attr), ctx.decimals)
+
+    return V.Env(names, customer, basket, observe)
+
+
+def _basket_figures(lines: list[dict], decimals: int) -> dict:
+    quantity = Fraction(len(lines))
+    if any("quantity" in line for line in lines):
+        qs = [V.cell_number(line.get("quantity")) for line in lines]
+        quantity = V.MISSING if V.MISSING in qs else sum(qs, Fraction(0))
+    return {
+        "total": sum((_money(line["amount"], decimals) for line in lines), Fraction(0)),
+        "lines": Fraction(len(lines)),
+        "quantity": quantity,
+    }
+
+
+# --- lots ---------------------------------------------------------------------------------------
+
+
+def _add_lot(m: Member, day: dt.date, points: int) -> None:
+    if m.lots and m.lots[-1].day == day:
+        m.lots[-1].points += points
+    else:
+        m.lots.append(Lot(day, points))
+
+
+def _take(lots: list[Lot], points: int) -> list[tuple[Lot, int]]:
+    """Take up to `points` from the lots in the given order: (lot, taken) per lot touched."""
+    out = []
+    for lot in lots:
+        if points == 0:
+            break
+        n = min(lot.points, points)
+        if n > 0:
+            lot.points -= n
+            points -= n
+            out.append((lot, n))
+    return out
+
+
+# --- expiry -------------------------------------------------------------------------------------
+
+
+def _due_expiries(model: Model, m: Member, until: pd.Timestamp) -> list[tuple[pd.Timestamp, int, Lot]]:
+    """(moment, lot order, lot) of every non-empty lot whose expiry moment is <= `until`."""
+    spec = model.expiry
+    due = []
+    if spec.kind == "inactive":
+        last = m.last_purchase or m.first_day
+        moment = V.start_of(V.add_span(last, spec.n, spec.unit))
+        if moment <= until:
+            # The balance at the moment expires: every lot earned before that day.
+            due = [(moment, i, lot) for i, lot in enumerate(m.lots) if lot.points > 0 and lot.day < moment.date()]
+    elif spec.kind != "never":
+        for i, lot in enumerate(m.lots):
+            if lot.points > 0:
+                moment = V.lot_expiry(lot.day, spec.kind, spec.n, spec.unit)
+                if moment <= until:
+                    due.append((moment, i, lot))
+    return sorted(due, key=lambda d: (d[0], d[1]))
+
+
+def _expire(ctx: Context, m: Member, until: pd.Timestamp) -> list[Posting]:
+    out = []
+    for moment, _, lot in _due_expiries(ctx.model, m, until):
+        out.append(Posting(moment, "expire", points=lot.points, earned_on=lot.day))
+        lot.points = 0
+    return out
+
+
+# --- earning ------------------------------------------------------------------------------------
+
+
+def _award(rule: Rule, line_amount: Fraction, target_points: Fraction) -> Fraction:
+    if rule.kind == "per_spend":
+        return max(rule.rate * line_amount, Fraction(0))
+    if rule.kind == "fixed":
+        return rule.points
+    return (rule.factor - 1) * target_points
+
+
+def _fire(ctx, m: Member, rec: UnitRecord, rule: Rule, line: dict, basket: dict, tier, target_points) -> Fraction:
+    """The exact points `rule` earns on one line (or basket), counting the firing if it earns."""
+    comparisons: list = []
+    observe = (lambda node, a, b, r: comparisons.append((node, a, b, r))) if ctx.observer else None
+    day = line["timestamp"].date()
+    check = RuleCheck(rule.name, int(line["row"]), "fired", comparisons=comparisons)
+    points = Fraction(0)
+    if rule.during is not None and not (rule.during[0] <= day <= rule.during[1]):
+        check.outcome = "outside campaign"
+    elif rule.kind == "multiplier" and target_points <= 0:
+        check.outcome = "target earned nothing"
+    elif not V.truth(rule.condition, _env(ctx, m, line, basket, tier, observe)):
+        check.outcome = "condition false"
+    else:
+        points = _award(rule, _money(line["amount"], ctx.decimals), target_points)
+        key = (rule.index, V.period_key(day, rule.per))
+        if points <= 0:
+            check.outcome, points = "earned nothing", Fraction(0)
+        elif rule.times is not None and m.firings.get(key, 0) >= rule.times:
+            check.outcome, points = "limit reached", Fraction(0)
+        else:
+            m.firings[key] = m.firings.get(key, 0) + 1
+    check.exact = points
+    if ctx.observer:
+        rec.checks.append(check)
+    return points
+
+
+def _exact_points(ctx: Context, m: Member, rec: UnitRecord, rules: list[Rule], lines: list[dict], tier) -> dict:
+    """Exact points per rule index over the unit: line-scope rules line by line, basket-scope once."""
+    basket = _basket_figures(lines, ctx.decimals)
+    ordered = [r for r in rules if r.kind != "multiplier"]
+    ordered += [r for r in ctx.model.multiplier_order() if r in rules]
+    exact = {r.index: Fraction(0) for r in rules}
+    for scope, scope_lines in (("basket", lines[:1]), ("line", lines)):
+        for line in scope_lines:
+            earned: dict[str, Fraction] = {}
+            for rule in ordered:
+                if rule.scope != scope:
+                    continue
+                # A multiplier has its target's scope, so the target has run on this line already.
+                target = earned.get(rule.target, Fraction(0)) if rule.kind == "multiplier" else Fraction(0)
+                earned[rule.name] = _fire(ctx, m, rec, rule, line, basket, tier, target)
+                exact[rule.index] += earned[rule.name]
+    return exact
+
+
+def _earn(ctx: Context, m: Member, rec: UnitRecord, rules: list[Rule], lines: list[dict], tier) -> list[Posting]:
+    model = ctx.model
+    first = lines[0]
+    t, day = first["timestamp"], first["timestamp"].date()
+    exact = _exact_points(ctx, m, rec, rules, lines, tier)
+    decl = sorted(rules, key=lambda r: r.index)
+    total = sum(exact.values(), Fraction(0))
+    rounded = V.ROUND[model.rounding](total)
+    shares = dict(zip((r.index for r in decl), V.largest_remainder([exact[r.index] for r in decl], rounded), strict=True))
+    room = None
+    for limit, period in model.limits:
+        left = max(limit - m.issued_in.get((period, V.period_key(day, period)), 0), 0)
+        room = left if room is None else min(room, left)
+    available = rounded if room is None else min(rounded, room)
+    issued, capped = {}, {}
+    for r in decl:
+        issued[r.index] = min(shares[r.index], available)
+        capped[r.index] = shares[r.index] - issued[r.index]
+        available -= issued[r.index]
+    out = []
+    for r in decl:
+        if issued[r.index] > 0:
+            share = V.to_minor(issued[r.index] * model.point_cost * r.funded_share, ctx.decimals) if r.funded_share else 0
+            out.append(Posting(t, "earn", r.name, issued[r.index], day, partner_share=share, row=int(first["row"])))
+    for r in decl:
+        if capped[r.index] > 0:
+            out.append(Posting(t, "capped", r.name, capped[r.index], row=int(first["row"])))
+    got = sum(issued.values())
+    if got:
+        _add_lot(m, day, got)
+        for period in PERIODS:
+            key = (period, V.period_key(day, period))
+            m.issued_in[key] = m.issued_in.get(key, 0) + got
+    names = {r.index: r.name for r in decl}
+    rec.exact = {names[i]: x for i, x in exact.items()}
+    rec.total_exact, rec.rounded, rec.room = total, rounded, room
+    rec.shares = {names[i]: x for i, x in shares.items()}
+    rec.issued = {names[i]: x for i, x in issued.items()}
+    rec.capped = {names[i]: x for i, x in capped.items()}
+    m.baskets[int(first["unit"])] = Basket(day, sum((_money(x["amount"], ctx.decimals) for x in lines), Fraction(0)), dict(issued))
+    return out
+
+
+# --- redemption ---------------------------------------------------------------------------------
+
+
+def _redeem(ctx: Context, m: Member, reward, t: pd.Timestamp, row: int) -> list[Posting]:
+    out = []
+    for lot, n in _take(m.lots, reward.points):
+        first = not out
+        cost = V.to_minor(reward.cost, ctx.decimals) if first else 0
+        share = V.to_minor(reward.cost * reward.funded_share, ctx.decimals) if first else 0
+        out.append(Posting(t, "redeem", points=n, earned_on=lot.day, reward=reward.name, cost=cost, partner_share=share, row=row))
+    return out
+
+
+def _choose(rewards: list, choice: str, u2: float):
+    """The reward a member picks among the affordable ones (declaration order)."""
+    if choice == "cheapest":
+        return min(rewards, key=lambda r: (r.points, r.index))
+    if choice == "dearest":
+        return min(rewards, key=lambda r: (-r.points, r.index))
+    return rewards[min(int(np.floor(u2 * len(rewards))), len(rewards) - 1)]
+
+
+def _policy(ctx: Context, m: Member, first: dict) -> list[Posting]:
+    pol = ctx.redemption
+    if pol is None:
+        return []
+    u = float(first[pol.draw])
+    affordable = [r for r in ctx.model.rewards if r.points <= m.balance]
+    if not (u < pol.probability) or not affordable:
+        return []
+    reward = _choose(affordable, pol.choice, float(first[pol.choice_draw]))
+    return _redeem(ctx, m, reward, first["timestamp"], int(first["row"]))
+
+
+# --- units by kind ------------------------------------------------------------------------------
+
+
+def _purchase(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
+    rules = [r for r in ctx.model.rules if r.event == B.PURCHASE]
+    out = _earn(ctx, m, rec, rules, lines, tier)
+    first = lines[0]
+    m.last_purchase = first["timestamp"].date()
+    spend = sum((_money(x["amount"], ctx.decimals) for x in lines), Fraction(0))
+    points = sum(p.points for p in out if p.kind == "earn")
+    m.history.append((first["timestamp"], spend, Fraction(points), Fraction(1)))
+    return out + _policy(ctx, m, first)
+
+
+def _event(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
+    rules = [r for r in ctx.model.rules if r.event == lines[0]["event"]]
+    out = _earn(ctx, m, rec, rules, lines, tier) if rules else []
+    points = sum(p.points for p in out if p.kind == "earn")
+    m.history.append((lines[0]["timestamp"], Fraction(0), Fraction(points), Fraction(0)))
+    return out
+
+
+def _refund(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
+    row = lines[0]
+    t, amount = row["timestamp"], _money(row["amount"], ctx.decimals)
+    out = []
+    basket = m.baskets.get(int(row["refund_of"])) if row["refund_of"] >= 0 else None
+    if basket is None:
+        ctx.unmatched += 1
+    else:
+        basket.refunded += abs(amount)
+        share = min(Fraction(1), basket.refunded / basket.total) if basket.total > 0 else Fraction(1)
+        for r in ctx.model.rules:  # declaration order
+            issued = basket.issued.get(r.index, 0)
+            due = V.ROUND[ctx.model.rounding](issued * share) - basket.clawed.get(r.index, 0)
+            if due <= 0:
+                continue
+            basket.clawed[r.index] = basket.clawed.get(r.index, 0) + due
+            own = [lot for lot in m.lots if lot.day == basket.day]
+            taken = _take(own + [lot for lot in m.lots if lot.day != basket.day], due)
+            out += [Posting(t, "clawback", r.name, n, lot.day, row=int(row["row"])) for lot, n in taken]
+            short = due - sum(n for _, n in taken)
+            if short:
+                out.append(Posting(t, "shortfall", r.name, short, row=int(row["row"])))
+    clawed = sum(p.points for p in out if p.kind == "clawback")
+    m.history.append((t, amount, Fraction(-clawed), Fraction(0)))
+    return out
+
+
+def _redeem_row(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
+    row = lines[0]
+    reward = next(r for r in ctx.model.rewards if r.name == row["reward"])
+    if m.balance < reward.points:
+        ctx.declined += 1
+        rec.declined = True
+        return []
+    return _redeem(ctx, m, reward, row["timestamp"], int(row["row"]))
+
+
+UNITS = {data.PURCHASE: _purchase, data.EVENT: _event, data.REFUND: _refund, data.REDEEM: _redeem_row}
+
+
+# --- members ------------------------------------------------------------------------------------
+
+
+def _enrolled(customer: dict, rows: list[dict]) -> dt.date:
+    day = V.cell_date(customer.get("enrolled"))
+    if day is not V.MISSING:
+        return day
+    enroll = next((r for r in rows if r["event"] == B.ENROLL), rows[0])
+    return enroll["timestamp"].date()
+
+
+def _units(rows: list[dict]) -> list[list[dict]]:
+    units: list[list[dict]] = []
+    for row in rows:
+        if units and units[-1][0]["unit"] == row["unit"]:
+            units[-1].append(row)
+        else:
+            units.append([row])
+    return units
+
+
+def _period_points(m: Member, day: dt.date) -> dict:
+    return {p: m.issued_in.get((p, V.period_key(day, p)), 0) for p in PERIODS}
+
+
+def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until: pd.Timestamp) -> None:
+    """Process one member's rows (one member's slice of `Batch.frame`, as records) and post."""
+    m = Member(index, customer["customer_id"], customer, _enrolled(customer, rows), rows[0]["timestamp"].date())
+    for lines in _units(rows):
+        t = lines[0]["timestamp"]
+        expired = _expire(ctx, m, t)
+        tier = tier_at(ctx.model, m, t)
+        rec = UnitRecord(index, m.customer_id, lines, tier, expired=expired)
+        rec.postings = UNITS[int(lines[0]["kind"])](ctx, m, rec, lines, tier)
+        ctx.postings += [(index, p) for p in expired + rec.postings]
+        if ctx.observer:
+            rec.tier_after = tier_at(ctx.model, m, t + pd.Timedelta(1, "ns"))
+            rec.balance = m.balance
+            rec.period_points = _period_points(m, t.date())
+            ctx.observer(rec)
+    tail = _expire(ctx, m, until)
+    ctx.postings += [(index, p) for p in tail]
+    if ctx.observer and tail:
+        ctx.observer(UnitRecord(index, m.customer_id, [], None, expired=tail, balance=m.balance))
+
+
+def _ledger(model: Model, customer_ids, postings: list) -> pd.DataFrame:
+    rules = tuple(r.name for r in model.rules)
+    rewards = tuple(r.name for r in model.rewards)
+    nat = np.datetime64("NaT", "ns")
+    ps = [p for _, p in postings]
+    return ledger.frame(
+        customer_ids,
+        np.array([i for i, _ in postings], dtype=np.int64),
+        np.array([np.datetime64(p.timestamp.to_datetime64(), "ns") for p in ps], dtype="datetime64[ns]"),
+        np.array([ledger.KINDS.index(p.kind) for p in ps], dtype=np.int64),
+        np.array([rules.index(p.rule) if p.rule else -1 for p in ps], dtype=np.int64),
+        np.array([p.points for p in ps], dtype=np.int64),
+        np.array([np.datetime64(p.earned_on, "ns") if p.earned_on else nat for p in ps], dtype="datetime64[ns]"),
+        np.array([rewards.index(p.reward) if p.reward else -1 for p in ps], dtype=np.int64),
+        np.array([p.cost for p in ps], dtype=np.int64),
+        np.array([p.partner_share for p in ps], dtype=np.int64),
+        np.array([p.row for p in ps], dtype=np.int64),
+        rules,
+        rewards,
+    )
+
+
+def run(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | None = None, observer=None, members=None) -> pd.DataFrame:
+    """The ledger for a validated batch (see docs/semantics.md); `members` limits it to some members."""
+    ctx = Context(model, batch.decimals, redemption, observer)
+    frame = batch.frame
+    customers = batch.customers.to_dict("records")
+    bounds = np.searchsorted(frame["member"].to_numpy(), np.arange(batch.members + 1))
+    for i in range(batch.members) if members is None else members:
+        rows = frame.iloc[bounds[i] : bounds[i + 1]].to_dict("records")
+        if rows:
+            run_member(ctx, i, customers[i], rows, batch.until)
+    out = _ledger(model, batch.customers["customer_id"].to_numpy(dtype=object), ctx.postings)
+    out.attrs["declined_redemptions"] = int(ctx.declined)
+    out.attrs["unmatched_refunds"] = int(ctx.unmatched)
+    return out

@@ -129,7 +129,9 @@ def simulate(
     tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period)
     cust = io.load_customers(customers, columns=sc.columns) if customers is not None else None
     if tx.rows_used == 0:
-        raise LoyaltyError(f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)")
+        raise LoyaltyError(
+            f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
+        )
     if sc.period is not None:
         start = pd.Timestamp(sc.period.start)
         until = pd.Timestamp(sc.period.end) + pd.Timedelta(days=1) - pd.Timedelta(nanoseconds=1)
@@ -172,7 +174,9 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
 def rewards_table(results: list, model, dec: int) -> pd.DataFrame:
     """Per reward (catalog order): mean redemptions, points, cost and partner share per run, and count P5/P95."""
     names = [r.name for r in model.rewards]
-    counts = np.array([[int(r.rewards["count"].get(n, 0)) for n in names] for r in results], dtype=np.int64).reshape(len(results), len(names))
+    counts = np.array([[int(r.rewards["count"].get(n, 0)) for n in names] for r in results], dtype=np.int64).reshape(
+        len(results), len(names)
+    )
     rows = []
     for j, n in enumerate(names):
         col = {k: [int(r.rewards[k].get(n, 0)) for r in results] for k in ("points", "cost", "partner_share")}

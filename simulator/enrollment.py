@@ -43,7 +43,9 @@ def pick(history: History, share: float, how: str, seed: int, run: int) -> np.nd
         return chosen
     if how == "top_spenders":
         rows = history.rows
-        spend = np.bincount(rows["_m"].to_numpy(), weights=np.where(rows["_purchase"].to_numpy(), rows["_minor"].to_numpy(), 0), minlength=history.customers)
+        spend = np.bincount(
+            rows["_m"].to_numpy(), weights=np.where(rows["_purchase"].to_numpy(), rows["_minor"].to_numpy(), 0), minlength=history.customers
+        )
         # lexsort: last key is primary; most spend first, then customer order.
         order = np.lexsort((eligible, -spend[eligible]))
     else:

@@ -27,7 +27,14 @@ RATIO_FIGURES = ("redemption_rate", "breakage_rate", "revenue_lift_pct", "roi")
 MONTHLY_POINTS = ("opening", "issued", "clawed_back", "redeemed", "expired", "closing", "capped", "shortfall")
 MONTHLY_MONEY = ("reward_cost", "partner_funded", "liability", "revenue_baseline", "revenue_with_program")
 PERCENTILE_METHOD = "linear"  # numpy.percentile's default: linear interpolation between order statistics
-KIND_COLUMN = {"earn": "issued", "clawback": "clawed_back", "redeem": "redeemed", "expire": "expired", "capped": "capped", "shortfall": "shortfall"}
+KIND_COLUMN = {
+    "earn": "issued",
+    "clawback": "clawed_back",
+    "redeem": "redeemed",
+    "expire": "expired",
+    "capped": "capped",
+    "shortfall": "shortfall",
+}
 
 
 def round_half_up(x: Fraction) -> int:
@@ -114,7 +121,9 @@ def month_index(start: pd.Timestamp, until: pd.Timestamp) -> pd.PeriodIndex:
     return pd.period_range(start.to_period("M"), until.to_period("M"), freq="M")
 
 
-def monthly(ledger: pd.DataFrame, months: pd.PeriodIndex, x: RunInput, revenue: pd.DataFrame, members: pd.Series, tier_counts: pd.DataFrame) -> pd.DataFrame:
+def monthly(
+    ledger: pd.DataFrame, months: pd.PeriodIndex, x: RunInput, revenue: pd.DataFrame, members: pd.Series, tier_counts: pd.DataFrame
+) -> pd.DataFrame:
     """One run's roll-forward: opening + issued - clawed_back - redeemed - expired = closing, exactly.
 
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
@@ -187,6 +196,8 @@ def summarise(per_run: list[dict], decimals: int) -> dict:
         out[name] = spread([Fraction(r[name], scale) for r in per_run], decimals)
     for name in RATIO_FIGURES:
         out[name] = spread([r[name] for r in per_run], 6)
-    names = sorted({t for r in per_run for t in r["tiers"]}, key=lambda t: list(per_run[0]["tiers"]).index(t) if t in per_run[0]["tiers"] else 0)
+    names = sorted(
+        {t for r in per_run for t in r["tiers"]}, key=lambda t: list(per_run[0]["tiers"]).index(t) if t in per_run[0]["tiers"] else 0
+    )
     out["tiers"] = {t: spread([r["tiers"].get(t, 0) for r in per_run], None) for t in names}
     return out

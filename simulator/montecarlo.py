@@ -101,7 +101,9 @@ def measure(setup: Setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chose
     money = hist["_purchase"].to_numpy() | hist["_refund"].to_numpy()
     by_month = hist["timestamp"].dt.to_period("M")
     baseline = pd.Series(np.where(money, hist["_minor"].to_numpy(), 0)).groupby(by_month.to_numpy()).sum()
-    delta_rows = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0) - rows["_orig"].to_numpy()
+    delta_rows = (
+        np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0) - rows["_orig"].to_numpy()
+    )
     delta = pd.Series(delta_rows).groupby(rows["timestamp"].dt.to_period("M").to_numpy()).sum()
     revenue = pd.DataFrame({"revenue_baseline": baseline.reindex(months, fill_value=0)})
     revenue["revenue_with_program"] = revenue["revenue_baseline"] + delta.reindex(months, fill_value=0)

@@ -21,7 +21,6 @@ import pandas as pd
 
 from rulelang.errors import LoyaltyError
 from simulator import rng, tiers
-from simulator.history import basket_starts
 
 STREAM_VISIT, STREAM_PICK = 31, 32
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from rulelang import ast
 from rulelang import builtins as B
@@ -56,6 +56,12 @@ def keyword_span(span: ast.Span, word: str) -> ast.Span:
 
 def quoted(names) -> str:
     return ", ".join(f"`{n}`" for n in names)
+
+
+def either(words) -> str:
+    """`a`, `b` or `c`."""
+    words = [f"`{w}`" for w in words]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def number_text(n: Decimal) -> str:
@@ -105,6 +111,10 @@ class Checker:
         self.rules: dict[str, ast.Earn] = {}
         for e in program.of(ast.Earn):
             self.rules.setdefault(e.name.name, e)
+        self.rewards: dict[str, ast.Reward] = {}
+        for r in program.of(ast.Reward):
+            self.rewards.setdefault(r.name.name, r)
+        self.declared: dict[str, ast.Column] = {}
         self.columns: dict[str, str] = {}
         self.customer = {k: v.type for k, v in B.CUSTOMER.items()}
         for c in program.of(ast.Column):
@@ -175,7 +185,8 @@ class Checker:
                       "use a positive number, or delete the line if it is not wanted")
         elif whole and num.value != num.value.to_integral_value():
             self.emit("E408", f"{what} must be a whole number, not {number_text(num.value)}", num.span,
-                      f"round it: `{number_text(num.value.to_integral_value())}`")
+                      f"use a whole number, like `{number_text(num.value.to_integral_value(ROUND_FLOOR))}`"
+                      f" or `{number_text(num.value.to_integral_value(ROUND_CEILING))}`")
 
     def money(self, m: ast.Money):
         """A money literal: a well-formed currency code, the program's currency."""
@@ -211,7 +222,7 @@ class Checker:
     def time_unit(self, name: ast.Ident, units: dict):
         if name.name not in units:
             self.emit("E221", f"unknown unit of time `{name.name}`{self.did_you_mean(name.name, 'units' + str(len(units)), list(units))}",
-                      name.span, "write " + " or ".join(f"`{u}`" for u in sorted(set(units.values()))))
+                      name.span, "write " + either(sorted(set(units.values()))))
 
     def funded(self, f: ast.Funded):
         self.percent(f.percent)
@@ -236,6 +247,11 @@ class Checker:
                       "write what one redeemed point costs the business, like `point_cost 0.01 CNY`")
 
     def s_column(self, s: ast.Column):
+        full = ".".join(n.name for n in s.name)
+        if full in self.declared:
+            self.emit("E216", f"column `{full}` is declared twice (first on line {self.declared[full].span.line})", s.name[-1].span,
+                      "declare each column once")
+        self.declared.setdefault(full, s)
         if s.type.name not in B.COLUMN_TYPES:
             self.emit("E219", f"unknown column type `{s.type.name}`{self.did_you_mean(s.type.name, 'coltypes', list(B.COLUMN_TYPES))}",
                       s.type.span, "column types are " + quoted(B.COLUMN_TYPES))
@@ -372,9 +388,13 @@ class Checker:
     def s_round(self, s: ast.Round):
         if s.mode.name not in B.ROUNDING:
             self.emit("E218", f"unknown rounding `{s.mode.name}`{self.did_you_mean(s.mode.name, 'rounding', list(B.ROUNDING))}",
-                      s.mode.span, "round " + ", ".join(f"`{m}`" for m in B.ROUNDING))
+                      s.mode.span, "write " + either([f"round {m}" for m in B.ROUNDING]))
 
     def s_reward(self, s: ast.Reward):
+        first = self.rewards[s.name.name]
+        if first is not s:
+            self.emit("E212", f"there is already a reward named `{s.name.name}` (line {first.name.span.line})", s.name.span,
+                      "reward names must be unique; rename one of them")
         self.positive(s.points, "the reward's points", whole=True)
         self.money(s.cost)
         if s.cost.amount <= 0:

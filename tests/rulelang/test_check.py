@@ -1,0 +1,290 @@
+"""The checker: clean examples stay clean; each mistake is found once, at its place, with a fix."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from rulelang import check, parser
+from rulelang.cli import check_cmd
+from rulelang.errors import ProgramError, Source
+from tests.conftest import PROGRAMS, ROOT, SHARED, SHARED_PROGRAMS
+from tests.rulelang.golden_util import GOLDEN, compare, diagnostics
+
+CHECK_FILES = sorted((GOLDEN / "check").glob("*.loyalty"))
+HEAD = 'program "T"\ncurrency CNY\ntiers by spend over 365 days {\n  Green from 0\n  Gold from 1000\n}\nearn base: 1 point per 1 CNY\n'
+TAIL = "reward coffee: 300 points cost 8 CNY\n"
+
+
+def run(text: str, path: str = "t.loyalty") -> list:
+    src = Source(text, path)
+    return check.check(parser.parse(src), src)
+
+
+def codes(text: str) -> list[str]:
+    return [d.code for d in run(text)]
+
+
+def errors(text: str) -> list:
+    return [d for d in run(text) if d.is_error]
+
+
+def cli(*args):
+    return CliRunner().invoke(check_cmd, list(args))
+
+
+# --- the example programs are clean -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_example_programs_have_no_errors(path):
+    src = parser.read(path)
+    assert not [d.render() for d in check.check(parser.parse(src), src) if d.is_error]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no shared examples folder")
+@pytest.mark.parametrize("path", SHARED_PROGRAMS, ids=lambda p: p.name)
+def test_cli_check_passes_shared_examples(path):
+    result = cli(str(path))
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_check_passes_bundled_programs():
+    result = cli(str(ROOT / "programs"))
+    assert result.exit_code == 0, result.output
+
+
+# --- golden diagnostics -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", CHECK_FILES, ids=lambda p: p.stem)
+def test_check_golden(path):
+    found = diagnostics(path)
+    assert found, "every checker golden shows at least one finding"
+    assert [(d.span.line, d.span.col) for d in found] == sorted((d.span.line, d.span.col) for d in found)
+    compare(path, "\n\n".join(d.render() for d in found) + "\n")
+
+
+# --- required acceptance ------------------------------------------------------------------------
+
+
+def test_misspelt_name_is_at_its_place_with_did_you_mean():
+    (d,) = errors(HEAD + "earn gold: 2x base when teir >= Gold\n" + TAIL)
+    assert (d.code, d.span.line, d.span.col, d.span.end_col) == ("E201", 8, 25, 29)
+    assert "did you mean `tier`?" in d.message
+
+
+def test_unknown_tier_lists_the_tiers():
+    (d,) = errors(HEAD + "earn gold: 2x base when tier >= Golden\n" + TAIL)
+    assert (d.code, d.span.line, d.span.col) == ("E207", 8, 33)
+    assert "`Green`" in d.hint and "`Gold`" in d.hint
+    assert "did you mean `Gold`?" in d.message
+
+
+def test_json_format_lists_findings(tmp_path):
+    bad = tmp_path / "bad.loyalty"
+    bad.write_text(HEAD + "earn gold: 2x base when teir >= Gold\n", encoding="utf-8")
+    result = cli("--format", "json", str(bad))
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)
+    keys = {"path", "line", "col", "end_line", "end_col", "severity", "code", "message"}
+    assert all(set(f) == keys for f in found)
+    err = next(f for f in found if f["severity"] == "error")
+    assert (err["line"], err["col"], err["code"], err["path"]) == (8, 25, "E201", str(bad))
+
+
+def test_exit_codes(tmp_path):
+    good = tmp_path / "good.loyalty"
+    good.write_text(HEAD + TAIL, encoding="utf-8")
+    warn = tmp_path / "warn.loyalty"
+    warn.write_text(HEAD, encoding="utf-8")  # no rewards: a warning only
+    bad = tmp_path / "bad.loyalty"
+    bad.write_text(HEAD + "round sideways\n" + TAIL, encoding="utf-8")
+    assert cli(str(good)).exit_code == 0
+    assert cli(str(warn)).exit_code == 0
+    assert cli(str(bad)).exit_code == 1
+    assert cli(str(tmp_path / "missing.loyalty")).exit_code == 2
+
+
+# --- one test per kind of finding ---------------------------------------------------------------
+
+CASES = {
+    # names
+    "unknown name": ("earn x: 5 points when catgory == \"x\"\n", "E201", "did you mean `category`?"),
+    "customer attribute": ("earn x: 5 points when customer.bday == date\n", "E202", "customer.birthday"),
+    "basket attribute": ("earn x: 5 points when basket.totl > 5\n", "E203", "basket.total"),
+    "unknown object": ("earn x: 5 points when shop.size > 5\n", "E204", "shop"),
+    "unknown function": ("earn x: 5 points when mnth(date) == 5\n", "E205", "did you mean `month`?"),
+    "assert-only variable in when": ("earn x: 5 points when balance > 5\n", "E206", "assert"),
+    "rule name in when": ("earn x: 5 points when base > 5\n", "E206", "assert"),
+    "multiplier target": ("earn x: 2x bsae\n", "E209", "did you mean `base`?"),
+    "multiplier cycle": ("earn x: 2x y\nearn y: 2x x\n", "E210", "x → y → x"),
+    "self multiplier": ("earn x: 2x x\n", "E210", "x → x"),
+    "duplicate rule": ("earn base: 5 points\n", "E211", "line 7"),
+    "duplicate reward": (TAIL, "E212", "coffee"),
+    "duplicate statement": ("currency CNY\n", "E214", "currency"),
+    "clause twice": ("earn x: 5 points once once per year\n", "E215", "twice"),
+    "duplicate column": ("column size: text\ncolumn size: number\n", "E216", "size"),
+    "unknown period": ("limit 5 points per fortnite\n", "E217", "fortnite"),
+    "unknown rounding": ("round dwn\n", "E218", "did you mean `down`?"),
+    "unknown column type": ("column size: txt\n", "E219", "did you mean `text`?"),
+    "builtin as column": ("column amount: number\n", "E222", "builtin"),
+    "unknown expiry unit": ("expire after 12 mnths\n", "E221", "did you mean `months`?"),
+    # types
+    "tier with text": ('earn x: 5 points when tier > "Gold"\n', "E301", "text"),
+    "money with date": ("earn x: 5 points when amount > 2026-01-01\n", "E301", "date"),
+    "weekday with number": ("earn x: 5 points when weekday == 3\n", "E301", "weekday"),
+    "mixed list": ('earn x: 5 points when weekday in [sat, "sun"]\n', "E302", "weekday"),
+    "arithmetic on text": ('earn x: 5 points when category + 1 > 2\n', "E303", "text"),
+    "when not a bool": ("earn x: 5 points when amount\n", "E304", "true or false"),
+    "assert not a bool": ("assert balance\n", "E304", "true or false"),
+    "argument count": ("earn x: 5 points when month(date, date) == 1\n", "E305", "1 argument"),
+    "argument type": ("earn x: 5 points when month(amount) == 1\n", "E306", "date"),
+    "and of a number": ("earn x: 5 points when amount > 1 and 5\n", "E307", "and"),
+    "ordered bools": ("earn x: 5 points when (amount > 1) > (amount > 2)\n", "E308", "true and false"),
+    "bare list": ("earn x: 5 points when [sat] == weekday\n", "E309", "list"),
+    # values and structure
+    "impossible date": ("earn x: 5 points during 2027-02-30 to 2027-03-01\n", "E401", "2027-02-30"),
+    "impossible date in expression": ("earn x: 5 points when date == 2026-13-01\n", "E401", "2026-13-01"),
+    "window backwards": ("earn x: 5 points during 2027-03-01 to 2027-02-01\n", "E402", "before"),
+    "other currency": ("earn x: 1 point per 1 USD\n", "E403", "CNY"),
+    "other currency in a cost": ("reward y: 5 points cost 8 USD\n", "E403", "USD"),
+    "bad currency code": ("earn x: 5 points when amount > 5 yuan\n", "E404", "yuan"),
+    "percent above 100": ("earn x: 5 points funded 120% by acme\n", "E406", "120%"),
+    "zero cost": ("reward y: 5 points cost 0 CNY\n", "E407", "cost"),
+    "zero points": ("earn x: 0 points\n", "E407", "points"),
+    "zero per amount": ("earn x: 1 point per 0 CNY\n", "E407", "per"),
+    "zero limit": ("limit 0 points per day\n", "E407", "limit"),
+    "zero times": ("earn x: 5 points at most 0 times per week\n", "E407", "times"),
+    "zero expiry": ("expire after 0 months\n", "E407", "expiry"),
+    "fractional limit": ("limit 1.5 points per day\n", "E408", "whole"),
+    "fractional reward": ("reward y: 2.5 points cost 1 CNY\n", "E408", "whole"),
+    "multiplier of 1": ("earn x: 1x base\n", "E409", "1x"),
+    "per-spend on an event": ("earn x: 1 point per 1 CNY on enroll\n", "E412", "no amount"),
+    # warnings
+    "on purchase": ("earn x: 5 points on purchase\n", "W503", "not needed"),
+    "on refund": ("earn x: 5 points on refund\n", "W504", "never"),
+    "empty in": ("earn x: 5 points when weekday in []\n", "W505", "empty"),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_finding(name):
+    text, code, words = CASES[name]
+    found = [d for d in run(HEAD + TAIL + text) if d.code == code]
+    assert len(found) == 1, [d.render() for d in run(HEAD + TAIL + text)]
+    (d,) = found
+    assert words in d.message + (d.hint or ""), d.render()
+    assert d.span.line >= 8 and d.span.col >= 1 and d.hint
+
+
+def test_tiers_structure():
+    text = 'currency CNY\ntiers by spnd over 1.5 days {\n  A from 5\n  B from 3\n  B from 9\n}\nearn x: 5 points\n' + TAIL
+    assert codes(text) == ["E220", "E408", "E410", "E411", "E213"]
+
+
+def test_tier_without_tiers_block():
+    found = run('currency CNY\nearn x: 5 points when tier >= Gold\n' + TAIL)
+    assert [d.code for d in found] == ["E208"] and (found[0].span.line, found[0].span.col) == (2, 23)
+
+
+def test_money_without_currency_line():
+    found = run("earn x: 1 point per 1 CNY\n" + TAIL)
+    assert [d.code for d in found] == ["E405"]
+
+
+def test_empty_program_warns():
+    assert codes("") == ["W501", "W502"]
+    assert codes('program "x"\ncurrency CNY\n' + TAIL) == ["W501"]
+
+
+def test_points_compare_with_money():
+    assert not errors(HEAD + TAIL + "assert base <= 4 * amount\nassert balance >= 0\n")
+
+
+def test_errors_are_all_reported_in_source_order():
+    found = run(HEAD + TAIL + "round dwn\nearn x: 5 points when teir > 1\nlimit 0 points per day\n")
+    assert [d.code for d in found] == ["E218", "E201", "E407"]
+
+
+# --- bad input: never a traceback ---------------------------------------------------------------
+
+
+def _cli_file(tmp_path, data: bytes):
+    path = tmp_path / "p.loyalty"
+    path.write_bytes(data)
+    result = cli(str(path))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_non_utf8_is_a_diagnostic(tmp_path):
+    result = _cli_file(tmp_path, b"currency CNY\nearn \xff: 5 points\n")
+    assert result.exit_code == 1 and "E001" in result.output
+
+
+def test_bom_crlf_and_tabs_check_clean(tmp_path):
+    text = "\ufeffprogram \"T\"\r\ncurrency CNY\r\n\tearn base:\t1 point per 1 CNY\r\nreward coffee: 300 points cost 8 CNY\r\n"
+    assert _cli_file(tmp_path, text.encode("utf-8")).exit_code == 0
+
+
+def test_tab_before_error_keeps_the_column(tmp_path):
+    result = _cli_file(tmp_path, b"currency CNY\nearn x:\t5 points when teir > 1\n")
+    assert result.exit_code == 1 and "p.loyalty:2:23" in result.output
+
+
+def test_empty_file(tmp_path):
+    result = _cli_file(tmp_path, b"")
+    assert result.exit_code == 0 and "W501" in result.output
+
+
+def test_deep_parentheses(tmp_path):
+    result = _cli_file(tmp_path, b"assert " + b"(" * 500 + b"1" + b")" * 500 + b" > 0\n")
+    assert result.exit_code == 1 and "E103" in result.output
+
+
+def test_deep_not_chain_is_a_diagnostic():
+    # `not not ... x` nests without brackets, past Python's recursion limit.
+    found = run("currency CNY\nassert " + "not " * 5000 + "balance >= 0\n" + TAIL)
+    assert [d.code for d in found if d.is_error] == ["E430"]
+
+
+def test_ten_thousand_rules_and_a_megabyte(tmp_path):
+    rules = "".join(
+        f'earn r{i}: {i % 5 + 1} points when amount >= {i % 100} and weekday in [sat, sun] and category == "c{i % 97}" once per week\n'
+        for i in range(10_000)
+    )
+    text = HEAD + rules + TAIL
+    assert len(text) >= 1_000_000
+    tree = parser.parse(Source(text, "big"))
+    start = time.perf_counter()
+    found = check.check(tree, Source(text, "big"))
+    assert time.perf_counter() - start < 5
+    assert not found
+
+
+def test_ten_thousand_distinct_typos_stay_fast():
+    rules = "".join(f"earn r{i}: 2x rr{i} when teir{i} >= Gold\n" for i in range(10_000))
+    text = HEAD + rules + TAIL
+    tree = parser.parse(Source(text, "big"))
+    start = time.perf_counter()
+    found = check.check(tree, Source(text, "big"))
+    assert time.perf_counter() - start < 5
+    assert len(found) == 20_000
+
+
+def test_syntax_error_in_cli_is_one_diagnostic(tmp_path):
+    result = _cli_file(tmp_path, b"currency CNY\nern x: 5 points\n")
+    assert result.exit_code == 1 and "E130" in result.output and "did you mean `earn`?" in result.output
+
+
+def test_program_error_carries_every_checker_error():
+    from rulelang.program import loads
+
+    with pytest.raises(ProgramError) as info:
+        loads(HEAD + TAIL + "round dwn\nlimit 0 points per day\n")
+    assert [d.code for d in info.value.errors] == ["E218", "E407"]

@@ -206,7 +206,7 @@ def load_transactions(path_or_df, columns: Mapping[str, str] | None = None, curr
     n = len(df)
     text = {c: _text(df[c]) for c in ("customer_id", "timestamp", "amount")}
     for c in ("event", "reward", "transaction_id", "quantity"):
-        text[c] = _text(df[c]) if c in df.columns else pd.Series([""] * n, dtype="str")
+        text[c] = _text(df[c]) if c in df.columns else pd.Series("", index=df.index, dtype="str")
 
     ids = text["customer_id"].str.strip()
     ts = parse_datetimes(df["timestamp"] if pd.api.types.is_datetime64_any_dtype(df["timestamp"]) else text["timestamp"].str.strip())
@@ -216,7 +216,8 @@ def load_transactions(path_or_df, columns: Mapping[str, str] | None = None, curr
     amount = pd.to_numeric(df["amount"] if numeric else text["amount"].str.strip(), errors="coerce").astype("float64")
     event = text["event"].str.strip().str.lower().replace("", "purchase")
     reward = text["reward"].str.strip()
-    quantity = pd.to_numeric(text["quantity"].str.strip(), errors="coerce")
+    has_quantity = "quantity" in df.columns
+    quantity = pd.to_numeric(text["quantity"].str.strip(), errors="coerce") if has_quantity else None
 
     bounds = _period_bounds(period)
     ts_ok = ts.notna().to_numpy()
@@ -234,7 +235,7 @@ def load_transactions(path_or_df, columns: Mapping[str, str] | None = None, curr
         ("amount", "empty amount", amount_bad & (amount_text == "").to_numpy()),
         ("amount", "not a number (use a plain decimal like 1234.50: no currency sign or thousands separator)", amount_bad),
         ("reward", "redeem row without a reward", ((event == "redeem") & (reward == "")).to_numpy()),
-        ("quantity", "not a number", ((text["quantity"].str.strip() != "") & quantity.isna()).to_numpy()),
+        ("quantity", "not a number", ((text["quantity"].str.strip() != "") & quantity.isna()).to_numpy() if has_quantity else np.zeros(n, bool)),
     ]
     rejected, rejects = _reject_table(checks, text, ~outside)
     used = ~rejected & ~outside
@@ -248,7 +249,7 @@ def load_transactions(path_or_df, columns: Mapping[str, str] | None = None, curr
         reward=reward,
         source_row=np.arange(1, n + 1, dtype=np.int64),
     )
-    if "quantity" in df.columns:
+    if has_quantity:
         frame["quantity"] = quantity
     first = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward"]
     frame = frame[first + [c for c in frame.columns if c not in first]]

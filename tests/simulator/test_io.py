@@ -1,0 +1,156 @@
+"""Loading transactions and customers: mapping, row-level rejects with reasons, counts, speed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rulelang.errors import DataError, LoyaltyError
+from simulator.io import load_customers, load_transactions, write_rejects
+
+MAPPING = {"customer_id": "member_no", "timestamp": "paid_at", "amount": "total"}
+
+CSV = """member_no,paid_at,total,event,reward,category
+C2,2026-01-03 10:00:00,12.50,,,coffee
+C1,2026-01-02 09:00:00,abc,,,tea
+,2026-01-02 09:00:00,3,,,tea
+C1,yesterday,3,,,tea
+C1,2026-01-01 08:00:00,4.005,,,pastry
+C3,2025-12-01 08:00:00,,,,pastry
+C3,2026-02-01 08:00:00,,,,pastry
+C3,2026-02-02 08:00:00,0,Redeem,,
+007,2026-02-02 08:00:00,7,redeem,coffee,
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "tx.csv") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _identity(r) -> bool:
+    return r.rows_read == r.rows_used + r.rows_rejected + r.rows_outside_period == len(r.frame) + len(r.rejects) + r.rows_outside_period
+
+
+def test_each_bad_row_is_rejected_with_its_reason(tmp_path):
+    r = load_transactions(_write(tmp_path, CSV), MAPPING, period="2026-01-01 to 2026-12-31")
+    got = {row: (col, reason) for row, col, reason in r.rejects[["row", "column", "reason"]].itertuples(index=False)}
+    assert got[2][0] == "amount" and got[2][1].startswith("not a number")
+    assert got[3] == ("customer_id", "empty customer id")
+    assert got[4][0] == "timestamp" and got[4][1].startswith("not a date-time")
+    assert got[7] == ("amount", "empty amount")
+    assert got[8] == ("reward", "redeem row without a reward")
+    assert set(got) == {2, 3, 4, 7, 8}
+    assert r.rejects.set_index("row").loc[2, "value"] == "abc"
+    # Row 6 is before the period: set aside, not rejected.
+    assert (r.rows_read, r.rows_used, r.rows_rejected, r.rows_outside_period) == (9, 3, 5, 1)
+    assert _identity(r)
+
+
+def test_frame_is_canonical_and_sorted(tmp_path):
+    r = load_transactions(_write(tmp_path, CSV), MAPPING)
+    f = r.frame
+    assert list(f.columns[:6]) == ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward"]
+    assert "category" in f.columns and "member_no" not in f.columns
+    assert f["customer_id"].tolist() == ["007", "C1", "C2"]  # ids stay text: 007 keeps its zeros
+    assert str(f["timestamp"].dtype) == "datetime64[ns]" and f["amount"].dtype == np.float64
+    assert f["event"].tolist() == ["redeem", "purchase", "purchase"]
+    assert f["source_row"].tolist() == [9, 5, 1]
+    assert f.loc[f["customer_id"] == "C1", "amount"].item() == pytest.approx(4.0)  # 4.005 rounds half-even at 2 decimals
+
+
+def test_stable_sort_keeps_basket_lines_in_file_order(tmp_path):
+    text = "customer_id,timestamp,amount,transaction_id,sku\n" + "".join(
+        f"{c},2026-01-0{d} 10:00:00,{i},{c}{d},L{i}\n" for i, (c, d) in enumerate([("B", 2), ("A", 1), ("B", 1), ("B", 1), ("A", 1), ("B", 1)])
+    )
+    f = load_transactions(_write(tmp_path, text)).frame
+    assert f["sku"].tolist() == ["L1", "L4", "L2", "L3", "L5", "L0"]
+
+
+def test_report_names_first_ten_rows_and_the_count(tmp_path):
+    rows = "".join(f"C{i},2026-01-01,{'x' if i % 2 else 1}\n" for i in range(30))
+    r = load_transactions(_write(tmp_path, "customer_id,timestamp,amount\n" + rows))
+    assert r.rows_rejected == 15 and _identity(r)
+    report = r.report()
+    assert "rows 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, ... (15 rows in all)" in report
+    assert "header is not counted" in report and "30 rows read: 15 used, 15 rejected" in report
+
+
+def test_rejects_file_holds_every_rejected_row(tmp_path):
+    r = load_transactions(_write(tmp_path, CSV), MAPPING)
+    out = pd.read_csv(write_rejects(r, tmp_path / "rejects.csv"), dtype=str, keep_default_na=False)
+    assert list(out.columns[:4]) == ["row", "column", "value", "reason"]
+    assert "member_no" in out.columns and "paid_at" in out.columns
+    assert out["row"].astype(int).tolist() == r.rejects["row"].tolist() and len(out) == r.rows_rejected
+    assert out.set_index("row").loc["4", "paid_at"] == "yesterday"
+
+
+def test_missing_column_lists_available_and_suggests_mapping(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_transactions(_write(tmp_path, CSV))
+    msg = str(info.value)
+    assert "no column `customer_id`, `timestamp`, `amount`" in msg
+    assert "available: member_no, paid_at, total, event, reward, category" in msg
+    assert "columns: {customer_id: member_no, timestamp: paid_at, amount: total}" in msg
+    assert isinstance(info.value, LoyaltyError)
+
+
+def test_mapping_to_a_column_that_is_not_there(tmp_path):
+    with pytest.raises(DataError, match=r"columns.amount maps your column `totl`.*did you mean `total`"):
+        load_transactions(_write(tmp_path, CSV), {**MAPPING, "amount": "totl"})
+
+
+def test_mapped_column_keeps_the_files_own_column_aside(tmp_path):
+    text = "customer_id,timestamp,local_time,amount\nA,2026-01-01 00:00:00,2026-01-01 08:00:00,1\n"
+    r = load_transactions(_write(tmp_path, text), {"timestamp": "local_time"})
+    assert r.frame["timestamp"].iloc[0] == pd.Timestamp("2026-01-01 08:00:00")
+    assert r.frame["timestamp_unmapped"].iloc[0] == "2026-01-01 00:00:00"
+    assert "timestamp_unmapped" in r.report()
+
+
+def test_parquet_and_dataframe_inputs(tmp_path):
+    df = pd.DataFrame(
+        {"customer_id": [12, 3], "timestamp": pd.to_datetime(["2026-01-02", "2026-01-01"]), "amount": [1.5, np.nan], "quantity": [1, 2]}
+    )
+    df.to_parquet(tmp_path / "t.parquet")
+    for source in (tmp_path / "t.parquet", df):
+        r = load_transactions(source)
+        assert r.frame["customer_id"].tolist() == ["12"] and r.rejects["row"].tolist() == [2] and _identity(r)
+
+
+def test_unreadable_inputs_are_data_errors(tmp_path):
+    with pytest.raises(DataError, match="no such transactions file"):
+        load_transactions(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="unknown file type"):
+        load_transactions(_write(tmp_path, "x", "t.xlsx"))
+    with pytest.raises(DataError, match="repeats the column name"):
+        load_transactions(_write(tmp_path, "customer_id,customer_id,timestamp,amount\n1,1,2026-01-01,1\n"))
+
+
+def test_customers_parse_birthdays_and_reject_bad_rows(tmp_path):
+    text = "member_no,birthday,segment\nA,1990-05-17,office\nB,,student\n,1980-01-01,x\nC,17/17/1990,y\nA,1991-01-01,dup\n"
+    r = load_customers(_write(tmp_path, text, "c.csv"), MAPPING)
+    assert r.frame["customer_id"].tolist() == ["A", "B"]
+    assert r.frame["birthday"].iloc[0] == pd.Timestamp("1990-05-17") and pd.isna(r.frame["birthday"].iloc[1])
+    assert dict(zip(r.rejects["row"], r.rejects["column"], strict=True)) == {3: "customer_id", 4: "birthday", 5: "customer_id"}
+    assert r.rows_read == r.rows_used + r.rows_rejected == 5
+
+
+@pytest.mark.slow
+def test_a_million_rows_load_in_seconds(tmp_path):
+    n = 1_000_000
+    ids = pd.Series(np.arange(n) % 50_000).astype(str).str.zfill(6)
+    ts = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(n) % 31_000_000, unit="s")
+    df = pd.DataFrame({"customer_id": ids, "timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "amount": (np.arange(n) % 9000) / 100, "category": "coffee"})
+    path = tmp_path / "big.csv"
+    df.to_csv(path, index=False)
+    t = time.perf_counter()
+    r = load_transactions(path)
+    elapsed = time.perf_counter() - t
+    assert r.rows_used == n and r.frame["customer_id"].is_monotonic_increasing
+    assert elapsed < 15, f"loading 1M rows took {elapsed:.1f}s"

@@ -1,0 +1,103 @@
+"""Synthetic histories: realistic shape, valid for the loader, deterministic, bundled sample current."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from simulator import sample_data
+from simulator.cli import main
+from simulator.io import load_customers, load_transactions
+
+
+@pytest.fixture(scope="module")
+def small():
+    return sample_data.generate(400, 6, seed=11)
+
+
+def test_top_fifth_of_customers_bring_most_revenue():
+    for seed in (0, 5):
+        tx, _ = sample_data.generate(1500, 12, seed)
+        revenue = tx.loc[tx["event"] == "purchase"].groupby("customer_id")["amount"].sum().sort_values(ascending=False)
+        share = revenue.iloc[: len(revenue) // 5].sum() / revenue.sum()
+        assert 0.70 <= share <= 0.90, share
+
+
+def test_shape_of_the_history(small):
+    tx, cu = small
+    assert list(tx.columns) == ["customer_id", "timestamp", "transaction_id", "event", "amount", "category", "sku", "aisle", "quantity", "channel", "store"]
+    assert tx["customer_id"].is_monotonic_increasing
+    assert (tx.groupby("customer_id")["timestamp"].diff().dropna() >= pd.Timedelta(0)).all()
+    assert tx["timestamp"].min() >= pd.Timestamp("2026-01-01") and tx["timestamp"].max() < pd.Timestamp("2026-07-01")
+    assert np.array_equal(np.round(tx["amount"], 2), tx["amount"])
+    assert set(tx["event"]) == {"purchase", "refund", "referral"}
+    purchases = tx[tx["event"] == "purchase"]
+    assert {"coffee", "tea", "pastry", "fuel", "grocery"} <= set(purchases["category"])
+    assert set(purchases["channel"]) == {"store", "app", "online"}
+    assert "CEREAL-500G" in set(purchases["sku"]) and "organic" in set(purchases["aisle"])
+    assert purchases["store"].str.fullmatch(r"S\d\d").all() and (purchases["amount"] > 0).all()
+    refunds = len(tx[tx["event"] == "refund"]) / purchases["transaction_id"].nunique()
+    assert 0.01 <= refunds <= 0.03
+    assert set(cu.columns) == {"customer_id", "birthday", "segment", "city", "gender"}
+    assert len(cu) == 400 and cu["birthday"].notna().mean() > 0.85
+
+
+def test_baskets_are_consecutive_lines_with_one_timestamp(small):
+    tx, _ = small
+    purchases = tx[tx["event"] == "purchase"]
+    per_tx = purchases.groupby("transaction_id").agg(first=("timestamp", "min"), last=("timestamp", "max"), n=("customer_id", "nunique"))
+    assert (per_tx["first"] == per_tx["last"]).all() and (per_tx["n"] == 1).all()
+    positions = purchases.reset_index().groupby("transaction_id")["index"].agg(["min", "max", "count"])
+    assert (positions["max"] - positions["min"] + 1 == positions["count"]).all()
+    assert (purchases.groupby("transaction_id").size() > 1).mean() > 0.3
+
+
+def test_refunds_point_at_an_earlier_basket_of_the_same_customer(small):
+    tx, _ = small
+    baskets = tx[tx["event"] == "purchase"].groupby("transaction_id").agg(customer=("customer_id", "first"), at=("timestamp", "first"), total=("amount", "sum"))
+    refunds = tx[tx["event"] == "refund"].join(baskets, on="transaction_id")
+    assert len(refunds) and refunds["customer"].notna().all()
+    assert (refunds["customer"] == refunds["customer_id"]).all() and (refunds["at"] < refunds["timestamp"]).all()
+    assert (refunds["amount"] < 0).all() and (-refunds["amount"] <= refunds["total"] + 1e-9).all()
+    assert (np.isclose(-refunds["amount"], refunds["total"])).any() and (~np.isclose(-refunds["amount"], refunds["total"])).any()
+
+
+def test_output_loads_cleanly(small, tmp_path):
+    tx, cu = small
+    t, c = sample_data.write(tx, cu, tmp_path, "csv")
+    r = load_transactions(t)
+    assert r.rows_rejected == 0 and r.rows_used == len(tx)
+    assert load_customers(c).rows_rejected == 0
+
+
+def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
+    a = sample_data.write(*sample_data.generate(120, 3, 9), tmp_path / "a")
+    b = sample_data.write(*sample_data.generate(120, 3, 9), tmp_path / "b")
+    for pa_, pb in zip(a, b, strict=True):
+        assert pa_.read_bytes() == pb.read_bytes()
+    c = sample_data.generate(120, 3, 10)[0]
+    assert not c.equals(sample_data.generate(120, 3, 9)[0])
+
+
+def test_bundled_sample_equals_generate_with_documented_parameters():
+    tx_path, cu_path = sample_data.bundled_paths()
+    assert tx_path.exists() and cu_path.exists()
+    assert tx_path.stat().st_size + cu_path.stat().st_size < 5_000_000
+    tx, cu = sample_data.generate(**sample_data.BUNDLED)
+    pd.testing.assert_frame_equal(pd.read_parquet(tx_path), tx)
+    pd.testing.assert_frame_equal(pd.read_parquet(cu_path), cu)
+
+
+def test_cli_writes_csv_and_parquet(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["sample-data", "--customers", "30", "--months", "2", "--seed", "3", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c" / "transactions.csv").read_text().startswith("customer_id,timestamp,transaction_id,event,amount")
+    res = runner.invoke(main, ["sample-data", "--customers", "30", "--months", "2", "--seed", "3", "--out", str(tmp_path / "p"), "--format", "parquet"])
+    assert res.exit_code == 0, res.output
+    tx, _ = sample_data.generate(30, 2, 3)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "p" / "transactions.parquet"), tx)
+    res = runner.invoke(main, ["sample-data", "--out", str(tmp_path / "x"), "--customers", "0"])
+    assert res.exit_code == 2 and "--customers" in res.output

@@ -1,0 +1,182 @@
+"""Member-facing terms: each construct in words, in English and Chinese; internal details left out."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from rulelang.cli import explain_cmd
+from rulelang.explain import TEXT, explain
+from rulelang.program import loads
+
+BEAN = """\
+program "Bean Club"
+currency CNY
+point_cost 0.02 CNY
+tiers by spend over 365 days {
+  Green from 0
+  Gold  from 1000
+  Black from 5000
+}
+earn base:       1 point per 1 CNY
+earn gold_boost: 1.5x base when tier >= Gold
+earn happy_hour: 2x base when weekday in [sat, sun]
+earn pastry:     2 points per 1 CNY when category == "pastry"
+earn new_year:   100 points when amount >= 50 during 2026-12-26 to 2027-01-03
+earn birthday:   300 points when month(date) == month(customer.birthday) once per year
+earn welcome:    200 points on enroll
+earn partnered:  10 points when sku == "SOAP" funded 100% by acme
+limit 3000 points per month
+expire after 12 months
+round down
+reward coffee: 300 points cost 8 CNY funded 50% by roaster
+assert balance >= 0
+assert base <= 99 * amount
+"""
+
+
+def terms(text: str, lang: str = "en") -> str:
+    return explain(loads(text), lang)
+
+
+@pytest.fixture(scope="module")
+def en() -> str:
+    return terms(BEAN)
+
+
+@pytest.fixture(scope="module")
+def zh() -> str:
+    return terms(BEAN, "zh")
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "Bean Club",
+        "You earn 1 point for every 1 CNY you spend.",
+        "Gold and Black members: 1.5 times the points of 'base'.",
+        "You earn 2 points for every 1 CNY you spend on pastry purchases.",
+        "on Saturdays and Sundays",
+        "on purchases of at least 50 CNY",
+        "between 26 Dec 2026 and 3 Jan 2027",
+        "in your birthday month, once per year",
+        "You earn 200 points when you join.",
+        "1.5x and 2x give 2.5x",
+        "Points are rounded down to whole points once per purchase.",
+        "at most 3000 points per calendar month; points above it are not given",
+        "Points expire 12 months after the day they were earned.",
+        "over the last 365 days",
+        "Gold: from 1000 CNY",
+        "coffee: 300 points",
+    ],
+)
+def test_english_phrases(en, phrase):
+    assert phrase in en
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    ["每消费1元积1分。", "Gold和Black会员可获得“base”的1.5倍积分", "购买pastry类商品时", "逢周六和周日", "单笔消费满50元时",
+     "2026年12月26日至2027年1月3日期间", "生日当月", "每年限一次", "注册入会时，可获得200积分。", "向下取整",
+     "每个自然月最多可获得3000积分", "积分自获得之日起12个月后过期", "会员等级按最近365天内的累计消费金额计算", "Gold：满1000元",
+     "coffee：300积分", "积分兑换"],
+)
+def test_chinese_phrases(zh, phrase):
+    assert phrase in zh
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_funding_costs_and_asserts_are_not_member_facing(lang):
+    out = terms(BEAN, lang)
+    for internal in ("acme", "roaster", "funded", "50%", "8 CNY", "8元", "0.02", "balance", "99"):
+        assert internal not in out
+
+
+@pytest.mark.parametrize(
+    "stmt, en, zh",
+    [
+        ("expire after 90 days", "Points expire 90 days after the day they were earned.", "积分自获得之日起90天后过期。"),
+        ("expire after 6 months without purchase", "If you make no purchase for 6 months, your whole balance expires.", "连续6个月没有消费"),
+        ("expire at end of year", "at the end of the calendar year in which they were earned", "积分在获得当年的12月31日到期。"),
+        ("expire at end of next year", "the calendar year after the one in which they were earned", "积分在获得次年的12月31日到期。"),
+        ("expire never", "Points do not expire.", "积分永久有效。"),
+        ("round up", "rounded up to whole points", "向上取整"),
+        ("round nearest", "rounded to the nearest whole point", "四舍五入"),
+        ("limit 100 points per week", "at most 100 points per week (Monday to Sunday)", "每周（周一至周日）最多可获得100积分"),
+        ("limit 50 points per day", "at most 50 points per day", "每天最多可获得50积分"),
+    ],
+)
+def test_each_expiry_rounding_and_cap_form(stmt, en, zh):
+    text = f"currency CNY\nearn base: 1 point per 1 CNY\n{stmt}\n"
+    assert en in terms(text)
+    assert zh in terms(text, "zh")
+
+
+def test_calendar_year_tiers_are_held_through_the_next_year():
+    text = "currency CNY\ntiers by spend over calendar year {\n  普通 from 0\n  金卡 from 8000\n}\nearn a: 1 point per 1 CNY\nearn b: 2x a when tier == 金卡\n"
+    en, zh = terms(text), terms(text, "zh")
+    assert "kept for the rest of that year and all of the next year" in en and "金卡: from 8000 CNY" in en
+    assert "金卡 members: 2 times the points of 'a'" in en
+    assert "当年达到的等级保留至次年年底" in zh and "金卡会员可获得“a”的2倍积分" in zh
+
+
+@pytest.mark.parametrize(
+    "cond, en, zh",
+    [
+        ('channel in ["app", "web"]', "when the channel is app or web", "渠道为app或web时"),
+        ('customer.segment == "student"', "for members in the student segment", "student会员"),
+        ("basket.total >= 80", "when your basket total is at least 80 CNY", "单笔订单总额不低于80元时"),
+        ('not (category == "fuel")', "except on fuel purchases", "购买fuel类商品时除外"),
+        ("weekday not in [mon, tue]", "except on Mondays and Tuesdays", "周一和周二除外"),
+        ("month(date) in [12, 1]", "in December or January", "12月或1月"),
+        ("customer.days_enrolled <= 30", "within 30 days of joining", "入会30天内"),
+        ('category == "tea" or amount > 100', "on tea purchases or on purchases of more than 100 CNY", "购买tea类商品时或单笔消费超过100元时"),
+        ("abs(amount) * 2 > 3", "when abs(amount) * 2 > 3", "满足“abs(amount) * 2 > 3”时"),
+    ],
+)
+def test_conditions_in_words_with_a_readable_fallback(cond, en, zh):
+    text = f"currency CNY\nearn bonus: 5 points when {cond}\n"
+    assert en in terms(text)
+    assert zh in terms(text, "zh")
+
+
+def test_frequency_scope_and_events():
+    text = "currency CNY\nearn a: 5 points when sku == \"X\" at most 2 times per week\nearn r: 50 points on review once\nearn s: 9 points on shared\n"
+    en = terms(text)
+    assert "You earn 5 points for each qualifying item when the product code is X, at most 2 times per week." in en
+    assert "You earn 50 points when you write a review, once only." in en
+    assert "You earn 9 points on a 'shared' event." in en
+    zh = terms(text, "zh")
+    assert "每周最多2次" in zh and "发表评价时，可获得50积分，仅限一次。" in zh
+
+
+def test_other_currencies_and_unknown_codes():
+    assert "每消费2英镑积1分" in terms("currency GBP\nearn a: 1 point per 2 GBP\n", "zh")
+    assert "每消费2 CHF积1分" in terms("currency CHF\nearn a: 1 point per 2 CHF\n", "zh")
+    assert "for every 2 CHF you spend" in terms("currency CHF\nearn a: 1 point per 2 CHF\n")
+
+
+def test_languages_share_one_table_shape():
+    assert TEXT["en"].keys() - {"currency_units"} <= TEXT["zh"].keys()
+    for key in ("award", "expiry", "rounding", "freq", "special", "ops", "sections", "cap_period"):
+        assert TEXT["en"][key].keys() == TEXT["zh"][key].keys(), key
+
+
+def test_unknown_language_is_refused():
+    with pytest.raises(ValueError, match="en, zh"):
+        terms(BEAN, "fr")
+
+
+def test_cli_explain(tmp_path):
+    good = tmp_path / "good.loyalty"
+    good.write_text(BEAN, encoding="utf-8")
+    result = CliRunner().invoke(explain_cmd, [str(good), "--lang", "zh"])
+    assert result.exit_code == 0 and "每消费1元积1分" in result.output
+
+    bad = tmp_path / "bad.loyalty"
+    bad.write_text("earn base: 1 point per 1 CNY\nearn boost: 2x bsae\n", encoding="utf-8")
+    result = CliRunner().invoke(explain_cmd, [str(bad)])
+    assert result.exit_code == 1 and "bad.loyalty:2:" in result.output and isinstance(result.exception, SystemExit)
+
+    missing = CliRunner().invoke(explain_cmd, [str(tmp_path / "none.loyalty")])
+    assert missing.exit_code == 2 and isinstance(missing.exception, SystemExit)

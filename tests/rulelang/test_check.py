@@ -288,3 +288,24 @@ def test_program_error_carries_every_checker_error():
     with pytest.raises(ProgramError) as info:
         loads(HEAD + TAIL + "round dwn\nlimit 0 points per day\n")
     assert [d.code for d in info.value.errors] == ["E218", "E407"]
+
+
+# --- the reference documents every code ---------------------------------------------------------
+
+
+def test_every_code_is_documented():
+    import re
+
+    emitted = set()
+    for path in (ROOT / "rulelang").glob("*.py"):
+        emitted |= set(re.findall(r"[\"']([EW]\d{3})[\"']", path.read_text(encoding="utf-8")))
+    doc = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| ([EW]\d{3}) \|", doc, flags=re.M))
+    assert len(emitted) > 60
+    assert not sorted(emitted - documented), "codes missing from docs/language.md"
+
+
+def test_tier_unit_empty_tiers_and_empty_name():
+    assert "E223" in codes("currency CNY\ntiers by visits over 365 days {\n A from 0\n B from 10 CNY\n}\n")
+    assert "E414" in codes("currency CNY\ntiers by spend over 365 days {\n}\n")
+    assert "E420" in codes('program ""\n')

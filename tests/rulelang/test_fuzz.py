@@ -1,4 +1,4 @@
-"""Fuzzing: no text, however broken, makes parse + check raise anything but a diagnostic."""
+"""Fuzzing: no text, however broken, makes parse + check raise; whatever parses formats, and explains if clean."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from rulelang import parser
 from rulelang.errors import ProgramError
+from rulelang.explain import TEXT, explain
 from rulelang.fmt import format_program
 from rulelang.program import analyse
 from tests.conftest import PROGRAMS, SHARED_PROGRAMS
@@ -32,6 +33,9 @@ def survive(text: str):
         back = parser.parse(once)
         assert back == canonical_tree(tree)
         assert format_program(back) == once
+        if not any(d.is_error for d in diagnostics):  # a program that checks clean can be explained
+            for lang in TEXT:
+                assert explain(tree, lang)
     return tree
 
 

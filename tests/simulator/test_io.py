@@ -154,3 +154,16 @@ def test_a_million_rows_load_in_seconds(tmp_path):
     elapsed = time.perf_counter() - t
     assert r.rows_used == n and r.frame["customer_id"].is_monotonic_increasing
     assert elapsed < 15, f"loading 1M rows took {elapsed:.1f}s"
+
+
+def test_period_includes_both_days_and_sets_rows_aside(tmp_path):
+    from simulator.scenario import loads_scenario
+
+    text = "customer_id,timestamp,amount\n" + "".join(
+        f"A,{t},1\n" for t in ["2025-12-31 23:59:59", "2026-01-01 00:00:00", "2026-01-31 23:59:59", "2026-02-01 00:00:00", "bad"]
+    )
+    period = loads_scenario("period: 2026-01-01 to 2026-01-31").period
+    r = load_transactions(_write(tmp_path, text), period=period)
+    assert r.frame["source_row"].tolist() == [2, 3]
+    assert (r.rows_outside_period, r.rows_rejected) == (2, 1) and _identity(r)
+    assert "2 outside the period 2026-01-01 to 2026-01-31" in r.report()

@@ -123,3 +123,25 @@ def explain_cmd(path, lang):
         click.echo(str(exc), err=True)
         sys.exit(2 if any(d.code == "E002" for d in exc.diagnostics) else 1)
     click.echo(explain(loaded.tree, lang), nl=False)
+
+
+@command
+@click.command("trace")
+@click.argument("program")
+@click.option("--transactions", "transactions", required=True, help="CSV or Parquet file of transactions")
+@click.option("--customers", "customers", default=None, help="CSV or Parquet file of customers (optional)")
+@click.option("--customer", "customer", required=True, help="the customer_id to trace")
+def trace_cmd(program, transactions, customers, customer):
+    """Explain, row by row, how one member earned and spent their points."""
+    from rulelang.errors import LoyaltyError
+    from rulelang.program import from_source
+    from rulelang.trace import read_table, sort_rows, trace
+
+    try:
+        loaded = from_source(parser.read(program))
+        rows = sort_rows(read_table(transactions))
+        people = read_table(customers) if customers else None
+        click.echo(trace(loaded, rows, customer, people))
+    except LoyaltyError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)

@@ -1,0 +1,407 @@
+"""Asserts and built-in invariants over one history: what `loyalty test` checks (docs/invariants.md).
+
+A history runs through the reference interpreter with an observer, which gives, per unit (a
+basket or a single row), the tier before it and each rule's exact points. Asserts are evaluated
+after every purchase basket and event row; the built-in invariants are checked on the ledger
+(balances, lots, caps, frequency limits) and by re-running changed histories (a full refund, a
+larger purchase). Every check returns `Violation`s, the first of which `loyalty test` reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import pandas as pd
+
+from rulelang import ast, data, interpret
+from rulelang import builtins as B
+from rulelang import values as V
+from rulelang.lint import non_monotone_rules
+from rulelang.model import Model, names_in
+
+PERIODS = ("day", "week", "month", "year")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken invariant: which check, what happened, at which input row (0-based), whose fault."""
+
+    check: str
+    message: str
+    row: int = -1
+    rule: str | None = None
+    span: ast.Span | None = None
+    values: tuple = ()  # (name, shown value) pairs of what an assert read
+
+
+@dataclass
+class Observed:
+    """A history's run: the validated batch, the ledger and the interpreter's unit records."""
+
+    batch: data.Batch
+    ledger: pd.DataFrame
+    records: list = field(default_factory=list)
+
+
+def observe(model: Model, transactions: pd.DataFrame, customers=None, until=None) -> Observed:
+    """Run the reference interpreter over a history, keeping every unit record."""
+    batch = data.prepare(transactions, model, customers, until)
+    records: list = []
+    ledger = interpret.run(model, batch, None, observer=records.append)
+    return Observed(batch, ledger, records)
+
+
+# --- asserts ------------------------------------------------------------------------------------
+
+
+def _env(model: Model, obs: Observed, rec, enrolled: dict) -> V.Env:
+    """What an assert reads on one unit (see the vocabulary in docs/invariants.md)."""
+    first = rec.rows[0]
+    day = first["timestamp"].date()
+    scale = 10**obs.batch.decimals
+    total = Fraction(sum(int(r["amount"]) for r in rec.rows), scale)
+    tiers = {n: V.Tier(i, n) for i, n in enumerate(model.tiers.names)} if model.tiers else {}
+    variables = {
+        "amount": total,
+        "date": day,
+        "weekday": V.Weekday(day.weekday()),
+        "tier": rec.tier_before if rec.tier_before is not None else V.MISSING,
+        "event": first["event"],
+        "point_cost": model.point_cost,
+        "points": Fraction(sum(rec.issued.values())),
+        "balance": Fraction(rec.balance),
+        **{f"points_this_{p}": Fraction(rec.period_points.get(p, 0)) for p in PERIODS},
+    }
+    customer = obs.batch.customers.iloc[rec.member].to_dict()
+
+    def names(name: str):
+        # Precedence as in rulelang.builtins: variables, declared columns, columns, tiers,
+        # weekdays, then rule names. Line-level columns read the unit's first line.
+        if name in variables:
+            return variables[name]
+        if name in model.columns:
+            return V.CELL[model.columns[name]](first.get(name), obs.batch.decimals)
+        if name in B.COLUMNS:
+            return V.CELL[B.COLUMNS[name].type](first.get(name), obs.batch.decimals)
+        if name in tiers:
+            return tiers[name]
+        if name in B.WEEKDAYS:
+            return V.Weekday(B.WEEKDAYS[name])
+        if name in rec.exact or any(r.name == name for r in model.rules):
+            return rec.exact.get(name, Fraction(0))
+        raise KeyError(name)
+
+    def cust(attr: str):
+        if attr == "enrolled":
+            return enrolled[rec.member]
+        if attr == "days_enrolled":
+            return Fraction((day - enrolled[rec.member]).days)
+        typ = model.customer_columns.get(attr) or B.CUSTOMER[attr].type
+        return V.CELL[typ](customer.get(attr), obs.batch.decimals)
+
+    basket = {"total": total, "lines": Fraction(len(rec.rows)), "quantity": _quantity(rec.rows)}
+    return V.Env(names, cust, basket)
+
+
+def _quantity(rows: list[dict]):
+    if not any("quantity" in r for r in rows):
+        return Fraction(len(rows))
+    qs = [V.cell_number(r.get("quantity")) for r in rows]
+    return V.MISSING if V.MISSING in qs else sum(qs, Fraction(0))
+
+
+def _enrolled(model: Model, batch: data.Batch) -> dict:
+    out = {}
+    frame = batch.frame
+    for member, rows in frame.groupby("member", sort=True):
+        customer = batch.customers.iloc[member].to_dict()
+        day = V.cell_date(customer.get("enrolled"))
+        if day is V.MISSING:
+            enroll = rows[rows["event"] == B.ENROLL]
+            day = (enroll if len(enroll) else rows)["timestamp"].iloc[0].date()
+        out[member] = day
+    return out
+
+
+def check_asserts(model: Model, obs: Observed, statements: tuple = ()) -> list[Violation]:
+    """Every assert, after every purchase basket and event row, in processing order."""
+    if not model.asserts:
+        return []
+    spans = [s.span for s in statements] or [None] * len(model.asserts)
+    enrolled = _enrolled(model, obs.batch)
+    out = []
+    for rec in obs.records:
+        if not rec.rows or int(rec.rows[0]["kind"]) not in (data.PURCHASE, data.EVENT):
+            continue
+        env = _env(model, obs, rec, enrolled)
+        for expr, span in zip(model.asserts, spans, strict=False):
+            if V.truth(expr, env):
+                continue
+            read = {n: _read(n, env) for n in sorted(names_in(expr))}
+            out.append(Violation("assert", "", int(rec.rows[0]["row"]), _blame(model, rec, read), span, tuple((n, V.show(v)) for n, v in read.items())))
+    return out
+
+
+def _read(name: str, env: V.Env):
+    if "." in name:
+        obj, attr = name.split(".", 1)
+        return env.customer(attr) if obj == "customer" else env.basket.get(attr, V.MISSING)
+    try:
+        return env.names(name)
+    except KeyError:
+        return V.MISSING
+
+
+def _blame(model: Model, rec, read: dict) -> str | None:
+    named = [(v, n) for n, v in read.items() if any(r.name == n for r in model.rules) and isinstance(v, Fraction) and v > 0]
+    if named:
+        return max(named)[1]
+    earned = [(v, n) for n, v in rec.exact.items() if v > 0]
+    return max(earned)[1] if earned else None
+
+
+# --- built-in invariants on the ledger ---------------------------------------------------------
+
+
+def check_ledger(model: Model, obs: Observed) -> list[Violation]:
+    """Balances never negative, lots never overdrawn, redemptions at their price, clawbacks no more
+    than was issued, caps and frequency limits held."""
+    out: list[Violation] = []
+    led = obs.ledger
+    prices = {r.name: r.points for r in model.rewards}
+    signed = (led["kind"].map(interpret.ledger.SIGN) * led["points"]).to_numpy()
+    frame = obs.batch.frame
+    refund_of = dict(zip(frame["row"], frame["refund_of"], strict=True))
+    unit_row = frame.groupby("unit")["row"].first().to_dict()
+    for _, posts in led.groupby("customer_id", sort=False):
+        balance = 0
+        lots: dict = {}
+        issued: dict = {}
+        clawed: dict = {}
+        redeemed: dict = {}
+        caps: dict = {}
+        firings: dict = {}
+        for pos, p in zip(posts.index, posts.itertuples(index=False), strict=True):
+            row, pts, kind = int(p.row), int(p.points), p.kind
+            if pts < 0:
+                out.append(Violation("ledger", f"a `{kind}` posting has negative points ({pts})", row, p.rule or None))
+            balance += int(signed[led.index.get_loc(pos)])
+            if balance < 0:
+                out.append(Violation("balance", f"the balance went negative ({balance}) on a `{kind}` posting", row, p.rule or None))
+            if kind in ("earn", "clawback", "redeem", "expire"):
+                lot = p.earned_on
+                lots[lot] = lots.get(lot, 0) + (pts if kind == "earn" else -pts)
+                if lots[lot] < 0:
+                    out.append(Violation("ledger", f"a `{kind}` posting took more points from the lot of {_day(lot)} than it held", row, p.rule or None))
+            if kind == "earn":
+                issued[(row, p.rule)] = issued.get((row, p.rule), 0) + pts
+                day = p.timestamp.date()
+                for limit, period in model.limits:
+                    key = (limit, period, V.period_key(day, period))
+                    caps[key] = caps.get(key, 0) + pts
+                    if caps[key] > limit:
+                        out.append(Violation("cap", f"{caps[key]} points were issued this {period}, over `limit {limit} points per {period}`", row, p.rule))
+            if kind in ("earn", "capped") and p.rule:
+                r = model.rule(p.rule)
+                if r.times is not None:
+                    key = (r.name, V.period_key(p.timestamp.date(), r.per))
+                    firings.setdefault(key, set()).add(row)
+                    if len(firings[key]) > r.times:
+                        per = f" per {r.per}" if r.per else ""
+                        out.append(Violation("frequency", f"rule `{r.name}` fired {len(firings[key])} times, over its limit of {r.times}{per}", row, r.name))
+            if kind in ("clawback", "shortfall"):
+                basket = unit_row.get(int(refund_of.get(row, -1)), -1)
+                key = (basket, p.rule)
+                clawed[key] = clawed.get(key, 0) + pts
+                if clawed[key] > issued.get(key, 0):
+                    out.append(Violation("refund", f"refunds clawed back {clawed[key]} points of `{p.rule}`, but the basket was issued {issued.get(key, 0)}", row, p.rule))
+            if kind == "redeem":
+                redeemed[(row, p.reward)] = redeemed.get((row, p.reward), 0) + pts
+        for (row, reward), pts in redeemed.items():
+            if pts != prices[reward]:
+                out.append(Violation("ledger", f"redeeming `{reward}` took {pts} points, but it costs {prices[reward]}", row))
+    return out
+
+
+def _day(v) -> str:
+    return "(no lot)" if pd.isna(v) else str(pd.Timestamp(v).date())
+
+
+# --- built-in invariants by re-running a changed history ---------------------------------------
+
+
+def _units(batch: data.Batch) -> list[dict]:
+    """The units of a batch in processing order: first input row, member, kind, total, input rows."""
+    f = batch.frame
+    out: list[dict] = []
+    for unit, row, member, kind, amount in zip(f["unit"].tolist(), f["row"].tolist(), f["member"].tolist(), f["kind"].tolist(), f["amount"].tolist(), strict=True):
+        if out and out[-1]["unit"] == unit:
+            out[-1]["total"] += amount
+            out[-1]["rows"].append(row)
+        else:
+            out.append({"unit": unit, "row": row, "member": member, "kind": kind, "total": amount, "rows": [row]})
+    return out
+
+
+def refund_neutral(model: Model) -> bool:
+    """Whether removing a basket leaves every later row's earning unchanged (see docs/invariants.md)."""
+    reads = set().union(*(r.names for r in model.rules)) if model.rules else set()
+    return (
+        model.tiers is None
+        and not model.limits
+        and all(r.times is None for r in model.rules)
+        and model.expiry.kind != "inactive"
+        and not reads & {"customer.enrolled", "customer.days_enrolled"}
+    )
+
+
+def check_refund(model: Model, transactions: pd.DataFrame, customers=None, base: Observed | None = None) -> list[Violation]:
+    """A full refund right after a basket leaves the balance as if the basket never happened."""
+    base = base or observe(model, transactions, customers)
+    units = _units(base.batch)
+    firsts = {u["member"]: u["unit"] for u in reversed(units)}
+    lasts = {u["member"]: u["unit"] for u in units}
+    buys = [u for u in units if u["kind"] == data.PURCHASE and u["total"] > 0]
+    if refund_neutral(model):
+        candidates = [u for u in buys if firsts[u["member"]] != u["unit"]]
+    else:
+        candidates = [u for u in buys if lasts[u["member"]] == u["unit"]]
+    if not candidates:
+        return []
+    u = candidates[0]
+    tx = transactions.reset_index(drop=True).copy()
+    lines = [int(r) for r in u["rows"]]
+    if "transaction_id" not in tx.columns:
+        tx["transaction_id"] = ""
+    tx["transaction_id"] = tx["transaction_id"].astype(object).where(tx["transaction_id"].notna(), "")
+    txid = str(tx.at[lines[0], "transaction_id"]) or "__refund_check"
+    tx.loc[lines, "transaction_id"] = txid
+    refund = tx.loc[[lines[0]]].copy()
+    refund["event"] = B.REFUND
+    refund["amount"] = float(Fraction(int(u["total"]), 10**base.batch.decimals))
+    if "reward" in refund.columns:
+        refund["reward"] = ""
+    at = lines[-1] + 1
+    with_refund = pd.concat([tx.iloc[:at], refund, tx.iloc[at:]], ignore_index=True)
+    without = tx.drop(index=lines).reset_index(drop=True)
+    until = base.batch.until
+    cid = base.batch.customers["customer_id"].iloc[int(u["member"])]
+    got = _balance(observe(model, with_refund, customers, until).ledger, cid)
+    want = _balance(observe(model, without, customers, until).ledger, cid) if len(without) else 0
+    if got == want:
+        return []
+    return [Violation("refund", f"a full refund of the basket at row {lines[0] + 1} left the balance at {got}, "
+                      f"but without that basket it would be {want}", lines[0], None)]
+
+
+def _balance(ledger: pd.DataFrame, cid) -> int:
+    b = interpret.ledger.balances(ledger)
+    return int(b.get(cid, 0))
+
+
+def check_monotone(model: Model, transactions: pd.DataFrame, customers=None, base: Observed | None = None) -> list[Violation]:
+    """Spending more on one purchase line never earns that purchase fewer points."""
+    if non_monotone_rules(model):
+        return []  # the program says so itself, and `check` warns about it (W607)
+    base = base or observe(model, transactions, customers)
+    units = _units(base.batch)
+    buys = [u for u in units if u["kind"] == data.PURCHASE]
+    if not buys:
+        return []
+    u = buys[-1]
+    line = int(u["rows"][0])
+    tx = transactions.reset_index(drop=True).copy()
+    old = Fraction(str(tx.at[line, "amount"]))
+    new = old * 2 + 1
+    tx["amount"] = tx["amount"].astype(float)
+    tx.at[line, "amount"] = float(new)
+    after = observe(model, tx, customers, base.batch.until)
+    row = int(u["row"])
+    before_by = _issued(base.ledger, row)
+    after_by = _issued(after.ledger, row)
+    if sum(after_by.values()) >= sum(before_by.values()):
+        return []
+    drop = max(before_by, key=lambda r: before_by[r] - after_by.get(r, 0))
+    return [Violation("monotone", f"raising the amount at row {line + 1} from {V.show_number(old)} to {V.show_number(new)} "
+                      f"lowered that purchase's points from {sum(before_by.values())} to {sum(after_by.values())}", row, drop)]
+
+
+def _issued(ledger: pd.DataFrame, row: int) -> dict:
+    e = ledger[(ledger["kind"] == "earn") & (ledger["row"] == row)]
+    return e.groupby("rule")["points"].sum().to_dict()
+
+
+# --- one history ------------------------------------------------------------------------------
+
+
+def check_history(model: Model, transactions: pd.DataFrame, customers=None, statements: tuple = (), metamorphic: bool = True) -> tuple[Observed, list[Violation]]:
+    """Run a history and check every assert and built-in invariant on it."""
+    obs = observe(model, transactions, customers)
+    found = check_asserts(model, obs, statements) + check_ledger(model, obs)
+    if metamorphic and not found:
+        found = check_refund(model, transactions, customers, obs) or check_monotone(model, transactions, customers, obs)
+    return obs, found
+
+
+
+# --- the search -------------------------------------------------------------------------------
+
+SHRINK_CALLS = 400  # past this many calls after the first failure, stop trying to shrink further
+
+
+@dataclass
+class Outcome:
+    """What `search` found: how many histories it tried and, on failure, the smallest it found."""
+
+    tried: int
+    violation: Violation | None = None
+    transactions: pd.DataFrame | None = None
+    customers: pd.DataFrame | None = None
+    ledger: pd.DataFrame | None = None
+
+
+class _Found(Exception):
+    pass
+
+
+def search(model: Model, statements: tuple = (), examples: int = 100, seed: int = 0) -> Outcome:
+    """Generate program-shaped histories with Hypothesis; the shrunk first violation, if any.
+    Deterministic for a given seed."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as with_seed
+
+    from rulelang.strategies import history, shape
+
+    state = {"tried": 0, "since_failure": None, "found": None}
+
+    @with_seed(seed)
+    @settings(database=None, max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck),
+              verbosity=Verbosity.quiet, phases=(Phase.generate, Phase.shrink), print_blob=False, derandomize=False)
+    @given(history(model, shape(model)))
+    def probe(case):
+        if state["since_failure"] is not None:
+            state["since_failure"] += 1
+            if state["since_failure"] > SHRINK_CALLS:
+                return  # good enough: keep the smallest failure found so far
+        else:
+            state["tried"] += 1
+        tx, cust = case
+        try:
+            obs, found = check_history(model, tx, cust, statements)
+        except Exception as exc:  # an engine crash is a finding too, reported with its history
+            obs, found = None, [Violation("crash", f"{type(exc).__name__}: {exc}")]
+        if found:
+            if state["since_failure"] is None:
+                state["since_failure"] = 0
+            state["found"] = Outcome(state["tried"], found[0], tx, cust, obs.ledger if obs else None)
+            raise _Found
+
+    try:
+        probe()
+    except Exception:
+        # _Found after shrinking; or Hypothesis calling the replay flaky once shrinking stopped.
+        if state["found"] is None:
+            raise
+        return state["found"]
+    return Outcome(state["tried"])

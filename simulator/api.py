@@ -121,6 +121,7 @@ def simulate(
     workers: int | None = None,
     engine: str = "compiled",
     progress: Callable[[int], None] | None = None,
+    rejects: str | Path | None = None,
 ) -> SimulationResult:
     """Replay `transactions` through `program` under `scenario`'s assumptions, `runs` times."""
     sc = load_scenario_arg(scenario)
@@ -128,6 +129,8 @@ def simulate(
     model = prog.model
     tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period)
     cust = io.load_customers(customers, columns=sc.columns) if customers is not None else None
+    if rejects is not None:
+        io.write_rejects(tx, rejects)
     if tx.rows_used == 0:
         raise LoyaltyError(
             f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"

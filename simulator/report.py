@@ -1,0 +1,243 @@
+"""The self-contained HTML report (and the side-by-side comparison page).
+
+Charts are matplotlib SVG embedded inline (Agg backend, fixed hash salt, no date metadata), so the
+file has no external URL and the same inputs give the same bytes. Jinja2 autoescapes every
+user string (program name, tiers, rewards, paths); only the SVG we draw is marked safe.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
+from markupsafe import Markup  # noqa: E402
+
+from simulator import metrics  # noqa: E402
+
+TEMPLATES = Path(__file__).parent / "templates"
+PALETTE = ("#1f6f8b", "#e07a1f", "#5a9e4b", "#a23b72", "#6c757d", "#c9a227", "#3d405b")
+# (figure, label, unit kind) in the order a finance reader wants them.
+HEADLINE = (
+    ("members", "Members", "count"),
+    ("points_issued", "Points issued", "points"),
+    ("points_redeemed", "Points redeemed", "points"),
+    ("points_expired", "Points expired (breakage)", "points"),
+    ("points_clawed_back", "Points clawed back (refunds)", "points"),
+    ("points_capped", "Points not issued (caps)", "points"),
+    ("points_outstanding", "Points outstanding at the end", "points"),
+    ("redemption_rate", "Redemption rate", "ratio"),
+    ("breakage_rate", "Breakage rate", "ratio"),
+    ("reward_cost", "Cost of rewards redeemed", "money"),
+    ("partner_funded", "Funded by partners", "money"),
+    ("liability", "Liability at the end", "money"),
+    ("program_cost", "Program cost", "money"),
+    ("revenue_baseline", "Revenue without the program", "money"),
+    ("revenue_with_program", "Revenue with the program", "money"),
+    ("revenue_lift", "Revenue lift", "money"),
+    ("revenue_lift_pct", "Revenue lift", "percent"),
+    ("incremental_margin", "Incremental gross margin", "money"),
+    ("net_benefit", "Net benefit", "money"),
+    ("roi", "Return on program cost", "ratio"),
+    ("rows_read", "Rows read", "count"),
+    ("rows_used", "Rows used", "count"),
+    ("rows_rejected", "Rows rejected", "count"),
+)
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["num"] = fmt_number
+    return env
+
+
+def fmt_number(v, kind: str = "count", decimals: int = 2) -> str:
+    """A figure for people: thousands separators, the currency's decimals, percentages."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    if kind == "money":
+        return f"{float(v):,.{decimals}f}"
+    if kind == "ratio":
+        return f"{100 * float(v):,.1f}%"
+    if kind == "percent":
+        return f"{float(v):,.2f}%"
+    return f"{v:,}" if isinstance(v, int) else f"{float(v):,.1f}"
+
+
+def _svg(fig) -> Markup:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
+    return Markup(text)
+
+
+def _figure(title: str, ylabel: str, size=(9, 3.6)):
+    fig, ax = plt.subplots(figsize=size)
+    ax.set_title(title, loc="left", fontsize=12)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", color="#dddddd")
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def _by_month(monthly: pd.DataFrame, col: str) -> pd.DataFrame:
+    """P5/P50/P95/mean of a monthly column across runs."""
+    g = monthly.assign(_v=monthly[col].astype(float)).groupby("month", sort=True)["_v"]
+    return pd.DataFrame({"p5": g.quantile(0.05), "p50": g.quantile(0.5), "p95": g.quantile(0.95), "mean": g.mean()})
+
+
+def chart_liability(monthly: pd.DataFrame, currency: str) -> Markup:
+    s = _by_month(monthly, "liability")
+    fig, ax = _figure("Liability at each month's end (P50, band P5–P95)", currency)
+    x = np.arange(len(s))
+    ax.fill_between(x, s["p5"], s["p95"], color=PALETTE[0], alpha=0.2, label="P5–P95")
+    ax.plot(x, s["p50"], color=PALETTE[0], marker="o", label="P50")
+    ax.set_xticks(x, s.index, rotation=45, ha="right")
+    ax.legend(frameon=False)
+    return _svg(fig)
+
+
+def chart_points(monthly: pd.DataFrame) -> Markup:
+    cols = (("issued", "Issued"), ("redeemed", "Redeemed"), ("expired", "Expired"))
+    fig, ax = _figure("Points issued, redeemed and expired per month (mean over runs)", "points")
+    months = sorted(monthly["month"].unique())
+    x = np.arange(len(months))
+    w = 0.27
+    for i, (col, label) in enumerate(cols):
+        ax.bar(x + (i - 1) * w, _by_month(monthly, col)["mean"].to_numpy(), width=w, color=PALETTE[i], label=label)
+    ax.set_xticks(x, months, rotation=45, ha="right")
+    ax.legend(frameon=False)
+    return _svg(fig)
+
+
+def chart_tiers(monthly: pd.DataFrame) -> Markup | None:
+    cols = [c for c in monthly.columns if c.startswith("tier_")]
+    if not cols:
+        return None
+    fig, ax = _figure("Members per tier at each month's end (mean over runs)", "members")
+    months = sorted(monthly["month"].unique())
+    x = np.arange(len(months))
+    ys = [_by_month(monthly, c)["mean"].to_numpy() for c in cols]
+    ax.stackplot(x, *ys, labels=[c[len("tier_") :] for c in cols], colors=PALETTE[: len(cols)], alpha=0.85)
+    ax.set_xticks(x, months, rotation=45, ha="right")
+    ax.legend(frameon=False, loc="upper left")
+    return _svg(fig)
+
+
+def chart_spread(per_run: list[dict], decimals: int, currency: str) -> Markup:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, (key, title, color) in zip(
+        axes,
+        (("program_cost", "Program cost across runs", PALETTE[1]), ("revenue_lift", "Revenue lift across runs", PALETTE[2])),
+        strict=True,
+    ):
+        vals = np.array([r[key] for r in per_run], dtype=float) / 10**decimals
+        ax.hist(vals, bins=min(30, max(5, len(vals) // 5)), color=color)
+        ax.set_title(title, loc="left", fontsize=12)
+        ax.set_xlabel(currency)
+        ax.set_ylabel("runs")
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def chart_rewards(rewards: pd.DataFrame) -> Markup:
+    fig, ax = _figure("Redemptions per reward (mean per run)", "", size=(9, 0.5 + 0.5 * max(len(rewards), 2)))
+    y = np.arange(len(rewards))
+    ax.barh(y, rewards["count"].astype(float).to_numpy(), color=PALETTE[3])
+    ax.set_yticks(y, rewards["reward"].tolist())
+    ax.invert_yaxis()
+    ax.set_xlabel("redemptions")
+    ax.grid(axis="x", color="#dddddd")
+    return _svg(fig)
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.extend(_flatten(v, f"{prefix}{k}.") if v else [(f"{prefix}{k}", "{}")])
+        else:
+            out.append(
+                (f"{prefix}{k}", "(default)" if v is None and k in ("transactions", "customers") else ("–" if v is None else str(v)))
+            )
+    return out
+
+
+def headline(summary: dict) -> list[dict]:
+    """Rows of the headline table: label, unit and the four statistics."""
+    rows = []
+    for key, label, kind in HEADLINE:
+        s = summary[key]
+        unit = {"money": summary["currency"], "points": "points", "ratio": "%", "percent": "%", "count": ""}[kind]
+        rows.append({"key": key, "label": label, "unit": unit, "kind": kind, **s})
+    return rows
+
+
+def _plt_setup() -> None:
+    matplotlib.rcParams.update({"svg.hashsalt": "loyalty-toolkit", "svg.fonttype": "none", "font.size": 9, "figure.dpi": 72})
+
+
+def render_report(result) -> str:
+    """The report page of one simulation."""
+    _plt_setup()
+    s = result.summary
+    dec = result.program.model.decimals
+    cur = s["currency"]
+    first = result.monthly[result.monthly["run"] == 0].drop(columns="run")
+    tiers = [c for c in first.columns if c.startswith("tier_")]
+    return (
+        _env()
+        .get_template("report.html")
+        .render(
+            s=s,
+            decimals=dec,
+            currency=cur,
+            runs=len(result.per_run),
+            headline=headline(s),
+            tiers=[(c, c[len("tier_") :]) for c in tiers],
+            months=first.to_dict("records"),
+            rewards=result.rewards.to_dict("records"),
+            assumptions=_flatten(result.scenario.to_dict()),
+            tier_end=s["tiers"],
+            chart_liability=chart_liability(result.monthly, cur),
+            chart_points=chart_points(result.monthly),
+            chart_tiers=chart_tiers(result.monthly),
+            chart_spread=chart_spread(result.per_run, dec, cur),
+            chart_rewards=chart_rewards(result.rewards) if len(result.rewards) else None,
+            method=metrics.PERCENTILE_METHOD,
+        )
+    )
+
+
+def compare_rows(results: list) -> list[dict]:
+    """Per headline figure: each result's P50 (and P5–P95), and the difference from the first."""
+    rows = []
+    for key, label, kind in HEADLINE:
+        vals = [r.summary[key] for r in results]
+        base = vals[0]["p50"]
+        diffs = [None if (v["p50"] is None or base is None) else v["p50"] - base for v in vals]
+        rows.append({"key": key, "label": label, "kind": kind, "values": vals, "diffs": diffs})
+    return rows
+
+
+def render_compare(results: list, names: list[str]) -> str:
+    """The side-by-side page of several simulations on the same data and seed."""
+    _plt_setup()
+    dec = results[0].program.model.decimals
+    return (
+        _env()
+        .get_template("compare.html")
+        .render(
+            names=names, rows=compare_rows(results), decimals=dec, currency=results[0].summary["currency"], runs=len(results[0].per_run)
+        )
+    )

@@ -16,6 +16,11 @@ def main():
 for _cmd in language.commands:
     main.add_command(_cmd)
 
+from simulator import commands as _simulation  # noqa: E402  (simulate, compare)
+
+for _cmd in _simulation.commands:
+    main.add_command(_cmd)
+
 
 @main.command("sample-data")
 @click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True, help="how many customers")

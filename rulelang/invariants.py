@@ -405,3 +405,65 @@ def search(model: Model, statements: tuple = (), examples: int = 100, seed: int 
             raise
         return state["found"]
     return Outcome(state["tried"])
+
+
+# --- reporting --------------------------------------------------------------------------------
+
+WHAT = {
+    "assert": "assertion failed",
+    "balance": "built-in invariant: balances never go negative",
+    "ledger": "built-in invariant: the ledger identity",
+    "cap": "built-in invariant: caps hold",
+    "frequency": "built-in invariant: frequency limits hold",
+    "refund": "built-in invariant: a full refund returns the balance",
+    "monotone": "built-in invariant: spending more never earns fewer points",
+    "crash": "the evaluator failed",
+}
+
+
+def describe(v: Violation, model: Model, source_text: str) -> list[str]:
+    """A violation as lines of text: what broke, where, the values read, the rule responsible."""
+    out = []
+    if v.check == "assert" and v.span is not None:
+        text = source_text[v.span.start : v.span.end] if v.span.end > v.span.start else "assert ..."
+        out.append(f"{WHAT['assert']}: {text}  (line {v.span.line})")
+        where = f"row {v.row + 1}" if v.row >= 0 else "the end of the history"
+        out.append(f"  at {where}: " + ", ".join(f"{n} = {val}" for n, val in v.values))
+    else:
+        out.append(f"{WHAT.get(v.check, v.check)}")
+        out.append(f"  {'at row ' + str(v.row + 1) + ': ' if v.row >= 0 else ''}{v.message}")
+    if v.rule:
+        rule = next((r for r in model.rules if r.name == v.rule), None)
+        line = f" (line {rule.span.line})" if rule is not None and rule.span.line else ""
+        out.append(f"  rule responsible: {v.rule}{line}")
+    return out
+
+
+def transactions_table(tx: pd.DataFrame, decimals: int, customers: pd.DataFrame | None = None) -> str:
+    """The history as a small table: 1-based rows, blank columns left out."""
+    t = tx.reset_index(drop=True).copy()
+    t.insert(0, "row", range(1, len(t) + 1))
+    t["timestamp"] = pd.to_datetime(t["timestamp"]).dt.strftime("%Y-%m-%d %H:%M")
+    t["amount"] = t["amount"].map(lambda a: f"{float(a):.{decimals}f}")
+    keep = [c for c in t.columns if c != "customer_id" and not (t[c].astype(str).str.strip().isin(["", "nan", "None"])).all()]
+    out = t[keep].to_string(index=False)
+    if customers is not None and len(customers):
+        c = customers.copy()
+        for col in c.columns:
+            if pd.api.types.is_datetime64_any_dtype(c[col]):
+                c[col] = c[col].dt.strftime("%Y-%m-%d").fillna("(none)")
+        out += "\n\ncustomer:\n" + c.to_string(index=False)
+    return out
+
+
+def ledger_table(ledger: pd.DataFrame) -> str:
+    """The ledger as a small table (rows 1-based, `-` for expiry)."""
+    if ledger is None or ledger.empty:
+        return "(no postings)"
+    t = ledger.copy()
+    t["timestamp"] = t["timestamp"].dt.strftime("%Y-%m-%d %H:%M")
+    t["earned_on"] = t["earned_on"].dt.strftime("%Y-%m-%d").fillna("")
+    t["row"] = t["row"].map(lambda r: "-" if r < 0 else str(r + 1))
+    cols = ["timestamp", "kind", "rule", "points", "earned_on", "reward", "row"]
+    cols = [c for c in cols if c in ("timestamp", "kind", "points", "row") or (t[c].astype(str) != "").any()]
+    return t[cols].to_string(index=False)

@@ -1,0 +1,210 @@
+"""The reference interpreter: ledger identity on the example programs, missing values, details."""
+
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rulelang
+from rulelang import ledger as L
+from rulelang import values as V
+from rulelang.data import RedemptionPolicy
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
+PROGRAMS = ["bean_club", "freshmart", "yishang_vip"]
+
+
+def _sample(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    try:
+        from simulator.sample_data import generate
+    except ImportError:  # the simulator's generator is optional here
+        generate = None
+    if generate is not None:
+        tx, cu = generate(12, 14, seed)
+    else:
+        rng = np.random.default_rng(seed)
+        n = 300
+        tx = pd.DataFrame({
+            "customer_id": rng.choice([f"C{i}" for i in range(12)], n),
+            "timestamp": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 420 * 24, n), "h"),
+            "amount": rng.integers(100, 30000, n) / 100,
+            "category": rng.choice(["coffee", "pastry", "fuel"], n),
+            "sku": rng.choice(["CEREAL-500G", "MILK"], n),
+            "channel": rng.choice(["store", "online"], n),
+        })
+        cu = pd.DataFrame({"customer_id": [f"C{i}" for i in range(12)], "birthday": "1990-06-15"})
+    tx = tx.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    rng = np.random.default_rng(seed + 1)
+    tx["_u_redeem"] = rng.random(len(tx))
+    tx["_u_choice"] = rng.random(len(tx))
+    return tx, cu
+
+
+def _check_identity(ledger: pd.DataFrame) -> None:
+    sign = ledger["kind"].map(L.SIGN).to_numpy()
+    for _, m in ledger.assign(delta=ledger["points"] * sign).groupby("customer_id", sort=False):
+        running = m["delta"].cumsum().to_numpy()
+        assert (running >= 0).all(), "the balance went below zero"
+        assert (m["points"] >= 0).all()
+        assert (m["timestamp"].diff().dropna() >= pd.Timedelta(0)).all(), "postings out of time order"
+        # Expiry and redemption take lots that exist: per lot, never more out than in.
+        per_lot = m[m["kind"] != "capped"].groupby("earned_on")["delta"].sum()
+        assert (per_lot >= 0).all()
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+@pytest.mark.parametrize("choice", [None, "cheapest", "dearest", "random"])
+def test_ledger_identity_on_example_programs(name, choice):
+    prog = rulelang.load(EXAMPLES / f"{name}.loyalty")
+    tx, cu = _sample(7)
+    policy = RedemptionPolicy(0.6, choice) if choice else None
+    ledger = prog.evaluate(tx, cu, until="2027-06-30", engine="reference", redemption=policy)
+    assert list(ledger.columns) == list(L.COLUMNS)
+    assert (ledger["kind"] == "earn").any()
+    if choice:
+        assert (ledger["kind"] == "redeem").any()
+    _check_identity(ledger)
+    assert ledger["customer_id"].tolist() == sorted(ledger["customer_id"].tolist())
+
+
+def test_ledger_dtypes_match_the_shared_frame_builder():
+    prog = rulelang.load(EXAMPLES / "bean_club.loyalty")
+    tx, cu = _sample(3)
+    got = prog.evaluate(tx, cu, engine="reference")
+    one = L.frame(["x"], *[np.zeros(1, dtype=np.int64)] * 10, ("r",), ("w",))
+    assert got.dtypes.astype(str).tolist() == one.dtypes.astype(str).tolist()
+    again = prog.evaluate(tx, cu, engine="reference")
+    pd.testing.assert_frame_equal(got, again)
+
+
+def _run(program: str, rows: list[dict], customers=None, **kw) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    df.insert(0, "customer_id", df.pop("customer_id") if "customer_id" in df else "a")
+    return rulelang.loads(program).evaluate(df, customers, engine="reference", **kw)
+
+
+def _earned(ledger: pd.DataFrame) -> dict:
+    e = ledger[ledger["kind"] == "earn"]
+    return e.groupby("rule")["points"].sum().to_dict()
+
+
+def test_missing_customer_attribute_makes_comparison_false_and_its_negation_true():
+    program = """currency CNY
+earn bday: 100 points when month(date) == month(customer.birthday)
+earn other: 7 points when not (month(date) == month(customer.birthday))
+"""
+    customers = pd.DataFrame({"customer_id": ["a", "b"], "birthday": ["1990-03-05", None]})
+    rows = [
+        {"customer_id": "a", "timestamp": "2026-03-01", "amount": 1},
+        {"customer_id": "b", "timestamp": "2026-03-01", "amount": 1},
+        {"customer_id": "z", "timestamp": "2026-03-01", "amount": 1},  # absent from the customers table
+    ]
+    ledger = _run(program, rows, customers)
+    by = {c: _earned(g) for c, g in ledger.groupby("customer_id")}
+    assert by == {"a": {"bday": 100}, "b": {"other": 7}, "z": {"other": 7}}
+
+
+def test_division_by_zero_is_missing():
+    program = """currency CNY
+column discount: number
+earn odd: 5 points when amount / discount > 1
+earn even: 3 points when not (amount / discount > 1)
+"""
+    ledger = _run(program, [{"timestamp": "2026-03-01", "amount": 10, "discount": 0}, {"timestamp": "2026-03-02", "amount": 10, "discount": 2}])
+    assert ledger[["rule", "points"]].values.tolist() == [["even", 3], ["odd", 5]]
+
+
+def test_missing_text_is_the_empty_string():
+    program = 'currency CNY\nearn blank: 4 points when category == ""\n'
+    ledger = _run(program, [{"timestamp": "2026-03-01", "amount": 1, "category": None}, {"timestamp": "2026-03-02", "amount": 1, "category": "tea"}])
+    assert ledger["row"].tolist() == [0]
+
+
+def test_enrolled_from_enroll_row_then_days_enrolled():
+    program = """currency CNY
+earn loyal: 10 points when customer.days_enrolled >= 30
+earn start: 1 point when customer.enrolled == 2026-01-05
+"""
+    rows = [
+        {"timestamp": "2026-01-01", "amount": 1, "event": "purchase"},
+        {"timestamp": "2026-01-05", "amount": 0, "event": "enroll"},
+        {"timestamp": "2026-02-03", "amount": 1, "event": "purchase"},
+        {"timestamp": "2026-02-04", "amount": 1, "event": "purchase"},
+    ]
+    ledger = _run(program, rows)
+    assert ledger[["row", "rule"]].values.tolist() == [[0, "start"], [2, "start"], [3, "loyal"], [3, "start"]]
+
+
+def test_enrolled_from_customers_file_wins():
+    program = "currency CNY\nearn loyal: 10 points when customer.days_enrolled >= 30\n"
+    customers = pd.DataFrame({"customer_id": ["a"], "enrolled": ["2025-01-01"]})
+    ledger = _run(program, [{"timestamp": "2026-01-01", "amount": 1}], customers)
+    assert _earned(ledger) == {"loyal": 10}
+
+
+def test_multiplier_needs_target_points_after_its_limit_and_capped_firings_count():
+    program = """currency CNY
+earn visit: 10 points once per day
+earn double: 2x visit
+limit 15 points per day
+"""
+    rows = [{"timestamp": "2026-03-01 10:00", "amount": 1}, {"timestamp": "2026-03-01 11:00", "amount": 1}]
+    ledger = _run(program, rows)
+    # The first visit earns 10 + 10, capped to 15; the second is over `visit`'s limit, so nothing.
+    assert ledger[["kind", "rule", "points", "row"]].values.tolist() == [["earn", "visit", 10, 0], ["earn", "double", 5, 0], ["capped", "double", 5, 0]]
+
+
+def test_points_metric_tiers_and_visits():
+    program = """currency CNY
+tiers by visits over 7 days {
+  New from 0
+  Regular from 2
+}
+earn base: 1 point per 1 CNY
+earn reg: 5 points when tier == Regular
+"""
+    rows = [
+        {"timestamp": "2026-03-01 10:00", "amount": 1, "transaction_id": "A"},
+        {"timestamp": "2026-03-01 10:00", "amount": 1, "transaction_id": "A"},
+        {"timestamp": "2026-03-02 10:00", "amount": 1, "transaction_id": "B"},
+        {"timestamp": "2026-03-03 10:00", "amount": 1, "transaction_id": "C"},
+    ]
+    ledger = _run(program, rows)
+    # Basket A is one visit, so only C (after A and B) is Regular.
+    assert ledger[ledger["rule"] == "reg"]["row"].tolist() == [3]
+
+
+def test_redeem_row_declined_counts_and_posts_nothing():
+    program = "currency CNY\nearn base: 1 point per 1 CNY\nreward cup: 50 points cost 2 CNY\n"
+    rows = [{"timestamp": "2026-03-01", "amount": 40, "event": "purchase", "reward": None},
+            {"timestamp": "2026-03-02", "amount": 0, "event": "redeem", "reward": "cup"}]
+    ledger = _run(program, rows)
+    assert ledger["kind"].tolist() == ["earn"] and ledger.attrs["declined_redemptions"] == 1
+
+
+def test_calendar_helpers():
+    assert V.add_months(dt.date(2027, 1, 31), 1) == dt.date(2027, 2, 28)
+    assert V.add_months(dt.date(2028, 2, 29), 12) == dt.date(2029, 2, 28)
+    assert V.add_months(dt.date(2026, 3, 31), -1) == dt.date(2026, 2, 28)
+    assert V.period_key(dt.date(2026, 3, 8), "week") == V.period_key(dt.date(2026, 3, 2), "week")
+    assert V.period_key(dt.date(2026, 3, 9), "week") != V.period_key(dt.date(2026, 3, 8), "week")
+    assert V.end_of_year(2026).value == pd.Timestamp("2027-01-01").value - 1
+
+
+def test_rounding_helpers():
+    assert V.half_up(Fraction(5, 2)) == 3 and V.half_up(Fraction(-5, 2)) == -2
+    assert V.largest_remainder([Fraction(4, 3), Fraction(2, 3)], 2) == [1, 1]
+    assert V.largest_remainder([Fraction(5, 3), Fraction(5, 3)], 3) == [2, 1]
+    assert V.to_minor(Fraction(3, 40), 2) == 8
+
+
+def test_cells():
+    assert V.cell_number(0.1) == Fraction(1, 10)
+    assert V.cell_number("") is V.MISSING and V.cell_number(float("nan")) is V.MISSING
+    assert V.cell_text(12.0) == "12" and V.cell_text(None) == ""
+    assert V.cell_money(1.005, 2) == Fraction(100, 100)

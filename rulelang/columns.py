@@ -1,0 +1,564 @@
+"""The vectorised expression compiler: a `when` condition -> a boolean mask over a Batch's rows.
+
+Table-driven by AST node type (and by `builtins.FUNCTIONS` for calls). Values are whole columns:
+numbers are exact rationals held as int64 numerator/denominator arrays with a validity mask
+(missing values are invalid, and a comparison with an invalid side is false); dates are int64 day
+numbers; weekdays and tiers are int64 positions; text is dictionary-encoded (codes into sorted
+uniques, so code order is code-point order). Conditions that read `tier` are evaluated once per
+tier level with `tier` a constant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from rulelang import ast
+from rulelang import builtins as B
+from rulelang import values as V
+from rulelang.data import EVENT as K_EVENT
+from rulelang.data import PURCHASE as K_PURCHASE
+from rulelang.errors import LoyaltyError
+from rulelang.model import Model
+
+NS_PER_DAY = 86_400_000_000_000
+_EPOCH = dt.date(1970, 1, 1)
+# int64 products beyond this are refused rather than risk a silent wrap-around.
+SAFE = float(2**62)
+
+
+class CompileError(LoyaltyError):
+    """A construct the compiled evaluator cannot handle; the message names the rule and place."""
+
+
+@dataclass
+class Num:
+    """Exact rationals num/den (den > 0), `ok` False where missing."""
+
+    num: np.ndarray
+    den: np.ndarray
+    ok: np.ndarray
+
+
+@dataclass
+class Ordinal:
+    """Dates (day numbers), weekdays and tiers (positions): int64 values, `ok` False where missing."""
+
+    kind: str
+    values: np.ndarray
+    ok: np.ndarray
+
+
+@dataclass
+class Text:
+    """Dictionary-encoded text: `uniques` sorted, `codes` index them. Missing text is ""."""
+
+    codes: np.ndarray
+    uniques: np.ndarray
+
+
+def _full(n: int, value, dtype=np.int64) -> np.ndarray:
+    return np.full(n, value, dtype=dtype)
+
+
+def _check(*arrays) -> None:
+    for a in arrays:
+        if a.size and float(np.abs(a).max(initial=0)) >= SAFE:
+            raise LoyaltyError("numbers in a condition are too large to compute exactly (over 2**62); use smaller amounts")
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    est = np.abs(a.astype(np.float64)) * np.abs(b.astype(np.float64))
+    if est.size and float(est.max(initial=0)) >= SAFE:
+        raise LoyaltyError("numbers in a condition are too large to compute exactly (over 2**62); use smaller amounts")
+    return a * b
+
+
+def _reduce(num: np.ndarray, den: np.ndarray, ok: np.ndarray) -> Num:
+    g = np.gcd(num, den)
+    g[g == 0] = 1
+    return Num(num // g, den // g, ok)
+
+
+def cells(values, typ: str, decimals: int):
+    """A column converted exactly as the reference does (`values.CELL`), one distinct value at a time."""
+    raw = pd.Series(values).reset_index(drop=True)
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    conv = [V.CELL[typ](u, decimals) for u in list(uniques)]
+    blank = V.CELL[typ](None, decimals)
+    return codes.astype(np.int64), conv, blank
+
+
+def text_column(values, decimals: int = 2) -> Text:
+    """Dictionary-encode text values (missing is ""); uniques sorted so code order is code-point order."""
+    codes, conv, blank = cells(values, B.STRING, decimals)
+    strings = np.array(conv + [blank], dtype=object)
+    uniq, inv = np.unique(strings, return_inverse=True)
+    return Text(inv[codes].astype(np.int64), uniq.astype(object))
+
+
+def number_column(values, typ: str, decimals: int) -> Num:
+    """Exact rationals from a number or money column; missing cells are not ok."""
+    codes, conv, _ = cells(values, typ, decimals)
+    ok_u = np.array([c is not V.MISSING for c in conv] + [False], dtype=bool)
+    nums = np.array([int(c.numerator) if c is not V.MISSING else 0 for c in conv] + [0], dtype=np.int64)
+    dens = np.array([int(c.denominator) if c is not V.MISSING else 1 for c in conv] + [1], dtype=np.int64)
+    return Num(nums[codes], dens[codes], ok_u[codes])
+
+
+def date_column(values, decimals: int = 2) -> Ordinal:
+    """Day numbers (days since 1970-01-01) of a date column; missing cells are not ok."""
+    codes, conv, _ = cells(values, B.DATE, decimals)
+    ok_u = np.array([c is not V.MISSING for c in conv] + [False], dtype=bool)
+    days = np.array([(c - _EPOCH).days if c is not V.MISSING else 0 for c in conv] + [0], dtype=np.int64)
+    return Ordinal(B.DATE, days[codes], ok_u[codes])
+
+
+_TYPED = {B.STRING: text_column, B.DATE: date_column}
+
+
+def civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Year, month (1-12) and day of month of day numbers."""
+    d = days.astype("datetime64[D]")
+    m = d.astype("datetime64[M]")
+    y = m.astype("datetime64[Y]")
+    year = y.astype(np.int64) + 1970
+    month = (m - y).astype(np.int64) + 1
+    day = (d - m).astype(np.int64) + 1
+    return year, month, day
+
+
+class Env:
+    """The columns of one Batch, computed lazily and cached, for evaluating conditions."""
+
+    def __init__(self, model: Model, batch):
+        self.model = model
+        self.batch = batch
+        self.frame = batch.frame
+        self.n = len(batch.frame)
+        self.cache: dict = {}
+        self.tier = 0
+        self.tier_names = model.tiers.names if model.tiers else ()
+
+    def memo(self, key, make):
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    # --- row basics ------------------------------------------------------------------------
+
+    def ts(self) -> np.ndarray:
+        return self.memo("ts", lambda: self.frame["timestamp"].to_numpy().astype("datetime64[ns]").astype(np.int64))
+
+    def day(self) -> np.ndarray:
+        return self.memo("day", lambda: self.ts() // NS_PER_DAY)
+
+    def ones(self) -> np.ndarray:
+        return self.memo("ones", lambda: np.ones(self.n, dtype=bool))
+
+    def unit(self) -> np.ndarray:
+        return self.memo("unit", lambda: self.frame["unit"].to_numpy().astype(np.int64))
+
+    def unit_first(self) -> np.ndarray:
+        """For each row, the position of its unit's first row."""
+
+        def make():
+            u = self.unit()
+            start = np.r_[True, u[1:] != u[:-1]] if self.n else np.zeros(0, bool)
+            return np.maximum.accumulate(np.where(start, np.arange(self.n), 0)) if self.n else np.zeros(0, np.int64)
+
+        return self.memo("unit_first", make)
+
+    def member(self) -> np.ndarray:
+        return self.memo("member", lambda: self.frame["member"].to_numpy().astype(np.int64))
+
+    def per_unit_sum(self, values: np.ndarray) -> np.ndarray:
+        """Each row gets the sum of `values` over its unit (units are runs of consecutive rows)."""
+        values = np.asarray(values, dtype=np.int64)
+        if not self.n:
+            return values
+        u = self.unit()
+        starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+        sums = np.add.reduceat(values, starts)
+        return np.repeat(sums, np.diff(np.r_[starts, self.n]))
+
+    # --- names -----------------------------------------------------------------------------
+
+    def amount(self) -> Num:
+        return self.memo("amount", lambda: Num(self.frame["amount"].to_numpy().astype(np.int64), _full(self.n, 10**self.model.decimals), self.ones()))
+
+    def weekday(self) -> Ordinal:
+        return self.memo("weekday", lambda: Ordinal(B.WEEKDAY, (self.day() + 3) % 7, self.ones()))
+
+    def date(self) -> Ordinal:
+        return Ordinal(B.DATE, self.day(), self.ones())
+
+    def text(self, col: str) -> Text:
+        return self.typed(("col", col), self.frame[col], B.STRING)
+
+    def column(self, name: str, typ: str):
+        if name not in self.frame.columns:
+            raise LoyaltyError(f"the program reads the column `{name}`, which the transactions do not have")
+        return self.typed(("col", name), self.frame[name], typ)
+
+    def typed(self, key, values, typ: str, gather: np.ndarray | None = None):
+        """A column of one language type, converted exactly; `gather` picks rows (customer attributes)."""
+
+        def make():
+            dec = self.model.decimals
+            v = _TYPED[typ](values, dec) if typ in _TYPED else number_column(values, typ, dec)
+            if gather is None:
+                return v
+            if isinstance(v, Text):
+                return Text(v.codes[gather], v.uniques)
+            if isinstance(v, Ordinal):
+                return Ordinal(v.kind, v.values[gather], v.ok[gather])
+            return Num(v.num[gather], v.den[gather], v.ok[gather])
+
+        return self.memo(key, make)
+
+    def customer(self, attr: str):
+        member = self.member()
+        if attr in ("enrolled", "days_enrolled"):
+            enrolled = self.enrolled()
+            if attr == "enrolled":
+                return Ordinal(B.DATE, enrolled, self.ones())
+            return Num(self.day() - enrolled, _full(self.n, 1), self.ones())
+        cust = self.batch.customers
+        typ = self.model.customer_columns.get(attr) or B.CUSTOMER[attr].type
+        values = cust[attr] if attr in cust.columns else pd.Series([None] * len(cust), dtype=object)
+        return self.typed(("cust", attr), values, typ, gather=member)
+
+    def enrolled(self) -> np.ndarray:
+        """Per row: the member's enrolment day (customers file, else first enroll row, else first row)."""
+
+        def make():
+            member, day = self.member(), self.day()
+            m = self.batch.members
+            first = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(first, member, day)
+            enroll = (self.frame["event"].to_numpy(dtype=object) == B.ENROLL) if self.n else np.zeros(0, bool)
+            if enroll.any():
+                fe = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
+                np.minimum.at(fe, member[enroll], day[enroll])
+                first = np.where(fe != np.iinfo(np.int64).max, fe, first)
+            cust = self.batch.customers
+            if "enrolled" in cust.columns:
+                d = date_column(cust["enrolled"])
+                first = np.where(d.ok, d.values, first)
+            return first[member]
+
+        return self.memo("enrolled", make)
+
+    def basket(self, attr: str) -> Num:
+        def make():
+            if attr == "total":
+                a = self.amount()
+                return Num(self.per_unit_sum(a.num), a.den, self.ones())
+            if attr == "lines":
+                return Num(self.per_unit_sum(np.ones(self.n, np.int64)), _full(self.n, 1), self.ones())
+            if "quantity" in self.frame.columns:
+                q = self.typed(("col", "quantity"), self.frame["quantity"], B.NUMBER)
+                common = int(np.lcm.reduce(np.unique(q.den))) if self.n else 1
+                scaled = _product(np.where(q.ok, q.num, 0), common // q.den)
+                missing = self.per_unit_sum((~q.ok).astype(np.int64)) > 0
+                return _reduce(self.per_unit_sum(scaled), _full(self.n, common), ~missing)
+            return Num(self.per_unit_sum(np.ones(self.n, np.int64)), _full(self.n, 1), self.ones())
+
+        return self.memo(("basket", attr), make)
+
+
+# --- expression evaluation ------------------------------------------------------------------------
+
+
+def _const_num(value: Fraction, n: int) -> Num:
+    return Num(_full(n, value.numerator), _full(n, value.denominator), np.ones(n, dtype=bool))
+
+
+def _name(node: ast.Name, env: Env):
+    n = node.name
+    model = env.model
+    if n in B.VARIABLES:
+        return _VARIABLES[n](env)
+    if n in model.columns:
+        return env.column(n, model.columns[n])
+    if n in B.COLUMNS:
+        if n == "transaction_id":
+            return env.text("transaction_id")
+        return env.column(n, B.COLUMNS[n].type)
+    if n in env.tier_names:
+        return Ordinal(B.TIER, _full(env.n, env.tier_names.index(n)), env.ones())
+    if n in B.WEEKDAYS:
+        return Ordinal(B.WEEKDAY, _full(env.n, B.WEEKDAYS[n]), env.ones())
+    raise CompileError(f"the name `{n}` cannot be used in a `when` condition")
+
+
+_VARIABLES = {
+    "amount": lambda env: env.amount(),
+    "date": lambda env: env.date(),
+    "weekday": lambda env: env.weekday(),
+    "tier": lambda env: Ordinal(B.TIER, _full(env.n, env.tier), env.ones()),
+    "event": lambda env: env.text("event"),
+    "point_cost": lambda env: _const_num(env.model.point_cost, env.n),
+}
+
+
+def _attribute(node: ast.Attribute, env: Env):
+    if node.obj.name == "customer":
+        return env.customer(node.attr.name)
+    return env.basket(node.attr.name)
+
+
+def _date_part(part: str):
+    def f(args, env):
+        d = args[0]
+        y, m, dd = civil(d.values)
+        vals = {"month": m, "day": dd, "year": y}
+        if part == "weekday":
+            return Ordinal(B.WEEKDAY, (d.values + 3) % 7, d.ok)
+        return Num(vals[part], _full(env.n, 1), d.ok)
+
+    return f
+
+
+def _days_between(args, env):
+    a, b = args
+    return Num(b.values - a.values, _full(env.n, 1), a.ok & b.ok)
+
+
+def _as_num(v) -> Num:
+    if not isinstance(v, Num):
+        raise CompileError("expected a number")
+    return v
+
+
+def _minmax(pick_left):
+    def f(args, env):
+        out = _as_num(args[0])
+        for other in args[1:]:
+            other = _as_num(other)
+            left = _product(out.num, other.den)
+            right = _product(other.num, out.den)
+            take = pick_left(left, right)
+            out = Num(np.where(take, out.num, other.num), np.where(take, out.den, other.den), out.ok & other.ok)
+        return out
+
+    return f
+
+
+def _abs(args, env):
+    a = _as_num(args[0])
+    return Num(np.abs(a.num), a.den, a.ok)
+
+
+FUNCTIONS = {
+    "month": _date_part("month"),
+    "day": _date_part("day"),
+    "year": _date_part("year"),
+    "weekday": _date_part("weekday"),
+    "days_between": _days_between,
+    "min": _minmax(lambda a, b: a <= b),
+    "max": _minmax(lambda a, b: a >= b),
+    "abs": _abs,
+}
+
+
+def _call(node: ast.Call, env: Env):
+    f = FUNCTIONS.get(node.func.name)
+    if f is None:
+        raise CompileError(f"the function `{node.func.name}` has no compiled implementation")
+    return f([value(a, env) for a in node.args], env)
+
+
+def _arith(node: ast.Arith, env: Env):
+    acc = _as_num(value(node.first, env))
+    for op, operand in node.rest:
+        b = _as_num(value(operand, env))
+        ok = acc.ok & b.ok
+        if op in "+-":
+            num_a, num_b = _product(acc.num, b.den), _product(b.num, acc.den)
+            num = num_a + num_b if op == "+" else num_a - num_b
+            den = _product(acc.den, b.den)
+        elif op == "*":
+            num, den = _product(acc.num, b.num), _product(acc.den, b.den)
+        else:
+            ok = ok & (b.num != 0)
+            num, den = _product(acc.num, b.den), _product(acc.den, np.where(b.num == 0, 1, b.num))
+            sign = np.where(den < 0, -1, 1)
+            num, den = num * sign, den * sign
+        _check(num)
+        acc = _reduce(num, den, ok)
+    return acc
+
+
+def _neg(node: ast.Neg, env: Env):
+    a = _as_num(value(node.operand, env))
+    return Num(-a.num, a.den, a.ok)
+
+
+def _literal_number(node, env: Env):
+    return _const_num(Fraction(node.value), env.n)
+
+
+def _literal_percent(node, env: Env):
+    return _const_num(Fraction(node.value) / 100, env.n)
+
+
+def _literal_money(node, env: Env):
+    return _const_num(Fraction(node.amount), env.n)
+
+
+def _literal_date(node, env: Env):
+    y, m, d = (int(p) for p in node.text.split("-"))
+    return Ordinal(B.DATE, _full(env.n, (dt.date(y, m, d) - _EPOCH).days), env.ones())
+
+
+def _literal_string(node, env: Env):
+    return node.value  # a Python str: compared against a Text by searching its uniques
+
+
+_CMP = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+}
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _text_vs_const(t: Text, op: str, s: str) -> np.ndarray:
+    lo = int(np.searchsorted(t.uniques, s, side="left")) if len(t.uniques) else 0
+    found = lo < len(t.uniques) and t.uniques[lo] == s
+    c = t.codes
+    if op == "==":
+        return c == lo if found else np.zeros(len(c), bool)
+    if op == "!=":
+        return c != lo if found else np.ones(len(c), bool)
+    hi = lo + 1 if found else lo
+    return {"<": c < lo, "<=": c < hi, ">": c >= hi, ">=": c >= lo}[op]
+
+
+def compare_values(op: str, a, b, n: int) -> np.ndarray:
+    """`a OP b` as a mask; false where either side is missing."""
+    if isinstance(a, str) and isinstance(b, str):
+        return np.full(n, bool(_CMP[op](a, b)))
+    if isinstance(a, str):
+        a, b, op = b, a, _FLIP[op]
+    if isinstance(a, Text):
+        if isinstance(b, str):
+            return _text_vs_const(a, op, b)
+        return _CMP[op](a.uniques[a.codes].astype(str), b.uniques[b.codes].astype(str))
+    if isinstance(a, Num):
+        b = _as_num(b)
+        return _CMP[op](_product(a.num, b.den), _product(b.num, a.den)) & a.ok & b.ok
+    if isinstance(a, Ordinal):
+        return _CMP[op](a.values, b.values) & a.ok & b.ok
+    return _CMP[op](a, b)  # two conditions: == and != only (the checker refuses ordering)
+
+
+def _compare(node: ast.Compare, env: Env):
+    return compare_values(node.op, value(node.left, env), value(node.right, env), env.n)
+
+
+def _in(node: ast.In, env: Env):
+    item = value(node.item, env)
+    out = np.zeros(env.n, dtype=bool)
+    for opt in node.options.items:
+        out |= compare_values("==", item, value(opt, env), env.n)
+    return ~out if node.negated else out
+
+
+def _boolop(node: ast.BoolOp, env: Env):
+    masks = [condition_mask(o, env) for o in node.operands]
+    out = masks[0].copy()
+    for m in masks[1:]:
+        if node.op == "and":
+            out &= m
+        else:
+            out |= m
+    return out
+
+
+def _not(node: ast.Not, env: Env):
+    return ~condition_mask(node.operand, env)
+
+
+_NODES = {
+    ast.Number: _literal_number,
+    ast.Percent: _literal_percent,
+    ast.Money: _literal_money,
+    ast.DateLit: _literal_date,
+    ast.String: _literal_string,
+    ast.Name: _name,
+    ast.Attribute: _attribute,
+    ast.Call: _call,
+    ast.Arith: _arith,
+    ast.Neg: _neg,
+    ast.Compare: _compare,
+    ast.In: _in,
+    ast.BoolOp: _boolop,
+    ast.Not: _not,
+    ast.Group: lambda node, env: value(node.expr, env),
+}
+
+
+def value(node, env: Env):
+    """The column value of an expression node."""
+    f = _NODES.get(type(node))
+    if f is None:
+        raise CompileError(f"`{type(node).__name__}` expressions cannot be compiled")
+    return f(node, env)
+
+
+def condition_mask(node, env: Env) -> np.ndarray:
+    """A condition as a boolean mask over the rows."""
+    v = value(node, env)
+    if not isinstance(v, np.ndarray) or v.dtype != bool:
+        raise CompileError("a condition must be true or false")
+    return v
+
+
+def reads_tier(rule) -> bool:
+    """Whether the rule's condition depends on the member's tier."""
+    return "tier" in rule.names
+
+
+def applies(rule, env: Env) -> np.ndarray:
+    """Rows where the rule's event and campaign window match (its condition aside)."""
+    kind = env.frame["kind"].to_numpy()
+    if rule.event == B.PURCHASE:
+        mask = kind == K_PURCHASE
+    else:
+        mask = (kind == K_EVENT) & (env.frame["event"].to_numpy(dtype=object) == rule.event)
+    if rule.during is not None:
+        lo, hi = ((d - _EPOCH).days for d in rule.during)
+        day = env.day()
+        mask = mask & (day >= lo) & (day <= hi)
+    return mask
+
+
+def rule_masks(rule, env: Env, levels: int) -> np.ndarray:
+    """(levels, rows) mask of where the rule applies and its condition holds, per tier level."""
+    base = applies(rule, env)
+    if rule.condition is None:
+        return base[None, :]
+    where = f"{env.model.path}:{rule.span.line}:{rule.span.col}: rule `{rule.name}`"
+    try:
+        if reads_tier(rule):
+            out = np.empty((levels, env.n), dtype=bool)
+            for level in range(levels):
+                env.tier = level
+                out[level] = base & condition_mask(rule.condition, env)
+            env.tier = 0
+            return out
+        return (base & condition_mask(rule.condition, env))[None, :]
+    except CompileError as exc:
+        raise CompileError(f"{where}: {exc}") from None
+    except LoyaltyError as exc:
+        raise LoyaltyError(f"{where}: {exc}") from None

@@ -1,0 +1,293 @@
+"""The compiled evaluator: conditions and awards as NumPy columns, the stateful rest in `kernel`.
+
+`compile_model(model)` fixes everything that does not depend on data: the program-wide common
+denominator DEN of exact points (every rule's exact points on a line are an integer number of
+1/DEN), per-rule integer award factors, rule order, limits, tiers, expiry and rewards as arrays.
+`CompiledProgram.run(batch, redemption)` evaluates the conditions column-at-a-time
+(`rulelang.columns`), then runs the per-member kernel and builds the ledger with `ledger.frame`.
+It produces the same ledger as `rulelang.interpret`, posting for posting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from rulelang import columns as C
+from rulelang import kernel as Kn
+from rulelang import ledger
+from rulelang.data import REDEEM, Batch, RedemptionPolicy
+from rulelang.errors import LoyaltyError
+from rulelang.model import Model
+
+LIMIT = 2**62  # int64 head-room: exact sums beyond this would wrap, so they are refused
+PERIOD_ROW = {None: 0, "day": 1, "week": 2, "month": 3, "year": 4}
+KIND_CODE = {"per_spend": Kn.PER_SPEND, "fixed": Kn.FIXED, "multiplier": Kn.MULTIPLIER}
+ROUND_CODE = {"down": Kn.DOWN, "up": Kn.UP, "nearest": Kn.NEAREST}
+CHOICE_CODE = {"cheapest": Kn.CHEAPEST, "dearest": Kn.DEAREST, "random": Kn.RANDOM}
+METRIC_CODE = {"spend": 0, "points": 1, "visits": 2}
+
+
+def _lcm(values) -> int:
+    out = 1
+    for v in values:
+        out = out * v // math.gcd(out, v)
+    return out
+
+
+def _half_up(x: Fraction) -> int:
+    return math.floor(x + Fraction(1, 2))
+
+
+@dataclass(frozen=True)
+class CompiledProgram:
+    """A model with its awards as integer arrays over one common denominator `den`."""
+
+    model: Model
+    den: int
+    kind: np.ndarray
+    basket: np.ndarray
+    target: np.ndarray
+    fnum: np.ndarray
+    fden: np.ndarray
+    rate_mul: np.ndarray  # per_spend: exact points numerator per minor unit of amount
+    fixed_num: np.ndarray
+    times: np.ndarray
+    per: np.ndarray
+    order: np.ndarray
+    ps_num: np.ndarray
+    ps_den: np.ndarray
+    lim_pts: np.ndarray
+    lim_per: np.ndarray
+    thresholds: np.ndarray
+    rw_pts: np.ndarray
+    rw_cost: np.ndarray
+    rw_share: np.ndarray
+    expiry: tuple[int, int]
+
+    @property
+    def levels(self) -> int:
+        return len(self.model.tiers.names) if self.model.tiers else 1
+
+    def masks(self, batch: Batch, env: C.Env | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ok, ok_index): ok[ok_index[r, level]] is the mask of rows where rule r applies at that tier."""
+        env = env or C.Env(self.model, batch)
+        blocks, index = [], np.zeros((len(self.model.rules), self.levels), dtype=np.int64)
+        for r, rule in enumerate(self.model.rules):
+            m = C.rule_masks(rule, env, self.levels)
+            index[r] = len(blocks) + (np.arange(self.levels) if m.shape[0] > 1 else 0)
+            blocks.extend(m)
+        n = env.n
+        ok = np.array(blocks, dtype=np.uint8) if blocks else np.zeros((0, n), dtype=np.uint8)
+        return ok.reshape(len(blocks), n), index
+
+    def earn_columns(self, batch: Batch, tier: int = 0) -> np.ndarray:
+        """Stateless exact points (numerators over `den`) per rule and row at one tier level: no
+        frequency limits, rounding or caps; basket-scope rules on each basket's first row."""
+        env = C.Env(self.model, batch)
+        ok, index = self.masks(batch, env)
+        amount = env.amount().num
+        first = env.unit_first() == np.arange(env.n)
+        out = np.zeros((len(self.model.rules), env.n), dtype=np.int64)
+        for r in self.order:
+            mask = ok[index[r, tier]].astype(bool)
+            if self.basket[r]:
+                mask &= first
+            if self.kind[r] == Kn.PER_SPEND:
+                out[r] = np.where(mask, np.maximum(amount, 0) * self.rate_mul[r], 0)
+            elif self.kind[r] == Kn.FIXED:
+                out[r] = np.where(mask, self.fixed_num[r], 0)
+            else:
+                tp = out[self.target[r]]
+                out[r] = np.where(mask & (tp > 0), tp * self.fnum[r] // self.fden[r], 0)
+        return out
+
+    def check_bounds(self, max_amount: int, max_lines: int, max_total: int) -> None:
+        """Refuse data whose exact sums could overflow int64 (rather than wrap silently)."""
+        bound = np.zeros(len(self.kind), dtype=object)
+        for r in self.order:
+            if self.kind[r] == Kn.PER_SPEND:
+                bound[r] = max_amount * int(self.rate_mul[r])
+            elif self.kind[r] == Kn.FIXED:
+                bound[r] = int(self.fixed_num[r])
+            else:
+                bound[r] = bound[self.target[r]] * int(self.fnum[r])
+        per_unit = int(sum(bound)) * max(max_lines, 1)
+        points = per_unit // self.den + 1
+        worst = max(per_unit * 2, points * max(max_total, 1) * 2, points * 2 * int(max(self.ps_num, default=0)))
+        if worst >= LIMIT:
+            raise LoyaltyError(
+                f"{self.model.path}: amounts this large (up to {max_amount} minor units, {max_lines} lines a basket) could overflow "
+                "exact 64-bit point arithmetic in the compiled engine; use engine=\"reference\" or smaller amounts"
+            )
+
+    def run(self, batch: Batch, redemption: RedemptionPolicy | None = None) -> pd.DataFrame:
+        """The ledger for a validated batch."""
+        return _run(self, batch, redemption)
+
+
+def compile_model(model: Model) -> CompiledProgram:
+    """Everything about the program that does not depend on the data, as arrays."""
+    scale = 10**model.decimals
+    rules = model.rules
+    idx = {r.name: r.index for r in rules}
+    step: dict[str, Fraction] = {}  # the exact points of one firing are a multiple of this
+    for r in [r for r in rules if r.kind != "multiplier"] + model.multiplier_order():
+        if r.kind == "per_spend":
+            step[r.name] = r.rate / scale
+        elif r.kind == "fixed":
+            step[r.name] = r.points
+        else:
+            step[r.name] = Fraction(1, step[r.target].denominator * (r.factor - 1).denominator)
+    den = _lcm(f.denominator for f in step.values())
+    order = [r.index for r in rules if r.kind != "multiplier"] + [r.index for r in model.multiplier_order()]
+    if len(order) != len(rules):
+        raise C.CompileError(f"{model.path}: multipliers form a cycle; the compiled engine needs each chain to end at a rule")
+    fac = [(r.factor - 1) if r.kind == "multiplier" else Fraction(0) for r in rules]
+    pc = model.point_cost
+    ps = [pc * r.funded_share * scale for r in rules]
+    rate = [r.rate / scale * den if r.kind == "per_spend" else Fraction(0) for r in rules]
+    fixed = [r.points * den if r.kind == "fixed" else Fraction(0) for r in rules]
+    for r, x in zip(rules, rate + fixed, strict=False):
+        if x.denominator != 1:
+            raise C.CompileError(f"{model.path}:{r.span.line}:{r.span.col}: rule `{r.name}`: its award is not a whole multiple of 1/{den}")
+    tiers = model.tiers
+    if tiers is not None:
+        mult = scale if tiers.metric == "spend" else 1
+        thresholds = np.array([math.ceil(t * mult) for t in tiers.thresholds], dtype=np.int64)
+    else:
+        thresholds = np.zeros(1, dtype=np.int64)
+    ex = model.expiry
+    months = {"days": 0, "months": 1, "years": 12}
+    if ex.kind in ("after", "inactive"):
+        in_days = ex.unit == "days"
+        code = {("after", True): Kn.X_AFTER_DAYS, ("after", False): Kn.X_AFTER_MONTHS,
+                ("inactive", True): Kn.X_INACTIVE_DAYS, ("inactive", False): Kn.X_INACTIVE_MONTHS}[(ex.kind, in_days)]
+        expiry = (code, ex.n if in_days else ex.n * months[ex.unit])
+    else:
+        expiry = ({"never": Kn.X_NEVER, "end_of_year": Kn.X_END_OF_YEAR, "end_of_next_year": Kn.X_END_OF_NEXT_YEAR}[ex.kind], 0)
+    i64 = lambda xs: np.array(list(xs), dtype=np.int64)  # noqa: E731
+    return CompiledProgram(
+        model=model,
+        den=den,
+        kind=i64(KIND_CODE[r.kind] for r in rules),
+        basket=np.array([r.scope == "basket" for r in rules], dtype=np.bool_),
+        target=i64(idx[r.target] if r.kind == "multiplier" else -1 for r in rules),
+        fnum=i64(f.numerator for f in fac),
+        fden=i64(f.denominator for f in fac),
+        rate_mul=i64(int(x) for x in rate),
+        fixed_num=i64(int(x) for x in fixed),
+        times=i64(r.times if r.times is not None else -1 for r in rules),
+        per=i64(PERIOD_ROW[r.per] for r in rules),
+        order=i64(order),
+        ps_num=i64(x.numerator for x in ps),
+        ps_den=i64(x.denominator for x in ps),
+        lim_pts=i64(p for p, _ in model.limits),
+        lim_per=i64(PERIOD_ROW[per] for _, per in model.limits),
+        thresholds=thresholds,
+        rw_pts=i64(w.points for w in model.rewards),
+        rw_cost=i64(_half_up(w.cost * scale) for w in model.rewards),
+        rw_share=i64(_half_up(w.cost * w.funded_share * scale) for w in model.rewards),
+        expiry=expiry,
+    )
+
+
+def _add_months(day: np.ndarray, n: int) -> np.ndarray:
+    """Day numbers n months later, same day of month clamped to the month's end."""
+    year, month, dom = C.civil(day)
+    months = year * 12 + month - 1 + n
+    first = (months - 1970 * 12).astype("datetime64[M]")
+    length = ((first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")).astype(np.int64)
+    return first.astype("datetime64[D]").astype(np.int64) + np.minimum(dom, length) - 1
+
+
+def _cutoff(model: Model, ts: np.ndarray, day: np.ndarray) -> np.ndarray:
+    spec = model.tiers
+    if spec is None or spec.window == "calendar_year":
+        return np.zeros(len(ts), dtype=np.int64)
+    if spec.window == "days":
+        return ts - spec.n * Kn.NS_PER_DAY
+    n = spec.n * (12 if spec.window == "years" else 1)
+    return _add_months(day, -n) * Kn.NS_PER_DAY + (ts - day * Kn.NS_PER_DAY)
+
+
+def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None) -> pd.DataFrame:
+    model = cp.model
+    env = C.Env(model, batch)
+    frame = batch.frame
+    n = env.n
+    ts, day, member, unit = env.ts(), env.day(), env.member(), env.unit()
+    amount = env.amount().num
+    kind = frame["kind"].to_numpy().astype(np.int64)
+    ok, ok_index = cp.masks(batch, env)
+    year, month, _ = C.civil(day)
+    keys = np.vstack([np.zeros(n, np.int64), day, (day + 3) // 7, year * 12 + month - 1, year]).astype(np.int64)
+    units = int(unit.max()) + 1 if n else 0
+    starts = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]]) if n else np.zeros(0, np.int64)
+    unit_total = np.add.reduceat(amount, starts) if n else np.zeros(0, np.int64)
+    refund_of = frame["refund_of"].to_numpy().astype(np.int64)
+    targets = np.unique(refund_of[refund_of >= 0])
+    slot = np.full(max(units, 1), -1, dtype=np.int64)
+    slot[targets] = np.arange(len(targets))
+    names = {w.name: w.index for w in model.rewards}
+    reward_of = np.full(n, -1, dtype=np.int64)
+    redeem = kind == REDEEM
+    if redeem.any():
+        reward_of[redeem] = [names[x] for x in frame["reward"].to_numpy(dtype=object)[redeem]]
+    if redemption is not None:
+        draw = frame[redemption.draw].to_numpy(dtype=np.float64)
+        choice_draw = frame[redemption.choice_draw].to_numpy(dtype=np.float64)
+        if redemption.choice not in CHOICE_CODE:
+            raise LoyaltyError(f"unknown redemption choice `{redemption.choice}`; choose one of: {', '.join(CHOICE_CODE)}")
+    else:
+        draw = choice_draw = np.zeros(n, dtype=np.float64)
+    max_rows = int(np.bincount(member).max()) if n else 0
+    lines = np.diff(np.r_[starts, n]) if n else np.zeros(0, np.int64)
+    cp.check_bounds(int(np.abs(amount).max(initial=0)), int(lines.max(initial=1)), int(np.abs(unit_total).max(initial=0)))
+    spec = model.tiers
+    out, cnt, declined, unmatched = Kn.run_kernel(
+        member, ts, day, kind, amount, unit, refund_of, reward_of, draw, choice_draw,
+        frame["row"].to_numpy().astype(np.int64), keys, _cutoff(model, ts, day), year.astype(np.int64),
+        cp.kind, cp.basket, cp.target, cp.fnum, cp.fden, cp.rate_mul, cp.fixed_num, cp.times, cp.per, ok, ok_index,
+        cp.order, cp.ps_num, cp.ps_den,
+        ROUND_CODE[model.rounding], cp.den, cp.lim_pts, cp.lim_per,
+        spec is not None, METRIC_CODE[spec.metric] if spec else 0, Kn.W_CALENDAR if spec and spec.window == "calendar_year" else Kn.W_ROLLING,
+        cp.thresholds,
+        cp.expiry[0], cp.expiry[1],
+        slot, unit_total, len(targets),
+        cp.rw_pts, cp.rw_cost, cp.rw_share,
+        redemption is not None, float(redemption.probability) if redemption else 0.0,
+        CHOICE_CODE[redemption.choice] if redemption else 0,
+        batch.until.value, max_rows,
+    )
+    out = out[:cnt]
+    result = ledger.frame(
+        batch.customers["customer_id"].to_numpy(dtype=object),
+        out[:, Kn.OUT_MEMBER],
+        out[:, Kn.OUT_TS].view("datetime64[ns]"),
+        out[:, Kn.OUT_KIND],
+        out[:, Kn.OUT_RULE],
+        out[:, Kn.OUT_POINTS],
+        out[:, Kn.OUT_EARNED].view("datetime64[ns]"),
+        out[:, Kn.OUT_REWARD],
+        out[:, Kn.OUT_COST],
+        out[:, Kn.OUT_SHARE],
+        out[:, Kn.OUT_ROW],
+        tuple(r.name for r in model.rules),
+        tuple(w.name for w in model.rewards),
+    )
+    result.attrs["declined_redemptions"] = int(declined)
+    result.attrs["unmatched_refunds"] = int(unmatched)
+    return result
+
+
+def run(model: Model, batch: Batch, redemption: RedemptionPolicy | None = None) -> pd.DataFrame:
+    """The ledger for a validated batch (the `compiled` engine of `rulelang.evaluate`)."""
+    return compile_model(model).run(batch, redemption)
+
+
+

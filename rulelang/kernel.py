@@ -1,0 +1,456 @@
+"""The per-member state machine of the compiled engine (numba): one pass over the units.
+
+Inputs are plain arrays prepared by `rulelang.compile`; the output is one int64 row per posting
+(columns OUT_*), which `compile.run` turns into the ledger with `ledger.frame`. State per member:
+tier window (two-pointer sums over a contribution log, or calendar-year sums), frequency counters
+and cap totals keyed by precomputed period numbers, FIFO lots, and per-basket issued/clawed points
+for refunds. Every rule follows docs/semantics.md and mirrors `rulelang.interpret` step by step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NS_PER_DAY = 86_400_000_000_000
+NAT = np.iinfo(np.int64).min
+# Posting columns.
+OUT_MEMBER, OUT_TS, OUT_KIND, OUT_RULE, OUT_POINTS, OUT_EARNED, OUT_REWARD, OUT_COST, OUT_SHARE, OUT_ROW = range(10)
+# Ledger kinds (ledger.KINDS order) and batch row kinds (data.PURCHASE ...).
+EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(6)
+K_PURCHASE, K_REFUND, K_REDEEM, K_EVENT = 0, 1, 2, 3
+# Rule kinds, rounding modes, expiry kinds, tier windows, policy choices.
+PER_SPEND, FIXED, MULTIPLIER = 0, 1, 2
+DOWN, UP, NEAREST = 0, 1, 2
+X_NEVER, X_AFTER_DAYS, X_AFTER_MONTHS, X_INACTIVE_DAYS, X_INACTIVE_MONTHS, X_END_OF_YEAR, X_END_OF_NEXT_YEAR = range(7)
+W_ROLLING, W_CALENDAR = 0, 1
+CHEAPEST, DEAREST, RANDOM = 0, 1, 2
+
+
+@njit(cache=True)
+def days_from_civil(y, m, d):
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y = y - (1 if m <= 2 else 0)
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    mp = m + (-3 if m > 2 else 9)
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@njit(cache=True)
+def civil_from_days(z):
+    """(year, month, day) of a day number."""
+    z = z + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return y + (1 if m <= 2 else 0), m, d
+
+
+@njit(cache=True)
+def month_length(y, m):
+    if m == 12:
+        return 31
+    return days_from_civil(y, m + 1, 1) - days_from_civil(y, m, 1)
+
+
+@njit(cache=True)
+def add_months(day, n):
+    """The same day of the month n months later, clamped to the month's end (day numbers)."""
+    y, m, d = civil_from_days(day)
+    months = y * 12 + m - 1 + n
+    ny = months // 12
+    nm = months - ny * 12 + 1
+    ml = month_length(ny, nm)
+    return days_from_civil(ny, nm, d if d < ml else ml)
+
+
+@njit(cache=True)
+def _moment(xkind, xn, day):
+    """The expiry moment (ns) of a lot earned on `day`, or of the balance when `day` is the last purchase."""
+    if xkind == X_AFTER_DAYS or xkind == X_INACTIVE_DAYS:
+        return (day + xn) * NS_PER_DAY
+    if xkind == X_AFTER_MONTHS or xkind == X_INACTIVE_MONTHS:
+        return add_months(day, xn) * NS_PER_DAY
+    y, _, _ = civil_from_days(day)
+    if xkind == X_END_OF_NEXT_YEAR:
+        y += 1
+    return days_from_civil(y + 1, 1, 1) * NS_PER_DAY - 1
+
+
+@njit(cache=True)
+def _post(out, cnt, member, ts, kind, rule, points, earned, reward, cost, share, row):
+    if cnt >= out.shape[0]:
+        bigger = np.empty((out.shape[0] * 2 + 16, out.shape[1]), dtype=np.int64)
+        bigger[:cnt] = out[:cnt]
+        out = bigger
+    out[cnt, OUT_MEMBER] = member
+    out[cnt, OUT_TS] = ts
+    out[cnt, OUT_KIND] = kind
+    out[cnt, OUT_RULE] = rule
+    out[cnt, OUT_POINTS] = points
+    out[cnt, OUT_EARNED] = earned
+    out[cnt, OUT_REWARD] = reward
+    out[cnt, OUT_COST] = cost
+    out[cnt, OUT_SHARE] = share
+    out[cnt, OUT_ROW] = row
+    return out, cnt + 1
+
+
+@njit(cache=True)
+def _round(num, den, mode):
+    """num/den (den > 0) rounded down, up or half up."""
+    if mode == DOWN:
+        return num // den
+    if mode == UP:
+        return -((-num) // den)
+    return (2 * num + den) // (2 * den)
+
+
+@njit(cache=True)
+def _level(thresholds, metric):
+    level = 0
+    for q in range(thresholds.shape[0]):
+        if metric >= thresholds[q]:
+            level = q
+    return level
+
+
+@njit(cache=True)
+def _redeem(out, cnt, mem, t, row, reward, points, cost, share, lot_day, lot_pts, xh, nl):
+    """Spend `points` from the lots, oldest first; one posting per lot touched."""
+    left = points
+    first = True
+    for q in range(xh, nl):
+        if left == 0:
+            break
+        n = min(lot_pts[q], left)
+        if n > 0:
+            lot_pts[q] -= n
+            left -= n
+            out, cnt = _post(out, cnt, mem, t, REDEEM, -1, n, lot_day[q] * NS_PER_DAY, reward,
+                             cost if first else 0, share if first else 0, row)
+            first = False
+    return out, cnt
+
+
+@njit(cache=True)
+def run_kernel(
+    member, ts, day, kind, amount, unit, refund_of, reward_of, draw, choice_draw, row_id, keys, cutoff, year,
+    rkind, rbasket, rtarget, fnum, fden, rate_mul, fixed_num, times, per, ok, ok_index, order, ps_num, ps_den,
+    rmode, den, lim_pts, lim_per,
+    has_tiers, metric, window, thresholds,
+    xkind, xn,
+    slot, unit_total, n_slots,
+    rw_pts, rw_cost, rw_share,
+    policy, probability, choice,
+    until, max_rows,
+):
+    """Every posting of every member, in ledger order; returns (postings, count, declined, unmatched)."""
+    n = member.shape[0]
+    k = rkind.shape[0]
+    c = lim_pts.shape[0]
+    nrw = rw_pts.shape[0]
+    out = np.empty((max(16, n * 2), 10), dtype=np.int64)
+    cnt = 0
+    declined = 0
+    unmatched = 0
+    lot_day = np.empty(max_rows + 1, dtype=np.int64)
+    lot_pts = np.empty(max_rows + 1, dtype=np.int64)
+    ctime = np.empty(max_rows + 1, dtype=np.int64)
+    cval = np.empty(max_rows + 1, dtype=np.int64)
+    fkey = np.empty(k, dtype=np.int64)
+    fcnt = np.empty(k, dtype=np.int64)
+    lkey = np.empty(c, dtype=np.int64)
+    lused = np.empty(c, dtype=np.int64)
+    lp = np.zeros(k, dtype=np.int64)
+    exact = np.zeros(k, dtype=np.int64)
+    share = np.zeros(k, dtype=np.int64)
+    frac = np.zeros(k, dtype=np.int64)
+    got = np.zeros(k, dtype=np.int64)
+    b_issued = np.zeros((max(n_slots, 1), k), dtype=np.int64)
+    b_clawed = np.zeros((max(n_slots, 1), k), dtype=np.int64)
+    b_refunded = np.zeros(max(n_slots, 1), dtype=np.int64)
+    b_day = np.zeros(max(n_slots, 1), dtype=np.int64)
+    i = 0
+    while i < n:
+        mem = member[i]
+        nl = 0
+        nc = 0
+        chead = 0
+        wsum = 0
+        cy_year = NAT
+        cy_sum = 0
+        prev_sum = 0
+        for r in range(k):
+            fkey[r] = NAT
+            fcnt[r] = 0
+        for q in range(c):
+            lkey[q] = NAT
+            lused[q] = 0
+        last_purchase = day[i]
+        xh = 0  # lots before xh are empty
+        j = i
+        while j < n and member[j] == mem:
+            e = j + 1
+            while e < n and unit[e] == unit[j]:
+                e += 1
+            t = ts[j]
+            # Expiries due before this unit.
+            if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
+                mom = _moment(xkind, xn, last_purchase)
+                if mom <= t:
+                    mday = mom // NS_PER_DAY
+                    for q in range(xh, nl):
+                        if lot_pts[q] > 0 and lot_day[q] < mday:
+                            out, cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                            lot_pts[q] = 0
+            elif xkind != X_NEVER:
+                while xh < nl and lot_pts[xh] == 0:
+                    xh += 1
+                for q in range(xh, nl):
+                    if lot_pts[q] > 0:
+                        mom = _moment(xkind, xn, lot_day[q])
+                        if mom > t:
+                            break
+                        out, cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                        lot_pts[q] = 0
+            # The tier held before this unit.
+            tier = 0
+            if has_tiers:
+                if window == W_ROLLING:
+                    while chead < nc and ctime[chead] <= cutoff[j]:
+                        wsum -= cval[chead]
+                        chead += 1
+                    tier = _level(thresholds, wsum)
+                else:
+                    y = year[j]
+                    if y != cy_year:
+                        prev_sum = cy_sum if y == cy_year + 1 else 0
+                        cy_year = y
+                        cy_sum = 0
+                    tier = max(_level(thresholds, cy_sum), _level(thresholds, prev_sum))
+            K = kind[j]
+            v_spend = 0
+            v_points = 0
+            v_visit = 0
+            if K == K_PURCHASE or K == K_EVENT:
+                # Exact points per rule over the unit, in units of 1/den.
+                for r in range(k):
+                    exact[r] = 0
+                for ln in range(j, e):
+                    for oi in range(k):
+                        r = order[oi]
+                        if rbasket[r] and ln != j:
+                            lp[r] = 0
+                            continue
+                        p = 0
+                        if ok[ok_index[r, tier], ln] == 1:
+                            if rkind[r] == PER_SPEND:
+                                p = amount[ln] * rate_mul[r]
+                                if p < 0:
+                                    p = 0
+                            elif rkind[r] == FIXED:
+                                p = fixed_num[r]
+                            else:
+                                tp = lp[rtarget[r]]
+                                if tp > 0:
+                                    p = tp * fnum[r] // fden[r]
+                        if p > 0 and times[r] >= 0:
+                            key = keys[per[r], ln]
+                            if key != fkey[r]:
+                                fkey[r] = key
+                                fcnt[r] = 0
+                            if fcnt[r] >= times[r]:
+                                p = 0
+                            else:
+                                fcnt[r] += 1
+                        lp[r] = p
+                        exact[r] += p
+                total = 0
+                floors = 0
+                for r in range(k):
+                    total += exact[r]
+                    share[r] = exact[r] // den
+                    frac[r] = exact[r] - share[r] * den
+                    floors += share[r]
+                rounded = _round(total, den, rmode)
+                rest = rounded - floors
+                while rest > 0:
+                    best = -1
+                    for r in range(k):
+                        if frac[r] > 0 and (best < 0 or frac[r] > frac[best]):
+                            best = r
+                    if best < 0:
+                        break
+                    share[best] += 1
+                    frac[best] = 0
+                    rest -= 1
+                available = rounded
+                for q in range(c):
+                    key = keys[lim_per[q], j]
+                    if key != lkey[q]:
+                        lkey[q] = key
+                        lused[q] = 0
+                    left = lim_pts[q] - lused[q]
+                    if left < 0:
+                        left = 0
+                    if left < available:
+                        available = left
+                issued = 0
+                for r in range(k):
+                    g = share[r] if share[r] < available else available
+                    got[r] = g
+                    available -= g
+                    issued += g
+                for r in range(k):
+                    if got[r] > 0:
+                        ps = 0
+                        if ps_num[r] > 0:
+                            ps = (2 * got[r] * ps_num[r] + ps_den[r]) // (2 * ps_den[r])
+                        out, cnt = _post(out, cnt, mem, t, EARN, r, got[r], day[j] * NS_PER_DAY, -1, 0, ps, row_id[j])
+                for r in range(k):
+                    if share[r] - got[r] > 0:
+                        out, cnt = _post(out, cnt, mem, t, CAPPED, r, share[r] - got[r], NAT, -1, 0, 0, row_id[j])
+                if issued > 0:
+                    if nl > 0 and lot_day[nl - 1] == day[j]:
+                        lot_pts[nl - 1] += issued
+                        if xh > nl - 1:
+                            xh = nl - 1
+                    else:
+                        lot_day[nl] = day[j]
+                        lot_pts[nl] = issued
+                        nl += 1
+                    for q in range(c):
+                        lused[q] += issued
+                s = slot[unit[j]]
+                if s >= 0:
+                    b_day[s] = day[j]
+                    b_refunded[s] = 0
+                    for r in range(k):
+                        b_issued[s, r] = got[r]
+                        b_clawed[s, r] = 0
+                v_points = issued
+                if K == K_PURCHASE:
+                    last_purchase = day[j]
+                    for ln in range(j, e):
+                        v_spend += amount[ln]
+                    v_visit = 1
+                    if policy and draw[j] < probability:
+                        balance = 0
+                        for q in range(xh, nl):
+                            balance += lot_pts[q]
+                        pick = -1
+                        count = 0
+                        for w in range(nrw):
+                            if rw_pts[w] <= balance:
+                                count += 1
+                                if pick < 0:
+                                    pick = w
+                                elif choice == CHEAPEST and rw_pts[w] < rw_pts[pick]:
+                                    pick = w
+                                elif choice == DEAREST and rw_pts[w] > rw_pts[pick]:
+                                    pick = w
+                        if count > 0:
+                            if choice == RANDOM:
+                                idx = int(np.floor(choice_draw[j] * count))
+                                if idx > count - 1:
+                                    idx = count - 1
+                                for w in range(nrw):
+                                    if rw_pts[w] <= balance:
+                                        if idx == 0:
+                                            pick = w
+                                            break
+                                        idx -= 1
+                            out, cnt = _redeem(out, cnt, mem, t, row_id[j], pick, rw_pts[pick], rw_cost[pick], rw_share[pick],
+                                               lot_day, lot_pts, xh, nl)
+            elif K == K_REFUND:
+                v_spend = amount[j]
+                u = refund_of[j]
+                s = slot[u] if u >= 0 else -1
+                if s < 0:
+                    unmatched += 1
+                else:
+                    b_refunded[s] += -amount[j]
+                    tot = unit_total[u]
+                    num = b_refunded[s] if b_refunded[s] < tot else tot
+                    dd = tot
+                    if tot <= 0:
+                        num = 1
+                        dd = 1
+                    for r in range(k):
+                        due = _round(b_issued[s, r] * num, dd, rmode) - b_clawed[s, r]
+                        if due <= 0:
+                            continue
+                        b_clawed[s, r] += due
+                        left = due
+                        for q in range(nl - 1, xh - 1, -1):
+                            if lot_day[q] < b_day[s]:
+                                break
+                            if lot_day[q] == b_day[s]:
+                                n_ = min(lot_pts[q], left)
+                                if n_ > 0:
+                                    lot_pts[q] -= n_
+                                    left -= n_
+                                    v_points -= n_
+                                    out, cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
+                                break
+                        for q in range(xh, nl):
+                            if left == 0:
+                                break
+                            if lot_day[q] == b_day[s]:
+                                continue
+                            n_ = min(lot_pts[q], left)
+                            if n_ > 0:
+                                lot_pts[q] -= n_
+                                left -= n_
+                                v_points -= n_
+                                out, cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
+                        if left > 0:
+                            out, cnt = _post(out, cnt, mem, t, SHORTFALL, r, left, NAT, -1, 0, 0, row_id[j])
+            elif K == K_REDEEM:
+                w = reward_of[j]
+                balance = 0
+                for q in range(xh, nl):
+                    balance += lot_pts[q]
+                if w < 0 or balance < rw_pts[w]:
+                    declined += 1
+                else:
+                    out, cnt = _redeem(out, cnt, mem, t, row_id[j], w, rw_pts[w], rw_cost[w], rw_share[w], lot_day, lot_pts, xh, nl)
+            # This unit counts toward the tier metric at its timestamp.
+            if has_tiers and K != K_REDEEM:
+                v = v_spend if metric == 0 else (v_points if metric == 1 else v_visit)
+                if window == W_ROLLING:
+                    ctime[nc] = t
+                    cval[nc] = v
+                    nc += 1
+                    wsum += v
+                else:
+                    cy_sum += v
+            j = e
+        # Expiries due by `until`.
+        if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
+            mom = _moment(xkind, xn, last_purchase)
+            if mom <= until:
+                mday = mom // NS_PER_DAY
+                for q in range(xh, nl):
+                    if lot_pts[q] > 0 and lot_day[q] < mday:
+                        out, cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                        lot_pts[q] = 0
+        elif xkind != X_NEVER:
+            for q in range(xh, nl):
+                if lot_pts[q] > 0:
+                    mom = _moment(xkind, xn, lot_day[q])
+                    if mom > until:
+                        break
+                    out, cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                    lot_pts[q] = 0
+        i = j
+    return out, cnt, declined, unmatched

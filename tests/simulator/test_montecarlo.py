@@ -1,0 +1,92 @@
+"""Monte Carlo: the roll-forward balances in every month of every run; same seed, same bytes,
+whatever the worker count; with everyone enrolled and no redemption, issued = the evaluator's earn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.api import simulate
+from tests.simulator.simkit import ENGINE, program, sample, scenario
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sample()
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    tx, cu = data
+    return simulate(program(), tx, cu, scenario(runs=4), workers=1, engine=ENGINE)
+
+
+def test_roll_forward_balances_every_month_of_every_run(result):
+    m = result.monthly
+    assert sorted(m["run"].unique()) == [0, 1, 2, 3]
+    assert (m["opening"] + m["issued"] - m["clawed_back"] - m["redeemed"] - m["expired"] == m["closing"]).all()
+    for _, run in m.groupby("run"):
+        assert run["opening"].iloc[0] == 0
+        assert (run["opening"].to_numpy()[1:] == run["closing"].to_numpy()[:-1]).all()
+    assert (m["closing"] >= 0).all()
+
+
+def test_every_varying_figure_has_the_four_statistics(result):
+    for key, value in result.summary.items():
+        if isinstance(value, dict) and "mean" in value:
+            assert set(value) == {"mean", "p5", "p50", "p95"}
+            if value["p5"] is not None:
+                assert value["p5"] <= value["p50"] <= value["p95"]
+    assert result.summary["members"]["mean"] == 15  # round(0.6 x 25), exact in every run
+
+
+def test_runs_differ_but_are_reproducible(data, result):
+    tx, cu = data
+    again = simulate(program(), tx, cu, scenario(runs=4), workers=1, engine=ENGINE)
+    assert again.summary_json() == result.summary_json()
+    issued = [r["points_issued"] for r in result.per_run]
+    assert len(set(issued)) > 1, "random enrolment and responses should make runs differ"
+
+
+def test_same_seed_same_summary_bytes_with_two_workers(data, result, tmp_path):
+    tx, cu = data
+    two = simulate(program(), tx, cu, scenario(runs=4), workers=2, engine=ENGINE)
+    assert two.summary_json() == result.summary_json()
+    pd.testing.assert_frame_equal(two.monthly, result.monthly)
+    a, b = tmp_path / "a", tmp_path / "b"
+    result.write(a)
+    two.write(b)
+    for name in ("summary.json", "monthly.csv", "rewards.csv", "report.html"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_a_run_does_not_depend_on_which_runs_are_computed(data, result):
+    tx, cu = data
+    one = simulate(program(), tx, cu, scenario(runs=1), workers=1, engine=ENGINE)
+    assert one.per_run[0] == result.per_run[0]
+
+
+def test_everyone_enrolled_no_redemption_issues_what_the_evaluator_earns(data):
+    tx, cu = data
+    sc = scenario(runs=1, enrollment={"share": 1.0}, redemption={"probability": 0.0}, response={})
+    res = simulate(program(), tx, cu, sc, workers=1, engine=ENGINE)
+    # The same members' rows, each preceded by an enroll row at their first purchase.
+    rows = tx.sort_values(["customer_id", "timestamp"], kind="stable")
+    first = rows.groupby("customer_id").head(1)
+    joins = first.assign(event="enroll", amount=0.0, transaction_id="")
+    both = pd.concat([joins.assign(_o=0), rows.assign(_o=1)]).sort_values(["customer_id", "timestamp", "_o"], kind="stable")
+    ledger = program().evaluate(both.drop(columns="_o"), customers=cu, engine=ENGINE)
+    earned = int(ledger.loc[ledger["kind"] == "earn", "points"].sum())
+    assert res.summary["points_issued"]["mean"] == earned
+    assert res.summary["points_redeemed"]["mean"] == 0
+    assert res.summary["revenue_lift"]["mean"] == 0
+
+
+def test_share_zero_means_no_members_and_no_cost(data):
+    tx, cu = data
+    res = simulate(program(), tx, cu, scenario(runs=1, enrollment={"share": 0.0}), workers=1, engine=ENGINE)
+    assert res.summary["members"]["mean"] == 0
+    assert res.summary["points_issued"]["mean"] == 0
+    assert res.summary["revenue_with_program"]["mean"] == res.summary["revenue_baseline"]["mean"]
+    assert np.all(res.monthly["closing"] == 0)

@@ -122,21 +122,25 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         raise DataError(f"column timestamp: values that are not date-times at {_rows(bad)}; write them like 2026-03-01 14:30:00")
     ts = ts.astype("datetime64[ns]")
 
+    if "event" in df.columns:
+        event = df["event"].astype("string").fillna(B.PURCHASE).str.strip().str.lower().replace("", B.PURCHASE)
+    else:
+        event = pd.Series(B.PURCHASE, index=df.index, dtype="string")
+    event = event.astype(object).to_numpy()
     amount = pd.to_numeric(df["amount"], errors="coerce")
-    bad = amount.isna().to_numpy()
+    blank = df["amount"].isna().to_numpy() | (df["amount"].astype("string").str.strip() == "").fillna(True).to_numpy()
+    # Redeem, enroll and other event rows carry no money: a blank amount there is 0.
+    moneyless = ~np.isin(event, [B.PURCHASE, B.REFUND])
+    bad = amount.isna().to_numpy() & ~(blank & moneyless)
     if bad.any():
-        raise DataError(f"column amount: values that are not numbers at {_rows(bad)}")
+        raise DataError(f"column amount: values that are not numbers at {_rows(bad)}; purchases and refunds need an amount like 12.50")
+    amount = amount.fillna(0)
     scale = 10**model.decimals
     minor = np.round(amount.to_numpy(dtype="float64") * scale)
     if np.abs(minor).max(initial=0) > 2**53:
         raise DataError("column amount: amounts too large to hold exactly")
     minor = minor.astype("int64")
 
-    if "event" in df.columns:
-        event = df["event"].astype("string").fillna(B.PURCHASE).str.strip().str.lower().replace("", B.PURCHASE)
-    else:
-        event = pd.Series(B.PURCHASE, index=df.index, dtype="string")
-    event = event.astype(object).to_numpy()
     kind = np.full(n, EVENT, dtype=np.int8)
     is_purchase_event = event == B.PURCHASE
     kind[is_purchase_event & (minor >= 0)] = PURCHASE
@@ -156,7 +160,8 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
             first = reward[np.flatnonzero(unknown)[0]]
             raise DataError(
                 f"column reward: redeem rows name rewards the program does not have at {_rows(unknown)} "
-                f"(e.g. `{first}`{_suggest(first, known)[1:] if _suggest(first, known) else ''}); rewards: {', '.join(sorted(known)) or 'none'}"
+                f"({f'e.g. `{first}`{_suggest(first, known)}' if first else 'a redeem row needs the reward it redeems'}); "
+                f"rewards: {', '.join(sorted(known)) or 'none'}"
             )
 
     member_codes, member_ids = pd.factorize(ids, sort=True)

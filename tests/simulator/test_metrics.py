@@ -1,0 +1,127 @@
+"""Metrics: exact figures and the roll-forward from hand-made ledgers, and the summary reconciling
+with monthly.csv on a real run."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pandas as pd
+import pytest
+
+from rulelang import ledger as L
+from simulator import metrics
+from simulator.api import simulate
+from tests.simulator.simkit import ENGINE, program, sample, scenario
+
+
+def _ledger(postings):
+    """Postings as (customer, timestamp, kind, points, cost, partner_share, row, reward)."""
+    df = pd.DataFrame(postings, columns=["customer_id", "timestamp", "kind", "points", "cost", "partner_share", "row", "reward"])
+    df["timestamp"] = pd.to_datetime(df["timestamp"])
+    df["rule"] = ""
+    df["earned_on"] = df["timestamp"].dt.normalize()
+    return df[list(L.COLUMNS)]
+
+
+LEDGER = _ledger(
+    [
+        ("A", "2026-01-05", "earn", 500, 0, 0, 0, ""),
+        ("A", "2026-01-20", "capped", 40, 0, 0, 1, ""),
+        ("A", "2026-02-03", "redeem", 300, 800, 200, 2, "coffee"),
+        ("A", "2026-02-03", "redeem", 0, 0, 0, 2, "coffee"),
+        ("B", "2026-01-10", "earn", 200, 0, 30, 3, ""),
+        ("B", "2026-02-11", "clawback", 50, 0, 0, 4, ""),
+        ("B", "2026-03-31", "expire", 100, 0, 0, -1, ""),
+    ]
+)
+
+X = metrics.RunInput(10, 9, 1, 2, 100_000, 110_000, Fraction(1, 50), 2, 0.5, {"Green": 1, "Gold": 1})
+
+
+def test_run_figures_are_exact():
+    f = metrics.run_figures(LEDGER, X)
+    assert f["points_issued"] == 700
+    assert f["points_redeemed"] == 300
+    assert f["points_clawed_back"] == 50
+    assert f["points_expired"] == 100
+    assert f["points_capped"] == 40
+    assert f["points_outstanding"] == 700 - 50 - 300 - 100
+    assert f["redemption_rate"] == Fraction(300, 700)
+    assert f["breakage_rate"] == Fraction(100, 700)
+    # 250 points x 0.02 CNY x 300/(300+100) expected to be redeemed = 3.75 CNY = 375 minor units.
+    assert f["liability"] == 375
+    assert f["reward_cost"] == 800 and f["partner_funded"] == 230
+    assert f["program_cost"] == 800 - 230 + 375
+    assert f["revenue_lift"] == 10_000
+    assert f["incremental_margin"] == 5_000
+    assert f["net_benefit"] == 5_000 - 945
+    assert f["roi"] == Fraction(5_000 - 945, 945)
+    assert f["revenue_lift_pct"] == 10
+
+
+def test_monthly_roll_forward_and_totals():
+    months = metrics.month_index(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-04-30"))
+    revenue = pd.DataFrame({"revenue_baseline": [1, 2, 3, 4], "revenue_with_program": [1, 3, 3, 5]}, index=months)
+    members = pd.Series([2, 2, 2, 2], index=months)
+    tiers = pd.DataFrame({"Green": [2, 1, 1, 1], "Gold": [0, 1, 1, 1]}, index=months)
+    m = metrics.monthly(LEDGER, months, X, revenue, members, tiers)
+    assert m["month"].tolist() == ["2026-01", "2026-02", "2026-03", "2026-04"]
+    assert m["issued"].tolist() == [700, 0, 0, 0]
+    assert m["redeemed"].tolist() == [0, 300, 0, 0]
+    assert m["clawed_back"].tolist() == [0, 50, 0, 0]
+    assert m["expired"].tolist() == [0, 0, 100, 0]
+    assert m["closing"].tolist() == [700, 350, 250, 250]
+    assert m["opening"].tolist() == [0, 700, 350, 250]
+    assert m["liability"].iloc[-1] == metrics.run_figures(LEDGER, X)["liability"]
+    assert m["tier_Gold"].tolist() == [0, 1, 1, 1]
+    assert m["reward_cost"].tolist() == [0, 800, 0, 0]
+
+
+def test_rewards_count_redemptions_not_lot_postings():
+    r = metrics.rewards(LEDGER)
+    assert r.loc["coffee", "count"] == 1
+    assert r.loc["coffee", "points"] == 300
+    assert r.loc["coffee", "cost"] == 800 and r.loc["coffee", "partner_share"] == 200
+
+
+def test_spread_statistics_and_undefined_values():
+    s = metrics.spread([1, 2, 3, 4, 5], None)
+    assert s == {"mean": 3, "p5": 1.2, "p50": 3, "p95": 4.8}
+    assert metrics.spread([None, None], 6)["p50"] is None
+    assert metrics.spread([Fraction(1, 3)], 2) == {"mean": 0.33, "p5": 0.33, "p50": 0.33, "p95": 0.33}
+    assert metrics.round_half_up(Fraction(5, 2)) == 3 and metrics.round_half_up(Fraction(-5, 2)) == -3
+
+
+@pytest.fixture(scope="module")
+def one_run():
+    tx, cu = sample()
+    return simulate(program(), tx, cu, scenario(runs=1), workers=1, engine=ENGINE)
+
+
+def test_summary_reconciles_with_monthly(one_run):
+    s, m = one_run.summary, one_run.monthly
+    for fig, col in (
+        ("points_issued", "issued"),
+        ("points_redeemed", "redeemed"),
+        ("points_expired", "expired"),
+        ("points_clawed_back", "clawed_back"),
+        ("points_capped", "capped"),
+    ):
+        assert s[fig]["mean"] == int(m[col].sum()), fig
+        assert s[fig]["p5"] == s[fig]["p50"] == s[fig]["p95"] == s[fig]["mean"]
+    assert s["points_outstanding"]["mean"] == int(m["closing"].iloc[-1])
+    assert s["liability"]["mean"] == float(m["liability"].iloc[-1])
+    assert s["reward_cost"]["mean"] == float(sum(m["reward_cost"]))
+    assert s["revenue_baseline"]["mean"] == float(sum(m["revenue_baseline"]))
+    assert s["revenue_with_program"]["mean"] == float(sum(m["revenue_with_program"]))
+    assert s["members"]["mean"] == int(m["members"].iloc[-1])
+    tiers = {c[len("tier_") :]: int(m[c].iloc[-1]) for c in m.columns if c.startswith("tier_")}
+    assert {k: v["mean"] for k, v in s["tiers"].items()} == tiers
+    assert sum(tiers.values()) == s["members"]["mean"]
+    assert s["rows_read"]["mean"] == s["rows_used"]["mean"] + s["rows_rejected"]["mean"] + s["rows_outside_period"]["mean"]
+
+
+def test_ledger_output_matches_summary(one_run):
+    led = one_run.ledger
+    assert int(led.loc[led["kind"] == "earn", "points"].sum()) == one_run.summary["points_issued"]["mean"]
+    assert (led["points"] >= 0).all()

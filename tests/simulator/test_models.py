@@ -1,0 +1,110 @@
+"""Behaviour models: enrolment, redemption draws, response (uplift, extra visits), tiers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simulator import enrollment, redemption, response, tiers
+from simulator.history import prepare
+from simulator.scenario import Scenario
+from tests.simulator.simkit import program, sample
+
+
+def _history(customers=20):
+    tx, _ = sample(customers)
+    return prepare(tx, 2)
+
+
+def test_random_pick_takes_the_share_and_depends_on_run_not_on_others():
+    h = _history()
+    a = enrollment.pick(h, 0.5, "random", seed=1, run=0)
+    b = enrollment.pick(h, 0.5, "random", seed=1, run=1)
+    assert a.sum() == b.sum() == round(0.5 * h.customers)
+    assert not np.array_equal(a, b)
+    assert np.array_equal(a, enrollment.pick(h, 0.5, "random", seed=1, run=0))
+
+
+def test_top_spenders_are_the_biggest_buyers():
+    h = _history()
+    chosen = enrollment.pick(h, 0.25, "top_spenders", seed=1, run=0)
+    rows = h.rows
+    spend = rows[rows["_purchase"]].groupby("_m")["_minor"].sum()
+    assert spend[chosen[spend.index]].min() >= spend[~chosen[spend.index]].max()
+
+
+def test_enroll_row_precedes_the_first_purchase_and_earlier_rows_go():
+    h = _history()
+    chosen = enrollment.pick(h, 1.0, "random", seed=1, run=0)
+    rows = enrollment.member_rows(h, chosen)
+    firsts = rows.groupby("_m").head(1)
+    assert (firsts["_event"] == "enroll").all()
+    assert len(firsts) == chosen.sum()
+    second = rows.groupby("_m").nth(1)
+    assert second["_purchase"].all()
+    assert (second["timestamp"].to_numpy() == firsts["timestamp"].to_numpy()).all()
+    assert (rows["_event"] == "enroll").sum() == chosen.sum()
+
+
+def test_redemption_draws_are_keyed_by_customer_and_row_not_by_the_subset():
+    h = _history()
+    everyone = enrollment.member_rows(h, np.ones(h.customers, dtype=bool))
+    some = everyone[everyone["_m"] % 2 == 0]
+    a = redemption.with_draws(everyone, h.keys, 9, 2)
+    b = redemption.with_draws(some, h.keys, 9, 2)
+    assert np.array_equal(a.loc[some.index, "_u_redeem"].to_numpy(), b["_u_redeem"].to_numpy())
+    assert ((a["_u_redeem"] >= 0) & (a["_u_redeem"] < 1)).all()
+    assert not np.array_equal(a["_u_redeem"].to_numpy(), a["_u_choice"].to_numpy())
+    assert redemption.policy(0.3, "dearest").choice == "dearest"
+
+
+def test_extra_visits_copy_the_members_own_baskets_inside_the_period():
+    h = _history()
+    rows = enrollment.member_rows(h, np.ones(h.customers, dtype=bool))
+    extra = response.extra_visits(rows, 0.5, h.keys, 3, 0, h.until)
+    starts = extra[extra["_visit"]]
+    assert 0 < len(starts) < rows["_visit"].sum()
+    assert (extra["timestamp"] <= h.until).all()
+    for _, line in extra.head(20).iterrows():
+        own = rows[(rows["_m"] == line["_m"]) & rows["_purchase"]]
+        assert line["_minor"] in own["_minor"].to_list()
+    none = response.extra_visits(rows, 0.0, h.keys, 3, 0, h.until)
+    assert none.empty
+
+
+def test_spend_uplift_by_tier_scales_member_purchases_only():
+    prog = program()
+    h = _history()
+    rows = enrollment.member_rows(h, np.ones(h.customers, dtype=bool))
+    sc = Scenario.from_dict({"response": {"spend_uplift": {"Basic": 0.1, "Plus": 0.2}}})
+    assert response.needs_first_pass(sc.response, prog.model)
+    f = response.factors(sc.response, prog.model, rows, None, {}, 2)
+    assert np.allclose(f[rows["_purchase"].to_numpy()], 0.1)  # without a first pass everyone is at the first tier
+    assert (f[~rows["_purchase"].to_numpy()] == 0).all()
+    scaled = response.apply(rows, f)
+    p = rows["_purchase"].to_numpy()
+    assert (scaled["_minor"].to_numpy()[p] == np.round(rows["_minor"].to_numpy()[p] * 1.1)).all()
+    assert (scaled["_minor"].to_numpy()[~p] == rows["_minor"].to_numpy()[~p]).all()
+
+
+def test_unknown_tier_in_spend_uplift_is_an_error():
+    sc = Scenario.from_dict({"response": {"spend_uplift": {"Gould": 0.1}}})
+    try:
+        response.tier_uplifts(sc.response, program().model)
+    except Exception as exc:  # noqa: BLE001
+        assert "Gould" in str(exc) and "Basic" in str(exc)
+    else:
+        raise AssertionError("expected an error")
+
+
+def test_tier_before_rows_follows_the_rolling_window():
+    spec = program().model.tiers  # spend over 365 days, Plus from 300 CNY
+    t = pd.to_datetime(["2026-01-01", "2026-01-02", "2026-06-01", "2027-01-02", "2027-01-03", "2026-01-01"]).to_numpy()
+    member = np.array([0, 0, 0, 0, 0, 1])
+    spend = np.array([20_000, 15_000, 100, 100, 100, 50_000])  # minor units
+    level, metric = tiers.before_rows(spec, 2, member, t, spend)
+    # 2026-01-02 is not after 2027-01-02 minus 365 days, so it has left the window.
+    assert metric.tolist() == [0, 20_000, 35_000, 100, 200, 0]
+    assert level.tolist() == [0, 0, 1, 0, 0, 0]
+    at = tiers.at_moments(spec, 2, member, t, spend, np.array([0, 1]), pd.to_datetime(["2026-06-30", "2026-01-31"]).to_numpy())
+    assert at.tolist() == [1, 1]

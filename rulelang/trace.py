@@ -33,9 +33,10 @@ def _source(node, text: str) -> str:
     if not (span.end > span.start and text):
         return "?"
     end = span.end
-    # A comparison whose right side is a call can end before the call's closing parenthesis.
-    while text.count("(", span.start, end) > text.count(")", span.start, end) and text[end : end + 1] == ")":
-        end += 1
+    # A comparison whose right side is a call or list can end before its closing bracket.
+    for opening, closing in ("()", "[]"):
+        while text.count(opening, span.start, end) > text.count(closing, span.start, end) and text[end : end + 1] == closing:
+            end += 1
     return text[span.start : end]
 
 
@@ -96,7 +97,8 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
     out.append(head)
     order = {r.name: r.index for r in model.rules}
     for check in sorted(rec.checks, key=lambda c: (c.row, order[c.rule])):
-        line = f" line {_file_row(rec.rows, check.row)}" if len(rec.rows) > 1 else ""
+        scope = model.rule(check.rule).scope
+        line = (" (basket)" if scope == "basket" else f" line {_file_row(rec.rows, check.row)}") if len(rec.rows) > 1 else ""
         points = f": {V.show_number(check.exact)} points" if check.outcome == "fired" else ""
         out.append(f"  {check.rule}{line}: {check.outcome}{points}")
         for node, left, right, result in check.comparisons:

@@ -17,7 +17,7 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from rulelang import builtins as B
-from rulelang.conditions import Analyser
+from rulelang.conditions import DAY_PARTS, MAX_DAYS, Analyser
 from rulelang.model import Model, names_in
 
 DEFAULT_START = dt.date(2026, 1, 1)
@@ -26,6 +26,7 @@ NEUTRAL = "other"  # a text value no condition mentions
 # Gaps between rows, in days: small steps, and the jumps that cross weeks, months, years, expiries.
 GAPS = (0, 1, 2, 6, 7, 27, 30, 31, 90, 180, 364, 365, 366)
 KINDS = ("purchase", "refund", "redeem", "event")
+MAX_COMBOS = 300  # pairs of rule conditions searched for a day on which both can fire
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def shape(model: Model) -> Shape:
         if isinstance(m, Fraction) and 1 <= m <= 12:
             anchors.add(dt.date(2026, int(m), 1))
     anchors |= {dt.date(2026, 12, 31), dt.date(2026, 1, 31)}
+    anchors |= _calendar_days(an, model)
     cust_texts = {}
     for name in sorted(used):
         if name.startswith("customer.") and name.split(".", 1)[1] not in ("birthday", "enrolled", "days_enrolled"):
@@ -114,10 +116,32 @@ def shape(model: Model) -> Shape:
     )
 
 
+def _calendar_days(an: Analyser, model: Model) -> set[dt.date]:
+    """The first day on which each rule, and each pair of rules, can fire by the calendar
+    (month, day, weekday, year and campaign windows together), so that stacked bonuses are tried."""
+    terms = [t for r in model.rules for t in (an.rule_terms(r) or [])[:4]]
+    combos = terms + [a + b for i, a in enumerate(terms) for b in terms[i + 1 :]][:MAX_COMBOS]
+    out = set()
+    for term in combos:
+        cons, _ = an.reduce(term)
+        parts = [k for k in DAY_PARTS if k in cons]
+        days = cons.get("date")
+        if not parts and days is None:
+            continue
+        first = DEFAULT_START.toordinal() if days is None or days.lo is None else int(days.lo)
+        for o in range(first, first + MAX_DAYS):
+            d = dt.date.fromordinal(o)
+            if (days is None or days.contains(Fraction(o))) and all(cons[k].contains(Fraction(DAY_PARTS[k](d))) for k in parts):
+                out.add(d)
+                break
+    return out
+
+
 def _amount(s: Shape):
-    small = st.integers(0, 300 * s.scale)
+    # Small amounts first: a counterexample shrinks toward them.
+    small = st.integers(0, 20 * s.scale)
     edges = st.sampled_from(s.amounts) if s.amounts else small
-    return st.one_of(small, edges, st.integers(0, 20_000 * s.scale))
+    return st.one_of(small, edges, st.integers(0, 300 * s.scale), st.integers(0, 20_000 * s.scale))
 
 
 def _line(s: Shape):

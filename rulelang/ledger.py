@@ -35,10 +35,11 @@ def frame(
     `rule`/`reward` index the names (-1 for none), `earned_on` is datetime64[ns] (NaT for none)."""
     rules = np.array(("",) + tuple(rule_names), dtype=object)
     rewards = np.array(("",) + tuple(reward_names), dtype=object)
-    ids = np.asarray(customer_ids, dtype=object)
-    return pd.DataFrame(
+    ids = pd.Index(customer_ids)
+    member = np.asarray(member, dtype=np.int64)
+    out = pd.DataFrame(
         {
-            "customer_id": ids[np.asarray(member, dtype=np.int64)] if len(member) else np.array([], dtype=object),
+            "customer_id": ids.take(member),
             "timestamp": np.asarray(timestamp, dtype="datetime64[ns]"),
             "kind": np.array(KINDS, dtype=object)[np.asarray(kind, dtype=np.int64)],
             "rule": rules[np.asarray(rule, dtype=np.int64) + 1],
@@ -51,6 +52,8 @@ def frame(
         },
         columns=list(COLUMNS),
     )
+    # Text columns get one dtype whether or not the ledger is empty, so ledgers compare equal.
+    return out.astype({"kind": "str", "rule": "str", "reward": "str"})
 
 
 def balances(ledger: pd.DataFrame) -> pd.Series:

@@ -269,18 +269,18 @@ class _Build(Transformer):
         return ast.Attribute(_ident(obj), _ident(attr), _span(obj, attr))
 
     def call(self, items):
-        func, lpar, *args = items
+        func, lpar, *args, rpar = items
         args = tuple(a for a in args if a is not None)
-        return ast.Call(_ident(func), args, _span(func, lpar, *args))
+        return ast.Call(_ident(func), args, _span(func, rpar))
 
     def group(self, items):
-        lpar, expr = items
-        return ast.Group(expr, _span(lpar, expr))
+        lpar, expr, rpar = items
+        return ast.Group(expr, _span(lpar, rpar))
 
     def list(self, items):
-        lbrack, *elems = items
+        lbrack, *elems, rsqb = items
         elems = tuple(e for e in elems if e is not None)
-        return ast.ListLit(elems, _span(lbrack, *elems))
+        return ast.ListLit(elems, _span(lbrack, rsqb))
 
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")

@@ -160,3 +160,169 @@ def canonical_tree(tree: ast.Program) -> ast.Program:
     stmts = tuple(dataclasses.replace(s, clauses=canonical_clauses(s.clauses)) if isinstance(s, ast.Earn) else s for s in tree.statements)
     notes = tuple(dataclasses.replace(c, text=c.text.rstrip()) for c in tree.comments)
     return dataclasses.replace(tree, statements=stmts, comments=notes)
+
+
+# =================================================================================================
+# --- random programs and member histories (compiled vs reference differential test) -------------
+# Program TEXT covering every construct (loaded through the real parser and checker), and small
+# member histories around the edges that matter: same-timestamp purchases, multi-line baskets,
+# partial/full/unmatched refunds, redeem rows, events, month and year ends, 29 February, campaign
+# edges, caps, and draws for a redemption policy.
+
+import pandas as _pd  # noqa: E402
+
+DIFF_DAYS = ("2027-12-30", "2027-12-31", "2028-01-01", "2028-01-02", "2028-02-28", "2028-02-29", "2028-03-01",
+             "2028-03-31", "2028-04-30", "2028-12-31", "2029-01-01", "2029-02-28", "2029-03-01")
+DIFF_TIMES = ("00:00:00", "09:30:00", "23:59:59")
+DIFF_CATEGORIES = ("pastry", "coffee", "Tea", "")
+DIFF_EVENTS = ("enroll", "referral", "review")
+_TIERS = ("Green", "Gold", "Black")
+
+
+def _money_text(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}" if cents % 100 else str(cents // 100)
+
+
+@st.composite
+def diff_atom(draw, tiers: bool) -> str:
+    """One comparison a `when` can make."""
+    options = [
+        st.sampled_from(["amount >= 50", "amount < 10 CNY", "amount > 9.99", "amount == 0", "amount * 2 > basket.total / 3",
+                         "basket.total >= 80", "basket.lines >= 2", "basket.quantity > 2", "quantity >= 2", "-amount < -5",
+                         "min(amount, 20) >= 20", "max(amount, basket.total) > 100", "abs(amount - 50) <= 10"]),
+        st.sampled_from(['category == "pastry"', 'category != "coffee"', 'category in ["pastry", "Tea"]',
+                         'category not in ["coffee"]', 'category < "d"', 'category >= "Tea"', 'category == ""']),
+        st.sampled_from(["weekday in [sat, sun]", "weekday == mon", "weekday >= fri", "weekday(date) != tue"]),
+        st.sampled_from(["month(date) == month(customer.birthday)", "day(date) == 29", "year(date) >= 2028",
+                         "date >= 2028-02-29", "days_between(customer.birthday, date) > 10000", "month(date) in [1, 12]"]),
+        st.sampled_from(['customer.segment == "student"', 'customer.segment != "vip"', "customer.days_enrolled >= 30",
+                         "customer.enrolled < 2028-01-01", "customer.days_enrolled / 7 < 10"]),
+        st.sampled_from(['event == "purchase"', "point_cost * 100 >= 1", "40% * amount > 5"]),
+    ]
+    if tiers:
+        options.append(st.sampled_from(["tier >= Gold", "tier == Green", "tier < Black", "tier != Gold"]))
+    return draw(st.one_of(options))
+
+
+@st.composite
+def diff_condition(draw, tiers: bool, depth: int = 2) -> str:
+    """A condition: atoms joined by and/or/not, with parentheses."""
+    if depth == 0 or draw(st.booleans()):
+        return draw(diff_atom(tiers))
+    op = draw(st.sampled_from(["and", "or", "not"]))
+    if op == "not":
+        return f"not ({draw(diff_condition(tiers, depth - 1))})"
+    return f"({draw(diff_condition(tiers, depth - 1))}) {op} ({draw(diff_condition(tiers, depth - 1))})"
+
+
+@st.composite
+def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
+    """`earn rI: ...` with a random award and clauses."""
+    kinds = ["per_spend", "fixed"] + (["multiplier"] if earlier else [])
+    kind = draw(st.sampled_from(kinds))
+    clauses = []
+    if kind == "per_spend":
+        award = f"{draw(st.sampled_from(['1', '2', '0.5', '3', '1.5']))} points per {draw(st.sampled_from(['1', '2', '3', '10', '0.5', '7']))} CNY"
+    elif kind == "fixed":
+        award = f"{draw(st.sampled_from(['1', '5', '10', '0.5', '2.5', '100']))} points"
+        if draw(st.integers(0, 3)) == 0:
+            clauses.append(f"on {draw(st.sampled_from(DIFF_EVENTS))}")
+    else:
+        award = f"{draw(st.sampled_from(['1.5', '2', '3', '1.25', '1.1']))}x {draw(st.sampled_from(earlier))}"
+    if draw(st.booleans()):
+        clauses.append("when " + draw(diff_condition(tiers)))
+    if draw(st.integers(0, 3)) == 0:
+        a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
+        clauses.append(f"during {a} to {b}")
+    freq = draw(st.sampled_from([None, "once", "once per day", "once per week", "at most 2 times per month",
+                                 "at most 1 times per year", "at most 3 times"]))
+    if freq:
+        clauses.append(freq)
+    if draw(st.integers(0, 4)) == 0:
+        clauses.append(f"funded {draw(st.sampled_from(['50', '100', '33']))}% by partner")
+    return f"earn r{i}: {award} " + " ".join(clauses)
+
+
+@st.composite
+def diff_program(draw) -> str:
+    """The text of a random valid program."""
+    lines = ['program "diff"', "currency CNY", f"point_cost {draw(st.sampled_from(['0.01', '0.02', '0.015']))} CNY"]
+    tiers = draw(st.booleans())
+    if tiers:
+        metric, window, steps = draw(st.sampled_from([
+            ("spend", "30 days", (50, 200)), ("spend", "2 months", (100, 300)), ("spend", "calendar year", (60, 250)),
+            ("points", "60 days", (20, 100)), ("visits", "10 days", (2, 4)), ("visits", "calendar year", (2, 5)),
+            ("points", "calendar year", (30, 120)), ("spend", "1 month", (20, 90)),
+        ]))
+        lines.append(f"tiers by {metric} over {window} {{")
+        lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}", f"  {_TIERS[2]} from {steps[1]}", "}"]
+    names: list[str] = []
+    for i in range(draw(st.integers(1, 5))):
+        lines.append(draw(diff_rule(i, tiers, list(names))))
+        names.append(f"r{i}")
+    for period in draw(st.lists(st.sampled_from(["day", "week", "month", "year"]), max_size=2, unique=True)):
+        lines.append(f"limit {draw(st.sampled_from([20, 50, 150, 1000]))} points per {period}")
+    expiry = draw(st.sampled_from([None, "expire never", "expire after 30 days", "expire after 1 months", "expire after 12 months",
+                                   "expire after 1 year", "expire after 40 days without purchase",
+                                   "expire after 2 months without purchase", "expire at end of year", "expire at end of next year"]))
+    if expiry:
+        lines.append(expiry)
+    rounding = draw(st.sampled_from([None, "down", "up", "nearest"]))
+    if rounding:
+        lines.append(f"round {rounding}")
+    for j in range(3):  # diff_history redeems w0..w2
+        funded = draw(st.sampled_from(["", " funded 40% by partner", " funded 100% by partner"]))
+        lines.append(f"reward w{j}: {draw(st.sampled_from([5, 10, 30, 100]))} points cost {draw(st.sampled_from(['1', '2.5', '0.33']))} CNY{funded}")
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def diff_history(draw, rewards: int = 3):
+    """(transactions, customers, redemption policy or None) for 1-3 members."""
+    rows = []
+    members = draw(st.integers(1, 3))
+    for m in range(members):
+        cid = f"c{m}"
+        moments = sorted(draw(st.lists(st.tuples(st.sampled_from(DIFF_DAYS), st.sampled_from(DIFF_TIMES)), min_size=1, max_size=7)))
+        baskets: list[tuple[str, int]] = []
+        for k, (day, time) in enumerate(moments):
+            ts = f"{day} {time}"
+            what = draw(st.sampled_from(["purchase"] * 4 + ["refund", "redeem", "event"]))
+            if what == "purchase":
+                tx = f"{cid}-t{k}"
+                amounts = draw(st.lists(st.sampled_from([0, 1, 999, 1000, 2500, 5000, 12345, 8000]), min_size=1, max_size=3))
+                for a in amounts:
+                    rows.append(dict(customer_id=cid, timestamp=ts, amount=a / 100, event="purchase", transaction_id=tx,
+                                     category=draw(st.sampled_from(DIFF_CATEGORIES)), quantity=draw(st.sampled_from([1, 2, 3])), reward=""))
+                baskets.append((tx, sum(amounts)))
+            elif what == "refund":
+                if baskets and draw(st.integers(0, 3)):
+                    tx, total = draw(st.sampled_from(baskets))
+                    amount = draw(st.sampled_from([total, total // 2, max(total // 3, 1), 1]))
+                else:
+                    tx, amount = draw(st.sampled_from(["", "nope"])), 500
+                rows.append(dict(customer_id=cid, timestamp=ts, amount=-amount / 100, event=draw(st.sampled_from(["refund", "purchase"])),
+                                 transaction_id=tx, category="", quantity=1, reward=""))
+            elif what == "redeem":
+                rows.append(dict(customer_id=cid, timestamp=ts, amount=0.0, event="redeem", transaction_id="", category="",
+                                 quantity=1, reward=f"w{draw(st.integers(0, rewards - 1))}"))
+            else:
+                rows.append(dict(customer_id=cid, timestamp=ts, amount=0.0, event=draw(st.sampled_from(DIFF_EVENTS)), transaction_id="",
+                                 category="", quantity=1, reward=""))
+    frame = _pd.DataFrame(rows)
+    n = len(frame)
+    frame["_u_redeem"] = draw(st.lists(st.sampled_from([0.0, 0.3, 0.7, 0.99]), min_size=n, max_size=n))
+    frame["_u_choice"] = draw(st.lists(st.sampled_from([0.0, 0.4, 0.99]), min_size=n, max_size=n))
+    cust = []
+    for m in range(members):
+        if draw(st.integers(0, 4)):
+            cust.append(dict(customer_id=f"c{m}", segment=draw(st.sampled_from(["student", "vip", None])),
+                             birthday=draw(st.sampled_from(["1992-02-29", "1985-12-31", "2000-01-01", None])),
+                             enrolled=draw(st.sampled_from([None, "2027-06-01", "2028-01-01"]))))
+    customers = _pd.DataFrame(cust, columns=["customer_id", "segment", "birthday", "enrolled"])
+    policy = None
+    if draw(st.booleans()):
+        from rulelang.data import RedemptionPolicy
+
+        policy = RedemptionPolicy(draw(st.sampled_from([0.0, 0.5, 1.0])), draw(st.sampled_from(["cheapest", "dearest", "random"])))
+    return frame, customers, policy

@@ -55,9 +55,11 @@ def observe(model: Model, transactions: pd.DataFrame, customers=None, until=None
 # --- asserts ------------------------------------------------------------------------------------
 
 
-def _env(model: Model, obs: Observed, rec, enrolled: dict) -> V.Env:
-    """What an assert reads on one unit (see the vocabulary in docs/invariants.md)."""
+def _env(model: Model, obs: Observed, rec, enrolled: dict, without: str | None = None) -> V.Env:
+    """What an assert reads on one unit (see the vocabulary in docs/invariants.md); `without`
+    takes one rule's points away, to find the rule responsible for a failure."""
     first = rec.rows[0]
+    less = rec.issued.get(without, 0) if without else 0
     day = first["timestamp"].date()
     scale = 10**obs.batch.decimals
     total = Fraction(sum(int(r["amount"]) for r in rec.rows), scale)
@@ -69,9 +71,9 @@ def _env(model: Model, obs: Observed, rec, enrolled: dict) -> V.Env:
         "tier": rec.tier_before if rec.tier_before is not None else V.MISSING,
         "event": first["event"],
         "point_cost": model.point_cost,
-        "points": Fraction(sum(rec.issued.values())),
-        "balance": Fraction(rec.balance),
-        **{f"points_this_{p}": Fraction(rec.period_points.get(p, 0)) for p in PERIODS},
+        "points": Fraction(sum(rec.issued.values()) - less),
+        "balance": Fraction(rec.balance - less),
+        **{f"points_this_{p}": Fraction(rec.period_points.get(p, 0) - less) for p in PERIODS},
     }
     customer = obs.batch.customers.iloc[rec.member].to_dict()
 
@@ -89,7 +91,7 @@ def _env(model: Model, obs: Observed, rec, enrolled: dict) -> V.Env:
         if name in B.WEEKDAYS:
             return V.Weekday(B.WEEKDAYS[name])
         if name in rec.exact or any(r.name == name for r in model.rules):
-            return rec.exact.get(name, Fraction(0))
+            return Fraction(0) if name == without else rec.exact.get(name, Fraction(0))
         raise KeyError(name)
 
     def cust(attr: str):
@@ -139,7 +141,8 @@ def check_asserts(model: Model, obs: Observed, statements: tuple = ()) -> list[V
             if V.truth(expr, env):
                 continue
             read = {n: _read(n, env) for n in sorted(names_in(expr))}
-            out.append(Violation("assert", "", int(rec.rows[0]["row"]), _blame(model, rec, read), span, tuple((n, V.show(v)) for n, v in read.items())))
+            rule = _blame(model, obs, rec, enrolled, expr)
+            out.append(Violation("assert", "", int(rec.rows[0]["row"]), rule, span, tuple((n, V.show(v)) for n, v in read.items())))
     return out
 
 
@@ -153,12 +156,17 @@ def _read(name: str, env: V.Env):
         return V.MISSING
 
 
-def _blame(model: Model, rec, read: dict) -> str | None:
-    named = [(v, n) for n, v in read.items() if any(r.name == n for r in model.rules) and isinstance(v, Fraction) and v > 0]
-    if named:
-        return max(named)[1]
-    earned = [(v, n) for n, v in rec.exact.items() if v > 0]
-    return max(earned)[1] if earned else None
+def _blame(model: Model, obs: Observed, rec, enrolled: dict, expr) -> str | None:
+    """The rule whose points alone make the difference: of the rules that earned on the unit and
+    without whose points the assert would hold, the last declared (bonuses and multipliers are
+    layered on the rules before them); else the rule that earned most."""
+    earned = [r for r in model.rules if rec.exact.get(r.name, 0) > 0 or rec.issued.get(r.name, 0) > 0]
+    fixes = [r for r in earned if V.truth(expr, _env(model, obs, rec, enrolled, without=r.name))]
+    if not earned:
+        return None
+    if fixes:
+        return fixes[-1].name
+    return max(earned, key=lambda r: rec.exact.get(r.name, 0)).name
 
 
 # --- built-in invariants on the ledger ---------------------------------------------------------

@@ -43,6 +43,7 @@ class Shape:
     customer_texts: dict
     customer_dates: tuple[str, ...]
     columns: tuple[str, ...]
+    climbs: tuple[int, ...] = ()  # purchase amounts (minor units) that reach each tier above the first
 
 
 def shape(model: Model) -> Shape:
@@ -102,6 +103,11 @@ def shape(model: Model) -> Shape:
     cust_dates = tuple(n.split(".", 1)[1] for n in sorted(used) if n in ("customer.birthday",) or (
         n.startswith("customer.") and model.customer_columns.get(n.split(".", 1)[1]) == B.DATE))
     events = tuple(sorted(model.event_names | {B.ENROLL}))
+    climbs: tuple[int, ...] = ()
+    if model.tiers is not None and model.tiers.metric in ("spend", "points"):
+        per = Fraction(1) if model.tiers.metric == "spend" else top_rate
+        if per:
+            climbs = tuple(sorted({_ceil(t / per * scale) for t in model.tiers.thresholds[1:]}))
     return Shape(
         scale=scale,
         amounts=tuple(sorted(amounts)),
@@ -113,7 +119,12 @@ def shape(model: Model) -> Shape:
         customer_texts=cust_texts,
         customer_dates=cust_dates,
         columns=tuple(sorted(set(texts) | set(numbers))),
+        climbs=climbs,
     )
+
+
+def _ceil(x: Fraction) -> int:
+    return -((-x.numerator) // x.denominator)
 
 
 def _calendar_days(an: Analyser, model: Model) -> set[dt.date]:
@@ -162,6 +173,8 @@ def history(draw, model: Model, s: Shape | None = None) -> tuple[pd.DataFrame, p
     rows: list[dict] = []
     baskets: list[tuple[str, int]] = []  # transaction_id, total minor units
     hour = 12
+    # Often start with the purchase that reaches a tier, so tier rules are reached in few rows.
+    climb = draw(st.sampled_from((None, *s.climbs))) if s.climbs else None
     for i in range(n):
         gap = draw(st.one_of(st.just(0), st.sampled_from(GAPS))) if i else 0
         day = day + dt.timedelta(days=gap)
@@ -176,6 +189,8 @@ def history(draw, model: Model, s: Shape | None = None) -> tuple[pd.DataFrame, p
         if kind == "purchase":
             tx = f"T{i + 1}"
             lines = draw(st.lists(_line(s), min_size=1, max_size=3))
+            if climb is not None and i == 0:
+                lines[0] = {**lines[0], "amount": climb}
             for line in lines:
                 rows.append({**base, **line, "transaction_id": tx})
             baskets.append((tx, sum(line["amount"] for line in lines)))

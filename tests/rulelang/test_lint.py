@@ -114,7 +114,14 @@ def test_ignore_comment_on_the_line_before():
     assert only(text, "W603") == []
 
 
-@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: p.name)
-def test_example_programs_only_get_the_rate_note(path):
+@pytest.mark.parametrize("path", SHARED_PROGRAMS, ids=lambda p: p.name)
+def test_shared_examples_only_get_the_rate_note(path):
     tree, found = analyse(Source(path.read_text(encoding="utf-8"), str(path)))
     assert [d.code for d in found if d.code.startswith("W6")] == ["W606"]
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.name)
+def test_bundled_programs_have_no_dead_rules(path):
+    tree, found = analyse(Source(path.read_text(encoding="utf-8"), str(path)))
+    assert [d.code for d in found if d.code == "W606"] == ["W606"]
+    assert not [d for d in found if d.code == "W601"]

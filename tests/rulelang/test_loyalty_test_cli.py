@@ -1,0 +1,79 @@
+"""`loyalty test`: broken programs are caught with small counterexamples, clean ones pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rulelang import ast, cli
+from rulelang.invariants import search
+from rulelang.program import load
+from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+
+BROKEN = sorted((Path(__file__).parent / "broken").glob("*.loyalty"))
+# What each broken program must be caught by.
+EXPECTED = {
+    "bonus_any_purchase": ("assert", "bonus"),
+    "once_bonus_doubled": ("assert", "weekend"),
+    "review_budget": ("assert", None),
+    "small_basket_bonus": ("monotone", "starter"),
+    "stacked_multipliers": ("assert", None),
+    "tier_bonus": ("assert", "gold"),
+}
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.stem)
+def test_broken_program_is_caught_with_at_most_three_transactions(path):
+    p = load(path)
+    out = search(p.model, tuple(p.tree.of(ast.Assert)), examples=60, seed=0)
+    check, rule = EXPECTED[path.stem]
+    assert out.violation is not None, f"{path.name} was not caught"
+    assert out.violation.check == check
+    assert rule is None or out.violation.rule == rule
+    assert 1 <= len(out.transactions) <= 3
+
+
+def test_smallest_amount_for_a_bonus_on_any_purchase():
+    p = load(Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty")
+    out = search(p.model, tuple(p.tree.of(ast.Assert)), examples=20, seed=0)
+    assert list(out.transactions["amount"]) == [0.0]
+
+
+def test_cli_prints_the_counterexample_and_exits_1():
+    path = Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty"
+    res = CliRunner().invoke(cli.test_cmd, [str(path), "--examples", "20", "--seed", "7"])
+    assert res.exit_code == 1
+    for part in ("assertion failed: assert points <= 5 * amount", "rule responsible: bonus", "smallest history found:", "its ledger:", "--seed 7"):
+        assert part in res.output
+
+
+@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_clean_programs_pass(path):
+    res = CliRunner().invoke(cli.test_cmd, [str(path), "--examples", "10"])
+    assert res.exit_code == 0, res.output
+    assert "ok, 10 histories tried" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHARED_PROGRAMS, ids=lambda p: p.name)
+def test_shared_examples_pass_the_default_run(path):
+    res = CliRunner().invoke(cli.test_cmd, [str(path)])
+    assert res.exit_code == 0, res.output
+
+
+def test_transactions_file_is_checked(tmp_path):
+    path = Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty"
+    csv = tmp_path / "tx.csv"
+    csv.write_text("customer_id,timestamp,amount\nA,2026-01-01 10:00,1000\nA,2026-01-02 10:00,3\n", encoding="utf-8")
+    res = CliRunner().invoke(cli.test_cmd, [str(path), "--examples", "5", "--transactions", str(csv)])
+    assert res.exit_code == 1
+    assert "at row 2: amount = 3, points = 1003" in res.output
+    assert "2 row(s) checked, 1 violation(s)" in res.output
+
+
+def test_unreadable_transactions_file_exits_2(tmp_path):
+    path = Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty"
+    res = CliRunner().invoke(cli.test_cmd, [str(path), "--transactions", str(tmp_path / "missing.csv")])
+    assert res.exit_code == 2 and "cannot read" in res.output

@@ -23,6 +23,7 @@ SHOWN = (
     "members", "points_issued", "points_redeemed", "points_expired", "points_outstanding", "redemption_rate",
     "breakage_rate", "reward_cost", "liability", "program_cost", "revenue_lift", "revenue_lift_pct", "net_benefit", "roi",
 )  # fmt: skip
+QUICK_RUNS = 20
 LABELS = {k: (label, kind) for k, label, kind in HEADLINE}
 
 
@@ -33,7 +34,8 @@ def _scenario_for(target: str, overrides: dict) -> Scenario:
         if sc.program is None:
             raise LoyaltyError(f"{p}: error: program: the scenario names no program; add `program: your_program.loyalty`")
     elif p.suffix == ".loyalty":
-        sc = Scenario(program=p)
+        # A bare program is a quick look: the scenario defaults, but fewer runs (--runs for more).
+        sc = Scenario(program=p, runs=QUICK_RUNS)
     else:
         raise click.BadParameter(f"{target}: expected a program (.loyalty) or a scenario (.yaml)", param_hint="PROGRAM_OR_SCENARIO")
     return sc.with_overrides(**overrides)

@@ -121,6 +121,18 @@ def month_index(start: pd.Timestamp, until: pd.Timestamp) -> pd.PeriodIndex:
     return pd.period_range(start.to_period("M"), until.to_period("M"), freq="M")
 
 
+def month_codes(t: np.ndarray, months: pd.PeriodIndex) -> np.ndarray:
+    """Each timestamp's position in `months` (calendar months, no Period objects: fast)."""
+    m = np.asarray(t, dtype="datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    first = (months[0].year - 1970) * 12 + months[0].month - 1 if len(months) else 0
+    return m - first
+
+
+def by_month(t: np.ndarray, values: np.ndarray, months: pd.PeriodIndex) -> np.ndarray:
+    """Integer sums of `values` per month of `t` (every t must fall in `months`)."""
+    return np.bincount(month_codes(t, months), weights=values, minlength=len(months)).round().astype(np.int64)[: len(months)]
+
+
 def monthly(
     ledger: pd.DataFrame, months: pd.PeriodIndex, x: RunInput, revenue: pd.DataFrame, members: pd.Series, tier_counts: pd.DataFrame
 ) -> pd.DataFrame:
@@ -129,17 +141,18 @@ def monthly(
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
     `members` the members joined by each month's end; `tier_counts` members per tier at each end.
     """
-    month = ledger["timestamp"].dt.to_period("M")
-    flows = ledger.assign(month=month).pivot_table(index="month", columns="kind", values="points", aggfunc="sum", fill_value=0)
+    code = month_codes(ledger["timestamp"].to_numpy(), months)
+    kind = ledger["kind"].to_numpy()
+    pts = ledger["points"].to_numpy()
     out = pd.DataFrame(index=months)
-    for kind, col in KIND_COLUMN.items():
-        out[col] = flows[kind].reindex(months, fill_value=0).astype(np.int64) if kind in flows.columns else np.int64(0)
+    for k, col in KIND_COLUMN.items():
+        sel = kind == k
+        out[col] = np.bincount(code[sel], weights=pts[sel], minlength=len(months)).astype(np.int64)[: len(months)]
     net = out["issued"] - out["clawed_back"] - out["redeemed"] - out["expired"]
     out["closing"] = net.cumsum().astype(np.int64)
     out["opening"] = (out["closing"] - net).astype(np.int64)
-    redeem = ledger.assign(month=month).groupby("month")[["cost", "partner_share"]].sum()
-    out["reward_cost"] = redeem["cost"].reindex(months, fill_value=0).astype(np.int64)
-    out["partner_funded"] = redeem["partner_share"].reindex(months, fill_value=0).astype(np.int64)
+    out["reward_cost"] = by_month(ledger["timestamp"].to_numpy(), ledger["cost"].to_numpy(), months)
+    out["partner_funded"] = by_month(ledger["timestamp"].to_numpy(), ledger["partner_share"].to_numpy(), months)
     p = points_by_kind(ledger)
     factor = x.point_cost * 10**x.decimals * redemption_share(p["redeem"], p["expire"])
     out["liability"] = [round_half_up(c * factor) for c in out["closing"].tolist()]

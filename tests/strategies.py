@@ -298,7 +298,8 @@ def diff_history(draw, rewards: int = 3):
             elif what == "refund":
                 if baskets and draw(st.integers(0, 3)):
                     tx, total = draw(st.sampled_from(baskets))
-                    amount = draw(st.sampled_from([total, total // 2, max(total // 3, 1), 1]))
+                    # Never 0: a `purchase` row of -0 would be a purchase, not a refund.
+                    amount = max(draw(st.sampled_from([total, total // 2, total // 3, 1])), 1)
                 else:
                     tx, amount = draw(st.sampled_from(["", "nope"])), 500
                 rows.append(dict(customer_id=cid, timestamp=ts, amount=-amount / 100, event=draw(st.sampled_from(["refund", "purchase"])),

@@ -229,12 +229,17 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="earn and baseline timings: best of this many (default 3)")
     ap.add_argument("--reference-rows", type=int, default=20_000, help="rows of whole members for the reference (default 20000)")
     ap.add_argument("--profile", type=Path, default=None, help="also write a cProfile of the simulation to this file")
+    ap.add_argument("--memory-cap-mb", type=int, default=12_288, help="memory limit of the simulating process (default 12288)")
     ap.add_argument("--measure", choices=list(MEASURES), help=argparse.SUPPRESS)
     ap.add_argument("--files", nargs=2, type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
 
     if a.measure:
         tx, cu = a.files
+        if a.memory_cap_mb:
+            # A runaway measurement fails with MemoryError instead of starving a shared machine.
+            cap = a.memory_cap_mb * 2**20
+            resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
         extra = {
             "engine": (a.repeat, a.reference_rows),
             "simulate": (a.profile,),
@@ -254,7 +259,11 @@ def main(argv=None) -> int:
     engine = _child("engine", [*files, "--repeat", str(a.repeat), "--reference-rows", str(a.reference_rows)])
     if not engine["baseline_agrees"]:
         raise SystemExit("error: the baseline's earn columns differ from the engine's; the comparison would be meaningless")
-    sim = _child("simulate", [*files] + (["--profile", str(a.profile)] if a.profile else []))
+    cap = ["--memory-cap-mb", str(a.memory_cap_mb)]
+    sim = _child("simulate", [*files, *cap])
+    if a.profile:
+        # A second, profiled run: cProfile's overhead must not reach the timed figure.
+        _child("simulate", [*files, *cap, "--profile", str(a.profile)])
     mc = None if a.skip_monte_carlo else _child("monte_carlo", [*files, "--mc-runs", str(a.mc_runs)])
     f = figures(a.transactions, engine, sim, mc)
     if mc is not None and a.mc_runs != MC_RUNS:
@@ -264,7 +273,24 @@ def main(argv=None) -> int:
         print(json.dumps(f, indent=2))
         return 0
     _print(f, engine, sim, mc, a, tx)
+    if a.profile:
+        _print_profile(a.profile)
     return 0
+
+
+def _print_profile(path: Path, top: int = 20) -> None:
+    """The project's functions by cumulative time, then everything by own time."""
+    import pstats
+
+    stats = pstats.Stats(str(path)).stats
+    rows = sorted(((ct, tt, k) for k, (_, _, tt, ct, _) in stats.items()), reverse=True)
+    root = str(ROOT) + "/"
+    print(f"\nprofile of one simulated path ({path}): project functions by cumulative time")
+    for ct, tt, (f, line, name) in [r for r in rows if r[2][0].startswith(root) and "benchmarks" not in r[2][0]][:top]:
+        print(f"  {ct:7.2f} s  (own {tt:5.2f} s)  {f[len(root) :]}:{line} {name}")
+    print("by own time (any code)")
+    for tt, ct, (f, line, name) in sorted(((tt, ct, k) for ct, tt, k in rows), reverse=True)[:top]:
+        print(f"  {tt:7.2f} s  (cum {ct:5.2f} s)  {Path(f).name}:{line} {name}")
 
 
 def _print(f: dict, engine: dict, sim: dict, mc: dict | None, a, tx: Path) -> None:

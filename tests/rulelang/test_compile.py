@@ -1,0 +1,113 @@
+"""The compiled engine on small hand-computed cases, its compile step, and its clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rulelang
+from rulelang import ast
+from rulelang import compile as engine
+from rulelang.columns import CompileError
+from rulelang.data import prepare
+from rulelang.errors import LoyaltyError
+
+HEAD = 'program "t"\ncurrency CNY\npoint_cost 0.01 CNY\n'
+
+
+def _rows(*rows):
+    cols = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward"]
+    return pd.DataFrame([dict(zip(cols, r + ("",) * (len(cols) - len(r)), strict=True)) for r in rows])
+
+
+def _ledger(text, rows, until=None):
+    program = rulelang.loads(HEAD + text)
+    return program.evaluate(rows, until=until, engine="compiled")
+
+
+def _points(led, kind):
+    sel = led[led["kind"] == kind]
+    return list(zip(sel["rule"], sel["points"], strict=True))
+
+
+def test_largest_remainder_gives_the_rounded_point_to_the_first_rule_on_a_tie():
+    led = _ledger("earn a: 1 point per 3 CNY\nearn b: 1 point per 3 CNY\nround nearest\n", _rows(("m", "2028-01-01 10:00", 2.0)))
+    # Each rule earns 2/3; the total 4/3 rounds to 1, which goes to `a` (equal fractions: first declared).
+    assert _points(led, "earn") == [("a", 1)]
+
+
+def test_stacked_and_chained_multipliers():
+    text = "earn base: 1 point per 1 CNY\nearn m1: 1.5x base\nearn m2: 2x base\nearn m3: 3x m1\n"
+    led = _ledger(text, _rows(("m", "2028-01-01 10:00", 10.0)))
+    # base 10; m1 adds 0.5 * 10; m2 adds 1 * 10; m3 scales m1's extra part by 2.
+    assert _points(led, "earn") == [("base", 10), ("m1", 5), ("m2", 10), ("m3", 10)]
+
+
+def test_cap_allocates_in_declaration_order_and_posts_the_rest_as_capped():
+    rows = _rows(("m", "2028-01-01 10:00", 10.0), ("m", "2028-01-01 11:00", 10.0), ("m", "2028-01-02 09:00", 3.0))
+    led = _ledger("earn a: 1 point per 1 CNY\nearn b: 5 points\nlimit 20 points per day\n", rows)
+    assert _points(led, "earn") == [("a", 10), ("b", 5), ("a", 5), ("a", 3), ("b", 5)]
+    assert _points(led, "capped") == [("a", 5), ("b", 5)]
+
+
+def test_partial_then_full_refund_claws_back_exactly_what_was_issued():
+    rows = _rows(("m", "2028-01-01 10:00", 9.0, "purchase", "t1"), ("m", "2028-01-02 10:00", -3.0, "refund", "t1"),
+                 ("m", "2028-01-03 10:00", -6.0, "refund", "t1"), ("m", "2028-01-04 10:00", -1.0, "refund", "zz"))
+    led = _ledger("earn a: 1 point per 2 CNY\nround up\n", rows)
+    assert _points(led, "earn") == [("a", 5)]  # 4.5 rounded up
+    assert _points(led, "clawback") == [("a", 2), ("a", 3)]  # ceil(5 * 1/3), then the rest
+    assert led.attrs["unmatched_refunds"] == 1
+
+
+def test_month_expiry_clamps_to_the_end_of_february():
+    rows = _rows(("m", "2028-01-31 10:00", 7.0))
+    led = _ledger("earn a: 1 point per 1 CNY\nexpire after 1 months\n", rows, until="2028-03-01")
+    exp = led[led["kind"] == "expire"]
+    assert list(exp["timestamp"]) == [pd.Timestamp("2028-02-29")] and list(exp["points"]) == [7]
+
+
+def test_tier_condition_uses_the_tier_before_the_row():
+    text = "tiers by spend over 30 days {\n  Green from 0\n  Gold from 100\n}\nearn base: 1 point per 1 CNY\nearn gold: 2x base when tier >= Gold\n"
+    rows = _rows(("m", "2028-01-01 10:00", 100.0), ("m", "2028-01-02 10:00", 10.0), ("m", "2028-02-15 10:00", 10.0))
+    led = _ledger(text, rows)
+    # The first purchase reaches Gold, so the second doubles; 44 days later the window is empty again.
+    assert _points(led, "earn") == [("base", 100), ("base", 10), ("gold", 10), ("base", 10)]
+
+
+def test_redeem_rows_spend_oldest_lots_and_unaffordable_ones_are_declined():
+    rows = _rows(("m", "2028-01-01 10:00", 30.0), ("m", "2028-01-02 10:00", 30.0), ("m", "2028-01-03 10:00", 0.0, "redeem", "", "r"),
+                 ("m", "2028-01-04 10:00", 0.0, "redeem", "", "r"))
+    led = _ledger("earn a: 1 point per 1 CNY\nreward r: 40 points cost 1.5 CNY funded 50% by p\n", rows)
+    red = led[led["kind"] == "redeem"]
+    assert list(red["points"]) == [30, 10] and list(red["cost"]) == [150, 0] and list(red["partner_share"]) == [75, 0]
+    assert led.attrs["declined_redemptions"] == 1
+
+
+def test_earn_columns_are_exact_numerators_over_the_common_denominator():
+    program = rulelang.loads(HEAD + 'earn a: 1 point per 3 CNY\nearn b: 2 points when amount >= 5\nearn c: 1.5x b\n')
+    cp = engine.compile_model(program.model)
+    batch = prepare(_rows(("m", "2028-01-01 10:00", 6.0), ("m", "2028-01-02 10:00", 1.0)), program.model)
+    cols = cp.earn_columns(batch)
+    exact = cols / cp.den
+    assert np.allclose(exact, [[2, 1 / 3], [2, 0], [1, 0]])
+    assert (cols % 1 == 0).all() and cols.dtype == np.int64
+
+
+def test_amounts_that_could_overflow_are_refused_with_a_clear_error():
+    program = rulelang.loads(HEAD + "earn a: 1 point per 0.07 CNY\nearn b: 1.1x a\n")
+    batch = prepare(_rows(("m", "2028-01-01 10:00", 9e13)), program.model)
+    with pytest.raises(LoyaltyError, match="overflow"):
+        engine.run(program.model, batch)
+
+
+def test_a_construct_that_cannot_compile_names_the_rule_and_place():
+    program = rulelang.loads(HEAD + "earn a: 1 point per 1 CNY when month(date) == 1\n")
+    rule = program.model.rules[0]
+    bad = dataclasses.replace(rule, condition=ast.Compare("==", ast.Call(ast.Ident("nope"), (ast.Name("date"),)), ast.Number(1)))
+    model = dataclasses.replace(program.model, rules=(bad,))
+    batch = prepare(_rows(("m", "2028-01-01 10:00", 1.0)), program.model)
+    with pytest.raises(CompileError, match=r"<program>:4:1: rule `a`.*nope"):
+        engine.run(model, batch)

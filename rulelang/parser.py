@@ -7,9 +7,9 @@ the parser stops at the first syntax error. Known mistakes get curated messages 
 
 from __future__ import annotations
 
-from decimal import Decimal
 from contextvars import ContextVar
-from functools import lru_cache
+from decimal import Decimal
+from functools import cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer
@@ -286,7 +286,7 @@ class _Build(Transformer):
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lark() -> Lark:
     return Lark(
         _GRAMMAR.read_text(encoding="utf-8"),
@@ -384,7 +384,7 @@ def _describe_expected(expected: set[str]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _terminal_patterns() -> dict[str, str]:
     out = {}
     for t in _lark().terminals:

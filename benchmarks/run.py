@@ -202,7 +202,7 @@ def figures(n: int, engine: dict, sim: dict, mc: dict | None) -> dict:
     }
 
 
-def targets(f: dict, mc_runs: int) -> list[tuple[str, bool | None, str]]:
+def targets(f: dict) -> list[tuple[str, bool | None, str]]:
     """(target, PASS/FAIL or None when this run cannot judge it, the measured figure)."""
     n = f["transactions"]
     mc = f["monte_carlo_100_s"]
@@ -212,7 +212,7 @@ def targets(f: dict, mc_runs: int) -> list[tuple[str, bool | None, str]]:
         (">= 100x the reference interpreter", f["speedup_vs_reference"] >= 100, f"{f['speedup_vs_reference']}x"),
         (
             "100 Monte Carlo paths over 1M in <= 60 s",
-            mc <= 60 if (mc is not None and n == 1_000_000 and mc_runs == MC_RUNS) else None,
+            mc <= 60 if (mc is not None and n == 1_000_000) else None,
             f"{mc} s" if mc is not None else "skipped",
         ),
         ("10M simulated with peak memory <= 2 GB", f["peak_rss_mb"] <= 2048 if n >= 10_000_000 else None, f"{f['peak_rss_mb']} MB"),
@@ -311,8 +311,10 @@ def _print(f: dict, engine: dict, sim: dict, mc: dict | None, a, tx: Path) -> No
         scaled = "" if a.mc_runs == MC_RUNS else f" (measured {mc['runs']} paths in {mc['monte_carlo_s']:.2f} s, scaled)"
         print(f"Monte Carlo, 100 paths, 2 workers: {f['monte_carlo_100_s']} s{scaled}")
     print()
-    for name, ok, value in targets(f, a.mc_runs):
+    for name, ok, value in targets(f):
         verdict = "n/a " if ok is None else ("PASS" if ok else "FAIL")
+        if ok is not None and "Monte Carlo" in name and a.mc_runs != MC_RUNS:
+            verdict += f" (estimated from {a.mc_runs} paths)"
         print(f"  {verdict}  {name}: {value}")
 
 

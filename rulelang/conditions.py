@@ -40,15 +40,34 @@ class Atom:
 
 
 @dataclass
-class Num:
+class Text:
+    """The values a text key may take: one of `allowed` (if set), none of `excluded`."""
+
+    allowed: frozenset | None = None
+    excluded: set = field(default_factory=set)
+
+    def add(self, op: str, v) -> None:
+        if op == "==":
+            self.allowed = frozenset({v}) if self.allowed is None else self.allowed & {v}
+        elif op == "!=":
+            self.excluded.add(v)
+        elif op == "in":
+            self.allowed = frozenset(v) if self.allowed is None else self.allowed & frozenset(v)
+        elif op == "not in":
+            self.excluded |= set(v)
+
+    def empty(self) -> bool:
+        return self.allowed is not None and self.allowed <= self.excluded
+
+
+@dataclass
+class Num(Text):
     """The values a numeric key may take: an interval, minus `excluded`, within `allowed` if set."""
 
     lo: Fraction | None = None
     lo_open: bool = False
     hi: Fraction | None = None
     hi_open: bool = False
-    allowed: frozenset | None = None
-    excluded: set = field(default_factory=set)
     integer: bool = False
 
     def add(self, op: str, v) -> None:
@@ -58,14 +77,8 @@ class Num:
         elif op in ("<", "<="):
             if self.hi is None or v < self.hi or (v == self.hi and op == "<"):
                 self.hi, self.hi_open = v, op == "<"
-        elif op == "==":
-            self.allowed = frozenset({v}) if self.allowed is None else self.allowed & {v}
-        elif op == "!=":
-            self.excluded.add(v)
-        elif op == "in":
-            self.allowed = frozenset(v) if self.allowed is None else self.allowed & frozenset(v)
-        elif op == "not in":
-            self.excluded |= set(v)
+        else:
+            super().add(op, v)
 
     def contains(self, v) -> bool:
         if self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo)):
@@ -99,25 +112,6 @@ class Num:
         return self.hi is not None or self.allowed is not None or bool(self.excluded)
 
 
-@dataclass
-class Text:
-    """The values a text key may take: one of `allowed` (if set), none of `excluded`."""
-
-    allowed: frozenset | None = None
-    excluded: set = field(default_factory=set)
-
-    def add(self, op: str, v) -> None:
-        if op == "==":
-            self.allowed = frozenset({v}) if self.allowed is None else self.allowed & {v}
-        elif op == "!=":
-            self.excluded.add(v)
-        elif op == "in":
-            self.allowed = frozenset(v) if self.allowed is None else self.allowed & frozenset(v)
-        elif op == "not in":
-            self.excluded |= set(v)
-
-    def empty(self) -> bool:
-        return self.allowed is not None and self.allowed <= self.excluded
 
 
 def _ceil(x) -> int:
@@ -296,11 +290,11 @@ class Analyser:
         if isinstance(value, str):
             return Text()
         if key == "tier":
-            return Num(Fraction(0), False, Fraction(max(len(self.tiers) - 1, 0)), False, integer=True)
+            return Num(lo=Fraction(0), hi=Fraction(max(len(self.tiers) - 1, 0)), integer=True)
         bounds = {"month": (1, 12), "day": (1, 31), "weekday": (0, 6), "year": (1, 9999)}
         if key in bounds:
             lo, hi = bounds[key]
-            return Num(Fraction(lo), False, Fraction(hi), False, integer=True)
+            return Num(lo=Fraction(lo), hi=Fraction(hi), integer=True)
         return Num(integer=key in ("date", "basket.lines"))
 
     def conflict(self, term: list) -> tuple[str, list] | None:

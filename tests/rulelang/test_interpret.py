@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +13,8 @@ import rulelang
 from rulelang import ledger as L
 from rulelang import values as V
 from rulelang.data import RedemptionPolicy
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
-PROGRAMS = ["bean_club", "freshmart", "yishang_vip"]
+from tests.conftest import PROGRAMS as EXAMPLE_PROGRAMS
+from tests.conftest import SHARED_PROGRAMS
 
 
 def _sample(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -57,10 +55,10 @@ def _check_identity(ledger: pd.DataFrame) -> None:
         assert (per_lot >= 0).all()
 
 
-@pytest.mark.parametrize("name", PROGRAMS)
+@pytest.mark.parametrize("path", EXAMPLE_PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 @pytest.mark.parametrize("choice", [None, "cheapest", "dearest", "random"])
-def test_ledger_identity_on_example_programs(name, choice):
-    prog = rulelang.load(EXAMPLES / f"{name}.loyalty")
+def test_ledger_identity_on_example_programs(path, choice):
+    prog = rulelang.load(path)
     tx, cu = _sample(7)
     policy = RedemptionPolicy(0.6, choice) if choice else None
     ledger = prog.evaluate(tx, cu, until="2027-06-30", engine="reference", redemption=policy)
@@ -73,7 +71,7 @@ def test_ledger_identity_on_example_programs(name, choice):
 
 
 def test_ledger_dtypes_match_the_shared_frame_builder():
-    prog = rulelang.load(EXAMPLES / "bean_club.loyalty")
+    prog = rulelang.load(EXAMPLE_PROGRAMS[0])
     tx, cu = _sample(3)
     got = prog.evaluate(tx, cu, engine="reference")
     one = L.frame(["x"], *[np.zeros(1, dtype=np.int64)] * 10, ("r",), ("w",))

@@ -37,10 +37,18 @@ def tier_uplifts(response, model) -> np.ndarray:
     return np.array([response.spend_uplift_for(n) for n in names] or [response.spend_uplift_for("")], dtype=np.float64)
 
 
+def tier_dependent(response, model) -> bool:
+    """Whether the uplift depends on the member's tier (tiers whose uplifts differ)."""
+    return model.tiers is not None and len(set(tier_uplifts(response, model))) > 1
+
+
 def needs_first_pass(response, model) -> bool:
-    """Whether the uplift depends on state only the engine knows (tier, balance)."""
-    tiered = model.tiers is not None and len(set(tier_uplifts(response, model))) > 1
-    return tiered or response.goal_gradient is not None
+    """Whether the uplift depends on state only the engine knows (points-based tiers, balance).
+
+    Tiers by spend or visits follow from the rows alone, so they need no engine pass.
+    """
+    by_points = tier_dependent(response, model) and model.tiers.metric == "points"
+    return by_points or response.goal_gradient is not None
 
 
 def earned_per_row(ledger: pd.DataFrame, n: int) -> np.ndarray:
@@ -82,11 +90,13 @@ def factors(response, model, rows: pd.DataFrame, first_pass: pd.DataFrame | None
     n = len(rows)
     level = np.zeros(n, dtype=np.int64)
     metric = np.zeros(n, dtype=np.int64)
-    if model.tiers is not None and first_pass is not None:
-        contrib = tiers.contributions(model.tiers, rows, earned_per_row(first_pass, n))
+    gg = response.goal_gradient
+    by_rows = model.tiers is not None and model.tiers.metric != "points"
+    if model.tiers is not None and (tier_dependent(response, model) or gg is not None) and (first_pass is not None or by_rows):
+        earned = earned_per_row(first_pass, n) if model.tiers.metric == "points" else np.zeros(n, dtype=np.int64)
+        contrib = tiers.contributions(model.tiers, rows, earned)
         level, metric = tiers.before_rows(model.tiers, decimals, rows["_m"].to_numpy(), rows["timestamp"].to_numpy(), contrib)
     f = uplifts[np.minimum(level, len(uplifts) - 1)]
-    gg = response.goal_gradient
     if gg is not None and first_pass is not None:
         near = np.zeros(n, dtype=bool)
         if model.rewards:

@@ -12,18 +12,37 @@ import math
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 
 def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.ndarray, side: str) -> np.ndarray:
     """Positions in rows sorted by (member, time) where (member, time) queries would insert."""
     t_rows = np.asarray(t_rows, dtype="datetime64[ns]").view("int64")
     t_q = np.asarray(t_q, dtype="datetime64[ns]").view("int64")
-    # Dense-rank the times so (member, rank) packs into one int64 key without overflow.
-    u = np.unique(np.concatenate([t_rows, t_q]))
-    base = np.int64(len(u) + 1)
-    k_rows = np.asarray(m_rows, dtype=np.int64) * base + np.searchsorted(u, t_rows)
-    k_q = np.asarray(m_q, dtype=np.int64) * base + np.searchsorted(u, t_q)
-    return np.searchsorted(k_rows, k_q, side=side)
+    m_rows = np.asarray(m_rows, dtype=np.int64)
+    m_q = np.asarray(m_q, dtype=np.int64)
+    return _lex_search(m_rows, t_rows, m_q, t_q, side == "right")
+
+
+@njit(cache=True, nogil=True)
+def _lex_search(m_rows, t_rows, m_q, t_q, right):
+    # One binary search per query over the (member, time) pairs: no sort or unique of the union.
+    n = m_rows.shape[0]
+    out = np.empty(m_q.shape[0], dtype=np.int64)
+    for i in range(m_q.shape[0]):
+        mq = m_q[i]
+        tq = t_q[i]
+        lo = 0
+        hi = n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            mm = m_rows[mid]
+            if mm < mq or (mm == mq and (t_rows[mid] < tq or (right and t_rows[mid] == tq))):
+                lo = mid + 1
+            else:
+                hi = mid
+        out[i] = lo
+    return out
 
 
 def contributions(spec, rows: pd.DataFrame, earned: np.ndarray) -> np.ndarray:

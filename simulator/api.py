@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import rulelang
 from rulelang.errors import LoyaltyError
 from rulelang.program import Program
+from simulator import batch as batches
 from simulator import io, metrics, montecarlo
 from simulator.history import prepare
 from simulator.scenario import Scenario, load_scenario
@@ -142,12 +143,15 @@ def simulate(
         start, until = None, None
     history = prepare(tx.frame, model.decimals, until)
     start = start if start is not None else history.start
+    base = batches.base(history, model, cust.frame if cust is not None else None)
+    # The runs need only the helper columns; the engine reads the base batch.
+    history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
     # Rows outside the period are read but neither used nor rejected; they count as read.
     setup = montecarlo.Setup(
         program_text=prog.source.text,
         program_path=prog.source.path,
         history=history,
-        customers=cust.frame if cust is not None else None,
+        base=base,
         scenario=sc,
         engine=engine,
         counts=(tx.rows_read, tx.rows_used, tx.rows_rejected),

@@ -1,7 +1,7 @@
 """The replayed history: validated transactions, sorted by customer then time, with helper columns.
 
 Helper columns (all prefixed `_`, dropped before the engine sees the rows):
-`_row` input position, `_m` customer code (customer ids in sorted order), `_key` the customer's
+`_row` input position, `_pos` position in the history, `_m` customer code (customer ids in sorted order), `_key` the customer's
 random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund`, `_visit`
 (first line of a purchase basket), `_event` (lower-case event name).
 """
@@ -56,6 +56,7 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     out = df.iloc[order].reset_index(drop=True)
     out["timestamp"] = ts.to_numpy()[order]
     out["_row"] = order.astype(np.int64)
+    out["_pos"] = np.arange(n, dtype=np.int64)
     out["_m"] = codes[order].astype(np.int64)
     out["_minor"] = minor[order]
     out["_event"] = event[order]

@@ -8,6 +8,7 @@ order, so same seed -> same summary byte for byte, whatever the worker count.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -17,8 +18,12 @@ import numpy as np
 import pandas as pd
 
 from rulelang import program as programs
+from rulelang.data import Batch
+from rulelang.errors import LoyaltyError
+from rulelang.evaluate import ENGINES
+from simulator import batch as batches
 from simulator import enrollment, metrics, redemption, response, tiers
-from simulator.history import History, engine_frame
+from simulator.history import History
 
 
 @dataclass(frozen=True)
@@ -27,8 +32,8 @@ class Setup:
 
     program_text: str
     program_path: str
-    history: History
-    customers: pd.DataFrame | None
+    history: History  # helper columns only: the engine reads `base`
+    base: Batch  # the whole history, validated once (simulator.batch)
     scenario: object  # simulator.scenario.Scenario
     engine: str
     counts: tuple[int, int, int]  # rows_read, rows_used, rows_rejected
@@ -49,6 +54,26 @@ _SETUP: Setup | None = None
 _PROGRAM = None
 
 
+class _Engine:
+    """A program ready to run batches: compiled once per process for the compiled engine."""
+
+    def __init__(self, program, engine: str):
+        if engine not in ENGINES:
+            raise LoyaltyError(f"unknown engine `{engine}`; choose one of: {', '.join(ENGINES)}")
+        self.model = program.model
+        self.engine = engine
+        self.compiled = None
+        if engine == "compiled":
+            from rulelang.compile import compile_model
+
+            self.compiled = compile_model(program.model)
+
+    def run(self, batch: Batch, policy) -> pd.DataFrame:
+        if self.compiled is not None:
+            return self.compiled.run(batch, policy)
+        return importlib.import_module(ENGINES[self.engine]).run(self.model, batch, policy)
+
+
 def _init(setup: Setup) -> None:
     global _SETUP, _PROGRAM
     _SETUP = setup
@@ -56,9 +81,18 @@ def _init(setup: Setup) -> None:
 
 
 def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy) -> pd.DataFrame:
-    h = setup.history
-    frame = engine_frame(rows, h.customer_ids, h.decimals)
-    return program.evaluate(frame, customers=setup.customers, until=h.until, engine=setup.engine, redemption=policy)
+    return _engine_for(program, setup.engine).run(batches.for_path(setup.base, rows), policy)
+
+
+_ENGINES: dict = {}
+
+
+def _engine_for(program, engine: str) -> _Engine:
+    key = (id(program), engine)
+    if key not in _ENGINES:
+        _ENGINES.clear()
+        _ENGINES[key] = (_Engine(program, engine), program)
+    return _ENGINES[key][0]
 
 
 def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> RunResult:

@@ -148,7 +148,8 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     copy["_spawn"] = rows["_row"].to_numpy()[spawn_rep]
     copy["_extra"] = True
     copy["_enroll"] = False
-    copy["transaction_id"] = "~extra" + pd.Series(copy["_spawn"].to_numpy()).astype(str).to_numpy()
+    if "transaction_id" in copy.columns:
+        copy["transaction_id"] = "~extra" + pd.Series(copy["_spawn"].to_numpy()).astype(str).to_numpy()
     return copy
 
 

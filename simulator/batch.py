@@ -1,0 +1,130 @@
+"""The engine's input for every path, validated once.
+
+`base(history, model, customers)` runs the engine's data contract (`rulelang.data.prepare`) once
+over the whole replayed history, keeping only the columns the program reads. A path's rows are a
+selection of history rows (`_pos`) plus rows the simulator adds (enrol rows, extra visits), with
+amounts overridden; `for_path` gathers them from the base as a `Batch` without validating again:
+every row it gathers was validated by the base, and what it changes (amounts scaled, added rows)
+keeps the contract (amounts stay on the same side of zero, added baskets have their own
+transaction ids, rows stay in time order per member). Text columns are pandas Categoricals, so a
+gather moves integer codes, not strings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rulelang import builtins as B
+from rulelang.data import EVENT, Batch, needed_columns, prepare
+from simulator.history import History, engine_frame
+
+CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward")
+# Columns `for_path` computes for the path itself rather than gathering from the base.
+OWN = ("row", "member", "customer_id", "timestamp", "amount", "event", "kind", "transaction_id", "reward", "unit", "refund_of")
+
+
+def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
+    """The whole history as one validated Batch, in history order, text columns as Categoricals."""
+    rows = history.rows
+    cols, _ = needed_columns(model)
+    # basket.<attribute> other than total/lines reads quantity when the data has it.
+    keep = list(CANONICAL) + sorted((cols | {"quantity"}) - set(CANONICAL))
+    frame = engine_frame(rows[[c for c in rows.columns if c.startswith("_") or c in keep]], history.customer_ids, history.decimals)
+    b = prepare(frame, model, customers, history.until)
+    f = b.frame
+    # History rows are sorted by (customer, time, input row), which prepare's order keeps.
+    if not np.array_equal(f["row"].to_numpy(), np.arange(len(f))):
+        raise AssertionError("the engine reordered the history; simulator.batch needs history order")
+    out = {}
+    for c in f.columns:
+        v = f[c]
+        if c not in ("timestamp", "row", "member", "amount", "kind", "unit", "refund_of") and (
+            pd.api.types.is_object_dtype(v) or pd.api.types.is_string_dtype(v)
+        ):
+            v = v.astype("category")
+        out[c] = v
+    # Member codes index the customers table (ids in sorted order), and so do the id categories.
+    if not np.array_equal(out["customer_id"].cat.codes.to_numpy(), f["member"].to_numpy()):
+        raise AssertionError("customer id categories differ from the engine's member codes")
+    event = out["event"]
+    if B.ENROLL not in event.cat.categories:
+        out["event"] = event.cat.add_categories([B.ENROLL])
+    if "" not in out["reward"].cat.categories:
+        out["reward"] = out["reward"].cat.add_categories([""])
+    if "" not in out["transaction_id"].cat.categories:
+        out["transaction_id"] = out["transaction_id"].cat.add_categories([""])
+    return Batch(pd.DataFrame(out), b.customers, b.decimals, b.until, b.members)
+
+
+def _codes(col: pd.Series) -> np.ndarray:
+    return col.cat.codes.to_numpy()
+
+
+def _gather(col: pd.Series, src: np.ndarray):
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return pd.Categorical.from_codes(_codes(col)[src], dtype=col.dtype)
+    return col.to_numpy()[src]
+
+
+def for_path(b: Batch, rows: pd.DataFrame) -> Batch:
+    """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged)."""
+    f = b.frame
+    n = len(rows)
+    src = rows["_pos"].to_numpy()
+    enroll = rows["_enroll"].to_numpy()
+    extra = rows["_extra"].to_numpy()
+    out = {c: _gather(f[c], src) for c in f.columns if c not in OWN}
+
+    event = _codes(f["event"])[src]
+    event[enroll] = f["event"].cat.categories.get_loc(B.ENROLL)
+    kind = f["kind"].to_numpy()[src]
+    kind[enroll] = EVENT
+    reward = _codes(f["reward"])[src]
+    reward[enroll] = f["reward"].cat.categories.get_loc("")
+    tx_cats = f["transaction_id"].cat.categories
+    tx = _codes(f["transaction_id"])[src]
+    tx[enroll] = tx_cats.get_loc("")
+    if extra.any():
+        # Each extra basket gets its own id, so no refund can match it.
+        spawn = rows["_spawn"].to_numpy()[extra]
+        new = pd.Index(np.unique(spawn)).astype(str)
+        new = "~extra" + new
+        tx[extra] = len(tx_cats) + np.searchsorted(np.unique(spawn), spawn)
+        tx_cats = tx_cats.append(new)
+    purchase = rows["_purchase"].to_numpy()
+    unit = np.cumsum(~(purchase & ~rows["_visit"].to_numpy())) - 1
+    # A refund refers to a basket of the base; in the path it refers to that basket's unit if kept.
+    refund_of = np.full(n, -1, dtype=np.int64)
+    base_ref = f["refund_of"].to_numpy()[src]
+    has = base_ref >= 0
+    if has.any():
+        base_unit = f["unit"].to_numpy()
+        unit_start = np.flatnonzero(np.r_[True, base_unit[1:] != base_unit[:-1]])
+        where = np.full(len(f), -1, dtype=np.int64)
+        own = ~enroll & ~extra
+        where[src[own]] = np.flatnonzero(own)
+        target = where[unit_start[base_ref[has]]]
+        refund_of[np.flatnonzero(has)] = np.where(target >= 0, unit[np.maximum(target, 0)], -1)
+    member = rows["_m"].to_numpy().astype(np.int64)
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(n, dtype=np.int64),
+            "member": member,
+            "customer_id": pd.Categorical.from_codes(member, dtype=f["customer_id"].dtype),
+            "timestamp": rows["timestamp"].to_numpy(),
+            "amount": rows["_minor"].to_numpy().astype(np.int64),
+            "event": pd.Categorical.from_codes(event, dtype=f["event"].dtype),
+            "kind": kind,
+            "transaction_id": pd.Categorical.from_codes(tx, categories=tx_cats),
+            "reward": pd.Categorical.from_codes(reward, dtype=f["reward"].dtype),
+            "unit": unit.astype(np.int64),
+            "refund_of": refund_of,
+            **out,
+        }
+    )
+    for col in ("_u_redeem", "_u_choice"):
+        if col in rows.columns:
+            frame[col] = rows[col].to_numpy()
+    return Batch(frame, b.customers, b.decimals, b.until, b.members)
+

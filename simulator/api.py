@@ -146,6 +146,7 @@ def simulate(
     base = batches.base(history, model, cust.frame if cust is not None else None)
     # The runs need only the helper columns; the engine reads the base batch.
     history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
+    months = metrics.month_index(start, history.until)
     # Rows outside the period are read but neither used nor rejected; they count as read.
     setup = montecarlo.Setup(
         program_text=prog.source.text,
@@ -155,7 +156,8 @@ def simulate(
         scenario=sc,
         engine=engine,
         counts=(tx.rows_read, tx.rows_used, tx.rows_rejected),
-        months=metrics.month_index(start, history.until),
+        months=months,
+        baseline=montecarlo.baseline_revenue(history, months),
     )
     results = montecarlo.run_all(setup, sc.runs, workers, progress)
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)

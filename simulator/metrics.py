@@ -26,7 +26,9 @@ MONEY_FIGURES = (
 RATIO_FIGURES = ("redemption_rate", "breakage_rate", "revenue_lift_pct", "roi")
 MONTHLY_POINTS = ("opening", "issued", "clawed_back", "redeemed", "expired", "closing", "capped", "shortfall")
 MONTHLY_MONEY = ("reward_cost", "partner_funded", "liability", "revenue_baseline", "revenue_with_program")
-PERCENTILE_METHOD = "linear"  # numpy.percentile's default: linear interpolation between order statistics
+# P5/P50/P95 are values some run produced (the smallest with at least that share of runs at or
+# below it), never an interpolation between runs: finance signs figures that occurred.
+PERCENTILE_METHOD = "inverted_cdf"
 KIND_COLUMN = {
     "earn": "issued",
     "clawback": "clawed_back",
@@ -69,15 +71,35 @@ class RunInput:
     tiers_end: dict  # tier name -> members at the end
 
 
-def points_by_kind(ledger: pd.DataFrame) -> dict[str, int]:
+KINDS = tuple(KIND_COLUMN)
+
+
+def kind_codes(ledger: pd.DataFrame) -> np.ndarray:
+    """Each posting's kind as its index in KINDS (-1 for another kind); text or Categorical column."""
+    col = ledger["kind"]
+    cat = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
+    lut = np.array([KINDS.index(c) if c in KINDS else -1 for c in cat.categories] + [-1], dtype=np.int64)
+    return lut[np.asarray(cat.codes, dtype=np.int64)]
+
+
+def _sums(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Exact int64 sums of `values` per code in 0..size-1 (codes outside are ignored)."""
+    ok = (codes >= 0) & (codes < size)
+    out = np.zeros(size, dtype=np.int64)
+    np.add.at(out, codes[ok], np.asarray(values, dtype=np.int64)[ok])
+    return out
+
+
+def points_by_kind(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> dict[str, int]:
     """Total points per posting kind."""
-    sums = ledger.groupby("kind", sort=True)["points"].sum()
-    return {k: int(sums.get(k, 0)) for k in KIND_COLUMN}
+    kinds = kind_codes(ledger) if kinds is None else kinds
+    sums = _sums(kinds, ledger["points"].to_numpy(), len(KINDS))
+    return {k: int(sums[i]) for i, k in enumerate(KINDS)}
 
 
-def run_figures(ledger: pd.DataFrame, x: RunInput) -> dict:
+def run_figures(ledger: pd.DataFrame, x: RunInput, kinds: np.ndarray | None = None) -> dict:
     """Exact figures of one run (ints, minor units, Fractions or None); `tiers` is a dict."""
-    p = points_by_kind(ledger)
+    p = points_by_kind(ledger, kinds)
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     share = redemption_share(p["redeem"], p["expire"])
@@ -122,38 +144,48 @@ def month_index(start: pd.Timestamp, until: pd.Timestamp) -> pd.PeriodIndex:
 
 
 def month_codes(t: np.ndarray, months: pd.PeriodIndex) -> np.ndarray:
-    """Each timestamp's position in `months` (calendar months, no Period objects: fast)."""
-    m = np.asarray(t, dtype="datetime64[ns]").astype("datetime64[M]").astype(np.int64)
-    first = (months[0].year - 1970) * 12 + months[0].month - 1 if len(months) else 0
-    return m - first
+    """Each timestamp's position in `months` (-1 before the first; a binary search on month starts)."""
+    if not len(months):
+        return np.zeros(len(t), dtype=np.int64)
+    first = (months[0].year - 1970) * 12 + months[0].month - 1
+    starts = np.arange(first, first + len(months) + 1).astype("datetime64[M]").astype("datetime64[ns]").view(np.int64)
+    return np.searchsorted(starts, np.asarray(t, dtype="datetime64[ns]").view(np.int64), side="right") - 1
 
 
 def by_month(t: np.ndarray, values: np.ndarray, months: pd.PeriodIndex) -> np.ndarray:
-    """Integer sums of `values` per month of `t` (every t must fall in `months`)."""
-    return np.bincount(month_codes(t, months), weights=values, minlength=len(months)).round().astype(np.int64)[: len(months)]
+    """Exact integer sums of `values` per month of `t` (every t must fall in `months`)."""
+    return _sums(month_codes(t, months), values, len(months))
 
 
 def monthly(
-    ledger: pd.DataFrame, months: pd.PeriodIndex, x: RunInput, revenue: pd.DataFrame, members: pd.Series, tier_counts: pd.DataFrame
+    ledger: pd.DataFrame,
+    months: pd.PeriodIndex,
+    x: RunInput,
+    revenue: pd.DataFrame,
+    members: pd.Series,
+    tier_counts: pd.DataFrame,
+    kinds: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward: opening + issued - clawed_back - redeemed - expired = closing, exactly.
 
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
     `members` the members joined by each month's end; `tier_counts` members per tier at each end.
     """
+    kinds = kind_codes(ledger) if kinds is None else kinds
     code = month_codes(ledger["timestamp"].to_numpy(), months)
-    kind = ledger["kind"].to_numpy()
-    pts = ledger["points"].to_numpy()
+    nk = len(KINDS)
+    # One exact pass over (month, kind) cells, then one per money column.
+    cells = _sums(np.where((kinds >= 0) & (code >= 0), code * nk + kinds, -1), ledger["points"].to_numpy(), len(months) * nk)
+    cells = cells.reshape(len(months), nk)
     out = pd.DataFrame(index=months)
-    for k, col in KIND_COLUMN.items():
-        sel = kind == k
-        out[col] = np.bincount(code[sel], weights=pts[sel], minlength=len(months)).astype(np.int64)[: len(months)]
+    for i, col in enumerate(KIND_COLUMN.values()):
+        out[col] = cells[:, i]
     net = out["issued"] - out["clawed_back"] - out["redeemed"] - out["expired"]
     out["closing"] = net.cumsum().astype(np.int64)
     out["opening"] = (out["closing"] - net).astype(np.int64)
-    out["reward_cost"] = by_month(ledger["timestamp"].to_numpy(), ledger["cost"].to_numpy(), months)
-    out["partner_funded"] = by_month(ledger["timestamp"].to_numpy(), ledger["partner_share"].to_numpy(), months)
-    p = points_by_kind(ledger)
+    out["reward_cost"] = _sums(code, ledger["cost"].to_numpy(), len(months))
+    out["partner_funded"] = _sums(code, ledger["partner_share"].to_numpy(), len(months))
+    p = {k: int(cells[:, i].sum()) for i, k in enumerate(KINDS)}
     factor = x.point_cost * 10**x.decimals * redemption_share(p["redeem"], p["expire"])
     out["liability"] = [round_half_up(c * factor) for c in out["closing"].tolist()]
     out["members"] = members.reindex(months).to_numpy(dtype=np.int64)
@@ -167,14 +199,33 @@ def monthly(
     return out[order].reset_index()
 
 
-def rewards(ledger: pd.DataFrame) -> pd.DataFrame:
+def rewards(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> pd.DataFrame:
     """Per reward: redemptions (count), points, cost and partner share (minor units)."""
-    red = ledger[ledger["kind"] == "redeem"]
+    kinds = kind_codes(ledger) if kinds is None else kinds
+    sel = np.flatnonzero(kinds == KINDS.index("redeem"))
+    red = ledger.iloc[sel]
+    codes, names = pd.factorize(np.asarray(red["reward"].to_numpy(dtype=object), dtype=object), sort=True)
+    member, _ = pd.factorize(np.asarray(red["customer_id"].to_numpy(dtype=object), dtype=object))
     # A redemption posts once per lot touched; its postings share the member, the row and the reward.
-    count = red.drop_duplicates(["customer_id", "row", "reward", "timestamp"]).groupby("reward").size()
-    sums = red.groupby("reward")[["points", "cost", "partner_share"]].sum()
-    out = sums.assign(count=count.reindex(sums.index).fillna(0).astype(np.int64))
-    return out[["count", "points", "cost", "partner_share"]]
+    keys = (red["timestamp"].to_numpy().view(np.int64), codes, red["row"].to_numpy(), member)
+    order = np.lexsort(keys)
+    new = np.ones(len(order), dtype=bool)
+    same = np.ones(max(len(order) - 1, 0), dtype=bool)
+    for k in keys:
+        ks = k[order]
+        same &= ks[1:] == ks[:-1]
+    new[1:] = ~same
+    first = codes[order][new]
+    out = pd.DataFrame(
+        {
+            "count": np.bincount(first, minlength=len(names)).astype(np.int64),
+            "points": _sums(codes, red["points"].to_numpy(), len(names)),
+            "cost": _sums(codes, red["cost"].to_numpy(), len(names)),
+            "partner_share": _sums(codes, red["partner_share"].to_numpy(), len(names)),
+        },
+        index=pd.Index(names, name="reward"),
+    )
+    return out
 
 
 # --- across runs ---------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class Setup:
     engine: str
     counts: tuple[int, int, int]  # rows_read, rows_used, rows_rejected
     months: pd.PeriodIndex
+    baseline: np.ndarray  # revenue of the replayed history per month (minor units): the same in every run
 
 
 @dataclass(frozen=True)
@@ -131,16 +132,15 @@ def measure(setup: Setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chose
     h = setup.history
     months = setup.months
     ends = np.array([p.end_time for p in months], dtype="datetime64[ns]")
-    hist = h.rows
-    money = hist["_purchase"].to_numpy() | hist["_refund"].to_numpy()
-    baseline = metrics.by_month(hist["timestamp"].to_numpy(), np.where(money, hist["_minor"].to_numpy(), 0), months)
+    baseline = setup.baseline
+    kinds = metrics.kind_codes(ledger)
     moved = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
     delta_rows = np.where(moved, rows["_minor"].to_numpy(), 0) - rows["_orig"].to_numpy()
     delta = metrics.by_month(rows["timestamp"].to_numpy(), delta_rows, months)
     revenue = pd.DataFrame({"revenue_baseline": baseline, "revenue_with_program": baseline + delta}, index=months)
     joined = rows.loc[rows["_enroll"].to_numpy(), "timestamp"].to_numpy()
     members = pd.Series(np.searchsorted(np.sort(joined), ends, side="right"), index=months)
-    tier_counts = _tier_counts(model, rows, ledger, ends, months, h.decimals)
+    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, h.decimals)
     end_tiers = {c: int(tier_counts[c].iloc[-1]) for c in tier_counts.columns} if len(months) else {}
     x = metrics.RunInput(
         *setup.counts,
@@ -152,19 +152,27 @@ def measure(setup: Setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chose
         margin=setup.scenario.margin,
         tiers_end=end_tiers,
     )
-    monthly = metrics.monthly(ledger, months, x, revenue, members, tier_counts)
+    monthly = metrics.monthly(ledger, months, x, revenue, members, tier_counts, kinds)
     monthly.insert(0, "run", run)
-    return RunResult(metrics.run_figures(ledger, x), monthly, metrics.rewards(ledger), ledger if keep_ledger else None)
+    return RunResult(metrics.run_figures(ledger, x, kinds), monthly, metrics.rewards(ledger, kinds), ledger if keep_ledger else None)
 
 
-def _tier_counts(model, rows, ledger, ends, months, decimals) -> pd.DataFrame:
+def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:
+    """Revenue of the replayed history per month (all customers), minor units."""
+    hist = history.rows
+    money = hist["_purchase"].to_numpy() | hist["_refund"].to_numpy()
+    return metrics.by_month(hist["timestamp"].to_numpy(), np.where(money, hist["_minor"].to_numpy(), 0), months)
+
+
+def _tier_counts(model, rows, ledger, kinds, ends, months, decimals) -> pd.DataFrame:
     """Members per tier at each month's end (members who had joined by then)."""
     if model.tiers is None:
         return pd.DataFrame(index=months)
     spec = model.tiers
     m = rows["_m"].to_numpy()
     t = rows["timestamp"].to_numpy()
-    contrib = tiers.contributions(spec, rows, response.earned_per_row(ledger, len(rows)))
+    earned = response.earned_per_row(ledger, len(rows), kinds) if spec.metric == "points" else None
+    contrib = tiers.contributions(spec, rows, earned)
     join_m = m[rows["_enroll"].to_numpy()]
     join_t = t[rows["_enroll"].to_numpy()]
     out = {}

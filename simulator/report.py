@@ -92,7 +92,9 @@ def _figure(title: str, ylabel: str, size=(9, 3.6)):
 def _by_month(monthly: pd.DataFrame, col: str) -> pd.DataFrame:
     """P5/P50/P95/mean of a monthly column across runs."""
     g = monthly.assign(_v=monthly[col].astype(float)).groupby("month", sort=True)["_v"]
-    return pd.DataFrame({"p5": g.quantile(0.05), "p50": g.quantile(0.5), "p95": g.quantile(0.95), "mean": g.mean()})
+    # The same percentiles as summary.json: values some run produced.
+    qs = {f"p{q}": g.agg(lambda v, q=q: float(np.percentile(v, q, method=metrics.PERCENTILE_METHOD))) for q in (5, 50, 95)}
+    return pd.DataFrame({**qs, "mean": g.mean()})
 
 
 def chart_liability(monthly: pd.DataFrame, currency: str) -> Markup:

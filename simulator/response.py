@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rulelang.errors import LoyaltyError
-from simulator import rng, tiers
+from simulator import metrics, rng, tiers
 
 STREAM_VISIT, STREAM_PICK = 31, 32
 
@@ -51,19 +51,21 @@ def needs_first_pass(response, model) -> bool:
     return by_points or response.goal_gradient is not None
 
 
-def earned_per_row(ledger: pd.DataFrame, n: int) -> np.ndarray:
+def earned_per_row(ledger: pd.DataFrame, n: int, kinds: np.ndarray | None = None) -> np.ndarray:
     """Issued minus clawed-back points attributed to each evaluated row."""
-    k = ledger["kind"].to_numpy()
-    sign = np.where(k == "earn", 1, np.where(k == "clawback", -1, 0))
+    k = metrics.kind_codes(ledger) if kinds is None else kinds
+    sign = np.where(k == metrics.KINDS.index("earn"), 1, np.where(k == metrics.KINDS.index("clawback"), -1, 0))
     r = ledger["row"].to_numpy()
     ok = (sign != 0) & (r >= 0)
-    return np.bincount(r[ok], weights=(ledger["points"].to_numpy() * sign)[ok], minlength=n).astype(np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    np.add.at(out, r[ok], (ledger["points"].to_numpy() * sign)[ok])
+    return out
 
 
 def balance_before(ledger: pd.DataFrame, rows: pd.DataFrame, code_of: dict) -> np.ndarray:
     """Each row's balance before it: postings of earlier rows, and expiries up to its time."""
     n = len(rows)
-    k = ledger["kind"].to_numpy()
+    k = np.array(metrics.KINDS + ("",), dtype=object)[metrics.kind_codes(ledger)]
     sign = np.select([k == "earn", (k == "clawback") | (k == "redeem")], [1, -1], 0)
     pts = ledger["points"].to_numpy() * sign
     r = ledger["row"].to_numpy()
@@ -75,7 +77,7 @@ def balance_before(ledger: pd.DataFrame, rows: pd.DataFrame, code_of: dict) -> n
     member_start = tiers.lex_search(m, t, m, np.full(n, np.datetime64("1677-09-22", "ns")), "left")
     bal = c[np.arange(n)] - c[member_start]
     if expiry.any():
-        em = ledger.loc[expiry, "customer_id"].map(code_of).to_numpy(dtype=np.int64)
+        em = pd.Series(ledger["customer_id"].to_numpy(dtype=object)[expiry]).map(code_of).to_numpy(dtype=np.int64)
         et = ledger.loc[expiry, "timestamp"].to_numpy()
         ce = np.concatenate([[0], np.cumsum(pts[expiry])])
         upto = tiers.lex_search(em, et, m, t, "right")

@@ -86,7 +86,11 @@ def test_rewards_count_redemptions_not_lot_postings():
 
 def test_spread_statistics_and_undefined_values():
     s = metrics.spread([1, 2, 3, 4, 5], None)
-    assert s == {"mean": 3, "p5": 1.2, "p50": 3, "p95": 4.8}
+    # Percentiles are values of some run (inverted CDF), the mean is a mean.
+    assert s == {"mean": 3, "p5": 1, "p50": 3, "p95": 5}
+    t = metrics.spread(list(range(1, 21)), None)
+    assert (t["p5"], t["p50"], t["p95"]) == (1, 10, 19)
+    assert metrics.spread([7, 1, 4, 2], None)["mean"] == 3.5
     assert metrics.spread([None, None], 6)["p50"] is None
     assert metrics.spread([Fraction(1, 3)], 2) == {"mean": 0.33, "p5": 0.33, "p50": 0.33, "p95": 0.33}
     assert metrics.round_half_up(Fraction(5, 2)) == 3 and metrics.round_half_up(Fraction(-5, 2)) == -3

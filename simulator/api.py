@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import rulelang
+from rulelang.data import needed_columns
 from rulelang.errors import LoyaltyError
 from rulelang.program import Program
 from simulator import batch as batches
@@ -128,7 +129,9 @@ def simulate(
     sc = load_scenario_arg(scenario)
     prog = load_program(program)
     model = prog.model
-    tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period)
+    # Only the columns the rules read are loaded (all of them when rejected rows are written out).
+    keep = None if rejects is not None else needed_columns(model)[0]
+    tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep)
     cust = io.load_customers(customers, columns=sc.columns) if customers is not None else None
     if rejects is not None:
         io.write_rejects(tx, rejects)

@@ -46,11 +46,10 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
         raise DataError("column amount: values that are not numbers; load the transactions with simulator.io first")
     minor = np.round(amount.to_numpy(dtype="float64") * 10**decimals).astype(np.int64)
     if "event" in df.columns:
-        event = df["event"].astype("string").fillna("purchase").str.strip().str.lower().replace("", "purchase")
-        event = event.astype(object).to_numpy()
+        event = _text_values(df["event"], lambda t: t.fillna("purchase").str.strip().str.lower().replace("", "purchase"))
     else:
         event = np.full(n, "purchase", dtype=object)
-    codes, ids = pd.factorize(df["customer_id"], sort=True)
+    codes, ids = _factorize_sorted(df["customer_id"])
     # Stable sort by customer then time keeps basket lines and same-time rows in input order.
     order = np.lexsort((np.arange(n), ts.to_numpy(), codes))
     out = df.iloc[order].reset_index(drop=True)
@@ -77,13 +76,36 @@ def basket_starts(rows: pd.DataFrame) -> np.ndarray:
     purchase = rows["_purchase"].to_numpy()
     if "transaction_id" not in rows.columns:
         return purchase.copy()
-    tx = rows["transaction_id"].astype("string").fillna("").to_numpy(dtype=object)
+    tx = _text_values(rows["transaction_id"], lambda t: t.fillna(""))
     m = rows["_m"].to_numpy()
     t = rows["timestamp"].to_numpy()
     cont = np.zeros(len(rows), dtype=bool)
     if len(rows) > 1:
         cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & (tx[1:] != "") & (tx[1:] == tx[:-1]) & (t[1:] == t[:-1])
     return purchase & ~cont
+
+
+def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values in sorted order of the values (a Categorical's by its text)."""
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        codes, ids = pd.factorize(col, sort=True)
+        return codes, np.asarray(ids, dtype=object)
+    cats = col.cat.categories.to_numpy(dtype=object)
+    c = col.cat.codes.to_numpy()
+    present = np.unique(c)
+    order = present[np.argsort(cats[present], kind="stable")]
+    rank = np.full(len(cats), -1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[c], cats[order]
+
+
+def _text_values(col: pd.Series, clean) -> np.ndarray:
+    """clean(text) as an object array; a Categorical is cleaned one category at a time."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = clean(pd.Series(col.cat.categories.to_numpy(dtype=object)).astype("string"))
+        lut = np.append(cats.astype(object).to_numpy(), clean(pd.Series([None], dtype="string")).astype(object).to_numpy())
+        return lut[col.cat.codes.to_numpy()]
+    return clean(col.astype("string")).astype(object).to_numpy()
 
 
 def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray, decimals: int) -> pd.DataFrame:

@@ -76,8 +76,13 @@ def _rows(rows: np.ndarray) -> str:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _read(data, what: str) -> tuple[str, pd.DataFrame]:
-    """The raw table with its own column names; CSV cells are all read as text (ids stay text)."""
+def _read(data, what: str, wanted: set[str] | None = None) -> tuple[str, pd.DataFrame]:
+    """The raw table with its own column names; CSV cells are all read as text (ids stay text).
+
+    Text columns come back dictionary-encoded (pandas Categoricals), so cleaning and checking
+    them touches each distinct value once. For Parquet, `wanted` (None = all) limits the
+    columns read.
+    """
     if isinstance(data, pd.DataFrame):
         return f"<{what} DataFrame>", data.reset_index(drop=True)
     path = Path(data)
@@ -87,7 +92,10 @@ def _read(data, what: str) -> tuple[str, pd.DataFrame]:
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
-            return source, pq.read_table(path).to_pandas()
+            schema = pq.read_schema(path)
+            cols = [c for c in schema.names if wanted is None or c in wanted]
+            text = [c for c in cols if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+            return source, pq.read_table(path, columns=cols, read_dictionary=text).to_pandas()
         if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")):
             return source, _read_csv(path, "\t" if ".tsv" in name else ",")
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError, UnicodeDecodeError) as exc:
@@ -103,7 +111,7 @@ def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
     if dup:
         raise DataError(f"{path}: error: the header repeats the column name(s) {', '.join(dup)}")
     convert = pa_csv.ConvertOptions(
-        column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
+        column_types={n: pa.dictionary(pa.int32(), pa.string()) for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
     )
     return pa_csv.read_csv(path, parse_options=parse, convert_options=convert).to_pandas()
 
@@ -113,6 +121,47 @@ def _text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
         values = values.astype("Int64")
     return values.astype("str").fillna("").astype("str")
+
+
+def _dict_text(values: pd.Series, clean=None) -> pd.Categorical:
+    """`_text(values)` dictionary-encoded, with `clean` (a function on a text Series) applied to
+    each distinct value once; categories are sorted and unique, missing is ""."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        uniques = pd.Series(values.cat.categories.to_numpy())
+    else:
+        codes, u = pd.factorize(values, use_na_sentinel=True)
+        uniques = pd.Series(u)
+    text = _text(uniques) if len(uniques) else pd.Series([], dtype="str")
+    if clean is not None:
+        text = clean(text)
+    # Missing cells (code -1) become "", as `_text` writes them.
+    cats = np.append(text.to_numpy(dtype=object), "")
+    index = pd.Index(cats[:-1], dtype=object)
+    if index.is_unique and "" not in index:
+        # The usual case (clean text): keep the codes, no sort of the distinct values.
+        return pd.Categorical.from_codes(np.where(codes < 0, len(index), codes), categories=pd.Index(cats, dtype=object))
+    uniq, inv = np.unique(cats.astype(str), return_inverse=True)
+    return pd.Categorical.from_codes(inv[codes], categories=uniq)
+
+
+def _sorted_codes(values: pd.Categorical) -> np.ndarray:
+    """Each row's rank of its category in sorted order (so sorting by it sorts by the text)."""
+    order = np.argsort(values.categories.to_numpy(dtype=object), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[values.codes]
+
+
+def _eq(values: pd.Categorical, s: str) -> np.ndarray:
+    """values == s, row by row, comparing each category once."""
+    return np.asarray(values.categories == s)[values.codes] if len(values) else np.zeros(0, dtype=bool)
+
+
+def _on_categories(values: pd.Categorical, convert) -> pd.Series:
+    """convert(categories) gathered to the rows (missing where the row's code is -1)."""
+    out = convert(pd.Series(values.categories.to_numpy(dtype=object)))
+    return pd.Series(out.to_numpy()[values.codes] if len(values.categories) else out.iloc[:0].reindex(range(len(values))).to_numpy())
 
 
 def _suggest(name: str, available: list[str]) -> str | None:
@@ -180,7 +229,8 @@ def _reject_table(checks: list[tuple[str, str, np.ndarray]], df_text: dict[str, 
     values = np.empty(len(idx), dtype=object)
     for col in set(cols.tolist()):
         sel = cols == col
-        values[sel] = df_text[col].to_numpy(dtype=object)[idx[sel]]
+        src = df_text[col]
+        values[sel] = src(idx[sel]) if callable(src) else pd.Series(src).take(idx[sel]).to_numpy(dtype=object)
     rejects = pd.DataFrame(
         {"row": (idx + 1).astype("int64"), "column": pd.array(cols, dtype="str"), "value": pd.array(values, dtype="str"), "reason": pd.array(reasons, dtype="str")}
     )
@@ -199,25 +249,62 @@ def _period_bounds(period) -> tuple[dt.date, dt.date] | None:
     return pd.Timestamp(a).date(), pd.Timestamp(b).date()
 
 
-def load_transactions(path_or_df, columns: Mapping[str, str] | None = None, currency_decimals: int = 2, period=None) -> LoadResult:
-    """Read, map and validate transactions; bad rows are rejected with reasons, never dropped."""
-    source, raw = _read(path_or_df, "transactions")
+def _wanted(columns: Mapping[str, str] | None, keep: set[str] | None) -> set[str] | None:
+    """The file's columns to read: the canonical ones, those `keep` names, and their mapped names."""
+    if keep is None:
+        return None
+    names = set(CANONICAL) | set(keep)
+    mapped = dict(columns or {})
+    return names | {mapped[c] for c in names if c in mapped} | set(mapped.values())
+
+
+CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "quantity")
+
+
+def load_transactions(
+    path_or_df, columns: Mapping[str, str] | None = None, currency_decimals: int = 2, period=None, keep: set[str] | None = None
+) -> LoadResult:
+    """Read, map and validate transactions; bad rows are rejected with reasons, never dropped.
+
+    `keep` (None = every column) names the non-canonical columns to keep; a Parquet file's other
+    columns are not even read. Text columns of the frame are pandas Categoricals.
+    """
+    source, raw = _read(path_or_df, "transactions", _wanted(columns, keep))
     df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
     n = len(df)
-    text = {c: _text(df[c]) for c in ("customer_id", "timestamp", "amount")}
+    strip = lambda t: t.str.strip()  # noqa: E731
+    empty = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=[""])
+    # A rejected row's value as read (text), computed for the rejected rows only.
+    text = {c: (lambda idx, c=c: _text(df[c].take(idx).reset_index(drop=True)).to_numpy(dtype=object)) for c in df.columns}
     for c in ("event", "reward", "transaction_id", "quantity"):
-        text[c] = _text(df[c]) if c in df.columns else pd.Series("", index=df.index, dtype="str")
+        text.setdefault(c, lambda idx: np.full(len(idx), "", dtype=object))
 
-    ids = text["customer_id"].str.strip()
-    ts = parse_datetimes(df["timestamp"] if pd.api.types.is_datetime64_any_dtype(df["timestamp"]) else text["timestamp"].str.strip())
-    ts = ts.astype("datetime64[ns]")
+    ids = _dict_text(df["customer_id"], strip)
+    if pd.api.types.is_datetime64_any_dtype(df["timestamp"]):
+        ts = parse_datetimes(df["timestamp"])
+        ts_text_empty = ts.isna().to_numpy()  # a missing date-time reads as empty text
+    else:
+        ts_text = _dict_text(df["timestamp"], strip)
+        ts = _on_categories(ts_text, lambda t: parse_datetimes(t.astype("str")).astype("datetime64[ns]"))
+        ts_text_empty = _eq(ts_text, "")
+    ts = ts.astype("datetime64[ns]").reset_index(drop=True)
     # Numbers stored as numbers (Parquet, DataFrames) are used as they are; anything else is parsed as text.
     numeric = pd.api.types.is_numeric_dtype(df["amount"]) and not pd.api.types.is_bool_dtype(df["amount"])
-    amount = pd.to_numeric(df["amount"] if numeric else text["amount"].str.strip(), errors="coerce").astype("float64")
-    event = text["event"].str.strip().str.lower().replace("", "purchase")
-    reward = text["reward"].str.strip()
+    if numeric:
+        amount = pd.to_numeric(df["amount"], errors="coerce").astype("float64").reset_index(drop=True)
+        amount_empty = amount.isna().to_numpy()  # a missing number reads as empty text
+    else:
+        amount_text = _dict_text(df["amount"], strip)
+        amount = _on_categories(amount_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce").astype("float64"))
+        amount_empty = _eq(amount_text, "")
+    event = _dict_text(df["event"], lambda t: t.str.strip().str.lower().replace("", "purchase")) if "event" in df.columns else None
+    if event is None:
+        event = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=["purchase"])
+    reward = _dict_text(df["reward"], strip) if "reward" in df.columns else empty
+    tx_id = _dict_text(df["transaction_id"], strip) if "transaction_id" in df.columns else empty
     has_quantity = "quantity" in df.columns
-    quantity = pd.to_numeric(text["quantity"].str.strip(), errors="coerce") if has_quantity else None
+    quantity_text = _dict_text(df["quantity"], strip) if has_quantity else empty
+    quantity = _on_categories(quantity_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce")) if has_quantity else None
 
     bounds = _period_bounds(period)
     ts_ok = ts.notna().to_numpy()
@@ -226,34 +313,36 @@ def load_transactions(path_or_df, columns: Mapping[str, str] | None = None, curr
         lo, hi = pd.Timestamp(bounds[0]), pd.Timestamp(bounds[1]) + pd.Timedelta(days=1)
         outside = ts_ok & ~((ts >= lo) & (ts < hi)).to_numpy()
 
-    amount_text = text["amount"].str.strip()
     amount_bad = ~np.isfinite(amount.to_numpy())
     checks = [
-        ("customer_id", "empty customer id", (ids == "").to_numpy()),
-        ("timestamp", "empty timestamp", (text["timestamp"].str.strip() == "").to_numpy() & ~ts_ok),
+        ("customer_id", "empty customer id", _eq(ids, "")),
+        ("timestamp", "empty timestamp", ts_text_empty & ~ts_ok),
         ("timestamp", "not a date-time (write it like 2026-03-01 14:30:00)", ~ts_ok),
-        ("amount", "empty amount", amount_bad & (amount_text == "").to_numpy()),
+        ("amount", "empty amount", amount_bad & amount_empty),
         ("amount", "not a number (use a plain decimal like 1234.50: no currency sign or thousands separator)", amount_bad),
-        ("reward", "redeem row without a reward", ((event == "redeem") & (reward == "")).to_numpy()),
-        ("quantity", "not a number", ((text["quantity"].str.strip() != "") & quantity.isna()).to_numpy() if has_quantity else np.zeros(n, bool)),
+        ("reward", "redeem row without a reward", _eq(event, "redeem") & _eq(reward, "")),
+        ("quantity", "not a number", (~_eq(quantity_text, "") & quantity.isna().to_numpy()) if has_quantity else np.zeros(n, bool)),
     ]
     rejected, rejects = _reject_table(checks, text, ~outside)
     used = ~rejected & ~outside
 
     frame = df.assign(
         customer_id=ids,
-        timestamp=ts,
-        amount=amount.round(currency_decimals),
+        timestamp=ts.to_numpy(),
+        amount=amount.round(currency_decimals).to_numpy(),
         event=event,
-        transaction_id=text["transaction_id"].str.strip(),
+        transaction_id=tx_id,
         reward=reward,
         source_row=np.arange(1, n + 1, dtype=np.int64),
     )
     if has_quantity:
-        frame["quantity"] = quantity
+        frame["quantity"] = quantity.to_numpy()
     first = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward"]
     frame = frame[first + [c for c in frame.columns if c not in first]]
-    frame = frame.loc[used].sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    # Stable sort by (customer id, time).
+    keep_rows = np.flatnonzero(used)
+    order = keep_rows[np.lexsort((ts.to_numpy()[keep_rows], _sorted_codes(ids)[keep_rows]))]
+    frame = frame.take(order).reset_index(drop=True)
     return LoadResult(
         frame=frame,
         rows_read=n,

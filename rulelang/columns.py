@@ -62,16 +62,35 @@ class Text:
 
 
 def _full(n: int, value, dtype=np.int64) -> np.ndarray:
-    return np.full(n, value, dtype=dtype)
+    # A read-only broadcast of one value: constants cost no memory and no pass over the rows.
+    return np.broadcast_to(np.asarray(value, dtype=dtype), (n,))
+
+
+def _with(mask: np.ndarray, *oks: np.ndarray) -> np.ndarray:
+    """`mask & ok & ...`, skipping validity masks that are a broadcast true (nothing missing)."""
+    for ok in oks:
+        if not (ok.strides == (0,) and ok.size and ok[0]):
+            mask = mask & ok
+    return mask
+
+
+def _peak(a: np.ndarray) -> float:
+    if a.size == 0:
+        return 0.0
+    if a.strides == (0,):
+        return abs(float(a[0]))
+    return float(max(abs(float(a.max())), abs(float(a.min()))))
 
 
 def _check(*arrays) -> None:
     for a in arrays:
-        if a.size and float(np.abs(a).max(initial=0)) >= SAFE:
+        if a.size and _peak(a) >= SAFE:
             raise LoyaltyError("numbers in a condition are too large to compute exactly (over 2**62); use smaller amounts")
 
 
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if _peak(a) * _peak(b) < SAFE:  # the product of the largest magnitudes bounds every product
+        return a * b
     est = np.abs(a.astype(np.float64)) * np.abs(b.astype(np.float64))
     if est.size and float(est.max(initial=0)) >= SAFE:
         raise LoyaltyError("numbers in a condition are too large to compute exactly (over 2**62); use smaller amounts")
@@ -112,6 +131,11 @@ def number_column(values, typ: str, decimals: int) -> Num:
 
 def date_column(values, decimals: int = 2) -> Ordinal:
     """Day numbers (days since 1970-01-01) of a date column; missing cells are not ok."""
+    if pd.api.types.is_datetime64_dtype(getattr(values, "dtype", None)):
+        # Naive date-times: the calendar day is the floor to whole days, as `values.cell_date` reads it.
+        d = np.asarray(values, dtype="datetime64[ns]").astype("datetime64[D]")
+        ok = ~np.isnat(d)
+        return Ordinal(B.DATE, np.where(ok, d.astype(np.int64), 0), ok)
     codes, conv, _ = cells(values, B.DATE, decimals)
     ok_u = np.array([c is not V.MISSING for c in conv] + [False], dtype=bool)
     days = np.array([(c - _EPOCH).days if c is not V.MISSING else 0 for c in conv] + [0], dtype=np.int64)
@@ -123,6 +147,14 @@ _TYPED = {B.STRING: text_column, B.DATE: date_column}
 
 def civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Year, month (1-12) and day of month of day numbers."""
+    days = np.asarray(days, dtype=np.int64)
+    if days.size > 4096:
+        lo, hi = int(days.min()), int(days.max())
+        if hi - lo + 1 < days.size // 2:
+            # Few distinct days (a year of history): convert the range once, then look rows up.
+            y, m, d = civil(np.arange(lo, hi + 1, dtype=np.int64))
+            at = days - lo
+            return y[at], m[at], d[at]
     d = days.astype("datetime64[D]")
     m = d.astype("datetime64[M]")
     y = m.astype("datetime64[Y]")
@@ -152,44 +184,69 @@ class Env:
     # --- row basics ------------------------------------------------------------------------
 
     def ts(self) -> np.ndarray:
-        return self.memo("ts", lambda: self.frame["timestamp"].to_numpy().astype("datetime64[ns]").astype(np.int64))
+        return self.memo("ts", lambda: self.frame["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64))
 
     def day(self) -> np.ndarray:
         return self.memo("day", lambda: self.ts() // NS_PER_DAY)
 
     def ones(self) -> np.ndarray:
-        return self.memo("ones", lambda: np.ones(self.n, dtype=bool))
+        return self.memo("ones", lambda: _full(self.n, True, bool))
 
     def unit(self) -> np.ndarray:
-        return self.memo("unit", lambda: self.frame["unit"].to_numpy().astype(np.int64))
+        return self.memo("unit", lambda: self.frame["unit"].to_numpy())
 
-    def unit_first(self) -> np.ndarray:
-        """For each row, the position of its unit's first row."""
+    def unit_starts(self) -> np.ndarray:
+        """Positions of the first row of each unit."""
 
         def make():
             u = self.unit()
-            start = np.r_[True, u[1:] != u[:-1]] if self.n else np.zeros(0, bool)
-            return np.maximum.accumulate(np.where(start, np.arange(self.n), 0)) if self.n else np.zeros(0, np.int64)
+            return np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if self.n else np.zeros(0, np.int64)
 
-        return self.memo("unit_first", make)
+        return self.memo("unit_starts", make)
+
+    def is_first(self) -> np.ndarray:
+        """Whether each row is the first row of its unit."""
+
+        def make():
+            out = np.zeros(self.n, dtype=bool)
+            out[self.unit_starts()] = True
+            return out
+
+        return self.memo("is_first", make)
+
+    def kind(self) -> np.ndarray:
+        return self.memo("kind", lambda: self.frame["kind"].to_numpy())
+
+    def event_is(self, name: str) -> np.ndarray:
+        """Rows whose (normalised) event is `name`, compared on the column's codes."""
+
+        def make():
+            ev = self.frame["event"]
+            if isinstance(ev.dtype, pd.CategoricalDtype):
+                cats = ev.cat.categories
+                where = np.flatnonzero(np.asarray(cats, dtype=object) == name)
+                codes = ev.cat.codes.to_numpy()
+                return codes == where[0] if len(where) else np.zeros(self.n, dtype=bool)
+            return ev.to_numpy(dtype=object) == name
+
+        return self.memo(("event", name), make)
 
     def member(self) -> np.ndarray:
-        return self.memo("member", lambda: self.frame["member"].to_numpy().astype(np.int64))
+        return self.memo("member", lambda: self.frame["member"].to_numpy())
 
     def per_unit_sum(self, values: np.ndarray) -> np.ndarray:
         """Each row gets the sum of `values` over its unit (units are runs of consecutive rows)."""
         values = np.asarray(values, dtype=np.int64)
         if not self.n:
             return values
-        u = self.unit()
-        starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+        starts = self.unit_starts()
         sums = np.add.reduceat(values, starts)
         return np.repeat(sums, np.diff(np.r_[starts, self.n]))
 
     # --- names -----------------------------------------------------------------------------
 
     def amount(self) -> Num:
-        return self.memo("amount", lambda: Num(self.frame["amount"].to_numpy().astype(np.int64), _full(self.n, 10**self.model.decimals), self.ones()))
+        return self.memo("amount", lambda: Num(self.frame["amount"].to_numpy(dtype=np.int64), _full(self.n, 10**self.model.decimals), self.ones()))
 
     def weekday(self) -> Ordinal:
         return self.memo("weekday", lambda: Ordinal(B.WEEKDAY, (self.day() + 3) % 7, self.ones()))
@@ -241,7 +298,7 @@ class Env:
             m = self.batch.members
             first = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
             np.minimum.at(first, member, day)
-            enroll = (self.frame["event"].to_numpy(dtype=object) == B.ENROLL) if self.n else np.zeros(0, bool)
+            enroll = self.event_is(B.ENROLL)
             if enroll.any():
                 fe = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
                 np.minimum.at(fe, member[enroll], day[enroll])
@@ -276,7 +333,7 @@ class Env:
 
 
 def _const_num(value: Fraction, n: int) -> Num:
-    return Num(_full(n, value.numerator), _full(n, value.denominator), np.ones(n, dtype=bool))
+    return Num(_full(n, value.numerator), _full(n, value.denominator), _full(n, True, bool))
 
 
 def _name(node: ast.Name, env: Env):
@@ -456,9 +513,9 @@ def compare_values(op: str, a, b, n: int) -> np.ndarray:
         return _CMP[op](a.uniques[a.codes].astype(str), b.uniques[b.codes].astype(str))
     if isinstance(a, Num):
         b = _as_num(b)
-        return _CMP[op](_product(a.num, b.den), _product(b.num, a.den)) & a.ok & b.ok
+        return _with(_CMP[op](_product(a.num, b.den), _product(b.num, a.den)), a.ok, b.ok)
     if isinstance(a, Ordinal):
-        return _CMP[op](a.values, b.values) & a.ok & b.ok
+        return _with(_CMP[op](a.values, b.values), a.ok, b.ok)
     return _CMP[op](a, b)  # two conditions: == and != only (the checker refuses ordering)
 
 
@@ -530,17 +587,22 @@ def reads_tier(rule) -> bool:
 
 
 def applies(rule, env: Env) -> np.ndarray:
-    """Rows where the rule's event and campaign window match (its condition aside)."""
-    kind = env.frame["kind"].to_numpy()
-    if rule.event == B.PURCHASE:
-        mask = kind == K_PURCHASE
-    else:
-        mask = (kind == K_EVENT) & (env.frame["event"].to_numpy(dtype=object) == rule.event)
-    if rule.during is not None:
-        lo, hi = ((d - _EPOCH).days for d in rule.during)
-        day = env.day()
-        mask = mask & (day >= lo) & (day <= hi)
-    return mask
+    """Rows where the rule's event and campaign window match (its condition aside); shared by rules
+    with the same event and window, so callers must not write into it."""
+
+    def make():
+        kind = env.kind()
+        if rule.event == B.PURCHASE:
+            mask = kind == K_PURCHASE
+        else:
+            mask = (kind == K_EVENT) & env.event_is(rule.event)
+        if rule.during is not None:
+            lo, hi = ((d - _EPOCH).days for d in rule.during)
+            day = env.day()
+            mask = mask & (day >= lo) & (day <= hi)
+        return mask
+
+    return env.memo(("applies", rule.event, rule.during), make)
 
 
 def rule_masks(rule, env: Env, levels: int) -> np.ndarray:

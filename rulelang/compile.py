@@ -73,17 +73,16 @@ class CompiledProgram:
     def levels(self) -> int:
         return len(self.model.tiers.names) if self.model.tiers else 1
 
-    def masks(self, batch: Batch, env: C.Env | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(ok, ok_index): ok[ok_index[r, level]] is the mask of rows where rule r applies at that tier."""
+    def masks(self, batch: Batch, env: C.Env | None = None) -> tuple[list, np.ndarray]:
+        """(blocks, index): blocks[index[r, level]] is the boolean mask of rows where rule r applies
+        at that tier level (rules whose condition does not read the tier have one block)."""
         env = env or C.Env(self.model, batch)
         blocks, index = [], np.zeros((len(self.model.rules), self.levels), dtype=np.int64)
         for r, rule in enumerate(self.model.rules):
             m = C.rule_masks(rule, env, self.levels)
             index[r] = len(blocks) + (np.arange(self.levels) if m.shape[0] > 1 else 0)
             blocks.extend(m)
-        n = env.n
-        ok = np.array(blocks, dtype=np.uint8) if blocks else np.zeros((0, n), dtype=np.uint8)
-        return ok.reshape(len(blocks), n), index
+        return blocks, index
 
     def earn_columns(self, batch: Batch, tier: int = 0) -> np.ndarray:
         """Stateless exact points (numerators over `den`) per rule and row at one tier level: no
@@ -91,10 +90,10 @@ class CompiledProgram:
         env = C.Env(self.model, batch)
         ok, index = self.masks(batch, env)
         amount = env.amount().num
-        first = env.unit_first() == np.arange(env.n)
+        first = env.is_first()
         out = np.zeros((len(self.model.rules), env.n), dtype=np.int64)
         for r in self.order:
-            mask = ok[index[r, tier]].astype(bool)
+            mask = ok[index[r, tier]].copy()
             if self.basket[r]:
                 mask &= first
             if self.kind[r] == Kn.PER_SPEND:
@@ -196,23 +195,31 @@ def compile_model(model: Model) -> CompiledProgram:
     )
 
 
-def _add_months(day: np.ndarray, n: int) -> np.ndarray:
-    """Day numbers n months later, same day of month clamped to the month's end."""
-    year, month, dom = C.civil(day)
-    months = year * 12 + month - 1 + n
-    first = (months - 1970 * 12).astype("datetime64[M]")
-    length = ((first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")).astype(np.int64)
-    return first.astype("datetime64[D]").astype(np.int64) + np.minimum(dom, length) - 1
+def pack_bits(blocks: list, n: int) -> np.ndarray:
+    """Boolean masks -> (rows, words) uint64, block b at bit b % 64 of word b // 64, so the kernel
+    reads one word per line instead of one byte from each of the blocks."""
+    words = max(1, (len(blocks) + 63) // 64)
+    out = np.zeros((n, words), dtype=np.uint64)
+    for w in range(words):
+        acc = np.zeros(n, dtype=np.uint64)
+        for b in range(w * 64, min(len(blocks), w * 64 + 64)):
+            acc |= blocks[b].view(np.uint8).astype(np.uint64) << np.uint64(b - w * 64)
+        out[:, w] = acc
+    return out
 
 
-def _cutoff(model: Model, ts: np.ndarray, day: np.ndarray) -> np.ndarray:
+def _window(model: Model) -> tuple[int, int]:
+    """The rolling tier window as (days, months); one of them is 0."""
     spec = model.tiers
     if spec is None or spec.window == "calendar_year":
-        return np.zeros(len(ts), dtype=np.int64)
+        return 0, 0
     if spec.window == "days":
-        return ts - spec.n * Kn.NS_PER_DAY
-    n = spec.n * (12 if spec.window == "years" else 1)
-    return _add_months(day, -n) * Kn.NS_PER_DAY + (ts - day * Kn.NS_PER_DAY)
+        return spec.n, 0
+    return 0, spec.n * (12 if spec.window == "years" else 1)
+
+
+def _as(frame: pd.DataFrame, col: str, dtype) -> np.ndarray:
+    return np.ascontiguousarray(frame[col].to_numpy(), dtype=dtype)
 
 
 def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None) -> pd.DataFrame:
@@ -220,43 +227,44 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
     env = C.Env(model, batch)
     frame = batch.frame
     n = env.n
-    ts, day, member, unit = env.ts(), env.day(), env.member(), env.unit()
+    ts, unit = env.ts(), env.unit()
     amount = env.amount().num
-    kind = frame["kind"].to_numpy().astype(np.int64)
+    kind = _as(frame, "kind", np.int8)
     ok, ok_index = cp.masks(batch, env)
-    year, month, _ = C.civil(day)
-    keys = np.vstack([np.zeros(n, np.int64), day, (day + 3) // 7, year * 12 + month - 1, year]).astype(np.int64)
-    units = int(unit.max()) + 1 if n else 0
-    starts = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]]) if n else np.zeros(0, np.int64)
+    bits = pack_bits(ok, n)
+    del ok
+    units = int(unit[-1]) + 1 if n else 0
+    starts = env.unit_starts()
     unit_total = np.add.reduceat(amount, starts) if n else np.zeros(0, np.int64)
-    refund_of = frame["refund_of"].to_numpy().astype(np.int64)
+    refund_of = _as(frame, "refund_of", np.int32)
     targets = np.unique(refund_of[refund_of >= 0])
-    slot = np.full(max(units, 1), -1, dtype=np.int64)
+    slot = np.full(max(units, 1), -1, dtype=np.int32)
     slot[targets] = np.arange(len(targets))
-    names = {w.name: w.index for w in model.rewards}
-    reward_of = np.full(n, -1, dtype=np.int64)
+    reward_of = np.full(n, -1, dtype=np.int16)
     redeem = kind == REDEEM
     if redeem.any():
-        reward_of[redeem] = [names[x] for x in frame["reward"].to_numpy(dtype=object)[redeem]]
+        names = pd.Index([w.name for w in model.rewards], dtype=object)
+        reward_of[redeem] = names.get_indexer(frame["reward"].to_numpy(dtype=object)[redeem])
     if redemption is not None:
-        draw = frame[redemption.draw].to_numpy(dtype=np.float64)
-        choice_draw = frame[redemption.choice_draw].to_numpy(dtype=np.float64)
+        draw = _as(frame, redemption.draw, np.float64)
+        choice_draw = _as(frame, redemption.choice_draw, np.float64)
         if redemption.choice not in CHOICE_CODE:
             raise LoyaltyError(f"unknown redemption choice `{redemption.choice}`; choose one of: {', '.join(CHOICE_CODE)}")
     else:
         draw = choice_draw = np.zeros(n, dtype=np.float64)
-    max_rows = int(np.bincount(member).max()) if n else 0
+    member = env.member()
+    max_rows = int(np.diff(np.r_[np.flatnonzero(np.r_[True, member[1:] != member[:-1]]), n]).max()) if n else 0
     lines = np.diff(np.r_[starts, n]) if n else np.zeros(0, np.int64)
     cp.check_bounds(int(np.abs(amount).max(initial=0)), int(lines.max(initial=1)), int(np.abs(unit_total).max(initial=0)))
     spec = model.tiers
-    out, cnt, declined, unmatched = Kn.run_kernel(
-        member, ts, day, kind, amount, unit, refund_of, reward_of, draw, choice_draw,
-        frame["row"].to_numpy().astype(np.int64), keys, _cutoff(model, ts, day), year.astype(np.int64),
-        cp.kind, cp.basket, cp.target, cp.fnum, cp.fden, cp.rate_mul, cp.fixed_num, cp.times, cp.per, ok, ok_index,
+    wdays, wmonths = _window(model)
+    args = (
+        member, ts, kind, amount, unit, refund_of, reward_of, draw, choice_draw, _as(frame, "row", np.int64),
+        cp.kind, cp.basket, cp.target, cp.fnum, cp.fden, cp.rate_mul, cp.fixed_num, cp.times, cp.per, bits, ok_index,
         cp.order, cp.ps_num, cp.ps_den,
         ROUND_CODE[model.rounding], cp.den, cp.lim_pts, cp.lim_per,
         spec is not None, METRIC_CODE[spec.metric] if spec else 0, Kn.W_CALENDAR if spec and spec.window == "calendar_year" else Kn.W_ROLLING,
-        cp.thresholds,
+        wdays, wmonths, cp.thresholds,
         cp.expiry[0], cp.expiry[1],
         slot, unit_total, len(targets),
         cp.rw_pts, cp.rw_cost, cp.rw_share,
@@ -264,19 +272,28 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
         CHOICE_CODE[redemption.choice] if redemption else 0,
         batch.until.value, max_rows,
     )
-    out = out[:cnt]
+    # About 1.5 postings a row is typical; a member that does not fit is run again after growing.
+    out = Kn.new_postings(2 * n + 64)
+    start, cnt, declined, unmatched = 0, 0, 0, 0
+    while True:
+        cnt, declined, unmatched, resume, need = Kn.run_kernel(*args, out, start, cnt, declined, unmatched)
+        if resume < 0:
+            break
+        out = Kn.grow(out, cnt, need)
+        start = resume
+    cols = [a[:cnt] for a in out]
     result = ledger.frame(
-        batch.customers["customer_id"].to_numpy(dtype=object),
-        out[:, Kn.OUT_MEMBER],
-        out[:, Kn.OUT_TS].view("datetime64[ns]"),
-        out[:, Kn.OUT_KIND],
-        out[:, Kn.OUT_RULE],
-        out[:, Kn.OUT_POINTS],
-        out[:, Kn.OUT_EARNED].view("datetime64[ns]"),
-        out[:, Kn.OUT_REWARD],
-        out[:, Kn.OUT_COST],
-        out[:, Kn.OUT_SHARE],
-        out[:, Kn.OUT_ROW],
+        batch.id_dtype,
+        cols[Kn.OUT_MEMBER],
+        cols[Kn.OUT_TS].view("datetime64[ns]"),
+        cols[Kn.OUT_KIND],
+        cols[Kn.OUT_RULE],
+        cols[Kn.OUT_POINTS],
+        cols[Kn.OUT_EARNED].view("datetime64[ns]"),
+        cols[Kn.OUT_REWARD],
+        cols[Kn.OUT_COST],
+        cols[Kn.OUT_SHARE],
+        cols[Kn.OUT_ROW],
         tuple(r.name for r in model.rules),
         tuple(w.name for w in model.rewards),
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from rulelang import builtins as B
+from rulelang import ledger
 from rulelang.errors import DataError
 from rulelang.model import Model
 
@@ -39,11 +41,12 @@ class RedemptionPolicy:
 class Batch:
     """Validated input, rows grouped by member (members sorted by id), input order kept within.
 
-    frame columns: `row` (0-based input position), `member` (int, 0..members-1, in id order),
-    `customer_id`, `timestamp` (datetime64[ns]), `amount` (int64 minor units), `event` (str),
-    `kind` (PURCHASE/REFUND/REDEEM/EVENT), `transaction_id` (str, "" if none), `reward` (str),
-    `unit` (int: rows of one basket share it; every other row is its own unit), `refund_of`
-    (the unit a refund refers to, or -1), and every other input column, unchanged.
+    frame columns: `row` (int64, 0-based input position), `member` (int32, 0..members-1, in id
+    order), `customer_id`, `timestamp` (datetime64[ns]), `amount` (int64 minor units), `event`,
+    `transaction_id` ("" if none) and `reward` ("" if none) as categoricals of text, `kind` (int8:
+    PURCHASE/REFUND/REDEEM/EVENT), `unit` (int32: rows of one basket share it; every other row is
+    its own unit), `refund_of` (int32: the unit a refund refers to, or -1), and every other input
+    column, unchanged.
     customers: one row per member in `member` order, with `customer_id` and attributes
     (`birthday`, `enrolled` as datetime64[ns] when present).
     """
@@ -53,6 +56,11 @@ class Batch:
     decimals: int
     until: pd.Timestamp
     members: int
+
+    @cached_property
+    def id_dtype(self) -> pd.CategoricalDtype:
+        """The ledger's `customer_id` dtype for these members (built once per batch)."""
+        return ledger.id_dtype(self.customers["customer_id"])
 
 
 def _rows(mask: np.ndarray, positions: np.ndarray | None = None) -> str:
@@ -91,8 +99,80 @@ def needed_columns(model: Model) -> tuple[set[str], set[str]]:
     return cols, cust
 
 
+def _encode(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Dictionary-encode a column without touching each row's value: codes (-1 for missing) into
+    its distinct values. Categoricals give their codes as they are; other columns are factorized."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), values.cat.categories
+    codes, uniques = pd.factorize(values)
+    return codes, pd.Index(uniques)
+
+
+def _used(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Drop distinct values no row uses (a categorical's unused categories)."""
+    used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+    if used.all():
+        return codes, uniques
+    new = np.cumsum(used) - 1
+    return np.where(codes >= 0, new[codes], -1), uniques[used]
+
+
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Text cells (read like `astype("string")`, missing is "") as codes into distinct texts."""
+    codes, uniques = _encode(values)
+    texts = pd.Series(uniques, dtype=object).astype("string").fillna("").to_numpy(dtype=object)
+    if uniques.dtype == object or not pd.api.types.is_string_dtype(uniques.dtype):
+        # Values of other types may read as the same text (1 and "1"): merge them.
+        remap, texts = pd.factorize(texts)
+        codes = np.where(codes >= 0, remap[codes], -1)
+        texts = np.asarray(texts, dtype=object)
+    empty = np.flatnonzero(texts == "")
+    if len(empty):
+        none = int(empty[0])
+    else:
+        none = len(texts)
+        texts = np.append(texts, "").astype(object)
+    return np.where(codes >= 0, codes, none).astype(np.int32), texts
+
+
+def _categorical(codes: np.ndarray, texts: np.ndarray) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(texts, dtype=object)), validate=False)
+
+
+def _event_codes(df: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Event names lower-cased and stripped, blank or missing meaning `purchase`, as codes."""
+    if "event" not in df.columns:
+        return np.zeros(n, dtype=np.int32), np.array([B.PURCHASE], dtype=object)
+    codes, uniques = _encode(df["event"])
+    names = pd.Series(uniques, dtype=object).astype("string").str.strip().str.lower().replace("", B.PURCHASE)
+    names = np.append(names.fillna(B.PURCHASE).to_numpy(dtype=object), B.PURCHASE).astype(str)
+    canon, remap = np.unique(names, return_inverse=True)
+    return remap[codes].astype(np.int32), canon.astype(object)
+
+
+def _amounts(col: pd.Series, moneyless: np.ndarray) -> np.ndarray:
+    """Amounts as float64; a blank amount is 0 where `moneyless`, anything else unreadable an error."""
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        amount = col.to_numpy(dtype="float64", na_value=np.nan)
+        missing = np.isnan(amount)
+        blank = missing
+    else:
+        num = pd.to_numeric(col, errors="coerce")
+        blank = col.isna().to_numpy() | (col.astype("string").str.strip() == "").fillna(True).to_numpy()
+        amount = num.to_numpy(dtype="float64", na_value=np.nan)
+        missing = np.isnan(amount)
+    bad = missing & ~(blank & moneyless)
+    if bad.any():
+        raise DataError(f"column amount: values that are not numbers at {_rows(bad)}; purchases and refunds need an amount like 12.50")
+    return np.where(missing, 0.0, amount) if missing.any() else amount
+
+
 def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | None = None, until=None) -> Batch:
-    """Validate `transactions` (and `customers`) against the data contract for `model`."""
+    """Validate `transactions` (and `customers`) against the data contract for `model`.
+
+    Column-at-a-time and per distinct value: text columns (plain, Arrow-backed or categorical) are
+    dictionary-encoded once and compared by code; input already grouped by member is not re-sorted.
+    """
     if not isinstance(transactions, pd.DataFrame):
         raise DataError(f"transactions must be a pandas DataFrame, not {type(transactions).__name__}")
     df = transactions.reset_index(drop=True)
@@ -112,63 +192,80 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
             )
 
     ids = df["customer_id"]
-    bad = ids.isna().to_numpy() | (ids.astype("string").str.strip() == "").fillna(True).to_numpy()
+    id_codes, id_uniques = _used(*_encode(ids))
+    blank_u = (pd.Series(id_uniques, dtype=object).astype("string").str.strip() == "").fillna(True).to_numpy()
+    bad = (id_codes < 0) | blank_u[id_codes]
     if bad.any():
         raise DataError(f"column customer_id: empty customer ids at {_rows(bad)}")
 
     ts = parse_datetimes(df["timestamp"])
-    bad = ts.isna().to_numpy()
+    tsv = ts.to_numpy(dtype="datetime64[ns]")
+    bad = np.isnat(tsv)
     if bad.any():
         raise DataError(f"column timestamp: values that are not date-times at {_rows(bad)}; write them like 2026-03-01 14:30:00")
-    ts = ts.astype("datetime64[ns]")
 
-    if "event" in df.columns:
-        event = df["event"].astype("string").fillna(B.PURCHASE).str.strip().str.lower().replace("", B.PURCHASE)
-    else:
-        event = pd.Series(B.PURCHASE, index=df.index, dtype="string")
-    event = event.astype(object).to_numpy()
-    amount = pd.to_numeric(df["amount"], errors="coerce")
-    blank = df["amount"].isna().to_numpy() | (df["amount"].astype("string").str.strip() == "").fillna(True).to_numpy()
+    ev_codes, ev_names = _event_codes(df, n)
+    code = {name: i for i, name in enumerate(ev_names)}
+    ev_purchase = ev_codes == code.get(B.PURCHASE, -2)
+    ev_refund = ev_codes == code.get(B.REFUND, -2)
+    ev_redeem = ev_codes == code.get(B.REDEEM, -2)
     # Redeem, enroll and other event rows carry no money: a blank amount there is 0.
-    moneyless = ~np.isin(event, [B.PURCHASE, B.REFUND])
-    bad = amount.isna().to_numpy() & ~(blank & moneyless)
-    if bad.any():
-        raise DataError(f"column amount: values that are not numbers at {_rows(bad)}; purchases and refunds need an amount like 12.50")
-    amount = amount.fillna(0)
+    amount = _amounts(df["amount"], ~(ev_purchase | ev_refund))
     scale = 10**model.decimals
-    minor = np.round(amount.to_numpy(dtype="float64") * scale)
+    minor = np.round(amount * scale)
     if np.abs(minor).max(initial=0) > 2**53:
         raise DataError("column amount: amounts too large to hold exactly")
     minor = minor.astype("int64")
 
     kind = np.full(n, EVENT, dtype=np.int8)
-    is_purchase_event = event == B.PURCHASE
-    kind[is_purchase_event & (minor >= 0)] = PURCHASE
-    kind[(is_purchase_event & (minor < 0)) | (event == B.REFUND)] = REFUND
-    kind[event == B.REDEEM] = REDEEM
-    if (kind == REFUND).any():
+    kind[ev_purchase & (minor >= 0)] = PURCHASE
+    refund = (ev_purchase & (minor < 0)) | ev_refund
+    kind[refund] = REFUND
+    kind[ev_redeem] = REDEEM
+    if refund.any():
         # Refund amounts are carried as negative numbers whichever way they were written.
-        minor = np.where(kind == REFUND, -np.abs(minor), minor)
+        minor = np.where(refund, -np.abs(minor), minor)
 
-    txid = df["transaction_id"].astype("string").fillna("").to_numpy(dtype=object) if "transaction_id" in df.columns else np.full(n, "", dtype=object)
-    reward = df["reward"].astype("string").fillna("").to_numpy(dtype=object) if "reward" in df.columns else np.full(n, "", dtype=object)
-    is_redeem = kind == REDEEM
-    if is_redeem.any():
+    if "transaction_id" in df.columns:
+        tx_codes, tx_texts = _text_codes(df["transaction_id"])
+    else:
+        tx_codes, tx_texts = np.zeros(n, dtype=np.int32), np.array([""], dtype=object)
+    if "reward" in df.columns:
+        rw_codes, rw_texts = _text_codes(df["reward"])
+    else:
+        rw_codes, rw_texts = np.zeros(n, dtype=np.int32), np.array([""], dtype=object)
+    if ev_redeem.any():
         known = {r.name for r in model.rewards}
-        unknown = is_redeem & ~np.isin(reward, list(known))
+        unknown_text = ~np.isin(rw_texts.astype(str), list(known))
+        unknown = ev_redeem & unknown_text[rw_codes]
         if unknown.any():
-            first = reward[np.flatnonzero(unknown)[0]]
+            first = rw_texts[rw_codes[np.flatnonzero(unknown)[0]]]
             raise DataError(
                 f"column reward: redeem rows name rewards the program does not have at {_rows(unknown)} "
                 f"({f'e.g. `{first}`{_suggest(first, known)}' if first else 'a redeem row needs the reward it redeems'}); "
                 f"rewards: {', '.join(sorted(known)) or 'none'}"
             )
 
-    member_codes, member_ids = pd.factorize(ids, sort=True)
-    order = np.lexsort((np.arange(n), member_codes))
-    tsv = ts.to_numpy()
-    m_sorted = member_codes[order]
-    t_sorted = tsv[order]
+    # Members in id order: sort the distinct ids, not the rows.
+    try:
+        perm = np.asarray(id_uniques.argsort())
+        if (perm == np.arange(len(perm))).all():
+            member_codes, member_ids = id_codes, id_uniques
+        else:
+            rank = np.empty_like(perm)
+            rank[perm] = np.arange(len(perm))
+            member_codes, member_ids = rank[id_codes], id_uniques.take(perm)
+    except TypeError:  # ids of mixed types: let pandas order them
+        member_codes, member_ids = pd.factorize(ids, sort=True)
+    member_codes = member_codes.astype(np.int32)
+    grouped = n < 2 or bool((member_codes[1:] >= member_codes[:-1]).all())
+    order = None if grouped else np.argsort(member_codes, kind="stable")
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if order is None else a[order]
+
+    m_sorted = take(member_codes)
+    t_sorted = take(tsv)
     same_member = np.r_[False, m_sorted[1:] == m_sorted[:-1]]
     backwards = same_member & np.r_[False, t_sorted[1:] < t_sorted[:-1]]
     if backwards.any():
@@ -177,59 +274,66 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
             "sort the transactions by customer_id and timestamp (a stable sort keeps basket lines together)"
         )
 
-    k_sorted = kind[order]
-    tx_sorted = txid[order]
+    k_sorted = take(kind)
+    tx_sorted = take(tx_codes)
+    has_tx = (tx_texts != "")[tx_sorted]
     purchase = k_sorted == PURCHASE
-    prev_same_basket = (
-        same_member & purchase & np.r_[False, purchase[:-1]] & (tx_sorted != "") & np.r_[False, tx_sorted[1:] == tx_sorted[:-1]]
-    )
-    if (prev_same_basket & np.r_[False, t_sorted[1:] != t_sorted[:-1]]).any():
-        bad = prev_same_basket & np.r_[False, t_sorted[1:] != t_sorted[:-1]]
+    prev_same_basket = same_member & purchase & np.r_[False, purchase[:-1]] & has_tx & np.r_[False, tx_sorted[1:] == tx_sorted[:-1]]
+    bad = prev_same_basket & np.r_[False, t_sorted[1:] != t_sorted[:-1]]
+    if bad.any():
         raise DataError(f"column timestamp: lines of one basket (same transaction_id) have different timestamps at {_rows(bad, order)}")
-    unit = np.cumsum(~prev_same_basket) - 1
+    unit = (np.cumsum(~prev_same_basket) - 1).astype(np.int32)
 
-    frame = df.iloc[order].reset_index(drop=True)
-    frame = frame.assign(
-        row=order.astype("int64"),
-        member=m_sorted.astype("int64"),
-        timestamp=t_sorted,
-        amount=minor[order],
-        event=event[order],
-        kind=k_sorted,
-        transaction_id=tx_sorted,
-        reward=reward[order],
-        unit=unit.astype("int64"),
-    )
     # A transaction_id must not name two separate baskets of one member.
-    pk = pd.DataFrame({"member": m_sorted[purchase & (tx_sorted != "")], "tx": tx_sorted[purchase & (tx_sorted != "")], "unit": unit[purchase & (tx_sorted != "")]})
-    per_tx = pk.drop_duplicates(["member", "tx", "unit"])
-    dup = per_tx.duplicated(["member", "tx"], keep=False)
+    first_line = ~prev_same_basket
+    basket = np.flatnonzero(first_line & purchase & has_tx)
+    width = np.int64(len(tx_texts))
+    key = m_sorted[basket].astype(np.int64) * width + tx_sorted[basket]
+    by_key = np.argsort(key, kind="stable")
+    sorted_key = key[by_key]
+    dup = sorted_key[1:] == sorted_key[:-1]
     if dup.any():
-        tx = per_tx.loc[dup, "tx"].iloc[0]
+        twice = np.isin(key, sorted_key[1:][dup])
+        tx = tx_texts[tx_sorted[basket[np.flatnonzero(twice)[0]]]]
         raise DataError(
             f"column transaction_id: `{tx}` names lines that are not together; the lines of a basket must be consecutive rows "
             "of one customer with one timestamp"
         )
-    refund_of = np.full(n, -1, dtype=np.int64)
-    is_refund = (k_sorted == REFUND) & (tx_sorted != "")
-    if is_refund.any():
-        firsts = per_tx.drop_duplicates(["member", "tx"])
-        key = pd.DataFrame({"member": m_sorted[is_refund], "tx": tx_sorted[is_refund], "pos": np.flatnonzero(is_refund)})
-        matched = key.merge(firsts, on=["member", "tx"], how="inner")
+    refund_of = np.full(n, -1, dtype=np.int32)
+    is_refund = np.flatnonzero((k_sorted == REFUND) & has_tx)
+    if len(is_refund) and len(basket):
+        want = m_sorted[is_refund].astype(np.int64) * width + tx_sorted[is_refund]
+        at = np.minimum(np.searchsorted(sorted_key, want), len(sorted_key) - 1)
+        start = basket[by_key[at]]
         # Only an earlier basket can be refunded.
-        first_pos = np.searchsorted(unit, matched["unit"].to_numpy())
-        earlier = first_pos < matched["pos"].to_numpy()
-        refund_of[matched["pos"].to_numpy()[earlier]] = matched["unit"].to_numpy()[earlier]
-    frame["refund_of"] = refund_of
+        hit = (sorted_key[at] == want) & (start < is_refund)
+        refund_of[is_refund[hit]] = unit[start[hit]]
+
+    frame = df if order is None else df.take(order).reset_index(drop=True)
+    columns = {c: frame[c] for c in frame.columns}
+    columns.update(
+        timestamp=t_sorted,
+        amount=take(minor),
+        event=_categorical(take(ev_codes), ev_names),
+        transaction_id=_categorical(tx_sorted, tx_texts),
+        reward=_categorical(take(rw_codes), rw_texts),
+        row=np.arange(n, dtype=np.int64) if order is None else order.astype(np.int64),
+        member=m_sorted,
+        kind=k_sorted,
+        unit=unit,
+        refund_of=refund_of,
+    )
+    frame = pd.DataFrame(columns, copy=False)
 
     members = len(member_ids)
     cust = _prepare_customers(customers, member_ids, needed_cust)
+    last = pd.Timestamp(tsv.max()) if n else None
     if until is None:
-        until_ts = pd.Timestamp(t_sorted.max()) if n else pd.Timestamp("1970-01-01")
+        until_ts = last if n else pd.Timestamp("1970-01-01")
     else:
         until_ts = pd.Timestamp(until)
-        if n and until_ts < pd.Timestamp(t_sorted.max()):
-            raise DataError(f"until ({until_ts}) is before the last transaction ({pd.Timestamp(t_sorted.max())})")
+        if n and until_ts < last:
+            raise DataError(f"until ({until_ts}) is before the last transaction ({last})")
     return Batch(frame, cust, model.decimals, until_ts, members)
 
 

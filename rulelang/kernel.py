@@ -14,7 +14,7 @@ from numba import njit
 
 NS_PER_DAY = 86_400_000_000_000
 NAT = np.iinfo(np.int64).min
-# Posting columns.
+# Posting columns (positions in the tuple of `new_postings`).
 OUT_MEMBER, OUT_TS, OUT_KIND, OUT_RULE, OUT_POINTS, OUT_EARNED, OUT_REWARD, OUT_COST, OUT_SHARE, OUT_ROW = range(10)
 # Ledger kinds (ledger.KINDS order) and batch row kinds (data.PURCHASE ...).
 EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(6)
@@ -27,7 +27,7 @@ W_ROLLING, W_CALENDAR = 0, 1
 CHEAPEST, DEAREST, RANDOM = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def days_from_civil(y, m, d):
     """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
     y = y - (1 if m <= 2 else 0)
@@ -39,7 +39,7 @@ def days_from_civil(y, m, d):
     return era * 146097 + doe - 719468
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def civil_from_days(z):
     """(year, month, day) of a day number."""
     z = z + 719468
@@ -54,14 +54,14 @@ def civil_from_days(z):
     return y + (1 if m <= 2 else 0), m, d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def month_length(y, m):
     if m == 12:
         return 31
     return days_from_civil(y, m + 1, 1) - days_from_civil(y, m, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def add_months(day, n):
     """The same day of the month n months later, clamped to the month's end (day numbers)."""
     y, m, d = civil_from_days(day)
@@ -72,7 +72,7 @@ def add_months(day, n):
     return days_from_civil(ny, nm, d if d < ml else ml)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _moment(xkind, xn, day):
     """The expiry moment (ns) of a lot earned on `day`, or of the balance when `day` is the last purchase."""
     if xkind == X_AFTER_DAYS or xkind == X_INACTIVE_DAYS:
@@ -85,26 +85,43 @@ def _moment(xkind, xn, day):
     return days_from_civil(y + 1, 1, 1) * NS_PER_DAY - 1
 
 
-@njit(cache=True)
+def new_postings(capacity: int):
+    """Empty posting columns (member, ts, kind, rule, points, earned, reward, cost, share, row) in
+    compact dtypes; np.empty only reserves memory, so a generous capacity costs nothing until used."""
+    c = max(int(capacity), 16)
+    return (
+        np.empty(c, np.int32), np.empty(c, np.int64), np.empty(c, np.int8), np.empty(c, np.int16),
+        np.empty(c, np.int64), np.empty(c, np.int64), np.empty(c, np.int16), np.empty(c, np.int64),
+        np.empty(c, np.int64), np.empty(c, np.int64),
+    )
+
+
+@njit(cache=True, nogil=True)
 def _post(out, cnt, member, ts, kind, rule, points, earned, reward, cost, share, row):
-    if cnt >= out.shape[0]:
-        bigger = np.empty((out.shape[0] * 2 + 16, out.shape[1]), dtype=np.int64)
-        bigger[:cnt] = out[:cnt]
-        out = bigger
-    out[cnt, OUT_MEMBER] = member
-    out[cnt, OUT_TS] = ts
-    out[cnt, OUT_KIND] = kind
-    out[cnt, OUT_RULE] = rule
-    out[cnt, OUT_POINTS] = points
-    out[cnt, OUT_EARNED] = earned
-    out[cnt, OUT_REWARD] = reward
-    out[cnt, OUT_COST] = cost
-    out[cnt, OUT_SHARE] = share
-    out[cnt, OUT_ROW] = row
-    return out, cnt + 1
+    """Write posting `cnt` if it fits (the caller grows the columns and reruns the member if not)."""
+    if cnt < out[0].shape[0]:
+        out[0][cnt] = member
+        out[1][cnt] = ts
+        out[2][cnt] = kind
+        out[3][cnt] = rule
+        out[4][cnt] = points
+        out[5][cnt] = earned
+        out[6][cnt] = reward
+        out[7][cnt] = cost
+        out[8][cnt] = share
+        out[9][cnt] = row
+    return cnt + 1
 
 
-@njit(cache=True)
+def grow(out, cnt: int, need: int):
+    """Posting columns with room for at least `need` postings, the first `cnt` copied."""
+    bigger = new_postings(max(need, 2 * out[0].shape[0]))
+    for old, new in zip(out, bigger, strict=True):
+        new[:cnt] = old[:cnt]
+    return bigger
+
+
+@njit(cache=True, nogil=True)
 def _round(num, den, mode):
     """num/den (den > 0) rounded down, up or half up."""
     if mode == DOWN:
@@ -114,7 +131,7 @@ def _round(num, den, mode):
     return (2 * num + den) // (2 * den)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _level(thresholds, metric):
     level = 0
     for q in range(thresholds.shape[0]):
@@ -123,7 +140,7 @@ def _level(thresholds, metric):
     return level
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _redeem(out, cnt, mem, t, row, reward, points, cost, share, lot_day, lot_pts, xh, nl):
     """Spend `points` from the lots, oldest first; one posting per lot touched."""
     left = points
@@ -135,35 +152,39 @@ def _redeem(out, cnt, mem, t, row, reward, points, cost, share, lot_day, lot_pts
         if n > 0:
             lot_pts[q] -= n
             left -= n
-            out, cnt = _post(out, cnt, mem, t, REDEEM, -1, n, lot_day[q] * NS_PER_DAY, reward,
-                             cost if first else 0, share if first else 0, row)
+            cnt = _post(out, cnt, mem, t, REDEEM, -1, n, lot_day[q] * NS_PER_DAY, reward,
+                        cost if first else 0, share if first else 0, row)
             first = False
-    return out, cnt
+    return cnt
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def run_kernel(
-    member, ts, day, kind, amount, unit, refund_of, reward_of, draw, choice_draw, row_id, keys, cutoff, year,
+    member, ts, kind, amount, unit, refund_of, reward_of, draw, choice_draw, row_id,
     rkind, rbasket, rtarget, fnum, fden, rate_mul, fixed_num, times, per, ok, ok_index, order, ps_num, ps_den,
     rmode, den, lim_pts, lim_per,
-    has_tiers, metric, window, thresholds,
+    has_tiers, metric, window, wdays, wmonths, thresholds,
     xkind, xn,
     slot, unit_total, n_slots,
     rw_pts, rw_cost, rw_share,
     policy, probability, choice,
     until, max_rows,
+    out, start, cnt, declined, unmatched,
 ):
-    """Every posting of every member, in ledger order; returns (postings, count, declined, unmatched)."""
+    """Every posting of the members from row `start` on, in ledger order, into the columns `out`
+    (`new_postings`) after `cnt` postings. Returns (count, declined, unmatched, resume, need): when
+    the columns fill up, `resume` is the first row of the member that did not fit, the counts are
+    as before it and `need` is the room that member needs; otherwise resume is -1."""
     n = member.shape[0]
     k = rkind.shape[0]
     c = lim_pts.shape[0]
     nrw = rw_pts.shape[0]
-    out = np.empty((max(16, n * 2), 10), dtype=np.int64)
-    cnt = 0
-    declined = 0
-    unmatched = 0
+    pkey = np.zeros(5, dtype=np.int64)  # the unit's period numbers: none, day, week, month, year
+    obw = np.zeros(k, dtype=np.int64)  # per rule, the word and bit of its mask at the unit's tier
+    obb = np.zeros(k, dtype=np.uint64)
     lot_day = np.empty(max_rows + 1, dtype=np.int64)
     lot_pts = np.empty(max_rows + 1, dtype=np.int64)
+    lot_mom = np.empty(max_rows + 1, dtype=np.int64)  # each lot's expiry moment (fixed-moment expiry)
     ctime = np.empty(max_rows + 1, dtype=np.int64)
     cval = np.empty(max_rows + 1, dtype=np.int64)
     fkey = np.empty(k, dtype=np.int64)
@@ -179,9 +200,10 @@ def run_kernel(
     b_clawed = np.zeros((max(n_slots, 1), k), dtype=np.int64)
     b_refunded = np.zeros(max(n_slots, 1), dtype=np.int64)
     b_day = np.zeros(max(n_slots, 1), dtype=np.int64)
-    i = 0
+    i = start
     while i < n:
         mem = member[i]
+        cnt0, declined0, unmatched0 = cnt, declined, unmatched
         nl = 0
         nc = 0
         chead = 0
@@ -195,7 +217,7 @@ def run_kernel(
         for q in range(c):
             lkey[q] = NAT
             lused[q] = 0
-        last_purchase = day[i]
+        last_purchase = ts[i] // NS_PER_DAY
         xh = 0  # lots before xh are empty
         j = i
         while j < n and member[j] == mem:
@@ -203,6 +225,12 @@ def run_kernel(
             while e < n and unit[e] == unit[j]:
                 e += 1
             t = ts[j]
+            dj = t // NS_PER_DAY
+            cy, cm, _ = civil_from_days(dj)
+            pkey[1] = dj
+            pkey[2] = (dj + 3) // 7
+            pkey[3] = cy * 12 + cm - 1
+            pkey[4] = cy
             # Expiries due before this unit.
             if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
                 mom = _moment(xkind, xn, last_purchase)
@@ -210,28 +238,32 @@ def run_kernel(
                     mday = mom // NS_PER_DAY
                     for q in range(xh, nl):
                         if lot_pts[q] > 0 and lot_day[q] < mday:
-                            out, cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                            cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
                             lot_pts[q] = 0
             elif xkind != X_NEVER:
                 while xh < nl and lot_pts[xh] == 0:
                     xh += 1
                 for q in range(xh, nl):
                     if lot_pts[q] > 0:
-                        mom = _moment(xkind, xn, lot_day[q])
+                        mom = lot_mom[q]
                         if mom > t:
                             break
-                        out, cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                        cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
                         lot_pts[q] = 0
             # The tier held before this unit.
             tier = 0
             if has_tiers:
                 if window == W_ROLLING:
-                    while chead < nc and ctime[chead] <= cutoff[j]:
+                    if wmonths > 0:
+                        cutoff = add_months(dj, -wmonths) * NS_PER_DAY + (t - dj * NS_PER_DAY)
+                    else:
+                        cutoff = t - wdays * NS_PER_DAY
+                    while chead < nc and ctime[chead] <= cutoff:
                         wsum -= cval[chead]
                         chead += 1
                     tier = _level(thresholds, wsum)
                 else:
-                    y = year[j]
+                    y = cy
                     if y != cy_year:
                         prev_sum = cy_sum if y == cy_year + 1 else 0
                         cy_year = y
@@ -245,6 +277,9 @@ def run_kernel(
                 # Exact points per rule over the unit, in units of 1/den.
                 for r in range(k):
                     exact[r] = 0
+                    b = ok_index[r, tier]
+                    obw[r] = b >> 6
+                    obb[r] = np.uint64(b & 63)
                 for ln in range(j, e):
                     for oi in range(k):
                         r = order[oi]
@@ -252,7 +287,7 @@ def run_kernel(
                             lp[r] = 0
                             continue
                         p = 0
-                        if ok[ok_index[r, tier], ln] == 1:
+                        if (ok[ln, obw[r]] >> obb[r]) & np.uint64(1):
                             if rkind[r] == PER_SPEND:
                                 p = amount[ln] * rate_mul[r]
                                 if p < 0:
@@ -264,7 +299,7 @@ def run_kernel(
                                 if tp > 0:
                                     p = tp * fnum[r] // fden[r]
                         if p > 0 and times[r] >= 0:
-                            key = keys[per[r], ln]
+                            key = pkey[per[r]]
                             if key != fkey[r]:
                                 fkey[r] = key
                                 fcnt[r] = 0
@@ -277,10 +312,15 @@ def run_kernel(
                 total = 0
                 floors = 0
                 for r in range(k):
-                    total += exact[r]
-                    share[r] = exact[r] // den
-                    frac[r] = exact[r] - share[r] * den
-                    floors += share[r]
+                    x = exact[r]
+                    total += x
+                    if x == 0:  # most rules earn nothing on a line: no division
+                        share[r] = 0
+                        frac[r] = 0
+                    else:
+                        share[r] = x // den
+                        frac[r] = x - share[r] * den
+                        floors += share[r]
                 rounded = _round(total, den, rmode)
                 rest = rounded - floors
                 while rest > 0:
@@ -295,7 +335,7 @@ def run_kernel(
                     rest -= 1
                 available = rounded
                 for q in range(c):
-                    key = keys[lim_per[q], j]
+                    key = pkey[lim_per[q]]
                     if key != lkey[q]:
                         lkey[q] = key
                         lused[q] = 0
@@ -315,31 +355,33 @@ def run_kernel(
                         ps = 0
                         if ps_num[r] > 0:
                             ps = (2 * got[r] * ps_num[r] + ps_den[r]) // (2 * ps_den[r])
-                        out, cnt = _post(out, cnt, mem, t, EARN, r, got[r], day[j] * NS_PER_DAY, -1, 0, ps, row_id[j])
+                        cnt = _post(out, cnt, mem, t, EARN, r, got[r], dj * NS_PER_DAY, -1, 0, ps, row_id[j])
                 for r in range(k):
                     if share[r] - got[r] > 0:
-                        out, cnt = _post(out, cnt, mem, t, CAPPED, r, share[r] - got[r], NAT, -1, 0, 0, row_id[j])
+                        cnt = _post(out, cnt, mem, t, CAPPED, r, share[r] - got[r], NAT, -1, 0, 0, row_id[j])
                 if issued > 0:
-                    if nl > 0 and lot_day[nl - 1] == day[j]:
+                    if nl > 0 and lot_day[nl - 1] == dj:
                         lot_pts[nl - 1] += issued
                         if xh > nl - 1:
                             xh = nl - 1
                     else:
-                        lot_day[nl] = day[j]
+                        lot_day[nl] = dj
                         lot_pts[nl] = issued
+                        if xkind != X_NEVER and xkind != X_INACTIVE_DAYS and xkind != X_INACTIVE_MONTHS:
+                            lot_mom[nl] = _moment(xkind, xn, dj)
                         nl += 1
                     for q in range(c):
                         lused[q] += issued
                 s = slot[unit[j]]
                 if s >= 0:
-                    b_day[s] = day[j]
+                    b_day[s] = dj
                     b_refunded[s] = 0
                     for r in range(k):
                         b_issued[s, r] = got[r]
                         b_clawed[s, r] = 0
                 v_points = issued
                 if K == K_PURCHASE:
-                    last_purchase = day[j]
+                    last_purchase = dj
                     for ln in range(j, e):
                         v_spend += amount[ln]
                     v_visit = 1
@@ -369,7 +411,7 @@ def run_kernel(
                                             pick = w
                                             break
                                         idx -= 1
-                            out, cnt = _redeem(out, cnt, mem, t, row_id[j], pick, rw_pts[pick], rw_cost[pick], rw_share[pick],
+                            cnt = _redeem(out, cnt, mem, t, row_id[j], pick, rw_pts[pick], rw_cost[pick], rw_share[pick],
                                                lot_day, lot_pts, xh, nl)
             elif K == K_REFUND:
                 v_spend = amount[j]
@@ -400,7 +442,7 @@ def run_kernel(
                                     lot_pts[q] -= n_
                                     left -= n_
                                     v_points -= n_
-                                    out, cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
+                                    cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
                                 break
                         for q in range(xh, nl):
                             if left == 0:
@@ -412,9 +454,9 @@ def run_kernel(
                                 lot_pts[q] -= n_
                                 left -= n_
                                 v_points -= n_
-                                out, cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
+                                cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
                         if left > 0:
-                            out, cnt = _post(out, cnt, mem, t, SHORTFALL, r, left, NAT, -1, 0, 0, row_id[j])
+                            cnt = _post(out, cnt, mem, t, SHORTFALL, r, left, NAT, -1, 0, 0, row_id[j])
             elif K == K_REDEEM:
                 w = reward_of[j]
                 balance = 0
@@ -423,7 +465,7 @@ def run_kernel(
                 if w < 0 or balance < rw_pts[w]:
                     declined += 1
                 else:
-                    out, cnt = _redeem(out, cnt, mem, t, row_id[j], w, rw_pts[w], rw_cost[w], rw_share[w], lot_day, lot_pts, xh, nl)
+                    cnt = _redeem(out, cnt, mem, t, row_id[j], w, rw_pts[w], rw_cost[w], rw_share[w], lot_day, lot_pts, xh, nl)
             # This unit counts toward the tier metric at its timestamp.
             if has_tiers and K != K_REDEEM:
                 v = v_spend if metric == 0 else (v_points if metric == 1 else v_visit)
@@ -442,15 +484,17 @@ def run_kernel(
                 mday = mom // NS_PER_DAY
                 for q in range(xh, nl):
                     if lot_pts[q] > 0 and lot_day[q] < mday:
-                        out, cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                        cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
                         lot_pts[q] = 0
         elif xkind != X_NEVER:
             for q in range(xh, nl):
                 if lot_pts[q] > 0:
-                    mom = _moment(xkind, xn, lot_day[q])
+                    mom = lot_mom[q]
                     if mom > until:
                         break
-                    out, cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                    cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
                     lot_pts[q] = 0
+        if cnt > out[0].shape[0]:
+            return cnt0, declined0, unmatched0, i, cnt
         i = j
-    return out, cnt, declined, unmatched
+    return cnt, declined, unmatched, -1, cnt

@@ -16,6 +16,24 @@ COLUMNS = ("customer_id", "timestamp", "kind", "rule", "points", "earned_on", "r
 SIGN = {"earn": 1, "capped": 0, "clawback": -1, "shortfall": 0, "redeem": -1, "expire": -1}
 
 
+def id_dtype(customer_ids) -> pd.CategoricalDtype:
+    """The ledger's `customer_id` dtype: a categorical over the member ids (in member order)."""
+    if isinstance(customer_ids, pd.CategoricalDtype):
+        return customer_ids
+    ids = pd.Index(customer_ids)
+    if ids.dtype == object:
+        ids = pd.Index(ids.to_numpy())  # inferred again: text ids get the text dtype however they came
+    return pd.CategoricalDtype(ids.rename(None))
+
+
+def _names(names) -> pd.CategoricalDtype:
+    # Object categories: `.to_numpy()` and comparisons on a few short names stay cheap.
+    return pd.CategoricalDtype(pd.Index(list(names), dtype=object))
+
+
+KIND_DTYPE = _names(KINDS)
+
+
 def frame(
     customer_ids,
     member: np.ndarray,
@@ -31,29 +49,25 @@ def frame(
     rule_names: tuple[str, ...],
     reward_names: tuple[str, ...],
 ) -> pd.DataFrame:
-    """Assemble a ledger from code arrays: `member` indexes `customer_ids`, `kind` indexes KINDS,
-    `rule`/`reward` index the names (-1 for none), `earned_on` is datetime64[ns] (NaT for none)."""
-    rules = np.array(("",) + tuple(rule_names), dtype=object)
-    rewards = np.array(("",) + tuple(reward_names), dtype=object)
-    ids = pd.Index(customer_ids)
-    member = np.asarray(member, dtype=np.int64)
-    out = pd.DataFrame(
-        {
-            "customer_id": ids.take(member),
-            "timestamp": np.asarray(timestamp, dtype="datetime64[ns]"),
-            "kind": np.array(KINDS, dtype=object)[np.asarray(kind, dtype=np.int64)],
-            "rule": rules[np.asarray(rule, dtype=np.int64) + 1],
-            "points": np.asarray(points, dtype=np.int64),
-            "earned_on": np.asarray(earned_on, dtype="datetime64[ns]"),
-            "reward": rewards[np.asarray(reward, dtype=np.int64) + 1],
-            "cost": np.asarray(cost, dtype=np.int64),
-            "partner_share": np.asarray(partner_share, dtype=np.int64),
-            "row": np.asarray(row, dtype=np.int64),
-        },
-        columns=list(COLUMNS),
-    )
-    # Text columns get one dtype whether or not the ledger is empty, so ledgers compare equal.
-    return out.astype({"kind": "str", "rule": "str", "reward": "str"})
+    """Assemble a ledger from code arrays: `member` indexes `customer_ids` (or `id_dtype`'s
+    categories), `kind` indexes KINDS, `rule`/`reward` index the names (-1 for none), `earned_on`
+    is datetime64[ns] (NaT for none). Text columns are categoricals built from the codes, without
+    copying or converting a string per posting; numeric arrays of the right dtype are not copied."""
+    rule = np.asarray(rule)
+    reward = np.asarray(reward)
+    columns = {
+        "customer_id": pd.Categorical.from_codes(np.asarray(member), dtype=id_dtype(customer_ids), validate=False),
+        "timestamp": np.asarray(timestamp, dtype="datetime64[ns]"),
+        "kind": pd.Categorical.from_codes(np.asarray(kind), dtype=KIND_DTYPE, validate=False),
+        "rule": pd.Categorical.from_codes(rule + np.ones(1, rule.dtype), dtype=_names(("",) + tuple(rule_names)), validate=False),
+        "points": np.asarray(points, dtype=np.int64),
+        "earned_on": np.asarray(earned_on, dtype="datetime64[ns]"),
+        "reward": pd.Categorical.from_codes(reward + np.ones(1, reward.dtype), dtype=_names(("",) + tuple(reward_names)), validate=False),
+        "cost": np.asarray(cost, dtype=np.int64),
+        "partner_share": np.asarray(partner_share, dtype=np.int64),
+        "row": np.asarray(row, dtype=np.int64),
+    }
+    return pd.DataFrame(columns, columns=list(COLUMNS), copy=False)
 
 
 def balances(ledger: pd.DataFrame) -> pd.Series:

@@ -145,6 +145,8 @@ def simulate(
     else:
         start, until = None, None
     history = prepare(tx.frame, model.decimals, until)
+    # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
+    tx = replace(tx, frame=tx.frame.iloc[:0])
     start = start if start is not None else history.start
     base = batches.base(history, model, cust.frame if cust is not None else None)
     # The runs need only the helper columns; the engine reads the base batch.

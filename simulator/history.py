@@ -52,7 +52,8 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     codes, ids = _factorize_sorted(df["customer_id"])
     # Stable sort by customer then time keeps basket lines and same-time rows in input order.
     order = np.lexsort((np.arange(n), ts.to_numpy(), codes))
-    out = df.iloc[order].reset_index(drop=True)
+    # simulator.io already sorts this way: then the rows need no reordered copy.
+    out = df.copy(deep=False) if np.array_equal(order, np.arange(n)) else df.iloc[order].reset_index(drop=True)
     out["timestamp"] = ts.to_numpy()[order]
     out["_row"] = order.astype(np.int64)
     out["_pos"] = np.arange(n, dtype=np.int64)

@@ -111,3 +111,23 @@ def test_a_construct_that_cannot_compile_names_the_rule_and_place():
     batch = prepare(_rows(("m", "2028-01-01 10:00", 1.0)), program.model)
     with pytest.raises(CompileError, match=r"<program>:4:1: rule `a`.*nope"):
         engine.run(model, batch)
+
+
+def test_posting_columns_that_fill_up_grow_and_rerun_the_member(monkeypatch):
+    from rulelang import kernel
+
+    text = "earn a: 1 point per 1 CNY\nearn b: 5 points when amount >= 10\nexpire after 1 month\n"
+    rows = _rows(*[(m, f"2028-01-{d:02d} 10:00", 10.0 + d) for m in ("x", "y", "z") for d in range(1, 29, 3)])
+    full = _ledger(text, rows, until="2028-12-31")
+    small = kernel.new_postings
+    sizes = []
+
+    def tiny(capacity):
+        sizes.append(capacity)
+        return small(1 if len(sizes) == 1 else capacity)
+
+    monkeypatch.setattr(kernel, "new_postings", tiny)
+    grown = _ledger(text, rows, until="2028-12-31")
+    assert len(sizes) > 2  # it started too small and grew more than once
+    pd.testing.assert_frame_equal(grown, full)
+    assert len(full) == 3 * 10 * 3  # earn a, earn b and one expiry per row

@@ -106,3 +106,70 @@ def test_batch_contract():
     assert f["refund_of"].iloc[2] == f["unit"].iloc[0]
     assert batch.members == 2 and batch.customers["customer_id"].tolist() == ["a", "b"]
     assert REDEEM not in f["kind"].tolist()
+
+
+RICH = """currency CNY
+earn base: 1 point per 1 CNY
+earn pastry: 2 points per 1 CNY when category == "pastry"
+earn app: 20 points when channel == "app" and basket.total >= 30 once per day
+earn welcome: 200 points on enroll
+reward coffee: 30 points cost 8 CNY
+"""
+
+
+def _history() -> pd.DataFrame:
+    """Three members (ids not in input order), baskets, a refund, an enroll and a redeem row."""
+    return pd.DataFrame(
+        {
+            "customer_id": ["b", "b", "b", "a", "a", "a", "c", "c"],
+            "timestamp": pd.to_datetime(
+                ["2026-01-01 09:00", "2026-01-02 10:00", "2026-01-02 10:00", "2026-01-01 08:00", "2026-01-03 10:00",
+                 "2026-01-04 10:00", "2026-01-05 10:00", "2026-01-06 10:00"]
+            ),
+            "amount": [0.0, 25.0, 12.5, 40.0, 40.0, None, 3.0, 3.0],
+            "event": ["Enroll", "purchase", "purchase", "purchase", "refund", "redeem", None, " PURCHASE "],
+            "transaction_id": [None, "T1", "T1", "T2", "T2", None, "T3", "T4"],
+            "reward": [None, None, None, None, None, "coffee", None, None],
+            "category": ["", "pastry", "tea", "pastry", "pastry", "", "tea", "pastry"],
+            "channel": ["app", "app", "app", "store", "store", "app", "app", "app"],
+        }
+    )
+
+
+def _ledger(df: pd.DataFrame) -> pd.DataFrame:
+    return rulelang.loads(RICH).evaluate(df, engine="compiled")
+
+
+def test_categorical_input_columns_give_the_same_batch_and_ledger():
+    plain = _history()
+    cats = plain.astype({c: "category" for c in ("customer_id", "event", "transaction_id", "reward", "category", "channel")})
+    # An unused category is not a member.
+    cats["customer_id"] = cats["customer_id"].cat.add_categories(["zz"])
+    model = rulelang.loads(RICH).model
+    a, b = prepare(plain, model), prepare(cats, model)
+    assert b.members == a.members == 3 and b.customers["customer_id"].tolist() == ["a", "b", "c"]
+    for col in ("row", "member", "kind", "amount", "unit", "refund_of"):
+        assert a.frame[col].tolist() == b.frame[col].tolist(), col
+    for col in ("event", "transaction_id", "reward"):
+        assert a.frame[col].astype(str).tolist() == b.frame[col].astype(str).tolist(), col
+    pd.testing.assert_frame_equal(_ledger(plain), _ledger(cats))
+
+
+def test_rows_not_grouped_by_member_are_grouped_keeping_their_order():
+    df = _history()
+    batch = prepare(df, rulelang.loads(RICH).model)
+    assert batch.frame["row"].tolist() == [3, 4, 5, 0, 1, 2, 6, 7]
+    assert batch.frame["event"].astype(str).tolist() == ["purchase", "refund", "redeem", "enroll", "purchase", "purchase", "purchase", "purchase"]
+    assert batch.frame["refund_of"].tolist()[1] == batch.frame["unit"].tolist()[0]
+    grouped = df.iloc[[3, 4, 5, 0, 1, 2, 6, 7]].reset_index(drop=True)
+    led, again = _ledger(df), _ledger(grouped)
+    pd.testing.assert_frame_equal(led.drop(columns="row"), again.drop(columns="row"))
+    assert led["row"].tolist() == [[3, 4, 5, 0, 1, 2, 6, 7][r] if r >= 0 else -1 for r in again["row"]]
+
+
+def test_a_transaction_id_naming_two_baskets_of_one_member_is_an_error():
+    df = _history()
+    # Member a: a basket T2, its refund, then another basket that reuses T2.
+    df.loc[5, ["event", "amount", "reward", "transaction_id"]] = ["purchase", 5.0, None, "T2"]
+    with pytest.raises(rulelang.DataError, match="`T2` names lines that are not together"):
+        _ledger(df)

@@ -66,20 +66,18 @@ def member_rows(history: History, chosen: np.ndarray) -> pd.DataFrame:
     m = rows["_m"].to_numpy()
     pos = np.arange(len(rows))
     keep = chosen[m] & (pos >= first[m]) & (rows["_event"].to_numpy() != "enroll")
-    kept = rows[keep].copy()
-    kept["_ord"] = pos[keep] * 4 + 1
-    joins = rows.iloc[first[chosen]].copy()
-    joins["_event"] = "enroll"
-    joins["_minor"] = 0
-    joins["_purchase"] = False
-    joins["_refund"] = False
-    joins["_visit"] = False
-    if "transaction_id" in joins.columns:
-        joins["transaction_id"] = ""
-    if "reward" in joins.columns:
-        joins["reward"] = ""
-    joins["_ord"] = first[chosen] * 4
-    joins["_enroll"] = True
-    kept["_enroll"] = False
-    out = pd.concat([joins, kept], ignore_index=True)
-    return out.sort_values("_ord", kind="stable").reset_index(drop=True)
+    kept, joins = np.flatnonzero(keep), first[chosen]
+    # Enrol rows sort just before the first purchase (4p < 4p + 1): one gather builds the path.
+    ords = np.concatenate([joins * 4, kept * 4 + 1])
+    order = np.argsort(ords, kind="stable")
+    src = np.concatenate([joins, kept])[order]
+    enroll = (np.arange(len(ords)) < len(joins))[order]
+    out = rows.take(src).reset_index(drop=True)
+    for col, value in (("_event", "enroll"), ("_minor", 0), ("_purchase", False), ("_refund", False), ("_visit", False)):
+        out[col] = np.where(enroll, value, out[col].to_numpy())
+    for col in ("transaction_id", "reward"):
+        if col in out.columns:
+            out[col] = np.where(enroll, "", out[col].to_numpy(dtype=object))
+    out["_ord"] = ords[order]
+    out["_enroll"] = enroll
+    return out

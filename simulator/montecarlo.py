@@ -107,9 +107,10 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> RunRe
     rows["_orig"] = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0)
     rows["_extra"] = False
     rows["_spawn"] = np.int64(-1)
-    rows = redemption.with_draws(rows, h.keys, seed, run)
+    rows["_u_redeem"], rows["_u_choice"] = redemption.draws(rows, h.keys, seed, run)
     policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
-    code_of = {cid: i for i, cid in enumerate(h.customer_ids)}
+    # Only the goal gradient maps the ledger's customer ids back to codes.
+    code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
     first = _evaluate(rows, setup, program, policy) if response.needs_first_pass(sc.response, model) else None
     f = response.factors(sc.response, model, rows, first, code_of, h.decimals)
     extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
@@ -122,7 +123,7 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> RunRe
         rows = rows.iloc[order].reset_index(drop=True)
         f = f[order]
         rows["_visit"] = rows["_visit"].to_numpy()  # copies keep their first-line flag
-    rows = response.apply(rows, f)
+    rows["_minor"] = response.scaled(rows, f)
     ledger = _evaluate(rows, setup, program, policy)
     return measure(setup, model, rows, ledger, chosen, run, keep_ledger)
 

@@ -37,8 +37,14 @@ def counters(rows: pd.DataFrame) -> np.ndarray:
     return c.astype(np.uint64)
 
 
-def with_draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> pd.DataFrame:
-    """The rows with the redemption draw columns `_u_redeem` and `_u_choice` added."""
+def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's redemption draw and choice draw."""
     k = keys[rows["_m"].to_numpy()]
     c = counters(rows)
-    return rows.assign(_u_redeem=rng.uniform(seed, run, k, c, STREAM_REDEEM), _u_choice=rng.uniform(seed, run, k, c, STREAM_CHOICE))
+    return rng.uniform(seed, run, k, c, STREAM_REDEEM), rng.uniform(seed, run, k, c, STREAM_CHOICE)
+
+
+def with_draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> pd.DataFrame:
+    """The rows with the redemption draw columns `_u_redeem` and `_u_choice` added."""
+    u_redeem, u_choice = draws(rows, keys, seed, run)
+    return rows.assign(_u_redeem=u_redeem, _u_choice=u_choice)

@@ -173,7 +173,12 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
     return np.arange(total) - starts
 
 
+def scaled(rows: pd.DataFrame, f: np.ndarray) -> np.ndarray:
+    """Amounts (minor units) with member purchase lines scaled by (1 + f), rounded half-even."""
+    grown = np.round(rows["_minor"].to_numpy() * (1.0 + f)).astype(np.int64)
+    return np.where(rows["_purchase"].to_numpy(), grown, rows["_minor"].to_numpy())
+
+
 def apply(rows: pd.DataFrame, f: np.ndarray) -> pd.DataFrame:
     """Member purchase lines scaled by (1 + f), rounded half-even to the minor unit."""
-    scaled = np.round(rows["_minor"].to_numpy() * (1.0 + f)).astype(np.int64)
-    return rows.assign(_minor=np.where(rows["_purchase"].to_numpy(), scaled, rows["_minor"].to_numpy()))
+    return rows.assign(_minor=scaled(rows, f))

@@ -23,14 +23,7 @@ PICKS = ("random", "top_spenders")
 
 def first_purchase(history: History) -> np.ndarray:
     """Per customer code: the row position of the first purchase, or -1 if none."""
-    rows = history.rows
-    pos = np.flatnonzero(rows["_purchase"].to_numpy())
-    first = np.full(history.customers, -1, dtype=np.int64)
-    m = rows["_m"].to_numpy()[pos]
-    # Positions ascend, so the first occurrence of each customer is its first purchase.
-    uniq, idx = np.unique(m, return_index=True)
-    first[uniq] = pos[idx]
-    return first
+    return history.first_purchase  # the same in every run: computed once
 
 
 def pick(history: History, share: float, how: str, seed: int, run: int) -> np.ndarray:
@@ -65,7 +58,7 @@ def member_rows(history: History, chosen: np.ndarray) -> pd.DataFrame:
     first = first_purchase(history)
     m = rows["_m"].to_numpy()
     pos = np.arange(len(rows))
-    keep = chosen[m] & (pos >= first[m]) & (rows["_event"].to_numpy() != "enroll")
+    keep = chosen[m] & (pos >= first[m]) & ~history.enroll_rows
     kept, joins = np.flatnonzero(keep), first[chosen]
     # Enrol rows sort just before the first purchase (4p < 4p + 1): one gather builds the path.
     ords = np.concatenate([joins * 4, kept * 4 + 1])

@@ -9,6 +9,7 @@ random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,22 @@ class History:
     @property
     def customers(self) -> int:
         return len(self.customer_ids)
+
+    @cached_property
+    def first_purchase(self) -> np.ndarray:
+        """Per customer code: the row position of the first purchase, or -1 if none."""
+        pos = np.flatnonzero(self.rows["_purchase"].to_numpy())
+        first = np.full(self.customers, -1, dtype=np.int64)
+        m = self.rows["_m"].to_numpy()[pos]
+        # Positions ascend, so the first occurrence of each customer is its first purchase.
+        uniq, idx = np.unique(m, return_index=True)
+        first[uniq] = pos[idx]
+        return first
+
+    @cached_property
+    def enroll_rows(self) -> np.ndarray:
+        """True on `enroll` rows of the data."""
+        return self.rows["_event"].to_numpy() == "enroll"
 
 
 def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:

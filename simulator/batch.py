@@ -67,8 +67,14 @@ def _gather(col: pd.Series, src: np.ndarray):
     return col.to_numpy()[src]
 
 
-def for_path(b: Batch, rows: pd.DataFrame) -> Batch:
-    """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged)."""
+def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
+    """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged).
+
+    Extra baskets get transaction ids of their own (`~extra<row>`) when `exact_ids`; otherwise,
+    when no rule reads transaction_id, they are left blank: the engine groups baskets by `unit`
+    and matches refunds by `refund_of`, never by the id's text, and blank ids save building
+    new categories in every path.
+    """
     f = b.frame
     n = len(rows)
     src = rows["_pos"].to_numpy()
@@ -84,8 +90,8 @@ def for_path(b: Batch, rows: pd.DataFrame) -> Batch:
     reward[enroll] = f["reward"].cat.categories.get_loc("")
     tx_cats = f["transaction_id"].cat.categories
     tx = _codes(f["transaction_id"])[src]
-    tx[enroll] = tx_cats.get_loc("")
-    if extra.any():
+    tx[enroll | extra] = tx_cats.get_loc("")
+    if extra.any() and exact_ids:
         # Each extra basket gets its own id, so no refund can match it.
         spawn = rows["_spawn"].to_numpy()[extra]
         new = pd.Index(np.unique(spawn)).astype(str)
@@ -116,7 +122,7 @@ def for_path(b: Batch, rows: pd.DataFrame) -> Batch:
             "amount": rows["_minor"].to_numpy().astype(np.int64),
             "event": pd.Categorical.from_codes(event, dtype=f["event"].dtype),
             "kind": kind,
-            "transaction_id": pd.Categorical.from_codes(tx, categories=tx_cats),
+            "transaction_id": pd.Categorical.from_codes(tx, dtype=f["transaction_id"].dtype if len(tx_cats) == len(f["transaction_id"].cat.categories) else pd.CategoricalDtype(tx_cats)),
             "reward": pd.Categorical.from_codes(reward, dtype=f["reward"].dtype),
             "unit": unit.astype(np.int64),
             "refund_of": refund_of,

@@ -66,7 +66,14 @@ def member_rows(history: History, chosen: np.ndarray) -> pd.DataFrame:
     src = np.concatenate([joins, kept])[order]
     enroll = (np.arange(len(ords)) < len(joins))[order]
     out = rows.take(src).reset_index(drop=True)
-    for col, value in (("_event", "enroll"), ("_minor", 0), ("_purchase", False), ("_refund", False), ("_visit", False)):
+    ev = out["_event"]
+    if isinstance(ev.dtype, pd.CategoricalDtype) and "enroll" in ev.cat.categories:
+        codes = ev.cat.codes.to_numpy().copy()
+        codes[enroll] = ev.cat.categories.get_loc("enroll")
+        out["_event"] = pd.Categorical.from_codes(codes, dtype=ev.dtype)
+    else:
+        out["_event"] = np.where(enroll, "enroll", ev.to_numpy(dtype=object))
+    for col, value in (("_minor", 0), ("_purchase", False), ("_refund", False), ("_visit", False)):
         out[col] = np.where(enroll, value, out[col].to_numpy())
     for col in ("transaction_id", "reward"):
         if col in out.columns:

@@ -48,7 +48,7 @@ class History:
     @cached_property
     def enroll_rows(self) -> np.ndarray:
         """True on `enroll` rows of the data."""
-        return self.rows["_event"].to_numpy() == "enroll"
+        return (self.rows["_event"] == "enroll").to_numpy()
 
 
 def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
@@ -76,10 +76,12 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     out["_pos"] = np.arange(n, dtype=np.int64)
     out["_m"] = codes[order].astype(np.int64)
     out["_minor"] = minor[order]
-    out["_event"] = event[order]
-    is_purchase_event = out["_event"].to_numpy() == "purchase"
+    event = event[order]
+    # A Categorical (with `enroll` among its categories): paths copy and flag it by integer code.
+    out["_event"] = pd.Categorical(event, categories=sorted(set(pd.unique(event).tolist()) | {"enroll"}))
+    is_purchase_event = event == "purchase"
     out["_purchase"] = is_purchase_event & (out["_minor"].to_numpy() >= 0)
-    out["_refund"] = (is_purchase_event & (out["_minor"].to_numpy() < 0)) | (out["_event"].to_numpy() == "refund")
+    out["_refund"] = (is_purchase_event & (out["_minor"].to_numpy() < 0)) | (event == "refund")
     out["_minor"] = np.where(out["_refund"].to_numpy(), -np.abs(out["_minor"].to_numpy()), out["_minor"].to_numpy())
     out["_visit"] = basket_starts(out)
     keys = rng.customer_keys(ids)

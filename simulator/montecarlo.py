@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from rulelang import program as programs
-from rulelang.data import Batch
+from rulelang.data import Batch, needed_columns
 from rulelang.errors import LoyaltyError
 from rulelang.evaluate import ENGINES
 from simulator import batch as batches
@@ -63,6 +63,7 @@ class _Engine:
             raise LoyaltyError(f"unknown engine `{engine}`; choose one of: {', '.join(ENGINES)}")
         self.model = program.model
         self.engine = engine
+        self.exact_ids = "transaction_id" in needed_columns(program.model)[0]
         self.compiled = None
         if engine == "compiled":
             from rulelang.compile import compile_model
@@ -82,7 +83,8 @@ def _init(setup: Setup) -> None:
 
 
 def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy) -> pd.DataFrame:
-    return _engine_for(program, setup.engine).run(batches.for_path(setup.base, rows), policy)
+    engine = _engine_for(program, setup.engine)
+    return engine.run(batches.for_path(setup.base, rows, engine.exact_ids), policy)
 
 
 _ENGINES: dict = {}

@@ -16,7 +16,9 @@ from numba import njit
 
 
 def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.ndarray, side: str) -> np.ndarray:
-    """Positions in rows sorted by (member, time) where (member, time) queries would insert."""
+    """Positions in rows sorted by (member, time) where (member, time) queries would insert.
+
+    Members are non-negative integer codes (customer codes)."""
     t_rows = np.asarray(t_rows, dtype="datetime64[ns]").view("int64")
     t_q = np.asarray(t_q, dtype="datetime64[ns]").view("int64")
     m_rows = np.asarray(m_rows, dtype=np.int64)
@@ -26,18 +28,31 @@ def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.
 
 @njit(cache=True, nogil=True)
 def _lex_search(m_rows, t_rows, m_q, t_q, right):
-    # One binary search per query over the (member, time) pairs: no sort or unique of the union.
+    # Members' row ranges from one counting pass (codes are small non-negative integers), then a
+    # binary search on time within the queried member's range: a few steps, close in memory.
     n = m_rows.shape[0]
+    top = 0
+    for i in range(n):
+        top = max(top, m_rows[i] + 1)
+    for i in range(m_q.shape[0]):
+        top = max(top, m_q[i] + 1)
+    off = np.zeros(top + 1, dtype=np.int64)
+    for i in range(n):
+        off[m_rows[i] + 1] += 1
+    for k in range(top):
+        off[k + 1] += off[k]
     out = np.empty(m_q.shape[0], dtype=np.int64)
     for i in range(m_q.shape[0]):
         mq = m_q[i]
         tq = t_q[i]
-        lo = 0
-        hi = n
+        if mq < 0:
+            out[i] = 0
+            continue
+        lo = off[mq]
+        hi = off[mq + 1]
         while lo < hi:
             mid = (lo + hi) >> 1
-            mm = m_rows[mid]
-            if mm < mq or (mm == mq and (t_rows[mid] < tq or (right and t_rows[mid] == tq))):
+            if t_rows[mid] < tq or (right and t_rows[mid] == tq):
                 lo = mid + 1
             else:
                 hi = mid

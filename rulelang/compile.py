@@ -208,6 +208,30 @@ def pack_bits(blocks: list, n: int) -> np.ndarray:
     return out
 
 
+def _rule_bits(cp: CompiledProgram, blocks: list, index: np.ndarray, n: int):
+    """The masks as bits in processing order (a multiplier after its target), so the kernel visits
+    only the rules that hold on a line: (bits, level_bits, later_bits, bit_rule), where
+    level_bits[tier] selects each rule's block at that tier, later_bits the same without basket
+    rules (for a basket's later lines), and bit_rule[b] is the rule of bit b."""
+    position: dict[int, int] = {}
+    ordered, bit_rule = [], []
+    for r in cp.order:
+        for b in dict.fromkeys(index[r].tolist()):
+            position[b] = len(ordered)
+            ordered.append(blocks[b])
+            bit_rule.append(int(r))
+    words = max(1, (len(ordered) + 63) // 64)
+    level_bits = np.zeros((cp.levels, words), dtype=np.uint64)
+    later_bits = np.zeros((cp.levels, words), dtype=np.uint64)
+    for r in cp.order:
+        for level in range(cp.levels):
+            b = position[int(index[r, level])]
+            level_bits[level, b // 64] |= np.uint64(1) << np.uint64(b % 64)
+            if not cp.basket[r]:
+                later_bits[level, b // 64] |= np.uint64(1) << np.uint64(b % 64)
+    return pack_bits(ordered, n), level_bits, later_bits, np.array(bit_rule, dtype=np.int64)
+
+
 def _window(model: Model) -> tuple[int, int]:
     """The rolling tier window as (days, months); one of them is 0."""
     spec = model.tiers
@@ -230,9 +254,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
     ts, unit = env.ts(), env.unit()
     amount = env.amount().num
     kind = _as(frame, "kind", np.int8)
-    ok, ok_index = cp.masks(batch, env)
-    bits = pack_bits(ok, n)
-    del ok
+    bits, level_bits, later_bits, bit_rule = _rule_bits(cp, *cp.masks(batch, env), n)
     units = int(unit[-1]) + 1 if n else 0
     starts = env.unit_starts()
     unit_total = np.add.reduceat(amount, starts) if n else np.zeros(0, np.int64)
@@ -260,8 +282,8 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
     wdays, wmonths = _window(model)
     args = (
         member, ts, kind, amount, unit, refund_of, reward_of, draw, choice_draw, _as(frame, "row", np.int64),
-        cp.kind, cp.basket, cp.target, cp.fnum, cp.fden, cp.rate_mul, cp.fixed_num, cp.times, cp.per, bits, ok_index,
-        cp.order, cp.ps_num, cp.ps_den,
+        cp.kind, cp.target, cp.fnum, cp.fden, cp.rate_mul, cp.fixed_num, cp.times, cp.per, bits, level_bits, later_bits, bit_rule,
+        cp.ps_num, cp.ps_den,
         ROUND_CODE[model.rounding], cp.den, cp.lim_pts, cp.lim_per,
         spec is not None, METRIC_CODE[spec.metric] if spec else 0, Kn.W_CALENDAR if spec and spec.window == "calendar_year" else Kn.W_ROLLING,
         wdays, wmonths, cp.thresholds,
@@ -281,7 +303,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
             break
         out = Kn.grow(out, cnt, need)
         start = resume
-    cols = [a[:cnt] for a in out]
+    cols = out[:, :cnt]
     result = ledger.frame(
         batch.id_dtype,
         cols[Kn.OUT_MEMBER],

@@ -85,39 +85,35 @@ def _moment(xkind, xn, day):
     return days_from_civil(y + 1, 1, 1) * NS_PER_DAY - 1
 
 
-def new_postings(capacity: int):
-    """Empty posting columns (member, ts, kind, rule, points, earned, reward, cost, share, row) in
-    compact dtypes; np.empty only reserves memory, so a generous capacity costs nothing until used."""
-    c = max(int(capacity), 16)
-    return (
-        np.empty(c, np.int32), np.empty(c, np.int64), np.empty(c, np.int8), np.empty(c, np.int16),
-        np.empty(c, np.int64), np.empty(c, np.int64), np.empty(c, np.int16), np.empty(c, np.int64),
-        np.empty(c, np.int64), np.empty(c, np.int64),
-    )
+def new_postings(capacity: int) -> np.ndarray:
+    """Empty posting columns: a (10, capacity) int64 array, one row per OUT_* column, so a column
+    is a contiguous view; np.empty only reserves memory, so a generous capacity costs nothing
+    until used. (One array, not ten: every array handed to a helper costs atomic reference
+    counting per call, which dominated the kernel when postings were a tuple of arrays.)"""
+    return np.empty((10, max(int(capacity), 16)), dtype=np.int64)
 
 
 @njit(cache=True, nogil=True)
 def _post(out, cnt, member, ts, kind, rule, points, earned, reward, cost, share, row):
     """Write posting `cnt` if it fits (the caller grows the columns and reruns the member if not)."""
-    if cnt < out[0].shape[0]:
-        out[0][cnt] = member
-        out[1][cnt] = ts
-        out[2][cnt] = kind
-        out[3][cnt] = rule
-        out[4][cnt] = points
-        out[5][cnt] = earned
-        out[6][cnt] = reward
-        out[7][cnt] = cost
-        out[8][cnt] = share
-        out[9][cnt] = row
+    if cnt < out.shape[1]:
+        out[OUT_MEMBER, cnt] = member
+        out[OUT_TS, cnt] = ts
+        out[OUT_KIND, cnt] = kind
+        out[OUT_RULE, cnt] = rule
+        out[OUT_POINTS, cnt] = points
+        out[OUT_EARNED, cnt] = earned
+        out[OUT_REWARD, cnt] = reward
+        out[OUT_COST, cnt] = cost
+        out[OUT_SHARE, cnt] = share
+        out[OUT_ROW, cnt] = row
     return cnt + 1
 
 
-def grow(out, cnt: int, need: int):
+def grow(out: np.ndarray, cnt: int, need: int) -> np.ndarray:
     """Posting columns with room for at least `need` postings, the first `cnt` copied."""
-    bigger = new_postings(max(need, 2 * out[0].shape[0]))
-    for old, new in zip(out, bigger, strict=True):
-        new[:cnt] = old[:cnt]
+    bigger = new_postings(max(need, 2 * out.shape[1]))
+    bigger[:, :cnt] = out[:, :cnt]
     return bigger
 
 
@@ -161,7 +157,7 @@ def _redeem(out, cnt, mem, t, row, reward, points, cost, share, lot_day, lot_pts
 @njit(cache=True, nogil=True)
 def run_kernel(
     member, ts, kind, amount, unit, refund_of, reward_of, draw, choice_draw, row_id,
-    rkind, rbasket, rtarget, fnum, fden, rate_mul, fixed_num, times, per, ok, ok_index, order, ps_num, ps_den,
+    rkind, rtarget, fnum, fden, rate_mul, fixed_num, times, per, ok, level_bits, later_bits, bit_rule, ps_num, ps_den,
     rmode, den, lim_pts, lim_per,
     has_tiers, metric, window, wdays, wmonths, thresholds,
     xkind, xn,
@@ -176,12 +172,12 @@ def run_kernel(
     the columns fill up, `resume` is the first row of the member that did not fit, the counts are
     as before it and `need` is the room that member needs; otherwise resume is -1."""
     n = member.shape[0]
+    n_levels = thresholds.shape[0]
     k = rkind.shape[0]
     c = lim_pts.shape[0]
     nrw = rw_pts.shape[0]
     pkey = np.zeros(5, dtype=np.int64)  # the unit's period numbers: none, day, week, month, year
-    obw = np.zeros(k, dtype=np.int64)  # per rule, the word and bit of its mask at the unit's tier
-    obb = np.zeros(k, dtype=np.uint64)
+    words = ok.shape[1]
     lot_day = np.empty(max_rows + 1, dtype=np.int64)
     lot_pts = np.empty(max_rows + 1, dtype=np.int64)
     lot_mom = np.empty(max_rows + 1, dtype=np.int64)  # each lot's expiry moment (fixed-moment expiry)
@@ -261,7 +257,9 @@ def run_kernel(
                     while chead < nc and ctime[chead] <= cutoff:
                         wsum -= cval[chead]
                         chead += 1
-                    tier = _level(thresholds, wsum)
+                    for q in range(1, n_levels):  # inline: a call with an array costs refcounting
+                        if wsum >= thresholds[q]:
+                            tier = q
                 else:
                     y = cy
                     if y != cy_year:
@@ -277,49 +275,52 @@ def run_kernel(
                 # Exact points per rule over the unit, in units of 1/den.
                 for r in range(k):
                     exact[r] = 0
-                    b = ok_index[r, tier]
-                    obw[r] = b >> 6
-                    obb[r] = np.uint64(b & 63)
                 for ln in range(j, e):
-                    for oi in range(k):
-                        r = order[oi]
-                        if rbasket[r] and ln != j:
-                            lp[r] = 0
-                            continue
-                        p = 0
-                        if (ok[ln, obw[r]] >> obb[r]) & np.uint64(1):
-                            if rkind[r] == PER_SPEND:
-                                p = amount[ln] * rate_mul[r]
-                                if p < 0:
-                                    p = 0
-                            elif rkind[r] == FIXED:
-                                p = fixed_num[r]
-                            else:
-                                tp = lp[rtarget[r]]
-                                if tp > 0:
-                                    p = tp * fnum[r] // fden[r]
-                        if p > 0 and times[r] >= 0:
-                            key = pkey[per[r]]
-                            if key != fkey[r]:
-                                fkey[r] = key
-                                fcnt[r] = 0
-                            if fcnt[r] >= times[r]:
+                    for r in range(k):
+                        lp[r] = 0
+                    # Only the rules whose mask holds on this line at this tier (bits in processing
+                    # order: a multiplier's target comes first); basket rules only on the first line.
+                    for w in range(words):
+                        x = ok[ln, w] & (level_bits[tier, w] if ln == j else later_bits[tier, w])
+                        b = w * 64
+                        while x != 0:
+                            if x & np.uint64(1):
+                                r = bit_rule[b]
                                 p = 0
-                            else:
-                                fcnt[r] += 1
-                        lp[r] = p
-                        exact[r] += p
+                                if rkind[r] == PER_SPEND:
+                                    p = amount[ln] * rate_mul[r]
+                                    if p < 0:
+                                        p = 0
+                                elif rkind[r] == FIXED:
+                                    p = fixed_num[r]
+                                else:
+                                    tp = lp[rtarget[r]]
+                                    if tp > 0:
+                                        p = tp * fnum[r] // fden[r]
+                                if p > 0 and times[r] >= 0:
+                                    key = pkey[per[r]]
+                                    if key != fkey[r]:
+                                        fkey[r] = key
+                                        fcnt[r] = 0
+                                    if fcnt[r] >= times[r]:
+                                        p = 0
+                                    else:
+                                        fcnt[r] += 1
+                                lp[r] = p
+                                exact[r] += p
+                            x = x >> np.uint64(1)
+                            b += 1
                 total = 0
                 floors = 0
                 for r in range(k):
-                    x = exact[r]
-                    total += x
-                    if x == 0:  # most rules earn nothing on a line: no division
+                    xr = exact[r]
+                    total += xr
+                    if xr == 0:  # most rules earn nothing on a line: no division
                         share[r] = 0
                         frac[r] = 0
                     else:
-                        share[r] = x // den
-                        frac[r] = x - share[r] * den
+                        share[r] = xr // den
+                        frac[r] = xr - share[r] * den
                         floors += share[r]
                 rounded = _round(total, den, rmode)
                 rest = rounded - floors
@@ -494,7 +495,7 @@ def run_kernel(
                         break
                     cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
                     lot_pts[q] = 0
-        if cnt > out[0].shape[0]:
+        if cnt > out.shape[1]:
             return cnt0, declined0, unmatched0, i, cnt
         i = j
     return cnt, declined, unmatched, -1, cnt

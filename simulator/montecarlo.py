@@ -9,6 +9,7 @@ order, so same seed -> same summary byte for byte, whatever the worker count.
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -204,7 +205,9 @@ def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Calla
             if progress:
                 progress(1)
         return out
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup,)) as pool:
+    # Forked workers inherit the set-up (history, base batch) instead of receiving a pickled copy.
+    context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup,), mp_context=context) as pool:
         out = []
         for res in pool.map(_run_in_worker, range(runs), chunksize=max(1, runs // (workers * 8))):
             out.append(res)

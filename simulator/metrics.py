@@ -199,13 +199,28 @@ def monthly(
     return out[order].reset_index()
 
 
+def _factorize_text(col: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values of a text column; a Categorical's codes are used as they are."""
+    if isinstance(col.dtype, pd.CategoricalDtype) and not col.isna().any():
+        codes = col.cat.codes.to_numpy().astype(np.int64)
+        cats = col.cat.categories.to_numpy(dtype=object)
+        used = np.unique(codes)
+        if sort:
+            used = used[np.argsort(cats[used], kind="stable")]
+        rank = np.full(len(cats), -1, dtype=np.int64)
+        rank[used] = np.arange(len(used))
+        return rank[codes], cats[used]
+    codes, names = pd.factorize(np.asarray(col.to_numpy(dtype=object), dtype=object), sort=sort)
+    return codes, np.asarray(names, dtype=object)
+
+
 def rewards(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> pd.DataFrame:
     """Per reward: redemptions (count), points, cost and partner share (minor units)."""
     kinds = kind_codes(ledger) if kinds is None else kinds
     sel = np.flatnonzero(kinds == KINDS.index("redeem"))
-    red = ledger.iloc[sel]
-    codes, names = pd.factorize(np.asarray(red["reward"].to_numpy(dtype=object), dtype=object), sort=True)
-    member, _ = pd.factorize(np.asarray(red["customer_id"].to_numpy(dtype=object), dtype=object))
+    red = {c: ledger[c].iloc[sel] for c in ("reward", "customer_id", "timestamp", "row", "points", "cost", "partner_share")}
+    codes, names = _factorize_text(red["reward"], sort=True)
+    member, _ = _factorize_text(red["customer_id"], sort=False)
     # A redemption posts once per lot touched; its postings share the member, the row and the reward.
     keys = (red["timestamp"].to_numpy().view(np.int64), codes, red["row"].to_numpy(), member)
     order = np.lexsort(keys)

@@ -117,37 +117,41 @@ def _used(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
     return np.where(codes >= 0, new[codes], -1), uniques[used]
 
 
-def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Text cells (read like `astype("string")`, missing is "") as codes into distinct texts."""
     codes, uniques = _encode(values)
-    texts = pd.Series(uniques, dtype=object).astype("string").fillna("").to_numpy(dtype=object)
-    if uniques.dtype == object or not pd.api.types.is_string_dtype(uniques.dtype):
-        # Values of other types may read as the same text (1 and "1"): merge them.
-        remap, texts = pd.factorize(texts)
+    if pd.api.types.is_string_dtype(uniques.dtype) and uniques.dtype != object:
+        texts = uniques  # distinct, not missing, already text: nothing to convert
+    else:
+        # Values of other types read as text; some may read the same (1 and "1"): merge them.
+        read = pd.Series(uniques, dtype=object).astype("string").fillna("").to_numpy(dtype=object)
+        remap, merged = pd.factorize(read)
         codes = np.where(codes >= 0, remap[codes], -1)
-        texts = np.asarray(texts, dtype=object)
-    empty = np.flatnonzero(texts == "")
+        texts = pd.Index(np.asarray(merged, dtype=object), dtype=object)
+    empty = np.flatnonzero(np.asarray(texts == "", dtype=bool))
     if len(empty):
         none = int(empty[0])
     else:
         none = len(texts)
-        texts = np.append(texts, "").astype(object)
+        texts = texts.append(pd.Index([""], dtype=texts.dtype))
     return np.where(codes >= 0, codes, none).astype(np.int32), texts
 
 
-def _categorical(codes: np.ndarray, texts: np.ndarray) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(texts, dtype=object)), validate=False)
+def _categorical(codes: np.ndarray, texts) -> pd.Categorical:
+    # The texts are distinct by construction: skip the uniqueness check (a hash of every text).
+    dtype = pd.CategoricalDtype._from_fastpath(pd.Index(texts), False)
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def _event_codes(df: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Event names lower-cased and stripped, blank or missing meaning `purchase`, as codes."""
     if "event" not in df.columns:
-        return np.zeros(n, dtype=np.int32), np.array([B.PURCHASE], dtype=object)
+        return np.zeros(n, dtype=np.int32), pd.Index([B.PURCHASE], dtype=object)
     codes, uniques = _encode(df["event"])
     names = pd.Series(uniques, dtype=object).astype("string").str.strip().str.lower().replace("", B.PURCHASE)
     names = np.append(names.fillna(B.PURCHASE).to_numpy(dtype=object), B.PURCHASE).astype(str)
     canon, remap = np.unique(names, return_inverse=True)
-    return remap[codes].astype(np.int32), canon.astype(object)
+    return remap[codes].astype(np.int32), pd.Index(canon, dtype=object)
 
 
 def _amounts(col: pd.Series, moneyless: np.ndarray) -> np.ndarray:
@@ -229,14 +233,14 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     if "transaction_id" in df.columns:
         tx_codes, tx_texts = _text_codes(df["transaction_id"])
     else:
-        tx_codes, tx_texts = np.zeros(n, dtype=np.int32), np.array([""], dtype=object)
+        tx_codes, tx_texts = np.zeros(n, dtype=np.int32), pd.Index([""], dtype=object)
     if "reward" in df.columns:
         rw_codes, rw_texts = _text_codes(df["reward"])
     else:
-        rw_codes, rw_texts = np.zeros(n, dtype=np.int32), np.array([""], dtype=object)
+        rw_codes, rw_texts = np.zeros(n, dtype=np.int32), pd.Index([""], dtype=object)
     if ev_redeem.any():
         known = {r.name for r in model.rewards}
-        unknown_text = ~np.isin(rw_texts.astype(str), list(known))
+        unknown_text = ~np.asarray(rw_texts.isin(list(known)), dtype=bool)
         unknown = ev_redeem & unknown_text[rw_codes]
         if unknown.any():
             first = rw_texts[rw_codes[np.flatnonzero(unknown)[0]]]
@@ -276,7 +280,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
 
     k_sorted = take(kind)
     tx_sorted = take(tx_codes)
-    has_tx = (tx_texts != "")[tx_sorted]
+    has_tx = np.asarray(tx_texts != "", dtype=bool)[tx_sorted]
     purchase = k_sorted == PURCHASE
     prev_same_basket = same_member & purchase & np.r_[False, purchase[:-1]] & has_tx & np.r_[False, tx_sorted[1:] == tx_sorted[:-1]]
     bad = prev_same_basket & np.r_[False, t_sorted[1:] != t_sorted[:-1]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numba import njit
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment (2**64 / golden ratio)
@@ -47,13 +48,30 @@ def _prefix(seed: int, run: int, stream: int) -> int:
 
 def uniform(seed: int, run: int, customer_key: np.ndarray, counter: np.ndarray, stream: int) -> np.ndarray:
     """Uniform float64 draws in [0, 1), one per element of `customer_key` and `counter` (broadcast)."""
-    keys = np.asarray(customer_key, dtype=np.uint64)
-    counts = np.asarray(counter, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        h = _mix(keys ^ np.uint64(_prefix(seed, run, stream)))
-        h = _mix(h + (counts + np.uint64(1)) * np.uint64(_GOLDEN))
-    # The top 53 bits make an exactly representable double in [0, 1).
-    return (h >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+    keys, counts = np.broadcast_arrays(np.asarray(customer_key, dtype=np.uint64), np.asarray(counter, dtype=np.uint64))
+    out = _draws(np.ascontiguousarray(keys).ravel(), np.ascontiguousarray(counts).ravel(), np.uint64(_prefix(seed, run, stream)))
+    return out.reshape(keys.shape)[()]
+
+
+@njit(cache=True, nogil=True)
+def _mix1(z):
+    z = z ^ (z >> np.uint64(30))
+    z = z * np.uint64(_M1)
+    z = z ^ (z >> np.uint64(27))
+    z = z * np.uint64(_M2)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def _draws(keys, counts, prefix):
+    # The same arithmetic as `_mix` on arrays, fused into one pass (uint64 wraps, as intended).
+    out = np.empty(keys.shape[0], dtype=np.float64)
+    for i in range(keys.shape[0]):
+        h = _mix1(keys[i] ^ prefix)
+        h = _mix1(h + (counts[i] + np.uint64(1)) * np.uint64(_GOLDEN))
+        # The top 53 bits make an exactly representable double in [0, 1).
+        out[i] = np.float64(h >> np.uint64(11)) * _TO_UNIT
+    return out
 
 
 def customer_keys(ids) -> np.ndarray:

@@ -232,6 +232,43 @@ def _rule_bits(cp: CompiledProgram, blocks: list, index: np.ndarray, n: int):
     return pack_bits(ordered, n), level_bits, later_bits, np.array(bit_rule, dtype=np.int64)
 
 
+# Postings are written into a reused scratch block of this many, then copied into compact
+# columns: the kernel's working set stays small and the ledger holds 57 bytes a posting, not 80.
+SCRATCH = 1 << 20
+COMPACT = (np.int32, np.int64, np.int8, np.int16, np.int64, np.int64, np.int16, np.int64, np.int64, np.int64)
+
+
+class _Columns(list):
+    """The ledger's posting columns (OUT_* order) and the kernel's counters."""
+
+    declined = 0
+    unmatched = 0
+
+
+def _postings(args: tuple, n: int) -> _Columns:
+    """Run the kernel over every member, a scratch block at a time, into compact columns."""
+    scratch = Kn.new_postings(min(2 * n + 64, SCRATCH))
+    # Room for 2 postings a row; np.empty reserves address space, only written pages cost memory.
+    cols = [np.empty(2 * n + 64, dtype=t) for t in COMPACT]
+    total, start, declined, unmatched = 0, 0, 0, 0
+    while True:
+        cnt, declined, unmatched, resume, need = Kn.run_kernel(*args, scratch, start, 0, declined, unmatched)
+        if resume >= 0 and cnt == 0:  # one member needs more than the whole block
+            scratch = Kn.grow(scratch, 0, need)
+            continue
+        if total + cnt > len(cols[0]):
+            cols = [np.concatenate([c[:total], np.empty(max(total + cnt, 2 * len(c)) - total, c.dtype)]) for c in cols]
+        for c, row in zip(cols, scratch, strict=True):
+            c[total : total + cnt] = row[:cnt]
+        total += cnt
+        if resume < 0:
+            break
+        start = resume
+    out = _Columns(c[:total] for c in cols)
+    out.declined, out.unmatched = declined, unmatched
+    return out
+
+
 def _window(model: Model) -> tuple[int, int]:
     """The rolling tier window as (days, months); one of them is 0."""
     spec = model.tiers
@@ -294,16 +331,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
         CHOICE_CODE[redemption.choice] if redemption else 0,
         batch.until.value, max_rows,
     )
-    # About 1.5 postings a row is typical; a member that does not fit is run again after growing.
-    out = Kn.new_postings(2 * n + 64)
-    start, cnt, declined, unmatched = 0, 0, 0, 0
-    while True:
-        cnt, declined, unmatched, resume, need = Kn.run_kernel(*args, out, start, cnt, declined, unmatched)
-        if resume < 0:
-            break
-        out = Kn.grow(out, cnt, need)
-        start = resume
-    cols = out[:, :cnt]
+    cols = _postings(args, n)
     result = ledger.frame(
         batch.id_dtype,
         cols[Kn.OUT_MEMBER],
@@ -319,8 +347,8 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
         tuple(r.name for r in model.rules),
         tuple(w.name for w in model.rewards),
     )
-    result.attrs["declined_redemptions"] = int(declined)
-    result.attrs["unmatched_refunds"] = int(unmatched)
+    result.attrs["declined_redemptions"] = int(cols.declined)
+    result.attrs["unmatched_refunds"] = int(cols.unmatched)
     return result
 
 

@@ -113,21 +113,18 @@ def test_a_construct_that_cannot_compile_names_the_rule_and_place():
         engine.run(model, batch)
 
 
-def test_posting_columns_that_fill_up_grow_and_rerun_the_member(monkeypatch):
+@pytest.mark.parametrize("scratch", [16, 40])
+def test_postings_beyond_the_scratch_block_resume_at_a_member_and_grow(monkeypatch, scratch):
     from rulelang import kernel
 
     text = "earn a: 1 point per 1 CNY\nearn b: 5 points when amount >= 10\nexpire after 1 month\n"
     rows = _rows(*[(m, f"2028-01-{d:02d} 10:00", 10.0 + d) for m in ("x", "y", "z") for d in range(1, 29, 3)])
     full = _ledger(text, rows, until="2028-12-31")
-    small = kernel.new_postings
-    sizes = []
-
-    def tiny(capacity):
-        sizes.append(capacity)
-        return small(1 if len(sizes) == 1 else capacity)
-
-    monkeypatch.setattr(kernel, "new_postings", tiny)
-    grown = _ledger(text, rows, until="2028-12-31")
-    assert len(sizes) > 2  # it started too small and grew more than once
-    pd.testing.assert_frame_equal(grown, full)
-    assert len(full) == 3 * 10 * 3  # earn a, earn b and one expiry per row
+    assert len(full) == 3 * 10 * 3  # earn a, earn b and one expiry per row: 30 postings a member
+    grown = []
+    real_grow = kernel.grow
+    monkeypatch.setattr(engine, "SCRATCH", scratch)
+    monkeypatch.setattr(kernel, "grow", lambda *a: grown.append(a[2]) or real_grow(*a))
+    pd.testing.assert_frame_equal(_ledger(text, rows, until="2028-12-31"), full)
+    # 16 cannot hold one member's 30 postings: the block grows; 40 holds one member at a time.
+    assert grown == ([30] if scratch == 16 else [])

@@ -276,7 +276,13 @@ class Env:
                 return Ordinal(v.kind, v.values[gather], v.ok[gather])
             return Num(v.num[gather], v.den[gather], v.ok[gather])
 
-        return self.memo(key, make)
+        # Encodings depend only on the batch and the program's decimals: kept on the batch, so
+        # every Env over it (each tier level, each earn_columns call) encodes a column once.
+        shared = self.batch.encodings
+        full = (key, typ, self.model.decimals)
+        if full not in shared:
+            shared[full] = make()
+        return shared[full]
 
     def customer(self, attr: str):
         member = self.member()

@@ -58,6 +58,11 @@ class Batch:
     members: int
 
     @cached_property
+    def encodings(self) -> dict:
+        """Per-batch cache of column encodings for conditions (`rulelang.columns.Env.typed`)."""
+        return {}
+
+    @cached_property
     def id_dtype(self) -> pd.CategoricalDtype:
         """The ledger's `customer_id` dtype for these members (built once per batch)."""
         return ledger.id_dtype(self.customers["customer_id"])

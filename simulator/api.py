@@ -164,7 +164,8 @@ def simulate(
         months=months,
         baseline=montecarlo.baseline_revenue(history, months),
     )
-    results = montecarlo.run_all(setup, sc.runs, workers, progress)
+    partials = montecarlo.run_all(setup, sc.runs, workers, progress)
+    results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
 
 

@@ -10,6 +10,7 @@ who join is `round(share x eligible)` (half up), so `members` is exact, not a co
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,20 +30,30 @@ def first_purchase(history: History) -> np.ndarray:
 def pick(history: History, share: float, how: str, seed: int, run: int) -> np.ndarray:
     """Boolean per customer code: who joins in this run."""
     first = first_purchase(history)
-    eligible = np.flatnonzero(first >= 0)
+    spend = None
+    if how == "top_spenders":
+        rows = history.rows
+        spend = spend_per_customer(rows, history.customers)
+    return choose(first >= 0, spend, history.keys, share, how, seed, run)
+
+
+def spend_per_customer(rows: pd.DataFrame, customers: int) -> np.ndarray:
+    """Purchase spend (minor units) per customer code."""
+    return np.bincount(rows["_m"].to_numpy(), weights=np.where(rows["_purchase"].to_numpy(), rows["_minor"].to_numpy(), 0), minlength=customers)
+
+
+def choose(can_join: np.ndarray, spend: np.ndarray | None, keys: np.ndarray, share: float, how: str, seed: int, run: int) -> np.ndarray:
+    """Boolean per customer code (ids in sorted order): who joins, among those who `can_join`."""
+    eligible = np.flatnonzero(can_join)
     k = min(len(eligible), math.floor(share * len(eligible) + 0.5))
-    chosen = np.zeros(history.customers, dtype=bool)
+    chosen = np.zeros(len(can_join), dtype=bool)
     if k == 0:
         return chosen
     if how == "top_spenders":
-        rows = history.rows
-        spend = np.bincount(
-            rows["_m"].to_numpy(), weights=np.where(rows["_purchase"].to_numpy(), rows["_minor"].to_numpy(), 0), minlength=history.customers
-        )
         # lexsort: last key is primary; most spend first, then customer order.
         order = np.lexsort((eligible, -spend[eligible]))
     else:
-        u = rng.uniform(seed, run, history.keys[eligible], 0, STREAM)
+        u = rng.uniform(seed, run, keys[eligible], 0, STREAM)
         order = np.lexsort((eligible, u))
     chosen[eligible[order[:k]]] = True
     return chosen
@@ -81,3 +92,21 @@ def member_rows(history: History, chosen: np.ndarray) -> pd.DataFrame:
     out["_ord"] = ords[order]
     out["_enroll"] = enroll
     return out
+
+
+@dataclass(frozen=True)
+class Population:
+    """All customers' enrolment facts (codes in sorted id order), for a path over a slice of them.
+
+    The choice is made over everyone and then cut to customers `lo` .. `lo + n`, so a slice of
+    the customers joins exactly as it would in the whole history.
+    """
+
+    can_join: np.ndarray
+    spend: np.ndarray  # purchase spend, minor units
+    keys: np.ndarray
+    lo: int = 0
+
+    def pick(self, share: float, how: str, seed: int, run: int, n: int) -> np.ndarray:
+        """Who joins among customers lo .. lo + n."""
+        return choose(self.can_join, self.spend, self.keys, share, how, seed, run)[self.lo : self.lo + n]

@@ -99,13 +99,15 @@ def points_by_kind(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> dic
 
 def run_figures(ledger: pd.DataFrame, x: RunInput, kinds: np.ndarray | None = None) -> dict:
     """Exact figures of one run (ints, minor units, Fractions or None); `tiers` is a dict."""
-    p = points_by_kind(ledger, kinds)
+    return figures_from(points_by_kind(ledger, kinds), int(ledger["cost"].sum()), int(ledger["partner_share"].sum()), x)
+
+
+def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput) -> dict:
+    """Exact figures of one run from its points per kind and its reward cost and partner share (minor units)."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     share = redemption_share(p["redeem"], p["expire"])
     liability = round_half_up(outstanding * x.point_cost * scale * share)
-    reward_cost = int(ledger["cost"].sum())
-    partner = int(ledger["partner_share"].sum())
     program_cost = reward_cost - partner + liability
     lift = x.revenue_with_program - x.revenue_baseline
     margin = round_half_up(Fraction(lift) * Fraction(str(x.margin)))
@@ -157,6 +159,18 @@ def by_month(t: np.ndarray, values: np.ndarray, months: pd.PeriodIndex) -> np.nd
     return _sums(month_codes(t, months), values, len(months))
 
 
+def month_cells(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact per-month sums: points per (month, kind) cell, reward cost and partner share."""
+    kinds = kind_codes(ledger) if kinds is None else kinds
+    code = month_codes(ledger["timestamp"].to_numpy(), months)
+    nk = len(KINDS)
+    # One exact pass over (month, kind) cells, then one per money column.
+    cells = _sums(np.where((kinds >= 0) & (code >= 0), code * nk + kinds, -1), ledger["points"].to_numpy(), len(months) * nk)
+    cost = _sums(code, ledger["cost"].to_numpy(), len(months))
+    partner = _sums(code, ledger["partner_share"].to_numpy(), len(months))
+    return cells.reshape(len(months), nk), cost, partner
+
+
 def monthly(
     ledger: pd.DataFrame,
     months: pd.PeriodIndex,
@@ -171,20 +185,28 @@ def monthly(
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
     `members` the members joined by each month's end; `tier_counts` members per tier at each end.
     """
-    kinds = kind_codes(ledger) if kinds is None else kinds
-    code = month_codes(ledger["timestamp"].to_numpy(), months)
-    nk = len(KINDS)
-    # One exact pass over (month, kind) cells, then one per money column.
-    cells = _sums(np.where((kinds >= 0) & (code >= 0), code * nk + kinds, -1), ledger["points"].to_numpy(), len(months) * nk)
-    cells = cells.reshape(len(months), nk)
+    return monthly_from(*month_cells(ledger, months, kinds), months, x, revenue, members, tier_counts)
+
+
+def monthly_from(
+    cells: np.ndarray,
+    cost: np.ndarray,
+    partner: np.ndarray,
+    months: pd.PeriodIndex,
+    x: RunInput,
+    revenue: pd.DataFrame,
+    members: pd.Series,
+    tier_counts: pd.DataFrame,
+) -> pd.DataFrame:
+    """The roll-forward from `month_cells`' sums (which add up exactly over parts of the customers)."""
     out = pd.DataFrame(index=months)
     for i, col in enumerate(KIND_COLUMN.values()):
         out[col] = cells[:, i]
     net = out["issued"] - out["clawed_back"] - out["redeemed"] - out["expired"]
     out["closing"] = net.cumsum().astype(np.int64)
     out["opening"] = (out["closing"] - net).astype(np.int64)
-    out["reward_cost"] = _sums(code, ledger["cost"].to_numpy(), len(months))
-    out["partner_funded"] = _sums(code, ledger["partner_share"].to_numpy(), len(months))
+    out["reward_cost"] = cost
+    out["partner_funded"] = partner
     p = {k: int(cells[:, i].sum()) for i, k in enumerate(KINDS)}
     factor = x.point_cost * 10**x.decimals * redemption_share(p["redeem"], p["expire"])
     out["liability"] = [round_half_up(c * factor) for c in out["closing"].tolist()]

@@ -40,6 +40,7 @@ class Setup:
     counts: tuple[int, int, int]  # rows_read, rows_used, rows_rejected
     months: pd.PeriodIndex
     baseline: np.ndarray  # revenue of the replayed history per month (minor units): the same in every run
+    population: enrollment.Population | None = None  # set when `history` is a slice of the customers
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,17 @@ def _engine_for(program, engine: str) -> _Engine:
     return _ENGINES[key][0]
 
 
-def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> RunResult:
+def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Partial:
     """Simulate path `run`: enrol, respond, redeem, evaluate, measure."""
     sc = setup.scenario
     h = setup.history
     model = program.model
     seed = sc.seed
-    chosen = enrollment.pick(h, sc.enrollment.share, sc.enrollment.pick, seed, run)
+    e = sc.enrollment
+    if setup.population is None:
+        chosen = enrollment.pick(h, e.share, e.pick, seed, run)
+    else:
+        chosen = setup.population.pick(e.share, e.pick, seed, run, h.customers)
     rows = enrollment.member_rows(h, chosen)
     rows["_orig"] = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0)
     rows["_extra"] = False
@@ -131,34 +136,82 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> RunRe
     return measure(setup, model, rows, ledger, chosen, run, keep_ledger)
 
 
-def measure(setup: Setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.ndarray, run: int, keep_ledger: bool) -> RunResult:
-    """Figures, roll-forward and rewards of one evaluated path."""
-    h = setup.history
+@dataclass
+class Partial:
+    """One path's exact integer sums over some customers: they add up over disjoint customer sets."""
+
+    members: int
+    by_kind: np.ndarray  # points per metrics.KINDS, whole ledger
+    cost: int
+    partner: int
+    cells: np.ndarray  # (month, kind) points
+    cost_m: np.ndarray
+    partner_m: np.ndarray
+    delta_m: np.ndarray  # revenue with the program minus the baseline, per month
+    joined_m: np.ndarray  # members joined by each month's end
+    tiers_m: np.ndarray  # (month, tier) members at each month's end
+    rewards: pd.DataFrame  # metrics.rewards
+    ledger: pd.DataFrame | None
+
+    def add(self, other: Partial) -> Partial:
+        """The sums of both parts (the ledger is kept by the caller)."""
+        sums = {f: getattr(self, f) + getattr(other, f) for f in ("members", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")}
+        rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
+        return Partial(**sums, rewards=rewards, ledger=None)
+
+
+def measure(setup: Setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
+    """The exact sums of one evaluated path (over the customers it covers)."""
     months = setup.months
     ends = np.array([p.end_time for p in months], dtype="datetime64[ns]")
-    baseline = setup.baseline
     kinds = metrics.kind_codes(ledger)
     moved = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
     delta_rows = np.where(moved, rows["_minor"].to_numpy(), 0) - rows["_orig"].to_numpy()
     delta = metrics.by_month(rows["timestamp"].to_numpy(), delta_rows, months)
-    revenue = pd.DataFrame({"revenue_baseline": baseline, "revenue_with_program": baseline + delta}, index=months)
     joined = rows.loc[rows["_enroll"].to_numpy(), "timestamp"].to_numpy()
-    members = pd.Series(np.searchsorted(np.sort(joined), ends, side="right"), index=months)
-    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, h.decimals)
+    joined_m = np.searchsorted(np.sort(joined), ends, side="right").astype(np.int64)
+    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals)
+    cells, cost_m, partner_m = metrics.month_cells(ledger, months, kinds)
+    p = metrics.points_by_kind(ledger, kinds)
+    return Partial(
+        members=int(chosen.sum()),
+        by_kind=np.array([p[k] for k in metrics.KINDS], dtype=np.int64),
+        cost=int(ledger["cost"].sum()),
+        partner=int(ledger["partner_share"].sum()),
+        cells=cells,
+        cost_m=cost_m,
+        partner_m=partner_m,
+        delta_m=delta,
+        joined_m=joined_m,
+        tiers_m=tier_counts.to_numpy(dtype=np.int64).reshape(len(months), len(tier_counts.columns)),
+        rewards=metrics.rewards(ledger, kinds),
+        ledger=ledger if keep_ledger else None,
+    )
+
+
+def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
+    """Figures, roll-forward and rewards of one path from its sums over all customers."""
+    months = setup.months
+    baseline = setup.baseline
+    revenue = pd.DataFrame({"revenue_baseline": baseline, "revenue_with_program": baseline + p.delta_m}, index=months)
+    members = pd.Series(p.joined_m, index=months)
+    names = list(model.tiers.names) if model.tiers is not None else []
+    tier_counts = pd.DataFrame(p.tiers_m, index=months, columns=names) if names else pd.DataFrame(index=months)
     end_tiers = {c: int(tier_counts[c].iloc[-1]) for c in tier_counts.columns} if len(months) else {}
     x = metrics.RunInput(
         *setup.counts,
-        members=int(chosen.sum()),
+        members=p.members,
         revenue_baseline=int(revenue["revenue_baseline"].sum()),
         revenue_with_program=int(revenue["revenue_with_program"].sum()),
         point_cost=model.point_cost,
-        decimals=h.decimals,
+        decimals=setup.history.decimals,
         margin=setup.scenario.margin,
         tiers_end=end_tiers,
     )
-    monthly = metrics.monthly(ledger, months, x, revenue, members, tier_counts, kinds)
+    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts)
     monthly.insert(0, "run", run)
-    return RunResult(metrics.run_figures(ledger, x, kinds), monthly, metrics.rewards(ledger, kinds), ledger if keep_ledger else None)
+    by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
+    return RunResult(metrics.figures_from(by_kind, p.cost, p.partner, x), monthly, p.rewards, p.ledger)
 
 
 def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:
@@ -189,12 +242,12 @@ def _tier_counts(model, rows, ledger, kinds, ends, months, decimals) -> pd.DataF
     return pd.DataFrame(out, index=months)
 
 
-def _run_in_worker(run: int) -> RunResult:
+def _run_in_worker(run: int) -> Partial:
     return run_one(_SETUP, _PROGRAM, run, keep_ledger=run == 0)
 
 
-def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Callable[[int], None] | None = None) -> list[RunResult]:
-    """All paths in run order; `workers` processes (default: 2, or 1 for a single run)."""
+def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Callable[[int], None] | None = None) -> list[Partial]:
+    """Every path's sums in run order; `workers` processes (default: 2, or 1 for a single run)."""
     if workers is None:
         workers = min(2, os.cpu_count() or 1, runs)
     if workers <= 1:

@@ -18,7 +18,7 @@ from rulelang.data import needed_columns
 from rulelang.errors import LoyaltyError
 from rulelang.program import Program
 from simulator import batch as batches
-from simulator import io, metrics, montecarlo
+from simulator import chunked, enrollment, io, metrics, montecarlo, rng
 from simulator.history import prepare
 from simulator.scenario import Scenario, load_scenario
 
@@ -124,13 +124,23 @@ def simulate(
     engine: str = "compiled",
     progress: Callable[[int], None] | None = None,
     rejects: str | Path | None = None,
+    slice_rows: int | None = None,
 ) -> SimulationResult:
-    """Replay `transactions` through `program` under `scenario`'s assumptions, `runs` times."""
+    """Replay `transactions` through `program` under `scenario`'s assumptions, `runs` times.
+
+    A Parquet history of more than `chunked.AUTO_ROWS` rows (or any Parquet history when
+    `slice_rows` is given) is replayed in slices of whole customers of about `slice_rows` rows
+    (default `chunked.SLICE_ROWS`), with identical results and bounded memory (simulator.chunked).
+    """
     sc = load_scenario_arg(scenario)
     prog = load_program(program)
     model = prog.model
     # Only the columns the rules read are loaded (all of them when rejected rows are written out).
     keep = None if rejects is not None else needed_columns(model)[0]
+    n = chunked.parquet_rows(transactions)
+    if n is not None and (slice_rows is not None or n > chunked.AUTO_ROWS):
+        size = slice_rows or chunked.SLICE_ROWS
+        return _simulate_sliced(prog, sc, transactions, customers, keep, size, workers, engine, progress, rejects)
     tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep)
     cust = io.load_customers(customers, columns=sc.columns) if customers is not None else None
     if rejects is not None:
@@ -167,6 +177,72 @@ def simulate(
     partials = montecarlo.run_all(setup, sc.runs, workers, progress)
     results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+
+
+def _until(sc: Scenario):
+    if sc.period is None:
+        return None, None
+    return pd.Timestamp(sc.period.start), pd.Timestamp(sc.period.end) + pd.Timedelta(days=1) - pd.Timedelta(nanoseconds=1)
+
+
+def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep, size: int, workers, engine, progress, rejects) -> SimulationResult:
+    """`simulate` over slices of customers: each path's exact sums added up slice by slice."""
+    model = prog.model
+    p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, size)
+    tx = p.load
+    cust = io.load_customers(customers, columns=sc.columns) if customers is not None else None
+    if rejects is not None:
+        io.write_rejects(tx, rejects)
+    if tx.rows_used == 0:
+        raise LoyaltyError(
+            f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
+        )
+    start, until = _until(sc)
+    start = start if start is not None else p.first
+    until = until if until is not None else p.last
+    months = metrics.month_index(start, until)
+    population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids))
+    totals: list | None = None
+    baseline = np.zeros(len(months), dtype=np.int64)
+    ledgers: dict[int, pd.DataFrame] = {}
+    path_rows: dict[int, int] = {}
+    for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until):
+        lo = int(p.bounds[k])
+        cf = cust.frame if cust is not None else None
+        if cf is not None:
+            cf = cf[cf["customer_id"].isin(history.customer_ids)]
+        base = batches.base(history, model, cf)
+        history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
+        baseline += montecarlo.baseline_revenue(history, months)
+        setup = montecarlo.Setup(
+            program_text=prog.source.text,
+            program_path=prog.source.path,
+            history=history,
+            base=base,
+            scenario=sc,
+            engine=engine,
+            counts=(tx.rows_read, tx.rows_used, tx.rows_rejected),
+            months=months,
+            baseline=baseline,
+            population=replace(population, lo=lo),
+        )
+        last = len(ledgers) == p.slices - 1
+        parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
+        ledgers[k], path_rows[k] = parts[0].ledger, parts[0].rows
+        totals = parts if totals is None else [a.add(b) for a, b in zip(totals, parts, strict=True)]
+        del base, history, parts
+    setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
+    results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
+    # Run 0's ledger in slice order, its `row` numbering the whole path's rows.
+    shift = np.r_[0, np.cumsum([path_rows[k] for k in sorted(ledgers)])]
+    ledger = pd.concat([_shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
+    results[0] = replace(results[0], ledger=ledger)
+    return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+
+
+def _shift_rows(ledger: pd.DataFrame, by: int) -> pd.DataFrame:
+    row = ledger["row"].to_numpy()
+    return ledger.assign(row=np.where(row >= 0, row + by, row))
 
 
 def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: int) -> SimulationResult:

@@ -267,14 +267,20 @@ CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "r
 
 
 def load_transactions(
-    path_or_df, columns: Mapping[str, str] | None = None, currency_decimals: int = 2, period=None, keep: set[str] | None = None
+    path_or_df,
+    columns: Mapping[str, str] | None = None,
+    currency_decimals: int = 2,
+    period=None,
+    keep: set[str] | None = None,
+    source: str | None = None,
 ) -> LoadResult:
     """Read, map and validate transactions; bad rows are rejected with reasons, never dropped.
 
     `keep` (None = every column) names the non-canonical columns to keep; a Parquet file's other
     columns are not even read. Text columns of the frame are pandas Categoricals.
     """
-    source, raw = _read(path_or_df, "transactions", _wanted(columns, keep))
+    read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep))
+    source = source or read_from  # a slice of a file is named by its file
     df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
     n = len(df)
     strip = lambda t: t.str.strip()  # noqa: E731

@@ -141,6 +141,7 @@ class Partial:
     """One path's exact integer sums over some customers: they add up over disjoint customer sets."""
 
     members: int
+    rows: int  # rows of the evaluated path
     by_kind: np.ndarray  # points per metrics.KINDS, whole ledger
     cost: int
     partner: int
@@ -155,7 +156,7 @@ class Partial:
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
-        sums = {f: getattr(self, f) + getattr(other, f) for f in ("members", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")}
+        sums = {f: getattr(self, f) + getattr(other, f) for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")}
         rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
         return Partial(**sums, rewards=rewards, ledger=None)
 
@@ -175,6 +176,7 @@ def measure(setup: Setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chose
     p = metrics.points_by_kind(ledger, kinds)
     return Partial(
         members=int(chosen.sum()),
+        rows=len(rows),
         by_kind=np.array([p[k] for k in metrics.KINDS], dtype=np.int64),
         cost=int(ledger["cost"].sum()),
         partner=int(ledger["partner_share"].sum()),
@@ -204,7 +206,7 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
         revenue_baseline=int(revenue["revenue_baseline"].sum()),
         revenue_with_program=int(revenue["revenue_with_program"].sum()),
         point_cost=model.point_cost,
-        decimals=setup.history.decimals,
+        decimals=model.decimals,
         margin=setup.scenario.margin,
         tiers_end=end_tiers,
     )

@@ -1,0 +1,167 @@
+"""Large Parquet histories in slices of customers, with results identical to one whole pass.
+
+Everything a path does is per customer except the enrolment choice, and every draw is keyed by
+(seed, run, customer, row), where the row is the row's rank among the used rows sorted by
+(customer id, time). So the simulator can replay contiguous ranges of customers (in sorted id
+order) one at a time and add up each path's exact integer sums (`montecarlo.Partial`):
+
+1. `plan` reads the file once in record batches, validates each batch (rejects and counts are
+   row-local, so they add up; row numbers are shifted by the batch's start) and keeps only
+   per-customer facts: used rows, whether the customer bought (may join), purchase spend, and
+   the first and last used time stamps. Customers are then cut into slices of about `rows` used
+   rows; a slice's rows rank after every row of the slices before it.
+2. `slices` reads the file a second time in the same batches and routes each row to its
+   customer's slice; a slice is handed out once the last batch holding any of its rows is read.
+   A file written customer by customer (benchmarks/generate.py) thus holds about one slice in
+   memory; any other order still gives the same results, only with more rows held at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from simulator import io
+from simulator.enrollment import spend_per_customer
+from simulator.history import History, prepare
+
+AUTO_ROWS = 2_000_000  # Parquet histories with more rows are simulated in slices
+SLICE_ROWS = 1_000_000  # used rows per slice (whole customers), by default
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole history's counts and per-customer facts, and its cut into slices."""
+
+    load: io.LoadResult  # counts and rejects of the whole file (an empty frame)
+    ids: np.ndarray  # every customer with a used row, sorted
+    rows: np.ndarray  # used rows per customer
+    can_join: np.ndarray  # has a purchase
+    spend: np.ndarray  # purchase spend, minor units
+    first: pd.Timestamp | None  # earliest and latest used time stamps
+    last: pd.Timestamp | None
+    bounds: np.ndarray  # slice s covers customers bounds[s] .. bounds[s + 1]
+    last_batch: np.ndarray  # per slice: the last record batch with one of its rows
+
+    @property
+    def slices(self) -> int:
+        return len(self.bounds) - 1
+
+
+def parquet_rows(transactions) -> int | None:
+    """Rows of a Parquet transactions file, or None for anything else (CSV, a DataFrame)."""
+    if isinstance(transactions, str | Path) and str(transactions).lower().endswith((".parquet", ".pq")) and Path(transactions).exists():
+        try:
+            return pq.ParquetFile(transactions).metadata.num_rows
+        except (pa.ArrowInvalid, OSError):
+            return None
+    return None
+
+
+def _batches(path: Path, columns: Mapping[str, str] | None, keep: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
+    """The file's record batches as DataFrames read like `io._read` reads the whole file."""
+    schema = pq.read_schema(path)
+    wanted = io._wanted(columns, keep)
+    cols = [c for c in schema.names if wanted is None or c in wanted]
+    text = [c for c in cols if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+    f = pq.ParquetFile(path, read_dictionary=text)
+    for batch in f.iter_batches(batch_size=size, columns=cols):
+        yield pa.Table.from_batches([batch]).to_pandas()
+
+
+def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int) -> Plan:
+    """Pass 1: validate the file batch by batch and cut its customers into slices of ~`rows` rows."""
+    path = Path(path)
+    source = str(path)
+    parts, rejects, rejected_rows, batch_ids, notes = [], [], [], [], ()
+    read = used = rejected = outside = 0
+    first = last = None
+    bounds = None
+    for raw in _batches(path, columns, keep, rows):
+        res = io.load_transactions(raw, columns, decimals, period, keep, source=source)
+        rejects.append(res.rejects.assign(row=res.rejects["row"] + read))
+        if res.rows_rejected and keep is None:
+            rejected_rows.append(res.rejected_rows)
+        read, used, rejected, outside = read + res.rows_read, used + res.rows_used, rejected + res.rows_rejected, outside + res.rows_outside_period
+        notes, bounds = res.notes, res.period
+        h = prepare(res.frame, decimals)
+        m = h.rows["_m"].to_numpy()
+        if len(m):
+            t = h.rows["timestamp"]
+            first = t.min() if first is None else min(first, t.min())
+            last = t.max() if last is None else max(last, t.max())
+        parts.append(
+            pd.DataFrame(
+                {
+                    "id": h.customer_ids,
+                    "rows": np.bincount(m, minlength=h.customers).astype(np.int64),
+                    "buys": np.bincount(m, weights=h.rows["_purchase"].to_numpy(), minlength=h.customers) > 0,
+                    "spend": spend_per_customer(h.rows, h.customers).astype(np.int64),
+                }
+            )
+        )
+        batch_ids.append(h.customer_ids)
+    facts = pd.concat(parts, ignore_index=True).groupby("id", sort=False).agg({"rows": "sum", "buys": "any", "spend": "sum"})
+    ids = facts.index.to_numpy(dtype=object)
+    order = np.argsort(ids, kind="stable")  # the order of io's and history's sorts: Python's str order
+    facts = facts.iloc[order]
+    ids = ids[order]
+    n_rows = facts["rows"].to_numpy(dtype=np.int64)
+    start = np.cumsum(n_rows) - n_rows
+    slice_of = start // max(int(rows), 1)
+    cut = np.flatnonzero(np.r_[True, slice_of[1:] != slice_of[:-1]]) if len(ids) else np.zeros(0, dtype=np.int64)
+    edges = np.r_[cut, len(ids)].astype(np.int64)
+    slice_no = np.repeat(np.arange(len(cut)), np.diff(edges))
+    index = pd.Index(ids)
+    last_batch = np.full(len(cut), -1, dtype=np.int64)
+    for b, bid in enumerate(batch_ids):
+        if len(bid):
+            s = slice_no[index.get_indexer(bid)]
+            last_batch[np.unique(s)] = b
+    empty = pd.DataFrame({"row": pd.Series([], dtype="int64")})
+    load = io.LoadResult(
+        frame=pd.DataFrame(),
+        rows_read=read,
+        rows_used=used,
+        rows_rejected=rejected,
+        rows_outside_period=outside,
+        rejects=pd.concat(rejects, ignore_index=True) if rejects else empty,
+        source=source,
+        period=bounds,
+        notes=notes,
+        rejected_rows=pd.concat(rejected_rows, ignore_index=True) if rejected_rows else None,
+    )
+    return Plan(load, ids, n_rows, facts["buys"].to_numpy(), facts["spend"].to_numpy(dtype=np.int64), first, last, edges, last_batch)
+
+
+def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None, rows: int, until) -> Iterator[tuple[int, History]]:
+    """Pass 2: each slice's History (customers `p.bounds[s]` on), its `_row` ranks those of the whole file."""
+    path = Path(path)
+    index = pd.Index(p.ids)
+    slice_no = np.repeat(np.arange(p.slices), np.diff(p.bounds))
+    offsets = np.r_[0, np.cumsum(p.rows)][p.bounds]
+    held: dict[int, list[pd.DataFrame]] = {}
+    strip = lambda t: t.str.strip()  # noqa: E731
+    id_col = dict(columns or {}).get("customer_id", "customer_id")
+    for b, raw in enumerate(_batches(path, columns, keep, rows)):
+        # Each row's slice from its cleaned id, as io cleans it; rows of no slice are rejected ones.
+        ids = io._dict_text(raw[id_col], strip)
+        code = index.get_indexer(pd.Index(ids.categories.to_numpy(dtype=object)))
+        row_code = np.append(code, -1)[np.where(ids.codes < 0, len(code), ids.codes)]
+        s = np.where(row_code >= 0, slice_no[np.maximum(row_code, 0)], -1)
+        for k in np.unique(s[s >= 0]):
+            held.setdefault(int(k), []).append(raw.iloc[np.flatnonzero(s == k)])
+        for k in np.flatnonzero(p.last_batch == b):
+            frame = pd.concat(held.pop(int(k)), ignore_index=True)
+            res = io.load_transactions(frame, columns, decimals, period, keep, source=str(path))
+            if res.rows_used != offsets[k + 1] - offsets[k]:
+                raise AssertionError("a slice's used rows differ from the first pass")
+            h = prepare(res.frame, decimals, until)
+            h.rows["_row"] += offsets[k]
+            yield int(k), h

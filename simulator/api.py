@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -25,16 +27,26 @@ from simulator.scenario import Scenario, load_scenario
 
 @dataclass
 class SimulationResult:
-    """What a simulation produced: `.summary` (dict), `.monthly`, `.ledger` (run 0), `.rewards`."""
+    """What a simulation produced: `.summary` (dict), `.monthly`, `.ledger` (run 0), `.rewards`.
+
+    A history replayed in slices of more than `chunked.AUTO_ROWS` rows leaves run 0's ledger on
+    disk (`.ledger_file`, Parquet as `write` writes it) and `.ledger` None; `read_ledger()` reads
+    it either way.
+    """
 
     summary: dict
     monthly: pd.DataFrame
-    ledger: pd.DataFrame
+    ledger: pd.DataFrame | None
     rewards: pd.DataFrame
     scenario: Scenario
     program: Program
     per_run: list = field(repr=False, default_factory=list)
     loads: tuple = field(repr=False, default=())
+    ledger_file: Path | None = None
+
+    def read_ledger(self) -> pd.DataFrame:
+        """Run 0's postings, from memory or from `.ledger_file`."""
+        return self.ledger if self.ledger is not None else pd.read_parquet(self.ledger_file)
 
     @property
     def currency(self) -> str:
@@ -63,7 +75,10 @@ class SimulationResult:
         _write(d / "monthly.csv", self.monthly.to_csv(index=False, lineterminator="\n"))
         _write(d / "rewards.csv", self.rewards.to_csv(index=False, lineterminator="\n"))
         try:
-            pq.write_table(ledger_table(self.ledger, self.program.model.decimals), d / "ledger.parquet")
+            if self.ledger is None and self.ledger_file is not None:
+                shutil.copyfile(self.ledger_file, d / "ledger.parquet")
+            else:
+                pq.write_table(ledger_table(self.ledger, self.program.model.decimals), d / "ledger.parquet")
         except OSError as exc:
             raise LoyaltyError(f"{d / 'ledger.parquet'}: error: cannot write: {exc}") from None
         self.to_html(d / "report.html")
@@ -206,6 +221,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     baseline = np.zeros(len(months), dtype=np.int64)
     ledgers: dict[int, pd.DataFrame] = {}
     path_rows: dict[int, int] = {}
+    spill = _LedgerSpill(model.decimals) if tx.rows_used > chunked.AUTO_ROWS else None
     for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until):
         lo = int(p.bounds[k])
         cf = cust.frame if cust is not None else None
@@ -229,15 +245,50 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         last = len(ledgers) == p.slices - 1
         parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
         ledgers[k], path_rows[k] = parts[0].ledger, parts[0].rows
+        parts[0].ledger = None
+        if spill is not None:
+            # Slices come in slice order when the file is grouped by customer; held back otherwise.
+            while spill.next in ledgers:
+                spill.add(ledgers.pop(spill.next), sum(path_rows[j] for j in range(spill.next)))
         totals = parts if totals is None else [a.add(b) for a, b in zip(totals, parts, strict=True)]
         del base, history, parts
+        pa.default_memory_pool().release_unused()  # Arrow's pool would keep the slice's peak
     setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
     # Run 0's ledger in slice order, its `row` numbering the whole path's rows.
+    if spill is not None:
+        results[0] = replace(results[0], ledger=None)
+        return replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period), ledger_file=spill.close())
     shift = np.r_[0, np.cumsum([path_rows[k] for k in sorted(ledgers)])]
     ledger = pd.concat([_shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
     results[0] = replace(results[0], ledger=ledger)
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+
+
+class _LedgerSpill:
+    """Run 0's ledger written slice by slice to a temporary Parquet file, as `write` writes it."""
+
+    def __init__(self, decimals: int):
+        self.decimals = decimals
+        self.path = Path(tempfile.mkdtemp(prefix="loyalty-ledger-")) / "ledger.parquet"
+        self.writer: pq.ParquetWriter | None = None
+        self.next = 0
+
+    def add(self, ledger: pd.DataFrame, shift: int) -> None:
+        frame = _shift_rows(ledger, shift)
+        for c in frame.columns:
+            if isinstance(frame[c].dtype, pd.CategoricalDtype):
+                frame[c] = frame[c].astype(str)
+        table = ledger_table(frame, self.decimals)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+        self.next += 1
+
+    def close(self) -> Path:
+        if self.writer is not None:
+            self.writer.close()
+        return self.path
 
 
 def _shift_rows(ledger: pd.DataFrame, by: int) -> pd.DataFrame:

@@ -18,7 +18,7 @@ order) one at a time and add up each path's exact integer sums (`montecarlo.Part
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,9 @@ from simulator.history import History, prepare
 
 AUTO_ROWS = 2_000_000  # Parquet histories with more rows are simulated in slices
 SLICE_ROWS = 1_000_000  # used rows per slice (whole customers), by default
+BATCH_ROWS = 250_000  # rows per record batch read (both passes read the same batches)
+# What decides whether a row is used (the checks of io.load_transactions) and who may join.
+PLAN_COLUMNS = {"customer_id", "timestamp", "amount", "event", "reward", "quantity"}
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,9 @@ def parquet_rows(transactions) -> int | None:
     return None
 
 
-def _batches(path: Path, columns: Mapping[str, str] | None, keep: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
-    """The file's record batches as DataFrames read like `io._read` reads the whole file."""
+def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
+    """The file's record batches (columns `wanted`, None = all) as DataFrames read like `io._read` reads the whole file."""
     schema = pq.read_schema(path)
-    wanted = io._wanted(columns, keep)
     cols = [c for c in schema.names if wanted is None or c in wanted]
     text = [c for c in cols if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
     f = pq.ParquetFile(path, read_dictionary=text)
@@ -83,8 +85,12 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
     read = used = rejected = outside = 0
     first = last = None
     bounds = None
-    for raw in _batches(path, columns, keep, rows):
-        res = io.load_transactions(raw, columns, decimals, period, keep, source=source)
+    # The first pass reads only what the checks and the enrolment read (every column when the
+    # rejected rows are written out); `set(mapped.values())` keeps the mapping's own checks.
+    mapped = dict(columns or {})
+    wanted = None if keep is None else PLAN_COLUMNS | {mapped[c] for c in PLAN_COLUMNS if c in mapped} | set(mapped.values())
+    for raw in _batches(path, wanted, BATCH_ROWS):
+        res = io.load_transactions(raw, columns, decimals, period, set() if keep is not None else None, source=source)
         rejects.append(res.rejects.assign(row=res.rejects["row"] + read))
         if res.rows_rejected and keep is None:
             rejected_rows.append(res.rejected_rows)
@@ -124,6 +130,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
         if len(bid):
             s = slice_no[index.get_indexer(bid)]
             last_batch[np.unique(s)] = b
+    pa.default_memory_pool().release_unused()  # Arrow's pool would keep the batches' peak
     empty = pd.DataFrame({"row": pd.Series([], dtype="int64")})
     load = io.LoadResult(
         frame=pd.DataFrame(),
@@ -149,7 +156,7 @@ def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None,
     held: dict[int, list[pd.DataFrame]] = {}
     strip = lambda t: t.str.strip()  # noqa: E731
     id_col = dict(columns or {}).get("customer_id", "customer_id")
-    for b, raw in enumerate(_batches(path, columns, keep, rows)):
+    for b, raw in enumerate(_batches(path, io._wanted(columns, keep), BATCH_ROWS)):
         # Each row's slice from its cleaned id, as io cleans it; rows of no slice are rejected ones.
         ids = io._dict_text(raw[id_col], strip)
         code = index.get_indexer(pd.Index(ids.categories.to_numpy(dtype=object)))

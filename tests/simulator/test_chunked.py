@@ -30,6 +30,14 @@ SCENARIO = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def small_batches():
+    """Record batches of 450 rows, so slices straddle batches and batches hold several slices."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(chunked, "BATCH_ROWS", 450)
+        yield
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A coffee-chain year (baskets, refunds, reviews) with a few bad rows, grouped by customer."""
@@ -108,3 +116,18 @@ def test_top_spenders_join_alike_in_slices(files, tmp_path):
     one = simulate(PROGRAM, tx, cu, sc, workers=1)
     sliced = simulate(PROGRAM, tx, cu, sc, workers=1, slice_rows=350)
     assert _outputs(sliced, tmp_path / "s") == _outputs(one, tmp_path / "w")
+
+
+def test_a_large_history_is_sliced_and_its_ledger_left_on_disk(files, whole, tmp_path, monkeypatch):
+    tx, _, cu = files
+    monkeypatch.setattr(chunked, "AUTO_ROWS", 1000)
+    monkeypatch.setattr(chunked, "SLICE_ROWS", 700)
+    big = simulate(PROGRAM, tx, cu, SCENARIO, workers=1)
+    assert big.ledger is None and big.ledger_file.exists()
+    assert _outputs(big, tmp_path / "b") == _outputs(whole, tmp_path / "w")
+    a = pd.read_parquet(tmp_path / "b" / "ledger.parquet")
+    b = pd.read_parquet(tmp_path / "w" / "ledger.parquet")
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for col in b.columns:
+        assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+    assert len(big.read_ledger()) == len(whole.ledger)

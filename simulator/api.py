@@ -100,10 +100,19 @@ def to_decimal(minor, decimals: int) -> list:
 def ledger_table(ledger: pd.DataFrame, decimals: int) -> pa.Table:
     """The ledger for Parquet: minor-unit columns, plus cost and partner share as exact decimals."""
     table = pa.Table.from_pandas(ledger, preserve_index=False)
-    dec = pa.decimal128(18, decimals)
     for col in ("cost", "partner_share"):
-        table = table.append_column(f"{col}_amount", pa.array(to_decimal(ledger[col], decimals), type=dec))
+        table = table.append_column(f"{col}_amount", decimal_array(ledger[col].to_numpy(), decimals))
     return table
+
+
+def decimal_array(minor: np.ndarray, decimals: int) -> pa.Array:
+    """Integer minor units as an exact decimal128(18, decimals) array, built from its unscaled integers."""
+    v = np.asarray(minor, dtype=np.int64)
+    # decimal128 stores the unscaled value as a 128-bit little-endian two's complement integer.
+    words = np.empty((len(v), 2), dtype=np.int64)
+    words[:, 0] = v
+    words[:, 1] = np.where(v < 0, -1, 0)
+    return pa.Array.from_buffers(pa.decimal128(18, decimals), len(v), [None, pa.py_buffer(words.tobytes())])
 
 
 def load_program(program) -> Program:
@@ -275,11 +284,11 @@ class _LedgerSpill:
         self.next = 0
 
     def add(self, ledger: pd.DataFrame, shift: int) -> None:
-        frame = _shift_rows(ledger, shift)
-        for c in frame.columns:
-            if isinstance(frame[c].dtype, pd.CategoricalDtype):
-                frame[c] = frame[c].astype(str)
-        table = ledger_table(frame, self.decimals)
+        table = ledger_table(_shift_rows(ledger, shift), self.decimals)
+        # Each slice has its own dictionaries: plain strings make one schema for the file.
+        for i, f in enumerate(table.schema):
+            if pa.types.is_dictionary(f.type):
+                table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, table.schema)
         self.writer.write_table(table.cast(self.writer.schema))

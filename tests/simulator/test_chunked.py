@@ -131,3 +131,11 @@ def test_a_large_history_is_sliced_and_its_ledger_left_on_disk(files, whole, tmp
     for col in b.columns:
         assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
     assert len(big.read_ledger()) == len(whole.ledger)
+
+
+def test_ledger_decimals_are_exact():
+    from simulator.api import decimal_array, to_decimal
+
+    v = np.random.default_rng(1).integers(-(10**15), 10**15, 1000)
+    for d in (0, 2, 3):
+        assert decimal_array(v, d).to_pylist() == to_decimal(v, d)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -225,7 +226,9 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     start = start if start is not None else p.first
     until = until if until is not None else p.last
     months = metrics.month_index(start, until)
-    population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids))
+    e = sc.enrollment
+    # Every run's choice is made once, not again in every slice and worker.
+    population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
     totals: list | None = None
     baseline = np.zeros(len(months), dtype=np.int64)
     ledgers: dict[int, pd.DataFrame] = {}
@@ -267,7 +270,9 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     # Run 0's ledger in slice order, its `row` numbering the whole path's rows.
     if spill is not None:
         results[0] = replace(results[0], ledger=None)
-        return replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period), ledger_file=spill.close())
+        out = replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period), ledger_file=spill.close())
+        weakref.finalize(out, shutil.rmtree, out.ledger_file.parent, True)  # the file lives as long as the result
+        return out
     shift = np.r_[0, np.cumsum([path_rows[k] for k in sorted(ledgers)])]
     ledger = pd.concat([_shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
     results[0] = replace(results[0], ledger=ledger)

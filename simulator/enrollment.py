@@ -10,7 +10,7 @@ who join is `round(share x eligible)` (half up), so `members` is exact, not a co
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -106,7 +106,15 @@ class Population:
     spend: np.ndarray  # purchase spend, minor units
     keys: np.ndarray
     lo: int = 0
+    packed: np.ndarray | None = None  # run r's choice as bits (np.packbits), when decided ahead
+
+    def decided(self, share: float, how: str, seed: int, runs: int) -> Population:
+        """The same population with every run's choice made once (a bit per customer and run)."""
+        packed = np.stack([np.packbits(choose(self.can_join, self.spend, self.keys, share, how, seed, r)) for r in range(runs)])
+        return replace(self, packed=packed)
 
     def pick(self, share: float, how: str, seed: int, run: int, n: int) -> np.ndarray:
         """Who joins among customers lo .. lo + n."""
+        if self.packed is not None:
+            return np.unpackbits(self.packed[run], count=len(self.can_join)).astype(bool)[self.lo : self.lo + n]
         return choose(self.can_join, self.spend, self.keys, share, how, seed, run)[self.lo : self.lo + n]

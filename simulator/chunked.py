@@ -113,7 +113,8 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
             )
         )
         batch_ids.append(h.customer_ids)
-    facts = pd.concat(parts, ignore_index=True).groupby("id", sort=False).agg({"rows": "sum", "buys": "any", "spend": "sum"})
+    none = pd.DataFrame({"id": np.array([], dtype=object), "rows": np.zeros(0, np.int64), "buys": np.zeros(0, bool), "spend": np.zeros(0, np.int64)})
+    facts = pd.concat([none, *parts], ignore_index=True).groupby("id", sort=False).agg({"rows": "sum", "buys": "any", "spend": "sum"})
     ids = facts.index.to_numpy(dtype=object)
     order = np.argsort(ids, kind="stable")  # the order of io's and history's sorts: Python's str order
     facts = facts.iloc[order]

@@ -139,3 +139,13 @@ def test_ledger_decimals_are_exact():
     v = np.random.default_rng(1).integers(-(10**15), 10**15, 1000)
     for d in (0, 2, 3):
         assert decimal_array(v, d).to_pylist() == to_decimal(v, d)
+
+
+def test_an_empty_file_is_a_clear_error(files, tmp_path):
+    from rulelang.errors import LoyaltyError
+
+    tx, _, cu = files
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(tx).slice(0, 0), empty)
+    with pytest.raises(LoyaltyError, match="no usable transaction rows"):
+        simulate(PROGRAM, empty, cu, SCENARIO, workers=1, slice_rows=100)

@@ -167,18 +167,8 @@ def simulate(
         size = slice_rows or chunked.SLICE_ROWS
         return _simulate_sliced(prog, sc, transactions, customers, keep, size, workers, engine, progress, rejects)
     tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep)
-    cust = io.load_customers(customers, columns=sc.columns) if customers is not None else None
-    if rejects is not None:
-        io.write_rejects(tx, rejects)
-    if tx.rows_used == 0:
-        raise LoyaltyError(
-            f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
-        )
-    if sc.period is not None:
-        start = pd.Timestamp(sc.period.start)
-        until = pd.Timestamp(sc.period.end) + pd.Timedelta(days=1) - pd.Timedelta(nanoseconds=1)
-    else:
-        start, until = None, None
+    cust = _loaded(tx, customers, sc, rejects)
+    start, until = _until(sc)
     history = prepare(tx.frame, model.decimals, until)
     # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
     tx = replace(tx, frame=tx.frame.iloc[:0])
@@ -187,8 +177,26 @@ def simulate(
     # The runs need only the helper columns; the engine reads the base batch.
     history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
     months = metrics.month_index(start, history.until)
+    setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
+    partials = montecarlo.run_all(setup, sc.runs, workers, progress)
+    results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
+    return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+
+
+def _loaded(tx, customers, sc: Scenario, rejects):
+    """After loading: write the rejects, refuse a history with no usable row, load the customers."""
+    if rejects is not None:
+        io.write_rejects(tx, rejects)
+    if tx.rows_used == 0:
+        raise LoyaltyError(
+            f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
+        )
+    return io.load_customers(customers, columns=sc.columns) if customers is not None else None
+
+
+def _setup(prog: Program, sc: Scenario, engine, tx, history, base, months, baseline, population=None) -> montecarlo.Setup:
     # Rows outside the period are read but neither used nor rejected; they count as read.
-    setup = montecarlo.Setup(
+    return montecarlo.Setup(
         program_text=prog.source.text,
         program_path=prog.source.path,
         history=history,
@@ -197,11 +205,9 @@ def simulate(
         engine=engine,
         counts=(tx.rows_read, tx.rows_used, tx.rows_rejected),
         months=months,
-        baseline=montecarlo.baseline_revenue(history, months),
+        baseline=baseline,
+        population=population,
     )
-    partials = montecarlo.run_all(setup, sc.runs, workers, progress)
-    results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
-    return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
 
 
 def _until(sc: Scenario):
@@ -215,13 +221,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     model = prog.model
     p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, size)
     tx = p.load
-    cust = io.load_customers(customers, columns=sc.columns) if customers is not None else None
-    if rejects is not None:
-        io.write_rejects(tx, rejects)
-    if tx.rows_used == 0:
-        raise LoyaltyError(
-            f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
-        )
+    cust = _loaded(tx, customers, sc, rejects)
     start, until = _until(sc)
     start = start if start is not None else p.first
     until = until if until is not None else p.last
@@ -242,18 +242,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         base = batches.base(history, model, cf)
         history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
         baseline += montecarlo.baseline_revenue(history, months)
-        setup = montecarlo.Setup(
-            program_text=prog.source.text,
-            program_path=prog.source.path,
-            history=history,
-            base=base,
-            scenario=sc,
-            engine=engine,
-            counts=(tx.rows_read, tx.rows_used, tx.rows_rejected),
-            months=months,
-            baseline=baseline,
-            population=replace(population, lo=lo),
-        )
+        setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
         last = len(ledgers) == p.slices - 1
         parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
         ledgers[k], path_rows[k] = parts[0].ledger, parts[0].rows

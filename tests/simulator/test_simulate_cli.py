@@ -169,3 +169,25 @@ def test_compare_shows_both_with_differences(files, tmp_path):
     rows = {line.split(",")[0]: line.split(",") for line in (out / "compare.csv").read_text().splitlines()}
     assert float(rows["points_issued"][-1]) > 0  # the richer program issues more points
     _bad(_run("compare", str(files / "club.loyalty")), 2)
+
+
+def test_the_shared_example_scenario_runs_on_data_in_its_own_column_names(tmp_path):
+    """../shared/examples/scenario.yaml as written (member_no, paid_at, total; tiered uplift)."""
+    from tests.conftest import SHARED
+
+    if not (SHARED / "scenario.yaml").exists():
+        pytest.skip("no shared examples folder")
+    from simulator.sample_data import generate
+
+    tx, cu = generate(customers=60, months=12, seed=3)
+    tx.rename(columns={"customer_id": "member_no", "timestamp": "paid_at", "amount": "total"}).to_csv(tmp_path / "transactions.csv", index=False)
+    cu.rename(columns={"customer_id": "member_no"}).to_csv(tmp_path / "customers.csv", index=False)
+    for name in ("scenario.yaml", "bean_club.loyalty"):
+        (tmp_path / name).write_text((SHARED / name).read_text(encoding="utf-8"), encoding="utf-8")
+    res = _run("simulate", str(tmp_path / "scenario.yaml"), "--runs", "3", "--out", str(tmp_path / "out"))
+    _ok(res)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["program"] == "Bean Club" and summary["currency"] == "CNY"
+    assert summary["rows_read"]["mean"] == summary["rows_used"]["mean"] + summary["rows_rejected"]["mean"] + summary["rows_outside_period"]["mean"]
+    assert summary["assumptions"]["response"]["spend_uplift"] == {"Green": 0.0, "Gold": 0.03, "Black": 0.06}
+    assert summary["points_issued"]["p50"] > 0 and summary["revenue_lift"]["mean"] > 0

@@ -63,12 +63,12 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
         raise DataError("column amount: values that are not numbers; load the transactions with simulator.io first")
     minor = np.round(amount.to_numpy(dtype="float64") * 10**decimals).astype(np.int64)
     if "event" in df.columns:
-        event = _text_values(df["event"], lambda t: t.fillna("purchase").str.strip().str.lower().replace("", "purchase"))
+        ev_codes, ev_names = _text_codes(df["event"], lambda t: t.fillna("purchase").str.strip().str.lower().replace("", "purchase"))
     else:
-        event = np.full(n, "purchase", dtype=object)
+        ev_codes, ev_names = np.zeros(n, dtype=np.int64), np.array(["purchase"], dtype=object)
     codes, ids = _factorize_sorted(df["customer_id"])
     # Stable sort by customer then time keeps basket lines and same-time rows in input order.
-    order = np.lexsort((np.arange(n), ts.to_numpy(), codes))
+    order = _order(codes, ts.to_numpy())
     # simulator.io already sorts this way: then the rows need no reordered copy.
     out = df.copy(deep=False) if np.array_equal(order, np.arange(n)) else df.iloc[order].reset_index(drop=True)
     out["timestamp"] = ts.to_numpy()[order]
@@ -76,12 +76,17 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     out["_pos"] = np.arange(n, dtype=np.int64)
     out["_m"] = codes[order].astype(np.int64)
     out["_minor"] = minor[order]
-    event = event[order]
     # A Categorical (with `enroll` among its categories): paths copy and flag it by integer code.
-    out["_event"] = pd.Categorical(event, categories=sorted(set(pd.unique(event).tolist()) | {"enroll"}))
-    is_purchase_event = event == "purchase"
+    # Built from codes: the event names are looked at once per distinct name, not once per row.
+    present = ev_names[np.unique(ev_codes)] if n else ev_names[:0]
+    categories = sorted(set(present.tolist()) | {"enroll"})
+    where = {name: i for i, name in enumerate(categories)}
+    lut = np.array([where.get(name, -1) for name in ev_names.tolist()], dtype=np.int64)
+    event = lut[ev_codes[order]] if n else np.zeros(0, dtype=np.int64)
+    out["_event"] = pd.Categorical.from_codes(event, categories=categories)
+    is_purchase_event = event == where.get("purchase", -2)
     out["_purchase"] = is_purchase_event & (out["_minor"].to_numpy() >= 0)
-    out["_refund"] = (is_purchase_event & (out["_minor"].to_numpy() < 0)) | (event == "refund")
+    out["_refund"] = (is_purchase_event & (out["_minor"].to_numpy() < 0)) | (event == where.get("refund", -2))
     out["_minor"] = np.where(out["_refund"].to_numpy(), -np.abs(out["_minor"].to_numpy()), out["_minor"].to_numpy())
     out["_visit"] = basket_starts(out)
     keys = rng.customer_keys(ids)
@@ -91,17 +96,27 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     return History(out, np.asarray(ids, dtype=object), keys, decimals, pd.Timestamp(until) if until is not None else last, first)
 
 
+def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The stable order by (customer, time); the identity, without sorting, when already so."""
+    n = len(codes)
+    if n < 2 or bool(np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (ts[1:] >= ts[:-1])))):
+        return np.arange(n)
+    return np.lexsort((np.arange(n), ts, codes))
+
+
 def basket_starts(rows: pd.DataFrame) -> np.ndarray:
     """True on the first line of each purchase basket (consecutive lines sharing a transaction_id)."""
     purchase = rows["_purchase"].to_numpy()
     if "transaction_id" not in rows.columns:
         return purchase.copy()
-    tx = _text_values(rows["transaction_id"], lambda t: t.fillna(""))
+    codes, names = _text_codes(rows["transaction_id"], lambda t: t.fillna(""))
+    # Distinct names have distinct codes; a blank id (code -1) never continues a basket.
+    tx = np.where(names == "", -1, np.arange(len(names)))[codes] if len(names) else codes
     m = rows["_m"].to_numpy()
     t = rows["timestamp"].to_numpy()
     cont = np.zeros(len(rows), dtype=bool)
     if len(rows) > 1:
-        cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & (tx[1:] != "") & (tx[1:] == tx[:-1]) & (t[1:] == t[:-1])
+        cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & (tx[1:] != -1) & (tx[1:] == tx[:-1]) & (t[1:] == t[:-1])
     return purchase & ~cont
 
 
@@ -119,22 +134,28 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return rank[c], cats[order]
 
 
-def _text_values(col: pd.Series, clean) -> np.ndarray:
-    """clean(text) as an object array; a Categorical is cleaned one category at a time."""
+def _text_codes(col: pd.Series, clean) -> tuple[np.ndarray, np.ndarray]:
+    """clean(text) as codes into an object array of distinct names (`names[codes]` is the text);
+    a Categorical is cleaned one category at a time and keeps its codes."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         cats = clean(pd.Series(col.cat.categories.to_numpy(dtype=object)).astype("string"))
+        # Missing (code -1) reads the last entry: the cleaned missing value.
         lut = np.append(cats.astype(object).to_numpy(), clean(pd.Series([None], dtype="string")).astype(object).to_numpy())
-        return lut[col.cat.codes.to_numpy()]
-    return clean(col.astype("string")).astype(object).to_numpy()
+        codes = col.cat.codes.to_numpy().astype(np.int64)
+        return np.where(codes < 0, len(lut) - 1, codes), lut
+    codes, names = pd.factorize(clean(col.astype("string")).astype(object).to_numpy())
+    return codes.astype(np.int64), np.asarray(names, dtype=object)
 
 
 def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray, decimals: int) -> pd.DataFrame:
     """The rows as the engine reads them: canonical columns, amounts back in currency units."""
     keep = [c for c in rows.columns if not c.startswith("_")]
-    out = rows[keep].copy()
-    out["customer_id"] = customer_ids[rows["_m"].to_numpy()]
+    out = rows[keep].copy(deep=False)
+    # Categoricals: the engine encodes them by their codes instead of hashing a text per row.
+    # `customer_ids` are distinct and sorted, so the codes `_m` are already the member order.
+    out["customer_id"] = pd.Categorical.from_codes(rows["_m"].to_numpy(), dtype=pd.CategoricalDtype(customer_ids), validate=False)
     out["amount"] = rows["_minor"].to_numpy() / 10**decimals
-    out["event"] = rows["_event"].to_numpy()
+    out["event"] = rows["_event"].cat.remove_unused_categories()
     for col in ("_u_redeem", "_u_choice"):
         if col in rows.columns:
             out[col] = rows[col].to_numpy()

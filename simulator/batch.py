@@ -127,7 +127,8 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
             "unit": unit.astype(np.int64),
             "refund_of": refund_of,
             **out,
-        }
+        },
+        copy=False,  # the arrays are the path's own: no stacking them into 2-D blocks
     )
     for col in ("_u_redeem", "_u_choice"):
         if col in rows.columns:

@@ -232,9 +232,10 @@ def _rule_bits(cp: CompiledProgram, blocks: list, index: np.ndarray, n: int):
     return pack_bits(ordered, n), level_bits, later_bits, np.array(bit_rule, dtype=np.int64)
 
 
-# Postings are written into a reused scratch block of this many, then copied into compact
-# columns: the kernel's working set stays small and the ledger holds 57 bytes a posting, not 80.
-SCRATCH = 1 << 20
+# Postings are written into a scratch block of up to this many; when a run fits in one block
+# (2 postings a row, up to 2M rows) its rows are the ledger's columns, with no copy. Longer
+# runs reuse the block and copy each fill into compact columns (57 bytes a posting, not 80).
+SCRATCH = 1 << 22
 COMPACT = (np.int32, np.int64, np.int8, np.int16, np.int64, np.int64, np.int16, np.int64, np.int64, np.int64)
 
 
@@ -248,14 +249,20 @@ class _Columns(list):
 def _postings(args: tuple, n: int) -> _Columns:
     """Run the kernel over every member, a scratch block at a time, into compact columns."""
     scratch = Kn.new_postings(min(2 * n + 64, SCRATCH))
-    # Room for 2 postings a row; np.empty reserves address space, only written pages cost memory.
-    cols = [np.empty(2 * n + 64, dtype=t) for t in COMPACT]
+    cols = None
     total, start, declined, unmatched = 0, 0, 0, 0
     while True:
         cnt, declined, unmatched, resume, need = Kn.run_kernel(*args, scratch, start, 0, declined, unmatched)
         if resume >= 0 and cnt == 0:  # one member needs more than the whole block
             scratch = Kn.grow(scratch, 0, need)
             continue
+        if cols is None:
+            if resume < 0:  # everything fit in one block: its rows are the columns, no copy
+                out = _Columns(scratch[i, :cnt] for i in range(len(COMPACT)))
+                out.declined, out.unmatched = declined, unmatched
+                return out
+            # Room for 2 postings a row; np.empty reserves address space, only written pages cost memory.
+            cols = [np.empty(2 * n + 64, dtype=t) for t in COMPACT]
         if total + cnt > len(cols[0]):
             cols = [np.concatenate([c[:total], np.empty(max(total + cnt, 2 * len(c)) - total, c.dtype)]) for c in cols]
         for c, row in zip(cols, scratch, strict=True):

@@ -352,8 +352,11 @@ def load_transactions(
     frame = frame[first + [c for c in frame.columns if c not in first]]
     # Stable sort by (customer id, time).
     keep_rows = np.flatnonzero(used)
-    order = keep_rows[np.lexsort((ts.to_numpy()[keep_rows], _sorted_codes(ids)[keep_rows]))]
-    frame = frame.take(order).reset_index(drop=True)
+    id_keys, ts_keys = _sorted_codes(ids)[keep_rows], ts.to_numpy()[keep_rows]
+    in_order = len(keep_rows) < 2 or bool(np.all((id_keys[1:] > id_keys[:-1]) | ((id_keys[1:] == id_keys[:-1]) & (ts_keys[1:] >= ts_keys[:-1]))))
+    order = keep_rows if in_order else keep_rows[np.lexsort((ts_keys, id_keys))]
+    # Rows already in order, none dropped: no reordered copy of every column.
+    frame = frame.reset_index(drop=True) if in_order and len(order) == n else frame.take(order).reset_index(drop=True)
     return LoadResult(
         frame=frame,
         rows_read=n,

@@ -109,9 +109,16 @@ def basket_starts(rows: pd.DataFrame) -> np.ndarray:
     purchase = rows["_purchase"].to_numpy()
     if "transaction_id" not in rows.columns:
         return purchase.copy()
-    codes, names = _text_codes(rows["transaction_id"], lambda t: t.fillna(""))
-    # Distinct names have distinct codes; a blank id (code -1) never continues a basket.
-    tx = np.where(names == "", -1, np.arange(len(names)))[codes] if len(names) else codes
+    col = rows["transaction_id"]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        # Categories are distinct text: equal codes are equal ids; missing (-1) reads as blank.
+        codes = col.cat.codes.to_numpy().astype(np.int64)
+        names = np.append(np.asarray(col.cat.categories == "", dtype=bool), True)
+    else:
+        codes, text = _text_codes(col, lambda t: t.fillna(""))
+        names = text == ""
+    # A blank id (code -1) never continues a basket.
+    tx = np.where(names, -1, np.arange(len(names)))[codes] if len(names) else codes
     m = rows["_m"].to_numpy()
     t = rows["timestamp"].to_numpy()
     cont = np.zeros(len(rows), dtype=bool)

@@ -128,12 +128,13 @@ def _dict_text(values: pd.Series, clean=None) -> pd.Categorical:
     each distinct value once; categories are sorted and unique, missing is ""."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy().astype(np.int64)
-        uniques = pd.Series(values.cat.categories.to_numpy())
         if pd.api.types.is_string_dtype(values.cat.categories.dtype) and (codes >= 0).all():
             # Already clean text with nothing missing (the usual Parquet column): keep it as it is.
-            text = pd.Series(values.cat.categories.to_numpy(dtype=object), dtype="str")
+            # (Text categories are used as they are, without a round trip through Python objects.)
+            text = pd.Series(values.cat.categories).astype("str")
             if (clean(text) if clean is not None else text).equals(text):
                 return values.array
+        uniques = pd.Series(values.cat.categories.to_numpy())
     else:
         codes, u = pd.factorize(values, use_na_sentinel=True)
         uniques = pd.Series(u)

@@ -47,18 +47,20 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     # Member codes index the customers table (ids in sorted order), and so do the id categories.
     if not np.array_equal(out["customer_id"].cat.codes.to_numpy(), f["member"].to_numpy()):
         raise AssertionError("customer id categories differ from the engine's member codes")
-    event = out["event"]
-    if B.ENROLL not in event.cat.categories:
-        out["event"] = event.cat.add_categories([B.ENROLL])
-    if "" not in out["reward"].cat.categories:
-        out["reward"] = out["reward"].cat.add_categories([""])
-    if "" not in out["transaction_id"].cat.categories:
-        out["transaction_id"] = out["transaction_id"].cat.add_categories([""])
+    # Compared, not looked up with `in`: a lookup builds a hash table of every category.
+    for col, name in (("event", B.ENROLL), ("reward", ""), ("transaction_id", "")):
+        if not np.asarray(out[col].cat.categories == name, dtype=bool).any():
+            out[col] = out[col].cat.add_categories([name])
     return Batch(pd.DataFrame(out), b.customers, b.decimals, b.until, b.members)
 
 
 def _codes(col: pd.Series) -> np.ndarray:
     return col.cat.codes.to_numpy()
+
+
+def _loc(categories: pd.Index, name) -> int:
+    # By comparison: `get_loc` would build a hash table of every category (~100k ids).
+    return int(np.flatnonzero(np.asarray(categories == name, dtype=bool))[0])
 
 
 def _gather(col: pd.Series, src: np.ndarray):
@@ -83,14 +85,14 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
     out = {c: _gather(f[c], src) for c in f.columns if c not in OWN}
 
     event = _codes(f["event"])[src]
-    event[enroll] = f["event"].cat.categories.get_loc(B.ENROLL)
+    event[enroll] = _loc(f["event"].cat.categories, B.ENROLL)
     kind = f["kind"].to_numpy()[src]
     kind[enroll] = EVENT
     reward = _codes(f["reward"])[src]
-    reward[enroll] = f["reward"].cat.categories.get_loc("")
+    reward[enroll] = _loc(f["reward"].cat.categories, "")
     tx_cats = f["transaction_id"].cat.categories
     tx = _codes(f["transaction_id"])[src]
-    tx[enroll | extra] = tx_cats.get_loc("")
+    tx[enroll | extra] = _loc(tx_cats, "")
     if extra.any() and exact_ids:
         # Each extra basket gets its own id, so no refund can match it.
         spawn = rows["_spawn"].to_numpy()[extra]

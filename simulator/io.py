@@ -95,12 +95,32 @@ def _read(data, what: str, wanted: set[str] | None = None) -> tuple[str, pd.Data
             schema = pq.read_schema(path)
             cols = [c for c in schema.names if wanted is None or c in wanted]
             text = [c for c in cols if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
-            return source, pq.read_table(path, columns=cols, read_dictionary=text).to_pandas()
+            return source, _to_pandas(pq.read_table(path, columns=cols, read_dictionary=text))
         if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")):
             return source, _read_csv(path, "\t" if ".tsv" in name else ",")
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{source}: error: cannot read the {what} file: {exc}") from None
     raise DataError(f"{source}: error: unknown file type; expected .csv (optionally .gz) or .parquet")
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """`table.to_pandas()`, with dictionary columns turned into Categoricals directly: a unified
+    Arrow dictionary is distinct already, so its categories skip pandas' uniqueness check (a hash
+    of every distinct text)."""
+    at = [i for i, f in enumerate(table.schema) if pa.types.is_dictionary(f.type)]
+    if not at or not table.num_rows or table.schema.pandas_metadata is not None or len(set(table.column_names)) < table.num_columns:
+        return table.to_pandas()
+    table = table.unify_dictionaries()
+    if any(len(table.column(i).chunk(0).dictionary) == 0 for i in at):
+        return table.to_pandas()  # no text at all: pandas gives such categories its own dtype
+    names = table.column_names
+    frame = table.drop_columns([names[i] for i in at]).to_pandas()
+    for i in at:
+        col = table.column(i)
+        codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for c in col.chunks])
+        dtype = pd.CategoricalDtype._from_fastpath(pd.Index(col.chunk(0).dictionary.to_pandas()), False)
+        frame.insert(i, names[i], pd.Categorical.from_codes(codes, dtype=dtype, validate=False))
+    return frame
 
 
 def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:

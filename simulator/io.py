@@ -110,13 +110,20 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     at = [i for i, f in enumerate(table.schema) if pa.types.is_dictionary(f.type)]
     if not at or not table.num_rows or table.schema.pandas_metadata is not None or len(set(table.column_names)) < table.num_columns:
         return table.to_pandas()
-    table = table.unify_dictionaries()
-    if any(len(table.column(i).chunk(0).dictionary) == 0 for i in at):
-        return table.to_pandas()  # no text at all: pandas gives such categories its own dtype
     names = table.column_names
-    frame = table.drop_columns([names[i] for i in at]).to_pandas()
+    cols = {}
     for i in at:
         col = table.column(i)
+        first = col.chunk(0).dictionary
+        # The batches of one row group share its dictionary: unifying (hashing every text) is
+        # needed only when they differ.
+        if not all(c.dictionary.equals(first) for c in col.chunks[1:]):
+            col = pa.table({"c": col}).unify_dictionaries().column(0)
+        if len(col.chunk(0).dictionary) == 0:
+            return table.to_pandas()  # no text at all: pandas gives such categories its own dtype
+        cols[i] = col
+    frame = table.drop_columns([names[i] for i in at]).to_pandas()
+    for i, col in cols.items():
         codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for c in col.chunks])
         dtype = pd.CategoricalDtype._from_fastpath(pd.Index(col.chunk(0).dictionary.to_pandas()), False)
         frame.insert(i, names[i], pd.Categorical.from_codes(codes, dtype=dtype, validate=False))

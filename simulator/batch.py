@@ -51,7 +51,8 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     for col, name in (("event", B.ENROLL), ("reward", ""), ("transaction_id", "")):
         if not np.asarray(out[col].cat.categories == name, dtype=bool).any():
             out[col] = out[col].cat.add_categories([name])
-    return Batch(pd.DataFrame(out), b.customers, b.decimals, b.until, b.members)
+    # copy=False: the columns are the base's own; stacking them into 2-D blocks is a full copy.
+    return Batch(pd.DataFrame(out, copy=False), b.customers, b.decimals, b.until, b.members)
 
 
 def _codes(col: pd.Series) -> np.ndarray:

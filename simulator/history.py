@@ -71,11 +71,14 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     order = _order(codes, ts.to_numpy())
     # simulator.io already sorts this way: then the rows need no reordered copy.
     out = df.copy(deep=False) if np.array_equal(order, np.arange(n)) else df.iloc[order].reset_index(drop=True)
-    out["timestamp"] = ts.to_numpy()[order]
-    out["_row"] = order.astype(np.int64)
-    out["_pos"] = np.arange(n, dtype=np.int64)
-    out["_m"] = codes[order].astype(np.int64)
-    out["_minor"] = minor[order]
+    helpers = {"timestamp": ts.to_numpy()[order], "_row": order.astype(np.int64), "_pos": np.arange(n, dtype=np.int64)}
+    helpers.update(_m=codes[order].astype(np.int64), _minor=minor[order])
+    if out.columns.is_unique and not any(c in out.columns for c in helpers if c != "timestamp"):
+        # One frame of the rows' own and new arrays: setting them one by one copies each.
+        out = pd.DataFrame({**{c: out[c] for c in out.columns}, **helpers}, copy=False)
+    else:
+        for c, v in helpers.items():
+            out[c] = v
     # A Categorical (with `enroll` among its categories): paths copy and flag it by integer code.
     # Built from codes: the event names are looked at once per distinct name, not once per row.
     present = ev_names[np.unique(ev_codes)] if n else ev_names[:0]

@@ -3,7 +3,7 @@
 Everything a path does is per customer except the enrolment choice, and every draw is keyed by
 (seed, run, customer, row), where the row is the row's rank among the used rows sorted by
 (customer id, time). So the simulator can replay contiguous ranges of customers (in sorted id
-order) one at a time and add up each path's exact integer sums (`montecarlo.Partial`):
+order) one at a time and add up each path's exact integer sums (`measure.Partial`):
 
 1. `plan` reads the file once in record batches, validates each batch (rejects and counts are
    row-local, so they add up; row numbers are shifted by the batch's start) and keeps only

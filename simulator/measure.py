@@ -1,0 +1,93 @@
+"""One path's exact integer sums: figures by kind, monthly cells, members, tiers and rewards.
+
+`measure` reduces an evaluated path (its rows and ledger) to a `Partial`; partials over disjoint
+customers add up (simulator.chunked), and `montecarlo.finish` turns the total into figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from simulator import metrics, response, tiers
+
+
+@dataclass
+class Partial:
+    """One path's exact integer sums over some customers: they add up over disjoint customer sets."""
+
+    members: int
+    rows: int  # rows of the evaluated path
+    by_kind: np.ndarray  # points per metrics.KINDS, whole ledger
+    cost: int
+    partner: int
+    cells: np.ndarray  # (month, kind) points
+    cost_m: np.ndarray
+    partner_m: np.ndarray
+    delta_m: np.ndarray  # revenue with the program minus the baseline, per month
+    joined_m: np.ndarray  # members joined by each month's end
+    tiers_m: np.ndarray  # (month, tier) members at each month's end
+    rewards: pd.DataFrame  # metrics.rewards
+    ledger: pd.DataFrame | None
+
+    def add(self, other: Partial) -> Partial:
+        """The sums of both parts (the ledger is kept by the caller)."""
+        sums = {
+            f: getattr(self, f) + getattr(other, f)
+            for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
+        }
+        rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
+        return Partial(**sums, rewards=rewards, ledger=None)
+
+
+def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
+    """The exact sums of one evaluated path (over the customers it covers)."""
+    months = setup.months
+    ends = np.array([p.end_time for p in months], dtype="datetime64[ns]")
+    kinds = metrics.kind_codes(ledger)
+    moved = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
+    delta_rows = np.where(moved, rows["_minor"].to_numpy(), 0) - rows["_orig"].to_numpy()
+    delta = metrics.by_month(rows["timestamp"].to_numpy(), delta_rows, months)
+    joined = rows.loc[rows["_enroll"].to_numpy(), "timestamp"].to_numpy()
+    joined_m = np.searchsorted(np.sort(joined), ends, side="right").astype(np.int64)
+    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals)
+    cells, cost_m, partner_m = metrics.month_cells(ledger, months, kinds)
+    p = metrics.points_by_kind(ledger, kinds)
+    return Partial(
+        members=int(chosen.sum()),
+        rows=len(rows),
+        by_kind=np.array([p[k] for k in metrics.KINDS], dtype=np.int64),
+        cost=int(ledger["cost"].sum()),
+        partner=int(ledger["partner_share"].sum()),
+        cells=cells,
+        cost_m=cost_m,
+        partner_m=partner_m,
+        delta_m=delta,
+        joined_m=joined_m,
+        tiers_m=tier_counts.to_numpy(dtype=np.int64).reshape(len(months), len(tier_counts.columns)),
+        rewards=metrics.rewards(ledger, kinds),
+        ledger=ledger if keep_ledger else None,
+    )
+
+
+def _tier_counts(model, rows, ledger, kinds, ends, months, decimals) -> pd.DataFrame:
+    """Members per tier at each month's end (members who had joined by then)."""
+    if model.tiers is None:
+        return pd.DataFrame(index=months)
+    spec = model.tiers
+    m = rows["_m"].to_numpy()
+    t = rows["timestamp"].to_numpy()
+    earned = response.earned_per_row(ledger, len(rows), kinds) if spec.metric == "points" else None
+    contrib = tiers.contributions(spec, rows, earned)
+    join_m = m[rows["_enroll"].to_numpy()]
+    join_t = t[rows["_enroll"].to_numpy()]
+    out = {}
+    qm = np.repeat(join_m, len(ends))
+    qt = np.tile(ends, len(join_m))
+    level = tiers.at_moments(spec, decimals, m, t, contrib, qm, qt).reshape(len(join_m), len(ends))
+    joined = join_t[:, None] <= ends[None, :]
+    for i, name in enumerate(spec.names):
+        out[name] = ((level == i) & joined).sum(axis=0).astype(np.int64)
+    return pd.DataFrame(out, index=months)

@@ -11,6 +11,8 @@ It produces the same ledger as `rulelang.interpret`, posting for posting.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -121,12 +123,13 @@ class CompiledProgram:
         if worst >= LIMIT:
             raise LoyaltyError(
                 f"{self.model.path}: amounts this large (up to {max_amount} minor units, {max_lines} lines a basket) could overflow "
-                "exact 64-bit point arithmetic in the compiled engine; use engine=\"reference\" or smaller amounts"
+                'exact 64-bit point arithmetic in the compiled engine; use engine="reference" or smaller amounts'
             )
 
-    def run(self, batch: Batch, redemption: RedemptionPolicy | None = None) -> pd.DataFrame:
-        """The ledger for a validated batch."""
-        return _run(self, batch, redemption)
+    def run(self, batch: Batch, redemption: RedemptionPolicy | None = None, threads: int | None = None) -> pd.DataFrame:
+        """The ledger for a validated batch; the members are shared among `threads` threads
+        (default: one per core, at most 2: the machine this is tuned for has two)."""
+        return _run(self, batch, redemption, threads if threads is not None else min(2, os.cpu_count() or 1))
 
 
 def compile_model(model: Model) -> CompiledProgram:
@@ -164,8 +167,12 @@ def compile_model(model: Model) -> CompiledProgram:
     months = {"days": 0, "months": 1, "years": 12}
     if ex.kind in ("after", "inactive"):
         in_days = ex.unit == "days"
-        code = {("after", True): Kn.X_AFTER_DAYS, ("after", False): Kn.X_AFTER_MONTHS,
-                ("inactive", True): Kn.X_INACTIVE_DAYS, ("inactive", False): Kn.X_INACTIVE_MONTHS}[(ex.kind, in_days)]
+        code = {
+            ("after", True): Kn.X_AFTER_DAYS,
+            ("after", False): Kn.X_AFTER_MONTHS,
+            ("inactive", True): Kn.X_INACTIVE_DAYS,
+            ("inactive", False): Kn.X_INACTIVE_MONTHS,
+        }[(ex.kind, in_days)]
         expiry = (code, ex.n if in_days else ex.n * months[ex.unit])
     else:
         expiry = ({"never": Kn.X_NEVER, "end_of_year": Kn.X_END_OF_YEAR, "end_of_next_year": Kn.X_END_OF_NEXT_YEAR}[ex.kind], 0)
@@ -246,13 +253,14 @@ class _Columns(list):
     unmatched = 0
 
 
-def _postings(args: tuple, n: int) -> _Columns:
-    """Run the kernel over every member, a scratch block at a time, into compact columns."""
-    scratch = Kn.new_postings(min(2 * n + 64, SCRATCH))
+def _postings_of(args: tuple, start: int, stop: int) -> _Columns:
+    """Run the kernel over the members in rows start .. stop, a scratch block at a time, into compact columns."""
+    rows = stop - start
+    scratch = Kn.new_postings(min(2 * rows + 64, SCRATCH))
     cols = None
-    total, start, declined, unmatched = 0, 0, 0, 0
+    total, declined, unmatched = 0, 0, 0
     while True:
-        cnt, declined, unmatched, resume, need = Kn.run_kernel(*args, scratch, start, 0, declined, unmatched)
+        cnt, declined, unmatched, resume, need = Kn.run_kernel(*args, scratch, start, stop, 0, declined, unmatched)
         if resume >= 0 and cnt == 0:  # one member needs more than the whole block
             scratch = Kn.grow(scratch, 0, need)
             continue
@@ -262,7 +270,7 @@ def _postings(args: tuple, n: int) -> _Columns:
                 out.declined, out.unmatched = declined, unmatched
                 return out
             # Room for 2 postings a row; np.empty reserves address space, only written pages cost memory.
-            cols = [np.empty(2 * n + 64, dtype=t) for t in COMPACT]
+            cols = [np.empty(2 * rows + 64, dtype=t) for t in COMPACT]
         if total + cnt > len(cols[0]):
             cols = [np.concatenate([c[:total], np.empty(max(total + cnt, 2 * len(c)) - total, c.dtype)]) for c in cols]
         for c, row in zip(cols, scratch, strict=True):
@@ -273,6 +281,36 @@ def _postings(args: tuple, n: int) -> _Columns:
         start = resume
     out = _Columns(c[:total] for c in cols)
     out.declined, out.unmatched = declined, unmatched
+    return out
+
+
+# Below this many rows a second thread costs more than it saves.
+THREAD_ROWS = 100_000
+
+
+def _parts(member: np.ndarray, threads: int) -> list[tuple[int, int]]:
+    """Row ranges of about equal size that start and end on member boundaries."""
+    n = len(member)
+    cuts = [0]
+    for k in range(1, max(1, threads)):
+        at = int(np.searchsorted(member, member[min(n * k // threads, n - 1)], side="left")) if n else 0
+        if at > cuts[-1]:
+            cuts.append(at)
+    return [(a, b) for a, b in zip(cuts, cuts[1:] + [n], strict=True) if b > a] or [(0, n)]
+
+
+def _postings(args: tuple, member: np.ndarray, threads: int) -> _Columns:
+    """Every member's postings in ledger order; members split over `threads` threads (the kernel
+    releases the GIL), the parts' columns then joined in member order."""
+    n = len(member)
+    parts = _parts(member, threads if n >= THREAD_ROWS else 1)
+    if len(parts) == 1:
+        return _postings_of(args, 0, n)
+    with ThreadPoolExecutor(len(parts)) as pool:
+        done = list(pool.map(lambda p: _postings_of(args, *p), parts))
+    out = _Columns(np.concatenate([d[i] for d in done]) for i in range(len(COMPACT)))
+    out.declined = sum(d.declined for d in done)
+    out.unmatched = sum(d.unmatched for d in done)
     return out
 
 
@@ -290,7 +328,7 @@ def _as(frame: pd.DataFrame, col: str, dtype) -> np.ndarray:
     return np.ascontiguousarray(frame[col].to_numpy(), dtype=dtype)
 
 
-def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None) -> pd.DataFrame:
+def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int) -> pd.DataFrame:
     model = cp.model
     env = C.Env(model, batch)
     frame = batch.frame
@@ -325,20 +363,55 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
     spec = model.tiers
     wdays, wmonths = _window(model)
     args = (
-        member, ts, kind, amount, unit, refund_of, reward_of, draw, choice_draw, _as(frame, "row", np.int64),
-        cp.kind, cp.target, cp.fnum, cp.fden, cp.rate_mul, cp.fixed_num, cp.times, cp.per, bits, level_bits, later_bits, bit_rule,
-        cp.ps_num, cp.ps_den,
-        ROUND_CODE[model.rounding], cp.den, cp.lim_pts, cp.lim_per,
-        spec is not None, METRIC_CODE[spec.metric] if spec else 0, Kn.W_CALENDAR if spec and spec.window == "calendar_year" else Kn.W_ROLLING,
-        wdays, wmonths, cp.thresholds,
-        cp.expiry[0], cp.expiry[1],
-        slot, unit_total, len(targets),
-        cp.rw_pts, cp.rw_cost, cp.rw_share,
-        redemption is not None, float(redemption.probability) if redemption else 0.0,
+        member,
+        ts,
+        kind,
+        amount,
+        unit,
+        refund_of,
+        reward_of,
+        draw,
+        choice_draw,
+        _as(frame, "row", np.int64),
+        cp.kind,
+        cp.target,
+        cp.fnum,
+        cp.fden,
+        cp.rate_mul,
+        cp.fixed_num,
+        cp.times,
+        cp.per,
+        bits,
+        level_bits,
+        later_bits,
+        bit_rule,
+        cp.ps_num,
+        cp.ps_den,
+        ROUND_CODE[model.rounding],
+        cp.den,
+        cp.lim_pts,
+        cp.lim_per,
+        spec is not None,
+        METRIC_CODE[spec.metric] if spec else 0,
+        Kn.W_CALENDAR if spec and spec.window == "calendar_year" else Kn.W_ROLLING,
+        wdays,
+        wmonths,
+        cp.thresholds,
+        cp.expiry[0],
+        cp.expiry[1],
+        slot,
+        unit_total,
+        len(targets),
+        cp.rw_pts,
+        cp.rw_cost,
+        cp.rw_share,
+        redemption is not None,
+        float(redemption.probability) if redemption else 0.0,
         CHOICE_CODE[redemption.choice] if redemption else 0,
-        batch.until.value, max_rows,
+        batch.until.value,
+        max_rows,
     )
-    cols = _postings(args, n)
+    cols = _postings(args, member, threads)
     result = ledger.frame(
         batch.id_dtype,
         cols[Kn.OUT_MEMBER],
@@ -362,6 +435,3 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None)
 def run(model: Model, batch: Batch, redemption: RedemptionPolicy | None = None) -> pd.DataFrame:
     """The ledger for a validated batch (the `compiled` engine of `rulelang.evaluate`)."""
     return compile_model(model).run(batch, redemption)
-
-
-

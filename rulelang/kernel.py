@@ -165,13 +165,12 @@ def run_kernel(
     rw_pts, rw_cost, rw_share,
     policy, probability, choice,
     until, max_rows,
-    out, start, cnt, declined, unmatched,
+    out, start, stop, cnt, declined, unmatched,
 ):
-    """Every posting of the members from row `start` on, in ledger order, into the columns `out`
+    """Every posting of the members in rows `start` .. `stop` (a member boundary), in ledger order, into the columns `out`
     (`new_postings`) after `cnt` postings. Returns (count, declined, unmatched, resume, need): when
     the columns fill up, `resume` is the first row of the member that did not fit, the counts are
     as before it and `need` is the room that member needs; otherwise resume is -1."""
-    n = member.shape[0]
     n_levels = thresholds.shape[0]
     k = rkind.shape[0]
     c = lim_pts.shape[0]
@@ -197,7 +196,7 @@ def run_kernel(
     b_refunded = np.zeros(max(n_slots, 1), dtype=np.int64)
     b_day = np.zeros(max(n_slots, 1), dtype=np.int64)
     i = start
-    while i < n:
+    while i < stop:
         mem = member[i]
         cnt0, declined0, unmatched0 = cnt, declined, unmatched
         nl = 0
@@ -216,9 +215,9 @@ def run_kernel(
         last_purchase = ts[i] // NS_PER_DAY
         xh = 0  # lots before xh are empty
         j = i
-        while j < n and member[j] == mem:
+        while j < stop and member[j] == mem:
             e = j + 1
-            while e < n and unit[e] == unit[j]:
+            while e < stop and unit[e] == unit[j]:
                 e += 1
             t = ts[j]
             dj = t // NS_PER_DAY

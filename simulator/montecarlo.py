@@ -56,6 +56,7 @@ class RunResult:
 
 _SETUP: Setup | None = None
 _PROGRAM = None
+_THREADS: int | None = None  # the engine's threads: the default in one process, 1 in each of several workers
 
 
 class _Engine:
@@ -75,13 +76,14 @@ class _Engine:
 
     def run(self, batch: Batch, policy) -> pd.DataFrame:
         if self.compiled is not None:
-            return self.compiled.run(batch, policy)
+            return self.compiled.run(batch, policy, threads=_THREADS)
         return importlib.import_module(ENGINES[self.engine]).run(self.model, batch, policy)
 
 
-def _init(setup: Setup) -> None:
-    global _SETUP, _PROGRAM
+def _init(setup: Setup, threads: int | None = None) -> None:
+    global _SETUP, _PROGRAM, _THREADS
     _SETUP = setup
+    _THREADS = threads
     _PROGRAM = programs.loads(setup.program_text, setup.program_path)
 
 
@@ -187,7 +189,7 @@ def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Calla
         return out
     # Forked workers inherit the set-up (history, base batch) instead of receiving a pickled copy.
     context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup,), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup, 1), mp_context=context) as pool:
         out = []
         for res in pool.map(_run_in_worker, range(runs), chunksize=max(1, runs // (workers * 8))):
             out.append(res)

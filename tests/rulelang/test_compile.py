@@ -128,3 +128,23 @@ def test_postings_beyond_the_scratch_block_resume_at_a_member_and_grow(monkeypat
     pd.testing.assert_frame_equal(_ledger(text, rows, until="2028-12-31"), full)
     # 16 cannot hold one member's 30 postings: the block grows; 40 holds one member at a time.
     assert grown == ([30] if scratch == 16 else [])
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_members_shared_among_threads_give_the_same_ledger(monkeypatch, threads):
+    text = "earn a: 1 point per 1 CNY\nearn b: 5 points when amount >= 10 once per day\nlimit 30 points per day\nexpire after 1 month\n"
+    text += "reward r: 20 points cost 1 CNY\n"
+    rows = [(m, f"2028-01-{d:02d} 10:00", 4.0 + d, "purchase", f"{m}{d}") for m in ("u", "v", "w", "x", "y") for d in range(1, 29, 2 + len(m) % 3)]
+    rows += [("v", "2028-02-01 09:00", -5.0, "refund", "v1"), ("x", "2028-02-02 09:00", 0.0, "redeem", "", "r")]
+    batch = prepare(_rows(*rows).sort_values(["customer_id", "timestamp"], kind="stable"), rulelang.loads(HEAD + text).model, until="2028-12-31")
+    cp = engine.compile_model(rulelang.loads(HEAD + text).model)
+    one = cp.run(batch, threads=1)
+    monkeypatch.setattr(engine, "THREAD_ROWS", 0)
+    shared = cp.run(batch, threads=threads)
+    pd.testing.assert_frame_equal(shared, one)
+    assert shared.attrs == one.attrs
+    member = batch.frame["member"].to_numpy()
+    parts = engine._parts(member, threads)
+    assert parts[0][0] == 0 and parts[-1][1] == len(member) and len(parts) == min(threads, 5)
+    # Each part starts where a member starts: no member's rows are split between threads.
+    assert all(member[a] != member[a - 1] for a, _ in parts[1:])

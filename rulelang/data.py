@@ -142,6 +142,22 @@ def _text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return np.where(codes >= 0, codes, none).astype(np.int32), texts
 
 
+def _blank(uniques: pd.Index) -> np.ndarray:
+    """Per distinct value: missing, or blank once stripped (read like `astype("string")`)."""
+    if isinstance(uniques.dtype, pd.StringDtype) and uniques.dtype.storage == "pyarrow":
+        # Arrow text already: strip it there, without a round trip through Python objects.
+        return np.asarray(uniques.str.strip() == "", dtype=bool) | np.asarray(uniques.isna(), dtype=bool)
+    return (pd.Series(uniques, dtype=object).astype("string").str.strip() == "").fillna(True).to_numpy()
+
+
+def _same_ids(col: pd.Series, ids) -> bool:
+    """True when `col` holds exactly `ids`, in order and of the same type (compared, not hashed)."""
+    ids = pd.Index(ids)
+    if len(col) != len(ids) or col.dtype != ids.dtype:
+        return False
+    return bool(np.asarray(col.array == ids.array, dtype=bool).all())
+
+
 def _categorical(codes: np.ndarray, texts) -> pd.Categorical:
     # The texts are distinct by construction: skip the uniqueness check (a hash of every text).
     dtype = pd.CategoricalDtype._from_fastpath(pd.Index(texts), False)
@@ -202,7 +218,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
 
     ids = df["customer_id"]
     id_codes, id_uniques = _used(*_encode(ids))
-    blank_u = (pd.Series(id_uniques, dtype=object).astype("string").str.strip() == "").fillna(True).to_numpy()
+    blank_u = _blank(id_uniques)
     bad = (id_codes < 0) | blank_u[id_codes]
     if bad.any():
         raise DataError(f"column customer_id: empty customer ids at {_rows(bad)}")
@@ -377,11 +393,21 @@ def _prepare_customers(customers: pd.DataFrame | None, member_ids, needed: set[s
                 f"the program reads customer.{col} but the customers table has no `{col}` column; "
                 f"available: {', '.join(map(str, customers.columns))}{_suggest(col, customers.columns)}"
             )
+    if customers.columns.is_unique and _same_ids(customers["customer_id"], member_ids):
+        # The usual case (io.load_customers gives one row per id in id order, and every customer
+        # bought): the members' own rows, in order, with no join. The same frame as the merge below.
+        c = customers.reset_index(drop=True)
+        out = pd.DataFrame({"customer_id": member_ids, **{k: c[k] for k in c.columns if k != "customer_id"}}, copy=False)
+        return _customer_dates(out, member_ids)
     c = customers.drop_duplicates("customer_id", keep="first")
     if len(c) and pd.api.types.is_numeric_dtype(c["customer_id"]) != pd.api.types.is_numeric_dtype(base["customer_id"]):
         c = c.assign(customer_id=c["customer_id"].astype(str))
         base = base.assign(customer_id=base["customer_id"].astype(str))
     out = base.merge(c, on="customer_id", how="left")
+    return _customer_dates(out, member_ids)
+
+
+def _customer_dates(out: pd.DataFrame, member_ids) -> pd.DataFrame:
     for col in ("birthday", "enrolled"):
         if col in out.columns:
             parsed = parse_datetimes(out[col])

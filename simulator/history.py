@@ -163,10 +163,23 @@ def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray, decimals: int) ->
     out = rows[keep].copy(deep=False)
     # Categoricals: the engine encodes them by their codes instead of hashing a text per row.
     # `customer_ids` are distinct and sorted, so the codes `_m` are already the member order.
-    out["customer_id"] = pd.Categorical.from_codes(rows["_m"].to_numpy(), dtype=pd.CategoricalDtype(customer_ids), validate=False)
+    # (Distinct already: no uniqueness check, which hashes every id.)
+    ids = pd.CategoricalDtype._from_fastpath(customer_ids, False)
+    out["customer_id"] = pd.Categorical.from_codes(rows["_m"].to_numpy(), dtype=ids, validate=False)
     out["amount"] = rows["_minor"].to_numpy() / 10**decimals
-    out["event"] = rows["_event"].cat.remove_unused_categories()
+    out["event"] = _drop_unused(rows["_event"].array)
     for col in ("_u_redeem", "_u_choice"):
         if col in rows.columns:
             out[col] = rows[col].to_numpy()
     return out
+
+
+def _drop_unused(values: pd.Categorical) -> pd.Categorical:
+    """`values.remove_unused_categories()`, counting the codes rather than sorting them."""
+    codes = values.codes
+    used = np.bincount(codes[codes >= 0], minlength=len(values.categories)) > 0
+    if used.all():
+        return values.copy()
+    new = np.cumsum(used) - 1
+    dtype = pd.CategoricalDtype._from_fastpath(values.categories[used], values.ordered)
+    return pd.Categorical.from_codes(np.where(codes >= 0, new[codes], -1), dtype=dtype, validate=False)

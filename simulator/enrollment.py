@@ -68,30 +68,39 @@ def member_rows(history: History, chosen: np.ndarray) -> pd.DataFrame:
     rows = history.rows
     first = first_purchase(history)
     m = rows["_m"].to_numpy()
-    pos = np.arange(len(rows))
-    keep = chosen[m] & (pos >= first[m]) & ~history.enroll_rows
+    keep = chosen[m] & (np.arange(len(rows)) >= first[m]) & ~history.enroll_rows
     kept, joins = np.flatnonzero(keep), first[chosen]
-    # Enrol rows sort just before the first purchase (4p < 4p + 1): one gather builds the path.
-    ords = np.concatenate([joins * 4, kept * 4 + 1])
-    order = np.argsort(ords, kind="stable")
-    src = np.concatenate([joins, kept])[order]
-    enroll = (np.arange(len(ords)) < len(joins))[order]
-    out = rows.take(src).reset_index(drop=True)
+    # Both are ascending and each join is a kept row: the enrol row goes just before it, so the
+    # path is a merge of the two (no sort), then one gather per column.
+    at = np.searchsorted(kept, joins) + np.arange(len(joins))
+    enroll = np.zeros(len(kept) + len(joins), dtype=bool)
+    enroll[at] = True
+    src = np.empty(len(enroll), dtype=np.int64)
+    src[~enroll] = kept
+    src[at] = joins
+    out = {c: _take(rows[c], src) for c in rows.columns}
     ev = out["_event"]
-    if isinstance(ev.dtype, pd.CategoricalDtype) and "enroll" in ev.cat.categories:
-        codes = ev.cat.codes.to_numpy().copy()
-        codes[enroll] = ev.cat.categories.get_loc("enroll")
-        out["_event"] = pd.Categorical.from_codes(codes, dtype=ev.dtype)
+    if isinstance(ev, pd.Categorical) and "enroll" in ev.categories:
+        codes = ev.codes.copy()
+        codes[enroll] = ev.categories.get_loc("enroll")
+        out["_event"] = pd.Categorical.from_codes(codes, dtype=ev.dtype, validate=False)
     else:
-        out["_event"] = np.where(enroll, "enroll", ev.to_numpy(dtype=object))
+        out["_event"] = np.where(enroll, "enroll", np.asarray(ev, dtype=object))
     for col, value in (("_minor", 0), ("_purchase", False), ("_refund", False), ("_visit", False)):
-        out[col] = np.where(enroll, value, out[col].to_numpy())
+        out[col][enroll] = value  # the gathered arrays are this path's own
     for col in ("transaction_id", "reward"):
-        if col in out.columns:
-            out[col] = np.where(enroll, "", out[col].to_numpy(dtype=object))
-    out["_ord"] = ords[order]
+        if col in out:
+            out[col] = np.where(enroll, "", np.asarray(out[col], dtype=object))
+    out["_ord"] = src * 4 + ~enroll  # enrol rows sort just before the first purchase: 4p < 4p + 1
     out["_enroll"] = enroll
-    return out
+    return pd.DataFrame(out, copy=False)
+
+
+def _take(col: pd.Series, src: np.ndarray):
+    """The column's values at positions `src`, as a new array (a Categorical keeps its dtype)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return pd.Categorical.from_codes(col.cat.codes.to_numpy()[src], dtype=col.dtype, validate=False)
+    return col.to_numpy()[src]
 
 
 @dataclass(frozen=True)

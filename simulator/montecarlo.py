@@ -128,12 +128,8 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     if len(extra):
         spawn_pos = np.searchsorted(rows["_ord"].to_numpy(), extra["_ord"].to_numpy() - 2)
         extra = redemption.with_draws(extra.assign(_orig=0), h.keys, seed, run)
-        rows = pd.concat([rows, extra], ignore_index=True)
-        f = np.concatenate([f, f[spawn_pos]])
-        order = np.argsort(rows["_ord"].to_numpy(), kind="stable")
-        rows = rows.iloc[order].reset_index(drop=True)
-        f = f[order]
-        rows["_visit"] = rows["_visit"].to_numpy()  # copies keep their first-line flag
+        rows, is_extra = response.merged(rows, extra)
+        f = response.interleave(f, f[spawn_pos], is_extra)
     rows["_minor"] = response.scaled(rows, f)
     ledger = _evaluate(rows, setup, program, policy)
     return measure(setup, model, rows, ledger, chosen, run, keep_ledger)

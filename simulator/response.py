@@ -119,24 +119,30 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     """Extra baskets copied from each member's own baskets; `_spawn` is the spawning row's input row."""
     if share <= 0 or rows.empty:
         return rows.iloc[0:0]
-    visit = rows["_visit"].to_numpy() & ~rows.get("_extra", pd.Series(False, index=rows.index)).to_numpy()
+    visit = rows["_visit"].to_numpy()
+    if "_extra" in rows.columns:
+        visit = visit & ~rows["_extra"].to_numpy()
     starts = np.flatnonzero(visit)
     m = rows["_m"].to_numpy()
-    k = keys[m[starts]]
-    spawn_row = rows["_row"].to_numpy()[starts]
-    go = rng.uniform(seed, run, k, spawn_row, STREAM_VISIT) < share
+    bm = m[starts]
+    row = rows["_row"].to_numpy()
+    go = rng.uniform(seed, run, keys[bm], row[starts], STREAM_VISIT) < share
     if not go.any():
         return rows.iloc[0:0]
-    # Each member's baskets, in order: pick one uniformly for every spawning basket.
-    bm = m[starts]
-    first_of = np.searchsorted(bm, bm, side="left")
-    count = np.searchsorted(bm, bm, side="right") - first_of
-    pick = first_of + np.floor(rng.uniform(seed, run, k, spawn_row, STREAM_PICK) * count).astype(np.int64)
-    src, spawn = pick[go], starts[go]
+    # Each member's baskets, in order: pick one uniformly for every spawning basket. Draws are
+    # keyed by row, so drawing only for the spawning baskets gives each the same pick.
+    new_member = np.r_[True, bm[1:] != bm[:-1]]
+    run_start = np.flatnonzero(new_member)
+    sizes = np.diff(np.r_[run_start, len(bm)])
+    first_of = np.repeat(run_start, sizes)[go]
+    count = np.repeat(sizes, sizes)[go]
+    spawn = starts[go]
+    pick = first_of + np.floor(rng.uniform(seed, run, keys[bm[go]], row[spawn], STREAM_PICK) * count).astype(np.int64)
+    src = starts[pick]
     # Lines of a basket run from its start to the next row that is not one of its lines.
     ends = basket_ends(rows)
-    n_lines = ends[starts[src]] - starts[src]
-    line_pos = np.repeat(starts[src], n_lines) + _ranges(n_lines)
+    n_lines = ends[src] - src
+    line_pos = np.repeat(src, n_lines) + _ranges(n_lines)
     copy = rows.iloc[line_pos].copy()
     spawn_rep = np.repeat(spawn, n_lines)
     spawn_end = ends[spawn_rep] - 1  # last line of the spawning basket
@@ -147,12 +153,41 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     t0 = t[spawn_rep].view("int64")
     copy["timestamp"] = (t0 + (later.view("int64") - t0) // 2).view("datetime64[ns]")
     copy["_ord"] = rows["_ord"].to_numpy()[spawn_end] + 2
-    copy["_spawn"] = rows["_row"].to_numpy()[spawn_rep]
+    copy["_spawn"] = row[spawn_rep]
     copy["_extra"] = True
     copy["_enroll"] = False
     if "transaction_id" in copy.columns:
         copy["transaction_id"] = "~extra" + pd.Series(copy["_spawn"].to_numpy()).astype(str).to_numpy()
     return copy
+
+
+def merged(rows: pd.DataFrame, extra: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows with the extra rows inserted in `_ord` order, and a mask of where they went.
+
+    Both are in `_ord` order and an extra row's `_ord` is never a row's, so this is a merge, not a
+    sort: each column is written once into its place.
+    """
+    ins = np.searchsorted(rows["_ord"].to_numpy(), extra["_ord"].to_numpy())
+    at = ins + np.arange(len(extra))
+    is_extra = np.zeros(len(rows) + len(extra), dtype=bool)
+    is_extra[at] = True
+    out = {}
+    for c in rows.columns:
+        a, b = rows[c], extra[c]
+        if isinstance(a.dtype, pd.CategoricalDtype) and a.dtype == b.dtype:
+            out[c] = pd.Categorical.from_codes(interleave(a.cat.codes.to_numpy(), b.cat.codes.to_numpy(), is_extra), dtype=a.dtype, validate=False)
+        else:
+            out[c] = interleave(a.to_numpy(), b.to_numpy(), is_extra)
+    return pd.DataFrame(out, copy=False), is_extra
+
+
+def interleave(a: np.ndarray, b: np.ndarray, is_b: np.ndarray) -> np.ndarray:
+    """`a`'s values where `is_b` is false and `b`'s where it is true, each in order."""
+    object_ = a.dtype == object or b.dtype == object
+    out = np.empty(len(is_b), dtype=object if object_ else np.result_type(a, b))
+    out[~is_b] = a
+    out[is_b] = b
+    return out
 
 
 def basket_ends(rows: pd.DataFrame) -> np.ndarray:

@@ -113,3 +113,18 @@ def test_tier_before_rows_follows_the_rolling_window():
     assert level.tolist() == [0, 0, 1, 0, 0, 0]
     at = tiers.at_moments(spec, 2, member, t, spend, np.array([0, 1]), pd.to_datetime(["2026-06-30", "2026-01-31"]).to_numpy())
     assert at.tolist() == [1, 1]
+
+
+def test_extra_rows_merge_into_place_as_a_stable_sort_by_ord_would_put_them():
+    h = _history(40)
+    rows = enrollment.member_rows(h, enrollment.pick(h, 0.8, "random", seed=2, run=0))
+    rows["_extra"] = False
+    rows["_spawn"] = np.int64(-1)
+    extra = response.extra_visits(rows, 0.4, h.keys, 2, 0, h.until)
+    assert len(extra) > 1
+    got, is_extra = response.merged(rows, extra)
+    want = pd.concat([rows, extra], ignore_index=True).sort_values("_ord", kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    assert np.array_equal(is_extra, want["_extra"].to_numpy())
+    f = np.arange(len(rows), dtype=float)
+    assert np.array_equal(response.interleave(f, -np.ones(len(extra)), is_extra)[~is_extra], f)

@@ -13,6 +13,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rulelang.data import parse_datetimes
 from rulelang.errors import DataError
@@ -70,28 +72,43 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     # Stable sort by customer then time keeps basket lines and same-time rows in input order.
     order = _order(codes, ts.to_numpy())
     # simulator.io already sorts this way: then the rows need no reordered copy.
-    out = df.copy(deep=False) if np.array_equal(order, np.arange(n)) else df.iloc[order].reset_index(drop=True)
-    helpers = {"timestamp": ts.to_numpy()[order], "_row": order.astype(np.int64), "_pos": np.arange(n, dtype=np.int64)}
-    helpers.update(_m=codes[order].astype(np.int64), _minor=minor[order])
+    identity = order is None
+    if identity:
+        order = np.arange(n, dtype=np.int64)
+        out = df.copy(deep=False)
+    else:
+        out = df.iloc[order].reset_index(drop=True)
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if identity else a[order]
+
+    # A Categorical (with `enroll` among its categories): paths copy and flag it by integer code.
+    # Built from codes: the event names are looked at once per distinct name, not once per row.
+    present = ev_names[np.flatnonzero(np.bincount(ev_codes, minlength=len(ev_names)))] if n else ev_names[:0]
+    categories = sorted(set(present.tolist()) | {"enroll"})
+    where = {name: i for i, name in enumerate(categories)}
+    lut = np.array([where.get(name, -1) for name in ev_names.tolist()], dtype=np.int64)
+    event = lut[take(ev_codes)] if n else np.zeros(0, dtype=np.int64)
+    minor = take(minor)
+    is_purchase_event = event == where.get("purchase", -2)
+    purchase = is_purchase_event & (minor >= 0)
+    refund = (is_purchase_event & (minor < 0)) | (event == where.get("refund", -2))
+    m = take(codes).astype(np.int64)
+    t = take(ts.to_numpy())
+    helpers = {"timestamp": t, "_row": order.astype(np.int64), "_pos": np.arange(n, dtype=np.int64), "_m": m}
+    helpers.update(
+        _minor=np.where(refund, -np.abs(minor), minor) if refund.any() else minor,
+        _event=pd.Categorical.from_codes(event, categories=categories),
+        _purchase=purchase,
+        _refund=refund,
+        _visit=_basket_starts(purchase, out["transaction_id"] if "transaction_id" in out.columns else None, m, t),
+    )
     if out.columns.is_unique and not any(c in out.columns for c in helpers if c != "timestamp"):
         # One frame of the rows' own and new arrays: setting them one by one copies each.
         out = pd.DataFrame({**{c: out[c] for c in out.columns}, **helpers}, copy=False)
     else:
         for c, v in helpers.items():
             out[c] = v
-    # A Categorical (with `enroll` among its categories): paths copy and flag it by integer code.
-    # Built from codes: the event names are looked at once per distinct name, not once per row.
-    present = ev_names[np.unique(ev_codes)] if n else ev_names[:0]
-    categories = sorted(set(present.tolist()) | {"enroll"})
-    where = {name: i for i, name in enumerate(categories)}
-    lut = np.array([where.get(name, -1) for name in ev_names.tolist()], dtype=np.int64)
-    event = lut[ev_codes[order]] if n else np.zeros(0, dtype=np.int64)
-    out["_event"] = pd.Categorical.from_codes(event, categories=categories)
-    is_purchase_event = event == where.get("purchase", -2)
-    out["_purchase"] = is_purchase_event & (out["_minor"].to_numpy() >= 0)
-    out["_refund"] = (is_purchase_event & (out["_minor"].to_numpy() < 0)) | (event == where.get("refund", -2))
-    out["_minor"] = np.where(out["_refund"].to_numpy(), -np.abs(out["_minor"].to_numpy()), out["_minor"].to_numpy())
-    out["_visit"] = basket_starts(out)
     keys = rng.customer_keys(ids)
     t = out["timestamp"]
     last = t.max() if n else pd.Timestamp("1970-01-01")
@@ -99,20 +116,23 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     return History(out, np.asarray(ids, dtype=object), keys, decimals, pd.Timestamp(until) if until is not None else last, first)
 
 
-def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """The stable order by (customer, time); the identity, without sorting, when already so."""
+def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """The stable order by (customer, time); None (the identity), without sorting, when already so."""
     n = len(codes)
     if n < 2 or bool(np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (ts[1:] >= ts[:-1])))):
-        return np.arange(n)
+        return None
     return np.lexsort((np.arange(n), ts, codes))
 
 
 def basket_starts(rows: pd.DataFrame) -> np.ndarray:
     """True on the first line of each purchase basket (consecutive lines sharing a transaction_id)."""
-    purchase = rows["_purchase"].to_numpy()
-    if "transaction_id" not in rows.columns:
+    tx = rows["transaction_id"] if "transaction_id" in rows.columns else None
+    return _basket_starts(rows["_purchase"].to_numpy(), tx, rows["_m"].to_numpy(), rows["timestamp"].to_numpy())
+
+
+def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t: np.ndarray) -> np.ndarray:
+    if col is None:
         return purchase.copy()
-    col = rows["transaction_id"]
     if isinstance(col.dtype, pd.CategoricalDtype):
         # Categories are distinct text: equal codes are equal ids; missing (-1) reads as blank.
         codes = col.cat.codes.to_numpy().astype(np.int64)
@@ -122,10 +142,8 @@ def basket_starts(rows: pd.DataFrame) -> np.ndarray:
         names = text == ""
     # A blank id (code -1) never continues a basket.
     tx = np.where(names, -1, np.arange(len(names)))[codes] if len(names) else codes
-    m = rows["_m"].to_numpy()
-    t = rows["timestamp"].to_numpy()
-    cont = np.zeros(len(rows), dtype=bool)
-    if len(rows) > 1:
+    cont = np.zeros(len(purchase), dtype=bool)
+    if len(purchase) > 1:
         cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & (tx[1:] != -1) & (tx[1:] == tx[:-1]) & (t[1:] == t[:-1])
     return purchase & ~cont
 
@@ -137,11 +155,25 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return codes, np.asarray(ids, dtype=object)
     cats = col.cat.categories.to_numpy(dtype=object)
     c = col.cat.codes.to_numpy()
-    present = np.unique(c)
-    order = present[np.argsort(cats[present], kind="stable")]
+    if len(c) and c.min() >= 0:
+        # Counted, not sorted: the categories in use, in category order.
+        present = np.flatnonzero(np.bincount(c, minlength=len(cats)))
+        order = present if _ascending(col.cat.categories[present]) else present[np.argsort(cats[present], kind="stable")]
+    else:
+        present = np.unique(c)
+        order = present[np.argsort(cats[present], kind="stable")]
     rank = np.full(len(cats), -1, dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank[c], cats[order]
+
+
+def _ascending(values: pd.Index) -> bool:
+    """True when Arrow text `values` strictly ascend (compared in Arrow, as Python compares str)."""
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or values.hasnans:
+        return False
+    a = pa.array(values.array)
+    # UTF-8 byte order is code point order, which is how Python orders str.
+    return len(a) < 2 or bool(pc.all(pc.less(a[:-1], a[1:])).as_py())
 
 
 def _text_codes(col: pd.Series, clean) -> tuple[np.ndarray, np.ndarray]:

@@ -53,41 +53,33 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
     joined = rows.loc[rows["_enroll"].to_numpy(), "timestamp"].to_numpy()
     joined_m = np.searchsorted(np.sort(joined), ends, side="right").astype(np.int64)
     tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals)
-    cells, cost_m, partner_m = metrics.month_cells(ledger, months, kinds)
-    p = metrics.points_by_kind(ledger, kinds)
+    sums = metrics.ledger_sums(ledger, months, kinds)
     return Partial(
         members=int(chosen.sum()),
         rows=len(rows),
-        by_kind=np.array([p[k] for k in metrics.KINDS], dtype=np.int64),
-        cost=int(ledger["cost"].sum()),
-        partner=int(ledger["partner_share"].sum()),
-        cells=cells,
-        cost_m=cost_m,
-        partner_m=partner_m,
+        by_kind=sums.by_kind,
+        cost=sums.cost,
+        partner=sums.partner,
+        cells=sums.cells,
+        cost_m=sums.cost_m,
+        partner_m=sums.partner_m,
         delta_m=delta,
         joined_m=joined_m,
-        tiers_m=tier_counts.to_numpy(dtype=np.int64).reshape(len(months), len(tier_counts.columns)),
+        tiers_m=tier_counts,
         rewards=metrics.rewards(ledger, kinds),
         ledger=ledger if keep_ledger else None,
     )
 
 
-def _tier_counts(model, rows, ledger, kinds, ends, months, decimals) -> pd.DataFrame:
-    """Members per tier at each month's end (members who had joined by then)."""
+def _tier_counts(model, rows, ledger, kinds, ends, months, decimals) -> np.ndarray:
+    """Members per (month, tier) at each month's end (members who had joined by then)."""
     if model.tiers is None:
-        return pd.DataFrame(index=months)
+        return np.zeros((len(months), 0), dtype=np.int64)
     spec = model.tiers
     m = rows["_m"].to_numpy()
     t = rows["timestamp"].to_numpy()
     earned = response.earned_per_row(ledger, len(rows), kinds) if spec.metric == "points" else None
     contrib = tiers.contributions(spec, rows, earned)
-    join_m = m[rows["_enroll"].to_numpy()]
-    join_t = t[rows["_enroll"].to_numpy()]
-    out = {}
-    qm = np.repeat(join_m, len(ends))
-    qt = np.tile(ends, len(join_m))
-    level = tiers.at_moments(spec, decimals, m, t, contrib, qm, qt).reshape(len(join_m), len(ends))
-    joined = join_t[:, None] <= ends[None, :]
-    for i, name in enumerate(spec.names):
-        out[name] = ((level == i) & joined).sum(axis=0).astype(np.int64)
-    return pd.DataFrame(out, index=months)
+    enroll = rows["_enroll"].to_numpy()
+    counts = tiers.counts_at(spec, decimals, m, t, contrib, m[enroll], t[enroll], ends)
+    return counts

@@ -116,3 +116,87 @@ def at_moments(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: 
     """Tier level of members `m_q` at moments `t_q`, counting every row with time <= the moment."""
     hi = lex_search(member, t, m_q, t_q, "right")
     return _levels(spec, decimals, member, t, contrib, m_q, t_q, hi)[0]
+
+
+def counts_at(
+    spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray, m_q: np.ndarray, t_join: np.ndarray, moments: np.ndarray
+) -> np.ndarray:
+    """Members `m_q` (joined at `t_join`) per tier at each of `moments`: (moment, tier) int64 counts.
+
+    The same levels as `at_moments` for every (member, moment) pair, counting only members who had
+    joined by the moment, in one pass over each member's rows instead of a search per pair.
+    """
+    moments = np.asarray(moments, dtype="datetime64[ns]")
+    if spec.window == "calendar_year":
+        lo, prev, lo_right, cal = _year_start(moments), _year_start(moments, 1), False, True
+    else:
+        lo, prev, lo_right, cal = _window_start(spec, moments), moments, True, False
+    as_ns = [np.asarray(x, dtype="datetime64[ns]").view("int64") for x in (t, t_join, moments, lo, prev)]
+    return _counts_at(
+        np.asarray(member, dtype=np.int64), as_ns[0], np.asarray(contrib, dtype=np.int64), thresholds(spec, decimals),
+        np.asarray(m_q, dtype=np.int64), *as_ns[1:], lo_right, cal, len(spec.names),
+    )  # fmt: skip
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _seek(t, p, a, b, q, right):
+    # Moves position p within [a, b) to where q inserts (after equal times when `right`); the
+    # moments rise, so p mostly steps forward a row or two from its last place.
+    while p < b and (t[p] < q or (right and t[p] == q)):
+        p += 1
+    while p > a and (t[p - 1] > q or (not right and t[p - 1] == q)):
+        p -= 1
+    return p
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _level_of(limits, metric):
+    # `_level` for one metric: thresholds rise (the checker wants each above the one before), so
+    # counting those reached is the right-side search.
+    k = 0
+    for x in limits:
+        k += x <= metric
+    return max(k - 1, 0)
+
+
+@njit(cache=True, nogil=True)
+def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev_t, lo_right, cal, ntiers):
+    n = m_rows.shape[0]
+    top = 0
+    for i in range(n):
+        top = max(top, m_rows[i] + 1)
+    for i in range(m_q.shape[0]):
+        top = max(top, m_q[i] + 1)
+    off = np.zeros(top + 1, dtype=np.int64)
+    for i in range(n):
+        off[m_rows[i] + 1] += 1
+    for k in range(top):
+        off[k + 1] += off[k]
+    c = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        c[i + 1] = c[i] + contrib[i]
+    nq = moments.shape[0]
+    out = np.zeros((nq, ntiers), dtype=np.int64)
+    for i in range(m_q.shape[0]):
+        mq = m_q[i]
+        tj = t_join[i]
+        a = off[mq] if mq >= 0 else 0
+        b = off[mq + 1] if mq >= 0 else 0
+        hi = a
+        lo = a
+        pv = a
+        for j in range(nq):
+            if tj == _NAT or tj > moments[j]:
+                continue
+            hi = _seek(t_rows, hi, a, b, moments[j], True)
+            lo = _seek(t_rows, lo, a, b, lo_t[j], lo_right)
+            if cal:
+                pv = _seek(t_rows, pv, a, b, prev_t[j], False)
+                level = max(_level_of(limits, c[hi] - c[lo]), _level_of(limits, c[lo] - c[pv]))
+            else:
+                level = _level_of(limits, c[hi] - c[min(lo, hi)])
+            out[j, level] += 1
+    return out

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -143,8 +144,17 @@ def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
     return pa_csv.read_csv(path, parse_options=parse, convert_options=convert).to_pandas()
 
 
+def _arrow_text(values: pd.Index) -> bool:
+    """True for text held by Arrow (pandas' own `str`/`string` dtypes with Arrow storage)."""
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
+
+
 def _text(values: pd.Series) -> pd.Series:
     """Text with missing values as ""; numbers written without a trailing `.0` where whole."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and _arrow_text(values.cat.categories) and values.cat.categories.dtype.na_value is not pd.NA:
+        # Text categories (a Parquet dictionary): each row's text gathered in Arrow, as `astype("str")` would give it.
+        text = values.cat.categories.array.take(values.cat.codes.to_numpy(), allow_fill=True, fill_value="")
+        return pd.Series(text, index=values.index, name=values.name, copy=False)
     if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
         values = values.astype("Int64")
     return values.astype("str").fillna("").astype("str")
@@ -176,6 +186,15 @@ def _dict_text(values: pd.Series, clean=None) -> pd.Categorical:
         return pd.Categorical.from_codes(np.where(codes < 0, len(index), codes), categories=pd.Index(cats, dtype=object))
     uniq, inv = np.unique(cats.astype(str), return_inverse=True)
     return pd.Categorical.from_codes(inv[codes], categories=uniq)
+
+
+def _ascending(values: pd.Series) -> bool:
+    """True when Arrow text `values` (none missing) strictly ascend, as Python orders str."""
+    if not _arrow_text(values) or values.hasnans:
+        return False
+    a = pa.array(values.array)
+    # UTF-8 byte order is code point order, which is how Python compares str.
+    return len(a) < 2 or bool(pc.all(pc.less(a[:-1], a[1:])).as_py())
 
 
 def _sorted_codes(values: pd.Categorical) -> np.ndarray:
@@ -407,25 +426,33 @@ def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> Load
     source, raw = _read(path_or_df, "customers")
     df, notes = _map_columns(raw, columns, ("customer_id",), source, "customers", strict=False)
     n = len(df)
-    text = {c: _text(df[c]) for c in df.columns}
+    # A date-time column is not written out as text: its text is empty exactly where it is missing.
+    typed = {c for c in df.columns if c in DATE_ATTRIBUTES and pd.api.types.is_datetime64_any_dtype(df[c])}
+    text = {c: _text(df[c]) if c not in typed else (lambda idx, c=c: _text(df[c]).take(idx).to_numpy(dtype=object)) for c in df.columns}
     ids = text["customer_id"].str.strip()
     out = {"customer_id": ids}
-    checks = [("customer_id", "empty customer id", (ids == "").to_numpy())]
-    first = ids.duplicated(keep="first").to_numpy() & (ids != "").to_numpy()
+    blank = (ids == "").to_numpy()
+    checks = [("customer_id", "empty customer id", blank)]
+    # Ids already in strictly ascending order (the usual file) repeat none and need no sort.
+    ascending = _ascending(ids)
+    first = np.zeros(n, dtype=bool) if ascending else ids.duplicated(keep="first").to_numpy() & ~blank
     checks.append(("customer_id", "customer id already given on an earlier row", first))
     for col in df.columns:
         if col == "customer_id":
             continue
         if col in DATE_ATTRIBUTES:
-            values = df[col] if pd.api.types.is_datetime64_any_dtype(df[col]) else text[col].str.strip()
+            values = df[col] if col in typed else text[col].str.strip()
             parsed = parse_datetimes(values).astype("datetime64[ns]").dt.normalize()
-            given = (text[col].str.strip() != "").to_numpy()
+            given = df[col].notna().to_numpy() if col in typed else (text[col].str.strip() != "").to_numpy()
             checks.append((col, "not a date (write it like 1990-05-17)", given & parsed.isna().to_numpy()))
             out[col] = parsed
         else:
             out[col] = text[col]
     rejected, rejects = _reject_table(checks, text, np.ones(n, dtype=bool))
-    frame = pd.DataFrame(out).loc[~rejected].sort_values("customer_id", kind="stable").reset_index(drop=True)
+    frame = pd.DataFrame(out)
+    if not (ascending and not rejected.any()):
+        frame = frame.loc[~rejected].sort_values("customer_id", kind="stable")
+    frame = frame.reset_index(drop=True)
     return LoadResult(
         frame=frame,
         rows_read=n,

@@ -253,10 +253,10 @@ class _Columns(list):
     unmatched = 0
 
 
-def _postings_of(args: tuple, start: int, stop: int) -> _Columns:
-    """Run the kernel over the members in rows start .. stop, a scratch block at a time, into compact columns."""
+def _postings_of(args: tuple, start: int, stop: int, scratch: np.ndarray) -> _Columns:
+    """Run the kernel over the members in rows start .. stop into `scratch` (OUT_* rows); when they
+    do not fit, a block at a time into compact columns."""
     rows = stop - start
-    scratch = Kn.new_postings(min(2 * rows + 64, SCRATCH))
     cols = None
     total, declined, unmatched = 0, 0, 0
     while True:
@@ -301,14 +301,28 @@ def _parts(member: np.ndarray, threads: int) -> list[tuple[int, int]]:
 
 def _postings(args: tuple, member: np.ndarray, threads: int) -> _Columns:
     """Every member's postings in ledger order; members split over `threads` threads (the kernel
-    releases the GIL), the parts' columns then joined in member order."""
+    releases the GIL), each writing into its own stretch of one block, closed up afterwards."""
     n = len(member)
     parts = _parts(member, threads if n >= THREAD_ROWS else 1)
+    room = [min(2 * (b - a) + 64, SCRATCH) for a, b in parts]
+    block = Kn.new_postings(sum(room))  # one allocation, cut into a stretch per part
+    at = np.r_[0, np.cumsum(room)]
+    views = [block[:, at[k] : at[k + 1]] for k in range(len(parts))]
     if len(parts) == 1:
-        return _postings_of(args, 0, n)
+        return _postings_of(args, 0, n, views[0])
     with ThreadPoolExecutor(len(parts)) as pool:
-        done = list(pool.map(lambda p: _postings_of(args, *p), parts))
-    out = _Columns(np.concatenate([d[i] for d in done]) for i in range(len(COMPACT)))
+        done = list(pool.map(lambda k: _postings_of(args, *parts[k], views[k]), range(len(parts))))
+    out = _Columns()
+    if all(np.shares_memory(d[0], block) for d in done):
+        # Each part's postings follow the previous part's: one move per part, no new columns.
+        end = len(done[0][0])
+        for k, d in enumerate(done[1:], start=1):
+            c = len(d[0])
+            block[:, end : end + c] = block[:, at[k] : at[k] + c]
+            end += c
+        out.extend(block[i, :end] for i in range(len(COMPACT)))
+    else:  # a part outgrew its stretch and has columns of its own
+        out.extend(np.concatenate([d[i] for d in done]) for i in range(len(COMPACT)))
     out.declined = sum(d.declined for d in done)
     out.unmatched = sum(d.unmatched for d in done)
     return out

@@ -89,8 +89,11 @@ def new_postings(capacity: int) -> np.ndarray:
     """Empty posting columns: a (10, capacity) int64 array, one row per OUT_* column, so a column
     is a contiguous view; np.empty only reserves memory, so a generous capacity costs nothing
     until used. (One array, not ten: every array handed to a helper costs atomic reference
-    counting per call, which dominated the kernel when postings were a tuple of arrays.)"""
-    return np.empty((10, max(int(capacity), 16)), dtype=np.int64)
+    counting per call, which dominated the kernel when postings were a tuple of arrays.)
+    It is a view one column short of its block, so that it and the stretches of a shared block
+    (`compile._postings`) have the same strided layout: numba compiles the kernel once, not per layout."""
+    capacity = max(int(capacity), 16)
+    return np.empty((10, capacity + 1), dtype=np.int64)[:, :capacity]
 
 
 @njit(cache=True, nogil=True)

@@ -199,10 +199,32 @@ def _ascending(values: pd.Series) -> bool:
 
 def _sorted_codes(values: pd.Categorical) -> np.ndarray:
     """Each row's rank of its category in sorted order (so sorting by it sorts by the text)."""
+    if _ascending(pd.Series(values.categories.array, copy=False)):
+        return values.codes  # categories in order already (a sorted file's dictionary)
     order = np.argsort(values.categories.to_numpy(dtype=object), kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank[values.codes]
+
+
+def _redeem_without_reward(event: pd.Categorical, reward: pd.Categorical) -> np.ndarray:
+    redeem = _eq(event, "redeem")
+    return redeem & _eq(reward, "") if redeem.any() else redeem
+
+
+def _whole_numbers(values: pd.Series) -> np.ndarray | None:
+    """Numbers stored as whole numbers (integers, or floats that are whole or missing) as reading
+    their text gives them (`pd.to_numeric` over `_dict_text`'s categories, which always hold "" and
+    so read as floats), without writing any text; None for other columns, read through their text."""
+    dtype = values.dtype
+    if not (isinstance(dtype, np.dtype) and dtype.kind in "if"):
+        return None
+    v = values.to_numpy(dtype=np.float64)
+    known = v[~np.isnan(v)]
+    # Whole and exact as a float (the text of a larger one would read back as another number).
+    if not (np.all(np.abs(known) < 2**53) and np.all(np.mod(known, 1) == 0)):
+        return None
+    return v + 0.0  # "-0" reads back as 0
 
 
 def _eq(values: pd.Categorical, s: str) -> np.ndarray:
@@ -331,7 +353,7 @@ def load_transactions(
     df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
     n = len(df)
     strip = lambda t: t.str.strip()  # noqa: E731
-    empty = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=[""])
+    empty = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
     # A rejected row's value as read (text), computed for the rejected rows only.
     text = {c: (lambda idx, c=c: _text(df[c].take(idx).reset_index(drop=True)).to_numpy(dtype=object)) for c in df.columns}
     for c in ("event", "reward", "transaction_id", "quantity"):
@@ -361,15 +383,22 @@ def load_transactions(
     reward = _dict_text(df["reward"], strip) if "reward" in df.columns else empty
     tx_id = _dict_text(df["transaction_id"], strip) if "transaction_id" in df.columns else empty
     has_quantity = "quantity" in df.columns
-    quantity_text = _dict_text(df["quantity"], strip) if has_quantity else empty
-    quantity = _on_categories(quantity_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce")) if has_quantity else None
+    quantity = _whole_numbers(df["quantity"]) if has_quantity else None
+    if quantity is not None:
+        quantity_bad = np.zeros(n, dtype=bool)  # numbers stored as numbers: none is "not a number"
+    elif has_quantity:
+        quantity_text = _dict_text(df["quantity"], strip)
+        quantity = _on_categories(quantity_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce"))
+        quantity_bad = ~_eq(quantity_text, "") & quantity.isna().to_numpy()
 
     bounds = _period_bounds(period)
-    ts_ok = ts.notna().to_numpy()
+    tsv = ts.to_numpy()
+    ts_ok = ~np.isnat(tsv)
     outside = np.zeros(n, dtype=bool)
     if bounds is not None:
         lo, hi = pd.Timestamp(bounds[0]), pd.Timestamp(bounds[1]) + pd.Timedelta(days=1)
-        outside = ts_ok & ~((ts >= lo) & (ts < hi)).to_numpy()
+        # NaT compares False both ways: such rows are not outside (they are rejected).
+        outside = (tsv < lo.to_datetime64()) | (tsv >= hi.to_datetime64())
 
     amount_bad = ~np.isfinite(amount.to_numpy())
     checks = [
@@ -378,32 +407,42 @@ def load_transactions(
         ("timestamp", "not a date-time (write it like 2026-03-01 14:30:00)", ~ts_ok),
         ("amount", "empty amount", amount_bad & amount_empty),
         ("amount", "not a number (use a plain decimal like 1234.50: no currency sign or thousands separator)", amount_bad),
-        ("reward", "redeem row without a reward", _eq(event, "redeem") & _eq(reward, "")),
-        ("quantity", "not a number", (~_eq(quantity_text, "") & quantity.isna().to_numpy()) if has_quantity else np.zeros(n, bool)),
+        ("reward", "redeem row without a reward", _redeem_without_reward(event, reward)),
+        ("quantity", "not a number", quantity_bad if has_quantity else np.zeros(n, bool)),
     ]
     rejected, rejects = _reject_table(checks, text, ~outside)
     used = ~rejected & ~outside
 
-    frame = df.assign(
-        customer_id=ids,
-        timestamp=ts.to_numpy(),
-        amount=amount.round(currency_decimals).to_numpy(),
-        event=event,
-        transaction_id=tx_id,
-        reward=reward,
-        source_row=np.arange(1, n + 1, dtype=np.int64),
-    )
-    if has_quantity:
-        frame["quantity"] = quantity.to_numpy()
-    first = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward"]
-    frame = frame[first + [c for c in frame.columns if c not in first]]
+    own = {
+        "customer_id": ids,
+        "timestamp": tsv,
+        "amount": amount.round(currency_decimals).to_numpy(),
+        "event": event,
+        "transaction_id": tx_id,
+        "reward": reward,
+    }
+    first = list(own)
+    if df.columns.is_unique:
+        # One frame of the columns (what `df.assign` then a reorder gives, without copying each).
+        rest = {c: df[c] for c in df.columns if c not in own}
+        if has_quantity:
+            rest["quantity"] = np.asarray(quantity)
+        frame = pd.DataFrame({**own, **rest, "source_row": np.arange(1, n + 1, dtype=np.int64)}, copy=False)
+    else:
+        frame = df.assign(**own, source_row=np.arange(1, n + 1, dtype=np.int64))
+        if has_quantity:
+            frame["quantity"] = np.asarray(quantity)
+        frame = frame[first + [c for c in frame.columns if c not in first]]
     # Stable sort by (customer id, time).
-    keep_rows = np.flatnonzero(used)
-    id_keys, ts_keys = _sorted_codes(ids)[keep_rows], ts.to_numpy()[keep_rows]
+    every = bool(used.all())
+    keep_rows = np.arange(n) if every else np.flatnonzero(used)
+    id_keys, ts_keys = _sorted_codes(ids), tsv
+    if not every:
+        id_keys, ts_keys = id_keys[keep_rows], ts_keys[keep_rows]
     in_order = len(keep_rows) < 2 or bool(np.all((id_keys[1:] > id_keys[:-1]) | ((id_keys[1:] == id_keys[:-1]) & (ts_keys[1:] >= ts_keys[:-1]))))
     order = keep_rows if in_order else keep_rows[np.lexsort((ts_keys, id_keys))]
     # Rows already in order, none dropped: no reordered copy of every column.
-    frame = frame.reset_index(drop=True) if in_order and len(order) == n else frame.take(order).reset_index(drop=True)
+    frame = frame.reset_index(drop=True) if in_order and every else frame.take(order).reset_index(drop=True)
     return LoadResult(
         frame=frame,
         rows_read=n,

@@ -206,13 +206,8 @@ def pack_bits(blocks: list, n: int) -> np.ndarray:
     """Boolean masks -> (rows, words) uint64, block b at bit b % 64 of word b // 64, so the kernel
     reads one word per line instead of one byte from each of the blocks."""
     words = max(1, (len(blocks) + 63) // 64)
-    out = np.zeros((n, words), dtype=np.uint64)
-    for w in range(words):
-        acc = np.zeros(n, dtype=np.uint64)
-        for b in range(w * 64, min(len(blocks), w * 64 + 64)):
-            acc |= blocks[b].view(np.uint8).astype(np.uint64) << np.uint64(b - w * 64)
-        out[:, w] = acc
-    return out
+    stack = np.stack([np.asarray(b, dtype=bool) for b in blocks]) if blocks else np.zeros((0, n), dtype=bool)
+    return Kn.pack_rows(stack.view(np.uint8), words)
 
 
 def _rule_bits(cp: CompiledProgram, blocks: list, index: np.ndarray, n: int):

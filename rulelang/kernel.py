@@ -121,6 +121,20 @@ def grow(out: np.ndarray, cnt: int, need: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def pack_rows(stack, words):
+    """(blocks, rows) 0/1 bytes -> (rows, words) uint64 with block b at bit b % 64 of word b // 64."""
+    nb, n = stack.shape
+    out = np.zeros((n, words), dtype=np.uint64)
+    for b in range(nb):
+        w = b // 64
+        bit = np.uint64(1) << np.uint64(b % 64)
+        for i in range(n):
+            if stack[b, i]:
+                out[i, w] |= bit
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _round(num, den, mode):
     """num/den (den > 0) rounded down, up or half up."""
     if mode == DOWN:

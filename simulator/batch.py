@@ -66,8 +66,22 @@ def _loc(categories: pd.Index, name) -> int:
 
 def _gather(col: pd.Series, src: np.ndarray):
     if isinstance(col.dtype, pd.CategoricalDtype):
-        return pd.Categorical.from_codes(_codes(col)[src], dtype=col.dtype)
+        return _categorical(_codes(col)[src], col.dtype)
     return col.to_numpy()[src]
+
+
+def _categorical(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
+    # Codes gathered from (or set to known positions of) the base's own categories are valid: no check.
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+def _unit_starts(b: Batch) -> np.ndarray:
+    """The base's first row of each unit, computed once per base (every path's refunds look them up)."""
+    key = ("simulator.batch", "unit_starts")
+    if key not in b.encodings:
+        u = b.frame["unit"].to_numpy()
+        b.encodings[key] = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+    return b.encodings[key]
 
 
 def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
@@ -108,8 +122,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
     base_ref = f["refund_of"].to_numpy()[src]
     has = base_ref >= 0
     if has.any():
-        base_unit = f["unit"].to_numpy()
-        unit_start = np.flatnonzero(np.r_[True, base_unit[1:] != base_unit[:-1]])
+        unit_start = _unit_starts(b)
         where = np.full(len(f), -1, dtype=np.int64)
         own = ~enroll & ~extra
         where[src[own]] = np.flatnonzero(own)
@@ -120,13 +133,13 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
         {
             "row": np.arange(n, dtype=np.int64),
             "member": member,
-            "customer_id": pd.Categorical.from_codes(member, dtype=f["customer_id"].dtype),
+            "customer_id": _categorical(member, f["customer_id"].dtype),
             "timestamp": rows["timestamp"].to_numpy(),
             "amount": rows["_minor"].to_numpy().astype(np.int64),
-            "event": pd.Categorical.from_codes(event, dtype=f["event"].dtype),
+            "event": _categorical(event, f["event"].dtype),
             "kind": kind,
-            "transaction_id": pd.Categorical.from_codes(tx, dtype=f["transaction_id"].dtype if len(tx_cats) == len(f["transaction_id"].cat.categories) else pd.CategoricalDtype(tx_cats)),
-            "reward": pd.Categorical.from_codes(reward, dtype=f["reward"].dtype),
+            "transaction_id": _categorical(tx, f["transaction_id"].dtype if len(tx_cats) == len(f["transaction_id"].cat.categories) else pd.CategoricalDtype(tx_cats)),
+            "reward": _categorical(reward, f["reward"].dtype),
             "unit": unit.astype(np.int64),
             "refund_of": refund_of,
             **out,

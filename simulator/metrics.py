@@ -310,48 +310,104 @@ def monthly_from(
     return out[order].reset_index()
 
 
-def _factorize_text(col: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and distinct values of a text column; a Categorical's codes are used as they are."""
-    if isinstance(col.dtype, pd.CategoricalDtype) and not col.isna().any():
-        codes = col.cat.codes.to_numpy().astype(np.int64)
-        cats = col.cat.categories.to_numpy(dtype=object)
-        used = np.unique(codes)
-        if sort:
-            used = used[np.argsort(cats[used], kind="stable")]
-        rank = np.full(len(cats), -1, dtype=np.int64)
-        rank[used] = np.arange(len(used))
-        return rank[codes], cats[used]
-    codes, names = pd.factorize(np.asarray(col.to_numpy(dtype=object), dtype=object), sort=sort)
-    return codes, np.asarray(names, dtype=object)
+def _text_codes(col: pd.Series, with_values: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Integer codes (-1 for missing) of a text or Categorical column, and the values they stand for."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.array.codes, col.cat.categories.to_numpy(dtype=object) if with_values else None
+    codes, values = pd.factorize(np.asarray(col.to_numpy(dtype=object), dtype=object))
+    return codes, np.asarray(values, dtype=object)
 
 
 def rewards(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> pd.DataFrame:
     """Per reward: redemptions (count), points, cost and partner share (minor units)."""
     kinds = kind_codes(ledger) if kinds is None else kinds
-    sel = np.flatnonzero(kinds == KINDS.index("redeem"))
-    red = {c: ledger[c].iloc[sel] for c in ("reward", "customer_id", "timestamp", "row", "points", "cost", "partner_share")}
-    codes, names = _factorize_text(red["reward"], sort=True)
-    member, _ = _factorize_text(red["customer_id"], sort=False)
-    # A redemption posts once per lot touched; its postings share the member, the row and the reward.
-    keys = (red["timestamp"].to_numpy().view(np.int64), codes, red["row"].to_numpy(), member)
-    order = np.lexsort(keys)
-    new = np.ones(len(order), dtype=bool)
-    same = np.ones(max(len(order) - 1, 0), dtype=bool)
-    for k in keys:
-        ks = k[order]
-        same &= ks[1:] == ks[:-1]
-    new[1:] = ~same
-    first = codes[order][new]
-    out = pd.DataFrame(
-        {
-            "count": np.bincount(first, minlength=len(names)).astype(np.int64),
-            "points": _sums(codes, red["points"].to_numpy(), len(names)),
-            "cost": _sums(codes, red["cost"].to_numpy(), len(names)),
-            "partner_share": _sums(codes, red["partner_share"].to_numpy(), len(names)),
-        },
-        index=pd.Index(names, name="reward"),
-    )
+    reward, names = _text_codes(ledger["reward"])
+    member, _ = _text_codes(ledger["customer_id"], with_values=False)
+    cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("row", "points", "cost", "partner_share")]
+    t = ledger["timestamp"].to_numpy().view(np.int64)
+    sums = _reward_sums(np.asarray(kinds, dtype=np.int64), KINDS.index("redeem"), reward, member, t, *cols, len(names))
+    used = np.flatnonzero(sums[:, 4])
+    used = used[np.argsort(names[used], kind="stable")]
+    columns = ("count", "points", "cost", "partner_share")
+    return pd.DataFrame({c: sums[used, i] for i, c in enumerate(columns)}, index=pd.Index(names[used], name="reward"))
+
+
+_SMALL = 64  # postings of one row compared pairwise; a row with more is sorted
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same_key(t, reward, member, i, j):
+    return t[i] == t[j] and reward[i] == reward[j] and member[i] == member[j]
+
+
+@njit(cache=True, nogil=True)
+def _reward_sums(kinds, redeem, reward, member, t, row, points, cost, partner, size):
+    # Per reward code: redemptions, points, cost, partner share, postings. A redemption posts once
+    # per lot touched; its postings share the member, the row, the time and the reward, so the
+    # redemptions are the distinct such keys. The engine posts in row order, so a row's postings
+    # are neighbours and are compared as they pass; otherwise they are grouped and counted again.
+    out = np.zeros((size, 5), dtype=np.int64)
+    idx = np.empty(kinds.shape[0], dtype=np.int64)
+    n = 0
+    start = 0  # the current row's first posting in idx
+    simple = True  # rows in order, each with a few postings
+    for i in range(kinds.shape[0]):
+        r = reward[i]
+        if kinds[i] != redeem or r < 0:
+            continue
+        out[r, 1] += points[i]
+        out[r, 2] += cost[i]
+        out[r, 3] += partner[i]
+        out[r, 4] += 1
+        if n and row[i] != row[idx[n - 1]]:
+            simple = simple and row[i] > row[idx[n - 1]]
+            start = n
+        simple = simple and n - start < _SMALL
+        if simple:
+            new = True
+            for j in range(n - 1, start - 1, -1):
+                if _same_key(t, reward, member, i, idx[j]):
+                    new = False
+                    break
+            out[r, 0] += new
+        idx[n] = i
+        n += 1
+    if not simple:
+        out[:, 0] = _count_by_row(idx[:n], reward, member, t, row, size)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _count_by_row(idx, reward, member, t, row, size):
+    # Distinct (time, reward, member) keys per row, rows in any order: a counting sort by row,
+    # then each row's keys sorted (stable sorts, last key first) and counted where they change.
+    count = np.zeros(size, dtype=np.int64)
+    n = idx.shape[0]
+    if n == 0:
+        return count
+    lo = row[idx].min()
+    off = np.zeros(row[idx].max() - lo + 2, dtype=np.int64)
+    for i in idx:
+        off[row[i] - lo + 1] += 1
+    off = np.cumsum(off)
+    grouped = np.empty(n, dtype=np.int64)
+    for i in idx:
+        grouped[off[row[i] - lo]] = i
+        off[row[i] - lo] += 1
+    a = 0
+    while a < n:
+        b = a + 1
+        while b < n and row[grouped[b]] == row[grouped[a]]:
+            b += 1
+        grp = grouped[a:b]
+        grp = grp[np.argsort(member[grp], kind="mergesort")]
+        grp = grp[np.argsort(reward[grp], kind="mergesort")]
+        grp = grp[np.argsort(t[grp], kind="mergesort")]
+        for k in range(b - a):
+            if k == 0 or not _same_key(t, reward, member, grp[k], grp[k - 1]):
+                count[reward[grp[k]]] += 1
+        a = b
+    return count
 
 
 # --- across runs ---------------------------------------------------------------------------------

@@ -27,21 +27,36 @@ def policy(probability: float, choice: str) -> RedemptionPolicy:
     return RedemptionPolicy(float(probability), choice)
 
 
-def counters(rows: pd.DataFrame) -> np.ndarray:
-    """Each row's draw counter: its input row, shifted for rows the simulator added."""
-    c = rows["_row"].to_numpy().astype(np.int64)
+def counters(rows: pd.DataFrame, at: np.ndarray | None = None) -> np.ndarray:
+    """Each row's draw counter (of the rows at positions `at`, or all): its input row, shifted for
+    rows the simulator added."""
+    pick = (lambda col: rows[col].to_numpy()) if at is None else (lambda col: rows[col].to_numpy()[at])  # noqa: E731
+    c = pick("_row").astype(np.int64)
     if "_enroll" in rows.columns:
-        c = np.where(rows["_enroll"].to_numpy(), c + ENROLL_OFFSET, c)
+        c = np.where(pick("_enroll"), c + ENROLL_OFFSET, c)
     if "_extra" in rows.columns:
-        c = np.where(rows["_extra"].to_numpy(), rows["_spawn"].to_numpy() + EXTRA_OFFSET, c)
+        c = np.where(pick("_extra"), pick("_spawn") + EXTRA_OFFSET, c)
     return c.astype(np.uint64)
 
 
 def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's redemption draw and choice draw."""
-    k = keys[rows["_m"].to_numpy()]
-    c = counters(rows)
-    return rng.uniform(seed, run, k, c, STREAM_REDEEM), rng.uniform(seed, run, k, c, STREAM_CHOICE)
+    """Each row's redemption draw and choice draw.
+
+    The engine reads them only where a purchase basket starts (`_visit`), so only those rows are
+    drawn; the others get 1.0, a draw that never redeems. Draws are keyed by row, so which rows
+    are drawn changes no row's draw.
+    """
+    if "_visit" not in rows.columns:
+        k = keys[rows["_m"].to_numpy()]
+        c = counters(rows)
+        return rng.uniform(seed, run, k, c, STREAM_REDEEM), rng.uniform(seed, run, k, c, STREAM_CHOICE)
+    at = np.flatnonzero(rows["_visit"].to_numpy())
+    k = keys[rows["_m"].to_numpy()[at]]
+    c = counters(rows, at)
+    u_redeem, u_choice = np.ones(len(rows)), np.ones(len(rows))
+    u_redeem[at] = rng.uniform(seed, run, k, c, STREAM_REDEEM)
+    u_choice[at] = rng.uniform(seed, run, k, c, STREAM_CHOICE)
+    return u_redeem, u_choice
 
 
 def with_draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> pd.DataFrame:

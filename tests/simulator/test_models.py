@@ -53,7 +53,10 @@ def test_redemption_draws_are_keyed_by_customer_and_row_not_by_the_subset():
     a = redemption.with_draws(everyone, h.keys, 9, 2)
     b = redemption.with_draws(some, h.keys, 9, 2)
     assert np.array_equal(a.loc[some.index, "_u_redeem"].to_numpy(), b["_u_redeem"].to_numpy())
-    assert ((a["_u_redeem"] >= 0) & (a["_u_redeem"] < 1)).all()
+    visit = a["_visit"].to_numpy()
+    assert ((a["_u_redeem"] >= 0) & (a["_u_redeem"] < 1))[visit].all()
+    # The engine reads draws only where a basket starts: elsewhere 1.0, which never redeems.
+    assert (a["_u_redeem"][~visit] == 1.0).all() and (~visit).any()
     assert not np.array_equal(a["_u_redeem"].to_numpy(), a["_u_choice"].to_numpy())
     assert redemption.policy(0.3, "dearest").choice == "dearest"
 

@@ -38,6 +38,18 @@ class RedemptionPolicy:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a batch's rows were copied from: row i is `base`'s row `src[i]` with possibly another
+    amount, event, transaction id and basket, and, where `moved`, another timestamp; every other
+    column and the member are the same. Conditions that read only what is the same are evaluated
+    on the base once and gathered (`rulelang.columns`)."""
+
+    base: Batch
+    src: np.ndarray
+    moved: np.ndarray
+
+
+@dataclass(frozen=True)
 class Batch:
     """Validated input, rows grouped by member (members sorted by id), input order kept within.
 
@@ -56,6 +68,7 @@ class Batch:
     decimals: int
     until: pd.Timestamp
     members: int
+    origin: Origin | None = None  # set when the rows are copies of another batch's (same customers)
 
     @cached_property
     def encodings(self) -> dict:

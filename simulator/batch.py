@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rulelang import builtins as B
-from rulelang.data import EVENT, Batch, needed_columns, prepare
+from rulelang.data import EVENT, Batch, Origin, needed_columns, prepare
 from simulator.history import History, engine_frame
 
 CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward")
@@ -149,5 +149,6 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
     for col in ("_u_redeem", "_u_choice"):
         if col in rows.columns:
             frame[col] = rows[col].to_numpy()
-    return Batch(frame, b.customers, b.decimals, b.until, b.members)
+    # Conditions that read only what a path row shares with its history row are gathered from the base.
+    return Batch(frame, b.customers, b.decimals, b.until, b.members, Origin(b, src, extra))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,3 +65,42 @@ def test_ledgers_agree_and_blank_ids_change_nothing_when_no_rule_reads_them(path
     assert (blank.frame["transaction_id"].astype(str)[rows["_extra"].to_numpy()] == "").all()
     exact = compile_model(plain.model).run(batch.for_path(batch.base(h, plain.model, None), rows, exact_ids=True))
     pd.testing.assert_frame_equal(compile_model(plain.model).run(blank).astype(str), exact.astype(str))
+
+
+# One rule per way a condition can relate a path row to its history row (rulelang.columns):
+# shared columns, timestamps (moved on extra visits), amounts and baskets, enrolment, tiers.
+GATHER_RULES = """
+earn a: 1 point when category == "pastry"
+earn b: 2 points when weekday in [sat, sun] and channel == "app"
+earn c: 3 points when month(date) == month(customer.birthday) and customer.segment != "student"
+earn d: 4 points when amount >= 5 and category != "pastry"
+earn e: 5 points when basket.total >= 10 or tier >= Plus
+earn f: 6 points when (tier >= Plus and weekday == mon) and quantity >= 2
+earn g: 7 points when customer.days_enrolled >= 3 and store != ""
+earn h: 8 points when transaction_id != "" and date >= 2026-03-01
+earn i: 9 points on enroll when channel == "app" and date <= 2026-06-30
+"""
+
+
+def test_conditions_gathered_from_the_base_equal_conditions_on_the_path(path):
+    from rulelang.compile import compile_model
+
+    h, rows = path
+    prog = rulelang.loads(PROGRAM_TEXT + GATHER_RULES, "test.loyalty")
+    cust = io.load_customers(sample(customers=30)[1]).frame
+    base = batch.base(h, prog.model, cust)
+    cp = compile_model(prog.model)
+    gathered = batch.for_path(base, rows)
+    assert gathered.origin is not None and gathered.origin.moved.any()
+    plain = dataclasses.replace(gathered, origin=None)
+    want_blocks, want_index = cp.masks(plain)
+    got_blocks, got_index = cp.masks(gathered)
+    assert np.array_equal(got_index, want_index)
+    for r, rule in enumerate(prog.model.rules):
+        for level in range(cp.levels):
+            want = want_blocks[want_index[r, level]]
+            assert np.array_equal(got_blocks[got_index[r, level]], want), (rule.name, level)
+    # The rules are not vacuous: each holds somewhere and fails somewhere on this path.
+    held = {rule.name for r, rule in enumerate(prog.model.rules) if any(want_blocks[want_index[r, lv]].any() for lv in range(cp.levels))}
+    assert held >= {"a", "b", "c", "d", "e", "g", "h", "i"}
+    pd.testing.assert_frame_equal(cp.run(gathered), cp.run(plain))

@@ -123,12 +123,20 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
         if len(col.chunk(0).dictionary) == 0:
             return table.to_pandas()  # no text at all: pandas gives such categories its own dtype
         cols[i] = col
-    frame = table.drop_columns([names[i] for i in at]).to_pandas()
-    for i, col in cols.items():
-        codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for c in col.chunks])
+    # split_blocks: each column keeps its own array rather than being copied into a 2-D block.
+    plain = table.drop_columns([names[i] for i in at]).to_pandas(split_blocks=True)
+    out = {}
+    for i, name in enumerate(names):
+        if i not in cols:
+            out[name] = plain[name]
+            continue
+        col = cols[i]
+        # The codes as Arrow holds them (int32), missing as -1; from_codes narrows them as it likes.
+        parts = [c.indices if c.null_count == 0 else c.indices.fill_null(-1) for c in col.chunks]
+        codes = np.concatenate([c.to_numpy(zero_copy_only=False) for c in parts]) if len(parts) > 1 else parts[0].to_numpy(zero_copy_only=False)
         dtype = pd.CategoricalDtype._from_fastpath(pd.Index(col.chunk(0).dictionary.to_pandas()), False)
-        frame.insert(i, names[i], pd.Categorical.from_codes(codes, dtype=dtype, validate=False))
-    return frame
+        out[name] = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+    return pd.DataFrame(out, index=plain.index, copy=False)
 
 
 def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
@@ -160,17 +168,38 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("str").fillna("").astype("str")
 
 
+def _strip(text: pd.Series) -> pd.Series:
+    return text.str.strip()
+
+
+def _no_edge_space(values: pd.Index) -> bool:
+    """True when no text (Arrow, none missing) can start or end with whitespace, judged by its
+    first and last byte: every whitespace character is ASCII <= 0x20 or multi-byte (>= 0x80)."""
+    a = pa.array(values.array)
+    a = a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+    if a.null_count or not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+        return False
+    offsets = np.frombuffer(a.buffers()[1], dtype=np.int32 if pa.types.is_string(a.type) else np.int64)[a.offset : a.offset + len(a) + 1]
+    data = np.frombuffer(a.buffers()[2], dtype=np.uint8) if a.buffers()[2] is not None else np.zeros(0, dtype=np.uint8)
+    full = offsets[1:] > offsets[:-1]
+    first, last = data[offsets[:-1][full]], data[offsets[1:][full] - 1]
+    return bool(np.all((first > 0x20) & (first < 0x80) & (last > 0x20) & (last < 0x80)))
+
+
 def _dict_text(values: pd.Series, clean=None) -> pd.Categorical:
     """`_text(values)` dictionary-encoded, with `clean` (a function on a text Series) applied to
     each distinct value once; categories are sorted and unique, missing is ""."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy().astype(np.int64)
-        if pd.api.types.is_string_dtype(values.cat.categories.dtype) and (codes >= 0).all():
+        codes = values.cat.codes.to_numpy()
+        if pd.api.types.is_string_dtype(values.cat.categories.dtype) and (not len(codes) or codes.min() >= 0):
             # Already clean text with nothing missing (the usual Parquet column): keep it as it is.
             # (Text categories are used as they are, without a round trip through Python objects.)
+            if clean is _strip and _arrow_text(values.cat.categories) and _no_edge_space(values.cat.categories):
+                return values.array
             text = pd.Series(values.cat.categories).astype("str")
             if (clean(text) if clean is not None else text).equals(text):
                 return values.array
+        codes = codes.astype(np.int64)
         uniques = pd.Series(values.cat.categories.to_numpy())
     else:
         codes, u = pd.factorize(values, use_na_sentinel=True)
@@ -220,9 +249,14 @@ def _whole_numbers(values: pd.Series) -> np.ndarray | None:
     if not (isinstance(dtype, np.dtype) and dtype.kind in "if"):
         return None
     v = values.to_numpy(dtype=np.float64)
-    known = v[~np.isnan(v)]
+    if not len(v):
+        return v
+    missing = np.isnan(v)
+    known = v[~missing] if missing.any() else v
+    if not len(known):
+        return v
     # Whole and exact as a float (the text of a larger one would read back as another number).
-    if not (np.all(np.abs(known) < 2**53) and np.all(np.mod(known, 1) == 0)):
+    if not (max(-known.min(), known.max()) < 2**53 and (dtype.kind == "i" or np.array_equal(np.floor(known), known))):
         return None
     return v + 0.0  # "-0" reads back as 0
 
@@ -292,12 +326,16 @@ def _map_columns(raw: pd.DataFrame, columns: Mapping[str, str] | None, required:
 def _reject_table(checks: list[tuple[str, str, np.ndarray]], df_text: dict[str, pd.Series], eligible: np.ndarray):
     """Give each failing row its first problem, in table order: (rejected mask, rejects rows)."""
     n = len(eligible)
-    reason_of = np.full(n, -1, dtype=np.int64)
+    failing = np.zeros(n, dtype=bool)
+    for _, _, bad in checks:
+        failing |= bad
+    # Only the failing rows are given a reason (usually none are).
+    idx = np.flatnonzero(failing & eligible)
+    codes = np.full(len(idx), -1, dtype=np.int64)
     for i, (_, _, bad) in enumerate(checks):
-        reason_of[(reason_of < 0) & eligible & bad] = i
-    rejected = reason_of >= 0
-    idx = np.flatnonzero(rejected)
-    codes = reason_of[idx]
+        codes[(codes < 0) & bad[idx]] = i
+    rejected = np.zeros(n, dtype=bool)
+    rejected[idx] = True
     cols = np.array([c for c, _, _ in checks], dtype=object)[codes] if len(checks) else np.array([], dtype=object)
     reasons = np.array([r for _, r, _ in checks], dtype=object)[codes] if len(checks) else np.array([], dtype=object)
     values = np.empty(len(idx), dtype=object)
@@ -352,7 +390,7 @@ def load_transactions(
     source = source or read_from  # a slice of a file is named by its file
     df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
     n = len(df)
-    strip = lambda t: t.str.strip()  # noqa: E731
+    strip = _strip
     empty = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
     # A rejected row's value as read (text), computed for the rejected rows only.
     text = {c: (lambda idx, c=c: _text(df[c].take(idx).reset_index(drop=True)).to_numpy(dtype=object)) for c in df.columns}

@@ -313,7 +313,7 @@ def _postings(args: tuple, member: np.ndarray, threads: int) -> _Columns:
         end = len(done[0][0])
         for k, d in enumerate(done[1:], start=1):
             c = len(d[0])
-            block[:, end : end + c] = block[:, at[k] : at[k] + c]
+            Kn.close_up(block, end, int(at[k]), c)
             end += c
         out.extend(block[i, :end] for i in range(len(COMPACT)))
     else:  # a part outgrew its stretch and has columns of its own

@@ -121,6 +121,15 @@ def grow(out: np.ndarray, cnt: int, need: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def close_up(block, dst, src, count):
+    """Move postings src .. src + count of every column down to dst (dst <= src), in place: a
+    forward copy needs no temporary even where the two stretches overlap."""
+    for c in range(block.shape[0]):
+        for i in range(count):
+            block[c, dst + i] = block[c, src + i]
+
+
+@njit(cache=True, nogil=True)
 def pack_rows(stack, words):
     """(blocks, rows) 0/1 bytes -> (rows, words) uint64 with block b at bit b % 64 of word b // 64."""
     nb, n = stack.shape

@@ -80,6 +80,5 @@ def _tier_counts(model, rows, ledger, kinds, ends, months, decimals) -> np.ndarr
     t = rows["timestamp"].to_numpy()
     earned = response.earned_per_row(ledger, len(rows), kinds) if spec.metric == "points" else None
     contrib = tiers.contributions(spec, rows, earned)
-    enroll = rows["_enroll"].to_numpy()
-    counts = tiers.counts_at(spec, decimals, m, t, contrib, m[enroll], t[enroll], ends)
-    return counts
+    enroll = np.flatnonzero(rows["_enroll"].to_numpy())
+    return tiers.counts_at(spec, decimals, m, t, contrib, m[enroll], t[enroll], ends)

@@ -124,32 +124,63 @@ def counts_at(
     """Members `m_q` (joined at `t_join`) per tier at each of `moments`: (moment, tier) int64 counts.
 
     The same levels as `at_moments` for every (member, moment) pair, counting only members who had
-    joined by the moment, in one pass over each member's rows instead of a search per pair.
+    joined by the moment; rows sorted by (member, time) as for `at_moments`.
     """
     moments = np.asarray(moments, dtype="datetime64[ns]")
+    order = np.argsort(moments, kind="stable")  # the window bounds then rise with the moments
+    at = moments[order]
     if spec.window == "calendar_year":
-        lo, prev, lo_right, cal = _year_start(moments), _year_start(moments, 1), False, True
+        lo, prev, cal = _year_start(at), _year_start(at, 1), True
     else:
-        lo, prev, lo_right, cal = _window_start(spec, moments), moments, True, False
-    as_ns = [np.asarray(x, dtype="datetime64[ns]").view("int64") for x in (t, t_join, moments, lo, prev)]
-    return _counts_at(
-        np.asarray(member, dtype=np.int64), as_ns[0], np.asarray(contrib, dtype=np.int64), thresholds(spec, decimals),
-        np.asarray(m_q, dtype=np.int64), *as_ns[1:], lo_right, cal, len(spec.names),
+        lo, prev, cal = _window_start(spec, at), at, False
+    ns = [np.asarray(x, dtype="datetime64[ns]").view("int64") for x in (t, t_join, at, lo, prev)]
+    out = np.empty((len(moments), len(spec.names)), dtype=np.int64)
+    out[order] = _counts_at(
+        np.asarray(member, dtype=np.int64), ns[0], np.asarray(contrib, dtype=np.int64), thresholds(spec, decimals),
+        np.asarray(m_q, dtype=np.int64), *ns[1:], cal, len(spec.names),
     )  # fmt: skip
+    return out
 
 
 _NAT = np.iinfo(np.int64).min
+_DAY = 86_400 * 10**9
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _seek(t, p, a, b, q, right):
-    # Moves position p within [a, b) to where q inserts (after equal times when `right`); the
-    # moments rise, so p mostly steps forward a row or two from its last place.
-    while p < b and (t[p] < q or (right and t[p] == q)):
-        p += 1
-    while p > a and (t[p - 1] > q or (not right and t[p - 1] == q)):
-        p -= 1
-    return p
+@njit(cache=True, nogil=True)
+def _below(t, q, strict):
+    # How many of the rising `q` lie before each t (strictly, or at or before): a day table
+    # answers the days no q falls in, a count the rest (a binary search mispredicts on every row).
+    n = t.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    nq = q.shape[0]
+    if nq == 0:
+        out[:] = 0
+        return out
+    base = q[0] - q[0] % _DAY
+    days = (q[nq - 1] - base) // _DAY + 1
+    table = np.zeros(days, dtype=np.int64)
+    inside = np.zeros(days, dtype=np.bool_)
+    for j in range(nq):
+        d = (q[j] - base) // _DAY
+        inside[d] = True
+        for k in range(d + 1, days):
+            table[k] += 1
+    for r in range(n):
+        x = t[r]
+        if x < base:
+            out[r] = 0
+            continue
+        d = (x - base) // _DAY
+        if d >= days:
+            out[r] = nq
+        elif not inside[d]:
+            out[r] = table[d]
+        else:
+            k = 0
+            for j in range(nq):
+                k += q[j] < x or (not strict and q[j] == x)
+            out[r] = k
+    return out
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -163,40 +194,67 @@ def _level_of(limits, metric):
 
 
 @njit(cache=True, nogil=True)
-def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev_t, lo_right, cal, ntiers):
-    n = m_rows.shape[0]
+def _member_offsets(m_rows, m_q):
+    # Members' row ranges from one counting pass (codes are small non-negative integers).
     top = 0
-    for i in range(n):
+    for i in range(m_rows.shape[0]):
         top = max(top, m_rows[i] + 1)
     for i in range(m_q.shape[0]):
         top = max(top, m_q[i] + 1)
     off = np.zeros(top + 1, dtype=np.int64)
-    for i in range(n):
+    for i in range(m_rows.shape[0]):
         off[m_rows[i] + 1] += 1
     for k in range(top):
         off[k + 1] += off[k]
-    c = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        c[i + 1] = c[i] + contrib[i]
+    return off
+
+
+def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev_t, cal, ntiers):
+    # A row adds to the metric at the moments from the first at or after it until its time leaves
+    # the window: a run of moments, as the bounds rise. Windows are (start, moment] after a days or
+    # months look-back, [1 Jan, moment] in a calendar year. (Separate kernels: fused, they ran
+    # slower.)
+    first = _below(t_rows, moments, True)
+    until = _below(t_rows, lo_t, not cal)
+    until_prev = _below(t_rows, prev_t, False) if cal else until
+    off = _member_offsets(m_rows, m_q)
+    return _tally(off, first, until, until_prev, contrib, limits, m_q, t_join, moments, cal, ntiers)
+
+
+@njit(cache=True, nogil=True)
+def _tally(off, first, until, until_prev, contrib, limits, m_q, t_join, moments, cal, ntiers):
+    # Each member's runs go into a difference array over the moments, whose running sums are the
+    # member's metric at each moment.
     nq = moments.shape[0]
     out = np.zeros((nq, ntiers), dtype=np.int64)
+    d = np.zeros(nq + 1, dtype=np.int64)
+    e = np.zeros(nq + 1, dtype=np.int64)
     for i in range(m_q.shape[0]):
         mq = m_q[i]
         tj = t_join[i]
         a = off[mq] if mq >= 0 else 0
         b = off[mq + 1] if mq >= 0 else 0
-        hi = a
-        lo = a
-        pv = a
+        for j in range(nq + 1):
+            d[j] = 0
+        for r in range(a, b):
+            x = first[r]
+            y = max(x, until[r])
+            d[x] += contrib[r]
+            d[y] -= contrib[r]
+        if cal:
+            # Last calendar year's window: from its 1 Jan up to this year's.
+            for j in range(nq + 1):
+                e[j] = 0
+            for r in range(a, b):
+                e[until[r]] += contrib[r]
+                e[max(until[r], until_prev[r])] -= contrib[r]
+        metric = 0
+        last = 0
         for j in range(nq):
-            if tj == _NAT or tj > moments[j]:
-                continue
-            hi = _seek(t_rows, hi, a, b, moments[j], True)
-            lo = _seek(t_rows, lo, a, b, lo_t[j], lo_right)
+            metric += d[j]
+            level = _level_of(limits, metric)
             if cal:
-                pv = _seek(t_rows, pv, a, b, prev_t[j], False)
-                level = max(_level_of(limits, c[hi] - c[lo]), _level_of(limits, c[lo] - c[pv]))
-            else:
-                level = _level_of(limits, c[hi] - c[min(lo, hi)])
-            out[j, level] += 1
+                last += e[j]
+                level = max(level, _level_of(limits, last))
+            out[j, level] += (tj != _NAT) & (tj <= moments[j])
     return out

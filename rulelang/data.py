@@ -13,6 +13,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rulelang import builtins as B
 from rulelang import ledger
@@ -128,7 +130,8 @@ def _encode(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 def _used(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
     """Drop distinct values no row uses (a categorical's unused categories)."""
-    used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+    some = codes if not len(codes) or codes.min() >= 0 else codes[codes >= 0]
+    used = np.bincount(some, minlength=len(uniques)) > 0
     if used.all():
         return codes, uniques
     new = np.cumsum(used) - 1
@@ -152,6 +155,8 @@ def _text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     else:
         none = len(texts)
         texts = texts.append(pd.Index([""], dtype=texts.dtype))
+    if not len(codes) or codes.min() >= 0:
+        return codes.astype(np.int32, copy=False), texts  # nothing missing: the codes as they are
     return np.where(codes >= 0, codes, none).astype(np.int32), texts
 
 
@@ -169,6 +174,15 @@ def _same_ids(col: pd.Series, ids) -> bool:
     if len(col) != len(ids) or col.dtype != ids.dtype:
         return False
     return bool(np.asarray(col.array == ids.array, dtype=bool).all())
+
+
+def _ascending(values: pd.Index) -> bool:
+    """True when Arrow text `values` (none missing) strictly ascend: compared in Arrow, whose
+    UTF-8 byte order is the code point order Python sorts str by."""
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or values.hasnans:
+        return False
+    a = pa.array(values.array)
+    return len(a) < 2 or bool(pc.all(pc.less(a[:-1], a[1:])).as_py())
 
 
 def _categorical(codes: np.ndarray, texts) -> pd.Categorical:
@@ -232,7 +246,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     ids = df["customer_id"]
     id_codes, id_uniques = _used(*_encode(ids))
     blank_u = _blank(id_uniques)
-    bad = (id_codes < 0) | blank_u[id_codes]
+    bad = (id_codes < 0) | blank_u[id_codes] if blank_u.any() else id_codes < 0
     if bad.any():
         raise DataError(f"column customer_id: empty customer ids at {_rows(bad)}")
 
@@ -286,8 +300,9 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
 
     # Members in id order: sort the distinct ids, not the rows.
     try:
-        perm = np.asarray(id_uniques.argsort())
-        if (perm == np.arange(len(perm))).all():
+        # Ascending already (a sorted file's ids): no argsort of the distinct ids.
+        perm = None if _ascending(id_uniques) else np.asarray(id_uniques.argsort())
+        if perm is None or (perm == np.arange(len(perm))).all():
             member_codes, member_ids = id_codes, id_uniques
         else:
             rank = np.empty_like(perm)
@@ -295,7 +310,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
             member_codes, member_ids = rank[id_codes], id_uniques.take(perm)
     except TypeError:  # ids of mixed types: let pandas order them
         member_codes, member_ids = pd.factorize(ids, sort=True)
-    member_codes = member_codes.astype(np.int32)
+    member_codes = member_codes.astype(np.int32, copy=False)
     grouped = n < 2 or bool((member_codes[1:] >= member_codes[:-1]).all())
     order = None if grouped else np.argsort(member_codes, kind="stable")
 
@@ -314,13 +329,15 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
 
     k_sorted = take(kind)
     tx_sorted = take(tx_codes)
-    has_tx = np.asarray(tx_texts != "", dtype=bool)[tx_sorted]
+    # The texts are distinct: at most one is "".
+    blank_tx = np.flatnonzero(np.asarray(tx_texts == "", dtype=bool))
+    has_tx = tx_sorted != blank_tx[0] if len(blank_tx) else np.ones(n, dtype=bool)
     purchase = k_sorted == PURCHASE
     prev_same_basket = same_member & purchase & np.r_[False, purchase[:-1]] & has_tx & np.r_[False, tx_sorted[1:] == tx_sorted[:-1]]
     bad = prev_same_basket & np.r_[False, t_sorted[1:] != t_sorted[:-1]]
     if bad.any():
         raise DataError(f"column timestamp: lines of one basket (same transaction_id) have different timestamps at {_rows(bad, order)}")
-    unit = (np.cumsum(~prev_same_basket) - 1).astype(np.int32)
+    unit = np.cumsum(~prev_same_basket, dtype=np.int32) - 1
 
     # A transaction_id must not name two separate baskets of one member.
     first_line = ~prev_same_basket

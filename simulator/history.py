@@ -8,7 +8,7 @@ random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -31,6 +31,8 @@ class History:
     decimals: int
     until: pd.Timestamp
     start: pd.Timestamp
+    # `customer_ids` as the Arrow text index they came from (or None): saves converting them back.
+    id_index: pd.Index | None = field(default=None, repr=False, compare=False)
 
     @property
     def customers(self) -> int:
@@ -63,12 +65,15 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     amount = pd.to_numeric(df["amount"], errors="coerce")
     if amount.isna().any():
         raise DataError("column amount: values that are not numbers; load the transactions with simulator.io first")
-    minor = np.round(amount.to_numpy(dtype="float64") * 10**decimals).astype(np.int64)
+    minor = amount.to_numpy(dtype="float64") * 10**decimals
+    minor = np.round(minor, out=minor).astype(np.int64)
     if "event" in df.columns:
         ev_codes, ev_names = _text_codes(df["event"], lambda t: t.fillna("purchase").str.strip().str.lower().replace("", "purchase"))
     else:
         ev_codes, ev_names = np.zeros(n, dtype=np.int64), np.array(["purchase"], dtype=object)
-    codes, ids = _factorize_sorted(df["customer_id"])
+    codes, ids, id_index = _factorize_sorted(df["customer_id"])
+    if id_index is not None and (not len(ids) or id_index.dtype != pd.Index(ids[:1]).dtype):
+        id_index = None  # only when it is what pandas makes of the ids themselves
     # Stable sort by customer then time keeps basket lines and same-time rows in input order.
     order = _order(codes, ts.to_numpy())
     # simulator.io already sorts this way: then the rows need no reordered copy.
@@ -95,9 +100,12 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     refund = (is_purchase_event & (minor < 0)) | (event == where.get("refund", -2))
     m = take(codes).astype(np.int64)
     t = take(ts.to_numpy())
-    helpers = {"timestamp": t, "_row": order.astype(np.int64), "_pos": np.arange(n, dtype=np.int64), "_m": m}
+    if refund.any():
+        # Refunds are negative however they were written (`minor` is this function's own array).
+        minor[refund] = -np.abs(minor[refund])
+    helpers = {"timestamp": t, "_row": order if identity else order.astype(np.int64), "_pos": np.arange(n, dtype=np.int64), "_m": m}
     helpers.update(
-        _minor=np.where(refund, -np.abs(minor), minor) if refund.any() else minor,
+        _minor=minor,
         _event=pd.Categorical.from_codes(event, categories=categories),
         _purchase=purchase,
         _refund=refund,
@@ -113,7 +121,8 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     t = out["timestamp"]
     last = t.max() if n else pd.Timestamp("1970-01-01")
     first = t.min() if n else pd.Timestamp("1970-01-01")
-    return History(out, np.asarray(ids, dtype=object), keys, decimals, pd.Timestamp(until) if until is not None else last, first)
+    until = pd.Timestamp(until) if until is not None else last
+    return History(out, np.asarray(ids, dtype=object), keys, decimals, until, first, id_index)
 
 
 def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
@@ -134,37 +143,49 @@ def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t
     if col is None:
         return purchase.copy()
     if isinstance(col.dtype, pd.CategoricalDtype):
-        # Categories are distinct text: equal codes are equal ids; missing (-1) reads as blank.
-        codes = col.cat.codes.to_numpy().astype(np.int64)
-        names = np.append(np.asarray(col.cat.categories == "", dtype=bool), True)
+        # Categories are distinct text: equal codes are equal ids, and at most one is blank;
+        # missing (-1) reads as blank.
+        codes = col.cat.codes.to_numpy()
+        blank = np.flatnonzero(np.asarray(col.cat.categories == "", dtype=bool))
+        has_id = codes >= 0
+        if len(blank):
+            has_id &= codes != blank[0]
     else:
         codes, text = _text_codes(col, lambda t: t.fillna(""))
-        names = text == ""
-    # A blank id (code -1) never continues a basket.
-    tx = np.where(names, -1, np.arange(len(names)))[codes] if len(names) else codes
+        has_id = ~(text == "")[codes] if len(text) else np.zeros(len(codes), dtype=bool)
+    # A blank id never continues a basket.
     cont = np.zeros(len(purchase), dtype=bool)
     if len(purchase) > 1:
-        cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & (tx[1:] != -1) & (tx[1:] == tx[:-1]) & (t[1:] == t[:-1])
+        cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & has_id[1:] & (codes[1:] == codes[:-1]) & (t[1:] == t[:-1])
     return purchase & ~cont
 
 
-def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and distinct values in sorted order of the values (a Categorical's by its text)."""
+def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index | None]:
+    """Codes and distinct values in sorted order of the values (a Categorical's by its text), and
+    those values as an Arrow text index when they are Arrow text (else None)."""
     if not isinstance(col.dtype, pd.CategoricalDtype):
         codes, ids = pd.factorize(col, sort=True)
-        return codes, np.asarray(ids, dtype=object)
+        return codes, np.asarray(ids, dtype=object), None
     cats = col.cat.categories.to_numpy(dtype=object)
     c = col.cat.codes.to_numpy()
     if len(c) and c.min() >= 0:
         # Counted, not sorted: the categories in use, in category order.
         present = np.flatnonzero(np.bincount(c, minlength=len(cats)))
-        order = present if _ascending(col.cat.categories[present]) else present[np.argsort(cats[present], kind="stable")]
+        index = col.cat.categories if len(present) == len(cats) else col.cat.categories[present]
+        if _ascending(index):
+            # Every category in use, in order: the codes are the ranks already.
+            return (c if len(present) == len(cats) else _ranks(present, len(cats))[c]), cats[present], index
+        order = present[np.argsort(cats[present], kind="stable")]
     else:
         present = np.unique(c)
         order = present[np.argsort(cats[present], kind="stable")]
-    rank = np.full(len(cats), -1, dtype=np.int64)
+    return _ranks(order, len(cats))[c], cats[order], None
+
+
+def _ranks(order: np.ndarray, size: int) -> np.ndarray:
+    rank = np.full(size, -1, dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return rank[c], cats[order]
+    return rank
 
 
 def _ascending(values: pd.Index) -> bool:
@@ -189,7 +210,7 @@ def _text_codes(col: pd.Series, clean) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(names, dtype=object)
 
 
-def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray, decimals: int) -> pd.DataFrame:
+def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decimals: int) -> pd.DataFrame:
     """The rows as the engine reads them: canonical columns, amounts back in currency units."""
     keep = [c for c in rows.columns if not c.startswith("_")]
     out = rows[keep].copy(deep=False)

@@ -47,12 +47,14 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
     months = setup.months
     ends = np.array([p.end_time for p in months], dtype="datetime64[ns]")
     kinds = metrics.kind_codes(ledger)
-    moved = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
-    delta_rows = np.where(moved, rows["_minor"].to_numpy(), 0) - rows["_orig"].to_numpy()
-    delta = metrics.by_month(rows["timestamp"].to_numpy(), delta_rows, months)
-    joined = rows.loc[rows["_enroll"].to_numpy(), "timestamp"].to_numpy()
-    joined_m = np.searchsorted(np.sort(joined), ends, side="right").astype(np.int64)
-    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals)
+    t = rows["timestamp"].to_numpy()
+    spend = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0)
+    delta = metrics.by_month(t, spend - rows["_orig"].to_numpy(), months)
+    enrolled = np.flatnonzero(rows["_enroll"].to_numpy())
+    # Members joined by each month's end: each joining counts from the first end at or after it.
+    first_end = np.searchsorted(ends, t[enrolled], side="left")
+    joined_m = np.cumsum(np.bincount(first_end, minlength=len(ends) + 1)[: len(ends)], dtype=np.int64)
+    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals, enrolled, spend)
     sums = metrics.ledger_sums(ledger, months, kinds)
     return Partial(
         members=int(chosen.sum()),
@@ -71,14 +73,19 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
     )
 
 
-def _tier_counts(model, rows, ledger, kinds, ends, months, decimals) -> np.ndarray:
-    """Members per (month, tier) at each month's end (members who had joined by then)."""
+def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, spend) -> np.ndarray:
+    """Members per (month, tier) at each month's end (members who had joined by then).
+
+    `enrolled`: positions of the enrolment rows; `spend`: each row's spend (the spend metric's contributions).
+    """
     if model.tiers is None:
         return np.zeros((len(months), 0), dtype=np.int64)
     spec = model.tiers
     m = rows["_m"].to_numpy()
     t = rows["timestamp"].to_numpy()
-    earned = response.earned_per_row(ledger, len(rows), kinds) if spec.metric == "points" else None
-    contrib = tiers.contributions(spec, rows, earned)
-    enroll = np.flatnonzero(rows["_enroll"].to_numpy())
-    return tiers.counts_at(spec, decimals, m, t, contrib, m[enroll], t[enroll], ends)
+    if spec.metric == "spend":
+        contrib = spend
+    else:
+        earned = response.earned_per_row(ledger, len(rows), kinds) if spec.metric == "points" else None
+        contrib = tiers.contributions(spec, rows, earned)
+    return tiers.counts_at(spec, decimals, m, t, contrib, m[enrolled], t[enrolled], ends)

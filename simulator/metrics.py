@@ -76,11 +76,11 @@ KINDS = tuple(KIND_COLUMN)
 
 
 def kind_codes(ledger: pd.DataFrame) -> np.ndarray:
-    """Each posting's kind as its index in KINDS (-1 for another kind); text or Categorical column."""
+    """Each posting's kind as its index in KINDS (-1 for another kind), int8; text or Categorical column."""
     col = ledger["kind"]
     cat = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
-    lut = np.array([KINDS.index(c) if c in KINDS else -1 for c in cat.categories] + [-1], dtype=np.int64)
-    return lut[np.asarray(cat.codes, dtype=np.int64)]
+    lut = np.array([KINDS.index(c) if c in KINDS else -1 for c in cat.categories] + [-1], dtype=np.int8)
+    return lut.take(cat.codes)  # a missing kind's code -1 takes the last entry
 
 
 def _sums(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
@@ -244,7 +244,7 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
     by_kind, total, cells, cost_m, partner_m = _ledger_sums(
         _ns(ledger["timestamp"].to_numpy()),
-        np.asarray(kinds, dtype=np.int64),
+        np.asarray(kinds),
         *cols,
         month_starts(months)[0],
         month_table(months),
@@ -325,7 +325,7 @@ def rewards(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> pd.DataFra
     member, _ = _text_codes(ledger["customer_id"], with_values=False)
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("row", "points", "cost", "partner_share")]
     t = ledger["timestamp"].to_numpy().view(np.int64)
-    sums = _reward_sums(np.asarray(kinds, dtype=np.int64), KINDS.index("redeem"), reward, member, t, *cols, len(names))
+    sums = _reward_sums(np.asarray(kinds), KINDS.index("redeem"), reward, member, t, *cols, len(names))
     used = np.flatnonzero(sums[:, 4])
     used = used[np.argsort(names[used], kind="stable")]
     columns = ("count", "points", "cost", "partner_share")

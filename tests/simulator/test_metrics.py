@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,6 +83,63 @@ def test_rewards_count_redemptions_not_lot_postings():
     assert r.loc["coffee", "count"] == 1
     assert r.loc["coffee", "points"] == 300
     assert r.loc["coffee", "cost"] == 800 and r.loc["coffee", "partner_share"] == 200
+
+
+def _random_ledger(seed: int, n: int = 400) -> pd.DataFrame:
+    """Postings of every kind; redemptions post one to three lots, some rows redeem twice."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(["earn", "redeem", "clawback", "expire", "capped", "shortfall", "bonus"], n)
+    row = rng.integers(0, n // 3, n)
+    cust = np.array(["A", "B", "C"])[row % 3]
+    base = pd.Timestamp("2025-12-20") + pd.to_timedelta(row * 7, unit="h")
+    reward = np.where(kinds == "redeem", rng.choice(["mug", "cake", "coffee"], n), "")
+    postings = list(
+        zip(cust, base, kinds, rng.integers(0, 900, n), rng.integers(0, 3000, n), rng.integers(0, 50, n), row, reward, strict=True)
+    )
+    lots = [p for p in postings if p[2] == "redeem" for _ in range(rng.integers(0, 3))]
+    return _ledger(postings + lots)
+
+
+def _rewards_by_hand(ledger: pd.DataFrame) -> dict:
+    red = ledger[ledger["kind"] == "redeem"]
+    keys = set(zip(red["reward"], red["customer_id"], red["timestamp"], red["row"], strict=True))
+    return {
+        r: (sum(k[0] == r for k in keys), *(int(red.loc[red["reward"] == r, c].sum()) for c in ("points", "cost", "partner_share")))
+        for r in sorted(set(red["reward"]))
+    }
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("order", ["rows", "shuffled"])
+@pytest.mark.parametrize("categorical", [False, True])
+def test_rewards_match_a_count_of_distinct_redemptions_in_any_posting_order(seed, order, categorical):
+    led = _random_ledger(seed)
+    led = led.sort_values("row", kind="stable") if order == "rows" else led.sample(frac=1, random_state=seed)
+    if categorical:
+        led = led.astype({c: "category" for c in ("customer_id", "kind", "reward")})
+    r = metrics.rewards(led.reset_index(drop=True))
+    assert r.index.tolist() == sorted(r.index.tolist())
+    assert {k: tuple(v) for k, v in zip(r.index, r.to_numpy().tolist(), strict=True)} == _rewards_by_hand(led)
+    assert all(r[c].dtype == np.int64 for c in r.columns)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ledger_sums_by_month_and_kind_match_a_groupby(seed):
+    led = _random_ledger(seed)  # some postings fall before the first month
+    months = metrics.month_index(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-03-31"))
+    s = metrics.ledger_sums(led, months)
+    month = led["timestamp"].dt.to_period("M")
+    inside = led[month.isin(months) & led["kind"].isin(metrics.KINDS)]
+    cells = inside.groupby([inside["timestamp"].dt.to_period("M"), "kind"])["points"].sum()
+    for i, mo in enumerate(months):
+        assert s.cells[i].tolist() == [int(cells.get((mo, k), 0)) for k in metrics.KINDS]
+        assert s.cost_m[i] == led.loc[month == mo, "cost"].sum()
+        assert s.partner_m[i] == led.loc[month == mo, "partner_share"].sum()
+    assert s.by_kind.tolist() == [int(led.loc[led["kind"] == k, "points"].sum()) for k in metrics.KINDS]
+    assert (s.cost, s.partner) == (led["cost"].sum(), led["partner_share"].sum())
+    assert metrics.by_month(led["timestamp"].to_numpy(), led["points"].to_numpy(), months).tolist() == [
+        int(led.loc[month == mo, "points"].sum()) for mo in months
+    ]
 
 
 def test_spread_statistics_and_undefined_values():

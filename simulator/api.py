@@ -263,7 +263,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         weakref.finalize(out, shutil.rmtree, out.ledger_file.parent, True)  # the file lives as long as the result
         return out
     shift = np.r_[0, np.cumsum([path_rows[k] for k in sorted(ledgers)])]
-    ledger = pd.concat([_shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
+    ledger = pd.concat([montecarlo.shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
     results[0] = replace(results[0], ledger=ledger)
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
 
@@ -278,7 +278,7 @@ class _LedgerSpill:
         self.next = 0
 
     def add(self, ledger: pd.DataFrame, shift: int) -> None:
-        table = ledger_table(_shift_rows(ledger, shift), self.decimals)
+        table = ledger_table(montecarlo.shift_rows(ledger, shift), self.decimals)
         # Each slice has its own dictionaries: plain strings make one schema for the file.
         for i, f in enumerate(table.schema):
             if pa.types.is_dictionary(f.type):
@@ -292,11 +292,6 @@ class _LedgerSpill:
         if self.writer is not None:
             self.writer.close()
         return self.path
-
-
-def _shift_rows(ledger: pd.DataFrame, by: int) -> pd.DataFrame:
-    row = ledger["row"].to_numpy()
-    return ledger.assign(row=np.where(row >= 0, row + by, row))
 
 
 def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: int) -> SimulationResult:

@@ -59,17 +59,19 @@ def choose(can_join: np.ndarray, spend: np.ndarray | None, keys: np.ndarray, sha
     return chosen
 
 
-def member_rows(history: History, chosen: np.ndarray) -> pd.DataFrame:
+def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | None = None) -> pd.DataFrame:
     """The members' rows from their first purchase on, each preceded by an `enroll` row.
 
     Rows before joining are dropped (the customer was not a member yet), and so are `enroll` rows
     already in the data, so a member enrols exactly once. `_ord` orders the rows for the engine.
+    `span` (first, end) limits the history rows looked at to those of the chosen customers.
     """
     rows = history.rows
     first = first_purchase(history)
-    m = rows["_m"].to_numpy()
-    keep = chosen[m] & (np.arange(len(rows)) >= first[m]) & ~history.enroll_rows
-    kept, joins = np.flatnonzero(keep), first[chosen]
+    r0, r1 = span if span is not None else (0, len(rows))
+    m = rows["_m"].to_numpy()[r0:r1]
+    keep = chosen[m] & (np.arange(r0, r1) >= first[m]) & ~history.enroll_rows[r0:r1]
+    kept, joins = np.flatnonzero(keep) + r0, first[chosen]
     # Both are ascending and each join is a kept row: the enrol row goes just before it, so the
     # path is a merge of the two (no sort), then one gather per column.
     at = np.searchsorted(kept, joins) + np.arange(len(joins))

@@ -12,7 +12,7 @@ import importlib
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +74,9 @@ class _Engine:
 
             self.compiled = compile_model(program.model)
 
-    def run(self, batch: Batch, policy) -> pd.DataFrame:
+    def run(self, batch: Batch, policy, threads: int | None = None) -> pd.DataFrame:
         if self.compiled is not None:
-            return self.compiled.run(batch, policy, threads=_THREADS)
+            return self.compiled.run(batch, policy, threads=threads)
         return importlib.import_module(ENGINES[self.engine]).run(self.model, batch, policy)
 
 
@@ -87,9 +87,9 @@ def _init(setup: Setup, threads: int | None = None) -> None:
     _PROGRAM = programs.loads(setup.program_text, setup.program_path)
 
 
-def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy) -> pd.DataFrame:
+def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None) -> pd.DataFrame:
     engine = _engine_for(program, setup.engine)
-    return engine.run(batches.for_path(setup.base, rows, engine.exact_ids), policy)
+    return engine.run(batches.for_path(setup.base, rows, engine.exact_ids), policy, threads)
 
 
 _ENGINES: dict = {}
@@ -103,18 +103,73 @@ def _engine_for(program, engine: str) -> _Engine:
     return _ENGINES[key][0]
 
 
+# Below this many history rows a path is not worth sharing among threads.
+PART_ROWS = 200_000
+
+
 def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Partial:
-    """Simulate path `run`: enrol, respond, redeem, evaluate, measure."""
+    """Simulate path `run`: enrol, respond, redeem, evaluate, measure.
+
+    In a single process the customers are shared between two threads, each running the whole
+    path for its half (the heavy steps release the GIL); their sums add up exactly as slices of
+    customers do (simulator.chunked), and run 0's ledger is the two halves in customer order.
+    """
+    sc = setup.scenario
+    h = setup.history
+    e = sc.enrollment
+    if setup.population is None:
+        chosen = enrollment.pick(h, e.share, e.pick, sc.seed, run)
+    else:
+        chosen = setup.population.pick(e.share, e.pick, sc.seed, run, h.customers)
+    _engine_for(program, setup.engine)  # compiled once, before any thread asks for it
+    parts = _parts(h, 2 if _THREADS is None else 1)
+    if len(parts) == 1:
+        return _run_part(setup, program, run, chosen, None, keep_ledger, _THREADS)
+    with ThreadPoolExecutor(len(parts)) as pool:
+        done = list(pool.map(lambda p: _run_part(setup, program, run, chosen, p, keep_ledger, 1), parts))
+    total = done[0]
+    for p in done[1:]:
+        total = total.add(p)
+    if keep_ledger:
+        shift = np.cumsum([0] + [p.rows for p in done[:-1]])
+        total.ledger = pd.concat([shift_rows(p.ledger, int(by)) for p, by in zip(done, shift, strict=True)], ignore_index=True)
+    return total
+
+
+def _parts(h: History, threads: int) -> list[tuple[int, int, int, int]]:
+    """(first customer, end customer, first row, end row) of about equal shares of the rows."""
+    n = len(h.rows)
+    if threads <= 1 or n < PART_ROWS:
+        return [(0, h.customers, 0, n)]
+    m = h.rows["_m"].to_numpy()
+    cut = int(m[n // 2])
+    at = int(np.searchsorted(m, cut, side="left"))
+    if at == 0:
+        return [(0, h.customers, 0, n)]
+    return [(0, cut, 0, at), (cut, h.customers, at, n)]
+
+
+def shift_rows(ledger: pd.DataFrame, by: int) -> pd.DataFrame:
+    """The ledger with its path row numbers moved on by `by` (postings without a row keep -1)."""
+    if by == 0:
+        return ledger
+    row = ledger["row"].to_numpy()
+    return ledger.assign(row=np.where(row >= 0, row + by, row))
+
+
+def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_ledger: bool, threads: int | None) -> Partial:
+    """One path over the customers of `part` (all when None)."""
     sc = setup.scenario
     h = setup.history
     model = program.model
     seed = sc.seed
-    e = sc.enrollment
-    if setup.population is None:
-        chosen = enrollment.pick(h, e.share, e.pick, seed, run)
-    else:
-        chosen = setup.population.pick(e.share, e.pick, seed, run, h.customers)
-    rows = enrollment.member_rows(h, chosen)
+    span = None
+    if part is not None:
+        c0, c1, r0, r1 = part
+        mine = np.zeros_like(chosen)
+        mine[c0:c1] = chosen[c0:c1]
+        chosen, span = mine, (r0, r1)
+    rows = enrollment.member_rows(h, chosen, span)
     rows["_orig"] = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0)
     rows["_extra"] = False
     rows["_spawn"] = np.int64(-1)
@@ -122,7 +177,7 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
     # Only the goal gradient maps the ledger's customer ids back to codes.
     code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
-    first = _evaluate(rows, setup, program, policy) if response.needs_first_pass(sc.response, model) else None
+    first = _evaluate(rows, setup, program, policy, threads) if response.needs_first_pass(sc.response, model) else None
     f = response.factors(sc.response, model, rows, first, code_of, h.decimals)
     extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
     if len(extra):
@@ -131,7 +186,7 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
         rows, is_extra = response.merged(rows, extra)
         f = response.interleave(f, f[spawn_pos], is_extra)
     rows["_minor"] = response.scaled(rows, f)
-    ledger = _evaluate(rows, setup, program, policy)
+    ledger = _evaluate(rows, setup, program, policy, threads)
     return measure(setup, model, rows, ledger, chosen, run, keep_ledger)
 
 

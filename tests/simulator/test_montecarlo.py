@@ -90,3 +90,20 @@ def test_share_zero_means_no_members_and_no_cost(data):
     assert res.summary["points_issued"]["mean"] == 0
     assert res.summary["revenue_with_program"]["mean"] == res.summary["revenue_baseline"]["mean"]
     assert np.all(res.monthly["closing"] == 0)
+
+
+def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch):
+    from simulator import montecarlo
+
+    tx, cu = data
+    sc = scenario(runs=2)
+    monkeypatch.setattr(montecarlo, "PART_ROWS", 10**12)
+    whole = simulate(program(), tx, cu, sc, workers=1, engine=ENGINE)
+    monkeypatch.setattr(montecarlo, "PART_ROWS", 0)
+    assert len(montecarlo._parts(montecarlo._SETUP.history, 2)) == 2
+    halves = simulate(program(), tx, cu, sc, workers=1, engine=ENGINE)
+    assert halves.summary_json() == whole.summary_json()
+    pd.testing.assert_frame_equal(halves.monthly, whole.monthly)
+    pd.testing.assert_frame_equal(halves.rewards, whole.rewards)
+    pd.testing.assert_frame_equal(halves.ledger, whole.ledger)
+    assert (halves.ledger["row"] > halves.ledger["row"].max() // 2).any()  # the second half's rows were renumbered

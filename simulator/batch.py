@@ -40,7 +40,8 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     out = {}
     for c in f.columns:
         v = f[c]
-        if c not in ("timestamp", "row", "member", "amount", "kind", "unit", "refund_of") and (
+        # (A Categorical already is kept: astype("category") would only copy it.)
+        if c not in ("timestamp", "row", "member", "amount", "kind", "unit", "refund_of") and not isinstance(v.dtype, pd.CategoricalDtype) and (
             pd.api.types.is_object_dtype(v) or pd.api.types.is_string_dtype(v)
         ):
             v = v.astype("category")

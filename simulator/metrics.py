@@ -332,7 +332,7 @@ def rewards(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> pd.DataFra
     return pd.DataFrame({c: sums[used, i] for i, c in enumerate(columns)}, index=pd.Index(names[used], name="reward"))
 
 
-_SMALL = 64  # postings of one row compared pairwise; a row with more is sorted
+_SPAN = 256  # a row's redemptions are compared pairwise within this many postings; a longer row is sorted
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -345,12 +345,11 @@ def _reward_sums(kinds, redeem, reward, member, t, row, points, cost, partner, s
     # Per reward code: redemptions, points, cost, partner share, postings. A redemption posts once
     # per lot touched; its postings share the member, the row, the time and the reward, so the
     # redemptions are the distinct such keys. The engine posts in row order, so a row's postings
-    # are neighbours and are compared as they pass; otherwise they are grouped and counted again.
+    # are close together and are compared as they pass; otherwise they are grouped and counted again.
     out = np.zeros((size, 5), dtype=np.int64)
-    idx = np.empty(kinds.shape[0], dtype=np.int64)
-    n = 0
-    start = 0  # the current row's first posting in idx
-    simple = True  # rows in order, each with a few postings
+    prev = -1  # the last redemption posting
+    start = 0  # the first redemption posting of its row
+    simple = True  # rows in order, each within a short span of postings
     for i in range(kinds.shape[0]):
         r = reward[i]
         if kinds[i] != redeem or r < 0:
@@ -359,21 +358,22 @@ def _reward_sums(kinds, redeem, reward, member, t, row, points, cost, partner, s
         out[r, 2] += cost[i]
         out[r, 3] += partner[i]
         out[r, 4] += 1
-        if n and row[i] != row[idx[n - 1]]:
-            simple = simple and row[i] > row[idx[n - 1]]
-            start = n
-        simple = simple and n - start < _SMALL
-        if simple:
+        if prev < 0 or row[i] != row[prev]:
+            simple = simple and (prev < 0 or row[i] > row[prev])
+            start = i
+            out[r, 0] += 1
+        elif not _same_key(t, reward, member, i, prev):
+            simple = simple and i - start <= _SPAN
             new = True
-            for j in range(n - 1, start - 1, -1):
-                if _same_key(t, reward, member, i, idx[j]):
+            for j in range(start, prev):
+                if kinds[j] == redeem and row[j] == row[i] and _same_key(t, reward, member, i, j):
                     new = False
                     break
             out[r, 0] += new
-        idx[n] = i
-        n += 1
+        prev = i
     if not simple:
-        out[:, 0] = _count_by_row(idx[:n], reward, member, t, row, size)
+        sel = np.flatnonzero((kinds == redeem) & (reward >= 0))
+        out[:, 0] = _count_by_row(sel, reward, member, t, row, size)
     return out
 
 

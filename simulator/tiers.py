@@ -146,16 +146,22 @@ _NAT = np.iinfo(np.int64).min
 _DAY = 86_400 * 10**9
 
 
+def _positions(t: np.ndarray, q: np.ndarray, strict: bool) -> np.ndarray:
+    """How many of the rising `q` lie before each t (strictly, or at or before), in a small integer type."""
+    out = np.empty(len(t), dtype=np.int8 if len(q) < 127 else np.int64)
+    _below(t, q, strict, out)
+    return out
+
+
 @njit(cache=True, nogil=True)
-def _below(t, q, strict):
-    # How many of the rising `q` lie before each t (strictly, or at or before): a day table
-    # answers the days no q falls in, a count the rest (a binary search mispredicts on every row).
+def _below(t, q, strict, out):
+    # A day table answers the days no q falls in, a count the rest (a binary search mispredicts on
+    # every row).
     n = t.shape[0]
-    out = np.empty(n, dtype=np.int64)
     nq = q.shape[0]
     if nq == 0:
         out[:] = 0
-        return out
+        return
     base = q[0] - q[0] % _DAY
     days = (q[nq - 1] - base) // _DAY + 1
     table = np.zeros(days, dtype=np.int64)
@@ -180,7 +186,6 @@ def _below(t, q, strict):
             for j in range(nq):
                 k += q[j] < x or (not strict and q[j] == x)
             out[r] = k
-    return out
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -194,19 +199,45 @@ def _level_of(limits, metric):
 
 
 @njit(cache=True, nogil=True)
-def _member_offsets(m_rows, m_q):
-    # Members' row ranges from one counting pass (codes are small non-negative integers).
+def _member_ranges(m_rows, m_q):
+    # Each queried member's rows [lo, hi) in rows sorted by member. Queries in member order (the
+    # enrolment rows are) walk along the rows; others find them in offsets from a counting pass.
+    k = m_q.shape[0]
+    lo = np.zeros(k, dtype=np.int64)
+    hi = np.zeros(k, dtype=np.int64)
+    walk = True
+    for i in range(1, k):
+        walk = walk and m_q[i - 1] <= m_q[i]
+    n = m_rows.shape[0]
+    if walk:
+        p = 0
+        for i in range(k):
+            while p < n and m_rows[p] < m_q[i]:
+                p += 1
+            if i and m_q[i] == m_q[i - 1]:
+                lo[i] = lo[i - 1]
+                hi[i] = hi[i - 1]
+                continue
+            lo[i] = p
+            while p < n and m_rows[p] == m_q[i]:
+                p += 1
+            hi[i] = p
+        return lo, hi
     top = 0
-    for i in range(m_rows.shape[0]):
+    for i in range(n):
         top = max(top, m_rows[i] + 1)
-    for i in range(m_q.shape[0]):
+    for i in range(k):
         top = max(top, m_q[i] + 1)
     off = np.zeros(top + 1, dtype=np.int64)
-    for i in range(m_rows.shape[0]):
+    for i in range(n):
         off[m_rows[i] + 1] += 1
-    for k in range(top):
-        off[k + 1] += off[k]
-    return off
+    for j in range(top):
+        off[j + 1] += off[j]
+    for i in range(k):
+        if m_q[i] >= 0:
+            lo[i] = off[m_q[i]]
+            hi[i] = off[m_q[i] + 1]
+    return lo, hi
 
 
 def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev_t, cal, ntiers):
@@ -214,26 +245,25 @@ def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev
     # the window: a run of moments, as the bounds rise. Windows are (start, moment] after a days or
     # months look-back, [1 Jan, moment] in a calendar year. (Separate kernels: fused, they ran
     # slower.)
-    first = _below(t_rows, moments, True)
-    until = _below(t_rows, lo_t, not cal)
-    until_prev = _below(t_rows, prev_t, False) if cal else until
-    off = _member_offsets(m_rows, m_q)
-    return _tally(off, first, until, until_prev, contrib, limits, m_q, t_join, moments, cal, ntiers)
+    first = _positions(t_rows, moments, True)
+    until = _positions(t_rows, lo_t, not cal)
+    until_prev = _positions(t_rows, prev_t, False) if cal else until
+    lo, hi = _member_ranges(m_rows, m_q)
+    return _tally(lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers)
 
 
 @njit(cache=True, nogil=True)
-def _tally(off, first, until, until_prev, contrib, limits, m_q, t_join, moments, cal, ntiers):
+def _tally(lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers):
     # Each member's runs go into a difference array over the moments, whose running sums are the
     # member's metric at each moment.
     nq = moments.shape[0]
     out = np.zeros((nq, ntiers), dtype=np.int64)
     d = np.zeros(nq + 1, dtype=np.int64)
     e = np.zeros(nq + 1, dtype=np.int64)
-    for i in range(m_q.shape[0]):
-        mq = m_q[i]
+    for i in range(lo.shape[0]):
         tj = t_join[i]
-        a = off[mq] if mq >= 0 else 0
-        b = off[mq + 1] if mq >= 0 else 0
+        a = lo[i]
+        b = hi[i]
         for j in range(nq + 1):
             d[j] = 0
         for r in range(a, b):

@@ -48,6 +48,9 @@ def test_counts_at_month_ends_match_levels_looked_up_per_member(spec, seed):
     want = np.stack([((level == i) & joined).sum(axis=0) for i in range(len(spec.names))], axis=1)
     assert got.dtype == np.int64
     assert got.tolist() == want.tolist()
+    # Queries in member order (as enrolment rows come) take another way to the members' rows.
+    by_member = np.argsort(q_m, kind="stable")
+    assert tiers.counts_at(spec, 2, m, t, contrib, q_m[by_member], join[by_member], ENDS).tolist() == want.tolist()
     assert got.sum(axis=1).tolist() == joined.sum(axis=0).tolist()
 
 

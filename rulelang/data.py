@@ -199,7 +199,7 @@ def _event_codes(df: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
     names = pd.Series(uniques, dtype=object).astype("string").str.strip().str.lower().replace("", B.PURCHASE)
     names = np.append(names.fillna(B.PURCHASE).to_numpy(dtype=object), B.PURCHASE).astype(str)
     canon, remap = np.unique(names, return_inverse=True)
-    return remap[codes].astype(np.int32), pd.Index(canon, dtype=object)
+    return remap.astype(np.int32)[codes], pd.Index(canon, dtype=object)
 
 
 def _amounts(col: pd.Series, moneyless: np.ndarray) -> np.ndarray:
@@ -339,7 +339,8 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     bad = prev_same_basket & np.r_[False, t_sorted[1:] != t_sorted[:-1]]
     if bad.any():
         raise DataError(f"column timestamp: lines of one basket (same transaction_id) have different timestamps at {_rows(bad, order)}")
-    unit = np.cumsum(~prev_same_basket, dtype=np.int32) - 1
+    unit = np.cumsum(~prev_same_basket, dtype=np.int32)
+    unit -= 1
 
     # A transaction_id must not name two separate baskets of one member.
     first_line = ~prev_same_basket

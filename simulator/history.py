@@ -204,8 +204,10 @@ def _text_codes(col: pd.Series, clean) -> tuple[np.ndarray, np.ndarray]:
         cats = clean(pd.Series(col.cat.categories.to_numpy(dtype=object)).astype("string"))
         # Missing (code -1) reads the last entry: the cleaned missing value.
         lut = np.append(cats.astype(object).to_numpy(), clean(pd.Series([None], dtype="string")).astype(object).to_numpy())
-        codes = col.cat.codes.to_numpy().astype(np.int64)
-        return np.where(codes < 0, len(lut) - 1, codes), lut
+        codes = col.cat.codes.to_numpy()
+        if not len(codes) or codes.min() >= 0:
+            return codes, lut  # nothing missing: the codes as they are
+        return np.where(codes < 0, len(lut) - 1, codes.astype(np.int64)), lut
     codes, names = pd.factorize(clean(col.astype("string")).astype(object).to_numpy())
     return codes.astype(np.int64), np.asarray(names, dtype=object)
 
@@ -230,7 +232,11 @@ def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decima
 def _drop_unused(values: pd.Categorical) -> pd.Categorical:
     """`values.remove_unused_categories()`, counting the codes rather than sorting them."""
     codes = values.codes
-    used = np.bincount(codes[codes >= 0], minlength=len(values.categories)) > 0
+    if len(values.categories) <= 16:
+        # A few categories (events): one comparison each beats counting a million codes.
+        used = np.array([bool((codes == k).any()) for k in range(len(values.categories))], dtype=bool)
+    else:
+        used = np.bincount(codes[codes >= 0], minlength=len(values.categories)) > 0
     if used.all():
         return values.copy()
     new = np.cumsum(used) - 1

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from simulator import metrics, response, tiers
 
@@ -48,11 +49,14 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
     ends = np.array([p.end_time for p in months], dtype="datetime64[ns]")
     kinds = metrics.kind_codes(ledger)
     t = rows["timestamp"].to_numpy()
-    spend = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0)
-    delta = metrics.by_month(t, spend - rows["_orig"].to_numpy(), months)
-    enrolled = np.flatnonzero(rows["_enroll"].to_numpy())
+    purchase, refund, minor, orig, enroll = (rows[c].to_numpy() for c in ("_purchase", "_refund", "_minor", "_orig", "_enroll"))
+    table = metrics.month_table(months)
+    spend, delta, enrolled = _row_sums(
+        metrics.as_ns(t), purchase, refund, minor, orig, enroll, metrics.month_starts(months)[0], table, len(months)
+    )
     # Members joined by each month's end: each joining counts from the first end at or after it.
-    first_end = np.searchsorted(ends, t[enrolled], side="left")
+    first_end = tiers.positions(t[enrolled], ends, strict=True)
+    first_end[np.isnat(t[enrolled])] = len(ends)
     joined_m = np.cumsum(np.bincount(first_end, minlength=len(ends) + 1)[: len(ends)], dtype=np.int64)
     tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals, enrolled, spend)
     sums = metrics.ledger_sums(ledger, months, kinds)
@@ -71,6 +75,26 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
         rewards=metrics.rewards(ledger, kinds),
         ledger=ledger if keep_ledger else None,
     )
+
+
+@njit(cache=True, nogil=True)
+def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm):
+    # One pass over the rows: each row's spend (what purchases and refunds move), the revenue the
+    # program adds per month (spend now minus the original), and the enrolment rows' positions.
+    n = t.shape[0]
+    spend = np.empty(n, dtype=np.int64)
+    delta = np.zeros(nm, dtype=np.int64)
+    enrolled = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        x = minor[i] if purchase[i] or refund[i] else 0
+        spend[i] = x
+        c = metrics.month_of(t[i], first, table, nm)
+        if 0 <= c < nm:
+            delta[c] += x - orig[i]
+        enrolled[k] = i
+        k += enroll[i]
+    return spend, delta, enrolled[:k]
 
 
 def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, spend) -> np.ndarray:

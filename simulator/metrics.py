@@ -159,7 +159,8 @@ def month_starts(months: pd.PeriodIndex) -> np.ndarray:
     return np.arange(first, first + len(months) + 1).astype("datetime64[M]").astype("datetime64[ns]").view(np.int64)
 
 
-def _ns(t: np.ndarray) -> np.ndarray:
+def as_ns(t: np.ndarray) -> np.ndarray:
+    """Datetimes as int64 nanoseconds since the epoch (no copy when they are datetime64[ns])."""
     return np.asarray(t, dtype="datetime64[ns]").view(np.int64)
 
 
@@ -167,7 +168,7 @@ def month_codes(t: np.ndarray, months: pd.PeriodIndex) -> np.ndarray:
     """Each timestamp's position in `months` (-1 before the first; a binary search on month starts)."""
     if not len(months):
         return np.zeros(len(t), dtype=np.int64)
-    return np.searchsorted(month_starts(months), _ns(t), side="right") - 1
+    return np.searchsorted(month_starts(months), as_ns(t), side="right") - 1
 
 
 _DAY = 86_400 * 10**9
@@ -180,7 +181,8 @@ def month_table(months: pd.PeriodIndex) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _month_of(t, first, table, nm):
+def month_of(t, first, table, nm):
+    """Month position of `t` (ns) by `month_table` from `first` (ns): -1 before, nm after (numba)."""
     # A day-table lookup rather than a binary search: months change every few postings, and the
     # search's branches mispredict (about 8x slower at 1M rows).
     if t < first:
@@ -193,7 +195,7 @@ def _month_of(t, first, table, nm):
 def _month_sums(t, values, first, table, nm):
     out = np.zeros(nm, dtype=np.int64)
     for i in range(t.shape[0]):
-        c = _month_of(t[i], first, table, nm)
+        c = month_of(t[i], first, table, nm)
         if 0 <= c < nm:
             out[c] += values[i]
     return out
@@ -201,7 +203,7 @@ def _month_sums(t, values, first, table, nm):
 
 def by_month(t: np.ndarray, values: np.ndarray, months: pd.PeriodIndex) -> np.ndarray:
     """Exact integer sums of `values` per month of `t` (every t must fall in `months`)."""
-    return _month_sums(_ns(t), np.asarray(values, dtype=np.int64), month_starts(months)[0], month_table(months), len(months))
+    return _month_sums(as_ns(t), np.asarray(values, dtype=np.int64), month_starts(months)[0], month_table(months), len(months))
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ def _ledger_sums(t, kinds, points, cost, partner, first, table, nm, nk):
     total = np.zeros(2, dtype=np.int64)
     for i in range(t.shape[0]):
         k = kinds[i]
-        c = _month_of(t[i], first, table, nm)
+        c = month_of(t[i], first, table, nm)
         total[0] += cost[i]
         total[1] += partner[i]
         if 0 <= c < nm:
@@ -243,7 +245,7 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
     kinds = kind_codes(ledger) if kinds is None else kinds
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
     by_kind, total, cells, cost_m, partner_m = _ledger_sums(
-        _ns(ledger["timestamp"].to_numpy()),
+        as_ns(ledger["timestamp"].to_numpy()),
         np.asarray(kinds),
         *cols,
         month_starts(months)[0],

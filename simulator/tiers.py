@@ -146,11 +146,19 @@ _NAT = np.iinfo(np.int64).min
 _DAY = 86_400 * 10**9
 
 
-def _positions(t: np.ndarray, q: np.ndarray, strict: bool) -> np.ndarray:
-    """How many of the rising `q` lie before each t (strictly, or at or before), in a small integer type."""
+def positions(t: np.ndarray, q: np.ndarray, strict: bool) -> np.ndarray:
+    """How many of the rising `q` lie before each t (strictly, or at or before), in a small integer type.
+
+    Times are datetime64 or int64 nanoseconds.
+    """
     out = np.empty(len(t), dtype=np.int8 if len(q) < 127 else np.int64)
-    _below(t, q, strict, out)
+    _below(_int_ns(t), _int_ns(q), strict, out)
     return out
+
+
+def _int_ns(t: np.ndarray) -> np.ndarray:
+    t = np.asarray(t)
+    return t.astype("datetime64[ns]", copy=False).view(np.int64) if t.dtype.kind == "M" else t.astype(np.int64, copy=False)
 
 
 @njit(cache=True, nogil=True)
@@ -245,9 +253,9 @@ def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev
     # the window: a run of moments, as the bounds rise. Windows are (start, moment] after a days or
     # months look-back, [1 Jan, moment] in a calendar year. (Separate kernels: fused, they ran
     # slower.)
-    first = _positions(t_rows, moments, True)
-    until = _positions(t_rows, lo_t, not cal)
-    until_prev = _positions(t_rows, prev_t, False) if cal else until
+    first = positions(t_rows, moments, True)
+    until = positions(t_rows, lo_t, not cal)
+    until_prev = positions(t_rows, prev_t, False) if cal else until
     lo, hi = _member_ranges(m_rows, m_q)
     return _tally(lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers)
 

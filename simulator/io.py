@@ -263,7 +263,9 @@ def _whole_numbers(values: pd.Series) -> np.ndarray | None:
 
 def _eq(values: pd.Categorical, s: str) -> np.ndarray:
     """values == s, row by row, comparing each category once."""
-    return np.asarray(values.categories == s)[values.codes] if len(values) else np.zeros(0, dtype=bool)
+    hit = np.asarray(values.categories == s, dtype=bool)
+    # No category is `s` (the usual case): no gather over every row.
+    return hit[values.codes] if len(values) and hit.any() else np.zeros(len(values), dtype=bool)
 
 
 def _on_categories(values: pd.Categorical, convert) -> pd.Series:

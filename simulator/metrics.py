@@ -334,7 +334,7 @@ def rewards(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> pd.DataFra
     return pd.DataFrame({c: sums[used, i] for i, c in enumerate(columns)}, index=pd.Index(names[used], name="reward"))
 
 
-_SPAN = 256  # a row's redemptions are compared pairwise within this many postings; a longer row is sorted
+_SPAN = 256  # postings of one row compared pairwise; a longer row with several keys is sorted
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -349,9 +349,10 @@ def _reward_sums(kinds, redeem, reward, member, t, row, points, cost, partner, s
     # redemptions are the distinct such keys. The engine posts in row order, so a row's postings
     # are close together and are compared as they pass; otherwise they are grouped and counted again.
     out = np.zeros((size, 5), dtype=np.int64)
-    prev = -1  # the last redemption posting
+    prev = -1  # the last redemption posting (reading it at -1 is harmless: its row cannot match)
+    last_row = np.iinfo(np.int64).min
     start = 0  # the first redemption posting of its row
-    simple = True  # rows in order, each within a short span of postings
+    simple = True  # rows in order, none long with several keys
     for i in range(kinds.shape[0]):
         r = reward[i]
         if kinds[i] != redeem or r < 0:
@@ -360,19 +361,23 @@ def _reward_sums(kinds, redeem, reward, member, t, row, points, cost, partner, s
         out[r, 2] += cost[i]
         out[r, 3] += partner[i]
         out[r, 4] += 1
-        if prev < 0 or row[i] != row[prev]:
-            simple = simple and (prev < 0 or row[i] > row[prev])
-            start = i
-            out[r, 0] += 1
-        elif not _same_key(t, reward, member, i, prev):
-            simple = simple and i - start <= _SPAN
-            new = True
+        ri = row[i]
+        same_row = ri == last_row
+        simple &= ri >= last_row
+        # Bitwise, not short-circuit: branches here mispredict on every other redemption.
+        new = not (same_row & (t[i] == t[prev]) & (r == reward[prev]) & (member[i] == member[prev]))
+        if new and same_row and prev - start > _SPAN:
+            simple = False  # a long row: counted by sorting below
+        elif new and same_row:
+            # Another key in the row (seldom): new unless an earlier posting of the row has it.
             for j in range(start, prev):
-                if kinds[j] == redeem and row[j] == row[i] and _same_key(t, reward, member, i, j):
+                if kinds[j] == redeem and row[j] == ri and _same_key(t, reward, member, i, j):
                     new = False
                     break
-            out[r, 0] += new
+        start = start if same_row else i
+        out[r, 0] += new
         prev = i
+        last_row = ri
     if not simple:
         sel = np.flatnonzero((kinds == redeem) & (reward >= 0))
         out[:, 0] = _count_by_row(sel, reward, member, t, row, size)

@@ -123,6 +123,15 @@ def test_rewards_match_a_count_of_distinct_redemptions_in_any_posting_order(seed
     assert all(r[c].dtype == np.int64 for c in r.columns)
 
 
+def test_rewards_count_a_long_row_with_many_keys():
+    # One row posting 300 lots of three rewards for two members (sorted, not compared pairwise).
+    lots = [("A" if i % 5 else "B", "2026-02-03", "redeem", 10, 100, 1, 7, ("mug", "cake", "coffee")[i % 3]) for i in range(300)]
+    led = _ledger([("A", "2026-02-01", "earn", 900, 0, 0, 6, "")] + lots + [("B", "2026-02-04", "redeem", 300, 800, 0, 8, "cake")])
+    r = metrics.rewards(led)
+    assert {k: tuple(v) for k, v in zip(r.index, r.to_numpy().tolist(), strict=True)} == _rewards_by_hand(led)
+    assert r["count"].tolist() == [3, 2, 2]  # cake: A, B and row 8; coffee and mug: A and B
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_ledger_sums_by_month_and_kind_match_a_groupby(seed):
     led = _random_ledger(seed)  # some postings fall before the first month

@@ -8,7 +8,6 @@ identical across processes, platforms and NumPy versions (the arithmetic is plai
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from numba import njit
 
@@ -76,20 +75,27 @@ def _draws(keys, counts, prefix):
 
 def customer_keys(ids) -> np.ndarray:
     """A stable uint64 key per customer id: FNV-1a over the id's UTF-8 bytes, then mixed."""
-    values = pd.Series(ids, copy=False)
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    text = pa.array(pd.Series(uniques, dtype=object).astype(str).tolist(), type=pa.large_string())
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[: len(text) + 1]
+    values = np.asarray(ids, dtype=object) if not isinstance(ids, np.ndarray) else ids
+    try:
+        # Text ids (the usual case) go to Arrow as they are; anything else is written as text first.
+        text = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = None
+    if text is None or text.null_count:
+        text = pa.array([str(v) for v in values.tolist()], type=pa.large_string())
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset : text.offset + len(text) + 1]
     data = text.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    starts = offsets[:-1]
-    lengths = np.diff(offsets)
-    h = np.full(len(uniques), _FNV_OFFSET, dtype=np.uint64)
-    # One pass per byte position, vectorised over ids (ids are short; the loop is over length).
-    with np.errstate(over="ignore"):
-        for j in range(int(lengths.max(initial=0))):
-            live = lengths > j
-            byte = raw[starts[live] + j].astype(np.uint64)
-            h[live] = (h[live] ^ byte) * np.uint64(_FNV_PRIME)
-        h = _mix(h)
-    return h[codes]
+    return _mix(_fnv(raw, offsets))
+
+
+@njit(cache=True, nogil=True)
+def _fnv(raw, offsets):
+    # FNV-1a, one id at a time over its bytes (uint64 multiplication wraps, as intended).
+    out = np.empty(offsets.shape[0] - 1, dtype=np.uint64)
+    for i in range(out.shape[0]):
+        h = np.uint64(_FNV_OFFSET)
+        for j in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(raw[j])) * np.uint64(_FNV_PRIME)
+        out[i] = h
+    return out

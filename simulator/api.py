@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -166,8 +167,12 @@ def simulate(
     if n is not None and (slice_rows is not None or n > chunked.AUTO_ROWS):
         size = slice_rows or chunked.SLICE_ROWS
         return _simulate_sliced(prog, sc, transactions, customers, keep, size, workers, engine, progress, rejects)
-    tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep)
-    cust = _loaded(tx, customers, sc, rejects)
+    # The customers file is read on a second thread while the transactions load (Arrow and NumPy
+    # release the GIL); its errors still come after the transactions' own, as they would in turn.
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(io.load_customers, customers, columns=sc.columns) if customers is not None else None
+        tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep)
+        cust = _loaded(tx, pending.result if pending is not None else None, rejects)
     start, until = _until(sc)
     history = prepare(tx.frame, model.decimals, until)
     # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
@@ -183,7 +188,7 @@ def simulate(
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
 
 
-def _loaded(tx, customers, sc: Scenario, rejects):
+def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):
     """After loading: write the rejects, refuse a history with no usable row, load the customers."""
     if rejects is not None:
         io.write_rejects(tx, rejects)
@@ -191,7 +196,7 @@ def _loaded(tx, customers, sc: Scenario, rejects):
         raise LoyaltyError(
             f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
         )
-    return io.load_customers(customers, columns=sc.columns) if customers is not None else None
+    return load_customers() if load_customers is not None else None
 
 
 def _setup(prog: Program, sc: Scenario, engine, tx, history, base, months, baseline, population=None) -> montecarlo.Setup:
@@ -221,7 +226,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     model = prog.model
     p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, size)
     tx = p.load
-    cust = _loaded(tx, customers, sc, rejects)
+    cust = _loaded(tx, (lambda: io.load_customers(customers, columns=sc.columns)) if customers is not None else None, rejects)
     start, until = _until(sc)
     start = start if start is not None else p.first
     until = until if until is not None else p.last

@@ -84,7 +84,7 @@ def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm):
     n = t.shape[0]
     spend = np.empty(n, dtype=np.int64)
     delta = np.zeros(nm, dtype=np.int64)
-    enrolled = np.empty(n, dtype=np.int64)
+    enrolled = np.empty(np.count_nonzero(enroll), dtype=np.int64)
     k = 0
     for i in range(n):
         x = minor[i] if purchase[i] or refund[i] else 0
@@ -92,9 +92,10 @@ def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm):
         c = metrics.month_of(t[i], first, table, nm)
         if 0 <= c < nm:
             delta[c] += x - orig[i]
-        enrolled[k] = i
-        k += enroll[i]
-    return spend, delta, enrolled[:k]
+        if enroll[i]:
+            enrolled[k] = i
+            k += 1
+    return spend, delta, enrolled
 
 
 def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, spend) -> np.ndarray:

@@ -275,10 +275,10 @@ def _tally(lo, hi, first, until, until_prev, contrib, limits, t_join, moments, c
         for j in range(nq + 1):
             d[j] = 0
         for r in range(a, b):
+            c = contrib[r]
             x = first[r]
-            y = max(x, until[r])
-            d[x] += contrib[r]
-            d[y] -= contrib[r]
+            d[x] += c
+            d[max(x, until[r])] -= c
         if cal:
             # Last calendar year's window: from its 1 Jan up to this year's.
             for j in range(nq + 1):

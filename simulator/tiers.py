@@ -208,29 +208,12 @@ def _level_of(limits, metric):
 
 @njit(cache=True, nogil=True)
 def _member_ranges(m_rows, m_q):
-    # Each queried member's rows [lo, hi) in rows sorted by member. Queries in member order (the
-    # enrolment rows are) walk along the rows; others find them in offsets from a counting pass.
+    # Each queried member's rows [lo, hi) in rows sorted by member, from offsets of a counting pass
+    # (codes are small non-negative integers).
     k = m_q.shape[0]
     lo = np.zeros(k, dtype=np.int64)
     hi = np.zeros(k, dtype=np.int64)
-    walk = True
-    for i in range(1, k):
-        walk = walk and m_q[i - 1] <= m_q[i]
     n = m_rows.shape[0]
-    if walk:
-        p = 0
-        for i in range(k):
-            while p < n and m_rows[p] < m_q[i]:
-                p += 1
-            if i and m_q[i] == m_q[i - 1]:
-                lo[i] = lo[i - 1]
-                hi[i] = hi[i - 1]
-                continue
-            lo[i] = p
-            while p < n and m_rows[p] == m_q[i]:
-                p += 1
-            hi[i] = p
-        return lo, hi
     top = 0
     for i in range(n):
         top = max(top, m_rows[i] + 1)
@@ -256,22 +239,36 @@ def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev
     first = positions(t_rows, moments, True)
     until = positions(t_rows, lo_t, not cal)
     until_prev = positions(t_rows, prev_t, False) if cal else until
-    lo, hi = _member_ranges(m_rows, m_q)
-    return _tally(lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers)
+    # Queries in member order (the enrolment rows are) walk along the rows to their members.
+    walk = bool(np.all(m_q[1:] >= m_q[:-1]))
+    lo, hi = (np.zeros(0, dtype=np.int64),) * 2 if walk else _member_ranges(m_rows, m_q)
+    return _tally(m_rows, m_q, walk, lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers)
 
 
 @njit(cache=True, nogil=True)
-def _tally(lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers):
+def _tally(m_rows, m_q, walk, lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers):
     # Each member's runs go into a difference array over the moments, whose running sums are the
     # member's metric at each moment.
     nq = moments.shape[0]
     out = np.zeros((nq, ntiers), dtype=np.int64)
     d = np.zeros(nq + 1, dtype=np.int64)
     e = np.zeros(nq + 1, dtype=np.int64)
-    for i in range(lo.shape[0]):
+    n = m_rows.shape[0]
+    p = 0
+    a = 0
+    b = 0
+    for i in range(m_q.shape[0]):
         tj = t_join[i]
-        a = lo[i]
-        b = hi[i]
+        if not walk:
+            a = lo[i]
+            b = hi[i]
+        elif i == 0 or m_q[i] != m_q[i - 1]:
+            while p < n and m_rows[p] < m_q[i]:
+                p += 1
+            a = p
+            while p < n and m_rows[p] == m_q[i]:
+                p += 1
+            b = p
         for j in range(nq + 1):
             d[j] = 0
         for r in range(a, b):

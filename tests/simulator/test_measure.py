@@ -1,0 +1,80 @@
+"""A path's sums (simulator.measure) agree with the same figures computed plainly from its rows and ledger."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator import metrics, montecarlo, tiers
+from simulator.api import simulate
+from simulator.measure import measure
+from tests.simulator.simkit import ENGINE, program, sample, scenario
+
+
+@pytest.fixture(scope="module")
+def paths():
+    """(setup months, decimals, rows, ledger, partial) of each simulated path."""
+    seen = []
+
+    def spy(setup, model, rows, ledger, chosen, run, keep_ledger):
+        p = measure(setup, model, rows, ledger, chosen, run, keep_ledger)
+        seen.append((setup.months, setup.history.decimals, rows.copy(), ledger.copy(), p))
+        return p
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(montecarlo, "measure", spy)
+    try:
+        tx, cu = sample(customers=40, months=8, seed=5)
+        simulate(program(), tx, cu, scenario(runs=3), workers=1, engine=ENGINE)
+    finally:
+        mp.undo()
+    assert len(seen) == 3
+    return seen
+
+
+def test_ledger_figures_match_a_groupby(paths):
+    for months, _, _, ledger, p in paths:
+        kind = ledger["kind"].astype(str)
+        assert p.by_kind.tolist() == [int(ledger.loc[kind == k, "points"].sum()) for k in metrics.KINDS]
+        assert (p.cost, p.partner) == (ledger["cost"].sum(), ledger["partner_share"].sum())
+        month = ledger["timestamp"].dt.to_period("M")
+        for i, mo in enumerate(months):
+            assert p.cells[i].tolist() == [int(ledger.loc[(month == mo) & (kind == k), "points"].sum()) for k in metrics.KINDS]
+            assert p.cost_m[i] == ledger.loc[month == mo, "cost"].sum()
+            assert p.partner_m[i] == ledger.loc[month == mo, "partner_share"].sum()
+
+
+def test_rewards_count_distinct_redemptions(paths):
+    for _, _, _, ledger, p in paths:
+        red = ledger[ledger["kind"].astype(str) == "redeem"].astype({"reward": str, "customer_id": str})
+        assert len(red) > 0
+        want = red.groupby("reward").agg(points=("points", "sum"), cost=("cost", "sum"), partner_share=("partner_share", "sum"))
+        want.insert(0, "count", red.drop_duplicates(["reward", "customer_id", "timestamp", "row"]).groupby("reward").size())
+        assert p.rewards.index.tolist() == want.index.tolist()
+        assert p.rewards.to_numpy().tolist() == want.to_numpy().tolist()
+
+
+def test_row_figures_match_a_plain_computation(paths):
+    for months, _, rows, _, p in paths:
+        moved = rows["_purchase"] | rows["_refund"]
+        delta = np.where(moved, rows["_minor"], 0) - rows["_orig"]
+        month = rows["timestamp"].dt.to_period("M")
+        assert p.delta_m.tolist() == [int(delta[(month == mo).to_numpy()].sum()) for mo in months]
+        joined = rows.loc[rows["_enroll"], "timestamp"]
+        assert p.joined_m.tolist() == [int((joined <= mo.end_time).sum()) for mo in months]
+        assert p.rows == len(rows)
+
+
+def test_tier_counts_match_levels_looked_up_per_member(paths):
+    spec = program().model.tiers
+    for months, decimals, rows, _, p in paths:
+        ends = np.array([mo.end_time for mo in months], dtype="datetime64[ns]")
+        m, t = rows["_m"].to_numpy(), rows["timestamp"].to_numpy()
+        spend = np.where(rows["_purchase"] | rows["_refund"], rows["_minor"], 0)
+        enrolled = rows["_enroll"].to_numpy()
+        level = tiers.at_moments(spec, decimals, m, t, spend, np.repeat(m[enrolled], len(ends)), np.tile(ends, enrolled.sum()))
+        level = level.reshape(-1, len(ends))
+        joined = t[enrolled][:, None] <= ends[None, :]
+        want = np.stack([((level == i) & joined).sum(axis=0) for i in range(len(spec.names))], axis=1)
+        assert p.tiers_m.tolist() == want.tolist()
+        assert p.tiers_m[:, 1:].sum() > 0  # someone reached a higher tier

@@ -84,18 +84,19 @@ def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm):
     n = t.shape[0]
     spend = np.empty(n, dtype=np.int64)
     delta = np.zeros(nm, dtype=np.int64)
-    enrolled = np.empty(np.count_nonzero(enroll), dtype=np.int64)
+    count = np.count_nonzero(enroll)
+    enrolled = np.empty(count + 1, dtype=np.int64)
     k = 0
     for i in range(n):
-        x = minor[i] if purchase[i] or refund[i] else 0
+        # Branch-free: the flags vary row to row, and mispredicted branches cost more than the work.
+        x = minor[i] * (purchase[i] | refund[i])
         spend[i] = x
         c = metrics.month_of(t[i], first, table, nm)
         if 0 <= c < nm:
             delta[c] += x - orig[i]
-        if enroll[i]:
-            enrolled[k] = i
-            k += 1
-    return spend, delta, enrolled
+        enrolled[k] = i
+        k += enroll[i]
+    return spend, delta, enrolled[:count]
 
 
 def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, spend) -> np.ndarray:

@@ -144,6 +144,7 @@ def counts_at(
 
 _NAT = np.iinfo(np.int64).min
 _DAY = 86_400 * 10**9
+_TABLE_DAYS = 100_000  # moments further apart are searched for instead
 
 
 def positions(t: np.ndarray, q: np.ndarray, strict: bool) -> np.ndarray:
@@ -151,8 +152,11 @@ def positions(t: np.ndarray, q: np.ndarray, strict: bool) -> np.ndarray:
 
     Times are datetime64 or int64 nanoseconds.
     """
+    t, q = _int_ns(t), _int_ns(q)
+    if len(q) and int(q[-1]) - int(q[0]) > _TABLE_DAYS * _DAY:
+        return np.searchsorted(q, t, side="left" if strict else "right")
     out = np.empty(len(t), dtype=np.int8 if len(q) < 127 else np.int64)
-    _below(_int_ns(t), _int_ns(q), strict, out)
+    _below(t, q, strict, out)
     return out
 
 
@@ -179,15 +183,17 @@ def _below(t, q, strict, out):
         inside[d] = True
         for k in range(d + 1, days):
             table[k] += 1
+    end = base + days * _DAY
     for r in range(n):
         x = t[r]
         if x < base:
             out[r] = 0
             continue
-        d = (x - base) // _DAY
-        if d >= days:
+        if x >= end:
             out[r] = nq
-        elif not inside[d]:
+            continue
+        d = (x - base) // _DAY
+        if not inside[d]:
             out[r] = table[d]
         else:
             k = 0

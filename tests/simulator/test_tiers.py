@@ -73,3 +73,13 @@ def test_a_row_on_the_window_start_has_left_the_window():
     got = tiers.counts_at(spec, 2, m, t, contrib, np.array([0]), t[:1], ENDS[:3])
     # Feb's window starts exactly at the first row: it holds 10.00 (Gold), not 25.00 (Black).
     assert got.tolist() == [[0, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_positions_count_the_moments_before_each_time(strict):
+    m, t, *_ = _rows(4)
+    q = np.sort(np.concatenate([ENDS, t[::37]]))  # some moments fall exactly on rows
+    far = np.concatenate([[np.datetime64("1700-01-01", "ns")], q])  # too far apart for a day table
+    for moments in (q, far):
+        want = (moments[None, :] < t[:, None]) | (~strict & (moments[None, :] == t[:, None]))
+        assert tiers.positions(t, moments, strict).tolist() == want.sum(axis=1).tolist()

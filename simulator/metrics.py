@@ -197,8 +197,9 @@ def month_of(t, first, table, nm):
     # search's branches mispredict (about 8x slower at 1M rows).
     if t < first:
         return -1
-    d = np.uint64(t - first) // np.uint64(_DAY)
-    return table[d] if d < table.shape[0] else nm
+    if t >= first + table.shape[0] * _DAY:  # (t - first could overflow)
+        return nm
+    return table[np.uint64(t - first) // np.uint64(_DAY)]
 
 
 @njit(cache=True, nogil=True)

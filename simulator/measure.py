@@ -51,14 +51,25 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
     t = rows["timestamp"].to_numpy()
     purchase, refund, minor, orig, enroll = (rows[c].to_numpy() for c in ("_purchase", "_refund", "_minor", "_orig", "_enroll"))
     table = metrics.month_table(months)
+    before = np.empty(len(t), dtype=np.int8 if len(months) < 127 else np.int64)
     spend, delta, enrolled = _row_sums(
-        metrics.as_ns(t), purchase, refund, minor, orig, enroll, metrics.month_starts(months)[0], table, len(months)
+        metrics.as_ns(t),
+        purchase,
+        refund,
+        minor,
+        orig,
+        enroll,
+        metrics.month_starts(months)[0],
+        table,
+        len(months),
+        ends.view(np.int64),
+        before,
     )
     # Members joined by each month's end: each joining counts from the first end at or after it.
-    first_end = tiers.positions(t[enrolled], ends, strict=True)
+    first_end = before[enrolled].astype(np.int64)
     first_end[np.isnat(t[enrolled])] = len(ends)
     joined_m = np.cumsum(np.bincount(first_end, minlength=len(ends) + 1)[: len(ends)], dtype=np.int64)
-    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals, enrolled, spend)
+    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals, enrolled, spend, before)
     sums = metrics.ledger_sums(ledger, months, kinds)
     return Partial(
         members=int(chosen.sum()),
@@ -78,9 +89,11 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
 
 
 @njit(cache=True, nogil=True)
-def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm):
+def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends, before):
     # One pass over the rows: each row's spend (what purchases and refunds move), the revenue the
-    # program adds per month (spend now minus the original), and the enrolment rows' positions.
+    # program adds per month (spend now minus the original), the enrolment rows' positions, and
+    # (into `before`) how many month ends precede each row: its month's, unless the row falls
+    # after that month's end_time (the last microsecond of the month).
     n = t.shape[0]
     spend = np.empty(n, dtype=np.int64)
     delta = np.zeros(nm, dtype=np.int64)
@@ -94,15 +107,19 @@ def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm):
         c = metrics.month_of(t[i], first, table, nm)
         if 0 <= c < nm:
             delta[c] += x - orig[i]
+            before[i] = c + (t[i] > ends[c])
+        else:
+            before[i] = max(c, 0)
         enrolled[k] = i
         k += enroll[i]
     return spend, delta, enrolled[:count]
 
 
-def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, spend) -> np.ndarray:
+def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, spend, before) -> np.ndarray:
     """Members per (month, tier) at each month's end (members who had joined by then).
 
-    `enrolled`: positions of the enrolment rows; `spend`: each row's spend (the spend metric's contributions).
+    `enrolled`: positions of the enrolment rows; `spend`: each row's spend (the spend metric's
+    contributions); `before`: how many month ends precede each row.
     """
     if model.tiers is None:
         return np.zeros((len(months), 0), dtype=np.int64)
@@ -114,4 +131,4 @@ def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, s
     else:
         earned = response.earned_per_row(ledger, len(rows), kinds) if spec.metric == "points" else None
         contrib = tiers.contributions(spec, rows, earned)
-    return tiers.counts_at(spec, decimals, m, t, contrib, m[enrolled], t[enrolled], ends)
+    return tiers.counts_at(spec, decimals, m, t, contrib, m[enrolled], t[enrolled], ends, before)

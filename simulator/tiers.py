@@ -119,12 +119,21 @@ def at_moments(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: 
 
 
 def counts_at(
-    spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray, m_q: np.ndarray, t_join: np.ndarray, moments: np.ndarray
+    spec,
+    decimals: int,
+    member: np.ndarray,
+    t: np.ndarray,
+    contrib: np.ndarray,
+    m_q: np.ndarray,
+    t_join: np.ndarray,
+    moments: np.ndarray,
+    before: np.ndarray | None = None,
 ) -> np.ndarray:
     """Members `m_q` (joined at `t_join`) per tier at each of `moments`: (moment, tier) int64 counts.
 
     The same levels as `at_moments` for every (member, moment) pair, counting only members who had
-    joined by the moment; rows sorted by (member, time) as for `at_moments`.
+    joined by the moment; rows sorted by (member, time) as for `at_moments`. `before`, if the
+    caller has it: each row's `positions(t, moments, strict=True)`.
     """
     moments = np.asarray(moments, dtype="datetime64[ns]")
     order = np.argsort(moments, kind="stable")  # the window bounds then rise with the moments
@@ -137,7 +146,7 @@ def counts_at(
     out = np.empty((len(moments), len(spec.names)), dtype=np.int64)
     out[order] = _counts_at(
         np.asarray(member, dtype=np.int64), ns[0], np.asarray(contrib, dtype=np.int64), thresholds(spec, decimals),
-        np.asarray(m_q, dtype=np.int64), *ns[1:], cal, len(spec.names),
+        np.asarray(m_q, dtype=np.int64), *ns[1:], cal, len(spec.names), before,
     )  # fmt: skip
     return out
 
@@ -237,12 +246,12 @@ def _member_ranges(m_rows, m_q):
     return lo, hi
 
 
-def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev_t, cal, ntiers):
+def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev_t, cal, ntiers, before=None):
     # A row adds to the metric at the moments from the first at or after it until its time leaves
     # the window: a run of moments, as the bounds rise. Windows are (start, moment] after a days or
     # months look-back, [1 Jan, moment] in a calendar year. (Separate kernels: fused, they ran
     # slower.)
-    first = positions(t_rows, moments, True)
+    first = positions(t_rows, moments, True) if before is None else before
     until = positions(t_rows, lo_t, not cal)
     until_prev = positions(t_rows, prev_t, False) if cal else until
     # Queries in member order (the enrolment rows are) walk along the rows to their members.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simulator import metrics, montecarlo, tiers
 from simulator.api import simulate
-from simulator.measure import measure
+from simulator.measure import _row_sums, measure
 from tests.simulator.simkit import ENGINE, program, sample, scenario
 
 
@@ -78,3 +79,22 @@ def test_tier_counts_match_levels_looked_up_per_member(paths):
         want = np.stack([((level == i) & joined).sum(axis=0) for i in range(len(spec.names))], axis=1)
         assert p.tiers_m.tolist() == want.tolist()
         assert p.tiers_m[:, 1:].sum() > 0  # someone reached a higher tier
+
+
+def test_rows_are_placed_among_month_ends_as_positions_would():
+    months = metrics.month_index(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-03-31"))
+    ends = np.array([mo.end_time for mo in months], dtype="datetime64[ns]")
+    t = np.array(
+        ["2025-12-31T23:59:59", "2026-01-01", "2026-01-31T23:59:59.999999", "2026-01-31T23:59:59.9999995", "2026-02-14", "2026-04-01"],
+        dtype="datetime64[ns]",
+    )
+    n = len(t)
+    flags = np.ones(n, dtype=bool)
+    before = np.empty(n, dtype=np.int8)
+    spend, delta, enrolled = _row_sums(
+        t.view(np.int64), flags, ~flags, np.arange(n) * 100, np.zeros(n, dtype=np.int64), flags,
+        metrics.month_starts(months)[0], metrics.month_table(months), len(months), ends.view(np.int64), before,
+    )  # fmt: skip
+    assert before.tolist() == tiers.positions(t, ends, strict=True).tolist() == [0, 0, 0, 1, 1, 3]
+    assert delta.tolist() == [100 + 200 + 300, 400, 0]
+    assert spend.tolist() == [0, 100, 200, 300, 400, 500] and enrolled.tolist() == list(range(n))

@@ -51,6 +51,8 @@ def test_counts_at_month_ends_match_levels_looked_up_per_member(spec, seed):
     # Queries in member order (as enrolment rows come) take another way to the members' rows.
     by_member = np.argsort(q_m, kind="stable")
     assert tiers.counts_at(spec, 2, m, t, contrib, q_m[by_member], join[by_member], ENDS).tolist() == want.tolist()
+    before = tiers.positions(t, ENDS, strict=True)  # as a caller that has them passes them
+    assert tiers.counts_at(spec, 2, m, t, contrib, q_m, join, ENDS, before).tolist() == want.tolist()
     assert got.sum(axis=1).tolist() == joined.sum(axis=0).tolist()
 
 

@@ -46,13 +46,13 @@ class Partial:
 def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
     """The exact sums of one evaluated path (over the customers it covers)."""
     months = setup.months
-    ends = np.array([p.end_time for p in months], dtype="datetime64[ns]")
+    ends = np.asarray(months.end_time, dtype="datetime64[ns]")
     kinds = metrics.kind_codes(ledger)
     t = rows["timestamp"].to_numpy()
     purchase, refund, minor, orig, enroll = (rows[c].to_numpy() for c in ("_purchase", "_refund", "_minor", "_orig", "_enroll"))
     table = metrics.month_table(months)
     before = np.empty(len(t), dtype=np.int8 if len(months) < 127 else np.int64)
-    spend, delta, enrolled = _row_sums(
+    spend, delta, enrolled, joins = _row_sums(
         metrics.as_ns(t),
         purchase,
         refund,
@@ -65,10 +65,7 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
         ends.view(np.int64),
         before,
     )
-    # Members joined by each month's end: each joining counts from the first end at or after it.
-    first_end = before[enrolled].astype(np.int64)
-    first_end[np.isnat(t[enrolled])] = len(ends)
-    joined_m = np.cumsum(np.bincount(first_end, minlength=len(ends) + 1)[: len(ends)], dtype=np.int64)
+    joined_m = np.cumsum(joins[: len(months)])  # members joined by each month's end
     tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals, enrolled, spend, before)
     sums = metrics.ledger_sums(ledger, months, kinds)
     return Partial(
@@ -88,15 +85,20 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
     )
 
 
+_NAT = np.iinfo(np.int64).min
+
+
 @njit(cache=True, nogil=True)
 def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends, before):
     # One pass over the rows: each row's spend (what purchases and refunds move), the revenue the
     # program adds per month (spend now minus the original), the enrolment rows' positions, and
     # (into `before`) how many month ends precede each row: its month's, unless the row falls
-    # after that month's end_time (the last microsecond of the month).
+    # after that month's end_time (the last microsecond of the month); and the joinings counted
+    # at the first month end at or after them.
     n = t.shape[0]
     spend = np.empty(n, dtype=np.int64)
     delta = np.zeros(nm, dtype=np.int64)
+    joins = np.zeros(nm + 1, dtype=np.int64)
     count = np.count_nonzero(enroll)
     enrolled = np.empty(count + 1, dtype=np.int64)
     k = 0
@@ -110,9 +112,10 @@ def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends, 
             before[i] = c + (t[i] > ends[c])
         else:
             before[i] = max(c, 0)
+        joins[before[i]] += enroll[i] & (t[i] != _NAT)
         enrolled[k] = i
         k += enroll[i]
-    return spend, delta, enrolled[:count]
+    return spend, delta, enrolled[:count], joins
 
 
 def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, spend, before) -> np.ndarray:

@@ -91,10 +91,11 @@ def test_rows_are_placed_among_month_ends_as_positions_would():
     n = len(t)
     flags = np.ones(n, dtype=bool)
     before = np.empty(n, dtype=np.int8)
-    spend, delta, enrolled = _row_sums(
+    spend, delta, enrolled, joins = _row_sums(
         t.view(np.int64), flags, ~flags, np.arange(n) * 100, np.zeros(n, dtype=np.int64), flags,
         metrics.month_starts(months)[0], metrics.month_table(months), len(months), ends.view(np.int64), before,
     )  # fmt: skip
     assert before.tolist() == tiers.positions(t, ends, strict=True).tolist() == [0, 0, 0, 1, 1, 3]
     assert delta.tolist() == [100 + 200 + 300, 400, 0]
     assert spend.tolist() == [0, 100, 200, 300, 400, 500] and enrolled.tolist() == list(range(n))
+    assert joins.tolist() == [3, 2, 0, 1]  # by the end of Jan, Feb, Mar, and after

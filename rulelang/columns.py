@@ -640,13 +640,11 @@ def _conjuncts(node) -> list:
     return [node]
 
 
-def _base_env(origin, model: Model) -> Env:
-    """One Env over the origin's base per program, kept on the base so every copy shares it."""
-    key = ("columns.Env", id(model))
-    held = origin.base.encodings.get(key)
-    if held is None or held[0] is not model:
-        held = origin.base.encodings[key] = (model, Env(model, origin.base))
-    return held[1]
+def _base_env(env: Env) -> Env:
+    """An Env over the origin's base for this batch's conditions. The masks it makes are kept on
+    the base (`_gathered`); the Env itself is not, so the base holds no reference to itself and is
+    freed as soon as it is dropped (a slice's base, say), not at the next garbage collection."""
+    return env.memo("base_env", lambda: Env(env.model, env.batch.origin.base))
 
 
 def _moved_env(env: Env) -> Env:
@@ -665,13 +663,15 @@ def _gathered(part, env: Env, depends: int) -> np.ndarray:
     """A SAME or TIME conjunct of a copied batch: the base's mask at the source rows, recomputed
     where a TIME conjunct's row has moved."""
     origin = env.batch.origin
-    benv = _base_env(origin, env.model)
-    key = ("mask", id(part), env.tier if "tier" in _names(part) else 0)
-    if key not in benv.cache:
+    held = origin.base.encodings
+    key = ("columns.mask", id(env.model), id(part), env.tier if "tier" in _names(part) else 0)
+    if key not in held:
+        benv = _base_env(env)
         benv.tier = env.tier
-        benv.cache[key] = (part, condition_mask(part, benv))
+        # The model and node ride along so their ids cannot be reused while the mask is kept.
+        held[key] = (env.model, part, condition_mask(part, benv))
         benv.tier = 0
-    out = benv.cache[key][1][origin.src]
+    out = held[key][2][origin.src]
     if depends == TIME and origin.moved.any():
         at, menv = _moved_env(env)
         menv.tier = env.tier

@@ -104,3 +104,24 @@ def test_conditions_gathered_from_the_base_equal_conditions_on_the_path(path):
     held = {rule.name for r, rule in enumerate(prog.model.rules) if any(want_blocks[want_index[r, lv]].any() for lv in range(cp.levels))}
     assert held >= {"a", "b", "c", "d", "e", "g", "h", "i"}
     pd.testing.assert_frame_equal(cp.run(gathered), cp.run(plain))
+
+
+def test_a_base_is_freed_when_dropped_not_at_the_next_garbage_collection(path):
+    # Slices of a large history each build a base: one kept alive by a reference cycle until the
+    # collector runs would pile up memory (simulator.chunked).
+    import gc
+    import weakref
+
+    from rulelang.compile import compile_model
+
+    h, rows = path
+    prog = rulelang.loads(PROGRAM_TEXT + GATHER_RULES, "test.loyalty")
+    gc.disable()
+    try:
+        base = batch.base(h, prog.model, io.load_customers(sample(customers=30)[1]).frame)
+        compile_model(prog.model).run(batch.for_path(base, rows))
+        gone = weakref.ref(base)
+        del base
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -170,24 +170,37 @@ def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_le
         mine[c0:c1] = chosen[c0:c1]
         chosen, span = mine, (r0, r1)
     rows = enrollment.member_rows(h, chosen, span)
-    rows["_orig"] = np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0)
-    rows["_extra"] = False
-    rows["_spawn"] = np.int64(-1)
-    rows["_u_redeem"], rows["_u_choice"] = redemption.draws(rows, h.keys, seed, run)
     policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
-    # Only the goal gradient maps the ledger's customer ids back to codes.
-    code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
-    first = _evaluate(rows, setup, program, policy, threads) if response.needs_first_pass(sc.response, model) else None
-    f = response.factors(sc.response, model, rows, first, code_of, h.decimals)
+    first = None
+    if response.needs_first_pass(sc.response, model):
+        _path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run)
+        # Only the goal gradient maps the ledger's customer ids back to codes.
+        code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
+        first = _evaluate(rows, setup, program, policy, threads)
+    f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals)
     extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
+    is_extra = np.zeros(len(rows), dtype=bool)
     if len(extra):
         spawn_pos = np.searchsorted(rows["_ord"].to_numpy(), extra["_ord"].to_numpy() - 2)
-        extra = redemption.with_draws(extra.assign(_orig=0), h.keys, seed, run)
-        rows, is_extra = response.merged(rows, extra)
+        spawn = extra["_spawn"].to_numpy()
+        rows, is_extra = response.merged(rows[[c for c in rows.columns if c in extra.columns]], extra)
+        rows["_spawn"] = response.interleave(np.full(len(is_extra) - len(spawn), -1, dtype=np.int64), spawn, is_extra)
         f = response.interleave(f, f[spawn_pos], is_extra)
+    # Added after the merge: one column less to interleave each, and draws keyed by row either way.
+    _path_columns(rows, is_extra, h, seed, run)
     rows["_minor"] = response.scaled(rows, f)
     ledger = _evaluate(rows, setup, program, policy, threads)
     return measure(setup, model, rows, ledger, chosen, run, keep_ledger)
+
+
+def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: int, run: int) -> None:
+    """The path's own columns: its pre-uplift revenue `_orig`, the extra-visit flags, the draws."""
+    money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
+    rows["_orig"] = np.where(money & ~is_extra, rows["_minor"].to_numpy(), 0)
+    rows["_extra"] = is_extra
+    if "_spawn" not in rows.columns:
+        rows["_spawn"] = np.int64(-1)
+    rows["_u_redeem"], rows["_u_choice"] = redemption.draws(rows, h.keys, seed, run)
 
 
 def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:

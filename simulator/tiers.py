@@ -83,7 +83,8 @@ def _window_start(spec, t: np.ndarray) -> np.ndarray:
     ts = pd.DatetimeIndex(np.asarray(t, dtype="datetime64[ns]"))
     if spec.window == "days":
         return (ts - pd.Timedelta(days=spec.n)).to_numpy()
-    return (ts - pd.DateOffset(months=spec.n)).to_numpy()
+    # `over N years` is 12 N months, as the engine counts it.
+    return (ts - pd.DateOffset(months=spec.n * (12 if spec.window == "years" else 1))).to_numpy()
 
 
 def _year_start(t: np.ndarray, back: int = 0) -> np.ndarray:
@@ -108,8 +109,36 @@ def _levels(spec, decimals, m, t, contrib, m_q, t_q, hi) -> tuple[np.ndarray, np
 
 def before_rows(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's tier level (and tier metric) held before the row; rows sorted by (member, order)."""
-    hi = np.arange(len(member))
-    return _levels(spec, decimals, member, t, contrib, member, t, hi)
+    if spec.window == "calendar_year":
+        hi = np.arange(len(member))
+        return _levels(spec, decimals, member, t, contrib, member, t, hi)
+    # A rolling window's start moves forward with the rows, so one pass with a trailing pointer
+    # per member finds what `_levels` would by a search per row.
+    t_ns = np.asarray(t, dtype="datetime64[ns]").view(np.int64)
+    start = t_ns - spec.n * NS_PER_DAY if spec.window == "days" else _window_start(spec, t).view(np.int64)
+    metric = _rolling_before(np.asarray(member, dtype=np.int64), t_ns, np.asarray(contrib, dtype=np.int64), start)
+    return _level(metric, thresholds(spec, decimals)), metric
+
+
+NS_PER_DAY = 86_400_000_000_000
+
+
+@njit(cache=True, nogil=True)
+def _rolling_before(m, t, contrib, start):
+    # metric[i]: contributions of the member's rows before i whose time is after start[i].
+    out = np.empty(m.shape[0], dtype=np.int64)
+    p = 0
+    s = 0
+    for i in range(m.shape[0]):
+        if i == 0 or m[i] != m[i - 1]:
+            p = i
+            s = 0
+        while p < i and t[p] <= start[i]:
+            s -= contrib[p]
+            p += 1
+        out[i] = s
+        s += contrib[i]
+    return out
 
 
 def at_moments(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray, m_q: np.ndarray, t_q: np.ndarray) -> np.ndarray:

@@ -85,3 +85,19 @@ def test_positions_count_the_moments_before_each_time(strict):
     for moments in (q, far):
         want = (moments[None, :] < t[:, None]) | (~strict & (moments[None, :] == t[:, None]))
         assert tiers.positions(t, moments, strict).tolist() == want.sum(axis=1).tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("spec", [*SPECS, TierSpec("spend", "years", 1, ("Green", "Gold"), (Fraction(0), Fraction(40)))], ids=lambda s: getattr(s, "window", None))
+def test_levels_before_rows_by_one_pass_equal_a_search_per_row(seed, spec):
+    m, t, contrib, _, _ = _rows(seed)
+    want = tiers._levels(spec, 2, m, t, contrib, m, t, np.arange(len(m)))
+    got = tiers.before_rows(spec, 2, m, t, contrib)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert len(np.unique(got[0])) > 1  # the case has members in more than one tier
+
+
+def test_a_window_of_years_is_twelve_months_each_as_in_the_engine():
+    years = TierSpec("spend", "years", 2, ("A", "B"), (Fraction(0), Fraction(1)))
+    months = TierSpec("spend", "months", 24, ("A", "B"), (Fraction(0), Fraction(1)))
+    assert np.array_equal(tiers._window_start(years, ENDS), tiers._window_start(months, ENDS))

@@ -79,7 +79,10 @@ class Batch:
 
     @cached_property
     def id_dtype(self) -> pd.CategoricalDtype:
-        """The ledger's `customer_id` dtype for these members (built once per batch)."""
+        """The ledger's `customer_id` dtype for these members (built once per batch, or taken from
+        the batch these rows were copied from: the same customers, and one dtype for every copy)."""
+        if self.origin is not None and self.origin.base.customers is self.customers:
+            return self.origin.base.id_dtype
         return ledger.id_dtype(self.customers["customer_id"])
 
 

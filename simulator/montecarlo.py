@@ -131,9 +131,33 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     for p in done[1:]:
         total = total.add(p)
     if keep_ledger:
-        shift = np.cumsum([0] + [p.rows for p in done[:-1]])
-        total.ledger = pd.concat([shift_rows(p.ledger, int(by)) for p, by in zip(done, shift, strict=True)], ignore_index=True)
+        total.ledger = join_ledgers([p.ledger for p in done], [p.rows for p in done])
     return total
+
+
+def join_ledgers(ledgers: list[pd.DataFrame], rows: list[int]) -> pd.DataFrame:
+    """The ledgers of consecutive parts of a path as one, their path row numbers following on.
+
+    Column by column: categoricals of one dtype join by their codes (pandas' concat would first
+    hash every category of both to compare them).
+    """
+    first = ledgers[0]
+    shift = np.cumsum([0] + list(rows[:-1]))
+    out = {}
+    for c in first.columns:
+        cols = [led[c] for led in ledgers]
+        d = first[c].dtype
+        # Equal dtypes are compared only when few: comparing them hashes every category.
+        if isinstance(d, pd.CategoricalDtype) and all(x.dtype is d or (len(d.categories) < 4096 and x.dtype == d) for x in cols):
+            codes = np.concatenate([x.cat.codes.to_numpy() for x in cols])
+            out[c] = pd.Categorical.from_codes(codes, dtype=d, validate=False)
+        elif c == "row":
+            out[c] = np.concatenate([np.where(x.to_numpy() >= 0, x.to_numpy() + by, x.to_numpy()) for x, by in zip(cols, shift, strict=True)])
+        else:
+            out[c] = pd.concat(cols, ignore_index=True) if isinstance(d, pd.CategoricalDtype) else np.concatenate([x.to_numpy() for x in cols])
+    joined = pd.DataFrame(out, columns=first.columns, copy=False)
+    joined.attrs = {k: sum(led.attrs.get(k, 0) for led in ledgers) for k in first.attrs}
+    return joined
 
 
 def _parts(h: History, threads: int) -> list[tuple[int, int, int, int]]:

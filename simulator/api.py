@@ -22,7 +22,7 @@ from rulelang.data import needed_columns
 from rulelang.errors import LoyaltyError
 from rulelang.program import Program
 from simulator import batch as batches
-from simulator import chunked, enrollment, io, metrics, montecarlo, rng
+from simulator import chunked, enrollment, io, memory, metrics, montecarlo, rng
 from simulator.history import prepare
 from simulator.scenario import Scenario, load_scenario
 
@@ -157,7 +157,13 @@ def simulate(
     A Parquet history of more than `chunked.AUTO_ROWS` rows (or any Parquet history when
     `slice_rows` is given) is replayed in slices of whole customers of about `slice_rows` rows
     (default `chunked.SLICE_ROWS`), with identical results and bounded memory (simulator.chunked).
+    NumPy's huge-page advice is off while it runs (simulator.memory).
     """
+    with memory.ordinary_pages():
+        return _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows)
+
+
+def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows) -> SimulationResult:
     sc = load_scenario_arg(scenario)
     prog = load_program(program)
     model = prog.model

@@ -38,13 +38,20 @@ class SimulationResult:
 
     summary: dict
     monthly: pd.DataFrame
-    ledger: pd.DataFrame | None
+    _ledger: object  # a DataFrame, montecarlo.Pieces until first read, or None (see `ledger_file`)
     rewards: pd.DataFrame
     scenario: Scenario
     program: Program
     per_run: list = field(repr=False, default_factory=list)
     loads: tuple = field(repr=False, default=())
     ledger_file: Path | None = None
+
+    @property
+    def ledger(self) -> pd.DataFrame | None:
+        """Run 0's postings (None when a sliced run left them in `.ledger_file`)."""
+        if isinstance(self._ledger, montecarlo.Pieces):
+            self._ledger = self._ledger.joined()
+        return self._ledger
 
     def read_ledger(self) -> pd.DataFrame:
         """Run 0's postings, from memory or from `.ledger_file`."""
@@ -256,7 +263,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
         last = len(ledgers) == p.slices - 1
         parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
-        ledgers[k], path_rows[k] = parts[0].ledger, parts[0].rows
+        ledgers[k], path_rows[k] = montecarlo.whole(parts[0].ledger), parts[0].rows
         parts[0].ledger = None
         if spill is not None:
             # Slices come in slice order when the file is grouped by customer; held back otherwise.

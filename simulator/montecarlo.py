@@ -131,8 +131,25 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     for p in done[1:]:
         total = total.add(p)
     if keep_ledger:
-        total.ledger = join_ledgers([p.ledger for p in done], [p.rows for p in done])
+        total.ledger = Pieces(tuple(p.ledger for p in done), tuple(p.rows for p in done))
     return total
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """Run 0's ledger as the ledgers of consecutive parts of the path, joined when first read
+    (`whole`): a simulation asked only for its figures never copies its postings again."""
+
+    ledgers: tuple
+    rows: tuple
+
+    def joined(self) -> pd.DataFrame:
+        return join_ledgers(list(self.ledgers), list(self.rows))
+
+
+def whole(ledger):
+    """A ledger, joining it first if it is still in `Pieces` (None stays None)."""
+    return ledger.joined() if isinstance(ledger, Pieces) else ledger
 
 
 def join_ledgers(ledgers: list[pd.DataFrame], rows: list[int]) -> pd.DataFrame:

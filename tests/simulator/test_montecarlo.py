@@ -102,6 +102,8 @@ def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch):
     monkeypatch.setattr(montecarlo, "PART_ROWS", 0)
     assert len(montecarlo._parts(montecarlo._SETUP.history, 2)) == 2
     halves = simulate(program(), tx, cu, sc, workers=1, engine=ENGINE)
+    # Run 0's ledger stays in its halves until it is read.
+    assert isinstance(halves._ledger, montecarlo.Pieces) and len(halves._ledger.ledgers) == 2
     assert halves.summary_json() == whole.summary_json()
     pd.testing.assert_frame_equal(halves.monthly, whole.monthly)
     pd.testing.assert_frame_equal(halves.rewards, whole.rewards)

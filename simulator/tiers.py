@@ -27,20 +27,27 @@ def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.
 
 
 @njit(cache=True, nogil=True)
-def _lex_search(m_rows, t_rows, m_q, t_q, right):
-    # Members' row ranges from one counting pass (codes are small non-negative integers), then a
-    # binary search on time within the queried member's range: a few steps, close in memory.
-    n = m_rows.shape[0]
+def _offsets(m_rows, m_q):
+    # off[c] .. off[c + 1]: the rows of member code c, by one counting pass (codes are small
+    # non-negative integers; rows sorted by member), for every code up to the largest seen.
     top = 0
-    for i in range(n):
+    for i in range(m_rows.shape[0]):
         top = max(top, m_rows[i] + 1)
     for i in range(m_q.shape[0]):
         top = max(top, m_q[i] + 1)
     off = np.zeros(top + 1, dtype=np.int64)
-    for i in range(n):
+    for i in range(m_rows.shape[0]):
         off[m_rows[i] + 1] += 1
-    for k in range(top):
-        off[k + 1] += off[k]
+    for c in range(top):
+        off[c + 1] += off[c]
+    return off
+
+
+@njit(cache=True, nogil=True)
+def _lex_search(m_rows, t_rows, m_q, t_q, right):
+    # Members' row ranges from one counting pass, then a binary search on time within the queried
+    # member's range: a few steps, close in memory.
+    off = _offsets(m_rows, m_q)
     out = np.empty(m_q.shape[0], dtype=np.int64)
     for i in range(m_q.shape[0]):
         mq = m_q[i]
@@ -252,22 +259,11 @@ def _level_of(limits, metric):
 
 @njit(cache=True, nogil=True)
 def _member_ranges(m_rows, m_q):
-    # Each queried member's rows [lo, hi) in rows sorted by member, from offsets of a counting pass
-    # (codes are small non-negative integers).
+    # Each queried member's rows [lo, hi) in rows sorted by member.
     k = m_q.shape[0]
     lo = np.zeros(k, dtype=np.int64)
     hi = np.zeros(k, dtype=np.int64)
-    n = m_rows.shape[0]
-    top = 0
-    for i in range(n):
-        top = max(top, m_rows[i] + 1)
-    for i in range(k):
-        top = max(top, m_q[i] + 1)
-    off = np.zeros(top + 1, dtype=np.int64)
-    for i in range(n):
-        off[m_rows[i] + 1] += 1
-    for j in range(top):
-        off[j + 1] += off[j]
+    off = _offsets(m_rows, m_q)
     for i in range(k):
         if m_q[i] >= 0:
             lo[i] = off[m_q[i]]

@@ -182,7 +182,7 @@ def compare_cmd(
     targets, out_dir, transactions, customers, runs, seed, period, enrollment_share, redemption_probability, margin, workers, engine, quiet
 ):
     """Run several programs or scenarios on the same data and seed; show the figures side by side."""
-    from simulator.report import compare_rows, render_compare
+    from simulator.report import compare_rows, fmt_delta, render_compare
 
     if len(targets) < 2:
         raise click.UsageError("compare needs at least two programs or scenarios")
@@ -203,7 +203,7 @@ def compare_cmd(
     except LoyaltyError as exc:
         _fail(exc)
     dec = results[0].program.model.decimals
-    table = Table(title=f"P50 of {first.runs} run(s), seed {first.seed}; Δ is the difference from {names[0]}")
+    table = Table(title=f"P50 of {first.runs} run(s), seed {first.seed}; Δ is the difference from {names[0]} (rates in percentage points)")
     table.add_column("figure")
     for i, n in enumerate(names):
         table.add_column(n, justify="right")
@@ -216,7 +216,7 @@ def compare_cmd(
         for i, v in enumerate(r["values"]):
             cells.append(_cell(v["p50"], r["kind"], dec))
             if i:
-                cells.append(_cell(r["diffs"][i], r["kind"], dec))
+                cells.append(fmt_delta(r["diffs"][i], r["kind"], dec))
         table.add_row(r["key"], *cells)
     Console(file=sys.stdout, width=max(100, Console().width)).print(table)
     click.echo(f"wrote {out}/compare.html and compare.csv")

@@ -55,6 +55,7 @@ HEADLINE = (
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["num"] = fmt_number
+    env.filters["delta"] = fmt_delta
     return env
 
 
@@ -69,6 +70,22 @@ def fmt_number(v, kind: str = "count", decimals: int = 2) -> str:
     if kind == "percent":
         return f"{float(v):,.2f}%"
     return f"{v:,}" if isinstance(v, int) else f"{float(v):,.1f}"
+
+
+# Kinds whose differences read as percentage points, and the factor from the figure to them.
+DELTA_POINTS = {"ratio": 100, "percent": 1}
+
+
+def fmt_delta(v, kind: str = "count", decimals: int = 2) -> str:
+    """A difference between two figures, signed; rates and percentages in percentage points."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    if kind in DELTA_POINTS:
+        return f"{DELTA_POINTS[kind] * float(v):+,.{2 if kind == 'percent' else 1}f} pp"
+    if kind == "money":
+        return f"{float(v):+,.{decimals}f}"
+    return f"{v:+,}" if isinstance(v, int) else f"{float(v):+,.1f}"
+
 
 
 def _svg(fig) -> Markup:

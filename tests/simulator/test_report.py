@@ -74,3 +74,13 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     top = np.asarray(img.crop((0, 0, img.width, img.height // 2))).astype(int)
     coloured = int(((top.max(axis=2) - top.min(axis=2)) > 40).sum())
     assert coloured > 500, "no chart colours in the rendered page"
+
+
+def test_differences_are_signed_and_rates_differ_in_percentage_points():
+    from simulator.report import fmt_delta
+
+    assert fmt_delta(0.023, "ratio") == "+2.3 pp"  # 45.0% -> 47.3% is 2.3 points, not 2.3%
+    assert fmt_delta(-0.5, "percent") == "-0.50 pp"
+    assert fmt_delta(-1234.5, "money", 2) == "-1,234.50"
+    assert fmt_delta(1500, "count") == "+1,500"
+    assert fmt_delta(None, "ratio") == "–"

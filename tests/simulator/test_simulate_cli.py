@@ -164,7 +164,9 @@ def test_compare_shows_both_with_differences(files, tmp_path):
     )
     _ok(res)
     assert "club" in res.output and "rich" in res.output and "Δ" in res.output
+    assert " pp" in res.output  # rate differences in percentage points, not per cent
     html = (out / "compare.html").read_text()
+    assert " pp</td>" in html
     assert "club" in html and "rich" in html
     rows = {line.split(",")[0]: line.split(",") for line in (out / "compare.csv").read_text().splitlines()}
     assert float(rows["points_issued"][-1]) > 0  # the richer program issues more points

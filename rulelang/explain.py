@@ -134,6 +134,8 @@ TEXT: dict[str, dict] = {
         },
         "conds": ("", "，"),
         "conds_end": "，",
+        # Conditions that each end in 时 read as one: "渠道为app且单笔订单总额不低于30元时".
+        "cond_suffix": "时",
         "events": {B.ENROLL: "注册入会时", "referral": "推荐新会员入会时", "review": "发表评价时", "_other": "发生“{event}”时"},
         "during": "{start}至{end}期间",
         "freq": {"once": "，仅限一次", "once_per": "，每{period}限一次", "times": "，最多{n}次", "times_per": "，每{period}最多{n}次"},
@@ -383,6 +385,15 @@ class _Terms:
         if not phrases:
             return ""
         first, between = self.t["conds"]
+        suffix = self.t.get("cond_suffix")
+        if suffix:
+            merged: list[str] = []
+            for p in phrases:
+                if merged and merged[-1].endswith(suffix) and p.endswith(suffix):
+                    merged[-1] = merged[-1][: -len(suffix)] + self.t["and"] + p
+                else:
+                    merged.append(p)
+            phrases = merged
         return first + between.join(phrases) + self.t.get("conds_end", "")
 
     def frequency(self, rule: Rule) -> str:

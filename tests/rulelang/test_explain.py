@@ -180,3 +180,10 @@ def test_cli_explain(tmp_path):
 
     missing = CliRunner().invoke(explain_cmd, [str(tmp_path / "none.loyalty")])
     assert missing.exit_code == 2 and isinstance(missing.exception, SystemExit)
+
+
+def test_chinese_conditions_that_each_end_in_shi_read_as_one():
+    text = 'currency CNY\nearn a: 5 points when channel == "app" and basket.total >= 30 and weekday in [sat, sun]\n'
+    zh = terms(text, "zh")
+    assert "渠道为app且单笔订单总额不低于30元时，逢周六和周日，" in zh
+    assert "时，单笔" not in zh  # not "渠道为app时，单笔订单总额不低于30元时"

@@ -192,12 +192,29 @@ _KEY = Callable[[Any, tuple, "_Ctx"], Any]
 class _Ctx:
     source: str
     marks: Mapping[tuple, tuple[int, int]]
+    problems: list = field(default_factory=list)  # every problem found, reported together
 
     def fail(self, path: tuple, message: str, key: bool = False) -> ScenarioError:
         name = ".".join(map(str, path)) or "(top level)"
         mark = self.marks.get(("key",) + path if key else path) or self.marks.get(path)
         where = f":{mark[0]}:{mark[1]}" if mark else ""
-        return ScenarioError(f"{self.source}{where}: error: {name}: {message}")
+        exc = ScenarioError(f"{self.source}{where}: error: {name}: {message}")
+        exc.at = mark or (float("inf"), 0)  # where it is, to report problems in file order
+        return exc
+
+    def attempt(self, check, *args, default=None):
+        """check(*args), or `default` with its problem noted, so one mistake does not hide the next."""
+        try:
+            return check(*args)
+        except ScenarioError as exc:
+            self.problems.append(exc)
+            return default
+
+    def settle(self) -> None:
+        """Raise every noted problem at once, in file order."""
+        if self.problems:
+            found = sorted(self.problems, key=lambda p: getattr(p, "at", (float("inf"), 0)))
+            raise ScenarioError("\n".join(str(p) for p in found))
 
 
 def _collect_marks(node, path: tuple, marks: dict) -> None:
@@ -369,7 +386,12 @@ def _unknown(keys, known, path, ctx):
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
             hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
-            raise ctx.fail(path + (key,), f"unknown key `{key}`{hint}", key=True)
+            ctx.problems.append(ctx.fail(path + (key,), f"unknown key `{key}`{hint}", key=True))
+
+
+def _defaults(name: str) -> dict:
+    """A section's defaults (what a section with a problem stands in with while the rest is checked)."""
+    return {key: default for key, (_, default) in _SECTIONS[name].items()}
 
 
 def _section(raw, name: str, path: tuple, ctx) -> dict:
@@ -382,9 +404,10 @@ def _section(raw, name: str, path: tuple, ctx) -> dict:
     out = {}
     for key, (check, default) in spec.items():
         if key in raw and raw[key] is not None:
-            out[key] = check(raw[key], path + (key,), ctx) if check else raw[key]
+            out[key] = ctx.attempt(check, raw[key], path + (key,), ctx, default=None if default is REQUIRED else default) if check else raw[key]
         elif default is REQUIRED:
-            raise ctx.fail(path, f"`{key}` is missing; `{'.'.join(path)}` needs {', '.join(spec)}")
+            ctx.problems.append(ctx.fail(path, f"`{key}` is missing; `{'.'.join(path)}` needs {', '.join(spec)}"))
+            out[key] = None
         else:
             out[key] = default
     return out
@@ -399,22 +422,23 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     values: dict[str, Any] = {}
     for key, (check, default) in _TOP.items():
         v = d.get(key)
-        values[key] = check(v, (key,), ctx) if (check and v is not None) else default
+        values[key] = ctx.attempt(check, v, (key,), ctx, default=default) if (check and v is not None) else default
     for key in _PATH_KEYS:
         if values[key] is not None:
             p = base_dir / values[key]
             if not p.exists():
                 where = f" (paths are relative to the scenario file, in {base_dir})" if ctx.marks else ""
-                raise ctx.fail((key,), f"no such file: {p}{where}")
+                ctx.problems.append(ctx.fail((key,), f"no such file: {p}{where}"))
             values[key] = p
-    enr = _section(d.get("enrollment"), "enrollment", ("enrollment",), ctx)
-    red = _section(d.get("redemption"), "redemption", ("redemption",), ctx)
-    resp = _section(d.get("response"), "response", ("response",), ctx)
+    enr = ctx.attempt(_section, d.get("enrollment"), "enrollment", ("enrollment",), ctx, default=_defaults("enrollment"))
+    red = ctx.attempt(_section, d.get("redemption"), "redemption", ("redemption",), ctx, default=_defaults("redemption"))
+    resp = ctx.attempt(_section, d.get("response"), "response", ("response",), ctx, default=_defaults("response"))
     if resp["goal_gradient"] is not None:
-        gg = _section(resp["goal_gradient"], "goal_gradient", ("response", "goal_gradient"), ctx)
-        resp["goal_gradient"] = GoalGradient(**gg)
+        gg = ctx.attempt(_section, resp["goal_gradient"], "goal_gradient", ("response", "goal_gradient"), ctx)
+        resp["goal_gradient"] = GoalGradient(**gg) if gg is not None and None not in gg.values() else None
     if values["customers"] is not None and values["transactions"] is None:
-        raise ctx.fail(("customers",), "a customers file needs a transactions file too; add `transactions:`")
+        ctx.problems.append(ctx.fail(("customers",), "a customers file needs a transactions file too; add `transactions:`"))
+    ctx.settle()
     return Scenario(
         program=values["program"],
         transactions=values["transactions"],

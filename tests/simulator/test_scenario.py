@@ -136,3 +136,12 @@ def test_to_dict_round_trips_and_is_deterministic(example: Path):
     assert list(d) == ["program", "transactions", "customers", "columns", "period", "enrollment", "redemption", "response", "margin", "runs", "seed"]
     assert load_scenario(example).to_dict() == d
     assert Scenario.from_dict(d, ".", s.source) == s
+
+
+def test_every_problem_of_a_scenario_is_reported_at_once_in_file_order():
+    text = "runs: -3\nseed: x\nenrollment:\n  share: 2\n  pik: random\nredemption:\n  choice: cheap\nmargn: 0.5\n"
+    with pytest.raises(ScenarioError) as err:
+        loads_scenario(text, "sc.yaml")
+    lines = str(err.value).splitlines()
+    assert [line.split(": error: ")[0] for line in lines] == ["sc.yaml:1:7", "sc.yaml:2:7", "sc.yaml:4:10", "sc.yaml:5:3", "sc.yaml:7:11", "sc.yaml:8:1"]
+    assert "did you mean `pick`?" in lines[3] and "did you mean `cheapest`?" in lines[4] and "did you mean `margin`?" in lines[5]

@@ -4,7 +4,7 @@
 denominator DEN of exact points (every rule's exact points on a line are an integer number of
 1/DEN), per-rule integer award factors, rule order, limits, tiers, expiry and rewards as arrays.
 `CompiledProgram.run(batch, redemption)` evaluates the conditions column-at-a-time
-(`rulelang.columns`), then runs the per-member kernel and builds the ledger with `ledger.frame`.
+(`rulelang.columns`, per rule by `rulelang.masks`), then runs the per-member kernel and builds the ledger with `ledger.frame`.
 It produces the same ledger as `rulelang.interpret`, posting for posting.
 """
 
@@ -24,6 +24,7 @@ from rulelang import kernel as Kn
 from rulelang import ledger
 from rulelang.data import REDEEM, Batch, RedemptionPolicy
 from rulelang.errors import LoyaltyError
+from rulelang.masks import rule_masks
 from rulelang.model import Model
 
 LIMIT = 2**62  # int64 head-room: exact sums beyond this would wrap, so they are refused
@@ -81,7 +82,7 @@ class CompiledProgram:
         env = env or C.Env(self.model, batch)
         blocks, index = [], np.zeros((len(self.model.rules), self.levels), dtype=np.int64)
         for r, rule in enumerate(self.model.rules):
-            m = C.rule_masks(rule, env, self.levels)
+            m = rule_masks(rule, env, self.levels)
             index[r] = len(blocks) + (np.arange(self.levels) if m.shape[0] > 1 else 0)
             blocks.extend(m)
         return blocks, index

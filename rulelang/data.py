@@ -44,7 +44,7 @@ class Origin:
     """Where a batch's rows were copied from: row i is `base`'s row `src[i]` with possibly another
     amount, event, transaction id and basket, and, where `moved`, another timestamp; every other
     column and the member are the same. Conditions that read only what is the same are evaluated
-    on the base once and gathered (`rulelang.columns`)."""
+    on the base once and gathered (`rulelang.masks`)."""
 
     base: Batch
     src: np.ndarray

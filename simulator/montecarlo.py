@@ -122,7 +122,7 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     else:
         chosen = setup.population.pick(e.share, e.pick, sc.seed, run, h.customers)
     _engine_for(program, setup.engine)  # compiled once, before any thread asks for it
-    parts = _parts(h, 2 if _THREADS is None else 1)
+    parts = _parts(h, min(2, os.cpu_count() or 1) if _THREADS is None else 1)
     if len(parts) == 1:
         return _run_part(setup, program, run, chosen, None, keep_ledger, _THREADS)
     with ThreadPoolExecutor(len(parts)) as pool:

@@ -174,13 +174,6 @@ def as_ns(t: np.ndarray) -> np.ndarray:
     return np.asarray(t, dtype="datetime64[ns]").view(np.int64)
 
 
-def month_codes(t: np.ndarray, months: pd.PeriodIndex) -> np.ndarray:
-    """Each timestamp's position in `months` (-1 before the first; a binary search on month starts)."""
-    if not len(months):
-        return np.zeros(len(t), dtype=np.int64)
-    return np.searchsorted(month_starts(months), as_ns(t), side="right") - 1
-
-
 _DAY = 86_400 * 10**9
 
 

@@ -284,7 +284,7 @@ def _postings_of(args: tuple, start: int, stop: int, scratch: np.ndarray) -> _Co
 THREAD_ROWS = 100_000
 
 
-def _parts(member: np.ndarray, threads: int) -> list[tuple[int, int]]:
+def member_parts(member: np.ndarray, threads: int) -> list[tuple[int, int]]:
     """Row ranges of about equal size that start and end on member boundaries."""
     n = len(member)
     cuts = [0]
@@ -299,7 +299,7 @@ def _postings(args: tuple, member: np.ndarray, threads: int) -> _Columns:
     """Every member's postings in ledger order; members split over `threads` threads (the kernel
     releases the GIL), each writing into its own stretch of one block, closed up afterwards."""
     n = len(member)
-    parts = _parts(member, threads if n >= THREAD_ROWS else 1)
+    parts = member_parts(member, threads if n >= THREAD_ROWS else 1)
     room = [min(2 * (b - a) + 64, SCRATCH) for a, b in parts]
     block = Kn.new_postings(sum(room))  # one allocation, cut into a stretch per part
     at = np.r_[0, np.cumsum(room)]

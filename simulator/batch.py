@@ -17,7 +17,7 @@ import pandas as pd
 
 from rulelang import builtins as B
 from rulelang.data import EVENT, Batch, Origin, needed_columns, prepare
-from simulator.history import History, engine_frame
+from simulator.history import History, engine_frame, gather
 
 CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward")
 # Columns `for_path` computes for the path itself rather than gathering from the base.
@@ -66,12 +66,6 @@ def _loc(categories: pd.Index, name) -> int:
     return int(np.flatnonzero(np.asarray(categories == name, dtype=bool))[0])
 
 
-def _gather(col: pd.Series, src: np.ndarray):
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return _categorical(_codes(col)[src], col.dtype)
-    return col.to_numpy()[src]
-
-
 def _categorical(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
     # Codes gathered from (or set to known positions of) the base's own categories are valid: no check.
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
@@ -99,7 +93,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
     src = rows["_pos"].to_numpy()
     enroll = rows["_enroll"].to_numpy()
     extra = rows["_extra"].to_numpy()
-    out = {c: _gather(f[c], src) for c in f.columns if c not in OWN}
+    out = {c: gather(f[c], src) for c in f.columns if c not in OWN}
 
     event = _codes(f["event"])[src]
     event[enroll] = _loc(f["event"].cat.categories, B.ENROLL)
@@ -153,4 +147,3 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
             frame[col] = rows[col].to_numpy()
     # Conditions that read only what a path row shares with its history row are gathered from the base.
     return Batch(frame, b.customers, b.decimals, b.until, b.members, Origin(b, src, extra))
-

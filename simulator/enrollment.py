@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from simulator import rng
-from simulator.history import History
+from simulator.history import History, gather
 
 STREAM = 11  # rng stream of the enrolment draws
 PICKS = ("random", "top_spenders")
@@ -80,7 +80,7 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     src = np.empty(len(enroll), dtype=np.int64)
     src[~enroll] = kept
     src[at] = joins
-    out = {c: _take(rows[c], src) for c in rows.columns}
+    out = {c: gather(rows[c], src) for c in rows.columns}
     ev = out["_event"]
     if isinstance(ev, pd.Categorical) and "enroll" in ev.categories:
         codes = ev.codes.copy()
@@ -96,13 +96,6 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     out["_ord"] = src * 4 + ~enroll  # enrol rows sort just before the first purchase: 4p < 4p + 1
     out["_enroll"] = enroll
     return pd.DataFrame(out, copy=False)
-
-
-def _take(col: pd.Series, src: np.ndarray):
-    """The column's values at positions `src`, as a new array (a Categorical keeps its dtype)."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return pd.Categorical.from_codes(col.cat.codes.to_numpy()[src], dtype=col.dtype, validate=False)
-    return col.to_numpy()[src]
 
 
 @dataclass(frozen=True)

@@ -133,12 +133,6 @@ def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
     return np.lexsort((np.arange(n), ts, codes))
 
 
-def basket_starts(rows: pd.DataFrame) -> np.ndarray:
-    """True on the first line of each purchase basket (consecutive lines sharing a transaction_id)."""
-    tx = rows["transaction_id"] if "transaction_id" in rows.columns else None
-    return _basket_starts(rows["_purchase"].to_numpy(), tx, rows["_m"].to_numpy(), rows["timestamp"].to_numpy())
-
-
 def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t: np.ndarray) -> np.ndarray:
     if col is None:
         return purchase.copy()
@@ -242,3 +236,11 @@ def _drop_unused(values: pd.Categorical) -> pd.Categorical:
     new = np.cumsum(used) - 1
     dtype = pd.CategoricalDtype._from_fastpath(values.categories[used], values.ordered)
     return pd.Categorical.from_codes(np.where(codes >= 0, new[codes], -1), dtype=dtype, validate=False)
+
+
+def gather(col: pd.Series, src: np.ndarray):
+    """The column's values at positions `src`, as a new array; a Categorical keeps its dtype (its
+    codes are gathered, and codes taken from valid ones need no check)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return pd.Categorical.from_codes(col.cat.codes.to_numpy()[src], dtype=col.dtype, validate=False)
+    return col.to_numpy()[src]

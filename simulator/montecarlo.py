@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rulelang import program as programs
+from rulelang.compile import member_parts
 from rulelang.data import Batch, needed_columns
 from rulelang.errors import LoyaltyError
 from rulelang.evaluate import ENGINES
@@ -169,7 +170,7 @@ def join_ledgers(ledgers: list[pd.DataFrame], rows: list[int]) -> pd.DataFrame:
             codes = np.concatenate([x.cat.codes.to_numpy() for x in cols])
             out[c] = pd.Categorical.from_codes(codes, dtype=d, validate=False)
         elif c == "row":
-            out[c] = np.concatenate([np.where(x.to_numpy() >= 0, x.to_numpy() + by, x.to_numpy()) for x, by in zip(cols, shift, strict=True)])
+            out[c] = np.concatenate([_moved_on(x.to_numpy(), int(by)) for x, by in zip(cols, shift, strict=True)])
         else:
             out[c] = pd.concat(cols, ignore_index=True) if isinstance(d, pd.CategoricalDtype) else np.concatenate([x.to_numpy() for x in cols])
     joined = pd.DataFrame(out, columns=first.columns, copy=False)
@@ -183,19 +184,19 @@ def _parts(h: History, threads: int) -> list[tuple[int, int, int, int]]:
     if threads <= 1 or n < PART_ROWS:
         return [(0, h.customers, 0, n)]
     m = h.rows["_m"].to_numpy()
-    cut = int(m[n // 2])
-    at = int(np.searchsorted(m, cut, side="left"))
-    if at == 0:
-        return [(0, h.customers, 0, n)]
-    return [(0, cut, 0, at), (cut, h.customers, at, n)]
+    rows = member_parts(m, threads)
+    # Customer codes follow the rows: a part's customers run from its first row's to the next part's.
+    firsts = [0] + [int(m[a]) for a, _ in rows[1:]] + [h.customers]
+    return [(firsts[k], firsts[k + 1], a, b) for k, (a, b) in enumerate(rows)]
 
 
 def shift_rows(ledger: pd.DataFrame, by: int) -> pd.DataFrame:
     """The ledger with its path row numbers moved on by `by` (postings without a row keep -1)."""
-    if by == 0:
-        return ledger
-    row = ledger["row"].to_numpy()
-    return ledger.assign(row=np.where(row >= 0, row + by, row))
+    return ledger if by == 0 else ledger.assign(row=_moved_on(ledger["row"].to_numpy(), by))
+
+
+def _moved_on(row: np.ndarray, by: int) -> np.ndarray:
+    return np.where(row >= 0, row + by, row)  # -1 (a posting of no row, such as an expiry) stays
 
 
 def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_ledger: bool, threads: int | None) -> Partial:

@@ -27,15 +27,14 @@ def policy(probability: float, choice: str) -> RedemptionPolicy:
     return RedemptionPolicy(float(probability), choice)
 
 
-def counters(rows: pd.DataFrame, at: np.ndarray | None = None) -> np.ndarray:
-    """Each row's draw counter (of the rows at positions `at`, or all): its input row, shifted for
-    rows the simulator added."""
-    pick = (lambda col: rows[col].to_numpy()) if at is None else (lambda col: rows[col].to_numpy()[at])  # noqa: E731
-    c = pick("_row").astype(np.int64)
+def counters(rows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
+    """The draw counters of the rows at positions `at`: each one's input row, shifted for rows the
+    simulator added."""
+    c = rows["_row"].to_numpy()[at].astype(np.int64)
     if "_enroll" in rows.columns:
-        c = np.where(pick("_enroll"), c + ENROLL_OFFSET, c)
+        c = np.where(rows["_enroll"].to_numpy()[at], c + ENROLL_OFFSET, c)
     if "_extra" in rows.columns:
-        c = np.where(pick("_extra"), pick("_spawn") + EXTRA_OFFSET, c)
+        c = np.where(rows["_extra"].to_numpy()[at], rows["_spawn"].to_numpy()[at] + EXTRA_OFFSET, c)
     return c.astype(np.uint64)
 
 
@@ -43,14 +42,10 @@ def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np
     """Each row's redemption draw and choice draw.
 
     The engine reads them only where a purchase basket starts (`_visit`), so only those rows are
-    drawn; the others get 1.0, a draw that never redeems. Draws are keyed by row, so which rows
-    are drawn changes no row's draw.
+    drawn (every row when the rows have no `_visit`); the others get 1.0, a draw that never
+    redeems. Draws are keyed by row, so which rows are drawn changes no row's draw.
     """
-    if "_visit" not in rows.columns:
-        k = keys[rows["_m"].to_numpy()]
-        c = counters(rows)
-        return rng.uniform(seed, run, k, c, STREAM_REDEEM), rng.uniform(seed, run, k, c, STREAM_CHOICE)
-    at = np.flatnonzero(rows["_visit"].to_numpy())
+    at = np.flatnonzero(rows["_visit"].to_numpy()) if "_visit" in rows.columns else np.arange(len(rows))
     k = keys[rows["_m"].to_numpy()[at]]
     c = counters(rows, at)
     u_redeem, u_choice = np.ones(len(rows)), np.ones(len(rows))

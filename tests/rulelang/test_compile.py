@@ -146,7 +146,7 @@ def test_members_shared_among_threads_give_the_same_ledger(monkeypatch, threads,
     pd.testing.assert_frame_equal(shared, one)
     assert shared.attrs == one.attrs
     member = batch.frame["member"].to_numpy()
-    parts = engine._parts(member, threads)
+    parts = engine.member_parts(member, threads)
     assert parts[0][0] == 0 and parts[-1][1] == len(member) and len(parts) == min(threads, 5)
     # Each part starts where a member starts: no member's rows are split between threads.
     assert all(member[a] != member[a - 1] for a, _ in parts[1:])

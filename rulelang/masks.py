@@ -56,15 +56,35 @@ _VARIABLE_DEPENDS = {"tier": SAME, "point_cost": SAME, "date": TIME, "weekday": 
 _CUSTOMER_ROW = frozenset({"enrolled", "days_enrolled"})
 
 
-def _depends(name: str, env: Env) -> int:
+def _depends(name: str, model) -> int:
     if name in B.VARIABLES:
         return _VARIABLE_DEPENDS.get(name, ROW)
     obj, dot, attr = name.partition(".")
     if dot:
         return SAME if obj == "customer" and attr not in _CUSTOMER_ROW else ROW
-    if name in env.model.columns or name in B.COLUMNS:
+    if name in model.columns or name in B.COLUMNS:
         return ROW if name == "transaction_id" else SAME
-    return SAME if name in env.tier_names or name in B.WEEKDAYS else ROW
+    return SAME if name in (model.tiers.names if model.tiers else ()) or name in B.WEEKDAYS else ROW
+
+
+def _conjunct_depends(part, model) -> int:
+    return max((_depends(n, model) for n in _names(part)), default=SAME)
+
+
+def copied_columns(model) -> frozenset[str]:
+    """The transaction columns read on a copied batch's own rows: those named by the conjuncts
+    evaluated there (ROW) or again at moved rows (TIME). The rest come from the base's masks, so a
+    copy need not carry them."""
+    out: set[str] = set()
+    for rule in model.rules:
+        for part in _conjuncts(rule.condition) if rule.condition is not None else ():
+            if _conjunct_depends(part, model) != SAME:
+                names = _names(part)
+                out |= {n for n in names if "." not in n and (n in model.columns or (n in B.COLUMNS and n not in B.VARIABLES))}
+                # basket.<attribute> other than total and lines sums the quantity column.
+                if any(n.startswith("basket.") and n not in ("basket.total", "basket.lines") for n in names):
+                    out.add("quantity")
+    return frozenset(out)
 
 
 def _conjuncts(node) -> list:
@@ -126,7 +146,7 @@ def condition(rule, env: Env) -> np.ndarray:
         return condition_mask(rule.condition, env)
     out = None
     for part in _conjuncts(rule.condition):
-        depends = max((_depends(n, env) for n in _names(part)), default=SAME)
+        depends = _conjunct_depends(part, env.model)
         m = condition_mask(part, env) if depends == ROW else _gathered(part, env, depends)
         out = m if out is None else out & m
     return out

@@ -80,8 +80,11 @@ def _unit_starts(b: Batch) -> np.ndarray:
     return b.encodings[key]
 
 
-def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
+def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None) -> Batch:
     """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged).
+
+    `columns` (None: all) names the base's other columns the path carries: the compiled engine
+    reads its conditions' shared parts from the base (`rulelang.masks.copied_columns`).
 
     Extra baskets get transaction ids of their own (`~extra<row>`) when `exact_ids`; otherwise,
     when no rule reads transaction_id, they are left blank: the engine groups baskets by `unit`
@@ -93,7 +96,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True) -> Batch:
     src = rows["_pos"].to_numpy()
     enroll = rows["_enroll"].to_numpy()
     extra = rows["_extra"].to_numpy()
-    out = {c: gather(f[c], src) for c in f.columns if c not in OWN}
+    out = {c: gather(f[c], src) for c in f.columns if c not in OWN and (columns is None or c in columns)}
 
     event = _codes(f["event"])[src]
     event[enroll] = _loc(f["event"].cat.categories, B.ENROLL)

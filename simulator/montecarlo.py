@@ -70,10 +70,13 @@ class _Engine:
         self.engine = engine
         self.exact_ids = "transaction_id" in needed_columns(program.model)[0]
         self.compiled = None
+        self.columns = None  # the base's columns a path carries (None: all, for the interpreters)
         if engine == "compiled":
             from rulelang.compile import compile_model
+            from rulelang.masks import copied_columns
 
             self.compiled = compile_model(program.model)
+            self.columns = copied_columns(program.model)
 
     def run(self, batch: Batch, policy, threads: int | None = None) -> pd.DataFrame:
         if self.compiled is not None:
@@ -85,12 +88,15 @@ def _init(setup: Setup, threads: int | None = None) -> None:
     global _SETUP, _PROGRAM, _THREADS
     _SETUP = setup
     _THREADS = threads
-    _PROGRAM = programs.loads(setup.program_text, setup.program_path)
+    # The same program text again (the next simulation in this process) keeps its parse and
+    # compiled engine (`_engine_for`).
+    if _PROGRAM is None or (_PROGRAM.source.text, _PROGRAM.source.path) != (setup.program_text, setup.program_path):
+        _PROGRAM = programs.loads(setup.program_text, setup.program_path)
 
 
 def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None) -> pd.DataFrame:
     engine = _engine_for(program, setup.engine)
-    return engine.run(batches.for_path(setup.base, rows, engine.exact_ids), policy, threads)
+    return engine.run(batches.for_path(setup.base, rows, engine.exact_ids, engine.columns), policy, threads)
 
 
 _ENGINES: dict = {}

@@ -10,6 +10,7 @@ import pytest
 
 import rulelang
 from rulelang.data import prepare as engine_prepare
+from rulelang.masks import copied_columns
 from simulator import batch, enrollment, io, redemption, response
 from simulator.history import engine_frame, prepare
 from tests.simulator.simkit import PROGRAM_TEXT, sample
@@ -104,6 +105,13 @@ def test_conditions_gathered_from_the_base_equal_conditions_on_the_path(path):
     held = {rule.name for r, rule in enumerate(prog.model.rules) if any(want_blocks[want_index[r, lv]].any() for lv in range(cp.levels))}
     assert held >= {"a", "b", "c", "d", "e", "g", "h", "i"}
     pd.testing.assert_frame_equal(cp.run(gathered), cp.run(plain))
+    # A path carrying only the columns its own rows are read for gives the same masks and ledger.
+    lean = batch.for_path(base, rows, columns=copied_columns(prog.model))
+    assert set(lean.frame.columns) < set(gathered.frame.columns)
+    lean_blocks, lean_index = cp.masks(lean)
+    assert np.array_equal(lean_index, want_index)
+    assert all(np.array_equal(lean_blocks[i], want_blocks[i]) for i in np.unique(want_index))
+    pd.testing.assert_frame_equal(cp.run(lean), cp.run(plain))
 
 
 def test_a_base_is_freed_when_dropped_not_at_the_next_garbage_collection(path):

@@ -338,6 +338,13 @@ def _as(frame: pd.DataFrame, col: str, dtype) -> np.ndarray:
     return np.ascontiguousarray(frame[col].to_numpy(), dtype=dtype)
 
 
+def _days(ts: np.ndarray, expiry: tuple[int, int], wmonths: int) -> tuple[np.ndarray, int]:
+    """The kernel's day table over the rows' days, and its first day."""
+    first = int(ts.min()) // Kn.NS_PER_DAY if len(ts) else 0
+    last = int(ts.max()) // Kn.NS_PER_DAY if len(ts) else 0
+    return Kn.day_table(first, last, expiry[0], expiry[1], wmonths), first
+
+
 def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int) -> pd.DataFrame:
     model = cp.model
     env = C.Env(model, batch)
@@ -420,6 +427,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
         CHOICE_CODE[redemption.choice] if redemption else 0,
         batch.until.value,
         max_rows,
+        *_days(ts, cp.expiry, wmonths),
     )
     cols = _postings(args, member, threads)
     result = ledger.frame(

@@ -85,6 +85,28 @@ def _moment(xkind, xn, day):
     return days_from_civil(y + 1, 1, 1) * NS_PER_DAY - 1
 
 
+# Rows of the day table (`day_table`): per day of the batch's span, its month number (year * 12 +
+# month - 1), the expiry moment of a lot earned that day (or of the balance when it is the last
+# purchase), and the day `wmonths` months before it (the rolling tier window's start).
+DAY_MONTH, DAY_MOMENT, DAY_BACK = range(3)
+
+
+@njit(cache=True, nogil=True)
+def day_table(first, last, xkind, xn, wmonths):
+    """The calendar facts the kernel needs per day, days first .. last: a lookup per unit instead of
+    civil-date arithmetic (a dozen divisions) for every unit and lot."""
+    span = max(last - first + 1, 1)
+    out = np.zeros((3, span), dtype=np.int64)
+    for o in range(span):
+        day = first + o
+        y, m, _ = civil_from_days(day)
+        out[DAY_MONTH, o] = y * 12 + m - 1
+        if xkind != X_NEVER:
+            out[DAY_MOMENT, o] = _moment(xkind, xn, day)
+        out[DAY_BACK, o] = add_months(day, -wmonths) if wmonths > 0 else day
+    return out
+
+
 def new_postings(capacity: int) -> np.ndarray:
     """Empty posting columns: a (10, capacity) int64 array, one row per OUT_* column, so a column
     is a contiguous view; np.empty only reserves memory, so a generous capacity costs nothing
@@ -190,13 +212,14 @@ def run_kernel(
     slot, unit_total, n_slots,
     rw_pts, rw_cost, rw_share,
     policy, probability, choice,
-    until, max_rows,
+    until, max_rows, days, first_day,
     out, start, stop, cnt, declined, unmatched,
 ):
     """Every posting of the members in rows `start` .. `stop` (a member boundary), in ledger order, into the columns `out`
     (`new_postings`) after `cnt` postings. Returns (count, declined, unmatched, resume, need): when
     the columns fill up, `resume` is the first row of the member that did not fit, the counts are
-    as before it and `need` is the room that member needs; otherwise resume is -1."""
+    as before it and `need` is the room that member needs; otherwise resume is -1. `days` is the
+    `day_table` of the days from `first_day` on, covering every row's day."""
     n_levels = thresholds.shape[0]
     k = rkind.shape[0]
     c = lim_pts.shape[0]
@@ -240,6 +263,7 @@ def run_kernel(
             lused[q] = 0
         last_purchase = ts[i] // NS_PER_DAY
         xh = 0  # lots before xh are empty
+        bal = 0  # the points in the lots
         j = i
         while j < stop and member[j] == mem:
             e = j + 1
@@ -247,19 +271,22 @@ def run_kernel(
                 e += 1
             t = ts[j]
             dj = t // NS_PER_DAY
-            cy, cm, _ = civil_from_days(dj)
+            od = dj - first_day
+            mnum = days[DAY_MONTH, od]
+            cy = mnum // 12
             pkey[1] = dj
             pkey[2] = (dj + 3) // 7
-            pkey[3] = cy * 12 + cm - 1
+            pkey[3] = mnum
             pkey[4] = cy
             # Expiries due before this unit.
             if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
-                mom = _moment(xkind, xn, last_purchase)
+                mom = days[DAY_MOMENT, last_purchase - first_day]
                 if mom <= t:
                     mday = mom // NS_PER_DAY
                     for q in range(xh, nl):
                         if lot_pts[q] > 0 and lot_day[q] < mday:
                             cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                            bal -= lot_pts[q]
                             lot_pts[q] = 0
             elif xkind != X_NEVER:
                 while xh < nl and lot_pts[xh] == 0:
@@ -270,13 +297,14 @@ def run_kernel(
                         if mom > t:
                             break
                         cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                        bal -= lot_pts[q]
                         lot_pts[q] = 0
             # The tier held before this unit.
             tier = 0
             if has_tiers:
                 if window == W_ROLLING:
                     if wmonths > 0:
-                        cutoff = add_months(dj, -wmonths) * NS_PER_DAY + (t - dj * NS_PER_DAY)
+                        cutoff = days[DAY_BACK, od] * NS_PER_DAY + (t - dj * NS_PER_DAY)
                     else:
                         cutoff = t - wdays * NS_PER_DAY
                     while chead < nc and ctime[chead] <= cutoff:
@@ -386,6 +414,7 @@ def run_kernel(
                     if share[r] - got[r] > 0:
                         cnt = _post(out, cnt, mem, t, CAPPED, r, share[r] - got[r], NAT, -1, 0, 0, row_id[j])
                 if issued > 0:
+                    bal += issued
                     if nl > 0 and lot_day[nl - 1] == dj:
                         lot_pts[nl - 1] += issued
                         if xh > nl - 1:
@@ -394,7 +423,7 @@ def run_kernel(
                         lot_day[nl] = dj
                         lot_pts[nl] = issued
                         if xkind != X_NEVER and xkind != X_INACTIVE_DAYS and xkind != X_INACTIVE_MONTHS:
-                            lot_mom[nl] = _moment(xkind, xn, dj)
+                            lot_mom[nl] = days[DAY_MOMENT, od]
                         nl += 1
                     for q in range(c):
                         lused[q] += issued
@@ -412,9 +441,7 @@ def run_kernel(
                         v_spend += amount[ln]
                     v_visit = 1
                     if policy and draw[j] < probability:
-                        balance = 0
-                        for q in range(xh, nl):
-                            balance += lot_pts[q]
+                        balance = bal
                         pick = -1
                         count = 0
                         for w in range(nrw):
@@ -439,6 +466,7 @@ def run_kernel(
                                         idx -= 1
                             cnt = _redeem(out, cnt, mem, t, row_id[j], pick, rw_pts[pick], rw_cost[pick], rw_share[pick],
                                                lot_day, lot_pts, xh, nl)
+                            bal -= rw_pts[pick]  # the balance covers it: all of it is spent
             elif K == K_REFUND:
                 v_spend = amount[j]
                 u = refund_of[j]
@@ -468,6 +496,7 @@ def run_kernel(
                                     lot_pts[q] -= n_
                                     left -= n_
                                     v_points -= n_
+                                    bal -= n_
                                     cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
                                 break
                         for q in range(xh, nl):
@@ -480,18 +509,17 @@ def run_kernel(
                                 lot_pts[q] -= n_
                                 left -= n_
                                 v_points -= n_
+                                bal -= n_
                                 cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
                         if left > 0:
                             cnt = _post(out, cnt, mem, t, SHORTFALL, r, left, NAT, -1, 0, 0, row_id[j])
             elif K == K_REDEEM:
                 w = reward_of[j]
-                balance = 0
-                for q in range(xh, nl):
-                    balance += lot_pts[q]
-                if w < 0 or balance < rw_pts[w]:
+                if w < 0 or bal < rw_pts[w]:
                     declined += 1
                 else:
                     cnt = _redeem(out, cnt, mem, t, row_id[j], w, rw_pts[w], rw_cost[w], rw_share[w], lot_day, lot_pts, xh, nl)
+                    bal -= rw_pts[w]
             # This unit counts toward the tier metric at its timestamp.
             if has_tiers and K != K_REDEEM:
                 v = v_spend if metric == 0 else (v_points if metric == 1 else v_visit)
@@ -505,7 +533,7 @@ def run_kernel(
             j = e
         # Expiries due by `until`.
         if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
-            mom = _moment(xkind, xn, last_purchase)
+            mom = days[DAY_MOMENT, last_purchase - first_day]
             if mom <= until:
                 mday = mom // NS_PER_DAY
                 for q in range(xh, nl):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from rulelang import builtins as B
 from rulelang import ledger
@@ -222,6 +223,67 @@ def _amounts(col: pd.Series, moneyless: np.ndarray) -> np.ndarray:
     return np.where(missing, 0.0, amount) if missing.any() else amount
 
 
+_SPLIT_TIMES, _SPLIT_BASKET = 1, 2
+
+
+@njit(cache=True, nogil=True)
+def _baskets(member, ts, kind, tx, blank, texts):
+    """One pass over rows grouped by member in time order: each row's unit (a purchase basket:
+    consecutive purchase lines of one member with one non-blank transaction id; any other row
+    alone), and each refund's basket (`refund_of`: the unit of the member's earlier basket with the
+    refund's id, else -1). Returns (unit, refund_of, problem): problem is _SPLIT_TIMES when lines of
+    one basket have different timestamps, _SPLIT_BASKET when one id names two baskets of a member."""
+    n = member.shape[0]
+    unit = np.empty(n, dtype=np.int32)
+    refund_of = np.full(n, -1, dtype=np.int32)
+    # Per id: the member whose basket it last started (rows are grouped by member, so an entry of
+    # another member is stale), and that basket's unit.
+    seen = np.full(max(texts, 1), -1, dtype=np.int32)
+    seen_unit = np.empty(max(texts, 1), dtype=np.int32)
+    u = -1
+    for i in range(n):
+        c = tx[i]
+        has = c != blank
+        purchase = kind[i] == PURCHASE
+        if i > 0 and purchase and has and c == tx[i - 1] and kind[i - 1] == PURCHASE and member[i] == member[i - 1]:
+            if ts[i] != ts[i - 1]:
+                return unit, refund_of, _SPLIT_TIMES
+            unit[i] = u
+            continue
+        u += 1
+        unit[i] = u
+        if not has:
+            continue
+        if purchase:
+            if seen[c] == member[i]:
+                return unit, refund_of, _SPLIT_BASKET
+            seen[c] = member[i]
+            seen_unit[c] = u
+        elif kind[i] == REFUND and seen[c] == member[i]:
+            refund_of[i] = seen_unit[c]
+    return unit, refund_of, 0
+
+
+def _basket_problem(same_member, kind, tx, ts, member, blank_tx, tx_texts, order) -> None:
+    """Raise the error `_baskets` found, naming every row or the first id concerned."""
+    has_tx = tx != blank_tx[0] if len(blank_tx) else np.ones(len(tx), dtype=bool)
+    purchase = kind == PURCHASE
+    prev_same_basket = same_member & purchase & np.r_[False, purchase[:-1]] & has_tx & np.r_[False, tx[1:] == tx[:-1]]
+    bad = prev_same_basket & np.r_[False, ts[1:] != ts[:-1]]
+    if bad.any():
+        raise DataError(f"column timestamp: lines of one basket (same transaction_id) have different timestamps at {_rows(bad, order)}")
+    # The first basket, in row order, whose (member, id) another basket has too.
+    basket = np.flatnonzero(~prev_same_basket & purchase & has_tx)
+    key = member[basket].astype(np.int64) * np.int64(len(tx_texts)) + tx[basket]
+    values, counts = np.unique(key, return_counts=True)
+    twice = np.isin(key, values[counts > 1])
+    first = tx_texts[tx[basket[np.flatnonzero(twice)[0]]]]
+    raise DataError(
+        f"column transaction_id: `{first}` names lines that are not together; the lines of a basket must be consecutive rows "
+        "of one customer with one timestamp"
+    )
+
+
 def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | None = None, until=None) -> Batch:
     """Validate `transactions` (and `customers`) against the data contract for `model`.
 
@@ -336,39 +398,9 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     tx_sorted = take(tx_codes)
     # The texts are distinct: at most one is "".
     blank_tx = np.flatnonzero(np.asarray(tx_texts == "", dtype=bool))
-    has_tx = tx_sorted != blank_tx[0] if len(blank_tx) else np.ones(n, dtype=bool)
-    purchase = k_sorted == PURCHASE
-    prev_same_basket = same_member & purchase & np.r_[False, purchase[:-1]] & has_tx & np.r_[False, tx_sorted[1:] == tx_sorted[:-1]]
-    bad = prev_same_basket & np.r_[False, t_sorted[1:] != t_sorted[:-1]]
-    if bad.any():
-        raise DataError(f"column timestamp: lines of one basket (same transaction_id) have different timestamps at {_rows(bad, order)}")
-    unit = np.cumsum(~prev_same_basket, dtype=np.int32)
-    unit -= 1
-
-    # A transaction_id must not name two separate baskets of one member.
-    first_line = ~prev_same_basket
-    basket = np.flatnonzero(first_line & purchase & has_tx)
-    width = np.int64(len(tx_texts))
-    key = m_sorted[basket].astype(np.int64) * width + tx_sorted[basket]
-    by_key = np.argsort(key, kind="stable")
-    sorted_key = key[by_key]
-    dup = sorted_key[1:] == sorted_key[:-1]
-    if dup.any():
-        twice = np.isin(key, sorted_key[1:][dup])
-        tx = tx_texts[tx_sorted[basket[np.flatnonzero(twice)[0]]]]
-        raise DataError(
-            f"column transaction_id: `{tx}` names lines that are not together; the lines of a basket must be consecutive rows "
-            "of one customer with one timestamp"
-        )
-    refund_of = np.full(n, -1, dtype=np.int32)
-    is_refund = np.flatnonzero((k_sorted == REFUND) & has_tx)
-    if len(is_refund) and len(basket):
-        want = m_sorted[is_refund].astype(np.int64) * width + tx_sorted[is_refund]
-        at = np.minimum(np.searchsorted(sorted_key, want), len(sorted_key) - 1)
-        start = basket[by_key[at]]
-        # Only an earlier basket can be refunded.
-        hit = (sorted_key[at] == want) & (start < is_refund)
-        refund_of[is_refund[hit]] = unit[start[hit]]
+    unit, refund_of, problem = _baskets(m_sorted, t_sorted.view(np.int64), k_sorted, tx_sorted, int(blank_tx[0]) if len(blank_tx) else -1, len(tx_texts))
+    if problem:
+        _basket_problem(same_member, k_sorted, tx_sorted, t_sorted, m_sorted, blank_tx, tx_texts, order)
 
     frame = df if order is None else df.take(order).reset_index(drop=True)
     columns = {c: frame[c] for c in frame.columns}

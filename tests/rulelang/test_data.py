@@ -173,3 +173,21 @@ def test_a_transaction_id_naming_two_baskets_of_one_member_is_an_error():
     df.loc[5, ["event", "amount", "reward", "transaction_id"]] = ["purchase", 5.0, None, "T2"]
     with pytest.raises(rulelang.DataError, match="`T2` names lines that are not together"):
         _ledger(df)
+
+
+def test_lines_of_one_basket_at_different_times_are_an_error_naming_every_row():
+    df = _history()
+    df.loc[2, "timestamp"] = pd.Timestamp("2026-01-02 10:05")  # b's second T1 line, five minutes on
+    with pytest.raises(rulelang.DataError, match=r"lines of one basket \(same transaction_id\) have different timestamps at rows? 3\b"):
+        _ledger(df)
+
+
+def test_refunds_match_only_their_own_members_earlier_basket():
+    df = _history()
+    # Member c's rows reuse T2 (a's basket id): c refunds "T2" before its own T2 basket, so the
+    # refund matches nothing (not a's basket, not c's later one); c's T2 basket is not a duplicate.
+    df.loc[6, ["event", "amount", "transaction_id"]] = ["refund", -3.0, "T2"]
+    df.loc[7, ["event", "amount", "transaction_id"]] = ["purchase", 3.0, "T2"]
+    f = prepare(df, rulelang.loads(RICH).model).frame
+    refunds = f.index[f["kind"] == REFUND].tolist()
+    assert [int(f["refund_of"].iloc[r]) for r in refunds] == [int(f["unit"].iloc[0]), -1]

@@ -101,6 +101,12 @@ def _suggest(name: str, available) -> str:
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
+def reads_column(name: str, model: Model) -> bool:
+    """Whether a name in a condition is a transaction column (not a variable, an attribute such as
+    `customer.segment` or `basket.total`, or a tier)."""
+    return "." not in name and (name in model.columns or (name in B.COLUMNS and name not in B.VARIABLES))
+
+
 def needed_columns(model: Model) -> tuple[set[str], set[str]]:
     """Transaction columns and customer attributes the program's rules read."""
     cols: set[str] = set()
@@ -114,12 +120,8 @@ def needed_columns(model: Model) -> tuple[set[str], set[str]]:
                 attr = n.split(".", 1)[1]
                 if attr not in ("enrolled", "days_enrolled"):
                     cust.add(attr)
-            elif "." in n:
-                continue
-            elif n in model.columns or (n in B.COLUMNS and n not in B.VARIABLES):
+            elif reads_column(n, model):
                 cols.add(n)
-    if any(r.event == B.PURCHASE and r.scope == "line" for r in model.rules) and "quantity" in cols:
-        pass
     return cols, cust
 
 

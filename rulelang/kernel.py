@@ -441,11 +441,10 @@ def run_kernel(
                         v_spend += amount[ln]
                     v_visit = 1
                     if policy and draw[j] < probability:
-                        balance = bal
                         pick = -1
                         count = 0
                         for w in range(nrw):
-                            if rw_pts[w] <= balance:
+                            if rw_pts[w] <= bal:
                                 count += 1
                                 if pick < 0:
                                     pick = w
@@ -459,7 +458,7 @@ def run_kernel(
                                 if idx > count - 1:
                                     idx = count - 1
                                 for w in range(nrw):
-                                    if rw_pts[w] <= balance:
+                                    if rw_pts[w] <= bal:
                                         if idx == 0:
                                             pick = w
                                             break

@@ -17,6 +17,7 @@ from rulelang import builtins as B
 from rulelang.columns import CompileError, Env, condition_mask
 from rulelang.data import EVENT as K_EVENT
 from rulelang.data import PURCHASE as K_PURCHASE
+from rulelang.data import reads_column
 from rulelang.errors import LoyaltyError
 from rulelang.model import names_in
 
@@ -80,7 +81,7 @@ def copied_columns(model) -> frozenset[str]:
         for part in _conjuncts(rule.condition) if rule.condition is not None else ():
             if _conjunct_depends(part, model) != SAME:
                 names = _names(part)
-                out |= {n for n in names if "." not in n and (n in model.columns or (n in B.COLUMNS and n not in B.VARIABLES))}
+                out |= {n for n in names if reads_column(n, model)}
                 # basket.<attribute> other than total and lines sums the quantity column.
                 if any(n.startswith("basket.") and n not in ("basket.total", "basket.lines") for n in names):
                     out.add("quantity")

@@ -72,6 +72,11 @@ def _with(mask: np.ndarray, *oks: np.ndarray) -> np.ndarray:
     return mask
 
 
+def _same_constant(a: np.ndarray, b: np.ndarray) -> bool:
+    """Both are broadcasts (`_full`) of one value."""
+    return a.strides == (0,) and b.strides == (0,) and a.size > 0 and b.size > 0 and a[0] == b[0]
+
+
 def _peak(a: np.ndarray) -> float:
     if a.size == 0:
         return 0.0
@@ -143,23 +148,24 @@ def date_column(values, decimals: int = 2) -> Ordinal:
 _TYPED = {B.STRING: text_column, B.DATE: date_column}
 
 
-def civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Year, month (1-12) and day of month of day numbers."""
+def _part(days: np.ndarray, part: str) -> np.ndarray:
+    d = days.astype("datetime64[D]")
+    m = d.astype("datetime64[M]")
+    if part == "day":
+        return (d - m).astype(np.int64) + 1
+    months = m.astype(np.int64)  # since 1970-01; floor division keeps dates before 1970 right
+    return months % 12 + 1 if part == "month" else months // 12 + 1970
+
+
+def date_part(days: np.ndarray, part: str) -> np.ndarray:
+    """The year, month (1-12) or day of month of day numbers."""
     days = np.asarray(days, dtype=np.int64)
     if days.size > 4096:
         lo, hi = int(days.min()), int(days.max())
         if hi - lo + 1 < days.size // 2:
             # Few distinct days (a year of history): convert the range once, then look rows up.
-            y, m, d = civil(np.arange(lo, hi + 1, dtype=np.int64))
-            at = days - lo
-            return y[at], m[at], d[at]
-    d = days.astype("datetime64[D]")
-    m = d.astype("datetime64[M]")
-    y = m.astype("datetime64[Y]")
-    year = y.astype(np.int64) + 1970
-    month = (m - y).astype(np.int64) + 1
-    day = (d - m).astype(np.int64) + 1
-    return year, month, day
+            return _part(np.arange(lo, hi + 1, dtype=np.int64), part)[days - lo]
+    return _part(days, part)
 
 
 class Env:
@@ -377,11 +383,9 @@ def _attribute(node: ast.Attribute, env: Env):
 def _date_part(part: str):
     def f(args, env):
         d = args[0]
-        y, m, dd = civil(d.values)
-        vals = {"month": m, "day": dd, "year": y}
         if part == "weekday":
             return Ordinal(B.WEEKDAY, (d.values + 3) % 7, d.ok)
-        return Num(vals[part], _full(env.n, 1), d.ok)
+        return Num(date_part(d.values, part), _full(env.n, 1), d.ok)
 
     return f
 
@@ -517,6 +521,8 @@ def compare_values(op: str, a, b, n: int) -> np.ndarray:
         return _CMP[op](a.uniques[a.codes].astype(str), b.uniques[b.codes].astype(str))
     if isinstance(a, Num):
         b = _as_num(b)
+        if _same_constant(a.den, b.den):  # whole numbers, say: no cross-multiplying
+            return _with(_CMP[op](a.num, b.num), a.ok, b.ok)
         return _with(_CMP[op](_product(a.num, b.den), _product(b.num, a.den)), a.ok, b.ok)
     if isinstance(a, Ordinal):
         return _with(_CMP[op](a.values, b.values), a.ok, b.ok)

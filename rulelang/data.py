@@ -45,11 +45,14 @@ class Origin:
     """Where a batch's rows were copied from: row i is `base`'s row `src[i]` with possibly another
     amount, event, transaction id and basket, and, where `moved`, another timestamp; every other
     column and the member are the same. Conditions that read only what is the same are evaluated
-    on the base once and gathered (`rulelang.masks`)."""
+    on the base once and gathered (`rulelang.masks`). `span` (None: all) is the stretch of the
+    base's rows that `src` lies in: the base's masks are then evaluated over that stretch only, so
+    threads that share a base and split its members each evaluate their own."""
 
     base: Batch
     src: np.ndarray
     moved: np.ndarray
+    span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -97,11 +97,24 @@ def _conjuncts(node) -> list:
     return [node]
 
 
+def _span(origin) -> tuple[int, int]:
+    return origin.span if origin.span is not None else (0, len(origin.base.frame))
+
+
 def _base_env(env: Env) -> Env:
-    """An Env over the origin's base for this batch's conditions. The masks it makes are kept on
-    the base (`_gathered`); the Env itself is not, so the base holds no reference to itself and is
-    freed as soon as it is dropped (a slice's base, say), not at the next garbage collection."""
-    return env.memo("base_env", lambda: Env(env.model, env.batch.origin.base))
+    """An Env over the origin's base rows in its span, for this batch's conditions. The masks it
+    makes are kept on the base (`_gathered`); the Env itself is not, so the base holds no
+    reference to itself and is freed as soon as it is dropped (a slice's base, say), not at the
+    next garbage collection."""
+
+    def make():
+        origin = env.batch.origin
+        b = origin.base
+        a, z = _span(origin)
+        rows = b if (a, z) == (0, len(b.frame)) else type(b)(b.frame.iloc[a:z], b.customers, b.decimals, b.until, b.members)
+        return Env(env.model, rows)
+
+    return env.memo("base_env", make)
 
 
 def _moved_env(env: Env) -> Env:
@@ -116,19 +129,35 @@ def _moved_env(env: Env) -> Env:
     return env.memo("moved", make)
 
 
+class _Held:
+    """A conjunct's mask over the base's rows, filled a span at a time (each thread its own)."""
+
+    def __init__(self, model, part, n: int):
+        # The model and node ride along so their ids cannot be reused while the mask is kept.
+        self.model, self.part = model, part
+        self.mask = np.zeros(n, dtype=bool)
+        self.spans: set = set()
+
+    def has(self, span: tuple[int, int]) -> bool:
+        return span in self.spans or (0, len(self.mask)) in self.spans
+
+
 def _gathered(part, env: Env, depends: int) -> np.ndarray:
     """A SAME or TIME conjunct of a copied batch: the base's mask at the source rows, recomputed
     where a TIME conjunct's row has moved."""
     origin = env.batch.origin
     held = origin.base.encodings
     key = ("columns.mask", id(env.model), id(part), env.tier if "tier" in _names(part) else 0)
-    if key not in held:
+    # setdefault: threads sharing the base get one entry, and fill their own spans of it.
+    entry = held.get(key) or held.setdefault(key, _Held(env.model, part, len(origin.base.frame)))
+    span = _span(origin)
+    if not entry.has(span):
         benv = _base_env(env)
         benv.tier = env.tier
-        # The model and node ride along so their ids cannot be reused while the mask is kept.
-        held[key] = (env.model, part, condition_mask(part, benv))
+        entry.mask[span[0] : span[1]] = condition_mask(part, benv)
+        entry.spans.add(span)
         benv.tier = 0
-    out = held[key][2][origin.src]
+    out = entry.mask[origin.src]
     if depends == TIME and origin.moved.any():
         at, menv = _moved_env(env)
         menv.tier = env.tier

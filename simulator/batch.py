@@ -80,11 +80,13 @@ def _unit_starts(b: Batch) -> np.ndarray:
     return b.encodings[key]
 
 
-def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None) -> Batch:
+def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None, span: tuple[int, int] | None = None) -> Batch:
     """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged).
 
     `columns` (None: all) names the base's other columns the path carries: the compiled engine
     reads its conditions' shared parts from the base (`rulelang.masks.copied_columns`).
+    `span` (first, end), when given, holds every base row the path's rows come from: those shared
+    parts are then evaluated over that stretch of the base only (`rulelang.data.Origin`).
 
     Extra baskets get transaction ids of their own (`~extra<row>`) when `exact_ids`; otherwise,
     when no rule reads transaction_id, they are left blank: the engine groups baskets by `unit`
@@ -94,6 +96,8 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None)
     f = b.frame
     n = len(rows)
     src = rows["_pos"].to_numpy()
+    if span is not None and n and not (span[0] <= src.min() and src.max() < span[1]):
+        raise AssertionError("a path's rows come from outside its span of the base")
     enroll = rows["_enroll"].to_numpy()
     extra = rows["_extra"].to_numpy()
     out = {c: gather(f[c], src) for c in f.columns if c not in OWN and (columns is None or c in columns)}
@@ -149,4 +153,4 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None)
         if col in rows.columns:
             frame[col] = rows[col].to_numpy()
     # Conditions that read only what a path row shares with its history row are gathered from the base.
-    return Batch(frame, b.customers, b.decimals, b.until, b.members, Origin(b, src, extra))
+    return Batch(frame, b.customers, b.decimals, b.until, b.members, Origin(b, src, extra, span))

@@ -94,9 +94,9 @@ def _init(setup: Setup, threads: int | None = None) -> None:
         _PROGRAM = programs.loads(setup.program_text, setup.program_path)
 
 
-def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None) -> pd.DataFrame:
+def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None) -> pd.DataFrame:
     engine = _engine_for(program, setup.engine)
-    return engine.run(batches.for_path(setup.base, rows, engine.exact_ids, engine.columns), policy, threads)
+    return engine.run(batches.for_path(setup.base, rows, engine.exact_ids, engine.columns, span), policy, threads)
 
 
 _ENGINES: dict = {}
@@ -224,7 +224,7 @@ def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_le
         _path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run)
         # Only the goal gradient maps the ledger's customer ids back to codes.
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
-        first = _evaluate(rows, setup, program, policy, threads)
+        first = _evaluate(rows, setup, program, policy, threads, span)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals)
     extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
     is_extra = np.zeros(len(rows), dtype=bool)
@@ -237,7 +237,7 @@ def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_le
     # Added after the merge: one column less to interleave each, and draws keyed by row either way.
     _path_columns(rows, is_extra, h, seed, run)
     rows["_minor"] = response.scaled(rows, f)
-    ledger = _evaluate(rows, setup, program, policy, threads)
+    ledger = _evaluate(rows, setup, program, policy, threads, span)
     return measure(setup, model, rows, ledger, chosen, run, keep_ledger)
 
 

@@ -114,6 +114,35 @@ def test_conditions_gathered_from_the_base_equal_conditions_on_the_path(path):
     pd.testing.assert_frame_equal(cp.run(lean), cp.run(plain))
 
 
+def test_threads_sharing_a_base_each_evaluate_their_own_span_of_it(path):
+    # A path split between threads by customers: each half's shared conditions are evaluated over
+    # the base rows of its span only, into one mask kept on the base, and equal the plain ones.
+    from rulelang.compile import compile_model
+
+    h, rows = path
+    prog = rulelang.loads(PROGRAM_TEXT + GATHER_RULES, "test.loyalty")
+    base = batch.base(h, prog.model, io.load_customers(sample(customers=30)[1]).frame)
+    cp = compile_model(prog.model)
+    m = rows["_m"].to_numpy()
+    cut = int(m[len(m) // 2])
+    hist_m = h.rows["_m"].to_numpy()
+    at = int(np.searchsorted(hist_m, cut))
+    halves = [(rows[m < cut].reset_index(drop=True), (0, at)), (rows[m >= cut].reset_index(drop=True), (at, len(hist_m)))]
+    for part, span in halves:
+        got = batch.for_path(base, part, span=span)
+        assert got.origin.span == span
+        plain = dataclasses.replace(got, origin=None)
+        want_blocks, want_index = cp.masks(plain)
+        got_blocks, got_index = cp.masks(got)
+        assert all(np.array_equal(got_blocks[got_index[r, lv]], want_blocks[want_index[r, lv]]) for r in range(len(prog.model.rules)) for lv in range(cp.levels))
+        pd.testing.assert_frame_equal(cp.run(got), cp.run(plain))
+    # The whole path afterwards (no span) evaluates over every base row, not the halves' masks alone.
+    whole = batch.for_path(base, rows)
+    pd.testing.assert_frame_equal(cp.run(whole), cp.run(dataclasses.replace(whole, origin=None)))
+    with pytest.raises(AssertionError, match="outside its span"):
+        batch.for_path(base, rows, span=(0, at))
+
+
 def test_a_base_is_freed_when_dropped_not_at_the_next_garbage_collection(path):
     # Slices of a large history each build a base: one kept alive by a reference cycle until the
     # collector runs would pile up memory (simulator.chunked).

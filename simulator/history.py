@@ -44,9 +44,10 @@ class History:
         pos = np.flatnonzero(self.rows["_purchase"].to_numpy())
         first = np.full(self.customers, -1, dtype=np.int64)
         m = self.rows["_m"].to_numpy()[pos]
-        # Positions ascend, so the first occurrence of each customer is its first purchase.
-        uniq, idx = np.unique(m, return_index=True)
-        first[uniq] = pos[idx]
+        # Rows are grouped by customer in time order: a customer's first purchase starts its run
+        # of equal codes (found in one pass, no sort).
+        starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]]) if len(m) else np.zeros(0, dtype=np.int64)
+        first[m[starts]] = pos[starts]
         return first
 
     @cached_property

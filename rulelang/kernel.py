@@ -203,6 +203,32 @@ def _redeem(out, cnt, mem, t, row, reward, points, cost, share, lot_day, lot_pts
 
 
 @njit(cache=True, nogil=True)
+def _expire_due(out, cnt, mem, now, xkind, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl):
+    """Post the expiry of every lot (from `xh` on) due by `now`: for inactivity expiry, the lots
+    earned before the day of `inactive_moment` once it has come; otherwise each lot at its own
+    moment (lots expire in the order earned). Returns (cnt, points expired). The kernel calls it
+    only when a lot is due: a call per unit would count references to every array it is handed."""
+    gone = 0
+    if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
+        if inactive_moment <= now:
+            mday = inactive_moment // NS_PER_DAY
+            for q in range(xh, nl):
+                if lot_pts[q] > 0 and lot_day[q] < mday:
+                    cnt = _post(out, cnt, mem, inactive_moment, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                    gone += lot_pts[q]
+                    lot_pts[q] = 0
+    else:
+        for q in range(xh, nl):
+            if lot_pts[q] > 0:
+                if lot_mom[q] > now:
+                    break
+                cnt = _post(out, cnt, mem, lot_mom[q], EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                gone += lot_pts[q]
+                lot_pts[q] = 0
+    return cnt, gone
+
+
+@njit(cache=True, nogil=True)
 def run_kernel(
     member, ts, kind, amount, unit, refund_of, reward_of, draw, choice_draw, row_id,
     rkind, rtarget, fnum, fden, rate_mul, fixed_num, times, per, ok, level_bits, later_bits, bit_rule, ps_num, ps_den,
@@ -226,6 +252,7 @@ def run_kernel(
     nrw = rw_pts.shape[0]
     pkey = np.zeros(5, dtype=np.int64)  # the unit's period numbers: none, day, week, month, year
     words = ok.shape[1]
+    inactive = xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS
     lot_day = np.empty(max_rows + 1, dtype=np.int64)
     lot_pts = np.empty(max_rows + 1, dtype=np.int64)
     lot_mom = np.empty(max_rows + 1, dtype=np.int64)  # each lot's expiry moment (fixed-moment expiry)
@@ -279,26 +306,14 @@ def run_kernel(
             pkey[3] = mnum
             pkey[4] = cy
             # Expiries due before this unit.
-            if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
-                mom = days[DAY_MOMENT, last_purchase - first_day]
-                if mom <= t:
-                    mday = mom // NS_PER_DAY
-                    for q in range(xh, nl):
-                        if lot_pts[q] > 0 and lot_day[q] < mday:
-                            cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
-                            bal -= lot_pts[q]
-                            lot_pts[q] = 0
-            elif xkind != X_NEVER:
+            if xkind != X_NEVER:
                 while xh < nl and lot_pts[xh] == 0:
                     xh += 1
-                for q in range(xh, nl):
-                    if lot_pts[q] > 0:
-                        mom = lot_mom[q]
-                        if mom > t:
-                            break
-                        cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
-                        bal -= lot_pts[q]
-                        lot_pts[q] = 0
+                inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
+                # Called only when a lot is due (the oldest one with points, lots expiring in order).
+                if xh < nl and (inactive_moment <= t if inactive else lot_mom[xh] <= t):
+                    cnt, gone = _expire_due(out, cnt, mem, t, xkind, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl)
+                    bal -= gone
             # The tier held before this unit.
             tier = 0
             if has_tiers:
@@ -531,22 +546,8 @@ def run_kernel(
                     cy_sum += v
             j = e
         # Expiries due by `until`.
-        if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
-            mom = days[DAY_MOMENT, last_purchase - first_day]
-            if mom <= until:
-                mday = mom // NS_PER_DAY
-                for q in range(xh, nl):
-                    if lot_pts[q] > 0 and lot_day[q] < mday:
-                        cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
-                        lot_pts[q] = 0
-        elif xkind != X_NEVER:
-            for q in range(xh, nl):
-                if lot_pts[q] > 0:
-                    mom = lot_mom[q]
-                    if mom > until:
-                        break
-                    cnt = _post(out, cnt, mem, mom, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
-                    lot_pts[q] = 0
+        if xkind != X_NEVER and xh < nl:
+            cnt, _ = _expire_due(out, cnt, mem, until, xkind, days[DAY_MOMENT, last_purchase - first_day], lot_day, lot_pts, lot_mom, xh, nl)
         if cnt > out.shape[1]:
             return cnt0, declined0, unmatched0, i, cnt
         i = j

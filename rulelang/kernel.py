@@ -203,6 +203,38 @@ def _redeem(out, cnt, mem, t, row, reward, points, cost, share, lot_day, lot_pts
 
 
 @njit(cache=True, nogil=True)
+def _clawback(out, cnt, mem, t, rule, points, day, row, lot_day, lot_pts, xh, nl):
+    """Take back `points` of `rule` from the lots: first the lot earned on `day` (the refunded
+    basket's), then the others oldest first; what no lot holds any more is a shortfall.
+    Returns (cnt, points taken from lots)."""
+    left = points
+    for q in range(nl - 1, xh - 1, -1):
+        if lot_day[q] < day:
+            break
+        if lot_day[q] == day:
+            cnt, left = _take(out, cnt, mem, t, rule, q, left, row, lot_day, lot_pts)
+            break
+    for q in range(xh, nl):
+        if left == 0:
+            break
+        if lot_day[q] != day:
+            cnt, left = _take(out, cnt, mem, t, rule, q, left, row, lot_day, lot_pts)
+    if left > 0:
+        cnt = _post(out, cnt, mem, t, SHORTFALL, rule, left, NAT, -1, 0, 0, row)
+    return cnt, points - left
+
+
+@njit(cache=True, nogil=True)
+def _take(out, cnt, mem, t, rule, q, left, row, lot_day, lot_pts):
+    """Claw back up to `left` points from lot q: (cnt, points still to take)."""
+    n = min(lot_pts[q], left)
+    if n > 0:
+        lot_pts[q] -= n
+        cnt = _post(out, cnt, mem, t, CLAWBACK, rule, n, lot_day[q] * NS_PER_DAY, -1, 0, 0, row)
+    return cnt, left - n
+
+
+@njit(cache=True, nogil=True)
 def _expire_due(out, cnt, mem, now, xkind, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl):
     """Post the expiry of every lot (from `xh` on) due by `now`: for inactivity expiry, the lots
     earned before the day of `inactive_moment` once it has come; otherwise each lot at its own
@@ -500,33 +532,9 @@ def run_kernel(
                         if due <= 0:
                             continue
                         b_clawed[s, r] += due
-                        left = due
-                        for q in range(nl - 1, xh - 1, -1):
-                            if lot_day[q] < b_day[s]:
-                                break
-                            if lot_day[q] == b_day[s]:
-                                n_ = min(lot_pts[q], left)
-                                if n_ > 0:
-                                    lot_pts[q] -= n_
-                                    left -= n_
-                                    v_points -= n_
-                                    bal -= n_
-                                    cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
-                                break
-                        for q in range(xh, nl):
-                            if left == 0:
-                                break
-                            if lot_day[q] == b_day[s]:
-                                continue
-                            n_ = min(lot_pts[q], left)
-                            if n_ > 0:
-                                lot_pts[q] -= n_
-                                left -= n_
-                                v_points -= n_
-                                bal -= n_
-                                cnt = _post(out, cnt, mem, t, CLAWBACK, r, n_, lot_day[q] * NS_PER_DAY, -1, 0, 0, row_id[j])
-                        if left > 0:
-                            cnt = _post(out, cnt, mem, t, SHORTFALL, r, left, NAT, -1, 0, 0, row_id[j])
+                        cnt, taken = _clawback(out, cnt, mem, t, r, due, b_day[s], row_id[j], lot_day, lot_pts, xh, nl)
+                        v_points -= taken
+                        bal -= taken
             elif K == K_REDEEM:
                 w = reward_of[j]
                 if w < 0 or bal < rw_pts[w]:

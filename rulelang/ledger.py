@@ -59,15 +59,25 @@ def frame(
         "customer_id": pd.Categorical.from_codes(np.asarray(member), dtype=id_dtype(customer_ids), validate=False),
         "timestamp": np.asarray(timestamp, dtype="datetime64[ns]"),
         "kind": pd.Categorical.from_codes(np.asarray(kind), dtype=KIND_DTYPE, validate=False),
-        "rule": pd.Categorical.from_codes(rule + np.ones(1, rule.dtype), dtype=_names(("",) + tuple(rule_names)), validate=False),
+        "rule": _shifted_codes(rule, _names(("",) + tuple(rule_names))),
         "points": np.asarray(points, dtype=np.int64),
         "earned_on": np.asarray(earned_on, dtype="datetime64[ns]"),
-        "reward": pd.Categorical.from_codes(reward + np.ones(1, reward.dtype), dtype=_names(("",) + tuple(reward_names)), validate=False),
+        "reward": _shifted_codes(reward, _names(("",) + tuple(reward_names))),
         "cost": np.asarray(cost, dtype=np.int64),
         "partner_share": np.asarray(partner_share, dtype=np.int64),
         "row": np.asarray(row, dtype=np.int64),
     }
     return pd.DataFrame(columns, columns=list(COLUMNS), copy=False)
+
+
+def _shifted_codes(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
+    """Codes -1.. (-1 for none) as a Categorical of `dtype`, whose first category is the empty name:
+    shifted by one straight into the narrow integer type pandas keeps codes in (one pass, not an
+    add and then a narrowing copy)."""
+    n = len(dtype.categories)
+    narrow = np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32 if n < 2**31 else np.int64
+    shifted = np.add(codes, 1, out=np.empty(len(codes), dtype=narrow), casting="unsafe") if len(codes) else np.zeros(0, dtype=narrow)
+    return pd.Categorical.from_codes(shifted, dtype=dtype, validate=False)
 
 
 def balances(ledger: pd.DataFrame) -> pd.Series:

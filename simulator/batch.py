@@ -102,15 +102,17 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     extra = rows["_extra"].to_numpy()
     out = {c: gather(f[c], src) for c in f.columns if c not in OWN and (columns is None or c in columns)}
 
+    # The enrol rows (a few per cent) by position: each assignment below then touches only them.
+    at_enroll = np.flatnonzero(enroll)
     event = _codes(f["event"])[src]
-    event[enroll] = _loc(f["event"].cat.categories, B.ENROLL)
+    event[at_enroll] = _loc(f["event"].cat.categories, B.ENROLL)
     kind = f["kind"].to_numpy()[src]
-    kind[enroll] = EVENT
+    kind[at_enroll] = EVENT
     reward = _codes(f["reward"])[src]
-    reward[enroll] = _loc(f["reward"].cat.categories, "")
+    reward[at_enroll] = _loc(f["reward"].cat.categories, "")
     tx_cats = f["transaction_id"].cat.categories
     tx = _codes(f["transaction_id"])[src]
-    tx[enroll | extra] = _loc(tx_cats, "")
+    tx[at_enroll] = tx[extra] = _loc(tx_cats, "")
     if extra.any() and exact_ids:
         # Each extra basket gets its own id, so no refund can match it.
         spawn = rows["_spawn"].to_numpy()[extra]
@@ -131,26 +133,25 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         where[src[own]] = np.flatnonzero(own)
         target = where[unit_start[base_ref[has]]]
         refund_of[np.flatnonzero(has)] = np.where(target >= 0, unit[np.maximum(target, 0)], -1)
-    member = rows["_m"].to_numpy().astype(np.int64)
+    member = rows["_m"].to_numpy().astype(np.int64, copy=False)
     frame = pd.DataFrame(
         {
             "row": np.arange(n, dtype=np.int64),
             "member": member,
             "customer_id": _categorical(member, f["customer_id"].dtype),
             "timestamp": rows["timestamp"].to_numpy(),
-            "amount": rows["_minor"].to_numpy().astype(np.int64),
+            "amount": rows["_minor"].to_numpy().astype(np.int64, copy=False),
             "event": _categorical(event, f["event"].dtype),
             "kind": kind,
             "transaction_id": _categorical(tx, f["transaction_id"].dtype if len(tx_cats) == len(f["transaction_id"].cat.categories) else pd.CategoricalDtype(tx_cats)),
             "reward": _categorical(reward, f["reward"].dtype),
-            "unit": unit.astype(np.int64),
+            "unit": unit.astype(np.int64, copy=False),
             "refund_of": refund_of,
             **out,
+            # The redemption draws ride along (set afterwards, each would be copied).
+            **{col: rows[col].to_numpy() for col in ("_u_redeem", "_u_choice") if col in rows.columns},
         },
         copy=False,  # the arrays are the path's own: no stacking them into 2-D blocks
     )
-    for col in ("_u_redeem", "_u_choice"):
-        if col in rows.columns:
-            frame[col] = rows[col].to_numpy()
     # Conditions that read only what a path row shares with its history row are gathered from the base.
     return Batch(frame, b.customers, b.decimals, b.until, b.members, Origin(b, src, extra, span))

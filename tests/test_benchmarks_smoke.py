@@ -94,7 +94,7 @@ def test_baseline_equals_the_engines_stateless_earn_at_every_tier(history):
 
 def test_run_prints_the_issue_json_keys_with_sane_values(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--transactions", "2000", "--json"]
-    cmd += ["--data", str(tmp_path), "--mc-runs", "2", "--repeat", "1", "--reference-rows", "500"]
+    cmd += ["--data", str(tmp_path), "--mc-runs", "2", "--repeat", "1", "--reference-rows", "500", "--simulate-processes", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     f = json.loads(proc.stdout)
@@ -106,3 +106,15 @@ def test_run_prints_the_issue_json_keys_with_sane_values(tmp_path):
     assert f["speedup_vs_reference"] == pytest.approx(f["simulate_txn_per_s"] / f["reference_txn_per_s"], rel=0.01, abs=0.01)
     assert f["ratio_to_baseline"] == pytest.approx(f["baseline_txn_per_s"] / f["earn_txn_per_s"], rel=0.01, abs=0.002)
     assert (tmp_path / "transactions_2000.parquet").exists()  # generated on the way, cached for next time
+
+
+def test_the_single_path_figure_is_the_median_of_the_processes():
+    sims = [
+        {"simulate_s": 1.3, "simulate_again_s": 0.9, "peak_rss_mb": 900.0, "warm_up_s": 2.0},
+        {"simulate_s": 0.9, "simulate_again_s": None, "peak_rss_mb": 1000.0, "warm_up_s": 2.1},
+        {"simulate_s": 1.0, "simulate_again_s": 0.8, "peak_rss_mb": 950.0, "warm_up_s": 2.2},
+    ]
+    got = run.median_simulation(sims)
+    assert got["simulate_s"] == 1.0 and got["simulate_each_s"] == [1.3, 0.9, 1.0]
+    assert got["simulate_again_s"] == pytest.approx(0.85) and got["peak_rss_mb"] == 1000.0
+    assert run.median_simulation(sims[:1])["simulate_each_s"] == [1.3]

@@ -191,12 +191,19 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
     tx = replace(tx, frame=tx.frame.iloc[:0])
     start = start if start is not None else history.start
-    base = batches.base(history, model, cust.frame if cust is not None else None)
-    # The runs need only the helper columns; the engine reads the base batch.
-    history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
-    months = metrics.month_index(start, history.until)
-    setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
-    partials = montecarlo.run_all(setup, sc.runs, workers, progress)
+    with ThreadPoolExecutor(1) as pool:
+        # The base batch is built on a second thread while the first path enrols, responds and
+        # redeems (none of which reads it); the path waits for it only to evaluate.
+        base = pool.submit(batches.base, history, model, cust.frame if cust is not None else None)
+        # The runs need only the helper columns; the engine reads the base batch.
+        history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
+        months = metrics.month_index(start, history.until)
+        setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
+        try:
+            partials = montecarlo.run_all(setup, sc.runs, workers, progress)
+        except Exception:
+            base.result()  # the data's own error first, as when the base was built before the paths
+            raise
     results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
 

@@ -12,8 +12,8 @@ import importlib
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,9 @@ class Setup:
     program_text: str
     program_path: str
     history: History  # helper columns only: the engine reads `base`
-    base: Batch  # the whole history, validated once (simulator.batch)
+    # The whole history, validated once (simulator.batch); or its Future, still being built while
+    # a single process's first path does what needs no base (`base_of`).
+    base: Batch | Future
     scenario: object  # simulator.scenario.Scenario
     engine: str
     counts: tuple[int, int, int]  # rows_read, rows_used, rows_rejected
@@ -94,9 +96,14 @@ def _init(setup: Setup, threads: int | None = None) -> None:
         _PROGRAM = programs.loads(setup.program_text, setup.program_path)
 
 
+def base_of(setup: Setup) -> Batch:
+    """The set-up's base batch, waiting for it if it is still being built."""
+    return setup.base.result() if isinstance(setup.base, Future) else setup.base
+
+
 def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None) -> pd.DataFrame:
     engine = _engine_for(program, setup.engine)
-    return engine.run(batches.for_path(setup.base, rows, engine.exact_ids, engine.columns, span), policy, threads)
+    return engine.run(batches.for_path(base_of(setup), rows, engine.exact_ids, engine.columns, span), policy, threads)
 
 
 _ENGINES: dict = {}
@@ -288,7 +295,11 @@ def _run_in_worker(run: int) -> Partial:
 
 
 def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Callable[[int], None] | None = None) -> list[Partial]:
-    """Every path's sums in run order; `workers` processes (default: 2, or 1 for a single run)."""
+    """Every path's sums in run order; `workers` processes (default: 2, or 1 for a single run).
+
+    A base still being built (a Future) is waited for only where a path first needs it, in a
+    single process; worker processes are given it built.
+    """
     if workers is None:
         workers = min(2, os.cpu_count() or 1, runs)
     if workers <= 1:
@@ -299,6 +310,7 @@ def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Calla
             if progress:
                 progress(1)
         return out
+    setup = replace(setup, base=base_of(setup))
     # Forked workers inherit the set-up (history, base batch) instead of receiving a pickled copy.
     context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
     with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup, 1), mp_context=context) as pool:

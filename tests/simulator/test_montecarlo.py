@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import rulelang
 from simulator.api import simulate
-from tests.simulator.simkit import ENGINE, program, sample, scenario
+from tests.simulator.simkit import ENGINE, PROGRAM_TEXT, program, sample, scenario
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +110,42 @@ def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch):
     pd.testing.assert_frame_equal(halves.rewards, whole.rewards)
     pd.testing.assert_frame_equal(halves.ledger, whole.ledger)
     assert (halves.ledger["row"] > halves.ledger["row"].max() // 2).any()  # the second half's rows were renumbered
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_base_is_built_beside_the_first_path_and_its_errors_still_come_first(data, monkeypatch, workers):
+    from rulelang.errors import DataError
+    from simulator import montecarlo
+
+    tx, _ = data
+    reads_segment = rulelang.loads(PROGRAM_TEXT + 'earn student: 5 points when customer.segment == "student"\n', "test.loyalty")
+    # The base (the engine's data contract) refuses a program that reads customers when none are given.
+    with pytest.raises(DataError, match="no customers table was given"):
+        simulate(reads_segment, tx, None, scenario(runs=2), workers=workers, engine=ENGINE)
+    # Even when a path fails on its own before it needs the base, the data's error is the one raised.
+    def broken(*args, **kwargs):
+        raise RuntimeError("a path failed")
+
+    monkeypatch.setattr(montecarlo.enrollment, "member_rows", broken)
+    with pytest.raises(DataError, match="no customers table was given"):
+        simulate(reads_segment, tx, None, scenario(runs=1), workers=1, engine=ENGINE)
+    with pytest.raises(RuntimeError, match="a path failed"):
+        simulate(program(), tx, None, scenario(runs=1), workers=1, engine=ENGINE)
+
+
+def test_a_single_process_waits_for_the_base_only_to_evaluate(data, monkeypatch):
+    from concurrent.futures import Future
+
+    from simulator import montecarlo
+
+    tx, cu = data
+    seen = []
+    real = montecarlo._evaluate
+
+    def spy(rows, setup, *args, **kwargs):
+        seen.append(isinstance(setup.base, Future))
+        return real(rows, setup, *args, **kwargs)
+
+    monkeypatch.setattr(montecarlo, "_evaluate", spy)
+    simulate(program(), tx, cu, scenario(runs=1), workers=1, engine=ENGINE)
+    assert seen and all(seen)

@@ -108,8 +108,13 @@ def _reduce(num: np.ndarray, den: np.ndarray, ok: np.ndarray) -> Num:
 
 def cells(values, typ: str, decimals: int):
     """A column converted exactly as the reference does (`values.CELL`), one distinct value at a time."""
-    raw = pd.Series(values).reset_index(drop=True)
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        # Already dictionary-encoded (missing is -1, as factorize gives it): each category converted
+        # once, no hash of every row. Unused categories are converted too, and never looked up.
+        cat = pd.Series(values).array
+        codes, uniques = cat.codes, cat.categories.to_numpy(dtype=object)
+    else:
+        codes, uniques = pd.factorize(pd.Series(values).reset_index(drop=True), use_na_sentinel=True)
     conv = [V.CELL[typ](u, decimals) for u in list(uniques)]
     blank = V.CELL[typ](None, decimals)
     return codes.astype(np.int64), conv, blank
@@ -120,7 +125,7 @@ def text_column(values, decimals: int = 2) -> Text:
     codes, conv, blank = cells(values, B.STRING, decimals)
     strings = np.array(conv + [blank], dtype=object)
     uniq, inv = np.unique(strings, return_inverse=True)
-    return Text(inv[codes].astype(np.int64), uniq.astype(object))
+    return Text(inv[codes].astype(np.int64, copy=False), uniq.astype(object))
 
 
 def number_column(values, typ: str, decimals: int) -> Num:
@@ -497,9 +502,14 @@ _CMP = {
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
-def _text_vs_const(t: Text, op: str, s: str) -> np.ndarray:
+def _position(t: Text, s: str) -> tuple[int, bool]:
+    """Where `s` is, or would go, among the sorted uniques, and whether it is there."""
     lo = int(np.searchsorted(t.uniques, s, side="left")) if len(t.uniques) else 0
-    found = lo < len(t.uniques) and t.uniques[lo] == s
+    return lo, lo < len(t.uniques) and t.uniques[lo] == s
+
+
+def _text_vs_const(t: Text, op: str, s: str) -> np.ndarray:
+    lo, found = _position(t, s)
     c = t.codes
     if op == "==":
         return c == lo if found else np.zeros(len(c), bool)
@@ -535,10 +545,32 @@ def _compare(node: ast.Compare, env: Env):
 
 def _in(node: ast.In, env: Env):
     item = value(node.item, env)
-    out = np.zeros(env.n, dtype=bool)
-    for opt in node.options.items:
-        out |= compare_values("==", item, value(opt, env), env.n)
+    options = [value(opt, env) for opt in node.options.items]
+    out = _in_table(item, options)
+    if out is None:
+        out = np.zeros(env.n, dtype=bool)
+        for opt in options:
+            out |= compare_values("==", item, opt, env.n)
     return ~out if node.negated else out
+
+
+def _in_table(item, options) -> np.ndarray | None:
+    """`item in options` as one lookup per row, when the options are constants of a small domain
+    (texts, by their codes; weekdays); None otherwise. The same as comparing with each in turn."""
+    if isinstance(item, Text) and all(isinstance(o, str) for o in options):
+        hit = np.zeros(len(item.uniques), dtype=bool)
+        for o in options:
+            at, found = _position(item, o)
+            if found:
+                hit[at] = True
+        return hit[item.codes]
+    if isinstance(item, Ordinal) and item.kind == B.WEEKDAY and all(isinstance(o, Ordinal) and o.values.strides == (0,) and o.ok.strides == (0,) for o in options):
+        hit = np.zeros(7, dtype=bool)
+        for o in options:
+            if o.values.size and o.ok[0]:
+                hit[int(o.values[0])] = True
+        return _with(hit[item.values], item.ok)
+    return None
 
 
 def _boolop(node: ast.BoolOp, env: Env):

@@ -80,16 +80,16 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     src = np.empty(len(enroll), dtype=np.int64)
     src[~enroll] = kept
     src[at] = joins
-    out = {c: gather(rows[c], src) for c in rows.columns}
-    ev = out["_event"]
-    if isinstance(ev, pd.Categorical) and "enroll" in ev.categories:
-        codes = ev.codes.copy()
-        codes[enroll] = ev.categories.get_loc("enroll")
+    ev = rows["_event"]
+    out = {c: gather(rows[c], src) if c != "_event" else None for c in rows.columns}  # `_event` set below, in its place
+    if isinstance(ev.dtype, pd.CategoricalDtype) and "enroll" in ev.cat.categories:
+        codes = ev.cat.codes.to_numpy()[src]  # gathered: this path's own
+        codes[at] = ev.cat.categories.get_loc("enroll")
         out["_event"] = pd.Categorical.from_codes(codes, dtype=ev.dtype, validate=False)
     else:
-        out["_event"] = np.where(enroll, "enroll", np.asarray(ev, dtype=object))
+        out["_event"] = np.where(enroll, "enroll", np.asarray(gather(ev, src), dtype=object))
     for col, value in (("_minor", 0), ("_purchase", False), ("_refund", False), ("_visit", False)):
-        out[col][enroll] = value  # the gathered arrays are this path's own
+        out[col][at] = value  # the gathered arrays are this path's own; `at` are the enrol rows
     for col in ("transaction_id", "reward"):
         if col in out:
             out[col] = np.where(enroll, "", np.asarray(out[col], dtype=object))

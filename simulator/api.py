@@ -259,26 +259,37 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     ledgers: dict[int, pd.DataFrame] = {}
     path_rows: dict[int, int] = {}
     spill = _LedgerSpill(model.decimals) if tx.rows_used > chunked.AUTO_ROWS else None
-    for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until):
-        lo = int(p.bounds[k])
-        cf = cust.frame if cust is not None else None
-        if cf is not None:
-            cf = cf[cf["customer_id"].isin(history.customer_ids)]
-        base = batches.base(history, model, cf)
-        history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
-        baseline += montecarlo.baseline_revenue(history, months)
-        setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
-        last = len(ledgers) == p.slices - 1
-        parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
-        ledgers[k], path_rows[k] = montecarlo.whole(parts[0].ledger), parts[0].rows
-        parts[0].ledger = None
+    # Each planned customer's row in the customers table (-1: none), looked up once for all slices.
+    cust_rows = pd.Index(cust.frame["customer_id"]).get_indexer(pd.Index(p.ids)) if cust is not None else None
+    try:
+        for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until):
+            lo, hi = int(p.bounds[k]), int(p.bounds[k + 1])
+            cf = cust.frame if cust is not None else None
+            if cf is not None:
+                # A slice's customers are the planned ones lo .. hi, in the same (sorted) order.
+                if not np.array_equal(history.customer_ids, p.ids[lo:hi]):
+                    raise AssertionError("a slice's customers differ from the plan's")
+                mine = cust_rows[lo:hi]
+                cf = cf.iloc[mine[mine >= 0]]
+            base = batches.base(history, model, cf)
+            history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
+            baseline += montecarlo.baseline_revenue(history, months)
+            setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
+            last = len(ledgers) == p.slices - 1
+            parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
+            ledgers[k], path_rows[k] = montecarlo.whole(parts[0].ledger), parts[0].rows
+            parts[0].ledger = None
+            if spill is not None:
+                # Slices come in slice order when the file is grouped by customer; held back otherwise.
+                while spill.next in ledgers:
+                    spill.add(ledgers.pop(spill.next), sum(path_rows[j] for j in range(spill.next)))
+            totals = parts if totals is None else [a.add(b) for a, b in zip(totals, parts, strict=True)]
+            del base, history, parts
+            pa.default_memory_pool().release_unused()  # Arrow's pool would keep the slice's peak
+    except BaseException:
         if spill is not None:
-            # Slices come in slice order when the file is grouped by customer; held back otherwise.
-            while spill.next in ledgers:
-                spill.add(ledgers.pop(spill.next), sum(path_rows[j] for j in range(spill.next)))
-        totals = parts if totals is None else [a.add(b) for a, b in zip(totals, parts, strict=True)]
-        del base, history, parts
-        pa.default_memory_pool().release_unused()  # Arrow's pool would keep the slice's peak
+            spill.discard()  # no temporary file is left behind by a failed simulation
+        raise
     setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
     # Run 0's ledger in slice order, its `row` numbering the whole path's rows.
@@ -294,28 +305,59 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
 
 
 class _LedgerSpill:
-    """Run 0's ledger written slice by slice to a temporary Parquet file, as `write` writes it."""
+    """Run 0's ledger written slice by slice to a temporary Parquet file, as `write` writes it.
+
+    Each slice's postings are written on a thread of their own while the next slice is read and
+    simulated (Arrow's Parquet writer releases the GIL); at most one slice waits to be written.
+    """
 
     def __init__(self, decimals: int):
         self.decimals = decimals
         self.path = Path(tempfile.mkdtemp(prefix="loyalty-ledger-")) / "ledger.parquet"
         self.writer: pq.ParquetWriter | None = None
         self.next = 0
+        self._pool = ThreadPoolExecutor(1)
+        self._pending = None
 
     def add(self, ledger: pd.DataFrame, shift: int) -> None:
         table = ledger_table(montecarlo.shift_rows(ledger, shift), self.decimals)
-        # Each slice has its own dictionaries: plain strings make one schema for the file.
+        # Each slice has its own dictionaries (each becomes its row groups' own dictionary pages);
+        # 32-bit indices everywhere make one schema for the file.
         for i, f in enumerate(table.schema):
-            if pa.types.is_dictionary(f.type):
-                table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+            if pa.types.is_dictionary(f.type) and f.type.index_type != pa.int32():
+                table = table.set_column(i, f.name, table.column(i).cast(pa.dictionary(pa.int32(), f.type.value_type)))
+        self._wait()
+        self._pending = self._pool.submit(self._write, table)
+        self.next += 1
+
+    def _write(self, table: pa.Table) -> None:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, table.schema)
         self.writer.write_table(table.cast(self.writer.schema))
-        self.next += 1
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            try:
+                pending.result()  # a failed write is raised here
+            except OSError as exc:
+                raise LoyaltyError(f"{self.path}: error: cannot write run 0's ledger (a temporary file): {exc}") from None
+
+    def discard(self) -> None:
+        """Stop writing and remove the temporary file (the simulation failed)."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - the simulation's own error is the one to report
+            pass
+        shutil.rmtree(self.path.parent, ignore_errors=True)
 
     def close(self) -> Path:
-        if self.writer is not None:
-            self.writer.close()
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown()
+            if self.writer is not None:
+                self.writer.close()
         return self.path
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simulator import io
@@ -67,14 +68,32 @@ def parquet_rows(transactions) -> int | None:
     return None
 
 
-def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
-    """The file's record batches (columns `wanted`, None = all) as DataFrames read like `io._read` reads the whole file."""
+def _tables(path: Path, wanted: set[str] | None, size: int, plain: frozenset = frozenset()) -> Iterator[pa.Table]:
+    """The file's record batches (columns `wanted`, None = all), text dictionary-encoded as
+    `io._read` reads it, except the columns named in `plain` (left as text, see `_encoded`)."""
     schema = pq.read_schema(path)
     cols = [c for c in schema.names if wanted is None or c in wanted]
-    text = [c for c in cols if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+    text = [c for c in cols if (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)) and c not in plain]
     f = pq.ParquetFile(path, read_dictionary=text)
     for batch in f.iter_batches(batch_size=size, columns=cols):
-        yield pa.Table.from_batches([batch]).to_pandas()
+        yield pa.Table.from_batches([batch])
+
+
+def _encoded(table: pa.Table, names) -> pa.Table:
+    """The table with its text columns `names` dictionary-encoded (one dictionary for all rows)."""
+    for name in names:
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            col = table.column(i)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                table = table.set_column(i, name, pa.chunked_array([pc.dictionary_encode(col.combine_chunks())]))
+    return table
+
+
+def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
+    """The file's record batches as DataFrames read like `io._read` reads the whole file."""
+    for table in _tables(path, wanted, size):
+        yield io._to_pandas(table)
 
 
 def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int) -> Plan:
@@ -154,19 +173,30 @@ def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None,
     index = pd.Index(p.ids)
     slice_no = np.repeat(np.arange(p.slices), np.diff(p.bounds))
     offsets = np.r_[0, np.cumsum(p.rows)][p.bounds]
-    held: dict[int, list[pd.DataFrame]] = {}
+    # A slice's rows are held as Arrow tables and joined in Arrow, then made a DataFrame once: pandas
+    # would first unite the categories of every piece (a hash of each distinct text, per piece).
+    # Transaction ids, nearly one per row, are read as text and encoded once per slice: encoded per
+    # batch, the pieces' dictionaries would have to be united again.
+    held: dict[int, list[pa.Table]] = {}
     strip = lambda t: t.str.strip()  # noqa: E731
-    id_col = dict(columns or {}).get("customer_id", "customer_id")
-    for b, raw in enumerate(_batches(path, io._wanted(columns, keep), BATCH_ROWS)):
+    mapped = dict(columns or {})
+    id_col = mapped.get("customer_id", "customer_id")
+    ids_as_text = frozenset({mapped.get("transaction_id", "transaction_id")})
+    for b, table in enumerate(_tables(path, io._wanted(columns, keep), BATCH_ROWS, ids_as_text)):
         # Each row's slice from its cleaned id, as io cleans it; rows of no slice are rejected ones.
-        ids = io._dict_text(raw[id_col], strip)
-        code = index.get_indexer(pd.Index(ids.categories.to_numpy(dtype=object)))
-        row_code = np.append(code, -1)[np.where(ids.codes < 0, len(code), ids.codes)]
+        ids = io._dict_text(io._to_pandas(table.select([id_col]))[id_col], strip)
+        # Looked up: only the ids this batch uses (its dictionary is its row group's, 3-4 times as many).
+        codes = ids.codes
+        used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(ids.categories)))
+        code = np.full(len(ids.categories), -1, dtype=np.int64)
+        code[used] = index.get_indexer(pd.Index(ids.categories[used].to_numpy(dtype=object)))
+        row_code = np.append(code, -1)[np.where(codes < 0, len(code), codes)]
         s = np.where(row_code >= 0, slice_no[np.maximum(row_code, 0)], -1)
         for k in np.unique(s[s >= 0]):
-            held.setdefault(int(k), []).append(raw.iloc[np.flatnonzero(s == k)])
+            held.setdefault(int(k), []).append(table.take(np.flatnonzero(s == k)))
         for k in np.flatnonzero(p.last_batch == b):
-            frame = pd.concat(held.pop(int(k)), ignore_index=True)
+            pieces = held.pop(int(k))
+            frame = io._to_pandas(_encoded(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0], ids_as_text))
             res = io.load_transactions(frame, columns, decimals, period, keep, source=str(path))
             if res.rows_used != offsets[k + 1] - offsets[k]:
                 raise AssertionError("a slice's used rows differ from the first pass")

@@ -149,3 +149,23 @@ def test_an_empty_file_is_a_clear_error(files, tmp_path):
     pq.write_table(pq.read_table(tx).slice(0, 0), empty)
     with pytest.raises(LoyaltyError, match="no usable transaction rows"):
         simulate(PROGRAM, empty, cu, SCENARIO, workers=1, slice_rows=100)
+
+
+def test_a_failed_ledger_write_is_a_clear_error(files, monkeypatch):
+    from rulelang.errors import LoyaltyError
+    from simulator import api
+
+    tx, _, cu = files
+    monkeypatch.setattr(chunked, "AUTO_ROWS", 1000)
+    monkeypatch.setattr(chunked, "SLICE_ROWS", 700)
+
+    def full(self, table):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(api._LedgerSpill, "_write", full)
+    made = []
+    real_init = api._LedgerSpill.__init__
+    monkeypatch.setattr(api._LedgerSpill, "__init__", lambda self, d: (real_init(self, d), made.append(self.path))[0])
+    with pytest.raises(LoyaltyError, match="cannot write run 0's ledger.*No space left on device"):
+        simulate(PROGRAM, tx, cu, SCENARIO, workers=1)
+    assert made and not made[0].parent.exists()  # the temporary folder went with the failure

@@ -10,8 +10,9 @@ order) one at a time and add up each path's exact integer sums (`measure.Partial
    per-customer facts: used rows, whether the customer bought (may join), purchase spend, and
    the first and last used time stamps. Customers are then cut into slices of about `rows` used
    rows; a slice's rows rank after every row of the slices before it.
-2. `slices` reads the file a second time in the same batches and routes each row to its
-   customer's slice; a slice is handed out once the last batch holding any of its rows is read.
+2. `slices` reads the file a second time in the same batches and routes each used row to its
+   customer's slice (the first pass notes each row's slice: the ids are not read again); a slice
+   is handed out once the last batch holding any of its rows is read.
    A file written customer by customer (benchmarks/generate.py) thus holds about one slice in
    memory; any other order still gives the same results, only with more rows held at once.
 """
@@ -52,6 +53,7 @@ class Plan:
     last: pd.Timestamp | None
     bounds: np.ndarray  # slice s covers customers bounds[s] .. bounds[s + 1]
     last_batch: np.ndarray  # per slice: the last record batch with one of its rows
+    row_slices: tuple = ()  # per record batch: each row's slice (-1: a row no slice uses)
 
     @property
     def slices(self) -> int:
@@ -100,7 +102,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
     """Pass 1: validate the file batch by batch and cut its customers into slices of ~`rows` rows."""
     path = Path(path)
     source = str(path)
-    parts, rejects, rejected_rows, batch_ids, notes = [], [], [], [], ()
+    parts, rejects, rejected_rows, batch_ids, row_codes, notes = [], [], [], [], [], ()
     read = used = rejected = outside = 0
     first = last = None
     bounds = None
@@ -132,6 +134,10 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
             )
         )
         batch_ids.append(h.customer_ids)
+        # Each of the batch's rows: its customer among `h.customer_ids`, or -1 (rejected, outside).
+        code = np.full(res.rows_read, -1, dtype=np.int32)
+        code[res.frame["source_row"].to_numpy()[h.rows["_row"].to_numpy()] - 1] = m
+        row_codes.append(code)
     none = pd.DataFrame({"id": np.array([], dtype=object), "rows": np.zeros(0, np.int64), "buys": np.zeros(0, bool), "spend": np.zeros(0, np.int64)})
     facts = pd.concat([none, *parts], ignore_index=True).groupby("id", sort=False).agg({"rows": "sum", "buys": "any", "spend": "sum"})
     ids = facts.index.to_numpy(dtype=object)
@@ -146,10 +152,15 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
     slice_no = np.repeat(np.arange(len(cut)), np.diff(edges))
     index = pd.Index(ids)
     last_batch = np.full(len(cut), -1, dtype=np.int64)
+    # Each row's slice, so that the second pass routes rows without reading their ids again.
+    narrow = np.int16 if len(cut) < 2**15 else np.int32
+    row_slices = []
     for b, bid in enumerate(batch_ids):
-        if len(bid):
-            s = slice_no[index.get_indexer(bid)]
-            last_batch[np.unique(s)] = b
+        code = row_codes[b]
+        row_codes[b] = None  # freed as it goes
+        s = slice_no[index.get_indexer(bid)] if len(bid) else np.zeros(0, dtype=np.int64)
+        last_batch[np.unique(s)] = b
+        row_slices.append(np.where(code >= 0, np.append(s, -1)[code], -1).astype(narrow))
     pa.default_memory_pool().release_unused()  # Arrow's pool would keep the batches' peak
     empty = pd.DataFrame({"row": pd.Series([], dtype="int64")})
     load = io.LoadResult(
@@ -164,34 +175,23 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
         notes=notes,
         rejected_rows=pd.concat(rejected_rows, ignore_index=True) if rejected_rows else None,
     )
-    return Plan(load, ids, n_rows, facts["buys"].to_numpy(), facts["spend"].to_numpy(dtype=np.int64), first, last, edges, last_batch)
+    return Plan(load, ids, n_rows, facts["buys"].to_numpy(), facts["spend"].to_numpy(dtype=np.int64), first, last, edges, last_batch, tuple(row_slices))
 
 
 def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None, rows: int, until) -> Iterator[tuple[int, History]]:
     """Pass 2: each slice's History (customers `p.bounds[s]` on), its `_row` ranks those of the whole file."""
     path = Path(path)
-    index = pd.Index(p.ids)
-    slice_no = np.repeat(np.arange(p.slices), np.diff(p.bounds))
     offsets = np.r_[0, np.cumsum(p.rows)][p.bounds]
     # A slice's rows are held as Arrow tables and joined in Arrow, then made a DataFrame once: pandas
     # would first unite the categories of every piece (a hash of each distinct text, per piece).
     # Transaction ids, nearly one per row, are read as text and encoded once per slice: encoded per
     # batch, the pieces' dictionaries would have to be united again.
     held: dict[int, list[pa.Table]] = {}
-    strip = lambda t: t.str.strip()  # noqa: E731
-    mapped = dict(columns or {})
-    id_col = mapped.get("customer_id", "customer_id")
-    ids_as_text = frozenset({mapped.get("transaction_id", "transaction_id")})
+    ids_as_text = frozenset({dict(columns or {}).get("transaction_id", "transaction_id")})
     for b, table in enumerate(_tables(path, io._wanted(columns, keep), BATCH_ROWS, ids_as_text)):
-        # Each row's slice from its cleaned id, as io cleans it; rows of no slice are rejected ones.
-        ids = io._dict_text(io._to_pandas(table.select([id_col]))[id_col], strip)
-        # Looked up: only the ids this batch uses (its dictionary is its row group's, 3-4 times as many).
-        codes = ids.codes
-        used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(ids.categories)))
-        code = np.full(len(ids.categories), -1, dtype=np.int64)
-        code[used] = index.get_indexer(pd.Index(ids.categories[used].to_numpy(dtype=object)))
-        row_code = np.append(code, -1)[np.where(codes < 0, len(code), codes)]
-        s = np.where(row_code >= 0, slice_no[np.maximum(row_code, 0)], -1)
+        s = p.row_slices[b]  # each row's slice, from the first pass (rows of no slice are not used)
+        if len(s) != table.num_rows:
+            raise AssertionError("the second pass read other batches than the first")
         for k in np.unique(s[s >= 0]):
             held.setdefault(int(k), []).append(table.take(np.flatnonzero(s == k)))
         for k in np.flatnonzero(p.last_batch == b):

@@ -16,6 +16,7 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from rulelang import ast
 from rulelang import builtins as B
@@ -75,6 +76,16 @@ def _with(mask: np.ndarray, *oks: np.ndarray) -> np.ndarray:
 def _same_constant(a: np.ndarray, b: np.ndarray) -> bool:
     """Both are broadcasts (`_full`) of one value."""
     return a.strides == (0,) and b.strides == (0,) and a.size > 0 and b.size > 0 and a[0] == b[0]
+
+
+def _times(num: np.ndarray, den: np.ndarray):
+    """num x den, one side of a comparison of fractions: `num` itself when `den` is a broadcast 1,
+    and one exact Python int when both are broadcasts (a literal), not an array of it."""
+    if den.strides == (0,) and den.size and den[0] == 1:
+        return num
+    if num.strides == (0,) and den.strides == (0,) and num.size and den.size:
+        return int(num[0]) * int(den[0])
+    return _product(num, den)
 
 
 def _peak(a: np.ndarray) -> float:
@@ -173,6 +184,23 @@ def date_part(days: np.ndarray, part: str) -> np.ndarray:
     return _part(days, part)
 
 
+@njit(cache=True, nogil=True)
+def _unit_sums(unit, values):
+    # One pass per run of equal units: its sum, written to each of its rows.
+    n = unit.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    i = 0
+    while i < n:
+        j = i
+        total = 0
+        while j < n and unit[j] == unit[i]:
+            total += values[j]
+            j += 1
+        out[i:j] = total
+        i = j
+    return out
+
+
 class Env:
     """The columns of one Batch, computed lazily and cached, for evaluating conditions."""
 
@@ -245,12 +273,7 @@ class Env:
 
     def per_unit_sum(self, values: np.ndarray) -> np.ndarray:
         """Each row gets the sum of `values` over its unit (units are runs of consecutive rows)."""
-        values = np.asarray(values, dtype=np.int64)
-        if not self.n:
-            return values
-        starts = self.unit_starts()
-        sums = np.add.reduceat(values, starts)
-        return np.repeat(sums, np.diff(np.r_[starts, self.n]))
+        return _unit_sums(np.ascontiguousarray(self.unit()), np.ascontiguousarray(values, dtype=np.int64))
 
     # --- names -----------------------------------------------------------------------------
 
@@ -533,7 +556,10 @@ def compare_values(op: str, a, b, n: int) -> np.ndarray:
         b = _as_num(b)
         if _same_constant(a.den, b.den):  # whole numbers, say: no cross-multiplying
             return _with(_CMP[op](a.num, b.num), a.ok, b.ok)
-        return _with(_CMP[op](_product(a.num, b.den), _product(b.num, a.den)), a.ok, b.ok)
+        left, right = _times(a.num, b.den), _times(b.num, a.den)
+        if isinstance(left, int) and isinstance(right, int):
+            return _with(np.full(n, bool(_CMP[op](left, right))), a.ok, b.ok)
+        return _with(_CMP[op](left, right), a.ok, b.ok)
     if isinstance(a, Ordinal):
         return _with(_CMP[op](a.values, b.values), a.ok, b.ok)
     return _CMP[op](a, b)  # two conditions: == and != only (the checker refuses ordering)

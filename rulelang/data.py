@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from rulelang import arrowtext, ledger
 from rulelang import builtins as B
-from rulelang import ledger
 from rulelang.errors import DataError
 from rulelang.model import Model
 
@@ -350,7 +350,12 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         # Refund amounts are carried as negative numbers whichever way they were written.
         minor[refund] = -np.abs(minor[refund])
 
-    if "transaction_id" in df.columns:
+    # Ids held as Arrow text are compared from their bytes, per member, once the rows are grouped
+    # (rulelang.arrowtext); any other column is dictionary-encoded.
+    arrow_ids = "transaction_id" in df.columns and arrowtext.is_arrow_text(df["transaction_id"])
+    if arrow_ids:
+        tx_codes, tx_texts = None, None
+    elif "transaction_id" in df.columns:
         tx_codes, tx_texts = _text_codes(df["transaction_id"])
     else:
         tx_codes, tx_texts = np.zeros(n, dtype=np.int32), pd.Index([""], dtype=object)
@@ -400,9 +405,15 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         )
 
     k_sorted = take(kind)
-    tx_sorted = take(tx_codes)
-    # The texts are distinct: at most one is "".
-    blank_tx = np.flatnonzero(np.asarray(tx_texts == "", dtype=bool))
+    if arrow_ids:
+        ids = df["transaction_id"]
+        ids = ids if order is None else ids.take(order)
+        tx_sorted = arrowtext.member_codes(m_sorted, ids)  # a row position per distinct id of a member
+        tx_texts, blank_tx = ids.array, np.array([-1])
+    else:
+        tx_sorted = take(tx_codes)
+        # The texts are distinct: at most one is "".
+        blank_tx = np.flatnonzero(np.asarray(tx_texts == "", dtype=bool))
     unit, refund_of, problem = _baskets(m_sorted, t_sorted.view(np.int64), k_sorted, tx_sorted, int(blank_tx[0]) if len(blank_tx) else -1, len(tx_texts))
     if problem:
         _basket_problem(same_member, k_sorted, tx_sorted, t_sorted, m_sorted, blank_tx, tx_texts, order)
@@ -413,7 +424,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         timestamp=t_sorted,
         amount=take(minor),
         event=_categorical(take(ev_codes), ev_names),
-        transaction_id=_categorical(tx_sorted, tx_texts),
+        transaction_id=_arrow_ids(ids) if arrow_ids else _categorical(tx_sorted, tx_texts),
         reward=_categorical(take(rw_codes), rw_texts),
         row=np.arange(n, dtype=np.int64) if order is None else order.astype(np.int64),
         member=m_sorted,
@@ -433,6 +444,12 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         if n and until_ts < last:
             raise DataError(f"until ({until_ts}) is before the last transaction ({last})")
     return Batch(frame, cust, model.decimals, until_ts, members)
+
+
+def _arrow_ids(ids: pd.Series) -> pd.Series:
+    """Arrow text ids for the Batch: missing read as "", as a categorical column gives them."""
+    ids = ids.reset_index(drop=True)
+    return ids.fillna("") if ids.hasnans else ids
 
 
 def parse_datetimes(values: pd.Series) -> pd.Series:

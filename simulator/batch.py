@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rulelang import arrowtext
 from rulelang import builtins as B
 from rulelang.data import EVENT, Batch, Origin, needed_columns, prepare
 from simulator.history import History, engine_frame, gather
@@ -41,9 +42,10 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     for c in f.columns:
         v = f[c]
         # (A Categorical already is kept: astype("category") would only copy it.)
+        # (Transaction ids held as Arrow text stay so: a dictionary of them is never needed.)
         if c not in ("timestamp", "row", "member", "amount", "kind", "unit", "refund_of") and not isinstance(v.dtype, pd.CategoricalDtype) and (
             pd.api.types.is_object_dtype(v) or pd.api.types.is_string_dtype(v)
-        ):
+        ) and not (c == "transaction_id" and arrowtext.is_arrow_text(v)):
             v = v.astype("category")
         out[c] = v
     # Member codes index the customers table (ids in sorted order), and so do the id categories.
@@ -51,7 +53,7 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
         raise AssertionError("customer id categories differ from the engine's member codes")
     # Compared, not looked up with `in`: a lookup builds a hash table of every category.
     for col, name in (("event", B.ENROLL), ("reward", ""), ("transaction_id", "")):
-        if not np.asarray(out[col].cat.categories == name, dtype=bool).any():
+        if isinstance(out[col].dtype, pd.CategoricalDtype) and not np.asarray(out[col].cat.categories == name, dtype=bool).any():
             out[col] = out[col].cat.add_categories([name])
     # copy=False: the columns are the base's own; stacking them into 2-D blocks is a full copy.
     return Batch(pd.DataFrame(out, copy=False), b.customers, b.decimals, b.until, b.members)
@@ -110,8 +112,16 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     kind[at_enroll] = EVENT
     reward = _codes(f["reward"])[src]
     reward[at_enroll] = _loc(f["reward"].cat.categories, "")
-    tx_cats = f["transaction_id"].cat.categories
-    tx = _codes(f["transaction_id"])[src]
+    ids = f["transaction_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        tx_cats, tx = ids.cat.categories, _codes(ids)[src].astype(np.int64)
+    elif exact_ids:
+        # Arrow text ids (rulelang.arrowtext) that a rule reads: the path's own, as a categorical.
+        own = pd.Categorical(np.append(ids.to_numpy(dtype=object)[src], ""))
+        tx_cats, tx = own.categories, own.codes[:-1].astype(np.int64)
+    else:
+        # Arrow text ids no rule reads: blank (baskets are grouped by `unit`, refunds by `refund_of`).
+        tx_cats, tx = pd.Index([""], dtype=object), np.zeros(n, dtype=np.int64)
     tx[at_enroll] = tx[extra] = _loc(tx_cats, "")
     if extra.any() and exact_ids:
         # Each extra basket gets its own id, so no refund can match it.
@@ -143,7 +153,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
             "amount": rows["_minor"].to_numpy().astype(np.int64, copy=False),
             "event": _categorical(event, f["event"].dtype),
             "kind": kind,
-            "transaction_id": _categorical(tx, f["transaction_id"].dtype if len(tx_cats) == len(f["transaction_id"].cat.categories) else pd.CategoricalDtype(tx_cats)),
+            "transaction_id": _categorical(tx, ids.dtype if isinstance(ids.dtype, pd.CategoricalDtype) and tx_cats is ids.dtype.categories else pd.CategoricalDtype(tx_cats)),
             "reward": _categorical(reward, f["reward"].dtype),
             "unit": unit.astype(np.int64, copy=False),
             "refund_of": refund_of,

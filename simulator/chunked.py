@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simulator import io
@@ -72,24 +71,13 @@ def parquet_rows(transactions) -> int | None:
 
 def _tables(path: Path, wanted: set[str] | None, size: int, plain: frozenset = frozenset()) -> Iterator[pa.Table]:
     """The file's record batches (columns `wanted`, None = all), text dictionary-encoded as
-    `io._read` reads it, except the columns named in `plain` (left as text, see `_encoded`)."""
+    `io._read` reads it, except the columns named in `plain` (left as Arrow text)."""
     schema = pq.read_schema(path)
     cols = [c for c in schema.names if wanted is None or c in wanted]
     text = [c for c in cols if (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)) and c not in plain]
     f = pq.ParquetFile(path, read_dictionary=text)
     for batch in f.iter_batches(batch_size=size, columns=cols):
         yield pa.Table.from_batches([batch])
-
-
-def _encoded(table: pa.Table, names) -> pa.Table:
-    """The table with its text columns `names` dictionary-encoded (one dictionary for all rows)."""
-    for name in names:
-        if name in table.column_names:
-            i = table.column_names.index(name)
-            col = table.column(i)
-            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                table = table.set_column(i, name, pa.chunked_array([pc.dictionary_encode(col.combine_chunks())]))
-    return table
 
 
 def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
@@ -184,8 +172,7 @@ def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None,
     offsets = np.r_[0, np.cumsum(p.rows)][p.bounds]
     # A slice's rows are held as Arrow tables and joined in Arrow, then made a DataFrame once: pandas
     # would first unite the categories of every piece (a hash of each distinct text, per piece).
-    # Transaction ids, nearly one per row, are read as text and encoded once per slice: encoded per
-    # batch, the pieces' dictionaries would have to be united again.
+    # Transaction ids, nearly one per row, are read as Arrow text and stay so (`io._read`).
     held: dict[int, list[pa.Table]] = {}
     ids_as_text = frozenset({dict(columns or {}).get("transaction_id", "transaction_id")})
     for b, table in enumerate(_tables(path, io._wanted(columns, keep), BATCH_ROWS, ids_as_text)):
@@ -196,7 +183,7 @@ def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None,
             held.setdefault(int(k), []).append(table.take(np.flatnonzero(s == k)))
         for k in np.flatnonzero(p.last_batch == b):
             pieces = held.pop(int(k))
-            frame = io._to_pandas(_encoded(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0], ids_as_text))
+            frame = io._to_pandas(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0])
             res = io.load_transactions(frame, columns, decimals, period, keep, source=str(path))
             if res.rows_used != offsets[k + 1] - offsets[k]:
                 raise AssertionError("a slice's used rows differ from the first pass")

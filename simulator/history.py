@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rulelang import arrowtext
 from rulelang.data import parse_datetimes
 from rulelang.errors import DataError
 from simulator import rng
@@ -137,21 +138,26 @@ def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
 def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t: np.ndarray) -> np.ndarray:
     if col is None:
         return purchase.copy()
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        # Categories are distinct text: equal codes are equal ids, and at most one is blank;
-        # missing (-1) reads as blank.
-        codes = col.cat.codes.to_numpy()
-        blank = np.flatnonzero(np.asarray(col.cat.categories == "", dtype=bool))
-        has_id = codes >= 0
-        if len(blank):
-            has_id &= codes != blank[0]
+    if arrowtext.is_arrow_text(col):
+        # Arrow text ids (a Parquet column of ids): neighbours compared by their bytes.
+        has_id, same_id = ~arrowtext.blank(col), arrowtext.repeats_previous(col)
     else:
-        codes, text = _text_codes(col, lambda t: t.fillna(""))
-        has_id = ~(text == "")[codes] if len(text) else np.zeros(len(codes), dtype=bool)
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            # Categories are distinct text: equal codes are equal ids, and at most one is blank;
+            # missing (-1) reads as blank.
+            codes = col.cat.codes.to_numpy()
+            blank = np.flatnonzero(np.asarray(col.cat.categories == "", dtype=bool))
+            has_id = codes >= 0
+            if len(blank):
+                has_id &= codes != blank[0]
+        else:
+            codes, text = _text_codes(col, lambda t: t.fillna(""))
+            has_id = ~(text == "")[codes] if len(text) else np.zeros(len(codes), dtype=bool)
+        same_id = np.r_[False, codes[1:] == codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
     # A blank id never continues a basket.
     cont = np.zeros(len(purchase), dtype=bool)
     if len(purchase) > 1:
-        cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & has_id[1:] & (codes[1:] == codes[:-1]) & (t[1:] == t[:-1])
+        cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & has_id[1:] & same_id[1:] & (t[1:] == t[:-1])
     return purchase & ~cont
 
 

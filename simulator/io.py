@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from rulelang import arrowtext
 from rulelang.data import parse_datetimes
 from rulelang.errors import DataError
 
@@ -77,12 +78,14 @@ def _rows(rows: np.ndarray) -> str:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _read(data, what: str, wanted: set[str] | None = None) -> tuple[str, pd.DataFrame]:
+def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = frozenset()) -> tuple[str, pd.DataFrame]:
     """The raw table with its own column names; CSV cells are all read as text (ids stay text).
 
     Text columns come back dictionary-encoded (pandas Categoricals), so cleaning and checking
     them touches each distinct value once. For Parquet, `wanted` (None = all) limits the
-    columns read.
+    columns read, and the text columns named in `plain` stay Arrow text: a column of ids with
+    nearly one value per row (transaction ids) outgrows the file's own dictionary, and a
+    dictionary of it would be built by hashing every id on one thread while reading.
     """
     if isinstance(data, pd.DataFrame):
         return f"<{what} DataFrame>", data.reset_index(drop=True)
@@ -95,7 +98,7 @@ def _read(data, what: str, wanted: set[str] | None = None) -> tuple[str, pd.Data
         if name.endswith((".parquet", ".pq")):
             schema = pq.read_schema(path)
             cols = [c for c in schema.names if wanted is None or c in wanted]
-            text = [c for c in cols if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+            text = [c for c in cols if (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)) and c not in plain]
             return source, _to_pandas(pq.read_table(path, columns=cols, read_dictionary=text))
         if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")):
             return source, _read_csv(path, "\t" if ".tsv" in name else ",")
@@ -215,6 +218,17 @@ def _dict_text(values: pd.Series, clean=None) -> pd.Categorical:
         return pd.Categorical.from_codes(np.where(codes < 0, len(index), codes), categories=pd.Index(cats, dtype=object))
     uniq, inv = np.unique(cats.astype(str), return_inverse=True)
     return pd.Categorical.from_codes(inv[codes], categories=uniq)
+
+
+def _id_text(values: pd.Series):
+    """Transaction ids cleaned as `_dict_text` cleans text (missing is "", edge spaces stripped);
+    ids that are Arrow text stay Arrow text, with no dictionary (rulelang.arrowtext compares them
+    by their bytes), anything else is dictionary-encoded."""
+    if not arrowtext.is_arrow_text(values):
+        return _dict_text(values, _strip)
+    text = values.reset_index(drop=True)
+    text = text.fillna("") if text.hasnans else text
+    return text if _no_edge_space(text) else _strip(text)
 
 
 def _ascending(values: pd.Series) -> bool:
@@ -388,7 +402,8 @@ def load_transactions(
     `keep` (None = every column) names the non-canonical columns to keep; a Parquet file's other
     columns are not even read. Text columns of the frame are pandas Categoricals.
     """
-    read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep))
+    ids_col = dict(columns or {}).get("transaction_id", "transaction_id")
+    read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep), plain=frozenset({ids_col}))
     source = source or read_from  # a slice of a file is named by its file
     df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
     n = len(df)
@@ -421,7 +436,7 @@ def load_transactions(
     if event is None:
         event = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=["purchase"])
     reward = _dict_text(df["reward"], strip) if "reward" in df.columns else empty
-    tx_id = _dict_text(df["transaction_id"], strip) if "transaction_id" in df.columns else empty
+    tx_id = _id_text(df["transaction_id"]) if "transaction_id" in df.columns else empty
     has_quantity = "quantity" in df.columns
     quantity = _whole_numbers(df["quantity"]) if has_quantity else None
     if quantity is not None:

@@ -162,3 +162,21 @@ def test_a_base_is_freed_when_dropped_not_at_the_next_garbage_collection(path):
         assert gone() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("rules", ["", EXTRA_RULES])
+def test_transaction_ids_as_arrow_text_or_as_categories_simulate_alike(rules):
+    # Parquet ids stay Arrow text (rulelang.arrowtext); CSV ids come dictionary-encoded. With and
+    # without a rule that reads them (then extra baskets get ids of their own).
+    from simulator.api import simulate
+    from tests.simulator.simkit import scenario
+
+    tx, cu = sample(customers=30)
+    prog = rulelang.loads(PROGRAM_TEXT + rules, "test.loyalty")
+    as_text = tx.assign(transaction_id=tx["transaction_id"].astype("str"))
+    as_cats = tx.assign(transaction_id=tx["transaction_id"].astype("category"))
+    a = simulate(prog, as_text, cu, scenario(runs=2), workers=1)
+    b = simulate(prog, as_cats, cu, scenario(runs=2), workers=1)
+    assert a.summary_json() == b.summary_json()
+    pd.testing.assert_frame_equal(a.ledger, b.ledger)
+    pd.testing.assert_frame_equal(a.monthly, b.monthly)

@@ -1,0 +1,59 @@
+"""rulelang.arrowtext: ids compared from Arrow's bytes agree with comparing the Python strings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from rulelang import arrowtext
+
+
+def _reference_codes(member, ids):
+    codes, first = [], {}
+    for i, (m, t) in enumerate(zip(member, ids, strict=True)):
+        if t is None or t == "":
+            codes.append(-1)
+            continue
+        codes.append(first.setdefault((m, t), i))
+    return codes
+
+
+def test_neighbours_and_blanks_follow_the_text():
+    ids = pd.Series(["T1", "T1", None, None, "", "", "T2", "t2", "T2"], dtype="str")
+    assert arrowtext.is_arrow_text(ids) and not arrowtext.is_arrow_text(ids.astype("category"))
+    assert arrowtext.repeats_previous(ids).tolist() == [False, True, False, False, False, True, False, False, False]
+    assert arrowtext.blank(ids).tolist() == [False, False, True, True, True, True, False, False, False]
+
+
+def test_member_codes_share_a_code_per_member_and_id_and_none_across_members():
+    member = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    ids = pd.Series(["A", "B", "A", None, "A", "A", "", "B", "B"], dtype="str")
+    assert arrowtext.member_codes(member, ids).tolist() == [0, 1, 0, -1, 4, 4, -1, 7, 7]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_member_codes_equal_a_dictionary_per_member_on_random_histories(seed):
+    # Heavy-tailed members (one far longer than the rest, so its table is the one sized for all),
+    # ids reused within and across members, blanks and missing ids, byte-level near misses.
+    rng = np.random.default_rng(seed)
+    sizes = np.r_[rng.integers(1, 30, 300), 4000]
+    member = np.repeat(np.arange(len(sizes)), sizes)
+    pool = np.array([f"T{k:06d}" for k in range(900)] + ["T00000", "T0000000", "", None], dtype=object)
+    ids = pool[rng.integers(0, len(pool), len(member))]
+    runs = rng.random(len(member)) < 0.4  # lines of a basket repeat the id before them
+    for i in np.flatnonzero(runs[1:]) + 1:
+        ids[i] = ids[i - 1]
+    series = pd.Series(ids, dtype="str")
+    assert arrowtext.member_codes(member, series).tolist() == _reference_codes(member.tolist(), ids.tolist())
+
+
+def test_sliced_and_large_text_read_from_their_own_offsets():
+    whole = pa.array(["x", "A", "B", "A", None], type=pa.large_string())
+    part = pd.Series(pd.arrays.ArrowStringArray(whole.slice(1).cast(pa.string())))
+    assert arrowtext.member_codes(np.zeros(4, dtype=np.int64), part).tolist() == [0, 1, 0, -1]
+    offsets, data, valid = arrowtext.buffers(whole.slice(1))
+    assert offsets.dtype == np.int64 and valid.tolist() == [True, True, True, False]
+    assert bytes(data[offsets[0] : offsets[1]]) == b"A"
+    assert arrowtext.member_codes(np.zeros(0, dtype=np.int64), pd.Series([], dtype="str")).tolist() == []

@@ -61,7 +61,9 @@ class Batch:
 
     frame columns: `row` (int64, 0-based input position), `member` (int32, 0..members-1, in id
     order), `customer_id`, `timestamp` (datetime64[ns]), `amount` (int64 minor units), `event`,
-    `transaction_id` ("" if none) and `reward` ("" if none) as categoricals of text, `kind` (int8:
+    `reward` ("" if none) as categoricals of text, `transaction_id` ("" if none) as categorical
+    text, or as Arrow text when it came so (ids are compared by `rulelang.arrowtext`, never
+    dictionary-encoded), `kind` (int8:
     PURCHASE/REFUND/REDEEM/EVENT), `unit` (int32: rows of one basket share it; every other row is
     its own unit), `refund_of` (int32: the unit a refund refers to, or -1), and every other input
     column, unchanged.

@@ -114,20 +114,21 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     reward[at_enroll] = _loc(f["reward"].cat.categories, "")
     ids = f["transaction_id"]
     if isinstance(ids.dtype, pd.CategoricalDtype):
-        tx_cats, tx = ids.cat.categories, _codes(ids)[src].astype(np.int64)
+        tx_cats, tx = ids.cat.categories, _codes(ids)[src]
     elif exact_ids:
         # Arrow text ids (rulelang.arrowtext) that a rule reads: the path's own, as a categorical.
         own = pd.Categorical(np.append(ids.to_numpy(dtype=object)[src], ""))
-        tx_cats, tx = own.categories, own.codes[:-1].astype(np.int64)
+        tx_cats, tx = own.categories, own.codes[:-1].copy()
     else:
         # Arrow text ids no rule reads: blank (baskets are grouped by `unit`, refunds by `refund_of`).
-        tx_cats, tx = pd.Index([""], dtype=object), np.zeros(n, dtype=np.int64)
+        tx_cats, tx = pd.Index([""], dtype=object), np.zeros(n, dtype=np.int8)
     tx[at_enroll] = tx[extra] = _loc(tx_cats, "")
     if extra.any() and exact_ids:
         # Each extra basket gets its own id, so no refund can match it.
         spawn = rows["_spawn"].to_numpy()[extra]
         new = pd.Index(np.unique(spawn)).astype(str)
         new = "~extra" + new
+        tx = tx.astype(np.int64)  # the new codes need not fit the categories' narrow code type
         tx[extra] = len(tx_cats) + np.searchsorted(np.unique(spawn), spawn)
         tx_cats = tx_cats.append(new)
     purchase = rows["_purchase"].to_numpy()

@@ -180,3 +180,22 @@ def test_transaction_ids_as_arrow_text_or_as_categories_simulate_alike(rules):
     assert a.summary_json() == b.summary_json()
     pd.testing.assert_frame_equal(a.ledger, b.ledger)
     pd.testing.assert_frame_equal(a.monthly, b.monthly)
+
+
+def test_extra_baskets_get_ids_of_their_own_past_a_small_id_dictionary():
+    # Fewer than 128 ids keep int8 codes; the extra baskets' new ids take the codes past that.
+    tx, _ = sample(customers=5, months=2)
+    tx = tx.assign(transaction_id=tx["transaction_id"].astype("category"))
+    h = prepare(io.load_transactions(tx).frame, 2)
+    rows = enrollment.member_rows(h, enrollment.pick(h, 1.0, "random", seed=5, run=1))
+    rows["_extra"] = False
+    rows["_spawn"] = np.int64(-1)
+    extra = response.extra_visits(rows, 1.0, h.keys, 5, 1, h.until)
+    rows = pd.concat([rows, extra], ignore_index=True).sort_values("_ord", kind="stable").reset_index(drop=True)
+    base = batch.base(h, PROGRAM.model, None)
+    ids = base.frame["transaction_id"]
+    assert isinstance(ids.dtype, pd.CategoricalDtype) and len(ids.cat.categories) < 128 <= len(ids.cat.categories) + len(extra)
+    got = batch.for_path(base, rows).frame["transaction_id"].astype(str).to_numpy()
+    is_extra = rows["_extra"].to_numpy()
+    spawn = rows["_spawn"].to_numpy()[is_extra]
+    assert (got[is_extra] == np.array([f"~extra{s}" for s in spawn], dtype=object)).all()

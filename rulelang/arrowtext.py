@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -23,6 +24,15 @@ def is_arrow_text(values) -> bool:
     """True for a pandas column of text held by Arrow (pandas' own `str`/`string` dtypes)."""
     dtype = getattr(values, "dtype", None)
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
+def ascending(values) -> bool:
+    """True when Arrow text `values` (none missing) strictly ascend, compared in Arrow: UTF-8
+    byte order is the code point order Python sorts str by."""
+    if not is_arrow_text(values) or values.hasnans:
+        return False
+    a = pa.array(values.array)
+    return len(a) < 2 or bool(pc.all(pc.less(a[:-1], a[1:])).as_py())
 
 
 def buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,8 +13,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from numba import njit
 
 from rulelang import arrowtext, ledger
@@ -185,15 +183,6 @@ def _same_ids(col: pd.Series, ids) -> bool:
     if len(col) != len(ids) or col.dtype != ids.dtype:
         return False
     return bool(np.asarray(col.array == ids.array, dtype=bool).all())
-
-
-def _ascending(values: pd.Index) -> bool:
-    """True when Arrow text `values` (none missing) strictly ascend: compared in Arrow, whose
-    UTF-8 byte order is the code point order Python sorts str by."""
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or values.hasnans:
-        return False
-    a = pa.array(values.array)
-    return len(a) < 2 or bool(pc.all(pc.less(a[:-1], a[1:])).as_py())
 
 
 def _categorical(codes: np.ndarray, texts) -> pd.Categorical:
@@ -380,7 +369,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     # Members in id order: sort the distinct ids, not the rows.
     try:
         # Ascending already (a sorted file's ids): no argsort of the distinct ids.
-        perm = None if _ascending(id_uniques) else np.asarray(id_uniques.argsort())
+        perm = None if arrowtext.ascending(id_uniques) else np.asarray(id_uniques.argsort())
         if perm is None or (perm == np.arange(len(perm))).all():
             member_codes, member_ids = id_codes, id_uniques
         else:

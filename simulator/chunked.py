@@ -74,8 +74,7 @@ def _tables(path: Path, wanted: set[str] | None, size: int, plain: frozenset = f
     `io._read` reads it, except the columns named in `plain` (left as Arrow text)."""
     schema = pq.read_schema(path)
     cols = [c for c in schema.names if wanted is None or c in wanted]
-    text = [c for c in cols if (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)) and c not in plain]
-    f = pq.ParquetFile(path, read_dictionary=text)
+    f = pq.ParquetFile(path, read_dictionary=io.dictionary_columns(schema, cols, plain))
     for batch in f.iter_batches(batch_size=size, columns=cols):
         yield pa.Table.from_batches([batch])
 

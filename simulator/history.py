@@ -13,8 +13,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from rulelang import arrowtext
 from rulelang.data import parse_datetimes
@@ -173,7 +171,7 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index 
         # Counted, not sorted: the categories in use, in category order.
         present = np.flatnonzero(np.bincount(c, minlength=len(cats)))
         index = col.cat.categories if len(present) == len(cats) else col.cat.categories[present]
-        if _ascending(index):
+        if arrowtext.ascending(index):
             # Every category in use, in order: the codes are the ranks already.
             return (c if len(present) == len(cats) else _ranks(present, len(cats))[c]), cats[present], index
         order = present[np.argsort(cats[present], kind="stable")]
@@ -187,15 +185,6 @@ def _ranks(order: np.ndarray, size: int) -> np.ndarray:
     rank = np.full(size, -1, dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank
-
-
-def _ascending(values: pd.Index) -> bool:
-    """True when Arrow text `values` strictly ascend (compared in Arrow, as Python compares str)."""
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or values.hasnans:
-        return False
-    a = pa.array(values.array)
-    # UTF-8 byte order is code point order, which is how Python orders str.
-    return len(a) < 2 or bool(pc.all(pc.less(a[:-1], a[1:])).as_py())
 
 
 def _text_codes(col: pd.Series, clean) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -98,13 +97,17 @@ def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = fr
         if name.endswith((".parquet", ".pq")):
             schema = pq.read_schema(path)
             cols = [c for c in schema.names if wanted is None or c in wanted]
-            text = [c for c in cols if (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)) and c not in plain]
-            return source, _to_pandas(pq.read_table(path, columns=cols, read_dictionary=text))
+            return source, _to_pandas(pq.read_table(path, columns=cols, read_dictionary=dictionary_columns(schema, cols, plain)))
         if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")):
             return source, _read_csv(path, "\t" if ".tsv" in name else ",")
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{source}: error: cannot read the {what} file: {exc}") from None
     raise DataError(f"{source}: error: unknown file type; expected .csv (optionally .gz) or .parquet")
+
+
+def dictionary_columns(schema: pa.Schema, cols: list[str], plain=frozenset()) -> list[str]:
+    """The text columns among `cols` to read dictionary-encoded: all but those named in `plain`."""
+    return [c for c in cols if (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)) and c not in plain]
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -155,14 +158,9 @@ def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
     return pa_csv.read_csv(path, parse_options=parse, convert_options=convert).to_pandas()
 
 
-def _arrow_text(values: pd.Index) -> bool:
-    """True for text held by Arrow (pandas' own `str`/`string` dtypes with Arrow storage)."""
-    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
-
-
 def _text(values: pd.Series) -> pd.Series:
     """Text with missing values as ""; numbers written without a trailing `.0` where whole."""
-    if isinstance(values.dtype, pd.CategoricalDtype) and _arrow_text(values.cat.categories) and values.cat.categories.dtype.na_value is not pd.NA:
+    if isinstance(values.dtype, pd.CategoricalDtype) and arrowtext.is_arrow_text(values.cat.categories) and values.cat.categories.dtype.na_value is not pd.NA:
         # Text categories (a Parquet dictionary): each row's text gathered in Arrow, as `astype("str")` would give it.
         text = values.cat.categories.array.take(values.cat.codes.to_numpy(), allow_fill=True, fill_value="")
         return pd.Series(text, index=values.index, name=values.name, copy=False)
@@ -178,12 +176,11 @@ def _strip(text: pd.Series) -> pd.Series:
 def _no_edge_space(values: pd.Index) -> bool:
     """True when no text (Arrow, none missing) can start or end with whitespace, judged by its
     first and last byte: every whitespace character is ASCII <= 0x20 or multi-byte (>= 0x80)."""
-    a = pa.array(values.array)
-    a = a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
-    if a.null_count or not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+    if not arrowtext.is_arrow_text(values):
         return False
-    offsets = np.frombuffer(a.buffers()[1], dtype=np.int32 if pa.types.is_string(a.type) else np.int64)[a.offset : a.offset + len(a) + 1]
-    data = np.frombuffer(a.buffers()[2], dtype=np.uint8) if a.buffers()[2] is not None else np.zeros(0, dtype=np.uint8)
+    offsets, data, valid = arrowtext.buffers(values)
+    if not valid.all():
+        return False
     full = offsets[1:] > offsets[:-1]
     first, last = data[offsets[:-1][full]], data[offsets[1:][full] - 1]
     return bool(np.all((first > 0x20) & (first < 0x80) & (last > 0x20) & (last < 0x80)))
@@ -197,7 +194,7 @@ def _dict_text(values: pd.Series, clean=None) -> pd.Categorical:
         if pd.api.types.is_string_dtype(values.cat.categories.dtype) and (not len(codes) or codes.min() >= 0):
             # Already clean text with nothing missing (the usual Parquet column): keep it as it is.
             # (Text categories are used as they are, without a round trip through Python objects.)
-            if clean is _strip and _arrow_text(values.cat.categories) and _no_edge_space(values.cat.categories):
+            if clean is _strip and arrowtext.is_arrow_text(values.cat.categories) and _no_edge_space(values.cat.categories):
                 return values.array
             text = pd.Series(values.cat.categories).astype("str")
             if (clean(text) if clean is not None else text).equals(text):
@@ -231,18 +228,9 @@ def _id_text(values: pd.Series):
     return text if _no_edge_space(text) else _strip(text)
 
 
-def _ascending(values: pd.Series) -> bool:
-    """True when Arrow text `values` (none missing) strictly ascend, as Python orders str."""
-    if not _arrow_text(values) or values.hasnans:
-        return False
-    a = pa.array(values.array)
-    # UTF-8 byte order is code point order, which is how Python compares str.
-    return len(a) < 2 or bool(pc.all(pc.less(a[:-1], a[1:])).as_py())
-
-
 def _sorted_codes(values: pd.Categorical) -> np.ndarray:
     """Each row's rank of its category in sorted order (so sorting by it sorts by the text)."""
-    if _ascending(pd.Series(values.categories.array, copy=False)):
+    if arrowtext.ascending(pd.Series(values.categories.array, copy=False)):
         return values.codes  # categories in order already (a sorted file's dictionary)
     order = np.argsort(values.categories.to_numpy(dtype=object), kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
@@ -528,7 +516,7 @@ def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> Load
     blank = (ids == "").to_numpy()
     checks = [("customer_id", "empty customer id", blank)]
     # Ids already in strictly ascending order (the usual file) repeat none and need no sort.
-    ascending = _ascending(ids)
+    ascending = arrowtext.ascending(ids)
     first = np.zeros(n, dtype=bool) if ascending else ids.duplicated(keep="first").to_numpy() & ~blank
     checks.append(("customer_id", "customer id already given on an earlier row", first))
     for col in df.columns:

@@ -262,7 +262,7 @@ def _baskets(member, ts, kind, tx, blank, texts):
 
 def _basket_problem(same_member, kind, tx, ts, member, blank_tx, tx_texts, order) -> None:
     """Raise the error `_baskets` found, naming every row or the first id concerned."""
-    has_tx = tx != blank_tx[0] if len(blank_tx) else np.ones(len(tx), dtype=bool)
+    has_tx = tx != blank_tx
     purchase = kind == PURCHASE
     prev_same_basket = same_member & purchase & np.r_[False, purchase[:-1]] & has_tx & np.r_[False, tx[1:] == tx[:-1]]
     bad = prev_same_basket & np.r_[False, ts[1:] != ts[:-1]]
@@ -341,15 +341,6 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         # Refund amounts are carried as negative numbers whichever way they were written.
         minor[refund] = -np.abs(minor[refund])
 
-    # Ids held as Arrow text are compared from their bytes, per member, once the rows are grouped
-    # (rulelang.arrowtext); any other column is dictionary-encoded.
-    arrow_ids = "transaction_id" in df.columns and arrowtext.is_arrow_text(df["transaction_id"])
-    if arrow_ids:
-        tx_codes, tx_texts = None, None
-    elif "transaction_id" in df.columns:
-        tx_codes, tx_texts = _text_codes(df["transaction_id"])
-    else:
-        tx_codes, tx_texts = np.zeros(n, dtype=np.int32), pd.Index([""], dtype=object)
     if "reward" in df.columns:
         rw_codes, rw_texts = _text_codes(df["reward"])
     else:
@@ -396,16 +387,8 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         )
 
     k_sorted = take(kind)
-    if arrow_ids:
-        ids = df["transaction_id"]
-        ids = ids if order is None else ids.take(order)
-        tx_sorted = arrowtext.member_codes(m_sorted, ids)  # a row position per distinct id of a member
-        tx_texts, blank_tx = ids.array, np.array([-1])
-    else:
-        tx_sorted = take(tx_codes)
-        # The texts are distinct: at most one is "".
-        blank_tx = np.flatnonzero(np.asarray(tx_texts == "", dtype=bool))
-    unit, refund_of, problem = _baskets(m_sorted, t_sorted.view(np.int64), k_sorted, tx_sorted, int(blank_tx[0]) if len(blank_tx) else -1, len(tx_texts))
+    tx_sorted, blank_tx, tx_texts, tx_column = _transaction_ids(df, n, m_sorted, order)
+    unit, refund_of, problem = _baskets(m_sorted, t_sorted.view(np.int64), k_sorted, tx_sorted, blank_tx, len(tx_texts))
     if problem:
         _basket_problem(same_member, k_sorted, tx_sorted, t_sorted, m_sorted, blank_tx, tx_texts, order)
 
@@ -415,7 +398,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         timestamp=t_sorted,
         amount=take(minor),
         event=_categorical(take(ev_codes), ev_names),
-        transaction_id=_arrow_ids(ids) if arrow_ids else _categorical(tx_sorted, tx_texts),
+        transaction_id=tx_column,
         reward=_categorical(take(rw_codes), rw_texts),
         row=np.arange(n, dtype=np.int64) if order is None else order.astype(np.int64),
         member=m_sorted,
@@ -437,10 +420,24 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     return Batch(frame, cust, model.decimals, until_ts, members)
 
 
-def _arrow_ids(ids: pd.Series) -> pd.Series:
-    """Arrow text ids for the Batch: missing read as "", as a categorical column gives them."""
-    ids = ids.reset_index(drop=True)
-    return ids.fillna("") if ids.hasnans else ids
+def _transaction_ids(df: pd.DataFrame, n: int, member: np.ndarray, order: np.ndarray | None):
+    """The ids of the rows in grouped order (`order`, None: as they are) as (codes, blank code,
+    texts, Batch column): equal codes of one member are equal ids. Arrow text is compared from its
+    bytes, per member (`rulelang.arrowtext`: codes are row positions, no dictionary is built);
+    any other column is dictionary-encoded."""
+    if "transaction_id" not in df.columns:
+        codes, texts = np.zeros(n, dtype=np.int32), pd.Index([""], dtype=object)
+        return codes, 0, texts, _categorical(codes, texts)
+    ids = df["transaction_id"]
+    if arrowtext.is_arrow_text(ids):
+        ids = (ids if order is None else ids.take(order)).reset_index(drop=True)
+        # Missing reads as "", as a categorical column gives it.
+        return arrowtext.member_codes(member, ids), -1, ids.array, ids.fillna("") if ids.hasnans else ids
+    codes, texts = _text_codes(ids)
+    codes = codes if order is None else codes[order]
+    # The texts are distinct: at most one is "".
+    blank = np.flatnonzero(np.asarray(texts == "", dtype=bool))
+    return codes, int(blank[0]) if len(blank) else -1, texts, _categorical(codes, texts)
 
 
 def parse_datetimes(values: pd.Series) -> pd.Series:

@@ -235,13 +235,13 @@ def _take(out, cnt, mem, t, rule, q, left, row, lot_day, lot_pts):
 
 
 @njit(cache=True, nogil=True)
-def _expire_due(out, cnt, mem, now, xkind, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl):
+def _expire_due(out, cnt, mem, now, inactive, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl):
     """Post the expiry of every lot (from `xh` on) due by `now`: for inactivity expiry, the lots
     earned before the day of `inactive_moment` once it has come; otherwise each lot at its own
     moment (lots expire in the order earned). Returns (cnt, points expired). The kernel calls it
     only when a lot is due: a call per unit would count references to every array it is handed."""
     gone = 0
-    if xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS:
+    if inactive:
         if inactive_moment <= now:
             mday = inactive_moment // NS_PER_DAY
             for q in range(xh, nl):
@@ -344,7 +344,7 @@ def run_kernel(
                 inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
                 # Called only when a lot is due (the oldest one with points, lots expiring in order).
                 if xh < nl and (inactive_moment <= t if inactive else lot_mom[xh] <= t):
-                    cnt, gone = _expire_due(out, cnt, mem, t, xkind, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl)
+                    cnt, gone = _expire_due(out, cnt, mem, t, inactive, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl)
                     bal -= gone
             # The tier held before this unit.
             tier = 0
@@ -469,7 +469,7 @@ def run_kernel(
                     else:
                         lot_day[nl] = dj
                         lot_pts[nl] = issued
-                        if xkind != X_NEVER and xkind != X_INACTIVE_DAYS and xkind != X_INACTIVE_MONTHS:
+                        if xkind != X_NEVER and not inactive:
                             lot_mom[nl] = days[DAY_MOMENT, od]
                         nl += 1
                     for q in range(c):
@@ -555,7 +555,7 @@ def run_kernel(
             j = e
         # Expiries due by `until`.
         if xkind != X_NEVER and xh < nl:
-            cnt, _ = _expire_due(out, cnt, mem, until, xkind, days[DAY_MOMENT, last_purchase - first_day], lot_day, lot_pts, lot_mom, xh, nl)
+            cnt, _ = _expire_due(out, cnt, mem, until, inactive, days[DAY_MOMENT, last_purchase - first_day], lot_day, lot_pts, lot_mom, xh, nl)
         if cnt > out.shape[1]:
             return cnt0, declined0, unmatched0, i, cnt
         i = j

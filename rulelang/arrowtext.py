@@ -51,6 +51,15 @@ def buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
+def fnv1a(data, a, b):
+    """The 64-bit FNV-1a hash of the bytes data[a:b] (uint64 multiplication wraps, as intended)."""
+    h = _FNV_OFFSET
+    for k in range(a, b):
+        h = (h ^ np.uint64(data[k])) * _FNV_PRIME
+    return h
+
+
+@njit(cache=True, nogil=True)
 def _same(data, a0, a1, b0, b1) -> bool:
     if a1 - a0 != b1 - b0:
         return False
@@ -110,10 +119,7 @@ def _member_codes(member, offsets, data, valid):
             prev = i
             continue
         prev = i
-        h = _FNV_OFFSET
-        for k in range(a, b):
-            h = (h ^ np.uint64(data[k])) * _FNV_PRIME
-        slot = np.int64(h & np.uint64(mask))
+        slot = np.int64(fnv1a(data, a, b) & np.uint64(mask))
         while True:
             if stamp[slot] != group:
                 stamp[slot] = group

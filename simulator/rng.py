@@ -11,12 +11,13 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from rulelang import arrowtext
+from rulelang.arrowtext import fnv1a
+
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment (2**64 / golden ratio)
 _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
-_FNV_OFFSET = 0xCBF29CE484222325
-_FNV_PRIME = 0x100000001B3
 _TO_UNIT = 2.0**-53
 
 
@@ -83,19 +84,14 @@ def customer_keys(ids) -> np.ndarray:
         text = None
     if text is None or text.null_count:
         text = pa.array([str(v) for v in values.tolist()], type=pa.large_string())
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset : text.offset + len(text) + 1]
-    data = text.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    offsets, raw, _ = arrowtext.buffers(text)
     return _mix(_fnv(raw, offsets))
 
 
 @njit(cache=True, nogil=True)
 def _fnv(raw, offsets):
-    # FNV-1a, one id at a time over its bytes (uint64 multiplication wraps, as intended).
+    # FNV-1a, one id at a time over its bytes.
     out = np.empty(offsets.shape[0] - 1, dtype=np.uint64)
     for i in range(out.shape[0]):
-        h = np.uint64(_FNV_OFFSET)
-        for j in range(offsets[i], offsets[i + 1]):
-            h = (h ^ np.uint64(raw[j])) * np.uint64(_FNV_PRIME)
-        out[i] = h
+        out[i] = fnv1a(raw, offsets[i], offsets[i + 1])
     return out

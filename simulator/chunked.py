@@ -173,8 +173,7 @@ def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None,
     # would first unite the categories of every piece (a hash of each distinct text, per piece).
     # Transaction ids, nearly one per row, are read as Arrow text and stay so (`io._read`).
     held: dict[int, list[pa.Table]] = {}
-    ids_as_text = frozenset({dict(columns or {}).get("transaction_id", "transaction_id")})
-    for b, table in enumerate(_tables(path, io._wanted(columns, keep), BATCH_ROWS, ids_as_text)):
+    for b, table in enumerate(_tables(path, io._wanted(columns, keep), BATCH_ROWS, io.id_text_columns(columns))):
         s = p.row_slices[b]  # each row's slice, from the first pass (rows of no slice are not used)
         if len(s) != table.num_rows:
             raise AssertionError("the second pass read other batches than the first")

@@ -105,6 +105,11 @@ def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = fr
     raise DataError(f"{source}: error: unknown file type; expected .csv (optionally .gz) or .parquet")
 
 
+def id_text_columns(columns: Mapping[str, str] | None) -> frozenset:
+    """The file's column of transaction ids (as `columns` maps it), read as Arrow text (`_read`)."""
+    return frozenset({dict(columns or {}).get("transaction_id", "transaction_id")})
+
+
 def dictionary_columns(schema: pa.Schema, cols: list[str], plain=frozenset()) -> list[str]:
     """The text columns among `cols` to read dictionary-encoded: all but those named in `plain`."""
     return [c for c in cols if (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)) and c not in plain]
@@ -390,8 +395,7 @@ def load_transactions(
     `keep` (None = every column) names the non-canonical columns to keep; a Parquet file's other
     columns are not even read. Text columns of the frame are pandas Categoricals.
     """
-    ids_col = dict(columns or {}).get("transaction_id", "transaction_id")
-    read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep), plain=frozenset({ids_col}))
+    read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep), plain=id_text_columns(columns))
     source = source or read_from  # a slice of a file is named by its file
     df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
     n = len(df)

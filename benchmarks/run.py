@@ -154,12 +154,12 @@ def measure_simulate(tx_path: Path, cu_path: Path, profile: Path | None = None, 
     peak = _peak_rss_mb()
     # The key figure is that first call, as `loyalty simulate` meets it. Calls after it in the same
     # process (a notebook's tweak-and-rerun) reuse memory the first one faulted in: shown beside it.
-    again = [_timed(run) for _ in range(repeat - 1)] if profile is None and repeat > 1 else []
+    again = _best(run, repeat - 1)[0] if profile is None and repeat > 1 else None
     s = result.summary
     return {
         "warm_up_s": warm,
         "simulate_s": elapsed,
-        "simulate_again_s": min(again) if again else None,
+        "simulate_again_s": again,
         "rows_used": s["rows_used"]["mean"],
         "points_issued": s["points_issued"]["mean"],
         "peak_rss_mb": peak,
@@ -178,12 +178,6 @@ def median_simulation(sims: list[dict]) -> dict:
         peak_rss_mb=max(s["peak_rss_mb"] for s in sims),
     )
     return out
-
-
-def _timed(f) -> float:
-    t0 = time.perf_counter()
-    f()
-    return time.perf_counter() - t0
 
 
 def measure_monte_carlo(tx_path: Path, cu_path: Path, runs: int) -> dict:

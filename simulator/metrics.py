@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from rulelang.kernel import NS_PER_DAY
+
 POINT_FIGURES = (
     "points_issued", "points_redeemed", "points_expired", "points_clawed_back", "points_capped", "points_outstanding",
 )  # fmt: skip
@@ -174,12 +176,11 @@ def as_ns(t: np.ndarray) -> np.ndarray:
     return np.asarray(t, dtype="datetime64[ns]").view(np.int64)
 
 
-_DAY = 86_400 * 10**9
 
 
 def month_table(months: pd.PeriodIndex) -> np.ndarray:
     """Each day's position in `months`, from the first month's first day to the last's last (whole days)."""
-    days = (month_starts(months) - month_starts(months)[0]) // _DAY
+    days = (month_starts(months) - month_starts(months)[0]) // NS_PER_DAY
     return np.repeat(np.arange(len(months), dtype=np.int64), np.diff(days))
 
 
@@ -190,9 +191,9 @@ def month_of(t, first, table, nm):
     # search's branches mispredict (about 8x slower at 1M rows).
     if t < first:
         return -1
-    if t >= first + table.shape[0] * _DAY:  # (t - first could overflow)
+    if t >= first + table.shape[0] * NS_PER_DAY:  # (t - first could overflow)
         return nm
-    return table[np.uint64(t - first) // np.uint64(_DAY)]
+    return table[np.uint64(t - first) // np.uint64(NS_PER_DAY)]
 
 
 @njit(cache=True, nogil=True)

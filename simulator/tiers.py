@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from rulelang.kernel import NS_PER_DAY
+
 
 def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.ndarray, side: str) -> np.ndarray:
     """Positions in rows sorted by (member, time) where (member, time) queries would insert.
@@ -127,9 +129,6 @@ def before_rows(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib:
     return _level(metric, thresholds(spec, decimals)), metric
 
 
-NS_PER_DAY = 86_400_000_000_000
-
-
 @njit(cache=True, nogil=True)
 def _rolling_before(m, t, contrib, start):
     # metric[i]: contributions of the member's rows before i whose time is after start[i].
@@ -188,7 +187,6 @@ def counts_at(
 
 
 _NAT = np.iinfo(np.int64).min
-_DAY = 86_400 * 10**9
 _TABLE_DAYS = 100_000  # moments further apart are searched for instead
 
 
@@ -198,7 +196,7 @@ def positions(t: np.ndarray, q: np.ndarray, strict: bool) -> np.ndarray:
     Times are datetime64 or int64 nanoseconds.
     """
     t, q = _int_ns(t), _int_ns(q)
-    if len(q) and int(q[-1]) - int(q[0]) > _TABLE_DAYS * _DAY:
+    if len(q) and int(q[-1]) - int(q[0]) > _TABLE_DAYS * NS_PER_DAY:
         return np.searchsorted(q, t, side="left" if strict else "right")
     out = np.empty(len(t), dtype=np.int8 if len(q) < 127 else np.int64)
     _below(t, q, strict, out)
@@ -219,16 +217,16 @@ def _below(t, q, strict, out):
     if nq == 0:
         out[:] = 0
         return
-    base = q[0] - q[0] % _DAY
-    days = (q[nq - 1] - base) // _DAY + 1
+    base = q[0] - q[0] % NS_PER_DAY
+    days = (q[nq - 1] - base) // NS_PER_DAY + 1
     table = np.zeros(days, dtype=np.int64)
     inside = np.zeros(days, dtype=np.bool_)
     for j in range(nq):
-        d = (q[j] - base) // _DAY
+        d = (q[j] - base) // NS_PER_DAY
         inside[d] = True
         for k in range(d + 1, days):
             table[k] += 1
-    end = base + days * _DAY
+    end = base + days * NS_PER_DAY
     for r in range(n):
         x = t[r]
         if x < base:
@@ -237,7 +235,7 @@ def _below(t, q, strict, out):
         if x >= end:
             out[r] = nq
             continue
-        d = (x - base) // _DAY
+        d = (x - base) // NS_PER_DAY
         if not inside[d]:
             out[r] = table[d]
         else:

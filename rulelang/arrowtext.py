@@ -59,6 +59,16 @@ def fnv1a(data, a, b):
     return h
 
 
+def one_chunk(values: pd.Series) -> pd.Series:
+    """Arrow text `values` held in one chunk (a Parquet read gives several): `buffers` then reads
+    the column's own bytes instead of joining its chunks on every call."""
+    a = pa.array(values.array)
+    if not isinstance(a, pa.ChunkedArray) or a.num_chunks == 1:
+        return values
+    joined = pd.array(pa.chunked_array([a.combine_chunks()]), dtype=values.dtype)
+    return pd.Series(joined, index=values.index, name=values.name, copy=False)
+
+
 @njit(cache=True, nogil=True)
 def _same(data, a0, a1, b0, b1) -> bool:
     if a1 - a0 != b1 - b0:
@@ -81,6 +91,26 @@ def _repeats(offsets, data, valid):
 def repeats_previous(values) -> np.ndarray:
     """Per row: the same id as the row before it (missing equals nothing)."""
     return _repeats(*buffers(values))
+
+
+@njit(cache=True, nogil=True)
+def _edges_clean(offsets, data) -> bool:
+    for i in range(offsets.shape[0] - 1):
+        a, b = offsets[i], offsets[i + 1]
+        if a < b:
+            first, last = data[a], data[b - 1]
+            if first <= 0x20 or first >= 0x80 or last <= 0x20 or last >= 0x80:
+                return False
+    return True
+
+
+def no_edge_space(values) -> bool:
+    """True when no text (Arrow, none missing) can start or end with whitespace, judged by its
+    first and last byte: every whitespace character is ASCII <= 0x20 or multi-byte (>= 0x80)."""
+    if not is_arrow_text(values):
+        return False
+    offsets, data, valid = buffers(values)
+    return bool(valid.all()) and _edges_clean(offsets, data)
 
 
 def blank(values) -> np.ndarray:

@@ -57,3 +57,33 @@ def test_sliced_and_large_text_read_from_their_own_offsets():
     assert offsets.dtype == np.int64 and valid.tolist() == [True, True, True, False]
     assert bytes(data[offsets[0] : offsets[1]]) == b"A"
     assert arrowtext.member_codes(np.zeros(0, dtype=np.int64), pd.Series([], dtype="str")).tolist() == []
+
+
+def test_one_chunk_keeps_the_text_its_type_and_index():
+    chunked = pa.chunked_array([["T1", "T2"], [None, "T3"]], type=pa.large_string())
+    ids = pd.Series(pd.array(chunked, dtype="str"), index=[5, 6, 7, 8], name="transaction_id")
+    one = arrowtext.one_chunk(ids)
+    assert isinstance(pa.array(one.array), pa.Array)  # one chunk, not a ChunkedArray
+    pd.testing.assert_series_equal(one, ids)
+    assert arrowtext.repeats_previous(one).tolist() == arrowtext.repeats_previous(ids).tolist()
+    single = pd.Series(["A"], dtype="str")
+    assert arrowtext.one_chunk(single) is single
+
+
+@pytest.mark.parametrize(
+    ("texts", "clean"),
+    [
+        (["T1", "", "a b"], True),
+        ([" T1"], False),
+        (["T1\t"], False),
+        (["T1\u00a0"], False),  # a multi-byte space: judged by its lead byte
+        (["é"], False),  # any multi-byte edge is sent to the full strip
+        (["T1", None], False),  # missing text is cleaned elsewhere
+    ],
+)
+def test_no_edge_space_judges_first_and_last_bytes(texts, clean):
+    values = pd.Series(texts, dtype="str")
+    assert arrowtext.no_edge_space(values) is clean
+    if clean:
+        assert values.str.strip().equals(values)
+    assert arrowtext.no_edge_space(pd.Series(texts, dtype=object)) is False

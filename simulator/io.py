@@ -174,6 +174,11 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("str").fillna("").astype("str")
 
 
+def _is_text_dictionary(values: pd.Series) -> bool:
+    """A column read dictionary-encoded whose categories are text (a Parquet or CSV text column)."""
+    return isinstance(values.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(values.cat.categories.dtype)
+
+
 def _strip(text: pd.Series) -> pd.Series:
     return text.str.strip()
 
@@ -496,15 +501,19 @@ DATE_ATTRIBUTES = ("birthday", "enrolled")
 
 def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> LoadResult:
     """Read and validate customers: one row per customer_id; `birthday`/`enrolled` become dates, the rest text."""
-    source, raw = _read(path_or_df, "customers")
+    # The ids, one per row, are read as Arrow text: a dictionary of them would be built by hashing
+    # each id on one thread while the transactions are read.
+    source, raw = _read(path_or_df, "customers", plain=frozenset({dict(columns or {}).get("customer_id", "customer_id")}))
     df, notes = _map_columns(raw, columns, ("customer_id",), source, "customers", strict=False)
     n = len(df)
     # A date-time column is not written out as text: its text is empty exactly where it is missing.
     typed = {c for c in df.columns if c in DATE_ATTRIBUTES and pd.api.types.is_datetime64_any_dtype(df[c])}
-    text = {c: _text(df[c]) if c not in typed else (lambda idx, c=c: _text(df[c]).take(idx).to_numpy(dtype=object)) for c in df.columns}
-    ids = text["customer_id"].str.strip()
+    # Text columns are kept as read (dictionary-encoded); the text of a failing row is made for its report.
+    kept = {c for c in df.columns if c not in DATE_ATTRIBUTES and c != "customer_id" and _is_text_dictionary(df[c])}
+    text = {c: _text(df[c]) if c not in typed | kept else (lambda idx, c=c: _text(df[c]).take(idx).to_numpy(dtype=object)) for c in df.columns}
+    ids = arrowtext.one_chunk(df["customer_id"]) if arrowtext.no_edge_space(df["customer_id"]) else _text(df["customer_id"]).str.strip()
     out = {"customer_id": ids}
-    blank = (ids == "").to_numpy()
+    blank = arrowtext.blank(ids) if arrowtext.is_arrow_text(ids) else (ids == "").to_numpy()
     checks = [("customer_id", "empty customer id", blank)]
     # Ids already in strictly ascending order (the usual file) repeat none and need no sort.
     ascending = arrowtext.ascending(ids)
@@ -520,9 +529,9 @@ def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> Load
             checks.append((col, "not a date (write it like 1990-05-17)", given & parsed.isna().to_numpy()))
             out[col] = parsed
         else:
-            out[col] = text[col]
+            out[col] = _dict_text(df[col]) if col in kept else text[col]
     rejected, rejects = _reject_table(checks, text, np.ones(n, dtype=bool))
-    frame = pd.DataFrame(out)
+    frame = pd.DataFrame(out, copy=False)
     if not (ascending and not rejected.any()):
         frame = frame.loc[~rejected].sort_values("customer_id", kind="stable")
     frame = frame.reset_index(drop=True)

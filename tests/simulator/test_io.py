@@ -167,3 +167,26 @@ def test_period_includes_both_days_and_sets_rows_aside(tmp_path):
     assert r.frame["source_row"].tolist() == [2, 3]
     assert (r.rows_outside_period, r.rows_rejected) == (2, 1) and _identity(r)
     assert "2 outside the period 2026-01-01 to 2026-01-31" in r.report()
+
+
+def test_parquet_customers_load_as_their_csv_does(tmp_path):
+    # Parquet ids are read as Arrow text (no dictionary) and text attributes stay dictionary-
+    # encoded; the loaded customers, rejects and counts are those of the same rows as CSV.
+    df = pd.DataFrame(
+        {
+            "customer_id": ["B", " A", "C ", "", None, "D", "B"],
+            "segment": ["x", None, "y", "z", "", "w", "v"],
+            "age": pd.array([30, None, 41, 50, 60, 70, 80], dtype="Int64"),
+            "birthday": ["1990-05-17", "", "1980-01-01", "1970-01-01", "1960-01-01", "nope", "1999-01-01"],
+        }
+    )
+    df.to_parquet(tmp_path / "c.parquet")
+    df.to_csv(tmp_path / "c.csv", index=False)
+    got = load_customers(tmp_path / "c.parquet")
+    want = load_customers(tmp_path / "c.csv")
+    assert got.frame["customer_id"].tolist() == ["A", "B", "C"]
+    assert isinstance(got.frame["segment"].dtype, pd.CategoricalDtype)
+    for c in ("customer_id", "segment", "age", "birthday"):
+        assert got.frame[c].astype(object).tolist() == want.frame[c].astype(object).tolist(), c
+    assert got.rejects.equals(want.rejects) and got.rejects["row"].tolist() == [4, 5, 6, 7]
+    assert (got.rows_read, got.rows_used, got.rows_rejected) == (7, 3, 4)

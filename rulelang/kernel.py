@@ -234,6 +234,16 @@ def _take(out, cnt, mem, t, rule, q, left, row, lot_day, lot_pts):
     return cnt, left - n
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _first_due(lot_pts, lot_mom, xh, nl, inactive, inactive_moment, now):
+    """(the first lot with points, whether a lot is due by `now`): `_expire_due` is called only
+    then, as a call would count references to every array it is handed. Inlined, so this one
+    costs none."""
+    while xh < nl and lot_pts[xh] == 0:
+        xh += 1
+    return xh, xh < nl and (inactive_moment <= now if inactive else lot_mom[xh] <= now)
+
+
 @njit(cache=True, nogil=True)
 def _expire_due(out, cnt, mem, now, inactive, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl):
     """Post the expiry of every lot (from `xh` on) due by `now`: for inactivity expiry, the lots
@@ -339,11 +349,9 @@ def run_kernel(
             pkey[4] = cy
             # Expiries due before this unit.
             if xkind != X_NEVER:
-                while xh < nl and lot_pts[xh] == 0:
-                    xh += 1
                 inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
-                # Called only when a lot is due (the oldest one with points, lots expiring in order).
-                if xh < nl and (inactive_moment <= t if inactive else lot_mom[xh] <= t):
+                xh, due = _first_due(lot_pts, lot_mom, xh, nl, inactive, inactive_moment, t)
+                if due:
                     cnt, gone = _expire_due(out, cnt, mem, t, inactive, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl)
                     bal -= gone
             # The tier held before this unit.
@@ -554,8 +562,11 @@ def run_kernel(
                     cy_sum += v
             j = e
         # Expiries due by `until`.
-        if xkind != X_NEVER and xh < nl:
-            cnt, _ = _expire_due(out, cnt, mem, until, inactive, days[DAY_MOMENT, last_purchase - first_day], lot_day, lot_pts, lot_mom, xh, nl)
+        if xkind != X_NEVER:
+            inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
+            xh, due = _first_due(lot_pts, lot_mom, xh, nl, inactive, inactive_moment, until)
+            if due:
+                cnt, _ = _expire_due(out, cnt, mem, until, inactive, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl)
         if cnt > out.shape[1]:
             return cnt0, declined0, unmatched0, i, cnt
         i = j

@@ -172,10 +172,10 @@ def month_starts(months: pd.PeriodIndex) -> np.ndarray:
 
 
 def as_ns(t: np.ndarray) -> np.ndarray:
-    """Datetimes as int64 nanoseconds since the epoch (no copy when they are datetime64[ns])."""
-    return np.asarray(t, dtype="datetime64[ns]").view(np.int64)
-
-
+    """Datetimes (or integer nanoseconds) as int64 nanoseconds since the epoch; no copy when they
+    are datetime64[ns] or int64 already."""
+    t = np.asarray(t)
+    return t.astype(np.int64, copy=False) if t.dtype.kind in "iu" else t.astype("datetime64[ns]", copy=False).view(np.int64)
 
 
 def month_table(months: pd.PeriodIndex) -> np.ndarray:

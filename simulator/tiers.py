@@ -15,6 +15,7 @@ import pandas as pd
 from numba import njit
 
 from rulelang.kernel import NS_PER_DAY
+from simulator.metrics import as_ns
 
 
 def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.ndarray, side: str) -> np.ndarray:
@@ -195,17 +196,12 @@ def positions(t: np.ndarray, q: np.ndarray, strict: bool) -> np.ndarray:
 
     Times are datetime64 or int64 nanoseconds.
     """
-    t, q = _int_ns(t), _int_ns(q)
+    t, q = as_ns(t), as_ns(q)
     if len(q) and int(q[-1]) - int(q[0]) > _TABLE_DAYS * NS_PER_DAY:
         return np.searchsorted(q, t, side="left" if strict else "right")
     out = np.empty(len(t), dtype=np.int8 if len(q) < 127 else np.int64)
     _below(t, q, strict, out)
     return out
-
-
-def _int_ns(t: np.ndarray) -> np.ndarray:
-    t = np.asarray(t)
-    return t.astype("datetime64[ns]", copy=False).view(np.int64) if t.dtype.kind == "M" else t.astype(np.int64, copy=False)
 
 
 @njit(cache=True, nogil=True)

@@ -355,12 +355,12 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
     kind = _as(frame, "kind", np.int8)
     bits, level_bits, later_bits, bit_rule = _rule_bits(cp, *cp.masks(batch, env), n)
     units = int(unit[-1]) + 1 if n else 0
-    starts = env.unit_starts()
-    unit_total = np.add.reduceat(amount, starts) if n else np.zeros(0, np.int64)
     refund_of = _as(frame, "refund_of", np.int32)
-    targets = np.unique(refund_of[refund_of >= 0])
-    slot = np.full(max(units, 1), -1, dtype=np.int32)
-    slot[targets] = np.arange(len(targets))
+    member = env.member()
+    facts = Kn.unit_facts(member, env.unit_starts(), np.ascontiguousarray(amount, dtype=np.int64), refund_of, units)
+    unit_total, slot, refunded, max_rows, max_lines, max_amount, max_total, ok = facts
+    if not ok:
+        raise LoyaltyError("a refund names a basket that is not in the batch")
     reward_of = np.full(n, -1, dtype=np.int16)
     redeem = kind == REDEEM
     if redeem.any():
@@ -373,10 +373,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
             raise LoyaltyError(f"unknown redemption choice `{redemption.choice}`; choose one of: {', '.join(CHOICE_CODE)}")
     else:
         draw = choice_draw = np.zeros(n, dtype=np.float64)
-    member = env.member()
-    max_rows = int(np.diff(np.r_[np.flatnonzero(np.r_[True, member[1:] != member[:-1]]), n]).max()) if n else 0
-    lines = np.diff(np.r_[starts, n]) if n else np.zeros(0, np.int64)
-    cp.check_bounds(int(np.abs(amount).max(initial=0)), int(lines.max(initial=1)), int(np.abs(unit_total).max(initial=0)))
+    cp.check_bounds(max_amount, max(max_lines, 1), max_total)
     spec = model.tiers
     wdays, wmonths = _window(model)
     args = (
@@ -418,7 +415,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
         cp.expiry[1],
         slot,
         unit_total,
-        len(targets),
+        refunded,
         cp.rw_pts,
         cp.rw_cost,
         cp.rw_share,

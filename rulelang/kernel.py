@@ -107,6 +107,49 @@ def day_table(first, last, xkind, xn, wmonths):
     return out
 
 
+@njit(cache=True, nogil=True)
+def unit_facts(member, starts, amount, refund_of, units):
+    """What the kernel needs to know of a batch's units, in one pass over the rows: each unit's
+    total (units are the runs that start at `starts`), each refunded unit's slot (its rank among
+    the refunded units, -1 for the rest) and their count, and the bounds `check_bounds` and the
+    kernel's per-member arrays are sized by: the most rows of one member, the most lines of one
+    unit, the largest amount and unit total in absolute value. `ok` is false when a refund names
+    a unit the batch does not have."""
+    n = amount.shape[0]
+    k = starts.shape[0]
+    total = np.zeros(k, dtype=np.int64)
+    max_lines, max_total, max_amount = 0, 0, 0
+    for u in range(k):
+        end = starts[u + 1] if u + 1 < k else n
+        s = 0
+        for i in range(starts[u], end):
+            a = amount[i]
+            s += a
+            max_amount = max(max_amount, abs(a))
+        total[u] = s
+        max_lines = max(max_lines, end - starts[u])
+        max_total = max(max_total, abs(s))
+    max_rows, run = 0, 0
+    for i in range(n):
+        run = run + 1 if i > 0 and member[i] == member[i - 1] else 1
+        max_rows = max(max_rows, run)
+    size = max(units, 1)
+    slot = np.full(size, -1, dtype=np.int32)
+    ok = True
+    for i in range(n):
+        r = refund_of[i]
+        if r >= size:
+            ok = False
+        elif r >= 0:
+            slot[r] = 0
+    refunded = 0
+    for u in range(size):
+        if slot[u] == 0:
+            slot[u] = refunded
+            refunded += 1
+    return total, slot, refunded, max_rows, max_lines, max_amount, max_total, ok
+
+
 def new_postings(capacity: int) -> np.ndarray:
     """Empty posting columns: a (10, capacity) int64 array, one row per OUT_* column, so a column
     is a contiguous view; np.empty only reserves memory, so a generous capacity costs nothing

@@ -11,6 +11,7 @@ import pytest
 import rulelang
 from rulelang import ast
 from rulelang import compile as engine
+from rulelang import kernel as Kn
 from rulelang.columns import CompileError
 from rulelang.data import prepare
 from rulelang.errors import LoyaltyError
@@ -150,3 +151,30 @@ def test_members_shared_among_threads_give_the_same_ledger(monkeypatch, threads,
     assert parts[0][0] == 0 and parts[-1][1] == len(member) and len(parts) == min(threads, 5)
     # Each part starts where a member starts: no member's rows are split between threads.
     assert all(member[a] != member[a - 1] for a, _ in parts[1:])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_unit_facts_match_the_numpy_they_replace(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    member = np.sort(rng.integers(0, 6, n)).astype(np.int32)
+    unit = np.cumsum(rng.random(n) < 0.6) - 1 if n else np.zeros(0, np.int64)
+    unit = unit - unit[0] if n else unit
+    starts = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]]) if n else np.zeros(0, np.int64)
+    units = int(unit[-1]) + 1 if n else 0
+    amount = rng.integers(-5_000, 5_000, n).astype(np.int64)
+    refund_of = np.where(rng.random(n) < 0.3, rng.integers(0, max(units, 1), n), -1).astype(np.int32)
+    total, slot, refunded, max_rows, max_lines, max_amount, max_total, ok = Kn.unit_facts(member, starts, amount, refund_of, units)
+    want_total = np.add.reduceat(amount, starts) if n else np.zeros(0, np.int64)
+    targets = np.unique(refund_of[refund_of >= 0])
+    want_slot = np.full(max(units, 1), -1, dtype=np.int32)
+    want_slot[targets] = np.arange(len(targets))
+    assert ok and total.tolist() == want_total.tolist() and slot.tolist() == want_slot.tolist() and refunded == len(targets)
+    runs = np.diff(np.r_[np.flatnonzero(np.r_[True, member[1:] != member[:-1]]), n]) if n else np.zeros(0, np.int64)
+    assert max_rows == int(runs.max(initial=0))
+    assert max_lines == int(np.diff(np.r_[starts, n]).max(initial=0))
+    assert (max_amount, max_total) == (int(np.abs(amount).max(initial=0)), int(np.abs(want_total).max(initial=0)))
+    if n:
+        bad = refund_of.copy()
+        bad[0] = max(units, 1)
+        assert not Kn.unit_facts(member, starts, amount, bad, units)[-1]

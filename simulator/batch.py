@@ -138,12 +138,16 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     base_ref = f["refund_of"].to_numpy()[src]
     has = base_ref >= 0
     if has.any():
-        unit_start = _unit_starts(b)
-        where = np.full(len(f), -1, dtype=np.int64)
-        own = ~enroll & ~extra
-        where[src[own]] = np.flatnonzero(own)
-        target = where[unit_start[base_ref[has]]]
-        refund_of[np.flatnonzero(has)] = np.where(target >= 0, unit[np.maximum(target, 0)], -1)
+        # The path row of each referred basket's first base row, if the path kept it: the kept
+        # history rows are in history order, so a search among them (no base-sized lookup table).
+        own = np.flatnonzero(~enroll & ~extra)
+        kept = src[own]
+        first = _unit_starts(b)[base_ref[has]]
+        if len(kept) > 1 and not bool(np.all(kept[1:] > kept[:-1])):
+            raise AssertionError("a path's own rows are not in history order")
+        at = np.minimum(np.searchsorted(kept, first), max(len(kept) - 1, 0))
+        found = (kept[at] == first) if len(kept) else np.zeros(len(first), dtype=bool)
+        refund_of[np.flatnonzero(has)] = np.where(found, unit[own[at]] if len(kept) else -1, -1)
     member = rows["_m"].to_numpy().astype(np.int64, copy=False)
     frame = pd.DataFrame(
         {

@@ -13,6 +13,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from rulelang import arrowtext
 from rulelang.data import parse_datetimes
@@ -133,30 +134,37 @@ def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
     return np.lexsort((np.arange(n), ts, codes))
 
 
+@njit(cache=True, nogil=True)
+def _may_continue(m, t, purchase):
+    # A purchase row of the same member at the same time as the purchase row before it.
+    out = np.zeros(m.shape[0], dtype=np.bool_)
+    for i in range(1, m.shape[0]):
+        out[i] = m[i] == m[i - 1] and t[i] == t[i - 1] and purchase[i] and purchase[i - 1]
+    return out
+
+
 def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t: np.ndarray) -> np.ndarray:
     if col is None:
         return purchase.copy()
+    may = _may_continue(np.ascontiguousarray(m), np.ascontiguousarray(t).view(np.int64), np.ascontiguousarray(purchase))
     if arrowtext.is_arrow_text(col):
-        # Arrow text ids (a Parquet column of ids): neighbours compared by their bytes.
-        has_id, same_id = ~arrowtext.blank(col), arrowtext.repeats_previous(col)
+        # Arrow text ids (a Parquet column of ids): neighbours compared by their bytes, only
+        # where the row could continue a basket.
+        return purchase & ~(may & ~arrowtext.blank(col) & arrowtext.repeats_previous(col, where=may))
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        # Categories are distinct text: equal codes are equal ids, and at most one is blank;
+        # missing (-1) reads as blank.
+        codes = col.cat.codes.to_numpy()
+        blank = np.flatnonzero(np.asarray(col.cat.categories == "", dtype=bool))
+        has_id = codes >= 0
+        if len(blank):
+            has_id &= codes != blank[0]
     else:
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            # Categories are distinct text: equal codes are equal ids, and at most one is blank;
-            # missing (-1) reads as blank.
-            codes = col.cat.codes.to_numpy()
-            blank = np.flatnonzero(np.asarray(col.cat.categories == "", dtype=bool))
-            has_id = codes >= 0
-            if len(blank):
-                has_id &= codes != blank[0]
-        else:
-            codes, text = _text_codes(col, lambda t: t.fillna(""))
-            has_id = ~(text == "")[codes] if len(text) else np.zeros(len(codes), dtype=bool)
-        same_id = np.r_[False, codes[1:] == codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+        codes, text = _text_codes(col, lambda t: t.fillna(""))
+        has_id = ~(text == "")[codes] if len(text) else np.zeros(len(codes), dtype=bool)
+    same_id = np.r_[False, codes[1:] == codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
     # A blank id never continues a basket.
-    cont = np.zeros(len(purchase), dtype=bool)
-    if len(purchase) > 1:
-        cont[1:] = (m[1:] == m[:-1]) & purchase[1:] & purchase[:-1] & has_id[1:] & same_id[1:] & (t[1:] == t[:-1])
-    return purchase & ~cont
+    return purchase & ~(may & has_id & same_id)
 
 
 def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index | None]:

@@ -25,6 +25,10 @@ def test_neighbours_and_blanks_follow_the_text():
     assert arrowtext.is_arrow_text(ids) and not arrowtext.is_arrow_text(ids.astype("category"))
     assert arrowtext.repeats_previous(ids).tolist() == [False, True, False, False, False, True, False, False, False]
     assert arrowtext.blank(ids).tolist() == [False, False, True, True, True, True, False, False, False]
+    # Only the rows asked about are compared; the rest are false.
+    where = np.array([True, False, True, True, True, True, True, True, False])
+    want = [w and r for w, r in zip(where, arrowtext.repeats_previous(ids), strict=True)]
+    assert arrowtext.repeats_previous(ids, where=where).tolist() == want
 
 
 def test_member_codes_share_a_code_per_member_and_id_and_none_across_members():

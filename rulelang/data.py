@@ -280,11 +280,13 @@ def _basket_problem(same_member, kind, tx, ts, member, blank_tx, tx_texts, order
     )
 
 
-def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | None = None, until=None) -> Batch:
+def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | None = None, until=None, minor_units: bool = False) -> Batch:
     """Validate `transactions` (and `customers`) against the data contract for `model`.
 
     Column-at-a-time and per distinct value: text columns (plain, Arrow-backed or categorical) are
     dictionary-encoded once and compared by code; input already grouped by member is not re-sorted.
+    `minor_units`: the amounts are integers in minor units already (cents for 2 decimals), as
+    the simulator's history holds them, rather than currency amounts to scale and round.
     """
     if not isinstance(transactions, pd.DataFrame):
         raise DataError(f"transactions must be a pandas DataFrame, not {type(transactions).__name__}")
@@ -323,14 +325,19 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     ev_refund = ev_codes == code.get(B.REFUND, -2)
     ev_redeem = ev_codes == code.get(B.REDEEM, -2)
     # Redeem, enroll and other event rows carry no money: a blank amount there is 0.
-    amount = _amounts(df["amount"], ~(ev_purchase | ev_refund))
-    scale = 10**model.decimals
-    # In place on the one scaled copy: every fresh array of a million rows costs its page faults.
-    minor = amount * scale
-    np.round(minor, out=minor)
-    if max(-minor.min(initial=0), minor.max(initial=0)) > 2**53:
-        raise DataError("column amount: amounts too large to hold exactly")
-    minor = minor.astype("int64")
+    if minor_units:
+        if not pd.api.types.is_integer_dtype(df["amount"].dtype):
+            raise DataError(f"column amount: minor units must be integers, not {df['amount'].dtype}")
+        minor = df["amount"].to_numpy(dtype=np.int64, copy=True)  # refunds are negated in place below
+    else:
+        amount = _amounts(df["amount"], ~(ev_purchase | ev_refund))
+        scale = 10**model.decimals
+        # In place on the one scaled copy: every fresh array of a million rows costs its page faults.
+        minor = amount * scale
+        np.round(minor, out=minor)
+        if max(-minor.min(initial=0), minor.max(initial=0)) > 2**53:
+            raise DataError("column amount: amounts too large to hold exactly")
+        minor = minor.astype("int64")
 
     kind = np.full(n, EVENT, dtype=np.int8)
     kind[ev_purchase & (minor >= 0)] = PURCHASE

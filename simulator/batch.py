@@ -32,8 +32,9 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     # basket.<attribute> other than total/lines reads quantity when the data has it.
     keep = list(CANONICAL) + sorted((cols | {"quantity"}) - set(CANONICAL))
     ids = history.id_index if history.id_index is not None else history.customer_ids
-    frame = engine_frame(rows[[c for c in rows.columns if c.startswith("_") or c in keep]], ids, history.decimals)
-    b = prepare(frame, model, customers, history.until)
+    # Amounts stay in minor units: no division here to be scaled and rounded back in `prepare`.
+    frame = engine_frame(rows[[c for c in rows.columns if c.startswith("_") or c in keep]], ids, history.decimals, minor_units=True)
+    b = prepare(frame, model, customers, history.until, minor_units=True)
     f = b.frame
     # History rows are sorted by (customer, time, input row), which prepare's order keeps.
     if not np.array_equal(f["row"].to_numpy(), np.arange(len(f))):

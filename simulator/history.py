@@ -210,8 +210,9 @@ def _text_codes(col: pd.Series, clean) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(names, dtype=object)
 
 
-def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decimals: int) -> pd.DataFrame:
-    """The rows as the engine reads them: canonical columns, amounts back in currency units."""
+def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decimals: int, minor_units: bool = False) -> pd.DataFrame:
+    """The rows as the engine reads them: canonical columns, amounts back in currency units (or
+    left in minor units, for `rulelang.data.prepare(..., minor_units=True)`)."""
     keep = [c for c in rows.columns if not c.startswith("_")]
     out = rows[keep].copy(deep=False)
     # Categoricals: the engine encodes them by their codes instead of hashing a text per row.
@@ -219,7 +220,7 @@ def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decima
     # (Distinct already: no uniqueness check, which hashes every id.)
     ids = pd.CategoricalDtype._from_fastpath(customer_ids, False)
     out["customer_id"] = pd.Categorical.from_codes(rows["_m"].to_numpy(), dtype=ids, validate=False)
-    out["amount"] = rows["_minor"].to_numpy() / 10**decimals
+    out["amount"] = rows["_minor"].to_numpy() if minor_units else rows["_minor"].to_numpy() / 10**decimals
     out["event"] = _drop_unused(rows["_event"].array)
     for col in ("_u_redeem", "_u_choice"):
         if col in rows.columns:
@@ -237,9 +238,10 @@ def _drop_unused(values: pd.Categorical) -> pd.Categorical:
         used = np.bincount(codes[codes >= 0], minlength=len(values.categories)) > 0
     if used.all():
         return values.copy()
-    new = np.cumsum(used) - 1
+    # One lookup per row in the codes' own type; its last entry takes the missing code -1 to -1.
+    lut = np.append(np.cumsum(used) - 1, -1).astype(codes.dtype)
     dtype = pd.CategoricalDtype._from_fastpath(values.categories[used], values.ordered)
-    return pd.Categorical.from_codes(np.where(codes >= 0, new[codes], -1), dtype=dtype, validate=False)
+    return pd.Categorical.from_codes(lut[codes], dtype=dtype, validate=False)
 
 
 def gather(col: pd.Series, src: np.ndarray):

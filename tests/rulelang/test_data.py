@@ -191,3 +191,13 @@ def test_refunds_match_only_their_own_members_earlier_basket():
     f = prepare(df, rulelang.loads(RICH).model).frame
     refunds = f.index[f["kind"] == REFUND].tolist()
     assert [int(f["refund_of"].iloc[r]) for r in refunds] == [int(f["unit"].iloc[0]), -1]
+
+
+def test_amounts_in_minor_units_give_the_batch_of_currency_amounts():
+    model = rulelang.loads(PROGRAM).model
+    tx = _tx(amount=[10.5, -20.25, 5], event=["purchase", "refund", "purchase"])
+    want = prepare(tx, model, CUSTOMERS)
+    got = prepare(tx.assign(amount=[1050, -2025, 500]), model, CUSTOMERS, minor_units=True)
+    pd.testing.assert_frame_equal(got.frame, want.frame)
+    with pytest.raises(rulelang.DataError, match="minor units must be integers"):
+        prepare(tx, model, CUSTOMERS, minor_units=True)

@@ -136,10 +136,19 @@ class _Held:
         # The model and node ride along so their ids cannot be reused while the mask is kept.
         self.model, self.part = model, part
         self.mask = np.zeros(n, dtype=bool)
-        self.spans: set = set()
+        self.spans: dict = {}  # span -> its one value where the mask is constant over it, else None
 
     def has(self, span: tuple[int, int]) -> bool:
         return span in self.spans or (0, len(self.mask)) in self.spans
+
+    def fill(self, span: tuple[int, int], mask: np.ndarray) -> None:
+        self.mask[span[0] : span[1]] = mask
+        # A constant mask (`tier >= Gold` at one level, say) is then made, not gathered, per path.
+        self.spans[span] = bool(mask[0]) if len(mask) and (mask.all() or not mask.any()) else None
+
+    def constant(self, span: tuple[int, int]) -> bool | None:
+        whole = (0, len(self.mask))
+        return self.spans.get(span) if span in self.spans else self.spans.get(whole)
 
 
 def _gathered(part, env: Env, depends: int) -> np.ndarray:
@@ -154,10 +163,10 @@ def _gathered(part, env: Env, depends: int) -> np.ndarray:
     if not entry.has(span):
         benv = _base_env(env)
         benv.tier = env.tier
-        entry.mask[span[0] : span[1]] = condition_mask(part, benv)
-        entry.spans.add(span)
+        entry.fill(span, condition_mask(part, benv))
         benv.tier = 0
-    out = entry.mask[origin.src]
+    value = entry.constant(span)
+    out = entry.mask[origin.src] if value is None else np.full(len(origin.src), value)
     if depends == TIME and origin.moved.any():
         at, menv = _moved_env(env)
         menv.tier = env.tier

@@ -87,7 +87,8 @@ class SimulationResult:
             if self.ledger is None and self.ledger_file is not None:
                 shutil.copyfile(self.ledger_file, d / "ledger.parquet")
             else:
-                pq.write_table(ledger_table(self.ledger, self.program.model.decimals), d / "ledger.parquet")
+                table = ledger_table(self.ledger, self.program.model.decimals)
+                pq.write_table(table, d / "ledger.parquet", **ledger_parquet_options(table.schema))
         except OSError as exc:
             raise LoyaltyError(f"{d / 'ledger.parquet'}: error: cannot write: {exc}") from None
         self.to_html(d / "report.html")
@@ -112,6 +113,16 @@ def ledger_table(ledger: pd.DataFrame, decimals: int) -> pa.Table:
     for col in ("cost", "partner_share"):
         table = table.append_column(f"{col}_amount", decimal_array(ledger[col].to_numpy(), decimals))
     return table
+
+
+def ledger_parquet_options(schema: pa.Schema) -> dict:
+    """How a ledger is written (`write`'s file and a sliced run's spill alike): dictionary pages
+    only for its text columns (building dictionaries of the integer columns was a third of the
+    time), statistics for the columns one filters a ledger by, and zstd at its fastest level. For
+    1.66M postings: 0.44 s and 18.8 MB with pyarrow's defaults, 0.38 s and 11.2 MB so."""
+    text = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+    stats = [c for c in ("customer_id", "timestamp", "kind") if c in schema.names]
+    return {"use_dictionary": text, "write_statistics": stats, "compression": "zstd", "compression_level": 1}
 
 
 def decimal_array(minor: np.ndarray, decimals: int) -> pa.Array:
@@ -332,7 +343,7 @@ class _LedgerSpill:
 
     def _write(self, table: pa.Table) -> None:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, table.schema)
+            self.writer = pq.ParquetWriter(self.path, table.schema, **ledger_parquet_options(table.schema))
         self.writer.write_table(table.cast(self.writer.schema))
 
     def _wait(self) -> None:

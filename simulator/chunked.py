@@ -19,8 +19,10 @@ order) one at a time and add up each path's exact integer sums (`measure.Partial
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,22 @@ def _tables(path: Path, wanted: set[str] | None, size: int, plain: frozenset = f
         yield pa.Table.from_batches([batch])
 
 
+def _in_order(pool: ThreadPoolExecutor, fn, items, ahead: int = 2) -> Iterator:
+    """`fn` of each item on `pool`, results in the items' order, at most `ahead` + 1 items read
+    ahead (`Executor.map` would read every item first: a whole file of batches)."""
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for f in pending:
+            f.cancel()
+
+
 def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
     """The file's record batches as DataFrames read like `io._read` reads the whole file."""
     for table in _tables(path, wanted, size):
@@ -97,34 +115,41 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
     # rejected rows are written out); `set(mapped.values())` keeps the mapping's own checks.
     mapped = dict(columns or {})
     wanted = None if keep is None else PLAN_COLUMNS | {mapped[c] for c in PLAN_COLUMNS if c in mapped} | set(mapped.values())
-    for raw in _batches(path, wanted, BATCH_ROWS):
+
+    def facts_of(raw: pd.DataFrame):
+        """One batch validated, with its customers' facts and each row's customer."""
         res = io.load_transactions(raw, columns, decimals, period, set() if keep is not None else None, source=source)
-        rejects.append(res.rejects.assign(row=res.rejects["row"] + read))
-        if res.rows_rejected and keep is None:
-            rejected_rows.append(res.rejected_rows)
-        read, used, rejected, outside = read + res.rows_read, used + res.rows_used, rejected + res.rows_rejected, outside + res.rows_outside_period
-        notes, bounds = res.notes, res.period
         h = prepare(res.frame, decimals)
         m = h.rows["_m"].to_numpy()
-        if len(m):
-            t = h.rows["timestamp"]
-            first = t.min() if first is None else min(first, t.min())
-            last = t.max() if last is None else max(last, t.max())
-        parts.append(
-            pd.DataFrame(
-                {
-                    "id": h.customer_ids,
-                    "rows": np.bincount(m, minlength=h.customers).astype(np.int64),
-                    "buys": np.bincount(m, weights=h.rows["_purchase"].to_numpy(), minlength=h.customers) > 0,
-                    "spend": spend_per_customer(h.rows, h.customers).astype(np.int64),
-                }
-            )
+        t = h.rows["timestamp"]
+        span = (t.min(), t.max()) if len(m) else None
+        part = pd.DataFrame(
+            {
+                "id": h.customer_ids,
+                "rows": np.bincount(m, minlength=h.customers).astype(np.int64),
+                "buys": np.bincount(m, weights=h.rows["_purchase"].to_numpy(), minlength=h.customers) > 0,
+                "spend": spend_per_customer(h.rows, h.customers).astype(np.int64),
+            }
         )
-        batch_ids.append(h.customer_ids)
         # Each of the batch's rows: its customer among `h.customer_ids`, or -1 (rejected, outside).
         code = np.full(res.rows_read, -1, dtype=np.int32)
         code[res.frame["source_row"].to_numpy()[h.rows["_row"].to_numpy()] - 1] = m
-        row_codes.append(code)
+        return replace(res, frame=res.frame.iloc[:0]), span, part, h.customer_ids, code
+
+    # Batches are checked two at a time (Arrow, NumPy and numba release the GIL), in file order.
+    with ThreadPoolExecutor(2) as pool:
+        for res, span, part, ids_b, code in _in_order(pool, facts_of, _batches(path, wanted, BATCH_ROWS)):
+            rejects.append(res.rejects.assign(row=res.rejects["row"] + read))
+            if res.rows_rejected and keep is None:
+                rejected_rows.append(res.rejected_rows)
+            read, used, rejected, outside = read + res.rows_read, used + res.rows_used, rejected + res.rows_rejected, outside + res.rows_outside_period
+            notes, bounds = res.notes, res.period
+            if span is not None:
+                first = span[0] if first is None else min(first, span[0])
+                last = span[1] if last is None else max(last, span[1])
+            parts.append(part)
+            batch_ids.append(ids_b)
+            row_codes.append(code)
     none = pd.DataFrame({"id": np.array([], dtype=object), "rows": np.zeros(0, np.int64), "buys": np.zeros(0, bool), "spend": np.zeros(0, np.int64)})
     facts = pd.concat([none, *parts], ignore_index=True).groupby("id", sort=False).agg({"rows": "sum", "buys": "any", "spend": "sum"})
     ids = facts.index.to_numpy(dtype=object)

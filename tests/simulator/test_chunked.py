@@ -169,3 +169,37 @@ def test_a_failed_ledger_write_is_a_clear_error(files, monkeypatch):
     with pytest.raises(LoyaltyError, match="cannot write run 0's ledger.*No space left on device"):
         simulate(PROGRAM, tx, cu, SCENARIO, workers=1)
     assert made and not made[0].parent.exists()  # the temporary folder went with the failure
+
+
+def test_batches_are_checked_in_order_with_a_bounded_read_ahead():
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simulator.chunked import _in_order
+
+    taken = []
+
+    def items():
+        for i in range(8):
+            taken.append(i)
+            yield i
+
+    def slow(i):
+        time.sleep(0.01 * (i % 3))  # later items may finish first
+        return i * i, threading.get_ident()
+
+    with ThreadPoolExecutor(2) as pool:
+        got = []
+        for value, _ in _in_order(pool, slow, items(), ahead=2):
+            got.append(value)
+            assert len(taken) <= len(got) + 2  # never more than `ahead` items beyond what was used
+    assert got == [i * i for i in range(8)]
+
+    def fails(i):
+        if i == 3:
+            raise ValueError("batch 3")
+        return i
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="batch 3"):
+        assert list(_in_order(pool, fails, range(8))) == []

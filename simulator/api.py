@@ -272,6 +272,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     spill = _LedgerSpill(model.decimals) if tx.rows_used > chunked.AUTO_ROWS else None
     # Each planned customer's row in the customers table (-1: none), looked up once for all slices.
     cust_rows = pd.Index(cust.frame["customer_id"]).get_indexer(pd.Index(p.ids)) if cust is not None else None
+    builder = ThreadPoolExecutor(1)
     try:
         for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until):
             lo, hi = int(p.bounds[k]), int(p.bounds[k + 1])
@@ -282,12 +283,17 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
                     raise AssertionError("a slice's customers differ from the plan's")
                 mine = cust_rows[lo:hi]
                 cf = cf.iloc[mine[mine >= 0]]
-            base = batches.base(history, model, cf)
+            # As in one pass: the slice's base is built beside its first path's early steps.
+            base = builder.submit(batches.base, history, model, cf)
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
             baseline += montecarlo.baseline_revenue(history, months)
             setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
             last = len(ledgers) == p.slices - 1
-            parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
+            try:
+                parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
+            except Exception:
+                base.result()  # the data's own error first, as when the base was built before the paths
+                raise
             ledgers[k], path_rows[k] = montecarlo.whole(parts[0].ledger), parts[0].rows
             parts[0].ledger = None
             if spill is not None:
@@ -301,6 +307,8 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         if spill is not None:
             spill.discard()  # no temporary file is left behind by a failed simulation
         raise
+    finally:
+        builder.shutdown()
     setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
     # Run 0's ledger in slice order, its `row` numbering the whole path's rows.

@@ -133,6 +133,35 @@ def test_the_base_is_built_beside_the_first_path_and_its_errors_still_come_first
         simulate(program(), tx, None, scenario(runs=1), workers=1, engine=ENGINE)
 
 
+def test_a_sliced_history_builds_each_base_beside_its_path_and_its_errors_still_come_first(data, monkeypatch, tmp_path):
+    from concurrent.futures import Future
+
+    from rulelang.errors import DataError
+    from simulator import montecarlo
+
+    tx, cu = data
+    path = tmp_path / "tx.parquet"
+    tx.to_parquet(path)
+    seen = []
+    real = montecarlo._evaluate
+
+    def spy(rows, setup, *args, **kwargs):
+        seen.append(isinstance(setup.base, Future))
+        return real(rows, setup, *args, **kwargs)
+
+    monkeypatch.setattr(montecarlo, "_evaluate", spy)
+    simulate(program(), path, cu, scenario(runs=1), workers=1, engine=ENGINE, slice_rows=300)
+    assert len(seen) > 1 and all(seen)  # several slices, each base still being built when its path began
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a path failed")
+
+    monkeypatch.setattr(montecarlo.enrollment, "member_rows", broken)
+    reads_segment = rulelang.loads(PROGRAM_TEXT + 'earn student: 5 points when customer.segment == "student"\n', "test.loyalty")
+    with pytest.raises(DataError, match="no customers table was given"):
+        simulate(reads_segment, path, None, scenario(runs=1), workers=1, engine=ENGINE, slice_rows=300)
+
+
 def test_a_single_process_waits_for_the_base_only_to_evaluate(data, monkeypatch):
     from concurrent.futures import Future
 

@@ -500,7 +500,9 @@ DATE_ATTRIBUTES = ("birthday", "enrolled")
 
 
 def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> LoadResult:
-    """Read and validate customers: one row per customer_id; `birthday`/`enrolled` become dates, the rest text."""
+    """Read and validate customers: one row per customer_id; `birthday`/`enrolled` become dates, the
+    rest text (a column read dictionary-encoded, as a Parquet or CSV text column is, stays a
+    Categorical)."""
     # The ids, one per row, are read as Arrow text: a dictionary of them would be built by hashing
     # each id on one thread while the transactions are read.
     source, raw = _read(path_or_df, "customers", plain=frozenset({dict(columns or {}).get("customer_id", "customer_id")}))

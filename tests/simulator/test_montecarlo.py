@@ -112,36 +112,43 @@ def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch):
     assert (halves.ledger["row"] > halves.ledger["row"].max() // 2).any()  # the second half's rows were renumbered
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_the_base_is_built_beside_the_first_path_and_its_errors_still_come_first(data, monkeypatch, workers):
+def _history(tx: pd.DataFrame, tmp_path, sliced: bool):
+    """The transactions as given, or as a Parquet file replayed in slices of about 300 rows."""
+    if not sliced:
+        return tx, {}
+    path = tmp_path / "tx.parquet"
+    tx.to_parquet(path)
+    return path, {"slice_rows": 300}
+
+
+@pytest.mark.parametrize(("workers", "sliced"), [(1, False), (2, False), (1, True)])
+def test_the_base_is_built_beside_the_first_path_and_its_errors_still_come_first(data, monkeypatch, tmp_path, workers, sliced):
     from rulelang.errors import DataError
     from simulator import montecarlo
 
-    tx, _ = data
+    source, kw = _history(data[0], tmp_path, sliced)
     reads_segment = rulelang.loads(PROGRAM_TEXT + 'earn student: 5 points when customer.segment == "student"\n', "test.loyalty")
     # The base (the engine's data contract) refuses a program that reads customers when none are given.
     with pytest.raises(DataError, match="no customers table was given"):
-        simulate(reads_segment, tx, None, scenario(runs=2), workers=workers, engine=ENGINE)
+        simulate(reads_segment, source, None, scenario(runs=2), workers=workers, engine=ENGINE, **kw)
     # Even when a path fails on its own before it needs the base, the data's error is the one raised.
     def broken(*args, **kwargs):
         raise RuntimeError("a path failed")
 
     monkeypatch.setattr(montecarlo.enrollment, "member_rows", broken)
     with pytest.raises(DataError, match="no customers table was given"):
-        simulate(reads_segment, tx, None, scenario(runs=1), workers=1, engine=ENGINE)
+        simulate(reads_segment, source, None, scenario(runs=1), workers=1, engine=ENGINE, **kw)
     with pytest.raises(RuntimeError, match="a path failed"):
-        simulate(program(), tx, None, scenario(runs=1), workers=1, engine=ENGINE)
+        simulate(program(), source, None, scenario(runs=1), workers=1, engine=ENGINE, **kw)
 
 
-def test_a_sliced_history_builds_each_base_beside_its_path_and_its_errors_still_come_first(data, monkeypatch, tmp_path):
+@pytest.mark.parametrize("sliced", [False, True])
+def test_a_single_process_waits_for_the_base_only_to_evaluate(data, monkeypatch, tmp_path, sliced):
     from concurrent.futures import Future
 
-    from rulelang.errors import DataError
     from simulator import montecarlo
 
-    tx, cu = data
-    path = tmp_path / "tx.parquet"
-    tx.to_parquet(path)
+    source, kw = _history(data[0], tmp_path, sliced)
     seen = []
     real = montecarlo._evaluate
 
@@ -150,31 +157,7 @@ def test_a_sliced_history_builds_each_base_beside_its_path_and_its_errors_still_
         return real(rows, setup, *args, **kwargs)
 
     monkeypatch.setattr(montecarlo, "_evaluate", spy)
-    simulate(program(), path, cu, scenario(runs=1), workers=1, engine=ENGINE, slice_rows=300)
-    assert len(seen) > 1 and all(seen)  # several slices, each base still being built when its path began
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("a path failed")
-
-    monkeypatch.setattr(montecarlo.enrollment, "member_rows", broken)
-    reads_segment = rulelang.loads(PROGRAM_TEXT + 'earn student: 5 points when customer.segment == "student"\n', "test.loyalty")
-    with pytest.raises(DataError, match="no customers table was given"):
-        simulate(reads_segment, path, None, scenario(runs=1), workers=1, engine=ENGINE, slice_rows=300)
-
-
-def test_a_single_process_waits_for_the_base_only_to_evaluate(data, monkeypatch):
-    from concurrent.futures import Future
-
-    from simulator import montecarlo
-
-    tx, cu = data
-    seen = []
-    real = montecarlo._evaluate
-
-    def spy(rows, setup, *args, **kwargs):
-        seen.append(isinstance(setup.base, Future))
-        return real(rows, setup, *args, **kwargs)
-
-    monkeypatch.setattr(montecarlo, "_evaluate", spy)
-    simulate(program(), tx, cu, scenario(runs=1), workers=1, engine=ENGINE)
-    assert seen and all(seen)
+    simulate(program(), source, data[1], scenario(runs=1), workers=1, engine=ENGINE, **kw)
+    assert seen and all(seen)  # each base (each slice's) still being built when its path began
+    if sliced:
+        assert len(seen) > 1  # one path per slice

@@ -141,12 +141,11 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     pick = first_of + np.floor(rng.uniform(seed, run, keys[bm[go]], row[spawn], STREAM_PICK) * count).astype(np.int64)
     src = starts[pick]
     # Lines of a basket run from its start to the next row that is not one of its lines.
-    ends = basket_ends(rows)
-    n_lines = ends[src] - src
+    n_lines = basket_ends(rows, src) - src
     line_pos = np.repeat(src, n_lines) + _ranges(n_lines)
     copy = rows.iloc[line_pos].copy()
     spawn_rep = np.repeat(spawn, n_lines)
-    spawn_end = ends[spawn_rep] - 1  # last line of the spawning basket
+    spawn_end = np.repeat(basket_ends(rows, spawn), n_lines) - 1  # last line of the spawning basket
     t = rows["timestamp"].to_numpy()
     nxt = np.minimum(spawn_end + 1, len(rows) - 1)
     same = (spawn_end + 1 < len(rows)) & (m[nxt] == m[spawn_rep])
@@ -211,14 +210,13 @@ def _interleave(a, b, is_b, out):
             ia += 1
 
 
-def basket_ends(rows: pd.DataFrame) -> np.ndarray:
-    """For each row, one past the last row of the basket it starts (meaningful on basket starts)."""
-    n = len(rows)
-    nxt_start = rows["_visit"].to_numpy() | ~rows["_purchase"].to_numpy()
-    # Position of the next row that starts something new, for every position.
-    idx = np.where(nxt_start, np.arange(n), n)
-    following = np.minimum.accumulate(np.concatenate([idx[1:], [n]])[::-1])[::-1]
-    return following
+def basket_ends(rows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
+    """For the rows `at` (basket starts), one past the last row of the basket each starts: the next
+    row that starts something new (a basket, or any row that is not a purchase line), else the end.
+    Searched for the few rows asked about, not worked out for every row."""
+    new = np.flatnonzero(rows["_visit"].to_numpy() | ~rows["_purchase"].to_numpy())
+    k = np.searchsorted(new, at, side="right")
+    return np.where(k < len(new), new[np.minimum(k, max(len(new) - 1, 0))] if len(new) else 0, len(rows))
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:

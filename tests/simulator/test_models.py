@@ -131,3 +131,22 @@ def test_extra_rows_merge_into_place_as_a_stable_sort_by_ord_would_put_them():
     assert np.array_equal(is_extra, want["_extra"].to_numpy())
     f = np.arange(len(rows), dtype=float)
     assert np.array_equal(response.interleave(f, -np.ones(len(extra)), is_extra)[~is_extra], f)
+
+
+def test_basket_ends_are_the_next_row_that_starts_something_new():
+    # Rows: a 3-line basket, a refund, a 2-line basket, a 1-line basket at the end.
+    rows = pd.DataFrame(
+        {
+            "_visit": [True, False, False, False, True, False, True],
+            "_purchase": [True, True, True, False, True, True, True],
+        }
+    )
+    assert response.basket_ends(rows, np.array([0, 4, 6])).tolist() == [3, 6, 7]
+    # Every row asked about, against the running minimum it replaced.
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 40, 500):
+        rows = pd.DataFrame({"_visit": rng.random(n) < 0.4, "_purchase": rng.random(n) < 0.8})
+        starts = rows["_visit"].to_numpy() | ~rows["_purchase"].to_numpy()
+        idx = np.where(starts, np.arange(n), n)
+        want = np.minimum.accumulate(np.r_[idx[1:], n][::-1])[::-1]
+        assert response.basket_ends(rows, np.arange(n)).tolist() == want.tolist()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from rulelang.data import RedemptionPolicy
 from simulator import rng
@@ -29,13 +30,31 @@ def policy(probability: float, choice: str) -> RedemptionPolicy:
 
 def counters(rows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
     """The draw counters of the rows at positions `at`: each one's input row, shifted for rows the
-    simulator added."""
-    c = rows["_row"].to_numpy()[at].astype(np.int64)
-    if "_enroll" in rows.columns:
-        c = np.where(rows["_enroll"].to_numpy()[at], c + ENROLL_OFFSET, c)
-    if "_extra" in rows.columns:
-        c = np.where(rows["_extra"].to_numpy()[at], rows["_spawn"].to_numpy()[at] + EXTRA_OFFSET, c)
-    return c.astype(np.uint64)
+    simulator added (an extra visit's is its spawning row's)."""
+    none = np.zeros(0, dtype=bool)
+    extra = "_extra" in rows.columns
+    return _counters(
+        np.asarray(rows["_row"].to_numpy(), dtype=np.int64),
+        rows["_enroll"].to_numpy() if "_enroll" in rows.columns else none,
+        rows["_extra"].to_numpy() if extra else none,
+        np.asarray(rows["_spawn"].to_numpy(), dtype=np.int64) if extra else np.zeros(0, dtype=np.int64),
+        np.asarray(at, dtype=np.int64),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _counters(row, enroll, extra, spawn, at):
+    # One pass over the rows asked about; an empty `enroll` or `extra` means the column is absent.
+    out = np.empty(at.shape[0], dtype=np.uint64)
+    for i in range(at.shape[0]):
+        j = at[i]
+        if extra.shape[0] > 0 and extra[j]:
+            out[i] = np.uint64(spawn[j] + EXTRA_OFFSET)
+        elif enroll.shape[0] > 0 and enroll[j]:
+            out[i] = np.uint64(row[j] + ENROLL_OFFSET)
+        else:
+            out[i] = np.uint64(row[j])
+    return out
 
 
 def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np.ndarray, np.ndarray]:

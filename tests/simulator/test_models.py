@@ -150,3 +150,19 @@ def test_basket_ends_are_the_next_row_that_starts_something_new():
         idx = np.where(starts, np.arange(n), n)
         want = np.minimum.accumulate(np.r_[idx[1:], n][::-1])[::-1]
         assert response.basket_ends(rows, np.arange(n)).tolist() == want.tolist()
+
+
+def test_draw_counters_are_the_input_row_shifted_for_added_rows():
+    rows = pd.DataFrame(
+        {
+            "_row": [7, 7, 8, 9],
+            "_enroll": [True, False, False, False],
+            "_extra": [False, False, False, True],
+            "_spawn": [-1, -1, -1, 8],
+        }
+    )
+    got = redemption.counters(rows, np.array([0, 1, 2, 3]))
+    assert got.dtype == np.uint64
+    assert got.tolist() == [7 + redemption.ENROLL_OFFSET, 7, 8, 8 + redemption.EXTRA_OFFSET]
+    # Only the rows asked about, and rows without the added-row columns.
+    assert redemption.counters(rows[["_row"]], np.array([3, 0])).tolist() == [9, 7]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from simulator import rng
 from simulator.history import History, gather
@@ -67,19 +68,11 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     `span` (first, end) limits the history rows looked at to those of the chosen customers.
     """
     rows = history.rows
-    first = first_purchase(history)
     r0, r1 = span if span is not None else (0, len(rows))
-    m = rows["_m"].to_numpy()[r0:r1]
-    keep = chosen[m] & (np.arange(r0, r1) >= first[m]) & ~history.enroll_rows[r0:r1]
-    kept, joins = np.flatnonzero(keep) + r0, first[chosen]
-    # Both are ascending and each join is a kept row: the enrol row goes just before it, so the
-    # path is a merge of the two (no sort), then one gather per column.
-    at = np.searchsorted(kept, joins) + np.arange(len(joins))
-    enroll = np.zeros(len(kept) + len(joins), dtype=bool)
-    enroll[at] = True
-    src = np.empty(len(enroll), dtype=np.int64)
-    src[~enroll] = kept
-    src[at] = joins
+    # Each join is a kept row (a first purchase): its enrol row goes just before it. One pass
+    # finds every history row the path keeps and where the enrol rows go; then one gather per column.
+    src, enroll = _path_sources(rows["_m"].to_numpy(), chosen, first_purchase(history), history.enroll_rows, r0, r1)
+    at = np.flatnonzero(enroll)
     ev = rows["_event"]
     out = {c: gather(rows[c], src) if c != "_event" else None for c in rows.columns}  # `_event` set below, in its place
     if isinstance(ev.dtype, pd.CategoricalDtype) and "enroll" in ev.cat.categories:
@@ -96,6 +89,31 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     out["_ord"] = src * 4 + ~enroll  # enrol rows sort just before the first purchase: 4p < 4p + 1
     out["_enroll"] = enroll
     return pd.DataFrame(out, copy=False)
+
+
+@njit(cache=True, nogil=True)
+def _path_sources(m, chosen, first, enroll_rows, r0, r1):
+    # The history rows r0 .. r1 of chosen customers from their first purchase on, but for the
+    # data's own enrol rows; each customer's first purchase preceded by a copy of it flagged as
+    # the enrol row.
+    size = 0
+    for i in range(r0, r1):
+        c = m[i]
+        if chosen[c] and i >= first[c] and not enroll_rows[i]:
+            size += 2 if i == first[c] else 1
+    src = np.empty(size, dtype=np.int64)
+    enroll = np.zeros(size, dtype=np.bool_)
+    k = 0
+    for i in range(r0, r1):
+        c = m[i]
+        if chosen[c] and i >= first[c] and not enroll_rows[i]:
+            if i == first[c]:
+                src[k] = i
+                enroll[k] = True
+                k += 1
+            src[k] = i
+            k += 1
+    return src, enroll
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,28 @@ def test_draw_counters_are_the_input_row_shifted_for_added_rows():
     assert got.tolist() == [7 + redemption.ENROLL_OFFSET, 7, 8, 8 + redemption.EXTRA_OFFSET]
     # Only the rows asked about, and rows without the added-row columns.
     assert redemption.counters(rows[["_row"]], np.array([3, 0])).tolist() == [9, 7]
+
+
+def test_path_sources_are_the_merge_of_kept_rows_and_enrol_rows():
+    # The one-pass numba version against the NumPy merge it replaced, on random histories.
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        customers = int(rng.integers(1, 12))
+        m = np.sort(rng.integers(0, customers, int(rng.integers(1, 80))))
+        purchase = rng.random(len(m)) < 0.7
+        enroll_rows = ~purchase & (rng.random(len(m)) < 0.3)
+        first = np.full(customers, -1, dtype=np.int64)
+        for i in range(len(m) - 1, -1, -1):
+            if purchase[i]:
+                first[m[i]] = i
+        chosen = (first >= 0) & (rng.random(customers) < 0.7)
+        keep = chosen[m] & (np.arange(len(m)) >= first[m]) & ~enroll_rows
+        kept, joins = np.flatnonzero(keep), first[chosen]
+        at = np.searchsorted(kept, joins) + np.arange(len(joins))
+        want_enroll = np.zeros(len(kept) + len(joins), dtype=bool)
+        want_enroll[at] = True
+        want_src = np.empty(len(want_enroll), dtype=np.int64)
+        want_src[~want_enroll] = kept
+        want_src[at] = joins
+        src, enroll = enrollment._path_sources(m, chosen, first, enroll_rows, 0, len(m))
+        assert src.tolist() == want_src.tolist() and enroll.tolist() == want_enroll.tolist()

@@ -191,3 +191,9 @@ def test_path_sources_are_the_merge_of_kept_rows_and_enrol_rows():
         want_src[at] = joins
         src, enroll = enrollment._path_sources(m, chosen, first, enroll_rows, 0, len(m))
         assert src.tolist() == want_src.tolist() and enroll.tolist() == want_enroll.tolist()
+
+
+def test_scaled_amounts_round_half_to_even():
+    rows = pd.DataFrame({"_minor": [1, 3, 5, -1, -3, 7], "_purchase": [True, True, True, True, True, False]})
+    # x 1.5: 1.5 -> 2, 4.5 -> 4, 7.5 -> 8, -1.5 -> -2, -4.5 -> -4; a row that is no purchase keeps its amount.
+    assert response.scaled(rows, np.full(6, 0.5)).tolist() == [2, 4, 8, -2, -4, 7]

@@ -73,7 +73,7 @@ def _lex_search(m_rows, t_rows, m_q, t_q, right):
 def contributions(spec, rows: pd.DataFrame, earned: np.ndarray) -> np.ndarray:
     """What each row adds to the tier metric: spend (minor units), earned points, or a visit."""
     if spec.metric == "spend":
-        return np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0).astype(np.int64)
+        return np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0).astype(np.int64, copy=False)
     if spec.metric == "points":
         return np.asarray(earned, dtype=np.int64)
     return rows["_visit"].to_numpy().astype(np.int64)

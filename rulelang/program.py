@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from rulelang import ast, check, lint, parser
@@ -43,6 +44,9 @@ def analyse(source: Source) -> tuple[ast.Program | None, list[Diagnostic]]:
     return tree, found
 
 
+# A program is immutable, so the same text from the same place is analysed once per process (a
+# notebook or a sweep simulating one program again and again); errors are raised each time.
+@lru_cache(maxsize=16)
 def from_source(source: Source) -> Program:
     """Parse, check and lower; any error raises `ProgramError` with all diagnostics."""
     tree, diagnostics = analyse(source)

@@ -76,7 +76,7 @@ def _tables(path: Path, wanted: set[str] | None, size: int, plain: frozenset = f
     `io._read` reads it, except the columns named in `plain` (left as Arrow text)."""
     schema = pq.read_schema(path)
     cols = [c for c in schema.names if wanted is None or c in wanted]
-    f = pq.ParquetFile(path, read_dictionary=io.dictionary_columns(schema, cols, plain))
+    f = pq.ParquetFile(path, read_dictionary=io.dictionary_columns(schema, cols, plain), memory_map=True)  # as io._read
     for batch in f.iter_batches(batch_size=size, columns=cols):
         yield pa.Table.from_batches([batch])
 

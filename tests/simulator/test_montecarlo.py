@@ -93,7 +93,8 @@ def test_share_zero_means_no_members_and_no_cost(data):
     assert np.all(res.monthly["closing"] == 0)
 
 
-def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch):
+@pytest.mark.parametrize("pieces", [1, 3])
+def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch, pieces):
     from simulator import montecarlo
 
     tx, cu = data
@@ -101,10 +102,13 @@ def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch):
     monkeypatch.setattr(montecarlo, "PART_ROWS", 10**12)
     whole = simulate(program(), tx, cu, sc, workers=1, engine=ENGINE)
     monkeypatch.setattr(montecarlo, "PART_ROWS", 0)
-    assert len(montecarlo._parts(montecarlo._SETUP.history, 2)) == 2
+    # Each thread's share in `pieces` pieces, run one after another.
+    monkeypatch.setattr(montecarlo, "PIECE_ROWS", len(tx) / (2 * pieces))
+    parts = montecarlo._parts(montecarlo._SETUP.history, 2)
+    assert len(parts) == 2 if pieces == 1 else len(parts) > 3  # (pieces end on customers' boundaries)
     halves = simulate(program(), tx, cu, sc, workers=1, engine=ENGINE)
-    # Run 0's ledger stays in its halves until it is read.
-    assert isinstance(halves._ledger, montecarlo.Pieces) and len(halves._ledger.ledgers) == 2
+    # Run 0's ledger stays in its pieces until it is read.
+    assert isinstance(halves._ledger, montecarlo.Pieces) and len(halves._ledger.ledgers) == len(parts)
     assert halves.summary_json() == whole.summary_json()
     pd.testing.assert_frame_equal(halves.monthly, whole.monthly)
     pd.testing.assert_frame_equal(halves.rewards, whole.rewards)

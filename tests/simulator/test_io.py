@@ -123,6 +123,23 @@ def test_parquet_and_dataframe_inputs(tmp_path):
         assert r.frame["customer_id"].tolist() == ["12"] and r.rejects["row"].tolist() == [2] and _identity(r)
 
 
+def test_parquet_row_groups_load_as_one_group_does(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 500
+    df = pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, 40, n).astype(str),
+            "timestamp": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 10**7, n), unit="s"),
+            "transaction_id": [f"t{i}" for i in range(n)],
+            "amount": rng.integers(-500, 5000, n) / 100,
+            "category": rng.choice(["coffee", "pastry"], n),
+        }
+    )
+    df.to_parquet(tmp_path / "one.parquet", row_group_size=n)
+    df.to_parquet(tmp_path / "groups.parquet", row_group_size=70)  # each row group its own Arrow chunk
+    pd.testing.assert_frame_equal(load_transactions(tmp_path / "groups.parquet").frame, load_transactions(tmp_path / "one.parquet").frame)
+
+
 def test_unreadable_inputs_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="no such transactions file"):
         load_transactions(tmp_path / "nope.csv")

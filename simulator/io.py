@@ -480,14 +480,17 @@ def load_transactions(
         frame = frame[first + [c for c in frame.columns if c not in first]]
     # Stable sort by (customer id, time).
     every = bool(used.all())
-    keep_rows = np.arange(n) if every else np.flatnonzero(used)
+    keep_rows = None if every else np.flatnonzero(used)  # None: every row (no index array needed)
     id_keys, ts_keys = _sorted_codes(ids), tsv
     if not every:
         id_keys, ts_keys = id_keys[keep_rows], ts_keys[keep_rows]
-    in_order = len(keep_rows) < 2 or bool(np.all((id_keys[1:] > id_keys[:-1]) | ((id_keys[1:] == id_keys[:-1]) & (ts_keys[1:] >= ts_keys[:-1]))))
-    order = keep_rows if in_order else keep_rows[np.lexsort((ts_keys, id_keys))]
-    # Rows already in order, none dropped: no reordered copy of every column.
-    frame = frame.reset_index(drop=True) if in_order and every else frame.take(order).reset_index(drop=True)
+    in_order = len(id_keys) < 2 or bool(np.all((id_keys[1:] > id_keys[:-1]) | ((id_keys[1:] == id_keys[:-1]) & (ts_keys[1:] >= ts_keys[:-1]))))
+    if in_order and every:
+        # Rows already in order, none dropped: no reordered copy of every column.
+        frame = frame.reset_index(drop=True)
+    else:
+        by_keys = np.arange(len(id_keys)) if in_order else np.lexsort((ts_keys, id_keys))
+        frame = frame.take(by_keys if every else keep_rows[by_keys]).reset_index(drop=True)
     return LoadResult(
         frame=frame,
         rows_read=n,

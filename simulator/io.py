@@ -253,6 +253,12 @@ def _whole_numbers(values: pd.Series) -> np.ndarray | None:
     dtype = values.dtype
     if not (isinstance(dtype, np.dtype) and dtype.kind in "if"):
         return None
+    if dtype.kind == "i":
+        # Integers: never missing, never -0; only their size can make them inexact as floats.
+        raw = values.to_numpy()
+        if len(raw) and max(-int(raw.min()), int(raw.max())) >= 2**53:
+            return None
+        return raw.astype(np.float64)
     v = values.to_numpy(dtype=np.float64)
     if not len(v):
         return v

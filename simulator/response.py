@@ -98,6 +98,9 @@ def factors(response, model, rows: pd.DataFrame, first_pass: pd.DataFrame | None
     if model.tiers is not None and (tier_dependent(response, model) or gg is not None) and (first_pass is not None or by_rows):
         earned = earned_per_row(first_pass, n) if model.tiers.metric == "points" else np.zeros(n, dtype=np.int64)
         contrib = tiers.contributions(model.tiers, rows, earned)
+        if gg is None:
+            # Only the level matters: each row's uplift found with it, in one pass.
+            return tiers.uplift_before_rows(model.tiers, decimals, rows["_m"].to_numpy(), rows["timestamp"].to_numpy(), contrib, uplifts, rows["_purchase"].to_numpy())
         level, metric = tiers.before_rows(model.tiers, decimals, rows["_m"].to_numpy(), rows["timestamp"].to_numpy(), contrib)
     f = uplifts[np.minimum(level, len(uplifts) - 1)]
     if gg is not None and first_pass is not None:

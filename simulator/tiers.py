@@ -130,6 +130,56 @@ def before_rows(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib:
     return _level(metric, thresholds(spec, decimals)), metric
 
 
+def uplift_before_rows(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray, uplifts: np.ndarray, purchase: np.ndarray) -> np.ndarray:
+    """Per row: `uplifts` at the tier level held before the row (the last entry for any level past
+    it) on purchase rows, 0.0 elsewhere; `before_rows`' levels, for a rolling window found and
+    looked up in the same pass (no metric, level or window-start columns)."""
+    if spec.window == "calendar_year":
+        level, _ = before_rows(spec, decimals, member, t, contrib)
+        return np.where(purchase, uplifts[np.minimum(level, len(uplifts) - 1)], 0.0)
+    t_ns = np.asarray(t, dtype="datetime64[ns]").view(np.int64)
+    days = spec.window == "days"
+    start = np.zeros(0, dtype=np.int64) if days else _window_start(spec, t).view(np.int64)
+    return _rolling_uplift(
+        np.asarray(member, dtype=np.int64),
+        t_ns,
+        np.asarray(contrib, dtype=np.int64),
+        start,
+        spec.n * NS_PER_DAY if days else 0,
+        thresholds(spec, decimals),
+        np.asarray(uplifts, dtype=np.float64),
+        np.asarray(purchase, dtype=np.bool_),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _rolling_uplift(m, t, contrib, start, span, limits, uplifts, purchase):
+    # `_rolling_before`'s metric, `_level` of it (limits at or below it, less one, at least 0) and
+    # the uplift of that level, row by row. An empty `start`: the window is the `span` before t.
+    out = np.empty(m.shape[0], dtype=np.float64)
+    top = uplifts.shape[0] - 1
+    by_span = start.shape[0] == 0
+    p = 0
+    s = 0
+    for i in range(m.shape[0]):
+        if i == 0 or m[i] != m[i - 1]:
+            p = i
+            s = 0
+        since = t[i] - span if by_span else start[i]
+        while p < i and t[p] <= since:
+            s -= contrib[p]
+            p += 1
+        if purchase[i]:
+            reached = 0
+            for q in range(limits.shape[0]):
+                reached += limits[q] <= s
+            out[i] = uplifts[min(max(reached - 1, 0), top)]
+        else:
+            out[i] = 0.0
+        s += contrib[i]
+    return out
+
+
 @njit(cache=True, nogil=True)
 def _rolling_before(m, t, contrib, start):
     # metric[i]: contributions of the member's rows before i whose time is after start[i].

@@ -123,6 +123,17 @@ def test_parquet_and_dataframe_inputs(tmp_path):
         assert r.frame["customer_id"].tolist() == ["12"] and r.rejects["row"].tolist() == [2] and _identity(r)
 
 
+@pytest.mark.parametrize("quantity", [[1, -2, 0], [1, 2**53 + 1, 3], [1.0, np.nan, -0.0], [0.5, 1.0, 2.0]])
+def test_stored_quantities_load_as_their_text_does(tmp_path, quantity):
+    df = pd.DataFrame({"customer_id": ["a", "b", "c"], "timestamp": pd.to_datetime(["2026-01-01"] * 3), "amount": [1.0, 2.0, 3.0], "quantity": quantity})
+    text = "customer_id,timestamp,amount,quantity\n" + "".join(
+        f"{c},2026-01-01 00:00:00,{a},{'' if isinstance(q, float) and np.isnan(q) else q}\n" for c, a, q in zip(df["customer_id"], df["amount"], quantity, strict=True)
+    )
+    from_text = load_transactions(_write(tmp_path, text)).frame["quantity"]
+    # (Text with no blank cell reads as integers; the values are what must agree.)
+    pd.testing.assert_series_equal(load_transactions(df).frame["quantity"], from_text, check_dtype=False)
+
+
 def test_parquet_row_groups_load_as_one_group_does(tmp_path):
     rng = np.random.default_rng(3)
     n = 500

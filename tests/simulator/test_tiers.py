@@ -97,6 +97,17 @@ def test_levels_before_rows_by_one_pass_equal_a_search_per_row(seed, spec):
     assert len(np.unique(got[0])) > 1  # the case has members in more than one tier
 
 
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("spec", [*SPECS, TierSpec("spend", "years", 1, ("Green", "Gold"), (Fraction(0), Fraction(40)))], ids=lambda s: getattr(s, "window", None))
+def test_uplifts_before_rows_in_one_pass_equal_a_lookup_of_the_levels(seed, spec):
+    m, t, contrib, _, _ = _rows(seed)
+    purchase = np.random.default_rng(seed).random(len(m)) < 0.8
+    level, _ = tiers.before_rows(spec, 2, m, t, contrib)
+    for uplifts in (np.array([0.0, 0.03, 0.06, 0.1]), np.array([0.0, 0.05]), np.array([0.02])):  # more, as many or fewer than the levels
+        want = np.where(purchase, uplifts[np.minimum(level, len(uplifts) - 1)], 0.0)
+        assert np.array_equal(tiers.uplift_before_rows(spec, 2, m, t, contrib, uplifts, purchase), want)
+
 def test_a_window_of_years_is_twelve_months_each_as_in_the_engine():
     years = TierSpec("spend", "years", 2, ("A", "B"), (Fraction(0), Fraction(1)))
     months = TierSpec("spend", "months", 24, ("A", "B"), (Fraction(0), Fraction(1)))

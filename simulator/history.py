@@ -118,7 +118,7 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     else:
         for c, v in helpers.items():
             out[c] = v
-    keys = rng.customer_keys(ids)
+    keys = rng.customer_keys(id_index if id_index is not None else ids)
     t = out["timestamp"]
     last = t.max() if n else pd.Timestamp("1970-01-01")
     first = t.min() if n else pd.Timestamp("1970-01-01")

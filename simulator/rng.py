@@ -76,6 +76,10 @@ def _draws(keys, counts, prefix):
 
 def customer_keys(ids) -> np.ndarray:
     """A stable uint64 key per customer id: FNV-1a over the id's UTF-8 bytes, then mixed."""
+    if arrowtext.is_arrow_text(ids) and not ids.hasnans:
+        # Arrow text already (the ids of a Parquet file): hashed from its buffers, no Python strings.
+        offsets, raw, _ = arrowtext.buffers(ids)
+        return _mix(_fnv(raw, offsets))
     values = np.asarray(ids, dtype=object) if not isinstance(ids, np.ndarray) else ids
     try:
         # Text ids (the usual case) go to Arrow as they are; anything else is written as text first.

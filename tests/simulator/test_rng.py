@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from simulator import rng
@@ -84,3 +86,10 @@ def test_uniform_matches_a_plain_integer_reference():
     cases = [(0, 0, 0, 0, 0), (42, 199, 2**64 - 1, 2**40, 3), (7, 1, 123456789, 0, 1)]
     got = [rng.uniform(s, r, np.array([k], dtype=np.uint64), np.array([c], dtype=np.uint64), st)[0] for s, r, k, c, st in cases]
     assert got == [_reference(*case) for case in cases]
+
+
+def test_customer_keys_of_arrow_text_equal_those_of_python_strings():
+    ids = ["C00001", "", "会员-7", "x" * 300]
+    for dtype in ("str", pd.StringDtype("pyarrow"), pd.ArrowDtype(pa.large_string())):
+        arrow = pd.Index(ids, dtype=dtype)
+        assert np.array_equal(rng.customer_keys(arrow), rng.customer_keys(np.array(ids, dtype=object)))

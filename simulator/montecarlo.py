@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -145,8 +146,12 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     parts = _parts(h, threads)
     if len(parts) == 1:
         return _run_part(setup, program, run, chosen, None, keep_ledger, _THREADS)
+    # Thread t takes pieces t, t + threads, ... (pieces hold about equal rows).
+    shares = [list(range(t, len(parts), threads)) for t in range(threads)]
     with ThreadPoolExecutor(threads) as pool:
-        done = list(pool.map(lambda p: _run_part(setup, program, run, chosen, p, keep_ledger, 1), parts))
+        runs = [pool.submit(_run_share, setup, program, run, chosen, [parts[k] for k in share], keep_ledger) for share in shares]
+        by_part = {k: p for share, r in zip(shares, runs, strict=True) for k, p in zip(share, r.result(), strict=True)}
+    done = [by_part[k] for k in range(len(parts))]
     total = done[0]
     for p in done[1:]:
         total = total.add(p)
@@ -219,8 +224,39 @@ def _moved_on(row: np.ndarray, by: int) -> np.ndarray:
     return np.where(row >= 0, row + by, row)  # -1 (a posting of no row, such as an expiry) stays
 
 
+def _run_share(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, keep_ledger: bool) -> list[Partial]:
+    """One thread's pieces of a path, in order. A piece's own steps (enrolment, response, draws)
+    need no base; while the base is still being built beside them, the thread goes on to the next
+    piece's own steps rather than wait for it."""
+    out: list[Partial] = []
+    ready: deque = deque()
+    k = 0
+    while len(out) < len(parts):
+        base_pending = isinstance(setup.base, Future) and not setup.base.done()
+        if k < len(parts) and (not ready or base_pending):
+            ready.append(_prepared(setup, program, run, chosen, parts[k], 1))
+            k += 1
+        else:
+            out.append(_evaluated(setup, program, run, *ready.popleft(), keep_ledger, 1))
+    return out
+
+
 def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_ledger: bool, threads: int | None) -> Partial:
     """One path over the customers of `part` (all when None)."""
+    return _evaluated(setup, program, run, *_prepared(setup, program, run, chosen, part, threads), keep_ledger, threads)
+
+
+def _evaluated(setup: Setup, program, run: int, rows: pd.DataFrame, chosen: np.ndarray, span, keep_ledger: bool, threads: int | None) -> Partial:
+    """A prepared piece (`_prepared`) through the engine, and its sums."""
+    sc = setup.scenario
+    policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
+    ledger = _evaluate(rows, setup, program, policy, threads, span)
+    return measure(setup, program.model, rows, ledger, chosen, run, keep_ledger)
+
+
+def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads: int | None) -> tuple[pd.DataFrame, np.ndarray, tuple | None]:
+    """The path's rows over the customers of `part` (all when None), enrolled, responded and with
+    their draws, ready for the engine; with the customers who joined and the history rows' span."""
     sc = setup.scenario
     h = setup.history
     model = program.model
@@ -232,9 +268,9 @@ def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_le
         mine[c0:c1] = chosen[c0:c1]
         chosen, span = mine, (r0, r1)
     rows = enrollment.member_rows(h, chosen, span)
-    policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
     first = None
     if response.needs_first_pass(sc.response, model):
+        policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
         _path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run)
         # Only the goal gradient maps the ledger's customer ids back to codes.
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
@@ -251,8 +287,7 @@ def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_le
     # Added after the merge: one column less to interleave each, and draws keyed by row either way.
     _path_columns(rows, is_extra, h, seed, run)
     rows["_minor"] = response.scaled(rows, f)
-    ledger = _evaluate(rows, setup, program, policy, threads, span)
-    return measure(setup, model, rows, ledger, chosen, run, keep_ledger)
+    return rows, chosen, span
 
 
 def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: int, run: int) -> None:

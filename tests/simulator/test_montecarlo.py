@@ -165,3 +165,29 @@ def test_a_single_process_waits_for_the_base_only_to_evaluate(data, monkeypatch,
     assert seen and all(seen)  # each base (each slice's) still being built when its path began
     if sliced:
         assert len(seen) > 1  # one path per slice
+
+
+def test_a_thread_prepares_its_next_piece_while_the_base_is_still_being_built(monkeypatch):
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from simulator import montecarlo
+
+    base: Future = Future()
+    steps = []
+
+    def prepared(setup, program, run, chosen, part, threads):
+        steps.append(f"prepare {part}")
+        if len(steps) == 2:
+            base.set_result("the base")  # built while the second piece was being prepared
+        return (f"rows {part}", chosen, None)
+
+    def evaluated(setup, program, run, rows, chosen, span, keep_ledger, threads):
+        steps.append(f"evaluate {rows} with {setup.base.result()}")
+        return rows
+
+    monkeypatch.setattr(montecarlo, "_prepared", prepared)
+    monkeypatch.setattr(montecarlo, "_evaluated", evaluated)
+    out = montecarlo._run_share(SimpleNamespace(base=base), None, 0, None, ["a", "b", "c"], False)
+    assert out == ["rows a", "rows b", "rows c"]
+    assert steps == ["prepare a", "prepare b", "evaluate rows a with the base", "evaluate rows b with the base", "prepare c", "evaluate rows c with the base"]

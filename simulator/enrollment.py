@@ -86,6 +86,7 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     for col in ("transaction_id", "reward"):
         if col in out:
             out[col] = np.where(enroll, "", np.asarray(out[col], dtype=object))
+    out["_pos"] = src  # each row's position in the history
     out["_ord"] = src * 4 + ~enroll  # enrol rows sort just before the first purchase: 4p < 4p + 1
     out["_enroll"] = enroll
     return pd.DataFrame(out, copy=False)

@@ -1,7 +1,7 @@
 """The replayed history: validated transactions, sorted by customer then time, with helper columns.
 
 Helper columns (all prefixed `_`, dropped before the engine sees the rows):
-`_row` input position, `_pos` position in the history, `_m` customer code (customer ids in sorted order), `_key` the customer's
+`_row` input position, `_m` customer code (customer ids in sorted order), `_key` the customer's
 random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund`, `_visit`
 (first line of a purchase basket), `_event` (lower-case event name).
 """
@@ -104,7 +104,8 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     if refund.any():
         # Refunds are negative however they were written (`minor` is this function's own array).
         minor[refund] = -np.abs(minor[refund])
-    helpers = {"timestamp": t, "_row": order if identity else order.astype(np.int64), "_pos": np.arange(n, dtype=np.int64), "_m": m}
+    # (A row's position in the history is its index: a path's rows carry theirs as `_pos`.)
+    helpers = {"timestamp": t, "_row": order if identity else order.astype(np.int64), "_m": m}
     helpers.update(
         _minor=minor,
         _event=pd.Categorical.from_codes(event, categories=categories),

@@ -26,17 +26,23 @@ class History:
     """Sorted transactions with helper columns, and per-customer facts."""
 
     rows: pd.DataFrame
-    customer_ids: np.ndarray  # sorted, indexed by `_m`
+    ids: np.ndarray | pd.Index  # the customer ids, sorted, indexed by `_m` (`customer_ids` as objects)
     keys: np.ndarray  # rng key per customer code
     decimals: int
     until: pd.Timestamp
     start: pd.Timestamp
-    # `customer_ids` as the Arrow text index they came from (or None): saves converting them back.
+    # The ids as the Arrow text index they came from (or None): saves converting them back.
     id_index: pd.Index | None = field(default=None, repr=False, compare=False)
 
     @property
     def customers(self) -> int:
-        return len(self.customer_ids)
+        return len(self.ids)
+
+    @cached_property
+    def customer_ids(self) -> np.ndarray:
+        """The customer ids as an object array (made when first asked for: a path over Arrow text
+        ids never needs them as Python strings)."""
+        return np.asarray(self.ids, dtype=object)
 
     @cached_property
     def first_purchase(self) -> np.ndarray:
@@ -73,8 +79,9 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     else:
         ev_codes, ev_names = np.zeros(n, dtype=np.int64), np.array(["purchase"], dtype=object)
     codes, ids, id_index = _factorize_sorted(df["customer_id"])
-    if id_index is not None and (not len(ids) or id_index.dtype != pd.Index(ids[:1]).dtype):
+    if id_index is not None and (not len(ids) or id_index.dtype != pd.Index(np.asarray(ids[:1], dtype=object)).dtype):
         id_index = None  # only when it is what pandas makes of the ids themselves
+        ids = np.asarray(ids, dtype=object)
     # Stable sort by customer then time keeps basket lines and same-time rows in input order.
     order = _order(codes, ts.to_numpy())
     # simulator.io already sorts this way: then the rows need no reordered copy.
@@ -124,7 +131,7 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     last = t.max() if n else pd.Timestamp("1970-01-01")
     first = t.min() if n else pd.Timestamp("1970-01-01")
     until = pd.Timestamp(until) if until is not None else last
-    return History(out, np.asarray(ids, dtype=object), keys, decimals, until, first, id_index)
+    return History(out, ids if id_index is not None else np.asarray(ids, dtype=object), keys, decimals, until, first, id_index)
 
 
 def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
@@ -168,26 +175,30 @@ def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t
     return purchase & ~(may & has_id & same_id)
 
 
-def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index | None]:
+def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index, pd.Index | None]:
     """Codes and distinct values in sorted order of the values (a Categorical's by its text), and
-    those values as an Arrow text index when they are Arrow text (else None)."""
+    those values as an Arrow text index when they are Arrow text (else None; the values are then
+    that index too)."""
     if not isinstance(col.dtype, pd.CategoricalDtype):
         codes, ids = pd.factorize(col, sort=True)
         return codes, np.asarray(ids, dtype=object), None
-    cats = col.cat.categories.to_numpy(dtype=object)
+    size = len(col.cat.categories)
     c = col.cat.codes.to_numpy()
     if len(c) and c.min() >= 0:
         # Counted, not sorted: the categories in use, in category order.
-        present = np.flatnonzero(np.bincount(c, minlength=len(cats)))
-        index = col.cat.categories if len(present) == len(cats) else col.cat.categories[present]
+        present = np.flatnonzero(np.bincount(c, minlength=size))
+        index = col.cat.categories if len(present) == size else col.cat.categories[present]
         if arrowtext.ascending(index):
-            # Every category in use, in order: the codes are the ranks already.
-            return (c if len(present) == len(cats) else _ranks(present, len(cats))[c]), cats[present], index
+            # Every category in use, in order: the codes are the ranks already (and the ids stay
+            # Arrow text, not turned into Python strings).
+            return (c if len(present) == size else _ranks(present, size)[c]), index, index
+        cats = col.cat.categories.to_numpy(dtype=object)
         order = present[np.argsort(cats[present], kind="stable")]
     else:
+        cats = col.cat.categories.to_numpy(dtype=object)
         present = np.unique(c)
         order = present[np.argsort(cats[present], kind="stable")]
-    return _ranks(order, len(cats))[c], cats[order], None
+    return _ranks(order, size)[c], cats[order], None
 
 
 def _ranks(order: np.ndarray, size: int) -> np.ndarray:

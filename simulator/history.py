@@ -97,10 +97,17 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
 
     # A Categorical (with `enroll` among its categories): paths copy and flag it by integer code.
     # Built from codes: the event names are looked at once per distinct name, not once per row.
-    present = ev_names[np.flatnonzero(np.bincount(ev_codes, minlength=len(ev_names)))] if n else ev_names[:0]
+    if not n:
+        present = ev_names[:0]
+    elif len(ev_names) <= 16:
+        # A few names (the usual events): one comparison each beats counting a million codes.
+        present = ev_names[np.array([bool((ev_codes == k).any()) for k in range(len(ev_names))], dtype=bool)]
+    else:
+        present = ev_names[np.flatnonzero(np.bincount(ev_codes, minlength=len(ev_names)))]
     categories = sorted(set(present.tolist()) | {"enroll"})
     where = {name: i for i, name in enumerate(categories)}
-    lut = np.array([where.get(name, -1) for name in ev_names.tolist()], dtype=np.int64)
+    # Codes in the narrow type pandas keeps them in: no widening here and narrowing again below.
+    lut = np.array([where.get(name, -1) for name in ev_names.tolist()], dtype=np.int8 if len(categories) < 128 else np.int64)
     event = lut[take(ev_codes)] if n else np.zeros(0, dtype=np.int64)
     minor = take(minor)
     is_purchase_event = event == where.get("purchase", -2)

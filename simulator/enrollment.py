@@ -50,12 +50,14 @@ def choose(can_join: np.ndarray, spend: np.ndarray | None, keys: np.ndarray, sha
     chosen = np.zeros(len(can_join), dtype=bool)
     if k == 0:
         return chosen
+    if k == len(eligible):
+        chosen[eligible] = True  # everyone who can: no order needed
+        return chosen
+    # Stable sorts of `eligible`, which ascends: ties keep customer order.
     if how == "top_spenders":
-        # lexsort: last key is primary; most spend first, then customer order.
-        order = np.lexsort((eligible, -spend[eligible]))
+        order = np.argsort(-spend[eligible], kind="stable")  # most spend first
     else:
-        u = rng.uniform(seed, run, keys[eligible], 0, STREAM)
-        order = np.lexsort((eligible, u))
+        order = np.argsort(rng.uniform(seed, run, keys[eligible], 0, STREAM), kind="stable")
     chosen[eligible[order[:k]]] = True
     return chosen
 

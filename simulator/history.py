@@ -47,19 +47,22 @@ class History:
     @cached_property
     def first_purchase(self) -> np.ndarray:
         """Per customer code: the row position of the first purchase, or -1 if none."""
-        pos = np.flatnonzero(self.rows["_purchase"].to_numpy())
-        first = np.full(self.customers, -1, dtype=np.int64)
-        m = self.rows["_m"].to_numpy()[pos]
-        # Rows are grouped by customer in time order: a customer's first purchase starts its run
-        # of equal codes (found in one pass, no sort).
-        starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]]) if len(m) else np.zeros(0, dtype=np.int64)
-        first[m[starts]] = pos[starts]
-        return first
+        return _first_purchase(np.ascontiguousarray(self.rows["_m"].to_numpy()), np.ascontiguousarray(self.rows["_purchase"].to_numpy()), self.customers)
 
     @cached_property
     def enroll_rows(self) -> np.ndarray:
         """True on `enroll` rows of the data."""
         return (self.rows["_event"] == "enroll").to_numpy()
+
+
+@njit(cache=True, nogil=True)
+def _first_purchase(m, purchase, customers):
+    # Rows are grouped by customer in time order: the first purchase row seen of each customer.
+    first = np.full(customers, -1, dtype=np.int64)
+    for i in range(m.shape[0]):
+        if purchase[i] and first[m[i]] < 0:
+            first[m[i]] = i
+    return first
 
 
 def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:

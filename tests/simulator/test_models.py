@@ -25,6 +25,30 @@ def test_random_pick_takes_the_share_and_depends_on_run_not_on_others():
     assert np.array_equal(a, enrollment.pick(h, 0.5, "random", seed=1, run=0))
 
 
+def test_the_choice_takes_the_smallest_draws_or_the_most_spend_ties_in_customer_order():
+    rng = np.random.default_rng(4)
+    can_join = rng.random(3000) < 0.7
+    spend = rng.integers(0, 5, 3000).astype(float)  # many ties
+    keys = rng.integers(0, 2**63, 3000).astype(np.uint64)
+    eligible = np.flatnonzero(can_join)
+    for how in enrollment.PICKS:
+        for share in (0.0, 0.3, 0.999, 1.0):
+            k = min(len(eligible), int(np.floor(share * len(eligible) + 0.5)))
+            first = -spend[eligible] if how == "top_spenders" else enrollment.rng.uniform(2, 1, keys[eligible], 0, enrollment.STREAM)
+            want = np.zeros(3000, dtype=bool)
+            want[eligible[np.lexsort((eligible, first))[:k]]] = True  # by the key, then customer order
+            assert np.array_equal(enrollment.choose(can_join, spend, keys, share, how, 2, 1), want)
+
+
+def test_first_purchases_are_each_customers_first_purchase_row():
+    h = _history(60)
+    rows = h.rows
+    want = np.full(h.customers, -1)
+    for m, pos in rows[rows["_purchase"]].groupby("_m").groups.items():
+        want[m] = min(pos)
+    assert np.array_equal(h.first_purchase, want)
+
+
 def test_top_spenders_are_the_biggest_buyers():
     h = _history()
     chosen = enrollment.pick(h, 0.25, "top_spenders", seed=1, run=0)

@@ -23,7 +23,7 @@ from rulelang.errors import LoyaltyError
 from rulelang.program import Program
 from simulator import batch as batches
 from simulator import chunked, enrollment, io, memory, metrics, montecarlo, rng
-from simulator.history import prepare
+from simulator.history import annotated, sorted_rows
 from simulator.scenario import Scenario, load_scenario
 
 
@@ -198,19 +198,21 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
         tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep)
         cust = _loaded(tx, pending.result if pending is not None else None, rejects)
     start, until = _until(sc)
-    history = prepare(tx.frame, model.decimals, until)
+    core = sorted_rows(tx.frame, model.decimals, until)
     # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
     tx = replace(tx, frame=tx.frame.iloc[:0])
-    start = start if start is not None else history.start
+    start = start if start is not None else core.start
     with ThreadPoolExecutor(1) as pool:
-        # The base batch is built on a second thread while the first path enrols, responds and
-        # redeems (none of which reads it); the path waits for it only to evaluate.
-        base = pool.submit(batches.base, history, model, cust.frame if cust is not None else None)
-        # The runs need only the helper columns; the engine reads the base batch.
-        history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
-        months = metrics.month_index(start, history.until)
-        setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
+        # The base batch is built on a second thread from the sorted rows, while the history is
+        # finished and the first path enrols, responds and redeems (none of which reads it); the
+        # path waits for it only to evaluate.
+        base = pool.submit(batches.base, core, model, cust.frame if cust is not None else None)
         try:
+            history = annotated(core)
+            # The runs need only the helper columns; the engine reads the base batch.
+            history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
+            months = metrics.month_index(start, history.until)
+            setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
             partials = montecarlo.run_all(setup, sc.runs, workers, progress)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths

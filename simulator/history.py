@@ -8,7 +8,7 @@ random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -27,7 +27,7 @@ class History:
 
     rows: pd.DataFrame
     ids: np.ndarray | pd.Index  # the customer ids, sorted, indexed by `_m` (`customer_ids` as objects)
-    keys: np.ndarray  # rng key per customer code
+    keys: np.ndarray | None  # rng key per customer code (None before `annotated`)
     decimals: int
     until: pd.Timestamp
     start: pd.Timestamp
@@ -67,6 +67,13 @@ def _first_purchase(m, purchase, customers):
 
 def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     """Sort and annotate transactions for replay; amounts become integer minor units."""
+    return annotated(sorted_rows(transactions, decimals, until))
+
+
+def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> History:
+    """The first stage of `prepare`: the rows sorted, with every helper column but `_visit`, and no
+    random keys yet. What the engine's base batch reads (simulator.batch), so the base can be
+    built from it while `annotated` finishes the history."""
     df = transactions.reset_index(drop=True)
     n = len(df)
     ts = parse_datetimes(df["timestamp"]).astype("datetime64[ns]")
@@ -128,20 +135,34 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
         _event=pd.Categorical.from_codes(event, categories=categories),
         _purchase=purchase,
         _refund=refund,
-        _visit=_basket_starts(purchase, out["transaction_id"] if "transaction_id" in out.columns else None, m, t),
     )
-    if out.columns.is_unique and not any(c in out.columns for c in helpers if c != "timestamp"):
-        # One frame of the rows' own and new arrays: setting them one by one copies each.
-        out = pd.DataFrame({**{c: out[c] for c in out.columns}, **helpers}, copy=False)
-    else:
-        for c, v in helpers.items():
-            out[c] = v
-    keys = rng.customer_keys(id_index if id_index is not None else ids)
+    out = _with_columns(out, helpers)
     t = out["timestamp"]
     last = t.max() if n else pd.Timestamp("1970-01-01")
     first = t.min() if n else pd.Timestamp("1970-01-01")
     until = pd.Timestamp(until) if until is not None else last
-    return History(out, ids if id_index is not None else np.asarray(ids, dtype=object), keys, decimals, until, first, id_index)
+    return History(out, ids if id_index is not None else np.asarray(ids, dtype=object), None, decimals, until, first, id_index)
+
+
+def annotated(core: History) -> History:
+    """The second stage of `prepare`: each purchase basket's first line (`_visit`) and each
+    customer's random-stream key."""
+    rows = core.rows
+    tx = rows["transaction_id"] if "transaction_id" in rows.columns else None
+    visit = _basket_starts(rows["_purchase"].to_numpy(), tx, rows["_m"].to_numpy(), rows["timestamp"].to_numpy())
+    keys = rng.customer_keys(core.id_index if core.id_index is not None else core.ids)
+    return replace(core, rows=_with_columns(rows, {"_visit": visit}), keys=keys)
+
+
+def _with_columns(frame: pd.DataFrame, new: dict) -> pd.DataFrame:
+    """`frame` with the columns of `new` set (added at the end, or replaced in place)."""
+    if frame.columns.is_unique and not any(c in frame.columns for c in new if c != "timestamp"):
+        # One frame of the rows' own and new arrays: setting them one by one copies each.
+        return pd.DataFrame({**{c: frame[c] for c in frame.columns}, **new}, copy=False)
+    frame = frame.copy(deep=False)  # (the caller's frame stays as it was: a base may be reading it)
+    for c, v in new.items():
+        frame[c] = v
+    return frame
 
 
 def _order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray | None:

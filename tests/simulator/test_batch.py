@@ -202,3 +202,18 @@ def test_extra_baskets_get_ids_of_their_own_past_a_small_id_dictionary():
     is_extra = rows["_extra"].to_numpy()
     spawn = rows["_spawn"].to_numpy()[is_extra]
     assert (got[is_extra] == np.array([f"~extra{s}" for s in spawn], dtype=object)).all()
+
+
+def test_the_base_from_the_first_stage_of_the_history_equals_the_base_from_the_whole():
+    from simulator.history import annotated, sorted_rows
+
+    tx, customers = sample(customers=30)
+    loaded = io.load_transactions(tx).frame
+    core = sorted_rows(loaded, 2)
+    early = batch.base(core, PROGRAM.model, None).frame
+    whole = batch.base(prepare(loaded, 2), PROGRAM.model, None).frame
+    pd.testing.assert_frame_equal(early, whole)
+    # The first stage leaves only the basket starts and the random keys to the second.
+    assert core.keys is None and "_visit" not in core.rows.columns
+    finished = annotated(core)
+    assert finished.keys is not None and list(finished.rows.columns) == list(prepare(loaded, 2).rows.columns)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from rulelang import arrowtext
 from rulelang.data import parse_datetimes
 from rulelang.errors import DataError
+from simulator.history import grouped_in_time
 
 REQUIRED = ("customer_id", "timestamp", "amount")
 ROW_NOTE = "row numbers count data rows from 1; the header is not counted"
@@ -422,7 +423,8 @@ def load_transactions(
     # Numbers stored as numbers (Parquet, DataFrames) are used as they are; anything else is parsed as text.
     numeric = pd.api.types.is_numeric_dtype(df["amount"]) and not pd.api.types.is_bool_dtype(df["amount"])
     if numeric:
-        amount = pd.to_numeric(df["amount"], errors="coerce").astype("float64").reset_index(drop=True)
+        a = df["amount"]
+        amount = (a if a.dtype == np.float64 else pd.to_numeric(a, errors="coerce").astype("float64")).reset_index(drop=True)
         amount_empty = amount.isna().to_numpy()  # a missing number reads as empty text
     else:
         amount_text = _dict_text(df["amount"], strip)
@@ -490,7 +492,7 @@ def load_transactions(
     id_keys, ts_keys = _sorted_codes(ids), tsv
     if not every:
         id_keys, ts_keys = id_keys[keep_rows], ts_keys[keep_rows]
-    in_order = len(id_keys) < 2 or bool(np.all((id_keys[1:] > id_keys[:-1]) | ((id_keys[1:] == id_keys[:-1]) & (ts_keys[1:] >= ts_keys[:-1]))))
+    in_order = grouped_in_time(id_keys, ts_keys)  # (rows kept have their date-times)
     if in_order and every:
         # Rows already in order, none dropped: no reordered copy of every column.
         frame = frame.reset_index(drop=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -22,3 +23,15 @@ def test_drop_unused_is_remove_unused_categories(categories, codes):
     got, want = _drop_unused(values), values.remove_unused_categories()
     assert list(got.categories) == list(want.categories)
     assert got.codes.tolist() == want.codes.tolist() and got.codes.dtype == want.codes.dtype
+
+
+def test_grouped_in_time_is_the_sort_check():
+    from simulator.history import grouped_in_time
+
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 2, 50):
+        for _ in range(200):
+            keys = np.sort(rng.integers(0, 4, n)) if rng.random() < 0.7 else rng.integers(0, 4, n)
+            ts = rng.integers(0, 3, n).astype("datetime64[ns]")
+            want = n < 2 or bool(np.all((keys[1:] > keys[:-1]) | ((keys[1:] == keys[:-1]) & (ts[1:] >= ts[:-1]))))
+            assert grouped_in_time(keys, ts) == want

@@ -26,7 +26,7 @@ from rulelang.errors import LoyaltyError
 from rulelang.evaluate import ENGINES
 from simulator import batch as batches
 from simulator import enrollment, metrics, redemption, response
-from simulator.history import History
+from simulator.history import History, with_columns
 from simulator.measure import Partial, measure
 
 
@@ -271,33 +271,33 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
     first = None
     if response.needs_first_pass(sc.response, model):
         policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
-        _path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run)
         # Only the goal gradient maps the ledger's customer ids back to codes.
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
-        first = _evaluate(rows, setup, program, policy, threads, span)
+        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run), setup, program, policy, threads, span)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals)
     extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
     is_extra = np.zeros(len(rows), dtype=bool)
+    spawn = None
     if len(extra):
         spawn_pos = np.searchsorted(rows["_ord"].to_numpy(), extra["_ord"].to_numpy() - 2)
-        spawn = extra["_spawn"].to_numpy()
         rows, is_extra = response.merged(rows[[c for c in rows.columns if c in extra.columns]], extra)
-        rows["_spawn"] = response.interleave(np.full(len(is_extra) - len(spawn), -1, dtype=np.int64), spawn, is_extra)
+        spawn = response.interleave(np.full(len(rows) - len(extra), -1, dtype=np.int64), extra["_spawn"].to_numpy(), is_extra)
         f = response.interleave(f, f[spawn_pos], is_extra)
     # Added after the merge: one column less to interleave each, and draws keyed by row either way.
-    _path_columns(rows, is_extra, h, seed, run)
-    rows["_minor"] = response.scaled(rows, f)
-    return rows, chosen, span
+    rows = _path_columns(rows, is_extra, h, seed, run, spawn)
+    return with_columns(rows, {"_minor": response.scaled(rows, f)}), chosen, span
 
 
-def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: int, run: int) -> None:
-    """The path's own columns: its pre-uplift revenue `_orig`, the extra-visit flags, the draws."""
+def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: int, run: int, spawn: np.ndarray | None = None) -> pd.DataFrame:
+    """The rows with the path's own columns: its pre-uplift revenue `_orig`, the extra-visit flags
+    and the spawning rows (`_spawn`, -1 for the path's own rows), the draws."""
     money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
-    rows["_orig"] = np.where(money & ~is_extra, rows["_minor"].to_numpy(), 0)
-    rows["_extra"] = is_extra
-    if "_spawn" not in rows.columns:
-        rows["_spawn"] = np.int64(-1)
-    rows["_u_redeem"], rows["_u_choice"] = redemption.draws(rows, h.keys, seed, run)
+    own = {"_orig": np.where(money & ~is_extra, rows["_minor"].to_numpy(), 0), "_extra": is_extra}
+    if spawn is not None or "_spawn" not in rows.columns:
+        own["_spawn"] = spawn if spawn is not None else np.full(len(rows), -1, dtype=np.int64)
+    rows = with_columns(rows, own)
+    u_redeem, u_choice = redemption.draws(rows, h.keys, seed, run)  # (keyed by `_extra` and `_spawn`)
+    return with_columns(rows, {"_u_redeem": u_redeem, "_u_choice": u_choice})
 
 
 def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:

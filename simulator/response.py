@@ -22,6 +22,7 @@ from numba import njit
 
 from rulelang.errors import LoyaltyError
 from simulator import metrics, rng, tiers
+from simulator.history import with_columns
 
 STREAM_VISIT, STREAM_PICK = 31, 32
 
@@ -146,7 +147,6 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     # Lines of a basket run from its start to the next row that is not one of its lines.
     n_lines = basket_ends(rows, src) - src
     line_pos = np.repeat(src, n_lines) + _ranges(n_lines)
-    copy = rows.iloc[line_pos].copy()
     spawn_rep = np.repeat(spawn, n_lines)
     spawn_end = np.repeat(basket_ends(rows, spawn), n_lines) - 1  # last line of the spawning basket
     t = rows["timestamp"].to_numpy()
@@ -154,14 +154,16 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     same = (spawn_end + 1 < len(rows)) & (m[nxt] == m[spawn_rep])
     later = np.where(same, t[nxt], np.datetime64(until, "ns"))
     t0 = t[spawn_rep].view("int64")
-    copy["timestamp"] = (t0 + (later.view("int64") - t0) // 2).view("datetime64[ns]")
-    copy["_ord"] = rows["_ord"].to_numpy()[spawn_end] + 2
-    copy["_spawn"] = row[spawn_rep]
-    copy["_extra"] = True
-    copy["_enroll"] = False
-    if "transaction_id" in copy.columns:
-        copy["transaction_id"] = "~extra" + pd.Series(copy["_spawn"].to_numpy()).astype(str).to_numpy()
-    return copy
+    own = {
+        "timestamp": (t0 + (later.view("int64") - t0) // 2).view("datetime64[ns]"),
+        "_ord": rows["_ord"].to_numpy()[spawn_end] + 2,
+        "_spawn": row[spawn_rep],
+        "_extra": np.ones(len(line_pos), dtype=bool),
+        "_enroll": np.zeros(len(line_pos), dtype=bool),
+    }
+    if "transaction_id" in rows.columns:
+        own["transaction_id"] = "~extra" + pd.Series(own["_spawn"]).astype(str).to_numpy()
+    return with_columns(rows.iloc[line_pos].reset_index(drop=True), own)
 
 
 def merged(rows: pd.DataFrame, extra: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

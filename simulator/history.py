@@ -272,18 +272,19 @@ def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decima
     """The rows as the engine reads them: canonical columns, amounts back in currency units (or
     left in minor units, for `rulelang.data.prepare(..., minor_units=True)`)."""
     keep = [c for c in rows.columns if not c.startswith("_")]
-    out = rows[keep].copy(deep=False)
     # Categoricals: the engine encodes them by their codes instead of hashing a text per row.
     # `customer_ids` are distinct and sorted, so the codes `_m` are already the member order.
     # (Distinct already: no uniqueness check, which hashes every id.)
     ids = pd.CategoricalDtype._from_fastpath(customer_ids, False)
-    out["customer_id"] = pd.Categorical.from_codes(rows["_m"].to_numpy(), dtype=ids, validate=False)
-    out["amount"] = rows["_minor"].to_numpy() if minor_units else rows["_minor"].to_numpy() / 10**decimals
-    out["event"] = _drop_unused(rows["_event"].array)
+    own = {
+        "customer_id": pd.Categorical.from_codes(rows["_m"].to_numpy(), dtype=ids, validate=False),
+        "amount": rows["_minor"].to_numpy() if minor_units else rows["_minor"].to_numpy() / 10**decimals,
+        "event": _drop_unused(rows["_event"].array),
+    }
     for col in ("_u_redeem", "_u_choice"):
         if col in rows.columns:
-            out[col] = rows[col].to_numpy()
-    return out
+            own[col] = rows[col].to_numpy()
+    return with_columns(rows[keep], own)
 
 
 def _drop_unused(values: pd.Categorical) -> pd.Categorical:

@@ -159,7 +159,9 @@ def with_columns(frame: pd.DataFrame, new: dict) -> pd.DataFrame:
     as `frame[c] = v` would, but without copying: pandas copies every array set that way (a
     column of a million rows, 8 MB of fresh memory, each time). `frame` itself is left as it was."""
     if frame.columns.is_unique:
-        return pd.DataFrame({**{c: frame[c] for c in frame.columns}, **new}, copy=False)
+        if not any(c in frame.columns for c in new):
+            return pd.concat([frame, pd.DataFrame(new, index=frame.index, copy=False)], axis=1)  # (shares every array)
+        return pd.DataFrame({**{c: frame[c].array for c in frame.columns}, **new}, index=frame.index, copy=False)
     frame = frame.copy(deep=False)
     for c, v in new.items():
         frame[c] = v

@@ -35,3 +35,23 @@ def test_grouped_in_time_is_the_sort_check():
             ts = rng.integers(0, 3, n).astype("datetime64[ns]")
             want = n < 2 or bool(np.all((keys[1:] > keys[:-1]) | ((keys[1:] == keys[:-1]) & (ts[1:] >= ts[:-1]))))
             assert grouped_in_time(keys, ts) == want
+
+
+@pytest.mark.parametrize("new", [{"c": [1.0, 2.0, 3.0]}, {"a": [7, 8, 9]}, {"b": ["z", "z", "y"], "d": [0, 1, 2]}])
+@pytest.mark.parametrize("index", [None, [4, 1, 9]])
+def test_with_columns_is_setting_them_without_copies(new, index):
+    from simulator.history import with_columns
+
+    frame = pd.DataFrame({"a": np.arange(3), "b": pd.Categorical(list("xyx")), "t": pd.date_range("2026-01-01", periods=3)}, index=index)
+    new = {k: pd.Categorical(v) if isinstance(v[0], str) else np.array(v) for k, v in new.items()}
+    want = frame.copy()
+    for k, v in new.items():
+        want[k] = v
+    got = with_columns(frame, new)
+    pd.testing.assert_frame_equal(got, want)
+    assert list(frame.columns) == ["a", "b", "t"]  # the frame itself unchanged
+    for k, v in new.items():
+        if isinstance(v, np.ndarray):
+            assert np.shares_memory(got[k].to_numpy(), v)
+    if "a" not in new:
+        assert np.shares_memory(got["a"].to_numpy(), frame["a"].to_numpy())

@@ -199,14 +199,30 @@ def _may_continue(m, t, purchase):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _arrow_basket_starts(m, t, purchase, offsets, data, valid):
+    # A purchase row starts a basket unless it continues the one before it (`_may_continue`)
+    # with the same id, which is not blank (missing or empty).
+    out = purchase.copy()
+    for i in range(1, m.shape[0]):
+        if (
+            purchase[i] and purchase[i - 1] and m[i] == m[i - 1] and t[i] == t[i - 1]
+            and valid[i] and valid[i - 1] and offsets[i + 1] > offsets[i]
+            and arrowtext._same(data, offsets[i], offsets[i + 1], offsets[i - 1], offsets[i])
+        ):  # fmt: skip
+            out[i] = False
+    return out
+
+
 def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t: np.ndarray) -> np.ndarray:
     if col is None:
         return purchase.copy()
-    may = _may_continue(np.ascontiguousarray(m), np.ascontiguousarray(t).view(np.int64), np.ascontiguousarray(purchase))
+    m, t, purchase = np.ascontiguousarray(m), np.ascontiguousarray(t).view(np.int64), np.ascontiguousarray(purchase)
     if arrowtext.is_arrow_text(col):
         # Arrow text ids (a Parquet column of ids): neighbours compared by their bytes, only
-        # where the row could continue a basket.
-        return purchase & ~(may & ~arrowtext.blank(col) & arrowtext.repeats_previous(col, where=may))
+        # where the row could continue a basket; all in one pass.
+        return _arrow_basket_starts(m, t, purchase, *arrowtext.buffers(col))
+    may = _may_continue(m, t, purchase)
     if isinstance(col.dtype, pd.CategoricalDtype):
         # Categories are distinct text: equal codes are equal ids, and at most one is blank;
         # missing (-1) reads as blank.

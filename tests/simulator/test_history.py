@@ -55,3 +55,21 @@ def test_with_columns_is_setting_them_without_copies(new, index):
             assert np.shares_memory(got[k].to_numpy(), v)
     if "a" not in new:
         assert np.shares_memory(got["a"].to_numpy(), frame["a"].to_numpy())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_basket_starts_from_arrow_text_ids_equal_those_from_categorical_ids(seed):
+    from simulator.history import _basket_starts
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    m = np.sort(rng.integers(0, 200, n))
+    t = (rng.integers(0, 30, n) // 3).astype("datetime64[ns]")
+    t = np.sort(t + (m * 100).astype("timedelta64[ns]"))  # grouped by member, in time order
+    purchase = rng.random(n) < 0.85
+    ids = rng.choice(["a", "b", "bb", "", None], n, p=[0.35, 0.3, 0.15, 0.1, 0.1])
+    arrow = pd.Series(ids, dtype=pd.StringDtype("pyarrow"))
+    categorical = pd.Series(ids, dtype="category")
+    want = _basket_starts(purchase, categorical, m, t)
+    assert np.array_equal(_basket_starts(purchase, arrow, m, t), want)
+    assert 0 < want.sum() < purchase.sum()  # some lines continue a basket

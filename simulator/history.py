@@ -137,9 +137,8 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
         _refund=refund,
     )
     out = with_columns(out, helpers)
-    t = out["timestamp"]
-    last = t.max() if n else pd.Timestamp("1970-01-01")
-    first = t.min() if n else pd.Timestamp("1970-01-01")
+    last = pd.Timestamp(t.max()) if n else pd.Timestamp("1970-01-01")  # (no date-time is missing here)
+    first = pd.Timestamp(t.min()) if n else pd.Timestamp("1970-01-01")
     until = pd.Timestamp(until) if until is not None else last
     return History(out, ids if id_index is not None else np.asarray(ids, dtype=object), None, decimals, until, first, id_index)
 

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from numba import njit
 
 from rulelang import arrowtext
 from rulelang.data import parse_datetimes
@@ -242,6 +243,21 @@ def _sorted_codes(values: pd.Categorical) -> np.ndarray:
     return rank[values.codes]
 
 
+_NAT = np.iinfo(np.int64).min
+
+
+@njit(cache=True, nogil=True)
+def _in_period(t, lo, hi):
+    # (has a date-time, outside [lo, hi)) per row in one pass; lo = hi = NaT: no period.
+    ok = np.empty(t.shape[0], dtype=np.bool_)
+    outside = np.zeros(t.shape[0], dtype=np.bool_)
+    for i in range(t.shape[0]):
+        ok[i] = t[i] != _NAT
+        if ok[i] and lo != _NAT:
+            outside[i] = t[i] < lo or t[i] >= hi
+    return ok, outside
+
+
 def _redeem_without_reward(event: pd.Categorical, reward: pd.Categorical) -> np.ndarray:
     redeem = _eq(event, "redeem")
     return redeem & _eq(reward, "") if redeem.any() else redeem
@@ -446,12 +462,9 @@ def load_transactions(
 
     bounds = _period_bounds(period)
     tsv = ts.to_numpy()
-    ts_ok = ~np.isnat(tsv)
-    outside = np.zeros(n, dtype=bool)
-    if bounds is not None:
-        lo, hi = pd.Timestamp(bounds[0]), pd.Timestamp(bounds[1]) + pd.Timedelta(days=1)
-        # NaT compares False both ways: such rows are not outside (they are rejected).
-        outside = (tsv < lo.to_datetime64()) | (tsv >= hi.to_datetime64())
+    # Rows outside [lo, hi), and rows with a date-time (a missing one is rejected, not outside).
+    lo, hi = (pd.Timestamp(bounds[0]), pd.Timestamp(bounds[1]) + pd.Timedelta(days=1)) if bounds is not None else (None, None)
+    ts_ok, outside = _in_period(np.ascontiguousarray(tsv).view(np.int64), *((lo.value, hi.value) if lo is not None else (_NAT, _NAT)))
 
     amount_bad = ~np.isfinite(amount.to_numpy())
     checks = [

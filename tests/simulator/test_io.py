@@ -218,3 +218,12 @@ def test_parquet_customers_load_as_their_csv_does(tmp_path):
         assert got.frame[c].astype(object).tolist() == want.frame[c].astype(object).tolist(), c
     assert got.rejects.equals(want.rejects) and got.rejects["row"].tolist() == [4, 5, 6, 7]
     assert (got.rows_read, got.rows_used, got.rows_rejected) == (7, 3, 4)
+
+
+def test_a_period_keeps_its_first_and_last_day_and_a_missing_date_time_is_not_outside(tmp_path):
+    text = "customer_id,timestamp,amount\n" + "".join(
+        f"c{i},{ts},1\n" for i, ts in enumerate(["2025-12-31 23:59:59", "2026-01-01 00:00:00", "2026-06-30 23:59:59", "2026-07-01 00:00:00", "", "soon"])
+    )
+    r = load_transactions(_write(tmp_path, text), period="2026-01-01 to 2026-06-30")
+    assert r.frame["customer_id"].tolist() == ["c1", "c2"]
+    assert r.rows_outside_period == 2 and r.rejects["row"].tolist() == [5, 6] and _identity(r)

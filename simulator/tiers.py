@@ -154,28 +154,16 @@ def uplift_before_rows(spec, decimals: int, member: np.ndarray, t: np.ndarray, c
 
 @njit(cache=True, nogil=True)
 def _rolling_uplift(m, t, contrib, start, span, limits, uplifts, purchase):
-    # `_rolling_before`'s metric, `_level` of it (limits at or below it, less one, at least 0) and
-    # the uplift of that level, row by row. An empty `start`: the window is the `span` before t.
+    # `_rolling_before`'s metric, its level and the uplift of that level, row by row. An empty
+    # `start`: the window is the `span` before t.
     out = np.empty(m.shape[0], dtype=np.float64)
     top = uplifts.shape[0] - 1
     by_span = start.shape[0] == 0
     p = 0
     s = 0
     for i in range(m.shape[0]):
-        if i == 0 or m[i] != m[i - 1]:
-            p = i
-            s = 0
-        since = t[i] - span if by_span else start[i]
-        while p < i and t[p] <= since:
-            s -= contrib[p]
-            p += 1
-        if purchase[i]:
-            reached = 0
-            for q in range(limits.shape[0]):
-                reached += limits[q] <= s
-            out[i] = uplifts[min(max(reached - 1, 0), top)]
-        else:
-            out[i] = 0.0
+        p, s = _window(m, t, contrib, i, p, s, t[i] - span if by_span else start[i])
+        out[i] = uplifts[min(_level_of(limits, s), top)] if purchase[i] else 0.0
         s += contrib[i]
     return out
 
@@ -187,15 +175,23 @@ def _rolling_before(m, t, contrib, start):
     p = 0
     s = 0
     for i in range(m.shape[0]):
-        if i == 0 or m[i] != m[i - 1]:
-            p = i
-            s = 0
-        while p < i and t[p] <= start[i]:
-            s -= contrib[p]
-            p += 1
+        p, s = _window(m, t, contrib, i, p, s, start[i])
         out[i] = s
         s += contrib[i]
     return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _window(m, t, contrib, i, p, s, since):
+    # The trailing window before row i: its first row p and its sum s, moved on from row i - 1's
+    # (rows grouped by member in time order; a member's first row starts an empty window).
+    if i == 0 or m[i] != m[i - 1]:
+        p = i
+        s = 0
+    while p < i and t[p] <= since:
+        s -= contrib[p]
+        p += 1
+    return p, s
 
 
 def at_moments(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray, m_q: np.ndarray, t_q: np.ndarray) -> np.ndarray:

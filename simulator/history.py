@@ -65,6 +65,15 @@ def _first_purchase(m, purchase, customers):
     return first
 
 
+@njit(cache=True, nogil=True)
+def _minor_units(amount, scale):
+    # amount x scale rounded half to even (as np.round), as integers: one pass, no temporaries.
+    out = np.empty(amount.shape[0], dtype=np.int64)
+    for i in range(amount.shape[0]):
+        out[i] = np.int64(np.rint(amount[i] * scale))
+    return out
+
+
 def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     """Sort and annotate transactions for replay; amounts become integer minor units."""
     return annotated(sorted_rows(transactions, decimals, until))
@@ -82,8 +91,7 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
     amount = pd.to_numeric(df["amount"], errors="coerce")
     if amount.isna().any():
         raise DataError("column amount: values that are not numbers; load the transactions with simulator.io first")
-    minor = amount.to_numpy(dtype="float64") * 10**decimals
-    minor = np.round(minor, out=minor).astype(np.int64)
+    minor = _minor_units(np.ascontiguousarray(amount.to_numpy(dtype="float64")), float(10**decimals))
     if "event" in df.columns:
         ev_codes, ev_names = _text_codes(df["event"], lambda t: t.fillna("purchase").str.strip().str.lower().replace("", "purchase"))
     else:

@@ -73,3 +73,12 @@ def test_basket_starts_from_arrow_text_ids_equal_those_from_categorical_ids(seed
     want = _basket_starts(purchase, categorical, m, t)
     assert np.array_equal(_basket_starts(purchase, arrow, m, t), want)
     assert 0 < want.sum() < purchase.sum()  # some lines continue a basket
+
+
+def test_minor_units_round_half_to_even_as_numpy_does():
+    from simulator.history import _minor_units
+
+    rng = np.random.default_rng(8)
+    amount = np.concatenate([rng.integers(-10**7, 10**7, 5000) / 100, [0.005, 0.015, 0.025, -0.005, -0.015, 2.675, 1.005, 0.0, -0.0]])
+    for decimals in (0, 2, 3):
+        assert np.array_equal(_minor_units(amount, float(10**decimals)), np.round(amount * 10**decimals).astype(np.int64))

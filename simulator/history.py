@@ -257,7 +257,7 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index
     c = col.cat.codes.to_numpy()
     if len(c) and c.min() >= 0:
         # Counted, not sorted: the categories in use, in category order.
-        present = np.flatnonzero(np.bincount(c, minlength=size))
+        present = np.flatnonzero(_used(c, size))
         index = col.cat.categories if len(present) == size else col.cat.categories[present]
         if arrowtext.ascending(index):
             # Every category in use, in order: the codes are the ranks already (and the ids stay
@@ -270,6 +270,15 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index
         present = np.unique(c)
         order = present[np.argsort(cats[present], kind="stable")]
     return _ranks(order, size)[c], cats[order], None
+
+
+@njit(cache=True, nogil=True)
+def _used(codes, size):
+    # Which of `size` codes occur (codes all >= 0): one pass, no count per code.
+    seen = np.zeros(size, dtype=np.bool_)
+    for c in codes:
+        seen[c] = True
+    return seen
 
 
 def _ranks(order: np.ndarray, size: int) -> np.ndarray:

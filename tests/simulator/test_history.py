@@ -82,3 +82,14 @@ def test_minor_units_round_half_to_even_as_numpy_does():
     amount = np.concatenate([rng.integers(-10**7, 10**7, 5000) / 100, [0.005, 0.015, 0.025, -0.005, -0.015, 2.675, 1.005, 0.0, -0.0]])
     for decimals in (0, 2, 3):
         assert np.array_equal(_minor_units(amount, float(10**decimals)), np.round(amount * 10**decimals).astype(np.int64))
+
+
+@pytest.mark.parametrize("categories", [["a", "b", "c", "d"], ["d", "b", "a", "c"], ["a", "c", "b", "zz", "e"]])
+def test_customer_codes_rank_the_ids_in_use(categories):
+    from simulator.history import _factorize_sorted
+
+    values = ["c", "a", "c", "b", "a"]  # not every category is in use in the last two cases
+    for dtype in (pd.CategoricalDtype(categories), pd.CategoricalDtype(pd.Index(categories, dtype=pd.StringDtype("pyarrow")))):
+        codes, ids, _ = _factorize_sorted(pd.Series(values, dtype=dtype))
+        want_codes, want_ids = pd.factorize(pd.Series(values), sort=True)
+        assert codes.tolist() == want_codes.tolist() and list(np.asarray(ids, dtype=object)) == list(want_ids)

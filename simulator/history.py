@@ -115,13 +115,7 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
 
     # A Categorical (with `enroll` among its categories): paths copy and flag it by integer code.
     # Built from codes: the event names are looked at once per distinct name, not once per row.
-    if not n:
-        present = ev_names[:0]
-    elif len(ev_names) <= 16:
-        # A few names (the usual events): one comparison each beats counting a million codes.
-        present = ev_names[np.array([bool((ev_codes == k).any()) for k in range(len(ev_names))], dtype=bool)]
-    else:
-        present = ev_names[np.flatnonzero(np.bincount(ev_codes, minlength=len(ev_names)))]
+    present = ev_names[_used(ev_codes, len(ev_names))]
     categories = sorted(set(present.tolist()) | {"enroll"})
     where = {name: i for i, name in enumerate(categories)}
     # Codes in the narrow type pandas keeps them in: no widening here and narrowing again below.
@@ -274,10 +268,16 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index
 
 @njit(cache=True, nogil=True)
 def _used(codes, size):
-    # Which of `size` codes occur (codes all >= 0): one pass, no count per code.
+    # Which of `size` codes occur (a missing code, -1, is none of them): one pass, no count per code,
+    # ending as soon as every code has been seen (a few event names: within the first rows).
     seen = np.zeros(size, dtype=np.bool_)
+    left = size
     for c in codes:
-        seen[c] = True
+        if c >= 0 and not seen[c]:
+            seen[c] = True
+            left -= 1
+            if left == 0:
+                break
     return seen
 
 
@@ -322,13 +322,9 @@ def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decima
 
 
 def _drop_unused(values: pd.Categorical) -> pd.Categorical:
-    """`values.remove_unused_categories()`, counting the codes rather than sorting them."""
+    """`values.remove_unused_categories()`, finding the codes in use rather than sorting them."""
     codes = values.codes
-    if len(values.categories) <= 16:
-        # A few categories (events): one comparison each beats counting a million codes.
-        used = np.array([bool((codes == k).any()) for k in range(len(values.categories))], dtype=bool)
-    else:
-        used = np.bincount(codes[codes >= 0], minlength=len(values.categories)) > 0
+    used = _used(codes, len(values.categories))
     if used.all():
         return values.copy()
     # One lookup per row in the codes' own type; its last entry takes the missing code -1 to -1.

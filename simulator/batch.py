@@ -31,9 +31,8 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     cols, _ = needed_columns(model)
     # basket.<attribute> other than total/lines reads quantity when the data has it.
     keep = list(CANONICAL) + sorted((cols | {"quantity"}) - set(CANONICAL))
-    ids = history.id_index if history.id_index is not None else history.customer_ids
     # Amounts stay in minor units: no division here to be scaled and rounded back in `prepare`.
-    frame = engine_frame(rows[[c for c in rows.columns if c.startswith("_") or c in keep]], ids, history.decimals, minor_units=True)
+    frame = engine_frame(rows[[c for c in rows.columns if c.startswith("_") or c in keep]], history.ids, history.decimals, minor_units=True)
     b = prepare(frame, model, customers, history.until, minor_units=True)
     f = b.frame
     # History rows are sorted by (customer, time, input row), which prepare's order keeps.

@@ -8,7 +8,7 @@ random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -26,13 +26,13 @@ class History:
     """Sorted transactions with helper columns, and per-customer facts."""
 
     rows: pd.DataFrame
-    ids: np.ndarray | pd.Index  # the customer ids, sorted, indexed by `_m` (`customer_ids` as objects)
+    # The customer ids, sorted, indexed by `_m`: the Arrow text index they came from (saves
+    # converting them to Python strings and back), else an object array.
+    ids: np.ndarray | pd.Index
     keys: np.ndarray | None  # rng key per customer code (None before `annotated`)
     decimals: int
     until: pd.Timestamp
     start: pd.Timestamp
-    # The ids as the Arrow text index they came from (or None): saves converting them back.
-    id_index: pd.Index | None = field(default=None, repr=False, compare=False)
 
     @property
     def customers(self) -> int:
@@ -96,10 +96,9 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
         ev_codes, ev_names = _text_codes(df["event"], lambda t: t.fillna("purchase").str.strip().str.lower().replace("", "purchase"))
     else:
         ev_codes, ev_names = np.zeros(n, dtype=np.int64), np.array(["purchase"], dtype=object)
-    codes, ids, id_index = _factorize_sorted(df["customer_id"])
-    if id_index is not None and (not len(ids) or id_index.dtype != pd.Index(np.asarray(ids[:1], dtype=object)).dtype):
-        id_index = None  # only when it is what pandas makes of the ids themselves
-        ids = np.asarray(ids, dtype=object)
+    codes, ids = _factorize_sorted(df["customer_id"])
+    if isinstance(ids, pd.Index) and (not len(ids) or ids.dtype != pd.Index(np.asarray(ids[:1], dtype=object)).dtype):
+        ids = np.asarray(ids, dtype=object)  # an index only when it is what pandas makes of the ids themselves
     # Stable sort by customer then time keeps basket lines and same-time rows in input order.
     order = _order(codes, ts.to_numpy())
     # simulator.io already sorts this way: then the rows need no reordered copy.
@@ -142,7 +141,7 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
     last = pd.Timestamp(t.max()) if n else pd.Timestamp("1970-01-01")  # (no date-time is missing here)
     first = pd.Timestamp(t.min()) if n else pd.Timestamp("1970-01-01")
     until = pd.Timestamp(until) if until is not None else last
-    return History(out, ids if id_index is not None else np.asarray(ids, dtype=object), None, decimals, until, first, id_index)
+    return History(out, ids, None, decimals, until, first)
 
 
 def annotated(core: History) -> History:
@@ -151,7 +150,7 @@ def annotated(core: History) -> History:
     rows = core.rows
     tx = rows["transaction_id"] if "transaction_id" in rows.columns else None
     visit = _basket_starts(rows["_purchase"].to_numpy(), tx, rows["_m"].to_numpy(), rows["timestamp"].to_numpy())
-    keys = rng.customer_keys(core.id_index if core.id_index is not None else core.ids)
+    keys = rng.customer_keys(core.ids)
     return replace(core, rows=with_columns(rows, {"_visit": visit}), keys=keys)
 
 
@@ -240,13 +239,12 @@ def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t
     return purchase & ~(may & has_id & same_id)
 
 
-def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index, pd.Index | None]:
-    """Codes and distinct values in sorted order of the values (a Categorical's by its text), and
-    those values as an Arrow text index when they are Arrow text (else None; the values are then
-    that index too)."""
+def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index]:
+    """Codes and distinct values in sorted order of the values (a Categorical's by its text); the
+    values as an object array, or as the categories' own Arrow text index when that is sorted."""
     if not isinstance(col.dtype, pd.CategoricalDtype):
         codes, ids = pd.factorize(col, sort=True)
-        return codes, np.asarray(ids, dtype=object), None
+        return codes, np.asarray(ids, dtype=object)
     size = len(col.cat.categories)
     c = col.cat.codes.to_numpy()
     if len(c) and c.min() >= 0:
@@ -256,14 +254,14 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index
         if arrowtext.ascending(index):
             # Every category in use, in order: the codes are the ranks already (and the ids stay
             # Arrow text, not turned into Python strings).
-            return (c if len(present) == size else _ranks(present, size)[c]), index, index
+            return (c if len(present) == size else _ranks(present, size)[c]), index
         cats = col.cat.categories.to_numpy(dtype=object)
         order = present[np.argsort(cats[present], kind="stable")]
     else:
         cats = col.cat.categories.to_numpy(dtype=object)
         present = np.unique(c)
         order = present[np.argsort(cats[present], kind="stable")]
-    return _ranks(order, size)[c], cats[order], None
+    return _ranks(order, size)[c], cats[order]
 
 
 @njit(cache=True, nogil=True)

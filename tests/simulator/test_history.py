@@ -90,6 +90,6 @@ def test_customer_codes_rank_the_ids_in_use(categories):
 
     values = ["c", "a", "c", "b", "a"]  # not every category is in use in the last two cases
     for dtype in (pd.CategoricalDtype(categories), pd.CategoricalDtype(pd.Index(categories, dtype=pd.StringDtype("pyarrow")))):
-        codes, ids, _ = _factorize_sorted(pd.Series(values, dtype=dtype))
+        codes, ids = _factorize_sorted(pd.Series(values, dtype=dtype))
         want_codes, want_ids = pd.factorize(pd.Series(values), sort=True)
         assert codes.tolist() == want_codes.tolist() and list(np.asarray(ids, dtype=object)) == list(want_ids)

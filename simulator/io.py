@@ -25,6 +25,7 @@ from numba import njit
 from rulelang import arrowtext
 from rulelang.data import parse_datetimes
 from rulelang.errors import DataError
+from rulelang.kernel import NAT
 from simulator.history import grouped_in_time
 
 REQUIRED = ("customer_id", "timestamp", "amount")
@@ -243,17 +244,14 @@ def _sorted_codes(values: pd.Categorical) -> np.ndarray:
     return rank[values.codes]
 
 
-_NAT = np.iinfo(np.int64).min
-
-
 @njit(cache=True, nogil=True)
 def _in_period(t, lo, hi):
     # (has a date-time, outside [lo, hi)) per row in one pass; lo = hi = NaT: no period.
     ok = np.empty(t.shape[0], dtype=np.bool_)
     outside = np.zeros(t.shape[0], dtype=np.bool_)
     for i in range(t.shape[0]):
-        ok[i] = t[i] != _NAT
-        if ok[i] and lo != _NAT:
+        ok[i] = t[i] != NAT
+        if ok[i] and lo != NAT:
             outside[i] = t[i] < lo or t[i] >= hi
     return ok, outside
 
@@ -463,8 +461,10 @@ def load_transactions(
     bounds = _period_bounds(period)
     tsv = ts.to_numpy()
     # Rows outside [lo, hi), and rows with a date-time (a missing one is rejected, not outside).
-    lo, hi = (pd.Timestamp(bounds[0]), pd.Timestamp(bounds[1]) + pd.Timedelta(days=1)) if bounds is not None else (None, None)
-    ts_ok, outside = _in_period(np.ascontiguousarray(tsv).view(np.int64), *((lo.value, hi.value) if lo is not None else (_NAT, _NAT)))
+    lo = hi = NAT  # no period
+    if bounds is not None:
+        lo, hi = pd.Timestamp(bounds[0]).value, (pd.Timestamp(bounds[1]) + pd.Timedelta(days=1)).value
+    ts_ok, outside = _in_period(np.ascontiguousarray(tsv).view(np.int64), lo, hi)
 
     amount_bad = ~np.isfinite(amount.to_numpy())
     checks = [

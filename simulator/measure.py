@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from rulelang.kernel import NAT
 from simulator import metrics, response, tiers
 
 
@@ -85,9 +86,6 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
     )
 
 
-_NAT = np.iinfo(np.int64).min
-
-
 @njit(cache=True, nogil=True)
 def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends, before):
     # One pass over the rows: each row's spend (what purchases and refunds move), the revenue the
@@ -112,7 +110,7 @@ def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends, 
             before[i] = c + (t[i] > ends[c])
         else:
             before[i] = max(c, 0)
-        joins[before[i]] += enroll[i] & (t[i] != _NAT)
+        joins[before[i]] += enroll[i] & (t[i] != NAT)
         enrolled[k] = i
         k += enroll[i]
     return spend, delta, enrolled[:count], joins

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.kernel import NS_PER_DAY
+from rulelang.kernel import NAT, NS_PER_DAY
 from simulator.metrics import as_ns
 
 
@@ -233,7 +233,6 @@ def counts_at(
     return out
 
 
-_NAT = np.iinfo(np.int64).min
 _TABLE_DAYS = 100_000  # moments further apart are searched for instead
 
 
@@ -371,5 +370,5 @@ def _tally(m_rows, m_q, walk, lo, hi, first, until, until_prev, contrib, limits,
             if cal:
                 last += e[j]
                 level = max(level, _level_of(limits, last))
-            out[j, level] += (tj != _NAT) & (tj <= moments[j])
+            out[j, level] += (tj != NAT) & (tj <= moments[j])
     return out

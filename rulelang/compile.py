@@ -137,6 +137,10 @@ def compile_model(model: Model) -> CompiledProgram:
     """Everything about the program that does not depend on the data, as arrays."""
     scale = 10**model.decimals
     rules = model.rules
+    # The kernel packs a posting's rule or reward code in 16 bits (kernel.OUT_WHO).
+    for what, count in (("rules", len(rules)), ("rewards", len(model.rewards))):
+        if count >= 2**15:
+            raise LoyaltyError(f"{model.path}: {count} {what}; the compiled engine numbers at most {2**15 - 1}")
     idx = {r.name: r.index for r in rules}
     step: dict[str, Fraction] = {}  # the exact points of one firing are a multiple of this
     for r in [r for r in rules if r.kind != "multiplier"] + model.multiplier_order():
@@ -236,48 +240,42 @@ def _rule_bits(cp: CompiledProgram, blocks: list, index: np.ndarray, n: int):
 
 
 # Postings are written into a scratch block of up to this many; when a run fits in one block
-# (2 postings a row, up to 2M rows) its rows are the ledger's columns, with no copy. Longer
-# runs reuse the block and copy each fill into compact columns (57 bytes a posting, not 80).
+# (2 postings a row, up to 2M rows) its rows are the ledger's columns, with no copy. Longer runs
+# reuse the block and copy each fill on.
 SCRATCH = 1 << 22
-COMPACT = (np.int32, np.int64, np.int8, np.int16, np.int64, np.int64, np.int16, np.int64, np.int64, np.int64)
 
 
-class _Columns(list):
-    """The ledger's posting columns (OUT_* order) and the kernel's counters."""
+class _Postings:
+    """The posting columns (kernel.OUT_* rows of a 2-D view) and the kernel's counters."""
 
-    declined = 0
-    unmatched = 0
+    def __init__(self, columns: np.ndarray, declined: int = 0, unmatched: int = 0):
+        self.columns, self.declined, self.unmatched = columns, declined, unmatched
 
 
-def _postings_of(args: tuple, start: int, stop: int, scratch: np.ndarray) -> _Columns:
-    """Run the kernel over the members in rows start .. stop into `scratch` (OUT_* rows); when they
-    do not fit, a block at a time into compact columns."""
+def _postings_of(args: tuple, start: int, stop: int, scratch: np.ndarray) -> _Postings:
+    """Run the kernel over the members in rows start .. stop into `scratch`; when they do not
+    fit, a block at a time, each fill copied on."""
     rows = stop - start
-    cols = None
+    kept = None
     total, declined, unmatched = 0, 0, 0
     while True:
         cnt, declined, unmatched, resume, need = Kn.run_kernel(*args, scratch, start, stop, 0, declined, unmatched)
         if resume >= 0 and cnt == 0:  # one member needs more than the whole block
             scratch = Kn.grow(scratch, 0, need)
             continue
-        if cols is None:
+        if kept is None:
             if resume < 0:  # everything fit in one block: its rows are the columns, no copy
-                out = _Columns(scratch[i, :cnt] for i in range(len(COMPACT)))
-                out.declined, out.unmatched = declined, unmatched
-                return out
+                return _Postings(scratch[:, :cnt], declined, unmatched)
             # Room for 2 postings a row; np.empty reserves address space, only written pages cost memory.
-            cols = [np.empty(2 * rows + 64, dtype=t) for t in COMPACT]
-        if total + cnt > len(cols[0]):
-            cols = [np.concatenate([c[:total], np.empty(max(total + cnt, 2 * len(c)) - total, c.dtype)]) for c in cols]
-        for c, row in zip(cols, scratch, strict=True):
-            c[total : total + cnt] = row[:cnt]
+            kept = Kn.new_postings(2 * rows + 64)
+        if total + cnt > kept.shape[1]:
+            kept = Kn.grow(kept, total, total + cnt)
+        kept[:, total : total + cnt] = scratch[:, :cnt]
         total += cnt
         if resume < 0:
             break
         start = resume
-    out = _Columns(c[:total] for c in cols)
-    out.declined, out.unmatched = declined, unmatched
-    return out
+    return _Postings(kept[:, :total], declined, unmatched)
 
 
 # Below this many rows a second thread costs more than it saves.
@@ -295,7 +293,7 @@ def member_parts(member: np.ndarray, threads: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [n], strict=True) if b > a] or [(0, n)]
 
 
-def _postings(args: tuple, member: np.ndarray, threads: int) -> _Columns:
+def _postings(args: tuple, member: np.ndarray, threads: int) -> _Postings:
     """Every member's postings in ledger order; members split over `threads` threads (the kernel
     releases the GIL), each writing into its own stretch of one block, closed up afterwards."""
     n = len(member)
@@ -308,20 +306,17 @@ def _postings(args: tuple, member: np.ndarray, threads: int) -> _Columns:
         return _postings_of(args, 0, n, views[0])
     with ThreadPoolExecutor(len(parts)) as pool:
         done = list(pool.map(lambda k: _postings_of(args, *parts[k], views[k]), range(len(parts))))
-    out = _Columns()
-    if all(np.shares_memory(d[0], block) for d in done):
+    if all(np.shares_memory(d.columns, block) for d in done):
         # Each part's postings follow the previous part's: one move per part, no new columns.
-        end = len(done[0][0])
+        end = done[0].columns.shape[1]
         for k, d in enumerate(done[1:], start=1):
-            c = len(d[0])
+            c = d.columns.shape[1]
             Kn.close_up(block, end, int(at[k]), c)
             end += c
-        out.extend(block[i, :end] for i in range(len(COMPACT)))
+        columns = block[:, :end]
     else:  # a part outgrew its stretch and has columns of its own
-        out.extend(np.concatenate([d[i] for d in done]) for i in range(len(COMPACT)))
-    out.declined = sum(d.declined for d in done)
-    out.unmatched = sum(d.unmatched for d in done)
-    return out
+        columns = np.concatenate([d.columns for d in done], axis=1)
+    return _Postings(columns, sum(d.declined for d in done), sum(d.unmatched for d in done))
 
 
 def _window(model: Model) -> tuple[int, int]:
@@ -426,24 +421,31 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
         max_rows,
         *_days(ts, cp.expiry, wmonths),
     )
-    cols = _postings(args, member, threads)
+    posted = _postings(args, member, threads)
+    cols = posted.columns
+    # The codes in the types pandas keeps them in (no copy when the Categoricals are made).
+    count = cols.shape[1]
+    codes = [np.empty(count, dtype=ledger.code_dtype(size)) for size in (len(batch.customers), len(ledger.KINDS), len(model.rules) + 1, len(model.rewards) + 1)]
+    Kn.unpack(cols[Kn.OUT_WHO], *codes)
+    member_codes, kind_codes, rule_codes, reward_codes = codes
     result = ledger.frame(
         batch.id_dtype,
-        cols[Kn.OUT_MEMBER],
+        member_codes,
         cols[Kn.OUT_TS].view("datetime64[ns]"),
-        cols[Kn.OUT_KIND],
-        cols[Kn.OUT_RULE],
+        kind_codes,
+        rule_codes,
         cols[Kn.OUT_POINTS],
         cols[Kn.OUT_EARNED].view("datetime64[ns]"),
-        cols[Kn.OUT_REWARD],
+        reward_codes,
         cols[Kn.OUT_COST],
         cols[Kn.OUT_SHARE],
         cols[Kn.OUT_ROW],
         tuple(r.name for r in model.rules),
         tuple(w.name for w in model.rewards),
+        shifted=True,
     )
-    result.attrs["declined_redemptions"] = int(cols.declined)
-    result.attrs["unmatched_refunds"] = int(cols.unmatched)
+    result.attrs["declined_redemptions"] = int(posted.declined)
+    result.attrs["unmatched_refunds"] = int(posted.unmatched)
     return result
 
 

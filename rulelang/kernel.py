@@ -1,7 +1,7 @@
 """The per-member state machine of the compiled engine (numba): one pass over the units.
 
 Inputs are plain arrays prepared by `rulelang.compile`; the output is one int64 row per posting
-(columns OUT_*), which `compile.run` turns into the ledger with `ledger.frame`. State per member:
+(columns OUT_*), which `compile.run` turns into the ledger (`unpack`, `ledger.frame`). State per member:
 tier window (two-pointer sums over a contribution log, or calendar-year sums), frequency counters
 and cap totals keyed by precomputed period numbers, FIFO lots, and per-basket issued/clawed points
 for refunds. Every rule follows docs/semantics.md and mirrors `rulelang.interpret` step by step.
@@ -14,8 +14,12 @@ from numba import njit
 
 NS_PER_DAY = 86_400_000_000_000
 NAT = np.iinfo(np.int64).min
-# Posting columns (positions in the tuple of `new_postings`).
-OUT_MEMBER, OUT_TS, OUT_KIND, OUT_RULE, OUT_POINTS, OUT_EARNED, OUT_REWARD, OUT_COST, OUT_SHARE, OUT_ROW = range(10)
+# Posting columns (rows of `new_postings`). OUT_WHO packs the member, the kind, and the rule or
+# the reward (a posting names one or neither: a reward only when it is a redemption) into one
+# int64 (`who`); `unpack` splits it into the narrow code columns the ledger keeps. Seven columns
+# of 8 bytes, not ten: run 0's ledger, which a simulation keeps, touches 30% less fresh memory.
+OUT_TS, OUT_POINTS, OUT_EARNED, OUT_COST, OUT_SHARE, OUT_ROW, OUT_WHO = range(7)
+WHO_MEMBER_SHIFT, WHO_CODE_SHIFT = 24, 8
 # Ledger kinds (ledger.KINDS order) and batch row kinds (data.PURCHASE ...).
 EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(6)
 K_PURCHASE, K_REFUND, K_REDEEM, K_EVENT = 0, 1, 2, 3
@@ -151,30 +155,28 @@ def unit_facts(member, starts, amount, refund_of, units):
 
 
 def new_postings(capacity: int) -> np.ndarray:
-    """Empty posting columns: a (10, capacity) int64 array, one row per OUT_* column, so a column
+    """Empty posting columns: a (7, capacity) int64 array, one row per OUT_* column, so a column
     is a contiguous view; np.empty only reserves memory, so a generous capacity costs nothing
-    until used. (One array, not ten: every array handed to a helper costs atomic reference
+    until used. (One array, not one per column: every array handed to a helper costs atomic reference
     counting per call, which dominated the kernel when postings were a tuple of arrays.)
     It is a view one column short of its block, so that it and the stretches of a shared block
     (`compile._postings`) have the same strided layout: numba compiles the kernel once, not per layout."""
     capacity = max(int(capacity), 16)
-    return np.empty((10, capacity + 1), dtype=np.int64)[:, :capacity]
+    return np.empty((7, capacity + 1), dtype=np.int64)[:, :capacity]
 
 
 @njit(cache=True, nogil=True)
 def _post(out, cnt, member, ts, kind, rule, points, earned, reward, cost, share, row):
     """Write posting `cnt` if it fits (the caller grows the columns and reruns the member if not)."""
     if cnt < out.shape[1]:
-        out[OUT_MEMBER, cnt] = member
+        code = reward if kind == REDEEM else rule
         out[OUT_TS, cnt] = ts
-        out[OUT_KIND, cnt] = kind
-        out[OUT_RULE, cnt] = rule
         out[OUT_POINTS, cnt] = points
         out[OUT_EARNED, cnt] = earned
-        out[OUT_REWARD, cnt] = reward
         out[OUT_COST, cnt] = cost
         out[OUT_SHARE, cnt] = share
         out[OUT_ROW, cnt] = row
+        out[OUT_WHO, cnt] = (np.int64(member) << WHO_MEMBER_SHIFT) | ((np.int64(code) & 0xFFFF) << WHO_CODE_SHIFT) | kind
     return cnt + 1
 
 
@@ -192,6 +194,26 @@ def close_up(block, dst, src, count):
     for c in range(block.shape[0]):
         for i in range(count):
             block[c, dst + i] = block[c, src + i]
+
+
+@njit(cache=True, nogil=True)
+def unpack(who, member, kind, rule, reward):
+    """Split the packed `who` column into the ledger's code columns, in whatever integer types
+    the caller gives them (the ones pandas keeps Categorical codes in): member and kind codes,
+    and the rule and reward codes shifted by one (0 for none), as `ledger.frame` takes them."""
+    for i in range(who.shape[0]):
+        w = who[i]
+        k = w & 0xFF
+        code = (w >> WHO_CODE_SHIFT) & 0xFFFF
+        code = code - 0x10000 if code >= 0x8000 else code
+        member[i] = w >> WHO_MEMBER_SHIFT
+        kind[i] = k
+        if k == REDEEM:
+            rule[i] = 0
+            reward[i] = code + 1
+        else:
+            rule[i] = code + 1
+            reward[i] = 0
 
 
 @njit(cache=True, nogil=True)

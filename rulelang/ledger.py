@@ -48,21 +48,23 @@ def frame(
     row: np.ndarray,
     rule_names: tuple[str, ...],
     reward_names: tuple[str, ...],
+    shifted: bool = False,
 ) -> pd.DataFrame:
     """Assemble a ledger from code arrays: `member` indexes `customer_ids` (or `id_dtype`'s
-    categories), `kind` indexes KINDS, `rule`/`reward` index the names (-1 for none), `earned_on`
-    is datetime64[ns] (NaT for none). Text columns are categoricals built from the codes, without
-    copying or converting a string per posting; numeric arrays of the right dtype are not copied."""
-    rule = np.asarray(rule)
-    reward = np.asarray(reward)
+    categories), `kind` indexes KINDS, `rule`/`reward` index the names (-1 for none; or, when
+    `shifted`, 0 for none and the name's index + 1), `earned_on` is datetime64[ns] (NaT for none).
+    Text columns are categoricals built from the codes, without copying or converting a string per
+    posting; numeric arrays of the right dtype, and codes of the type `code_dtype` gives, are not copied."""
+    rule_dtype = _names(("",) + tuple(rule_names))
+    reward_dtype = _names(("",) + tuple(reward_names))
     columns = {
         "customer_id": pd.Categorical.from_codes(np.asarray(member), dtype=id_dtype(customer_ids), validate=False),
         "timestamp": np.asarray(timestamp, dtype="datetime64[ns]"),
         "kind": pd.Categorical.from_codes(np.asarray(kind), dtype=KIND_DTYPE, validate=False),
-        "rule": _shifted_codes(rule, _names(("",) + tuple(rule_names))),
+        "rule": pd.Categorical.from_codes(np.asarray(rule), dtype=rule_dtype, validate=False) if shifted else _shifted_codes(np.asarray(rule), rule_dtype),
         "points": np.asarray(points, dtype=np.int64),
         "earned_on": np.asarray(earned_on, dtype="datetime64[ns]"),
-        "reward": _shifted_codes(reward, _names(("",) + tuple(reward_names))),
+        "reward": pd.Categorical.from_codes(np.asarray(reward), dtype=reward_dtype, validate=False) if shifted else _shifted_codes(np.asarray(reward), reward_dtype),
         "cost": np.asarray(cost, dtype=np.int64),
         "partner_share": np.asarray(partner_share, dtype=np.int64),
         "row": np.asarray(row, dtype=np.int64),
@@ -70,12 +72,16 @@ def frame(
     return pd.DataFrame(columns, columns=list(COLUMNS), copy=False)
 
 
+def code_dtype(categories: int) -> type:
+    """The integer type pandas keeps the codes of a Categorical with this many categories in."""
+    return np.int8 if categories < 2**7 else np.int16 if categories < 2**15 else np.int32 if categories < 2**31 else np.int64
+
+
 def _shifted_codes(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
     """Codes -1.. (-1 for none) as a Categorical of `dtype`, whose first category is the empty name:
     shifted by one straight into the narrow integer type pandas keeps codes in (one pass, not an
     add and then a narrowing copy)."""
-    n = len(dtype.categories)
-    narrow = np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32 if n < 2**31 else np.int64
+    narrow = code_dtype(len(dtype.categories))
     shifted = np.add(codes, 1, out=np.empty(len(codes), dtype=narrow), casting="unsafe") if len(codes) else np.zeros(0, dtype=narrow)
     return pd.Categorical.from_codes(shifted, dtype=dtype, validate=False)
 

@@ -114,6 +114,25 @@ def test_a_construct_that_cannot_compile_names_the_rule_and_place():
         engine.run(model, batch)
 
 
+def test_a_postings_member_kind_and_rule_or_reward_pack_into_one_column_and_back():
+    # (member, kind, rule, reward): the largest member code, no rule, the largest rule and reward codes.
+    postings = [(2**31 - 1, Kn.EARN, 0, -1), (0, Kn.EXPIRE, -1, -1), (7, Kn.REDEEM, -1, 2**15 - 2), (3, Kn.CLAWBACK, 2**15 - 2, -1)]
+    out = Kn.new_postings(len(postings))
+    for cnt, (member, kind, rule, reward) in enumerate(postings):
+        Kn._post(out, cnt, member, 0, kind, rule, 1, 0, reward, 0, 0, cnt)
+    codes = [np.empty(len(postings), dtype=t) for t in (np.int32, np.int8, np.int16, np.int16)]
+    Kn.unpack(out[Kn.OUT_WHO, : len(postings)], *codes)
+    member, kind, rule, reward = codes
+    assert member.tolist() == [p[0] for p in postings] and kind.tolist() == [p[1] for p in postings]
+    assert (rule - 1).tolist() == [p[2] for p in postings] and (reward - 1).tolist() == [p[3] for p in postings]
+
+
+def test_more_rules_than_a_posting_can_number_are_refused():
+    model = rulelang.loads(HEAD + "earn a: 1 point per 1 CNY\n").model
+    with pytest.raises(LoyaltyError, match="32768 rules; the compiled engine numbers at most 32767"):
+        engine.compile_model(dataclasses.replace(model, rules=model.rules * 2**15))
+
+
 @pytest.mark.parametrize("scratch", [16, 40])
 def test_postings_beyond_the_scratch_block_resume_at_a_member_and_grow(monkeypatch, scratch):
     from rulelang import kernel

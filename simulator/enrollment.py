@@ -63,7 +63,7 @@ def choose(can_join: np.ndarray, spend: np.ndarray | None, keys: np.ndarray, sha
 
 
 def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | None = None) -> pd.DataFrame:
-    """The members' rows from their first purchase on, each preceded by an `enroll` row.
+    """The members' rows from their first purchase on, each preceded by an enrol row (`_enroll`).
 
     Rows before joining are dropped (the customer was not a member yet), and so are `enroll` rows
     already in the data, so a member enrols exactly once. `_ord` orders the rows for the engine.
@@ -75,14 +75,8 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     # finds every history row the path keeps and where the enrol rows go; then one gather per column.
     src, enroll = _path_sources(rows["_m"].to_numpy(), chosen, first_purchase(history), history.enroll_rows, r0, r1)
     at = np.flatnonzero(enroll)
-    ev = rows["_event"]
-    out = {c: gather(rows[c], src) if c != "_event" else None for c in rows.columns}  # `_event` set below, in its place
-    if isinstance(ev.dtype, pd.CategoricalDtype) and "enroll" in ev.cat.categories:
-        codes = ev.cat.codes.to_numpy()[src]  # gathered: this path's own
-        codes[at] = ev.cat.categories.get_loc("enroll")
-        out["_event"] = pd.Categorical.from_codes(codes, dtype=ev.dtype, validate=False)
-    else:
-        out["_event"] = np.where(enroll, "enroll", np.asarray(gather(ev, src), dtype=object))
+    # (`_event` stays behind: a path's events are the base's (simulator.batch), its enrol rows `_enroll`.)
+    out = {c: gather(rows[c], src) for c in rows.columns if c != "_event"}
     for col, value in (("_minor", 0), ("_purchase", False), ("_refund", False), ("_visit", False)):
         out[col][at] = value  # the gathered arrays are this path's own; `at` are the enrol rows
     for col in ("transaction_id", "reward"):

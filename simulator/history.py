@@ -154,15 +154,16 @@ def annotated(core: History) -> History:
     return replace(core, rows=with_columns(rows, {"_visit": visit}), keys=keys)
 
 
-def with_columns(frame: pd.DataFrame, new: dict) -> pd.DataFrame:
-    """A new frame: `frame` with the columns of `new` set (replaced in place, or added at the end),
-    as `frame[c] = v` would, but without copying: pandas copies every array set that way (a
-    column of a million rows, 8 MB of fresh memory, each time). `frame` itself is left as it was."""
+def with_columns(frame: pd.DataFrame, new: dict, drop: tuple = ()) -> pd.DataFrame:
+    """A new frame: `frame` with the columns of `new` set (replaced in place, or added at the end)
+    and those of `drop` left out, as `frame[c] = v` would, but without copying: pandas copies every
+    array set that way (a column of a million rows, 8 MB of fresh memory, each time). `frame`
+    itself is left as it was."""
     if frame.columns.is_unique:
-        if not any(c in frame.columns for c in new):
+        if not drop and not any(c in frame.columns for c in new):
             return pd.concat([frame, pd.DataFrame(new, index=frame.index, copy=False)], axis=1)  # (shares every array)
-        return pd.DataFrame({**{c: frame[c].array for c in frame.columns}, **new}, index=frame.index, copy=False)
-    frame = frame.copy(deep=False)
+        return pd.DataFrame({**{c: frame[c].array for c in frame.columns if c not in drop}, **new}, index=frame.index, copy=False)
+    frame = frame.drop(columns=list(drop)) if drop else frame.copy(deep=False)
     for c, v in new.items():
         frame[c] = v
     return frame

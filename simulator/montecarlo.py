@@ -285,7 +285,9 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         f = response.interleave(f, f[spawn_pos], is_extra)
     # Added after the merge: one column less to interleave each, and draws keyed by row either way.
     rows = _path_columns(rows, is_extra, h, seed, run, spawn)
-    return with_columns(rows, {"_minor": response.scaled(rows, f)}), chosen, span
+    # `_row` and `_ord` key and order the steps above; the engine and the sums read neither, so
+    # the pieces a thread prepares ahead while the base is built hold less.
+    return with_columns(rows, {"_minor": response.scaled(rows, f)}, drop=("_row", "_ord")), chosen, span
 
 
 def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: int, run: int, spawn: np.ndarray | None = None) -> pd.DataFrame:

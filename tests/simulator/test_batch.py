@@ -36,11 +36,19 @@ def path():
     return h, rows
 
 
+def _engine_rows(h, rows):
+    """The path's rows as the engine reads them: each row's event is its history row's, `enroll`
+    on the enrol rows (a path carries no `_event` of its own: the batch takes the base's)."""
+    events = h.rows["_event"].to_numpy(dtype=object)[rows["_pos"].to_numpy()]
+    events[rows["_enroll"].to_numpy()] = "enroll"
+    return engine_frame(rows.assign(_event=pd.Categorical(events)), h.customer_ids, h.decimals)
+
+
 def test_gathered_batch_equals_the_engines_own(path):
     h, rows = path
     base = batch.base(h, PROGRAM.model, None)
     got = batch.for_path(base, rows).frame
-    want = engine_prepare(engine_frame(rows, h.customer_ids, h.decimals), PROGRAM.model, None, h.until).frame
+    want = engine_prepare(_engine_rows(h, rows), PROGRAM.model, None, h.until).frame
     assert len(got) == len(want)
     # Member codes index the base's customers (everyone), the engine's only this path's: ids must agree.
     assert (base.customers["customer_id"].to_numpy(dtype=object)[got["member"].to_numpy()] == got["customer_id"].astype(object).to_numpy()).all()
@@ -55,7 +63,7 @@ def test_gathered_batch_equals_the_engines_own(path):
 def test_ledgers_agree_and_blank_ids_change_nothing_when_no_rule_reads_them(path):
     h, rows = path
     base = batch.base(h, PROGRAM.model, None)
-    mine = PROGRAM.evaluate(engine_frame(rows, h.customer_ids, h.decimals), until=h.until)
+    mine = PROGRAM.evaluate(_engine_rows(h, rows), until=h.until)
     from rulelang.compile import compile_model
 
     cp = compile_model(PROGRAM.model)

@@ -39,15 +39,16 @@ def test_grouped_in_time_is_the_sort_check():
 
 @pytest.mark.parametrize("new", [{"c": [1.0, 2.0, 3.0]}, {"a": [7, 8, 9]}, {"b": ["z", "z", "y"], "d": [0, 1, 2]}])
 @pytest.mark.parametrize("index", [None, [4, 1, 9]])
-def test_with_columns_is_setting_them_without_copies(new, index):
+@pytest.mark.parametrize("drop", [(), ("t",), ("b", "t")])
+def test_with_columns_is_setting_them_without_copies(new, index, drop):
     from simulator.history import with_columns
 
     frame = pd.DataFrame({"a": np.arange(3), "b": pd.Categorical(list("xyx")), "t": pd.date_range("2026-01-01", periods=3)}, index=index)
     new = {k: pd.Categorical(v) if isinstance(v[0], str) else np.array(v) for k, v in new.items()}
-    want = frame.copy()
+    want = frame.drop(columns=list(drop))
     for k, v in new.items():
         want[k] = v
-    got = with_columns(frame, new)
+    got = with_columns(frame, new, drop=drop)
     pd.testing.assert_frame_equal(got, want)
     assert list(frame.columns) == ["a", "b", "t"]  # the frame itself unchanged
     for k, v in new.items():

@@ -62,12 +62,12 @@ def test_enroll_row_precedes_the_first_purchase_and_earlier_rows_go():
     chosen = enrollment.pick(h, 1.0, "random", seed=1, run=0)
     rows = enrollment.member_rows(h, chosen)
     firsts = rows.groupby("_m").head(1)
-    assert (firsts["_event"] == "enroll").all()
+    assert firsts["_enroll"].all() and not firsts["_purchase"].any()
     assert len(firsts) == chosen.sum()
     second = rows.groupby("_m").nth(1)
     assert second["_purchase"].all()
     assert (second["timestamp"].to_numpy() == firsts["timestamp"].to_numpy()).all()
-    assert (rows["_event"] == "enroll").sum() == chosen.sum()
+    assert rows["_enroll"].sum() == chosen.sum()
 
 
 def test_redemption_draws_are_keyed_by_customer_and_row_not_by_the_subset():

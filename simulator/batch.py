@@ -56,7 +56,14 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
         if isinstance(out[col].dtype, pd.CategoricalDtype) and not np.asarray(out[col].cat.categories == name, dtype=bool).any():
             out[col] = out[col].cat.add_categories([name])
     # copy=False: the columns are the base's own; stacking them into 2-D blocks is a full copy.
-    return Batch(pd.DataFrame(out, copy=False), b.customers, b.decimals, b.until, b.members)
+    batch = Batch(pd.DataFrame(out, copy=False), b.customers, b.decimals, b.until, b.members)
+    # The id categories are the customers' ids in member order (the codes are the member codes,
+    # checked above): they are the ledgers' customer_id dtype, not a second one built from the
+    # customers table, which would hash every id again (7 ms for 100k customers).
+    ids = out["customer_id"].dtype
+    if len(ids.categories) == len(b.customers):
+        batch.__dict__["id_dtype"] = ids  # Batch.id_dtype is a cached property: this is its value
+    return batch
 
 
 def _codes(col: pd.Series) -> np.ndarray:

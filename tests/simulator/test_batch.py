@@ -44,6 +44,16 @@ def _engine_rows(h, rows):
     return engine_frame(rows.assign(_event=pd.Categorical(events)), h.customer_ids, h.decimals)
 
 
+def test_the_bases_customer_id_dtype_is_the_one_the_customers_table_gives(path):
+    from rulelang import ledger
+
+    h, _ = path
+    base = batch.base(h, PROGRAM.model, None)
+    assert "id_dtype" in base.__dict__  # taken from the base's own column, not built again
+    want = ledger.id_dtype(base.customers["customer_id"])
+    assert base.id_dtype == want and base.id_dtype.categories.dtype == want.categories.dtype
+
+
 def test_gathered_batch_equals_the_engines_own(path):
     h, rows = path
     base = batch.base(h, PROGRAM.model, None)

@@ -40,7 +40,10 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
+        if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
+            rewards = self.rewards + other.rewards
+        else:
+            rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
         return Partial(**sums, rewards=rewards, ledger=None)
 
 

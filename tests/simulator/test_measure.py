@@ -99,3 +99,17 @@ def test_rows_are_placed_among_month_ends_as_positions_would():
     assert delta.tolist() == [100 + 200 + 300, 400, 0]
     assert spend.tolist() == [0, 100, 200, 300, 400, 500] and enrolled.tolist() == list(range(n))
     assert joins.tolist() == [3, 2, 0, 1]  # by the end of Jan, Feb, Mar, and after
+
+
+@pytest.mark.parametrize(("left", "right"), [(["cake", "coffee"], ["cake", "coffee"]), (["coffee"], ["cake", "coffee"]), (["mug"], [])])
+def test_partials_add_their_rewards_by_name_in_order_of_first_appearance(left, right):
+    from simulator.measure import Partial
+
+    def partial(names, base):
+        table = pd.DataFrame({c: np.arange(len(names), dtype=np.int64) + base for c in ("count", "points", "cost", "partner_share")}, index=pd.Index(names, name="reward"))
+        zero = np.zeros(2, dtype=np.int64)
+        return Partial(1, 2, zero, 0, 0, zero, zero, zero, zero, zero, zero, table, None)
+
+    a, b = partial(left, 1), partial(right, 10)
+    want = pd.concat([a.rewards, b.rewards]).groupby(level=0, sort=False).sum()
+    pd.testing.assert_frame_equal(a.add(b).rewards, want)

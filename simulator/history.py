@@ -67,11 +67,18 @@ def _first_purchase(m, purchase, customers):
 
 @njit(cache=True, nogil=True)
 def _minor_units(amount, scale):
-    # amount x scale rounded half to even (as np.round), as integers: one pass, no temporaries.
+    # amount x scale rounded half to even (as np.round), as integers: one pass, no temporaries;
+    # and whether any amount is missing (NaN: its integer is then meaningless).
     out = np.empty(amount.shape[0], dtype=np.int64)
+    missing = False
     for i in range(amount.shape[0]):
-        out[i] = np.int64(np.rint(amount[i] * scale))
-    return out
+        a = amount[i]
+        if np.isnan(a):
+            missing = True
+            out[i] = 0
+        else:
+            out[i] = np.int64(np.rint(a * scale))
+    return out, missing
 
 
 def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
@@ -80,18 +87,20 @@ def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
 
 
 def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> History:
-    """The first stage of `prepare`: the rows sorted, with every helper column but `_visit`, and no
-    random keys yet. What the engine's base batch reads (simulator.batch), so the base can be
-    built from it while `annotated` finishes the history."""
+    """The first stage of `prepare`: the rows sorted, with the helper columns the engine's base
+    batch reads (simulator.batch) and no random keys yet, so the base can be built from it while
+    `annotated` finishes the history (`_visit`, and `_row` for rows that kept their order)."""
     df = transactions.reset_index(drop=True)
     n = len(df)
     ts = parse_datetimes(df["timestamp"]).astype("datetime64[ns]")
     if ts.isna().any():
         raise DataError("column timestamp: values that are not date-times; load the transactions with simulator.io first")
-    amount = pd.to_numeric(df["amount"], errors="coerce")
-    if amount.isna().any():
+    amount = df["amount"]
+    # (Floats, as simulator.io gives them, are numbers already: no conversion pass.)
+    values = amount.to_numpy() if amount.dtype == np.float64 else pd.to_numeric(amount, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    minor, missing = _minor_units(np.ascontiguousarray(values), float(10**decimals))
+    if missing:
         raise DataError("column amount: values that are not numbers; load the transactions with simulator.io first")
-    minor = _minor_units(np.ascontiguousarray(amount.to_numpy(dtype="float64")), float(10**decimals))
     if "event" in df.columns:
         ev_codes, ev_names = _text_codes(df["event"], lambda t: t.fillna("purchase").str.strip().str.lower().replace("", "purchase"))
     else:
@@ -103,11 +112,7 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
     order = _order(codes, ts.to_numpy())
     # simulator.io already sorts this way: then the rows need no reordered copy.
     identity = order is None
-    if identity:
-        order = np.arange(n, dtype=np.int64)
-        out = df.copy(deep=False)
-    else:
-        out = df.iloc[order].reset_index(drop=True)
+    out = df.copy(deep=False) if identity else df.iloc[order].reset_index(drop=True)
 
     def take(a: np.ndarray) -> np.ndarray:
         return a if identity else a[order]
@@ -124,13 +129,14 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
     is_purchase_event = event == where.get("purchase", -2)
     purchase = is_purchase_event & (minor >= 0)
     refund = (is_purchase_event & (minor < 0)) | (event == where.get("refund", -2))
-    m = take(codes).astype(np.int64)
     t = take(ts.to_numpy())
     if refund.any():
         # Refunds are negative however they were written (`minor` is this function's own array).
         minor[refund] = -np.abs(minor[refund])
     # (A row's position in the history is its index: a path's rows carry theirs as `_pos`.)
-    helpers = {"timestamp": t, "_row": order if identity else order.astype(np.int64), "_m": m}
+    # The customer codes in the type they come in, and the input positions only when the rows
+    # moved: the base reads neither as int64, so `annotated` makes those beside it.
+    helpers = {"timestamp": t} | ({} if identity else {"_row": order.astype(np.int64)}) | {"_m": take(codes)}
     helpers.update(
         _minor=minor,
         _event=pd.Categorical.from_codes(event, categories=categories),
@@ -145,13 +151,21 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
 
 
 def annotated(core: History) -> History:
-    """The second stage of `prepare`: each purchase basket's first line (`_visit`) and each
-    customer's random-stream key."""
+    """The second stage of `prepare`: each purchase basket's first line (`_visit`), each
+    customer's random-stream key, and the columns the first stage left in the form the base reads
+    them: the input positions (`_row`) of rows that did not move, and 64-bit customer codes."""
     rows = core.rows
     tx = rows["transaction_id"] if "transaction_id" in rows.columns else None
-    visit = _basket_starts(rows["_purchase"].to_numpy(), tx, rows["_m"].to_numpy(), rows["timestamp"].to_numpy())
+    m = rows["_m"].to_numpy().astype(np.int64, copy=False)
+    visit = _basket_starts(rows["_purchase"].to_numpy(), tx, m, rows["timestamp"].to_numpy())
     keys = rng.customer_keys(core.ids)
-    return replace(core, rows=with_columns(rows, {"_visit": visit}), keys=keys)
+    own = {"_m": m, "_visit": visit}
+    order = list(rows.columns) + ["_visit"]
+    if "_row" not in rows.columns:  # the rows kept their input order: the positions, just before the codes
+        own["_row"] = np.arange(len(rows), dtype=np.int64)
+        order.insert(order.index("_m"), "_row")
+    arrays = {c: rows[c].array for c in rows.columns} | own
+    return replace(core, rows=pd.DataFrame({c: arrays[c] for c in order}, index=rows.index, copy=False), keys=keys)
 
 
 def with_columns(frame: pd.DataFrame, new: dict, drop: tuple = ()) -> pd.DataFrame:

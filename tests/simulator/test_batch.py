@@ -231,7 +231,8 @@ def test_the_base_from_the_first_stage_of_the_history_equals_the_base_from_the_w
     early = batch.base(core, PROGRAM.model, None).frame
     whole = batch.base(prepare(loaded, 2), PROGRAM.model, None).frame
     pd.testing.assert_frame_equal(early, whole)
-    # The first stage leaves only the basket starts and the random keys to the second.
-    assert core.keys is None and "_visit" not in core.rows.columns
+    # The first stage leaves the basket starts, the random keys, and (rows already in order) the
+    # input positions to the second.
+    assert core.keys is None and "_visit" not in core.rows.columns and "_row" not in core.rows.columns
     finished = annotated(core)
     assert finished.keys is not None and list(finished.rows.columns) == list(prepare(loaded, 2).rows.columns)

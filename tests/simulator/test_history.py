@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rulelang.errors import DataError
 from simulator.history import _drop_unused
 
 
@@ -82,7 +83,18 @@ def test_minor_units_round_half_to_even_as_numpy_does():
     rng = np.random.default_rng(8)
     amount = np.concatenate([rng.integers(-10**7, 10**7, 5000) / 100, [0.005, 0.015, 0.025, -0.005, -0.015, 2.675, 1.005, 0.0, -0.0]])
     for decimals in (0, 2, 3):
-        assert np.array_equal(_minor_units(amount, float(10**decimals)), np.round(amount * 10**decimals).astype(np.int64))
+        minor, missing = _minor_units(amount, float(10**decimals))
+        assert np.array_equal(minor, np.round(amount * 10**decimals).astype(np.int64)) and not missing
+    assert _minor_units(np.array([1.5, np.nan, 2.0]), 100.0)[1]
+
+
+def test_amounts_that_are_not_numbers_are_refused_by_the_history():
+    from simulator.history import sorted_rows
+
+    rows = pd.DataFrame({"customer_id": ["a", "a"], "timestamp": pd.to_datetime(["2026-01-01", "2026-01-02"]), "amount": [1.0, None]})
+    for amount in (rows["amount"], rows["amount"].astype("Float64"), rows["amount"].astype(object)):
+        with pytest.raises(DataError, match="column amount: values that are not numbers"):
+            sorted_rows(rows.assign(amount=amount), 2)
 
 
 @pytest.mark.parametrize("categories", [["a", "b", "c", "d"], ["d", "b", "a", "c"], ["a", "c", "b", "zz", "e"]])

@@ -256,9 +256,39 @@ def _in_period(t, lo, hi):
     return ok, outside
 
 
+@njit(cache=True, nogil=True)
+def _amounts(a, scale):
+    # Per row, in one pass: the amount rounded to the currency's decimals exactly as np.round
+    # rounds (times 10**decimals, to the nearest even, divided back), whether it is missing (NaN),
+    # and whether it is not a finite number.
+    n = a.shape[0]
+    rounded = np.empty(n, dtype=np.float64)
+    missing = np.empty(n, dtype=np.bool_)
+    bad = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        x = a[i]
+        rounded[i] = np.rint(x * scale) / scale
+        missing[i] = np.isnan(x)
+        bad[i] = not np.isfinite(x)
+    return rounded, missing, bad
+
+
 def _redeem_without_reward(event: pd.Categorical, reward: pd.Categorical) -> np.ndarray:
     redeem = _eq(event, "redeem")
     return redeem & _eq(reward, "") if redeem.any() else redeem
+
+
+@njit(cache=True, nogil=True)
+def _exact_floats(raw):
+    # The integers as floats, and whether each is exact as one (below 2**53 in magnitude): one pass.
+    out = np.empty(raw.shape[0], dtype=np.float64)
+    exact = True
+    for i in range(raw.shape[0]):
+        v = raw[i]
+        out[i] = v
+        if v >= 2**53 or v <= -(2**53):
+            exact = False
+    return out, exact
 
 
 def _whole_numbers(values: pd.Series) -> np.ndarray | None:
@@ -270,10 +300,8 @@ def _whole_numbers(values: pd.Series) -> np.ndarray | None:
         return None
     if dtype.kind == "i":
         # Integers: never missing, never -0; only their size can make them inexact as floats.
-        raw = values.to_numpy()
-        if len(raw) and max(-int(raw.min()), int(raw.max())) >= 2**53:
-            return None
-        return raw.astype(np.float64)
+        floats, exact = _exact_floats(np.ascontiguousarray(values.to_numpy()))
+        return floats if exact else None
     v = values.to_numpy(dtype=np.float64)
     if not len(v):
         return v
@@ -439,11 +467,14 @@ def load_transactions(
     if numeric:
         a = df["amount"]
         amount = (a if a.dtype == np.float64 else pd.to_numeric(a, errors="coerce").astype("float64")).reset_index(drop=True)
-        amount_empty = amount.isna().to_numpy()  # a missing number reads as empty text
+        # A missing number reads as empty text.
+        rounded, amount_empty, amount_bad = _amounts(np.ascontiguousarray(amount.to_numpy()), float(10**currency_decimals))
     else:
         amount_text = _dict_text(df["amount"], strip)
         amount = _on_categories(amount_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce").astype("float64"))
         amount_empty = _eq(amount_text, "")
+        amount_bad = ~np.isfinite(amount.to_numpy())
+        rounded = amount.round(currency_decimals).to_numpy()
     event = _dict_text(df["event"], lambda t: t.str.strip().str.lower().replace("", "purchase")) if "event" in df.columns else None
     if event is None:
         event = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=["purchase"])
@@ -466,7 +497,6 @@ def load_transactions(
         lo, hi = pd.Timestamp(bounds[0]).value, (pd.Timestamp(bounds[1]) + pd.Timedelta(days=1)).value
     ts_ok, outside = _in_period(np.ascontiguousarray(tsv).view(np.int64), lo, hi)
 
-    amount_bad = ~np.isfinite(amount.to_numpy())
     checks = [
         ("customer_id", "empty customer id", _eq(ids, "")),
         ("timestamp", "empty timestamp", ts_text_empty & ~ts_ok),
@@ -482,7 +512,7 @@ def load_transactions(
     own = {
         "customer_id": ids,
         "timestamp": tsv,
-        "amount": amount.round(currency_decimals).to_numpy(),
+        "amount": rounded,
         "event": event,
         "transaction_id": tx_id,
         "reward": reward,

@@ -227,3 +227,29 @@ def test_a_period_keeps_its_first_and_last_day_and_a_missing_date_time_is_not_ou
     r = load_transactions(_write(tmp_path, text), period="2026-01-01 to 2026-06-30")
     assert r.frame["customer_id"].tolist() == ["c1", "c2"]
     assert r.rows_outside_period == 2 and r.rejects["row"].tolist() == [5, 6] and _identity(r)
+
+
+@pytest.mark.parametrize("decimals", [0, 2, 3])
+def test_amounts_are_rounded_and_checked_in_one_pass_exactly_as_numpy_does(decimals):
+    from simulator.io import _amounts
+
+    rng = np.random.default_rng(decimals)
+    edge = [0.005, 0.015, 0.025, -0.005, 2.675, 1.005, -0.0, 0.0, 1e300, -1e300, np.inf, -np.inf, np.nan, 5e-324]
+    a = np.concatenate([rng.normal(0, 1000, 5000), rng.integers(-10**8, 10**8, 5000) / 1000, edge])
+    rounded, missing, bad = _amounts(a, float(10**decimals))
+    assert np.array_equal(rounded.view(np.int64), pd.Series(a).round(decimals).to_numpy().view(np.int64))  # bit for bit, -0.0 and NaN too
+    assert np.array_equal(missing, np.isnan(a)) and np.array_equal(bad, ~np.isfinite(a))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64])
+def test_whole_numbers_stored_as_integers_read_as_floats_when_exact(dtype):
+    from simulator.io import _whole_numbers
+
+    big = min(np.iinfo(dtype).max, 2**53 - 1)  # the largest exact as a float
+    values = pd.Series(np.array([0, -3, 7, big, -big], dtype=dtype))
+    got = _whole_numbers(values)
+    assert got.dtype == np.float64 and np.array_equal(got, values.to_numpy().astype(np.float64))
+    if dtype == np.int64:  # beyond 2**53 a float is no longer the integer: read through the text instead
+        assert _whole_numbers(pd.Series([1, 2**53 - 1], dtype=dtype)) is not None
+        assert _whole_numbers(pd.Series([1, 2**53], dtype=dtype)) is None
+        assert _whole_numbers(pd.Series([-(2**53), 1], dtype=dtype)) is None

@@ -280,7 +280,8 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
     spawn = None
     if len(extra):
         spawn_pos = np.searchsorted(rows["_ord"].to_numpy(), extra["_ord"].to_numpy() - 2)
-        rows, is_extra = response.merged(rows[[c for c in rows.columns if c in extra.columns]], extra)
+        # (`_ord` orders the merge; the merged rows need it no more.)
+        rows, is_extra = response.merged(rows[[c for c in rows.columns if c in extra.columns]], extra, drop=("_ord",))
         spawn = response.interleave(np.full(len(rows) - len(extra), -1, dtype=np.int64), extra["_spawn"].to_numpy(), is_extra)
         f = response.interleave(f, f[spawn_pos], is_extra)
     # Added after the merge: one column less to interleave each, and draws keyed by row either way.

@@ -166,8 +166,9 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     return with_columns(rows.iloc[line_pos].reset_index(drop=True), own)
 
 
-def merged(rows: pd.DataFrame, extra: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows with the extra rows inserted in `_ord` order, and a mask of where they went.
+def merged(rows: pd.DataFrame, extra: pd.DataFrame, drop: tuple = ()) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows with the extra rows inserted in `_ord` order, and a mask of where they went;
+    the columns of `drop` (`_ord` itself, say) are not carried over.
 
     Both are in `_ord` order and an extra row's `_ord` is never a row's, so this is a merge, not a
     sort: each column is written once into its place.
@@ -177,7 +178,7 @@ def merged(rows: pd.DataFrame, extra: pd.DataFrame) -> tuple[pd.DataFrame, np.nd
     is_extra = np.zeros(len(rows) + len(extra), dtype=bool)
     is_extra[at] = True
     out = {}
-    for c in rows.columns:
+    for c in (c for c in rows.columns if c not in drop):
         a, b = rows[c], extra[c]
         if isinstance(a.dtype, pd.CategoricalDtype) and a.dtype == b.dtype:
             out[c] = pd.Categorical.from_codes(interleave(a.cat.codes.to_numpy(), b.cat.codes.to_numpy(), is_extra), dtype=a.dtype, validate=False)

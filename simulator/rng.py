@@ -48,9 +48,15 @@ def _prefix(seed: int, run: int, stream: int) -> int:
 
 def uniform(seed: int, run: int, customer_key: np.ndarray, counter: np.ndarray, stream: int) -> np.ndarray:
     """Uniform float64 draws in [0, 1), one per element of `customer_key` and `counter` (broadcast)."""
-    keys, counts = np.broadcast_arrays(np.asarray(customer_key, dtype=np.uint64), np.asarray(counter, dtype=np.uint64))
+    keys, counts = np.broadcast_arrays(_bits(customer_key), _bits(counter))
     out = _draws(np.ascontiguousarray(keys).ravel(), np.ascontiguousarray(counts).ravel(), np.uint64(_prefix(seed, run, stream)))
     return out.reshape(keys.shape)[()]
+
+
+def _bits(values) -> np.ndarray:
+    """As uint64: int64 values by their bits (what the conversion gives, without a copy)."""
+    a = np.asarray(values)
+    return a.view(np.uint64) if a.dtype == np.int64 else np.asarray(a, dtype=np.uint64)
 
 
 @njit(cache=True, nogil=True)

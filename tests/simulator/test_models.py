@@ -155,6 +155,9 @@ def test_extra_rows_merge_into_place_as_a_stable_sort_by_ord_would_put_them():
     assert np.array_equal(is_extra, want["_extra"].to_numpy())
     f = np.arange(len(rows), dtype=float)
     assert np.array_equal(response.interleave(f, -np.ones(len(extra)), is_extra)[~is_extra], f)
+    # The columns that only order the merge can be left out of it.
+    lean, _ = response.merged(rows, extra, drop=("_ord",))
+    pd.testing.assert_frame_equal(lean, want.drop(columns=["_ord"]))
 
 
 def test_basket_ends_are_the_next_row_that_starts_something_new():

@@ -93,3 +93,10 @@ def test_customer_keys_of_arrow_text_equal_those_of_python_strings():
     for dtype in ("str", pd.StringDtype("pyarrow"), pd.ArrowDtype(pa.large_string())):
         arrow = pd.Index(ids, dtype=dtype)
         assert np.array_equal(rng.customer_keys(arrow), rng.customer_keys(np.array(ids, dtype=object)))
+
+
+def test_int64_counters_draw_as_their_uint64_conversion_does():
+    keys = np.array([1, 2**63 + 5, 7], dtype=np.uint64)
+    counters = np.array([0, 2**40, -3], dtype=np.int64)  # -3: the conversion wraps, the bits agree
+    assert np.array_equal(rng.uniform(4, 1, keys, counters, 9), rng.uniform(4, 1, keys, counters.astype(np.uint64), 9))
+    assert rng.uniform(4, 1, keys[1], np.int64(12), 9) == rng.uniform(4, 1, keys[1], np.uint64(12), 9)

@@ -42,18 +42,22 @@ def counters(rows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
     )
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _counter(row, enroll, extra, spawn, j):
+    # Row j's counter; an empty `enroll` or `extra` means the column is absent.
+    if extra.shape[0] > 0 and extra[j]:
+        return np.uint64(spawn[j] + EXTRA_OFFSET)
+    if enroll.shape[0] > 0 and enroll[j]:
+        return np.uint64(row[j] + ENROLL_OFFSET)
+    return np.uint64(row[j])
+
+
 @njit(cache=True, nogil=True)
 def _counters(row, enroll, extra, spawn, at):
-    # One pass over the rows asked about; an empty `enroll` or `extra` means the column is absent.
+    # One pass over the rows asked about.
     out = np.empty(at.shape[0], dtype=np.uint64)
     for i in range(at.shape[0]):
-        j = at[i]
-        if extra.shape[0] > 0 and extra[j]:
-            out[i] = np.uint64(spawn[j] + EXTRA_OFFSET)
-        elif enroll.shape[0] > 0 and enroll[j]:
-            out[i] = np.uint64(row[j] + ENROLL_OFFSET)
-        else:
-            out[i] = np.uint64(row[j])
+        out[i] = _counter(row, enroll, extra, spawn, at[i])
     return out
 
 
@@ -64,12 +68,37 @@ def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np
     drawn (every row when the rows have no `_visit`); the others get 1.0, a draw that never
     redeems. Draws are keyed by row, so which rows are drawn changes no row's draw.
     """
-    at = np.flatnonzero(rows["_visit"].to_numpy()) if "_visit" in rows.columns else np.arange(len(rows))
-    k = keys[rows["_m"].to_numpy()[at]]
-    c = counters(rows, at)
-    u_redeem, u_choice = np.ones(len(rows)), np.ones(len(rows))
-    u_redeem[at] = rng.uniform(seed, run, k, c, STREAM_REDEEM)
-    u_choice[at] = rng.uniform(seed, run, k, c, STREAM_CHOICE)
+    none = np.zeros(0, dtype=bool)
+    extra = "_extra" in rows.columns
+    return _draw_rows(
+        rows["_visit"].to_numpy() if "_visit" in rows.columns else none,
+        np.asarray(rows["_m"].to_numpy(), dtype=np.int64),
+        np.asarray(keys, dtype=np.uint64),
+        np.asarray(rows["_row"].to_numpy(), dtype=np.int64),
+        rows["_enroll"].to_numpy() if "_enroll" in rows.columns else none,
+        rows["_extra"].to_numpy() if extra else none,
+        np.asarray(rows["_spawn"].to_numpy(), dtype=np.int64) if extra else np.zeros(0, dtype=np.int64),
+        rng.stream_prefix(seed, run, STREAM_REDEEM),
+        rng.stream_prefix(seed, run, STREAM_CHOICE),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _draw_rows(visit, member, keys, row, enroll, extra, spawn, p_redeem, p_choice):
+    # Both draws of every row in one pass (an empty `visit`: every row is drawn).
+    n = member.shape[0]
+    u_redeem = np.empty(n, dtype=np.float64)
+    u_choice = np.empty(n, dtype=np.float64)
+    every = visit.shape[0] == 0
+    for i in range(n):
+        if every or visit[i]:
+            c = _counter(row, enroll, extra, spawn, i)
+            k = keys[member[i]]
+            u_redeem[i] = rng.draw(k, c, p_redeem)
+            u_choice[i] = rng.draw(k, c, p_choice)
+        else:
+            u_redeem[i] = 1.0
+            u_choice[i] = 1.0
     return u_redeem, u_choice
 
 

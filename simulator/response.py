@@ -131,7 +131,7 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     m = rows["_m"].to_numpy()
     bm = m[starts]
     row = rows["_row"].to_numpy()
-    go = rng.uniform(seed, run, keys[bm], row[starts], STREAM_VISIT) < share
+    go = rng.draws_at(keys, m, row, starts, rng.stream_prefix(seed, run, STREAM_VISIT)) < share
     if not go.any():
         return rows.iloc[0:0]
     # Each member's baskets, in order: pick one uniformly for every spawning basket. Draws are

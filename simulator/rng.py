@@ -68,15 +68,38 @@ def _mix1(z):
     return z ^ (z >> np.uint64(31))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def draw(key, count, prefix):
+    """One draw of the stream `prefix` (`stream_prefix`) for a customer key and a counter (uint64):
+    what `uniform` gives, for numba passes that draw as they go."""
+    # The same arithmetic as `_mix` (uint64 wraps, as intended).
+    h = _mix1(key ^ prefix)
+    h = _mix1(h + (count + np.uint64(1)) * np.uint64(_GOLDEN))
+    # The top 53 bits make an exactly representable double in [0, 1).
+    return np.float64(h >> np.uint64(11)) * _TO_UNIT
+
+
+@njit(cache=True, nogil=True)
+def draws_at(keys, member, counter, at, prefix):
+    """The draws of the rows `at`, each keyed by its member's key (`keys[member[row]]`) and its
+    counter (int64 or uint64, by its bits): `uniform` without gathering either first."""
+    out = np.empty(at.shape[0], dtype=np.float64)
+    for i in range(at.shape[0]):
+        j = at[i]
+        out[i] = draw(np.uint64(keys[member[j]]), np.uint64(counter[j]), prefix)
+    return out
+
+
+def stream_prefix(seed: int, run: int, stream: int) -> np.uint64:
+    """The draws' coordinates other than the customer and the counter, for `draw`."""
+    return np.uint64(_prefix(seed, run, stream))
+
+
 @njit(cache=True, nogil=True)
 def _draws(keys, counts, prefix):
-    # The same arithmetic as `_mix` on arrays, fused into one pass (uint64 wraps, as intended).
     out = np.empty(keys.shape[0], dtype=np.float64)
     for i in range(keys.shape[0]):
-        h = _mix1(keys[i] ^ prefix)
-        h = _mix1(h + (counts[i] + np.uint64(1)) * np.uint64(_GOLDEN))
-        # The top 53 bits make an exactly representable double in [0, 1).
-        out[i] = np.float64(h >> np.uint64(11)) * _TO_UNIT
+        out[i] = draw(keys[i], counts[i], prefix)
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from simulator import enrollment, redemption, response, tiers
 from simulator.history import prepare
@@ -193,6 +194,30 @@ def test_draw_counters_are_the_input_row_shifted_for_added_rows():
     assert got.tolist() == [7 + redemption.ENROLL_OFFSET, 7, 8, 8 + redemption.EXTRA_OFFSET]
     # Only the rows asked about, and rows without the added-row columns.
     assert redemption.counters(rows[["_row"]], np.array([3, 0])).tolist() == [9, 7]
+
+
+@pytest.mark.parametrize("columns", [("_visit", "_enroll", "_extra"), ("_visit",), ()])
+def test_redemption_draws_are_the_streams_draws_at_basket_starts_and_one_elsewhere(columns):
+    from simulator import rng
+
+    rows = pd.DataFrame(
+        {
+            "_m": [0, 0, 1, 1, 2],
+            "_row": [7, 7, 8, 9, 11],
+            "_visit": [False, True, True, False, True],
+            "_enroll": [True, False, False, False, False],
+            "_extra": [False, False, False, True, False],
+            "_spawn": [-1, -1, -1, 8, -1],
+        }
+    )
+    rows = rows[["_m", "_row", *(c for c in columns if c != "_extra"), *(["_extra", "_spawn"] if "_extra" in columns else [])]]
+    keys = np.array([5, 2**63 + 1, 17], dtype=np.uint64)
+    u_redeem, u_choice = redemption.draws(rows, keys, 3, 1)
+    at = np.flatnonzero(rows["_visit"].to_numpy()) if "_visit" in rows.columns else np.arange(len(rows))
+    for got, stream in ((u_redeem, redemption.STREAM_REDEEM), (u_choice, redemption.STREAM_CHOICE)):
+        want = np.ones(len(rows))
+        want[at] = rng.uniform(3, 1, keys[rows["_m"].to_numpy()[at]], redemption.counters(rows, at), stream)
+        assert np.array_equal(got, want)
 
 
 def test_path_sources_are_the_merge_of_kept_rows_and_enrol_rows():

@@ -162,8 +162,18 @@ def _rolling_uplift(m, t, contrib, start, span, limits, uplifts, purchase):
     p = 0
     s = 0
     for i in range(m.shape[0]):
-        p, s = _window(m, t, contrib, i, p, s, t[i] - span if by_span else start[i])
-        out[i] = uplifts[min(_level_of(limits, s), top)] if purchase[i] else 0.0
+        # `_rolling_before`'s window (written out in both: as an inlined helper returning the pair,
+        # it made this pass three times slower).
+        if i == 0 or m[i] != m[i - 1]:
+            p = i
+            s = 0
+        since = t[i] - span if by_span else start[i]
+        while p < i and t[p] <= since:
+            s -= contrib[p]
+            p += 1
+        # The level on every row, then picked by `purchase` (no branch around the search).
+        u = uplifts[min(_level_of(limits, s), top)]
+        out[i] = u if purchase[i] else 0.0
         s += contrib[i]
     return out
 
@@ -175,23 +185,17 @@ def _rolling_before(m, t, contrib, start):
     p = 0
     s = 0
     for i in range(m.shape[0]):
-        p, s = _window(m, t, contrib, i, p, s, start[i])
+        # The trailing window before row i: its first row p and its sum s, moved on from row
+        # i - 1's (rows grouped by member in time order; a member's first row starts an empty one).
+        if i == 0 or m[i] != m[i - 1]:
+            p = i
+            s = 0
+        while p < i and t[p] <= start[i]:
+            s -= contrib[p]
+            p += 1
         out[i] = s
         s += contrib[i]
     return out
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _window(m, t, contrib, i, p, s, since):
-    # The trailing window before row i: its first row p and its sum s, moved on from row i - 1's
-    # (rows grouped by member in time order; a member's first row starts an empty window).
-    if i == 0 or m[i] != m[i - 1]:
-        p = i
-        s = 0
-    while p < i and t[p] <= since:
-        s -= contrib[p]
-        p += 1
-    return p, s
 
 
 def at_moments(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray, m_q: np.ndarray, t_q: np.ndarray) -> np.ndarray:
@@ -291,8 +295,8 @@ def _level_of(limits, metric):
     # `_level` for one metric: thresholds rise (the checker wants each above the one before), so
     # counting those reached is the right-side search.
     k = 0
-    for x in limits:
-        k += x <= metric
+    for q in range(limits.shape[0]):  # (indexed: an iterator over the array is slower here)
+        k += limits[q] <= metric
     return max(k - 1, 0)
 
 

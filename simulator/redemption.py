@@ -28,39 +28,6 @@ def policy(probability: float, choice: str) -> RedemptionPolicy:
     return RedemptionPolicy(float(probability), choice)
 
 
-def counters(rows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
-    """The draw counters of the rows at positions `at`: each one's input row, shifted for rows the
-    simulator added (an extra visit's is its spawning row's)."""
-    none = np.zeros(0, dtype=bool)
-    extra = "_extra" in rows.columns
-    return _counters(
-        np.asarray(rows["_row"].to_numpy(), dtype=np.int64),
-        rows["_enroll"].to_numpy() if "_enroll" in rows.columns else none,
-        rows["_extra"].to_numpy() if extra else none,
-        np.asarray(rows["_spawn"].to_numpy(), dtype=np.int64) if extra else np.zeros(0, dtype=np.int64),
-        np.asarray(at, dtype=np.int64),
-    )
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _counter(row, enroll, extra, spawn, j):
-    # Row j's counter; an empty `enroll` or `extra` means the column is absent.
-    if extra.shape[0] > 0 and extra[j]:
-        return np.uint64(spawn[j] + EXTRA_OFFSET)
-    if enroll.shape[0] > 0 and enroll[j]:
-        return np.uint64(row[j] + ENROLL_OFFSET)
-    return np.uint64(row[j])
-
-
-@njit(cache=True, nogil=True)
-def _counters(row, enroll, extra, spawn, at):
-    # One pass over the rows asked about.
-    out = np.empty(at.shape[0], dtype=np.uint64)
-    for i in range(at.shape[0]):
-        out[i] = _counter(row, enroll, extra, spawn, at[i])
-    return out
-
-
 def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's redemption draw and choice draw.
 
@@ -85,14 +52,24 @@ def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np
 
 @njit(cache=True, nogil=True)
 def _draw_rows(visit, member, keys, row, enroll, extra, spawn, p_redeem, p_choice):
-    # Both draws of every row in one pass (an empty `visit`: every row is drawn).
+    # Both draws of every row in one pass (an empty `visit`: every row is drawn). A row's counter
+    # is its input row, shifted for rows the simulator added (an extra visit's is its spawning
+    # row's); an empty `enroll` or `extra` means the column is absent. (Written out: as an
+    # inlined helper handed the arrays, the counter made the pass twice as slow.)
     n = member.shape[0]
     u_redeem = np.empty(n, dtype=np.float64)
     u_choice = np.empty(n, dtype=np.float64)
     every = visit.shape[0] == 0
+    has_enroll = enroll.shape[0] > 0
+    has_extra = extra.shape[0] > 0
     for i in range(n):
         if every or visit[i]:
-            c = _counter(row, enroll, extra, spawn, i)
+            if has_extra and extra[i]:
+                c = np.uint64(spawn[i] + EXTRA_OFFSET)
+            elif has_enroll and enroll[i]:
+                c = np.uint64(row[i] + ENROLL_OFFSET)
+            else:
+                c = np.uint64(row[i])
             k = keys[member[i]]
             u_redeem[i] = rng.draw(k, c, p_redeem)
             u_choice[i] = rng.draw(k, c, p_choice)

@@ -180,22 +180,6 @@ def test_basket_ends_are_the_next_row_that_starts_something_new():
         assert response.basket_ends(rows, np.arange(n)).tolist() == want.tolist()
 
 
-def test_draw_counters_are_the_input_row_shifted_for_added_rows():
-    rows = pd.DataFrame(
-        {
-            "_row": [7, 7, 8, 9],
-            "_enroll": [True, False, False, False],
-            "_extra": [False, False, False, True],
-            "_spawn": [-1, -1, -1, 8],
-        }
-    )
-    got = redemption.counters(rows, np.array([0, 1, 2, 3]))
-    assert got.dtype == np.uint64
-    assert got.tolist() == [7 + redemption.ENROLL_OFFSET, 7, 8, 8 + redemption.EXTRA_OFFSET]
-    # Only the rows asked about, and rows without the added-row columns.
-    assert redemption.counters(rows[["_row"]], np.array([3, 0])).tolist() == [9, 7]
-
-
 @pytest.mark.parametrize("columns", [("_visit", "_enroll", "_extra"), ("_visit",), ()])
 def test_redemption_draws_are_the_streams_draws_at_basket_starts_and_one_elsewhere(columns):
     from simulator import rng
@@ -213,10 +197,17 @@ def test_redemption_draws_are_the_streams_draws_at_basket_starts_and_one_elsewhe
     rows = rows[["_m", "_row", *(c for c in columns if c != "_extra"), *(["_extra", "_spawn"] if "_extra" in columns else [])]]
     keys = np.array([5, 2**63 + 1, 17], dtype=np.uint64)
     u_redeem, u_choice = redemption.draws(rows, keys, 3, 1)
+    # Each row's counter is its input row, shifted for added rows: an enrol row's by ENROLL_OFFSET,
+    # an extra visit's is its spawning row's shifted by EXTRA_OFFSET.
+    counter = np.array([7 + redemption.ENROLL_OFFSET, 7, 8, 8 + redemption.EXTRA_OFFSET, 11], dtype=np.uint64)
+    if "_enroll" not in rows.columns:
+        counter[0] = 7
+    if "_extra" not in rows.columns:
+        counter[3] = 9
     at = np.flatnonzero(rows["_visit"].to_numpy()) if "_visit" in rows.columns else np.arange(len(rows))
     for got, stream in ((u_redeem, redemption.STREAM_REDEEM), (u_choice, redemption.STREAM_CHOICE)):
         want = np.ones(len(rows))
-        want[at] = rng.uniform(3, 1, keys[rows["_m"].to_numpy()[at]], redemption.counters(rows, at), stream)
+        want[at] = rng.uniform(3, 1, keys[rows["_m"].to_numpy()[at]], counter[at], stream)
         assert np.array_equal(got, want)
 
 

@@ -129,21 +129,18 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
         visit = visit & ~rows["_extra"].to_numpy()
     starts = np.flatnonzero(visit)
     m = rows["_m"].to_numpy()
-    bm = m[starts]
     row = rows["_row"].to_numpy()
-    go = rng.draws_at(keys, m, row, starts, rng.stream_prefix(seed, run, STREAM_VISIT)) < share
-    if not go.any():
+    spawn, src = _spawning(
+        starts,
+        np.asarray(m, dtype=np.int64),
+        np.asarray(keys, dtype=np.uint64),
+        np.asarray(row, dtype=np.int64),
+        float(share),
+        rng.stream_prefix(seed, run, STREAM_VISIT),
+        rng.stream_prefix(seed, run, STREAM_PICK),
+    )
+    if not len(spawn):
         return rows.iloc[0:0]
-    # Each member's baskets, in order: pick one uniformly for every spawning basket. Draws are
-    # keyed by row, so drawing only for the spawning baskets gives each the same pick.
-    new_member = np.r_[True, bm[1:] != bm[:-1]]
-    run_start = np.flatnonzero(new_member)
-    sizes = np.diff(np.r_[run_start, len(bm)])
-    first_of = np.repeat(run_start, sizes)[go]
-    count = np.repeat(sizes, sizes)[go]
-    spawn = starts[go]
-    pick = first_of + np.floor(rng.uniform(seed, run, keys[bm[go]], row[spawn], STREAM_PICK) * count).astype(np.int64)
-    src = starts[pick]
     # Lines of a basket run from its start to the next row that is not one of its lines.
     n_lines = basket_ends(rows, src) - src
     line_pos = np.repeat(src, n_lines) + _ranges(n_lines)
@@ -164,6 +161,34 @@ def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, 
     if "transaction_id" in rows.columns:
         own["transaction_id"] = "~extra" + pd.Series(own["_spawn"]).astype(str).to_numpy()
     return with_columns(rows.iloc[line_pos].reset_index(drop=True), own)
+
+
+@njit(cache=True, nogil=True)
+def _spawning(starts, m, keys, row, share, p_visit, p_pick):
+    # Per basket start (`starts`, rows grouped by member): whether it spawns an extra basket (its
+    # visit draw < share), and if so which of its member's baskets it copies, picked uniformly by
+    # its pick draw. Draws are keyed by row, so drawing only for the spawning baskets gives each
+    # the same pick. Returns (spawning starts, copied starts).
+    ns = starts.shape[0]
+    spawn = np.empty(ns, dtype=np.int64)  # (only what is written is touched)
+    src = np.empty(ns, dtype=np.int64)
+    found = 0
+    a = 0
+    while a < ns:
+        member = m[starts[a]]
+        b = a + 1
+        while b < ns and m[starts[b]] == member:
+            b += 1
+        key = keys[member]
+        for q in range(a, b):
+            s = starts[q]
+            if rng.draw(key, np.uint64(row[s]), p_visit) < share:
+                u = rng.draw(key, np.uint64(row[s]), p_pick)
+                spawn[found] = s
+                src[found] = starts[a + np.int64(np.floor(u * (b - a)))]
+                found += 1
+        a = b
+    return spawn[:found], src[:found]
 
 
 def merged(rows: pd.DataFrame, extra: pd.DataFrame, drop: tuple = ()) -> tuple[pd.DataFrame, np.ndarray]:
@@ -219,10 +244,20 @@ def _interleave(a, b, is_b, out):
 def basket_ends(rows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
     """For the rows `at` (basket starts), one past the last row of the basket each starts: the next
     row that starts something new (a basket, or any row that is not a purchase line), else the end.
-    Searched for the few rows asked about, not worked out for every row."""
-    new = np.flatnonzero(rows["_visit"].to_numpy() | ~rows["_purchase"].to_numpy())
-    k = np.searchsorted(new, at, side="right")
-    return np.where(k < len(new), new[np.minimum(k, max(len(new) - 1, 0))] if len(new) else 0, len(rows))
+    Walked to from each row asked about (a few lines each), not worked out for every row."""
+    return _ends(rows["_visit"].to_numpy(), rows["_purchase"].to_numpy(), np.asarray(at, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _ends(visit, purchase, at):
+    n = visit.shape[0]
+    out = np.empty(at.shape[0], dtype=np.int64)
+    for i in range(at.shape[0]):
+        e = at[i] + 1
+        while e < n and purchase[e] and not visit[e]:
+            e += 1
+        out[i] = e
+    return out
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:

@@ -240,3 +240,27 @@ def test_scaled_amounts_round_half_to_even():
     rows = pd.DataFrame({"_minor": [1, 3, 5, -1, -3, 7], "_purchase": [True, True, True, True, True, False]})
     # x 1.5: 1.5 -> 2, 4.5 -> 4, 7.5 -> 8, -1.5 -> -2, -4.5 -> -4; a row that is no purchase keeps its amount.
     assert response.scaled(rows, np.full(6, 0.5)).tolist() == [2, 4, 8, -2, -4, 7]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_spawning_baskets_and_their_picks_equal_the_numpy_formulation(seed):
+    from simulator import rng
+
+    r = np.random.default_rng(seed)
+    n = 3000
+    m = np.sort(r.integers(0, 200, n)).astype(np.int64)
+    row = r.permutation(n).astype(np.int64)
+    keys = r.integers(0, 2**63, 200).astype(np.uint64)
+    starts = np.flatnonzero(r.random(n) < 0.6)
+    share = 0.3
+    spawn, src = response._spawning(starts, m, keys, row, share, rng.stream_prefix(seed, 1, response.STREAM_VISIT), rng.stream_prefix(seed, 1, response.STREAM_PICK))
+    # The vectorised version it replaced: draws for every start, picks among each member's starts.
+    bm = m[starts]
+    go = rng.uniform(seed, 1, keys[bm], row[starts], response.STREAM_VISIT) < share
+    run_start = np.flatnonzero(np.r_[True, bm[1:] != bm[:-1]])
+    sizes = np.diff(np.r_[run_start, len(bm)])
+    first_of = np.repeat(run_start, sizes)[go]
+    count = np.repeat(sizes, sizes)[go]
+    pick = first_of + np.floor(rng.uniform(seed, 1, keys[bm[go]], row[starts[go]], response.STREAM_PICK) * count).astype(np.int64)
+    assert go.sum() > 100
+    assert np.array_equal(spawn, starts[go]) and np.array_equal(src, starts[pick])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from rulelang import arrowtext
 from rulelang import builtins as B
@@ -89,6 +90,44 @@ def _unit_starts(b: Batch) -> np.ndarray:
     return b.encodings[key]
 
 
+@njit(cache=True, nogil=True)
+def _units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts):
+    # One pass for the units and the rows that refer to a base basket (refunds); then, the refunds' referred basket starts
+    # (base rows) in order, one walk along the path's own rows, which are in history order (a
+    # merge: no index of them and no search). Returns (unit, refund_of, own rows in order).
+    n = src.shape[0]
+    unit = np.empty(n, dtype=np.int64)
+    refund_of = np.full(n, -1, dtype=np.int64)
+    u = -1
+    count = 0
+    last = -1
+    in_order = True
+    for i in range(n):
+        u += not (purchase[i] and not visit[i])
+        unit[i] = u
+        if not (enroll[i] or extra[i]):
+            in_order &= src[i] > last
+            last = src[i]
+        count += base_refund_of[src[i]] >= 0
+    at = np.empty(count, dtype=np.int64)
+    target = np.empty(count, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        if base_refund_of[src[i]] >= 0:
+            at[k] = i
+            target[k] = unit_starts[base_refund_of[src[i]]]
+            k += 1
+    order = np.argsort(target)
+    j = 0
+    for q in range(count):
+        want = target[order[q]]
+        while j < n and (enroll[j] or extra[j] or src[j] < want):
+            j += 1
+        if j < n and src[j] == want:
+            refund_of[at[order[q]]] = unit[j]
+    return unit, refund_of, in_order
+
+
 def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None, span: tuple[int, int] | None = None) -> Batch:
     """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged).
 
@@ -138,23 +177,19 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         tx = tx.astype(np.int64)  # the new codes need not fit the categories' narrow code type
         tx[extra] = len(tx_cats) + np.searchsorted(np.unique(spawn), spawn)
         tx_cats = tx_cats.append(new)
-    purchase = rows["_purchase"].to_numpy()
-    unit = np.cumsum(~(purchase & ~rows["_visit"].to_numpy())) - 1
-    # A refund refers to a basket of the base; in the path it refers to that basket's unit if kept.
-    refund_of = np.full(n, -1, dtype=np.int64)
-    base_ref = f["refund_of"].to_numpy()[src]
-    has = base_ref >= 0
-    if has.any():
-        # The path row of each referred basket's first base row, if the path kept it: the kept
-        # history rows are in history order, so a search among them (no base-sized lookup table).
-        own = np.flatnonzero(~enroll & ~extra)
-        kept = src[own]
-        first = _unit_starts(b)[base_ref[has]]
-        if len(kept) > 1 and not bool(np.all(kept[1:] > kept[:-1])):
-            raise AssertionError("a path's own rows are not in history order")
-        at = np.minimum(np.searchsorted(kept, first), max(len(kept) - 1, 0))
-        found = (kept[at] == first) if len(kept) else np.zeros(len(first), dtype=bool)
-        refund_of[np.flatnonzero(has)] = np.where(found, unit[own[at]] if len(kept) else -1, -1)
+    # Units (a basket's lines share one; every other row is its own), and each refund's unit: a
+    # refund refers to a basket of the base, in the path to that basket's unit if the path kept it.
+    unit, refund_of, in_order = _units(
+        rows["_purchase"].to_numpy(),
+        rows["_visit"].to_numpy(),
+        np.asarray(src, dtype=np.int64),
+        enroll,
+        extra,
+        f["refund_of"].to_numpy(),
+        _unit_starts(b),
+    )
+    if not in_order:
+        raise AssertionError("a path's own rows are not in history order")
     member = rows["_m"].to_numpy().astype(np.int64, copy=False)
     frame = pd.DataFrame(
         {

@@ -236,3 +236,34 @@ def test_the_base_from_the_first_stage_of_the_history_equals_the_base_from_the_w
     assert core.keys is None and "_visit" not in core.rows.columns and "_row" not in core.rows.columns
     finished = annotated(core)
     assert finished.keys is not None and list(finished.rows.columns) == list(prepare(loaded, 2).rows.columns)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_units_and_refund_units_equal_the_numpy_formulation(seed):
+    r = np.random.default_rng(seed)
+    base_n = 400
+    base_refund_of = np.where(r.random(base_n) < 0.1, r.integers(0, 150, base_n), -1)
+    unit_starts = np.sort(r.choice(base_n, 150, replace=False))
+    kept = np.sort(r.choice(base_n, 250, replace=False))  # the path's own rows: history order
+    n_added = 40
+    src = np.concatenate([kept, r.integers(0, base_n, n_added)])
+    added = np.r_[np.zeros(len(kept), bool), np.ones(n_added, bool)]
+    place = r.permutation(len(src))  # added rows fall anywhere among the own rows, which keep their order
+    place[~added[place]] = np.flatnonzero(~added)
+    src, added = src[place], added[place]
+    enroll = added & (r.random(len(src)) < 0.5)
+    extra = added & ~enroll
+    purchase, visit = r.random(len(src)) < 0.8, r.random(len(src)) < 0.4
+    unit, refund_of, in_order = batch._units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts)
+    # The NumPy version it replaced.
+    want_unit = np.cumsum(~(purchase & ~visit)) - 1
+    want = np.full(len(src), -1)
+    base_ref = base_refund_of[src]
+    has = base_ref >= 0
+    own = np.flatnonzero(~enroll & ~extra)
+    at = np.minimum(np.searchsorted(src[own], unit_starts[base_ref[has]]), len(own) - 1)
+    found = src[own][at] == unit_starts[base_ref[has]]
+    want[np.flatnonzero(has)] = np.where(found, want_unit[own[at]], -1)
+    assert in_order and has.any() and found.any() and not found.all()
+    assert np.array_equal(unit, want_unit) and np.array_equal(refund_of, want)
+    assert not batch._units(purchase, visit, src[::-1].copy(), enroll[::-1].copy(), extra[::-1].copy(), base_refund_of, unit_starts)[2]

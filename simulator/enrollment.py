@@ -73,7 +73,7 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     r0, r1 = span if span is not None else (0, len(rows))
     # Each join is a kept row (a first purchase): its enrol row goes just before it. One pass
     # finds every history row the path keeps and where the enrol rows go; then one gather per column.
-    src, enroll = _path_sources(rows["_m"].to_numpy(), chosen, first_purchase(history), history.enroll_rows, r0, r1)
+    src, enroll, order = _path_sources(rows["_m"].to_numpy(), chosen, first_purchase(history), history.enroll_rows, r0, r1)
     at = np.flatnonzero(enroll)
     # (`_event` stays behind: a path's events are the base's (simulator.batch), its enrol rows `_enroll`.)
     out = {c: gather(rows[c], src) for c in rows.columns if c != "_event"}
@@ -83,7 +83,7 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
         if col in out:
             out[col] = np.where(enroll, "", np.asarray(out[col], dtype=object))
     out["_pos"] = src  # each row's position in the history
-    out["_ord"] = src * 4 + ~enroll  # enrol rows sort just before the first purchase: 4p < 4p + 1
+    out["_ord"] = order
     out["_enroll"] = enroll
     return pd.DataFrame(out, copy=False)
 
@@ -92,7 +92,8 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
 def _path_sources(m, chosen, first, enroll_rows, r0, r1):
     # The history rows r0 .. r1 of chosen customers from their first purchase on, but for the
     # data's own enrol rows; each customer's first purchase preceded by a copy of it flagged as
-    # the enrol row.
+    # the enrol row; and each row's `_ord`, 4 x its history row, + 1 but for an enrol row (which
+    # so sorts just before the first purchase: 4p < 4p + 1).
     size = 0
     for i in range(r0, r1):
         c = m[i]
@@ -100,6 +101,7 @@ def _path_sources(m, chosen, first, enroll_rows, r0, r1):
             size += 2 if i == first[c] else 1
     src = np.empty(size, dtype=np.int64)
     enroll = np.zeros(size, dtype=np.bool_)
+    order = np.empty(size, dtype=np.int64)
     k = 0
     for i in range(r0, r1):
         c = m[i]
@@ -107,10 +109,12 @@ def _path_sources(m, chosen, first, enroll_rows, r0, r1):
             if i == first[c]:
                 src[k] = i
                 enroll[k] = True
+                order[k] = 4 * i
                 k += 1
             src[k] = i
+            order[k] = 4 * i + 1
             k += 1
-    return src, enroll
+    return src, enroll, order
 
 
 @dataclass(frozen=True)

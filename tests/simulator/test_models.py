@@ -232,8 +232,9 @@ def test_path_sources_are_the_merge_of_kept_rows_and_enrol_rows():
         want_src = np.empty(len(want_enroll), dtype=np.int64)
         want_src[~want_enroll] = kept
         want_src[at] = joins
-        src, enroll = enrollment._path_sources(m, chosen, first, enroll_rows, 0, len(m))
+        src, enroll, order = enrollment._path_sources(m, chosen, first, enroll_rows, 0, len(m))
         assert src.tolist() == want_src.tolist() and enroll.tolist() == want_enroll.tolist()
+        assert order.tolist() == (want_src * 4 + ~want_enroll).tolist()  # enrol rows order just before their row
 
 
 def test_scaled_amounts_round_half_to_even():

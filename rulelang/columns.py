@@ -23,6 +23,7 @@ from rulelang import ast
 from rulelang import builtins as B
 from rulelang import values as V
 from rulelang.errors import LoyaltyError
+from rulelang.kernel import civil_from_days
 from rulelang.model import Model
 
 NS_PER_DAY = 86_400_000_000_000
@@ -165,24 +166,38 @@ def date_column(values, decimals: int = 2) -> Ordinal:
 _TYPED = {B.STRING: text_column, B.DATE: date_column}
 
 
-def _part(days: np.ndarray, part: str) -> np.ndarray:
-    d = days.astype("datetime64[D]")
-    m = d.astype("datetime64[M]")
-    if part == "day":
-        return (d - m).astype(np.int64) + 1
-    months = m.astype(np.int64)  # since 1970-01; floor division keeps dates before 1970 right
-    return months % 12 + 1 if part == "month" else months // 12 + 1970
+_PARTS = {"year": 0, "month": 1, "day": 2}
 
 
 def date_part(days: np.ndarray, part: str) -> np.ndarray:
-    """The year, month (1-12) or day of month of day numbers."""
-    days = np.asarray(days, dtype=np.int64)
-    if days.size > 4096:
-        lo, hi = int(days.min()), int(days.max())
-        if hi - lo + 1 < days.size // 2:
-            # Few distinct days (a year of history): convert the range once, then look rows up.
-            return _part(np.arange(lo, hi + 1, dtype=np.int64), part)[days - lo]
-    return _part(days, part)
+    """The year, month (1-12) or day of month of day numbers (proleptic Gregorian, as NumPy's
+    datetime64 counts them)."""
+    return _date_parts(np.ascontiguousarray(days, dtype=np.int64), _PARTS[part])
+
+
+@njit(cache=True, nogil=True)
+def _date_parts(days, part):
+    # Few distinct days (a year of history, a century of birthdays over many rows): the calendar
+    # worked out once per day of their range, then looked up per row; otherwise per row.
+    n = days.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return out
+    lo = days[0]
+    hi = days[0]
+    for i in range(n):
+        lo = min(lo, days[i])
+        hi = max(hi, days[i])
+    if hi - lo < n // 2:
+        table = np.empty(hi - lo + 1, dtype=np.int64)
+        for o in range(table.shape[0]):
+            table[o] = civil_from_days(lo + o)[part]
+        for i in range(n):
+            out[i] = table[days[i] - lo]
+    else:
+        for i in range(n):
+            out[i] = civil_from_days(days[i])[part]
+    return out
 
 
 @njit(cache=True, nogil=True)

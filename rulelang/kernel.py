@@ -35,7 +35,7 @@ CHEAPEST, DEAREST, RANDOM = 0, 1, 2
 def days_from_civil(y, m, d):
     """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
     y = y - (1 if m <= 2 else 0)
-    era = (y if y >= 0 else y - 399) // 400
+    era = y // 400  # (floor division: Hinnant's `y - 399` adjusts C's truncating one)
     yoe = y - era * 400
     mp = m + (-3 if m > 2 else 9)
     doy = (153 * mp + 2) // 5 + d - 1
@@ -47,7 +47,7 @@ def days_from_civil(y, m, d):
 def civil_from_days(z):
     """(year, month, day) of a day number."""
     z = z + 719468
-    era = (z if z >= 0 else z - 146096) // 146097
+    era = z // 146097  # (floor division, as above)
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
     y = yoe + era * 400

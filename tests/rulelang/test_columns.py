@@ -39,3 +39,28 @@ def test_a_customer_attribute_is_converted_once_per_customers_table(monkeypatch)
     del other
     gc.collect()
     assert key not in columns._TABLES
+
+
+def test_date_parts_are_numpys_calendar_for_any_range_of_days():
+    def numpy_part(days, part):
+        d = days.astype("datetime64[D]")
+        m = d.astype("datetime64[M]")
+        if part == "day":
+            return (d - m).astype(np.int64) + 1
+        months = m.astype(np.int64)
+        return months % 12 + 1 if part == "month" else months // 12 + 1970
+
+    r = np.random.default_rng(3)
+    # Wide (looked up per row), narrow (through a table of the range's days), edges, empty; before year 1 too.
+    for days in (r.integers(-800_000, 800_000, 4000), r.integers(19_000, 19_400, 50_000), np.array([0, -1, 59, 60, -719_468, -719_469, 2_932_896]), np.zeros(0, np.int64)):
+        for part in ("year", "month", "day"):
+            assert np.array_equal(columns.date_part(days, part), numpy_part(days, part)), part
+
+
+def test_civil_dates_and_day_numbers_round_trip_before_year_zero_too():
+    from rulelang.kernel import civil_from_days, days_from_civil
+
+    for day in np.random.default_rng(4).integers(-900_000, 900_000, 2000).tolist() + [-719_469, -719_468, 0]:
+        y, m, d = civil_from_days(day)
+        assert days_from_civil(y, m, d) == day
+        assert np.datetime64(day, "D") == np.datetime64(f"{y:+07d}-{m:02d}-{d:02d}" if y < 1 or y > 9999 else f"{y:04d}-{m:02d}-{d:02d}")

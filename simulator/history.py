@@ -160,12 +160,9 @@ def annotated(core: History) -> History:
     visit = _basket_starts(rows["_purchase"].to_numpy(), tx, m, rows["timestamp"].to_numpy())
     keys = rng.customer_keys(core.ids)
     own = {"_m": m, "_visit": visit}
-    order = list(rows.columns) + ["_visit"]
-    if "_row" not in rows.columns:  # the rows kept their input order: the positions, just before the codes
+    if "_row" not in rows.columns:  # the rows kept their input order: their positions
         own["_row"] = np.arange(len(rows), dtype=np.int64)
-        order.insert(order.index("_m"), "_row")
-    arrays = {c: rows[c].array for c in rows.columns} | own
-    return replace(core, rows=pd.DataFrame({c: arrays[c] for c in order}, index=rows.index, copy=False), keys=keys)
+    return replace(core, rows=with_columns(rows, own), keys=keys)
 
 
 def with_columns(frame: pd.DataFrame, new: dict, drop: tuple = ()) -> pd.DataFrame:

@@ -79,17 +79,6 @@ def draw(key, count, prefix):
     return np.float64(h >> np.uint64(11)) * _TO_UNIT
 
 
-@njit(cache=True, nogil=True)
-def draws_at(keys, member, counter, at, prefix):
-    """The draws of the rows `at`, each keyed by its member's key (`keys[member[row]]`) and its
-    counter (int64 or uint64, by its bits): `uniform` without gathering either first."""
-    out = np.empty(at.shape[0], dtype=np.float64)
-    for i in range(at.shape[0]):
-        j = at[i]
-        out[i] = draw(np.uint64(keys[member[j]]), np.uint64(counter[j]), prefix)
-    return out
-
-
 def stream_prefix(seed: int, run: int, stream: int) -> np.uint64:
     """The draws' coordinates other than the customer and the counter, for `draw`."""
     return np.uint64(_prefix(seed, run, stream))

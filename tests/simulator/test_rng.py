@@ -100,12 +100,3 @@ def test_int64_counters_draw_as_their_uint64_conversion_does():
     counters = np.array([0, 2**40, -3], dtype=np.int64)  # -3: the conversion wraps, the bits agree
     assert np.array_equal(rng.uniform(4, 1, keys, counters, 9), rng.uniform(4, 1, keys, counters.astype(np.uint64), 9))
     assert rng.uniform(4, 1, keys[1], np.int64(12), 9) == rng.uniform(4, 1, keys[1], np.uint64(12), 9)
-
-
-def test_draws_taken_as_they_go_equal_uniform():
-    keys = np.array([3, 2**64 - 1, 99, 2**40], dtype=np.uint64)
-    member = np.array([0, 0, 1, 3, 2, 1], dtype=np.int64)
-    counter = np.array([5, 6, 0, 2**41, 7, 8], dtype=np.int64)
-    at = np.array([1, 3, 4], dtype=np.int64)
-    want = rng.uniform(11, 2, keys[member[at]], counter[at], 31)
-    assert np.array_equal(rng.draws_at(keys, member, counter, at, rng.stream_prefix(11, 2, 31)), want)

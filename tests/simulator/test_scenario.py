@@ -114,7 +114,10 @@ def test_goal_gradient_and_tier_uplifts():
 
 def test_yaml_cannot_run_code():
     msg = _error("runs: !!python/object/apply:os.system ['true']\n")
-    assert "not valid YAML" in msg
+    assert msg == (
+        "s.yaml:1:7: error: the tag `!!python/object/apply:os.system` is not allowed in a scenario; "
+        "write plain text, numbers, true/false, lists and mappings"
+    )
 
 
 def test_overrides_replace_keys_and_are_validated(example: Path):

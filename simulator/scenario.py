@@ -259,6 +259,12 @@ class _ScenarioLoader(yaml.SafeLoader):
                 raise _Refused(key_node.start_mark, "`<<` merge keys are not allowed in a scenario; write the keys out in full")
         super().flatten_mapping(node)
 
+    def construct_mapping(self, node, deep=False):
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Refused(key_node.start_mark, "a key must be a name or a number, not a list or a mapping")
+        return super().construct_mapping(node, deep)
+
     def construct_object(self, node, deep=False):
         try:
             return super().construct_object(node, deep)

@@ -203,6 +203,7 @@ BILLION_LAUGHS = (
         ("runs: 2026-13-45\n", "s.yaml:1:7: error: cannot read '2026-13-45' as a date; quote it if it is text"),
         ("seed: !!int abc\n", "s.yaml:1:7: error: cannot read 'abc' as a whole number; quote it if it is text"),
         ("seed: !!bool maybe\n", "s.yaml:1:7: error: cannot read 'maybe' as true or false; quote it if it is text"),
+        ("? [a]\n: 1\n", "s.yaml:1:3: error: a key must be a name or a number, not a list or a mapping"),
         ("seed: " + "9" * 5000 + "\n", "s.yaml:1:7: error: a number of 5,000 characters is longer than any scenario value (at most 64)"),
         ("a: 1\r\n\r\nb: \u2028c\x1b", "s.yaml:4:2: error: not valid YAML: the character \\x1b (U+001B) is not allowed in YAML; remove it"),
         ("---\nrun: 1\n---\nruns: 2\n", "s.yaml:3:1: error: not valid YAML: expected a single document in the stream, but found another document"),

@@ -117,38 +117,35 @@ def _fail(exc: LoyaltyError, code: int) -> None:
     sys.exit(code)
 
 
-_DATA_OPTIONS = (
-    click.option(
-        "--scenario",
-        "scenario",
-        type=click.Path(exists=True, dir_okay=False),
-        help="a scenario YAML: its columns, period, timestamp format and data files",
-    ),
-    click.option(
-        "--customers",
-        "customers",
-        type=click.Path(exists=True, dir_okay=False),
-        help="customers CSV or Parquet (default: the scenario's, else the bundled sample's)",
-    ),
-)
+FILE = click.Path(exists=True, dir_okay=False)
 
 
-def _data_options(fn):
-    for opt in reversed(_DATA_OPTIONS):
-        fn = opt(fn)
-    return fn
+def _data_options(transactions_help: str):
+    """PROGRAM_OR_SCENARIO and the data flags of both commands; `transactions_help` says what the
+    command does with a history."""
+    options = (
+        click.argument("target", metavar="PROGRAM_OR_SCENARIO", type=FILE),
+        click.option("--transactions", "transactions", type=FILE, help=transactions_help),
+        click.option("--scenario", "scenario", type=FILE, help="a scenario YAML: its columns, period, timestamp format and data files"),
+        click.option(
+            "--customers",
+            "customers",
+            type=FILE,
+            help="customers CSV or Parquet (default: the scenario's; with the bundled sample, its customers)",
+        ),
+    )
+
+    def add(fn):
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return add
 
 
 @click.command("trace")
-@click.argument("target", metavar="PROGRAM_OR_SCENARIO", type=click.Path(exists=True, dir_okay=False))
+@_data_options("transactions CSV or Parquet (default: the scenario's, else the bundled sample)")
 @click.option("--customer", "customer", required=True, help="the customer_id to trace")
-@click.option(
-    "--transactions",
-    "transactions",
-    type=click.Path(exists=True, dir_okay=False),
-    help="transactions CSV or Parquet (default: the scenario's, else the bundled sample)",
-)
-@_data_options
 @click.option("--quiet", is_flag=True, help="no load summary on stderr")
 def trace_cmd(target, customer, transactions, scenario, customers, quiet):
     """Explain, row by row, how one member earned and spent their points."""
@@ -166,16 +163,9 @@ def trace_cmd(target, customer, transactions, scenario, customers, quiet):
 
 
 @click.command("test")
-@click.argument("target", metavar="PROGRAM_OR_SCENARIO", type=click.Path(exists=True, dir_okay=False))
+@_data_options("also check the asserts over this real history, CSV or Parquet (default: the scenario's, if it names one)")
 @click.option("--examples", default=100, show_default=True, type=click.IntRange(1), help="how many histories to generate")
 @click.option("--seed", default=0, show_default=True, type=int, help="the seed; the same seed gives the same histories")
-@click.option(
-    "--transactions",
-    "transactions",
-    type=click.Path(exists=True, dir_okay=False),
-    help="also check the asserts over this real history, CSV or Parquet (default: the scenario's, if it names one)",
-)
-@_data_options
 @click.option("--quiet", is_flag=True, help="no progress or load summary on stderr")
 def test_cmd(target, examples, seed, transactions, scenario, customers, quiet):
     """Search for a member history that breaks the program's asserts or built-in invariants."""

@@ -10,32 +10,11 @@ from click.testing import CliRunner
 
 import simulator
 from simulator.cli import main
-
-CAFE = """program "Cafe"
-currency CNY
-tiers by spend over 365 days {
-  Green from 0
-  Gold  from 30
-}
-earn base:   1 point per 1 CNY
-earn pastry: 2 points per 1 CNY when category == "pastry"
-earn gold:   1.5x base when tier >= Gold
-limit 60 points per day
-expire after 1 month
-reward coffee: 40 points cost 8 CNY
-"""
+from tests.rulelang.test_trace import PROGRAM as CAFE
+from tests.rulelang.test_trace import ROWS
 
 # Unsorted, and m1's rows come after a row of m2's: the loader sorts them, rows keep their numbers.
-CAFE_ROWS = pd.DataFrame(
-    {
-        "customer_id": ["m2", "m1", "m1", "m1", "m1"],
-        "timestamp": ["2026-03-01 09:00", "2026-03-02 10:00", "2026-03-01 10:00", "2026-03-03 10:00", "2026-05-01 10:00"],
-        "amount": [5, 12.5, 30, 0, 1],
-        "category": ["tea", "pastry", "coffee", "", "tea"],
-        "event": ["purchase", "purchase", "purchase", "redeem", "purchase"],
-        "reward": ["", "", "", "coffee", ""],
-    }
-)
+CAFE_ROWS = ROWS.iloc[[0, 2, 1, 3, 4]].reset_index(drop=True)
 
 
 def _files(tmp_path, fmt="csv", rows=CAFE_ROWS, program=CAFE):

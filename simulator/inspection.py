@@ -19,6 +19,7 @@ import pandas as pd
 
 from rulelang.data import needed_columns
 from rulelang.errors import LoyaltyError
+from rulelang.model import names_in
 from rulelang.program import Program
 from rulelang.trace import printable, printable_lines
 from simulator import io
@@ -84,19 +85,13 @@ def require_customers(program: Program, customers) -> None:
     if customers is not None or not needed:
         return
     attr = sorted(needed)[0]
-    rules = [r.name for r in program.model.rules if r.condition is not None and f"customer.{attr}" in _names(r.condition)]
+    rules = [r.name for r in program.model.rules if r.condition is not None and f"customer.{attr}" in set(names_in(r.condition))]
     by = f" (rule {', '.join(rules)})" if rules else ""
     raise LoyaltyError(
         f"{program.path}: error: the program reads customer.{attr}{by}, but no customers file was given; "
         f"pass --customers FILE (CSV or Parquet with the columns customer_id and {', '.join(sorted(needed))}), "
         "or name it in the scenario (`customers: FILE`)"
     )
-
-
-def _names(expr) -> set[str]:
-    from rulelang.model import names_in
-
-    return set(names_in(expr))
 
 
 def until_of(sc: Scenario):

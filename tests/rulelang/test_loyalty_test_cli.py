@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import simulator.inspection as cli
 from rulelang import ast
 from rulelang.invariants import search
 from rulelang.program import load
-from simulator import inspection as cli
 from tests.conftest import PROGRAMS, SHARED_PROGRAMS
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.loyalty"))

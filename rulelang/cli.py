@@ -124,3 +124,6 @@ def explain_cmd(path, lang):
         click.echo(str(exc), err=True)
         sys.exit(2 if any(d.code == "E002" for d in exc.diagnostics) else 1)
     click.echo(explain(loaded.tree, lang), nl=False)
+
+
+# `trace` and `test` read data through the one loader, so they live in simulator.inspection.

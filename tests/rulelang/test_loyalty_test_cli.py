@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rulelang import ast, cli
+import simulator.inspection as cli
+from rulelang import ast
 from rulelang.invariants import search
 from rulelang.program import load
 from tests.conftest import PROGRAMS, SHARED_PROGRAMS
@@ -39,6 +40,21 @@ def test_smallest_amount_for_a_bonus_on_any_purchase():
     p = load(Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty")
     out = search(p.model, tuple(p.tree.of(ast.Assert)), examples=20, seed=0)
     assert list(out.transactions["amount"]) == [0.0]
+
+
+def test_search_tells_progress_of_each_history_tried_and_finds_the_same():
+    p = load(Path(__file__).parent / "broken" / "stacked_multipliers.loyalty")
+    statements = tuple(p.tree.of(ast.Assert))
+    told: list[int] = []
+    shown = search(p.model, statements, examples=40, seed=3, progress=told.append)
+    plain = search(p.model, statements, examples=40, seed=3)
+    assert told == [1] * shown.tried and shown.tried >= 1
+    assert (shown.tried, shown.violation) == (plain.tried, plain.violation)
+    assert shown.transactions.equals(plain.transactions)
+    clean = load(PROGRAMS[0])
+    told.clear()
+    assert search(clean.model, tuple(clean.tree.of(ast.Assert)), examples=7, seed=0, progress=told.append).violation is None
+    assert told == [1] * 7
 
 
 def test_cli_prints_the_counterexample_and_exits_1():
@@ -76,4 +92,4 @@ def test_transactions_file_is_checked(tmp_path):
 def test_unreadable_transactions_file_exits_2(tmp_path):
     path = Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty"
     res = CliRunner().invoke(cli.test_cmd, [str(path), "--transactions", str(tmp_path / "missing.csv")])
-    assert res.exit_code == 2 and "cannot read" in res.output
+    assert res.exit_code == 2 and "does not exist" in res.output

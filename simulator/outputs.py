@@ -9,8 +9,9 @@ exclusive `flock` on a lock file beside it (`.<folder>.lock`, left in place: rem
 A folder holding anything but this set's files is refused, never deleted.
 
 Test hook: with `LOYALTY_TEST_FAULT=<step>:<SIGNAL>` in the environment (e.g. `ledger.parquet:SIGKILL`)
-the process sends itself the signal at that step of the write (`STEPS`, and each file's name);
-tests/simulator/test_outputs.py kills a write so at every step. Nothing else reads it.
+the process sends itself the signal at that step of the write (`STEPS`, and each file's name), or
+after each run (`simulating`, in the commands); tests/simulator/test_outputs.py kills a write so at
+every step. Nothing else reads it.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def write_set(out: str | Path, files: Mapping[str, Callable[[Path], None]]) -> P
         out.parent.mkdir(parents=True, exist_ok=True)
         with _locked(out):
             checkpoint("locked")
-            _recover(out)
+            _mend(out)
             check_target(out, names)
             _replace(out, files)
     except OSError as exc:
@@ -93,8 +94,15 @@ def _leftovers(out: Path, kind: str) -> list[Path]:
     return sorted(out.parent.glob(f".{out.name}.{kind}-*"))
 
 
-def _recover(out: Path) -> None:
-    """Mend what a killed run left (we hold the lock, so no other run is writing): an old set
+def recover(out: str | Path) -> None:
+    """Mend what a killed write into `out` left (every write does this first)."""
+    out = Path(out)
+    with _locked(out):
+        _mend(out)
+
+
+def _mend(out: Path) -> None:
+    """What a killed run left, mended (we hold the lock, so no other run is writing): an old set
     renamed aside while the new one was not yet in goes back; half-written sets are removed."""
     old = _leftovers(out, _OLD)
     if old and not out.exists():
@@ -136,8 +144,12 @@ def _swap(new: Path, out: Path) -> None:
         return
     aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.{_OLD}-", dir=out.parent))
     os.rename(out, aside)  # replaces the empty placeholder folder
-    checkpoint("aside")
-    os.rename(new, out)
+    try:
+        checkpoint("aside")
+        os.rename(new, out)
+    except BaseException:
+        os.rename(aside, out)  # the old set back (after a kill here, the next run puts it back)
+        raise
     os.rename(aside, new)
 
 

@@ -72,13 +72,18 @@ def engine_compiled() -> bool:
 
 
 @contextmanager
-def _progress(total: int, quiet: bool, label: str, engine: str = "compiled"):
+def _progress(total: int, quiet: bool, label: str, engine: str = "compiled", console: Console | None = None):
     if quiet:
         yield None
         return
     label = plain(label)
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        transient=True,
     )
     with bar:
         first = engine == "compiled" and not engine_compiled()

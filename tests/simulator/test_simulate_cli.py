@@ -374,3 +374,51 @@ def test_ctrl_c_leaves_the_folder_unchanged_and_exits_130(files, tmp_path):
     res = _cli(["simulate", *common, "--workers", "1", "--out", "o"], tmp_path, fault="ledger.parquet:SIGINT")
     assert res.returncode == 130 and "interrupted; o/ unchanged" in res.stderr and "Traceback" not in res.stderr
     assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
+
+
+def test_the_first_run_says_the_engine_is_being_prepared(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from simulator import commands
+
+    def shown(compiled: bool) -> list[str]:
+        monkeypatch.setattr(commands, "engine_compiled", lambda: compiled)
+        screen = io.StringIO()
+        with commands._progress(2, False, "[b]club.loyalty", "compiled", Console(file=screen, force_terminal=True, width=300)) as advance:
+            first = screen.getvalue()
+            advance(1)
+            advance(1)
+        return [first, screen.getvalue()]
+
+    before, after = shown(False)
+    assert "preparing the engine" in before and "[b]club.loyalty" in after
+    before, after = shown(True)
+    assert "preparing the engine" not in after and "[b]club.loyalty" in after
+
+
+def test_the_engine_cache_is_looked_up_where_numba_keeps_it(tmp_path):
+    code = "from simulator.commands import engine_compiled; print(engine_compiled())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.stdout.strip() == "False", res.stderr
+
+
+def test_every_numba_function_is_cached_on_disk():
+    """So only the first run after install compiles (numba's NullCache means no cache)."""
+    import importlib
+    import pkgutil
+
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    import rulelang
+    import simulator
+
+    found = []
+    for package in (rulelang, simulator):
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            found += [(info.name, n) for n, f in vars(module).items() if isinstance(f, CPUDispatcher) and f.__module__ == info.name and isinstance(f._cache, NullCache)]
+    assert found == []

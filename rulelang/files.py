@@ -88,8 +88,7 @@ def refuse_input_as_output(outputs: Mapping[str, str | Path | None], inputs: Map
             if _same(out, src) or inside:
                 where = "holds" if inside else "is"
                 raise LoyaltyError(
-                    f"{out}: error: {flag} {where} the {what} file {src}; writing there would destroy an input. "
-                    f"Choose another {flag} path."
+                    f"{out}: error: {flag} {where} the {what} file {src}; writing there would destroy an input. Choose another {flag} path."
                 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,7 +130,9 @@ def _interruptible(out: Path, state: dict):
             child.terminate()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    # Only the main thread may set a handler (a command called from another thread keeps Python's).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
         yield
     except KeyboardInterrupt:
@@ -137,7 +140,8 @@ def _interruptible(out: Path, state: dict):
         click.echo(f"interrupted; {out}/ {what}", err=True)
         sys.exit(130)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _fail(exc: LoyaltyError) -> None:

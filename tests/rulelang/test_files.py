@@ -73,7 +73,11 @@ def test_fmt_write_under_a_file_size_limit_leaves_the_program_intact(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     res = subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "fmt", "--write", str(p)], capture_output=True, text=True, preexec_fn=small_files, timeout=120
+        [sys.executable, "-m", "simulator.cli", "fmt", "--write", str(p)],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=120,
     )
     assert res.returncode == 2, res.stderr
     assert "cannot write the file" in res.stderr and "Traceback" not in res.stderr
@@ -137,4 +141,3 @@ def test_no_text_cell_starts_a_formula_after_neutralising(cells):
 
 def test_csv_rows_are_made_safe_cell_by_cell():
     assert files.csv_rows_safe([["=a b", 1, -2.5, None, "-3"]]) == [["'=a b", 1, -2.5, None, "-3"]]
-

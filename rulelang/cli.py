@@ -76,6 +76,7 @@ def check_cmd(paths, fmt):
 @click.option("--write", is_flag=True, help="rewrite the files in place")
 def fmt_cmd(paths, check_only, write):
     """Print program files in the canonical layout (comments kept)."""
+    from rulelang.files import atomic_write_bytes
     from rulelang.fmt import format_program
 
     if check_only and write:
@@ -101,7 +102,13 @@ def fmt_cmd(paths, check_only, write):
                 status = max(status, 1)
         elif write:
             if changed:
-                path.write_bytes(formatted.encode("utf-8"))
+                try:
+                    # Beside it, synced, then renamed over it: a failed write leaves the program as it was.
+                    atomic_write_bytes(path, formatted.encode("utf-8"))
+                except OSError as exc:
+                    click.echo(f"{path}: error: cannot write the file: {exc.strerror or exc}; it is unchanged", err=True)
+                    status = 2
+                    continue
                 click.echo(f"{path}: reformatted", err=True)
         else:
             click.echo(formatted, nl=False)

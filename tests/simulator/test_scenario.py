@@ -8,17 +8,14 @@ from pathlib import Path
 import pytest
 
 from simulator.scenario import GoalGradient, Scenario, ScenarioError, load_scenario, loads_scenario
-
-SHARED_SCENARIO = Path(__file__).resolve().parents[3] / "shared" / "examples" / "scenario.yaml"
+from tests.conftest import EXAMPLES
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
-    """The shared example scenario next to the files it names."""
-    if not SHARED_SCENARIO.exists():
-        pytest.skip("shared examples not present")
-    shutil.copy(SHARED_SCENARIO, tmp_path / "scenario.yaml")
-    shutil.copy(SHARED_SCENARIO.parent / "bean_club.loyalty", tmp_path / "bean_club.loyalty")
+    """The example scenario (examples/, the copy of ../shared/examples) next to the files it names."""
+    shutil.copy(EXAMPLES / "scenario.yaml", tmp_path / "scenario.yaml")
+    shutil.copy(EXAMPLES / "bean_club.loyalty", tmp_path / "bean_club.loyalty")
     (tmp_path / "transactions.csv").write_text("member_no,paid_at,total\n")
     (tmp_path / "customers.csv").write_text("member_no\n")
     return tmp_path / "scenario.yaml"

@@ -1,6 +1,7 @@
 """Golden files: render each program's diagnostics and compare with its .expected file.
 
-Set LOYALTY_REGEN_GOLDEN=1 to rewrite the .expected files from the current output.
+A missing .expected file fails its test. To write the files from the current output, run
+`pytest --update-goldens` (or set UPDATE_GOLDENS=1), then review the diff before committing.
 """
 
 from __future__ import annotations
@@ -8,11 +9,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from rulelang import check, parser
 from rulelang.errors import ProgramError
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-REGEN = os.environ.get("LOYALTY_REGEN_GOLDEN") == "1"
+# Set by tests/conftest.py for `pytest --update-goldens`.
+UPDATE = False
+
+
+def updating() -> bool:
+    """Whether golden files are to be written rather than compared (the option or UPDATE_GOLDENS=1)."""
+    return UPDATE or os.environ.get("UPDATE_GOLDENS") == "1"
 
 
 def diagnostics(path: Path) -> list:
@@ -26,8 +35,10 @@ def diagnostics(path: Path) -> list:
 
 
 def compare(path: Path, rendered: str) -> None:
-    """Assert `rendered` equals the golden file next to `path` (or rewrite it when regenerating)."""
+    """Assert `rendered` equals the golden file next to `path` (or write it when updating)."""
     expected = path.with_suffix(".expected")
-    if REGEN or not expected.exists():
+    if updating():
         expected.write_text(rendered, encoding="utf-8")
+    elif not expected.exists():
+        pytest.fail(f"{expected}: golden file missing; write it with `pytest --update-goldens` (or UPDATE_GOLDENS=1) and review it")
     assert rendered == expected.read_text(encoding="utf-8"), f"{path.name}: output differs from {expected.name}"

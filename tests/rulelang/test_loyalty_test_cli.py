@@ -11,7 +11,7 @@ import simulator.inspection as cli
 from rulelang import ast
 from rulelang.invariants import search
 from rulelang.program import load
-from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.loyalty"))
 # What each broken program must be caught by.
@@ -65,7 +65,7 @@ def test_cli_prints_the_counterexample_and_exits_1():
         assert part in res.output
 
 
-@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", PROGRAMS + TARGET_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_clean_programs_pass(path):
     res = CliRunner().invoke(cli.test_cmd, [str(path), "--examples", "10"])
     assert res.exit_code == 0, res.output
@@ -73,7 +73,7 @@ def test_clean_programs_pass(path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", SHARED_PROGRAMS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TARGET_PROGRAMS, ids=lambda p: p.name)
 def test_shared_examples_pass_the_default_run(path):
     res = CliRunner().invoke(cli.test_cmd, [str(path)])
     assert res.exit_code == 0, res.output

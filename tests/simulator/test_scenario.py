@@ -11,37 +11,14 @@ import pandas as pd
 import pytest
 
 from simulator.scenario import GoalGradient, Scenario, ScenarioError, load_scenario, loads_scenario
-
-EXAMPLE_SCENARIO = """\
-# A simulation scenario: the assumptions finance signs off before launch.
-program: bean_club.loyalty
-transactions: transactions.csv        # .csv or .parquet
-customers: customers.csv
-columns:                              # canonical name: your column name
-  customer_id: member_no
-  timestamp: paid_at
-  amount: total
-period: 2026-01-01 to 2026-12-31
-enrollment:
-  share: 0.4
-  pick: random
-redemption:
-  probability: 0.35
-  choice: cheapest
-response:
-  spend_uplift: {Green: 0.0, Gold: 0.03, Black: 0.06}
-  visit_uplift: 0.02
-margin: 0.62
-runs: 200
-seed: 42
-"""
+from tests.conftest import EXAMPLES
 
 
 @pytest.fixture
-def example(tmp_path: Path, root: Path) -> Path:
-    """The documented example scenario next to the files it names."""
-    (tmp_path / "scenario.yaml").write_text(EXAMPLE_SCENARIO, encoding="utf-8")
-    shutil.copy(root / "programs" / "coffee.loyalty", tmp_path / "bean_club.loyalty")
+def example(tmp_path: Path) -> Path:
+    """The example scenario (examples/, the copy of ../shared/examples) next to the files it names."""
+    shutil.copy(EXAMPLES / "scenario.yaml", tmp_path / "scenario.yaml")
+    shutil.copy(EXAMPLES / "bean_club.loyalty", tmp_path / "bean_club.loyalty")
     (tmp_path / "transactions.csv").write_text("member_no,paid_at,total\n")
     (tmp_path / "customers.csv").write_text("member_no\n")
     return tmp_path / "scenario.yaml"

@@ -176,20 +176,11 @@ def test_compare_shows_both_with_differences(files, tmp_path):
     _bad(_run("compare", str(files / "club.loyalty")), 2)
 
 
-def test_the_shared_example_scenario_runs_on_data_in_its_own_column_names(tmp_path):
-    """../shared/examples/scenario.yaml as written (member_no, paid_at, total; tiered uplift)."""
-    from tests.conftest import SHARED
+def test_the_example_scenario_runs_on_data_in_its_own_column_names(tmp_path):
+    """examples/scenario.yaml as written (member_no, paid_at, total; tiered uplift), on its own files."""
+    from tests.conftest import EXAMPLES
 
-    if not (SHARED / "scenario.yaml").exists():
-        pytest.skip("no shared examples folder")
-    from simulator.sample_data import generate
-
-    tx, cu = generate(customers=60, months=12, seed=3)
-    tx.rename(columns={"customer_id": "member_no", "timestamp": "paid_at", "amount": "total"}).to_csv(tmp_path / "transactions.csv", index=False)
-    cu.rename(columns={"customer_id": "member_no"}).to_csv(tmp_path / "customers.csv", index=False)
-    for name in ("scenario.yaml", "bean_club.loyalty"):
-        (tmp_path / name).write_text((SHARED / name).read_text(encoding="utf-8"), encoding="utf-8")
-    res = _run("simulate", str(tmp_path / "scenario.yaml"), "--runs", "3", "--out", str(tmp_path / "out"))
+    res = _run("simulate", str(EXAMPLES / "scenario.yaml"), "--runs", "3", "--out", str(tmp_path / "out"))
     _ok(res)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["program"] == "Bean Club" and summary["currency"] == "CNY"

@@ -156,7 +156,9 @@ def _text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
         # Values of other types read as text; some may read the same (1 and "1"): merge them.
         read = pd.Series(uniques, dtype=object).astype("string").fillna("").to_numpy(dtype=object)
         remap, merged = pd.factorize(read)
-        codes = np.where(codes >= 0, remap[codes], -1)
+        # Missing cells (-1) stay -1: the extra entry is what index -1 reads (a column with no
+        # value at all, such as an all-blank CSV column read as NaN floats, has no distinct value).
+        codes = np.append(remap, -1)[codes]
         texts = pd.Index(np.asarray(merged, dtype=object), dtype=object)
     empty = np.flatnonzero(np.asarray(texts == "", dtype=bool))
     if len(empty):

@@ -449,18 +449,74 @@ def _transaction_ids(df: pd.DataFrame, n: int, member: np.ndarray, order: np.nda
     return codes, int(blank[0]) if len(blank) else -1, texts, _categorical(codes, texts)
 
 
-def parse_datetimes(values: pd.Series) -> pd.Series:
-    """Date-times from ISO 8601 text (or already datetimes); what cannot be parsed becomes NaT."""
+# ISO 8601 as the loader accepts it by default: a date, optionally a time (minutes, optionally
+# seconds and a fraction) after `T` or a space, optionally a time zone offset after the time.
+# Nothing else is guessed: `03/04/2026` is March or April depending on the reader, and `now` is
+# whenever the run happens (a scenario names any other layout: `timestamp_format`).
+_ISO = r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}(?::?\d{2})?)?)?"
+# The date-times a datetime64[ns] can hold (pandas' range): others are rejected, not wrapped.
+FIRST_DATETIME, LAST_DATETIME = pd.Timestamp.min, pd.Timestamp.max
+DATETIME_RANGE = f"{FIRST_DATETIME.ceil('D').date()} to {LAST_DATETIME.floor('D').date() - pd.Timedelta(days=1)}"
+ISO_EXAMPLE = "ISO 8601, like 2026-03-01 or 2026-03-01 14:30:00"
+
+
+@dataclass(frozen=True)
+class DateTimes:
+    """Date-times read from a column (`read_datetimes`): `values` (datetime64[ns], NaT where none
+    was read), and per row whether the value is a date-time outside `DATETIME_RANGE` and which
+    time zone offset it gave ("" for none; the offset is dropped, the local wall time kept)."""
+
+    values: pd.Series
+    out_of_range: np.ndarray
+    offset: np.ndarray
+
+
+def read_datetimes(values: pd.Series, format: str | None = None) -> DateTimes:
+    """Date-times from text (or typed date-times), per distinct value: ISO 8601 by default
+    (`_ISO`), else exactly the strftime `format`; what does not match is NaT."""
+    n = len(values)
     if pd.api.types.is_datetime64_any_dtype(values):
-        out = values
+        out = values.reset_index(drop=True)
+        if getattr(out.dt, "tz", None) is not None:
+            out = out.dt.tz_localize(None)
+        return _in_range(out, np.full(n, "", dtype=object))
+    if format is not None and ("%z" in format or "%Z" in format):
+        raise DataError(f"timestamp_format {format!r}: time zones are not read (%z, %Z); write the layout of the local time")
+    codes, uniques = pd.factorize(values.reset_index(drop=True), use_na_sentinel=True)
+    text = pd.Series(uniques, dtype=object).astype("string").str.strip()
+    if format is None:
+        parts = text.str.extract(f"^{_ISO}$")
+        wall = (parts[0] + " " + parts[1].fillna("00:00")).astype(object).where(parts[0].notna(), None)
+        parsed = pd.to_datetime(wall, format="ISO8601", errors="coerce")
+        offset = parts[2].fillna("").astype(object).to_numpy()
+        # A date of a year outside the range that pandas read as nothing (when another value's
+        # fraction of a second made it read them all in nanoseconds).
+        year = pd.to_numeric(parts[0].str[:4], errors="coerce")
+        far = (parsed.isna() & ((year < FIRST_DATETIME.year) | (year > LAST_DATETIME.year))).to_numpy(dtype=bool, na_value=False)
     else:
-        out = pd.to_datetime(values, errors="coerce", format="ISO8601")
-        retry = out.isna() & values.notna()
-        if retry.any():
-            out = out.where(~retry, pd.to_datetime(values[retry].astype(str), errors="coerce", format="mixed"))
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_localize(None)
-    return out
+        parsed = pd.to_datetime(text.astype(object), format=format, errors="coerce")
+        offset = np.full(len(text), "", dtype=object)
+        far = np.zeros(len(text), dtype=bool)
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    # Missing cells (code -1) read as the extra last entry: missing, no offset.
+    known = parsed.to_numpy()
+    parsed = pd.Series(np.append(known, np.array(["NaT"], dtype=known.dtype))[codes])
+    return _in_range(parsed, np.append(offset, "")[codes], np.append(far, False)[codes])
+
+
+def _in_range(out: pd.Series, offset: np.ndarray, far: np.ndarray | None = None) -> DateTimes:
+    beyond = (out.notna() & ((out < FIRST_DATETIME) | (out > LAST_DATETIME))).to_numpy()
+    far = beyond if far is None else far | beyond
+    if far.any():
+        out = out.where(~far)
+    return DateTimes(out.astype("datetime64[ns]").reset_index(drop=True), far, offset)
+
+
+def parse_datetimes(values: pd.Series, format: str | None = None) -> pd.Series:
+    """Date-times (datetime64[ns]) from ISO 8601 text (or `format`), or typed date-times; what
+    cannot be read, or lies outside `DATETIME_RANGE`, becomes NaT (`read_datetimes`)."""
+    return read_datetimes(values, format).values.set_axis(values.index)
 
 
 def _prepare_customers(customers: pd.DataFrame | None, member_ids, needed: set[str]) -> pd.DataFrame:

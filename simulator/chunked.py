@@ -103,8 +103,9 @@ def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.Data
         yield io._to_pandas(table)
 
 
-def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int) -> Plan:
-    """Pass 1: validate the file batch by batch and cut its customers into slices of ~`rows` rows."""
+def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int, **options) -> Plan:
+    """Pass 1: validate the file batch by batch and cut its customers into slices of ~`rows` rows
+    (`options`: the other keyword arguments of `io.load_transactions`)."""
     path = Path(path)
     source = str(path)
     parts, rejects, rejected_rows, batch_ids, row_codes, notes = [], [], [], [], [], ()
@@ -118,7 +119,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
 
     def facts_of(raw: pd.DataFrame):
         """One batch validated, with its customers' facts and each row's customer."""
-        res = io.load_transactions(raw, columns, decimals, period, set() if keep is not None else None, source=source)
+        res = io.load_transactions(raw, columns, decimals, period, set() if keep is not None else None, source=source, **options)
         h = prepare(res.frame, decimals)
         m = h.rows["_m"].to_numpy()
         t = h.rows["timestamp"]
@@ -190,7 +191,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
     return Plan(load, ids, n_rows, facts["buys"].to_numpy(), facts["spend"].to_numpy(dtype=np.int64), first, last, edges, last_batch, tuple(row_slices))
 
 
-def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None, rows: int, until) -> Iterator[tuple[int, History]]:
+def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None, rows: int, until, **options) -> Iterator[tuple[int, History]]:
     """Pass 2: each slice's History (customers `p.bounds[s]` on), its `_row` ranks those of the whole file."""
     path = Path(path)
     offsets = np.r_[0, np.cumsum(p.rows)][p.bounds]
@@ -207,7 +208,7 @@ def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None,
         for k in np.flatnonzero(p.last_batch == b):
             pieces = held.pop(int(k))
             frame = io._to_pandas(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0])
-            res = io.load_transactions(frame, columns, decimals, period, keep, source=str(path))
+            res = io.load_transactions(frame, columns, decimals, period, keep, source=str(path), **options)
             if res.rows_used != offsets[k + 1] - offsets[k]:
                 raise AssertionError("a slice's used rows differ from the first pass")
             h = prepare(res.frame, decimals, until)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from numba import njit
 
 from rulelang import arrowtext
-from rulelang.data import parse_datetimes
+from rulelang.data import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, read_datetimes
 from rulelang.errors import DataError
 from rulelang.kernel import NAT
 from simulator.history import grouped_in_time
@@ -328,6 +328,35 @@ def _on_categories(values: pd.Categorical, convert) -> pd.Series:
     return pd.Series(out.to_numpy()[values.codes] if len(values.categories) else out.iloc[:0].reindex(range(len(values))).to_numpy())
 
 
+def _dates(values: pd.Series, timestamp_format: str | None):
+    """A date-time column read (`rulelang.data.read_datetimes`): typed date-times as they are, text
+    per distinct value. Returns (datetime64[ns] per row, empty per row, out of range per row, the
+    distinct time zone offsets of the rows that gave a date-time ("" for none))."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        dates = read_datetimes(values)
+        return dates.values, values.isna().to_numpy(), dates.out_of_range, set()
+    text = _dict_text(values, _strip)
+    dates = read_datetimes(pd.Series(text.categories.to_numpy(dtype=object)), timestamp_format)
+    codes = text.codes
+    ts = pd.Series(dates.values.to_numpy()[codes] if len(text.categories) else np.full(len(codes), np.datetime64("NaT", "ns")))
+    far = dates.out_of_range[codes] if dates.out_of_range.any() else np.zeros(len(codes), dtype=bool)
+    offsets = set()
+    if len(codes) and (dates.offset != "").any():
+        used = (np.bincount(codes, minlength=len(text.categories)) > 0) & dates.values.notna().to_numpy()
+        offsets = set(dates.offset[used].tolist())
+    return ts, _eq(text, ""), far, offsets
+
+
+def _date_reason(what: str, example: str, timestamp_format: str | None) -> str:
+    """Why a date or date-time was not read, and how to write it."""
+    if timestamp_format is not None:
+        return f"not a {what} in the scenario's timestamp_format {timestamp_format!r}"
+    return f"not a {what} (write it in {example}, or name the file's layout in the scenario: timestamp_format: \"%d/%m/%Y\")"
+
+
+OUT_OF_RANGE = f"a date outside the supported range {DATETIME_RANGE}"
+
+
 def _suggest(name: str, available: list[str]) -> str | None:
     lower = {a.lower(): a for a in available}
     for alias in SYNONYMS.get(name, ()):
@@ -408,13 +437,22 @@ def _reject_table(checks: list[tuple[str, str, np.ndarray]], df_text: dict[str, 
 def _period_bounds(period) -> tuple[dt.date, dt.date] | None:
     if period is None:
         return None
-    if hasattr(period, "start") and hasattr(period, "end"):
-        return period.start, period.end
-    if isinstance(period, str):
-        a, _, b = period.partition(" to ")
-        return dt.date.fromisoformat(a.strip()), dt.date.fromisoformat(b.strip())
-    a, b = period
-    return pd.Timestamp(a).date(), pd.Timestamp(b).date()
+    try:
+        if hasattr(period, "start") and hasattr(period, "end"):
+            bounds = period.start, period.end
+        elif isinstance(period, str):
+            a, _, b = period.partition(" to ")
+            bounds = dt.date.fromisoformat(a.strip()), dt.date.fromisoformat(b.strip())
+        else:
+            a, b = period
+            bounds = tuple(x if isinstance(x, dt.date) and not isinstance(x, dt.datetime) else pd.Timestamp(x).date() for x in (a, b))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(f"period {period!r}: error: not a period of two dates ({exc}); write it like `2026-01-01 to 2026-12-31`") from None
+    # Both days whole inside the range (the period's end is taken to the end of its day).
+    first, last = FIRST_DATETIME.ceil("D").date(), (LAST_DATETIME.floor("D") - pd.Timedelta(days=1)).date()
+    if not all(first <= d <= last for d in bounds):
+        raise DataError(f"period {bounds[0]} to {bounds[1]}: error: outside the supported range {DATETIME_RANGE}")
+    return bounds
 
 
 def _wanted(columns: Mapping[str, str] | None, keep: set[str] | None) -> set[str] | None:
@@ -424,6 +462,12 @@ def _wanted(columns: Mapping[str, str] | None, keep: set[str] | None) -> set[str
     names = set(CANONICAL) | set(keep)
     mapped = dict(columns or {})
     return names | {mapped[c] for c in names if c in mapped} | set(mapped.values())
+
+
+def load_options(scenario, model=None, customers=None) -> dict:
+    """The keyword arguments of `load_transactions` that a scenario (its `timestamp_format`) and
+    a program (its currency) set, with the customers file that comes with the transactions."""
+    return {"timestamp_format": getattr(scenario, "timestamp_format", None)}
 
 
 CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "quantity")
@@ -436,11 +480,14 @@ def load_transactions(
     period=None,
     keep: set[str] | None = None,
     source: str | None = None,
+    *,
+    timestamp_format: str | None = None,
 ) -> LoadResult:
     """Read, map and validate transactions; bad rows are rejected with reasons, never dropped.
 
     `keep` (None = every column) names the non-canonical columns to keep; a Parquet file's other
     columns are not even read. Text columns of the frame are pandas Categoricals.
+    Timestamps are ISO 8601, or exactly the strftime layout `timestamp_format` when given.
     """
     read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep), plain=id_text_columns(columns))
     source = source or read_from  # a slice of a file is named by its file
@@ -454,14 +501,14 @@ def load_transactions(
         text.setdefault(c, lambda idx: np.full(len(idx), "", dtype=object))
 
     ids = _dict_text(df["customer_id"], strip)
-    if pd.api.types.is_datetime64_any_dtype(df["timestamp"]):
-        ts = parse_datetimes(df["timestamp"])
-        ts_text_empty = ts.isna().to_numpy()  # a missing date-time reads as empty text
-    else:
-        ts_text = _dict_text(df["timestamp"], strip)
-        ts = _on_categories(ts_text, lambda t: parse_datetimes(t.astype("str")).astype("datetime64[ns]"))
-        ts_text_empty = _eq(ts_text, "")
-    ts = ts.astype("datetime64[ns]").reset_index(drop=True)
+    # (A missing typed date-time reads as empty text.)
+    ts, ts_text_empty, ts_far, offsets = _dates(df["timestamp"], timestamp_format)
+    if len(offsets) > 1:
+        zones = ", ".join(sorted(o or "none" for o in offsets))
+        notes.append(
+            f"the timestamps give different time zone offsets ({zones}): each is read as its own local wall time, "
+            "the offset dropped; convert them to one zone first if they are to be compared across zones"
+        )
     # Numbers stored as numbers (Parquet, DataFrames) are used as they are; anything else is parsed as text.
     numeric = pd.api.types.is_numeric_dtype(df["amount"]) and not pd.api.types.is_bool_dtype(df["amount"])
     if numeric:
@@ -500,7 +547,8 @@ def load_transactions(
     checks = [
         ("customer_id", "empty customer id", _eq(ids, "")),
         ("timestamp", "empty timestamp", ts_text_empty & ~ts_ok),
-        ("timestamp", "not a date-time (write it like 2026-03-01 14:30:00)", ~ts_ok),
+        ("timestamp", OUT_OF_RANGE, ts_far),
+        ("timestamp", _date_reason("date-time", ISO_EXAMPLE, timestamp_format), ~ts_ok),
         ("amount", "empty amount", amount_bad & amount_empty),
         ("amount", "not a number (use a plain decimal like 1234.50: no currency sign or thousands separator)", amount_bad),
         ("reward", "redeem row without a reward", _redeem_without_reward(event, reward)),
@@ -559,10 +607,10 @@ def load_transactions(
 DATE_ATTRIBUTES = ("birthday", "enrolled")
 
 
-def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> LoadResult:
-    """Read and validate customers: one row per customer_id; `birthday`/`enrolled` become dates, the
-    rest text (a column read dictionary-encoded, as a Parquet or CSV text column is, stays a
-    Categorical)."""
+def load_customers(path_or_df, columns: Mapping[str, str] | None = None, *, timestamp_format: str | None = None) -> LoadResult:
+    """Read and validate customers: one row per customer_id; `birthday`/`enrolled` become dates
+    (ISO 8601, or the strftime layout `timestamp_format`), the rest text (a column read
+    dictionary-encoded, as a Parquet or CSV text column is, stays a Categorical)."""
     # The ids, one per row, are read as Arrow text: a dictionary of them would be built by hashing
     # each id on one thread while the transactions are read.
     source, raw = _read(path_or_df, "customers", plain=frozenset({dict(columns or {}).get("customer_id", "customer_id")}))
@@ -586,9 +634,11 @@ def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> Load
             continue
         if col in DATE_ATTRIBUTES:
             values = df[col] if col in typed else text[col].str.strip()
-            parsed = parse_datetimes(values).astype("datetime64[ns]").dt.normalize()
+            dates = read_datetimes(values, None if col in typed else timestamp_format)
+            parsed = dates.values.dt.normalize()
             given = df[col].notna().to_numpy() if col in typed else (text[col].str.strip() != "").to_numpy()
-            checks.append((col, "not a date (write it like 1990-05-17)", given & parsed.isna().to_numpy()))
+            checks.append((col, OUT_OF_RANGE, dates.out_of_range))
+            checks.append((col, _date_reason("date", "ISO 8601, like 1990-05-17", timestamp_format), given & parsed.isna().to_numpy()))
             out[col] = parsed
         else:
             out[col] = _dict_text(df[col]) if col in kept else text[col]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from rulelang.errors import DataError, LoyaltyError
-from simulator.io import load_customers, load_transactions, write_rejects
+from simulator.io import OUT_OF_RANGE, load_customers, load_transactions, write_rejects
+from simulator.scenario import ScenarioError, loads_scenario
 
 MAPPING = {"customer_id": "member_no", "timestamp": "paid_at", "amount": "total"}
 
@@ -253,3 +258,89 @@ def test_whole_numbers_stored_as_integers_read_as_floats_when_exact(dtype):
         assert _whole_numbers(pd.Series([1, 2**53 - 1], dtype=dtype)) is not None
         assert _whole_numbers(pd.Series([1, 2**53], dtype=dtype)) is None
         assert _whole_numbers(pd.Series([-(2**53), 1], dtype=dtype)) is None
+
+
+# --- dates: ISO 8601 unless the scenario names a layout; the supported range; time zones -------
+
+
+def _reasons(r) -> dict[int, tuple[str, str]]:
+    return {row: (col, reason) for row, col, reason in r.rejects[["row", "column", "reason"]].itertuples(index=False)}
+
+
+def test_only_iso_8601_date_times_are_read_by_default(tmp_path):
+    cells = ["2026-03-01", "2026-03-01 14:30", "2026-03-01T14:30:05", "2026-03-01 14:30:05.25", "now", "today", "03/04/2026", "13/04/2026", "2026", "1 Mar 2026"]
+    text = "customer_id,timestamp,amount\n" + "".join(f"C{i:02d},{c},1\n" for i, c in enumerate(cells))
+    r = load_transactions(_write(tmp_path, text))
+    want = [dt.datetime(2026, 3, 1), dt.datetime(2026, 3, 1, 14, 30), dt.datetime(2026, 3, 1, 14, 30, 5), dt.datetime(2026, 3, 1, 14, 30, 5, 250000)]
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(w) for w in want]
+    got = _reasons(r)
+    assert set(got) == set(range(5, 11))  # `now` and `today` are not the time of the run; 03/04 is not guessed
+    for col, reason in got.values():
+        assert col == "timestamp" and reason.startswith("not a date-time") and "2026-03-01 14:30:00" in reason and "timestamp_format" in reason
+    assert _identity(r)
+
+
+def test_a_timestamp_format_reads_every_row_with_it_and_rejects_the_rest(tmp_path):
+    text = "customer_id,timestamp,amount\nA,03/04/2026,1\nB,13/04/2026,1\nC,2026-04-03,1\nD,03/04/2026 10:00,1\n"
+    r = load_transactions(_write(tmp_path, text), timestamp_format="%d/%m/%Y")
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(2026, 4, 3), pd.Timestamp(2026, 4, 13)]
+    assert _reasons(r) == {3: ("timestamp", "not a date-time in the scenario's timestamp_format '%d/%m/%Y'"), 4: ("timestamp", "not a date-time in the scenario's timestamp_format '%d/%m/%Y'")}
+    c = load_customers(_write(tmp_path, "customer_id,birthday\nA,17/05/1990\nB,1990-05-17\n", "c.csv"), timestamp_format="%d/%m/%Y")
+    assert c.frame["birthday"].tolist() == [pd.Timestamp(1990, 5, 17)]
+    assert _reasons(c) == {2: ("birthday", "not a date in the scenario's timestamp_format '%d/%m/%Y'")}
+
+
+def test_dates_outside_the_supported_range_are_rejected_rows(tmp_path):
+    text = "customer_id,timestamp,amount\nA,0001-01-01,1\nA,2026-01-01,1\nA,9999-12-31 23:59,1\n"
+    r = load_transactions(_write(tmp_path, text))
+    assert _reasons(r) == {1: ("timestamp", OUT_OF_RANGE), 3: ("timestamp", OUT_OF_RANGE)} and r.rows_used == 1
+    assert "1677-09-22 to 2262-04-10" in OUT_OF_RANGE
+    c = load_customers(_write(tmp_path, "customer_id,birthday,enrolled\nA,0001-01-01,\nB,1990-01-01,9999-12-31\nC,,\n", "c.csv"))
+    assert _reasons(c) == {1: ("birthday", OUT_OF_RANGE), 2: ("enrolled", OUT_OF_RANGE)} and c.rows_used == 1
+    # Typed dates (Parquet timestamps and dates) beyond the range are rejected the same way.
+    for typ, far in ((pa.timestamp("us"), dt.datetime(9999, 1, 1)), (pa.date32(), dt.date(9999, 1, 1))):
+        near = dt.datetime(2026, 1, 1) if typ != pa.date32() else dt.date(2026, 1, 1)
+        pq.write_table(pa.table({"customer_id": ["a", "a"], "timestamp": pa.array([near, far], typ), "amount": [1.0, 2.0]}), tmp_path / "t.parquet")
+        r = load_transactions(tmp_path / "t.parquet")
+        assert _reasons(r) == {2: ("timestamp", OUT_OF_RANGE)} and _identity(r)
+
+
+def test_a_period_outside_the_supported_range_is_a_clear_error(tmp_path):
+    path = _write(tmp_path, "customer_id,timestamp,amount\nA,2026-01-01,1\n")
+    with pytest.raises(DataError, match=r"period 1600-01-01 to 1600-12-31: error: outside the supported range 1677-09-22 to 2262-04-10"):
+        load_transactions(path, period="1600-01-01 to 1600-12-31")
+    with pytest.raises(ScenarioError, match=r"period: `1600-01-01 to 1600-12-31` is outside the supported range"):
+        loads_scenario("period: 1600-01-01 to 1600-12-31")
+    assert load_transactions(path, period="1677-09-22 to 2262-04-10").rows_used == 1  # the range's own ends
+
+
+def test_time_zone_offsets_are_dropped_and_a_mix_of_them_is_noted(tmp_path):
+    mixed = "customer_id,timestamp,amount\nA,2026-01-01 10:00,1\nA,2026-01-02 10:00+08:00,1\nA,2026-01-03T10:00:00Z,1\n"
+    r = load_transactions(_write(tmp_path, mixed))
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(2026, 1, d, 10) for d in (1, 2, 3)]  # each row's own wall time
+    assert r.rows_rejected == 0 and "different time zone offsets (+08:00, Z, none)" in r.report()
+    same = "customer_id,timestamp,amount\nA,2026-01-01 10:00+08:00,1\nA,2026-01-02 10:00+08:00,1\n"
+    r = load_transactions(_write(tmp_path, same))
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(2026, 1, d, 10) for d in (1, 2)] and not r.notes
+
+
+def test_the_scenario_validates_its_timestamp_format():
+    assert loads_scenario('timestamp_format: "%d/%m/%Y %H:%M"').timestamp_format == "%d/%m/%Y %H:%M"
+    assert "timestamp_format" not in loads_scenario("runs: 1").to_dict()  # reports of ISO data unchanged
+    for text, says in (
+        ("timestamp_format: 5", "expected a strftime layout"),
+        ('timestamp_format: "%Y-%m"', "has no day"),
+        ('timestamp_format: "%d/%m/%Y %z"', "time zones (%z, %Z) are not read"),
+        ('timestamp_format: "%d/%m/%Y %Q"', "does not read back the dates it writes"),
+    ):
+        with pytest.raises(ScenarioError, match=re.escape(says)):
+            loads_scenario(text)
+
+
+def test_simulate_reads_the_data_with_the_scenarios_timestamp_format(tmp_path):
+    from simulator.api import simulate
+    from tests.simulator.simkit import program
+
+    path = _write(tmp_path, "customer_id,timestamp,amount\nA,03/04/2026,100\nA,13/04/2026,50\n")
+    res = simulate(program(), path, scenario=loads_scenario('timestamp_format: "%d/%m/%Y"\nruns: 1'), workers=1)
+    assert (res.loads[0].rows_used, res.loads[0].rows_rejected) == (2, 0)

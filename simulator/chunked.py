@@ -110,6 +110,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int,
     source = str(path)
     parts, rejects, rejected_rows, batch_ids, row_codes, notes = [], [], [], [], [], ()
     read = used = rejected = outside = 0
+    amount_total = 0.0
     first = last = None
     bounds = None
     # The first pass reads only what the checks and the enrolment read (every column when the
@@ -144,6 +145,9 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int,
             if res.rows_rejected and keep is None:
                 rejected_rows.append(res.rejected_rows)
             read, used, rejected, outside = read + res.rows_read, used + res.rows_used, rejected + res.rows_rejected, outside + res.rows_outside_period
+            amount_total += res.amount_total
+            if amount_total > io.MAX_TOTAL_MINOR:  # each batch checks its own rows; the file's total is checked here
+                raise io.amount_total_error(source, read, decimals)
             notes, bounds = res.notes, res.period
             if span is not None:
                 first = span[0] if first is None else min(first, span[0])

@@ -54,6 +54,7 @@ class LoadResult:
     period: tuple[dt.date, dt.date] | None = None
     notes: tuple[str, ...] = ()
     rejected_rows: pd.DataFrame = field(default=None, repr=False)
+    amount_total: float = 0.0  # Σ |amount| of the used rows, in minor units (checked: MAX_TOTAL_MINOR)
 
     def report(self) -> str:
         """A short summary: counts, then each reject reason with its first ten rows and count."""
@@ -256,21 +257,58 @@ def _in_period(t, lo, hi):
     return ok, outside
 
 
+# The engine holds money as int64 minor units (cents for 2 decimals). A row's amount may be at
+# most MAX_AMOUNT_MINOR minor units (exact as a float64, too: below 2**53), and the used rows'
+# amounts may add up to at most MAX_TOTAL_MINOR, so that every sum of them (revenue with the
+# program's uplifts, up to four times the history's) stays below int64's 9.2e18.
+MAX_AMOUNT_MINOR = 10**15
+MAX_TOTAL_MINOR = 10**18
+
+
+def _limit_text(minor: int, decimals: int) -> str:
+    return f"{minor / 10**decimals:,.{decimals}f} ({minor:.0e} minor units at {decimals} decimals)".replace("e+", "e")
+
+
 @njit(cache=True, nogil=True)
-def _amounts(a, scale):
+def _amounts(a, scale, limit):
     # Per row, in one pass: the amount rounded to the currency's decimals exactly as np.round
     # rounds (times 10**decimals, to the nearest even, divided back), whether it is missing (NaN),
-    # and whether it is not a finite number.
+    # whether it is not a finite number, and whether it is beyond `limit` minor units.
     n = a.shape[0]
     rounded = np.empty(n, dtype=np.float64)
     missing = np.empty(n, dtype=np.bool_)
     bad = np.empty(n, dtype=np.bool_)
+    big = np.empty(n, dtype=np.bool_)
     for i in range(n):
         x = a[i]
-        rounded[i] = np.rint(x * scale) / scale
+        m = np.rint(x * scale)
+        rounded[i] = m / scale
         missing[i] = np.isnan(x)
         bad[i] = not np.isfinite(x)
-    return rounded, missing, bad
+        big[i] = abs(m) > limit
+    return rounded, missing, bad, big
+
+
+@njit(cache=True, nogil=True)
+def _used_total(rounded, used, scale, limit):
+    # Σ |amount| in minor units over the used rows, in row order, and the first row (0-based) by
+    # which it passes `limit` (-1: never).
+    total = 0.0
+    for i in range(rounded.shape[0]):
+        if used[i]:
+            total += abs(rounded[i]) * scale
+            if total > limit:
+                return total, i
+    return total, -1
+
+
+def amount_total_error(source: str, row: int, decimals: int) -> DataError:
+    """The error for amounts that add up beyond what the engine can total (`MAX_TOTAL_MINOR`)."""
+    return DataError(
+        f"{source}: error: row {row}: the amounts of the used rows up to this row add up to more than "
+        f"{_limit_text(MAX_TOTAL_MINOR, decimals)}, beyond what the engine can total exactly; "
+        "check the amounts' unit, or simulate a shorter period"
+    )
 
 
 def _redeem_without_reward(event: pd.Categorical, reward: pd.Categorical) -> np.ndarray:
@@ -515,13 +553,15 @@ def load_transactions(
         a = df["amount"]
         amount = (a if a.dtype == np.float64 else pd.to_numeric(a, errors="coerce").astype("float64")).reset_index(drop=True)
         # A missing number reads as empty text.
-        rounded, amount_empty, amount_bad = _amounts(np.ascontiguousarray(amount.to_numpy()), float(10**currency_decimals))
+        rounded, amount_empty, amount_bad, amount_big = _amounts(np.ascontiguousarray(amount.to_numpy()), float(10**currency_decimals), float(MAX_AMOUNT_MINOR))
     else:
         amount_text = _dict_text(df["amount"], strip)
         amount = _on_categories(amount_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce").astype("float64"))
         amount_empty = _eq(amount_text, "")
         amount_bad = ~np.isfinite(amount.to_numpy())
         rounded = amount.round(currency_decimals).to_numpy()
+        with np.errstate(invalid="ignore", over="ignore"):
+            amount_big = np.abs(rounded) * float(10**currency_decimals) > MAX_AMOUNT_MINOR
     event = _dict_text(df["event"], lambda t: t.str.strip().str.lower().replace("", "purchase")) if "event" in df.columns else None
     if event is None:
         event = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=["purchase"])
@@ -551,11 +591,15 @@ def load_transactions(
         ("timestamp", _date_reason("date-time", ISO_EXAMPLE, timestamp_format), ~ts_ok),
         ("amount", "empty amount", amount_bad & amount_empty),
         ("amount", "not a number (use a plain decimal like 1234.50: no currency sign or thousands separator)", amount_bad),
+        ("amount", f"too large: beyond ±{_limit_text(MAX_AMOUNT_MINOR, currency_decimals)}, the most the engine holds", amount_big),
         ("reward", "redeem row without a reward", _redeem_without_reward(event, reward)),
         ("quantity", "not a number", quantity_bad if has_quantity else np.zeros(n, bool)),
     ]
     rejected, rejects = _reject_table(checks, text, ~outside)
     used = ~rejected & ~outside
+    total, past = _used_total(rounded, used, float(10**currency_decimals), float(MAX_TOTAL_MINOR))
+    if past >= 0:
+        raise amount_total_error(source, past + 1, currency_decimals)
 
     own = {
         "customer_id": ids,
@@ -601,6 +645,7 @@ def load_transactions(
         period=bounds,
         notes=tuple(notes),
         rejected_rows=_rows_of(raw, rejected),
+        amount_total=total,
     )
 
 

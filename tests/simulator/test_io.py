@@ -241,9 +241,11 @@ def test_amounts_are_rounded_and_checked_in_one_pass_exactly_as_numpy_does(decim
     rng = np.random.default_rng(decimals)
     edge = [0.005, 0.015, 0.025, -0.005, 2.675, 1.005, -0.0, 0.0, 1e300, -1e300, np.inf, -np.inf, np.nan, 5e-324]
     a = np.concatenate([rng.normal(0, 1000, 5000), rng.integers(-10**8, 10**8, 5000) / 1000, edge])
-    rounded, missing, bad = _amounts(a, float(10**decimals))
+    rounded, missing, bad, big = _amounts(a, float(10**decimals), 1e9)
     assert np.array_equal(rounded.view(np.int64), pd.Series(a).round(decimals).to_numpy().view(np.int64))  # bit for bit, -0.0 and NaN too
     assert np.array_equal(missing, np.isnan(a)) and np.array_equal(bad, ~np.isfinite(a))
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(big, np.array([abs(x) * 10**decimals > 1e9 for x in a.tolist()]))
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64])
@@ -344,3 +346,40 @@ def test_simulate_reads_the_data_with_the_scenarios_timestamp_format(tmp_path):
     path = _write(tmp_path, "customer_id,timestamp,amount\nA,03/04/2026,100\nA,13/04/2026,50\n")
     res = simulate(program(), path, scenario=loads_scenario('timestamp_format: "%d/%m/%Y"\nruns: 1'), workers=1)
     assert (res.loads[0].rows_used, res.loads[0].rows_rejected) == (2, 0)
+
+
+# --- amounts the engine can hold -------------------------------------------------------------
+
+
+def test_amounts_beyond_the_engines_limit_are_rejected_rows(tmp_path):
+    # The limit: 10**15 minor units a row (10,000,000,000,000.00 at 2 decimals), either sign.
+    cells = ["10000000000000.00", "-10000000000000", "10000000000000.01", "1e17", "-9.3e16", "99999999999999999999", "12.50"]
+    text = "customer_id,timestamp,amount\n" + "".join(f"C,2026-01-0{i + 1},{c}\n" for i, c in enumerate(cells))
+    r = load_transactions(_write(tmp_path, text))
+    assert r.frame["amount"].tolist() == [10**13, -(10**13), 12.5]
+    reason = "too large: beyond ±10,000,000,000,000.00 (1e15 minor units at 2 decimals), the most the engine holds"
+    assert _reasons(r) == {row: ("amount", reason) for row in (3, 4, 5, 6)}
+    # At 0 decimals the same number of minor units is 100 times the amount.
+    assert load_transactions(_write(tmp_path, "customer_id,timestamp,amount\nC,2026-01-01,1000000000000000\n"), currency_decimals=0).rows_used == 1
+    # Stored numbers alike: a Parquet int64 near 2**62, a float beyond 9.2e16.
+    pq.write_table(pa.table({"customer_id": ["a"] * 3, "timestamp": ["2026-01-01"] * 3, "amount": pa.array([2**62, 5, -(2**62)], pa.int64())}), tmp_path / "t.parquet")
+    r = load_transactions(tmp_path / "t.parquet")
+    assert set(_reasons(r)) == {1, 3} and r.frame["amount"].tolist() == [5.0]
+    r = load_transactions(pd.DataFrame({"customer_id": ["a", "a"], "timestamp": ["2026-01-01"] * 2, "amount": [9.3e16, 1.0]}))
+    assert set(_reasons(r)) == {1} and r.rows_used == 1
+
+
+def test_amounts_that_add_up_beyond_the_engines_range_are_a_clear_error(tmp_path):
+    # 1,000 rows of the largest amount add up to the limit of 10**18 minor units; one more passes it.
+    rows = "".join(f"C{i},2026-01-01,10000000000000\n" for i in range(1001))
+    path = _write(tmp_path, "customer_id,timestamp,amount\n" + rows)
+    with pytest.raises(DataError) as info:
+        load_transactions(path)
+    assert str(info.value) == (
+        f"{path}: error: row 1001: the amounts of the used rows up to this row add up to more than "
+        "10,000,000,000,000,000.00 (1e18 minor units at 2 decimals), beyond what the engine can total exactly; "
+        "check the amounts' unit, or simulate a shorter period"
+    )
+    # Rows not used (outside the period) do not count.
+    shifted = _write(tmp_path, "customer_id,timestamp,amount\nX,2025-01-01,10000000000000\n" + rows[rows.index("\n") + 1 :], "b.csv")
+    assert load_transactions(shifted, period="2026-01-01 to 2026-12-31").rows_used == 1000

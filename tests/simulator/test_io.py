@@ -383,3 +383,45 @@ def test_amounts_that_add_up_beyond_the_engines_range_are_a_clear_error(tmp_path
     # Rows not used (outside the period) do not count.
     shifted = _write(tmp_path, "customer_id,timestamp,amount\nX,2025-01-01,10000000000000\n" + rows[rows.index("\n") + 1 :], "b.csv")
     assert load_transactions(shifted, period="2026-01-01 to 2026-12-31").rows_used == 1000
+
+
+# --- columns that cannot be read: repeated names, lists and records ----------------------------
+
+
+def test_a_parquet_file_that_repeats_a_column_name_is_a_clear_error(tmp_path):
+    t = pa.table([pa.array(["a"]), pa.array(["2026-01-01"]), pa.array([1.0]), pa.array([2.0])], names=["customer_id", "timestamp", "amount", "amount"])
+    pq.write_table(t, tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match=r"dup\.parquet: error: the header repeats the column name\(s\) amount; give each column its own name$"):
+        load_transactions(tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match=r"the header repeats the column name\(s\) amount"):
+        load_transactions(t.to_pandas())
+    with pytest.raises(DataError, match=r"the header repeats the column name\(s\) segment"):
+        load_customers(pd.DataFrame([["a", "x", "y"]], columns=["customer_id", "segment", "segment"]))
+
+
+@pytest.mark.parametrize(
+    "column, values, shown",
+    [
+        ("customer_id", pa.array([{"x": 1}, {"x": 2}]), "{'x': 1}"),
+        ("amount", pa.array([[1.0], [2.0]]), "array([1.])"),
+        ("transaction_id", pa.array([None, [1, 2]]), "array([1, 2])"),
+        ("timestamp", pa.array([{"d": "2026-01-01"}, None]), "{'d': '2026-01-01'}"),
+    ],
+)
+def test_list_or_record_cells_in_a_column_the_loader_reads_are_a_clear_error(tmp_path, column, values, shown):
+    base = {"customer_id": ["a", "b"], "timestamp": ["2026-01-01", "2026-01-02"], "amount": [1.0, 2.0], "transaction_id": ["t1", "t2"]}
+    base[column] = values
+    pq.write_table(pa.table(base), tmp_path / "t.parquet")
+    mapped = {"transaction_id": "basket"} if column == "transaction_id" else {}
+    if mapped:
+        pq.write_table(pa.table(base).rename_columns(["customer_id", "timestamp", "amount", "basket"]), tmp_path / "t.parquet")
+    row = 2 if column == "transaction_id" else 1
+    with pytest.raises(DataError) as info:
+        load_transactions(tmp_path / "t.parquet", mapped)
+    name = mapped.get(column, column)
+    assert str(info.value) == f"{tmp_path / 't.parquet'}: error: column `{name}` of the transactions holds lists or records (row {row}: {shown}); expected one text or number in each cell"
+    # The same cells in a DataFrame; a customers table alike.
+    with pytest.raises(DataError, match="holds lists or records"):
+        load_transactions(pa.table(base).to_pandas())
+    with pytest.raises(DataError, match=r"column `segment` of the customers holds lists or records \(row 2: \['x'\]\)"):
+        load_customers(pd.DataFrame({"customer_id": ["a", "b"], "segment": ["gold", ["x"]]}))

@@ -38,7 +38,7 @@ AUTO_ROWS = 2_000_000  # Parquet histories with more rows are simulated in slice
 SLICE_ROWS = 500_000  # used rows per slice (whole customers), by default
 BATCH_ROWS = 250_000  # rows per record batch read (both passes read the same batches)
 # What decides whether a row is used (the checks of io.load_transactions) and who may join.
-PLAN_COLUMNS = {"customer_id", "timestamp", "amount", "event", "reward", "quantity"}
+PLAN_COLUMNS = {"customer_id", "timestamp", "amount", "event", "reward", "quantity", "currency"}
 
 
 @dataclass(frozen=True)

@@ -427,6 +427,15 @@ def _date_reason(what: str, example: str, timestamp_format: str | None) -> str:
 OUT_OF_RANGE = f"a date outside the supported range {DATETIME_RANGE}"
 
 
+def _listed(names, at_most: int = 30) -> str:
+    """Column names for a message, at most `at_most` of them (a file may have thousands)."""
+    names = [str(n) for n in names]
+    if not names:
+        return "none"
+    more = f", ... ({len(names)} in all)" if len(names) > at_most else ""
+    return ", ".join(reprlib.repr(n)[1:-1] if len(n) > 60 else n for n in names[:at_most]) + more
+
+
 def _suggest(name: str, available: list[str]) -> str | None:
     lower = {a.lower(): a for a in available}
     for alias in SYNONYMS.get(name, ()):
@@ -436,31 +445,41 @@ def _suggest(name: str, available: list[str]) -> str | None:
     return close[0] if close else None
 
 
-def _map_columns(raw: pd.DataFrame, columns: Mapping[str, str] | None, required: tuple[str, ...], source: str, what: str, strict: bool):
-    """Rename the file's columns to canonical names; a missing required column is a DataError."""
+def _map_columns(
+    raw: pd.DataFrame, columns: Mapping[str, str] | None, required: tuple[str, ...], source: str, what: str, strict: bool, elsewhere=None
+):
+    """Rename the file's columns to canonical names. With `strict`, a mapped name the file lacks is
+    a problem unless `elsewhere` (the customers file's (source, column names)) holds it; every
+    problem, and every missing required column, is reported at once in one DataError."""
     raw = raw.rename(columns=str)
     available = list(raw.columns)
     renames: dict[str, str] = {}
     notes: list[str] = []
+    problems: list[str] = []
     for canonical, src in (columns or {}).items():
         if src == canonical:
             continue
         if src not in raw.columns:
-            if not strict:
-                continue
-            close = difflib.get_close_matches(src, available, n=1, cutoff=0.6)
+            if not strict or (elsewhere is not None and src in elsewhere[1]):
+                continue  # (the customers file's column: mapped when the customers are loaded)
+            close = difflib.get_close_matches(src, available + (list(elsewhere[1]) if elsewhere else []), n=1, cutoff=0.6)
             hint = f"; did you mean `{close[0]}`?" if close else ""
-            raise DataError(
-                f"{source}: error: columns.{canonical} maps your column `{src}`, but the {what} have no such column; "
-                f"available: {', '.join(available)}{hint}"
-            )
+            if elsewhere is None:
+                problems.append(f"columns.{canonical} maps your column `{src}`, but the {what} have no such column; available: {_listed(available)}{hint}")
+            else:
+                problems.append(
+                    f"columns.{canonical} maps your column `{src}`, but neither the {what} nor the customers ({elsewhere[0]}) have such a column; "
+                    f"{what}: {_listed(available)}; customers: {_listed(elsewhere[1])}{hint}"
+                )
+            renames.setdefault(canonical, canonical)  # reported: not "missing" again below
+            continue
         if canonical in raw.columns:
             # The file's own column of that name is kept aside rather than silently replaced.
             renames[canonical] = f"{canonical}_unmapped"
             notes.append(f"the file's column `{canonical}` is kept as `{canonical}_unmapped` because columns.{canonical} maps `{src}`")
         renames[src] = canonical
     df = raw.rename(columns=renames)
-    missing = [c for c in required if c not in df.columns]
+    missing = [c for c in required if c not in df.columns and c not in renames]
     if missing:
         hints = []
         for c in missing:
@@ -468,10 +487,9 @@ def _map_columns(raw: pd.DataFrame, columns: Mapping[str, str] | None, required:
             if s:
                 hints.append(f"{c}: {s}")
         fix = f"; did you mean `{', '.join(h.split(': ')[1] for h in hints)}`? map it in the scenario: `columns: {{{', '.join(hints)}}}`" if hints else ""
-        raise DataError(
-            f"{source}: error: the {what} have no column {', '.join('`' + c + '`' for c in missing)}; "
-            f"available: {', '.join(available) or 'none'}{fix}"
-        )
+        problems.append(f"the {what} have no column {', '.join('`' + c + '`' for c in missing)}; available: {_listed(available)}{fix}")
+    if problems:
+        raise DataError("\n".join(f"{source}: error: {p}" for p in problems))
     return df, notes
 
 
@@ -529,7 +547,7 @@ def _wanted(columns: Mapping[str, str] | None, keep: set[str] | None) -> set[str
     """The file's columns to read: the canonical ones, those `keep` names, and their mapped names."""
     if keep is None:
         return None
-    names = set(CANONICAL) | set(keep)
+    names = set(CANONICAL) | {"currency"} | set(keep)  # (a currency column is checked when present)
     mapped = dict(columns or {})
     return names | {mapped[c] for c in names if c in mapped} | set(mapped.values())
 
@@ -537,7 +555,26 @@ def _wanted(columns: Mapping[str, str] | None, keep: set[str] | None) -> set[str
 def load_options(scenario, model=None, customers=None) -> dict:
     """The keyword arguments of `load_transactions` that a scenario (its `timestamp_format`) and
     a program (its currency) set, with the customers file that comes with the transactions."""
-    return {"timestamp_format": getattr(scenario, "timestamp_format", None)}
+    return {"timestamp_format": getattr(scenario, "timestamp_format", None), "currency": getattr(model, "currency", None), "customers": customers}
+
+
+def column_names(data, what: str) -> tuple[str, tuple[str, ...]] | None:
+    """(source, column names) of a CSV or Parquet file (its header only) or a DataFrame; None when
+    it cannot be read (its own load then says why)."""
+    if isinstance(data, pd.DataFrame):
+        return f"<{what} DataFrame>", tuple(str(c) for c in data.columns)
+    path = Path(data)
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return str(path), tuple(pq.read_schema(path).names)
+        if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")):
+            parse = pa_csv.ParseOptions(delimiter="\t" if ".tsv" in name else ",")
+            with pa_csv.open_csv(path, parse_options=parse) as reader:
+                return str(path), tuple(reader.schema.names)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, UnicodeDecodeError):
+        return None
+    return None
 
 
 CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "quantity")
@@ -552,16 +589,22 @@ def load_transactions(
     source: str | None = None,
     *,
     timestamp_format: str | None = None,
+    currency: str | None = None,
+    customers=None,
 ) -> LoadResult:
     """Read, map and validate transactions; bad rows are rejected with reasons, never dropped.
 
     `keep` (None = every column) names the non-canonical columns to keep; a Parquet file's other
     columns are not even read. Text columns of the frame are pandas Categoricals.
     Timestamps are ISO 8601, or exactly the strftime layout `timestamp_format` when given.
+    `currency` (the program's): rows whose `currency` column names another are rejected.
+    `customers` (the customers file or frame that comes with these transactions; only its column
+    names are read): a mapped name found there, not here, is the customers', not a problem.
     """
     read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep), plain=id_text_columns(columns))
     source = source or read_from  # a slice of a file is named by its file
-    df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
+    elsewhere = None if customers is None else column_names(customers, "customers")
+    df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True, elsewhere=elsewhere)
     read_here = [c for c in CANONICAL if c in df.columns]
     _refuse_repeated(df.columns, source, only=read_here)
     _refuse_nested(df, read_here, source, "transactions", columns)
@@ -597,6 +640,7 @@ def load_transactions(
         rounded = amount.round(currency_decimals).to_numpy()
         with np.errstate(invalid="ignore", over="ignore"):
             amount_big = np.abs(rounded) * float(10**currency_decimals) > MAX_AMOUNT_MINOR
+    other_currency = _other_currency(df, currency)
     event = _dict_text(df["event"], lambda t: t.str.strip().str.lower().replace("", "purchase")) if "event" in df.columns else None
     if event is None:
         event = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=["purchase"])
@@ -627,6 +671,7 @@ def load_transactions(
         ("amount", "empty amount", amount_bad & amount_empty),
         ("amount", "not a number (use a plain decimal like 1234.50: no currency sign or thousands separator)", amount_bad),
         ("amount", f"too large: beyond ±{_limit_text(MAX_AMOUNT_MINOR, currency_decimals)}, the most the engine holds", amount_big),
+        ("currency", f"not in the program's currency {currency} (convert the amounts, or leave the rows out)", other_currency),
         ("reward", "redeem row without a reward", _redeem_without_reward(event, reward)),
         ("quantity", "not a number", quantity_bad if has_quantity else np.zeros(n, bool)),
     ]
@@ -740,6 +785,18 @@ def load_customers(path_or_df, columns: Mapping[str, str] | None = None, *, time
         notes=tuple(notes),
         rejected_rows=_rows_of(raw, rejected),
     )
+
+
+def _other_currency(df: pd.DataFrame, currency: str | None) -> np.ndarray:
+    """Rows whose `currency` cell names a currency other than `currency` (the program's); a blank
+    cell is taken to be the program's. Compared per distinct value, case and edge spaces aside.
+    (Rejected rather than warned about: their amounts would be counted as the program's money.)"""
+    if currency is None or "currency" not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    codes = _dict_text(df["currency"], _strip)
+    upper = pd.Series(codes.categories.to_numpy(dtype=object), dtype="str").str.upper()
+    other = ((upper != "") & (upper != currency.strip().upper())).to_numpy(dtype=bool)
+    return other[codes.codes] if other.any() else np.zeros(len(df), dtype=bool)
 
 
 def _rows_of(raw: pd.DataFrame, rejected: np.ndarray) -> pd.DataFrame:

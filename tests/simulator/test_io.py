@@ -425,3 +425,65 @@ def test_list_or_record_cells_in_a_column_the_loader_reads_are_a_clear_error(tmp
         load_transactions(pa.table(base).to_pandas())
     with pytest.raises(DataError, match=r"column `segment` of the customers holds lists or records \(row 2: \['x'\]\)"):
         load_customers(pd.DataFrame({"customer_id": ["a", "b"], "segment": ["gold", ["x"]]}))
+
+
+# --- the column mapping against the file that holds each column; the program's currency --------
+
+
+def test_a_mapping_of_a_customers_column_is_checked_against_the_customers_file(tmp_path):
+    tx = _write(tmp_path, "member,paid_at,total\nA,2026-01-01,5\n")
+    cust = _write(tmp_path, "member,dob\nA,1990-05-17\n", "c.csv")
+    mapping = {"customer_id": "member", "timestamp": "paid_at", "amount": "total", "birthday": "dob"}
+    r = load_transactions(tx, mapping, customers=cust)
+    assert r.rows_used == 1 and "birthday" not in r.frame.columns
+    assert load_customers(cust, mapping).frame["birthday"].tolist() == [pd.Timestamp(1990, 5, 17)]
+    # Without the customers file the mapping is the transactions' alone.
+    with pytest.raises(DataError, match=r"columns\.birthday maps your column `dob`, but the transactions have no such column"):
+        load_transactions(tx, mapping)
+
+
+def test_every_mapping_problem_is_reported_at_once_naming_both_files(tmp_path):
+    tx = _write(tmp_path, "member,paid_at,total\nA,2026-01-01,5\n")
+    cust = _write(tmp_path, "member,dob\nA,1990-05-17\n", "c.csv")
+    mapping = {"customer_id": "membr", "timestamp": "paid_at", "amount": "totl", "birthday": "dobb", "segment": "seg"}
+    with pytest.raises(DataError) as info:
+        load_transactions(tx, mapping, customers=cust)
+    both = f"transactions: member, paid_at, total; customers: member, dob"
+    assert str(info.value).splitlines() == [
+        f"{tx}: error: columns.customer_id maps your column `membr`, but neither the transactions nor the customers ({cust}) have such a column; {both}; did you mean `member`?",
+        f"{tx}: error: columns.amount maps your column `totl`, but neither the transactions nor the customers ({cust}) have such a column; {both}; did you mean `total`?",
+        f"{tx}: error: columns.birthday maps your column `dobb`, but neither the transactions nor the customers ({cust}) have such a column; {both}; did you mean `dob`?",
+        f"{tx}: error: columns.segment maps your column `seg`, but neither the transactions nor the customers ({cust}) have such a column; {both}",
+    ]
+
+
+def test_simulate_maps_a_column_only_the_customers_file_has(tmp_path):
+    from simulator.api import simulate
+    from tests.simulator.simkit import program
+
+    tx = _write(tmp_path, "member,paid_at,total\nA,2026-01-01,100\nB,2026-01-02,50\n")
+    cust = _write(tmp_path, "member,dob\nA,1990-05-17\nB,1991-01-02\n", "c.csv")
+    sc = loads_scenario("columns: {customer_id: member, timestamp: paid_at, amount: total, birthday: dob}\nruns: 1")
+    res = simulate(program(), tx, cust, sc, workers=1)
+    assert (res.loads[0].rows_used, res.loads[1].rows_used) == (2, 2)
+
+
+def test_rows_in_another_currency_than_the_programs_are_rejected(tmp_path):
+    text = "customer_id,timestamp,amount,currency\nA,2026-01-01,5,GBP\nA,2026-01-02,6, cny \nA,2026-01-03,7,\nA,2026-01-04,8,CNY\n"
+    r = load_transactions(_write(tmp_path, text), currency="CNY")
+    reason = "not in the program's currency CNY (convert the amounts, or leave the rows out)"
+    assert _reasons(r) == {1: ("currency", reason)} and r.frame["amount"].tolist() == [6.0, 7.0, 8.0]
+    assert load_transactions(_write(tmp_path, text)).rows_rejected == 0  # no program currency given: nothing to compare
+    # A Parquet file's currency column is read for the check even when only the rules' columns are kept.
+    pq.write_table(pa.table({"customer_id": ["a", "a"], "timestamp": ["2026-01-01", "2026-01-02"], "amount": [1.0, 2.0], "currency": ["EUR", "CNY"]}), tmp_path / "t.parquet")
+    r = load_transactions(tmp_path / "t.parquet", keep=set(), currency="CNY")
+    assert _reasons(r) == {1: ("currency", reason)}
+
+
+def test_simulate_rejects_rows_in_another_currency_than_the_programs(tmp_path):
+    from simulator.api import simulate
+    from tests.simulator.simkit import program
+
+    path = _write(tmp_path, "customer_id,timestamp,amount,currency\nA,2026-01-01,100,CNY\nA,2026-01-02,50,GBP\n")
+    res = simulate(program(), path, scenario=loads_scenario("runs: 1"), workers=1)  # the program is in CNY
+    assert (res.loads[0].rows_used, res.loads[0].rows_rejected) == (1, 1)

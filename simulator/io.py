@@ -211,7 +211,8 @@ def _text(values: pd.Series) -> pd.Series:
         # Text categories (a Parquet dictionary): each row's text gathered in Arrow, as `astype("str")` would give it.
         text = values.cat.categories.array.take(values.cat.codes.to_numpy(), allow_fill=True, fill_value="")
         return pd.Series(text, index=values.index, name=values.name, copy=False)
-    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
+    # (Whole numbers only while exact as integers: 1e300 is whole, but no Int64.)
+    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all() and values.dropna().abs().lt(2**53).all():
         values = values.astype("Int64")
     return values.astype("str").fillna("").astype("str")
 
@@ -637,8 +638,8 @@ def load_transactions(
         amount = _on_categories(amount_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce").astype("float64"))
         amount_empty = _eq(amount_text, "")
         amount_bad = ~np.isfinite(amount.to_numpy())
-        rounded = amount.round(currency_decimals).to_numpy()
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # (1e308 × 100 is inf: rejected below)
+            rounded = amount.round(currency_decimals).to_numpy()
             amount_big = np.abs(rounded) * float(10**currency_decimals) > MAX_AMOUNT_MINOR
     other_currency = _other_currency(df, currency)
     event = _dict_text(df["event"], lambda t: t.str.strip().str.lower().replace("", "purchase")) if "event" in df.columns else None

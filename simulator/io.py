@@ -407,7 +407,7 @@ def _dates(values: pd.Series, timestamp_format: str | None):
         dates = read_datetimes(values)
         return dates.values, values.isna().to_numpy(), dates.out_of_range, set()
     text = _dict_text(values, _strip)
-    dates = read_datetimes(pd.Series(text.categories.to_numpy(dtype=object)), timestamp_format)
+    dates = read_datetimes(pd.Series(text.categories, copy=False), timestamp_format, distinct=True)
     codes = text.codes
     ts = pd.Series(dates.values.to_numpy()[codes] if len(text.categories) else np.full(len(codes), np.datetime64("NaT", "ns")))
     far = dates.out_of_range[codes] if dates.out_of_range.any() else np.zeros(len(codes), dtype=bool)

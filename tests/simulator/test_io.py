@@ -448,7 +448,7 @@ def test_every_mapping_problem_is_reported_at_once_naming_both_files(tmp_path):
     mapping = {"customer_id": "membr", "timestamp": "paid_at", "amount": "totl", "birthday": "dobb", "segment": "seg"}
     with pytest.raises(DataError) as info:
         load_transactions(tx, mapping, customers=cust)
-    both = f"transactions: member, paid_at, total; customers: member, dob"
+    both = "transactions: member, paid_at, total; customers: member, dob"
     assert str(info.value).splitlines() == [
         f"{tx}: error: columns.customer_id maps your column `membr`, but neither the transactions nor the customers ({cust}) have such a column; {both}; did you mean `member`?",
         f"{tx}: error: columns.amount maps your column `totl`, but neither the transactions nor the customers ({cust}) have such a column; {both}; did you mean `total`?",

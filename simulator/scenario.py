@@ -291,11 +291,6 @@ def _period(value, path, ctx) -> Period:
             raise ctx.fail(path, f"`{text}` is not a date; expected {expected}") from None
     if days[1] < days[0]:
         raise ctx.fail(path, f"the period ends ({days[1]}) before it starts ({days[0]})")
-    from rulelang.data import DATETIME_RANGE
-
-    first, last = (dt.date.fromisoformat(d) for d in DATETIME_RANGE.split(" to "))
-    if days[0] < first or days[1] > last:
-        raise ctx.fail(path, f"`{value.strip()}` is outside the supported range {DATETIME_RANGE}")
     return Period(days[0], days[1])
 
 

@@ -13,6 +13,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from rulelang import arrowtext, ledger
@@ -156,7 +158,9 @@ def _text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
         # Values of other types read as text; some may read the same (1 and "1"): merge them.
         read = pd.Series(uniques, dtype=object).astype("string").fillna("").to_numpy(dtype=object)
         remap, merged = pd.factorize(read)
-        codes = np.where(codes >= 0, remap[codes], -1)
+        # Missing cells (-1) stay -1: the extra entry is what index -1 reads (a column with no
+        # value at all, such as an all-blank CSV column read as NaN floats, has no distinct value).
+        codes = np.append(remap, -1)[codes]
         texts = pd.Index(np.asarray(merged, dtype=object), dtype=object)
     empty = np.flatnonzero(np.asarray(texts == "", dtype=bool))
     if len(empty):
@@ -447,18 +451,116 @@ def _transaction_ids(df: pd.DataFrame, n: int, member: np.ndarray, order: np.nda
     return codes, int(blank[0]) if len(blank) else -1, texts, _categorical(codes, texts)
 
 
-def parse_datetimes(values: pd.Series) -> pd.Series:
-    """Date-times from ISO 8601 text (or already datetimes); what cannot be parsed becomes NaT."""
+# ISO 8601 as the loader accepts it by default: a date, optionally a time (minutes, optionally
+# seconds and a fraction) after `T` or a space, optionally a time zone offset after the time.
+# Nothing else is guessed: `03/04/2026` is March or April depending on the reader, and `now` is
+# whenever the run happens (a scenario names any other layout: `timestamp_format`).
+_DATE_TIME = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?"
+_OFFSET = r"(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)$"
+_ISO_LOCAL = f"^{_DATE_TIME}$"
+_ISO_ZONED = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)$"  # an offset only after a time
+# The date-times a datetime64[ns] can hold (pandas' range): others are rejected, not wrapped.
+FIRST_DATETIME, LAST_DATETIME = pd.Timestamp.min, pd.Timestamp.max
+DATETIME_RANGE = f"{FIRST_DATETIME.ceil('D').date()} to {LAST_DATETIME.floor('D').date() - pd.Timedelta(days=1)}"
+ISO_EXAMPLE = "ISO 8601, like 2026-03-01 or 2026-03-01 14:30:00"
+
+
+@dataclass(frozen=True)
+class DateTimes:
+    """Date-times read from a column (`read_datetimes`): `values` (datetime64[ns], NaT where none
+    was read), and per row whether the value is a date-time outside `DATETIME_RANGE` and which
+    time zone offset it gave ("" for none; the offset is dropped, the local wall time kept)."""
+
+    values: pd.Series
+    out_of_range: np.ndarray
+    offset: np.ndarray
+
+
+def read_datetimes(values: pd.Series, format: str | None = None, *, distinct: bool = False) -> DateTimes:
+    """Date-times from text (or typed date-times), per distinct value (`distinct`: the values are
+    distinct already, as a Categorical's categories are): ISO 8601 by default (`_ISO_LOCAL`, or
+    `_ISO_ZONED` with the offset dropped), else
+    exactly the strftime `format`; what does not match is NaT."""
+    n = len(values)
     if pd.api.types.is_datetime64_any_dtype(values):
-        out = values
+        out = values.reset_index(drop=True)
+        if getattr(out.dt, "tz", None) is not None:
+            out = out.dt.tz_localize(None)
+        if out.dtype == "datetime64[ns]":  # (every value is in the range: nothing to check)
+            return DateTimes(out, np.zeros(n, dtype=bool), np.full(n, "", dtype=object))
+        return _in_range(out, np.full(n, "", dtype=object))
+    if format is not None and ("%z" in format or "%Z" in format):
+        raise DataError(f"timestamp_format {format!r}: time zones are not read (%z, %Z); write the layout of the local time")
+    if distinct:
+        codes, uniques = np.arange(n), values.reset_index(drop=True)
     else:
-        out = pd.to_datetime(values, errors="coerce", format="ISO8601")
-        retry = out.isna() & values.notna()
-        if retry.any():
-            out = out.where(~retry, pd.to_datetime(values[retry].astype(str), errors="coerce", format="mixed"))
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_localize(None)
-    return out
+        codes, uniques = pd.factorize(values.reset_index(drop=True), use_na_sentinel=True)
+    text = _arrow_text(uniques)
+    offset = np.full(len(text), "", dtype=object)
+    far = np.zeros(len(text), dtype=bool)
+    if format is None:
+        # Checked and cut in Arrow (RE2, compiled once per call): a million distinct date-times in a
+        # fraction of a second; pandas' own ISO 8601 parser then reads what passed.
+        iso = _matches(text, _ISO_LOCAL)
+        wall = text.to_numpy(zero_copy_only=False)
+        if not iso.all():
+            # Only what is not plain local time is looked at again for an offset (usually nothing).
+            at = np.flatnonzero(~iso)
+            zoned = _matches(text.take(at), _ISO_ZONED)
+            if zoned.any():
+                at = at[zoned]
+                some = text.take(at)
+                iso[at] = True
+                offset[at] = pc.extract_regex(some, _OFFSET).field("offset").to_numpy(zero_copy_only=False)
+                wall[at] = pc.replace_substring_regex(some, _OFFSET, "").to_numpy(zero_copy_only=False)
+        wall = pd.Series(wall, dtype=object)
+        parsed = pd.to_datetime(wall.where(iso, None), format="ISO8601", errors="coerce")
+        lost = iso & parsed.isna().to_numpy()
+        if lost.any():
+            # A date of a year outside the range that pandas read as nothing (when another value's
+            # fraction of a second made it read them all in nanoseconds).
+            year = pd.to_numeric(wall[lost].str[:4], errors="coerce").to_numpy()
+            far[lost] = (year < FIRST_DATETIME.year) | (year > LAST_DATETIME.year)
+    else:
+        parsed = pd.to_datetime(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), format=format, errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    if distinct:
+        return _in_range(parsed, offset, far)
+    # Missing cells (code -1) read as the extra last entry: missing, no offset.
+    known = parsed.to_numpy()
+    parsed = pd.Series(np.append(known, np.array(["NaT"], dtype=known.dtype))[codes])
+    return _in_range(parsed, np.append(offset, "")[codes], np.append(far, False)[codes])
+
+
+def _matches(text: pa.Array, pattern: str) -> np.ndarray:
+    """Whether each text matches the RE2 `pattern` (missing: no), as a writable NumPy array."""
+    return np.array(pc.fill_null(pc.match_substring_regex(text, pattern), False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _arrow_text(values) -> pa.Array:
+    """Distinct values as Arrow text, edge spaces stripped (missing stays missing); values that are
+    not text (dates, numbers of an object column) as `str` writes them."""
+    values = pd.Series(values, copy=False)
+    try:
+        text = pa.array(values.array if isinstance(values.dtype, pd.StringDtype) else values.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = pa.array(values.astype("string").array, type=pa.large_string(), from_pandas=True)
+    return pc.utf8_trim_whitespace(text)
+
+
+def _in_range(out: pd.Series, offset: np.ndarray, far: np.ndarray | None = None) -> DateTimes:
+    beyond = (out.notna() & ((out < FIRST_DATETIME) | (out > LAST_DATETIME))).to_numpy()
+    far = beyond if far is None else far | beyond
+    if far.any():
+        out = out.where(~far)
+    return DateTimes(out.astype("datetime64[ns]").reset_index(drop=True), far, offset)
+
+
+def parse_datetimes(values: pd.Series, format: str | None = None) -> pd.Series:
+    """Date-times (datetime64[ns]) from ISO 8601 text (or `format`), or typed date-times; what
+    cannot be read, or lies outside `DATETIME_RANGE`, becomes NaT (`read_datetimes`)."""
+    return read_datetimes(values, format).values.set_axis(values.index)
 
 
 def _prepare_customers(customers: pd.DataFrame | None, member_ids, needed: set[str]) -> pd.DataFrame:

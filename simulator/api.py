@@ -255,8 +255,8 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     # The customers file is read on a second thread while the transactions load (Arrow and NumPy
     # release the GIL); its errors still come after the transactions' own, as they would in turn.
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(io.load_customers, customers, columns=sc.columns) if customers is not None else None
-        tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep)
+        pending = pool.submit(io.load_customers, customers, columns=sc.columns, timestamp_format=sc.timestamp_format) if customers is not None else None
+        tx = io.load_transactions(transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep, **io.load_options(sc, model, customers))
         cust = _loaded(tx, pending.result if pending is not None else None, rejects)
     start, until = _until(sc)
     core = sorted_rows(tx.frame, model.decimals, until)
@@ -323,9 +323,9 @@ def _until(sc: Scenario):
 def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep, size: int, workers, engine, progress, rejects) -> SimulationResult:
     """`simulate` over slices of customers: each path's exact sums added up slice by slice."""
     model = prog.model
-    p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, size)
+    p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, size, **io.load_options(sc, model, customers))
     tx = p.load
-    cust = _loaded(tx, (lambda: io.load_customers(customers, columns=sc.columns)) if customers is not None else None, rejects)
+    cust = _loaded(tx, (lambda: io.load_customers(customers, columns=sc.columns, timestamp_format=sc.timestamp_format)) if customers is not None else None, rejects)
     start, until = _until(sc)
     start = start if start is not None else p.first
     until = until if until is not None else p.last
@@ -342,7 +342,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     cust_rows = pd.Index(cust.frame["customer_id"]).get_indexer(pd.Index(p.ids)) if cust is not None else None
     builder = ThreadPoolExecutor(1)
     try:
-        for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until):
+        for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until, **io.load_options(sc, model, customers)):
             lo, hi = int(p.bounds[k]), int(p.bounds[k + 1])
             cf = cust.frame if cust is not None else None
             if cf is not None:

@@ -38,7 +38,7 @@ AUTO_ROWS = 2_000_000  # Parquet histories with more rows are simulated in slice
 SLICE_ROWS = 500_000  # used rows per slice (whole customers), by default
 BATCH_ROWS = 250_000  # rows per record batch read (both passes read the same batches)
 # What decides whether a row is used (the checks of io.load_transactions) and who may join.
-PLAN_COLUMNS = {"customer_id", "timestamp", "amount", "event", "reward", "quantity"}
+PLAN_COLUMNS = {"customer_id", "timestamp", "amount", "event", "reward", "quantity", "currency"}
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,14 @@ def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.Data
         yield io._to_pandas(table)
 
 
-def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int) -> Plan:
-    """Pass 1: validate the file batch by batch and cut its customers into slices of ~`rows` rows."""
+def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int, **options) -> Plan:
+    """Pass 1: validate the file batch by batch and cut its customers into slices of ~`rows` rows
+    (`options`: the other keyword arguments of `io.load_transactions`)."""
     path = Path(path)
     source = str(path)
     parts, rejects, rejected_rows, batch_ids, row_codes, notes = [], [], [], [], [], ()
     read = used = rejected = outside = 0
+    amount_total = 0.0
     first = last = None
     bounds = None
     # The first pass reads only what the checks and the enrolment read (every column when the
@@ -118,7 +120,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
 
     def facts_of(raw: pd.DataFrame):
         """One batch validated, with its customers' facts and each row's customer."""
-        res = io.load_transactions(raw, columns, decimals, period, set() if keep is not None else None, source=source)
+        res = io.load_transactions(raw, columns, decimals, period, set() if keep is not None else None, source=source, **options)
         h = prepare(res.frame, decimals)
         m = h.rows["_m"].to_numpy()
         t = h.rows["timestamp"]
@@ -143,6 +145,9 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
             if res.rows_rejected and keep is None:
                 rejected_rows.append(res.rejected_rows)
             read, used, rejected, outside = read + res.rows_read, used + res.rows_used, rejected + res.rows_rejected, outside + res.rows_outside_period
+            amount_total += res.amount_total
+            if amount_total > io.MAX_TOTAL_MINOR:  # each batch checks its own rows; the file's total is checked here
+                raise io.amount_total_error(source, read, decimals)
             notes, bounds = res.notes, res.period
             if span is not None:
                 first = span[0] if first is None else min(first, span[0])
@@ -190,7 +195,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int)
     return Plan(load, ids, n_rows, facts["buys"].to_numpy(), facts["spend"].to_numpy(dtype=np.int64), first, last, edges, last_batch, tuple(row_slices))
 
 
-def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None, rows: int, until) -> Iterator[tuple[int, History]]:
+def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None, rows: int, until, **options) -> Iterator[tuple[int, History]]:
     """Pass 2: each slice's History (customers `p.bounds[s]` on), its `_row` ranks those of the whole file."""
     path = Path(path)
     offsets = np.r_[0, np.cumsum(p.rows)][p.bounds]
@@ -207,7 +212,7 @@ def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None,
         for k in np.flatnonzero(p.last_batch == b):
             pieces = held.pop(int(k))
             frame = io._to_pandas(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0])
-            res = io.load_transactions(frame, columns, decimals, period, keep, source=str(path))
+            res = io.load_transactions(frame, columns, decimals, period, keep, source=str(path), **options)
             if res.rows_used != offsets[k + 1] - offsets[k]:
                 raise AssertionError("a slice's used rows differ from the first pass")
             h = prepare(res.frame, decimals, until)

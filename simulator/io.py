@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 from numba import njit
 
 from rulelang import arrowtext
-from rulelang.data import parse_datetimes
+from rulelang.data import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, read_datetimes
 from rulelang.errors import DataError
 from rulelang.files import atomic_write_bytes, formula_safe
 from rulelang.kernel import NAT
@@ -55,6 +56,7 @@ class LoadResult:
     period: tuple[dt.date, dt.date] | None = None
     notes: tuple[str, ...] = ()
     rejected_rows: pd.DataFrame = field(default=None, repr=False)
+    amount_total: float = 0.0  # Σ |amount| of the used rows, in minor units (checked: MAX_TOTAL_MINOR)
 
     def report(self) -> str:
         """A short summary: counts, then each reject reason with its first ten rows and count."""
@@ -100,6 +102,7 @@ def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = fr
     try:
         if name.endswith((".parquet", ".pq")):
             schema = pq.read_schema(path)
+            _refuse_repeated(schema.names, source)
             cols = [c for c in schema.names if wanted is None or c in wanted]
             # Memory-mapped: the column chunks are decoded straight from the page cache, with no
             # copy of the file into buffers first (a fresh 1M-row read 5-7% faster end to end).
@@ -164,13 +167,43 @@ def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
     parse = pa_csv.ParseOptions(delimiter=delimiter)
     with pa_csv.open_csv(path, parse_options=parse) as reader:
         names = reader.schema.names
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise DataError(f"{path}: error: the header repeats the column name(s) {', '.join(dup)}")
+    _refuse_repeated(names, str(path))
     convert = pa_csv.ConvertOptions(
         column_types={n: pa.dictionary(pa.int32(), pa.string()) for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
     )
     return pa_csv.read_csv(path, parse_options=parse, convert_options=convert).to_pandas()
+
+
+def _refuse_repeated(names, source: str, only=None) -> None:
+    """A DataError when the names repeat (among `only`, when given): which column is meant is unknown."""
+    seen = pd.Index([str(n) for n in names])
+    dup = sorted({n for n in seen[seen.duplicated()] if only is None or n in only})
+    if dup:
+        raise DataError(f"{source}: error: the header repeats the column name(s) {', '.join(dup)}; give each column its own name")
+
+
+# Object columns whose values pandas finds to be of one plain kind; any other is looked into.
+_PLAIN_KINDS = frozenset({"string", "bytes", "integer", "floating", "decimal", "boolean", "date", "datetime", "datetime64", "empty", "time"})
+_NESTED = (list, tuple, dict, set, frozenset, np.ndarray)
+
+
+def _refuse_nested(df: pd.DataFrame, names, source: str, what: str, columns: Mapping[str, str] | None = None) -> None:
+    """A DataError naming the first of `names` whose cells hold lists or records (a Parquet struct or
+    list column, a DataFrame of such objects): a cell is one text or number. Only object columns
+    are looked at (text read from a file is dictionary-encoded, numbers are numbers). The column is
+    named as the file names it (`columns` maps canonical names to the file's)."""
+    for name in names:
+        col = df[name]
+        if col.dtype != object or pd.api.types.infer_dtype(col, skipna=True) in _PLAIN_KINDS:
+            continue
+        nested = col.map(lambda v: isinstance(v, _NESTED)).to_numpy(dtype=bool)
+        if nested.any():
+            row = int(np.flatnonzero(nested)[0])
+            shown = reprlib.repr(col.iloc[row])
+            raise DataError(
+                f"{source}: error: column `{dict(columns or {}).get(name, name)}` of the {what} holds lists or records (row {row + 1}: {shown}); "
+                "expected one text or number in each cell"
+            )
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -179,7 +212,8 @@ def _text(values: pd.Series) -> pd.Series:
         # Text categories (a Parquet dictionary): each row's text gathered in Arrow, as `astype("str")` would give it.
         text = values.cat.categories.array.take(values.cat.codes.to_numpy(), allow_fill=True, fill_value="")
         return pd.Series(text, index=values.index, name=values.name, copy=False)
-    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
+    # (Whole numbers only while exact as integers: 1e300 is whole, but no Int64.)
+    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all() and values.dropna().abs().lt(2**53).all():
         values = values.astype("Int64")
     return values.astype("str").fillna("").astype("str")
 
@@ -257,21 +291,58 @@ def _in_period(t, lo, hi):
     return ok, outside
 
 
+# The engine holds money as int64 minor units (cents for 2 decimals). A row's amount may be at
+# most MAX_AMOUNT_MINOR minor units (exact as a float64, too: below 2**53), and the used rows'
+# amounts may add up to at most MAX_TOTAL_MINOR, so that every sum of them (revenue with the
+# program's uplifts, up to four times the history's) stays below int64's 9.2e18.
+MAX_AMOUNT_MINOR = 10**15
+MAX_TOTAL_MINOR = 10**18
+
+
+def _limit_text(minor: int, decimals: int) -> str:
+    return f"{minor / 10**decimals:,.{decimals}f} ({minor:.0e} minor units at {decimals} decimals)".replace("e+", "e")
+
+
 @njit(cache=True, nogil=True)
-def _amounts(a, scale):
+def _amounts(a, scale, limit):
     # Per row, in one pass: the amount rounded to the currency's decimals exactly as np.round
     # rounds (times 10**decimals, to the nearest even, divided back), whether it is missing (NaN),
-    # and whether it is not a finite number.
+    # whether it is not a finite number, and whether it is beyond `limit` minor units.
     n = a.shape[0]
     rounded = np.empty(n, dtype=np.float64)
     missing = np.empty(n, dtype=np.bool_)
     bad = np.empty(n, dtype=np.bool_)
+    big = np.empty(n, dtype=np.bool_)
     for i in range(n):
         x = a[i]
-        rounded[i] = np.rint(x * scale) / scale
+        m = np.rint(x * scale)
+        rounded[i] = m / scale
         missing[i] = np.isnan(x)
         bad[i] = not np.isfinite(x)
-    return rounded, missing, bad
+        big[i] = abs(m) > limit
+    return rounded, missing, bad, big
+
+
+@njit(cache=True, nogil=True)
+def _used_total(rounded, used, scale, limit):
+    # Σ |amount| in minor units over the used rows, in row order, and the first row (0-based) by
+    # which it passes `limit` (-1: never).
+    total = 0.0
+    for i in range(rounded.shape[0]):
+        if used[i]:
+            total += abs(rounded[i]) * scale
+            if total > limit:
+                return total, i
+    return total, -1
+
+
+def amount_total_error(source: str, row: int, decimals: int) -> DataError:
+    """The error for amounts that add up beyond what the engine can total (`MAX_TOTAL_MINOR`)."""
+    return DataError(
+        f"{source}: error: row {row}: the amounts of the used rows up to this row add up to more than "
+        f"{_limit_text(MAX_TOTAL_MINOR, decimals)}, beyond what the engine can total exactly; "
+        "check the amounts' unit, or simulate a shorter period"
+    )
 
 
 def _redeem_without_reward(event: pd.Categorical, reward: pd.Categorical) -> np.ndarray:
@@ -329,6 +400,44 @@ def _on_categories(values: pd.Categorical, convert) -> pd.Series:
     return pd.Series(out.to_numpy()[values.codes] if len(values.categories) else out.iloc[:0].reindex(range(len(values))).to_numpy())
 
 
+def _dates(values: pd.Series, timestamp_format: str | None):
+    """A date-time column read (`rulelang.data.read_datetimes`): typed date-times as they are, text
+    per distinct value. Returns (datetime64[ns] per row, empty per row, out of range per row, the
+    distinct time zone offsets of the rows that gave a date-time ("" for none))."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        dates = read_datetimes(values)
+        return dates.values, values.isna().to_numpy(), dates.out_of_range, set()
+    text = _dict_text(values, _strip)
+    dates = read_datetimes(pd.Series(text.categories, copy=False), timestamp_format, distinct=True)
+    codes = text.codes
+    ts = pd.Series(dates.values.to_numpy()[codes] if len(text.categories) else np.full(len(codes), np.datetime64("NaT", "ns")))
+    far = dates.out_of_range[codes] if dates.out_of_range.any() else np.zeros(len(codes), dtype=bool)
+    offsets = set()
+    if len(codes) and (dates.offset != "").any():
+        used = (np.bincount(codes, minlength=len(text.categories)) > 0) & dates.values.notna().to_numpy()
+        offsets = set(dates.offset[used].tolist())
+    return ts, _eq(text, ""), far, offsets
+
+
+def _date_reason(what: str, example: str, timestamp_format: str | None) -> str:
+    """Why a date or date-time was not read, and how to write it."""
+    if timestamp_format is not None:
+        return f"not a {what} in the scenario's timestamp_format {timestamp_format!r}"
+    return f"not a {what} (write it in {example}, or name the file's layout in the scenario: timestamp_format: \"%d/%m/%Y\")"
+
+
+OUT_OF_RANGE = f"a date outside the supported range {DATETIME_RANGE}"
+
+
+def _listed(names, at_most: int = 30) -> str:
+    """Column names for a message, at most `at_most` of them (a file may have thousands)."""
+    names = [str(n) for n in names]
+    if not names:
+        return "none"
+    more = f", ... ({len(names)} in all)" if len(names) > at_most else ""
+    return ", ".join(reprlib.repr(n)[1:-1] if len(n) > 60 else n for n in names[:at_most]) + more
+
+
 def _suggest(name: str, available: list[str]) -> str | None:
     lower = {a.lower(): a for a in available}
     for alias in SYNONYMS.get(name, ()):
@@ -338,31 +447,41 @@ def _suggest(name: str, available: list[str]) -> str | None:
     return close[0] if close else None
 
 
-def _map_columns(raw: pd.DataFrame, columns: Mapping[str, str] | None, required: tuple[str, ...], source: str, what: str, strict: bool):
-    """Rename the file's columns to canonical names; a missing required column is a DataError."""
+def _map_columns(
+    raw: pd.DataFrame, columns: Mapping[str, str] | None, required: tuple[str, ...], source: str, what: str, strict: bool, elsewhere=None
+):
+    """Rename the file's columns to canonical names. With `strict`, a mapped name the file lacks is
+    a problem unless `elsewhere` (the customers file's (source, column names)) holds it; every
+    problem, and every missing required column, is reported at once in one DataError."""
     raw = raw.rename(columns=str)
     available = list(raw.columns)
     renames: dict[str, str] = {}
     notes: list[str] = []
+    problems: list[str] = []
     for canonical, src in (columns or {}).items():
         if src == canonical:
             continue
         if src not in raw.columns:
-            if not strict:
-                continue
-            close = difflib.get_close_matches(src, available, n=1, cutoff=0.6)
+            if not strict or (elsewhere is not None and src in elsewhere[1]):
+                continue  # (the customers file's column: mapped when the customers are loaded)
+            close = difflib.get_close_matches(src, available + (list(elsewhere[1]) if elsewhere else []), n=1, cutoff=0.6)
             hint = f"; did you mean `{close[0]}`?" if close else ""
-            raise DataError(
-                f"{source}: error: columns.{canonical} maps your column `{src}`, but the {what} have no such column; "
-                f"available: {', '.join(available)}{hint}"
-            )
+            if elsewhere is None:
+                problems.append(f"columns.{canonical} maps your column `{src}`, but the {what} have no such column; available: {_listed(available)}{hint}")
+            else:
+                problems.append(
+                    f"columns.{canonical} maps your column `{src}`, but neither the {what} nor the customers ({elsewhere[0]}) have such a column; "
+                    f"{what}: {_listed(available)}; customers: {_listed(elsewhere[1])}{hint}"
+                )
+            renames.setdefault(canonical, canonical)  # reported: not "missing" again below
+            continue
         if canonical in raw.columns:
             # The file's own column of that name is kept aside rather than silently replaced.
             renames[canonical] = f"{canonical}_unmapped"
             notes.append(f"the file's column `{canonical}` is kept as `{canonical}_unmapped` because columns.{canonical} maps `{src}`")
         renames[src] = canonical
     df = raw.rename(columns=renames)
-    missing = [c for c in required if c not in df.columns]
+    missing = [c for c in required if c not in df.columns and c not in renames]
     if missing:
         hints = []
         for c in missing:
@@ -370,10 +489,9 @@ def _map_columns(raw: pd.DataFrame, columns: Mapping[str, str] | None, required:
             if s:
                 hints.append(f"{c}: {s}")
         fix = f"; did you mean `{', '.join(h.split(': ')[1] for h in hints)}`? map it in the scenario: `columns: {{{', '.join(hints)}}}`" if hints else ""
-        raise DataError(
-            f"{source}: error: the {what} have no column {', '.join('`' + c + '`' for c in missing)}; "
-            f"available: {', '.join(available) or 'none'}{fix}"
-        )
+        problems.append(f"the {what} have no column {', '.join('`' + c + '`' for c in missing)}; available: {_listed(available)}{fix}")
+    if problems:
+        raise DataError("\n".join(f"{source}: error: {p}" for p in problems))
     return df, notes
 
 
@@ -409,22 +527,56 @@ def _reject_table(checks: list[tuple[str, str, np.ndarray]], df_text: dict[str, 
 def _period_bounds(period) -> tuple[dt.date, dt.date] | None:
     if period is None:
         return None
-    if hasattr(period, "start") and hasattr(period, "end"):
-        return period.start, period.end
-    if isinstance(period, str):
-        a, _, b = period.partition(" to ")
-        return dt.date.fromisoformat(a.strip()), dt.date.fromisoformat(b.strip())
-    a, b = period
-    return pd.Timestamp(a).date(), pd.Timestamp(b).date()
+    try:
+        if hasattr(period, "start") and hasattr(period, "end"):
+            bounds = period.start, period.end
+        elif isinstance(period, str):
+            a, _, b = period.partition(" to ")
+            bounds = dt.date.fromisoformat(a.strip()), dt.date.fromisoformat(b.strip())
+        else:
+            a, b = period
+            bounds = tuple(x if isinstance(x, dt.date) and not isinstance(x, dt.datetime) else pd.Timestamp(x).date() for x in (a, b))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(f"period {period!r}: error: not a period of two dates ({exc}); write it like `2026-01-01 to 2026-12-31`") from None
+    # Both days whole inside the range (the period's end is taken to the end of its day).
+    first, last = FIRST_DATETIME.ceil("D").date(), (LAST_DATETIME.floor("D") - pd.Timedelta(days=1)).date()
+    if not all(first <= d <= last for d in bounds):
+        raise DataError(f"period {bounds[0]} to {bounds[1]}: error: outside the supported range {DATETIME_RANGE}")
+    return bounds
 
 
 def _wanted(columns: Mapping[str, str] | None, keep: set[str] | None) -> set[str] | None:
     """The file's columns to read: the canonical ones, those `keep` names, and their mapped names."""
     if keep is None:
         return None
-    names = set(CANONICAL) | set(keep)
+    names = set(CANONICAL) | {"currency"} | set(keep)  # (a currency column is checked when present)
     mapped = dict(columns or {})
     return names | {mapped[c] for c in names if c in mapped} | set(mapped.values())
+
+
+def load_options(scenario, model=None, customers=None) -> dict:
+    """The keyword arguments of `load_transactions` that a scenario (its `timestamp_format`) and
+    a program (its currency) set, with the customers file that comes with the transactions."""
+    return {"timestamp_format": getattr(scenario, "timestamp_format", None), "currency": getattr(model, "currency", None), "customers": customers}
+
+
+def column_names(data, what: str) -> tuple[str, tuple[str, ...]] | None:
+    """(source, column names) of a CSV or Parquet file (its header only) or a DataFrame; None when
+    it cannot be read (its own load then says why)."""
+    if isinstance(data, pd.DataFrame):
+        return f"<{what} DataFrame>", tuple(str(c) for c in data.columns)
+    path = Path(data)
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return str(path), tuple(pq.read_schema(path).names)
+        if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")):
+            parse = pa_csv.ParseOptions(delimiter="\t" if ".tsv" in name else ",")
+            with pa_csv.open_csv(path, parse_options=parse) as reader:
+                return str(path), tuple(reader.schema.names)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, UnicodeDecodeError):
+        return None
+    return None
 
 
 CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "quantity")
@@ -437,15 +589,27 @@ def load_transactions(
     period=None,
     keep: set[str] | None = None,
     source: str | None = None,
+    *,
+    timestamp_format: str | None = None,
+    currency: str | None = None,
+    customers=None,
 ) -> LoadResult:
     """Read, map and validate transactions; bad rows are rejected with reasons, never dropped.
 
     `keep` (None = every column) names the non-canonical columns to keep; a Parquet file's other
     columns are not even read. Text columns of the frame are pandas Categoricals.
+    Timestamps are ISO 8601, or exactly the strftime layout `timestamp_format` when given.
+    `currency` (the program's): rows whose `currency` column names another are rejected.
+    `customers` (the customers file or frame that comes with these transactions; only its column
+    names are read): a mapped name found there, not here, is the customers', not a problem.
     """
     read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep), plain=id_text_columns(columns))
     source = source or read_from  # a slice of a file is named by its file
-    df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True)
+    elsewhere = None if customers is None else column_names(customers, "customers")
+    df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True, elsewhere=elsewhere)
+    read_here = [c for c in CANONICAL if c in df.columns]
+    _refuse_repeated(df.columns, source, only=read_here)
+    _refuse_nested(df, read_here, source, "transactions", columns)
     n = len(df)
     strip = _strip
     empty = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
@@ -455,27 +619,30 @@ def load_transactions(
         text.setdefault(c, lambda idx: np.full(len(idx), "", dtype=object))
 
     ids = _dict_text(df["customer_id"], strip)
-    if pd.api.types.is_datetime64_any_dtype(df["timestamp"]):
-        ts = parse_datetimes(df["timestamp"])
-        ts_text_empty = ts.isna().to_numpy()  # a missing date-time reads as empty text
-    else:
-        ts_text = _dict_text(df["timestamp"], strip)
-        ts = _on_categories(ts_text, lambda t: parse_datetimes(t.astype("str")).astype("datetime64[ns]"))
-        ts_text_empty = _eq(ts_text, "")
-    ts = ts.astype("datetime64[ns]").reset_index(drop=True)
+    # (A missing typed date-time reads as empty text.)
+    ts, ts_text_empty, ts_far, offsets = _dates(df["timestamp"], timestamp_format)
+    if len(offsets) > 1:
+        zones = ", ".join(sorted(o or "none" for o in offsets))
+        notes.append(
+            f"the timestamps give different time zone offsets ({zones}): each is read as its own local wall time, "
+            "the offset dropped; convert them to one zone first if they are to be compared across zones"
+        )
     # Numbers stored as numbers (Parquet, DataFrames) are used as they are; anything else is parsed as text.
     numeric = pd.api.types.is_numeric_dtype(df["amount"]) and not pd.api.types.is_bool_dtype(df["amount"])
     if numeric:
         a = df["amount"]
         amount = (a if a.dtype == np.float64 else pd.to_numeric(a, errors="coerce").astype("float64")).reset_index(drop=True)
         # A missing number reads as empty text.
-        rounded, amount_empty, amount_bad = _amounts(np.ascontiguousarray(amount.to_numpy()), float(10**currency_decimals))
+        rounded, amount_empty, amount_bad, amount_big = _amounts(np.ascontiguousarray(amount.to_numpy()), float(10**currency_decimals), float(MAX_AMOUNT_MINOR))
     else:
         amount_text = _dict_text(df["amount"], strip)
         amount = _on_categories(amount_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce").astype("float64"))
         amount_empty = _eq(amount_text, "")
         amount_bad = ~np.isfinite(amount.to_numpy())
-        rounded = amount.round(currency_decimals).to_numpy()
+        with np.errstate(invalid="ignore", over="ignore"):  # (1e308 × 100 is inf: rejected below)
+            rounded = amount.round(currency_decimals).to_numpy()
+            amount_big = np.abs(rounded) * float(10**currency_decimals) > MAX_AMOUNT_MINOR
+    other_currency = _other_currency(df, currency)
     event = _dict_text(df["event"], lambda t: t.str.strip().str.lower().replace("", "purchase")) if "event" in df.columns else None
     if event is None:
         event = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=["purchase"])
@@ -501,14 +668,20 @@ def load_transactions(
     checks = [
         ("customer_id", "empty customer id", _eq(ids, "")),
         ("timestamp", "empty timestamp", ts_text_empty & ~ts_ok),
-        ("timestamp", "not a date-time (write it like 2026-03-01 14:30:00)", ~ts_ok),
+        ("timestamp", OUT_OF_RANGE, ts_far),
+        ("timestamp", _date_reason("date-time", ISO_EXAMPLE, timestamp_format), ~ts_ok),
         ("amount", "empty amount", amount_bad & amount_empty),
         ("amount", "not a number (use a plain decimal like 1234.50: no currency sign or thousands separator)", amount_bad),
+        ("amount", f"too large: beyond ±{_limit_text(MAX_AMOUNT_MINOR, currency_decimals)}, the most the engine holds", amount_big),
+        ("currency", f"not in the program's currency {currency} (convert the amounts, or leave the rows out)", other_currency),
         ("reward", "redeem row without a reward", _redeem_without_reward(event, reward)),
         ("quantity", "not a number", quantity_bad if has_quantity else np.zeros(n, bool)),
     ]
     rejected, rejects = _reject_table(checks, text, ~outside)
     used = ~rejected & ~outside
+    total, past = _used_total(rounded, used, float(10**currency_decimals), float(MAX_TOTAL_MINOR))
+    if past >= 0:
+        raise amount_total_error(source, past + 1, currency_decimals)
 
     own = {
         "customer_id": ids,
@@ -554,20 +727,23 @@ def load_transactions(
         period=bounds,
         notes=tuple(notes),
         rejected_rows=_rows_of(raw, rejected),
+        amount_total=total,
     )
 
 
 DATE_ATTRIBUTES = ("birthday", "enrolled")
 
 
-def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> LoadResult:
-    """Read and validate customers: one row per customer_id; `birthday`/`enrolled` become dates, the
-    rest text (a column read dictionary-encoded, as a Parquet or CSV text column is, stays a
-    Categorical)."""
+def load_customers(path_or_df, columns: Mapping[str, str] | None = None, *, timestamp_format: str | None = None) -> LoadResult:
+    """Read and validate customers: one row per customer_id; `birthday`/`enrolled` become dates
+    (ISO 8601, or the strftime layout `timestamp_format`), the rest text (a column read
+    dictionary-encoded, as a Parquet or CSV text column is, stays a Categorical)."""
     # The ids, one per row, are read as Arrow text: a dictionary of them would be built by hashing
     # each id on one thread while the transactions are read.
     source, raw = _read(path_or_df, "customers", plain=frozenset({dict(columns or {}).get("customer_id", "customer_id")}))
     df, notes = _map_columns(raw, columns, ("customer_id",), source, "customers", strict=False)
+    _refuse_repeated(df.columns, source)
+    _refuse_nested(df, df.columns, source, "customers", columns)
     n = len(df)
     # A date-time column is not written out as text: its text is empty exactly where it is missing.
     typed = {c for c in df.columns if c in DATE_ATTRIBUTES and pd.api.types.is_datetime64_any_dtype(df[c])}
@@ -587,9 +763,11 @@ def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> Load
             continue
         if col in DATE_ATTRIBUTES:
             values = df[col] if col in typed else text[col].str.strip()
-            parsed = parse_datetimes(values).astype("datetime64[ns]").dt.normalize()
+            dates = read_datetimes(values, None if col in typed else timestamp_format)
+            parsed = dates.values.dt.normalize()
             given = df[col].notna().to_numpy() if col in typed else (text[col].str.strip() != "").to_numpy()
-            checks.append((col, "not a date (write it like 1990-05-17)", given & parsed.isna().to_numpy()))
+            checks.append((col, OUT_OF_RANGE, dates.out_of_range))
+            checks.append((col, _date_reason("date", "ISO 8601, like 1990-05-17", timestamp_format), given & parsed.isna().to_numpy()))
             out[col] = parsed
         else:
             out[col] = _dict_text(df[col]) if col in kept else text[col]
@@ -609,6 +787,18 @@ def load_customers(path_or_df, columns: Mapping[str, str] | None = None) -> Load
         notes=tuple(notes),
         rejected_rows=_rows_of(raw, rejected),
     )
+
+
+def _other_currency(df: pd.DataFrame, currency: str | None) -> np.ndarray:
+    """Rows whose `currency` cell names a currency other than `currency` (the program's); a blank
+    cell is taken to be the program's. Compared per distinct value, case and edge spaces aside.
+    (Rejected rather than warned about: their amounts would be counted as the program's money.)"""
+    if currency is None or "currency" not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    codes = _dict_text(df["currency"], _strip)
+    upper = pd.Series(codes.categories.to_numpy(dtype=object), dtype="str").str.upper()
+    other = ((upper != "") & (upper != currency.strip().upper())).to_numpy(dtype=bool)
+    return other[codes.codes] if other.any() else np.zeros(len(df), dtype=bool)
 
 
 def _rows_of(raw: pd.DataFrame, rejected: np.ndarray) -> pd.DataFrame:

@@ -98,6 +98,7 @@ class Scenario:
     runs: int = 100
     seed: int = 0
     source: str = "<scenario>"
+    timestamp_format: str | None = None  # strftime layout of the data's dates (None: ISO 8601)
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -146,6 +147,8 @@ class Scenario:
             "runs": self.runs,
             "seed": self.seed,
         }
+        if self.timestamp_format is not None:  # (absent by default: reports of ISO data are as they were)
+            out["timestamp_format"] = self.timestamp_format
         return out
 
     def data_paths(self) -> tuple[Path, Path | None]:
@@ -452,6 +455,29 @@ def _period(value, path, ctx) -> Period:
     return Period(days[0], days[1])
 
 
+def _timestamp_format(value, path, ctx) -> str:
+    """A strftime layout that reads back what it writes, with a year, a month and a day, no zone."""
+    expected = 'a strftime layout of the data\'s dates, like "%d/%m/%Y" or "%d/%m/%Y %H:%M"'
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.fail(path, f"expected {expected}, got {_shown(value)}")
+    if "%z" in value or "%Z" in value:
+        raise ctx.fail(path, "time zones (%z, %Z) are not read; write the layout of the local time (see docs/simulator.md)")
+    missing = [part for part, codes in (("year", "%Y %y"), ("month", "%m %b %B"), ("day", "%d")) if not any(c in value for c in codes.split())]
+    if missing:
+        raise ctx.fail(path, f"{_shown(value)} has no {' or '.join(missing)}; expected {expected}")
+    import pandas as pd
+
+    sample = dt.datetime(2026, 3, 14, 15, 9, 26, 535000)
+    try:
+        written = sample.strftime(value)
+        back = pd.to_datetime(pd.Series([written]), format=value, errors="raise")[0]
+    except (ValueError, TypeError):
+        back = None
+    if back is None or back.date() != sample.date():
+        raise ctx.fail(path, f"{_shown(value)} does not read back the dates it writes; expected {expected}")
+    return value
+
+
 _IDENT = re.compile(r"[^\W\d]\w*")
 # The canonical column names a mapping is most likely to mean; other keys are allowed (a program
 # may declare its own columns) unless they look like a misspelling of one of these.
@@ -544,6 +570,7 @@ _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "margin": (_number(0.0, 1.0, "a share between 0 and 1 (0.6 means a 60% gross margin)"), 0.6),
     "runs": (_integer(1, 1_000_000, "a whole number of runs, at least 1"), 100),
     "seed": (_integer(0, 2**63 - 1, "a whole number, 0 or more"), 0),
+    "timestamp_format": (_timestamp_format, None),
 }
 
 
@@ -618,6 +645,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         runs=values["runs"],
         seed=values["seed"],
         source=keep_source or ctx.source,
+        timestamp_format=values["timestamp_format"],
     )
 
 

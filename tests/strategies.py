@@ -438,3 +438,69 @@ def scenario_yaml_texts(draw) -> str:
         at = draw(st.integers(0, len(text)))
         text = text[:at] + draw(st.sampled_from(SCENARIO_EDITS)) + text[at + draw(st.integers(0, 2)):]
     return text
+
+
+# --- data files (simulator/io fuzz and round trip) -----------------------------------------------
+# Small tables of transactions or customers with hostile cells: numbers beyond what the engine
+# holds, NaN/inf, dates outside datetime64[ns] or in no agreed layout, time zone offsets, blanks,
+# control characters and unicode, with headers that repeat, miss or map columns. `data_table`
+# gives (column names, rows of cells as text or None); the tests write it as CSV, Parquet (typed
+# columns too) or a DataFrame.
+# =================================================================================================
+
+import datetime as _dt  # noqa: E402
+
+import pyarrow as _pa  # noqa: E402
+
+DATA_HOSTILE = (
+    "", " ", "nan", "NaN", "inf", "-inf", "1e308", "-1e308", "9.3e16", "99999999999999999999", "10000000000000.00", "1e-320",
+    "0", "-0", "12.50", "-3", "1,234.50", "¥12", "0001-01-01", "9999-12-31", "2262-04-12", "1677-09-21", "now", "today",
+    "2026-02-30", "2026-03-01", "2026-03-01 14:30", "2026-03-01T14:30:00.5Z", "2026-03-01 14:30+08:00", "03/04/2026",
+    "13/04/2026", "2026", "007", "C1", "purchase", "refund", "redeem", "Redeem", "enroll", "coffee", "GBP", "CNY", "cny",
+    "=1+1", "+1", "-", "@x", "\t", "\x00", "\x1b[31m", "[/]", "\u202e", "é", "日本", "😀", '"', "a,b", "a\nb", "x" * 300, None,
+)  # fmt: skip
+DATA_COLUMNS = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "quantity", "currency",
+                "member_no", "paid_at", "total", "category", "birthday", "enrolled", "segment", "", "日付")  # fmt: skip
+DATA_PLAIN = {"customer_id": ("C1", "007", "c2"), "member_no": ("C1", "007"), "timestamp": ("2026-03-01 10:00", "2026-03-02"),
+              "paid_at": ("2026-03-01",), "amount": ("12.50", "3", "-2"), "total": ("4",), "event": ("", "purchase", "refund"),
+              "birthday": ("1990-05-17", ""), "enrolled": ("2026-01-01", ""), "segment": ("vip", "")}  # fmt: skip
+TX_COLUMNS = ("customer_id", "timestamp", "amount")
+CUSTOMER_COLUMNS = ("customer_id", "birthday", "enrolled", "segment")
+
+
+@st.composite
+def data_table(draw, base: tuple[str, ...] = TX_COLUMNS, max_rows: int = 6):
+    """(column names, rows): usually the `base` columns (some may be missing) and a few others,
+    names may repeat; cells are hostile text or None."""
+    names = [c for c in base if draw(st.integers(0, 9))]  # a required column is sometimes missing
+    names += draw(st.lists(st.sampled_from(DATA_COLUMNS), max_size=3))
+    names = draw(st.permutations(names))
+    cell = st.one_of(st.sampled_from(DATA_HOSTILE), st.text(max_size=8))
+    hostile = st.lists(cell, min_size=len(names), max_size=len(names))
+    # Some rows are plain, so that what follows loading (the simulation) is reached too.
+    plain = st.tuples(*(st.sampled_from(DATA_PLAIN.get(n, ("", "x"))) for n in names)).map(list)
+    rows = draw(st.lists(st.one_of(hostile, plain), max_size=max_rows))
+    return list(names), rows
+
+
+# Typed Parquet columns a file may hold instead of text: (Arrow type, values drawn from).
+DATA_TYPED = {
+    "int64": (_pa.int64(), (0, 7, -3, 2**62, -(2**63), 2**63 - 1, None)),
+    "float64": (_pa.float64(), (0.0, 12.5, float("nan"), float("inf"), 1e300, -9.3e16, None)),
+    "timestamp": (_pa.timestamp("us"), (_dt.datetime(2026, 3, 1, 14, 30), _dt.datetime(1, 1, 1), _dt.datetime(9999, 12, 31), None)),
+    "date": (_pa.date32(), (_dt.date(2026, 3, 1), _dt.date(1, 1, 1), _dt.date(9999, 12, 31), None)),
+    "bool": (_pa.bool_(), (True, False, None)),
+    "struct": (_pa.struct([("x", _pa.int64())]), ({"x": 1}, None)),
+    "list": (_pa.list_(_pa.float64()), ([1.0], [], None)),
+    "null": (_pa.null(), (None,)),
+}
+
+
+@st.composite
+def data_valid_rows(draw, max_rows: int = 12):
+    """Rows every check accepts: (customer id, ISO date-time text, amount in cents) with ids of
+    text that numbers would change (leading zeros), several rows per customer and equal times."""
+    ids = st.sampled_from(["007", "7", "C1", "c1", "Z", "é", "0.10"])
+    moments = st.builds(lambda d, s: (_dt.datetime(2026, 1, 1) + _dt.timedelta(days=d, seconds=s)), st.integers(0, 400), st.sampled_from([0, 1, 3600, 86399]))
+    cents = st.integers(-(10**9), 10**9)
+    return draw(st.lists(st.tuples(ids, moments, cents), min_size=1, max_size=max_rows))

@@ -201,3 +201,17 @@ def test_amounts_in_minor_units_give_the_batch_of_currency_amounts():
     pd.testing.assert_frame_equal(got.frame, want.frame)
     with pytest.raises(rulelang.DataError, match="minor units must be integers"):
         prepare(tx, model, CUSTOMERS, minor_units=True)
+
+
+@pytest.mark.parametrize("engine", ["reference", "compiled"])
+def test_blank_reward_and_transaction_id_columns_read_as_empty(engine):
+    # pandas.read_csv gives a column with no value at all as NaN floats (a file with no redemptions).
+    import io
+
+    text = "customer_id,timestamp,amount,category,reward,transaction_id\na,2026-01-01 10:00,10,tea,,\na,2026-01-02 10:00,20,pastry,,\nb,2026-01-01 09:00,5,tea,,\n"
+    blank = pd.read_csv(io.StringIO(text))
+    assert blank["reward"].dtype == "float64" and blank["transaction_id"].isna().all()
+    got = rulelang.loads(PROGRAM).evaluate(blank, CUSTOMERS, engine=engine)
+    want = rulelang.loads(PROGRAM).evaluate(_tx(), CUSTOMERS, engine=engine)
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))

@@ -203,3 +203,15 @@ def test_batches_are_checked_in_order_with_a_bounded_read_ahead():
 
     with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="batch 3"):
         assert list(_in_order(pool, fails, range(8))) == []
+
+
+def test_amounts_adding_up_beyond_the_engines_range_over_batches_are_a_clear_error(tmp_path):
+    # Each batch of 450 rows of the largest amount (10**15 minor units) is within the limit of
+    # 10**18; the third one takes the file's total past it.
+    from rulelang.errors import DataError
+
+    n = 1350
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"customer_id": [f"C{i}" for i in range(n)], "timestamp": ["2026-01-01"] * n, "amount": [1e13] * n}), path)
+    with pytest.raises(DataError, match=rf"^{path}: error: row 1350: the amounts of the used rows up to this row add up to more than 10,000,000,000,000,000.00"):
+        chunked.plan(path, {}, 2, None, None, 500)

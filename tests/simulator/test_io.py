@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from rulelang.errors import DataError, LoyaltyError
-from simulator.io import load_customers, load_transactions, write_rejects
+from simulator.io import OUT_OF_RANGE, load_customers, load_transactions, write_rejects
+from simulator.scenario import ScenarioError, loads_scenario
 
 MAPPING = {"customer_id": "member_no", "timestamp": "paid_at", "amount": "total"}
 
@@ -236,9 +241,11 @@ def test_amounts_are_rounded_and_checked_in_one_pass_exactly_as_numpy_does(decim
     rng = np.random.default_rng(decimals)
     edge = [0.005, 0.015, 0.025, -0.005, 2.675, 1.005, -0.0, 0.0, 1e300, -1e300, np.inf, -np.inf, np.nan, 5e-324]
     a = np.concatenate([rng.normal(0, 1000, 5000), rng.integers(-10**8, 10**8, 5000) / 1000, edge])
-    rounded, missing, bad = _amounts(a, float(10**decimals))
+    rounded, missing, bad, big = _amounts(a, float(10**decimals), 1e9)
     assert np.array_equal(rounded.view(np.int64), pd.Series(a).round(decimals).to_numpy().view(np.int64))  # bit for bit, -0.0 and NaN too
     assert np.array_equal(missing, np.isnan(a)) and np.array_equal(bad, ~np.isfinite(a))
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(big, np.array([abs(x) * 10**decimals > 1e9 for x in a.tolist()]))
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64])
@@ -253,3 +260,228 @@ def test_whole_numbers_stored_as_integers_read_as_floats_when_exact(dtype):
         assert _whole_numbers(pd.Series([1, 2**53 - 1], dtype=dtype)) is not None
         assert _whole_numbers(pd.Series([1, 2**53], dtype=dtype)) is None
         assert _whole_numbers(pd.Series([-(2**53), 1], dtype=dtype)) is None
+
+
+# --- dates: ISO 8601 unless the scenario names a layout; the supported range; time zones -------
+
+
+def _reasons(r) -> dict[int, tuple[str, str]]:
+    return {row: (col, reason) for row, col, reason in r.rejects[["row", "column", "reason"]].itertuples(index=False)}
+
+
+def test_only_iso_8601_date_times_are_read_by_default(tmp_path):
+    cells = ["2026-03-01", "2026-03-01 14:30", "2026-03-01T14:30:05", "2026-03-01 14:30:05.25", "now", "today", "03/04/2026", "13/04/2026", "2026", "1 Mar 2026"]
+    text = "customer_id,timestamp,amount\n" + "".join(f"C{i:02d},{c},1\n" for i, c in enumerate(cells))
+    r = load_transactions(_write(tmp_path, text))
+    want = [dt.datetime(2026, 3, 1), dt.datetime(2026, 3, 1, 14, 30), dt.datetime(2026, 3, 1, 14, 30, 5), dt.datetime(2026, 3, 1, 14, 30, 5, 250000)]
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(w) for w in want]
+    got = _reasons(r)
+    assert set(got) == set(range(5, 11))  # `now` and `today` are not the time of the run; 03/04 is not guessed
+    for col, reason in got.values():
+        assert col == "timestamp" and reason.startswith("not a date-time") and "2026-03-01 14:30:00" in reason and "timestamp_format" in reason
+    assert _identity(r)
+
+
+def test_a_timestamp_format_reads_every_row_with_it_and_rejects_the_rest(tmp_path):
+    text = "customer_id,timestamp,amount\nA,03/04/2026,1\nB,13/04/2026,1\nC,2026-04-03,1\nD,03/04/2026 10:00,1\n"
+    r = load_transactions(_write(tmp_path, text), timestamp_format="%d/%m/%Y")
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(2026, 4, 3), pd.Timestamp(2026, 4, 13)]
+    assert _reasons(r) == {3: ("timestamp", "not a date-time in the scenario's timestamp_format '%d/%m/%Y'"), 4: ("timestamp", "not a date-time in the scenario's timestamp_format '%d/%m/%Y'")}
+    c = load_customers(_write(tmp_path, "customer_id,birthday\nA,17/05/1990\nB,1990-05-17\n", "c.csv"), timestamp_format="%d/%m/%Y")
+    assert c.frame["birthday"].tolist() == [pd.Timestamp(1990, 5, 17)]
+    assert _reasons(c) == {2: ("birthday", "not a date in the scenario's timestamp_format '%d/%m/%Y'")}
+
+
+def test_dates_outside_the_supported_range_are_rejected_rows(tmp_path):
+    text = "customer_id,timestamp,amount\nA,0001-01-01,1\nA,2026-01-01,1\nA,9999-12-31 23:59,1\n"
+    r = load_transactions(_write(tmp_path, text))
+    assert _reasons(r) == {1: ("timestamp", OUT_OF_RANGE), 3: ("timestamp", OUT_OF_RANGE)} and r.rows_used == 1
+    assert "1677-09-22 to 2262-04-10" in OUT_OF_RANGE
+    c = load_customers(_write(tmp_path, "customer_id,birthday,enrolled\nA,0001-01-01,\nB,1990-01-01,9999-12-31\nC,,\n", "c.csv"))
+    assert _reasons(c) == {1: ("birthday", OUT_OF_RANGE), 2: ("enrolled", OUT_OF_RANGE)} and c.rows_used == 1
+    # Typed dates (Parquet timestamps and dates) beyond the range are rejected the same way.
+    for typ, far in ((pa.timestamp("us"), dt.datetime(9999, 1, 1)), (pa.date32(), dt.date(9999, 1, 1))):
+        near = dt.datetime(2026, 1, 1) if typ != pa.date32() else dt.date(2026, 1, 1)
+        pq.write_table(pa.table({"customer_id": ["a", "a"], "timestamp": pa.array([near, far], typ), "amount": [1.0, 2.0]}), tmp_path / "t.parquet")
+        r = load_transactions(tmp_path / "t.parquet")
+        assert _reasons(r) == {2: ("timestamp", OUT_OF_RANGE)} and _identity(r)
+
+
+def test_a_period_outside_the_supported_range_is_a_clear_error(tmp_path):
+    path = _write(tmp_path, "customer_id,timestamp,amount\nA,2026-01-01,1\n")
+    with pytest.raises(DataError, match=r"period 1600-01-01 to 1600-12-31: error: outside the supported range 1677-09-22 to 2262-04-10"):
+        load_transactions(path, period="1600-01-01 to 1600-12-31")
+    assert load_transactions(path, period="1677-09-22 to 2262-04-10").rows_used == 1  # the range's own ends
+
+
+def test_time_zone_offsets_are_dropped_and_a_mix_of_them_is_noted(tmp_path):
+    mixed = "customer_id,timestamp,amount\nA,2026-01-01 10:00,1\nA,2026-01-02 10:00+08:00,1\nA,2026-01-03T10:00:00Z,1\n"
+    r = load_transactions(_write(tmp_path, mixed))
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(2026, 1, d, 10) for d in (1, 2, 3)]  # each row's own wall time
+    assert r.rows_rejected == 0 and "different time zone offsets (+08:00, Z, none)" in r.report()
+    same = "customer_id,timestamp,amount\nA,2026-01-01 10:00+08:00,1\nA,2026-01-02 10:00+08:00,1\n"
+    r = load_transactions(_write(tmp_path, same))
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(2026, 1, d, 10) for d in (1, 2)] and not r.notes
+
+
+def test_the_scenario_validates_its_timestamp_format():
+    assert loads_scenario('timestamp_format: "%d/%m/%Y %H:%M"').timestamp_format == "%d/%m/%Y %H:%M"
+    assert "timestamp_format" not in loads_scenario("runs: 1").to_dict()  # reports of ISO data unchanged
+    for text, says in (
+        ("timestamp_format: 5", "expected a strftime layout"),
+        ('timestamp_format: "%Y-%m"', "has no day"),
+        ('timestamp_format: "%d/%m/%Y %z"', "time zones (%z, %Z) are not read"),
+        ('timestamp_format: "%d/%m/%Y %Q"', "does not read back the dates it writes"),
+    ):
+        with pytest.raises(ScenarioError, match=re.escape(says)):
+            loads_scenario(text)
+
+
+def test_simulate_reads_the_data_with_the_scenarios_timestamp_format(tmp_path):
+    from simulator.api import simulate
+    from tests.simulator.simkit import program
+
+    path = _write(tmp_path, "customer_id,timestamp,amount\nA,03/04/2026,100\nA,13/04/2026,50\n")
+    res = simulate(program(), path, scenario=loads_scenario('timestamp_format: "%d/%m/%Y"\nruns: 1'), workers=1)
+    assert (res.loads[0].rows_used, res.loads[0].rows_rejected) == (2, 0)
+
+
+# --- amounts the engine can hold -------------------------------------------------------------
+
+
+def test_amounts_beyond_the_engines_limit_are_rejected_rows(tmp_path):
+    # The limit: 10**15 minor units a row (10,000,000,000,000.00 at 2 decimals), either sign.
+    cells = ["10000000000000.00", "-10000000000000", "10000000000000.01", "1e17", "-9.3e16", "99999999999999999999", "12.50"]
+    text = "customer_id,timestamp,amount\n" + "".join(f"C,2026-01-0{i + 1},{c}\n" for i, c in enumerate(cells))
+    r = load_transactions(_write(tmp_path, text))
+    assert r.frame["amount"].tolist() == [10**13, -(10**13), 12.5]
+    reason = "too large: beyond ±10,000,000,000,000.00 (1e15 minor units at 2 decimals), the most the engine holds"
+    assert _reasons(r) == {row: ("amount", reason) for row in (3, 4, 5, 6)}
+    # At 0 decimals the same number of minor units is 100 times the amount.
+    assert load_transactions(_write(tmp_path, "customer_id,timestamp,amount\nC,2026-01-01,1000000000000000\n"), currency_decimals=0).rows_used == 1
+    # Stored numbers alike: a Parquet int64 near 2**62, a float beyond 9.2e16.
+    pq.write_table(pa.table({"customer_id": ["a"] * 3, "timestamp": ["2026-01-01"] * 3, "amount": pa.array([2**62, 5, -(2**62)], pa.int64())}), tmp_path / "t.parquet")
+    r = load_transactions(tmp_path / "t.parquet")
+    assert set(_reasons(r)) == {1, 3} and r.frame["amount"].tolist() == [5.0]
+    r = load_transactions(pd.DataFrame({"customer_id": ["a", "a"], "timestamp": ["2026-01-01"] * 2, "amount": [9.3e16, 1.0]}))
+    assert set(_reasons(r)) == {1} and r.rows_used == 1
+
+
+def test_amounts_that_add_up_beyond_the_engines_range_are_a_clear_error(tmp_path):
+    # 1,000 rows of the largest amount add up to the limit of 10**18 minor units; one more passes it.
+    rows = "".join(f"C{i},2026-01-01,10000000000000\n" for i in range(1001))
+    path = _write(tmp_path, "customer_id,timestamp,amount\n" + rows)
+    with pytest.raises(DataError) as info:
+        load_transactions(path)
+    assert str(info.value) == (
+        f"{path}: error: row 1001: the amounts of the used rows up to this row add up to more than "
+        "10,000,000,000,000,000.00 (1e18 minor units at 2 decimals), beyond what the engine can total exactly; "
+        "check the amounts' unit, or simulate a shorter period"
+    )
+    # Rows not used (outside the period) do not count.
+    shifted = _write(tmp_path, "customer_id,timestamp,amount\nX,2025-01-01,10000000000000\n" + rows[rows.index("\n") + 1 :], "b.csv")
+    assert load_transactions(shifted, period="2026-01-01 to 2026-12-31").rows_used == 1000
+
+
+# --- columns that cannot be read: repeated names, lists and records ----------------------------
+
+
+def test_a_parquet_file_that_repeats_a_column_name_is_a_clear_error(tmp_path):
+    t = pa.table([pa.array(["a"]), pa.array(["2026-01-01"]), pa.array([1.0]), pa.array([2.0])], names=["customer_id", "timestamp", "amount", "amount"])
+    pq.write_table(t, tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match=r"dup\.parquet: error: the header repeats the column name\(s\) amount; give each column its own name$"):
+        load_transactions(tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match=r"the header repeats the column name\(s\) amount"):
+        load_transactions(t.to_pandas())
+    with pytest.raises(DataError, match=r"the header repeats the column name\(s\) segment"):
+        load_customers(pd.DataFrame([["a", "x", "y"]], columns=["customer_id", "segment", "segment"]))
+
+
+@pytest.mark.parametrize(
+    "column, values, shown",
+    [
+        ("customer_id", pa.array([{"x": 1}, {"x": 2}]), "{'x': 1}"),
+        ("amount", pa.array([[1.0], [2.0]]), "array([1.])"),
+        ("transaction_id", pa.array([None, [1, 2]]), "array([1, 2])"),
+        ("timestamp", pa.array([{"d": "2026-01-01"}, None]), "{'d': '2026-01-01'}"),
+    ],
+)
+def test_list_or_record_cells_in_a_column_the_loader_reads_are_a_clear_error(tmp_path, column, values, shown):
+    base = {"customer_id": ["a", "b"], "timestamp": ["2026-01-01", "2026-01-02"], "amount": [1.0, 2.0], "transaction_id": ["t1", "t2"]}
+    base[column] = values
+    pq.write_table(pa.table(base), tmp_path / "t.parquet")
+    mapped = {"transaction_id": "basket"} if column == "transaction_id" else {}
+    if mapped:
+        pq.write_table(pa.table(base).rename_columns(["customer_id", "timestamp", "amount", "basket"]), tmp_path / "t.parquet")
+    row = 2 if column == "transaction_id" else 1
+    with pytest.raises(DataError) as info:
+        load_transactions(tmp_path / "t.parquet", mapped)
+    name = mapped.get(column, column)
+    assert str(info.value) == f"{tmp_path / 't.parquet'}: error: column `{name}` of the transactions holds lists or records (row {row}: {shown}); expected one text or number in each cell"
+    # The same cells in a DataFrame; a customers table alike.
+    with pytest.raises(DataError, match="holds lists or records"):
+        load_transactions(pa.table(base).to_pandas())
+    with pytest.raises(DataError, match=r"column `segment` of the customers holds lists or records \(row 2: \['x'\]\)"):
+        load_customers(pd.DataFrame({"customer_id": ["a", "b"], "segment": ["gold", ["x"]]}))
+
+
+# --- the column mapping against the file that holds each column; the program's currency --------
+
+
+def test_a_mapping_of_a_customers_column_is_checked_against_the_customers_file(tmp_path):
+    tx = _write(tmp_path, "member,paid_at,total\nA,2026-01-01,5\n")
+    cust = _write(tmp_path, "member,dob\nA,1990-05-17\n", "c.csv")
+    mapping = {"customer_id": "member", "timestamp": "paid_at", "amount": "total", "birthday": "dob"}
+    r = load_transactions(tx, mapping, customers=cust)
+    assert r.rows_used == 1 and "birthday" not in r.frame.columns
+    assert load_customers(cust, mapping).frame["birthday"].tolist() == [pd.Timestamp(1990, 5, 17)]
+    # Without the customers file the mapping is the transactions' alone.
+    with pytest.raises(DataError, match=r"columns\.birthday maps your column `dob`, but the transactions have no such column"):
+        load_transactions(tx, mapping)
+
+
+def test_every_mapping_problem_is_reported_at_once_naming_both_files(tmp_path):
+    tx = _write(tmp_path, "member,paid_at,total\nA,2026-01-01,5\n")
+    cust = _write(tmp_path, "member,dob\nA,1990-05-17\n", "c.csv")
+    mapping = {"customer_id": "membr", "timestamp": "paid_at", "amount": "totl", "birthday": "dobb", "segment": "seg"}
+    with pytest.raises(DataError) as info:
+        load_transactions(tx, mapping, customers=cust)
+    both = "transactions: member, paid_at, total; customers: member, dob"
+    assert str(info.value).splitlines() == [
+        f"{tx}: error: columns.customer_id maps your column `membr`, but neither the transactions nor the customers ({cust}) have such a column; {both}; did you mean `member`?",
+        f"{tx}: error: columns.amount maps your column `totl`, but neither the transactions nor the customers ({cust}) have such a column; {both}; did you mean `total`?",
+        f"{tx}: error: columns.birthday maps your column `dobb`, but neither the transactions nor the customers ({cust}) have such a column; {both}; did you mean `dob`?",
+        f"{tx}: error: columns.segment maps your column `seg`, but neither the transactions nor the customers ({cust}) have such a column; {both}",
+    ]
+
+
+def test_simulate_maps_a_column_only_the_customers_file_has(tmp_path):
+    from simulator.api import simulate
+    from tests.simulator.simkit import program
+
+    tx = _write(tmp_path, "member,paid_at,total\nA,2026-01-01,100\nB,2026-01-02,50\n")
+    cust = _write(tmp_path, "member,dob\nA,1990-05-17\nB,1991-01-02\n", "c.csv")
+    sc = loads_scenario("columns: {customer_id: member, timestamp: paid_at, amount: total, birthday: dob}\nruns: 1")
+    res = simulate(program(), tx, cust, sc, workers=1)
+    assert (res.loads[0].rows_used, res.loads[1].rows_used) == (2, 2)
+
+
+def test_rows_in_another_currency_than_the_programs_are_rejected(tmp_path):
+    text = "customer_id,timestamp,amount,currency\nA,2026-01-01,5,GBP\nA,2026-01-02,6, cny \nA,2026-01-03,7,\nA,2026-01-04,8,CNY\n"
+    r = load_transactions(_write(tmp_path, text), currency="CNY")
+    reason = "not in the program's currency CNY (convert the amounts, or leave the rows out)"
+    assert _reasons(r) == {1: ("currency", reason)} and r.frame["amount"].tolist() == [6.0, 7.0, 8.0]
+    assert load_transactions(_write(tmp_path, text)).rows_rejected == 0  # no program currency given: nothing to compare
+    # A Parquet file's currency column is read for the check even when only the rules' columns are kept.
+    pq.write_table(pa.table({"customer_id": ["a", "a"], "timestamp": ["2026-01-01", "2026-01-02"], "amount": [1.0, 2.0], "currency": ["EUR", "CNY"]}), tmp_path / "t.parquet")
+    r = load_transactions(tmp_path / "t.parquet", keep=set(), currency="CNY")
+    assert _reasons(r) == {1: ("currency", reason)}
+
+
+def test_simulate_rejects_rows_in_another_currency_than_the_programs(tmp_path):
+    from simulator.api import simulate
+    from tests.simulator.simkit import program
+
+    path = _write(tmp_path, "customer_id,timestamp,amount,currency\nA,2026-01-01,100,CNY\nA,2026-01-02,50,GBP\n")
+    res = simulate(program(), path, scenario=loads_scenario("runs: 1"), workers=1)  # the program is in CNY
+    assert (res.loads[0].rows_used, res.loads[0].rows_rejected) == (1, 1)

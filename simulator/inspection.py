@@ -66,15 +66,13 @@ def read_inputs(target: str, scenario: str | None, transactions: str | None, cus
 
 
 def load_data(inputs: Inputs, keep: set[str] | None = None) -> tuple[io.LoadResult, io.LoadResult | None]:
-    """The transactions and customers loaded as `simulate` loads them (mapping, period, format)."""
-    sc = inputs.scenario
-    # The scenario's timestamp format, where the scenario has that key (simulator.io reads it).
-    fmt = getattr(sc, "timestamp_format", None)
-    extra = {"timestamp_format": fmt} if fmt else {}
+    """The transactions and customers loaded as `simulate` loads them (mapping, period, format, currency)."""
+    sc, model = inputs.scenario, inputs.program.model
     tx = io.load_transactions(
-        inputs.transactions, columns=sc.columns, currency_decimals=inputs.program.model.decimals, period=sc.period, keep=keep, **extra
-    )
-    cu = io.load_customers(inputs.customers, columns=sc.columns, **extra) if inputs.customers is not None else None
+        inputs.transactions, columns=sc.columns, currency_decimals=model.decimals, period=sc.period, keep=keep,
+        **io.load_options(sc, model, inputs.customers),
+    )  # fmt: skip
+    cu = io.load_customers(inputs.customers, columns=sc.columns, timestamp_format=sc.timestamp_format) if inputs.customers is not None else None
     return tx, cu
 
 

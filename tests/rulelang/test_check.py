@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -309,3 +314,100 @@ def test_tier_unit_empty_tiers_and_empty_name():
     assert "E223" in codes("currency CNY\ntiers by visits over 365 days {\n A from 0\n B from 10 CNY\n}\n")
     assert "E414" in codes("currency CNY\ntiers by spend over 365 days {\n}\n")
     assert "E420" in codes('program ""\n')
+
+
+# --- files that cannot be read: counted apart, no position, never a hang ------------------------
+
+
+def test_missing_file_is_not_counted_as_checked(tmp_path):
+    good = tmp_path / "good.loyalty"
+    good.write_text(HEAD + TAIL, encoding="utf-8")
+    result = cli(str(tmp_path / "missing.loyalty"), str(good))
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'missing.loyalty'}: error[E002]: no such file" in result.output
+    assert ":0:0:" not in result.output
+    assert "1 file(s) checked, 1 could not be read: 1 error(s), 1 warning(s), 1 note(s)" in result.output
+
+
+def test_missing_file_in_json_has_no_position(tmp_path):
+    result = cli("--format", "json", str(tmp_path / "missing.loyalty"))
+    assert result.exit_code == 2
+    (found,) = json.loads(result.stdout)
+    assert (found["code"], found["line"], found["col"], found["end_line"], found["end_col"]) == ("E002", None, None, None, None)
+
+
+def test_notes_are_counted_apart_from_warnings(tmp_path):
+    path = tmp_path / "p.loyalty"
+    path.write_text(HEAD + TAIL + "expire after 24 months\n", encoding="utf-8")
+    result = cli(str(path))
+    shown = result.output
+    severities = Counter(line.split(": ")[1].split("[")[0] for line in shown.splitlines() if line.startswith(str(path)))
+    assert severities["note"] >= 1, shown  # the effective earn rate (W606) is a note
+    assert f"{severities['warning']} warning(s), {severities['note']} note(s)" in shown
+
+
+def _within(seconds: float, fn, *args):
+    """Run fn in a thread and fail (rather than hang the suite) if it does not return in time."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result(timeout=seconds)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "p.loyalty"
+    os.mkfifo(fifo)
+    try:
+        with pytest.raises(ProgramError) as info:
+            _within(10, parser.read, fifo)
+    finally:
+        # Should the read block after all, a writer lets its thread end.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    (d,) = info.value.diagnostics
+    assert (d.code, d.span.line) == ("E002", 0) and "pipe" in d.message
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_device_is_refused_without_reading_it():
+    with pytest.raises(ProgramError) as info:
+        _within(10, parser.read, "/dev/zero")
+    assert "device" in info.value.diagnostics[0].message
+
+
+def test_a_folder_and_a_file_over_the_size_limit_are_refused(tmp_path):
+    with pytest.raises(ProgramError, match="folder"):
+        parser.read(tmp_path)
+    big = tmp_path / "big.loyalty"
+    big.write_bytes(b"#" * (parser.MAX_PROGRAM_BYTES + 1))
+    with pytest.raises(ProgramError, match="larger than 1,000,000 bytes"):
+        parser.read(big)
+    big.write_bytes(b"#" * parser.MAX_PROGRAM_BYTES)
+    assert len(parser.read(big).text) == parser.MAX_PROGRAM_BYTES
+
+
+def test_cli_reports_a_fifo_and_exits_2(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    fifo = tmp_path / "fifo.loyalty"
+    os.mkfifo(fifo)
+    result = _within(10, cli, str(fifo))
+    assert result.exit_code == 2 and "0 file(s) checked, 1 could not be read" in result.output
+
+
+# --- terminal safety: control characters are shown, not obeyed ----------------------------------
+
+
+def test_control_characters_in_the_source_line_are_escaped_and_the_caret_lines_up():
+    (d,) = errors(HEAD + 'earn x: 5 points when category == "\x1b[2J\u202e" and teir > 1\n' + TAIL)
+    shown = d.render()
+    assert "\x1b" not in shown and "\u202e" not in shown
+    source, caret = shown.splitlines()[1:3]
+    assert "\\x1b[2J\\u202e" in source
+    assert source[caret.index("^"):].startswith("teir") and caret.count("^") == len("teir")
+
+
+def test_control_characters_in_names_and_paths_are_escaped():
+    src = Source('program "\x1b]0;pwned\x07"\ncurrency cny\n', "evil\x1b[31m.loyalty")
+    shown = "\n".join(d.render() for d in check.check(parser.parse(src), src))
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "evil\\x1b[31m.loyalty:2:10" in shown

@@ -217,7 +217,7 @@ class Checker:
     def period(self, name: ast.Ident):
         if name.name not in B.PERIODS:
             self.emit("E217", f"unknown period `{name.name}`{self.did_you_mean(name.name, 'periods', list(B.PERIODS))}", name.span,
-                      "periods are `day`, `week`, `month` and `year`")
+                      "periods are " + either(dict.fromkeys(B.PERIODS.values())))
 
     def time_unit(self, name: ast.Ident, units: dict):
         if name.name not in units:

@@ -1,6 +1,7 @@
 """Golden files: render each program's diagnostics and compare with its .expected file.
 
-Set LOYALTY_REGEN_GOLDEN=1 to rewrite the .expected files from the current output.
+Set LOYALTY_REGEN_GOLDEN=1 to (re)write the .expected files from the current output; a missing
+.expected file fails the test.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def diagnostics(path: Path) -> list:
 def compare(path: Path, rendered: str) -> None:
     """Assert `rendered` equals the golden file next to `path` (or rewrite it when regenerating)."""
     expected = path.with_suffix(".expected")
-    if REGEN or not expected.exists():
+    if REGEN:
         expected.write_text(rendered, encoding="utf-8")
+    # A golden that is written on first run would pass whatever the output: a missing one fails.
+    assert expected.exists(), f"{path.name}: no {expected.name}; write it with LOYALTY_REGEN_GOLDEN=1, review it and commit it"
     assert rendered == expected.read_text(encoding="utf-8"), f"{path.name}: output differs from {expected.name}"

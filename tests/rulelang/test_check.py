@@ -411,3 +411,18 @@ def test_control_characters_in_names_and_paths_are_escaped():
     shown = "\n".join(d.render() for d in check.check(parser.parse(src), src))
     assert "\x1b" not in shown and "\x07" not in shown
     assert "evil\\x1b[31m.loyalty:2:10" in shown
+
+
+# --- names close to a builtin: the builtin first --------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "suggested", "hint"), [
+    ("Tuesday", "`tue`", "weekdays are written in small letters"),
+    ("FRI", "`fri`", "`fri` (or `friday`)"),
+    ("March", "the month number `3`", "month(date) == 3"),
+    ("Weekday", "`weekday`", "names are case-sensitive"),
+])
+def test_a_builtin_in_another_form_is_suggested_before_a_column(written, suggested, hint):
+    (d,) = errors(HEAD + f"earn x: 5 points when weekday == {written}\n" + TAIL)
+    assert d.code == "E201" and f"did you mean {suggested}?" in d.message
+    assert hint in d.hint and "column" not in d.hint

@@ -34,6 +34,9 @@ _WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "mo
 # Comparing this many names with difflib, in total, is enough for any real program; past it a
 # pathological file (thousands of distinct typos) gets no suggestions rather than a slow check.
 _SUGGEST_BUDGET = 400_000
+# Multipliers of multipliers deeper than this are refused (E431): no real program needs more, and
+# every later stage (lowering, lints, both engines) may then follow a chain without care for depth.
+MAX_CHAIN = 100
 
 
 class Lines:
@@ -158,7 +161,7 @@ class Checker:
             except RecursionError:
                 self.emit("E430", "this statement is nested too deeply to check", keyword_span(stmt.span, "x"),
                           "split the condition into simpler parts")
-        self.multiplier_cycles()
+        self.multiplier_chains()
         self.program_warnings()
         self.found.sort(key=lambda f: f[:3])
         return [f[3] for f in self.found]
@@ -408,10 +411,12 @@ class Checker:
 
     # --- whole-program checks --------------------------------------------------------------
 
-    def multiplier_cycles(self):
-        """Each multiplier has one target, so the graph is functional: follow each chain once."""
+    def multiplier_chains(self):
+        """Each multiplier has one target, so the graph is functional: follow each chain once,
+        without recursion, to find cycles and how deep each chain is."""
         target = {name: e.award.target.name for name, e in self.rules.items() if isinstance(e.award, ast.Multiplier)}
         state: dict[str, int] = {}  # 1 on the current walk, 2 finished
+        depth: dict[str, int] = {}  # multipliers between a rule and the rule that earns by itself
         for start in target:
             if start in state:
                 continue
@@ -428,8 +433,18 @@ class Checker:
                 ring = cycle[i:] + cycle[:i] + [first]
                 self.emit("E210", "multipliers form a cycle: " + " → ".join(ring), self.rules[first].award.target.span,
                           "a multiplier must lead to a rule that earns by itself (per spend or fixed points)")
+            elif node not in target or node in depth:  # ends at a rule that earns by itself
+                below = depth.get(node, 0)
+                for i, n in enumerate(reversed(path), start=1):
+                    depth[n] = below + i
             for n in path:
                 state[n] = 2
+        for name, d in depth.items():
+            if d == MAX_CHAIN + 1:  # once a chain: at the first multiplier past the limit
+                award = self.rules[name].award
+                self.emit("E431", f"`{name}` multiplies a chain of {MAX_CHAIN} multipliers; a chain may be at most {MAX_CHAIN} deep",
+                          award.target.span, f"multiply a rule that earns by itself (`{award.factor.value}x base`), "
+                                             "or combine the factors into one multiplier")
 
 
 _STATEMENTS = {

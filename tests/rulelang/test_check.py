@@ -426,3 +426,75 @@ def test_a_builtin_in_another_form_is_suggested_before_a_column(written, suggest
     (d,) = errors(HEAD + f"earn x: 5 points when weekday == {written}\n" + TAIL)
     assert d.code == "E201" and f"did you mean {suggested}?" in d.message
     assert hint in d.hint and "column" not in d.hint
+
+
+# --- depth: chains of multipliers and nested conditions are bounded, never a RecursionError -----
+
+
+def _chain(depth: int, factor: str = "2x") -> str:
+    rules = "".join(f"earn r{i}: {factor} r{i - 1}\n" for i in range(1, depth + 1))
+    return 'program "T"\ncurrency CNY\nearn r0: 1 point per 1 CNY\n' + rules + TAIL
+
+
+def test_a_chain_of_500_multipliers_is_one_clear_error():
+    found = [d for d in run(_chain(500, "1.5x")) if d.is_error]
+    assert [(d.code, d.span.line) for d in found] == [("E431", 3 + check.MAX_CHAIN + 1)]
+    assert f"at most {check.MAX_CHAIN} deep" in found[0].message
+
+
+def test_a_chain_declared_backwards_is_found_too():
+    lines = _chain(300).splitlines()
+    text = "\n".join(lines[:3] + lines[3:-1][::-1] + lines[-1:]) + "\n"
+    assert [d.code for d in run(text) if d.is_error] == ["E431"]
+
+
+def test_a_chain_at_the_limit_checks_and_simulates_in_both_engines():
+    import pandas as pd
+
+    from rulelang.program import loads
+
+    program = loads(_chain(check.MAX_CHAIN))
+    rows = pd.DataFrame({"customer_id": ["m"], "timestamp": ["2028-01-01 10:00"], "amount": [10.0]})
+    for engine in ("compiled", "reference"):
+        ledger = program.evaluate(rows, engine=engine)
+        # Each `2x` adds once what its target earned: every rule of the chain earns the base's 10.
+        assert ledger["points"].tolist() == [10] * (check.MAX_CHAIN + 1), engine
+
+
+def test_parentheses_5000_deep_are_one_syntax_error():
+    with pytest.raises(ProgramError) as info:
+        parser.parse(HEAD + "assert " + "(" * 5000 + "1" + ")" * 5000 + " > 0\n" + TAIL)
+    assert [d.code for d in info.value.diagnostics] == ["E103"]
+
+
+@pytest.mark.parametrize("prefix", ["not ", "- ", "abs("])
+def test_conditions_nested_past_the_limit_are_refused_before_typing(prefix):
+    deep = prefix * 5000 + "amount" + (")" * 5000 if prefix == "abs(" else "")
+    condition = deep if prefix == "not " else f"{deep} > 1 CNY"
+    text = HEAD + f"earn x: 5 points when {condition}\n" + TAIL
+    try:
+        found = run(text)
+    except ProgramError as exc:  # brackets: the parser's own bound
+        assert [d.code for d in exc.diagnostics] == ["E103"]
+        return
+    assert [d.code for d in found if d.is_error] == ["E430"]
+
+
+def test_a_condition_at_the_depth_limit_is_checked():
+    from rulelang.check_expr import MAX_EXPR_DEPTH
+
+    # `not` * k over a comparison of two names nests k + 2 deep.
+    condition = "not " * (MAX_EXPR_DEPTH - 2) + "amount > point_cost"
+    assert not errors(HEAD + f"earn x: 5 points when {condition}\n" + TAIL)
+    assert [d.code for d in errors(HEAD + f"earn x: 5 points when not {condition}\n" + TAIL)] == ["E430"]
+
+
+def test_a_megabyte_line_and_a_long_and_chain_check_without_error():
+    from rulelang.program import analyse
+
+    items = ", ".join(['"abcdefgh"'] * 90_000)
+    long_and = " and ".join(["amount > 1 CNY"] * 3_000)
+    text = HEAD + f"earn x: 1 point when category in [{items}]\nearn y: 1 point when {long_and}\n" + TAIL
+    assert len(text) > 1_000_000
+    _, found = analyse(Source(text, "big.loyalty"))
+    assert not [d for d in found if d.is_error]

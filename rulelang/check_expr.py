@@ -39,33 +39,13 @@ MONTHS = {name: i for i, names in enumerate(
      ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"), ("dec", "december")],
     start=1) for name in names}
 # Expressions nested deeper than this (`not not ...`, `- - ...`, calls in calls) are refused (E430)
-# before they are typed: every later stage walks expressions recursively, and this keeps each
-# far inside Python's recursion limit whatever the stack depth of the caller.
+# as a whole: every later stage walks expressions recursively, and this keeps each far inside
+# Python's recursion limit.
 MAX_EXPR_DEPTH = 100
-# The sub-expressions of each kind of node, for measuring depth without recursion.
-_CHILDREN = {
-    ast.Call: lambda n: n.args,
-    ast.ListLit: lambda n: n.items,
-    ast.Arith: lambda n: (n.first, *(o for _, o in n.rest)),
-    ast.Neg: lambda n: (n.operand,),
-    ast.Not: lambda n: (n.operand,),
-    ast.Group: lambda n: (n.expr,),
-    ast.Compare: lambda n: (n.left, n.right),
-    ast.In: lambda n: (n.item, *n.options.items),
-    ast.BoolOp: lambda n: n.operands,
-}
 
 
-def depth(expr) -> int:
-    """How deeply an expression nests (a name or literal is 1), measured with an explicit stack."""
-    deepest, stack = 0, [(expr, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        children = _CHILDREN.get(type(node))
-        if children is not None:
-            stack.extend((child, level + 1) for child in children(node))
-    return deepest
+class _TooDeep(Exception):
+    """Typing went past MAX_EXPR_DEPTH: the condition is refused as a whole."""
 
 
 _ASSERT_ONLY_HINT = "`when` decides a rule from the purchase; points and balances are known only after it, in `assert`"
@@ -86,6 +66,7 @@ class ExprChecker:
     def __init__(self, checker):
         self.c = checker
         self._visible: dict[str, list[str]] = {}
+        self._level = 0  # how deep the expression being typed is nested
         self._table = {
             ast.Number: self.number,
             ast.Percent: self.percent,
@@ -107,22 +88,31 @@ class ExprChecker:
 
     def condition(self, expr, ctx: str):
         """A `when` or `assert` expression: it must be true or false."""
-        nested = depth(expr)
-        if nested > MAX_EXPR_DEPTH:
-            self.c.emit("E430", f"this condition is nested {nested} deep; the most is {MAX_EXPR_DEPTH}", expr.span,
+        self._level = 0
+        try:
+            t = self.type(expr, ctx)
+        except _TooDeep:
+            self.c.emit("E430", f"this condition is nested more than {MAX_EXPR_DEPTH} deep", expr.span,
                         "split it into simpler parts (`not not x` is `x`; a long condition can be several rules)")
             return
-        t = self.type(expr, ctx)
         if t is not None and t != B.BOOL:
             self.c.emit("E304", f"a `{ctx}` needs a condition that is true or false, but this is {_words(t)}", expr.span,
                         "compare it with something: `amount >= 50`, `category == \"pastry\"`")
 
     def type(self, node, ctx: str, expect: str | None = None) -> str | None:
-        return self._table[type(node)](node, ctx, expect)
+        # Counted on the way down, so a condition too deep is refused long before Python's recursion limit.
+        self._level += 1
+        if self._level > MAX_EXPR_DEPTH:
+            raise _TooDeep
+        try:
+            return self._table[type(node)](node, ctx, expect)
+        finally:
+            self._level -= 1
 
     # --- literals ----------------------------------------------------------------------------
 
     def number(self, node, ctx, expect):
+        self.c.within(node.value, node.span, "number", "a number")
         return B.NUMBER
 
     def percent(self, node, ctx, expect):

@@ -498,3 +498,87 @@ def test_a_megabyte_line_and_a_long_and_chain_check_without_error():
     assert len(text) > 1_000_000
     _, found = analyse(Source(text, "big.loyalty"))
     assert not [d for d in found if d.is_error]
+
+
+# --- limits: a number at its limit compiles and simulates; one past it is a checker error -------
+
+LIMIT_HEAD = 'program "L"\ncurrency CNY\npoint_cost 0.01 CNY\nearn base: 1 point per 1 CNY\n'
+
+
+def _tiers(window: str, metric: str, threshold: str) -> str:
+    return f"tiers by {metric} over {window} {{\n  Green from 0\n  Gold from {threshold}\n}}\n"
+
+
+# (at the limit, just past it, the code past it)
+LIMIT_CASES = {
+    "fixed points": ("earn a: 1000000000 points\n", "earn a: 1000000001 points\n", "E432"),
+    "points decimals": ("earn a: 1.0001 points\n", "earn a: 1.00001 points\n", "E433"),
+    "per amount": ("earn a: 1000000000 points per 1000000000000 CNY\n", "earn a: 1000000000 points per 1000000000001 CNY\n", "E432"),
+    "per decimals": ("earn a: 1 point per 0.000001 CNY\n", "earn a: 1 point per 0.0000001 CNY\n", "E433"),
+    "multiplier": ("earn m: 1000x base\n", "earn m: 1001x base\n", "E432"),
+    "multiplier decimals": ("earn m: 1.0001x base\n", "earn m: 1.00000000000000000001x base\n", "E433"),
+    "limit": ("limit 1000000000 points per day\n", "limit 99999999999999999999 points per day\n", "E432"),
+    "times": ("earn o: 5 points at most 1000000000 times per day\n", "earn o: 5 points at most 1000000001 times per day\n", "E432"),
+    "expiry days": ("expire after 36500 days\n", "expire after 36501 days\n", "E432"),
+    "expiry months": ("expire after 1200 months\n", "expire after 99999999999999999999 months\n", "E432"),
+    "expiry years": ("expire after 100 years\n", "expire after 101 years\n", "E432"),
+    "window": (_tiers("36500 days", "spend", "1000"), _tiers("36501 days", "spend", "1000"), "E432"),
+    "spend threshold": (_tiers("365 days", "spend", "1000000000000"), _tiers("365 days", "spend", "1000000000001"), "E432"),
+    "points threshold": (_tiers("1200 months", "points", "1000000000"), _tiers("1200 months", "points", "1000000001"), "E432"),
+    "visits threshold": (_tiers("365 days", "visits", "1000000000"), _tiers("365 days", "visits", "1000000001"), "E432"),
+    "reward": ("reward big: 1000000000 points cost 1000000000000 CNY\n", "reward big: 1000000000 points cost 1000000000001 CNY\n", "E432"),
+    "reward points": ("reward big: 1000000000 points cost 1 CNY\n", "reward big: 1000000001 points cost 1 CNY\n", "E432"),
+    "amount in a condition": ("earn w: 1 point when amount < 1000000000000 CNY\n", "earn w: 1 point when amount < 1000000000001 CNY\n", "E432"),
+    "number in a condition": ("earn w: 1 point when month(date) < 1000000000000\n", "earn w: 1 point when month(date) < 99999999999999999999\n", "E432"),
+    "decimals in a condition": ("earn w: 1 point when amount > 0.000001 CNY\n", "earn w: 1 point when amount > 0.0000001 CNY\n", "E433"),
+    "funded share": ("earn f: 1 point funded 33.3333% by acme\n", "earn f: 1 point funded 33.33333% by acme\n", "E433"),
+    "awards together": ("earn g: 1000000000 points per 1 CNY\nearn h: 2x g\n", "earn g: 1000000000 points per 1 CNY\nearn h: 3x g\n", "E435"),
+    # base is exact to 1/100 of a point (per fen); each 1.5x halves it: 100 * 2**23 <= 10**9 < 100 * 2**24
+    "exactness together": ("earn m1: 1.5x base\n" + "".join(f"earn m{i}: 1.5x m{i - 1}\n" for i in range(2, 24)),
+                           "earn m1: 1.5x base\n" + "".join(f"earn m{i}: 1.5x m{i - 1}\n" for i in range(2, 25)), "E434"),
+}
+
+
+def _simulate_tiny(text: str):
+    import pandas as pd
+
+    from rulelang.program import loads
+
+    program = loads(text)
+    rows = pd.DataFrame({"customer_id": ["m", "m"], "timestamp": ["2028-01-01 10:00", "2028-03-01 10:00"], "amount": [10.0, 2.5]})
+    return {engine: program.evaluate(rows, engine=engine) for engine in ("compiled", "reference")}
+
+
+@pytest.mark.parametrize("case", list(LIMIT_CASES))
+def test_a_number_at_its_limit_compiles_and_simulates(case):
+    at, _, _ = LIMIT_CASES[case]
+    text = LIMIT_HEAD + at + TAIL
+    assert not errors(text)
+    ledgers = _simulate_tiny(text)
+    assert ledgers["compiled"]["points"].tolist() == ledgers["reference"]["points"].tolist()
+
+
+@pytest.mark.parametrize("case", list(LIMIT_CASES))
+def test_a_number_past_its_limit_is_a_checker_error(case):
+    _, past, code = LIMIT_CASES[case]
+    (d,) = errors(LIMIT_HEAD + past + TAIL)
+    assert d.code == code and d.span.line > 4 and d.hint
+    rendered = d.render()
+    assert rendered.startswith(f"t.loyalty:{d.span.line}:{d.span.col}: error[{code}]") and "^" in rendered
+
+
+def test_point_cost_limits():
+    assert not errors(LIMIT_HEAD.replace("0.01 CNY", "1000000000000 CNY") + TAIL)
+    assert [d.code for d in errors(LIMIT_HEAD.replace("0.01 CNY", "1000000000001 CNY") + TAIL)] == ["E432"]
+    assert [d.code for d in errors(LIMIT_HEAD.replace("0.01 CNY", "0.0000001 CNY") + TAIL)] == ["E433"]
+
+
+def test_the_limits_in_the_docs_are_the_limits_in_the_table():
+    from rulelang import limits
+
+    doc = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Limits"):doc.index("## Messages")]
+    for limit in limits.LIMITS.values():
+        assert f"{limit.most:,}" in section
+    for number in (limits.MAX_POINTS, limits.MAX_DENOMINATOR, check.MAX_CHAIN, parser.MAX_PROGRAM_BYTES):
+        assert f"{number:,}" in section

@@ -582,3 +582,19 @@ def test_the_limits_in_the_docs_are_the_limits_in_the_table():
         assert f"{limit.most:,}" in section
     for number in (limits.MAX_POINTS, limits.MAX_DENOMINATOR, check.MAX_CHAIN, parser.MAX_PROGRAM_BYTES):
         assert f"{number:,}" in section
+
+
+def test_unreadable_files_golden(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("folder.loyalty").mkdir()
+    Path("big.loyalty").write_bytes(b"#" * (parser.MAX_PROGRAM_BYTES + 1))
+    paths = ["missing.loyalty", "folder.loyalty", "big.loyalty", "/dev/zero"]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo("pipe.loyalty")
+        paths.append("pipe.loyalty")
+    shown = []
+    for path in paths:
+        with pytest.raises(ProgramError) as info:
+            _within(10, parser.read, path)
+        shown += [d.render() for d in info.value.diagnostics]
+    compare(GOLDEN / "files" / "unreadable.loyalty", "\n\n".join(shown) + "\n")

@@ -1,4 +1,5 @@
-"""The language commands of `loyalty`: check, fmt, explain, trace, test.
+"""The language commands of `loyalty`: check, fmt, explain (`trace` and
+`test` read data, so they live in `simulator.inspection`).
 
 Each command is a function registered on `commands`; `simulator.cli` adds them to the `loyalty`
 group. Errors in user input are printed as diagnostics, never as tracebacks.
@@ -76,6 +77,7 @@ def check_cmd(paths, fmt):
 @click.option("--write", is_flag=True, help="rewrite the files in place")
 def fmt_cmd(paths, check_only, write):
     """Print program files in the canonical layout (comments kept)."""
+    from rulelang.files import atomic_write_bytes
     from rulelang.fmt import format_program
 
     if check_only and write:
@@ -101,7 +103,13 @@ def fmt_cmd(paths, check_only, write):
                 status = max(status, 1)
         elif write:
             if changed:
-                path.write_bytes(formatted.encode("utf-8"))
+                try:
+                    # Beside it, synced, then renamed over it: a failed write leaves the program as it was.
+                    atomic_write_bytes(path, formatted.encode("utf-8"))
+                except OSError as exc:
+                    click.echo(f"{path}: error: cannot write the file: {exc.strerror or exc}; it is unchanged", err=True)
+                    status = 2
+                    continue
                 click.echo(f"{path}: reformatted", err=True)
         else:
             click.echo(formatted, nl=False)
@@ -127,72 +135,4 @@ def explain_cmd(path, lang):
     click.echo(visible(explain(loaded.tree, lang)), nl=False)
 
 
-@command
-@click.command("trace")
-@click.argument("program")
-@click.option("--transactions", "transactions", required=True, help="CSV or Parquet file of transactions")
-@click.option("--customers", "customers", default=None, help="CSV or Parquet file of customers (optional)")
-@click.option("--customer", "customer", required=True, help="the customer_id to trace")
-def trace_cmd(program, transactions, customers, customer):
-    """Explain, row by row, how one member earned and spent their points."""
-    from rulelang.errors import LoyaltyError
-    from rulelang.program import from_source
-    from rulelang.trace import read_table, sort_rows, trace
-
-    try:
-        loaded = from_source(parser.read(program))
-        rows = sort_rows(read_table(transactions))
-        people = read_table(customers) if customers else None
-        click.echo(trace(loaded, rows, customer, people))
-    except LoyaltyError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
-
-
-@command
-@click.command("test")
-@click.argument("program")
-@click.option("--examples", default=100, show_default=True, type=click.IntRange(1), help="how many histories to generate")
-@click.option("--seed", default=0, show_default=True, type=int, help="the seed; the same seed gives the same histories")
-@click.option("--transactions", "transactions", default=None, help="also check the asserts over this real history (CSV or Parquet)")
-@click.option("--customers", "customers", default=None, help="customers for --transactions (CSV or Parquet)")
-def test_cmd(program, examples, seed, transactions, customers):
-    """Search for a member history that breaks the program's asserts or built-in invariants."""
-    from rulelang import ast
-    from rulelang import invariants as inv
-    from rulelang.errors import LoyaltyError
-    from rulelang.program import from_source
-    from rulelang.trace import read_table
-
-    try:
-        loaded = from_source(parser.read(program))
-    except ProgramError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2 if any(d.code == "E002" for d in exc.diagnostics) else 1)
-    model, text = loaded.model, loaded.source.text
-    statements = tuple(loaded.tree.of(ast.Assert))
-    failed = False
-    if transactions:
-        try:
-            tx = read_table(transactions)
-            people = read_table(customers) if customers else None
-            _, found = inv.check_history(model, tx, people, statements, metamorphic=False)
-        except LoyaltyError as exc:
-            click.echo(f"{transactions}: {exc}", err=True)
-            sys.exit(2)
-        for v in found[:10]:
-            click.echo(f"{transactions}: " + "\n".join(inv.describe(v, model, text)))
-        if len(found) > 10:
-            click.echo(f"... and {len(found) - 10} more")
-        click.echo(f"{transactions}: {len(tx)} row(s) checked, {len(found)} violation(s)")
-        failed = bool(found)
-    outcome = inv.search(model, statements, examples, seed)
-    if outcome.violation is None:
-        click.echo(f"{program}: ok, {outcome.tried} histories tried (seed {seed}), no invariant broken")
-        sys.exit(1 if failed else 0)
-    lines = [f"{program}: FAILED after {outcome.tried} histories"] + inv.describe(outcome.violation, model, text)
-    lines += ["", "smallest history found:", inv.transactions_table(outcome.transactions, model.decimals, outcome.customers)]
-    lines += ["", "its ledger:", inv.ledger_table(outcome.ledger)]
-    lines += ["", f"reproduce: loyalty test {program} --seed {seed} --examples {examples}"]
-    click.echo("\n".join(lines))
-    sys.exit(1)
+# `trace` and `test` read data through the one loader, so they live in simulator.inspection.

@@ -373,9 +373,10 @@ class _Found(Exception):
     pass
 
 
-def search(model: Model, statements: tuple = (), examples: int = 100, seed: int = 0) -> Outcome:
+def search(model: Model, statements: tuple = (), examples: int = 100, seed: int = 0, progress=None) -> Outcome:
     """Generate program-shaped histories with Hypothesis; the shrunk first violation, if any.
-    Deterministic for a given seed."""
+    Deterministic for a given seed. `progress(n)`, if given, is told of each history tried
+    (shrinking a failure is not counted); it changes nothing that is generated."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as with_seed
 
@@ -394,6 +395,8 @@ def search(model: Model, statements: tuple = (), examples: int = 100, seed: int 
                 return  # good enough: keep the smallest failure found so far
         else:
             state["tried"] += 1
+            if progress is not None:
+                progress(1)
         tx, cust = case
         try:
             obs, found = check_history(model, tx, cust, statements)

@@ -8,12 +8,14 @@ exact and rounded points, caps, expiries, redemptions and the balance after.
 from __future__ import annotations
 
 import difflib
+import re
 
+import numpy as np
 import pandas as pd
 
 from rulelang import ast, interpret
 from rulelang import values as V
-from rulelang.data import prepare
+from rulelang.data import parse_datetimes, prepare
 from rulelang.errors import LoyaltyError
 
 
@@ -37,7 +39,8 @@ def _source(node, text: str) -> str:
     for opening, closing in ("()", "[]"):
         while text.count(opening, span.start, end) > text.count(closing, span.start, end) and text[end : end + 1] == closing:
             end += 1
-    return text[span.start : end]
+    # A condition written over several lines is shown on one.
+    return re.sub(r"\s*\n\s*", " ", text[span.start : end])
 
 
 def _comparison(node, left, right, result, text: str) -> str:
@@ -73,10 +76,11 @@ def _posting(p: interpret.Posting, currency: str, decimals: int) -> str:
 
 
 def _file_row(row, position: int | None = None) -> int:
-    """The 1-based data row in the file: `_file_row` when the rows were sorted, else the position."""
+    """The 1-based data row in the file: the loader's `source_row` (simulator.io numbers data rows
+    from 1, as `simulate --rejects` and its load report do), else the row's input position."""
     if position is not None:
         row = next(r for r in row if int(r["row"]) == position)
-    return int(row["_file_row"]) if "_file_row" in row else int(row["row"]) + 1
+    return int(row["source_row"]) if "source_row" in row else int(row["row"]) + 1
 
 
 def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[str]:
@@ -119,35 +123,72 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
     return out
 
 
+# Said at the top and again at the end of every trace: a trace replays recorded history only.
+NOT_SIMULATED = (
+    "redemptions are those in the data; the scenario's redemption policy (simulated redemptions) "
+    "is not applied in a trace, nor its enrolment or response"
+)
+
+# Control characters (C0, DEL, C1) and the bidirectional overrides that could make a terminal
+# show text other than what the data holds.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters written as escapes (`\\x1b`), for a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def printable_lines(text: str) -> str:
+    """Each line of a multi-line text made `printable` (its line breaks kept)."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def member_rows(transactions: pd.DataFrame, customer_id: str) -> pd.DataFrame:
+    """The rows of one customer (by the id's text), with a did-you-mean error if there are none;
+    each keeps its place in `transactions` (1-based) as `source_row` unless it has one already."""
+    codes, ids = pd.factorize(transactions["customer_id"], sort=True)
+    index = find_member([str(c) for c in ids], str(customer_id))
+    if "source_row" not in transactions.columns:
+        transactions = transactions.assign(source_row=np.arange(1, len(transactions) + 1))
+    return transactions[codes == index]
+
+
+def summary(records: list[interpret.UnitRecord]) -> list[str]:
+    """The closing lines: rows traced, points by kind, the balance and tier at the end."""
+    points = {kind: 0 for kind in ("earn", "clawback", "redeem", "expire")}
+    for rec in records:
+        for p in rec.expired + rec.postings:
+            if p.kind in points:
+                points[p.kind] += int(p.points)
+    rows = sum(len(rec.rows) for rec in records)
+    tiers = [rec.tier_after for rec in records if rec.tier_after is not None]
+    balance = records[-1].balance if records else 0
+    line = (f"summary: {rows} row(s) traced; points earned {points['earn']}, clawed back {points['clawback']}, "
+            f"redeemed {points['redeem']}, expired {points['expire']}; balance at the end {balance}")
+    if tiers:
+        line += f"; tier at the end {tiers[-1]}"
+    return [line, f"  ({NOT_SIMULATED})"]
+
+
 def trace(program, transactions: pd.DataFrame, customer_id: str, customers: pd.DataFrame | None = None, until=None) -> str:
-    """The trace of one member as text."""
+    """The trace of one member as text, ending with a summary; control characters escaped.
+
+    Only the member's own rows are validated and replayed (members never affect one another), so
+    other customers' rows cannot stop a trace; `until` (None: the last date-time of all
+    `transactions`, as a whole replay ends) is when the last expiries are taken.
+    """
     model = program.model
-    batch = prepare(transactions, model, customers, until)
-    index = find_member(batch.customers["customer_id"].tolist(), str(customer_id))
+    if until is None and len(transactions):
+        until = parse_datetimes(transactions["timestamp"]).max()
+        until = None if pd.isna(until) else until
+    rows = member_rows(transactions, customer_id)
+    batch = prepare(rows, model, customers, until)
     records: list[interpret.UnitRecord] = []
-    interpret.run(model, batch, observer=records.append, members=[index])
+    interpret.run(model, batch, observer=records.append, members=[0])
     text = program.source.text
-    out = [f"{model.name}: customer {batch.customers['customer_id'].iloc[index]}"]
+    out = [f"{model.name}: customer {batch.customers['customer_id'].iloc[0]}", f"  ({NOT_SIMULATED})"]
     for rec in records:
         out += render(rec, model, text, batch.decimals)
-    return "\n".join(out)
-
-
-def read_table(path: str) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame; a clear error if it cannot be read."""
-    try:
-        if str(path).lower().endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={"customer_id": str, "transaction_id": str})
-    except (OSError, ValueError, ImportError) as exc:
-        raise LoyaltyError(f"{path}: cannot read the table: {exc}") from None
-
-
-def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Sorted stably by customer_id then timestamp (basket lines stay together)."""
-    if "customer_id" not in df.columns or "timestamp" not in df.columns:
-        return df
-    from rulelang.data import parse_datetimes
-
-    key = parse_datetimes(df["timestamp"])
-    return df.assign(_ts=key, _file_row=range(1, len(df) + 1)).sort_values(["customer_id", "_ts"], kind="stable").drop(columns="_ts").reset_index(drop=True)
+    out += summary(records)
+    return "\n".join(printable(line) for line in out)

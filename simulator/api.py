@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import weakref
@@ -20,9 +21,10 @@ import pyarrow.parquet as pq
 import rulelang
 from rulelang.data import needed_columns
 from rulelang.errors import LoyaltyError
+from rulelang.files import atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.program import Program
 from simulator import batch as batches
-from simulator import chunked, enrollment, io, memory, metrics, montecarlo, rng
+from simulator import chunked, enrollment, io, memory, metrics, montecarlo, outputs, rng
 from simulator.history import annotated, sorted_rows
 from simulator.scenario import Scenario, load_scenario
 
@@ -66,40 +68,49 @@ class SimulationResult:
         return json.dumps(self.summary, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
     def to_html(self, path: str | Path) -> Path:
-        """Write the self-contained HTML report."""
+        """Write the self-contained HTML report (replacing the file at once)."""
         from simulator.report import render_report
 
         p = Path(path)
-        _write(p, render_report(self))
+        try:
+            atomic_write_bytes(p, render_report(self).encode("utf-8"))
+        except OSError as exc:
+            raise LoyaltyError(f"{p}: error: cannot write: {exc}") from None
         return p
 
     def write(self, out: str | Path) -> Path:
-        """Write summary.json, monthly.csv, ledger.parquet, rewards.csv and report.html into `out`."""
-        d = Path(out)
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LoyaltyError(f"{d}: error: cannot create the output folder: {exc}") from None
-        _write(d / "summary.json", self.summary_json())
-        _write(d / "monthly.csv", self.monthly.to_csv(index=False, lineterminator="\n"))
-        _write(d / "rewards.csv", self.rewards.to_csv(index=False, lineterminator="\n"))
-        try:
-            if self.ledger is None and self.ledger_file is not None:
-                shutil.copyfile(self.ledger_file, d / "ledger.parquet")
-            else:
-                table = ledger_table(self.ledger, self.program.model.decimals)
-                pq.write_table(table, d / "ledger.parquet", **ledger_parquet_options(table.schema))
-        except OSError as exc:
-            raise LoyaltyError(f"{d / 'ledger.parquet'}: error: cannot write: {exc}") from None
-        self.to_html(d / "report.html")
-        return d
+        """Write summary.json, monthly.csv, ledger.parquet, rewards.csv and report.html into `out`,
+        as one set swapped in at once (simulator.outputs); `out` never holds half of a run. An `out`
+        that is or holds an input, or holds files of its own, is refused."""
+        refuse_input_as_output({"--out": out}, self.input_paths)
+        return outputs.write_set(out, self.output_files())
 
+    @property
+    def input_paths(self) -> dict[str, str]:
+        """The files this result was made from, by what they are (transactions, ...)."""
+        return {what: s["path"] for what, s in self.summary.get("sources", {}).items() if s.get("path")}
 
-def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise LoyaltyError(f"{path}: error: cannot write: {exc}") from None
+    def output_files(self) -> dict[str, Callable[[Path], None]]:
+        """What `write` writes: each file's name and a writer given its path."""
+        from simulator.report import render_report
+
+        def text(make: Callable[[], str]) -> Callable[[Path], None]:
+            return lambda p: p.write_text(make(), encoding="utf-8")
+
+        return {
+            "summary.json": text(self.summary_json),
+            "monthly.csv": text(lambda: formula_safe(self.monthly).to_csv(index=False, lineterminator="\n")),
+            "rewards.csv": text(lambda: formula_safe(self.rewards).to_csv(index=False, lineterminator="\n")),
+            "ledger.parquet": self._write_ledger,
+            "report.html": text(lambda: render_report(self)),
+        }
+
+    def _write_ledger(self, path: Path) -> None:
+        if self.ledger is None and self.ledger_file is not None:
+            shutil.copyfile(self.ledger_file, path)
+        else:
+            table = ledger_table(self.ledger, self.program.model.decimals)
+            pq.write_table(table, path, **ledger_parquet_options(table.schema))
 
 
 def to_decimal(minor, decimals: int) -> list:
@@ -176,9 +187,59 @@ def simulate(
     `slice_rows` is given) is replayed in slices of whole customers of about `slice_rows` rows
     (default `chunked.SLICE_ROWS`), with identical results and bounded memory (simulator.chunked).
     NumPy's huge-page advice is off while it runs (simulator.memory).
+
+    `summary["sources"]` records what each input was: its path and sha256 (hashed on a second
+    thread while the simulation runs), or what was given instead of a file. A `rejects` path that
+    is an input is refused before any work.
     """
-    with memory.ordinary_pages():
-        return _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows)
+    given = given_sources(program, transactions, customers, scenario)
+    refuse_input_as_output({"--rejects": rejects}, {what: v for what, v in given.items() if isinstance(v, Path)})
+    with ThreadPoolExecutor(1) as hasher, memory.ordinary_pages():
+        sources = hasher.submit(describe_sources, given)
+        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows)
+        result.summary["sources"] = sources.result()
+    return result
+
+
+def given_sources(program, transactions, customers, scenario) -> dict[str, object]:
+    """Each input as a file Path, or a phrase saying what was given instead (None: nothing)."""
+
+    def of(value, other: str):
+        if isinstance(value, str | Path):
+            return Path(value)
+        return None if value is None else other
+
+    prog = of(program, "program text")
+    if isinstance(program, Program):
+        path = Path(program.source.path)
+        prog = path if path.is_file() else "program text"
+    sc = of(scenario, "a mapping")
+    if isinstance(scenario, Scenario):
+        sc = Path(scenario.source) if Path(scenario.source).is_file() else "the defaults and command-line values"
+    return {
+        "transactions": of(transactions, "a pandas DataFrame"),
+        "customers": of(customers, "a pandas DataFrame"),
+        "program": prog,
+        "scenario": sc,
+    }
+
+
+def describe_sources(given: dict[str, object]) -> dict[str, dict]:
+    """`given_sources` for summary.json: {path (absolute), sha256, given} per input."""
+    from simulator.sample_data import bundled_paths
+
+    bundled = bundled_paths()
+    out = {}
+    for what, v in given.items():
+        if not isinstance(v, Path):
+            out[what] = {"path": None, "sha256": None, "given": v if v is not None else "none"}
+            continue
+        try:
+            sample = any(b.is_file() and os.path.samefile(v, b) for b in bundled)
+            out[what] = {"path": str(v.resolve()), "sha256": sha256_file(v), "given": "the bundled sample" if sample else "a file"}
+        except OSError:  # the input's own reader reports it; the record says what it could
+            out[what] = {"path": str(v.resolve()), "sha256": None, "given": "a file that could not be read"}
+    return out
 
 
 def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows) -> SimulationResult:
@@ -222,14 +283,19 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
 
 
 def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):
-    """After loading: write the rejects, refuse a history with no usable row, load the customers."""
-    if rejects is not None:
-        io.write_rejects(tx, rejects)
-    if tx.rows_used == 0:
-        raise LoyaltyError(
-            f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
-        )
-    return load_customers() if load_customers is not None else None
+    """After loading: refuse a history with no usable row, load the customers, and write the
+    rejected rows of both (those of the transactions even when the customers fail to load)."""
+    cust = None
+    try:
+        if tx.rows_used == 0:
+            raise LoyaltyError(
+                f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
+            )
+        cust = load_customers() if load_customers is not None else None
+    finally:
+        if rejects is not None:
+            io.write_rejects(tx, rejects, cust)
+    return cust
 
 
 def _setup(prog: Program, sc: Scenario, engine, tx, history, base, months, baseline, population=None) -> montecarlo.Setup:

@@ -21,6 +21,11 @@ from simulator import commands as _simulation  # noqa: E402  (simulate, compare)
 for _cmd in _simulation.commands:
     main.add_command(_cmd)
 
+from simulator import inspection as _inspection  # noqa: E402  (trace, test: they read data)
+
+for _cmd in _inspection.commands:
+    main.add_command(_cmd)
+
 
 @main.command("sample-data")
 @click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True, help="how many customers")

@@ -6,16 +6,23 @@ Errors in the user's input print as one clear message on stderr and exit 1; usag
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from rulelang.errors import LoyaltyError
+from rulelang.files import csv_rows_safe, refuse_input_as_output
+from simulator import outputs
 from simulator.report import HEADLINE, fmt_number
 from simulator.scenario import Scenario, load_scenario
 
@@ -50,31 +57,131 @@ def _data(sc: Scenario, transactions: str | None, customers: str | None):
     return str(tx), customers if customers is not None else (str(cu) if cu is not None else None)
 
 
+# Shown until the first run ends when numba has not yet compiled the engine on this machine.
+PREPARING = "preparing the engine (the first run after install compiles it; later runs start at once)"
+
+
+def engine_compiled() -> bool:
+    """Whether numba's cache holds the engine's kernel; when not, the first run compiles it (about
+    half a minute). Looks only at the cache's index file; anything unexpected counts as compiled."""
+    try:
+        from rulelang.kernel import run_kernel
+
+        return Path(run_kernel._cache._cache_file._index_path).exists()
+    except Exception:  # noqa: BLE001 - numba's internals moved: say nothing rather than fail
+        return True
+
+
 @contextmanager
-def _progress(total: int, quiet: bool, label: str):
+def _progress(total: int, quiet: bool, label: str, engine: str = "compiled", console: Console | None = None):
     if quiet:
         yield None
         return
+    label = plain(label)
     bar = Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        transient=True,
     )
     with bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+        first = engine == "compiled" and not engine_compiled()
+        task = bar.add_task(escape(PREPARING if first else label), total=total)
+
+        def advance(n: int) -> None:
+            nonlocal first
+            if first:
+                first = False
+                bar.update(task, description=escape(label))
+            bar.advance(task, n)
+
+        yield advance
+
+
+def plain(text) -> str:
+    """User text (a program name, a file name, a reward) for the terminal: control characters
+    removed (an escape sequence could rewrite the screen), line breaks and tabs kept."""
+    return "".join(ch for ch in str(text) if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def _markup(text) -> str:
+    """User text inside rich markup: plain, and its [brackets] shown, never interpreted."""
+    return escape(plain(text))
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the message says what became of the output folder."""
+
+
+@contextmanager
+def _interruptible(out: Path, state: dict):
+    """Ctrl-C stops the command with `interrupted; <out>/ unchanged` and exit 130, no traceback.
+    Forked worker processes leave it to this one, which ends them (they die without a word)."""
+    main = os.getpid()
+
+    def on_sigint(signum, frame):
+        if os.getpid() != main:
+            return  # a worker: the main process ends it
+        import multiprocessing
+
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise KeyboardInterrupt
+
+    # Only the main thread may set a handler (a command called from another thread keeps Python's).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        what = "holds this run's complete outputs" if state.get("written") else "unchanged"
+        click.echo(f"interrupted; {out}/ {what}", err=True)
+        sys.exit(130)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _fail(exc: LoyaltyError) -> None:
-    click.echo(str(exc), err=True)
+    click.echo(plain(exc), err=True)
     sys.exit(1)
 
 
-def _run(target, transactions, customers, overrides, quiet, workers, engine, rejects=None):
+def _run(sc, tx, cu, label, quiet, workers, engine, rejects=None):
     from simulator.api import simulate
 
+    with _progress(sc.runs, quiet, label, engine) as progress:
+
+        def advance(n: int) -> None:
+            outputs.checkpoint("simulating")  # the test hook: Ctrl-C while the runs go on
+            if progress is not None:
+                progress(n)
+
+        return simulate(sc.program, tx, cu, sc, workers=workers, engine=engine, progress=advance, rejects=rejects)
+
+
+def _inputs(target, transactions, customers, overrides):
     sc = _scenario_for(target, overrides)
     tx, cu = _data(sc, transactions, customers)
-    with _progress(sc.runs, quiet, Path(target).name) as progress:
-        return simulate(sc.program, tx, cu, sc, workers=workers, engine=engine, progress=progress, rejects=rejects)
+    return sc, tx, cu
+
+
+def _input_paths(target, sc, tx, cu) -> dict:
+    """Every file a run reads, by what it is (for refusing an output that is one)."""
+    scenario = target if Path(target).suffix in (".yaml", ".yml") else None
+    return {"transactions": tx, "customers": cu, "program": sc.program, "scenario": scenario}
+
+
+def _refuse_outputs_over_inputs(out_dir, rejects, inputs: list[dict], names) -> None:
+    """Before any work: no output may be an input, --rejects may not lie in the replaced --out,
+    and --out must be new, empty or a folder of this command's outputs."""
+    for given in inputs:
+        refuse_input_as_output({"--rejects": rejects, "--out": out_dir}, given)
+    if rejects is not None and Path(out_dir).resolve() in Path(rejects).resolve().parents:
+        raise LoyaltyError(f"{rejects}: error: --rejects is inside --out {out_dir}, which is replaced as a whole; write it elsewhere")
+    outputs.check_target(out_dir, names)
 
 
 def _common(fn):
@@ -115,6 +222,10 @@ def _cell(v, kind, dec) -> str:
     return fmt_number(v, kind, dec)
 
 
+def _console() -> Console:
+    return Console(file=sys.stdout, width=max(100, Console().width))
+
+
 @click.command("simulate")
 @click.argument("target", metavar="PROGRAM_OR_SCENARIO", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="simulation", show_default=True, help="folder for the outputs")
@@ -137,34 +248,31 @@ def simulate_cmd(
     quiet,
 ):
     """Replay history through a program and forecast cost, liability and lift (with P5/P50/P95)."""
-    try:
-        res = _run(
-            target,
-            transactions,
-            customers,
-            _overrides(runs, seed, period, enrollment_share, redemption_probability, margin),
-            quiet,
-            workers,
-            engine,
-            rejects,
-        )
-        if not quiet:
-            for load in res.loads:
-                if load is not None:
-                    click.echo(load.report(), err=True)
-        out = res.write(out_dir)
-    except LoyaltyError as exc:
-        _fail(exc)
-    dec = res.program.model.decimals
-    s = res.summary
-    table = Table(title=f"{s['program']}: {len(res.per_run)} run(s), money in {s['currency']}")
-    for col in ("figure", "P5", "P50", "P95", "mean"):
-        table.add_column(col, justify="left" if col == "figure" else "right")
-    for key in ("rows_read", "rows_used", "rows_rejected") + SHOWN:
-        label, kind = LABELS[key]
-        table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")))
-    Console(file=sys.stdout, width=max(100, Console().width)).print(table)
-    click.echo(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html")
+    overrides = _overrides(runs, seed, period, enrollment_share, redemption_probability, margin)
+    state: dict = {}
+    with _interruptible(Path(out_dir), state):
+        try:
+            sc, tx, cu = _inputs(target, transactions, customers, overrides)
+            _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES)
+            res = _run(sc, tx, cu, Path(target).name, quiet, workers, engine, rejects)
+            if not quiet:
+                for load in res.loads:
+                    if load is not None:
+                        click.echo(plain(load.report()), err=True)
+            out = res.write(out_dir)
+            state["written"] = True
+        except LoyaltyError as exc:
+            _fail(exc)
+        dec = res.program.model.decimals
+        s = res.summary
+        table = Table(title=f"{_markup(s['program'])}: {len(res.per_run)} run(s), money in {_markup(s['currency'])}")
+        for col in ("figure", "P5", "P50", "P95", "mean"):
+            table.add_column(col, justify="left" if col == "figure" else "right")
+        for key in ("rows_read", "rows_used", "rows_rejected") + SHOWN:
+            label, kind = LABELS[key]
+            table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")))
+        _console().print(table)
+        click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html"))
 
 
 @click.command("compare")
@@ -175,51 +283,83 @@ def simulate_cmd(
     type=click.Path(file_okay=False),
     default="comparison",
     show_default=True,
-    help="folder for compare.html and compare.csv",
+    help="folder for compare.html and compare.csv (by default `comparison` in the working directory; its full path is printed)",
 )
 @_common
 def compare_cmd(
     targets, out_dir, transactions, customers, runs, seed, period, enrollment_share, redemption_probability, margin, workers, engine, quiet
 ):
-    """Run several programs or scenarios on the same data and seed; show the figures side by side."""
+    """Run several programs or scenarios on the same data and seed; show the figures side by side.
+
+    The programs must share one currency (money is compared, not converted)."""
     from simulator.report import compare_rows, fmt_delta, render_compare
 
     if len(targets) < 2:
         raise click.UsageError("compare needs at least two programs or scenarios")
-    try:
-        first = _scenario_for(targets[0], _overrides(runs, seed, period, enrollment_share, redemption_probability, margin))
-        tx, cu = _data(first, transactions, customers)
-        # Everyone runs on the first's data, runs and seed, so differences come from the programs.
-        shared = _overrides(first.runs, first.seed, period, enrollment_share, redemption_probability, margin)
-        results = [_run(t, tx, cu, shared, quiet, workers, engine) for t in targets]
-        names = _names(targets)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.html").write_text(render_compare(results, names), encoding="utf-8")
-        rows = compare_rows(results)
-        _compare_csv(rows, names, out / "compare.csv")
-    except OSError as exc:
-        _fail(LoyaltyError(f"{out_dir}: error: cannot write: {exc}"))
-    except LoyaltyError as exc:
-        _fail(exc)
-    dec = results[0].program.model.decimals
-    table = Table(title=f"P50 of {first.runs} run(s), seed {first.seed}; Δ is the difference from {names[0]} (rates in percentage points)")
-    table.add_column("figure")
-    for i, n in enumerate(names):
-        table.add_column(n, justify="right")
-        if i:
-            table.add_column("Δ", justify="right")
-    for r in rows:
-        if r["key"] not in SHOWN:
-            continue
-        cells = []
-        for i, v in enumerate(r["values"]):
-            cells.append(_cell(v["p50"], r["kind"], dec))
+    state: dict = {}
+    with _interruptible(Path(out_dir), state):
+        try:
+            first = _scenario_for(targets[0], _overrides(runs, seed, period, enrollment_share, redemption_probability, margin))
+            tx, cu = _data(first, transactions, customers)
+            # Everyone runs on the first's data, runs and seed, so differences come from the programs.
+            shared = _overrides(first.runs, first.seed, period, enrollment_share, redemption_probability, margin)
+            scenarios = [_scenario_for(t, shared) for t in targets]
+            given = [_input_paths(t, sc, tx, cu) for t, sc in zip(targets, scenarios, strict=True)]
+            _refuse_outputs_over_inputs(out_dir, None, given, outputs.COMPARE_FILES)
+            names = _names(targets)
+            _one_currency(scenarios, names)
+            results = [_run(sc, tx, cu, Path(t).name, quiet, workers, engine) for t, sc in zip(targets, scenarios, strict=True)]
+            rows = compare_rows(results)
+            out = outputs.write_set(
+                out_dir,
+                {
+                    "compare.html": lambda p: p.write_text(render_compare(results, names), encoding="utf-8"),
+                    "compare.csv": lambda p: _compare_csv(rows, names, [r.summary["sources"] for r in results], p),
+                },
+            )
+            state["written"] = True
+        except LoyaltyError as exc:
+            _fail(exc)
+        dec = results[0].program.model.decimals
+        table = Table(
+            title=f"P50 of {first.runs} run(s), seed {first.seed}, money in {_markup(results[0].currency)}; "
+            f"Δ is the difference from {_markup(names[0])} (rates in percentage points; green better, red worse)"
+        )
+        table.add_column("figure")
+        for i, n in enumerate(names):
+            table.add_column(_markup(n), justify="right")
             if i:
-                cells.append(fmt_delta(r["diffs"][i], r["kind"], dec))
-        table.add_row(r["key"], *cells)
-    Console(file=sys.stdout, width=max(100, Console().width)).print(table)
-    click.echo(f"wrote {out}/compare.html and compare.csv")
+                table.add_column("Δ", justify="right")
+        for r in rows:
+            if r["key"] not in SHOWN:
+                continue
+            cells = []
+            for i, v in enumerate(r["values"]):
+                cells.append(_cell(v["p50"], r["kind"], dec))
+                if i:
+                    colour = TERMINAL_COLOURS.get(r["verdicts"][i])
+                    delta = fmt_delta(r["diffs"][i], r["kind"], dec)
+                    cells.append(f"[{colour}]{delta}[/]" if colour else delta)
+            table.add_row(r["key"], *cells)
+        _console().print(table)
+        click.echo(plain(f"wrote {Path(out).resolve()}/: compare.html and compare.csv"))
+
+
+# How the terminal shows a difference that is better or worse for the business (report.VERDICT).
+TERMINAL_COLOURS = {"better": "green", "worse": "red"}
+
+
+def _one_currency(scenarios, names) -> None:
+    """Refuse programs in different currencies: their money figures cannot be subtracted."""
+    from simulator.api import load_program
+
+    currencies = [load_program(sc.program).model.currency for sc in scenarios]
+    if len(set(currencies)) > 1:
+        each = ", ".join(f"{n} in {c}" for n, c in zip(names, currencies, strict=True))
+        raise LoyaltyError(
+            f"error: cannot compare programs in different currencies ({each}): their money figures would be "
+            "subtracted across currencies. Compare programs that use one currency."
+        )
 
 
 def _names(targets) -> list[str]:
@@ -227,14 +367,25 @@ def _names(targets) -> list[str]:
     return [s if stems.count(s) == 1 else f"{s} ({i + 1})" for i, s in enumerate(stems)]
 
 
-def _compare_csv(rows, names, path: Path) -> None:
+SOURCE_KINDS = ("transactions", "customers", "program", "scenario")
+
+
+def _compare_csv(rows, names, sources, path: Path) -> None:
+    """The figures (one row each), then each program's sources: rows `source <what> path` and
+    `source <what> sha256` with the value in the program's first column. Text cells formula-safe."""
     import csv
 
+    quantiles = ("p5", "p50", "p95", "mean")
+    table = [["figure"] + [f"{n} {q}" for n in names for q in quantiles] + [f"{n} diff_p50" for n in names[1:]]]
+    for r in rows:
+        table.append([r["key"]] + [v[q] for v in r["values"] for q in quantiles] + r["diffs"][1:])
+    blank = [""] * (len(quantiles) - 1)
+    for what in SOURCE_KINDS:
+        for field in ("path", "sha256"):
+            cells = [c for s in sources for c in [s[what][field] or s[what]["given"] if field == "path" else s[what][field] or ""] + blank]
+            table.append([f"source {what} {field}"] + cells + [""] * (len(names) - 1))
     with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["figure"] + [f"{n} {q}" for n in names for q in ("p5", "p50", "p95", "mean")] + [f"{n} diff_p50" for n in names[1:]])
-        for r in rows:
-            w.writerow([r["key"]] + [v[q] for v in r["values"] for q in ("p5", "p50", "p95", "mean")] + r["diffs"][1:])
+        csv.writer(fh, lineterminator="\n").writerows(csv_rows_safe(table))
 
 
 commands = [simulate_cmd, compare_cmd]

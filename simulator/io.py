@@ -25,6 +25,7 @@ from numba import njit
 from rulelang import arrowtext
 from rulelang.data import parse_datetimes
 from rulelang.errors import DataError
+from rulelang.files import atomic_write_bytes, formula_safe
 from rulelang.kernel import NAT
 from simulator.history import grouped_in_time
 
@@ -617,14 +618,22 @@ def _rows_of(raw: pd.DataFrame, rejected: np.ndarray) -> pd.DataFrame:
     return (raw.iloc[at] if len(at) else raw.iloc[:0]).reset_index(drop=True)
 
 
-def write_rejects(result: LoadResult, path: str | Path) -> Path:
-    """Write every rejected row as CSV: row, column, value, reason, then the row's own cells."""
-    cells = result.rejected_rows if result.rejected_rows is not None else pd.DataFrame(index=result.rejects.index)
-    cells = cells.rename(columns=lambda c: f"input_{c}" if str(c) in result.rejects.columns else c)
-    out = pd.concat([result.rejects.reset_index(drop=True), cells.reset_index(drop=True)], axis=1)
+def write_rejects(result: LoadResult, path: str | Path, customers: LoadResult | None = None) -> Path:
+    """Write every rejected row as CSV: row, column, value, reason, file (`transactions` or
+    `customers`), then the row's own cells (a column of the other file's left empty). Text cells
+    that a spreadsheet would run as formulas are neutralised; the file is replaced at once."""
+    parts = []
+    for what, load in (("transactions", result), ("customers", customers)):
+        if load is None:
+            continue
+        cells = load.rejected_rows if load.rejected_rows is not None else pd.DataFrame(index=load.rejects.index)
+        reasons = load.rejects.reset_index(drop=True).assign(file=what)
+        cells = cells.rename(columns=lambda c, taken=reasons.columns: f"input_{c}" if str(c) in taken else c)
+        parts.append(pd.concat([reasons, cells.reset_index(drop=True)], axis=1))
+    out = formula_safe(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
     path = Path(path)
     try:
-        out.to_csv(path, index=False)
+        atomic_write_bytes(path, out.to_csv(index=False).encode("utf-8"))
     except OSError as exc:
         raise DataError(f"{path}: error: cannot write the rejects file: {exc}") from None
     return path

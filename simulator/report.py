@@ -180,15 +180,16 @@ def chart_rewards(rewards: pd.DataFrame) -> Markup:
     return _svg(fig)
 
 
+SOURCE_KEYS = ("program", "transactions", "customers")
+
+
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
     out = []
     for k, v in d.items():
         if isinstance(v, dict):
             out.extend(_flatten(v, f"{prefix}{k}.") if v else [(f"{prefix}{k}", "{}")])
         else:
-            out.append(
-                (f"{prefix}{k}", "(default)" if v is None and k in ("transactions", "customers") else ("–" if v is None else str(v)))
-            )
+            out.append((f"{prefix}{k}", "–" if v is None else str(v)))
     return out
 
 
@@ -226,7 +227,9 @@ def render_report(result) -> str:
             tiers=[(c, c[len("tier_") :]) for c in tiers],
             months=first.to_dict("records"),
             rewards=result.rewards.to_dict("records"),
-            assumptions=_flatten(result.scenario.to_dict()),
+            # The files read are in `sources` (path and sha256), whether the scenario named them or not.
+            assumptions=[(k, v) for k, v in _flatten(result.scenario.to_dict()) if k not in SOURCE_KEYS],
+            sources=source_rows(s),
             tier_end=s["tiers"],
             chart_liability=chart_liability(result.monthly, cur),
             chart_points=chart_points(result.monthly),
@@ -238,15 +241,36 @@ def render_report(result) -> str:
     )
 
 
+# Whether a higher figure is better for the business (+1) or worse (-1); the rest are neither.
+DIRECTION = {
+    "program_cost": -1, "reward_cost": -1, "liability": -1,
+    "partner_funded": +1, "revenue_with_program": +1, "revenue_lift": +1, "revenue_lift_pct": +1,
+    "incremental_margin": +1, "net_benefit": +1, "roi": +1,
+}  # fmt: skip
+
+
+def verdict(key: str, diff) -> str | None:
+    """`better`, `worse` or None (no direction, no difference): how a difference reads for `key`."""
+    sign = DIRECTION.get(key, 0) * ((diff > 0) - (diff < 0)) if diff is not None else 0
+    return {1: "better", -1: "worse"}.get(sign)
+
+
 def compare_rows(results: list) -> list[dict]:
-    """Per headline figure: each result's P50 (and P5–P95), and the difference from the first."""
+    """Per headline figure: each result's P50 (and P5–P95), the difference from the first, and
+    whether that difference is better or worse (`verdicts`)."""
     rows = []
     for key, label, kind in HEADLINE:
         vals = [r.summary[key] for r in results]
         base = vals[0]["p50"]
         diffs = [None if (v["p50"] is None or base is None) else v["p50"] - base for v in vals]
-        rows.append({"key": key, "label": label, "kind": kind, "values": vals, "diffs": diffs})
+        verdicts = [verdict(key, d) for d in diffs]
+        rows.append({"key": key, "label": label, "kind": kind, "values": vals, "diffs": diffs, "verdicts": verdicts})
     return rows
+
+
+def source_rows(summary: dict) -> list[dict]:
+    """summary.json's `sources` for a page: what, path (or what was given instead), sha256."""
+    return [{"what": what, "path": v["path"] or f"({v['given']})", "given": v["given"], "sha256": v["sha256"] or "–"} for what, v in summary.get("sources", {}).items()]
 
 
 def render_compare(results: list, names: list[str]) -> str:
@@ -257,6 +281,11 @@ def render_compare(results: list, names: list[str]) -> str:
         _env()
         .get_template("compare.html")
         .render(
-            names=names, rows=compare_rows(results), decimals=dec, currency=results[0].summary["currency"], runs=len(results[0].per_run)
+            names=names,
+            rows=compare_rows(results),
+            decimals=dec,
+            currency=results[0].summary["currency"],
+            runs=len(results[0].per_run),
+            sources=[source_rows(r.summary) for r in results],
         )
     )

@@ -2,7 +2,11 @@
 
 Every key is optional. Paths are relative to the YAML file. Problems raise `ScenarioError`
 naming the file, the key path (`redemption.probability`), the line:col of the value, what was
-expected and, for unknown keys, the nearest known one. The YAML is read with the safe loader only.
+expected and, for unknown keys, the nearest known one. The YAML is read with the safe loader only,
+bounded (`_ScenarioLoader`): a scenario is a few dozen plain values, so anchors, aliases, merge keys
+and tags that build objects are refused, and so are files over `MAX_BYTES`, more than `MAX_NODES`
+values, nesting deeper than `MAX_DEPTH` and a key given twice. Values shown in messages are cut to
+`SHOWN_CHARS` with unprintable characters escaped.
 """
 
 from __future__ import annotations
@@ -155,31 +159,158 @@ class Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file."""
+    """Read and validate a scenario YAML file (a regular file of at most `MAX_BYTES`)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{p}: error: no such scenario file") from None
+        if not p.is_file():  # a FIFO or a device would block or never end
+            what = "no such scenario file" if not p.exists() else "not a regular file; name a scenario YAML file"
+            raise ScenarioError(f"{p}: error: {what}")
+        with p.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{p}: error: cannot read the scenario file ({exc})") from None
+        raise ScenarioError(f"{p}: error: cannot read the scenario file ({_clip(str(exc), 200)})") from None
+    if len(data) > MAX_BYTES:
+        raise ScenarioError(_too_big(str(p)))
     return loads_scenario(text, str(p), p.parent)
 
 
 def loads_scenario(text: str, source: str = "<scenario>", base_dir: str | Path = ".") -> Scenario:
     """Like `load_scenario`, from YAML text."""
+    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise ScenarioError(_too_big(source))
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _ScenarioLoader(text)  # its reader refuses characters YAML does not allow, here
+        try:
+            node = loader.get_single_node()  # parsed once: the node graph gives the positions, then the values
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{source}{where}: error: not valid YAML: {problem}") from None
-    marks: dict[tuple, tuple[int, int]] = {}
+        raise ScenarioError(_yaml_problem(exc, text, source)) from None
+    ctx = _Ctx(source, {})
     if node is not None:
-        _collect_marks(node, (), marks)
-    return Scenario.from_dict(data, base_dir, source, marks)
+        _collect_marks(node, (), ctx, loader)
+    return _build(data, Path(base_dir), ctx)
+
+
+# --- reading YAML, bounded ----------------------------------------------------------------------
+
+MAX_BYTES = 1024 * 1024  # a scenario is a few hundred bytes; comments and all, far below this
+MAX_NODES = 10_000  # values (scalars, lists, mappings); a scenario has a few dozen
+MAX_DEPTH = 32  # levels of nesting; a scenario uses three
+SHOWN_CHARS = 80  # the most of one value a message shows
+MAX_PROBLEMS = 50  # problems listed in one error
+_MAX_NUMBER_CHARS = 64  # a longer whole number is beyond every limit (and Python's str() of it may refuse)
+_ALLOWED_TAGS = frozenset(yaml.SafeLoader.yaml_constructors) - {None}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_NOT_READ_AS = {  # what a scalar of a tag is read as, for "cannot read ... as ..."
+    "tag:yaml.org,2002:int": "a whole number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "true or false",
+    "tag:yaml.org,2002:timestamp": "a date",
+    "tag:yaml.org,2002:binary": "base64 data",
+}
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that is well formed but has no place in a scenario (the message is the whole problem)."""
+
+    def __init__(self, mark, problem: str):
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """The safe loader with bounds, checked on the events before any value is built.
+
+    Anchors and aliases are refused rather than limited: a scenario has no value worth sharing, an
+    alias is the one way a few hundred bytes expand to gigabytes ("billion laughs"), and a value
+    reached by two paths would have no single line:col to report.
+    """
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._nodes = 0
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
+            sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+            raise _Refused(event.start_mark, f"`{sign}{_clip(event.anchor)}`: anchors and aliases are not allowed in a scenario; write the value out in full")
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and tag not in _ALLOWED_TAGS:
+            raise _Refused(event.start_mark, f"the tag `{_clip(_short_tag(tag))}` is not allowed in a scenario; write plain text, numbers, true/false, lists and mappings")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(event.start_mark, f"more than {MAX_NODES:,} values; a scenario has a few dozen")
+        nests = isinstance(event, yaml.CollectionStartEvent)
+        self._depth += nests
+        if self._depth > MAX_DEPTH:
+            raise _Refused(event.start_mark, f"nested more than {MAX_DEPTH} levels deep; a scenario nests three at most")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= nests
+
+    def flatten_mapping(self, node):
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                raise _Refused(key_node.start_mark, "`<<` merge keys are not allowed in a scenario; write the keys out in full")
+        super().flatten_mapping(node)
+
+    def construct_mapping(self, node, deep=False):
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Refused(key_node.start_mark, "a key must be a name or a number, not a list or a mapping")
+        return super().construct_mapping(node, deep)
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError):
+            # SafeConstructor's own conversions raise these on odd scalars (`2026-13-45`, `!!int x`)
+            what = _NOT_READ_AS.get(node.tag, f"`{_clip(_short_tag(node.tag))}`")
+            raise _Refused(node.start_mark, f"cannot read {_shown(str(node.value))} as {what}; quote it if it is text") from None
+
+    def construct_yaml_int(self, node):
+        if isinstance(node.value, str) and len(node.value) > _MAX_NUMBER_CHARS:
+            raise _Refused(node.start_mark, f"a number of {len(node.value):,} characters is longer than any scenario value (at most {_MAX_NUMBER_CHARS})")
+        return super().construct_yaml_int(node)
+
+
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:int", _ScenarioLoader.construct_yaml_int)
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _too_big(source: str) -> str:
+    return f"{source}: error: the scenario is larger than {MAX_BYTES:,} bytes (1 MiB); a scenario needs a few hundred"
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> str:
+    """The message of a YAML error: the place, and the problem in one line."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow; it has an offset, not a mark
+        line, col = _line_col(text, exc.position)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        return f"{source}:{line}:{col}: error: not valid YAML: the character {_clip(char)} (U+{ord(char):04X}) is not allowed in YAML; remove it"
+    mark = getattr(exc, "problem_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    if problem.startswith("but ") and getattr(exc, "context", None):  # "expected a single document in the stream, but found another"
+        problem = f"{exc.context}, {problem}"
+    prefix = "" if isinstance(exc, _Refused) else "not valid YAML: "
+    return f"{source}{where}: error: {prefix}{_clip(problem, 2 * SHOWN_CHARS)}"
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of `offset`, counting line breaks as YAML does (all before a bad character are YAML's)."""
+    before = text[:offset].splitlines(keepends=True)
+    if not before or before[-1] != before[-1].splitlines()[0]:
+        return len(before) + 1, 1
+    return len(before), len(before[-1]) + 1
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -194,9 +325,9 @@ class _Ctx:
     marks: Mapping[tuple, tuple[int, int]]
     problems: list = field(default_factory=list)  # every problem found, reported together
 
-    def fail(self, path: tuple, message: str, key: bool = False) -> ScenarioError:
-        name = ".".join(map(str, path)) or "(top level)"
-        mark = self.marks.get(("key",) + path if key else path) or self.marks.get(path)
+    def fail(self, path: tuple, message: str, key: bool = False, at: tuple[int, int] | None = None) -> ScenarioError:
+        name = ".".join(_clip(str(part)) for part in path) or "(top level)"
+        mark = at or self.marks.get(("key",) + path if key else path) or self.marks.get(path)
         where = f":{mark[0]}:{mark[1]}" if mark else ""
         exc = ScenarioError(f"{self.source}{where}: error: {name}: {message}")
         exc.at = mark or (float("inf"), 0)  # where it is, to report problems in file order
@@ -213,21 +344,41 @@ class _Ctx:
     def settle(self) -> None:
         """Raise every noted problem at once, in file order."""
         if self.problems:
-            found = sorted(self.problems, key=lambda p: getattr(p, "at", (float("inf"), 0)))
-            raise ScenarioError("\n".join(str(p) for p in found))
+            found = [str(p) for p in sorted(self.problems, key=lambda p: getattr(p, "at", (float("inf"), 0)))]
+            if len(found) > MAX_PROBLEMS:  # the first ones are what a reader fixes first
+                found[MAX_PROBLEMS:] = [f"{self.source}: error: {len(found) - MAX_PROBLEMS:,} more problems not shown"]
+            raise ScenarioError("\n".join(found))
 
 
-def _collect_marks(node, path: tuple, marks: dict) -> None:
-    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+def _collect_marks(node, path: tuple, ctx: _Ctx, loader: yaml.SafeLoader) -> None:
+    """Each value's and key's line:col by key path (the last of a key given twice, as the mapping keeps it); a key given twice is a problem."""
+    ctx.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
+        first_line: dict = {}
         for knode, vnode in node.value:
-            key = knode.value
-            marks[("key",) + path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
-            _collect_marks(vnode, path + (key,), marks)
+            key = loader.construct_object(knode, deep=True)  # as the mapping holds it (`1` and `01` are one key)
+            at = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            if key in first_line:
+                ctx.problems.append(ctx.fail(path + (key,), f"the key is given twice (first on line {first_line[key]}); keep one", key=True, at=at))
+            first_line.setdefault(key, at[0])
+            ctx.marks[("key",) + path + (key,)] = at
+            _collect_marks(vnode, path + (key,), ctx, loader)
+
+
+def _clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """User text as a message shows it: unprintable characters escaped, at most `limit` characters."""
+    head = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[: limit + 1])
+    return head if len(head) <= limit else head[: limit - 1] + "…"
 
 
 def _shown(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return _clip(repr(value[: SHOWN_CHARS + 1]))
+    if isinstance(value, int) and value.bit_length() > 200:  # str() of a long one is slow, or refused
+        return f"a whole number of about {int(value.bit_length() * 0.30103):,} digits"
+    return _clip(str(value))
 
 
 def _number(lo: float | None, hi: float | None, what: str) -> _KEY:
@@ -244,10 +395,10 @@ def _number(lo: float | None, hi: float | None, what: str) -> _KEY:
 def _integer(lo: int, hi: int, what: str) -> _KEY:
     def check(value, path, ctx):
         if isinstance(value, bool) or not isinstance(value, int):
-            hint = f" (write {int(value)})" if isinstance(value, float) and value.is_integer() else ""
+            hint = f" (write {int(value)})" if isinstance(value, float) and value.is_integer() and abs(value) <= hi else ""
             raise ctx.fail(path, f"expected {what}, got {_shown(value)}{hint}")
         if not lo <= value <= hi:
-            raise ctx.fail(path, f"{value} is out of range; expected {what}")
+            raise ctx.fail(path, f"{_shown(value)} is out of range; expected {what}")
         return value
 
     return check
@@ -268,9 +419,17 @@ def _path() -> _KEY:
     def check(value, path, ctx):
         if not isinstance(value, str) or not value.strip():
             raise ctx.fail(path, f"expected a file path, got {_shown(value)}")
+        if not value.isprintable():
+            raise ctx.fail(path, f"a file path cannot hold control characters, got {_shown(value)}")
         return value
 
     return check
+
+
+# The days a period may name: timestamps are datetime64[ns] (pandas.Timestamp.min is 1677-09-21
+# 00:12:43, .max 2262-04-11 23:47:16), and the period ends at the midnight after its last day.
+FIRST_DAY = dt.date(1677, 9, 22)
+LAST_DAY = dt.date(2262, 4, 10)
 
 
 def _period(value, path, ctx) -> Period:
@@ -285,7 +444,9 @@ def _period(value, path, ctx) -> Period:
         try:
             days.append(dt.date.fromisoformat(text))
         except ValueError:
-            raise ctx.fail(path, f"`{text}` is not a date; expected {expected}") from None
+            raise ctx.fail(path, f"`{_clip(text)}` is not a date; expected {expected}") from None
+        if not FIRST_DAY <= days[-1] <= LAST_DAY:
+            raise ctx.fail(path, f"{days[-1]} is outside the days the simulator can hold, {FIRST_DAY} to {LAST_DAY}")
     if days[1] < days[0]:
         raise ctx.fail(path, f"the period ends ({days[1]}) before it starts ({days[0]})")
     return Period(days[0], days[1])
@@ -307,24 +468,29 @@ def _columns(value, path, ctx) -> Mapping[str, str]:
     if not isinstance(value, dict):
         raise ctx.fail(path, f"expected a mapping of canonical names to your column names, like `customer_id: member_no`, got {_shown(value)}")
     out: dict[str, str] = {}
+    mapped_to: dict[str, str] = {}  # your column -> the canonical name it was mapped to first
     for key, src in value.items():
-        kpath = path + (key,)
-        if not isinstance(key, str) or not _IDENT.fullmatch(key):
-            raise ctx.fail(kpath, f"expected a column name as the key, got {_shown(key)}", key=True)
-        if not isinstance(src, str) or not src.strip():
-            raise ctx.fail(kpath, f"expected your column's name (text), got {_shown(src)}")
-        if key not in CANONICAL_COLUMNS:
-            if src in CANONICAL_COLUMNS:
-                raise ctx.fail(kpath, f"the mapping is canonical name -> your column; write `{src}: {key}`", key=True)
-            close = difflib.get_close_matches(key, CANONICAL_COLUMNS, n=1, cutoff=0.8)
-            if close:
-                raise ctx.fail(kpath, f"unknown column `{key}`; did you mean `{close[0]}`?", key=True)
-        out[key] = src
-    sources = list(out.values())
-    dup = next((s for s in sources if sources.count(s) > 1), None)
-    if dup is not None:
-        raise ctx.fail(path, f"your column `{dup}` is mapped to more than one canonical name")
+        if ctx.attempt(_column, key, src, path + (key,), ctx, default=False):
+            if src in mapped_to:
+                ctx.problems.append(ctx.fail(path + (key,), f"your column `{_clip(src)}` is already mapped to `{_clip(mapped_to[src])}`; map it to one canonical name"))
+            mapped_to.setdefault(src, key)
+            out[key] = src
     return MappingProxyType(out)
+
+
+def _column(key, src, path, ctx) -> bool:
+    """One `canonical: yours` mapping checked (True), or its problem raised."""
+    if not isinstance(key, str) or not _IDENT.fullmatch(key):
+        raise ctx.fail(path, f"expected a column name as the key, got {_shown(key)}", key=True)
+    if not isinstance(src, str) or not src.strip():
+        raise ctx.fail(path, f"expected your column's name (text), got {_shown(src)}")
+    if key not in CANONICAL_COLUMNS:
+        if src in CANONICAL_COLUMNS:
+            raise ctx.fail(path, f"the mapping is canonical name -> your column; write `{src}: {_clip(key)}`", key=True)
+        close = difflib.get_close_matches(key, CANONICAL_COLUMNS, n=1, cutoff=0.8)
+        if close:
+            raise ctx.fail(path, f"unknown column `{_clip(key)}`; did you mean `{close[0]}`?", key=True)
+    return True
 
 
 def _uplift_number(value, path, ctx) -> float:
@@ -386,7 +552,7 @@ def _unknown(keys, known, path, ctx):
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
             hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
-            ctx.problems.append(ctx.fail(path + (key,), f"unknown key `{key}`{hint}", key=True))
+            ctx.problems.append(ctx.fail(path + (key,), f"unknown key `{_clip(str(key))}`{hint}", key=True))
 
 
 def _defaults(name: str) -> dict:
@@ -426,9 +592,9 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     for key in _PATH_KEYS:
         if values[key] is not None:
             p = base_dir / values[key]
-            if not p.exists():
-                where = f" (paths are relative to the scenario file, in {base_dir})" if ctx.marks else ""
-                ctx.problems.append(ctx.fail((key,), f"no such file: {p}{where}"))
+            if not _exists(p):
+                where = f" (paths are relative to the scenario file, in {_clip(str(base_dir), 3 * SHOWN_CHARS)})" if ctx.marks else ""
+                ctx.problems.append(ctx.fail((key,), f"no such file: {_clip(str(p), 3 * SHOWN_CHARS)}{where}"))
             values[key] = p
     enr = ctx.attempt(_section, d.get("enrollment"), "enrollment", ("enrollment",), ctx, default=_defaults("enrollment"))
     red = ctx.attempt(_section, d.get("redemption"), "redemption", ("redemption",), ctx, default=_defaults("redemption"))
@@ -453,6 +619,13 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         seed=values["seed"],
         source=keep_source or ctx.source,
     )
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:  # a name the file system cannot hold (too long)
+        return False
 
 
 def _path_text(p: Path | None) -> str | None:

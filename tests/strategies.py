@@ -327,3 +327,114 @@ def diff_history(draw, rewards: int = 3):
 
         policy = RedemptionPolicy(draw(st.sampled_from([0.0, 0.5, 1.0])), draw(st.sampled_from(["cheapest", "dearest", "random"])))
     return frame, customers, policy
+
+
+# =================================================================================================
+# --- scenario YAML texts (simulator/scenario.py fuzz) -------------------------------------------
+# Near-valid scenarios: the real keys (and misspellings, odd keys) with plausible and hostile values,
+# block and flow style, anchors and aliases, object tags, deep nesting, then a few raw edits with
+# characters YAML gives meaning to (or forbids), so the scanner, composer, constructor and the
+# scenario's own checks are all reached.
+# =================================================================================================
+
+SCENARIO_KEYS = ("program", "transactions", "customers", "columns", "period", "enrollment", "redemption", "response",
+                 "margin", "runs", "seed", "share", "pick", "probability", "choice", "spend_uplift", "visit_uplift",
+                 "goal_gradient", "within", "uplift", "customer_id", "member_no", "timestamp", "amount", "Gold",
+                 "rnus", "custmer_id", "<<", "1", "01", "true", "~", "[a]", "{a: 1}", "=", '"k\\x07"', "? x")  # fmt: skip
+SCENARIO_SCALARS = (
+    "0", "1", "-3", "0.35", "1.3", "2.0", "1e400", "1.0e+400", "-1.0e+400", ".nan", ".inf", "-.inf", "9223372036854775807",
+    "9223372036854775808", "9" * 70, "0x" + "f" * 70, "0o17", "1_000", "true", "yes", "off", "~", "null", "''",
+    "2026-01-01", "2026-13-45", "0000-01-01", "2020-01-01 10:00:00+99:00", "2026-01-01 to 2026-12-31",
+    "1600-01-01 to 2026-12-31", "0001-01-01 to 9999-12-31", "1677-09-22 to 2262-04-10", "2026-12-31 to 2026-01-01",
+    "random", "top_spenders", "cheapest", "dearest", "member_no", "customer_id", "missing.loyalty", '"a\\0b"',
+    '"\\x1b[31mred\\u202e"', '"\\t\\r\\x85"', "'" + "long " * 40 + "'", "!!python/object/apply:os.system ['true']",
+    "!!python/name:os.system", "!!int x", "!!float y", "!!bool maybe", "!!timestamp z", "!!binary '@@'", "!!set {a, b}",
+    "!!omap [a: 1]", "!!map [1]", "!!str {a: 1}", "!foo bar", "! 3", "*a", "&a 3", "&b [1, 2]", "|\n  text", ">-\n  folded",
+)  # fmt: skip
+SCENARIO_EDITS = ("\x00", "\x07", "\x1b", "\x7f", "\x85", "\u2028", "\ufeff", "\ud800", "\t", "\r", "\n", " ", "  ", ":", ": ",
+                  "- ", "? ", "&a ", "*a", "!", "!!", "[", "]", "{", "}", ",", "'", '"', "|", ">", "%YAML 1.1\n", "---\n", "...\n",
+                  "#", "@", "`", "\\", "0", "x", "积分")  # fmt: skip
+
+_scenario_scalar = st.one_of(
+    st.sampled_from(SCENARIO_SCALARS),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12).map(lambda t: '"' + t.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'),
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+_scenario_tree = st.recursive(
+    st.tuples(st.just("scalar"), _scenario_scalar),
+    lambda inner: st.one_of(
+        st.tuples(st.just("map"), st.lists(st.tuples(st.sampled_from(SCENARIO_KEYS), inner), max_size=5), st.booleans()),
+        st.tuples(st.just("seq"), st.lists(inner, max_size=4), st.booleans()),
+    ),
+    max_leaves=25,
+)
+
+
+def _flow(node) -> str:
+    kind, body = node[0], node[1]
+    if kind == "scalar":
+        return body
+    if kind == "map":
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in body) + "}"
+    return "[" + ", ".join(_flow(v) for v in body) + "]"
+
+
+def _block(node, indent: int) -> str:
+    """A collection in block style (flow where it asks for it); each entry on its own line."""
+    pad = " " * indent
+    kind, body, flow = node
+    if flow or not body:
+        return pad + _flow(node) + "\n"
+    lines = []
+    for key, value in body if kind == "map" else (("-", v) for v in body):
+        head = f"{pad}{key}:" if kind == "map" else f"{pad}-"
+        if value[0] == "scalar" or value[2] or not value[1]:
+            lines.append(f"{head} {_flow(value)}\n")
+        else:
+            lines.append(head + "\n" + _block(value, indent + 2))
+    return "".join(lines)
+
+
+# A scenario's own shape: each key with values of the kind it takes, and its section's keys.
+_SCENARIO_SHAPE = {
+    "program": ("bean_club.loyalty", "missing.loyalty"), "transactions": ("tx.csv",), "customers": ("customers.csv",),
+    "period": ("2026-01-01 to 2026-12-31", "1677-09-22 to 2262-04-10", "2026-1-1 to 2026-02-01", "1600-01-01 to 2026-12-31"),
+    "margin": ("0.62", "0", "1", "1.5"), "runs": ("1", "200", "1000000", "1000001"), "seed": ("0", "42", "9223372036854775807"),
+    "columns": {"customer_id": ("member_no",), "timestamp": ("paid_at",), "amount": ("total", "member_no"), "member_no": ("customer_id",),
+                "custmer_id": ("x",), "segment": ("seg",)},
+    "enrollment": {"share": ("0.4", "1", "-0.1"), "pick": ("random", "top_spenders", "best")},
+    "redemption": {"probability": ("0.35", "0", "1.3"), "choice": ("cheapest", "dearest", "random", "cheap")},
+    "response": {"spend_uplift": ("0.03", "{Gold: 0.03, Black: 0.06}", "{Gold: 3}", "-1"), "visit_uplift": ("0.02", "1"),
+                 "goal_gradient": ("{within: 0.2, uplift: 0.05}", "{within: 0.2}", "{within: 2, uplift: x}")},
+}  # fmt: skip
+
+
+@st.composite
+def _scenario_shaped(draw):
+    """A scenario written as the documents show it, some values out of range or misspelt, some odd."""
+    entries = []
+    for key in draw(st.lists(st.sampled_from(list(_SCENARIO_SHAPE)), max_size=8)):
+        shape = _SCENARIO_SHAPE[key]
+        if isinstance(shape, dict):
+            subkeys = draw(st.lists(st.sampled_from(list(shape)), max_size=4))
+            body = [(k, ("scalar", draw(st.one_of(st.sampled_from(shape[k]), _scenario_scalar) if draw(st.integers(0, 4)) == 0 else st.sampled_from(shape[k])))) for k in subkeys]
+            entries.append((key, ("map", body, draw(st.booleans()))))
+        else:
+            entries.append((key, ("scalar", draw(st.sampled_from(shape) if draw(st.integers(0, 4)) else _scenario_scalar))))
+    return ("map", entries, False)
+
+
+@st.composite
+def scenario_yaml_texts(draw) -> str:
+    """YAML text for `loads_scenario`: mostly shaped like a scenario, sometimes anything."""
+    free = st.tuples(st.just("map"), st.lists(st.tuples(st.sampled_from(SCENARIO_KEYS), _scenario_tree), max_size=8), st.booleans())
+    top = draw(st.one_of(_scenario_shaped(), free, _scenario_tree))
+    text = _block(top, 0) if top[0] != "scalar" else _flow(top) + "\n"
+    if top[0] == "map" and not top[2] and top[1] and draw(st.integers(0, 5)) == 0:  # deep nesting, around the limit
+        depth = draw(st.integers(1, 40))
+        text += "runs: " + ("[" * depth + "]" * depth if draw(st.booleans()) else "\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(depth)))
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2, 3]))):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(SCENARIO_EDITS)) + text[at + draw(st.integers(0, 2)):]
+    return text

@@ -1,7 +1,7 @@
 """Golden files: render each program's diagnostics and compare with its .expected file.
 
-Set LOYALTY_REGEN_GOLDEN=1 to (re)write the .expected files from the current output; a missing
-.expected file fails the test.
+A missing .expected file fails its test. To write the files from the current output, run
+`pytest --update-goldens` (or set UPDATE_GOLDENS=1), then review the diff before committing.
 """
 
 from __future__ import annotations
@@ -9,11 +9,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from rulelang import check, parser
 from rulelang.errors import ProgramError
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-REGEN = os.environ.get("LOYALTY_REGEN_GOLDEN") == "1"
+# Set by tests/conftest.py for `pytest --update-goldens`.
+UPDATE = False
+
+
+def updating() -> bool:
+    """Whether golden files are to be written rather than compared (the option or UPDATE_GOLDENS=1)."""
+    return UPDATE or os.environ.get("UPDATE_GOLDENS") == "1"
 
 
 def diagnostics(path: Path) -> list:
@@ -27,10 +35,10 @@ def diagnostics(path: Path) -> list:
 
 
 def compare(path: Path, rendered: str) -> None:
-    """Assert `rendered` equals the golden file next to `path` (or rewrite it when regenerating)."""
+    """Assert `rendered` equals the golden file next to `path` (or write it when updating)."""
     expected = path.with_suffix(".expected")
-    if REGEN:
+    if updating():
         expected.write_text(rendered, encoding="utf-8")
-    # A golden that is written on first run would pass whatever the output: a missing one fails.
-    assert expected.exists(), f"{path.name}: no {expected.name}; write it with LOYALTY_REGEN_GOLDEN=1, review it and commit it"
+    elif not expected.exists():
+        pytest.fail(f"{expected}: golden file missing; write it with `pytest --update-goldens` (or UPDATE_GOLDENS=1) and review it")
     assert rendered == expected.read_text(encoding="utf-8"), f"{path.name}: output differs from {expected.name}"

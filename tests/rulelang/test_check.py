@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from rulelang import check, parser
 from rulelang.cli import check_cmd
 from rulelang.errors import ProgramError, Source
-from tests.conftest import PROGRAMS, ROOT, SHARED, SHARED_PROGRAMS
+from tests.conftest import PROGRAMS, ROOT, TARGET_PROGRAMS
 from tests.rulelang.golden_util import GOLDEN, compare, diagnostics
 
 CHECK_FILES = sorted((GOLDEN / "check").glob("*.loyalty"))
@@ -44,14 +44,13 @@ def cli(*args):
 # --- the example programs are clean -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", PROGRAMS + TARGET_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_example_programs_have_no_errors(path):
     src = parser.read(path)
     assert not [d.render() for d in check.check(parser.parse(src), src) if d.is_error]
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="no shared examples folder")
-@pytest.mark.parametrize("path", SHARED_PROGRAMS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TARGET_PROGRAMS, ids=lambda p: p.name)
 def test_cli_check_passes_shared_examples(path):
     result = cli(str(path))
     assert result.exit_code == 0, result.output

@@ -12,10 +12,10 @@ from rulelang.cli import fmt_cmd
 from rulelang.explain import explain
 from rulelang.fmt import format_program
 from rulelang.program import from_source
-from tests.conftest import PROGRAMS, ROOT, SHARED_PROGRAMS
+from tests.conftest import PROGRAMS, ROOT, TARGET_PROGRAMS
 from tests.strategies import canonical_tree
 
-ALL = PROGRAMS + SHARED_PROGRAMS
+ALL = PROGRAMS + TARGET_PROGRAMS
 ids = [f"{p.parent.name}/{p.name}" for p in ALL]
 
 

@@ -35,7 +35,7 @@ def test_compiled_matches_reference(text, history):
 
 def test_programs_match_reference_on_generated_data(root):
     """The bundled and shared example programs: same ledger, and the ledger identity holds."""
-    from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+    from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 
     rng = np.random.default_rng(7)
     units = 700
@@ -64,7 +64,7 @@ def test_programs_match_reference_on_generated_data(root):
     customers = pd.DataFrame({"customer_id": [str(i) for i in range(30)],
                               "segment": rng.choice(["student", "vip"], 30),
                               "birthday": pd.Timestamp("1990-01-01") + pd.to_timedelta(rng.integers(0, 365, 30), unit="D")})
-    paths = PROGRAMS + SHARED_PROGRAMS
+    paths = PROGRAMS + TARGET_PROGRAMS
     assert paths
     for path in paths:
         program = rulelang.load(path)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from rulelang import ast, parser
 from rulelang.cli import fmt_cmd
 from rulelang.fmt import format_expr, format_program
-from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 from tests.strategies import canonical_tree, programs
 
 
@@ -135,7 +135,7 @@ def test_written_parentheses_are_kept():
     assert fmt("assert ((a)) + (b * c) > 0\n") == "assert ((a)) + (b * c) > 0\n"
 
 
-@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", PROGRAMS + TARGET_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_example_programs_round_trip(path):
     tree = parser.parse(parser.read(path))
     once = format_program(tree)

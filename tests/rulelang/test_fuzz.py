@@ -10,10 +10,10 @@ from rulelang.errors import ProgramError
 from rulelang.explain import TEXT, explain
 from rulelang.fmt import format_program
 from rulelang.program import analyse
-from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 from tests.strategies import canonical_tree
 
-EXAMPLES = [p.read_text(encoding="utf-8") for p in PROGRAMS + SHARED_PROGRAMS]
+EXAMPLES = [p.read_text(encoding="utf-8") for p in PROGRAMS + TARGET_PROGRAMS]
 # Characters the language gives meaning to, plus a few it does not, so random text reaches deep.
 ALPHABET = st.sampled_from(list('earnpoitswhcmyudxgb_#:."\'[](){},+-*/<>=!% \t\n\r0123456789金卡积分\u3000\ufeff\x00'))
 WORDS = st.sampled_from(["earn ", "when ", "points ", "per ", "1 ", "CNY", "tiers by spend over 365 days {\n", "}", "x ", "2x ",

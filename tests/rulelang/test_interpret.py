@@ -14,7 +14,7 @@ from rulelang import ledger as L
 from rulelang import values as V
 from rulelang.data import RedemptionPolicy
 from tests.conftest import PROGRAMS as EXAMPLE_PROGRAMS
-from tests.conftest import SHARED_PROGRAMS
+from tests.conftest import TARGET_PROGRAMS
 
 
 def _sample(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,7 +55,7 @@ def _check_identity(ledger: pd.DataFrame) -> None:
         assert (per_lot >= 0).all()
 
 
-@pytest.mark.parametrize("path", EXAMPLE_PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", EXAMPLE_PROGRAMS + TARGET_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 @pytest.mark.parametrize("choice", [None, "cheapest", "dearest", "random"])
 def test_ledger_identity_on_example_programs(path, choice):
     prog = rulelang.load(path)

@@ -7,7 +7,7 @@ import pytest
 from rulelang.errors import Source
 from rulelang.lint import non_monotone_rules
 from rulelang.program import analyse, loads
-from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 
 HEAD = 'program "T"\ncurrency CNY\npoint_cost 0.01 CNY\nexpire after 12 months\nreward r: 100 points cost 1 CNY\n'
 
@@ -114,7 +114,7 @@ def test_ignore_comment_on_the_line_before():
     assert only(text, "W603") == []
 
 
-@pytest.mark.parametrize("path", SHARED_PROGRAMS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TARGET_PROGRAMS, ids=lambda p: p.name)
 def test_shared_examples_only_get_the_rate_note(path):
     tree, found = analyse(Source(path.read_text(encoding="utf-8"), str(path)))
     assert [d.code for d in found if d.code.startswith("W6")] == ["W606"]

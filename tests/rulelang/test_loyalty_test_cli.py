@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rulelang import ast, cli
+import simulator.inspection as cli
+from rulelang import ast
 from rulelang.invariants import search
 from rulelang.program import load
-from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.loyalty"))
 # What each broken program must be caught by.
@@ -41,6 +42,21 @@ def test_smallest_amount_for_a_bonus_on_any_purchase():
     assert list(out.transactions["amount"]) == [0.0]
 
 
+def test_search_tells_progress_of_each_history_tried_and_finds_the_same():
+    p = load(Path(__file__).parent / "broken" / "stacked_multipliers.loyalty")
+    statements = tuple(p.tree.of(ast.Assert))
+    told: list[int] = []
+    shown = search(p.model, statements, examples=40, seed=3, progress=told.append)
+    plain = search(p.model, statements, examples=40, seed=3)
+    assert told == [1] * shown.tried and shown.tried >= 1
+    assert (shown.tried, shown.violation) == (plain.tried, plain.violation)
+    assert shown.transactions.equals(plain.transactions)
+    clean = load(PROGRAMS[0])
+    told.clear()
+    assert search(clean.model, tuple(clean.tree.of(ast.Assert)), examples=7, seed=0, progress=told.append).violation is None
+    assert told == [1] * 7
+
+
 def test_cli_prints_the_counterexample_and_exits_1():
     path = Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty"
     res = CliRunner().invoke(cli.test_cmd, [str(path), "--examples", "20", "--seed", "7"])
@@ -49,7 +65,7 @@ def test_cli_prints_the_counterexample_and_exits_1():
         assert part in res.output
 
 
-@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", PROGRAMS + TARGET_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_clean_programs_pass(path):
     res = CliRunner().invoke(cli.test_cmd, [str(path), "--examples", "10"])
     assert res.exit_code == 0, res.output
@@ -57,7 +73,7 @@ def test_clean_programs_pass(path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", SHARED_PROGRAMS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TARGET_PROGRAMS, ids=lambda p: p.name)
 def test_shared_examples_pass_the_default_run(path):
     res = CliRunner().invoke(cli.test_cmd, [str(path)])
     assert res.exit_code == 0, res.output
@@ -76,4 +92,4 @@ def test_transactions_file_is_checked(tmp_path):
 def test_unreadable_transactions_file_exits_2(tmp_path):
     path = Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty"
     res = CliRunner().invoke(cli.test_cmd, [str(path), "--transactions", str(tmp_path / "missing.csv")])
-    assert res.exit_code == 2 and "cannot read" in res.output
+    assert res.exit_code == 2 and "does not exist" in res.output

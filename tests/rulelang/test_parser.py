@@ -6,10 +6,10 @@ import pytest
 
 from rulelang import ast, parser
 from rulelang.errors import ProgramError
-from tests.conftest import PROGRAMS, SHARED_PROGRAMS
+from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 
 
-@pytest.mark.parametrize("path", PROGRAMS + SHARED_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", PROGRAMS + TARGET_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_example_programs_parse(path):
     tree = parser.parse(parser.read(path))
     assert tree.of(ast.Earn), "every example has earn rules"

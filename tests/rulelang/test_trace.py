@@ -1,11 +1,17 @@
-"""`loyalty trace`: row-by-row reasons, comparisons with their values, clear errors."""
+"""`rulelang.trace`: row-by-row reasons, comparisons with their values, a closing summary, only
+the member's own rows, and no raw control characters. (The command is tested in
+tests/simulator/test_inspection.py.)"""
 
 from __future__ import annotations
 
-import pandas as pd
-from click.testing import CliRunner
+import re
 
-from rulelang.cli import trace_cmd
+import pandas as pd
+import pytest
+
+import rulelang
+from rulelang.errors import LoyaltyError
+from rulelang.trace import NOT_SIMULATED, printable, printable_lines, trace
 
 PROGRAM = """program "Cafe"
 currency CNY
@@ -21,35 +27,24 @@ expire after 1 month
 reward coffee: 40 points cost 8 CNY
 """
 
-
-def _files(tmp_path, fmt="csv"):
-    prog = tmp_path / "cafe.loyalty"
-    prog.write_text(PROGRAM, encoding="utf-8")
-    tx = pd.DataFrame({
+ROWS = pd.DataFrame(
+    {
         "customer_id": ["m2", "m1", "m1", "m1", "m1"],
-        "timestamp": ["2026-03-01 09:00", "2026-03-02 10:00", "2026-03-01 10:00", "2026-03-03 10:00", "2026-05-01 10:00"],
-        "amount": [5, 12.5, 30, None, 1],
-        "category": ["tea", "pastry", "coffee", None, "tea"],
+        "timestamp": ["2026-03-01 09:00", "2026-03-01 10:00", "2026-03-02 10:00", "2026-03-03 10:00", "2026-05-01 10:00"],
+        "amount": [5, 30, 12.5, 0, 1],
+        "category": ["tea", "coffee", "pastry", "", "tea"],
         "event": ["purchase", "purchase", "purchase", "redeem", "purchase"],
-        "reward": [None, None, None, "coffee", None],
-    })
-    path = tmp_path / f"tx.{fmt}"
-    tx.to_csv(path, index=False) if fmt == "csv" else tx.to_parquet(path, index=False)
-    return str(prog), str(path)
+        "reward": ["", "", "", "coffee", ""],
+    }
+)
 
 
-def _trace(*args):
-    return CliRunner().invoke(trace_cmd, list(args))
+def _program(text=PROGRAM):
+    return rulelang.loads(text, "cafe.loyalty")
 
 
-def test_trace_shows_rules_values_rounding_caps_and_balance(tmp_path):
-    prog, tx = _files(tmp_path)
-    result = _trace(prog, "--transactions", tx, "--customer", "m1")
-    out = result.output
-    assert result.exit_code == 0, out
-    # Unsorted input is sorted: the 1 March purchase comes first, and is the file's row 3.
-    assert out.index("2026-03-01 10:00") < out.index("2026-03-02 10:00")
-    assert "(row 3)" in out
+def test_trace_shows_rules_values_rounding_caps_and_balance():
+    out = trace(_program(), ROWS, "m1")
     assert 'category == "pastry"  ->  "coffee" == "pastry"  false' in out
     assert "tier >= Gold  ->  Gold >= Gold  true" in out
     assert "tier Green -> Gold" in out
@@ -57,29 +52,75 @@ def test_trace_shows_rules_values_rounding_caps_and_balance(tmp_path):
     assert "exact 43.75" in out and "round down -> 43" in out
     assert "redeem coffee: -30 (lot 2026-03-01), cost 8 CNY" in out
     assert "expire: -33 (lot 2026-03-02)" in out
-    assert out.rstrip().endswith("balance 1")
+    # Without a `source_row` column, rows are numbered by their position from 1.
+    assert "(row 2)" in out and "(row 5)" in out
 
 
-def test_trace_reads_parquet(tmp_path):
-    prog, tx = _files(tmp_path, "parquet")
-    result = _trace(prog, "--transactions", tx, "--customer", "m2")
-    assert result.exit_code == 0, result.output
-    assert "earn base: +5" in result.output
+def test_trace_says_at_the_top_and_ends_with_a_summary():
+    lines = trace(_program(), ROWS, "m1").splitlines()
+    assert lines[0] == "Cafe: customer m1"
+    assert lines[1] == f"  ({NOT_SIMULATED})"
+    assert "redemption policy (simulated redemptions) is not applied" in NOT_SIMULATED
+    assert lines[-2].startswith("summary: 4 row(s) traced; points earned ")
+    assert lines[-1] == f"  ({NOT_SIMULATED})"
 
 
-def test_unknown_customer_suggests_close_ids(tmp_path):
-    prog, tx = _files(tmp_path)
-    result = _trace(prog, "--transactions", tx, "--customer", "m3")
-    assert result.exit_code == 1
-    assert "customer `m3`" in result.output and "did you mean" in result.output
-    assert "Traceback" not in result.output
+def test_summary_adds_up_the_postings_the_trace_shows():
+    out = trace(_program(), ROWS, "m1")
+    posted = {"earn": 0, "redeem": 0, "expire": 0}
+    for kind, points in re.findall(r"\b(earn|redeem|expire)\b[^:]*: [+-](\d+)", out):
+        posted[kind] += int(points)
+    assert posted["expire"] > 0 and posted["redeem"] == 40  # the reward costs 40, taken from two lots
+    last_balance = [line for line in out.splitlines() if line.strip().startswith("balance ")][-1].split()[-1]
+    assert posted["earn"] - posted["redeem"] - posted["expire"] == int(last_balance)
+    summary = out.splitlines()[-2]
+    assert (
+        f"points earned {posted['earn']}, clawed back 0, redeemed {posted['redeem']}, expired {posted['expire']}; "
+        f"balance at the end {last_balance}; tier at the end Gold"
+    ) in summary
 
 
-def test_bad_data_is_an_error_not_a_traceback(tmp_path):
-    prog, _ = _files(tmp_path)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("customer_id,timestamp,amount,category\nm1,2026-01-01,abc,tea\n", encoding="utf-8")
-    result = _trace(prog, "--transactions", str(bad), "--customer", "m1")
-    assert result.exit_code == 1 and "column amount" in result.output and "Traceback" not in result.output
-    missing = _trace(prog, "--transactions", str(tmp_path / "nope.csv"), "--customer", "m1")
-    assert missing.exit_code == 1 and "cannot read" in missing.output
+def test_row_numbers_come_from_the_loaders_source_row():
+    rows = ROWS.assign(source_row=[11, 12, 13, 14, 15])
+    out = trace(_program(), rows, "m1")
+    assert "(row 12)" in out and "(row 15)" in out and "(row 2)" not in out
+
+
+def test_other_customers_bad_rows_do_not_stop_a_trace():
+    rows = pd.concat(
+        [
+            ROWS,
+            pd.DataFrame({"customer_id": ["m3"], "timestamp": ["not a date"], "amount": ["x"], "event": ["redeem"], "reward": ["nothing"]}),
+        ]
+    )
+    out = trace(_program(), rows, "m1")
+    assert out.splitlines()[-2].startswith("summary: 4 row(s) traced")
+
+
+def test_the_last_expiries_run_to_the_last_date_of_all_rows():
+    # m2 bought last on 1 March; the history runs to 1 May (m1's last row): m2's 5 points expire.
+    out = trace(_program(), ROWS, "m2")
+    assert "expire: -5 (lot 2026-03-01)" in out
+    assert "balance at the end 0" in out
+
+
+def test_unknown_customer_suggests_close_ids():
+    with pytest.raises(
+        LoyaltyError, match=r"customer `m3` has no rows in the transactions; did you mean `m[12]`, `m[12]`\? \(customers: m1, m2\)"
+    ):
+        trace(_program(), ROWS, "m3")
+
+
+def test_control_characters_in_names_ids_and_cells_are_escaped():
+    rows = ROWS.assign(
+        customer_id=ROWS["customer_id"].replace("m1", "m\x1b[31m1"), category=ROWS["category"].replace("coffee", "cof\x07fee\r")
+    )
+    out = trace(_program(), rows, "m\x1b[31m1")
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "customer m\\x1b[31m1" in out
+    assert '"cof\\x07fee\\x0d" == "pastry"' in out
+
+
+def test_printable_escapes_control_and_bidi_characters_only():
+    assert printable("a\tb\x1b[0m\x9b\u202ec 中文 [/]") == "a\\x09b\\x1b[0m\\x9b\\u202ec 中文 [/]"
+    assert printable_lines("one\x1b\ntwo") == "one\\x1b\ntwo"

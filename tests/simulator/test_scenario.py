@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from simulator.scenario import GoalGradient, Scenario, ScenarioError, load_scenario, loads_scenario
-
-SHARED_SCENARIO = Path(__file__).resolve().parents[3] / "shared" / "examples" / "scenario.yaml"
+from tests.conftest import EXAMPLES
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
-    """The shared example scenario next to the files it names."""
-    if not SHARED_SCENARIO.exists():
-        pytest.skip("shared examples not present")
-    shutil.copy(SHARED_SCENARIO, tmp_path / "scenario.yaml")
-    shutil.copy(SHARED_SCENARIO.parent / "bean_club.loyalty", tmp_path / "bean_club.loyalty")
+    """The example scenario (examples/, the copy of ../shared/examples) next to the files it names."""
+    shutil.copy(EXAMPLES / "scenario.yaml", tmp_path / "scenario.yaml")
+    shutil.copy(EXAMPLES / "bean_club.loyalty", tmp_path / "bean_club.loyalty")
     (tmp_path / "transactions.csv").write_text("member_no,paid_at,total\n")
     (tmp_path / "customers.csv").write_text("member_no\n")
     return tmp_path / "scenario.yaml"
@@ -114,7 +114,10 @@ def test_goal_gradient_and_tier_uplifts():
 
 def test_yaml_cannot_run_code():
     msg = _error("runs: !!python/object/apply:os.system ['true']\n")
-    assert "not valid YAML" in msg
+    assert msg == (
+        "s.yaml:1:7: error: the tag `!!python/object/apply:os.system` is not allowed in a scenario; "
+        "write plain text, numbers, true/false, lists and mappings"
+    )
 
 
 def test_overrides_replace_keys_and_are_validated(example: Path):
@@ -145,3 +148,157 @@ def test_every_problem_of_a_scenario_is_reported_at_once_in_file_order():
     lines = str(err.value).splitlines()
     assert [line.split(": error: ")[0] for line in lines] == ["sc.yaml:1:7", "sc.yaml:2:7", "sc.yaml:4:10", "sc.yaml:5:3", "sc.yaml:7:11", "sc.yaml:8:1"]
     assert "did you mean `pick`?" in lines[3] and "did you mean `cheapest`?" in lines[4] and "did you mean `margin`?" in lines[5]
+
+
+# --- hostile YAML: bounded, located, never a traceback ------------------------------------------
+
+BILLION_LAUGHS = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+    "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+    "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+    "runs: *i\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (BILLION_LAUGHS, "s.yaml:1:4: error: `&a`: anchors and aliases are not allowed in a scenario; write the value out in full"),
+        ("runs: *x\n", "s.yaml:1:7: error: `*x`: anchors and aliases are not allowed in a scenario; write the value out in full"),
+        ("<<: {runs: 3}\n", "s.yaml:1:1: error: `<<` merge keys are not allowed in a scenario; write the keys out in full"),
+        ("seed: !foo 3\n", "s.yaml:1:7: error: the tag `!foo` is not allowed in a scenario; write plain text, numbers, true/false, lists and mappings"),
+        ("[" * 5000 + "]" * 5000, "s.yaml:1:33: error: nested more than 32 levels deep; a scenario nests three at most"),
+        ("".join("  " * i + f"k{i}:\n" for i in range(40)), "s.yaml:33:65: error: nested more than 32 levels deep; a scenario nests three at most"),
+        ("runs: [" + "1," * 20_000 + "1]\n", "s.yaml:1:20002: error: more than 10,000 values; a scenario has a few dozen"),
+        ("runs: 1\nseed: 2\nruns: 3\n", "s.yaml:3:1: error: runs: the key is given twice (first on line 1); keep one"),
+        ("runs: 2026-13-45\n", "s.yaml:1:7: error: cannot read '2026-13-45' as a date; quote it if it is text"),
+        ("seed: !!int abc\n", "s.yaml:1:7: error: cannot read 'abc' as a whole number; quote it if it is text"),
+        ("seed: !!bool maybe\n", "s.yaml:1:7: error: cannot read 'maybe' as true or false; quote it if it is text"),
+        ("? [a]\n: 1\n", "s.yaml:1:3: error: a key must be a name or a number, not a list or a mapping"),
+        ("seed: " + "9" * 5000 + "\n", "s.yaml:1:7: error: a number of 5,000 characters is longer than any scenario value (at most 64)"),
+        ("a: 1\r\n\r\nb: \u2028c\x1b", "s.yaml:4:2: error: not valid YAML: the character \\x1b (U+001B) is not allowed in YAML; remove it"),
+        ("---\nrun: 1\n---\nruns: 2\n", "s.yaml:3:1: error: not valid YAML: expected a single document in the stream, but found another document"),
+    ],
+)
+def test_hostile_yaml_is_refused_at_its_place(text, expected):
+    assert _error(text) == expected
+
+
+def test_a_key_given_twice_is_reported_with_the_other_problems():
+    text = "runs: 0\nresponse: {spend_uplift: {Gold: 0.1, Gold: 2}}\nruns: 5\n"
+    assert _error(text).splitlines() == [
+        "s.yaml:2:38: error: response.spend_uplift.Gold: the key is given twice (first on line 2); keep one",
+        "s.yaml:2:44: error: response.spend_uplift.Gold: 2 is out of range; expected a share between -1 and 1 (0.03 means +3%)",
+        "s.yaml:3:1: error: runs: the key is given twice (first on line 1); keep one",
+    ]
+
+
+def test_a_scenario_over_one_mebibyte_is_refused_before_it_is_parsed(tmp_path: Path):
+    text = "# " + "x" * (1024 * 1024) + "\nruns: 1\n"
+    assert _error(text) == "s.yaml: error: the scenario is larger than 1,048,576 bytes (1 MiB); a scenario needs a few hundred"
+    big = tmp_path / "big.yaml"
+    big.write_text(text)
+    with pytest.raises(ScenarioError, match=r"big.yaml: error: the scenario is larger than 1,048,576 bytes"):
+        load_scenario(big)
+    assert loads_scenario("# " + "x" * 1000 + "\nruns: 2\n").runs == 2  # a long comment under the limit is fine
+
+
+def test_a_scenario_path_that_is_not_a_regular_file_is_refused(tmp_path: Path):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would block for ever
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(fifo)
+    assert str(info.value) == f"{fifo}: error: not a regular file; name a scenario YAML file"
+    with pytest.raises(ScenarioError, match=r"error: no such scenario file$"):
+        load_scenario(tmp_path / "absent.yaml")
+
+
+def test_a_value_in_a_message_is_cut_and_its_control_characters_escaped():
+    value = "\\x1b[31mred\\u202e" + "x" * 5000
+    msg = _error(f'runs: "{value}"\n')
+    shown = "'\\x1b[31mred\\u202e" + "x" * 61 + "…"
+    assert msg == f"s.yaml:1:7: error: runs: expected a whole number of runs, at least 1, got {shown}"
+    assert len(shown) == 80 and "\x1b" not in msg and "\u202e" not in msg
+
+
+def test_an_unknown_key_is_cut_and_escaped_too():
+    msg = _error('"k\\x07' + "y" * 300 + '": 1\n')
+    key = "k\\x07" + "y" * 74 + "…"  # 80 characters, the escape counted as shown
+    assert msg.startswith(f"s.yaml:1:1: error: {key}: unknown key `{key}`; known keys: program")
+
+
+def test_many_problems_are_listed_up_to_fifty():
+    lines = _error("".join(f"k{i}: 1\n" for i in range(120))).splitlines()
+    assert len(lines) == 51
+    assert lines[49].startswith("s.yaml:50:1: error: k49: unknown key `k49`")
+    assert lines[50] == "s.yaml: error: 70 more problems not shown"
+
+
+def test_every_backwards_column_mapping_is_reported_at_once_in_file_order():
+    text = "columns:\n  member_no: customer_id\n  paid_at: timestamp\n  total: amount\n  kind: event\n  store: shop\n"
+    assert _error(text).splitlines() == [
+        "s.yaml:2:3: error: columns.member_no: the mapping is canonical name -> your column; write `customer_id: member_no`",
+        "s.yaml:3:3: error: columns.paid_at: the mapping is canonical name -> your column; write `timestamp: paid_at`",
+        "s.yaml:4:3: error: columns.total: the mapping is canonical name -> your column; write `amount: total`",
+        "s.yaml:5:3: error: columns.kind: the mapping is canonical name -> your column; write `event: kind`",
+    ]
+
+
+def test_each_column_mapped_twice_is_named_with_the_first_canonical_name():
+    pairs = [f"  c{i}: src{i}\n" for i in range(3000)] + ["  customer_id: src7\n", "  amount: src2999\n", "  sku: src7\n"]
+    assert _error("columns:\n" + "".join(pairs)).splitlines() == [
+        "s.yaml:3002:16: error: columns.customer_id: your column `src7` is already mapped to `c7`; map it to one canonical name",
+        "s.yaml:3003:11: error: columns.amount: your column `src2999` is already mapped to `c2999`; map it to one canonical name",
+        "s.yaml:3004:8: error: columns.sku: your column `src7` is already mapped to `c7`; map it to one canonical name",
+    ]
+    assert len(loads_scenario("columns:\n" + "".join(pairs[:3000])).columns) == 3000
+
+
+@pytest.mark.parametrize(
+    "period, day",
+    [("1600-01-01 to 2026-12-31", "1600-01-01"), ("0001-01-01 to 9999-12-31", "0001-01-01"),
+     ("2026-01-01 to 9999-12-31", "9999-12-31"), ("1677-09-21 to 2026-01-01", "1677-09-21"), ("2026-01-01 to 2262-04-11", "2262-04-11")],
+)  # fmt: skip
+def test_a_period_the_engine_cannot_hold_is_an_error_at_the_key(period, day):
+    assert _error(f"runs: 1\nperiod: {period}\n") == (
+        f"s.yaml:2:9: error: period: {day} is outside the days the simulator can hold, 1677-09-22 to 2262-04-10"
+    )
+
+
+def test_the_period_limits_are_the_first_and_last_whole_days_of_datetime64_ns():
+    period = loads_scenario("period: 1677-09-22 to 2262-04-10\n").period
+    day = dt.timedelta(days=1)
+    # the first day's midnight and the midnight after the last day (the period's open end) both fit
+    pd.Timestamp(period.start).as_unit("ns")
+    pd.Timestamp(period.end + day).as_unit("ns")
+    with pytest.raises(pd.errors.OutOfBoundsDatetime):
+        pd.Timestamp(period.start - day).as_unit("ns")
+    with pytest.raises(pd.errors.OutOfBoundsDatetime):
+        pd.Timestamp(period.end + 2 * day).as_unit("ns")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("seed: 9223372036854775808\n", "s.yaml:1:7: error: seed: 9223372036854775808 is out of range; expected a whole number, 0 or more"),
+        ("seed: 9223372036854775807\nmargin: 1.0e+400\n", "s.yaml:2:9: error: margin: inf is out of range; expected a share between 0 and 1 (0.6 means a 60% gross margin)"),
+        ("margin: .nan\n", "s.yaml:1:9: error: margin: nan is out of range; expected a share between 0 and 1 (0.6 means a 60% gross margin)"),
+        ("redemption: {probability: -.inf}\n", "s.yaml:1:27: error: redemption.probability: -inf is out of range; expected a probability between 0 and 1"),
+        ("margin: 1e400\n", "s.yaml:1:9: error: margin: expected a share between 0 and 1 (0.6 means a 60% gross margin), got '1e400'"),
+        ("runs: 1.0e+300\n", "s.yaml:1:7: error: runs: expected a whole number of runs, at least 1, got 1e+300"),
+        ('program: "a\\0b"\n', "s.yaml:1:10: error: program: a file path cannot hold control characters, got 'a\\x00b'"),
+    ],
+)
+def test_values_the_engine_cannot_hold_are_errors(text, expected):
+    assert _error(text) == expected
+
+
+def test_a_path_too_long_for_the_file_system_is_no_such_file():
+    msg = _error("program: " + "a" * 5000 + "\n")
+    assert msg.startswith("s.yaml:1:10: error: program: no such file: aaaa") and "…" in msg and len(msg) < 400

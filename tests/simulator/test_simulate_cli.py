@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -173,23 +176,240 @@ def test_compare_shows_both_with_differences(files, tmp_path):
     _bad(_run("compare", str(files / "club.loyalty")), 2)
 
 
-def test_the_shared_example_scenario_runs_on_data_in_its_own_column_names(tmp_path):
-    """../shared/examples/scenario.yaml as written (member_no, paid_at, total; tiered uplift)."""
-    from tests.conftest import SHARED
+def test_the_example_scenario_runs_on_data_in_its_own_column_names(tmp_path):
+    """examples/scenario.yaml as written (member_no, paid_at, total; tiered uplift), on its own files."""
+    from tests.conftest import EXAMPLES
 
-    if not (SHARED / "scenario.yaml").exists():
-        pytest.skip("no shared examples folder")
-    from simulator.sample_data import generate
-
-    tx, cu = generate(customers=60, months=12, seed=3)
-    tx.rename(columns={"customer_id": "member_no", "timestamp": "paid_at", "amount": "total"}).to_csv(tmp_path / "transactions.csv", index=False)
-    cu.rename(columns={"customer_id": "member_no"}).to_csv(tmp_path / "customers.csv", index=False)
-    for name in ("scenario.yaml", "bean_club.loyalty"):
-        (tmp_path / name).write_text((SHARED / name).read_text(encoding="utf-8"), encoding="utf-8")
-    res = _run("simulate", str(tmp_path / "scenario.yaml"), "--runs", "3", "--out", str(tmp_path / "out"))
+    res = _run("simulate", str(EXAMPLES / "scenario.yaml"), "--runs", "3", "--out", str(tmp_path / "out"))
     _ok(res)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["program"] == "Bean Club" and summary["currency"] == "CNY"
     assert summary["rows_read"]["mean"] == summary["rows_used"]["mean"] + summary["rows_rejected"]["mean"] + summary["rows_outside_period"]["mean"]
     assert summary["assumptions"]["response"]["spend_uplift"] == {"Green": 0.0, "Gold": 0.03, "Black": 0.06}
     assert summary["points_issued"]["p50"] > 0 and summary["revenue_lift"]["mean"] > 0
+
+
+# --- nothing lost: outputs never over inputs, whole sets, rejects of both files, sources --------------
+
+
+def _sim(files, tmp_path, *extra, tx=None):
+    return _run(
+        "simulate",
+        str(files / "club.loyalty"),
+        "--transactions",
+        str(tx or files / "tx.csv"),
+        "--customers",
+        str(files / "cu.csv"),
+        "--runs",
+        "1",
+        *extra,
+    )
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(files, tmp_path):
+    import pandas as pd
+
+    history = tmp_path / "history.parquet"
+    pd.read_csv(files / "tx.csv").to_parquet(history)
+    before = history.read_bytes()
+    (tmp_path / "link.parquet").symlink_to(history)
+    os.link(history, tmp_path / "hard.parquet")
+    for rejects in (history, tmp_path / "link.parquet", tmp_path / "hard.parquet", files / "club.loyalty"):
+        res = _sim(files, tmp_path, "--rejects", str(rejects), "--out", str(tmp_path / "o"), tx=history)
+        _bad(res, 1, "--rejects is the", "Choose another --rejects path")
+        assert not (tmp_path / "o").exists()
+    assert history.read_bytes() == before
+    # --out: the folder holding an input (it would be replaced as a whole), or a link to it.
+    (tmp_path / "outlink").symlink_to(tmp_path)
+    for out in (tmp_path, tmp_path / "outlink"):
+        _bad(_sim(files, tmp_path, "--out", str(out), tx=history), 1, "--out holds the transactions file")
+    assert history.read_bytes() == before
+    _bad(_sim(files, tmp_path, "--out", str(files)), 1, "--out holds the")
+    # A rejects file inside --out would be swept away with the old set.
+    _bad(_sim(files, tmp_path, "--out", str(tmp_path / "o"), "--rejects", str(tmp_path / "o" / "r.csv")), 1, "inside --out")
+
+
+def test_compare_refuses_an_output_folder_holding_a_program(files, tmp_path):
+    res = _run("compare", str(files / "club.loyalty"), str(files / "rich.loyalty"), "--transactions", str(files / "tx.csv"), "--out", str(files))
+    _bad(res, 1, "--out holds the")
+
+
+def test_an_output_folder_of_the_users_own_files_is_refused(files, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    _bad(_sim(files, tmp_path, "--out", str(out)), 1, "notes.txt", "choose a new or empty folder")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_a_second_run_replaces_the_whole_set(files, tmp_path):
+    out = tmp_path / "o"
+    _ok(_sim(files, tmp_path, "--out", str(out), "--seed", "1"))
+    _ok(_sim(files, tmp_path, "--out", str(out), "--seed", "2"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(("summary.json", "monthly.csv", "ledger.parquet", "rewards.csv", "report.html"))
+    assert json.loads((out / "summary.json").read_text())["assumptions"]["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".o.lock", "o"]  # no leftover temporary folder
+
+
+def test_rejected_customer_rows_are_written_too_and_cells_are_formula_safe(files, tmp_path):
+    import pandas as pd
+
+    tx = pd.read_csv(files / "tx.csv", dtype=str, keep_default_na=False)
+    tx.loc[2, "amount"] = "=HYPERLINK(\"http://x\")"
+    tx.to_csv(tmp_path / "tx.csv", index=False)
+    cu = pd.read_csv(files / "cu.csv", dtype=str, keep_default_na=False)
+    cu.loc[1, "birthday"] = "@SUM(A1)"
+    cu.to_csv(tmp_path / "cu.csv", index=False)
+    rejects = tmp_path / "rejects.csv"
+    res = _run(
+        "simulate", str(files / "club.loyalty"), "--transactions", str(tmp_path / "tx.csv"), "--customers", str(tmp_path / "cu.csv"),
+        "--runs", "1", "--out", str(tmp_path / "o"), "--rejects", str(rejects),
+    )  # fmt: skip
+    _ok(res)
+    out = pd.read_csv(rejects, dtype=str, keep_default_na=False)
+    assert list(out.columns[:5]) == ["row", "column", "value", "reason", "file"]
+    assert out[["file", "row", "column"]].values.tolist() == [["transactions", "3", "amount"], ["customers", "2", "birthday"]]
+    # A spreadsheet shows these as text, never runs them.
+    assert out["value"].tolist() == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)"]
+    assert not any(cell[:1] in "=+-@" for cell in out.to_numpy().ravel() if cell and not cell.lstrip("+-").replace(".", "").isdigit())
+
+
+def test_every_output_records_its_sources_with_a_hash(files, tmp_path):
+    import hashlib
+
+    out = tmp_path / "o"
+    _ok(_sim(files, tmp_path, "--out", str(out)))
+    sources = json.loads((out / "summary.json").read_text())["sources"]
+    for what, path in (("transactions", files / "tx.csv"), ("customers", files / "cu.csv"), ("program", files / "club.loyalty")):
+        assert sources[what] == {"path": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "given": "a file"}
+    assert sources["scenario"]["path"] is None and sources["scenario"]["sha256"] is None
+    html = (out / "report.html").read_text()
+    assert str((files / "tx.csv").resolve()) in html and sources["transactions"]["sha256"] in html and "(default)" not in html
+    cmp = tmp_path / "cmp"
+    _ok(_run("compare", str(files / "club.loyalty"), str(files / "rich.loyalty"), "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(cmp)))
+    rows = {line.split(",")[0]: line.split(",") for line in (cmp / "compare.csv").read_text().splitlines()}
+    assert rows["source transactions sha256"][1] == rows["source transactions sha256"][5] == sources["transactions"]["sha256"]
+    assert rows["source program path"][1] == str((files / "club.loyalty").resolve())
+    assert sources["transactions"]["sha256"] in (cmp / "compare.html").read_text()
+
+
+def test_the_bundled_sample_is_named_as_such(files, tmp_path):
+    out = tmp_path / "o"
+    _ok(_run("simulate", str(files / "club.loyalty"), "--runs", "1", "--out", str(out)))
+    sources = json.loads((out / "summary.json").read_text())["sources"]
+    assert sources["transactions"]["given"] == sources["customers"]["given"] == "the bundled sample"
+    assert "(the bundled sample)" in (out / "report.html").read_text()
+
+
+def test_compare_refuses_programs_in_different_currencies(files, tmp_path):
+    gbp = tmp_path / "gbp.loyalty"
+    gbp.write_text(PROGRAM_TEXT.replace("CNY", "GBP"), encoding="utf-8")
+    res = _run("compare", str(files / "club.loyalty"), str(gbp), "--transactions", str(files / "tx.csv"), "--out", str(tmp_path / "c"))
+    _bad(res, 1, "different currencies", "club in CNY", "gbp in GBP")
+    assert not (tmp_path / "c").exists()
+
+
+def test_compare_names_its_folder_and_colours_by_what_is_better(files, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = _run("compare", str(files / "club.loyalty"), str(files / "rich.loyalty"), "--transactions", str(files / "tx.csv"), "--runs", "1")
+    _ok(res)
+    assert f"wrote {(tmp_path / 'comparison').resolve()}/" in res.output.replace("\n", "")
+    html = (tmp_path / "comparison" / "compare.html").read_text()
+    # The richer program costs more: worse (red), never "better" for a higher cost.
+    cost = html[html.index("<td>Program cost</td>") :].split("</tr>")[0]
+    assert 'class="worse"' in cost and 'class="better"' not in cost
+    assert "comparison" in _run("compare", "--help").output
+
+
+def test_program_names_and_file_names_are_shown_not_interpreted(files, tmp_path):
+    for name in ("[/]", "[link=https://example.com]x[/link]", "bell\x07and\x1b[31mred"):
+        p = tmp_path / "odd.loyalty"
+        p.write_text(PROGRAM_TEXT.replace('"Test Club"', '"' + name + '"'), encoding="utf-8")
+        res = _run("simulate", str(p), "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(tmp_path / "o"))
+        _ok(res)
+        shown = name.replace("\x07", "").replace("\x1b", "")
+        assert shown in res.output and "\x1b" not in res.output and "\x07" not in res.output
+    odd = tmp_path / "[bold]x\x1b.loyalty"
+    odd.write_text(PROGRAM_TEXT, encoding="utf-8")
+    res = _run("compare", str(files / "club.loyalty"), str(odd), "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(tmp_path / "c"))
+    _ok(res)
+    assert "[bold]x" in res.output and "\x1b" not in res.output
+
+
+def test_compare_csv_headers_from_file_names_are_formula_safe(files, tmp_path):
+    evil = tmp_path / "=cmd.loyalty"
+    evil.write_text(PROGRAM_TEXT, encoding="utf-8")
+    res = _run("compare", str(files / "club.loyalty"), str(evil), "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(tmp_path / "c"))
+    _ok(res)
+    header = (tmp_path / "c" / "compare.csv").read_text().splitlines()[0].split(",")
+    assert "'=cmd p50" in header and not any(h.startswith("=") for h in header)
+
+
+def _cli(args, tmp_path, fault=None, timeout=180):
+    env = {k: v for k, v in os.environ.items() if k != "LOYALTY_TEST_FAULT"}
+    if fault:
+        env["LOYALTY_TEST_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "simulator.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=timeout)
+
+
+def test_ctrl_c_leaves_the_folder_unchanged_and_exits_130(files, tmp_path):
+    common = [str(files / "club.loyalty"), "--transactions", str(files / "tx.csv"), "--runs", "4", "--engine", ENGINE, "--quiet"]
+    # While the runs go on, with worker processes: nothing written, no traceback from any process.
+    res = _cli(["simulate", *common, "--workers", "2", "--out", "o"], tmp_path, fault="simulating:SIGINT")
+    assert res.returncode == 130, res.stderr
+    assert "interrupted; o/ unchanged" in res.stderr and "Traceback" not in res.stderr + res.stdout
+    assert not (tmp_path / "o").exists()
+    # While the set is written over an earlier one: the earlier set stays, whole.
+    _ok(_run("simulate", *common[:-5], "--runs", "1", "--seed", "5", "--out", str(tmp_path / "o")))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()}
+    res = _cli(["simulate", *common, "--workers", "1", "--out", "o"], tmp_path, fault="ledger.parquet:SIGINT")
+    assert res.returncode == 130 and "interrupted; o/ unchanged" in res.stderr and "Traceback" not in res.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
+
+
+def test_the_first_run_says_the_engine_is_being_prepared(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from simulator import commands
+
+    def shown(compiled: bool) -> list[str]:
+        monkeypatch.setattr(commands, "engine_compiled", lambda: compiled)
+        screen = io.StringIO()
+        with commands._progress(2, False, "[b]club.loyalty", "compiled", Console(file=screen, force_terminal=True, width=300)) as advance:
+            first = screen.getvalue()
+            advance(1)
+            advance(1)
+        return [first, screen.getvalue()]
+
+    before, after = shown(False)
+    assert "preparing the engine" in before and "[b]club.loyalty" in after
+    before, after = shown(True)
+    assert "preparing the engine" not in after and "[b]club.loyalty" in after
+
+
+def test_the_engine_cache_is_looked_up_where_numba_keeps_it(tmp_path):
+    code = "from simulator.commands import engine_compiled; print(engine_compiled())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.stdout.strip() == "False", res.stderr
+
+
+def test_every_numba_function_is_cached_on_disk():
+    """So only the first run after install compiles (numba's NullCache means no cache)."""
+    import importlib
+    import pkgutil
+
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    import rulelang
+    import simulator
+
+    found = []
+    for package in (rulelang, simulator):
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            found += [(info.name, n) for n, f in vars(module).items() if isinstance(f, CPUDispatcher) and f.__module__ == info.name and isinstance(f._cache, NullCache)]
+    assert found == []

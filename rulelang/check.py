@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from rulelang import ast
 from rulelang import builtins as B
 from rulelang.check_expr import ExprChecker
 from rulelang.errors import Diagnostic, Source, diagnostic
+from rulelang.limits import LIMITS, Award, decimals, program_problems
 
 # Statements that may appear once; the word names them in messages.
 _SINGLE = {
@@ -29,11 +31,16 @@ _SINGLE = {
 _CLAUSE_WORDS = {ast.When: "when", ast.OnEvent: "on", ast.During: "during", ast.Frequency: "once` / `at most", ast.Funded: "funded"}
 # Units a tier threshold may carry, by metric; `None` stands for the program currency.
 _TIER_UNITS = {"spend": (None,), "points": ("points", "point"), "visits": ("visits", "visit")}
+# The kind of number (limits.LIMITS) a tier threshold is, by metric.
+_THRESHOLD_KINDS = {"spend": "money", "points": "points", "visits": "count"}
 # Units a tiers window may use (a calendar year is written `over calendar year`).
 _WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "months"}
 # Comparing this many names with difflib, in total, is enough for any real program; past it a
 # pathological file (thousands of distinct typos) gets no suggestions rather than a slow check.
 _SUGGEST_BUDGET = 400_000
+# Multipliers of multipliers deeper than this are refused (E431): no real program needs more, and
+# every later stage (lowering, lints, both engines) may then follow a chain without care for depth.
+MAX_CHAIN = 100
 
 
 class Lines:
@@ -65,7 +72,31 @@ def either(words) -> str:
 
 
 def number_text(n: Decimal) -> str:
-    return format(n.normalize(), "f") if n == n.to_integral_value() else format(n, "f")
+    text = format(n, "f")
+    if "." in text and n == n.to_integral_value():  # `2.0` is shown `2` (no normalize(): it rounds past 28 digits)
+        text = text.rstrip("0").rstrip(".")
+    # A number thousands of digits long is shown by its start and its length, not in full.
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
+def _award(e: ast.Earn) -> Award:
+    """What `limits` needs of an earn rule (the part of `model.lower` that fixes exactness)."""
+    funded = e.clause(ast.Funded)
+    share = Fraction(funded.percent.value) / 100 if funded else Fraction(0)
+    a = e.award
+    if isinstance(a, ast.PerSpend):
+        return Award(e.name.name, "per_spend", rate=Fraction(a.points.value) / Fraction(a.per.amount), funded_share=share)
+    if isinstance(a, ast.Fixed):
+        return Award(e.name.name, "fixed", points=Fraction(a.points.value), funded_share=share)
+    return Award(e.name.name, "multiplier", factor=Fraction(a.factor.value), target=a.target.name, funded_share=share)
+
+
+def _round_to(value: Decimal, places: int, kind: str) -> Decimal:
+    """`value` rounded to `places` decimals for a hint; up instead when the nearest would not be
+    allowed (0, or a multiplier of 1x)."""
+    step = Decimal(1).scaleb(-places)
+    nearest = value.quantize(step, rounding=ROUND_HALF_UP)
+    return value.quantize(step, rounding=ROUND_CEILING) if nearest == 0 or (kind == "multiplier" and nearest <= 1) else nearest
 
 
 class Suggester:
@@ -158,8 +189,10 @@ class Checker:
             except RecursionError:
                 self.emit("E430", "this statement is nested too deeply to check", keyword_span(stmt.span, "x"),
                           "split the condition into simpler parts")
-        self.multiplier_cycles()
+        self.multiplier_chains()
         self.program_warnings()
+        if not any(f[3].is_error for f in self.found):
+            self.program_limits()
         self.found.sort(key=lambda f: f[:3])
         return [f[3] for f in self.found]
 
@@ -178,8 +211,9 @@ class Checker:
 
     # --- shared value checks ----------------------------------------------------------------
 
-    def positive(self, num: ast.Number, what: str, whole: bool = False):
-        """A number that must be more than 0 (and whole, for counts and points)."""
+    def positive(self, num: ast.Number, what: str, whole: bool = False, kind: str | None = None):
+        """A number that must be more than 0 (and whole, for counts and points), within the limit
+        of its `kind` when given."""
         if num.value <= 0:
             self.emit("E407", f"{what} must be more than 0, not {number_text(num.value)}", num.span,
                       "use a positive number, or delete the line if it is not wanted")
@@ -187,9 +221,26 @@ class Checker:
             self.emit("E408", f"{what} must be a whole number, not {number_text(num.value)}", num.span,
                       f"use a whole number, like `{number_text(num.value.to_integral_value(ROUND_FLOOR))}`"
                       f" or `{number_text(num.value.to_integral_value(ROUND_CEILING))}`")
+        elif kind is not None:
+            self.within(num.value, num.span, kind, what)
 
-    def money(self, m: ast.Money):
-        """A money literal: a well-formed currency code, the program's currency."""
+    def within(self, value: Decimal, span: ast.Span, kind: str, what: str, unit: str | None = None):
+        """A number the compiled engine can hold: at most the limit of its kind (limits.LIMITS),
+        with at most that many digits after the point. `unit` names an amount's currency."""
+        limit = LIMITS[kind]
+        unit = unit if unit is not None else limit.unit
+        most = f"{limit.most:,}" + ("" if not unit or unit in ("x", "%") else " ") + unit
+        if abs(value) > limit.most:
+            self.emit("E432", f"{number_text(value)} is more than a program may hold for {what}: the most is {most}", span,
+                      f"use a number up to {most}; the limits are listed in docs/language.md")
+        elif decimals(value) > limit.decimals:
+            places = f"at most {limit.decimals} digit{'s' if limit.decimals > 1 else ''}" if limit.decimals else "no digits"
+            self.emit("E433", f"{number_text(value)} has {decimals(value)} digits after the point; {what} may have {places} there", span,
+                      f"round it, like `{number_text(_round_to(value, limit.decimals, kind))}`")
+
+    def money(self, m: ast.Money, what: str = "an amount"):
+        """A money literal: a well-formed currency code, the program's currency, within the limits."""
+        self.within(m.amount, m.span, "money", what, m.currency.name)
         code = m.currency.name
         if self.first_money is None:
             self.first_money = m
@@ -205,6 +256,8 @@ class Checker:
         if not Decimal(0) <= p.value <= Decimal(100):
             self.emit("E406", f"a percentage must be between 0% and 100%, not {number_text(p.value)}%", p.span,
                       "a share is written like `40%`")
+        else:
+            self.within(p.value, p.span, "percent", "a percentage")
 
     def date(self, lit: ast.DateLit) -> dt.date | None:
         try:
@@ -217,7 +270,7 @@ class Checker:
     def period(self, name: ast.Ident):
         if name.name not in B.PERIODS:
             self.emit("E217", f"unknown period `{name.name}`{self.did_you_mean(name.name, 'periods', list(B.PERIODS))}", name.span,
-                      "periods are `day`, `week`, `month` and `year`")
+                      "periods are " + either(dict.fromkeys(B.PERIODS.values())))
 
     def time_unit(self, name: ast.Ident, units: dict):
         if name.name not in units:
@@ -241,7 +294,7 @@ class Checker:
             self.emit("E404", f"`{code}` is not a currency code", s.code.span, fix)
 
     def s_point_cost(self, s: ast.PointCost):
-        self.money(s.cost)
+        self.money(s.cost, "the point cost")
         if s.cost.amount <= 0:
             self.emit("E407", f"the point cost must be more than 0, not {number_text(s.cost.amount)}", s.cost.span,
                       "write what one redeemed point costs the business, like `point_cost 0.01 CNY`")
@@ -271,8 +324,8 @@ class Checker:
             self.emit("E220", f"unknown tier metric `{s.metric.name}`{self.did_you_mean(s.metric.name, 'metrics', list(B.TIER_METRICS))}",
                       s.metric.span, "tiers go by " + ", ".join(f"`{m}`" for m in B.TIER_METRICS))
         if s.window.n is not None:
-            self.positive(s.window.n, "the tier window", whole=True)
             self.time_unit(s.window.unit, _WINDOW_UNITS)
+            self.positive(s.window.n, "the tier window", whole=True, kind=_WINDOW_UNITS.get(s.window.unit.name))
         if not s.levels:
             self.emit("E414", "the tiers block has no tiers", keyword_span(s.span, "tiers"),
                       "list the levels inside the braces, lowest first: `Green from 0`")
@@ -295,6 +348,9 @@ class Checker:
                           lv.threshold.span, "list tiers lowest first, each threshold higher than the one before")
             if s.metric.name in ("points", "visits") and value != value.to_integral_value():
                 self.emit("E408", f"a {s.metric.name} threshold must be a whole number, not {number_text(value)}", lv.threshold.span)
+            elif s.metric.name in _THRESHOLD_KINDS:
+                self.within(value, lv.threshold.span, _THRESHOLD_KINDS[s.metric.name], f"the threshold of `{lv.name.name}`",
+                            (self.currency or "") if s.metric.name == "spend" else None)
             if lv.unit is not None:
                 self.tier_unit(s.metric.name, lv.unit)
             previous = lv
@@ -330,19 +386,21 @@ class Checker:
                       s.award.per.span, f"give a fixed award: `earn {s.name.name}: 100 points on {on.event.name}`")
 
     def a_per_spend(self, a: ast.PerSpend):
-        self.positive(a.points, "the points earned")
-        self.money(a.per)
+        self.positive(a.points, "the points earned", kind="points")
+        self.money(a.per, "the amount after `per`")
         if a.per.amount <= 0:
             self.emit("E407", f"the amount after `per` must be more than 0, not {number_text(a.per.amount)}", a.per.span,
                       "write how much spend earns the points, like `per 1 CNY`")
 
     def a_fixed(self, a: ast.Fixed):
-        self.positive(a.points, "the points earned")
+        self.positive(a.points, "the points earned", kind="points")
 
     def a_multiplier(self, a: ast.Multiplier):
         if a.factor.value <= 1:
             self.emit("E409", f"a multiplier must be more than 1x, not {number_text(a.factor.value)}x", a.factor.span,
                       "a multiplier adds to another rule's points: `2x base` doubles them")
+        else:
+            self.within(a.factor.value, a.factor.span, "multiplier", "the multiplier")
         if a.target.name not in self.rules:
             self.emit("E209", f"there is no rule named `{a.target.name}` to multiply"
                               f"{self.did_you_mean(a.target.name, 'rules', list(self.rules))}", a.target.span,
@@ -368,7 +426,7 @@ class Checker:
 
     def c_frequency(self, c: ast.Frequency):
         if not c.once:
-            self.positive(c.times, "the number of times", whole=True)
+            self.positive(c.times, "the number of times", whole=True, kind="count")
         if c.period is not None:
             self.period(c.period)
 
@@ -376,12 +434,12 @@ class Checker:
         self.funded(c)
 
     def s_limit(self, s: ast.Limit):
-        self.positive(s.points, "the limit", whole=True)
+        self.positive(s.points, "the limit", whole=True, kind="points")
         self.period(s.period)
 
     def s_expire(self, s: ast.Expire):
         if s.n is not None:
-            self.positive(s.n, "the expiry length", whole=True)
+            self.positive(s.n, "the expiry length", whole=True, kind=B.TIME_UNITS.get(s.unit.name) if s.unit else None)
         if s.unit is not None:
             self.time_unit(s.unit, B.TIME_UNITS)
 
@@ -395,8 +453,8 @@ class Checker:
         if first is not s:
             self.emit("E212", f"there is already a reward named `{s.name.name}` (line {first.name.span.line})", s.name.span,
                       "reward names must be unique; rename one of them")
-        self.positive(s.points, "the reward's points", whole=True)
-        self.money(s.cost)
+        self.positive(s.points, "the reward's points", whole=True, kind="points")
+        self.money(s.cost, "the reward's cost")
         if s.cost.amount <= 0:
             self.emit("E407", f"the reward's cost must be more than 0, not {number_text(s.cost.amount)}", s.cost.span,
                       "write what the reward costs the business, like `cost 8 CNY`")
@@ -408,10 +466,24 @@ class Checker:
 
     # --- whole-program checks --------------------------------------------------------------
 
-    def multiplier_cycles(self):
-        """Each multiplier has one target, so the graph is functional: follow each chain once."""
+    def program_limits(self):
+        """The awards together within what the compiled engine holds exactly (on a program
+        without errors, so every name and number is known to be good)."""
+        awards = [_award(e) for e in self.rules.values()]
+        cost = self.program.first(ast.PointCost)
+        currency = self.currency or "CNY"
+        point_cost = Fraction(cost.cost.amount) if cost else Fraction(0)
+        for problem in program_problems(awards, currency, B.currency_decimals(currency), point_cost):
+            earn = self.rules[problem.rule.name]
+            span = earn.clause(ast.Funded).span if problem.at == "funded" else earn.award.span
+            self.emit(problem.code, problem.message, span, problem.hint)
+
+    def multiplier_chains(self):
+        """Each multiplier has one target, so the graph is functional: follow each chain once,
+        without recursion, to find cycles and how deep each chain is."""
         target = {name: e.award.target.name for name, e in self.rules.items() if isinstance(e.award, ast.Multiplier)}
         state: dict[str, int] = {}  # 1 on the current walk, 2 finished
+        depth: dict[str, int] = {}  # multipliers between a rule and the rule that earns by itself
         for start in target:
             if start in state:
                 continue
@@ -428,8 +500,18 @@ class Checker:
                 ring = cycle[i:] + cycle[:i] + [first]
                 self.emit("E210", "multipliers form a cycle: " + " → ".join(ring), self.rules[first].award.target.span,
                           "a multiplier must lead to a rule that earns by itself (per spend or fixed points)")
+            elif node not in target or node in depth:  # ends at a rule that earns by itself
+                below = depth.get(node, 0)
+                for i, n in enumerate(reversed(path), start=1):
+                    depth[n] = below + i
             for n in path:
                 state[n] = 2
+        for name, d in depth.items():
+            if d == MAX_CHAIN + 1:  # once a chain: at the first multiplier past the limit
+                award = self.rules[name].award
+                self.emit("E431", f"`{name}` multiplies a chain of {MAX_CHAIN} multipliers; a chain may be at most {MAX_CHAIN} deep",
+                          award.target.span, f"multiply a rule that earns by itself (`{award.factor.value}x base`), "
+                                             "or combine the factors into one multiplier")
 
 
 _STATEMENTS = {

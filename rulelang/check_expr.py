@@ -33,6 +33,21 @@ _MIX_HINTS = {
     frozenset({B.TIER, B.NUMBER}): "compare with a tier name: `tier >= Gold`",
     frozenset({B.STRING, B.NUMBER}): "numbers are written without quotes; texts with them",
 }
+# Month names a planner may write for a month; the language counts months as numbers (`month(date) == 3`).
+MONTHS = {name: i for i, names in enumerate(
+    [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may", "may"), ("jun", "june"),
+     ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"), ("dec", "december")],
+    start=1) for name in names}
+# Expressions nested deeper than this (`not not ...`, `- - ...`, calls in calls) are refused (E430)
+# as a whole: every later stage walks expressions recursively, and this keeps each far inside
+# Python's recursion limit.
+MAX_EXPR_DEPTH = 100
+
+
+class _TooDeep(Exception):
+    """Typing went past MAX_EXPR_DEPTH: the condition is refused as a whole."""
+
+
 _ASSERT_ONLY_HINT = "`when` decides a rule from the purchase; points and balances are known only after it, in `assert`"
 
 
@@ -51,6 +66,7 @@ class ExprChecker:
     def __init__(self, checker):
         self.c = checker
         self._visible: dict[str, list[str]] = {}
+        self._level = 0  # how deep the expression being typed is nested
         self._table = {
             ast.Number: self.number,
             ast.Percent: self.percent,
@@ -72,17 +88,31 @@ class ExprChecker:
 
     def condition(self, expr, ctx: str):
         """A `when` or `assert` expression: it must be true or false."""
-        t = self.type(expr, ctx)
+        self._level = 0
+        try:
+            t = self.type(expr, ctx)
+        except _TooDeep:
+            self.c.emit("E430", f"this condition is nested more than {MAX_EXPR_DEPTH} deep", expr.span,
+                        "split it into simpler parts (`not not x` is `x`; a long condition can be several rules)")
+            return
         if t is not None and t != B.BOOL:
             self.c.emit("E304", f"a `{ctx}` needs a condition that is true or false, but this is {_words(t)}", expr.span,
                         "compare it with something: `amount >= 50`, `category == \"pastry\"`")
 
     def type(self, node, ctx: str, expect: str | None = None) -> str | None:
-        return self._table[type(node)](node, ctx, expect)
+        # Counted on the way down, so a condition too deep is refused long before Python's recursion limit.
+        self._level += 1
+        if self._level > MAX_EXPR_DEPTH:
+            raise _TooDeep
+        try:
+            return self._table[type(node)](node, ctx, expect)
+        finally:
+            self._level -= 1
 
     # --- literals ----------------------------------------------------------------------------
 
     def number(self, node, ctx, expect):
+        self.c.within(node.value, node.span, "number", "a number")
         return B.NUMBER
 
     def percent(self, node, ctx, expect):
@@ -162,12 +192,32 @@ class ExprChecker:
                 return B.TIER
         hint = "names are builtins (`amount`, `date`, `weekday`, `tier`, ...), columns, tiers and weekdays; " \
                f"declare a data column with `column {n}: text`"
-        if n in B.FUNCTIONS:
+        fixed = self.constant_fix(n, suggestion)
+        if fixed is not None:
+            suggestion, hint = fixed
+        elif n in B.FUNCTIONS:
             hint = f"`{n}` is a function: write `{n}(date)`"
         elif n in B.CUSTOMER or n in B.BASKET:
             owner = "customer" if n in B.CUSTOMER else "basket"
             suggestion = suggestion or f"; did you mean `{owner}.{n}`?"
         self.c.emit("E201", f"unknown name `{n}`{suggestion}", node.span, hint)
+        return None
+
+    def constant_fix(self, n: str, suggestion: str) -> tuple[str, str] | None:
+        """(did-you-mean, hint) for a name that is a builtin written another way: a weekday or a
+        builtin name in other capitals (`Tuesday`, `Amount`), or a month by name (`March`)."""
+        low = n.lower()
+        if low in B.WEEKDAYS:
+            short = B.WEEKDAY_NAMES[B.WEEKDAYS[low]]
+            full = max((w for w, i in B.WEEKDAYS.items() if i == B.WEEKDAYS[low]), key=len)
+            return f"; did you mean `{short}`?", f"weekdays are written in small letters: `{short}` (or `{full}`)"
+        if low in MONTHS:
+            number = MONTHS[low]
+            return (f"; did you mean the month number `{number}`?",
+                    f"months are numbers: `month(date) == {number}`; a range of days is `during 2026-{number:02d}-01 to ...`")
+        if suggestion and suggestion.split("`")[1].lower() == low:
+            right = suggestion.split("`")[1]
+            return suggestion, f"names are case-sensitive: write `{right}`"
         return None
 
     def attribute(self, node: ast.Attribute, ctx, expect):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
 
 from rulelang import parser
-from rulelang.errors import ProgramError
+from rulelang.errors import ProgramError, visible
 from rulelang.program import analyse
 
 commands: list[click.Command] = []
@@ -43,28 +44,28 @@ def _program_files(paths: tuple[str, ...]) -> list[Path]:
 def check_cmd(paths, fmt):
     """Check program files (or folders of *.loyalty) and report every mistake."""
     found = []
-    io_error = False
+    checked = unreadable = 0
     for path in _program_files(paths):
-        if not path.exists():
-            click.echo(f"{path}: error: no such file", err=True)
-            io_error = True
-            continue
         try:
             source = parser.read(path)
         except ProgramError as exc:
-            io_error = io_error or any(d.code == "E002" for d in exc.diagnostics)
+            # A file that cannot be read is not checked; one that is read but is not UTF-8 is.
+            readable = not any(d.code == "E002" for d in exc.diagnostics)
+            checked += readable
+            unreadable += not readable
             found.extend(exc.diagnostics)
             continue
+        checked += 1
         found.extend(analyse(source)[1])
     if fmt == "json":
         click.echo(json.dumps([d.to_json() for d in found], ensure_ascii=False, indent=2))
     else:
         for d in found:
             click.echo(d.render() + "\n", err=False)
-        errors = sum(d.is_error for d in found)
-        warnings = len(found) - errors
-        click.echo(f"{len(_program_files(paths))} file(s) checked: {errors} error(s), {warnings} warning(s)", err=True)
-    if io_error:
+        count = Counter(d.severity for d in found)
+        files = f"{checked} file(s) checked" + (f", {unreadable} could not be read" if unreadable else "")
+        click.echo(f"{files}: {count['error']} error(s), {count['warning']} warning(s), {count['note']} note(s)", err=True)
+    if unreadable:
         sys.exit(2)
     sys.exit(1 if any(d.is_error for d in found) else 0)
 
@@ -84,9 +85,9 @@ def fmt_cmd(paths, check_only, write):
     status = 0
     for path in _program_files(paths):
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            click.echo(f"{path}: error: cannot read the file: {exc.strerror or exc}", err=True)
+            raw = parser.read_bytes(path)
+        except ProgramError as exc:
+            click.echo(str(exc), err=True)
             status = 2
             continue
         try:
@@ -130,7 +131,8 @@ def explain_cmd(path, lang):
     except ProgramError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2 if any(d.code == "E002" for d in exc.diagnostics) else 1)
-    click.echo(explain(loaded.tree, lang), nl=False)
+    # The terms quote the program's own texts (its name, categories): no control character reaches the terminal.
+    click.echo(visible(explain(loaded.tree, lang)), nl=False)
 
 
 # `trace` and `test` read data through the one loader, so they live in simulator.inspection.

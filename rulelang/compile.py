@@ -24,6 +24,7 @@ from rulelang import kernel as Kn
 from rulelang import ledger
 from rulelang.data import REDEEM, Batch, RedemptionPolicy
 from rulelang.errors import LoyaltyError
+from rulelang.limits import award_steps
 from rulelang.masks import rule_masks
 from rulelang.model import Model
 
@@ -142,14 +143,8 @@ def compile_model(model: Model) -> CompiledProgram:
         if count >= 2**15:
             raise LoyaltyError(f"{model.path}: {count} {what}; the compiled engine numbers at most {2**15 - 1}")
     idx = {r.name: r.index for r in rules}
-    step: dict[str, Fraction] = {}  # the exact points of one firing are a multiple of this
-    for r in [r for r in rules if r.kind != "multiplier"] + model.multiplier_order():
-        if r.kind == "per_spend":
-            step[r.name] = r.rate / scale
-        elif r.kind == "fixed":
-            step[r.name] = r.points
-        else:
-            step[r.name] = Fraction(1, step[r.target].denominator * (r.factor - 1).denominator)
+    # The checker has kept this denominator within limits.MAX_DENOMINATOR (and every number within limits.LIMITS).
+    step = award_steps(model.rules, model.decimals)
     den = _lcm(f.denominator for f in step.values())
     order = [r.index for r in rules if r.kind != "multiplier"] + [r.index for r in model.multiplier_order()]
     if len(order) != len(rules):

@@ -7,6 +7,7 @@ diagnostics of a program that could not be used; `DataError` is bad input data; 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -30,6 +31,16 @@ class Source:
         if 1 <= number <= len(lines):
             return lines[number - 1].rstrip("\r")
         return ""
+
+
+# Characters that would act on a terminal rather than show (ESC starts colour, cursor and title
+# sequences; C1 controls; bidirectional overrides reorder what is shown). Tab and line end stay.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with every terminal control character written as an escape (`\\x1b`, `\\u202e`)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
 def _display_width(text: str) -> int:
@@ -59,35 +70,39 @@ class Diagnostic:
         return self.severity == "error"
 
     def render(self) -> str:
-        """`path:line:col: severity[CODE]: message`, the source line, a caret, and the hint."""
-        head = f"{self.path}:{self.span.line}:{self.span.col}: {self.severity}[{self.code}]: {self.message}"
-        out = [head]
+        """`path:line:col: severity[CODE]: message`, the source line, a caret, and the hint; a
+        file-level finding (no line) is `path: severity[CODE]: message`. Control characters in
+        any of it are shown as escapes, and the caret lines up under the escaped text."""
+        where = f"{self.path}:{self.span.line}:{self.span.col}" if self.span.line else self.path
+        out = [visible(f"{where}: {self.severity}[{self.code}]: {self.message}")]
         if self.span.line and self.source_line:
             text = self.source_line
             gutter = f"{self.span.line:>4} | "
-            out.append(gutter + text)
+            out.append(gutter + visible(text))
             start = max(self.span.col - 1, 0)
             if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
                 stop = min(self.span.end_col - 1, len(text))
             else:
                 stop = start + 1
-            width = max(_display_width(text[start:stop]), 1)
-            out.append(" " * (len(gutter) - 2) + "| " + _pad(text[:start]) + "^" * width)
+            width = max(_display_width(visible(text[start:stop])), 1)
+            out.append(" " * (len(gutter) - 2) + "| " + _pad(visible(text[:start])) + "^" * width)
         if self.hint:
-            out.append(f"     = help: {self.hint}")
+            out.append(visible(f"     = help: {self.hint}"))
         return "\n".join(out)
 
     def to_json(self) -> dict:
-        """The editor/CI form: path, line, col, end_line, end_col, severity, code, message."""
+        """The editor/CI form: path, line, col, end_line, end_col, severity, code, message; the
+        positions are null for a file-level finding (a file that cannot be read)."""
+        at = self.span.line > 0
         return {
             "path": self.path,
-            "line": self.span.line,
-            "col": self.span.col,
-            "end_line": self.span.end_line,
-            "end_col": self.span.end_col,
+            "line": self.span.line if at else None,
+            "col": self.span.col if at else None,
+            "end_line": self.span.end_line if at else None,
+            "end_col": self.span.end_col if at else None,
             "severity": self.severity,
             "code": self.code,
-            "message": self.message + (f" ({self.hint})" if self.hint else ""),
+            "message": visible(self.message + (f" ({self.hint})" if self.hint else "")),
         }
 
     def __str__(self) -> str:

@@ -119,13 +119,15 @@ def _reason(ctx: _Context, terms: list) -> str:
 def stack(ctx: _Context, base: Rule) -> tuple[Fraction, tuple[Rule, ...]]:
     """The largest total factor on a base rule's points, and the multipliers that reach it."""
     tree = []
+    in_tree: set[str] = set()
     frontier = {base.name}
     while True:
-        nxt = [r for r in ctx.model.rules if r.kind == "multiplier" and r.target in frontier and r not in tree and ctx.fires[r.name]]
+        nxt = [r for r in ctx.model.rules if r.kind == "multiplier" and r.target in frontier and r.name not in in_tree and ctx.fires[r.name]]
         if not nxt:
             break
         tree.extend(nxt)
         frontier = {r.name for r in nxt}
+        in_tree |= frontier
     best, best_set = Fraction(1), ()
     if len(tree) > MAX_SUBSETS:
         return _factor(base.name, tree), tuple(tree)
@@ -143,8 +145,18 @@ def stack(ctx: _Context, base: Rule) -> tuple[Fraction, tuple[Rule, ...]]:
 
 def _factor(name: str, multipliers) -> Fraction:
     # A multiplier adds (F - 1) times what its target earned; a multiplier of a multiplier scales
-    # that extra part, so the total is a sum over the tree.
-    return 1 + sum(((m.factor - 1) * _factor(m.name, multipliers) for m in multipliers if m.target == name), Fraction(0))
+    # that extra part, so the total is a sum over the tree: summed leaves first, without recursion
+    # (a chain of multipliers may be as deep as the checker allows).
+    children: dict[str, list] = {}
+    for m in multipliers:
+        children.setdefault(m.target, []).append(m)
+    order = [name]
+    for node in order:  # breadth first; the checker has refused cycles
+        order.extend(m.name for m in children.get(node, ()))
+    total: dict[str, Fraction] = {}
+    for node in reversed(order):
+        total[node] = 1 + sum(((m.factor - 1) * total[m.name] for m in children.get(node, ())), Fraction(0))
+    return total[name]
 
 
 def _jointly(ctx: _Context, parts: list) -> bool:

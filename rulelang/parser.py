@@ -7,6 +7,8 @@ the parser stops at the first syntax error. Known mistakes get curated messages 
 
 from __future__ import annotations
 
+import os
+import stat
 from contextvars import ContextVar
 from decimal import Decimal
 from functools import cache
@@ -20,6 +22,15 @@ from rulelang.errors import ProgramError, Source, diagnostic
 
 _SINK: ContextVar[list | None] = ContextVar("comment_sink", default=None)
 MAX_NESTING = 64  # brackets deeper than this are a mistake, not a program
+MAX_PROGRAM_BYTES = 1_000_000  # the largest program file read (docs/language.md, "Limits")
+# What a path that is not a regular file is, in the words of the message.
+_NOT_REGULAR = {
+    stat.S_IFDIR: "is a folder, not a program file",
+    stat.S_IFIFO: "is a pipe (FIFO), not a program file; save the program to a file",
+    stat.S_IFCHR: "is a device, not a program file",
+    stat.S_IFBLK: "is a device, not a program file",
+    stat.S_IFSOCK: "is a socket, not a program file",
+}
 
 # How each terminal is described to a planner when it is expected or found.
 _WORDS = {
@@ -316,14 +327,45 @@ def decode(data: bytes, path: str = "<program>") -> Source:
     return Source(text.replace("\r\n", "\n").replace("\r", "\n"), path)
 
 
-def read(path: str | Path) -> Source:
-    """Read a program file; unreadable files raise `ProgramError` naming the path."""
-    p = Path(path)
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of a program file: only a regular file, of at most `MAX_PROGRAM_BYTES`.
+
+    The file is opened without blocking and checked with `fstat` before any read, so a FIFO, a
+    device (`/dev/zero`) or a folder is refused at once rather than hanging or filling memory.
+    Problems raise `ProgramError` with one file-level E002 diagnostic (no line or column).
+    """
+    name = str(path)
     try:
-        data = p.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise _unreadable(name, "no such file") from None
+    except IsADirectoryError:
+        raise _unreadable(name, _NOT_REGULAR[stat.S_IFDIR]) from None
     except OSError as exc:
-        raise ProgramError([diagnostic(Source("", str(path)), "error", "E002", f"cannot read the file: {exc.strerror or exc}", ast.NO_SPAN)]) from None
-    return decode(data, str(path))
+        raise _unreadable(name, f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise _unreadable(name, _NOT_REGULAR.get(kind, "is not a regular file"))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_PROGRAM_BYTES + 1)  # one byte more tells a file that grew past the limit
+    except OSError as exc:
+        raise _unreadable(name, f"cannot read the file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PROGRAM_BYTES:
+        raise _unreadable(name, f"the file is larger than {MAX_PROGRAM_BYTES:,} bytes, the most a program file may be "
+                                "(is this the right path?)")
+    return data
+
+
+def _unreadable(path: str, message: str) -> ProgramError:
+    return ProgramError([diagnostic(Source("", path), "error", "E002", message, ast.NO_SPAN)])
+
+
+def read(path: str | Path) -> Source:
+    """Read a program file (see `read_bytes`); unreadable files raise `ProgramError` naming the path."""
+    return decode(read_bytes(path), str(path))
 
 
 def parse(source: Source | str, path: str = "<program>") -> ast.Program:

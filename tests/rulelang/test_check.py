@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -308,3 +313,287 @@ def test_tier_unit_empty_tiers_and_empty_name():
     assert "E223" in codes("currency CNY\ntiers by visits over 365 days {\n A from 0\n B from 10 CNY\n}\n")
     assert "E414" in codes("currency CNY\ntiers by spend over 365 days {\n}\n")
     assert "E420" in codes('program ""\n')
+
+
+# --- files that cannot be read: counted apart, no position, never a hang ------------------------
+
+
+def test_missing_file_is_not_counted_as_checked(tmp_path):
+    good = tmp_path / "good.loyalty"
+    good.write_text(HEAD + TAIL, encoding="utf-8")
+    result = cli(str(tmp_path / "missing.loyalty"), str(good))
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'missing.loyalty'}: error[E002]: no such file" in result.output
+    assert ":0:0:" not in result.output
+    assert "1 file(s) checked, 1 could not be read: 1 error(s), 1 warning(s), 1 note(s)" in result.output
+
+
+def test_missing_file_in_json_has_no_position(tmp_path):
+    result = cli("--format", "json", str(tmp_path / "missing.loyalty"))
+    assert result.exit_code == 2
+    (found,) = json.loads(result.stdout)
+    assert (found["code"], found["line"], found["col"], found["end_line"], found["end_col"]) == ("E002", None, None, None, None)
+
+
+def test_notes_are_counted_apart_from_warnings(tmp_path):
+    path = tmp_path / "p.loyalty"
+    path.write_text(HEAD + TAIL + "expire after 24 months\n", encoding="utf-8")
+    result = cli(str(path))
+    shown = result.output
+    severities = Counter(line.split(": ")[1].split("[")[0] for line in shown.splitlines() if line.startswith(str(path)))
+    assert severities["note"] >= 1, shown  # the effective earn rate (W606) is a note
+    assert f"{severities['warning']} warning(s), {severities['note']} note(s)" in shown
+
+
+def _within(seconds: float, fn, *args):
+    """Run fn in a thread and fail (rather than hang the suite) if it does not return in time."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result(timeout=seconds)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "p.loyalty"
+    os.mkfifo(fifo)
+    try:
+        with pytest.raises(ProgramError) as info:
+            _within(10, parser.read, fifo)
+    finally:
+        # Should the read block after all, a writer lets its thread end.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    (d,) = info.value.diagnostics
+    assert (d.code, d.span.line) == ("E002", 0) and "pipe" in d.message
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_device_is_refused_without_reading_it():
+    with pytest.raises(ProgramError) as info:
+        _within(10, parser.read, "/dev/zero")
+    assert "device" in info.value.diagnostics[0].message
+
+
+def test_a_folder_and_a_file_over_the_size_limit_are_refused(tmp_path):
+    with pytest.raises(ProgramError, match="folder"):
+        parser.read(tmp_path)
+    big = tmp_path / "big.loyalty"
+    big.write_bytes(b"#" * (parser.MAX_PROGRAM_BYTES + 1))
+    with pytest.raises(ProgramError, match="larger than 1,000,000 bytes"):
+        parser.read(big)
+    big.write_bytes(b"#" * parser.MAX_PROGRAM_BYTES)
+    assert len(parser.read(big).text) == parser.MAX_PROGRAM_BYTES
+
+
+def test_cli_reports_a_fifo_and_exits_2(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    fifo = tmp_path / "fifo.loyalty"
+    os.mkfifo(fifo)
+    result = _within(10, cli, str(fifo))
+    assert result.exit_code == 2 and "0 file(s) checked, 1 could not be read" in result.output
+
+
+# --- terminal safety: control characters are shown, not obeyed ----------------------------------
+
+
+def test_control_characters_in_the_source_line_are_escaped_and_the_caret_lines_up():
+    (d,) = errors(HEAD + 'earn x: 5 points when category == "\x1b[2J\u202e" and teir > 1\n' + TAIL)
+    shown = d.render()
+    assert "\x1b" not in shown and "\u202e" not in shown
+    source, caret = shown.splitlines()[1:3]
+    assert "\\x1b[2J\\u202e" in source
+    assert source[caret.index("^"):].startswith("teir") and caret.count("^") == len("teir")
+
+
+def test_control_characters_in_names_and_paths_are_escaped():
+    src = Source('program "\x1b]0;pwned\x07"\ncurrency cny\n', "evil\x1b[31m.loyalty")
+    shown = "\n".join(d.render() for d in check.check(parser.parse(src), src))
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "evil\\x1b[31m.loyalty:2:10" in shown
+
+
+# --- names close to a builtin: the builtin first --------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "suggested", "hint"), [
+    ("Tuesday", "`tue`", "weekdays are written in small letters"),
+    ("FRI", "`fri`", "`fri` (or `friday`)"),
+    ("March", "the month number `3`", "month(date) == 3"),
+    ("Weekday", "`weekday`", "names are case-sensitive"),
+])
+def test_a_builtin_in_another_form_is_suggested_before_a_column(written, suggested, hint):
+    (d,) = errors(HEAD + f"earn x: 5 points when weekday == {written}\n" + TAIL)
+    assert d.code == "E201" and f"did you mean {suggested}?" in d.message
+    assert hint in d.hint and "column" not in d.hint
+
+
+# --- depth: chains of multipliers and nested conditions are bounded, never a RecursionError -----
+
+
+def _chain(depth: int, factor: str = "2x") -> str:
+    rules = "".join(f"earn r{i}: {factor} r{i - 1}\n" for i in range(1, depth + 1))
+    return 'program "T"\ncurrency CNY\nearn r0: 1 point per 1 CNY\n' + rules + TAIL
+
+
+def test_a_chain_of_500_multipliers_is_one_clear_error():
+    found = [d for d in run(_chain(500, "1.5x")) if d.is_error]
+    assert [(d.code, d.span.line) for d in found] == [("E431", 3 + check.MAX_CHAIN + 1)]
+    assert f"at most {check.MAX_CHAIN} deep" in found[0].message
+
+
+def test_a_chain_declared_backwards_is_found_too():
+    lines = _chain(300).splitlines()
+    text = "\n".join(lines[:3] + lines[3:-1][::-1] + lines[-1:]) + "\n"
+    assert [d.code for d in run(text) if d.is_error] == ["E431"]
+
+
+def test_a_chain_at_the_limit_checks_and_simulates_in_both_engines():
+    import pandas as pd
+
+    from rulelang.program import loads
+
+    program = loads(_chain(check.MAX_CHAIN))
+    rows = pd.DataFrame({"customer_id": ["m"], "timestamp": ["2028-01-01 10:00"], "amount": [10.0]})
+    for engine in ("compiled", "reference"):
+        ledger = program.evaluate(rows, engine=engine)
+        # Each `2x` adds once what its target earned: every rule of the chain earns the base's 10.
+        assert ledger["points"].tolist() == [10] * (check.MAX_CHAIN + 1), engine
+
+
+def test_parentheses_5000_deep_are_one_syntax_error():
+    with pytest.raises(ProgramError) as info:
+        parser.parse(HEAD + "assert " + "(" * 5000 + "1" + ")" * 5000 + " > 0\n" + TAIL)
+    assert [d.code for d in info.value.diagnostics] == ["E103"]
+
+
+@pytest.mark.parametrize("prefix", ["not ", "- ", "abs("])
+def test_conditions_nested_past_the_limit_are_refused_before_typing(prefix):
+    deep = prefix * 5000 + "amount" + (")" * 5000 if prefix == "abs(" else "")
+    condition = deep if prefix == "not " else f"{deep} > 1 CNY"
+    text = HEAD + f"earn x: 5 points when {condition}\n" + TAIL
+    try:
+        found = run(text)
+    except ProgramError as exc:  # brackets: the parser's own bound
+        assert [d.code for d in exc.diagnostics] == ["E103"]
+        return
+    assert [d.code for d in found if d.is_error] == ["E430"]
+
+
+def test_a_condition_at_the_depth_limit_is_checked():
+    from rulelang.check_expr import MAX_EXPR_DEPTH
+
+    # `not` * k over a comparison of two names nests k + 2 deep.
+    condition = "not " * (MAX_EXPR_DEPTH - 2) + "amount > point_cost"
+    assert not errors(HEAD + f"earn x: 5 points when {condition}\n" + TAIL)
+    assert [d.code for d in errors(HEAD + f"earn x: 5 points when not {condition}\n" + TAIL)] == ["E430"]
+
+
+def test_a_megabyte_line_and_a_long_and_chain_check_without_error():
+    from rulelang.program import analyse
+
+    items = ", ".join(['"abcdefgh"'] * 90_000)
+    long_and = " and ".join(["amount > 1 CNY"] * 3_000)
+    text = HEAD + f"earn x: 1 point when category in [{items}]\nearn y: 1 point when {long_and}\n" + TAIL
+    assert len(text) > 1_000_000
+    _, found = analyse(Source(text, "big.loyalty"))
+    assert not [d for d in found if d.is_error]
+
+
+# --- limits: a number at its limit compiles and simulates; one past it is a checker error -------
+
+LIMIT_HEAD = 'program "L"\ncurrency CNY\npoint_cost 0.01 CNY\nearn base: 1 point per 1 CNY\n'
+
+
+def _tiers(window: str, metric: str, threshold: str) -> str:
+    return f"tiers by {metric} over {window} {{\n  Green from 0\n  Gold from {threshold}\n}}\n"
+
+
+# (at the limit, just past it, the code past it)
+LIMIT_CASES = {
+    "fixed points": ("earn a: 1000000000 points\n", "earn a: 1000000001 points\n", "E432"),
+    "points decimals": ("earn a: 1.0001 points\n", "earn a: 1.00001 points\n", "E433"),
+    "per amount": ("earn a: 1000000000 points per 1000000000000 CNY\n", "earn a: 1000000000 points per 1000000000001 CNY\n", "E432"),
+    "per decimals": ("earn a: 1 point per 0.000001 CNY\n", "earn a: 1 point per 0.0000001 CNY\n", "E433"),
+    "multiplier": ("earn m: 1000x base\n", "earn m: 1001x base\n", "E432"),
+    "multiplier decimals": ("earn m: 1.0001x base\n", "earn m: 1.00000000000000000001x base\n", "E433"),
+    "limit": ("limit 1000000000 points per day\n", "limit 99999999999999999999 points per day\n", "E432"),
+    "times": ("earn o: 5 points at most 1000000000 times per day\n", "earn o: 5 points at most 1000000001 times per day\n", "E432"),
+    "expiry days": ("expire after 36500 days\n", "expire after 36501 days\n", "E432"),
+    "expiry months": ("expire after 1200 months\n", "expire after 99999999999999999999 months\n", "E432"),
+    "expiry years": ("expire after 100 years\n", "expire after 101 years\n", "E432"),
+    "window": (_tiers("36500 days", "spend", "1000"), _tiers("36501 days", "spend", "1000"), "E432"),
+    "spend threshold": (_tiers("365 days", "spend", "1000000000000"), _tiers("365 days", "spend", "1000000000001"), "E432"),
+    "points threshold": (_tiers("1200 months", "points", "1000000000"), _tiers("1200 months", "points", "1000000001"), "E432"),
+    "visits threshold": (_tiers("365 days", "visits", "1000000000"), _tiers("365 days", "visits", "1000000001"), "E432"),
+    "reward": ("reward big: 1000000000 points cost 1000000000000 CNY\n", "reward big: 1000000000 points cost 1000000000001 CNY\n", "E432"),
+    "reward points": ("reward big: 1000000000 points cost 1 CNY\n", "reward big: 1000000001 points cost 1 CNY\n", "E432"),
+    "amount in a condition": ("earn w: 1 point when amount < 1000000000000 CNY\n", "earn w: 1 point when amount < 1000000000001 CNY\n", "E432"),
+    "number in a condition": ("earn w: 1 point when month(date) < 1000000000000\n", "earn w: 1 point when month(date) < 99999999999999999999\n", "E432"),
+    "decimals in a condition": ("earn w: 1 point when amount > 0.000001 CNY\n", "earn w: 1 point when amount > 0.0000001 CNY\n", "E433"),
+    "funded share": ("earn f: 1 point funded 33.3333% by acme\n", "earn f: 1 point funded 33.33333% by acme\n", "E433"),
+    "awards together": ("earn g: 1000000000 points per 1 CNY\nearn h: 2x g\n", "earn g: 1000000000 points per 1 CNY\nearn h: 3x g\n", "E435"),
+    # base is exact to 1/100 of a point (per fen); each 1.5x halves it: 100 * 2**23 <= 10**9 < 100 * 2**24
+    "exactness together": ("earn m1: 1.5x base\n" + "".join(f"earn m{i}: 1.5x m{i - 1}\n" for i in range(2, 24)),
+                           "earn m1: 1.5x base\n" + "".join(f"earn m{i}: 1.5x m{i - 1}\n" for i in range(2, 25)), "E434"),
+}
+
+
+def _simulate_tiny(text: str):
+    import pandas as pd
+
+    from rulelang.program import loads
+
+    program = loads(text)
+    rows = pd.DataFrame({"customer_id": ["m", "m"], "timestamp": ["2028-01-01 10:00", "2028-03-01 10:00"], "amount": [10.0, 2.5]})
+    return {engine: program.evaluate(rows, engine=engine) for engine in ("compiled", "reference")}
+
+
+@pytest.mark.parametrize("case", list(LIMIT_CASES))
+def test_a_number_at_its_limit_compiles_and_simulates(case):
+    at, _, _ = LIMIT_CASES[case]
+    text = LIMIT_HEAD + at + TAIL
+    assert not errors(text)
+    ledgers = _simulate_tiny(text)
+    assert ledgers["compiled"]["points"].tolist() == ledgers["reference"]["points"].tolist()
+
+
+@pytest.mark.parametrize("case", list(LIMIT_CASES))
+def test_a_number_past_its_limit_is_a_checker_error(case):
+    _, past, code = LIMIT_CASES[case]
+    (d,) = errors(LIMIT_HEAD + past + TAIL)
+    assert d.code == code and d.span.line > 4 and d.hint
+    rendered = d.render()
+    assert rendered.startswith(f"t.loyalty:{d.span.line}:{d.span.col}: error[{code}]") and "^" in rendered
+
+
+def test_point_cost_limits():
+    assert not errors(LIMIT_HEAD.replace("0.01 CNY", "1000000000000 CNY") + TAIL)
+    assert [d.code for d in errors(LIMIT_HEAD.replace("0.01 CNY", "1000000000001 CNY") + TAIL)] == ["E432"]
+    assert [d.code for d in errors(LIMIT_HEAD.replace("0.01 CNY", "0.0000001 CNY") + TAIL)] == ["E433"]
+
+
+def test_the_limits_in_the_docs_are_the_limits_in_the_table():
+    from rulelang import limits
+
+    doc = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Limits"):doc.index("## Messages")]
+    for limit in limits.LIMITS.values():
+        assert f"{limit.most:,}" in section
+    for number in (limits.MAX_POINTS, limits.MAX_DENOMINATOR, check.MAX_CHAIN, parser.MAX_PROGRAM_BYTES):
+        assert f"{number:,}" in section
+
+
+def test_unreadable_files_golden(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("folder.loyalty").mkdir()
+    Path("big.loyalty").write_bytes(b"#" * (parser.MAX_PROGRAM_BYTES + 1))
+    paths = ["missing.loyalty", "folder.loyalty", "big.loyalty", "/dev/zero"]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo("pipe.loyalty")
+        paths.append("pipe.loyalty")
+    shown = []
+    for path in paths:
+        with pytest.raises(ProgramError) as info:
+            _within(10, parser.read, path)
+        shown += [d.render() for d in info.value.diagnostics]
+    compare(GOLDEN / "files" / "unreadable.loyalty", "\n\n".join(shown) + "\n")

@@ -187,3 +187,16 @@ def test_chinese_conditions_that_each_end_in_shi_read_as_one():
     zh = terms(text, "zh")
     assert "渠道为app且单笔订单总额不低于30元时，逢周六和周日，" in zh
     assert "时，单笔" not in zh  # not "渠道为app时，单笔订单总额不低于30元时"
+
+
+def test_cli_explain_missing_file_has_no_position(tmp_path):
+    missing = CliRunner().invoke(explain_cmd, [str(tmp_path / "none.loyalty")])
+    assert missing.exit_code == 2
+    assert missing.output.strip() == f"{tmp_path / 'none.loyalty'}: error[E002]: no such file"
+
+
+def test_cli_explain_shows_control_characters_as_escapes(tmp_path):
+    path = tmp_path / "p.loyalty"
+    path.write_text('program "Bean\x1b[2J Club"\ncurrency CNY\nearn base: 1 point per 1 CNY\n', encoding="utf-8")
+    shown = CliRunner().invoke(explain_cmd, [str(path)])
+    assert shown.exit_code == 0 and "Bean\\x1b[2J Club" in shown.output and "\x1b" not in shown.output

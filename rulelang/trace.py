@@ -16,7 +16,7 @@ import pandas as pd
 from rulelang import ast, interpret
 from rulelang import values as V
 from rulelang.data import parse_datetimes, prepare
-from rulelang.errors import LoyaltyError
+from rulelang.errors import LoyaltyError, visible
 
 
 def find_member(customer_ids, wanted: str) -> int:
@@ -129,21 +129,6 @@ NOT_SIMULATED = (
     "is not applied in a trace, nor its enrolment or response"
 )
 
-# Control characters (C0, DEL, C1) and the bidirectional overrides that could make a terminal
-# show text other than what the data holds.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """`text` with its control characters written as escapes (`\\x1b`), for a terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
-
-
-def printable_lines(text: str) -> str:
-    """Each line of a multi-line text made `printable` (its line breaks kept)."""
-    return "\n".join(printable(line) for line in text.split("\n"))
-
-
 def member_rows(transactions: pd.DataFrame, customer_id: str) -> pd.DataFrame:
     """The rows of one customer (by the id's text), with a did-you-mean error if there are none;
     each keeps its place in `transactions` (1-based) as `source_row` unless it has one already."""
@@ -191,4 +176,4 @@ def trace(program, transactions: pd.DataFrame, customer_id: str, customers: pd.D
     for rec in records:
         out += render(rec, model, text, batch.decimals)
     out += summary(records)
-    return "\n".join(printable(line) for line in out)
+    return visible("\n".join(out))

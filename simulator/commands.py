@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import threading
-import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rulelang.errors import LoyaltyError
+from rulelang.errors import LoyaltyError, visible
 from rulelang.files import csv_rows_safe, refuse_input_as_output
 from simulator import outputs
 from simulator.report import HEADLINE, fmt_number
@@ -101,9 +100,9 @@ def _progress(total: int, quiet: bool, label: str, engine: str = "compiled", con
 
 
 def plain(text) -> str:
-    """User text (a program name, a file name, a reward) for the terminal: control characters
-    removed (an escape sequence could rewrite the screen), line breaks and tabs kept."""
-    return "".join(ch for ch in str(text) if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    """User text (a program name, a file name, a reward) for the terminal: control characters shown
+    as escapes (an escape sequence could rewrite the screen), line breaks and tabs kept."""
+    return visible(str(text))
 
 
 def _markup(text) -> str:

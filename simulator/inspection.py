@@ -18,10 +18,9 @@ import click
 import pandas as pd
 
 from rulelang.data import needed_columns
-from rulelang.errors import LoyaltyError
+from rulelang.errors import LoyaltyError, visible
 from rulelang.model import names_in
 from rulelang.program import Program
-from rulelang.trace import printable, printable_lines
 from simulator import io
 from simulator.api import load_program
 from simulator.scenario import Scenario, load_scenario
@@ -102,11 +101,11 @@ def _report(*loads: io.LoadResult | None) -> None:
         if load is not None:
             # These commands have no --rejects of their own: the report points to simulate's.
             text = load.report().replace("write them all with --rejects FILE", "`loyalty simulate ... --rejects FILE` writes them all")
-            click.echo(printable_lines(text), err=True)
+            click.echo(visible(text), err=True)
 
 
 def _fail(exc: LoyaltyError, code: int) -> None:
-    click.echo(printable_lines(str(exc)), err=True)
+    click.echo(visible(str(exc)), err=True)
     sys.exit(code)
 
 
@@ -190,20 +189,20 @@ def test_cmd(target, examples, seed, transactions, scenario, customers, quiet):
         if len(found) > 10:
             lines.append(f"... and {len(found) - 10} more")
         lines.append(f"{name}: {tx.rows_used} row(s) checked, {len(found)} violation(s)")
-        click.echo(printable_lines("\n".join(lines)))
+        click.echo(visible("\n".join(lines)))
         failed = bool(found)
     from simulator.commands import _progress
 
     with _progress(examples, quiet or not _terminal(), "trying histories") as progress:
         outcome = inv.search(model, statements, examples, seed, progress=progress)
     if outcome.violation is None:
-        click.echo(printable(f"{target}: ok, {outcome.tried} histories tried (seed {seed}), no invariant broken"))
+        click.echo(visible(f"{target}: ok, {outcome.tried} histories tried (seed {seed}), no invariant broken"))
         sys.exit(1 if failed else 0)
     lines = [f"{target}: FAILED after {outcome.tried} histories"] + inv.describe(outcome.violation, model, text)
     lines += ["", "smallest history found:", inv.transactions_table(outcome.transactions, model.decimals, outcome.customers)]
     lines += ["", "its ledger:", inv.ledger_table(outcome.ledger)]
     lines += ["", f"reproduce: loyalty test {target} --seed {seed} --examples {examples}"]
-    click.echo(printable_lines("\n".join(lines)))
+    click.echo(visible("\n".join(lines)))
     sys.exit(1)
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import rulelang
-from rulelang.errors import LoyaltyError
-from rulelang.trace import NOT_SIMULATED, printable, printable_lines, trace
+from rulelang.errors import LoyaltyError, visible
+from rulelang.trace import NOT_SIMULATED, trace
 
 PROGRAM = """program "Cafe"
 currency CNY
@@ -121,6 +121,6 @@ def test_control_characters_in_names_ids_and_cells_are_escaped():
     assert '"cof\\x07fee\\x0d" == "pastry"' in out
 
 
-def test_printable_escapes_control_and_bidi_characters_only():
-    assert printable("a\tb\x1b[0m\x9b\u202ec 中文 [/]") == "a\\x09b\\x1b[0m\\x9b\\u202ec 中文 [/]"
-    assert printable_lines("one\x1b\ntwo") == "one\\x1b\ntwo"
+def test_visible_escapes_control_and_bidi_characters_only():
+    assert visible("a\tb\x1b[0m\x9b\u202ec 中文 [/]") == "a\tb\\x1b[0m\\x9b\\u202ec 中文 [/]"
+    assert visible("one\x1b\ntwo") == "one\\x1b\ntwo"

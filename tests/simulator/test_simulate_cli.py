@@ -327,9 +327,9 @@ def test_program_names_and_file_names_are_shown_not_interpreted(files, tmp_path)
         p.write_text(PROGRAM_TEXT.replace('"Test Club"', '"' + name + '"'), encoding="utf-8")
         res = _run("simulate", str(p), "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(tmp_path / "o"))
         _ok(res)
-        shown = name.replace("\x07", "").replace("\x1b", "")
+        shown = name.replace("\x07", "\\x07").replace("\x1b", "\\x1b")  # control characters shown as escapes
         assert shown in res.output and "\x1b" not in res.output and "\x07" not in res.output
-    odd = tmp_path / "[bold]x[/].loyalty"  # (a path with control characters is refused: test_scenario)
+    odd = tmp_path / "[bold]x[i].loyalty"  # (a path with control characters is refused: test_scenario)
     odd.write_text(PROGRAM_TEXT, encoding="utf-8")
     res = _run("compare", str(files / "club.loyalty"), str(odd), "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(tmp_path / "c"))
     _ok(res)

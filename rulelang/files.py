@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -35,30 +36,45 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Replace `path` with `data` all at once: a temporary file beside it (same filesystem) is
-    written, synced and renamed over it, keeping the file's mode; a failed write (full disk, file
-    size limit, Ctrl-C) leaves the old file as it was and no temporary file behind."""
+def current_umask() -> int:
+    """The process's umask (reading it means setting it; it is put straight back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+@contextmanager
+def atomic_replace(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` (same filesystem) for a writer; when the block ends, the file
+    written there is synced and renamed over `path`, keeping the file's mode. A failed write (full
+    disk, file size limit, Ctrl-C) leaves the old file as it was and no temporary file behind."""
     path = Path(path)
     try:
         mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
-    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Replace `path` with `data` all at once (see `atomic_replace`)."""
+    with atomic_replace(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rulelang.errors import LoyaltyError
-from rulelang.files import fsync_dir
+from rulelang.files import current_umask, fsync_dir
 
 SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "report.html")
 COMPARE_FILES = ("compare.html", "compare.csv")
@@ -121,7 +121,7 @@ def _replace(out: Path, files: Mapping[str, Callable[[Path], None]]) -> None:
             write(path)
             _fsync(path)
             checkpoint(name)
-        os.chmod(tmp, (os.stat(out).st_mode if out.exists() else 0o777 & ~_umask()) & 0o7777)
+        os.chmod(tmp, (os.stat(out).st_mode if out.exists() else 0o777 & ~current_umask()) & 0o7777)
         fsync_dir(tmp)
         checkpoint("synced")
         with _uninterrupted():
@@ -191,9 +191,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rulelang.files import atomic_replace
 from simulator import rng
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -214,13 +215,18 @@ def write(transactions: pd.DataFrame, customers: pd.DataFrame, out_dir: str | Pa
     out.mkdir(parents=True, exist_ok=True)
     tx_path, cu_path = out / f"transactions.{fmt}", out / f"customers.{fmt}"
     if fmt == "csv":
-        transactions.to_csv(tx_path, index=False, float_format="%.2f", date_format="%Y-%m-%d %H:%M:%S", lineterminator="\n")
-        customers.to_csv(cu_path, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+        writers = (
+            lambda p: transactions.to_csv(p, index=False, float_format="%.2f", date_format="%Y-%m-%d %H:%M:%S", lineterminator="\n"),
+            lambda p: customers.to_csv(p, index=False, date_format="%Y-%m-%d", lineterminator="\n"),
+        )
     elif fmt == "parquet":
-        transactions.to_parquet(tx_path, index=False, compression="zstd")
-        customers.to_parquet(cu_path, index=False, compression="zstd")
+        writers = (lambda p: transactions.to_parquet(p, index=False, compression="zstd"), lambda p: customers.to_parquet(p, index=False, compression="zstd"))
     else:
         raise ValueError(f"unknown format {fmt!r}; expected csv or parquet")
+    # Each file replaced whole: a killed or failed write leaves the old file, never a truncated one.
+    for path, write_to in zip((tx_path, cu_path), writers, strict=True):
+        with atomic_replace(path) as tmp:
+            write_to(tmp)
     return tx_path, cu_path
 
 

@@ -101,3 +101,22 @@ def test_cli_writes_csv_and_parquet(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "p" / "transactions.parquet"), tx)
     res = runner.invoke(main, ["sample-data", "--out", str(tmp_path / "x"), "--customers", "0"])
     assert res.exit_code == 2 and "--customers" in res.output
+
+
+class _FailsWhenWritten:
+    """A cell whose text cannot be made: the CSV writer fails after writing the rows before it."""
+
+    def __str__(self):
+        raise RuntimeError("disk full")
+
+
+def test_a_failed_write_leaves_the_earlier_files_whole(tmp_path):
+    tx, cu = sample_data.generate(50, 2, 1, "2026-01-01")
+    first = sample_data.write(tx, cu, tmp_path)
+    before = [p.read_bytes() for p in first]
+    broken = tx.astype({"customer_id": object})
+    broken.loc[len(broken) - 1, "customer_id"] = _FailsWhenWritten()
+    with pytest.raises(RuntimeError, match="disk full"):
+        sample_data.write(broken, cu, tmp_path)
+    assert [p.read_bytes() for p in first] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "transactions.csv"]  # no temporary left

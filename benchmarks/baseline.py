@@ -1,7 +1,7 @@
 """Hand-written NumPy for programs/coffee.loyalty's stateless earn: the yardstick of the engine.
 
 What a skilled NumPy programmer would write for that one program, given the same validated rows
-(`rulelang.data.prepare`'s Batch: amounts in int64 minor units, members, units) and asked for the
+(`rulelang.engine.data.prepare`'s Batch: amounts in int64 minor units, members, units) and asked for the
 same answer as `CompiledProgram.earn_columns(batch, tier)`: per rule and row, the exact points as
 integer numerators over DEN = 200 (the program's common denominator: 1 point per 2 CNY is 1/200
 point per fen), at one tier level, with no frequency limits, caps or rounding (those are state),
@@ -17,7 +17,7 @@ import pandas as pd
 DEN = 200
 RULES = ("base", "gold_boost", "pastry", "student", "app_order", "new_year", "birthday", "welcome", "review")
 GOLD = 1  # tier levels: Green 0, Gold 1, Black 2
-PURCHASE, EVENT = 0, 3  # rulelang.data event codes
+PURCHASE, EVENT = 0, 3  # rulelang.engine.data event codes
 NS_PER_DAY = 86_400_000_000_000
 NEW_YEAR = (np.datetime64("2026-12-26", "D").astype(np.int64), np.datetime64("2027-01-03", "D").astype(np.int64))
 

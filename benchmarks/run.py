@@ -80,8 +80,8 @@ def measure_engine(tx_path: Path, cu_path: Path, repeat: int, reference_rows: in
     import pandas as pd
 
     import rulelang
-    from rulelang.compile import compile_model
-    from rulelang.data import prepare
+    from rulelang.engine.compile import compile_model
+    from rulelang.engine.data import prepare
     from rulelang.program import from_source
 
     # The first load also builds the parser and imports the checker: once per process, not per program.

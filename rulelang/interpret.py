@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from rulelang import builtins as B
-from rulelang import data, ledger
 from rulelang import values as V
+from rulelang.engine import data, ledger
 from rulelang.model import Model, Rule
 
 PERIODS = ("day", "week", "month", "year")

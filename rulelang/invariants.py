@@ -14,9 +14,10 @@ from fractions import Fraction
 
 import pandas as pd
 
-from rulelang import ast, data, interpret
+from rulelang import ast, interpret
 from rulelang import builtins as B
 from rulelang import values as V
+from rulelang.engine import data
 from rulelang.lint import non_monotone_rules
 from rulelang.model import Model, names_in
 

@@ -26,7 +26,7 @@ class Program:
 
     def evaluate(self, transactions, customers=None, until=None, engine: str = "compiled", redemption=None):
         """The ledger of postings for these transactions (see docs/semantics.md)."""
-        from rulelang.evaluate import evaluate
+        from rulelang.engine.evaluate import evaluate
 
         return evaluate(self, transactions, customers=customers, until=until, engine=engine, redemption=redemption)
 

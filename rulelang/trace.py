@@ -15,7 +15,7 @@ import pandas as pd
 
 from rulelang import ast, interpret
 from rulelang import values as V
-from rulelang.data import parse_datetimes, prepare
+from rulelang.engine.data import parse_datetimes, prepare
 from rulelang.errors import LoyaltyError, visible
 
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import rulelang
-from rulelang.data import needed_columns
+from rulelang.engine import needed_columns
 from rulelang.errors import LoyaltyError
 from rulelang.files import atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.program import Program

@@ -1,6 +1,6 @@
 """The engine's input for every path, validated once.
 
-`base(history, model, customers)` runs the engine's data contract (`rulelang.data.prepare`) once
+`base(history, model, customers)` runs the engine's data contract (`rulelang.engine.data.prepare`) once
 over the whole replayed history, keeping only the columns the program reads. A path's rows are a
 selection of history rows (`_pos`) plus rows the simulator adds (enrol rows, extra visits), with
 amounts overridden; `for_path` gathers them from the base as a `Batch` without validating again:
@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang import arrowtext
 from rulelang import builtins as B
-from rulelang.data import EVENT, Batch, Origin, needed_columns, prepare
+from rulelang.engine import EVENT, Batch, Origin, arrowtext, needed_columns, prepare
 from simulator.history import History, engine_frame, gather
 
 CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward")
@@ -132,9 +131,9 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged).
 
     `columns` (None: all) names the base's other columns the path carries: the compiled engine
-    reads its conditions' shared parts from the base (`rulelang.masks.copied_columns`).
+    reads its conditions' shared parts from the base (`rulelang.engine.masks.copied_columns`).
     `span` (first, end), when given, holds every base row the path's rows come from: those shared
-    parts are then evaluated over that stretch of the base only (`rulelang.data.Origin`).
+    parts are then evaluated over that stretch of the base only (`rulelang.engine.data.Origin`).
 
     Extra baskets get transaction ids of their own (`~extra<row>`) when `exact_ids`; otherwise,
     when no rule reads transaction_id, they are left blank: the engine groups baskets by `unit`
@@ -162,7 +161,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     if isinstance(ids.dtype, pd.CategoricalDtype):
         tx_cats, tx = ids.cat.categories, _codes(ids)[src]
     elif exact_ids:
-        # Arrow text ids (rulelang.arrowtext) that a rule reads: the path's own, as a categorical.
+        # Arrow text ids (rulelang.engine.arrowtext) that a rule reads: the path's own, as a categorical.
         own = pd.Categorical(np.append(ids.to_numpy(dtype=object)[src], ""))
         tx_cats, tx = own.categories, own.codes[:-1].copy()
     else:

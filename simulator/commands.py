@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rulelang.engine import compiled_on_disk
 from rulelang.errors import LoyaltyError, visible
 from rulelang.files import csv_rows_safe, refuse_input_as_output
 from simulator import outputs
@@ -60,17 +61,6 @@ def _data(sc: Scenario, transactions: str | None, customers: str | None):
 PREPARING = "preparing the engine (the first run after install compiles it; later runs start at once)"
 
 
-def engine_compiled() -> bool:
-    """Whether numba's cache holds the engine's kernel; when not, the first run compiles it (about
-    half a minute). Looks only at the cache's index file; anything unexpected counts as compiled."""
-    try:
-        from rulelang.kernel import run_kernel
-
-        return Path(run_kernel._cache._cache_file._index_path).exists()
-    except Exception:  # noqa: BLE001 - numba's internals moved: say nothing rather than fail
-        return True
-
-
 @contextmanager
 def _progress(total: int, quiet: bool, label: str, engine: str = "compiled", console: Console | None = None):
     if quiet:
@@ -86,7 +76,7 @@ def _progress(total: int, quiet: bool, label: str, engine: str = "compiled", con
         transient=True,
     )
     with bar:
-        first = engine == "compiled" and not engine_compiled()
+        first = engine == "compiled" and not compiled_on_disk()
         task = bar.add_task(escape(PREPARING if first else label), total=total)
 
         def advance(n: int) -> None:

@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang import arrowtext
-from rulelang.data import parse_datetimes
+from rulelang.engine import arrowtext, parse_datetimes
 from rulelang.errors import DataError
 from simulator import rng
 
@@ -314,7 +313,7 @@ def _text_codes(col: pd.Series, clean) -> tuple[np.ndarray, np.ndarray]:
 
 def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decimals: int, minor_units: bool = False) -> pd.DataFrame:
     """The rows as the engine reads them: canonical columns, amounts back in currency units (or
-    left in minor units, for `rulelang.data.prepare(..., minor_units=True)`)."""
+    left in minor units, for `rulelang.engine.data.prepare(..., minor_units=True)`)."""
     keep = [c for c in rows.columns if not c.startswith("_")]
     # Categoricals: the engine encodes them by their codes instead of hashing a text per row.
     # `customer_ids` are distinct and sorted, so the codes `_m` are already the member order.

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from rulelang.data import needed_columns
+from rulelang.engine import needed_columns
 from rulelang.errors import LoyaltyError, visible
 from rulelang.model import names_in
 from rulelang.program import Program

@@ -23,11 +23,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from numba import njit
 
-from rulelang import arrowtext
-from rulelang.data import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, read_datetimes
+from rulelang.engine import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, NAT, arrowtext, read_datetimes
 from rulelang.errors import DataError
 from rulelang.files import atomic_write_bytes, formula_safe
-from rulelang.kernel import NAT
 from simulator.history import grouped_in_time
 
 REQUIRED = ("customer_id", "timestamp", "amount")
@@ -260,7 +258,7 @@ def _dict_text(values: pd.Series, clean=None) -> pd.Categorical:
 
 def _id_text(values: pd.Series):
     """Transaction ids cleaned as `_dict_text` cleans text (missing is "", edge spaces stripped);
-    ids that are Arrow text stay Arrow text, with no dictionary (rulelang.arrowtext compares them
+    ids that are Arrow text stay Arrow text, with no dictionary (rulelang.engine.arrowtext compares them
     by their bytes), anything else is dictionary-encoded."""
     if not arrowtext.is_arrow_text(values):
         return _dict_text(values, _strip)
@@ -401,7 +399,7 @@ def _on_categories(values: pd.Categorical, convert) -> pd.Series:
 
 
 def _dates(values: pd.Series, timestamp_format: str | None):
-    """A date-time column read (`rulelang.data.read_datetimes`): typed date-times as they are, text
+    """A date-time column read (`rulelang.engine.data.read_datetimes`): typed date-times as they are, text
     per distinct value. Returns (datetime64[ns] per row, empty per row, out of range per row, the
     distinct time zone offsets of the rows that gave a date-time ("" for none))."""
     if pd.api.types.is_datetime64_any_dtype(values):

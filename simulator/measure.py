@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.kernel import NAT
+from rulelang.engine import NAT
 from simulator import metrics, response, tiers
 
 

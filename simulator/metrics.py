@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.kernel import NS_PER_DAY
+from rulelang.engine import NS_PER_DAY
 
 POINT_FIGURES = (
     "points_issued", "points_redeemed", "points_expired", "points_clawed_back", "points_capped", "points_outstanding",

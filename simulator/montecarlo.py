@@ -20,10 +20,8 @@ import numpy as np
 import pandas as pd
 
 from rulelang import program as programs
-from rulelang.compile import member_parts
-from rulelang.data import Batch, needed_columns
+from rulelang.engine import ENGINES, Batch, member_parts, needed_columns
 from rulelang.errors import LoyaltyError
-from rulelang.evaluate import ENGINES
 from simulator import batch as batches
 from simulator import enrollment, metrics, redemption, response
 from simulator.history import History, with_columns
@@ -75,8 +73,7 @@ class _Engine:
         self.compiled = None
         self.columns = None  # the base's columns a path carries (None: all, for the interpreters)
         if engine == "compiled":
-            from rulelang.compile import compile_model
-            from rulelang.masks import copied_columns
+            from rulelang.engine import compile_model, copied_columns
 
             self.compiled = compile_model(program.model)
             self.columns = copied_columns(program.model)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.data import RedemptionPolicy
+from rulelang.engine import RedemptionPolicy
 from simulator import rng
 
 CHOICES = ("cheapest", "dearest", "random")

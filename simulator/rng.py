@@ -11,8 +11,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from rulelang import arrowtext
-from rulelang.arrowtext import fnv1a
+from rulelang.engine import arrowtext, fnv1a
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment (2**64 / golden ratio)

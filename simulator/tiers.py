@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.kernel import NAT, NS_PER_DAY
+from rulelang.engine import NAT, NS_PER_DAY
 from simulator.metrics import as_ns
 
 

@@ -323,7 +323,7 @@ def diff_history(draw, rewards: int = 3):
     customers = _pd.DataFrame(cust, columns=["customer_id", "segment", "birthday", "enrolled"])
     policy = None
     if draw(st.booleans()):
-        from rulelang.data import RedemptionPolicy
+        from rulelang.engine.data import RedemptionPolicy
 
         policy = RedemptionPolicy(draw(st.sampled_from([0.0, 0.5, 1.0])), draw(st.sampled_from(["cheapest", "dearest", "random"])))
     return frame, customers, policy

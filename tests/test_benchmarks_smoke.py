@@ -23,8 +23,8 @@ import generate  # noqa: E402
 import run  # noqa: E402
 
 import rulelang  # noqa: E402
-from rulelang.compile import compile_model  # noqa: E402
-from rulelang.data import REFUND, prepare  # noqa: E402
+from rulelang.engine.compile import compile_model  # noqa: E402
+from rulelang.engine.data import REFUND, prepare  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from pandas.testing import assert_frame_equal
 
 import rulelang
-from rulelang import compile as engine
 from rulelang import interpret
-from rulelang.data import prepare
+from rulelang.engine import compile as engine
+from rulelang.engine.data import prepare
 from tests.strategies import diff_history, diff_program
 
 
@@ -68,7 +68,7 @@ def test_programs_match_reference_on_generated_data(root):
     assert paths
     for path in paths:
         program = rulelang.load(path)
-        policy = rulelang.data.RedemptionPolicy(0.3, "cheapest")
+        policy = rulelang.engine.data.RedemptionPolicy(0.3, "cheapest")
         expected, got = _both(program, frame, customers, policy)
         assert_frame_equal(got, expected)
         assert got.attrs == expected.attrs

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import rulelang
-from rulelang import ledger as L
 from rulelang import values as V
-from rulelang.data import RedemptionPolicy
+from rulelang.engine import ledger as L
+from rulelang.engine.data import RedemptionPolicy
 from tests.conftest import PROGRAMS as EXAMPLE_PROGRAMS
 from tests.conftest import TARGET_PROGRAMS
 

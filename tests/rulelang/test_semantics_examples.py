@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import rulelang
-from rulelang.data import RedemptionPolicy
+from rulelang.engine.data import RedemptionPolicy
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "semantics.md"
 INT_COLUMNS = ("points", "cost", "partner_share", "row")

@@ -10,7 +10,7 @@ import rulelang
 from simulator.sample_data import generate
 
 # The compiled engine when it is installed, else the reference interpreter (same ledger by contract).
-ENGINE = "compiled" if importlib.util.find_spec("rulelang.compile") else "reference"
+ENGINE = "compiled" if importlib.util.find_spec("rulelang.engine.compile") else "reference"
 
 PROGRAM_TEXT = """\
 program "Test Club"

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import rulelang
-from rulelang.data import prepare as engine_prepare
-from rulelang.masks import copied_columns
+from rulelang.engine.data import prepare as engine_prepare
+from rulelang.engine.masks import copied_columns
 from simulator import batch, enrollment, io, redemption, response
 from simulator.history import engine_frame, prepare
 from tests.simulator.simkit import PROGRAM_TEXT, sample
@@ -45,7 +45,7 @@ def _engine_rows(h, rows):
 
 
 def test_the_bases_customer_id_dtype_is_the_one_the_customers_table_gives(path):
-    from rulelang import ledger
+    from rulelang.engine import ledger
 
     h, _ = path
     base = batch.base(h, PROGRAM.model, None)
@@ -74,7 +74,7 @@ def test_ledgers_agree_and_blank_ids_change_nothing_when_no_rule_reads_them(path
     h, rows = path
     base = batch.base(h, PROGRAM.model, None)
     mine = PROGRAM.evaluate(_engine_rows(h, rows), until=h.until)
-    from rulelang.compile import compile_model
+    from rulelang.engine.compile import compile_model
 
     cp = compile_model(PROGRAM.model)
     gathered = cp.run(batch.for_path(base, rows))
@@ -86,7 +86,7 @@ def test_ledgers_agree_and_blank_ids_change_nothing_when_no_rule_reads_them(path
     pd.testing.assert_frame_equal(compile_model(plain.model).run(blank).astype(str), exact.astype(str))
 
 
-# One rule per way a condition can relate a path row to its history row (rulelang.columns):
+# One rule per way a condition can relate a path row to its history row (rulelang.engine.columns):
 # shared columns, timestamps (moved on extra visits), amounts and baskets, enrolment, tiers.
 GATHER_RULES = """
 earn a: 1 point when category == "pastry"
@@ -105,7 +105,7 @@ earn j: 1 point when date >= 2020-01-01 and weekday != mon
 
 
 def test_conditions_gathered_from_the_base_equal_conditions_on_the_path(path):
-    from rulelang.compile import compile_model
+    from rulelang.engine.compile import compile_model
 
     h, rows = path
     prog = rulelang.loads(PROGRAM_TEXT + GATHER_RULES, "test.loyalty")
@@ -138,7 +138,7 @@ def test_conditions_gathered_from_the_base_equal_conditions_on_the_path(path):
 def test_threads_sharing_a_base_each_evaluate_their_own_span_of_it(path):
     # A path split between threads by customers: each half's shared conditions are evaluated over
     # the base rows of its span only, into one mask kept on the base, and equal the plain ones.
-    from rulelang.compile import compile_model
+    from rulelang.engine.compile import compile_model
 
     h, rows = path
     prog = rulelang.loads(PROGRAM_TEXT + GATHER_RULES, "test.loyalty")
@@ -170,7 +170,7 @@ def test_a_base_is_freed_when_dropped_not_at_the_next_garbage_collection(path):
     import gc
     import weakref
 
-    from rulelang.compile import compile_model
+    from rulelang.engine.compile import compile_model
 
     h, rows = path
     prog = rulelang.loads(PROGRAM_TEXT + GATHER_RULES, "test.loyalty")
@@ -187,7 +187,7 @@ def test_a_base_is_freed_when_dropped_not_at_the_next_garbage_collection(path):
 
 @pytest.mark.parametrize("rules", ["", EXTRA_RULES])
 def test_transaction_ids_as_arrow_text_or_as_categories_simulate_alike(rules):
-    # Parquet ids stay Arrow text (rulelang.arrowtext); CSV ids come dictionary-encoded. With and
+    # Parquet ids stay Arrow text (rulelang.engine.arrowtext); CSV ids come dictionary-encoded. With and
     # without a rule that reads them (then extra baskets get ids of their own).
     from simulator.api import simulate
     from tests.simulator.simkit import scenario

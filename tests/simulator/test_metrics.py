@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rulelang import ledger as L
+from rulelang.engine import ledger as L
 from simulator import metrics
 from simulator.api import simulate
 from tests.simulator.simkit import ENGINE, program, sample, scenario

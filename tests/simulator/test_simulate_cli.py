@@ -375,7 +375,7 @@ def test_the_first_run_says_the_engine_is_being_prepared(monkeypatch):
     from simulator import commands
 
     def shown(compiled: bool) -> list[str]:
-        monkeypatch.setattr(commands, "engine_compiled", lambda: compiled)
+        monkeypatch.setattr(commands, "compiled_on_disk", lambda: compiled)
         screen = io.StringIO()
         with commands._progress(2, False, "[b]club.loyalty", "compiled", Console(file=screen, force_terminal=True, width=300)) as advance:
             first = screen.getvalue()
@@ -390,7 +390,7 @@ def test_the_first_run_says_the_engine_is_being_prepared(monkeypatch):
 
 
 def test_the_engine_cache_is_looked_up_where_numba_keeps_it(tmp_path):
-    code = "from simulator.commands import engine_compiled; print(engine_compiled())"
+    code = "from rulelang.engine import compiled_on_disk; print(compiled_on_disk())"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.stdout.strip() == "False", res.stderr

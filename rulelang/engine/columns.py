@@ -22,11 +22,10 @@ from numba import njit
 from rulelang import ast
 from rulelang import builtins as B
 from rulelang import values as V
+from rulelang.engine.calendar import NS_PER_DAY, civil_from_days
 from rulelang.errors import LoyaltyError
-from rulelang.kernel import civil_from_days
 from rulelang.model import Model
 
-NS_PER_DAY = 86_400_000_000_000
 _EPOCH = dt.date(1970, 1, 1)
 # int64 products beyond this are refused rather than risk a silent wrap-around.
 SAFE = float(2**62)

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from rulelang import arrowtext, ledger
 from rulelang import builtins as B
+from rulelang.engine import arrowtext, ledger
 from rulelang.errors import DataError
 from rulelang.model import Model
 
@@ -45,7 +45,7 @@ class Origin:
     """Where a batch's rows were copied from: row i is `base`'s row `src[i]` with possibly another
     amount, event, transaction id and basket, and, where `moved`, another timestamp; every other
     column and the member are the same. Conditions that read only what is the same are evaluated
-    on the base once and gathered (`rulelang.masks`). `span` (None: all) is the stretch of the
+    on the base once and gathered (`rulelang.engine.masks`). `span` (None: all) is the stretch of the
     base's rows that `src` lies in: the base's masks are then evaluated over that stretch only, so
     threads that share a base and split its members each evaluate their own."""
 
@@ -62,7 +62,7 @@ class Batch:
     frame columns: `row` (int64, 0-based input position), `member` (int32, 0..members-1, in id
     order), `customer_id`, `timestamp` (datetime64[ns]), `amount` (int64 minor units), `event`,
     `reward` ("" if none) as categoricals of text, `transaction_id` ("" if none) as categorical
-    text, or as Arrow text when it came so (ids are compared by `rulelang.arrowtext`, never
+    text, or as Arrow text when it came so (ids are compared by `rulelang.engine.arrowtext`, never
     dictionary-encoded), `kind` (int8:
     PURCHASE/REFUND/REDEEM/EVENT), `unit` (int32: rows of one basket share it; every other row is
     its own unit), `refund_of` (int32: the unit a refund refers to, or -1), and every other input
@@ -80,7 +80,7 @@ class Batch:
 
     @cached_property
     def encodings(self) -> dict:
-        """Per-batch cache of column encodings for conditions (`rulelang.columns.Env.typed`)."""
+        """Per-batch cache of column encodings for conditions (`rulelang.engine.columns.Env.typed`)."""
         return {}
 
     @cached_property
@@ -434,7 +434,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
 def _transaction_ids(df: pd.DataFrame, n: int, member: np.ndarray, order: np.ndarray | None):
     """The ids of the rows in grouped order (`order`, None: as they are) as (codes, blank code,
     texts, Batch column): equal codes of one member are equal ids. Arrow text is compared from its
-    bytes, per member (`rulelang.arrowtext`: codes are row positions, no dictionary is built);
+    bytes, per member (`rulelang.engine.arrowtext`: codes are row positions, no dictionary is built);
     any other column is dictionary-encoded."""
     if "transaction_id" not in df.columns:
         codes, texts = np.zeros(n, dtype=np.int32), pd.Index([""], dtype=object)

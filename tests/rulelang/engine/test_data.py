@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import rulelang
-from rulelang.data import EVENT, PURCHASE, REDEEM, REFUND, prepare
+from rulelang.engine.data import EVENT, PURCHASE, REDEEM, REFUND, prepare
 
 PROGRAM = """currency CNY
 earn base: 1 point per 1 CNY

@@ -1,6 +1,6 @@
 """The per-member state machine of the compiled engine (numba): one pass over the units.
 
-Inputs are plain arrays prepared by `rulelang.compile`; the output is one int64 row per posting
+Inputs are plain arrays prepared by `rulelang.engine.compile`; the output is one int64 row per posting
 (columns OUT_*), which `compile.run` turns into the ledger (`unpack`, `ledger.frame`). State per member:
 tier window (two-pointer sums over a contribution log, or calendar-year sums), frequency counters
 and cap totals keyed by precomputed period numbers, FIFO lots, and per-basket issued/clawed points
@@ -9,11 +9,13 @@ for refunds. Every rule follows docs/semantics.md and mirrors `rulelang.interpre
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
-NS_PER_DAY = 86_400_000_000_000
-NAT = np.iinfo(np.int64).min
+from rulelang.engine.calendar import NAT, NS_PER_DAY, add_months, civil_from_days, days_from_civil
+
 # Posting columns (rows of `new_postings`). OUT_WHO packs the member, the kind, and the rule or
 # the reward (a posting names one or neither: a reward only when it is a redemption) into one
 # int64 (`who`); `unpack` splits it into the narrow code columns the ledger keeps. Seven columns
@@ -29,51 +31,6 @@ DOWN, UP, NEAREST = 0, 1, 2
 X_NEVER, X_AFTER_DAYS, X_AFTER_MONTHS, X_INACTIVE_DAYS, X_INACTIVE_MONTHS, X_END_OF_YEAR, X_END_OF_NEXT_YEAR = range(7)
 W_ROLLING, W_CALENDAR = 0, 1
 CHEAPEST, DEAREST, RANDOM = 0, 1, 2
-
-
-@njit(cache=True, nogil=True)
-def days_from_civil(y, m, d):
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
-    y = y - (1 if m <= 2 else 0)
-    era = y // 400  # (floor division: Hinnant's `y - 399` adjusts C's truncating one)
-    yoe = y - era * 400
-    mp = m + (-3 if m > 2 else 9)
-    doy = (153 * mp + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-@njit(cache=True, nogil=True)
-def civil_from_days(z):
-    """(year, month, day) of a day number."""
-    z = z + 719468
-    era = z // 146097  # (floor division, as above)
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    y = yoe + era * 400
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + (3 if mp < 10 else -9)
-    return y + (1 if m <= 2 else 0), m, d
-
-
-@njit(cache=True, nogil=True)
-def month_length(y, m):
-    if m == 12:
-        return 31
-    return days_from_civil(y, m + 1, 1) - days_from_civil(y, m, 1)
-
-
-@njit(cache=True, nogil=True)
-def add_months(day, n):
-    """The same day of the month n months later, clamped to the month's end (day numbers)."""
-    y, m, d = civil_from_days(day)
-    months = y * 12 + m - 1 + n
-    ny = months // 12
-    nm = months - ny * 12 + 1
-    ml = month_length(ny, nm)
-    return days_from_civil(ny, nm, d if d < ml else ml)
 
 
 @njit(cache=True, nogil=True)
@@ -636,3 +593,13 @@ def run_kernel(
             return cnt0, declined0, unmatched0, i, cnt
         i = j
     return cnt, declined, unmatched, -1, cnt
+
+
+def compiled_on_disk() -> bool:
+    """Whether numba's on-disk cache holds the kernel for this machine; when not, the first run
+    compiles it. Looks only at the cache's index file (numba has no public call for this);
+    anything unexpected counts as compiled, so a caller at worst says nothing."""
+    try:
+        return Path(run_kernel._cache._cache_file._index_path).exists()
+    except Exception:  # noqa: BLE001 - numba's internals moved
+        return True

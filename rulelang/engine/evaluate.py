@@ -9,10 +9,10 @@ import importlib
 
 import pandas as pd
 
-from rulelang.data import prepare
+from rulelang.engine.data import prepare
 from rulelang.errors import LoyaltyError
 
-ENGINES = {"reference": "rulelang.interpret", "compiled": "rulelang.compile"}
+ENGINES = {"reference": "rulelang.interpret", "compiled": "rulelang.engine.compile"}
 
 
 def evaluate(program, transactions: pd.DataFrame, customers=None, until=None, engine: str = "compiled", redemption=None) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""rulelang.arrowtext: ids compared from Arrow's bytes agree with comparing the Python strings."""
+"""rulelang.engine.arrowtext: ids compared from Arrow's bytes agree with comparing the Python strings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from rulelang import arrowtext
+from rulelang.engine import arrowtext
 
 
 def _reference_codes(member, ids):

@@ -1,4 +1,4 @@
-"""Condition columns (rulelang.columns): what is converted once and shared."""
+"""Condition columns (rulelang.engine.columns): what is converted once and shared."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 
 import rulelang
 from rulelang import builtins as B
-from rulelang import columns
-from rulelang.data import Batch, prepare
+from rulelang.engine import columns
+from rulelang.engine.data import Batch, prepare
 
 HEAD = 'program "t"\ncurrency CNY\npoint_cost 0.01 CNY\n'
 
@@ -58,7 +58,7 @@ def test_date_parts_are_numpys_calendar_for_any_range_of_days():
 
 
 def test_civil_dates_and_day_numbers_round_trip_before_year_zero_too():
-    from rulelang.kernel import civil_from_days, days_from_civil
+    from rulelang.engine.calendar import civil_from_days, days_from_civil
 
     for day in np.random.default_rng(4).integers(-900_000, 900_000, 2000).tolist() + [-719_469, -719_468, 0]:
         y, m, d = civil_from_days(day)

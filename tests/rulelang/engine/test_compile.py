@@ -10,10 +10,10 @@ import pytest
 
 import rulelang
 from rulelang import ast
-from rulelang import compile as engine
-from rulelang import kernel as Kn
-from rulelang.columns import CompileError
-from rulelang.data import prepare
+from rulelang.engine import compile as engine
+from rulelang.engine import kernel as Kn
+from rulelang.engine.columns import CompileError
+from rulelang.engine.data import prepare
 from rulelang.errors import LoyaltyError
 
 HEAD = 'program "t"\ncurrency CNY\npoint_cost 0.01 CNY\n'
@@ -135,7 +135,7 @@ def test_more_rules_than_a_posting_can_number_are_refused():
 
 @pytest.mark.parametrize("scratch", [16, 40])
 def test_postings_beyond_the_scratch_block_resume_at_a_member_and_grow(monkeypatch, scratch):
-    from rulelang import kernel
+    from rulelang.engine import kernel
 
     text = "earn a: 1 point per 1 CNY\nearn b: 5 points when amount >= 10\nexpire after 1 month\n"
     rows = _rows(*[(m, f"2028-01-{d:02d} 10:00", 10.0 + d) for m in ("x", "y", "z") for d in range(1, 29, 3)])

@@ -4,7 +4,7 @@
 denominator DEN of exact points (every rule's exact points on a line are an integer number of
 1/DEN), per-rule integer award factors, rule order, limits, tiers, expiry and rewards as arrays.
 `CompiledProgram.run(batch, redemption)` evaluates the conditions column-at-a-time
-(`rulelang.columns`, per rule by `rulelang.masks`), then runs the per-member kernel and builds the ledger with `ledger.frame`.
+(`rulelang.engine.columns`, per rule by `rulelang.engine.masks`), then runs the per-member kernel and builds the ledger with `ledger.frame`.
 It produces the same ledger as `rulelang.interpret`, posting for posting.
 """
 
@@ -19,13 +19,13 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from rulelang import columns as C
-from rulelang import kernel as Kn
-from rulelang import ledger
-from rulelang.data import REDEEM, Batch, RedemptionPolicy
+from rulelang.engine import columns as C
+from rulelang.engine import kernel as Kn
+from rulelang.engine import ledger
+from rulelang.engine.data import REDEEM, Batch, RedemptionPolicy
+from rulelang.engine.masks import rule_masks
 from rulelang.errors import LoyaltyError
 from rulelang.limits import award_steps
-from rulelang.masks import rule_masks
 from rulelang.model import Model
 
 LIMIT = 2**62  # int64 head-room: exact sums beyond this would wrap, so they are refused
@@ -445,5 +445,5 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
 
 
 def run(model: Model, batch: Batch, redemption: RedemptionPolicy | None = None) -> pd.DataFrame:
-    """The ledger for a validated batch (the `compiled` engine of `rulelang.evaluate`)."""
+    """The ledger for a validated batch (the `compiled` engine of `rulelang.engine.evaluate`)."""
     return compile_model(model).run(batch, redemption)

@@ -1,6 +1,6 @@
 """A rule's masks: the rows where it applies and its condition holds, at each tier level.
 
-Conditions are evaluated column-at-a-time by `rulelang.columns`. A batch whose rows are copies of
+Conditions are evaluated column-at-a-time by `rulelang.engine.columns`. A batch whose rows are copies of
 another's (`Batch.origin`: a simulated path's rows from the replayed history) evaluates only what
 its copies may change: the `and`-parts of a condition that read nothing but what a copy shares
 with its source row are evaluated once on the source batch and gathered.
@@ -14,10 +14,10 @@ import numpy as np
 
 from rulelang import ast
 from rulelang import builtins as B
-from rulelang.columns import CompileError, Env, condition_mask
-from rulelang.data import EVENT as K_EVENT
-from rulelang.data import PURCHASE as K_PURCHASE
-from rulelang.data import reads_column
+from rulelang.engine.columns import CompileError, Env, condition_mask
+from rulelang.engine.data import EVENT as K_EVENT
+from rulelang.engine.data import PURCHASE as K_PURCHASE
+from rulelang.engine.data import reads_column
 from rulelang.errors import LoyaltyError
 from rulelang.model import names_in
 

@@ -30,8 +30,8 @@ SHOWN = (
     "members", "points_issued", "points_redeemed", "points_expired", "points_outstanding", "redemption_rate",
     "breakage_rate", "reward_cost", "liability", "program_cost", "revenue_lift", "revenue_lift_pct", "net_benefit", "roi",
 )  # fmt: skip
-# A bare program's quick look: the bundled sample at 100 paths (the scenario default) takes about
-# 15 s with the report, on two cores shared with other jobs.
+# A bare program's quick look: the bundled sample at 100 paths (the scenario default), short enough
+# to wait for (its time: docs/performance.md, "The quick look").
 QUICK_RUNS = 100
 LABELS = {k: (label, kind) for k, label, kind in HEADLINE}
 

@@ -59,35 +59,6 @@ def test_with_columns_is_setting_them_without_copies(new, index, drop):
         assert np.shares_memory(got["a"].to_numpy(), frame["a"].to_numpy())
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_basket_starts_from_arrow_text_ids_equal_those_from_categorical_ids(seed):
-    from simulator.history import _basket_starts
-
-    rng = np.random.default_rng(seed)
-    n = 3000
-    m = np.sort(rng.integers(0, 200, n))
-    t = (rng.integers(0, 30, n) // 3).astype("datetime64[ns]")
-    t = np.sort(t + (m * 100).astype("timedelta64[ns]"))  # grouped by member, in time order
-    purchase = rng.random(n) < 0.85
-    ids = rng.choice(["a", "b", "bb", "", None], n, p=[0.35, 0.3, 0.15, 0.1, 0.1])
-    arrow = pd.Series(ids, dtype=pd.StringDtype("pyarrow"))
-    categorical = pd.Series(ids, dtype="category")
-    want = _basket_starts(purchase, categorical, m, t)
-    assert np.array_equal(_basket_starts(purchase, arrow, m, t), want)
-    assert 0 < want.sum() < purchase.sum()  # some lines continue a basket
-
-
-def test_minor_units_round_half_to_even_as_numpy_does():
-    from simulator.history import _minor_units
-
-    rng = np.random.default_rng(8)
-    amount = np.concatenate([rng.integers(-10**7, 10**7, 5000) / 100, [0.005, 0.015, 0.025, -0.005, -0.015, 2.675, 1.005, 0.0, -0.0]])
-    for decimals in (0, 2, 3):
-        minor, missing = _minor_units(amount, float(10**decimals))
-        assert np.array_equal(minor, np.round(amount * 10**decimals).astype(np.int64)) and not missing
-    assert _minor_units(np.array([1.5, np.nan, 2.0]), 100.0)[1]
-
-
 def test_amounts_that_are_not_numbers_are_refused_by_the_history():
     from simulator.history import sorted_rows
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rulelang.errors import DataError
 from simulator.history import _drop_unused
+from tests.strategies import contract_frame
 
 
 @pytest.mark.parametrize(
@@ -77,3 +80,36 @@ def test_customer_codes_rank_the_ids_in_use(categories):
         codes, ids = _factorize_sorted(pd.Series(values, dtype=dtype))
         want_codes, want_ids = pd.factorize(pd.Series(values), sort=True)
         assert codes.tolist() == want_codes.tolist() and list(np.asarray(ids, dtype=object)) == list(want_ids)
+
+
+CONTRACT_PROGRAM = """currency CNY
+earn base: 1 point per 1 CNY
+reward coffee: 300 points cost 8 CNY
+"""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contract_frame(), st.sampled_from(["object", "category", "arrow"]))
+def test_the_history_reads_events_refunds_and_baskets_as_the_engines_batch_does(drawn, ids_as):
+    import rulelang
+    from rulelang.engine import prepare as engine_prepare
+    from rulelang.engine.data import PURCHASE, REFUND
+    from simulator.history import prepare
+
+    frame, oracle = drawn
+    ids = frame["transaction_id"]
+    frame = frame.assign(transaction_id=ids.astype(pd.StringDtype("pyarrow") if ids_as == "arrow" else ids_as))
+    batch = engine_prepare(frame, rulelang.loads(CONTRACT_PROGRAM).model).frame
+    rows = prepare(frame, 2).rows
+    # Both in one order (by customer, then time, then input row): each row is its oracle row.
+    assert rows["_row"].tolist() == batch["row"].tolist()
+    want = oracle.iloc[batch["row"].to_numpy()].reset_index(drop=True)
+    kind, unit = batch["kind"].to_numpy(), batch["unit"].to_numpy()
+    engine_starts = (kind == PURCHASE) & np.r_[True, unit[1:] != unit[:-1]]
+    for name, engine, history in (
+        ("event", batch["event"].astype(str).tolist(), rows["_event"].astype(str).tolist()),
+        ("refund", (kind == REFUND).tolist(), rows["_refund"].tolist()),
+        ("cents", batch["amount"].tolist(), rows["_minor"].tolist()),
+        ("start", engine_starts.tolist(), rows["_visit"].tolist()),
+    ):
+        assert engine == history == want[name].tolist(), name

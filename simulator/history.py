@@ -4,6 +4,10 @@ Helper columns (all prefixed `_`, dropped before the engine sees the rows):
 `_row` input position, `_m` customer code (customer ids in sorted order), `_key` the customer's
 random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund`, `_visit`
 (first line of a purchase basket), `_event` (lower-case event name).
+
+What an event, a refund, a basket and an amount in minor units are is the engine's data contract
+(`rulelang.engine`: `event_codes`, `money_kinds`, `basket_starts`, `to_minor_units`), so these
+columns read every row as the engine's batch does (tests/simulator/test_history.py checks it).
 """
 
 from __future__ import annotations

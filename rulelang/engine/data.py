@@ -281,12 +281,14 @@ def to_minor_units(amount: np.ndarray, decimals: int) -> tuple[np.ndarray, bool,
     return _to_minor(np.ascontiguousarray(amount, dtype=np.float64), float(10**decimals))
 
 
-@njit(cache=True, nogil=True)
+@njit(inline="always")
 def _continues(member, ts, i, purchase_before, purchase):
-    # Row i may continue the basket of the row before it: both are purchase lines of one member at
-    # one time. (It does when, besides, both carry the same id, which is not blank: the callers
-    # compare ids their own way, after this, as comparing them costs the most.)
-    return i > 0 and purchase and purchase_before and member[i] == member[i - 1] and ts[i] == ts[i - 1]
+    # Row i (> 0) may continue the basket of the row before it: both are purchase lines of one
+    # member at one time. (It does when, besides, both carry the same id, which is not blank: the
+    # callers compare ids their own way, after this, as comparing them costs the most.) Inlined in
+    # numba's IR and with `&`, not `and`: a call per row, or a branch per condition, made the
+    # basket passes slower than these conditions written out in each loop.
+    return purchase & purchase_before & (member[i] == member[i - 1]) & (ts[i] == ts[i - 1])
 
 
 @njit(cache=True, nogil=True)
@@ -356,7 +358,7 @@ def _baskets(member, ts, kind, tx, blank, texts):
         c = tx[i]
         has = c != blank
         purchase = kind[i] == PURCHASE
-        if _continues(member, ts, i, kind[i - 1] == PURCHASE, purchase) and has and c == tx[i - 1]:
+        if i > 0 and _continues(member, ts, i, kind[i - 1] == PURCHASE, purchase) and has and c == tx[i - 1]:
             unit[i] = u
             continue
         # (Lines of one basket at different times start a second basket of the id: found below.)

@@ -196,7 +196,7 @@ def _categorical(codes: np.ndarray, texts) -> pd.Categorical:
 
 
 def event_codes(values: pd.Series | None, n: int) -> tuple[np.ndarray, pd.Index]:
-    """A column of events (None: no column, every row a purchase) as (int32 codes, the sorted
+    """A column of events (None: no column, every row a purchase) as (integer codes, the sorted
     distinct names they index), each name read by `event_names` once, not once per row."""
     if values is None:
         return np.zeros(n, dtype=np.int32), pd.Index([B.PURCHASE], dtype=object)
@@ -207,8 +207,9 @@ def event_codes(values: pd.Series | None, n: int) -> tuple[np.ndarray, pd.Index]
     canon, remap = np.unique(names, return_inverse=True)
     remap = remap.astype(np.int32)
     if len(codes) and codes.min() >= 0 and np.array_equal(remap[:-1], np.arange(len(remap) - 1)):
-        # Distinct, sorted and canonical already (a loaded file's categories): the codes as they are.
-        return codes.astype(np.int32, copy=False), pd.Index(canon, dtype=object)
+        # Distinct, sorted and canonical already (a loaded file's categories): the codes as they
+        # are, in their own (narrow) type: no gather and no widened copy of every row.
+        return codes, pd.Index(canon, dtype=object)
     return remap[codes], pd.Index(canon, dtype=object)
 
 

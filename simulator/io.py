@@ -23,7 +23,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from numba import njit
 
-from rulelang.engine import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, NAT, arrowtext, read_datetimes
+from rulelang.engine import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, NAT, arrowtext, event_names, read_datetimes
 from rulelang.errors import DataError
 from rulelang.files import atomic_write_bytes, formula_safe
 from simulator.history import grouped_in_time
@@ -641,7 +641,7 @@ def load_transactions(
             rounded = amount.round(currency_decimals).to_numpy()
             amount_big = np.abs(rounded) * float(10**currency_decimals) > MAX_AMOUNT_MINOR
     other_currency = _other_currency(df, currency)
-    event = _dict_text(df["event"], lambda t: t.str.strip().str.lower().replace("", "purchase")) if "event" in df.columns else None
+    event = _dict_text(df["event"], event_names) if "event" in df.columns else None
     if event is None:
         event = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=["purchase"])
     reward = _dict_text(df["reward"], strip) if "reward" in df.columns else empty

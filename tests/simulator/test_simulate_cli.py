@@ -227,6 +227,9 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(files, tmp_path):
     _bad(_sim(files, tmp_path, "--out", str(files)), 1, "--out holds the")
     # A rejects file inside --out would be swept away with the old set.
     _bad(_sim(files, tmp_path, "--out", str(tmp_path / "o"), "--rejects", str(tmp_path / "o" / "r.csv")), 1, "inside --out")
+    # ... and so would a rejects file at --out's own path (written first, it then blocked the folder).
+    _bad(_sim(files, tmp_path, "--out", str(tmp_path / "same"), "--rejects", str(tmp_path / "same")), 1, "inside --out")
+    assert not (tmp_path / "same").exists()
 
 
 def test_compare_refuses_an_output_folder_holding_a_program(files, tmp_path):

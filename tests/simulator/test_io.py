@@ -292,6 +292,16 @@ def test_a_timestamp_format_reads_every_row_with_it_and_rejects_the_rest(tmp_pat
     assert _reasons(c) == {2: ("birthday", "not a date in the scenario's timestamp_format '%d/%m/%Y'")}
 
 
+def test_a_timestamp_format_does_not_read_now_or_today_as_the_time_of_the_run(tmp_path):
+    # pandas reads `now` and `today` as the wall clock whatever the format: two runs would differ.
+    text = "customer_id,timestamp,amount\nA,03/04/2026,1\nB,now,1\nC,today,1\n"
+    r = load_transactions(_write(tmp_path, text), timestamp_format="%d/%m/%Y")
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(2026, 4, 3)]
+    assert _reasons(r) == {n: ("timestamp", "not a date-time in the scenario's timestamp_format '%d/%m/%Y'") for n in (2, 3)}
+    c = load_customers(_write(tmp_path, "customer_id,birthday\nA,now\nB,today\n", "c.csv"), timestamp_format="%d/%m/%Y")
+    assert set(_reasons(c)) == {1, 2}
+
+
 def test_dates_outside_the_supported_range_are_rejected_rows(tmp_path):
     text = "customer_id,timestamp,amount\nA,0001-01-01,1\nA,2026-01-01,1\nA,9999-12-31 23:59,1\n"
     r = load_transactions(_write(tmp_path, text))

@@ -215,3 +215,10 @@ def test_blank_reward_and_transaction_id_columns_read_as_empty(engine):
     want = rulelang.loads(PROGRAM).evaluate(_tx(), CUSTOMERS, engine=engine)
     assert len(got) > 0
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+
+
+def test_read_datetimes_with_a_format_never_reads_the_time_of_the_run():
+    from rulelang.engine.data import read_datetimes
+
+    got = read_datetimes(pd.Series(["now", "today", "03/04/2026"]), "%d/%m/%Y").values
+    assert got.isna().tolist() == [True, True, False]

@@ -234,6 +234,9 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
         if not isinstance(v, Path):
             out[what] = {"path": None, "sha256": None, "given": v if v is not None else "none"}
             continue
+        if v.exists() and not v.is_file():  # a pipe or /dev/zero: hashing it would block or never end
+            out[what] = {"path": str(v.resolve()), "sha256": None, "given": "not a regular file"}
+            continue
         try:
             sample = any(b.is_file() and os.path.samefile(v, b) for b in bundled)
             out[what] = {"path": str(v.resolve()), "sha256": sha256_file(v), "given": "the bundled sample" if sample else "a file"}

@@ -96,6 +96,8 @@ def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = fr
     source = str(path)
     if not path.exists():
         raise DataError(f"{source}: error: no such {what} file")
+    if not path.is_file():  # a pipe or /dev/zero would block or never end
+        raise DataError(f"{source}: error: the {what} file is not a regular file (a folder, pipe or device); save the data to a file and give its path")
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):

@@ -163,6 +163,12 @@ def test_unreadable_inputs_are_data_errors(tmp_path):
         load_transactions(_write(tmp_path, "x", "t.xlsx"))
     with pytest.raises(DataError, match="repeats the column name"):
         load_transactions(_write(tmp_path, "customer_id,customer_id,timestamp,amount\n1,1,2026-01-01,1\n"))
+    # Only regular files are read: a pipe would block, /dev/zero never end (here a link to /dev/null).
+    (tmp_path / "dev.csv").symlink_to("/dev/null")
+    with pytest.raises(DataError, match="not a regular file"):
+        load_transactions(tmp_path / "dev.csv")
+    with pytest.raises(DataError, match="not a regular file"):
+        load_customers(tmp_path / "dev.csv")
 
 
 def test_customers_parse_birthdays_and_reject_bad_rows(tmp_path):

@@ -416,3 +416,9 @@ def test_every_numba_function_is_cached_on_disk():
             module = importlib.import_module(info.name)
             found += [(info.name, n) for n, f in vars(module).items() if isinstance(f, CPUDispatcher) and f.__module__ == info.name and isinstance(f._cache, NullCache)]
     assert found == []
+
+
+def test_a_data_file_that_is_not_a_regular_file_is_refused(files, tmp_path):
+    # A pipe or /dev/zero as --transactions hung the run (read and hashed for ever).
+    (tmp_path / "dev.csv").symlink_to("/dev/null")
+    _bad(_sim(files, tmp_path, "--out", str(tmp_path / "o"), tx=tmp_path / "dev.csv"), 1, "not a regular file")

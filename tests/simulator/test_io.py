@@ -441,6 +441,16 @@ def test_list_or_record_cells_in_a_column_the_loader_reads_are_a_clear_error(tmp
         load_customers(pd.DataFrame({"customer_id": ["a", "b"], "segment": ["gold", ["x"]]}))
 
 
+def test_record_ids_in_a_parquet_file_written_by_pandas_are_a_clear_error(tmp_path):
+    # The file's pandas metadata still calls customer_id text: pandas' own conversion failed first.
+    pd.DataFrame({"customer_id": ["a", "b"], "timestamp": ["2026-01-01", "2026-01-02"], "amount": [1.0, 2.0]}).to_parquet(tmp_path / "p.parquet")
+    table = pq.read_table(tmp_path / "p.parquet")
+    records = pa.StructArray.from_arrays([table.column("customer_id").combine_chunks(), pa.array([1, 2])], names=["a", "b"])
+    pq.write_table(table.set_column(0, "customer_id", records), tmp_path / "t.parquet")
+    with pytest.raises(DataError, match="column `customer_id` of the transactions holds lists or records"):
+        load_transactions(tmp_path / "t.parquet")
+
+
 # --- the column mapping against the file that holds each column; the program's currency --------
 
 

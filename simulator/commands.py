@@ -139,8 +139,10 @@ def _fail(exc: LoyaltyError) -> None:
 
 
 def _run(sc, tx, cu, label, quiet, workers, engine, rejects=None):
-    from simulator.api import simulate
+    from simulator.api import load_program, simulate
+    from simulator.inspection import require_customers
 
+    require_customers(load_program(sc.program), cu)  # said in the command's words, not the API's
     with _progress(sc.runs, quiet, label, engine) as progress:
 
         def advance(n: int) -> None:

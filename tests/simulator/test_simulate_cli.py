@@ -422,3 +422,14 @@ def test_a_data_file_that_is_not_a_regular_file_is_refused(files, tmp_path):
     # A pipe or /dev/zero as --transactions hung the run (read and hashed for ever).
     (tmp_path / "dev.csv").symlink_to("/dev/null")
     _bad(_sim(files, tmp_path, "--out", str(tmp_path / "o"), tx=tmp_path / "dev.csv"), 1, "not a regular file")
+
+
+def test_a_program_reading_customers_without_customers_says_which_option(files, tmp_path):
+    # It spoke the Python API's words (`pass customers=DataFrame ...`) to a command-line user.
+    text = PROGRAM_TEXT + '\nearn students: 5 points when customer.segment == "student"\n'
+    (tmp_path / "a.loyalty").write_text(text, encoding="utf-8")
+    (tmp_path / "b.loyalty").write_text(text.replace("5 points", "6 points"), encoding="utf-8")
+    for command in (["simulate", str(tmp_path / "a.loyalty")], ["compare", str(tmp_path / "a.loyalty"), str(tmp_path / "b.loyalty")]):
+        res = _run(*command, "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(tmp_path / command[0]))
+        _bad(res, 1, "no customers file was given", "--customers FILE", "customers: FILE")
+        assert "DataFrame" not in res.output

@@ -291,8 +291,10 @@ def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):
     cust = None
     try:
         if tx.rows_used == 0:
+            # With the reasons of the rejects (the load report's lines after its counts): else they go unsaid.
+            reasons = "".join("\n" + line for line in tx.report().splitlines()[1:])
             raise LoyaltyError(
-                f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
+                f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period){reasons}"
             )
         cust = load_customers() if load_customers is not None else None
     finally:

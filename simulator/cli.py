@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-import click
+import signal
+import sys
+import threading
 
-from rulelang import cli as language
+
+def _interrupted_while_starting(signum, frame):
+    sys.stderr.write("interrupted\n")
+    raise SystemExit(130)
+
+
+# Ctrl-C while the command's modules load (pandas, numba: a second or more) ends it quietly with exit
+# 130, as Ctrl-C does later, not with a traceback of the imports; the usual handler is back below.
+_STARTING = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _STARTING:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import click  # noqa: E402
+
+from rulelang import cli as language  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +41,9 @@ from simulator import inspection as _inspection  # noqa: E402  (trace, test: the
 
 for _cmd in _inspection.commands:
     main.add_command(_cmd)
+
+if _STARTING:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @main.command("sample-data")

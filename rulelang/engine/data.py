@@ -628,7 +628,9 @@ def read_datetimes(values: pd.Series, format: str | None = None, *, distinct: bo
             year = pd.to_numeric(wall[lost].str[:4], errors="coerce").to_numpy()
             far[lost] = (year < FIRST_DATETIME.year) | (year > LAST_DATETIME.year)
     else:
-        parsed = pd.to_datetime(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), format=format, errors="coerce")
+        given = pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+        # pandas reads `now` and `today` as the time of the run whatever the format: not a date here.
+        parsed = pd.to_datetime(given.where(~given.isin(["now", "today"]), None), format=format, errors="coerce")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     if distinct:

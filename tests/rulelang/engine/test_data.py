@@ -303,3 +303,10 @@ def test_a_basket_split_by_its_timestamps_is_refused():
     )
     with pytest.raises(rulelang.DataError, match="lines of one basket .same transaction_id. have different timestamps at rows 2"):
         prepare(tx, rulelang.loads(PROGRAM).model, CUSTOMERS)
+
+
+def test_read_datetimes_with_a_format_never_reads_the_time_of_the_run():
+    from rulelang.engine.data import read_datetimes
+
+    got = read_datetimes(pd.Series(["now", "today", "03/04/2026"]), "%d/%m/%Y").values
+    assert got.isna().tolist() == [True, True, False]

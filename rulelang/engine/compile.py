@@ -364,7 +364,6 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         window_months=wmonths,
         thresholds=cp.thresholds,
         expiry_kind=cp.expiry[0],
-        expiry_n=cp.expiry[1],
         reward_points=cp.rw_pts,
         reward_cost=cp.rw_cost,
         reward_share=cp.rw_share,

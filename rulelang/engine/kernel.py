@@ -317,8 +317,7 @@ class Program(NamedTuple):
     window_days: int  # a rolling window in days, or ...
     window_months: int  # ... in months (one of the two is 0)
     thresholds: np.ndarray  # each tier's lowest metric
-    expiry_kind: int  # X_*
-    expiry_n: int  # days or months of X_AFTER_* and X_INACTIVE_*
+    expiry_kind: int  # X_* (the moments themselves are in the rows' day table)
     reward_points: np.ndarray  # per reward
     reward_cost: np.ndarray
     reward_share: np.ndarray
@@ -366,7 +365,14 @@ def run_kernel(program, rows, redemptions, out, start, stop):
     into the columns `out` (`new_postings`). Returns (postings, declined, unmatched, resume, need):
     when the columns fill up, `resume` is the first row of the member that did not fit, the counts
     are those before it and `need` is the room that member needs; otherwise resume is -1.
-    The structures' fields are read into locals once, here: the loop then indexes plain arrays."""
+
+    The structures' fields are read into locals once, here: the loop then indexes plain arrays.
+    Each unit goes through named steps (`# --- Step:` below): expiry, tier, earn, rounding, caps,
+    simulated redemption, refund, redemption, tier metric. They are sections of this one function,
+    not functions of their own: handed arrays, a step as a function (numba-inlined or not, taking
+    the structures or their arrays) counts references to each of them on every unit, and measured
+    markedly slower (as the expiry step did: docs/performance.md). The posting and lot helpers
+    below are called only when a unit posts or a lot is due."""
     rule_kind, multiplier_target = program.rule_kind, program.multiplier_target
     multiplier_num, multiplier_den = program.multiplier_num, program.multiplier_den
     rate_mul, fixed_num, times, times_period = program.rate_mul, program.fixed_num, program.times, program.times_period

@@ -199,15 +199,6 @@ def _round(num, den, mode):
 
 
 @njit(cache=True, nogil=True)
-def _level(thresholds, metric):
-    level = 0
-    for q in range(thresholds.shape[0]):
-        if metric >= thresholds[q]:
-            level = q
-    return level
-
-
-@njit(cache=True, nogil=True)
 def _redeem(out, posted, who, t, row, reward, points, cost, share, lot_day, lot_points, first_lot, lot_count):
     """Spend `points` from the lots, oldest first; one posting per lot touched."""
     left = points
@@ -476,15 +467,16 @@ def run_kernel(program, rows, redemptions, out, start, stop):
                     while window_head < contributions and contribution_ts[window_head] <= cutoff:
                         window_sum -= contribution[window_head]
                         window_head += 1
-                    for q in range(1, n_levels):  # inline: a call with an array costs refcounting
-                        if window_sum >= thresholds[q]:
-                            tier = q
+                    metric = window_sum
                 else:
                     if month_number // 12 != year:
                         last_year_sum = year_sum if month_number // 12 == year + 1 else 0
                         year = month_number // 12
                         year_sum = 0
-                    tier = max(_level(thresholds, year_sum), _level(thresholds, last_year_sum))
+                    metric = max(year_sum, last_year_sum)  # the tier of the better year: a tier rises with its metric
+                for q in range(1, n_levels):  # inline: a call with an array counts references
+                    if metric >= thresholds[q]:
+                        tier = q
 
             row_kind = kind[first]
             unit_spend = 0

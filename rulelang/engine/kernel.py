@@ -1,6 +1,7 @@
 """The per-member state machine of the compiled engine (numba): one pass over the units.
 
-Inputs are plain arrays prepared by `rulelang.engine.compile`; the output is one int64 row per posting
+Inputs are three named structures of arrays (`Program`, `Rows`, `Redemptions`), built by
+`rulelang.engine.compile` (`program_arrays`, `row_arrays`, `redemption_arrays`); the output is one int64 row per posting
 (columns OUT_*), which `compile.run` turns into the ledger (`unpack`, `ledger.frame`). State per member:
 tier window (two-pointer sums over a contribution log, or calendar-year sums), frequency counters
 and cap totals keyed by precomputed period numbers, FIFO lots, and per-basket issued/clawed points

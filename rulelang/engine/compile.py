@@ -238,16 +238,18 @@ class _Postings:
 
 
 def _postings_of(args: tuple, start: int, stop: int, scratch: np.ndarray) -> _Postings:
-    """Run the kernel over the members in rows start .. stop into `scratch`; when they do not
-    fit, a block at a time, each fill copied on."""
+    """Run the kernel (`args`: its program, rows and redemptions) over the members in rows
+    start .. stop into `scratch`; when they do not fit, a block at a time, each fill copied on."""
     rows = stop - start
     kept = None
     total, declined, unmatched = 0, 0, 0
     while True:
-        cnt, declined, unmatched, resume, need = Kn.run_kernel(*args, scratch, start, stop, 0, declined, unmatched)
+        cnt, declined_here, unmatched_here, resume, need = Kn.run_kernel(*args, scratch, start, stop)
         if resume >= 0 and cnt == 0:  # one member needs more than the whole block
             scratch = Kn.grow(scratch, 0, need)
             continue
+        declined += declined_here
+        unmatched += unmatched_here
         if kept is None:
             if resume < 0:  # everything fit in one block: its rows are the columns, no copy
                 return _Postings(scratch[:, :cnt], declined, unmatched)
@@ -325,9 +327,44 @@ def _days(ts: np.ndarray, expiry: tuple[int, int], wmonths: int) -> tuple[np.nda
     return Kn.day_table(first, last, expiry[0], expiry[1], wmonths), first
 
 
-def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int) -> pd.DataFrame:
+def program_arrays(cp: CompiledProgram) -> Kn.Program:
+    """The kernel's view of the program."""
     model = cp.model
-    env = C.Env(model, batch)
+    spec = model.tiers
+    wdays, wmonths = _window(model)
+    return Kn.Program(
+        rule_kind=cp.kind,
+        multiplier_target=cp.target,
+        multiplier_num=cp.fnum,
+        multiplier_den=cp.fden,
+        rate_mul=cp.rate_mul,
+        fixed_num=cp.fixed_num,
+        times=cp.times,
+        times_period=cp.per,
+        share_num=cp.ps_num,
+        share_den=cp.ps_den,
+        rounding=ROUND_CODE[model.rounding],
+        den=cp.den,
+        cap_points=cp.lim_pts,
+        cap_period=cp.lim_per,
+        has_tiers=spec is not None,
+        tier_metric=METRIC_CODE[spec.metric] if spec else 0,
+        tier_window=Kn.W_CALENDAR if spec and spec.window == "calendar_year" else Kn.W_ROLLING,
+        window_days=wdays,
+        window_months=wmonths,
+        thresholds=cp.thresholds,
+        expiry_kind=cp.expiry[0],
+        reward_points=cp.rw_pts,
+        reward_cost=cp.rw_cost,
+        reward_share=cp.rw_share,
+    )
+
+
+def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
+    """The kernel's view of a validated batch: its rows, the rules' conditions on them as bits, what
+    the kernel needs of its units (`kernel.unit_facts`) and the calendar of its days. Refuses a
+    refund of a unit the batch does not have, and amounts whose exact points could overflow."""
+    model = cp.model
     frame = batch.frame
     n = env.n
     ts, unit = env.ts(), env.unit()
@@ -341,72 +378,58 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
     unit_total, slot, refunded, max_rows, max_lines, max_amount, max_total, ok = facts
     if not ok:
         raise LoyaltyError("a refund names a basket that is not in the batch")
+    cp.check_bounds(max_amount, max(max_lines, 1), max_total)
     reward_of = np.full(n, -1, dtype=np.int16)
     redeem = kind == REDEEM
     if redeem.any():
         names = pd.Index([w.name for w in model.rewards], dtype=object)
         reward_of[redeem] = names.get_indexer(frame["reward"].to_numpy(dtype=object)[redeem])
-    if redemption is not None:
-        draw = _as(frame, redemption.draw, np.float64)
-        choice_draw = _as(frame, redemption.choice_draw, np.float64)
-        if redemption.choice not in CHOICE_CODE:
-            raise LoyaltyError(f"unknown redemption choice `{redemption.choice}`; choose one of: {', '.join(CHOICE_CODE)}")
-    else:
-        draw = choice_draw = np.zeros(n, dtype=np.float64)
-    cp.check_bounds(max_amount, max(max_lines, 1), max_total)
-    spec = model.tiers
-    wdays, wmonths = _window(model)
-    args = (
-        member,
-        ts,
-        kind,
-        amount,
-        unit,
-        refund_of,
-        reward_of,
-        draw,
-        choice_draw,
-        _as(frame, "row", np.int64),
-        cp.kind,
-        cp.target,
-        cp.fnum,
-        cp.fden,
-        cp.rate_mul,
-        cp.fixed_num,
-        cp.times,
-        cp.per,
-        bits,
-        level_bits,
-        later_bits,
-        bit_rule,
-        cp.ps_num,
-        cp.ps_den,
-        ROUND_CODE[model.rounding],
-        cp.den,
-        cp.lim_pts,
-        cp.lim_per,
-        spec is not None,
-        METRIC_CODE[spec.metric] if spec else 0,
-        Kn.W_CALENDAR if spec and spec.window == "calendar_year" else Kn.W_ROLLING,
-        wdays,
-        wmonths,
-        cp.thresholds,
-        cp.expiry[0],
-        cp.expiry[1],
-        slot,
-        unit_total,
-        refunded,
-        cp.rw_pts,
-        cp.rw_cost,
-        cp.rw_share,
-        redemption is not None,
-        float(redemption.probability) if redemption else 0.0,
-        CHOICE_CODE[redemption.choice] if redemption else 0,
-        batch.until.value,
-        max_rows,
-        *_days(ts, cp.expiry, wmonths),
+    days, first_day = _days(ts, cp.expiry, _window(model)[1])
+    return Kn.Rows(
+        member=member,
+        ts=ts,
+        kind=kind,
+        amount=amount,
+        unit=unit,
+        refund_of=refund_of,
+        reward_of=reward_of,
+        row_id=_as(frame, "row", np.int64),
+        rule_bits=bits,
+        level_bits=level_bits,
+        later_bits=later_bits,
+        bit_rule=bit_rule,
+        refund_slot=slot,
+        unit_total=unit_total,
+        refunded_units=refunded,
+        max_rows=max_rows,
+        days=days,
+        first_day=first_day,
+        until=batch.until.value,
     )
-    posted = _postings(args, member, threads)
+
+
+def redemption_arrays(frame: pd.DataFrame, redemption: RedemptionPolicy | None) -> Kn.Redemptions:
+    """The kernel's view of the simulated redemption behaviour (none: `active` is false)."""
+    if redemption is None:
+        none = np.zeros(len(frame), dtype=np.float64)
+        return Kn.Redemptions(active=False, probability=0.0, choice=0, draw=none, choice_draw=none)
+    if redemption.choice not in CHOICE_CODE:
+        raise LoyaltyError(f"unknown redemption choice `{redemption.choice}`; choose one of: {', '.join(CHOICE_CODE)}")
+    return Kn.Redemptions(
+        active=True,
+        probability=float(redemption.probability),
+        choice=CHOICE_CODE[redemption.choice],
+        draw=_as(frame, redemption.draw, np.float64),
+        choice_draw=_as(frame, redemption.choice_draw, np.float64),
+    )
+
+
+def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int) -> pd.DataFrame:
+    model = cp.model
+    env = C.Env(model, batch)
+    rows = row_arrays(cp, batch, env)
+    args = (program_arrays(cp), rows, redemption_arrays(batch.frame, redemption))
+    posted = _postings(args, rows.member, threads)
     cols = posted.columns
     # The codes in the types pandas keeps them in (no copy when the Categoricals are made).
     count = cols.shape[1]

@@ -1,6 +1,7 @@
 """The per-member state machine of the compiled engine (numba): one pass over the units.
 
-Inputs are plain arrays prepared by `rulelang.engine.compile`; the output is one int64 row per posting
+Inputs are three named structures of arrays (`Program`, `Rows`, `Redemptions`), built by
+`rulelang.engine.compile` (`program_arrays`, `row_arrays`, `redemption_arrays`); the output is one int64 row per posting
 (columns OUT_*), which `compile.run` turns into the ledger (`unpack`, `ledger.frame`). State per member:
 tier window (two-pointer sums over a contribution log, or calendar-year sums), frequency counters
 and cap totals keyed by precomputed period numbers, FIFO lots, and per-basket issued/clawed points
@@ -10,6 +11,7 @@ for refunds. Every rule follows docs/semantics.md and mirrors `rulelang.interpre
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -198,401 +200,487 @@ def _round(num, den, mode):
 
 
 @njit(cache=True, nogil=True)
-def _level(thresholds, metric):
-    level = 0
-    for q in range(thresholds.shape[0]):
-        if metric >= thresholds[q]:
-            level = q
-    return level
-
-
-@njit(cache=True, nogil=True)
-def _redeem(out, cnt, mem, t, row, reward, points, cost, share, lot_day, lot_pts, xh, nl):
+def _redeem(out, posted, who, t, row, reward, points, cost, share, lot_day, lot_points, first_lot, lot_count):
     """Spend `points` from the lots, oldest first; one posting per lot touched."""
     left = points
     first = True
-    for q in range(xh, nl):
+    for q in range(first_lot, lot_count):
         if left == 0:
             break
-        n = min(lot_pts[q], left)
+        n = min(lot_points[q], left)
         if n > 0:
-            lot_pts[q] -= n
+            lot_points[q] -= n
             left -= n
-            cnt = _post(out, cnt, mem, t, REDEEM, -1, n, lot_day[q] * NS_PER_DAY, reward,
+            posted = _post(out, posted, who, t, REDEEM, -1, n, lot_day[q] * NS_PER_DAY, reward,
                         cost if first else 0, share if first else 0, row)
             first = False
-    return cnt
+    return posted
 
 
 @njit(cache=True, nogil=True)
-def _clawback(out, cnt, mem, t, rule, points, day, row, lot_day, lot_pts, xh, nl):
+def _clawback(out, posted, who, t, rule, points, day, row, lot_day, lot_points, first_lot, lot_count):
     """Take back `points` of `rule` from the lots: first the lot earned on `day` (the refunded
     basket's), then the others oldest first; what no lot holds any more is a shortfall.
-    Returns (cnt, points taken from lots)."""
+    Returns (posted, points taken from lots)."""
     left = points
-    for q in range(nl - 1, xh - 1, -1):
+    for q in range(lot_count - 1, first_lot - 1, -1):
         if lot_day[q] < day:
             break
         if lot_day[q] == day:
-            cnt, left = _take(out, cnt, mem, t, rule, q, left, row, lot_day, lot_pts)
+            posted, left = _take(out, posted, who, t, rule, q, left, row, lot_day, lot_points)
             break
-    for q in range(xh, nl):
+    for q in range(first_lot, lot_count):
         if left == 0:
             break
         if lot_day[q] != day:
-            cnt, left = _take(out, cnt, mem, t, rule, q, left, row, lot_day, lot_pts)
+            posted, left = _take(out, posted, who, t, rule, q, left, row, lot_day, lot_points)
     if left > 0:
-        cnt = _post(out, cnt, mem, t, SHORTFALL, rule, left, NAT, -1, 0, 0, row)
-    return cnt, points - left
+        posted = _post(out, posted, who, t, SHORTFALL, rule, left, NAT, -1, 0, 0, row)
+    return posted, points - left
 
 
 @njit(cache=True, nogil=True)
-def _take(out, cnt, mem, t, rule, q, left, row, lot_day, lot_pts):
-    """Claw back up to `left` points from lot q: (cnt, points still to take)."""
-    n = min(lot_pts[q], left)
+def _take(out, posted, who, t, rule, q, left, row, lot_day, lot_points):
+    """Claw back up to `left` points from lot q: (posted, points still to take)."""
+    n = min(lot_points[q], left)
     if n > 0:
-        lot_pts[q] -= n
-        cnt = _post(out, cnt, mem, t, CLAWBACK, rule, n, lot_day[q] * NS_PER_DAY, -1, 0, 0, row)
-    return cnt, left - n
+        lot_points[q] -= n
+        posted = _post(out, posted, who, t, CLAWBACK, rule, n, lot_day[q] * NS_PER_DAY, -1, 0, 0, row)
+    return posted, left - n
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _first_due(lot_pts, lot_mom, xh, nl, inactive, inactive_moment, now):
+def _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, now):
     """(the first lot with points, whether a lot is due by `now`): `_expire_due` is called only
     then, as a call would count references to every array it is handed. Inlined, so this one
     costs none."""
-    while xh < nl and lot_pts[xh] == 0:
-        xh += 1
-    return xh, xh < nl and (inactive_moment <= now if inactive else lot_mom[xh] <= now)
+    while first_lot < lot_count and lot_points[first_lot] == 0:
+        first_lot += 1
+    return first_lot, first_lot < lot_count and (inactive_moment <= now if inactive else lot_moment[first_lot] <= now)
 
 
 @njit(cache=True, nogil=True)
-def _expire_due(out, cnt, mem, now, inactive, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl):
-    """Post the expiry of every lot (from `xh` on) due by `now`: for inactivity expiry, the lots
+def _expire_due(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count):
+    """Post the expiry of every lot (from `first_lot` on) due by `now`: for inactivity expiry, the lots
     earned before the day of `inactive_moment` once it has come; otherwise each lot at its own
-    moment (lots expire in the order earned). Returns (cnt, points expired). The kernel calls it
+    moment (lots expire in the order earned). Returns (posted, points expired). The kernel calls it
     only when a lot is due: a call per unit would count references to every array it is handed."""
     gone = 0
     if inactive:
         if inactive_moment <= now:
             mday = inactive_moment // NS_PER_DAY
-            for q in range(xh, nl):
-                if lot_pts[q] > 0 and lot_day[q] < mday:
-                    cnt = _post(out, cnt, mem, inactive_moment, EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
-                    gone += lot_pts[q]
-                    lot_pts[q] = 0
+            for q in range(first_lot, lot_count):
+                if lot_points[q] > 0 and lot_day[q] < mday:
+                    posted = _post(out, posted, who, inactive_moment, EXPIRE, -1, lot_points[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                    gone += lot_points[q]
+                    lot_points[q] = 0
     else:
-        for q in range(xh, nl):
-            if lot_pts[q] > 0:
-                if lot_mom[q] > now:
+        for q in range(first_lot, lot_count):
+            if lot_points[q] > 0:
+                if lot_moment[q] > now:
                     break
-                cnt = _post(out, cnt, mem, lot_mom[q], EXPIRE, -1, lot_pts[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
-                gone += lot_pts[q]
-                lot_pts[q] = 0
-    return cnt, gone
+                posted = _post(out, posted, who, lot_moment[q], EXPIRE, -1, lot_points[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                gone += lot_points[q]
+                lot_points[q] = 0
+    return posted, gone
+
+
+class Program(NamedTuple):
+    """The program's arrays and codes, the same for every batch (`compile.program_arrays`).
+    Per rule, in rule order: an exact award is a numerator over `den`."""
+
+    rule_kind: np.ndarray  # PER_SPEND, FIXED or MULTIPLIER
+    multiplier_target: np.ndarray  # the rule a multiplier multiplies (-1 for the rest)
+    multiplier_num: np.ndarray  # a multiplier's extra factor (factor - 1), num / den
+    multiplier_den: np.ndarray
+    rate_mul: np.ndarray  # per_spend: exact points per minor unit of amount
+    fixed_num: np.ndarray  # fixed: exact points
+    times: np.ndarray  # the most awards a period (-1: no frequency limit) ...
+    times_period: np.ndarray  # ... per this period (a row of the unit's period numbers)
+    share_num: np.ndarray  # the partner's share of each point issued, in minor units, num / den
+    share_den: np.ndarray
+    rounding: int  # DOWN, UP or NEAREST
+    den: int
+    cap_points: np.ndarray  # the program's `limit`s: points ...
+    cap_period: np.ndarray  # ... per this period
+    has_tiers: bool
+    tier_metric: int  # 0 spend, 1 points, 2 visits
+    tier_window: int  # W_ROLLING or W_CALENDAR
+    window_days: int  # a rolling window in days, or ...
+    window_months: int  # ... in months (one of the two is 0)
+    thresholds: np.ndarray  # each tier's lowest metric
+    expiry_kind: int  # X_* (the moments themselves are in the rows' day table)
+    reward_points: np.ndarray  # per reward
+    reward_cost: np.ndarray
+    reward_share: np.ndarray
+
+
+class Rows(NamedTuple):
+    """The batch as the kernel reads it (`compile.row_arrays`): rows sorted by member and time, a
+    unit (basket) being a run of rows with one `unit` number."""
+
+    member: np.ndarray
+    ts: np.ndarray
+    kind: np.ndarray  # K_PURCHASE, K_REFUND, K_REDEEM or K_EVENT
+    amount: np.ndarray  # minor units
+    unit: np.ndarray
+    refund_of: np.ndarray  # the unit a refund row refunds (-1: none)
+    reward_of: np.ndarray  # the reward a redeem row asks for (-1: unknown)
+    row_id: np.ndarray  # the row's number in the caller's transactions (the ledger's `row`)
+    rule_bits: np.ndarray  # (rows, words): bit b is set where the condition of bit b's block holds
+    level_bits: np.ndarray  # (tiers, words): the bits of each rule's block at each tier ...
+    later_bits: np.ndarray  # ... and the same without basket rules (a basket's later lines)
+    bit_rule: np.ndarray  # the rule of each bit; bits are in processing order (a multiplier after its target)
+    refund_slot: np.ndarray  # per unit: its rank among the refunded units (-1: never refunded)
+    unit_total: np.ndarray  # per unit: its amount
+    refunded_units: int
+    max_rows: int  # the most rows of one member
+    days: np.ndarray  # `day_table` from first_day on, covering every row's day
+    first_day: int
+    until: int  # expiries are posted up to this moment (ns)
+
+
+class Redemptions(NamedTuple):
+    """The simulated redemption behaviour (`compile.redemption_arrays`): after a purchase, with
+    `probability` (a row's `draw` below it), one affordable reward picked by `choice`."""
+
+    active: bool
+    probability: float
+    choice: int  # CHEAPEST, DEAREST or RANDOM
+    draw: np.ndarray
+    choice_draw: np.ndarray  # for RANDOM: which of the affordable rewards
 
 
 @njit(cache=True, nogil=True)
-def run_kernel(
-    member, ts, kind, amount, unit, refund_of, reward_of, draw, choice_draw, row_id,
-    rkind, rtarget, fnum, fden, rate_mul, fixed_num, times, per, ok, level_bits, later_bits, bit_rule, ps_num, ps_den,
-    rmode, den, lim_pts, lim_per,
-    has_tiers, metric, window, wdays, wmonths, thresholds,
-    xkind, xn,
-    slot, unit_total, n_slots,
-    rw_pts, rw_cost, rw_share,
-    policy, probability, choice,
-    until, max_rows, days, first_day,
-    out, start, stop, cnt, declined, unmatched,
-):
-    """Every posting of the members in rows `start` .. `stop` (a member boundary), in ledger order, into the columns `out`
-    (`new_postings`) after `cnt` postings. Returns (count, declined, unmatched, resume, need): when
-    the columns fill up, `resume` is the first row of the member that did not fit, the counts are
-    as before it and `need` is the room that member needs; otherwise resume is -1. `days` is the
-    `day_table` of the days from `first_day` on, covering every row's day."""
+def run_kernel(program, rows, redemptions, out, start, stop):
+    """Every posting of the members in rows `start` .. `stop` (a member boundary), in ledger order,
+    into the columns `out` (`new_postings`). Returns (postings, declined, unmatched, resume, need):
+    when the columns fill up, `resume` is the first row of the member that did not fit, the counts
+    are those before it and `need` is the room that member needs; otherwise resume is -1.
+
+    The structures' fields are read into locals once, here: the loop then indexes plain arrays.
+    Each unit goes through named steps (`# --- Step:` below): expiry, tier, earn, rounding, caps,
+    simulated redemption, refund, redemption, tier metric. They are sections of this one function,
+    not functions of their own: handed arrays, a step as a function (numba-inlined or not, taking
+    the structures or their arrays) counts references to each of them on every unit, and measured
+    markedly slower (as the expiry step did: docs/performance.md). The posting and lot helpers
+    below are called only when a unit posts or a lot is due."""
+    rule_kind, multiplier_target = program.rule_kind, program.multiplier_target
+    multiplier_num, multiplier_den = program.multiplier_num, program.multiplier_den
+    rate_mul, fixed_num, times, times_period = program.rate_mul, program.fixed_num, program.times, program.times_period
+    share_num, share_den, rounding, den = program.share_num, program.share_den, program.rounding, program.den
+    cap_points, cap_period = program.cap_points, program.cap_period
+    has_tiers, tier_metric, tier_window = program.has_tiers, program.tier_metric, program.tier_window
+    window_days, window_months, thresholds = program.window_days, program.window_months, program.thresholds
+    expiry_kind = program.expiry_kind
+    reward_points, reward_cost, reward_share = program.reward_points, program.reward_cost, program.reward_share
+    member, ts, kind, amount, unit = rows.member, rows.ts, rows.kind, rows.amount, rows.unit
+    refund_of, reward_of, row_id = rows.refund_of, rows.reward_of, rows.row_id
+    rule_bits, level_bits, later_bits, bit_rule = rows.rule_bits, rows.level_bits, rows.later_bits, rows.bit_rule
+    refund_slot, unit_total, max_rows = rows.refund_slot, rows.unit_total, rows.max_rows
+    days, first_day, until = rows.days, rows.first_day, rows.until
+    redeeming, probability, choice = redemptions.active, redemptions.probability, redemptions.choice
+    draw, choice_draw = redemptions.draw, redemptions.choice_draw
+
     n_levels = thresholds.shape[0]
-    k = rkind.shape[0]
-    c = lim_pts.shape[0]
-    nrw = rw_pts.shape[0]
-    pkey = np.zeros(5, dtype=np.int64)  # the unit's period numbers: none, day, week, month, year
-    words = ok.shape[1]
-    inactive = xkind == X_INACTIVE_DAYS or xkind == X_INACTIVE_MONTHS
+    n_rules = rule_kind.shape[0]
+    n_caps = cap_points.shape[0]
+    n_rewards = reward_points.shape[0]
+    words = rule_bits.shape[1]
+    inactive = expiry_kind == X_INACTIVE_DAYS or expiry_kind == X_INACTIVE_MONTHS
+    period_key = np.zeros(5, dtype=np.int64)  # the unit's period numbers: none, day, week, month, year
+    # The member's lots (points earned on one day), oldest first.
     lot_day = np.empty(max_rows + 1, dtype=np.int64)
-    lot_pts = np.empty(max_rows + 1, dtype=np.int64)
-    lot_mom = np.empty(max_rows + 1, dtype=np.int64)  # each lot's expiry moment (fixed-moment expiry)
-    ctime = np.empty(max_rows + 1, dtype=np.int64)
-    cval = np.empty(max_rows + 1, dtype=np.int64)
-    fkey = np.empty(k, dtype=np.int64)
-    fcnt = np.empty(k, dtype=np.int64)
-    lkey = np.empty(c, dtype=np.int64)
-    lused = np.empty(c, dtype=np.int64)
-    lp = np.zeros(k, dtype=np.int64)
-    exact = np.zeros(k, dtype=np.int64)
-    share = np.zeros(k, dtype=np.int64)
-    frac = np.zeros(k, dtype=np.int64)
-    got = np.zeros(k, dtype=np.int64)
-    b_issued = np.zeros((max(n_slots, 1), k), dtype=np.int64)
-    b_clawed = np.zeros((max(n_slots, 1), k), dtype=np.int64)
-    b_refunded = np.zeros(max(n_slots, 1), dtype=np.int64)
-    b_day = np.zeros(max(n_slots, 1), dtype=np.int64)
+    lot_points = np.empty(max_rows + 1, dtype=np.int64)
+    lot_moment = np.empty(max_rows + 1, dtype=np.int64)  # each lot's expiry moment (fixed-moment expiry)
+    # The rolling tier window: each unit's contribution to the metric, at its time.
+    contribution_ts = np.empty(max_rows + 1, dtype=np.int64)
+    contribution = np.empty(max_rows + 1, dtype=np.int64)
+    # Frequency limits and caps: the period each counter is for, and its count.
+    times_key = np.empty(n_rules, dtype=np.int64)
+    times_used = np.empty(n_rules, dtype=np.int64)
+    cap_key = np.empty(n_caps, dtype=np.int64)
+    cap_used = np.empty(n_caps, dtype=np.int64)
+    # Per rule over the unit: exact points of the current line, of the unit; points after rounding, the
+    # remainder that decides who gets the rounding's extra points, and what the caps let through.
+    line_exact = np.zeros(n_rules, dtype=np.int64)
+    unit_exact = np.zeros(n_rules, dtype=np.int64)
+    rounded_points = np.zeros(n_rules, dtype=np.int64)
+    remainder = np.zeros(n_rules, dtype=np.int64)
+    issued_points = np.zeros(n_rules, dtype=np.int64)
+    # Per refunded unit (by its slot): its day, points issued and clawed back per rule, amount refunded.
+    slots = max(rows.refunded_units, 1)
+    slot_issued = np.zeros((slots, n_rules), dtype=np.int64)
+    slot_clawed = np.zeros((slots, n_rules), dtype=np.int64)
+    slot_refunded = np.zeros(slots, dtype=np.int64)
+    slot_day = np.zeros(slots, dtype=np.int64)
+    posted, declined, unmatched = 0, 0, 0
     i = start
     while i < stop:
-        mem = member[i]
-        cnt0, declined0, unmatched0 = cnt, declined, unmatched
-        nl = 0
-        nc = 0
-        chead = 0
-        wsum = 0
-        cy_year = NAT
-        cy_sum = 0
-        prev_sum = 0
-        for r in range(k):
-            fkey[r] = NAT
-            fcnt[r] = 0
-        for q in range(c):
-            lkey[q] = NAT
-            lused[q] = 0
+        who = member[i]
+        posted_before, declined_before, unmatched_before = posted, declined, unmatched
+        lot_count = 0
+        first_lot = 0  # lots before it are empty
+        balance = 0  # the points in the lots
+        contributions = 0
+        window_head = 0  # contributions before it have left the window
+        window_sum = 0
+        year = NAT  # calendar-year tiers: the year of the last unit, its metric and the year before's
+        year_sum = 0
+        last_year_sum = 0
+        for r in range(n_rules):
+            times_key[r] = NAT
+            times_used[r] = 0
+        for q in range(n_caps):
+            cap_key[q] = NAT
+            cap_used[q] = 0
         last_purchase = ts[i] // NS_PER_DAY
-        xh = 0  # lots before xh are empty
-        bal = 0  # the points in the lots
-        j = i
-        while j < stop and member[j] == mem:
-            e = j + 1
-            while e < stop and unit[e] == unit[j]:
-                e += 1
-            t = ts[j]
-            dj = t // NS_PER_DAY
-            od = dj - first_day
-            mnum = days[DAY_MONTH, od]
-            cy = mnum // 12
-            pkey[1] = dj
-            pkey[2] = (dj + 3) // 7
-            pkey[3] = mnum
-            pkey[4] = cy
-            # Expiries due before this unit.
-            if xkind != X_NEVER:
+        first = i
+        while first < stop and member[first] == who:
+            end = first + 1
+            while end < stop and unit[end] == unit[first]:
+                end += 1
+            now = ts[first]
+            day = now // NS_PER_DAY
+            day_offset = day - first_day
+            month_number = days[DAY_MONTH, day_offset]
+            period_key[1] = day
+            period_key[2] = (day + 3) // 7
+            period_key[3] = month_number
+            period_key[4] = month_number // 12
+
+            # --- Expiry: the lots due before this unit.
+            if expiry_kind != X_NEVER:
                 inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
-                xh, due = _first_due(lot_pts, lot_mom, xh, nl, inactive, inactive_moment, t)
+                first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, now)
                 if due:
-                    cnt, gone = _expire_due(out, cnt, mem, t, inactive, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl)
-                    bal -= gone
-            # The tier held before this unit.
+                    posted, gone = _expire_due(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count)
+                    balance -= gone
+
+            # --- Tier: the one held before this unit.
             tier = 0
             if has_tiers:
-                if window == W_ROLLING:
-                    if wmonths > 0:
-                        cutoff = days[DAY_BACK, od] * NS_PER_DAY + (t - dj * NS_PER_DAY)
+                if tier_window == W_ROLLING:
+                    if window_months > 0:
+                        cutoff = days[DAY_BACK, day_offset] * NS_PER_DAY + (now - day * NS_PER_DAY)
                     else:
-                        cutoff = t - wdays * NS_PER_DAY
-                    while chead < nc and ctime[chead] <= cutoff:
-                        wsum -= cval[chead]
-                        chead += 1
-                    for q in range(1, n_levels):  # inline: a call with an array costs refcounting
-                        if wsum >= thresholds[q]:
-                            tier = q
+                        cutoff = now - window_days * NS_PER_DAY
+                    while window_head < contributions and contribution_ts[window_head] <= cutoff:
+                        window_sum -= contribution[window_head]
+                        window_head += 1
+                    metric = window_sum
                 else:
-                    y = cy
-                    if y != cy_year:
-                        prev_sum = cy_sum if y == cy_year + 1 else 0
-                        cy_year = y
-                        cy_sum = 0
-                    tier = max(_level(thresholds, cy_sum), _level(thresholds, prev_sum))
-            K = kind[j]
-            v_spend = 0
-            v_points = 0
-            v_visit = 0
-            if K == K_PURCHASE or K == K_EVENT:
-                # Exact points per rule over the unit, in units of 1/den.
-                for r in range(k):
-                    exact[r] = 0
-                for ln in range(j, e):
-                    for r in range(k):
-                        lp[r] = 0
+                    if month_number // 12 != year:
+                        last_year_sum = year_sum if month_number // 12 == year + 1 else 0
+                        year = month_number // 12
+                        year_sum = 0
+                    metric = max(year_sum, last_year_sum)  # the tier of the better year: a tier rises with its metric
+                for q in range(1, n_levels):  # inline: a call with an array counts references
+                    if metric >= thresholds[q]:
+                        tier = q
+
+            row_kind = kind[first]
+            unit_spend = 0
+            unit_points = 0
+            unit_visit = 0
+            if row_kind == K_PURCHASE or row_kind == K_EVENT:
+                # --- Earn: exact points per rule over the unit, in units of 1/den.
+                for r in range(n_rules):
+                    unit_exact[r] = 0
+                for line in range(first, end):
+                    for r in range(n_rules):
+                        line_exact[r] = 0
                     # Only the rules whose mask holds on this line at this tier (bits in processing
                     # order: a multiplier's target comes first); basket rules only on the first line.
                     for w in range(words):
-                        x = ok[ln, w] & (level_bits[tier, w] if ln == j else later_bits[tier, w])
+                        bits = rule_bits[line, w] & (level_bits[tier, w] if line == first else later_bits[tier, w])
                         b = w * 64
-                        while x != 0:
-                            if x & np.uint64(1):
+                        while bits != 0:
+                            if bits & np.uint64(1):
                                 r = bit_rule[b]
-                                p = 0
-                                if rkind[r] == PER_SPEND:
-                                    p = amount[ln] * rate_mul[r]
-                                    if p < 0:
-                                        p = 0
-                                elif rkind[r] == FIXED:
-                                    p = fixed_num[r]
+                                exact = 0
+                                if rule_kind[r] == PER_SPEND:
+                                    exact = amount[line] * rate_mul[r]
+                                    if exact < 0:
+                                        exact = 0
+                                elif rule_kind[r] == FIXED:
+                                    exact = fixed_num[r]
                                 else:
-                                    tp = lp[rtarget[r]]
-                                    if tp > 0:
-                                        p = tp * fnum[r] // fden[r]
-                                if p > 0 and times[r] >= 0:
-                                    key = pkey[per[r]]
-                                    if key != fkey[r]:
-                                        fkey[r] = key
-                                        fcnt[r] = 0
-                                    if fcnt[r] >= times[r]:
-                                        p = 0
+                                    target = line_exact[multiplier_target[r]]
+                                    if target > 0:
+                                        exact = target * multiplier_num[r] // multiplier_den[r]
+                                if exact > 0 and times[r] >= 0:
+                                    key = period_key[times_period[r]]
+                                    if key != times_key[r]:
+                                        times_key[r] = key
+                                        times_used[r] = 0
+                                    if times_used[r] >= times[r]:
+                                        exact = 0
                                     else:
-                                        fcnt[r] += 1
-                                lp[r] = p
-                                exact[r] += p
-                            x = x >> np.uint64(1)
+                                        times_used[r] += 1
+                                line_exact[r] = exact
+                                unit_exact[r] += exact
+                            bits = bits >> np.uint64(1)
                             b += 1
+                # --- Rounding: the unit's total rounded once; its whole points shared among the
+                # rules by largest remainder.
                 total = 0
                 floors = 0
-                for r in range(k):
-                    xr = exact[r]
-                    total += xr
-                    if xr == 0:  # most rules earn nothing on a line: no division
-                        share[r] = 0
-                        frac[r] = 0
+                for r in range(n_rules):
+                    exact = unit_exact[r]
+                    total += exact
+                    if exact == 0:  # most rules earn nothing on a line: no division
+                        rounded_points[r] = 0
+                        remainder[r] = 0
                     else:
-                        share[r] = xr // den
-                        frac[r] = xr - share[r] * den
-                        floors += share[r]
-                rounded = _round(total, den, rmode)
-                rest = rounded - floors
-                while rest > 0:
+                        rounded_points[r] = exact // den
+                        remainder[r] = exact - rounded_points[r] * den
+                        floors += rounded_points[r]
+                rounded = _round(total, den, rounding)
+                extra = rounded - floors
+                while extra > 0:
                     best = -1
-                    for r in range(k):
-                        if frac[r] > 0 and (best < 0 or frac[r] > frac[best]):
+                    for r in range(n_rules):
+                        if remainder[r] > 0 and (best < 0 or remainder[r] > remainder[best]):
                             best = r
                     if best < 0:
                         break
-                    share[best] += 1
-                    frac[best] = 0
-                    rest -= 1
-                available = rounded
-                for q in range(c):
-                    key = pkey[lim_per[q]]
-                    if key != lkey[q]:
-                        lkey[q] = key
-                        lused[q] = 0
-                    left = lim_pts[q] - lused[q]
+                    rounded_points[best] += 1
+                    remainder[best] = 0
+                    extra -= 1
+                # --- Caps: the least room left under any limit, filled in rule order.
+                room = rounded
+                for q in range(n_caps):
+                    key = period_key[cap_period[q]]
+                    if key != cap_key[q]:
+                        cap_key[q] = key
+                        cap_used[q] = 0
+                    left = cap_points[q] - cap_used[q]
                     if left < 0:
                         left = 0
-                    if left < available:
-                        available = left
+                    if left < room:
+                        room = left
                 issued = 0
-                for r in range(k):
-                    g = share[r] if share[r] < available else available
-                    got[r] = g
-                    available -= g
-                    issued += g
-                for r in range(k):
-                    if got[r] > 0:
-                        ps = 0
-                        if ps_num[r] > 0:
-                            ps = (2 * got[r] * ps_num[r] + ps_den[r]) // (2 * ps_den[r])
-                        cnt = _post(out, cnt, mem, t, EARN, r, got[r], dj * NS_PER_DAY, -1, 0, ps, row_id[j])
-                for r in range(k):
-                    if share[r] - got[r] > 0:
-                        cnt = _post(out, cnt, mem, t, CAPPED, r, share[r] - got[r], NAT, -1, 0, 0, row_id[j])
+                for r in range(n_rules):
+                    granted = rounded_points[r] if rounded_points[r] < room else room
+                    issued_points[r] = granted
+                    room -= granted
+                    issued += granted
+                for r in range(n_rules):
+                    if issued_points[r] > 0:
+                        partner = 0
+                        if share_num[r] > 0:
+                            partner = (2 * issued_points[r] * share_num[r] + share_den[r]) // (2 * share_den[r])
+                        posted = _post(out, posted, who, now, EARN, r, issued_points[r], day * NS_PER_DAY, -1, 0, partner, row_id[first])
+                for r in range(n_rules):
+                    if rounded_points[r] - issued_points[r] > 0:
+                        posted = _post(out, posted, who, now, CAPPED, r, rounded_points[r] - issued_points[r], NAT, -1, 0, 0, row_id[first])
                 if issued > 0:
-                    bal += issued
-                    if nl > 0 and lot_day[nl - 1] == dj:
-                        lot_pts[nl - 1] += issued
-                        if xh > nl - 1:
-                            xh = nl - 1
+                    balance += issued
+                    if lot_count > 0 and lot_day[lot_count - 1] == day:
+                        lot_points[lot_count - 1] += issued
+                        if first_lot > lot_count - 1:
+                            first_lot = lot_count - 1
                     else:
-                        lot_day[nl] = dj
-                        lot_pts[nl] = issued
-                        if xkind != X_NEVER and not inactive:
-                            lot_mom[nl] = days[DAY_MOMENT, od]
-                        nl += 1
-                    for q in range(c):
-                        lused[q] += issued
-                s = slot[unit[j]]
-                if s >= 0:
-                    b_day[s] = dj
-                    b_refunded[s] = 0
-                    for r in range(k):
-                        b_issued[s, r] = got[r]
-                        b_clawed[s, r] = 0
-                v_points = issued
-                if K == K_PURCHASE:
-                    last_purchase = dj
-                    for ln in range(j, e):
-                        v_spend += amount[ln]
-                    v_visit = 1
-                    if policy and draw[j] < probability:
+                        lot_day[lot_count] = day
+                        lot_points[lot_count] = issued
+                        if expiry_kind != X_NEVER and not inactive:
+                            lot_moment[lot_count] = days[DAY_MOMENT, day_offset]
+                        lot_count += 1
+                    for q in range(n_caps):
+                        cap_used[q] += issued
+                slot = refund_slot[unit[first]]
+                if slot >= 0:  # a later refund claws back from what this unit issued
+                    slot_day[slot] = day
+                    slot_refunded[slot] = 0
+                    for r in range(n_rules):
+                        slot_issued[slot, r] = issued_points[r]
+                        slot_clawed[slot, r] = 0
+                unit_points = issued
+                if row_kind == K_PURCHASE:
+                    last_purchase = day
+                    for line in range(first, end):
+                        unit_spend += amount[line]
+                    unit_visit = 1
+                    # --- Simulated redemption: one affordable reward, by the policy's choice.
+                    if redeeming and draw[first] < probability:
                         pick = -1
-                        count = 0
-                        for w in range(nrw):
-                            if rw_pts[w] <= bal:
-                                count += 1
+                        affordable = 0
+                        for w in range(n_rewards):
+                            if reward_points[w] <= balance:
+                                affordable += 1
                                 if pick < 0:
                                     pick = w
-                                elif choice == CHEAPEST and rw_pts[w] < rw_pts[pick]:
+                                elif choice == CHEAPEST and reward_points[w] < reward_points[pick]:
                                     pick = w
-                                elif choice == DEAREST and rw_pts[w] > rw_pts[pick]:
+                                elif choice == DEAREST and reward_points[w] > reward_points[pick]:
                                     pick = w
-                        if count > 0:
+                        if affordable > 0:
                             if choice == RANDOM:
-                                idx = int(np.floor(choice_draw[j] * count))
-                                if idx > count - 1:
-                                    idx = count - 1
-                                for w in range(nrw):
-                                    if rw_pts[w] <= bal:
-                                        if idx == 0:
+                                nth = int(np.floor(choice_draw[first] * affordable))
+                                if nth > affordable - 1:
+                                    nth = affordable - 1
+                                for w in range(n_rewards):
+                                    if reward_points[w] <= balance:
+                                        if nth == 0:
                                             pick = w
                                             break
-                                        idx -= 1
-                            cnt = _redeem(out, cnt, mem, t, row_id[j], pick, rw_pts[pick], rw_cost[pick], rw_share[pick],
-                                               lot_day, lot_pts, xh, nl)
-                            bal -= rw_pts[pick]  # the balance covers it: all of it is spent
-            elif K == K_REFUND:
-                v_spend = amount[j]
-                u = refund_of[j]
-                s = slot[u] if u >= 0 else -1
-                if s < 0:
+                                        nth -= 1
+                            posted = _redeem(out, posted, who, now, row_id[first], pick, reward_points[pick], reward_cost[pick], reward_share[pick],
+                                             lot_day, lot_points, first_lot, lot_count)
+                            balance -= reward_points[pick]  # the balance covers it: all of it is spent
+            elif row_kind == K_REFUND:
+                # --- Refund: claw back the refunded share of what the unit issued, rule by rule.
+                unit_spend = amount[first]
+                refunded = refund_of[first]
+                slot = refund_slot[refunded] if refunded >= 0 else -1
+                if slot < 0:
                     unmatched += 1
                 else:
-                    b_refunded[s] += -amount[j]
-                    tot = unit_total[u]
-                    num = b_refunded[s] if b_refunded[s] < tot else tot
-                    dd = tot
-                    if tot <= 0:
-                        num = 1
-                        dd = 1
-                    for r in range(k):
-                        due = _round(b_issued[s, r] * num, dd, rmode) - b_clawed[s, r]
-                        if due <= 0:
+                    slot_refunded[slot] += -amount[first]
+                    whole = unit_total[refunded]
+                    part = slot_refunded[slot] if slot_refunded[slot] < whole else whole
+                    if whole <= 0:
+                        part = 1
+                        whole = 1
+                    for r in range(n_rules):
+                        owed = _round(slot_issued[slot, r] * part, whole, rounding) - slot_clawed[slot, r]
+                        if owed <= 0:
                             continue
-                        b_clawed[s, r] += due
-                        cnt, taken = _clawback(out, cnt, mem, t, r, due, b_day[s], row_id[j], lot_day, lot_pts, xh, nl)
-                        v_points -= taken
-                        bal -= taken
-            elif K == K_REDEEM:
-                w = reward_of[j]
-                if w < 0 or bal < rw_pts[w]:
+                        slot_clawed[slot, r] += owed
+                        posted, taken = _clawback(out, posted, who, now, r, owed, slot_day[slot], row_id[first], lot_day, lot_points, first_lot, lot_count)
+                        unit_points -= taken
+                        balance -= taken
+            elif row_kind == K_REDEEM:
+                # --- Redemption asked for in the data: declined when the balance does not cover it.
+                w = reward_of[first]
+                if w < 0 or balance < reward_points[w]:
                     declined += 1
                 else:
-                    cnt = _redeem(out, cnt, mem, t, row_id[j], w, rw_pts[w], rw_cost[w], rw_share[w], lot_day, lot_pts, xh, nl)
-                    bal -= rw_pts[w]
-            # This unit counts toward the tier metric at its timestamp.
-            if has_tiers and K != K_REDEEM:
-                v = v_spend if metric == 0 else (v_points if metric == 1 else v_visit)
-                if window == W_ROLLING:
-                    ctime[nc] = t
-                    cval[nc] = v
-                    nc += 1
-                    wsum += v
+                    posted = _redeem(out, posted, who, now, row_id[first], w, reward_points[w], reward_cost[w], reward_share[w],
+                                     lot_day, lot_points, first_lot, lot_count)
+                    balance -= reward_points[w]
+            # --- Tier metric: this unit counts toward it at its timestamp.
+            if has_tiers and row_kind != K_REDEEM:
+                value = unit_spend if tier_metric == 0 else (unit_points if tier_metric == 1 else unit_visit)
+                if tier_window == W_ROLLING:
+                    contribution_ts[contributions] = now
+                    contribution[contributions] = value
+                    contributions += 1
+                    window_sum += value
                 else:
-                    cy_sum += v
-            j = e
-        # Expiries due by `until`.
-        if xkind != X_NEVER:
+                    year_sum += value
+            first = end
+        # --- Expiry: the lots due by `until`.
+        if expiry_kind != X_NEVER:
             inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
-            xh, due = _first_due(lot_pts, lot_mom, xh, nl, inactive, inactive_moment, until)
+            first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, until)
             if due:
-                cnt, _ = _expire_due(out, cnt, mem, until, inactive, inactive_moment, lot_day, lot_pts, lot_mom, xh, nl)
-        if cnt > out.shape[1]:
-            return cnt0, declined0, unmatched0, i, cnt
-        i = j
-    return cnt, declined, unmatched, -1, cnt
+                posted, _ = _expire_due(out, posted, who, until, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count)
+        if posted > out.shape[1]:
+            return posted_before, declined_before, unmatched_before, i, posted
+        i = first
+    return posted, declined, unmatched, -1, posted
 
 
 def compiled_on_disk() -> bool:

@@ -24,6 +24,11 @@ class Program:
     def path(self) -> str:
         return self.source.path
 
+    @property
+    def asserts(self) -> tuple:
+        """The program's `assert` statements, in source order (what `loyalty test` checks)."""
+        return tuple(self.tree.of(ast.Assert))
+
     def evaluate(self, transactions, customers=None, until=None, engine: str = "compiled", redemption=None):
         """The ledger of postings for these transactions (see docs/semantics.md)."""
         from rulelang.engine.evaluate import evaluate

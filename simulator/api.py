@@ -19,10 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import rulelang
+from rulelang import Program, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import needed_columns
 from rulelang.errors import LoyaltyError
-from rulelang.files import atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
-from rulelang.program import Program
 from simulator import batch as batches
 from simulator import chunked, enrollment, io, memory, metrics, montecarlo, outputs, rng
 from simulator.history import annotated, sorted_rows

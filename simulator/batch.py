@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang import builtins as B
-from rulelang.engine import EVENT, Batch, Origin, arrowtext, needed_columns, prepare
+from rulelang.engine import ENROLL, EVENT, Batch, Origin, arrowtext, needed_columns, prepare
 from simulator.history import History, engine_frame, gather
 
 CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward")
@@ -52,7 +51,7 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     if not np.array_equal(out["customer_id"].cat.codes.to_numpy(), f["member"].to_numpy()):
         raise AssertionError("customer id categories differ from the engine's member codes")
     # Compared, not looked up with `in`: a lookup builds a hash table of every category.
-    for col, name in (("event", B.ENROLL), ("reward", ""), ("transaction_id", "")):
+    for col, name in (("event", ENROLL), ("reward", ""), ("transaction_id", "")):
         if isinstance(out[col].dtype, pd.CategoricalDtype) and not np.asarray(out[col].cat.categories == name, dtype=bool).any():
             out[col] = out[col].cat.add_categories([name])
     # copy=False: the columns are the base's own; stacking them into 2-D blocks is a full copy.
@@ -152,7 +151,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     # The enrol rows (a few per cent) by position: each assignment below then touches only them.
     at_enroll = np.flatnonzero(enroll)
     event = _codes(f["event"])[src]
-    event[at_enroll] = _loc(f["event"].cat.categories, B.ENROLL)
+    event[at_enroll] = _loc(f["event"].cat.categories, ENROLL)
     kind = f["kind"].to_numpy()[src]
     kind[at_enroll] = EVENT
     reward = _codes(f["reward"])[src]

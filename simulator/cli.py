@@ -20,7 +20,7 @@ if _STARTING:
 
 import click  # noqa: E402
 
-from rulelang import cli as language  # noqa: E402
+from rulelang import cli_commands  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +29,7 @@ def main():
     """Design loyalty programs before they launch: check, explain, simulate, test."""
 
 
-for _cmd in language.commands:
+for _cmd in cli_commands:
     main.add_command(_cmd)
 
 from simulator import commands as _simulation  # noqa: E402  (simulate, compare)

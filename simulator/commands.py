@@ -19,9 +19,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rulelang import csv_rows_safe, refuse_input_as_output
 from rulelang.engine import compiled_on_disk
 from rulelang.errors import LoyaltyError, visible
-from rulelang.files import csv_rows_safe, refuse_input_as_output
 from simulator import outputs
 from simulator.report import HEADLINE, fmt_number
 from simulator.scenario import Scenario, load_scenario

@@ -17,10 +17,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
+import rulelang
+from rulelang import Program, names_in
 from rulelang.engine import needed_columns
 from rulelang.errors import LoyaltyError, visible
-from rulelang.model import names_in
-from rulelang.program import Program
 from simulator import io
 from simulator.api import load_program
 from simulator.scenario import Scenario, load_scenario
@@ -141,7 +141,7 @@ def _data_options(transactions_help: str):
 @click.option("--quiet", is_flag=True, help="no load summary on stderr")
 def trace_cmd(target, customer, transactions, scenario, customers, quiet):
     """Explain, row by row, how one member earned and spent their points."""
-    from rulelang.trace import trace
+    from rulelang import trace_member
 
     try:
         inputs = read_inputs(target, scenario, transactions, customers, sample=True)
@@ -149,7 +149,7 @@ def trace_cmd(target, customer, transactions, scenario, customers, quiet):
         if not quiet:
             _report(tx, cu)
         require_customers(inputs.program, cu)
-        click.echo(trace(inputs.program, tx.frame, customer, cu.frame if cu is not None else None, until_of(inputs.scenario)))
+        click.echo(trace_member(inputs.program, tx.frame, customer, cu.frame if cu is not None else None, until_of(inputs.scenario)))
     except LoyaltyError as exc:
         _fail(exc, 1)
 
@@ -161,8 +161,6 @@ def trace_cmd(target, customer, transactions, scenario, customers, quiet):
 @click.option("--quiet", is_flag=True, help="no progress or load summary on stderr")
 def test_cmd(target, examples, seed, transactions, scenario, customers, quiet):
     """Search for a member history that breaks the program's asserts or built-in invariants."""
-    from rulelang import ast
-    from rulelang import invariants as inv
 
     try:
         inputs = read_inputs(target, scenario, transactions, customers, sample=False)
@@ -170,7 +168,7 @@ def test_cmd(target, examples, seed, transactions, scenario, customers, quiet):
         _fail(exc, 1)
     program = inputs.program
     model, text = program.model, program.source.text
-    statements = tuple(program.tree.of(ast.Assert))
+    statements = program.asserts
     failed = False
     if inputs.transactions is not None:
         name = str(inputs.transactions)
@@ -179,13 +177,13 @@ def test_cmd(target, examples, seed, transactions, scenario, customers, quiet):
             if not quiet:
                 _report(tx, cu)
             require_customers(program, cu)
-            _, found = inv.check_history(model, tx.frame, cu.frame if cu is not None else None, statements, metamorphic=False)
+            _, found = rulelang.check_history(model, tx.frame, cu.frame if cu is not None else None, statements, metamorphic=False)
         except LoyaltyError as exc:
             _fail(exc, 2)
         # The file's own data rows (from 1, as the load report counts them), not the sorted frame's.
         source_row = tx.frame["source_row"].to_numpy()
         found = [replace(v, row=int(source_row[v.row]) - 1) if v.row >= 0 else v for v in found]
-        lines = [f"{name}: " + "\n".join(inv.describe(v, model, text)) for v in found[:10]]
+        lines = [f"{name}: " + "\n".join(rulelang.describe_violation(v, model, text)) for v in found[:10]]
         if len(found) > 10:
             lines.append(f"... and {len(found) - 10} more")
         lines.append(f"{name}: {tx.rows_used} row(s) checked, {len(found)} violation(s)")
@@ -194,13 +192,13 @@ def test_cmd(target, examples, seed, transactions, scenario, customers, quiet):
     from simulator.commands import _progress
 
     with _progress(examples, quiet or not _terminal(), "trying histories") as progress:
-        outcome = inv.search(model, statements, examples, seed, progress=progress)
+        outcome = rulelang.search_invariants(model, statements, examples, seed, progress=progress)
     if outcome.violation is None:
         click.echo(visible(f"{target}: ok, {outcome.tried} histories tried (seed {seed}), no invariant broken"))
         sys.exit(1 if failed else 0)
-    lines = [f"{target}: FAILED after {outcome.tried} histories"] + inv.describe(outcome.violation, model, text)
-    lines += ["", "smallest history found:", inv.transactions_table(outcome.transactions, model.decimals, outcome.customers)]
-    lines += ["", "its ledger:", inv.ledger_table(outcome.ledger)]
+    lines = [f"{target}: FAILED after {outcome.tried} histories"] + rulelang.describe_violation(outcome.violation, model, text)
+    lines += ["", "smallest history found:", rulelang.transactions_table(outcome.transactions, model.decimals, outcome.customers)]
+    lines += ["", "its ledger:", rulelang.ledger_table(outcome.ledger)]
     lines += ["", f"reproduce: loyalty test {target} --seed {seed} --examples {examples}"]
     click.echo(visible("\n".join(lines)))
     sys.exit(1)

@@ -23,9 +23,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from numba import njit
 
+from rulelang import atomic_write_bytes, formula_safe
 from rulelang.engine import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, NAT, arrowtext, event_names, read_datetimes
 from rulelang.errors import DataError
-from rulelang.files import atomic_write_bytes, formula_safe
 from simulator.history import grouped_in_time
 
 REQUIRED = ("customer_id", "timestamp", "amount")

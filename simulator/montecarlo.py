@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from rulelang import program as programs
+import rulelang
 from rulelang.engine import ENGINES, Batch, member_parts, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
@@ -91,7 +91,7 @@ def _init(setup: Setup, threads: int | None = None) -> None:
     # The same program text again (the next simulation in this process) keeps its parse and
     # compiled engine (`_engine_for`).
     if _PROGRAM is None or (_PROGRAM.source.text, _PROGRAM.source.path) != (setup.program_text, setup.program_path):
-        _PROGRAM = programs.loads(setup.program_text, setup.program_path)
+        _PROGRAM = rulelang.loads(setup.program_text, setup.program_path)
 
 
 def base_of(setup: Setup) -> Batch:

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from rulelang import current_umask, fsync_dir
 from rulelang.errors import LoyaltyError
-from rulelang.files import current_umask, fsync_dir
 
 SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "report.html")
 COMPARE_FILES = ("compare.html", "compare.csv")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rulelang.files import atomic_replace
+from rulelang import atomic_replace
 from simulator import rng
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import importlib
 
-# Each public name and the module behind the door that defines it.
+# Each public name and the module behind the door that defines it (a full name: outside it).
 _EXPORTS = {
     "ENGINES": "evaluate",
     "Batch": "data",
     "Origin": "data",
     "RedemptionPolicy": "data",
     "EVENT": "data",
+    "ENROLL": "rulelang.builtins",  # the event name of a member's enrolment
     "prepare": "data",
     "event_names": "data",
     "event_codes": "data",
@@ -51,7 +52,8 @@ __all__ = sorted(_EXPORTS) + sorted(_MODULES)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        value = getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)
     elif name in _MODULES:
         value = importlib.import_module(f"{__name__}.{name}")
     else:

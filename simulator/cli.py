@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import click
+from simulator import memory
 
-from rulelang import cli as language
+memory.before_numpy()  # the command's own process: NumPy reads this once, on import (simulator.memory)
+
+import click  # noqa: E402
+
+from rulelang import cli as language  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -158,7 +158,9 @@ def measure_simulate(tx_path: Path, cu_path: Path, profile: Path | None = None, 
 
     warm = _warm_up()
     scenario = _scenario(1)
-    run = lambda: simulate(PROGRAM, tx_path, cu_path, scenario, workers=1)  # noqa: E731
+    # As `loyalty simulate` runs it: the path on two cores (threads of this process) and the
+    # allocator tuning the command opts into (simulator.memory).
+    run = lambda: simulate(PROGRAM, tx_path, cu_path, scenario, workers=2, tune_memory=True)  # noqa: E731
     t0 = time.perf_counter()
     if profile is not None:
         import cProfile

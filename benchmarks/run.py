@@ -35,6 +35,10 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from simulator import memory  # noqa: E402
+
+memory.before_numpy()  # as `loyalty` does, before NumPy loads: its huge-page advice off (simulator.memory)
+
 PROGRAM = ROOT / "programs" / "coffee.loyalty"
 # The assumptions of the simulated path: every customer a member (all rows go through the
 # engine), redemption, tiered spend uplift (which needs the engine's first pass) and extra visits.

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import rulelang
+from rulelang.errors import LoyaltyError
 from simulator.api import simulate
 from tests.simulator.simkit import ENGINE, PROGRAM_TEXT, program, sample, scenario
 
@@ -202,3 +203,9 @@ def test_a_thread_prepares_its_next_piece_while_the_base_is_still_being_built(mo
     out = montecarlo._run_share(SimpleNamespace(base=base), None, 0, None, ["a", "b", "c"], False)
     assert out == ["rows a", "rows b", "rows c"]
     assert steps == ["prepare a", "prepare b", "evaluate rows a with the base", "evaluate rows b with the base", "prepare c", "evaluate rows c with the base"]
+
+
+def test_fewer_than_one_worker_is_refused(data):
+    tx, cu = data
+    with pytest.raises(LoyaltyError, match="workers: 0 is fewer than 1"):
+        simulate(program(), tx, cu, scenario(runs=1), workers=0, engine=ENGINE)

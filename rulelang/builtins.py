@@ -121,7 +121,6 @@ TIME_UNITS: dict[str, str] = {"day": "days", "days": "days", "month": "months", 
 
 ROUNDING = ("down", "up", "nearest")
 TIER_METRICS = ("spend", "points", "visits")
-EXPIRY_KINDS = ("after", "inactive", "end_of_year", "end_of_next_year", "never")
 
 # Events with a fixed meaning in the data; any other event name may be used with `on`.
 PURCHASE, REFUND, REDEEM, ENROLL = "purchase", "refund", "redeem", "enroll"

@@ -9,6 +9,7 @@ Exit codes: 0 clean (warnings allowed), 1 errors found, 2 usage or I/O problems.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -105,7 +106,8 @@ def fmt_cmd(paths, check_only, write):
             if changed:
                 try:
                     # Beside it, synced, then renamed over it: a failed write leaves the program as it was.
-                    atomic_write_bytes(path, formatted.encode("utf-8"))
+                    # A link is followed: the program it names is rewritten, the link kept.
+                    atomic_write_bytes(os.path.realpath(path), formatted.encode("utf-8"))
                 except OSError as exc:
                     click.echo(f"{path}: error: cannot write the file: {exc.strerror or exc}; it is unchanged", err=True)
                     status = 2

@@ -101,10 +101,6 @@ def award_steps(rules: Sequence, decimals: int) -> dict[str, Fraction]:
     return step
 
 
-def _lcm(a: int, b: int) -> int:
-    return a * b // math.gcd(a, b)
-
-
 @dataclass(frozen=True)
 class Problem:
     """A program-wide limit that a rule goes past."""
@@ -133,7 +129,7 @@ def program_problems(awards: Sequence[Award], currency: str, decimals: int, poin
         if gain[name] > MAX_POINTS:
             out.append(Problem("E435", r, f"rule `{name}` earns up to {_show(gain[name])} points{unit}; the most is {MAX_POINTS:,}",
                                "lower the award or the multipliers on it"))
-        den = _lcm(den, step.denominator)
+        den = math.lcm(den, step.denominator)
         if den > MAX_DENOMINATOR and not any(p.code == "E434" for p in out):
             out.append(Problem("E434", r, f"with rule `{name}`, the awards need points exact to 1/{den:,} of a point; "
                                           f"the engine holds 1/{MAX_DENOMINATOR:,}",

@@ -177,11 +177,6 @@ def _fill(m: Mistake, found: str) -> Mistake:
     return replace(m, message=m.message.replace("{found}", found).replace("{suggestion}", suggestion))
 
 
-def examples_of(code: str) -> tuple:
-    """The examples of one entry (for tests and docs)."""
-    return next(m.examples for m in MISTAKES if m.code == code)
-
-
 def open_bracket(text: str, stop: int) -> tuple[str, int, int] | None:
     """The innermost bracket still open at offset `stop` (skipping texts and comments): (char, line, col)."""
     stack: list[tuple[str, int, int]] = []

@@ -242,6 +242,9 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
         if not isinstance(v, Path):
             out[what] = {"path": None, "sha256": None, "given": v if v is not None else "none"}
             continue
+        if v.exists() and not v.is_file():  # a pipe or /dev/zero: hashing it would block or never end
+            out[what] = {"path": str(v.resolve()), "sha256": None, "given": "not a regular file"}
+            continue
         try:
             sample = any(b.is_file() and os.path.samefile(v, b) for b in bundled)
             out[what] = {"path": str(v.resolve()), "sha256": sha256_file(v), "given": "the bundled sample" if sample else "a file"}
@@ -296,8 +299,10 @@ def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):
     cust = None
     try:
         if tx.rows_used == 0:
+            # With the reasons of the rejects (the load report's lines after its counts): else they go unsaid.
+            reasons = "".join("\n" + line for line in tx.report().splitlines()[1:])
             raise LoyaltyError(
-                f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period)"
+                f"{tx.source}: error: no usable transaction rows ({tx.rows_read} read, {tx.rows_rejected} rejected, {tx.rows_outside_period} outside the period){reasons}"
             )
         cust = load_customers() if load_customers is not None else None
     finally:

@@ -32,7 +32,7 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     # basket.<attribute> other than total/lines reads quantity when the data has it.
     keep = list(CANONICAL) + sorted((cols | {"quantity"}) - set(CANONICAL))
     # Amounts stay in minor units: no division here to be scaled and rounded back in `prepare`.
-    frame = engine_frame(rows[[c for c in rows.columns if c.startswith("_") or c in keep]], history.ids, history.decimals, minor_units=True)
+    frame = engine_frame(rows[[c for c in rows.columns if c.startswith("_") or c in keep]], history.ids)
     b = prepare(frame, model, customers, history.until, minor_units=True)
     f = b.frame
     # History rows are sorted by (customer, time, input row), which prepare's order keeps.

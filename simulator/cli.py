@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from simulator import memory
+import signal
+import sys
+import threading
+
+
+def _interrupted_while_starting(signum, frame):
+    sys.stderr.write("interrupted\n")
+    raise SystemExit(130)
+
+
+# Ctrl-C while the command's modules load (pandas, numba: a second or more) ends it quietly with exit
+# 130, as Ctrl-C does later, not with a traceback of the imports; the usual handler is back below.
+_STARTING = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _STARTING:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+from simulator import memory  # noqa: E402
 
 memory.before_numpy()  # the command's own process: NumPy reads this once, on import (simulator.memory)
 
@@ -29,6 +45,9 @@ from simulator import inspection as _inspection  # noqa: E402  (trace, test: the
 
 for _cmd in _inspection.commands:
     main.add_command(_cmd)
+
+if _STARTING:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @main.command("sample-data")

@@ -30,8 +30,8 @@ SHOWN = (
     "members", "points_issued", "points_redeemed", "points_expired", "points_outstanding", "redemption_rate",
     "breakage_rate", "reward_cost", "liability", "program_cost", "revenue_lift", "revenue_lift_pct", "net_benefit", "roi",
 )  # fmt: skip
-# A bare program's quick look: the bundled sample at 100 paths (the scenario default) takes about
-# 15 s with the report, on two cores shared with other jobs.
+# A bare program's quick look: the bundled sample at 100 paths (the scenario default), short enough
+# to wait for (its time: docs/performance.md, "The quick look").
 QUICK_RUNS = 100
 LABELS = {k: (label, kind) for k, label, kind in HEADLINE}
 
@@ -139,8 +139,10 @@ def _fail(exc: LoyaltyError) -> None:
 
 
 def _run(sc, tx, cu, label, quiet, workers, engine, tune_memory, rejects=None):
-    from simulator.api import simulate
+    from simulator.api import load_program, simulate
+    from simulator.inspection import require_customers
 
+    require_customers(load_program(sc.program), cu)  # said in the command's words, not the API's
     with _progress(sc.runs, quiet, label, engine) as progress:
 
         def advance(n: int) -> None:
@@ -168,8 +170,8 @@ def _refuse_outputs_over_inputs(out_dir, rejects, inputs: list[dict], names) -> 
     and --out must be new, empty or a folder of this command's outputs."""
     for given in inputs:
         refuse_input_as_output({"--rejects": rejects, "--out": out_dir}, given)
-    if rejects is not None and Path(out_dir).resolve() in Path(rejects).resolve().parents:
-        raise LoyaltyError(f"{rejects}: error: --rejects is inside --out {out_dir}, which is replaced as a whole; write it elsewhere")
+    if rejects is not None and (Path(out_dir).resolve() == Path(rejects).resolve() or Path(out_dir).resolve() in Path(rejects).resolve().parents):
+        raise LoyaltyError(f"{rejects}: error: --rejects is inside --out {out_dir} (or is it), which is replaced as a whole; write it elsewhere")
     outputs.check_target(out_dir, names)
 
 

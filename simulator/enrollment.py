@@ -23,14 +23,9 @@ STREAM = 11  # rng stream of the enrolment draws
 PICKS = ("random", "top_spenders")
 
 
-def first_purchase(history: History) -> np.ndarray:
-    """Per customer code: the row position of the first purchase, or -1 if none."""
-    return history.first_purchase  # the same in every run: computed once
-
-
 def pick(history: History, share: float, how: str, seed: int, run: int) -> np.ndarray:
     """Boolean per customer code: who joins in this run."""
-    first = first_purchase(history)
+    first = history.first_purchase  # the same in every run: computed once
     spend = None
     if how == "top_spenders":
         rows = history.rows
@@ -73,7 +68,7 @@ def member_rows(history: History, chosen: np.ndarray, span: tuple[int, int] | No
     r0, r1 = span if span is not None else (0, len(rows))
     # Each join is a kept row (a first purchase): its enrol row goes just before it. One pass
     # finds every history row the path keeps and where the enrol rows go; then one gather per column.
-    src, enroll, order = _path_sources(rows["_m"].to_numpy(), chosen, first_purchase(history), history.enroll_rows, r0, r1)
+    src, enroll, order = _path_sources(rows["_m"].to_numpy(), chosen, history.first_purchase, history.enroll_rows, r0, r1)
     at = np.flatnonzero(enroll)
     # (`_event` stays behind: a path's events are the base's (simulator.batch), its enrol rows `_enroll`.)
     out = {c: gather(rows[c], src) for c in rows.columns if c != "_event"}

@@ -4,6 +4,10 @@ Helper columns (all prefixed `_`, dropped before the engine sees the rows):
 `_row` input position, `_m` customer code (customer ids in sorted order), `_key` the customer's
 random-stream key, `_minor` amount in integer minor units, `_purchase`, `_refund`, `_visit`
 (first line of a purchase basket), `_event` (lower-case event name).
+
+What an event, a refund, a basket and an amount in minor units are is the engine's data contract
+(`rulelang.engine`: `event_codes`, `money_kinds`, `basket_starts`, `to_minor_units`), so these
+columns read every row as the engine's batch does (tests/simulator/test_history.py checks it).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.engine import arrowtext, parse_datetimes
+from rulelang.engine import arrowtext, basket_starts, event_codes, money_kinds, parse_datetimes, to_minor_units
 from rulelang.errors import DataError
 from simulator import rng
 
@@ -64,22 +68,6 @@ def _first_purchase(m, purchase, customers):
     return first
 
 
-@njit(cache=True, nogil=True)
-def _minor_units(amount, scale):
-    # amount x scale rounded half to even (as np.round), as integers: one pass, no temporaries;
-    # and whether any amount is missing (NaN: its integer is then meaningless).
-    out = np.empty(amount.shape[0], dtype=np.int64)
-    missing = False
-    for i in range(amount.shape[0]):
-        a = amount[i]
-        if np.isnan(a):
-            missing = True
-            out[i] = 0
-        else:
-            out[i] = np.int64(np.rint(a * scale))
-    return out, missing
-
-
 def prepare(transactions: pd.DataFrame, decimals: int, until=None) -> History:
     """Sort and annotate transactions for replay; amounts become integer minor units."""
     return annotated(sorted_rows(transactions, decimals, until))
@@ -97,13 +85,11 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
     amount = df["amount"]
     # (Floats, as simulator.io gives them, are numbers already: no conversion pass.)
     values = amount.to_numpy() if amount.dtype == np.float64 else pd.to_numeric(amount, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    minor, missing = _minor_units(np.ascontiguousarray(values), float(10**decimals))
+    minor, missing, _ = to_minor_units(values, decimals)
     if missing:
         raise DataError("column amount: values that are not numbers; load the transactions with simulator.io first")
-    if "event" in df.columns:
-        ev_codes, ev_names = _text_codes(df["event"], lambda t: t.fillna("purchase").str.strip().str.lower().replace("", "purchase"))
-    else:
-        ev_codes, ev_names = np.zeros(n, dtype=np.int64), np.array(["purchase"], dtype=object)
+    ev_codes, ev_names = event_codes(df["event"] if "event" in df.columns else None, n)
+    ev_names = ev_names.to_numpy(dtype=object)
     codes, ids = _factorize_sorted(df["customer_id"])
     if isinstance(ids, pd.Index) and (not len(ids) or ids.dtype != pd.Index(np.asarray(ids[:1], dtype=object)).dtype):
         ids = np.asarray(ids, dtype=object)  # an index only when it is what pandas makes of the ids themselves
@@ -125,13 +111,9 @@ def sorted_rows(transactions: pd.DataFrame, decimals: int, until=None) -> Histor
     lut = np.array([where.get(name, -1) for name in ev_names.tolist()], dtype=np.int8 if len(categories) < 128 else np.int64)
     event = lut[take(ev_codes)] if n else np.zeros(0, dtype=np.int64)
     minor = take(minor)
-    is_purchase_event = event == where.get("purchase", -2)
-    purchase = is_purchase_event & (minor >= 0)
-    refund = (is_purchase_event & (minor < 0)) | (event == where.get("refund", -2))
+    # (`minor` is this function's own array: refunds are made negative in it.)
+    purchase, refund = money_kinds(event == where.get("purchase", -2), event == where.get("refund", -2), minor)
     t = take(ts.to_numpy())
-    if refund.any():
-        # Refunds are negative however they were written (`minor` is this function's own array).
-        minor[refund] = -np.abs(minor[refund])
     # (A row's position in the history is its index: a path's rows carry theirs as `_pos`.)
     # The customer codes in the type they come in, and the input positions only when the rows
     # moved: the base reads neither as int64, so `annotated` makes those beside it.
@@ -156,7 +138,7 @@ def annotated(core: History) -> History:
     rows = core.rows
     tx = rows["transaction_id"] if "transaction_id" in rows.columns else None
     m = rows["_m"].to_numpy().astype(np.int64, copy=False)
-    visit = _basket_starts(rows["_purchase"].to_numpy(), tx, m, rows["timestamp"].to_numpy())
+    visit = basket_starts(m, rows["timestamp"].to_numpy(), rows["_purchase"].to_numpy(), tx)
     keys = rng.customer_keys(core.ids)
     own = {"_m": m, "_visit": visit}
     if "_row" not in rows.columns:  # the rows kept their input order: their positions
@@ -199,55 +181,6 @@ def _grouped_in_time(keys, ts):
         if keys[i] < keys[i - 1] or (keys[i] == keys[i - 1] and ts[i] < ts[i - 1]):
             return False
     return True
-
-
-@njit(cache=True, nogil=True)
-def _may_continue(m, t, purchase):
-    # A purchase row of the same member at the same time as the purchase row before it.
-    out = np.zeros(m.shape[0], dtype=np.bool_)
-    for i in range(1, m.shape[0]):
-        out[i] = m[i] == m[i - 1] and t[i] == t[i - 1] and purchase[i] and purchase[i - 1]
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _arrow_basket_starts(m, t, purchase, offsets, data, valid):
-    # A purchase row starts a basket unless it continues the one before it (`_may_continue`)
-    # with the same id, which is not blank (missing or empty).
-    out = purchase.copy()
-    for i in range(1, m.shape[0]):
-        if (
-            purchase[i] and purchase[i - 1] and m[i] == m[i - 1] and t[i] == t[i - 1]
-            and valid[i] and valid[i - 1] and offsets[i + 1] > offsets[i]
-            and arrowtext._same(data, offsets[i], offsets[i + 1], offsets[i - 1], offsets[i])
-        ):  # fmt: skip
-            out[i] = False
-    return out
-
-
-def _basket_starts(purchase: np.ndarray, col: pd.Series | None, m: np.ndarray, t: np.ndarray) -> np.ndarray:
-    if col is None:
-        return purchase.copy()
-    m, t, purchase = np.ascontiguousarray(m), np.ascontiguousarray(t).view(np.int64), np.ascontiguousarray(purchase)
-    if arrowtext.is_arrow_text(col):
-        # Arrow text ids (a Parquet column of ids): neighbours compared by their bytes, only
-        # where the row could continue a basket; all in one pass.
-        return _arrow_basket_starts(m, t, purchase, *arrowtext.buffers(col))
-    may = _may_continue(m, t, purchase)
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        # Categories are distinct text: equal codes are equal ids, and at most one is blank;
-        # missing (-1) reads as blank.
-        codes = col.cat.codes.to_numpy()
-        blank = np.flatnonzero(np.asarray(col.cat.categories == "", dtype=bool))
-        has_id = codes >= 0
-        if len(blank):
-            has_id &= codes != blank[0]
-    else:
-        codes, text = _text_codes(col, lambda t: t.fillna(""))
-        has_id = ~(text == "")[codes] if len(text) else np.zeros(len(codes), dtype=bool)
-    same_id = np.r_[False, codes[1:] == codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
-    # A blank id never continues a basket.
-    return purchase & ~(may & has_id & same_id)
 
 
 def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index]:
@@ -296,24 +229,10 @@ def _ranks(order: np.ndarray, size: int) -> np.ndarray:
     return rank
 
 
-def _text_codes(col: pd.Series, clean) -> tuple[np.ndarray, np.ndarray]:
-    """clean(text) as codes into an object array of distinct names (`names[codes]` is the text);
-    a Categorical is cleaned one category at a time and keeps its codes."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = clean(pd.Series(col.cat.categories.to_numpy(dtype=object)).astype("string"))
-        # Missing (code -1) reads the last entry: the cleaned missing value.
-        lut = np.append(cats.astype(object).to_numpy(), clean(pd.Series([None], dtype="string")).astype(object).to_numpy())
-        codes = col.cat.codes.to_numpy()
-        if not len(codes) or codes.min() >= 0:
-            return codes, lut  # nothing missing: the codes as they are
-        return np.where(codes < 0, len(lut) - 1, codes.astype(np.int64)), lut
-    codes, names = pd.factorize(clean(col.astype("string")).astype(object).to_numpy())
-    return codes.astype(np.int64), np.asarray(names, dtype=object)
-
-
-def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decimals: int, minor_units: bool = False) -> pd.DataFrame:
-    """The rows as the engine reads them: canonical columns, amounts back in currency units (or
-    left in minor units, for `rulelang.engine.data.prepare(..., minor_units=True)`)."""
+def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index) -> pd.DataFrame:
+    """The rows as the engine reads them: canonical columns, amounts in minor units as the history
+    holds them (for `rulelang.engine.prepare(..., minor_units=True)`: no round trip through
+    currency units)."""
     keep = [c for c in rows.columns if not c.startswith("_")]
     # Categoricals: the engine encodes them by their codes instead of hashing a text per row.
     # `customer_ids` are distinct and sorted, so the codes `_m` are already the member order.
@@ -322,7 +241,7 @@ def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index, decima
     ids = pd.CategoricalDtype(customer_ids, False)
     own = {
         "customer_id": pd.Categorical.from_codes(rows["_m"].to_numpy(), dtype=ids, validate=False),
-        "amount": rows["_minor"].to_numpy() if minor_units else rows["_minor"].to_numpy() / 10**decimals,
+        "amount": rows["_minor"].to_numpy(),
         "event": _drop_unused(rows["_event"].array),
     }
     for col in ("_u_redeem", "_u_choice"):

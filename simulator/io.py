@@ -23,7 +23,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from numba import njit
 
-from rulelang.engine import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, NAT, arrowtext, read_datetimes
+from rulelang.engine import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, NAT, arrowtext, event_names, read_datetimes
 from rulelang.errors import DataError
 from rulelang.files import atomic_write_bytes, formula_safe
 from simulator.history import grouped_in_time
@@ -96,6 +96,8 @@ def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = fr
     source = str(path)
     if not path.exists():
         raise DataError(f"{source}: error: no such {what} file")
+    if not path.is_file():  # a pipe or /dev/zero would block or never end
+        raise DataError(f"{source}: error: the {what} file is not a regular file (a folder, pipe or device); save the data to a file and give its path")
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
@@ -132,7 +134,7 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     batches that share a dictionary are not unified."""
     at = [i for i, f in enumerate(table.schema) if pa.types.is_dictionary(f.type)]
     if not at or not table.num_rows or table.schema.pandas_metadata is not None or len(set(table.column_names)) < table.num_columns:
-        return table.to_pandas()
+        return _pandas_of(table)
     names = table.column_names
     cols = {}
     for i in at:
@@ -161,6 +163,18 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
         dtype = pd.CategoricalDtype(pd.Index(col.chunk(0).dictionary.to_pandas()), False)
         out[name] = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
     return pd.DataFrame(out, index=plain.index, copy=False)
+
+
+def _pandas_of(table: pa.Table) -> pd.DataFrame:
+    """`table.to_pandas()`; when the file's pandas metadata contradicts its Arrow types (a column
+    rewritten as records after pandas wrote the file), without the metadata: the loader checks the
+    cells itself and names the column."""
+    try:
+        return table.to_pandas()
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, TypeError, ValueError):
+        if table.schema.pandas_metadata is None:
+            raise
+        return table.replace_schema_metadata(None).to_pandas()
 
 
 def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
@@ -643,7 +657,7 @@ def load_transactions(
             rounded = amount.round(currency_decimals).to_numpy()
             amount_big = np.abs(rounded) * float(10**currency_decimals) > MAX_AMOUNT_MINOR
     other_currency = _other_currency(df, currency)
-    event = _dict_text(df["event"], lambda t: t.str.strip().str.lower().replace("", "purchase")) if "event" in df.columns else None
+    event = _dict_text(df["event"], event_names) if "event" in df.columns else None
     if event is None:
         event = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=["purchase"])
     reward = _dict_text(df["reward"], strip) if "reward" in df.columns else empty

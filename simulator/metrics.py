@@ -95,33 +95,6 @@ def _lookup(lut, codes):
     return out
 
 
-def _sums(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """Exact int64 sums of `values` per code in 0..size-1 (codes outside are ignored)."""
-    return _sums_kernel(np.asarray(codes, dtype=np.int64), np.asarray(values, dtype=np.int64), size)
-
-
-@njit(cache=True, nogil=True)
-def _sums_kernel(codes, values, size):
-    out = np.zeros(size, dtype=np.int64)
-    for i in range(codes.shape[0]):
-        c = codes[i]
-        if 0 <= c < size:
-            out[c] += values[i]
-    return out
-
-
-def points_by_kind(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> dict[str, int]:
-    """Total points per posting kind."""
-    kinds = kind_codes(ledger) if kinds is None else kinds
-    sums = _sums(kinds, ledger["points"].to_numpy(), len(KINDS))
-    return {k: int(sums[i]) for i, k in enumerate(KINDS)}
-
-
-def run_figures(ledger: pd.DataFrame, x: RunInput, kinds: np.ndarray | None = None) -> dict:
-    """Exact figures of one run (ints, minor units, Fractions or None); `tiers` is a dict."""
-    return figures_from(points_by_kind(ledger, kinds), int(ledger["cost"].sum()), int(ledger["partner_share"].sum()), x)
-
-
 def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput) -> dict:
     """Exact figures of one run from its points per kind and its reward cost and partner share (minor units)."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
@@ -261,29 +234,6 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
     return LedgerSums(by_kind, int(total[0]), int(total[1]), cells, cost_m, partner_m)
 
 
-def month_cells(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact per-month sums: points per (month, kind) cell, reward cost and partner share."""
-    s = ledger_sums(ledger, months, kinds)
-    return s.cells, s.cost_m, s.partner_m
-
-
-def monthly(
-    ledger: pd.DataFrame,
-    months: pd.PeriodIndex,
-    x: RunInput,
-    revenue: pd.DataFrame,
-    members: pd.Series,
-    tier_counts: pd.DataFrame,
-    kinds: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """One run's roll-forward: opening + issued - clawed_back - redeemed - expired = closing, exactly.
-
-    `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
-    `members` the members joined by each month's end; `tier_counts` members per tier at each end.
-    """
-    return monthly_from(*month_cells(ledger, months, kinds), months, x, revenue, members, tier_counts)
-
-
 def monthly_from(
     cells: np.ndarray,
     cost: np.ndarray,
@@ -294,7 +244,12 @@ def monthly_from(
     members: pd.Series,
     tier_counts: pd.DataFrame,
 ) -> pd.DataFrame:
-    """The roll-forward from `month_cells`' sums (which add up exactly over parts of the customers)."""
+    """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
+    the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
+
+    `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
+    `members` the members joined by each month's end; `tier_counts` members per tier at each end.
+    """
     # Columns gathered, then one frame: a frame grown a column at a time rebuilds its blocks for
     # each of some twenty columns (a few ms at the end of every simulation, with one core idle).
     cols = {col: cells[:, i].astype(np.int64) for i, col in enumerate(KIND_COLUMN.values())}

@@ -16,7 +16,6 @@ from numba import njit
 from rulelang.engine import RedemptionPolicy
 from simulator import rng
 
-CHOICES = ("cheapest", "dearest", "random")
 STREAM_REDEEM, STREAM_CHOICE = 21, 22
 # Counters for added rows: enrol rows and extra visits live far above any input row number.
 ENROLL_OFFSET = 1 << 41
@@ -77,9 +76,3 @@ def _draw_rows(visit, member, keys, row, enroll, extra, spawn, p_redeem, p_choic
             u_redeem[i] = 1.0
             u_choice[i] = 1.0
     return u_redeem, u_choice
-
-
-def with_draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> pd.DataFrame:
-    """The rows with the redemption draw columns `_u_redeem` and `_u_choice` added."""
-    u_redeem, u_choice = draws(rows, keys, seed, run)
-    return rows.assign(_u_redeem=u_redeem, _u_choice=u_choice)

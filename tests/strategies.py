@@ -504,3 +504,52 @@ def data_valid_rows(draw, max_rows: int = 12):
     moments = st.builds(lambda d, s: (_dt.datetime(2026, 1, 1) + _dt.timedelta(days=d, seconds=s)), st.integers(0, 400), st.sampled_from([0, 1, 3600, 86399]))
     cents = st.integers(-(10**9), 10**9)
     return draw(st.lists(st.tuples(ids, moments, cents), min_size=1, max_size=max_rows))
+
+
+# =================================================================================================
+# --- canonical transactions (the data contract: rulelang.engine.prepare vs simulator.history) ----
+# Valid transaction frames, members' rows interleaved but each member's in time order, written
+# the ways the contract must read alike: event names in any case with edge spaces or blank,
+# refunds as `refund` rows (amount of either sign) or as negative purchases, baskets of several
+# lines sharing an id, single lines with a blank id at one time, the same id at other members.
+# With each frame, what every row is, from how it was drawn (in input order): the independent
+# oracle for `event`, `refund` (and its negative amount in cents) and `start` (a basket's first line).
+# =================================================================================================
+
+CONTRACT_SPELLINGS = {"purchase": ["purchase", "Purchase", " PURCHASE ", "", None], "refund": ["refund", "Refund ", "REFUND"],
+                      "redeem": ["redeem", " Redeem"], "enroll": ["enroll", "ENROLL"], "stamp": ["stamp", " Stamp\t"]}
+
+
+@st.composite
+def contract_frame(draw):
+    """(transactions frame, oracle frame with columns event, refund, cents, start)."""
+    per_member = []
+    for m in range(draw(st.integers(1, 4))):
+        cid, rows, t, basket = f"m{draw(st.sampled_from(['0', '1', '2', '3']))}{m}", [], 0, 0
+        for _ in range(draw(st.integers(1, 6))):
+            t += draw(st.sampled_from([0, 0, 60, 86400]))  # equal times are common: baskets must not merge
+            ts = f"2026-03-{1 + t // 86400:02d} 10:{(t % 86400) // 60:02d}"
+            what = draw(st.sampled_from(["basket", "basket", "line", "refund", "negative", "redeem", "enroll", "stamp"]))
+            if what in ("basket", "line"):
+                tx = f"T{basket}" if what == "basket" else draw(st.sampled_from(["", None]))
+                basket += what == "basket"
+                for k in range(draw(st.integers(1, 3)) if what == "basket" else 1):
+                    cents = draw(st.integers(0, 5000))
+                    rows.append((cid, ts, cents / 100, draw(st.sampled_from(CONTRACT_SPELLINGS["purchase"])), tx, "", "purchase", False, cents, k == 0))
+            elif what in ("refund", "negative"):
+                cents = draw(st.integers(1, 5000))
+                tx = draw(st.sampled_from([f"T{max(basket - 1, 0)}", "", "other"]))
+                spelling = draw(st.sampled_from(CONTRACT_SPELLINGS["refund"])) if what == "refund" else "purchase"
+                amount = (cents if what == "refund" and draw(st.booleans()) else -cents) / 100
+                rows.append((cid, ts, amount, spelling, tx, "", "refund" if what == "refund" else "purchase", True, -cents, False))
+            else:
+                reward = "coffee" if what == "redeem" else ""
+                rows.append((cid, ts, 0.0, draw(st.sampled_from(CONTRACT_SPELLINGS[what])), "", reward, what, False, 0, False))
+        per_member.append(rows)
+    # Interleave the members' rows, each member's kept in order.
+    out = []
+    while any(per_member):
+        out.append(draw(st.sampled_from([r for r in per_member if r])).pop(0))
+    cols = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "_event", "_refund", "_cents", "_start"]
+    frame = _pd.DataFrame(out, columns=cols)
+    return frame[cols[:6]], frame[cols[6:]].set_axis(["event", "refund", "cents", "start"], axis=1)

@@ -80,23 +80,6 @@ def _same(data, a0, a1, b0, b1) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _repeats(offsets, data, valid, where):
-    n = offsets.shape[0] - 1
-    out = np.zeros(n, dtype=np.bool_)
-    for i in range(1, n):
-        if where[i]:
-            out[i] = valid[i] and valid[i - 1] and _same(data, offsets[i], offsets[i + 1], offsets[i - 1], offsets[i])
-    return out
-
-
-def repeats_previous(values, where: np.ndarray | None = None) -> np.ndarray:
-    """Per row: the same id as the row before it (missing equals nothing). With `where`, only
-    those rows are compared (the rest are false): comparing bytes is the costly part."""
-    offsets, data, valid = buffers(values)
-    return _repeats(offsets, data, valid, np.ones(len(valid), dtype=bool) if where is None else np.ascontiguousarray(where, dtype=bool))
-
-
-@njit(cache=True, nogil=True)
 def _edges_clean(offsets, data) -> bool:
     for i in range(offsets.shape[0] - 1):
         a, b = offsets[i], offsets[i + 1]

@@ -27,6 +27,7 @@ from rulelang.engine.masks import rule_masks
 from rulelang.errors import LoyaltyError
 from rulelang.limits import award_steps
 from rulelang.model import Model
+from rulelang.values import half_up
 
 LIMIT = 2**62  # int64 head-room: exact sums beyond this would wrap, so they are refused
 PERIOD_ROW = {None: 0, "day": 1, "week": 2, "month": 3, "year": 4}
@@ -34,17 +35,6 @@ KIND_CODE = {"per_spend": Kn.PER_SPEND, "fixed": Kn.FIXED, "multiplier": Kn.MULT
 ROUND_CODE = {"down": Kn.DOWN, "up": Kn.UP, "nearest": Kn.NEAREST}
 CHOICE_CODE = {"cheapest": Kn.CHEAPEST, "dearest": Kn.DEAREST, "random": Kn.RANDOM}
 METRIC_CODE = {"spend": 0, "points": 1, "visits": 2}
-
-
-def _lcm(values) -> int:
-    out = 1
-    for v in values:
-        out = out * v // math.gcd(out, v)
-    return out
-
-
-def _half_up(x: Fraction) -> int:
-    return math.floor(x + Fraction(1, 2))
 
 
 @dataclass(frozen=True)
@@ -151,7 +141,7 @@ def compile_model(model: Model) -> CompiledProgram:
     idx = {r.name: r.index for r in rules}
     # The checker has kept this denominator within limits.MAX_DENOMINATOR (and every number within limits.LIMITS).
     step = award_steps(model.rules, model.decimals)
-    den = _lcm(f.denominator for f in step.values())
+    den = math.lcm(*(f.denominator for f in step.values()))
     order = [r.index for r in rules if r.kind != "multiplier"] + [r.index for r in model.multiplier_order()]
     if len(order) != len(rules):
         raise C.CompileError(f"{model.path}: multipliers form a cycle; the compiled engine needs each chain to end at a rule")
@@ -202,8 +192,8 @@ def compile_model(model: Model) -> CompiledProgram:
         lim_per=i64(PERIOD_ROW[per] for _, per in model.limits),
         thresholds=thresholds,
         rw_pts=i64(w.points for w in model.rewards),
-        rw_cost=i64(_half_up(w.cost * scale) for w in model.rewards),
-        rw_share=i64(_half_up(w.cost * w.funded_share * scale) for w in model.rewards),
+        rw_cost=i64(half_up(w.cost * scale) for w in model.rewards),
+        rw_share=i64(half_up(w.cost * w.funded_share * scale) for w in model.rewards),
         expiry=expiry,
     )
 

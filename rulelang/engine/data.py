@@ -196,15 +196,22 @@ def _categorical(codes: np.ndarray, texts) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
-def _event_codes(df: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Event names lower-cased and stripped, blank or missing meaning `purchase`, as codes."""
-    if "event" not in df.columns:
+def event_codes(values: pd.Series | None, n: int) -> tuple[np.ndarray, pd.Index]:
+    """A column of events (None: no column, every row a purchase) as (integer codes, the sorted
+    distinct names they index), each name read by `event_names` once, not once per row."""
+    if values is None:
         return np.zeros(n, dtype=np.int32), pd.Index([B.PURCHASE], dtype=object)
-    codes, uniques = _encode(df["event"])
-    names = pd.Series(uniques, dtype=object).astype("string").str.strip().str.lower().replace("", B.PURCHASE)
-    names = np.append(names.fillna(B.PURCHASE).to_numpy(dtype=object), B.PURCHASE).astype(str)
+    codes, uniques = _encode(values)
+    names = event_names(pd.Series(uniques, dtype=object))
+    # The last entry is what a missing cell (code -1) reads.
+    names = np.append(names.to_numpy(dtype=object), B.PURCHASE).astype(str)
     canon, remap = np.unique(names, return_inverse=True)
-    return remap.astype(np.int32)[codes], pd.Index(canon, dtype=object)
+    remap = remap.astype(np.int32)
+    if len(codes) and codes.min() >= 0 and np.array_equal(remap[:-1], np.arange(len(remap) - 1)):
+        # Distinct, sorted and canonical already (a loaded file's categories): the codes as they
+        # are, in their own (narrow) type: no gather and no widened copy of every row.
+        return codes, pd.Index(canon, dtype=object)
+    return remap[codes], pd.Index(canon, dtype=object)
 
 
 def _amounts(col: pd.Series, moneyless: np.ndarray) -> np.ndarray:
@@ -224,16 +231,123 @@ def _amounts(col: pd.Series, moneyless: np.ndarray) -> np.ndarray:
     return np.where(missing, 0.0, amount) if missing.any() else amount
 
 
-_SPLIT_TIMES, _SPLIT_BASKET = 1, 2
+# --- What an event, a refund, a basket and an amount are ----------------------------------------
+# Decided here once, for both engines (`prepare`) and for the simulator's replayed history, which
+# reaches these through the door (`rulelang.engine`): the two must read every row the same way.
+
+
+def event_names(text: pd.Series) -> pd.Series:
+    """Event names as the contract reads them: edge spaces stripped, lower-cased; blank or missing
+    is `purchase`. Meant for distinct values (a column's categories), not for every row. Text
+    keeps its dtype; anything else is read as text (`astype("string")`)."""
+    if not isinstance(text.dtype, pd.StringDtype):
+        text = text.astype("string")
+    return text.fillna("").str.strip().str.lower().replace("", B.PURCHASE)
+
+
+def money_kinds(purchase_event: np.ndarray, refund_event: np.ndarray, minor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(purchase, refund) per row. A `purchase` row with a negative amount is a refund, as is every
+    `refund` row; refund amounts are made negative however they were written (in place on
+    `minor`, the caller's own array of minor units)."""
+    purchase = purchase_event & (minor >= 0)
+    refund = (purchase_event & (minor < 0)) | refund_event
+    if refund.any():
+        minor[refund] = -np.abs(minor[refund])
+    return purchase, refund
+
+
+@njit(cache=True, nogil=True)
+def _to_minor(amount, scale):
+    # amount x scale rounded half to even (as np.round), as integers, in one pass with no
+    # temporaries; whether any amount is missing (NaN: its integer is then 0), and the largest
+    # magnitude before the conversion (beyond 2**53 the integers are not exact).
+    out = np.empty(amount.shape[0], dtype=np.int64)
+    missing = False
+    largest = 0.0
+    for i in range(amount.shape[0]):
+        a = amount[i]
+        if np.isnan(a):
+            missing = True
+            out[i] = 0
+        else:
+            m = np.rint(a * scale)
+            largest = max(largest, abs(m))
+            out[i] = np.int64(m) if abs(m) <= 2.0**63 - 1024 else 0
+    return out, missing, largest
+
+
+def to_minor_units(amount: np.ndarray, decimals: int) -> tuple[np.ndarray, bool, float]:
+    """Currency amounts (float64) as int64 minor units (cents for 2 decimals), rounded half to
+    even; returns (minor units, whether any amount is missing, the largest magnitude in minor
+    units: beyond 2**53 they are not exact). A missing amount is 0."""
+    return _to_minor(np.ascontiguousarray(amount, dtype=np.float64), float(10**decimals))
+
+
+@njit(inline="always")
+def _continues(member, ts, i, purchase_before, purchase):
+    # Row i (> 0) may continue the basket of the row before it: both are purchase lines of one
+    # member at one time. (It does when, besides, both carry the same id, which is not blank: the
+    # callers compare ids their own way, after this, as comparing them costs the most.) Inlined in
+    # numba's IR and with `&`, not `and`: a call per row, or a branch per condition, made the
+    # basket passes slower than these conditions written out in each loop.
+    return purchase & purchase_before & (member[i] == member[i - 1]) & (ts[i] == ts[i - 1])
+
+
+@njit(cache=True, nogil=True)
+def _coded_basket_starts(member, ts, purchase, codes, blank):
+    out = purchase.copy()
+    for i in range(1, member.shape[0]):
+        if _continues(member, ts, i, purchase[i - 1], purchase[i]) and codes[i] != blank and codes[i] == codes[i - 1]:
+            out[i] = False
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _arrow_basket_starts(member, ts, purchase, offsets, data, valid):
+    # Neighbours' ids compared by their bytes, only where the row could continue a basket.
+    out = purchase.copy()
+    for i in range(1, member.shape[0]):
+        if (
+            _continues(member, ts, i, purchase[i - 1], purchase[i]) and valid[i] and valid[i - 1] and offsets[i + 1] > offsets[i]
+            and arrowtext._same(data, offsets[i], offsets[i + 1], offsets[i - 1], offsets[i])
+        ):  # fmt: skip
+            out[i] = False
+    return out
+
+
+def basket_starts(member: np.ndarray, ts: np.ndarray, purchase: np.ndarray, ids: pd.Series | None) -> np.ndarray:
+    """Per row, with rows grouped by member in time order: whether it is the first line of a
+    purchase basket. A basket is consecutive purchase lines of one member with one timestamp and
+    one transaction id that is not blank (missing or ""); any other purchase row is a basket of
+    its own. `ids` (None: none) may be Arrow text (compared by its bytes), a categorical or any
+    column read as text."""
+    member, ts, purchase = np.ascontiguousarray(member), np.ascontiguousarray(ts).view(np.int64), np.ascontiguousarray(purchase, dtype=bool)
+    if ids is None:
+        return purchase.copy()
+    if arrowtext.is_arrow_text(ids):
+        return _arrow_basket_starts(member, ts, purchase, *arrowtext.buffers(ids))
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        # Categories are distinct: equal codes are equal ids; missing (-1) and "" are blank.
+        codes = ids.cat.codes.to_numpy()
+        blank = np.flatnonzero(np.asarray(ids.cat.categories == "", dtype=bool))
+        if len(blank):
+            codes = np.where(codes == blank[0], -1, codes)
+        return _coded_basket_starts(member, ts, purchase, np.ascontiguousarray(codes), -1)
+    codes, texts = _text_codes(ids)
+    blank = np.flatnonzero(np.asarray(texts == "", dtype=bool))
+    return _coded_basket_starts(member, ts, purchase, codes, int(blank[0]) if len(blank) else -1)
+
+
+_SPLIT_BASKET = 1
 
 
 @njit(cache=True, nogil=True)
 def _baskets(member, ts, kind, tx, blank, texts):
-    """One pass over rows grouped by member in time order: each row's unit (a purchase basket:
-    consecutive purchase lines of one member with one non-blank transaction id; any other row
-    alone), and each refund's basket (`refund_of`: the unit of the member's earlier basket with the
-    refund's id, else -1). Returns (unit, refund_of, problem): problem is _SPLIT_TIMES when lines of
-    one basket have different timestamps, _SPLIT_BASKET when one id names two baskets of a member."""
+    """One pass over rows grouped by member in time order: each row's unit (a purchase basket, as
+    `basket_starts` finds them; any other row alone), and each refund's basket (`refund_of`: the
+    unit of the member's earlier basket with the refund's id, else -1). Returns (unit, refund_of,
+    problem): problem is _SPLIT_BASKET when one id names two baskets of a member (lines of one id
+    at different times, or apart)."""
     n = member.shape[0]
     unit = np.empty(n, dtype=np.int32)
     refund_of = np.full(n, -1, dtype=np.int32)
@@ -246,11 +360,10 @@ def _baskets(member, ts, kind, tx, blank, texts):
         c = tx[i]
         has = c != blank
         purchase = kind[i] == PURCHASE
-        if i > 0 and purchase and has and c == tx[i - 1] and kind[i - 1] == PURCHASE and member[i] == member[i - 1]:
-            if ts[i] != ts[i - 1]:
-                return unit, refund_of, _SPLIT_TIMES
+        if i > 0 and _continues(member, ts, i, kind[i - 1] == PURCHASE, purchase) and has and c == tx[i - 1]:
             unit[i] = u
             continue
+        # (Lines of one basket at different times start a second basket of the id: found below.)
         u += 1
         unit[i] = u
         if not has:
@@ -266,7 +379,8 @@ def _baskets(member, ts, kind, tx, blank, texts):
 
 
 def _basket_problem(same_member, kind, tx, ts, member, blank_tx, tx_texts, order) -> None:
-    """Raise the error `_baskets` found, naming every row or the first id concerned."""
+    """Raise the error `_baskets` found, naming every row or the first id concerned: lines of one
+    id at different times first (a basket split by its timestamps), else the id named twice."""
     has_tx = tx != blank_tx
     purchase = kind == PURCHASE
     prev_same_basket = same_member & purchase & np.r_[False, purchase[:-1]] & has_tx & np.r_[False, tx[1:] == tx[:-1]]
@@ -324,7 +438,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     if bad.any():
         raise DataError(f"column timestamp: values that are not date-times at {_rows(bad)}; write them like 2026-03-01 14:30:00")
 
-    ev_codes, ev_names = _event_codes(df, n)
+    ev_codes, ev_names = event_codes(df["event"] if "event" in df.columns else None, n)
     code = {name: i for i, name in enumerate(ev_names)}
     ev_purchase = ev_codes == code.get(B.PURCHASE, -2)
     ev_refund = ev_codes == code.get(B.REFUND, -2)
@@ -335,23 +449,15 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
             raise DataError(f"column amount: minor units must be integers, not {df['amount'].dtype}")
         minor = df["amount"].to_numpy(dtype=np.int64, copy=True)  # refunds are negated in place below
     else:
-        amount = _amounts(df["amount"], ~(ev_purchase | ev_refund))
-        scale = 10**model.decimals
-        # In place on the one scaled copy: every fresh array of a million rows costs its page faults.
-        minor = amount * scale
-        np.round(minor, out=minor)
-        if max(-minor.min(initial=0), minor.max(initial=0)) > 2**53:
+        minor, _, largest = to_minor_units(_amounts(df["amount"], ~(ev_purchase | ev_refund)), model.decimals)
+        if largest > 2**53:
             raise DataError("column amount: amounts too large to hold exactly")
-        minor = minor.astype("int64")
 
     kind = np.full(n, EVENT, dtype=np.int8)
-    kind[ev_purchase & (minor >= 0)] = PURCHASE
-    refund = (ev_purchase & (minor < 0)) | ev_refund
+    purchase, refund = money_kinds(ev_purchase, ev_refund, minor)
+    kind[purchase] = PURCHASE
     kind[refund] = REFUND
     kind[ev_redeem] = REDEEM
-    if refund.any():
-        # Refund amounts are carried as negative numbers whichever way they were written.
-        minor[refund] = -np.abs(minor[refund])
 
     if "reward" in df.columns:
         rw_codes, rw_texts = _text_codes(df["reward"])
@@ -523,7 +629,9 @@ def read_datetimes(values: pd.Series, format: str | None = None, *, distinct: bo
             year = pd.to_numeric(wall[lost].str[:4], errors="coerce").to_numpy()
             far[lost] = (year < FIRST_DATETIME.year) | (year > LAST_DATETIME.year)
     else:
-        parsed = pd.to_datetime(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), format=format, errors="coerce")
+        given = pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+        # pandas reads `now` and `today` as the time of the run whatever the format: not a date here.
+        parsed = pd.to_datetime(given.where(~given.isin(["now", "today"]), None), format=format, errors="coerce")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     if distinct:

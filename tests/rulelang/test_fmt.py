@@ -216,6 +216,15 @@ def test_cli_syntax_error_and_missing_file(tmp_path):
     assert missing.exit_code == 2 and "nope.loyalty" in missing.output and isinstance(missing.exception, SystemExit)
 
 
+def test_cli_write_through_a_link_rewrites_the_program_and_keeps_the_link(tmp_path):
+    # It renamed the formatted text over the link: the link became a copy, the program unformatted.
+    (tmp_path / "real.loyalty").write_text(MESSY, encoding="utf-8")
+    (tmp_path / "link.loyalty").symlink_to("real.loyalty")
+    assert CliRunner().invoke(fmt_cmd, ["--write", str(tmp_path / "link.loyalty")]).exit_code == 0
+    assert (tmp_path / "link.loyalty").is_symlink()
+    assert (tmp_path / "real.loyalty").read_text(encoding="utf-8") == GOLDEN
+
+
 def test_cli_check_and_write_together_is_a_usage_error(tmp_path):
     shutil.copy(PROGRAMS[0], tmp_path / "p.loyalty")
     assert CliRunner().invoke(fmt_cmd, ["--check", "--write", str(tmp_path / "p.loyalty")]).exit_code == 2

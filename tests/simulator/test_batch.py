@@ -41,7 +41,8 @@ def _engine_rows(h, rows):
     on the enrol rows (a path carries no `_event` of its own: the batch takes the base's)."""
     events = h.rows["_event"].to_numpy(dtype=object)[rows["_pos"].to_numpy()]
     events[rows["_enroll"].to_numpy()] = "enroll"
-    return engine_frame(rows.assign(_event=pd.Categorical(events)), h.customer_ids, h.decimals)
+    frame = engine_frame(rows.assign(_event=pd.Categorical(events)), h.customer_ids)
+    return frame.assign(amount=frame["amount"] / 10**h.decimals)  # currency amounts, as a user gives them
 
 
 def test_the_bases_customer_id_dtype_is_the_one_the_customers_table_gives(path):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rulelang.errors import DataError
 from simulator.history import _drop_unused
+from tests.strategies import contract_frame
 
 
 @pytest.mark.parametrize(
@@ -59,35 +62,6 @@ def test_with_columns_is_setting_them_without_copies(new, index, drop):
         assert np.shares_memory(got["a"].to_numpy(), frame["a"].to_numpy())
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_basket_starts_from_arrow_text_ids_equal_those_from_categorical_ids(seed):
-    from simulator.history import _basket_starts
-
-    rng = np.random.default_rng(seed)
-    n = 3000
-    m = np.sort(rng.integers(0, 200, n))
-    t = (rng.integers(0, 30, n) // 3).astype("datetime64[ns]")
-    t = np.sort(t + (m * 100).astype("timedelta64[ns]"))  # grouped by member, in time order
-    purchase = rng.random(n) < 0.85
-    ids = rng.choice(["a", "b", "bb", "", None], n, p=[0.35, 0.3, 0.15, 0.1, 0.1])
-    arrow = pd.Series(ids, dtype=pd.StringDtype("pyarrow"))
-    categorical = pd.Series(ids, dtype="category")
-    want = _basket_starts(purchase, categorical, m, t)
-    assert np.array_equal(_basket_starts(purchase, arrow, m, t), want)
-    assert 0 < want.sum() < purchase.sum()  # some lines continue a basket
-
-
-def test_minor_units_round_half_to_even_as_numpy_does():
-    from simulator.history import _minor_units
-
-    rng = np.random.default_rng(8)
-    amount = np.concatenate([rng.integers(-10**7, 10**7, 5000) / 100, [0.005, 0.015, 0.025, -0.005, -0.015, 2.675, 1.005, 0.0, -0.0]])
-    for decimals in (0, 2, 3):
-        minor, missing = _minor_units(amount, float(10**decimals))
-        assert np.array_equal(minor, np.round(amount * 10**decimals).astype(np.int64)) and not missing
-    assert _minor_units(np.array([1.5, np.nan, 2.0]), 100.0)[1]
-
-
 def test_amounts_that_are_not_numbers_are_refused_by_the_history():
     from simulator.history import sorted_rows
 
@@ -106,3 +80,36 @@ def test_customer_codes_rank_the_ids_in_use(categories):
         codes, ids = _factorize_sorted(pd.Series(values, dtype=dtype))
         want_codes, want_ids = pd.factorize(pd.Series(values), sort=True)
         assert codes.tolist() == want_codes.tolist() and list(np.asarray(ids, dtype=object)) == list(want_ids)
+
+
+CONTRACT_PROGRAM = """currency CNY
+earn base: 1 point per 1 CNY
+reward coffee: 300 points cost 8 CNY
+"""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contract_frame(), st.sampled_from(["object", "category", "arrow"]))
+def test_the_history_reads_events_refunds_and_baskets_as_the_engines_batch_does(drawn, ids_as):
+    import rulelang
+    from rulelang.engine import prepare as engine_prepare
+    from rulelang.engine.data import PURCHASE, REFUND
+    from simulator.history import prepare
+
+    frame, oracle = drawn
+    ids = frame["transaction_id"]
+    frame = frame.assign(transaction_id=ids.astype(pd.StringDtype("pyarrow") if ids_as == "arrow" else ids_as))
+    batch = engine_prepare(frame, rulelang.loads(CONTRACT_PROGRAM).model).frame
+    rows = prepare(frame, 2).rows
+    # Both in one order (by customer, then time, then input row): each row is its oracle row.
+    assert rows["_row"].tolist() == batch["row"].tolist()
+    want = oracle.iloc[batch["row"].to_numpy()].reset_index(drop=True)
+    kind, unit = batch["kind"].to_numpy(), batch["unit"].to_numpy()
+    engine_starts = (kind == PURCHASE) & np.r_[True, unit[1:] != unit[:-1]]
+    for name, engine, history in (
+        ("event", batch["event"].astype(str).tolist(), rows["_event"].astype(str).tolist()),
+        ("refund", (kind == REFUND).tolist(), rows["_refund"].tolist()),
+        ("cents", batch["amount"].tolist(), rows["_minor"].tolist()),
+        ("start", engine_starts.tolist(), rows["_visit"].tolist()),
+    ):
+        assert engine == history == want[name].tolist(), name

@@ -163,6 +163,12 @@ def test_unreadable_inputs_are_data_errors(tmp_path):
         load_transactions(_write(tmp_path, "x", "t.xlsx"))
     with pytest.raises(DataError, match="repeats the column name"):
         load_transactions(_write(tmp_path, "customer_id,customer_id,timestamp,amount\n1,1,2026-01-01,1\n"))
+    # Only regular files are read: a pipe would block, /dev/zero never end (here a link to /dev/null).
+    (tmp_path / "dev.csv").symlink_to("/dev/null")
+    with pytest.raises(DataError, match="not a regular file"):
+        load_transactions(tmp_path / "dev.csv")
+    with pytest.raises(DataError, match="not a regular file"):
+        load_customers(tmp_path / "dev.csv")
 
 
 def test_customers_parse_birthdays_and_reject_bad_rows(tmp_path):
@@ -290,6 +296,16 @@ def test_a_timestamp_format_reads_every_row_with_it_and_rejects_the_rest(tmp_pat
     c = load_customers(_write(tmp_path, "customer_id,birthday\nA,17/05/1990\nB,1990-05-17\n", "c.csv"), timestamp_format="%d/%m/%Y")
     assert c.frame["birthday"].tolist() == [pd.Timestamp(1990, 5, 17)]
     assert _reasons(c) == {2: ("birthday", "not a date in the scenario's timestamp_format '%d/%m/%Y'")}
+
+
+def test_a_timestamp_format_does_not_read_now_or_today_as_the_time_of_the_run(tmp_path):
+    # pandas reads `now` and `today` as the wall clock whatever the format: two runs would differ.
+    text = "customer_id,timestamp,amount\nA,03/04/2026,1\nB,now,1\nC,today,1\n"
+    r = load_transactions(_write(tmp_path, text), timestamp_format="%d/%m/%Y")
+    assert r.frame["timestamp"].tolist() == [pd.Timestamp(2026, 4, 3)]
+    assert _reasons(r) == {n: ("timestamp", "not a date-time in the scenario's timestamp_format '%d/%m/%Y'") for n in (2, 3)}
+    c = load_customers(_write(tmp_path, "customer_id,birthday\nA,now\nB,today\n", "c.csv"), timestamp_format="%d/%m/%Y")
+    assert set(_reasons(c)) == {1, 2}
 
 
 def test_dates_outside_the_supported_range_are_rejected_rows(tmp_path):
@@ -423,6 +439,16 @@ def test_list_or_record_cells_in_a_column_the_loader_reads_are_a_clear_error(tmp
         load_transactions(pa.table(base).to_pandas())
     with pytest.raises(DataError, match=r"column `segment` of the customers holds lists or records \(row 2: \['x'\]\)"):
         load_customers(pd.DataFrame({"customer_id": ["a", "b"], "segment": ["gold", ["x"]]}))
+
+
+def test_record_ids_in_a_parquet_file_written_by_pandas_are_a_clear_error(tmp_path):
+    # The file's pandas metadata still calls customer_id text: pandas' own conversion failed first.
+    pd.DataFrame({"customer_id": ["a", "b"], "timestamp": ["2026-01-01", "2026-01-02"], "amount": [1.0, 2.0]}).to_parquet(tmp_path / "p.parquet")
+    table = pq.read_table(tmp_path / "p.parquet")
+    records = pa.StructArray.from_arrays([table.column("customer_id").combine_chunks(), pa.array([1, 2])], names=["a", "b"])
+    pq.write_table(table.set_column(0, "customer_id", records), tmp_path / "t.parquet")
+    with pytest.raises(DataError, match="column `customer_id` of the transactions holds lists or records"):
+        load_transactions(tmp_path / "t.parquet")
 
 
 # --- the column mapping against the file that holds each column; the program's currency --------

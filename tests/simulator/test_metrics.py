@@ -37,10 +37,17 @@ LEDGER = _ledger(
 )
 
 X = metrics.RunInput(10, 9, 1, 2, 100_000, 110_000, Fraction(1, 50), 2, 0.5, {"Green": 1, "Gold": 1})
+MONTHS = metrics.month_index(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-04-30"))
+
+
+def _run_figures(ledger: pd.DataFrame, x: metrics.RunInput) -> dict:
+    """One run's figures from a whole ledger, as a run makes them: its sums, then the figures."""
+    s = metrics.ledger_sums(ledger, MONTHS)
+    return metrics.figures_from(dict(zip(metrics.KINDS, s.by_kind.tolist(), strict=True)), s.cost, s.partner, x)
 
 
 def test_run_figures_are_exact():
-    f = metrics.run_figures(LEDGER, X)
+    f = _run_figures(LEDGER, X)
     assert f["points_issued"] == 700
     assert f["points_redeemed"] == 300
     assert f["points_clawed_back"] == 50
@@ -61,11 +68,12 @@ def test_run_figures_are_exact():
 
 
 def test_monthly_roll_forward_and_totals():
-    months = metrics.month_index(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-04-30"))
+    months = MONTHS
     revenue = pd.DataFrame({"revenue_baseline": [1, 2, 3, 4], "revenue_with_program": [1, 3, 3, 5]}, index=months)
     members = pd.Series([2, 2, 2, 2], index=months)
     tiers = pd.DataFrame({"Green": [2, 1, 1, 1], "Gold": [0, 1, 1, 1]}, index=months)
-    m = metrics.monthly(LEDGER, months, X, revenue, members, tiers)
+    s = metrics.ledger_sums(LEDGER, months)
+    m = metrics.monthly_from(s.cells, s.cost_m, s.partner_m, months, X, revenue, members, tiers)
     assert m["month"].tolist() == ["2026-01", "2026-02", "2026-03", "2026-04"]
     assert m["issued"].tolist() == [700, 0, 0, 0]
     assert m["redeemed"].tolist() == [0, 300, 0, 0]
@@ -73,7 +81,7 @@ def test_monthly_roll_forward_and_totals():
     assert m["expired"].tolist() == [0, 0, 100, 0]
     assert m["closing"].tolist() == [700, 350, 250, 250]
     assert m["opening"].tolist() == [0, 700, 350, 250]
-    assert m["liability"].iloc[-1] == metrics.run_figures(LEDGER, X)["liability"]
+    assert m["liability"].iloc[-1] == _run_figures(LEDGER, X)["liability"]
     assert m["tier_Gold"].tolist() == [0, 1, 1, 1]
     assert m["reward_cost"].tolist() == [0, 800, 0, 0]
 

@@ -72,12 +72,18 @@ def test_enroll_row_precedes_the_first_purchase_and_earlier_rows_go():
     assert rows["_enroll"].sum() == chosen.sum()
 
 
+def _with_draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> pd.DataFrame:
+    """The rows with their redemption draws as the columns `_u_redeem` and `_u_choice`."""
+    u_redeem, u_choice = redemption.draws(rows, keys, seed, run)
+    return rows.assign(_u_redeem=u_redeem, _u_choice=u_choice)
+
+
 def test_redemption_draws_are_keyed_by_customer_and_row_not_by_the_subset():
     h = _history()
     everyone = enrollment.member_rows(h, np.ones(h.customers, dtype=bool))
     some = everyone[everyone["_m"] % 2 == 0]
-    a = redemption.with_draws(everyone, h.keys, 9, 2)
-    b = redemption.with_draws(some, h.keys, 9, 2)
+    a = _with_draws(everyone, h.keys, 9, 2)
+    b = _with_draws(some, h.keys, 9, 2)
     assert np.array_equal(a.loc[some.index, "_u_redeem"].to_numpy(), b["_u_redeem"].to_numpy())
     visit = a["_visit"].to_numpy()
     assert ((a["_u_redeem"] >= 0) & (a["_u_redeem"] < 1))[visit].all()

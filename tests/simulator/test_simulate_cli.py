@@ -227,6 +227,9 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(files, tmp_path):
     _bad(_sim(files, tmp_path, "--out", str(files)), 1, "--out holds the")
     # A rejects file inside --out would be swept away with the old set.
     _bad(_sim(files, tmp_path, "--out", str(tmp_path / "o"), "--rejects", str(tmp_path / "o" / "r.csv")), 1, "inside --out")
+    # ... and so would a rejects file at --out's own path (written first, it then blocked the folder).
+    _bad(_sim(files, tmp_path, "--out", str(tmp_path / "same"), "--rejects", str(tmp_path / "same")), 1, "inside --out")
+    assert not (tmp_path / "same").exists()
 
 
 def test_compare_refuses_an_output_folder_holding_a_program(files, tmp_path):
@@ -413,6 +416,23 @@ def test_every_numba_function_is_cached_on_disk():
             module = importlib.import_module(info.name)
             found += [(info.name, n) for n, f in vars(module).items() if isinstance(f, CPUDispatcher) and f.__module__ == info.name and isinstance(f._cache, NullCache)]
     assert found == []
+
+
+def test_a_data_file_that_is_not_a_regular_file_is_refused(files, tmp_path):
+    # A pipe or /dev/zero as --transactions hung the run (read and hashed for ever).
+    (tmp_path / "dev.csv").symlink_to("/dev/null")
+    _bad(_sim(files, tmp_path, "--out", str(tmp_path / "o"), tx=tmp_path / "dev.csv"), 1, "not a regular file")
+
+
+def test_a_program_reading_customers_without_customers_says_which_option(files, tmp_path):
+    # It spoke the Python API's words (`pass customers=DataFrame ...`) to a command-line user.
+    text = PROGRAM_TEXT + '\nearn students: 5 points when customer.segment == "student"\n'
+    (tmp_path / "a.loyalty").write_text(text, encoding="utf-8")
+    (tmp_path / "b.loyalty").write_text(text.replace("5 points", "6 points"), encoding="utf-8")
+    for command in (["simulate", str(tmp_path / "a.loyalty")], ["compare", str(tmp_path / "a.loyalty"), str(tmp_path / "b.loyalty")]):
+        res = _run(*command, "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(tmp_path / command[0]))
+        _bad(res, 1, "no customers file was given", "--customers FILE", "customers: FILE")
+        assert "DataFrame" not in res.output
 
 
 @pytest.mark.parametrize(

@@ -20,15 +20,10 @@ def _reference_codes(member, ids):
     return codes
 
 
-def test_neighbours_and_blanks_follow_the_text():
+def test_arrow_text_and_its_blanks_are_told_apart():
     ids = pd.Series(["T1", "T1", None, None, "", "", "T2", "t2", "T2"], dtype="str")
     assert arrowtext.is_arrow_text(ids) and not arrowtext.is_arrow_text(ids.astype("category"))
-    assert arrowtext.repeats_previous(ids).tolist() == [False, True, False, False, False, True, False, False, False]
     assert arrowtext.blank(ids).tolist() == [False, False, True, True, True, True, False, False, False]
-    # Only the rows asked about are compared; the rest are false.
-    where = np.array([True, False, True, True, True, True, True, True, False])
-    want = [w and r for w, r in zip(where, arrowtext.repeats_previous(ids), strict=True)]
-    assert arrowtext.repeats_previous(ids, where=where).tolist() == want
 
 
 def test_member_codes_share_a_code_per_member_and_id_and_none_across_members():
@@ -69,7 +64,8 @@ def test_one_chunk_keeps_the_text_its_type_and_index():
     one = arrowtext.one_chunk(ids)
     assert isinstance(pa.array(one.array), pa.Array)  # one chunk, not a ChunkedArray
     pd.testing.assert_series_equal(one, ids)
-    assert arrowtext.repeats_previous(one).tolist() == arrowtext.repeats_previous(ids).tolist()
+    member = np.zeros(len(ids), dtype=np.int64)
+    assert arrowtext.member_codes(member, one).tolist() == arrowtext.member_codes(member, ids).tolist() == [0, 1, -1, 3]
     single = pd.Series(["A"], dtype="str")
     assert arrowtext.one_chunk(single) is single
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -215,3 +216,97 @@ def test_blank_reward_and_transaction_id_columns_read_as_empty(engine):
     want = rulelang.loads(PROGRAM).evaluate(_tx(), CUSTOMERS, engine=engine)
     assert len(got) > 0
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+
+
+# --- the contract's rules (events, refunds, baskets, minor units), against oracles written here ---
+
+
+def test_event_names_are_stripped_lower_case_and_blank_is_purchase():
+    from rulelang.engine import event_names
+
+    given = [" Purchase", "REFUND ", "", None, "  ", "Redeem", "enroll", "Stamp Card", "\tPURCHASE\n"]
+    want = [(v or "").strip().lower() or "purchase" for v in given]
+    for dtype in (object, "string", pd.StringDtype("pyarrow")):
+        assert event_names(pd.Series(given, dtype=dtype)).tolist() == want
+
+
+@pytest.mark.parametrize("dtype", [object, "category", pd.StringDtype("pyarrow")])
+def test_event_codes_index_the_sorted_distinct_event_names(dtype):
+    from rulelang.engine import event_codes
+
+    given = ["Purchase", " refund", None, "redeem", "", "purchase", "ENROLL"]
+    codes, names = event_codes(pd.Series(given, dtype=dtype), len(given))
+    assert list(names) == sorted(set(names)) and "purchase" in names
+    assert [names[c] for c in codes] == [(v or "").strip().lower() or "purchase" for v in given]
+    codes, names = event_codes(None, 3)
+    assert [names[c] for c in codes] == ["purchase"] * 3
+
+
+def test_refunds_are_refund_rows_and_negative_purchases_and_carry_negative_amounts():
+    from rulelang.engine import money_kinds
+
+    event = np.array(["purchase", "purchase", "refund", "refund", "purchase", "redeem", "enroll"])
+    minor = np.array([500, -300, 200, -200, 0, -5, 7], dtype=np.int64)
+    purchase, refund = money_kinds(event == "purchase", event == "refund", minor)
+    assert purchase.tolist() == [True, False, False, False, True, False, False]
+    assert refund.tolist() == [False, True, True, True, False, False, False]
+    assert minor.tolist() == [500, -300, -200, -200, 0, -5, 7]  # only refunds change, and in place
+
+
+def test_minor_units_round_half_to_even_as_numpy_does():
+    from rulelang.engine import to_minor_units
+
+    rng = np.random.default_rng(8)
+    amount = np.concatenate([rng.integers(-(10**7), 10**7, 5000) / 100, [0.005, 0.015, 0.025, -0.005, -0.015, 2.675, 1.005, 0.0, -0.0]])
+    for decimals in (0, 2, 3):
+        minor, missing, largest = to_minor_units(amount, decimals)
+        want = np.round(amount * 10**decimals)
+        assert np.array_equal(minor, want.astype(np.int64)) and not missing and largest == np.abs(want).max()
+    minor, missing, _ = to_minor_units(np.array([1.5, np.nan, 2.0]), 2)
+    assert missing and minor.tolist() == [150, 0, 200]
+    assert to_minor_units(np.array([1e300]), 2)[2] > 2**53  # too large to hold exactly: the caller refuses it
+
+
+def _basket_starts_oracle(member, ts, purchase, ids) -> list[bool]:
+    """A basket's first line, read row by row from the definition."""
+    out = []
+    for i in range(len(member)):
+        blank = ids[i] is None or ids[i] == ""
+        joins = (
+            i > 0 and purchase[i] and purchase[i - 1] and member[i] == member[i - 1] and ts[i] == ts[i - 1]
+            and not blank and ids[i] == ids[i - 1]
+        )  # fmt: skip
+        out.append(bool(purchase[i]) and not joins)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_basket_starts_follow_the_definition_whatever_the_ids_type(seed):
+    from rulelang.engine import basket_starts
+
+    rng = np.random.default_rng(seed)
+    n = 2000
+    member = np.sort(rng.integers(0, 150, n))
+    ts = np.sort((rng.integers(0, 30, n) // 3).astype("datetime64[ns]") + (member * 100).astype("timedelta64[ns]"))
+    purchase = rng.random(n) < 0.85
+    ids = rng.choice(np.array(["a", "b", "bb", "", None], dtype=object), n, p=[0.35, 0.3, 0.15, 0.1, 0.1])
+    want = _basket_starts_oracle(member, ts, purchase, ids)
+    assert 0 < sum(want) < purchase.sum()  # some lines continue a basket
+    for dtype in (object, "category", pd.StringDtype("pyarrow")):
+        assert basket_starts(member, ts, purchase, pd.Series(ids, dtype=dtype)).tolist() == want
+    assert basket_starts(member, ts, purchase, None).tolist() == purchase.tolist()
+
+
+def test_a_basket_split_by_its_timestamps_is_refused():
+    tx = _tx(
+        customer_id=["a", "a", "b"], timestamp=["2026-01-01 10:00", "2026-01-01 10:05", "2026-01-01 09:00"], transaction_id=["T1", "T1", "T2"]
+    )
+    with pytest.raises(rulelang.DataError, match="lines of one basket .same transaction_id. have different timestamps at rows 2"):
+        prepare(tx, rulelang.loads(PROGRAM).model, CUSTOMERS)
+
+
+def test_read_datetimes_with_a_format_never_reads_the_time_of_the_run():
+    from rulelang.engine.data import read_datetimes
+
+    got = read_datetimes(pd.Series(["now", "today", "03/04/2026"]), "%d/%m/%Y").values
+    assert got.isna().tolist() == [True, True, False]

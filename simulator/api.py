@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 import rulelang
 from rulelang import Program, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
-from rulelang.engine import needed_columns
+from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
 from simulator import chunked, enrollment, io, memory, metrics, montecarlo, outputs, rng
@@ -179,13 +179,18 @@ def simulate(
     progress: Callable[[int], None] | None = None,
     rejects: str | Path | None = None,
     slice_rows: int | None = None,
+    tune_memory: bool | None = None,
 ) -> SimulationResult:
     """Replay `transactions` through `program` under `scenario`'s assumptions, `runs` times.
 
     A Parquet history of more than `chunked.AUTO_ROWS` rows (or any Parquet history when
     `slice_rows` is given) is replayed in slices of whole customers of about `slice_rows` rows
     (default `chunked.SLICE_ROWS`), with identical results and bounded memory (simulator.chunked).
-    NumPy's huge-page advice is off while it runs (simulator.memory).
+
+    `workers` is how many cores to use (default: those available to the process): worker
+    processes for the runs, or threads of one process for a single run; the results are the same
+    whatever it is. `tune_memory=True` switches Arrow's allocator for the simulation and back
+    (simulator.memory; default: the `LOYALTY_TUNE_MEMORY` environment variable, else off).
 
     `summary["sources"]` records what each input was: its path and sha256 (hashed on a second
     thread while the simulation runs), or what was given instead of a file. A `rejects` path that
@@ -193,7 +198,10 @@ def simulate(
     """
     given = given_sources(program, transactions, customers, scenario)
     refuse_input_as_output({"--rejects": rejects}, {what: v for what, v in given.items() if isinstance(v, Path)})
-    with ThreadPoolExecutor(1) as hasher, memory.ordinary_pages():
+    workers = available_cores() if workers is None else workers
+    if workers < 1:
+        raise LoyaltyError(f"workers: {workers} is fewer than 1; give a number of cores, or none for all available")
+    with ThreadPoolExecutor(1) as hasher, memory.tuned(memory.wanted(tune_memory)):
         sources = hasher.submit(describe_sources, given)
         result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows)
         result.summary["sources"] = sources.result()

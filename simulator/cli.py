@@ -18,6 +18,10 @@ _STARTING = threading.current_thread() is threading.main_thread() and signal.get
 if _STARTING:
     signal.signal(signal.SIGINT, _interrupted_while_starting)
 
+from simulator import memory  # noqa: E402
+
+memory.before_numpy()  # the command's own process: NumPy reads this once, on import (simulator.memory)
+
 import click  # noqa: E402
 
 from rulelang import cli_commands  # noqa: E402

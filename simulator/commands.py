@@ -138,7 +138,7 @@ def _fail(exc: LoyaltyError) -> None:
     sys.exit(1)
 
 
-def _run(sc, tx, cu, label, quiet, workers, engine, rejects=None):
+def _run(sc, tx, cu, label, quiet, workers, engine, tune_memory, rejects=None):
     from simulator.api import load_program, simulate
     from simulator.inspection import require_customers
 
@@ -150,7 +150,7 @@ def _run(sc, tx, cu, label, quiet, workers, engine, rejects=None):
             if progress is not None:
                 progress(n)
 
-        return simulate(sc.program, tx, cu, sc, workers=workers, engine=engine, progress=advance, rejects=rejects)
+        return simulate(sc.program, tx, cu, sc, workers=workers, engine=engine, progress=advance, rejects=rejects, tune_memory=tune_memory)
 
 
 def _inputs(target, transactions, customers, overrides):
@@ -189,7 +189,14 @@ def _common(fn):
         click.option("--enrollment-share", type=float, help="share of customers who join"),
         click.option("--redemption-probability", type=float, help="chance to redeem on a visit when a reward is affordable"),
         click.option("--margin", type=float, help="gross margin on incremental revenue"),
-        click.option("--workers", type=click.IntRange(min=1), help="processes (default 2)"),
+        click.option("--workers", type=click.IntRange(min=1), help="cores to use: worker processes, or threads for one run (default: all available)"),
+        click.option(
+            "--tune-memory/--no-tune-memory",
+            default=True,
+            envvar="LOYALTY_TUNE_MEMORY",
+            show_default=True,
+            help="Arrow's jemalloc pool and NumPy without huge pages while simulating (env LOYALTY_TUNE_MEMORY)",
+        ),
         click.option("--engine", type=click.Choice(["compiled", "reference"]), default="compiled", show_default=True),
         click.option("--quiet", is_flag=True, help="no progress bar or load summary on stderr"),
     ]
@@ -235,6 +242,7 @@ def simulate_cmd(
     redemption_probability,
     margin,
     workers,
+    tune_memory,
     engine,
     quiet,
 ):
@@ -245,7 +253,7 @@ def simulate_cmd(
         try:
             sc, tx, cu = _inputs(target, transactions, customers, overrides)
             _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES)
-            res = _run(sc, tx, cu, Path(target).name, quiet, workers, engine, rejects)
+            res = _run(sc, tx, cu, Path(target).name, quiet, workers, engine, tune_memory, rejects)
             if not quiet:
                 for load in res.loads:
                     if load is not None:
@@ -278,7 +286,7 @@ def simulate_cmd(
 )
 @_common
 def compare_cmd(
-    targets, out_dir, transactions, customers, runs, seed, period, enrollment_share, redemption_probability, margin, workers, engine, quiet
+    targets, out_dir, transactions, customers, runs, seed, period, enrollment_share, redemption_probability, margin, workers, tune_memory, engine, quiet
 ):
     """Run several programs or scenarios on the same data and seed; show the figures side by side.
 
@@ -299,7 +307,7 @@ def compare_cmd(
             _refuse_outputs_over_inputs(out_dir, None, given, outputs.COMPARE_FILES)
             names = _names(targets)
             _one_currency(scenarios, names)
-            results = [_run(sc, tx, cu, Path(t).name, quiet, workers, engine) for t, sc in zip(targets, scenarios, strict=True)]
+            results = [_run(sc, tx, cu, Path(t).name, quiet, workers, engine, tune_memory) for t, sc in zip(targets, scenarios, strict=True)]
             rows = compare_rows(results)
             out = outputs.write_set(
                 out_dir,

@@ -236,8 +236,9 @@ def engine_frame(rows: pd.DataFrame, customer_ids: np.ndarray | pd.Index) -> pd.
     keep = [c for c in rows.columns if not c.startswith("_")]
     # Categoricals: the engine encodes them by their codes instead of hashing a text per row.
     # `customer_ids` are distinct and sorted, so the codes `_m` are already the member order.
-    # (Distinct already: no uniqueness check, which hashes every id.)
-    ids = pd.CategoricalDtype._from_fastpath(customer_ids, False)
+    # (pandas checks they are distinct: free when they are the categories it checked on loading,
+    # which remember the answer; sorted ids are checked by comparing neighbours, not hashed.)
+    ids = pd.CategoricalDtype(customer_ids, False)
     own = {
         "customer_id": pd.Categorical.from_codes(rows["_m"].to_numpy(), dtype=ids, validate=False),
         "amount": rows["_minor"].to_numpy(),
@@ -257,7 +258,7 @@ def _drop_unused(values: pd.Categorical) -> pd.Categorical:
         return values.copy()
     # One lookup per row in the codes' own type; its last entry takes the missing code -1 to -1.
     lut = np.append(np.cumsum(used) - 1, -1).astype(codes.dtype)
-    dtype = pd.CategoricalDtype._from_fastpath(values.categories[used], values.ordered)
+    dtype = pd.CategoricalDtype(values.categories[used], values.ordered)  # a few event names to check
     return pd.Categorical.from_codes(lut[codes], dtype=dtype, validate=False)
 
 

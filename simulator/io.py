@@ -129,9 +129,9 @@ def dictionary_columns(schema: pa.Schema, cols: list[str], plain=frozenset()) ->
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    """`table.to_pandas()`, with dictionary columns turned into Categoricals directly: a unified
-    Arrow dictionary is distinct already, so its categories skip pandas' uniqueness check (a hash
-    of every distinct text)."""
+    """`table.to_pandas()`, with dictionary columns turned into Categoricals directly: Arrow's
+    indices are the codes as they are (in range already: not checked again), and a row group's
+    batches that share a dictionary are not unified."""
     at = [i for i, f in enumerate(table.schema) if pa.types.is_dictionary(f.type)]
     if not at or not table.num_rows or table.schema.pandas_metadata is not None or len(set(table.column_names)) < table.num_columns:
         return _pandas_of(table)
@@ -158,7 +158,9 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
         # The codes as Arrow holds them (int32), missing as -1; from_codes narrows them as it likes.
         parts = [c.indices if c.null_count == 0 else c.indices.fill_null(-1) for c in col.chunks]
         codes = np.concatenate([c.to_numpy(zero_copy_only=False) for c in parts]) if len(parts) > 1 else parts[0].to_numpy(zero_copy_only=False)
-        dtype = pd.CategoricalDtype._from_fastpath(pd.Index(col.chunk(0).dictionary.to_pandas()), False)
+        # pandas checks the dictionary is distinct (one hash of each distinct text, not of each
+        # row); the Index remembers it, so the history's ids built from it are not checked again.
+        dtype = pd.CategoricalDtype(pd.Index(col.chunk(0).dictionary.to_pandas()), False)
         out[name] = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
     return pd.DataFrame(out, index=plain.index, copy=False)
 

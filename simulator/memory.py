@@ -1,37 +1,44 @@
-"""Memory settings for a simulation: ordinary pages for NumPy and Arrow while it runs.
+"""Allocator tuning for a simulation: an explicit opt-in, never a side effect of importing or
+calling the library with its defaults.
 
-On Linux, NumPy asks for transparent huge pages (`madvise`) on every array of 4 MB or more, and
-Arrow's default memory pool (mimalloc, in the Linux wheels) maps its arenas with huge pages too.
-Where the kernel answers such a fault by compacting memory first (`defrag` set to `madvise`, as on
-the machine of docs/performance.md), the first write to each large block stalls: a 1M-row
-simulation spent about half its first run in page faults with NumPy's advice (2.1 s against
-1.0 s without it), and reading its Parquet file into mimalloc's huge pages took 0.24-0.41 s
-against 0.19-0.28 s from the system allocator. A simulation allocates and drops many large
-blocks, so it runs with ordinary pages: NumPy's advice off (its `NUMPY_MADVISE_HUGEPAGE` switch)
-and Arrow allocating from jemalloc's pool (ordinary pages; it keeps the blocks a Parquet read
-frees for the next column's decoding, where the system allocator hands them back and faults them
-in again: a fresh 1M-row simulation about 5k page faults and 3% faster), or the system pool in a
-build without jemalloc. Both are restored when the simulation ends, and each is left alone when
-its environment variable (`NUMPY_MADVISE_HUGEPAGE`, `ARROW_DEFAULT_MEMORY_POOL`) is set, so a
-user's explicit choice stands.
+A simulation allocates and drops many large blocks. Where the kernel answers a huge-page fault by
+compacting memory first (transparent huge pages with `defrag` set to `madvise`), the first write
+to each such block stalls; docs/performance.md records what that costs and what the tuning buys.
+The tuning has two parts:
+
+- Arrow allocates from jemalloc's pool (ordinary pages; it keeps the blocks a Parquet read frees
+  for the next column's decoding), or the system's in a build without jemalloc, instead of its
+  default (mimalloc in the Linux wheels, whose arenas use huge pages). This can be switched while
+  the process runs: `tuned` switches it for one simulation and switches back.
+- NumPy's huge-page advice (`madvise`) on arrays of 4 MB or more is off. NumPy reads its public
+  switch, the `NUMPY_MADVISE_HUGEPAGE` environment variable, only when it is imported, so this
+  part is for a process that has not loaded NumPy yet: the `loyalty` command sets it at start
+  (`before_numpy`); a notebook sets it itself before importing NumPy, if it wants it.
+
+Opting in: `simulate(..., tune_memory=True)`, or the environment variable `LOYALTY_TUNE_MEMORY=1`
+(`=0` turns the command's tuning off too). A user's own `ARROW_DEFAULT_MEMORY_POOL` or
+`NUMPY_MADVISE_HUGEPAGE` always stands.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
-import pyarrow as pa
-
-try:  # the runtime form of NUMPY_MADVISE_HUGEPAGE (NumPy >= 1.19); absent elsewhere
-    from numpy._core.multiarray import _set_madvise_hugepage
-except ImportError:  # pragma: no cover - older or other NumPy builds
-    _set_madvise_hugepage = None
+ENV = "LOYALTY_TUNE_MEMORY"
 
 
-def ordinary_pool() -> pa.MemoryPool:
+def wanted(tune_memory: bool | None) -> bool:
+    """Whether to tune: as asked, or (None) as `LOYALTY_TUNE_MEMORY` says (off unless "1")."""
+    return os.environ.get(ENV, "0") == "1" if tune_memory is None else bool(tune_memory)
+
+
+def ordinary_pool():
     """Arrow's pool of ordinary pages: jemalloc's where this pyarrow has it, else the system's."""
+    import pyarrow as pa
+
     try:
         return pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without jemalloc
@@ -39,16 +46,27 @@ def ordinary_pool() -> pa.MemoryPool:
 
 
 @contextmanager
-def ordinary_pages() -> Iterator[None]:
-    """NumPy without huge-page advice and Arrow on `ordinary_pool` inside the block (each unless
-    its environment variable is set)."""
-    with ExitStack() as stack:
-        if _set_madvise_hugepage is not None and "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
-            before = _set_madvise_hugepage(False)
-            stack.callback(_set_madvise_hugepage, before)
-        if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-            pool = pa.default_memory_pool()
-            # Buffers remember the pool they came from: switching back frees each to its own.
-            pa.set_memory_pool(ordinary_pool())
-            stack.callback(pa.set_memory_pool, pool)
+def tuned(enabled: bool) -> Iterator[None]:
+    """Arrow on `ordinary_pool` inside the block when `enabled` (and the user has not chosen a pool
+    with `ARROW_DEFAULT_MEMORY_POOL`); the pool it had afterwards, however the block ends."""
+    if not enabled or "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
         yield
+        return
+    import pyarrow as pa
+
+    pool = pa.default_memory_pool()
+    # Buffers remember the pool they came from: switching back frees each to its own.
+    pa.set_memory_pool(ordinary_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(pool)
+
+
+def before_numpy() -> None:
+    """For the `loyalty` command, before anything imports NumPy: NumPy's huge-page advice off
+    (its `NUMPY_MADVISE_HUGEPAGE`), unless the user set that or `LOYALTY_TUNE_MEMORY=0`. Does
+    nothing in a process that has NumPy already (where the variable would no longer be read)."""
+    if "numpy" in sys.modules or os.environ.get(ENV) == "0":
+        return
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")

@@ -2,15 +2,14 @@
 
 Path r draws everything from counter-based streams keyed by (seed, r, customer, row), so a path
 is the same whichever process runs it and however runs are split among workers. Runs go to a
-process pool (2 workers by default: the machine has two cores); results are gathered in run
-order, so same seed -> same summary byte for byte, whatever the worker count.
+process pool (one worker per core available by default); results are gathered in run order, so
+same seed -> same summary byte for byte, whatever the worker count.
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 import rulelang
-from rulelang.engine import ENGINES, Batch, member_parts, needed_columns
+from rulelang.engine import ENGINES, Batch, available_cores, member_parts, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
 from simulator import enrollment, metrics, redemption, response
@@ -58,7 +57,7 @@ class RunResult:
 
 _SETUP: Setup | None = None
 _PROGRAM = None
-_THREADS: int | None = None  # the engine's threads: the default in one process, 1 in each of several workers
+_THREADS = 1  # the threads a path may use: every worker's core in one process, 1 in each of several
 
 
 class _Engine:
@@ -84,7 +83,7 @@ class _Engine:
         return importlib.import_module(ENGINES[self.engine]).run(self.model, batch, policy)
 
 
-def _init(setup: Setup, threads: int | None = None) -> None:
+def _init(setup: Setup, threads: int) -> None:
     global _SETUP, _PROGRAM, _THREADS
     _SETUP = setup
     _THREADS = threads
@@ -127,7 +126,7 @@ PIECE_ROWS = 250_000
 def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Partial:
     """Simulate path `run`: enrol, respond, redeem, evaluate, measure.
 
-    In a single process the customers are shared between two threads, each running the whole
+    In a single process the customers are shared among its threads, each running the whole
     path for its pieces of them (the heavy steps release the GIL); their sums add up exactly as
     slices of customers do (simulator.chunked), and run 0's ledger is the pieces in customer order.
     """
@@ -139,7 +138,7 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     else:
         chosen = setup.population.pick(e.share, e.pick, sc.seed, run, h.customers)
     _engine_for(program, setup.engine)  # compiled once, before any thread asks for it
-    threads = min(2, os.cpu_count() or 1) if _THREADS is None else 1
+    threads = _THREADS
     parts = _parts(h, threads)
     if len(parts) == 1:
         return _run_part(setup, program, run, chosen, None, keep_ledger, _THREADS)
@@ -337,15 +336,17 @@ def _run_in_worker(run: int) -> Partial:
 
 
 def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Callable[[int], None] | None = None) -> list[Partial]:
-    """Every path's sums in run order; `workers` processes (default: 2, or 1 for a single run).
+    """Every path's sums in run order, on `workers` cores (default: all available to the process):
+    a worker process per core (at most one per run), or, for a single run or worker, one process
+    whose paths share the cores as threads.
 
     A base still being built (a Future) is waited for only where a path first needs it, in a
     single process; worker processes are given it built.
     """
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1, runs)
-    if workers <= 1:
-        _init(setup)
+    workers = available_cores() if workers is None else workers
+    processes = min(workers, runs)
+    if processes <= 1:
+        _init(setup, workers)
         out = []
         for r in range(runs):
             out.append(_run_in_worker(r))
@@ -355,9 +356,9 @@ def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Calla
     setup = replace(setup, base=base_of(setup))
     # Forked workers inherit the set-up (history, base batch) instead of receiving a pickled copy.
     context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup, 1), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=processes, initializer=_init, initargs=(setup, 1), mp_context=context) as pool:
         out = []
-        for res in pool.map(_run_in_worker, range(runs), chunksize=max(1, runs // (workers * 8))):
+        for res in pool.map(_run_in_worker, range(runs), chunksize=max(1, runs // (processes * 8))):
             out.append(res)
             if progress:
                 progress(1)

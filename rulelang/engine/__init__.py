@@ -38,6 +38,7 @@ _EXPORTS = {
     "LAST_DATETIME": "data",
     "ISO_EXAMPLE": "data",
     "compile_model": "compile",
+    "available_cores": "compile",
     "member_parts": "compile",
     "copied_columns": "masks",
     "compiled_on_disk": "kernel",

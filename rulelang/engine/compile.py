@@ -120,8 +120,14 @@ class CompiledProgram:
 
     def run(self, batch: Batch, redemption: RedemptionPolicy | None = None, threads: int | None = None) -> pd.DataFrame:
         """The ledger for a validated batch; the members are shared among `threads` threads
-        (default: one per core, at most 2: the machine this is tuned for has two)."""
-        return _run(self, batch, redemption, threads if threads is not None else min(2, os.cpu_count() or 1))
+        (default: one per core available to the process)."""
+        return _run(self, batch, redemption, threads if threads is not None else available_cores())
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one): the default
+    number of threads, and of the simulator's workers."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def compile_model(model: Model) -> CompiledProgram:

@@ -190,8 +190,9 @@ def _same_ids(col: pd.Series, ids) -> bool:
 
 
 def _categorical(codes: np.ndarray, texts) -> pd.Categorical:
-    # The texts are distinct by construction: skip the uniqueness check (a hash of every text).
-    dtype = pd.CategoricalDtype._from_fastpath(pd.Index(texts), False)
+    # The texts are distinct by construction. pandas checks them anyway; an Index it checked before
+    # (a Categorical's categories) remembers the answer, so it is passed as it is, not rewrapped.
+    dtype = pd.CategoricalDtype(texts if isinstance(texts, pd.Index) else pd.Index(texts), False)
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 

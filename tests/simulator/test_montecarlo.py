@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import rulelang
+from rulelang.errors import LoyaltyError
 from simulator.api import simulate
 from tests.simulator.simkit import ENGINE, PROGRAM_TEXT, program, sample, scenario
 
@@ -62,6 +63,17 @@ def test_same_seed_same_summary_bytes_with_two_workers(data, result, tmp_path):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+@pytest.mark.parametrize("runs", [1, 4])
+def test_one_and_three_workers_give_the_same_bytes(data, runs, tmp_path):
+    # Four runs: three worker processes against one; a single run: three threads against one.
+    tx, cu = data
+    one, three = (simulate(program(), tx, cu, scenario(runs=runs), workers=w, engine=ENGINE) for w in (1, 3))
+    a, b = one.write(tmp_path / "one"), three.write(tmp_path / "three")
+    for name in ("summary.json", "monthly.csv", "rewards.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    pd.testing.assert_frame_equal(one.read_ledger(), three.read_ledger())
+
+
 def test_a_run_does_not_depend_on_which_runs_are_computed(data, result):
     tx, cu = data
     one = simulate(program(), tx, cu, scenario(runs=1), workers=1, engine=ENGINE)
@@ -98,7 +110,7 @@ def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch, pi
     from simulator import montecarlo
 
     tx, cu = data
-    sc = scenario(runs=2)
+    sc = scenario(runs=1)  # one run on two workers: one process, two threads
     monkeypatch.setattr(montecarlo, "PART_ROWS", 10**12)
     whole = simulate(program(), tx, cu, sc, workers=1, engine=ENGINE)
     monkeypatch.setattr(montecarlo, "PART_ROWS", 0)
@@ -106,7 +118,7 @@ def test_a_path_shared_between_two_threads_equals_one_pass(data, monkeypatch, pi
     monkeypatch.setattr(montecarlo, "PIECE_ROWS", len(tx) / (2 * pieces))
     parts = montecarlo._parts(montecarlo._SETUP.history, 2)
     assert len(parts) == 2 if pieces == 1 else len(parts) > 3  # (pieces end on customers' boundaries)
-    halves = simulate(program(), tx, cu, sc, workers=1, engine=ENGINE)
+    halves = simulate(program(), tx, cu, sc, workers=2, engine=ENGINE)
     assert halves.summary_json() == whole.summary_json()
     pd.testing.assert_frame_equal(halves.monthly, whole.monthly)
     pd.testing.assert_frame_equal(halves.rewards, whole.rewards)
@@ -189,3 +201,9 @@ def test_a_thread_prepares_its_next_piece_while_the_base_is_still_being_built(mo
     out = montecarlo._run_share(SimpleNamespace(base=base), None, 0, None, ["a", "b", "c"], False)
     assert out == ["rows a", "rows b", "rows c"]
     assert steps == ["prepare a", "prepare b", "evaluate rows a with the base", "evaluate rows b with the base", "prepare c", "evaluate rows c with the base"]
+
+
+def test_fewer_than_one_worker_is_refused(data):
+    tx, cu = data
+    with pytest.raises(LoyaltyError, match="workers: 0 is fewer than 1"):
+        simulate(program(), tx, cu, scenario(runs=1), workers=0, engine=ENGINE)

@@ -433,3 +433,25 @@ def test_a_program_reading_customers_without_customers_says_which_option(files, 
         res = _run(*command, "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", str(tmp_path / command[0]))
         _bad(res, 1, "no customers file was given", "--customers FILE", "customers: FILE")
         assert "DataFrame" not in res.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "tuned"),
+    [([], {}, True), (["--no-tune-memory"], {}, False), ([], {"LOYALTY_TUNE_MEMORY": "0"}, False), (["--tune-memory"], {"LOYALTY_TUNE_MEMORY": "0"}, True)],
+)
+def test_the_command_tunes_memory_unless_told_not_to(files, tmp_path, monkeypatch, flags, env, tuned):
+    from simulator import memory
+
+    asked = []
+    opt_in = memory.tuned
+    monkeypatch.setattr(memory, "tuned", lambda enabled: asked.append(enabled) or opt_in(enabled))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    _ok(_run("simulate", str(files / "club.loyalty"), "--transactions", str(files / "tx.csv"), "--runs", "1", "--out", "o", *flags))
+    assert asked == [tuned]
+
+
+def test_workers_below_one_are_a_usage_error(files, tmp_path):
+    res = CliRunner().invoke(main, ["simulate", str(files / "club.loyalty"), "--out", str(tmp_path / "o"), "--workers", "0"])
+    _bad(res, 2, "--workers")

@@ -37,7 +37,11 @@ for p in (str(ROOT), str(HERE)):
 
 from simulator import memory  # noqa: E402
 
-memory.before_numpy()  # as `loyalty` does, before NumPy loads: its huge-page advice off (simulator.memory)
+# The simulating children run as `loyalty` does: NumPy's huge-page advice off before NumPy loads
+# (simulator.memory). The engine's child keeps NumPy's default, as the code before that measured
+# its earn and baseline figures (huge pages speed their large temporary arrays).
+if sys.argv[sys.argv.index("--measure") + 1 : sys.argv.index("--measure") + 2] in (["simulate"], ["monte_carlo"]) if "--measure" in sys.argv else False:
+    memory.before_numpy()
 
 PROGRAM = ROOT / "programs" / "coffee.loyalty"
 # The assumptions of the simulated path: every customer a member (all rows go through the

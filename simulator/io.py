@@ -427,7 +427,7 @@ def _dates(values: pd.Series, timestamp_format: str | None):
     ts = pd.Series(dates.values.to_numpy()[codes] if len(text.categories) else np.full(len(codes), np.datetime64("NaT", "ns")))
     far = dates.out_of_range[codes] if dates.out_of_range.any() else np.zeros(len(codes), dtype=bool)
     offsets = set()
-    if len(codes) and (dates.offset != "").any():
+    if len(codes) and dates.offset is not None and (dates.offset != "").any():
         used = (np.bincount(codes, minlength=len(text.categories)) > 0) & dates.values.notna().to_numpy()
         offsets = set(dates.offset[used].tolist())
     return ts, _eq(text, ""), far, offsets

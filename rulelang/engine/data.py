@@ -576,11 +576,12 @@ ISO_EXAMPLE = "ISO 8601, like 2026-03-01 or 2026-03-01 14:30:00"
 class DateTimes:
     """Date-times read from a column (`read_datetimes`): `values` (datetime64[ns], NaT where none
     was read), and per row whether the value is a date-time outside `DATETIME_RANGE` and which
-    time zone offset it gave ("" for none; the offset is dropped, the local wall time kept)."""
+    time zone offset it gave ("" for none; the offset is dropped, the local wall time kept; None
+    when no value can have one: typed date-times, which need no array of empty texts)."""
 
     values: pd.Series
     out_of_range: np.ndarray
-    offset: np.ndarray
+    offset: np.ndarray | None
 
 
 def read_datetimes(values: pd.Series, format: str | None = None, *, distinct: bool = False) -> DateTimes:
@@ -594,8 +595,8 @@ def read_datetimes(values: pd.Series, format: str | None = None, *, distinct: bo
         if getattr(out.dt, "tz", None) is not None:
             out = out.dt.tz_localize(None)
         if out.dtype == "datetime64[ns]":  # (every value is in the range: nothing to check)
-            return DateTimes(out, np.zeros(n, dtype=bool), np.full(n, "", dtype=object))
-        return _in_range(out, np.full(n, "", dtype=object))
+            return DateTimes(out, np.zeros(n, dtype=bool), None)
+        return _in_range(out, None)
     if format is not None and ("%z" in format or "%Z" in format):
         raise DataError(f"timestamp_format {format!r}: time zones are not read (%z, %Z); write the layout of the local time")
     if distinct:
@@ -658,7 +659,7 @@ def _arrow_text(values) -> pa.Array:
     return pc.utf8_trim_whitespace(text)
 
 
-def _in_range(out: pd.Series, offset: np.ndarray, far: np.ndarray | None = None) -> DateTimes:
+def _in_range(out: pd.Series, offset: np.ndarray | None, far: np.ndarray | None = None) -> DateTimes:
     beyond = (out.notna() & ((out < FIRST_DATETIME) | (out > LAST_DATETIME))).to_numpy()
     far = beyond if far is None else far | beyond
     if far.any():

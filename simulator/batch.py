@@ -55,14 +55,11 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
         if isinstance(out[col].dtype, pd.CategoricalDtype) and not np.asarray(out[col].cat.categories == name, dtype=bool).any():
             out[col] = out[col].cat.add_categories([name])
     # copy=False: the columns are the base's own; stacking them into 2-D blocks is a full copy.
-    batch = Batch(pd.DataFrame(out, copy=False), b.customers, b.decimals, b.until, b.members)
     # The id categories are the customers' ids in member order (the codes are the member codes,
     # checked above): they are the ledgers' customer_id dtype, not a second one built from the
-    # customers table, which would hash every id again (7 ms for 100k customers).
+    # customers table, which would hash every id again.
     ids = out["customer_id"].dtype
-    if len(ids.categories) == len(b.customers):
-        batch.__dict__["id_dtype"] = ids  # Batch.id_dtype is a cached property: this is its value
-    return batch
+    return b.derive(pd.DataFrame(out, copy=False), id_dtype=ids if len(ids.categories) == len(b.customers) else None)
 
 
 def _codes(col: pd.Series) -> np.ndarray:
@@ -81,11 +78,11 @@ def _categorical(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorica
 
 def _unit_starts(b: Batch) -> np.ndarray:
     """The base's first row of each unit, computed once per base (every path's refunds look them up)."""
-    key = ("simulator.batch", "unit_starts")
-    if key not in b.encodings:
+    def starts():
         u = b.frame["unit"].to_numpy()
-        b.encodings[key] = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
-    return b.encodings[key]
+        return np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+
+    return b.cached(("simulator.batch", "unit_starts"), starts)
 
 
 @njit(cache=True, nogil=True)
@@ -209,4 +206,4 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         copy=False,  # the arrays are the path's own: no stacking them into 2-D blocks
     )
     # Conditions that read only what a path row shares with its history row are gathered from the base.
-    return Batch(frame, b.customers, b.decimals, b.until, b.members, Origin(b, src, extra, span))
+    return b.derive(frame, Origin(b, src, extra, span))

@@ -91,6 +91,26 @@ class Batch:
             return self.origin.base.id_dtype
         return ledger.id_dtype(self.customers["customer_id"])
 
+    def derive(self, frame: pd.DataFrame, origin: Origin | None = None, id_dtype: pd.CategoricalDtype | None = None) -> Batch:
+        """A batch of `frame`'s rows over this batch's customers (the same members, decimals and
+        end): the simulator's path rows, made from its history. `origin` says when the rows are
+        copies of this batch's (`Origin`). `id_dtype`, when the caller holds it already, is the
+        ledger's `customer_id` dtype for these members (its categories the customers' ids in
+        member order), so it is not built again."""
+        batch = Batch(frame, self.customers, self.decimals, self.until, self.members, origin)
+        if id_dtype is not None:
+            if len(id_dtype.categories) != self.members:
+                raise ValueError(f"id_dtype has {len(id_dtype.categories)} categories for {self.members} members")
+            batch.__dict__["id_dtype"] = id_dtype  # the cached property's value, given by the one who holds it
+        return batch
+
+    def cached(self, key, make):
+        """`make()`, computed once per batch and kept with it under `key` (a tuple naming the
+        caller first): what several users of one batch would otherwise each compute."""
+        if key not in self.encodings:
+            self.encodings[key] = make()
+        return self.encodings[key]
+
 
 def _rows(mask: np.ndarray, positions: np.ndarray | None = None) -> str:
     idx = np.flatnonzero(mask)

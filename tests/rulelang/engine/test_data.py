@@ -310,3 +310,25 @@ def test_read_datetimes_with_a_format_never_reads_the_time_of_the_run():
 
     got = read_datetimes(pd.Series(["now", "today", "03/04/2026"]), "%d/%m/%Y").values
     assert got.isna().tolist() == [True, True, False]
+
+
+def test_a_derived_batch_shares_the_customers_and_takes_the_id_dtype_it_is_given():
+    model = rulelang.loads('program "p"\ncurrency CNY\npoint_cost 0.01 CNY\nearn base: 1 point per 1 CNY\n').model
+    tx = pd.DataFrame({"customer_id": ["b", "a", "b"], "timestamp": ["2026-01-01", "2026-01-02", "2026-01-03"], "amount": [1.0, 2.0, 3.0]})
+    base = prepare(tx, model)
+    rows = base.frame.iloc[[0, 2]].reset_index(drop=True)
+    derived = base.derive(rows)
+    assert derived.customers is base.customers and (derived.decimals, derived.until, derived.members) == (base.decimals, base.until, base.members)
+    assert list(derived.id_dtype.categories) == ["a", "b"]  # built from the customers: ids in member order
+    given = pd.CategoricalDtype(pd.Index(["a", "b"]))
+    assert base.derive(rows, id_dtype=given).id_dtype is given
+    with pytest.raises(ValueError, match="1 categories for 2 members"):
+        base.derive(rows, id_dtype=pd.CategoricalDtype(pd.Index(["a"])))
+
+
+def test_cached_computes_once_per_batch():
+    model = rulelang.loads('program "p"\ncurrency CNY\npoint_cost 0.01 CNY\nearn base: 1 point per 1 CNY\n').model
+    base = prepare(pd.DataFrame({"customer_id": ["a"], "timestamp": ["2026-01-01"], "amount": [1.0]}), model)
+    calls = []
+    assert base.cached(("t", "k"), lambda: calls.append(1) or 42) == 42
+    assert base.cached(("t", "k"), lambda: calls.append(1) or 43) == 42 and calls == [1]

@@ -85,6 +85,16 @@ def test_every_name_of_the_language_resolves(name):
     assert getattr(rulelang, name) is not None
 
 
+def test_the_simulator_writes_into_no_engine_object():
+    """Derived batches and per-batch caches go through `Batch.derive` and `Batch.cached`."""
+    written = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted((ROOT / "simulator").rglob("*.py"))
+        if (n := sum(p.read_text(encoding="utf-8").count(s) for s in ("__dict__[", ".encodings[")))
+    }
+    assert written == {}
+
+
 def test_the_check_finds_an_import_behind_the_door(tmp_path):
     p = tmp_path / "m.py"
     p.write_text("from rulelang.engine import NAT\nfrom rulelang.engine.kernel import run_kernel\nimport rulelang.engine.data\n")

@@ -128,8 +128,8 @@ def ledger_table(ledger: pd.DataFrame, decimals: int) -> pa.Table:
 def ledger_parquet_options(schema: pa.Schema) -> dict:
     """How a ledger is written (`write`'s file and a sliced run's spill alike): dictionary pages
     only for its text columns (building dictionaries of the integer columns was a third of the
-    time), statistics for the columns one filters a ledger by, and zstd at its fastest level. For
-    1.66M postings: 0.44 s and 18.8 MB with pyarrow's defaults, 0.38 s and 11.2 MB so."""
+    time), statistics for the columns one filters a ledger by, and zstd at its fastest level
+    (smaller and faster than pyarrow's defaults: docs/performance.md)."""
     text = [f.name for f in schema if pa.types.is_dictionary(f.type)]
     stats = [c for c in ("customer_id", "timestamp", "kind") if c in schema.names]
     return {"use_dictionary": text, "write_statistics": stats, "compression": "zstd", "compression_level": 1}

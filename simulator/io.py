@@ -105,10 +105,9 @@ def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = fr
             _refuse_repeated(schema.names, source)
             cols = [c for c in schema.names if wanted is None or c in wanted]
             # Memory-mapped: the column chunks are decoded straight from the page cache, with no
-            # copy of the file into buffers first (a fresh 1M-row read 5-7% faster end to end).
-            # A file is read row group by row group, one Arrow chunk each (read_table cuts every
-            # column into 128Ki-row chunks, which pandas then joins, a copy of each column): a
-            # fresh load of 1M rows 0.20 -> 0.15 s.
+            # copy of the file into buffers first. A file is read row group by row group, one
+            # Arrow chunk each (read_table cuts every column into 128Ki-row chunks, which pandas
+            # then joins, a copy of each column). Both measured in docs/performance.md.
             table = pq.ParquetFile(path, read_dictionary=dictionary_columns(schema, cols, plain), memory_map=True).read(columns=cols)
             return source, _to_pandas(table)
         if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")):
@@ -817,7 +816,7 @@ def _other_currency(df: pd.DataFrame, currency: str | None) -> np.ndarray:
 
 def _rows_of(raw: pd.DataFrame, rejected: np.ndarray) -> pd.DataFrame:
     """The file's rows that were rejected, as read (a slice when there are none: taking no rows
-    of a 1M-row read still took 14 ms)."""
+    of a large read still walks every column)."""
     at = np.flatnonzero(rejected)
     return (raw.iloc[at] if len(at) else raw.iloc[:0]).reset_index(drop=True)
 

@@ -142,7 +142,8 @@ def _run(sc, tx, cu, label, quiet, workers, engine, tune_memory, rejects=None):
     from simulator.api import load_program, simulate
     from simulator.inspection import require_customers
 
-    require_customers(load_program(sc.program), cu)  # said in the command's words, not the API's
+    program = load_program(sc.program)  # once: the customers check and the simulation share it
+    require_customers(program, cu)  # said in the command's words, not the API's
     with _progress(sc.runs, quiet, label, engine) as progress:
 
         def advance(n: int) -> None:
@@ -150,7 +151,7 @@ def _run(sc, tx, cu, label, quiet, workers, engine, tune_memory, rejects=None):
             if progress is not None:
                 progress(n)
 
-        return simulate(sc.program, tx, cu, sc, workers=workers, engine=engine, progress=advance, rejects=rejects, tune_memory=tune_memory)
+        return simulate(program, tx, cu, sc, workers=workers, engine=engine, progress=advance, rejects=rejects, tune_memory=tune_memory)
 
 
 def _inputs(target, transactions, customers, overrides):

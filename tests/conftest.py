@@ -8,8 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = sorted((ROOT / "programs").glob("*.loyalty"))
-# examples/ is the repository's copy of ../shared/examples (the language's target surface): tests
-# never read outside the repository, so a clone without ../shared runs every test.
+# examples/ is the repository's copy of the shared examples folder (the language's target surface): tests
+# never read outside the repository, so a clone without the shared folder runs every test.
 EXAMPLES = ROOT / "examples"
 TARGET_PROGRAMS = sorted(EXAMPLES.glob("*.loyalty"))
 

@@ -172,14 +172,14 @@ def local_links(document: Path) -> list[str]:
             href = child.attrs.get("href", "") if child.type == "link_open" else ""
             if href and not re.match(r"[a-z][a-z0-9+.-]*:|#", href):
                 links.append(str(href))
-    # Paths in code that climb out of the document's folder (`../shared/examples/scenario.yaml`) too.
+    # Paths in code that climb out of the document's folder (a path up and out to the shared examples folder) too.
     links += [m for snippet in code_snippets(document.read_text(encoding="utf-8")) for m in re.findall(r"(?<![\w.])(?:\.\./)+[\w./-]+", snippet)]
     return links
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: str(d.relative_to(ROOT)))
 def test_links_to_files_stay_inside_the_repository_and_exist(document: Path):
-    # A clone has no ../shared: a link out of the repository is broken for every user.
+    # A clone has no shared folder beside it: a link out of the repository is broken for every user.
     for href in local_links(document):
         target = (document.parent / href.split("#")[0]).resolve()
         assert target.is_relative_to(ROOT) and target.exists(), f"{document.relative_to(ROOT)}: link to {href}: not a file of the repository"

@@ -1,4 +1,4 @@
-"""examples/: the copy of ../shared/examples that the tests read, and the data its scenario names."""
+"""examples/: the copy of the shared examples folder that the tests read, and the data its scenario names."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from tests.conftest import EXAMPLES
 
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
-    """The example scenario (examples/, the copy of ../shared/examples) next to the files it names."""
+    """The example scenario (examples/, the copy of the shared examples folder) next to the files it names."""
     shutil.copy(EXAMPLES / "scenario.yaml", tmp_path / "scenario.yaml")
     shutil.copy(EXAMPLES / "bean_club.loyalty", tmp_path / "bean_club.loyalty")
     (tmp_path / "transactions.csv").write_text("member_no,paid_at,total\n")

@@ -142,8 +142,6 @@ def test_tier_before_rows_follows_the_rolling_window():
     # 2026-01-02 is not after 2027-01-02 minus 365 days, so it has left the window.
     assert metric.tolist() == [0, 20_000, 35_000, 100, 200, 0]
     assert level.tolist() == [0, 0, 1, 0, 0, 0]
-    at = tiers.at_moments(spec, 2, member, t, spend, np.array([0, 1]), pd.to_datetime(["2026-06-30", "2026-01-31"]).to_numpy())
-    assert at.tolist() == [1, 1]
 
 
 def test_extra_rows_merge_into_place_as_a_stable_sort_by_ord_would_put_them():

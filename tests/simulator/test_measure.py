@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import metrics, tiers
+from simulator import metrics
 from simulator.api import simulate
 from simulator.measure import Partial, _row_sums
 from tests.simulator.simkit import ENGINE, program, sample, scenario

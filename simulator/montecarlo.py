@@ -77,11 +77,12 @@ class _Engine:
             self.compiled = compile_model(program.model)
             self.columns = copied_columns(program.model)
 
-    def evaluate(self, batch: Batch, policy, threads: int | None = None, moments=None):
-        """The batch's ledger and the members per tier at `moments` (`rulelang.engine` Evaluation)."""
+    def evaluate(self, batch: Batch, policy, threads: int | None = None, moments=None, row_tiers: bool = False):
+        """The batch's ledger, the members per tier at `moments` and, when `row_tiers`, each row's
+        tier (`rulelang.engine` Evaluation)."""
         if self.compiled is not None:
-            return self.compiled.evaluate(batch, policy, threads=threads, moments=moments)
-        return importlib.import_module(ENGINES[self.engine]).evaluate_batch(self.model, batch, policy, moments=moments)
+            return self.compiled.evaluate(batch, policy, threads=threads, moments=moments, row_tiers=row_tiers)
+        return importlib.import_module(ENGINES[self.engine]).evaluate_batch(self.model, batch, policy, moments=moments, row_tiers=row_tiers)
 
 
 def _init(setup: Setup, threads: int) -> None:
@@ -99,10 +100,11 @@ def base_of(setup: Setup) -> Batch:
     return setup.base.result() if isinstance(setup.base, Future) else setup.base
 
 
-def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None, moments=None):
-    """The path's rows through the engine: the ledger, and the members per tier at `moments`."""
+def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None, moments=None, row_tiers: bool = False):
+    """The path's rows through the engine: the ledger, the members per tier at `moments` and, when
+    `row_tiers`, each row's tier."""
     engine = _engine_for(program, setup.engine)
-    return engine.evaluate(batches.for_path(base_of(setup), rows, engine.exact_ids, engine.columns, span), policy, threads, moments)
+    return engine.evaluate(batches.for_path(base_of(setup), rows, engine.exact_ids, engine.columns, span), policy, threads, moments, row_tiers)
 
 
 _ENGINES: dict = {}
@@ -273,7 +275,7 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
         # Only the goal gradient maps the ledger's customer ids back to codes.
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
-        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run), setup, program, policy, threads, span).ledger
+        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals)
     extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
     is_extra = np.zeros(len(rows), dtype=bool)

@@ -72,13 +72,14 @@ def _lex_search(m_rows, t_rows, m_q, t_q, right):
     return out
 
 
-def contributions(spec, rows: pd.DataFrame, earned: np.ndarray) -> np.ndarray:
-    """What each row adds to the tier metric: spend (minor units), earned points, or a visit."""
+def contributions(spec, rows: pd.DataFrame) -> np.ndarray:
+    """What each row adds to a tier metric by spend (minor units) or visits; a metric by points
+    needs the engine's earnings (an engine pass reports those tiers itself)."""
     if spec.metric == "spend":
         return np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0).astype(np.int64, copy=False)
-    if spec.metric == "points":
-        return np.asarray(earned, dtype=np.int64)
-    return rows["_visit"].to_numpy().astype(np.int64)
+    if spec.metric == "visits":
+        return rows["_visit"].to_numpy().astype(np.int64)
+    raise ValueError("a tier by points is reported by the engine, not read off the rows")
 
 
 def thresholds(spec, decimals: int) -> np.ndarray:

@@ -406,6 +406,38 @@ def _tier_at(moment, tier_window, window_days, window_months, thresholds, contri
     return tier
 
 
+LAST_MOMENT = np.iinfo(np.int64).max
+
+
+@njit(cache=True, nogil=True)
+def _tiers_at_moments(moment_tier, moments, next_moment, before, tier_window, window_days, window_months, thresholds, contribution_ts,
+                      contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum):
+    """The tier held at each of the report's moments from `next_moment` on that come before
+    `before`, into `moment_tier`; returns the first moment not reached."""
+    while next_moment < moments.shape[0] and moments[next_moment] < before:
+        moment_tier[next_moment] = _tier_at(moments[next_moment], tier_window, window_days, window_months, thresholds, contribution_ts,
+                                            contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+        next_moment += 1
+    return next_moment
+
+
+@njit(cache=True, nogil=True)
+def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count, has_tiers,
+                     tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
+                     year, year_sum, last_year_sum):
+    """`_expire_due` for member `who`, each expiry posting (of those that fit) at the tier held at
+    its moment. Returns (posted, points expired). Called only when a lot is due."""
+    expired_from = posted
+    posted, gone = _expire_due(out, posted, holder_bits(who, 0), now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count)
+    if not has_tiers:
+        return posted, gone
+    for p in range(expired_from, min(posted, out.shape[1])):
+        tier_then = _tier_at(out[OUT_TS, p], tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
+                             window_head, contributions, window_sum, year, year_sum, last_year_sum)
+        out[OUT_WHO, p] |= np.int64(tier_then + 1) << WHO_TIER_SHIFT
+    return posted, gone
+
+
 @njit(cache=True, nogil=True)
 def run_kernel(program, rows, redemptions, report, out, start, stop):
     """Every posting of the members in rows `start` .. `stop` (a member boundary), in ledger order,
@@ -516,25 +548,19 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             period_key[4] = month_number // 12
 
             # --- Moments: the tier held at each of the report's moments that came before this unit.
-            while next_moment < n_moments and moments[next_moment] < now:
-                moment_tier[next_moment] = _tier_at(moments[next_moment], tier_window, window_days, window_months, thresholds, contribution_ts,
-                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
-                next_moment += 1
+            if next_moment < n_moments and moments[next_moment] < now:
+                next_moment = _tiers_at_moments(moment_tier, moments, next_moment, now, tier_window, window_days, window_months, thresholds,
+                                                contribution_ts, contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
 
             # --- Expiry: the lots due before this unit, each at the tier held at its moment.
             if expiry_kind != X_NEVER:
                 inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
                 first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, now)
                 if due:
-                    expired_from = posted
-                    posted, gone = _expire_due(out, posted, holder_bits(who, 0), now, inactive, inactive_moment, lot_day, lot_points, lot_moment,
-                                               first_lot, lot_count)
+                    posted, gone = _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
+                                                    lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
+                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
                     balance -= gone
-                    if has_tiers:
-                        for p in range(expired_from, min(posted, out.shape[1])):
-                            tier_then = _tier_at(out[OUT_TS, p], tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
-                                                 window_head, contributions, window_sum, year, year_sum, last_year_sum)
-                            out[OUT_WHO, p] |= np.int64(tier_then + 1) << WHO_TIER_SHIFT
 
             # --- Tier: the one held before this unit.
             tier = 0
@@ -757,23 +783,17 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     year_sum += value
             first = end
         # --- Moments: the tier held at the report's moments after the member's last unit.
-        while next_moment < n_moments:
-            moment_tier[next_moment] = _tier_at(moments[next_moment], tier_window, window_days, window_months, thresholds, contribution_ts,
-                                                contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
-            next_moment += 1
+        if next_moment < n_moments:
+            _tiers_at_moments(moment_tier, moments, next_moment, LAST_MOMENT, tier_window, window_days, window_months, thresholds,
+                              contribution_ts, contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
         # --- Expiry: the lots due by `until`.
         if expiry_kind != X_NEVER:
             inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
             first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, until)
             if due:
-                expired_from = posted
-                posted, _ = _expire_due(out, posted, holder_bits(who, 0), until, inactive, inactive_moment, lot_day, lot_points, lot_moment,
-                                        first_lot, lot_count)
-                if has_tiers:
-                    for p in range(expired_from, min(posted, out.shape[1])):
-                        tier_then = _tier_at(out[OUT_TS, p], tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
-                                             window_head, contributions, window_sum, year, year_sum, last_year_sum)
-                        out[OUT_WHO, p] |= np.int64(tier_then + 1) << WHO_TIER_SHIFT
+                posted, _ = _expire_at_tiers(out, posted, who, until, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
+                                             lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
+                                             contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
         if posted > out.shape[1]:
             return posted_before, declined_before, unmatched_before, i, posted
         for j in range(joined_moment, n_moments):

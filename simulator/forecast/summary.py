@@ -99,15 +99,16 @@ def _date(day_number: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=int(day_number))
 
 
-def summarize(frame: pd.DataFrame, until: dt.date | None = None, decimals: int = 2) -> CustomerSummary:
-    """The customers' summaries from a loaded transactions frame, calibrated through the day `until`."""
+def summarize(frame: pd.DataFrame, until: dt.date | None = None, decimals: int = 2, until_name: str = "until") -> CustomerSummary:
+    """The customers' summaries from a loaded transactions frame, calibrated through the day `until`
+    (`until_name`: what the caller calls it, for the error when it is before the data)."""
     days = _purchase_days(frame, decimals)
     if days.day.shape[0] == 0:
         raise LoyaltyError("the history has no purchases (rows with the event `purchase` and an amount of 0 or more); nothing to fit")
     first_data, last_data = int(days.day.min()), int(days.day.max())
     end = last_data if until is None else _day_number(until)
     if end < first_data:
-        raise LoyaltyError(f"until {_date(end)} is before the first purchase in the data ({_date(first_data)}); give a day from {_date(first_data)} on")
+        raise LoyaltyError(f"{until_name} {_date(end)} is before the first purchase in the data ({_date(first_data)}); give a day from {_date(first_data)} on")
     in_cal = days.day <= end
     code, day, spend = days.code[in_cal], days.day[in_cal], days.spend[in_cal]
     new = np.ones(code.shape[0], dtype=bool)

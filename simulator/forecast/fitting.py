@@ -180,6 +180,9 @@ def fit_cmd(history, until, out, scenario, fmt, quiet):
             raise click.BadParameter(f"{until!r} is not a date; write it like 1997-09-30", param_hint="--until") from None
     try:
         refuse_input_as_output({"--out": out}, {"transactions": history, "scenario": scenario})
+    except LoyaltyError as exc:
+        _fail(str(exc), 2)  # a usage problem: the command would overwrite what it reads
+    try:
         sc = load_scenario(scenario) if scenario is not None else None
         decimals, currency = _decimals_and_currency(sc)
         loaded = io.load_transactions(

@@ -34,7 +34,7 @@ from tests.conftest import EXAMPLES, ROOT
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), EXAMPLES / "README.md"]
 # What a command in a document may name, copied into the temporary working directory.
-WORKING_FILES = ("programs", "examples")
+WORKING_FILES = ("programs", "examples", "tests/data")  # tests/data: the CDNOW history of docs/simulator.md
 SHELL = {"bash", "sh", "console"}
 KINDS = {"python", "loyalty", "yaml", "text"} | SHELL
 MARKDOWN = MarkdownIt("commonmark").enable("table")

@@ -235,23 +235,24 @@ def sample_purchases(params, x, t_x, T, keys, horizon: float, seed: int, run: in
     p_alive = np.ascontiguousarray(probability_alive((r, alpha, a, b), x, t_x, T))
     prefixes = np.array([rng.stream_prefix(seed, run, s) for s in (STREAM_ALIVE, STREAM_LAMBDA, STREAM_P_A, STREAM_P_B, STREAM_EVENTS)], dtype=np.uint64)
     args = (r + x, alpha + T, a, b + x, p_alive, keys, float(horizon), prefixes)
-    counts, alive = _count(*args)
-    total = int(counts.sum())
+    # Counting stops as soon as the total passes the limit (a customer's own loop too), so an
+    # extreme rate cannot keep the count going for hours before the refusal.
+    counts, alive, total = _count(*args, MAX_SAMPLED_PURCHASES)
     if total > MAX_SAMPLED_PURCHASES:
         raise LoyaltyError(
-            f"the sample would hold {total:,} purchases (more than {MAX_SAMPLED_PURCHASES:,}); "
+            f"the sample would hold more than {MAX_SAMPLED_PURCHASES:,} purchases; "
             "sample fewer customers at a time or a shorter horizon"
         )
     starts = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     times = np.empty(total, dtype=np.float64)
-    _fill(*args, starts, times)
+    _fill(*args, starts, times, MAX_SAMPLED_PURCHASES)
     return FuturePurchases(starts, times, alive)
 
 
 @njit(cache=True, nogil=True)
-def _customer(i, shape, rate, a, b_post, p_alive, keys, horizon, prefixes, starts, times, write):
-    """Customer i's purchases: their count, and when `write` their times into `times`."""
+def _customer(i, shape, rate, a, b_post, p_alive, keys, horizon, prefixes, starts, times, write, limit):
+    """Customer i's purchases: their count (stopping past `limit`), and when `write` their times into `times`."""
     key = keys[i]
     if rng.draw(key, np.uint64(0), prefixes[0]) >= p_alive[i]:
         return 0, False
@@ -269,23 +270,27 @@ def _customer(i, shape, rate, a, b_post, p_alive, keys, horizon, prefixes, start
         if write:
             times[starts[i] + n] = t
         n += 1
-        if rng.draw(key, np.uint64(2 * n - 1), prefixes[4]) < p:
+        if rng.draw(key, np.uint64(2 * n - 1), prefixes[4]) < p or n > limit:
             return n, True
 
 
 @njit(cache=True, nogil=True)
-def _count(shape, rate, a, b_post, p_alive, keys, horizon, prefixes):
+def _count(shape, rate, a, b_post, p_alive, keys, horizon, prefixes, limit):
     n = keys.shape[0]
-    counts = np.empty(n, dtype=np.int64)
-    alive = np.empty(n, dtype=np.bool_)
+    counts = np.zeros(n, dtype=np.int64)
+    alive = np.zeros(n, dtype=np.bool_)
     dummy_starts = np.zeros(1, dtype=np.int64)
     dummy_times = np.zeros(1, dtype=np.float64)
+    total = 0
     for i in range(n):
-        counts[i], alive[i] = _customer(i, shape, rate, a, b_post, p_alive, keys, horizon, prefixes, dummy_starts, dummy_times, False)
-    return counts, alive
+        counts[i], alive[i] = _customer(i, shape, rate, a, b_post, p_alive, keys, horizon, prefixes, dummy_starts, dummy_times, False, limit - total)
+        total += counts[i]
+        if total > limit:
+            break
+    return counts, alive, total
 
 
 @njit(cache=True, nogil=True)
-def _fill(shape, rate, a, b_post, p_alive, keys, horizon, prefixes, starts, times):
+def _fill(shape, rate, a, b_post, p_alive, keys, horizon, prefixes, starts, times, limit):
     for i in range(keys.shape[0]):
-        _customer(i, shape, rate, a, b_post, p_alive, keys, horizon, prefixes, starts, times, True)
+        _customer(i, shape, rate, a, b_post, p_alive, keys, horizon, prefixes, starts, times, True, limit)

@@ -12,6 +12,7 @@ from scipy import integrate, stats
 from scipy.special import beta as B
 from scipy.special import gamma as G
 
+from rulelang.errors import LoyaltyError
 from simulator import rng
 from simulator.forecast import bgnbd, summary
 from simulator.forecast.mle import FitError
@@ -168,6 +169,17 @@ def test_draws_depend_on_the_seed_and_the_customer_not_the_batch():
     # Another seed or run: other draws.
     assert not np.array_equal(bgnbd.sample_purchases(PAPER, x, t_x, T, keys, 104.0, seed=4, run=1).counts, whole.counts)
     assert not np.array_equal(bgnbd.sample_purchases(PAPER, x, t_x, T, keys, 104.0, seed=3, run=2).counts, whole.counts)
+
+
+def test_a_sample_past_the_limit_is_refused_without_running_on(monkeypatch):
+    monkeypatch.setattr(bgnbd, "MAX_SAMPLED_PURCHASES", 1000)
+    keys = np.arange(3, dtype=np.uint64)
+    # A million purchases in a week, then a horizon of a million weeks: about 10^12 purchases a
+    # customer if counted to the end; the count stops at the limit instead.
+    with pytest.raises(LoyaltyError, match="more than 1,000 purchases; sample fewer customers at a time or a shorter horizon"):
+        bgnbd.sample_purchases(PAPER, np.full(3, 1e6), np.ones(3), np.ones(3), keys, 1e6, seed=0)
+    small = bgnbd.sample_purchases(PAPER, np.full(3, 5.0), np.full(3, 30.0), np.full(3, 39.0), keys, 39.0, seed=0)
+    assert small.counts.sum() <= 1000
 
 
 def test_draw_parameters_follows_the_fits_log_normal():

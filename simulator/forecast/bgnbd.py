@@ -39,8 +39,10 @@ MIN_CUSTOMERS = 10  # fewer cannot pin down four parameters
 
 
 @dataclass(frozen=True)
-class BGNBDFit:
+class BGNBDFit(mle.FittedParameters):
     """A fitted BG/NBD model: parameters, their standard errors and the log-scale covariance."""
+
+    NAMES = NAMES
 
     r: float
     alpha: float
@@ -50,26 +52,6 @@ class BGNBDFit:
     log_covariance: np.ndarray  # 4x4, of (log r, log alpha, log a, log b): the inverse observed information
     log_likelihood: float
     customers: int
-
-    @property
-    def params(self) -> tuple[float, float, float, float]:
-        return (self.r, self.alpha, self.a, self.b)
-
-    def to_dict(self) -> dict:
-        return {
-            "parameters": dict(zip(NAMES, self.params, strict=True)),
-            "standard_errors": dict(zip(NAMES, self.se, strict=True)),
-            "log_parameter_order": list(NAMES),
-            "log_covariance": self.log_covariance.tolist(),
-            "log_likelihood": self.log_likelihood,
-            "customers": self.customers,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> BGNBDFit:
-        p, se = d["parameters"], d["standard_errors"]
-        return cls(*(float(p[n]) for n in NAMES), tuple(float(se[n]) for n in NAMES), np.array(d["log_covariance"], dtype=float),
-                   float(d["log_likelihood"]), int(d["customers"]))  # fmt: skip
 
 
 def _arrays(x, t_x, T):

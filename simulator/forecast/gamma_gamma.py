@@ -31,8 +31,10 @@ MIN_CUSTOMERS = 10  # repeat buyers; fewer cannot pin down three parameters
 
 
 @dataclass(frozen=True)
-class GammaGammaFit:
+class GammaGammaFit(mle.FittedParameters):
     """A fitted Gamma-Gamma model: parameters, standard errors and the log-scale covariance."""
+
+    NAMES = NAMES
 
     p: float
     q: float
@@ -41,26 +43,6 @@ class GammaGammaFit:
     log_covariance: np.ndarray  # 3x3, of (log p, log q, log gamma)
     log_likelihood: float
     customers: int  # the repeat buyers fitted
-
-    @property
-    def params(self) -> tuple[float, float, float]:
-        return (self.p, self.q, self.gamma)
-
-    def to_dict(self) -> dict:
-        return {
-            "parameters": dict(zip(NAMES, self.params, strict=True)),
-            "standard_errors": dict(zip(NAMES, self.se, strict=True)),
-            "log_parameter_order": list(NAMES),
-            "log_covariance": self.log_covariance.tolist(),
-            "log_likelihood": self.log_likelihood,
-            "customers": self.customers,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GammaGammaFit:
-        p, se = d["parameters"], d["standard_errors"]
-        return cls(*(float(p[n]) for n in NAMES), tuple(float(se[n]) for n in NAMES), np.array(d["log_covariance"], dtype=float),
-                   float(d["log_likelihood"]), int(d["customers"]))  # fmt: skip
 
 
 def log_likelihood(params, x, zbar) -> np.ndarray:

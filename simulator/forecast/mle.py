@@ -19,6 +19,34 @@ from scipy import optimize
 from rulelang.errors import LoyaltyError
 
 
+class FittedParameters:
+    """What a fitted model's record shares (a frozen dataclass whose first fields are the
+    parameters named by `NAMES`, then `se`, `log_covariance`, `log_likelihood` and `customers`):
+    the parameters as a tuple, and the record as plain data for model.json and back."""
+
+    NAMES: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> tuple[float, ...]:
+        return tuple(getattr(self, n) for n in self.NAMES)
+
+    def to_dict(self) -> dict:
+        return {
+            "parameters": dict(zip(self.NAMES, self.params, strict=True)),
+            "standard_errors": dict(zip(self.NAMES, self.se, strict=True)),
+            "log_parameter_order": list(self.NAMES),
+            "log_covariance": self.log_covariance.tolist(),
+            "log_likelihood": self.log_likelihood,
+            "customers": self.customers,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        p, se = d["parameters"], d["standard_errors"]
+        return cls(*(float(p[n]) for n in cls.NAMES), tuple(float(se[n]) for n in cls.NAMES), np.array(d["log_covariance"], dtype=float),
+                   float(d["log_likelihood"]), int(d["customers"]))  # fmt: skip
+
+
 class FitError(LoyaltyError):
     """A history a model cannot be fitted to (too few customers, no repeat purchases, no optimum)."""
 

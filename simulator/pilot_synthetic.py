@@ -162,6 +162,7 @@ def coverage_study(seed: int, pilots: int = 200, **options) -> Coverage:
     est = {k: [] for k in names}
     se = {k: [] for k in names}
     naive = {"spend": [], "visits": []}
+    hits = dict.fromkeys(names, 0)
     rejections = 0
     truth = {}
     for i in range(pilots):
@@ -169,13 +170,15 @@ def coverage_study(seed: int, pilots: int = 200, **options) -> Coverage:
         truth = {"spend": p.total_spend_lift, "visits": p.visit_lift, "spend_per_visit": p.spend_lift}
         panel, _ = calibration.build_panel(p.transactions, p.treated, p.control, p.pre_start, p.start, p.end)
         c = calibration.estimate(panel)
-        for k, (e, s) in zip(names, ((c.spend.uplift, c.spend.uplift_se), (c.visits.uplift, c.visits.uplift_se), (c.spend_per_visit, c.spend_per_visit_se)), strict=True):
-            est[k].append(e)
-            se[k].append(s)
+        for k, effect in zip(names, (c.spend, c.visits, c.spend_per_visit), strict=True):
+            est[k].append(effect.uplift)
+            se[k].append(effect.uplift_se)
+            lo, hi = effect.uplift_interval()
+            hits[k] += lo <= truth[k] <= hi
         naive["spend"].append(c.naive_spend)
         naive["visits"].append(c.naive_visits)
         rejections += bool(c.placebo is not None and c.placebo.rejects)
-    covered = {k: float(np.mean(np.abs(np.array(est[k]) - truth[k]) <= calibration.Z95 * np.array(se[k]))) for k in names}
+    covered = {k: hits[k] / pilots for k in names}
     return Coverage(
         pilots=pilots,
         covered=covered,

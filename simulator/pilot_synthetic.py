@@ -102,7 +102,7 @@ def generate(
             "timestamp": ts[order].astype("datetime64[ns]"),
             "amount": np.round(amount[order], 2),
             "event": "purchase",
-            "transaction_id": np.char.add("B", k.astype(str))[order],
+            "transaction_id": np.char.add("B", np.arange(1, len(order) + 1).astype(str)),  # numbered in the file's order
         }
     )
     return SyntheticPilot(

@@ -151,6 +151,11 @@ def as_json(c: calibration.Calibration, pilot: Pilot, tx: io.LoadResult, outside
     return json.dumps(doc, indent=2)
 
 
+def _fail(exc: LoyaltyError, code: int):
+    click.echo(visible(str(exc)), err=True)
+    sys.exit(code)
+
+
 @click.command("calibrate")
 @click.argument("pilot_file", metavar="PILOT.yaml", type=click.Path(dir_okay=False))
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="write the response: block (YAML) here, for a scenario")
@@ -159,13 +164,18 @@ def calibrate_cmd(pilot_file, out, fmt):
     """Measure spend and visit uplift from a pilot (treated vs control, before vs during): difference in differences."""
     try:
         pilot = load_pilot(pilot_file)
-        inputs = {"pilot": pilot_file, "transactions": pilot.transactions, "customers": pilot.customers}
-        inputs.update({f"{g.key} list": g.ids_file for g in (pilot.treated, pilot.control)})
+    except LoyaltyError as exc:
+        _fail(exc, 1)
+    inputs = {"pilot": pilot_file, "transactions": pilot.transactions, "customers": pilot.customers}
+    inputs.update({f"{g.key} list": g.ids_file for g in (pilot.treated, pilot.control)})
+    try:
         refuse_input_as_output({"--out": out}, inputs)
+    except LoyaltyError as exc:
+        _fail(exc, 2)  # a usage mistake: nothing was read or written
+    try:
         c, tx, outside = run(pilot)
     except LoyaltyError as exc:
-        click.echo(visible(str(exc)), err=True)
-        sys.exit(1)
+        _fail(exc, 1)
     if tx.rows_rejected:
         click.echo(visible(tx.report()), err=True)
     click.echo(visible(as_json(c, pilot, tx, outside) if fmt == "json" else as_text(c, pilot, tx, outside)))

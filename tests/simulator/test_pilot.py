@@ -81,7 +81,7 @@ def test_group_column_mistakes_name_the_key(folder):
     with pytest.raises(ScenarioError, match=r"p.yaml:3:39: error: control.value: no customer has contrl in column pilot_group; its values include: treated, control"):
         group_ids(p.control, p, frame, None)
     p = loads_pilot(GOOD.replace("column: pilot_group", "column: group"), "p.yaml", folder)
-    with pytest.raises(ScenarioError, match=r"p.yaml:3:20: error: control.column: no column group in the transactions \(name a customers file"):
+    with pytest.raises(ScenarioError, match=r"p.yaml:3:19: error: control.column: no column group in the transactions \(name a customers file"):
         group_ids(p.control, p, frame, None)
 
 

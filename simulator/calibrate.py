@@ -45,7 +45,7 @@ def run(pilot: Pilot) -> tuple[calibration.Calibration, io.LoadResult, int]:
     both = set(treated.tolist()) & set(control.tolist())
     if both:
         shown = ", ".join(sorted(map(str, both))[:5])
-        raise pilot.error(("control",), f"{len(both):,} customers are also treated (e.g. {shown}); a customer is in one group")
+        raise pilot.error(("control",), f"{len(both):,} {'customer is' if len(both) == 1 else 'customers are'} also treated (e.g. {shown}); a customer is in one group")
     panel, outside = calibration.build_panel(tx.frame, treated, control, pilot.pre_start, pilot.start, pilot.end)
     return calibration.estimate(panel), tx, outside
 

@@ -11,7 +11,9 @@ partial first or last week is absorbed by its week effect, which both groups sha
 Each outcome y (spend, visits) is fitted by Poisson pseudo-maximum likelihood (statsmodels GLM,
 log link) as
     E y[c, w] = exp(a + b * treated[c] + week effect[w] + log_ratio * treated[c] * pilot[w])
-with standard errors clustered by customer. Multiplicative, not additive: seasonality scales a
+with standard errors clustered by customer (the fit is made on the group x week means, which gives
+the same coefficients, and the clustered covariance from each customer's own score: `_fit`).
+Multiplicative, not additive: seasonality scales a
 customer's spend and visits in proportion to their level, so when the treated customers are heavier
 buyers (as pilots often pick them) an additive difference in differences (OLS in levels) charges
 their larger seasonal swing to the program; the synthetic pilots show it (+5 points of spend uplift
@@ -219,49 +221,44 @@ def _design(treated: np.ndarray, pilot: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(n_c * n_w), t, weeks, t * np.tile(pilot.astype(np.float64), n_c)])
 
 
-def _start(y: np.ndarray, treated: np.ndarray, pilot: np.ndarray) -> np.ndarray | None:
-    """Start values from the model fitted to the group x week means (its coefficients are the
-    customer-level fit's, as a Poisson fit's score sums over a cell's customers): the fit on the
-    customers then takes one or two steps."""
-    import statsmodels.api as sm
-
-    n_w = len(pilot)
-    means = np.vstack([y[~treated].mean(axis=0), y[treated].mean(axis=0)])
-    x = _design(np.array([False, True]), pilot)
-    weight = np.repeat([(~treated).sum(), treated.sum()], n_w).astype(np.float64)
-    try:
-        with warnings.catch_warnings():  # (a saturated table, two weeks, fits exactly: no scale to estimate)
-            warnings.simplefilter("ignore")
-            return sm.GLM(means.ravel(), x, family=sm.families.Poisson(), freq_weights=weight).fit().params
-    except (ValueError, np.linalg.LinAlgError):
-        return None
-
-
 def _fit(panel: Panel, weeks: slice, pilot: np.ndarray) -> _Fit:
-    """Both outcomes' Poisson fits (statsmodels GLM, errors clustered by customer), and their joint covariance."""
+    """Both outcomes' Poisson fits, errors clustered by customer, and their joint covariance.
+
+    The regressors are the same for every customer of a group in a week, so a Poisson fit's score,
+    the sum over rows of x (y - mu), sums each group-week's customers into n x (their mean - mu):
+    the fit on the group x week means weighted by the group's customers (statsmodels GLM,
+    `freq_weights`) has the customer-level fit's coefficients. The clustered covariance is built
+    from each customer's own score, the sum over weeks of x (y - mu), with statsmodels' small-sample
+    factor: it equals statsmodels' `cov_type="cluster"` on the customer x week rows (tested), in
+    memory of customers x weeks rather than customers x weeks x coefficients.
+    """
     import statsmodels.api as sm
 
     treated = panel.treated
-    n_c = len(treated)
-    x = _design(treated, pilot)
-    n, k = x.shape
-    groups = np.repeat(np.arange(n_c), len(pilot))
+    n_c, n_w = len(treated), len(pilot)
+    n_groups = np.array([(~treated).sum(), treated.sum()])
+    x = _design(np.array([False, True]), pilot)  # the control group's weeks, then the treated group's
+    k = x.shape[1]
+    by_group = x.reshape(2, n_w, k)
+    weight = np.repeat(n_groups, n_w).astype(np.float64)
     coef, scores, breads = [], [], []
     for name in OUTCOMES:
         y = np.maximum(getattr(panel, name)[:, weeks], 0.0)
-        res = sm.GLM(y.ravel(), x, family=sm.families.Poisson()).fit(
-            start_params=_start(y, treated, pilot), cov_type="cluster", cov_kwds={"groups": groups}
-        )
+        means = np.vstack([y[~treated].mean(axis=0), y[treated].mean(axis=0)])
+        with warnings.catch_warnings():  # (two weeks fit the table exactly: statsmodels warns of no scale to estimate)
+            warnings.simplefilter("ignore")
+            res = sm.GLM(means.ravel(), x, family=sm.families.Poisson(), freq_weights=weight).fit(tol=1e-12)
+        mu = res.fittedvalues.reshape(2, n_w)
+        score = np.empty((n_c, k))
+        for g, members in enumerate((~treated, treated)):
+            score[members] = (y[members] - mu[g]) @ by_group[g]
         coef.append(res.params)
-        mu = res.fittedvalues
-        # Each customer's score x'(y - mu) summed over their weeks (rows are customer-major).
-        scores.append((x * (y.ravel() - mu)[:, None]).reshape(n_c, len(pilot), k).sum(axis=1))
-        breads.append(np.linalg.inv(x.T @ (x * mu[:, None])))
-    # The clustered sandwich across both outcomes, with statsmodels' small-sample factor; its
-    # diagonal blocks are statsmodels' own cluster covariances (tested).
+        scores.append(score)
+        breads.append(np.linalg.inv(x.T @ (x * (mu.ravel() * weight)[:, None])))
     s = np.hstack(scores)
     b2 = np.zeros((2 * k, 2 * k))
     b2[:k, :k], b2[k:, k:] = breads
+    n = n_c * n_w
     factor = n_c / (n_c - 1) * (n - 1) / (n - k)
     return _Fit(np.array(coef), factor * b2 @ (s.T @ s) @ b2)
 
@@ -270,8 +267,8 @@ def estimate(panel: Panel) -> Calibration:
     """The difference-in-differences estimates, the placebo test and the naive comparison."""
     from threadpoolctl import threadpool_limits
 
-    # The regressions are a few thousand to a few million rows by a few dozen columns: BLAS's
-    # threads cost more in hand-offs than they save (several times the time, on a shared machine).
+    # The fits are group x week tables and customers x weeks products: BLAS's threads cost more in
+    # hand-offs than they save on them (twice the time and more, on a shared machine).
     with threadpool_limits(limits=1, user_api="blas"):
         return _estimate(panel)
 

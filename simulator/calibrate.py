@@ -12,6 +12,7 @@ or its data, 2 usage or an output that cannot be written.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -148,7 +149,18 @@ def as_json(c: calibration.Calibration, pilot: Pilot, tx: io.LoadResult, outside
             "visit_uplift": {"normal": {"mean": round(c.visits.uplift, DECIMALS), "sd": round(c.visits.uplift_se, DECIMALS)}},
         },
     }
-    return json.dumps(doc, indent=2)
+    return json.dumps(_finite(doc), indent=2)
+
+
+def _finite(value):
+    """The document with NaN and infinities as null (JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _fail(exc: LoyaltyError, code: int):

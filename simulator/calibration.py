@@ -52,6 +52,7 @@ from rulelang.errors import LoyaltyError
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: 95% intervals are estimate ± Z95 x se
 WEEK = np.timedelta64(7, "D")
 OUTCOMES = ("spend", "visits")
+MAX_CELLS = 100_000_000  # customer-weeks of a panel: 800 MB for each of spend and visits (a million customers over two years)
 
 
 class CalibrationError(LoyaltyError):
@@ -111,6 +112,8 @@ def build_panel(
     purchase = is_purchase_event & (amount >= 0)
     net = np.where(purchase, amount, np.where(refund, -np.abs(amount), 0.0))  # refunds count against spend however written
     n_c, n_w = len(ids), n_pre + n_pilot
+    if n_c * n_w > MAX_CELLS:
+        raise CalibrationError(f"{n_c:,} customers over {n_w:,} weeks are {n_c * n_w:,} customer-weeks; at most {MAX_CELLS:,}: shorten the pre-period or the pilot")
     spend = np.zeros(n_c * n_w)
     np.add.at(spend, cust * n_w + week, net)
     # A visit is a purchase basket: its transaction id, or (without one) its customer and time.

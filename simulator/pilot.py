@@ -50,6 +50,7 @@ from simulator.scenario import (
     _yaml_problem,
 )
 
+MAX_DAYS = 3660  # the pre-period and the pilot together: ten years (a pilot runs weeks or months)
 MAX_LIST_BYTES = 256 * 1024 * 1024  # a list of customer ids: millions of lines fit in far less
 
 
@@ -197,6 +198,9 @@ def _build(d, base_dir: Path, ctx: _Ctx) -> Pilot:
             ctx.problems.append(ctx.fail(("start",), "the pre-period (as long as the pilot, before it) starts before the first day the simulator holds; give `pre_start`"))
     if start and pre_start and pre_start >= start:
         ctx.problems.append(ctx.fail(("pre_start",), f"the pre-period must start before the pilot ({start}), got {pre_start}"))
+    if end and pre_start and (end - pre_start).days + 1 > MAX_DAYS:
+        key = "pre_start" if days.get("pre_start") else "end"
+        ctx.problems.append(ctx.fail((key,), f"the pre-period and the pilot span {(end - pre_start).days + 1:,} days; at most {MAX_DAYS:,} (ten years) are estimated at once"))
     ctx.settle()
     return Pilot(
         transactions=paths["transactions"],

@@ -188,3 +188,10 @@ def test_poisson_quantile_is_scipys():
     u = rng.random(20_000)
     mean = rng.gamma(2.0, 1.5, 20_000)
     np.testing.assert_array_equal(pilot_synthetic.poisson_quantile(u, mean), stats.poisson.ppf(u, mean).astype(np.int64))
+
+
+def test_a_panel_over_the_cell_limit_is_refused(monkeypatch):
+    p = pilot_synthetic.generate(1, 0, customers=20, weeks=4, pilot_weeks=2)
+    monkeypatch.setattr(calibration, "MAX_CELLS", 79)
+    with pytest.raises(CalibrationError, match="20 customers over 4 weeks are 80 customer-weeks; at most 79"):
+        build_panel(p.transactions, p.treated, p.control, p.pre_start, p.start, p.end)

@@ -95,3 +95,8 @@ def test_an_empty_list_file_is_an_error(folder):
 def test_a_missing_pilot_file(tmp_path):
     with pytest.raises(ScenarioError, match="no such pilot file"):
         load_pilot(tmp_path / "none.yaml")
+
+
+def test_a_span_over_ten_years_is_refused_at_its_key(folder):
+    message = _problem(GOOD + "pre_start: 2010-01-01\n", folder)
+    assert "p.yaml:6:12: error: pre_start: the pre-period and the pilot span 5,946 days; at most 3,660" in message

@@ -46,6 +46,11 @@ from simulator import inspection as _inspection  # noqa: E402  (trace, test: the
 for _cmd in _inspection.commands:
     main.add_command(_cmd)
 
+from simulator.forecast import fitting as _fitting  # noqa: E402  (fit: the purchase models)
+
+for _cmd in _fitting.commands:
+    main.add_command(_cmd)
+
 from simulator import calibrate as _calibrate  # noqa: E402  (calibrate: lift from a pilot)
 
 for _cmd in _calibrate.commands:

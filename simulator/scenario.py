@@ -83,7 +83,7 @@ class Normal:
 
 
 # The simulator.rng stream of the per-run uplift draws (counter 0: spend, 1: visits); other
-# streams: enrolment 11, redemption 21-22, visits 31-32.
+# streams: enrolment 11, redemption 21-22, visits 31-32, the forecast 61-66 and 71-73.
 STREAM_UPLIFT = 41
 
 

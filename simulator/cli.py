@@ -51,6 +51,11 @@ from simulator.forecast import fitting as _fitting  # noqa: E402  (fit: the purc
 for _cmd in _fitting.commands:
     main.add_command(_cmd)
 
+from simulator import calibrate as _calibrate  # noqa: E402  (calibrate: lift from a pilot)
+
+for _cmd in _calibrate.commands:
+    main.add_command(_cmd)
+
 if _STARTING:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 

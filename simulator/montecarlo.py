@@ -135,6 +135,10 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     slices of customers do (simulator.chunked), and run 0's ledger is the pieces in customer order.
     """
     sc = setup.scenario
+    drawn = sc.response.for_run(sc.seed, run)  # the run's own uplifts, where the scenario gives distributions
+    if drawn is not sc.response:
+        sc = replace(sc, response=drawn)
+        setup = replace(setup, scenario=sc)
     h = setup.history
     e = sc.enrollment
     if setup.population is None:

@@ -405,7 +405,8 @@ _SCENARIO_SHAPE = {
                 "custmer_id": ("x",), "segment": ("seg",)},
     "enrollment": {"share": ("0.4", "1", "-0.1"), "pick": ("random", "top_spenders", "best")},
     "redemption": {"probability": ("0.35", "0", "1.3"), "choice": ("cheapest", "dearest", "random", "cheap")},
-    "response": {"spend_uplift": ("0.03", "{Gold: 0.03, Black: 0.06}", "{Gold: 3}", "-1"), "visit_uplift": ("0.02", "1"),
+    "response": {"spend_uplift": ("0.03", "{Gold: 0.03, Black: 0.06}", "{Gold: 3}", "-1", "{normal: {mean: 0.04, sd: 0.02}}", "{normal: {mean: 0.04}}"),
+                 "visit_uplift": ("0.02", "1", "{normal: {mean: 0.03, sd: 0.05}}", "{normal: {mean: 0.03, sd: -1}}", "{normal: 0.1}"),
                  "goal_gradient": ("{within: 0.2, uplift: 0.05}", "{within: 0.2}", "{within: 2, uplift: x}")},
 }  # fmt: skip
 

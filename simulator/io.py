@@ -620,7 +620,8 @@ def load_transactions(
     source = source or read_from  # a slice of a file is named by its file
     elsewhere = None if customers is None else column_names(customers, "customers")
     df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True, elsewhere=elsewhere)
-    read_here = [c for c in CANONICAL if c in df.columns]
+    # The columns read here: the canonical ones, and `currency` when rows are checked against the program's.
+    read_here = [c for c in (*CANONICAL, *(("currency",) if currency is not None else ())) if c in df.columns]
     _refuse_repeated(df.columns, source, only=read_here)
     _refuse_nested(df, read_here, source, "transactions", columns)
     n = len(df)

@@ -99,7 +99,9 @@ def validated_ledger(raw: pd.DataFrame, source: str = "<ledger>") -> pd.DataFram
         )
     _check_lots(ledger[moves], source)
     if not (ledger["kind"] == "earn").any() or int(ledger.loc[ledger["kind"] == "earn", "points"].sum()) == 0:
-        raise DataError(f"{source}: error: the ledger has no earned points (no `earn` posting with points), so there are no cohorts to follow; {LEDGER_HINT}")
+        raise DataError(
+            f"{source}: error: the ledger has no earned points (no `earn` posting with points), so there are no cohorts to follow; {LEDGER_HINT}"
+        )
     return ledger
 
 
@@ -107,7 +109,9 @@ def _refuse(source: str, values: pd.Series, bad: np.ndarray, column: str, what: 
     if bad.any():
         at = int(np.flatnonzero(bad)[0])
         shown = values.iloc[at]
-        raise DataError(f"{source}: error: row {at + 1}, column `{column}`: {'a missing value' if pd.isna(shown) else repr(str(shown))} {what} ({ROW_NOTE})")
+        raise DataError(
+            f"{source}: error: row {at + 1}, column `{column}`: {'a missing value' if pd.isna(shown) else repr(str(shown))} {what} ({ROW_NOTE})"
+        )
 
 
 def _whole_points(values: pd.Series, source: str) -> np.ndarray:
@@ -129,14 +133,20 @@ def _datetimes(values: pd.Series, source: str, column: str, required: np.ndarray
     given = values.notna().to_numpy() & (values.astype("string").fillna("").str.strip() != "").to_numpy()
     bad = (given & out.isna().to_numpy()) | read.out_of_range
     _refuse(source, values, bad, column, "is not a date-time; write it as ISO 8601, like 2026-01-31 or 2026-01-31 10:00:00")
-    _refuse(source, values, required & out.isna().to_numpy(), column, "is missing; every earn, clawback, redeem and expire posting names the day its lot was earned")
+    _refuse(
+        source,
+        values,
+        required & out.isna().to_numpy(),
+        column,
+        "is missing; every earn, clawback, redeem and expire posting names the day its lot was earned",
+    )
     return out
 
 
 def _month(values: pd.Series) -> np.ndarray:
     """Months since year 0 (NaT gives a large negative number, never used)."""
     dt = pd.DatetimeIndex(values)
-    return (dt.year.to_numpy(dtype=np.int64, na_value=-(10**6)) * 12 + dt.month.to_numpy(dtype=np.int64, na_value=1) - 1)
+    return dt.year.to_numpy(dtype=np.int64, na_value=-(10**6)) * 12 + dt.month.to_numpy(dtype=np.int64, na_value=1) - 1
 
 
 def _check_lots(moving: pd.DataFrame, source: str) -> None:
@@ -227,25 +237,29 @@ def triangle_table(devs: list[Development]) -> pd.DataFrame:
     frames = []
     for dev in devs:
         c, a = np.nonzero(dev.known)
-        exposure = dev.exposure[c].astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = lambda name: np.where(exposure > 0, dev.flow(name)[c, a] / exposure, np.nan)  # noqa: E731
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "tier": dev.group,
-                        "cohort": dev.cohorts[c].strftime("%Y-%m"),
-                        "development": a,
-                        "earned": dev.latest[c, 0],
-                        "clawed_back": dev.flow("clawed_back")[c, a],
-                        "redeemed": dev.flow("redeemed")[c, a],
-                        "expired": dev.flow("expired")[c, a],
-                        "redeemed_share": share("redeemed"),
-                        "expired_share": share("expired"),
-                    }
-                )
+        exposure = dev.exposure[c]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "tier": dev.group,
+                    "cohort": dev.cohorts[c].strftime("%Y-%m"),
+                    "development": a,
+                    "earned": dev.latest[c, 0],
+                    "clawed_back": dev.flow("clawed_back")[c, a],
+                    "redeemed": dev.flow("redeemed")[c, a],
+                    "expired": dev.flow("expired")[c, a],
+                    "redeemed_share": _share(dev.flow("redeemed")[c, a], exposure),
+                    "expired_share": _share(dev.flow("expired")[c, a], exposure),
+                }
             )
+        )
     return pd.concat(frames, ignore_index=True)
+
+
+def _share(points: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """points / exposure, NaN where the exposure is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(exposure > 0, points / exposure.astype(np.float64), np.nan)
 
 
 # --- chain ladder -----------------------------------------------------------------------------------
@@ -289,7 +303,13 @@ def chain_ladder(cumulative: np.ndarray) -> ChainLadder:
     # Equally spaced labels: the package reads the grain from them; the data's own spacing is the caller's.
     i, a = np.nonzero(known)
     origin = pd.period_range("2000-01", periods=n_origin, freq="M").to_timestamp()
-    long = pd.DataFrame({"origin": origin[i], "valuation": (pd.period_range("2000-01", periods=n_origin + n_age, freq="M")[i + a]).to_timestamp(), "value": tri[i, a]})
+    long = pd.DataFrame(
+        {
+            "origin": origin[i],
+            "valuation": (pd.period_range("2000-01", periods=n_origin + n_age, freq="M")[i + a]).to_timestamp(),
+            "value": tri[i, a],
+        }
+    )
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # overflow and 0/0 on empty ages: read as NaN below
         triangle = cl.Triangle(long, origin="origin", development="valuation", columns=["value"], cumulative=True)

@@ -9,6 +9,9 @@ The URR is the share of a cohort's points that will ever be redeemed. The cumula
 triangle is projected to ultimate by the chain ladder (volume-weighted development factors, no
 tail beyond the oldest cohort's age) with Mack's (1993) standard errors, as the casact `chainladder`
 package computes them (its MackChainladder, sigma of the last age by log-linear extrapolation).
+That package reads a 0 as no value: a ratio from a cohort with nothing redeemed yet is left out, a
+development month with no ratio at all has factor 1, and a cohort with nothing redeemed so far
+projects to 0. Where Mack's error cannot be estimated (too few ratios) it is NaN, never a guess.
 A cohort's URR = its ultimate redeemed points / its points earned net of clawbacks (a refunded
 purchase's points were never really given), its standard error Mack's divided by the same; the
 overall URR and its error are the totals' (Mack's total error counts the cohorts' correlation).
@@ -72,8 +75,9 @@ def validated_ledger(raw: pd.DataFrame, source: str = "<ledger>") -> pd.DataFram
     n = len(raw)
     if n == 0:
         raise DataError(f"{source}: error: the ledger has no postings, so no earned points to build cohorts from; {LEDGER_HINT}")
-    kind = pd.Categorical(raw["kind"].astype("string").str.strip(), categories=KINDS)
-    _refuse(source, raw["kind"], np.asarray(kind.codes) < 0, "kind", f"is not a kind of posting; expected one of {', '.join(KINDS)}")
+    codes = pd.Index(KINDS).get_indexer(raw["kind"].astype("string").str.strip().fillna("").astype(object))
+    _refuse(source, raw["kind"], codes < 0, "kind", f"is not a kind of posting; expected one of {', '.join(KINDS)}")
+    kind = pd.Categorical.from_codes(codes, categories=KINDS)
     points = _whole_points(raw["points"], source)
     timestamp = _datetimes(raw["timestamp"], source, "timestamp", required=np.ones(n, dtype=bool))
     moves = np.isin(np.asarray(kind.codes), [KINDS.index(k) for k in FLOWS])
@@ -109,9 +113,8 @@ def _refuse(source: str, values: pd.Series, bad: np.ndarray, column: str, what: 
     if bad.any():
         at = int(np.flatnonzero(bad)[0])
         shown = values.iloc[at]
-        raise DataError(
-            f"{source}: error: row {at + 1}, column `{column}`: {'a missing value' if pd.isna(shown) else repr(str(shown))} {what} ({ROW_NOTE})"
-        )
+        cell = "an empty cell" if pd.isna(shown) or str(shown).strip() == "" else repr(str(shown))
+        raise DataError(f"{source}: error: row {at + 1}, column `{column}`: {cell} {what} ({ROW_NOTE})")
 
 
 def _whole_points(values: pd.Series, source: str) -> np.ndarray:
@@ -138,7 +141,7 @@ def _datetimes(values: pd.Series, source: str, column: str, required: np.ndarray
         values,
         required & out.isna().to_numpy(),
         column,
-        "is missing; every earn, clawback, redeem and expire posting names the day its lot was earned",
+        "where a date is needed: every earn, clawback, redeem and expire posting names the day its lot was earned",
     )
     return out
 
@@ -318,10 +321,15 @@ def chain_ladder(cumulative: np.ndarray) -> ChainLadder:
         std = np.asarray(mack.mack_std_err_.values, dtype=np.float64)[0, 0, :, -1]
         total_std = float(np.asarray(mack.total_mack_std_err_.values, dtype=np.float64).ravel()[0])
         factors = np.asarray(mack.ldf_.values, dtype=np.float64)[0, 0, 0, : n_age - 1]
-    ultimate = np.where(np.isfinite(ultimate), ultimate, np.nan)
-    std = np.where(latest_age == n_age - 1, 0.0, np.where(np.isfinite(std), std, np.nan))
+    # The package reads a 0 as no value: an origin with nothing yet projects to 0 (the chain ladder
+    # multiplies what it has seen), with no error (Mack's mse is proportional to the ultimate squared).
+    nothing = latest == 0
+    ultimate = np.where(nothing, 0.0, np.where(np.isfinite(ultimate), ultimate, np.nan))
+    std = np.where(nothing | (latest_age == n_age - 1), 0.0, np.where(np.isfinite(std), std, np.nan))
     total = float(ultimate.sum()) if np.isfinite(ultimate).all() else float("nan")
-    total_std = total_std if np.isfinite(total_std) and np.isfinite(total) else float("nan")
+    # The package's total skips origins whose error it could not estimate; here the total is then
+    # not estimable either.
+    total_std = total_std if np.isfinite(total_std) and np.isfinite(total) and np.isfinite(std).all() else float("nan")
     return ChainLadder(latest, ultimate, std, factors, total, total_std)
 
 

@@ -46,6 +46,11 @@ from simulator import inspection as _inspection  # noqa: E402  (trace, test: the
 for _cmd in _inspection.commands:
     main.add_command(_cmd)
 
+from simulator.finance import commands as _finance  # noqa: E402  (triangles: reads a ledger)
+
+for _cmd in _finance.commands:
+    main.add_command(_cmd)
+
 if _STARTING:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -281,6 +281,9 @@ class ChainLadder:
     factors: np.ndarray  # volume-weighted age-to-age factors, age a to a+1
     total_ultimate: float
     total_std_error: float
+    # Mack's total error over the origins whose own error is estimable (the package's total); equal
+    # to `total_std_error` when every origin's is.
+    estimable_std_error: float
 
     @property
     def ibnr(self) -> float:
@@ -302,7 +305,8 @@ def chain_ladder(cumulative: np.ndarray) -> ChainLadder:
     latest = tri[np.arange(n_origin), latest_age]
     if n_origin == 1 or n_age == 1:  # no age-to-age ratio at all: nothing develops
         std = np.where(latest_age == n_age - 1, 0.0, np.nan)
-        return ChainLadder(latest, latest.copy(), std, np.ones(0), float(latest.sum()), 0.0 if (std == 0).all() else float("nan"))
+        total_std = 0.0 if (std == 0).all() else float("nan")
+        return ChainLadder(latest, latest.copy(), std, np.ones(0), float(latest.sum()), total_std, 0.0)
     # Equally spaced labels: the package reads the grain from them; the data's own spacing is the caller's.
     i, a = np.nonzero(known)
     origin = pd.period_range("2000-01", periods=n_origin, freq="M").to_timestamp()
@@ -329,8 +333,9 @@ def chain_ladder(cumulative: np.ndarray) -> ChainLadder:
     total = float(ultimate.sum()) if np.isfinite(ultimate).all() else float("nan")
     # The package's total skips origins whose error it could not estimate; here the total is then
     # not estimable either.
-    total_std = total_std if np.isfinite(total_std) and np.isfinite(total) and np.isfinite(std).all() else float("nan")
-    return ChainLadder(latest, ultimate, std, factors, total, total_std)
+    estimable = total_std if np.isfinite(total_std) else float("nan")
+    total_std = estimable if np.isfinite(total) and np.isfinite(std).all() else float("nan")
+    return ChainLadder(latest, ultimate, std, factors, total, total_std, estimable)
 
 
 # --- the ultimate redemption rate -------------------------------------------------------------------
@@ -362,15 +367,32 @@ class Redemption:
 
 
 def redemption(dev: Development) -> Redemption:
-    """The URR of one group's cohorts, by chain ladder on the cumulative redeemed points."""
+    """The URR of one group's cohorts, by chain ladder on the cumulative redeemed points.
+
+    The chain ladder knows nothing of how many points a cohort has left; the ledger does. So a
+    cohort with no points outstanding is closed (its ultimate is what it redeemed, with no error),
+    a projection never exceeds the points still redeemable (kept less expired), and an error never
+    exceeds half the room left (redeemable less redeemed: a quantity within a range of width w has
+    a standard deviation of at most w / 2), for each cohort and for the total alike.
+    """
     exposure = dev.exposure
+    redeemed_now, expired_now = dev.latest[:, 2], dev.latest[:, 3]
+    redeemable = exposure - expired_now
+    room = (redeemable - redeemed_now).astype(np.float64)
+    closed = room <= 0
     # Months before the group's first points (a tier nobody held yet) are no cohorts: rows of
     # zeros would make the oldest ages' factors 0/0. They keep an ultimate of 0 and no URR.
     start = int(np.argmax(exposure > 0)) if (exposure > 0).any() else len(exposure) - 1
     redeemed = np.where(dev.known, dev.flow("redeemed"), np.nan).astype(np.float64)[start:, : len(exposure) - start]
     ladder = chain_ladder(redeemed)
-    ultimate = np.concatenate([np.zeros(start), ladder.ultimate])
-    std_error = np.concatenate([np.zeros(start), ladder.std_error])
+    projected = np.concatenate([np.zeros(start), ladder.ultimate])
+    mack = np.concatenate([np.zeros(start), ladder.std_error])
+    ultimate = np.where(closed, redeemed_now, np.minimum(projected, redeemable))
+    std_error = np.where(closed, 0.0, np.minimum(mack, room / 2))
+    total_ultimate = float(ultimate.sum()) if np.isfinite(ultimate).all() else float("nan")
+    # The package's total counts the origins whose error it could estimate; it is the whole's when
+    # every other one is closed (known exactly).
+    total_std = min(ladder.estimable_std_error, float(np.maximum(room, 0).sum()) / 2) if np.isfinite(std_error).all() else float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         urr = np.where(exposure > 0, ultimate / exposure, np.nan)
         urr_se = np.where(exposure > 0, std_error / exposure, np.nan)
@@ -379,8 +401,8 @@ def redemption(dev: Development) -> Redemption:
             "cohort": dev.cohorts.strftime("%Y-%m"),
             "earned": dev.latest[:, 0],
             "clawed_back": dev.latest[:, 1],
-            "redeemed": dev.latest[:, 2],
-            "expired": dev.latest[:, 3],
+            "redeemed": redeemed_now,
+            "expired": expired_now,
             "ultimate_redeemed": ultimate,
             "urr": urr,
             "std_error": urr_se,
@@ -392,11 +414,11 @@ def redemption(dev: Development) -> Redemption:
         cohorts=cohorts,
         earned=int(dev.latest[:, 0].sum()),
         exposure=total,
-        redeemed=int(dev.latest[:, 2].sum()),
-        expired=int(dev.latest[:, 3].sum()),
-        ultimate_redeemed=ladder.total_ultimate,
-        urr=ladder.total_ultimate / total if total > 0 else float("nan"),
-        std_error=ladder.total_std_error / total if total > 0 else float("nan"),
+        redeemed=int(redeemed_now.sum()),
+        expired=int(expired_now.sum()),
+        ultimate_redeemed=total_ultimate,
+        urr=total_ultimate / total if total > 0 else float("nan"),
+        std_error=total_std / total if total > 0 else float("nan"),
     )
 
 

@@ -19,9 +19,13 @@ from tests.simulator.finance.ledgers import HAND_LEDGER
 
 def raa() -> np.ndarray:
     """The RAA cumulative triangle as the casact chainladder package ships it (10 accident years)."""
+    import warnings
+
     import chainladder as cl
 
-    return np.asarray(cl.load_sample("raa").values, dtype=np.float64)[0, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the package's own loader warns of a pandas deprecation
+        return np.asarray(cl.load_sample("raa").values, dtype=np.float64)[0, 0]
 
 
 def test_raa_gives_mack_1993_figures_to_the_cent():
@@ -105,6 +109,33 @@ def test_hand_ledger_by_tier_follows_each_lot_to_the_tier_it_was_earned_at(hand_
     assert rows.set_index(["cohort", "development"]).loc[("2026-01", 2), "expired"] == 50
     # The groups add up to the whole.
     assert green.earned + gold.earned == report.overall.earned
+
+
+def test_projections_stay_within_the_points_a_cohort_has_left():
+    # January: 100 earned, 20 redeemed in January, 60 by February, none since. February: 50 earned,
+    # 10 redeemed in February, the other 40 in March: closed, 50 exactly, no error. f(0->1) =
+    # (60 + 50) / (20 + 10) = 11/3, f(1->2) = 60 / 60 = 1. March: 100 earned, 40 redeemed:
+    # 40 x 11/3 = 146.67 is more than the 100 it has, so 100; its error at most half the 60 left.
+    text = HEADER + "".join(
+        f"{who},{day} 10:00:00,{kind},{points},{lot}\n"
+        for who, day, kind, points, lot in [
+            ("a", "2026-01-02", "earn", 100, "2026-01-02"),
+            ("a", "2026-01-03", "redeem", 20, "2026-01-02"),
+            ("a", "2026-02-03", "redeem", 40, "2026-01-02"),
+            ("b", "2026-02-04", "earn", 50, "2026-02-04"),
+            ("b", "2026-02-05", "redeem", 10, "2026-02-04"),
+            ("b", "2026-03-05", "redeem", 40, "2026-02-04"),
+            ("c", "2026-03-01", "earn", 100, "2026-03-01"),
+            ("c", "2026-03-02", "redeem", 40, "2026-03-01"),
+        ]
+    )
+    overall = analyse(read_ledger(pd.read_csv(io.StringIO(text), dtype=str))).overall
+    cohorts = overall.cohorts.set_index("cohort")
+    assert cohorts["ultimate_redeemed"].tolist() == [60, 50, 100]
+    assert cohorts.loc["2026-02", "std_error"] == 0
+    assert 0 <= cohorts.loc["2026-03", "std_error"] * 100 <= 30
+    assert chain_ladder(np.array([[20, 60, 60], [10, 50, np.nan], [40, np.nan, np.nan]])).ultimate[2] == pytest.approx(40 * 11 / 3)
+    assert overall.urr == pytest.approx(210 / 250)
 
 
 def test_a_ledger_without_tiers_has_no_tier_groups(hand_csv):

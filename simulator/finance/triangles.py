@@ -41,6 +41,9 @@ KINDS = ("earn", "capped", "clawback", "shortfall", "redeem", "expire")
 FLOWS = {"earn": "earned", "clawback": "clawed_back", "redeem": "redeemed", "expire": "expired"}
 # A posting of more points than this is no real ledger's; it also keeps every int64 sum exact.
 MAX_POINTS = 10**15
+# Bounds on what a ledger may ask for: a triangle is months x months per group.
+MAX_MONTHS = 600  # 50 years of cohorts
+MAX_TIERS = 50
 ALL = "(all)"  # the group of the whole ledger: not a tier name (tier names are identifiers)
 ROW_NOTE = "row numbers count data rows from 1; the header is not counted"
 LEDGER_HINT = (
@@ -100,6 +103,17 @@ def validated_ledger(raw: pd.DataFrame, source: str = "<ledger>") -> pd.DataFram
         raise DataError(
             f"{source}: error: row {at + 1}, column `timestamp`: a {ledger['kind'].iloc[at]} at {ledger['timestamp'].iloc[at]} "
             f"spends points earned on {ledger['earned_on'].iloc[at].date()}, a later month; a posting cannot move points before they are earned ({ROW_NOTE})"
+        )
+    months = _month(ledger.loc[moves, "timestamp"])
+    if len(months) and months.max() - _month(ledger.loc[moves, "earned_on"]).min() >= MAX_MONTHS:
+        raise DataError(
+            f"{source}: error: the ledger spans more than {MAX_MONTHS} months from its first earned lot to its last posting; "
+            "cut it to the years you want to follow (cohort triangles are months by months)"
+        )
+    tiers = ledger["tier"].cat.categories
+    if len(tiers) > MAX_TIERS:
+        raise DataError(
+            f"{source}: error: column `tier` holds {len(tiers):,} different tiers, more than {MAX_TIERS}; a program has a few tiers"
         )
     _check_lots(ledger[moves], source)
     if not (ledger["kind"] == "earn").any() or int(ledger.loc[ledger["kind"] == "earn", "points"].sum()) == 0:

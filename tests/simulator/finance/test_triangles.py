@@ -203,10 +203,13 @@ HEADER = "customer_id,timestamp,kind,points,earned_on\n"
         ("a,2025-12-05,redeem,20,2026-01-05\n", "row 1, column `timestamp`"),
         ("a,2026-01-05,capped,20,\n", "the ledger has no earned points"),
         ("", "the ledger has no postings"),
+        ("a,2026-01-05,earn,10,1970-01-05\n", "spans more than 600 months"),
+        ("".join(f"c{i},2026-01-05,earn,1,2026-01-05,t{i}\n" for i in range(51)), "holds 51 different tiers"),
     ],
 )
 def test_bad_ledgers_are_refused_naming_row_and_column(rows, expected):
-    assert expected in bad(HEADER + rows)
+    header = HEADER if rows.count(",") <= 4 * rows.count("\n") else HEADER.replace("\n", ",tier\n")
+    assert expected in bad(header + rows)
 
 
 def test_a_missing_column_is_named_with_what_a_ledger_holds():

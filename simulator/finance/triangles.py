@@ -459,3 +459,38 @@ def analyse(ledger: pd.DataFrame, by_tier: bool = False) -> TriangleReport:
         first_month=str(months[0]),
         last_month=str(months[-1]),
     )
+
+
+# --- inputs for the accounting ----------------------------------------------------------------------
+
+
+def flows_by_month(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The points that moved in each calendar month (by the posting's timestamp), from the first
+    month to the last: month (YYYY-MM), earned, clawed_back, redeemed, expired (int64), the
+    monthly flows `accounting.deferred_revenue` and `accounting.provision` take."""
+    moving = ledger[ledger["kind"].isin(list(FLOWS))]
+    month = _month(moving["timestamp"])
+    first, last = int(month.min()), int(month.max())
+    table = moving.assign(month=month - first).pivot_table(index="month", columns="kind", values="points", aggfunc="sum", observed=False)
+    table = table.reindex(index=range(last - first + 1), columns=list(FLOWS), fill_value=0).fillna(0).astype(np.int64)
+    table.columns = list(FLOWS.values())
+    labels = pd.period_range(pd.Period(year=first // 12, month=first % 12 + 1, freq="M"), periods=last - first + 1, freq="M")
+    return table.reset_index(drop=True).assign(month=labels.strftime("%Y-%m"))[["month", *FLOWS.values()]]
+
+
+def urr_by_month(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The URR as it would have been estimated at each month's end, from the postings up to then:
+    month (YYYY-MM), urr, std_error: the `expected_redemption` by month of the accounting, whose
+    changes are its changes of estimate. The first months' estimates rest on few cohorts (with
+    one, the URR is the share redeemed so far); a caller may hold an assumed rate until enough
+    months have passed."""
+    end = pd.DatetimeIndex(ledger["timestamp"]).to_period("M")
+    rows = []
+    for month in pd.period_range(end.min(), end.max(), freq="M"):
+        upto = ledger[(end <= month) & ledger["kind"].isin(list(FLOWS)).to_numpy()]
+        if not ((upto["kind"] == "earn") & (upto["points"] > 0)).any():
+            rows.append({"month": str(month), "urr": float("nan"), "std_error": float("nan")})
+            continue
+        estimate = redemption(developments(upto)[0])
+        rows.append({"month": str(month), "urr": estimate.urr, "std_error": estimate.std_error})
+    return pd.DataFrame(rows)

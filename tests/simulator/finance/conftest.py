@@ -12,7 +12,8 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="session")
 def coffee_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    """(the ledger DataFrame, the path of it written as `loyalty simulate` writes ledger.parquet)."""
+    """(the ledger DataFrame, the path of it written as `loyalty simulate` writes ledger.parquet, the
+    run's monthly table as monthly.csv holds it)."""
     import pyarrow.parquet as pq
 
     import simulator
@@ -24,4 +25,4 @@ def coffee_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     path = Path(tmp_path_factory.mktemp("coffee")) / "ledger.parquet"
     table = ledger_table(result.ledger, result.program.model.decimals)
     pq.write_table(table, path, **ledger_parquet_options(table.schema))
-    return result.ledger, path
+    return result.ledger, path, result.monthly

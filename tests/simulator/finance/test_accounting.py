@@ -134,6 +134,32 @@ def test_the_roll_forwards_balance_to_the_unit_for_any_monthly_flows(flows):
     assert (cost["points_outstanding"] >= 0).all()
 
 
+# --- on a simulated year: the URR estimated month by month feeds the books -------------------------------
+
+
+def test_a_simulated_year_books_balance_every_month_with_the_estimated_urr(coffee_ledger):
+    from simulator.finance.triangles import flows_by_month, urr_by_month
+
+    ledger, _, monthly = coffee_ledger
+    flows = flows_by_month(ledger)
+    rates = urr_by_month(ledger)["urr"].to_numpy()
+    sales = [round(Decimal(str(v)) * 100) for v in monthly["revenue_with_program"]]  # CNY, 2 decimals
+    kept = (flows["earned"] - flows["clawed_back"]).tolist()
+    books = deferred_revenue(sales, kept, flows["redeemed"].tolist(), rates, "0.02", 2, months=flows["month"].tolist())
+    check_balanced(books)
+    # January's estimate rests on January alone (the URR is the share redeemed so far), so all of
+    # January's allocation is recognised; later estimates see the cohorts develop and defer.
+    assert books["closing"].iloc[0] == 0 and (books["closing"].iloc[1:] > 0).all()
+    assert books["change_of_estimate"].iloc[1:].ne(0).all()
+    cost = provision(
+        flows["earned"].tolist(), flows["redeemed"].tolist(), (flows["expired"] + flows["clawed_back"]).tolist(), rates, "0.02", 2
+    )
+    check_balanced(cost)
+    # The provision at the year's end is the points outstanding x 2 cents x the final URR.
+    outstanding = int(monthly["closing"].iloc[-1])
+    assert cost["closing"].iloc[-1] == round(Decimal(outstanding) * 2 * Decimal(repr(float(rates[-1]))))
+
+
 # --- bad flows --------------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ def run(*args: str):
 
 
 def test_a_simulated_ledger_prints_each_tiers_urr_and_writes_the_triangles(coffee_ledger, tmp_path):
-    ledger, path = coffee_ledger
+    ledger, path, _ = coffee_ledger
     result = run(path, "--by", "tier", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     report = analyse(ledger, by_tier=True)

@@ -11,7 +11,7 @@ import pytest
 
 from rulelang.errors import DataError
 from simulator.finance import triangles
-from simulator.finance.triangles import ALL, analyse, chain_ladder, read_ledger
+from simulator.finance.triangles import ALL, analyse, chain_ladder, flows_by_month, read_ledger, urr_by_month
 from tests.simulator.finance.ledgers import HAND_LEDGER
 
 # --- RAA (Mack 1993): the reference triangle of the actuarial literature ----------------------------
@@ -148,7 +148,7 @@ def test_a_ledger_without_tiers_has_no_tier_groups(hand_csv):
 
 
 def test_simulated_ledger_cohorts_match_its_postings(coffee_ledger):
-    ledger, path = coffee_ledger
+    ledger, path, _ = coffee_ledger
     report = analyse(read_ledger(path), by_tier=True)
     month = ledger["earned_on"].dt.to_period("M").astype(str)
     for kind, column in triangles.FLOWS.items():
@@ -169,10 +169,35 @@ def test_simulated_ledger_cohorts_match_its_postings(coffee_ledger):
 
 
 def test_the_parquet_ledger_and_the_frame_give_the_same_figures(coffee_ledger):
-    ledger, path = coffee_ledger
+    ledger, path, _ = coffee_ledger
     from_file, from_frame = analyse(read_ledger(path)), analyse(ledger)
     pd.testing.assert_frame_equal(from_file.table, from_frame.table)
     assert from_file.overall.as_dict() == from_frame.overall.as_dict()
+
+
+# --- inputs for the accounting ----------------------------------------------------------------------
+
+
+def test_the_urr_as_known_at_each_months_end(hand_csv):
+    ledger = read_ledger(hand_csv)
+    # January: one cohort, 200 of 1,000 redeemed. February: f(0->1) = 500 / 200 = 2.5, so February's
+    # 100 -> 250; (500 + 250) / (1,000 + 450). March: the whole ledger's 1,500 / 2,250.
+    by_month = urr_by_month(ledger)
+    assert by_month["month"].tolist() == ["2026-01", "2026-02", "2026-03"]
+    assert by_month["urr"].tolist() == pytest.approx([0.2, 750 / 1450, 1500 / 2250])
+    flows = flows_by_month(ledger)
+    assert flows.drop(columns="month").values.tolist() == [[1000, 0, 200, 0], [500, 50, 400, 0], [800, 0, 450, 50]]
+
+
+def test_simulated_flows_are_the_simulations_monthly_figures(coffee_ledger):
+    ledger, _, monthly = coffee_ledger
+    flows = flows_by_month(ledger)
+    mine = flows.rename(columns={"earned": "issued"}).set_index("month")
+    theirs = monthly.assign(month=monthly["month"].astype(str)).set_index("month")
+    for col in ("issued", "clawed_back", "redeemed", "expired"):
+        assert mine[col].tolist() == theirs[col].astype("int64").tolist(), col
+    by_month = urr_by_month(ledger)
+    assert by_month["urr"].iloc[-1] == pytest.approx(analyse(ledger).overall.urr, rel=1e-12)
 
 
 # --- validation ---------------------------------------------------------------------------------------

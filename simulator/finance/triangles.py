@@ -111,6 +111,11 @@ def validated_ledger(raw: pd.DataFrame, source: str = "<ledger>") -> pd.DataFram
             "cut it to the years you want to follow (cohort triangles are months by months)"
         )
     tiers = ledger["tier"].cat.categories
+    if ALL in set(tiers):
+        at = int(np.flatnonzero((ledger["tier"] == ALL).to_numpy())[0])
+        raise DataError(
+            f"{source}: error: row {at + 1}, column `tier`: {ALL!r} names the whole ledger here, so no tier may be called that; rename it ({ROW_NOTE})"
+        )
     if len(tiers) > MAX_TIERS:
         raise DataError(
             f"{source}: error: column `tier` holds {len(tiers):,} different tiers, more than {MAX_TIERS}; a program has a few tiers"

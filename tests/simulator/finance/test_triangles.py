@@ -229,6 +229,10 @@ HEADER = "customer_id,timestamp,kind,points,earned_on\n"
         ("a,2026-01-05,capped,20,\n", "the ledger has no earned points"),
         ("", "the ledger has no postings"),
         ("a,2026-01-05,earn,10,1970-01-05\n", "spans more than 600 months"),
+        (
+            "a,2026-01-05,earn,10,2026-01-05,Gold\nb,2026-01-05,earn,10,2026-01-05,(all)\n",
+            "row 2, column `tier`: '(all)' names the whole ledger",
+        ),
         ("".join(f"c{i},2026-01-05,earn,1,2026-01-05,t{i}\n" for i in range(51)), "holds 51 different tiers"),
     ],
 )

@@ -40,7 +40,7 @@ release for points that expire or will not be redeemed is what remains.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import numpy as np
 import pandas as pd
@@ -90,10 +90,21 @@ def _months(name: str, values, n: int | None = None, integer: bool = True) -> li
     return arr
 
 
+def _number(name: str, value) -> Decimal:
+    """`value` as an exact Decimal, or an AccountingError naming `name`."""
+    try:
+        number = exact(value)
+    except (InvalidOperation, TypeError, ValueError):
+        number = Decimal("NaN")
+    if not number.is_finite():
+        raise AccountingError(f"{name}: {value!r} is not a number; give a decimal such as 0.9 or 0.01")
+    return number
+
+
 def _rates(name: str, values, n: int) -> list[Decimal]:
     if np.ndim(values) == 0:
         values = [values] * n
-    rates = [exact(v) for v in _months(name, values, n, integer=False)]
+    rates = [_number(f"{name}: month {i}", v) for i, v in enumerate(_months(name, values, n, integer=False))]
     for i, r in enumerate(rates):
         if not (0 < r <= 1):
             raise AccountingError(
@@ -132,6 +143,8 @@ def recognise(
     rates = _rates("expected_redemption", expected_redemption, n)
     for name, values in (("allocated_minor", allocated), ("points_issued", issued), ("points_redeemed", redeemed)):
         _non_negative(name, values)
+    if months is not None:
+        _months("months", months, n, integer=False)
     rows = []
     cum_alloc = cum_issued = cum_redeemed = recognised_before = 0
     for t in range(n):
@@ -197,7 +210,10 @@ def deferred_revenue(
     _non_negative("sales_minor", sales)
     _non_negative("points_earned", earned)
     rates = _rates("expected_redemption", expected_redemption, n)
-    allocated = [allocate(sales[t], earned[t], value_per_point, rates[t], decimals) for t in range(n)]
+    value = _number("value_per_point", value_per_point)
+    if value < 0:
+        raise AccountingError(f"value_per_point: {value} is negative; give what a redeemed point is worth to a member, like 0.01")
+    allocated = [allocate(sales[t], earned[t], value, rates[t], decimals) for t in range(n)]
     out = recognise(allocated, earned, points_redeemed, rates, months)
     out.insert(1, "sales", np.asarray(sales, dtype=np.int64))
     return out
@@ -223,7 +239,9 @@ def provision(
     for name, values in (("points_earned", earned), ("points_redeemed", redeemed), ("points_expired", expired)):
         _non_negative(name, values)
     rates = _rates("expected_redemption", expected_redemption, n)
-    unit = exact(cost_per_point) * (Decimal(10) ** decimals)
+    if months is not None:
+        _months("months", months, n, integer=False)
+    unit = _number("cost_per_point", cost_per_point) * (Decimal(10) ** decimals)
     rows, outstanding, opening = [], 0, 0
     for t in range(n):
         outstanding += earned[t] - redeemed[t] - expired[t]

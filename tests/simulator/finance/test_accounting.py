@@ -173,6 +173,11 @@ def test_a_simulated_year_books_balance_every_month_with_the_estimated_urr(coffe
         (lambda: deferred_revenue([-5], [5], [0], "0.5", 1, 0), "sales_minor: month 0: -5 is negative"),
         (lambda: recognise([10.5], [5], [0], "0.5"), "allocated_minor: month 0: 10.5 is not a whole number"),
         (lambda: provision([5], [3], [3], "0.5", 1, 0), "more points redeemed and expired so far than earned"),
+        (lambda: recognise([10], [5], [3], float("nan")), "expected_redemption: month 0: nan is not a number"),
+        (lambda: recognise([10], [5], [3], "most"), "expected_redemption: month 0: 'most' is not a number"),
+        (lambda: deferred_revenue([10], [5], [3], "0.5", "1 CNY", 2), "value_per_point: '1 CNY' is not a number"),
+        (lambda: provision([5], [3], [0], "0.5", None, 0), "cost_per_point: None is not a number"),
+        (lambda: recognise([10, 0], [5, 0], [3, 0], "0.5", months=["2026-01"]), "months: 1 months given, expected 2"),
     ],
 )
 def test_bad_flows_are_refused_naming_the_argument_and_month(call, message):

@@ -554,3 +554,35 @@ def contract_frame(draw):
     cols = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "_event", "_refund", "_cents", "_start"]
     frame = _pd.DataFrame(out, columns=cols)
     return frame[cols[:6]], frame[cols[6:]].set_axis(["event", "refund", "cents", "start"], axis=1)
+
+
+# =================================================================================================
+# --- monthly flows of a points program (simulator/finance/accounting roll-forwards) -----------------
+# Sales, points earned, redeemed and expired month by month, never spending more points than were
+# earned so far, and an estimate of the redemption rate per month in (0, 1] as an exact decimal.
+# =================================================================================================
+
+
+@st.composite
+def monthly_point_flows(draw, max_months: int = 24) -> dict:
+    n = draw(st.integers(min_value=1, max_value=max_months))
+    sales = draw(st.lists(st.integers(min_value=0, max_value=10**9), min_size=n, max_size=n))
+    earned = draw(st.lists(st.integers(min_value=0, max_value=10**7), min_size=n, max_size=n))
+    redeemed, expired, outstanding = [], [], 0
+    for t in range(n):
+        outstanding += earned[t]
+        r = draw(st.integers(min_value=0, max_value=outstanding))
+        e = draw(st.integers(min_value=0, max_value=outstanding - r))
+        outstanding -= r + e
+        redeemed.append(r)
+        expired.append(e)
+    rates = draw(st.lists(st.integers(min_value=1, max_value=10_000).map(lambda bp: Decimal(bp) / 10_000), min_size=n, max_size=n))
+    return {
+        "sales": sales,
+        "earned": earned,
+        "redeemed": redeemed,
+        "expired": expired,
+        "rates": rates,
+        "value_per_point": draw(st.sampled_from(["0.01", "0.005", "1", "0.95", "0.0333"])),
+        "decimals": draw(st.sampled_from([0, 2, 3])),
+    }

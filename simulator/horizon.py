@@ -255,7 +255,9 @@ def draw(hz: Horizon, history: History, months: pd.PeriodIndex, seed: int, run: 
     owner = np.repeat(np.arange(len(counts)), counts)
     j = np.arange(len(owner)) - fp.starts[owner]  # the purchase's number within its customer's
     real_weeks = np.interp(fp.times, hz.warp_model, hz.warp_real)
-    ts = hz.origin.value + np.minimum(np.rint(real_weeks * _NS_PER_WEEK).astype(np.int64), (hz.end - hz.origin).value)
+    # To the whole second (a till's time), within the horizon.
+    seconds = np.rint(real_weeks * (_NS_PER_WEEK / 10**9)).astype(np.int64) * 10**9
+    ts = hz.origin.value + np.minimum(seconds, (hz.end - hz.origin).value)
     ts = np.maximum(ts, hz.origin.value)
     u = rng.uniform(seed, run, keys[owner], j.astype(np.uint64), STREAM_BASKET)
     nb = hz.bask[owner + 1] - hz.bask[owner]

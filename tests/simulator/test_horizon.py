@@ -231,3 +231,17 @@ def test_a_sliced_replay_refuses_a_horizon(small, tmp_path):
     tx.to_parquet(path)
     with pytest.raises(LoyaltyError, match=r"^horizon: a history replayed in slices"):
         simulate(program(), path, None, scenario(runs=1, horizon="12 months"), workers=1, engine=ENGINE, slice_rows=1000)
+
+
+def test_the_command_line_takes_a_horizon(tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    out = tmp_path / "sim"
+    res = CliRunner().invoke(main, ["simulate", COFFEE, "--horizon", "6 months", "--runs", "2", "--out", str(out), "--quiet", "--workers", "1", "--engine", ENGINE])
+    assert res.exit_code == 0, res.output + str(res.exception)
+    monthly = pd.read_csv(out / "monthly.csv")
+    assert monthly.groupby("run")["month"].nunique().tolist() == [18, 18]  # 12 of history, 6 forecast
+    bad = CliRunner().invoke(main, ["simulate", COFFEE, "--horizon", "soon", "--out", str(tmp_path / "x"), "--quiet", "--engine", ENGINE])
+    assert bad.exit_code == 1 and "horizon: expected a horizon like `24 months`" in bad.output

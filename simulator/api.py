@@ -292,7 +292,10 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             base.result()  # the data's own error first, as when the base was built before the paths
             raise
     results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
-    return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    if future is not None:
+        out.summary["horizon"] = future.describe()
+    return out
 
 
 def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):

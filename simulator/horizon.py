@@ -45,6 +45,7 @@ FUTURE_ROW = 1 << 40  # future rows' counters start here (input rows are below i
 FUTURE_SLOTS = 1 << 16  # future purchases a customer may have in a horizon
 MAX_CUSTOMERS = 1 << 24  # FUTURE_ROW + MAX_CUSTOMERS * FUTURE_SLOTS stays below the enrol counters
 _NS_PER_DAY = 86_400 * 10**9
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _NS_PER_WEEK = 7 * _NS_PER_DAY
 
 
@@ -85,6 +86,22 @@ class Horizon:
     @property
     def weeks(self) -> float:
         return float(self.warp_real[-1])
+
+    def describe(self) -> dict:
+        """What the forecast rests on, for summary.json: its span, the fitted models, the seasonality."""
+        return {
+            "months": self.months,
+            "first_day": self.origin.date().isoformat(),
+            "last_day": self.end.date().isoformat(),
+            "customers_with_a_future": int(len(self.code)),
+            "parameters": "each run draws its own from the fits' sampling distributions (run r: row r of draw_parameters)",
+            "bgnbd": self.bgnbd.to_dict(),
+            "gamma_gamma": self.gamma_gamma.to_dict(),
+            "seasonality": {
+                "estimated": self.seasonal,
+                "index": {month: round(float(v), 6) for month, v in zip(MONTHS, self.seasonal_index, strict=True)},
+            },
+        }
 
 
 def months_of(value: int) -> pd.DateOffset:

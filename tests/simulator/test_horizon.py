@@ -43,6 +43,10 @@ def test_coffee_points_expire_and_the_roll_forward_balances_in_every_month_of_ev
     assert coffee.summary["breakage_rate"]["p5"] > 0
     assert coffee.summary["assumptions"]["horizon"] == "24 months"
     assert len({r["points_issued"] for r in coffee.per_run}) == 3, "each run draws its own future"
+    record = coffee.summary["horizon"]
+    assert (record["first_day"], record["last_day"], record["months"]) == ("2027-01-01", "2028-12-31", 24)
+    assert record["customers_with_a_future"] == 2000 and record["seasonality"]["estimated"]
+    assert set(record["bgnbd"]["parameters"]) == {"r", "alpha", "a", "b"}
 
 
 def test_the_summary_totals_are_the_months(coffee):

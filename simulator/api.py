@@ -273,16 +273,18 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
     tx = replace(tx, frame=tx.frame.iloc[:0])
     start = start if start is not None else core.start
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(1) as fitting:
         # The base batch is built on a second thread from the sorted rows, while the history is
         # finished and the first path enrols, responds and redeems (none of which reads it); the
-        # path waits for it only to evaluate.
+        # path waits for it only to evaluate. A horizon's models are fitted on a third, from the
+        # sorted rows too.
         base = pool.submit(batches.base, core, model, cust.frame if cust is not None else None)
+        models = fitting.submit(horizon.fit_models, core, sc.horizon, sc.runs, sc.seed) if sc.horizon is not None else None
         try:
             history = annotated(core)
             # The runs need only the helper columns; the engine reads the base batch.
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
-            future = horizon.fit(history, sc.horizon, sc.runs, sc.seed) if sc.horizon is not None else None
+            future = horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.result()) if models is not None else None
             # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.
             months = metrics.month_index(start, future.end if future is not None else history.until)
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))

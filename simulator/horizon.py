@@ -108,8 +108,29 @@ def months_of(value: int) -> pd.DateOffset:
     return pd.DateOffset(months=int(value))
 
 
-def fit(history: History, months: int, runs: int, seed: int) -> Horizon:
-    """Fit the horizon's models to the history (as of its end), once per simulation."""
+@dataclass(frozen=True)
+class Models:
+    """The fitted models and the summary they were fitted to (`fit_models`)."""
+
+    origin: pd.Timestamp
+    end: pd.Timestamp
+    code: np.ndarray  # the summarised customers' codes
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray  # to `origin`
+    spend_x: np.ndarray
+    zbar: np.ndarray
+    bgnbd: bgnbd.BGNBDFit
+    gamma_gamma: gamma_gamma.GammaGammaFit
+    bgnbd_params: np.ndarray
+    gamma_gamma_params: np.ndarray
+
+
+def fit_models(history: History, months: int, runs: int, seed: int) -> Models:
+    """The customers' summary as of the history's end and the models fitted to it, with every
+    run's parameters. Reads only the rows' times, customer codes, amounts and purchase flags, so
+    it can run on the first stage of the history (`simulator.history.sorted_rows`) while the
+    rest is built."""
     h = history
     rows = h.rows
     origin = h.until.normalize() + pd.Timedelta(days=1)
@@ -118,15 +139,14 @@ def fit(history: History, months: int, runs: int, seed: int) -> Horizon:
         raise HorizonError(f"horizon: {months} months after {origin.date()} is past the last day the simulator can hold; give a shorter horizon")
     if h.customers >= MAX_CUSTOMERS:
         raise HorizonError(f"horizon: the history has {h.customers:,} customers; a horizon takes at most {MAX_CUSTOMERS - 1:,}")
-    m = rows["_m"].to_numpy()
+    m = np.asarray(rows["_m"].to_numpy(), dtype=np.int64)
     purchase = rows["_purchase"].to_numpy()
-    minor = rows["_minor"].to_numpy()
     frame = pd.DataFrame(
         {
             # Codes as the customers: the summary's customers come out in code order.
             "customer_id": pd.Categorical.from_codes(m, categories=pd.RangeIndex(h.customers)),
             "timestamp": rows["timestamp"].to_numpy(),
-            "amount": minor / 10**h.decimals,
+            "amount": rows["_minor"].to_numpy() / 10**h.decimals,
             "event": pd.Categorical.from_codes(purchase.astype(np.int8), categories=["other", "purchase"]),
         },
         copy=False,
@@ -135,7 +155,6 @@ def fit(history: History, months: int, runs: int, seed: int) -> Horizon:
         s = summary.summarize(frame, h.until.date(), h.decimals, "the history's end")
     except LoyaltyError as exc:
         raise HorizonError(f"horizon: the history cannot be summarised for the purchase models: {exc}") from None
-    code = np.asarray(s.customer_id, dtype=str).astype(np.int64)
     # Observed through the end of the last day: T runs to `origin`, where the future starts.
     T = s.T + 1.0 / summary.DAYS_PER_UNIT
     try:
@@ -148,6 +167,31 @@ def fit(history: History, months: int, runs: int, seed: int) -> Horizon:
         gg = gamma_gamma.fit(s.x[repeat], zbar[repeat])
     except FitError as exc:
         raise HorizonError(f"horizon: the spend model (Gamma-Gamma) cannot be fitted to the history: {exc}") from None
+    return Models(
+        origin=origin,
+        end=end,
+        code=np.asarray(s.customer_id, dtype=str).astype(np.int64),
+        x=s.x.astype(np.float64),
+        t_x=s.t_x,
+        T=T,
+        spend_x=np.where(repeat, s.x, 0).astype(np.float64),
+        zbar=np.where(repeat, zbar, 0.0),
+        bgnbd=bg,
+        gamma_gamma=gg,
+        bgnbd_params=bgnbd.draw_parameters(bg, runs, seed),
+        gamma_gamma_params=gamma_gamma.draw_parameters(gg, runs, seed),
+    )
+
+
+def fit(history: History, months: int, runs: int, seed: int, models: Models | None = None) -> Horizon:
+    """Fit the horizon's models to the history (as of its end), once per simulation; `models`,
+    when given, are `fit_models`' of the same history (made beside the history's second stage)."""
+    h = history
+    md = models if models is not None else fit_models(h, months, runs, seed)
+    rows = h.rows
+    m = rows["_m"].to_numpy()
+    purchase = rows["_purchase"].to_numpy()
+    minor = rows["_minor"].to_numpy()
     # Baskets: first lines of purchases with a positive total (a refund is no basket to copy).
     visit = rows["_visit"].to_numpy() & purchase
     starts = np.flatnonzero(visit)
@@ -155,30 +199,31 @@ def fit(history: History, months: int, runs: int, seed: int) -> Horizon:
     keep = totals > 0
     starts, lines, totals = starts[keep], lines[keep], totals[keep]
     per_code = np.bincount(m[starts], minlength=h.customers)
-    bask_all = np.zeros(h.customers + 1, dtype=np.int64)
-    np.cumsum(per_code, out=bask_all[1:])
-    has = per_code[code] > 0  # customers with no purchase basket get no future
-    code = code[has]
+    has = per_code[md.code] > 0  # customers with no purchase basket get no future
+    code = md.code[has]
     bask = np.zeros(len(code) + 1, dtype=np.int64)
     np.cumsum(per_code[code], out=bask[1:])
     # The baskets of the customers kept, in code order (baskets are grouped by code already).
-    take = np.concatenate([np.arange(bask_all[c], bask_all[c + 1]) for c in code]) if len(code) else np.zeros(0, dtype=np.int64)
+    kept = np.zeros(h.customers, dtype=bool)
+    kept[code] = True
+    take = np.flatnonzero(kept[m[starts]])
     index, estimated = seasonality(rows["timestamp"].to_numpy()[starts], h.until)
+    origin, end = md.origin, md.end
     model_t, real_t = warp_grid(index, origin, end)
     return Horizon(
         months=int(months),
         origin=origin,
         end=end,
-        bgnbd=bg,
-        gamma_gamma=gg,
-        bgnbd_params=bgnbd.draw_parameters(bg, runs, seed),
-        gamma_gamma_params=gamma_gamma.draw_parameters(gg, runs, seed),
+        bgnbd=md.bgnbd,
+        gamma_gamma=md.gamma_gamma,
+        bgnbd_params=md.bgnbd_params,
+        gamma_gamma_params=md.gamma_gamma_params,
         code=code,
-        x=s.x[has].astype(np.float64),
-        t_x=s.t_x[has],
-        T=T[has],
-        spend_x=np.where(repeat, s.x, 0)[has].astype(np.float64),
-        zbar=np.where(repeat, zbar, 0.0)[has],
+        x=md.x[has],
+        t_x=md.t_x[has],
+        T=md.T[has],
+        spend_x=md.spend_x[has],
+        zbar=md.zbar[has],
         bask=bask,
         basket_start=starts[take],
         basket_lines=lines[take],

@@ -357,10 +357,13 @@ def _lines(start, lines, total, target, minor):
         n += lines[k]
     src = np.empty(n, dtype=np.int64)
     out = np.empty(n, dtype=np.int64)
+    width = 1
+    for k in range(start.shape[0]):
+        width = max(width, lines[k])
+    rem = np.empty(width, dtype=np.int64)
     at = 0
     for k in range(start.shape[0]):
         s, c, a, want = start[k], lines[k], total[k], target[k]
-        rem = np.empty(c, dtype=np.int64)
         left = want
         for i in range(c):
             src[at + i] = s + i
@@ -369,10 +372,14 @@ def _lines(start, lines, total, target, minor):
             out[at + i] = q
             left -= q
         # Fewer than c units are left (each line lost less than one): they go one each to the
-        # lines of the largest remainders, ties to the earlier line (a stable sort).
-        order = np.argsort(-rem, kind="mergesort")
-        for r in range(left):
-            out[at + order[r]] += 1
+        # lines of the largest remainders, ties to the earlier line.
+        for _ in range(left):
+            best = 0
+            for i in range(1, c):
+                if rem[i] > rem[best]:
+                    best = i
+            out[at + best] += 1
+            rem[best] = -1  # served
         at += c
     return src, out
 

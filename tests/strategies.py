@@ -338,7 +338,7 @@ def diff_history(draw, rewards: int = 3):
 # =================================================================================================
 
 SCENARIO_KEYS = ("program", "transactions", "customers", "columns", "period", "enrollment", "redemption", "response",
-                 "margin", "runs", "seed", "share", "pick", "probability", "choice", "spend_uplift", "visit_uplift",
+                 "margin", "runs", "seed", "horizon", "share", "pick", "probability", "choice", "spend_uplift", "visit_uplift",
                  "goal_gradient", "within", "uplift", "customer_id", "member_no", "timestamp", "amount", "Gold",
                  "rnus", "custmer_id", "<<", "1", "01", "true", "~", "[a]", "{a: 1}", "=", '"k\\x07"', "? x")  # fmt: skip
 SCENARIO_SCALARS = (
@@ -401,6 +401,7 @@ _SCENARIO_SHAPE = {
     "program": ("bean_club.loyalty", "missing.loyalty"), "transactions": ("tx.csv",), "customers": ("customers.csv",),
     "period": ("2026-01-01 to 2026-12-31", "1677-09-22 to 2262-04-10", "2026-1-1 to 2026-02-01", "1600-01-01 to 2026-12-31"),
     "margin": ("0.62", "0", "1", "1.5"), "runs": ("1", "200", "1000000", "1000001"), "seed": ("0", "42", "9223372036854775807"),
+    "horizon": ("24 months", "2 years", "1 month", "0 months", "1201 months", "24 weeks", "soon", "24"),
     "columns": {"customer_id": ("member_no",), "timestamp": ("paid_at",), "amount": ("total", "member_no"), "member_no": ("customer_id",),
                 "custmer_id": ("x",), "segment": ("seg",)},
     "enrollment": {"share": ("0.4", "1", "-0.1"), "pick": ("random", "top_spenders", "best")},

@@ -219,10 +219,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         copy=False,  # the arrays are the path's own: no stacking them into 2-D blocks
     )
     # Conditions that read only what a path row shares with its history row are gathered from the base.
-    batch = b.derive(frame, Origin(b, src, added, span))
-    if until is not None and until != b.until:
-        ids = batch.__dict__.get("id_dtype")
-        batch = replace(batch, until=until)
-        if ids is not None:
-            batch.__dict__["id_dtype"] = ids
-    return batch
+    # A horizon's path ends after the base's: derived from a copy of the base that ends there
+    # (the rows still come from the base itself, whose masks and caches they share).
+    ends = b if until is None or until == b.until else replace(b, until=until)
+    return ends.derive(frame, Origin(b, src, added, span))

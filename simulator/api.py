@@ -284,7 +284,7 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             history = annotated(core)
             # The runs need only the helper columns; the engine reads the base batch.
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
-            future = horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.result()) if models is not None else None
+            future = _fitted(sc, lambda: horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.result())) if models is not None else None
             # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.
             months = metrics.month_index(start, future.end if future is not None else history.until)
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
@@ -298,6 +298,16 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     if future is not None:
         out.summary["horizon"] = future.describe()
     return out
+
+
+def _fitted(sc: Scenario, fit: Callable[[], horizon.Horizon]) -> horizon.Horizon:
+    """The horizon's models, or their refusal naming the scenario file the horizon was set in."""
+    try:
+        return fit()
+    except horizon.HorizonError as exc:
+        if Path(sc.source).is_file():
+            raise horizon.HorizonError(f"{sc.source}: error: {exc}") from None
+        raise
 
 
 def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):

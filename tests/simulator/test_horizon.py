@@ -249,3 +249,19 @@ def test_the_command_line_takes_a_horizon(tmp_path):
     assert monthly.groupby("run")["month"].nunique().tolist() == [18, 18]  # 12 of history, 6 forecast
     bad = CliRunner().invoke(main, ["simulate", COFFEE, "--horizon", "soon", "--out", str(tmp_path / "x"), "--quiet", "--engine", ENGINE])
     assert bad.exit_code == 1 and "horizon: expected a horizon like `24 months`" in bad.output
+
+
+def test_a_scenario_file_whose_history_cannot_be_fitted_is_named_in_the_refusal(tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+    from simulator.sample_data import write
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    write(*generate(6, 2, 1), tmp_path, "csv")
+    (tmp_path / "p.loyalty").write_text(PROGRAM_TEXT, encoding="utf-8")
+    (tmp_path / "s.yaml").write_text("program: p.loyalty\ntransactions: transactions.csv\nruns: 2\nhorizon: 12 months\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["simulate", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--quiet", "--engine", ENGINE])
+    assert res.exit_code == 1
+    assert f"{tmp_path / 's.yaml'}: error: horizon: the purchase model (BG/NBD) cannot be fitted" in res.output
+    assert not (tmp_path / "out").exists()

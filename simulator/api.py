@@ -271,7 +271,7 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     start, until = _until(sc)
     core = sorted_rows(tx.frame, model.decimals, until)
     # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
-    tx = replace(tx, frame=tx.frame.iloc[:0])
+    tx = replace(tx, frame=_no_rows(tx.frame))
     start = start if start is not None else core.start
     with ThreadPoolExecutor(1) as pool:
         # The base batch is built on a second thread from the sorted rows, while the history is
@@ -280,6 +280,10 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
         base = pool.submit(batches.base, core, model, cust.frame if cust is not None else None)
         try:
             history = annotated(core)
+            # The sorted rows are the base's to read now: the loaded columns that neither the
+            # base nor the history keeps (the amounts as read, the codes before sorting, the
+            # input row numbers) are freed once the base is built, not held through the paths.
+            del core
             # The runs need only the helper columns; the engine reads the base batch.
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
             months = metrics.month_index(start, history.until)
@@ -290,6 +294,14 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             raise
     results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+
+
+def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame`'s columns and their types with no rows, and none of its arrays: `frame.iloc[:0]`
+    would be views of them, holding every loaded row for as long as the result lives."""
+    empty = pd.DataFrame({i: pd.array([], dtype=dtype) for i, dtype in enumerate(frame.dtypes)})
+    empty.columns = frame.columns  # (names as they are, repeated ones too)
+    return empty
 
 
 def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):

@@ -201,9 +201,10 @@ def simulate(
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise LoyaltyError(f"workers: {workers} is fewer than 1; give a number of cores, or none for all available")
-    with ThreadPoolExecutor(1) as hasher, memory.tuned(memory.wanted(tune_memory)):
+    tune = memory.wanted(tune_memory)
+    with ThreadPoolExecutor(1) as hasher, memory.tuned(tune):
         sources = hasher.submit(describe_sources, given)
-        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows)
+        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune)
         result.summary["sources"] = sources.result()
     return result
 
@@ -252,7 +253,7 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
     return out
 
 
-def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows) -> SimulationResult:
+def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False) -> SimulationResult:
     sc = load_scenario_arg(scenario)
     prog = load_program(program)
     model = prog.model
@@ -277,7 +278,7 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
         # The base batch is built on a second thread from the sorted rows, while the history is
         # finished and the first path enrols, responds and redeems (none of which reads it); the
         # path waits for it only to evaluate.
-        base = pool.submit(batches.base, core, model, cust.frame if cust is not None else None)
+        base = pool.submit(_built_base, [core], model, cust.frame if cust is not None else None)
         try:
             history = annotated(core)
             # The sorted rows are the base's to read now: the loaded columns that neither the
@@ -286,6 +287,10 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             del core
             # The runs need only the helper columns; the engine reads the base batch.
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
+            if tune:
+                # Then what they held goes back to the system: the paths' threads allocate from
+                # arenas of their own, where it would not be used again (simulator.memory).
+                base.add_done_callback(lambda _: memory.give_back_free())
             months = metrics.month_index(start, history.until)
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
             partials = montecarlo.run_all(setup, sc.runs, workers, progress)
@@ -294,6 +299,12 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             raise
     results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
     return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+
+
+def _built_base(held: list, model, customers):
+    """The base batch from the sorted rows in `held`, taken out of it: when the batch is built,
+    nothing of this thread's task holds them any more."""
+    return batches.base(held.pop(), model, customers)
 
 
 def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,10 @@ Member by member, unit by unit (a unit is a basket, or any other single row), li
 exact `Fraction` arithmetic and plain Python. It is the specification the compiled engine is
 tested against, so it is written to be read, not to be fast.
 
+Every posting carries the tier it was made at: a unit's postings the tier held before the unit,
+an expiry the tier held at its moment. `evaluate_batch` also counts members by tier at given
+moments and gives each row's tier, as the compiled engine does.
+
 `run(model, batch, redemption, observer=None)`: `observer(record)` receives a `UnitRecord` after
 every unit (the rows, tier, each rule's check, exact and rounded points, caps, postings, balance,
 per-period totals); `loyalty trace` and the `assert` checker hook in there.
@@ -42,6 +46,7 @@ class Posting:
     cost: int = 0
     partner_share: int = 0
     row: int = -1
+    tier: str = ""  # the tier the posting was made at ("" without tiers)
 
 
 @dataclass
@@ -127,6 +132,9 @@ class Context:
     postings: list = field(default_factory=list)  # (member, Posting)
     declined: int = 0
     unmatched: int = 0
+    moments: list = field(default_factory=list)  # pd.Timestamp, rising: when to count members by tier
+    tier_counts: np.ndarray | None = None  # (moments, levels)
+    row_tiers: dict | None = None  # batch row number -> (tier level, tier metric) before its unit
 
 
 def _money(minor: int, decimals: int) -> Fraction:
@@ -147,20 +155,31 @@ def _level(model: Model, metric: Fraction) -> int:
 METRIC = {"spend": 1, "points": 2, "visits": 3}
 
 
-def tier_at(model: Model, m: Member, t: pd.Timestamp) -> V.Tier | None:
-    """The tier held before a row at `t`, from the rows already processed."""
+def tier_and_metric(model: Model, m: Member, t: pd.Timestamp) -> tuple[int, Fraction]:
+    """The tier level held before a row at `t`, from the rows already processed, and the metric
+    it progresses by (over the window; this calendar year's, for calendar-year tiers)."""
     spec = model.tiers
-    if spec is None:
-        return None
     col = METRIC[spec.metric]
     if spec.window == "calendar_year":
         this = sum((h[col] for h in m.history if h[0].year == t.year), Fraction(0))
         last = sum((h[col] for h in m.history if h[0].year == t.year - 1), Fraction(0))
-        level = max(_level(model, this), _level(model, last))
-    else:
-        start = V.window_start(t, spec.n, spec.window)
-        level = _level(model, sum((h[col] for h in m.history if h[0] > start), Fraction(0)))
-    return V.Tier(level, spec.names[level])
+        return max(_level(model, this), _level(model, last)), this
+    start = V.window_start(t, spec.n, spec.window)
+    metric = sum((h[col] for h in m.history if h[0] > start), Fraction(0))
+    return _level(model, metric), metric
+
+
+def tier_at(model: Model, m: Member, t: pd.Timestamp) -> V.Tier | None:
+    """The tier held before a row at `t`, from the rows already processed."""
+    if model.tiers is None:
+        return None
+    level, _ = tier_and_metric(model, m, t)
+    return V.Tier(level, model.tiers.names[level])
+
+
+def _tier_name(model: Model, m: Member, t: pd.Timestamp) -> str:
+    tier = tier_at(model, m, t)
+    return tier.name if tier else ""
 
 
 # --- expressions over a row ---------------------------------------------------------------------
@@ -269,7 +288,7 @@ def _due_expiries(model: Model, m: Member, until: pd.Timestamp) -> list[tuple[pd
 def _expire(ctx: Context, m: Member, until: pd.Timestamp) -> list[Posting]:
     out = []
     for moment, _, lot in _due_expiries(ctx.model, m, until):
-        out.append(Posting(moment, "expire", points=lot.points, earned_on=lot.day))
+        out.append(Posting(moment, "expire", points=lot.points, earned_on=lot.day, tier=_tier_name(ctx.model, m, moment)))
         lot.points = 0
     return out
 
@@ -499,27 +518,53 @@ def _period_points(m: Member, day: dt.date) -> dict:
 def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until: pd.Timestamp) -> None:
     """Process one member's rows (one member's slice of `Batch.frame`, as records) and post."""
     m = Member(index, customer["customer_id"], customer, _enrolled(customer, rows), rows[0]["timestamp"].date())
+    levels = []  # the member's tier level at each moment from their first row on
+    joined = sum(1 for moment in ctx.moments if moment < rows[0]["timestamp"])
     for lines in _units(rows):
         t = lines[0]["timestamp"]
+        while joined + len(levels) < len(ctx.moments) and ctx.moments[joined + len(levels)] < t:
+            levels.append(_level_at(ctx.model, m, ctx.moments[joined + len(levels)]))
         expired = _expire(ctx, m, t)
         tier = tier_at(ctx.model, m, t)
+        if ctx.row_tiers is not None:
+            ctx.row_tiers.update(dict.fromkeys((int(line["row"]) for line in lines), _row_tier(ctx, m, t)))
         rec = UnitRecord(index, m.customer_id, lines, tier, expired=expired)
         rec.postings = UNITS[int(lines[0]["kind"])](ctx, m, rec, lines, tier)
+        for p in rec.postings:
+            p.tier = tier.name if tier else ""
         ctx.postings += [(index, p) for p in expired + rec.postings]
         if ctx.observer:
             rec.tier_after = tier_at(ctx.model, m, t + pd.Timedelta(1, "ns"))
             rec.balance = m.balance
             rec.period_points = _period_points(m, t.date())
             ctx.observer(rec)
+    levels += [_level_at(ctx.model, m, moment) for moment in ctx.moments[joined + len(levels) :]]
+    for j, level in enumerate(levels, start=joined):
+        ctx.tier_counts[j, level] += 1
     tail = _expire(ctx, m, until)
     ctx.postings += [(index, p) for p in tail]
     if ctx.observer and tail:
         ctx.observer(UnitRecord(index, m.customer_id, [], None, expired=tail, balance=m.balance))
 
 
+def _row_tier(ctx: Context, m: Member, t: pd.Timestamp) -> tuple[int, int]:
+    """(tier level, tier metric) before a unit at `t`; the metric whole (spend in minor units)."""
+    spec = ctx.model.tiers
+    if spec is None:
+        return 0, 0
+    level, metric = tier_and_metric(ctx.model, m, t)
+    return level, int(metric * (10**ctx.decimals if spec.metric == "spend" else 1))
+
+
+def _level_at(model: Model, m: Member, moment: pd.Timestamp) -> int:
+    """The tier level held at `moment`, counting every unit at or before it (all processed)."""
+    return tier_and_metric(model, m, moment)[0] if model.tiers else 0
+
+
 def _ledger(model: Model, customer_ids, postings: list) -> pd.DataFrame:
     rules = tuple(r.name for r in model.rules)
     rewards = tuple(r.name for r in model.rewards)
+    tiers = tuple(model.tiers.names) if model.tiers else ()
     nat = np.datetime64("NaT", "ns")
     ps = [p for _, p in postings]
     return ledger.frame(
@@ -536,12 +581,33 @@ def _ledger(model: Model, customer_ids, postings: list) -> pd.DataFrame:
         np.array([p.row for p in ps], dtype=np.int64),
         rules,
         rewards,
+        np.array([tiers.index(p.tier) if p.tier else -1 for p in ps], dtype=np.int64),
+        tiers,
     )
 
 
 def run(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | None = None, observer=None, members=None) -> pd.DataFrame:
     """The ledger for a validated batch (see docs/semantics.md); `members` limits it to some members."""
-    ctx = Context(model, batch.decimals, redemption, observer)
+    return _run(Context(model, batch.decimals, redemption, observer), batch, members)
+
+
+def evaluate_batch(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | None = None, moments=None, row_tiers: bool = False) -> ledger.Evaluation:
+    """The ledger for a validated batch, the members per tier at each of `moments` (rising) and,
+    when `row_tiers`, each row's tier and tier metric before its unit (`ledger.Evaluation`)."""
+    at = [pd.Timestamp(t) for t in np.asarray([] if moments is None else moments, dtype="datetime64[ns]")]
+    levels = len(model.tiers.names) if model.tiers else 1
+    ctx = Context(model, batch.decimals, redemption, None, moments=at, tier_counts=np.zeros((len(at), levels), dtype=np.int64))
+    ctx.row_tiers = {} if row_tiers else None
+    out = _run(ctx, batch, None)
+    if not row_tiers:
+        return ledger.Evaluation(out, ctx.tier_counts)
+    numbers = np.array(sorted(ctx.row_tiers), dtype=np.int64)
+    tier = np.array([ctx.row_tiers[r][0] for r in numbers], dtype=np.int8 if levels < 2**7 else np.int16)
+    metric = np.array([ctx.row_tiers[r][1] for r in numbers], dtype=np.int64)
+    return ledger.Evaluation(out, ctx.tier_counts, *ledger.by_row(numbers, tier, metric))
+
+
+def _run(ctx: Context, batch: data.Batch, members) -> pd.DataFrame:
     frame = batch.frame
     customers = batch.customers.to_dict("records")
     bounds = np.searchsorted(frame["member"].to_numpy(), np.arange(batch.members + 1))
@@ -549,7 +615,7 @@ def run(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | Non
         rows = frame.iloc[bounds[i] : bounds[i + 1]].to_dict("records")
         if rows:
             run_member(ctx, i, customers[i], rows, batch.until)
-    out = _ledger(model, batch.customers["customer_id"].to_numpy(dtype=object), ctx.postings)
+    out = _ledger(ctx.model, batch.customers["customer_id"].to_numpy(dtype=object), ctx.postings)
     out.attrs["declined_redemptions"] = int(ctx.declined)
     out.attrs["unmatched_refunds"] = int(ctx.unmatched)
     return out

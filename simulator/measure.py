@@ -13,7 +13,7 @@ import pandas as pd
 from numba import njit
 
 from rulelang.engine import NAT
-from simulator import metrics, response, tiers
+from simulator import metrics
 
 
 @dataclass
@@ -47,16 +47,16 @@ class Partial:
         return Partial(**sums, rewards=rewards, ledger=None)
 
 
-def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
-    """The exact sums of one evaluated path (over the customers it covers)."""
+def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
+    """The exact sums of one evaluated path (over the customers it covers); `evaluation`: the
+    engine's ledger and, for a tiered program, its members per tier at each month's end."""
+    ledger = evaluation.ledger
     months = setup.months
     ends = np.asarray(months.end_time, dtype="datetime64[ns]")
     kinds = metrics.kind_codes(ledger)
     t = rows["timestamp"].to_numpy()
     purchase, refund, minor, orig, enroll = (rows[c].to_numpy() for c in ("_purchase", "_refund", "_minor", "_orig", "_enroll"))
-    table = metrics.month_table(months)
-    before = np.empty(len(t), dtype=np.int8 if len(months) < 127 else np.int64)
-    spend, delta, enrolled, joins = _row_sums(
+    delta, joins = _row_sums(
         metrics.as_ns(t),
         purchase,
         refund,
@@ -64,13 +64,13 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
         orig,
         enroll,
         metrics.month_starts(months)[0],
-        table,
+        metrics.month_table(months),
         len(months),
         ends.view(np.int64),
-        before,
     )
     joined_m = np.cumsum(joins[: len(months)])  # members joined by each month's end
-    tier_counts = _tier_counts(model, rows, ledger, kinds, ends, months, setup.history.decimals, enrolled, spend, before)
+    # Members per tier at each month's end, from the engine (a member counts from joining on).
+    tier_counts = evaluation.tier_counts if model.tiers is not None else np.zeros((len(months), 0), dtype=np.int64)
     sums = metrics.ledger_sums(ledger, months, kinds)
     return Partial(
         members=int(chosen.sum()),
@@ -90,49 +90,21 @@ def measure(setup, model, rows: pd.DataFrame, ledger: pd.DataFrame, chosen: np.n
 
 
 @njit(cache=True, nogil=True)
-def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends, before):
-    # One pass over the rows: each row's spend (what purchases and refunds move), the revenue the
-    # program adds per month (spend now minus the original), the enrolment rows' positions, and
-    # (into `before`) how many month ends precede each row: its month's, unless the row falls
-    # after that month's end_time (the last microsecond of the month); and the joinings counted
-    # at the first month end at or after them.
+def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends):
+    # One pass over the rows: the revenue the program adds per month (spend now minus the
+    # original) and the joinings, each counted at the first month end at or after it: its month's,
+    # unless the row falls after that month's end_time (the last nanosecond of the month).
     n = t.shape[0]
-    spend = np.empty(n, dtype=np.int64)
     delta = np.zeros(nm, dtype=np.int64)
     joins = np.zeros(nm + 1, dtype=np.int64)
-    count = np.count_nonzero(enroll)
-    enrolled = np.empty(count + 1, dtype=np.int64)
-    k = 0
     for i in range(n):
         # Branch-free: the flags vary row to row, and mispredicted branches cost more than the work.
         x = minor[i] * (purchase[i] | refund[i])
-        spend[i] = x
         c = metrics.month_of(t[i], first, table, nm)
         if 0 <= c < nm:
             delta[c] += x - orig[i]
-            before[i] = c + (t[i] > ends[c])
+            before = c + (t[i] > ends[c])
         else:
-            before[i] = max(c, 0)
-        joins[before[i]] += enroll[i] & (t[i] != NAT)
-        enrolled[k] = i
-        k += enroll[i]
-    return spend, delta, enrolled[:count], joins
-
-
-def _tier_counts(model, rows, ledger, kinds, ends, months, decimals, enrolled, spend, before) -> np.ndarray:
-    """Members per (month, tier) at each month's end (members who had joined by then).
-
-    `enrolled`: positions of the enrolment rows; `spend`: each row's spend (the spend metric's
-    contributions); `before`: how many month ends precede each row.
-    """
-    if model.tiers is None:
-        return np.zeros((len(months), 0), dtype=np.int64)
-    spec = model.tiers
-    m = rows["_m"].to_numpy()
-    t = rows["timestamp"].to_numpy()
-    if spec.metric == "spend":
-        contrib = spend
-    else:
-        earned = response.earned_per_row(ledger, len(rows), kinds) if spec.metric == "points" else None
-        contrib = tiers.contributions(spec, rows, earned)
-    return tiers.counts_at(spec, decimals, m, t, contrib, m[enrolled], t[enrolled], ends, before)
+            before = max(c, 0)
+        joins[before] += enroll[i] & (t[i] != NAT)
+    return delta, joins

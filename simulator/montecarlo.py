@@ -77,10 +77,12 @@ class _Engine:
             self.compiled = compile_model(program.model)
             self.columns = copied_columns(program.model)
 
-    def run(self, batch: Batch, policy, threads: int | None = None) -> pd.DataFrame:
+    def evaluate(self, batch: Batch, policy, threads: int | None = None, moments=None, row_tiers: bool = False):
+        """The batch's ledger, the members per tier at `moments` and, when `row_tiers`, each row's
+        tier (`rulelang.engine` Evaluation)."""
         if self.compiled is not None:
-            return self.compiled.run(batch, policy, threads=threads)
-        return importlib.import_module(ENGINES[self.engine]).run(self.model, batch, policy)
+            return self.compiled.evaluate(batch, policy, threads=threads, moments=moments, row_tiers=row_tiers)
+        return importlib.import_module(ENGINES[self.engine]).evaluate_batch(self.model, batch, policy, moments=moments, row_tiers=row_tiers)
 
 
 def _init(setup: Setup, threads: int) -> None:
@@ -98,9 +100,11 @@ def base_of(setup: Setup) -> Batch:
     return setup.base.result() if isinstance(setup.base, Future) else setup.base
 
 
-def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None) -> pd.DataFrame:
+def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None, moments=None, row_tiers: bool = False):
+    """The path's rows through the engine: the ledger, the members per tier at `moments` and, when
+    `row_tiers`, each row's tier."""
     engine = _engine_for(program, setup.engine)
-    return engine.run(batches.for_path(base_of(setup), rows, engine.exact_ids, engine.columns, span), policy, threads)
+    return engine.evaluate(batches.for_path(base_of(setup), rows, engine.exact_ids, engine.columns, span), policy, threads, moments, row_tiers)
 
 
 _ENGINES: dict = {}
@@ -131,6 +135,10 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     slices of customers do (simulator.chunked), and run 0's ledger is the pieces in customer order.
     """
     sc = setup.scenario
+    drawn = sc.response.for_run(sc.seed, run)  # the run's own uplifts, where the scenario gives distributions
+    if drawn is not sc.response:
+        sc = replace(sc, response=drawn)
+        setup = replace(setup, scenario=sc)
     h = setup.history
     e = sc.enrollment
     if setup.population is None:
@@ -246,8 +254,10 @@ def _evaluated(setup: Setup, program, run: int, rows: pd.DataFrame, chosen: np.n
     """A prepared piece (`_prepared`) through the engine, and its sums."""
     sc = setup.scenario
     policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
-    ledger = _evaluate(rows, setup, program, policy, threads, span)
-    return measure(setup, program.model, rows, ledger, chosen, run, keep_ledger)
+    # The members per tier at each month's end come from the engine, which holds the tiers.
+    ends = setup.months.end_time.to_numpy() if program.model.tiers is not None else None
+    evaluation = _evaluate(rows, setup, program, policy, threads, span, ends)
+    return measure(setup, program.model, rows, evaluation, chosen, run, keep_ledger)
 
 
 def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads: int | None) -> tuple[pd.DataFrame, np.ndarray, tuple | None]:
@@ -269,7 +279,7 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
         # Only the goal gradient maps the ledger's customer ids back to codes.
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
-        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run), setup, program, policy, threads, span)
+        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals)
     extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
     is_extra = np.zeros(len(rows), dtype=bool)

@@ -1,9 +1,10 @@
 """Response: how members change behaviour under the program (the revenue lift).
 
 - `spend_uplift` scales each member purchase line by (1 + uplift of the member's tier). The tier
-  is the one held before the row in a *first pass* of the engine over the members' unchanged rows
-  (the approximation: the uplift itself could lift a member into a higher tier sooner; that
-  second-order effect is ignored).
+  is the one held before the row over the members' unchanged rows (the approximation: the uplift
+  itself could lift a member into a higher tier sooner; that second-order effect is ignored): the
+  engine's own, from a *first pass* of it, for a tier by points (and whenever the goal gradient
+  runs one); read off the rows, for a tier by spend or visits otherwise.
 - `goal_gradient` adds `uplift` to a purchase when, before it, the member's first-pass balance is
   within `within` x the cheapest reward's price of affording it (balance >= (1 - within) x price
   and < price), or the tier metric is within `within` x the next tier's threshold of reaching it.
@@ -53,17 +54,6 @@ def needs_first_pass(response, model) -> bool:
     return by_points or response.goal_gradient is not None
 
 
-def earned_per_row(ledger: pd.DataFrame, n: int, kinds: np.ndarray | None = None) -> np.ndarray:
-    """Issued minus clawed-back points attributed to each evaluated row."""
-    k = metrics.kind_codes(ledger) if kinds is None else kinds
-    sign = np.where(k == metrics.KINDS.index("earn"), 1, np.where(k == metrics.KINDS.index("clawback"), -1, 0))
-    r = ledger["row"].to_numpy()
-    ok = (sign != 0) & (r >= 0)
-    out = np.zeros(n, dtype=np.int64)
-    np.add.at(out, r[ok], (ledger["points"].to_numpy() * sign)[ok])
-    return out
-
-
 def balance_before(ledger: pd.DataFrame, rows: pd.DataFrame, code_of: dict) -> np.ndarray:
     """Each row's balance before it: postings of earlier rows, and expiries up to its time."""
     n = len(rows)
@@ -88,27 +78,31 @@ def balance_before(ledger: pd.DataFrame, rows: pd.DataFrame, code_of: dict) -> n
     return bal.astype(np.int64)
 
 
-def factors(response, model, rows: pd.DataFrame, first_pass: pd.DataFrame | None, code_of: dict, decimals: int) -> np.ndarray:
-    """Per row: the share by which a member purchase line grows (0 elsewhere)."""
+def factors(response, model, rows: pd.DataFrame, first_pass, code_of: dict, decimals: int) -> np.ndarray:
+    """Per row: the share by which a member purchase line grows (0 elsewhere). `first_pass`: the
+    engine's evaluation of the rows with each row's tier (`rulelang.engine` Evaluation), or None."""
     uplifts = tier_uplifts(response, model)
     n = len(rows)
     level = np.zeros(n, dtype=np.int64)
     metric = np.zeros(n, dtype=np.int64)
     gg = response.goal_gradient
-    by_rows = model.tiers is not None and model.tiers.metric != "points"
-    if model.tiers is not None and (tier_dependent(response, model) or gg is not None) and (first_pass is not None or by_rows):
-        earned = earned_per_row(first_pass, n) if model.tiers.metric == "points" else np.zeros(n, dtype=np.int64)
-        contrib = tiers.contributions(model.tiers, rows, earned)
-        if gg is None:
-            # Only the level matters: each row's uplift found with it, in one pass.
-            return tiers.uplift_before_rows(model.tiers, decimals, rows["_m"].to_numpy(), rows["timestamp"].to_numpy(), contrib, uplifts, rows["_purchase"].to_numpy())
-        level, metric = tiers.before_rows(model.tiers, decimals, rows["_m"].to_numpy(), rows["timestamp"].to_numpy(), contrib)
+    if model.tiers is not None and (tier_dependent(response, model) or gg is not None):
+        if first_pass is not None:
+            # The engine's tier before each row (and the metric it progresses by), by row number.
+            level = _by_position(first_pass.row_tier, n)
+            metric = _by_position(first_pass.row_metric, n)
+        elif model.tiers.metric != "points":
+            contrib = tiers.contributions(model.tiers, rows)
+            if gg is None:
+                # Only the level matters: each row's uplift found with it, in one pass.
+                return tiers.uplift_before_rows(model.tiers, decimals, rows["_m"].to_numpy(), rows["timestamp"].to_numpy(), contrib, uplifts, rows["_purchase"].to_numpy())
+            level, metric = tiers.before_rows(model.tiers, decimals, rows["_m"].to_numpy(), rows["timestamp"].to_numpy(), contrib)
     f = uplifts[np.minimum(level, len(uplifts) - 1)]
     if gg is not None and first_pass is not None:
         near = np.zeros(n, dtype=bool)
         if model.rewards:
             price = min(r.points for r in model.rewards)
-            bal = balance_before(first_pass, rows, code_of)
+            bal = balance_before(first_pass.ledger, rows, code_of)
             near |= (bal < price) & (bal >= (1 - gg.within) * price)
         if model.tiers is not None:
             limits = tiers.thresholds(model.tiers, decimals)
@@ -118,6 +112,14 @@ def factors(response, model, rows: pd.DataFrame, first_pass: pd.DataFrame | None
             near |= has_next & (metric < goal) & (metric >= (1 - gg.within) * goal)
         f = f + np.where(near, gg.uplift, 0.0)
     return np.where(rows["_purchase"].to_numpy(), f, 0.0)
+
+
+def _by_position(values: np.ndarray, n: int) -> np.ndarray:
+    """A per-row-number array of the engine's, as int64 over the n rows (0 for a row it did not see)."""
+    out = np.zeros(n, dtype=np.int64)
+    size = min(len(values), n)
+    out[:size] = np.maximum(values[:size], 0)
+    return out
 
 
 def extra_visits(rows: pd.DataFrame, share: float, keys: np.ndarray, seed: int, run: int, until: pd.Timestamp) -> pd.DataFrame:

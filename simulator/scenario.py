@@ -68,18 +68,61 @@ class GoalGradient:
 
 
 @dataclass(frozen=True)
-class Response:
-    """Behaviour change of members: spend uplift (one number or per tier), visit uplift, goal gradient."""
+class Normal:
+    """An uplift known only as a distribution (as `loyalty calibrate` writes it): each Monte Carlo
+    run draws its own from Normal(mean, sd)."""
 
-    spend_uplift: float | Mapping[str, float] = 0.0
-    visit_uplift: float = 0.0
+    mean: float
+    sd: float
+
+    def quantile(self, u: float) -> float:
+        """The value at probability `u` in (0, 1)."""
+        from statistics import NormalDist
+
+        return self.mean + self.sd * NormalDist().inv_cdf(u) if self.sd > 0 else self.mean
+
+
+# The simulator.rng stream of the per-run uplift draws (counter 0: spend, 1: visits); other
+# streams: enrolment 11, redemption 21-22, visits 31-32, the forecast 61-66 and 71-73.
+STREAM_UPLIFT = 41
+
+
+@dataclass(frozen=True)
+class Response:
+    """Behaviour change of members: spend uplift (one number, per tier, or a distribution), visit
+    uplift (one number or a distribution), goal gradient."""
+
+    spend_uplift: float | Mapping[str, float] | Normal = 0.0
+    visit_uplift: float | Normal = 0.0
     goal_gradient: GoalGradient | None = None
 
     def spend_uplift_for(self, tier: str) -> float:
-        """The spend uplift of a tier (0 for a tier the mapping does not name)."""
+        """The spend uplift of a tier (0 for a tier the mapping does not name; a distribution's mean)."""
+        if isinstance(self.spend_uplift, Normal):
+            return self.spend_uplift.mean
         if isinstance(self.spend_uplift, Mapping):
             return float(self.spend_uplift.get(tier, 0.0))
         return float(self.spend_uplift)
+
+    def for_run(self, seed: int, run: int) -> Response:
+        """The response of Monte Carlo run `run`: each uplift given as a distribution drawn from the
+        run's own counter-based stream (the same seed and run, the same draw), a drawn spend uplift
+        below -1 taken as -1 and a drawn visit uplift outside [0, 1] as the nearer end; plain
+        numbers as they are (this very response, when none is a distribution)."""
+        if not isinstance(self.spend_uplift, Normal) and not isinstance(self.visit_uplift, Normal):
+            return self
+        import numpy as np
+
+        from simulator import rng
+
+        u = rng.uniform(seed, run, np.zeros(2, dtype=np.uint64), np.arange(2, dtype=np.uint64), STREAM_UPLIFT)
+        u = u + 2.0**-54  # draws are multiples of 2**-53 in [0, 1): moved to the middle of their step, inside (0, 1)
+        spend, visits = self.spend_uplift, self.visit_uplift
+        if isinstance(spend, Normal):
+            spend = max(spend.quantile(float(u[0])), -1.0)
+        if isinstance(visits, Normal):
+            visits = min(max(visits.quantile(float(u[1])), 0.0), 1.0)
+        return Response(spend_uplift=spend, visit_uplift=visits, goal_gradient=self.goal_gradient)
 
 
 @dataclass(frozen=True)
@@ -137,8 +180,8 @@ class Scenario:
             "enrollment": {"share": self.enrollment.share, "pick": self.enrollment.pick},
             "redemption": {"probability": self.redemption.probability, "choice": self.redemption.choice},
             "response": {
-                "spend_uplift": dict(rs.spend_uplift) if isinstance(rs.spend_uplift, Mapping) else rs.spend_uplift,
-                "visit_uplift": rs.visit_uplift,
+                "spend_uplift": _uplift_dict(rs.spend_uplift),
+                "visit_uplift": _uplift_dict(rs.visit_uplift),
                 "goal_gradient": (
                     {"within": rs.goal_gradient.within, "uplift": rs.goal_gradient.uplift} if rs.goal_gradient else None
                 ),
@@ -523,7 +566,47 @@ def _uplift_number(value, path, ctx) -> float:
     return _number(-1.0, 1.0, "a share between -1 and 1 (0.03 means +3%)")(value, path, ctx)
 
 
+_DISTRIBUTION = "a distribution `{normal: {mean: 0.03, sd: 0.01}}`"
+
+
+def _is_distribution(value) -> bool:
+    return isinstance(value, dict) and "normal" in value and len(value) == 1
+
+
+def _distribution(value, path, ctx) -> Normal:
+    """`{normal: {mean: M, sd: S}}`: mean a share between -1 and 1, sd between 0 and 1."""
+    inner = value["normal"]
+    at = path + ("normal",)
+    if not isinstance(inner, dict):
+        raise ctx.fail(at, f"expected the mean and standard deviation, like `{{mean: 0.03, sd: 0.01}}`, got {_shown(inner)}")
+    _unknown(inner, ("mean", "sd"), at, ctx)
+    for key in ("mean", "sd"):
+        if inner.get(key) is None:
+            raise ctx.fail(at, f"`{key}` is missing; `normal` needs mean and sd, like `{{mean: 0.03, sd: 0.01}}`")
+    mean = _number(-1.0, 1.0, "a share between -1 and 1 (0.03 means +3%)")(inner["mean"], at + ("mean",), ctx)
+    sd = _number(0.0, 1.0, "a standard deviation between 0 and 1 (0.01 means 1 point of uplift)")(inner["sd"], at + ("sd",), ctx)
+    return Normal(mean, sd)
+
+
+def _uplift_dict(value):
+    """An uplift as plain values: a number, a tier mapping, or `{normal: {mean, sd}}`."""
+    if isinstance(value, Normal):
+        return {"normal": {"mean": value.mean, "sd": value.sd}}
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _visit_uplift(value, path, ctx):
+    if _is_distribution(value):
+        return _distribution(value, path, ctx)
+    expected = f"a share between 0 and 1 (0.02 means +2% visits) or {_DISTRIBUTION}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ctx.fail(path, f"expected {expected}, got {_shown(value)}")
+    return _number(0.0, 1.0, expected)(value, path, ctx)
+
+
 def _spend_uplift(value, path, ctx):
+    if _is_distribution(value):
+        return _distribution(value, path, ctx)
     if isinstance(value, dict):
         out = {}
         for tier, v in value.items():
@@ -532,7 +615,7 @@ def _spend_uplift(value, path, ctx):
             out[tier] = _uplift_number(v, path + (tier,), ctx)
         return MappingProxyType(out)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ctx.fail(path, f"expected a number (0.03 means +3%) or a mapping of tier to number, like `{{Gold: 0.03}}`, got {_shown(value)}")
+        raise ctx.fail(path, f"expected a number (0.03 means +3%), a mapping of tier to number, like `{{Gold: 0.03}}`, or {_DISTRIBUTION}, got {_shown(value)}")
     return _uplift_number(value, path, ctx)
 
 
@@ -549,7 +632,7 @@ _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
     },
     "response": {
         "spend_uplift": (_spend_uplift, 0.0),
-        "visit_uplift": (_number(0.0, 1.0, "a share between 0 and 1 (0.02 means +2% visits)"), 0.0),
+        "visit_uplift": (_visit_uplift, 0.0),
         "goal_gradient": (None, None),  # a nested section, below
     },
     "goal_gradient": {

@@ -1,9 +1,12 @@
-"""Tier levels outside the engine: before each row, and at given moments (month ends).
+"""Tier levels before each row without an engine pass: what the spend uplift needs of a path's
+rows before the engine runs them.
 
-The ledger does not carry tiers, so the simulator recomputes them from the rows it evaluated and
-the postings it got back, following docs/semantics.md "Tiers": the metric over the window counts
-rows before the current one in processing order. Everything is a cumulative sum plus a
-per-member binary search, column-at-a-time.
+The engine reports the tier of every posting and the members per tier at each month's end
+(`rulelang.engine`); the response, which changes the rows before the engine sees them, reads a
+tier by spend or visits straight off the rows here (docs/semantics.md "Tiers": the metric over
+the window counts rows before the current one in processing order), and a tier by points off a
+first engine pass's earnings. Column-at-a-time: a cumulative sum plus a per-member search or a
+trailing window.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.engine import NAT, NS_PER_DAY
-from simulator.metrics import as_ns
+from rulelang.engine import NS_PER_DAY
 
 
 def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.ndarray, side: str) -> np.ndarray:
@@ -70,13 +72,14 @@ def _lex_search(m_rows, t_rows, m_q, t_q, right):
     return out
 
 
-def contributions(spec, rows: pd.DataFrame, earned: np.ndarray) -> np.ndarray:
-    """What each row adds to the tier metric: spend (minor units), earned points, or a visit."""
+def contributions(spec, rows: pd.DataFrame) -> np.ndarray:
+    """What each row adds to a tier metric by spend (minor units) or visits; a metric by points
+    needs the engine's earnings (an engine pass reports those tiers itself)."""
     if spec.metric == "spend":
         return np.where(rows["_purchase"].to_numpy() | rows["_refund"].to_numpy(), rows["_minor"].to_numpy(), 0).astype(np.int64, copy=False)
-    if spec.metric == "points":
-        return np.asarray(earned, dtype=np.int64)
-    return rows["_visit"].to_numpy().astype(np.int64)
+    if spec.metric == "visits":
+        return rows["_visit"].to_numpy().astype(np.int64)
+    raise ValueError("a tier by points is reported by the engine, not read off the rows")
 
 
 def thresholds(spec, decimals: int) -> np.ndarray:
@@ -198,98 +201,6 @@ def _rolling_before(m, t, contrib, start):
     return out
 
 
-def at_moments(spec, decimals: int, member: np.ndarray, t: np.ndarray, contrib: np.ndarray, m_q: np.ndarray, t_q: np.ndarray) -> np.ndarray:
-    """Tier level of members `m_q` at moments `t_q`, counting every row with time <= the moment."""
-    hi = lex_search(member, t, m_q, t_q, "right")
-    return _levels(spec, decimals, member, t, contrib, m_q, t_q, hi)[0]
-
-
-def counts_at(
-    spec,
-    decimals: int,
-    member: np.ndarray,
-    t: np.ndarray,
-    contrib: np.ndarray,
-    m_q: np.ndarray,
-    t_join: np.ndarray,
-    moments: np.ndarray,
-    before: np.ndarray | None = None,
-) -> np.ndarray:
-    """Members `m_q` (joined at `t_join`) per tier at each of `moments`: (moment, tier) int64 counts.
-
-    The same levels as `at_moments` for every (member, moment) pair, counting only members who had
-    joined by the moment; rows sorted by (member, time) as for `at_moments`. `before`, if the
-    caller has it: each row's `positions(t, moments, strict=True)`.
-    """
-    moments = np.asarray(moments, dtype="datetime64[ns]")
-    order = np.argsort(moments, kind="stable")  # the window bounds then rise with the moments
-    at = moments[order]
-    if spec.window == "calendar_year":
-        lo, prev, cal = _year_start(at), _year_start(at, 1), True
-    else:
-        lo, prev, cal = _window_start(spec, at), at, False
-    ns = [np.asarray(x, dtype="datetime64[ns]").view("int64") for x in (t, t_join, at, lo, prev)]
-    out = np.empty((len(moments), len(spec.names)), dtype=np.int64)
-    out[order] = _counts_at(
-        np.asarray(member, dtype=np.int64), ns[0], np.asarray(contrib, dtype=np.int64), thresholds(spec, decimals),
-        np.asarray(m_q, dtype=np.int64), *ns[1:], cal, len(spec.names), before,
-    )  # fmt: skip
-    return out
-
-
-_TABLE_DAYS = 100_000  # moments further apart are searched for instead
-
-
-def positions(t: np.ndarray, q: np.ndarray, strict: bool) -> np.ndarray:
-    """How many of the rising `q` lie before each t (strictly, or at or before), in a small integer type.
-
-    Times are datetime64 or int64 nanoseconds.
-    """
-    t, q = as_ns(t), as_ns(q)
-    if len(q) and int(q[-1]) - int(q[0]) > _TABLE_DAYS * NS_PER_DAY:
-        return np.searchsorted(q, t, side="left" if strict else "right")
-    out = np.empty(len(t), dtype=np.int8 if len(q) < 127 else np.int64)
-    _below(t, q, strict, out)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _below(t, q, strict, out):
-    # A day table answers the days no q falls in, a count the rest (a binary search mispredicts on
-    # every row).
-    n = t.shape[0]
-    nq = q.shape[0]
-    if nq == 0:
-        out[:] = 0
-        return
-    base = q[0] - q[0] % NS_PER_DAY
-    days = (q[nq - 1] - base) // NS_PER_DAY + 1
-    table = np.zeros(days, dtype=np.int64)
-    inside = np.zeros(days, dtype=np.bool_)
-    for j in range(nq):
-        d = (q[j] - base) // NS_PER_DAY
-        inside[d] = True
-        for k in range(d + 1, days):
-            table[k] += 1
-    end = base + days * NS_PER_DAY
-    for r in range(n):
-        x = t[r]
-        if x < base:
-            out[r] = 0
-            continue
-        if x >= end:
-            out[r] = nq
-            continue
-        d = (x - base) // NS_PER_DAY
-        if not inside[d]:
-            out[r] = table[d]
-        else:
-            k = 0
-            for j in range(nq):
-                k += q[j] < x or (not strict and q[j] == x)
-            out[r] = k
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _level_of(limits, metric):
     # `_level` for one metric: thresholds rise (the checker wants each above the one before), so
@@ -298,81 +209,3 @@ def _level_of(limits, metric):
     for q in range(limits.shape[0]):  # (indexed: an iterator over the array is slower here)
         k += limits[q] <= metric
     return max(k - 1, 0)
-
-
-@njit(cache=True, nogil=True)
-def _member_ranges(m_rows, m_q):
-    # Each queried member's rows [lo, hi) in rows sorted by member.
-    k = m_q.shape[0]
-    lo = np.zeros(k, dtype=np.int64)
-    hi = np.zeros(k, dtype=np.int64)
-    off = _offsets(m_rows, m_q)
-    for i in range(k):
-        if m_q[i] >= 0:
-            lo[i] = off[m_q[i]]
-            hi[i] = off[m_q[i] + 1]
-    return lo, hi
-
-
-def _counts_at(m_rows, t_rows, contrib, limits, m_q, t_join, moments, lo_t, prev_t, cal, ntiers, before=None):
-    # A row adds to the metric at the moments from the first at or after it until its time leaves
-    # the window: a run of moments, as the bounds rise. Windows are (start, moment] after a days or
-    # months look-back, [1 Jan, moment] in a calendar year. (Separate kernels: fused, they ran
-    # slower.)
-    first = positions(t_rows, moments, True) if before is None else before
-    until = positions(t_rows, lo_t, not cal)
-    until_prev = positions(t_rows, prev_t, False) if cal else until
-    # Queries in member order (the enrolment rows are) walk along the rows to their members.
-    walk = bool(np.all(m_q[1:] >= m_q[:-1]))
-    lo, hi = (np.zeros(0, dtype=np.int64),) * 2 if walk else _member_ranges(m_rows, m_q)
-    return _tally(m_rows, m_q, walk, lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers)
-
-
-@njit(cache=True, nogil=True)
-def _tally(m_rows, m_q, walk, lo, hi, first, until, until_prev, contrib, limits, t_join, moments, cal, ntiers):
-    # Each member's runs go into a difference array over the moments, whose running sums are the
-    # member's metric at each moment.
-    nq = moments.shape[0]
-    out = np.zeros((nq, ntiers), dtype=np.int64)
-    d = np.zeros(nq + 1, dtype=np.int64)
-    e = np.zeros(nq + 1, dtype=np.int64)
-    n = m_rows.shape[0]
-    p = 0
-    a = 0
-    b = 0
-    for i in range(m_q.shape[0]):
-        tj = t_join[i]
-        if not walk:
-            a = lo[i]
-            b = hi[i]
-        elif i == 0 or m_q[i] != m_q[i - 1]:
-            while p < n and m_rows[p] < m_q[i]:
-                p += 1
-            a = p
-            while p < n and m_rows[p] == m_q[i]:
-                p += 1
-            b = p
-        for j in range(nq + 1):
-            d[j] = 0
-        for r in range(a, b):
-            c = contrib[r]
-            x = first[r]
-            d[x] += c
-            d[max(x, until[r])] -= c
-        if cal:
-            # Last calendar year's window: from its 1 Jan up to this year's.
-            for j in range(nq + 1):
-                e[j] = 0
-            for r in range(a, b):
-                e[until[r]] += contrib[r]
-                e[max(until[r], until_prev[r])] -= contrib[r]
-        metric = 0
-        last = 0
-        for j in range(nq):
-            metric += d[j]
-            level = _level_of(limits, metric)
-            if cal:
-                last += e[j]
-                level = max(level, _level_of(limits, last))
-            out[j, level] += (tj != NAT) & (tj <= moments[j])
-    return out

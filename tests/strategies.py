@@ -405,7 +405,8 @@ _SCENARIO_SHAPE = {
                 "custmer_id": ("x",), "segment": ("seg",)},
     "enrollment": {"share": ("0.4", "1", "-0.1"), "pick": ("random", "top_spenders", "best")},
     "redemption": {"probability": ("0.35", "0", "1.3"), "choice": ("cheapest", "dearest", "random", "cheap")},
-    "response": {"spend_uplift": ("0.03", "{Gold: 0.03, Black: 0.06}", "{Gold: 3}", "-1"), "visit_uplift": ("0.02", "1"),
+    "response": {"spend_uplift": ("0.03", "{Gold: 0.03, Black: 0.06}", "{Gold: 3}", "-1", "{normal: {mean: 0.04, sd: 0.02}}", "{normal: {mean: 0.04}}"),
+                 "visit_uplift": ("0.02", "1", "{normal: {mean: 0.03, sd: 0.05}}", "{normal: {mean: 0.03, sd: -1}}", "{normal: 0.1}"),
                  "goal_gradient": ("{within: 0.2, uplift: 0.05}", "{within: 0.2}", "{within: 2, uplift: x}")},
 }  # fmt: skip
 
@@ -553,3 +554,35 @@ def contract_frame(draw):
     cols = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "_event", "_refund", "_cents", "_start"]
     frame = _pd.DataFrame(out, columns=cols)
     return frame[cols[:6]], frame[cols[6:]].set_axis(["event", "refund", "cents", "start"], axis=1)
+
+
+# =================================================================================================
+# --- monthly flows of a points program (simulator/finance/accounting roll-forwards) -----------------
+# Sales, points earned, redeemed and expired month by month, never spending more points than were
+# earned so far, and an estimate of the redemption rate per month in (0, 1] as an exact decimal.
+# =================================================================================================
+
+
+@st.composite
+def monthly_point_flows(draw, max_months: int = 24) -> dict:
+    n = draw(st.integers(min_value=1, max_value=max_months))
+    sales = draw(st.lists(st.integers(min_value=0, max_value=10**9), min_size=n, max_size=n))
+    earned = draw(st.lists(st.integers(min_value=0, max_value=10**7), min_size=n, max_size=n))
+    redeemed, expired, outstanding = [], [], 0
+    for t in range(n):
+        outstanding += earned[t]
+        r = draw(st.integers(min_value=0, max_value=outstanding))
+        e = draw(st.integers(min_value=0, max_value=outstanding - r))
+        outstanding -= r + e
+        redeemed.append(r)
+        expired.append(e)
+    rates = draw(st.lists(st.integers(min_value=1, max_value=10_000).map(lambda bp: Decimal(bp) / 10_000), min_size=n, max_size=n))
+    return {
+        "sales": sales,
+        "earned": earned,
+        "redeemed": redeemed,
+        "expired": expired,
+        "rates": rates,
+        "value_per_point": draw(st.sampled_from(["0.01", "0.005", "1", "0.95", "0.0333"])),
+        "decimals": draw(st.sampled_from([0, 2, 3])),
+    }

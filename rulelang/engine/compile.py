@@ -121,7 +121,14 @@ class CompiledProgram:
     def run(self, batch: Batch, redemption: RedemptionPolicy | None = None, threads: int | None = None) -> pd.DataFrame:
         """The ledger for a validated batch; the members are shared among `threads` threads
         (default: one per core available to the process)."""
-        return _run(self, batch, redemption, threads if threads is not None else available_cores())
+        return self.evaluate(batch, redemption, threads).ledger
+
+    def evaluate(
+        self, batch: Batch, redemption: RedemptionPolicy | None = None, threads: int | None = None, moments=None, row_tiers: bool = False
+    ) -> ledger.Evaluation:
+        """The ledger for a validated batch, with the members per tier at each of `moments` and,
+        when `row_tiers`, each row's tier and tier metric (`ledger.Evaluation`)."""
+        return _run(self, batch, redemption, threads if threads is not None else available_cores(), moments, row_tiers)
 
 
 def available_cores() -> int:
@@ -134,10 +141,11 @@ def compile_model(model: Model) -> CompiledProgram:
     """Everything about the program that does not depend on the data, as arrays."""
     scale = 10**model.decimals
     rules = model.rules
-    # The kernel packs a posting's rule or reward code in 16 bits (kernel.OUT_WHO).
-    for what, count in (("rules", len(rules)), ("rewards", len(model.rewards))):
-        if count >= 2**15:
-            raise LoyaltyError(f"{model.path}: {count} {what}; the compiled engine numbers at most {2**15 - 1}")
+    # The kernel packs a posting's rule or reward code in 16 bits, its tier in 8 (kernel.OUT_WHO).
+    tiers = len(model.tiers.names) if model.tiers else 0
+    for what, count, most in (("rules", len(rules), 2**15 - 1), ("rewards", len(model.rewards), 2**15 - 1), ("tiers", tiers, Kn.MAX_TIERS)):
+        if count > most:
+            raise LoyaltyError(f"{model.path}: {count} {what}; the compiled engine numbers at most {most}")
     idx = {r.name: r.index for r in rules}
     # The checker has kept this denominator within limits.MAX_DENOMINATOR (and every number within limits.LIMITS).
     step = award_steps(model.rules, model.decimals)
@@ -243,14 +251,15 @@ class _Postings:
         self.columns, self.declined, self.unmatched = columns, declined, unmatched
 
 
-def _postings_of(args: tuple, start: int, stop: int, scratch: np.ndarray) -> _Postings:
+def _postings_of(args: tuple, report: Kn.Report, start: int, stop: int, scratch: np.ndarray) -> _Postings:
     """Run the kernel (`args`: its program, rows and redemptions) over the members in rows
-    start .. stop into `scratch`; when they do not fit, a block at a time, each fill copied on."""
+    start .. stop into `scratch` and `report`; when they do not fit, a block at a time, each fill
+    copied on."""
     rows = stop - start
     kept = None
     total, declined, unmatched = 0, 0, 0
     while True:
-        cnt, declined_here, unmatched_here, resume, need = Kn.run_kernel(*args, scratch, start, stop)
+        cnt, declined_here, unmatched_here, resume, need = Kn.run_kernel(*args, report, scratch, start, stop)
         if resume >= 0 and cnt == 0:  # one member needs more than the whole block
             scratch = Kn.grow(scratch, 0, need)
             continue
@@ -286,9 +295,10 @@ def member_parts(member: np.ndarray, threads: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [n], strict=True) if b > a] or [(0, n)]
 
 
-def _postings(args: tuple, member: np.ndarray, threads: int) -> _Postings:
+def _postings(args: tuple, report: Kn.Report, member: np.ndarray, threads: int) -> _Postings:
     """Every member's postings in ledger order; members split over `threads` threads (the kernel
-    releases the GIL), each writing into its own stretch of one block, closed up afterwards."""
+    releases the GIL), each writing into its own stretch of one block, closed up afterwards, and
+    counting members by tier into its own counts, added up into `report`'s afterwards."""
     n = len(member)
     parts = member_parts(member, threads if n >= THREAD_ROWS else 1)
     room = [min(2 * (b - a) + 64, SCRATCH) for a, b in parts]
@@ -296,9 +306,12 @@ def _postings(args: tuple, member: np.ndarray, threads: int) -> _Postings:
     at = np.r_[0, np.cumsum(room)]
     views = [block[:, at[k] : at[k + 1]] for k in range(len(parts))]
     if len(parts) == 1:
-        return _postings_of(args, 0, n, views[0])
+        return _postings_of(args, report, 0, n, views[0])
+    reports = [report] + [report._replace(tier_counts=np.zeros_like(report.tier_counts)) for _ in parts[1:]]
     with ThreadPoolExecutor(len(parts)) as pool:
-        done = list(pool.map(lambda k: _postings_of(args, *parts[k], views[k]), range(len(parts))))
+        done = list(pool.map(lambda k: _postings_of(args, reports[k], *parts[k], views[k]), range(len(parts))))
+    for other in reports[1:]:
+        np.add(report.tier_counts, other.tier_counts, out=report.tier_counts)
     if all(np.shares_memory(d.columns, block) for d in done):
         # Each part's postings follow the previous part's: one move per part, no new columns.
         end = done[0].columns.shape[1]
@@ -430,18 +443,35 @@ def redemption_arrays(frame: pd.DataFrame, redemption: RedemptionPolicy | None) 
     )
 
 
-def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int) -> pd.DataFrame:
+def report_arrays(cp: CompiledProgram, rows: Kn.Rows, moments, row_tiers: bool) -> Kn.Report:
+    """What the kernel is to report besides the postings: members per tier at `moments` (datetime64
+    or int64 ns, rising; None: none), and each row's tier and tier metric when `row_tiers`."""
+    at = np.zeros(0, dtype=np.int64) if moments is None else np.ascontiguousarray(np.asarray(moments, dtype="datetime64[ns]").view(np.int64))
+    if len(at) > 1 and not bool(np.all(at[1:] >= at[:-1])):
+        raise LoyaltyError("the moments to count members by tier at must rise")
+    n = len(rows.member) if row_tiers else 0
+    return Kn.Report(
+        moments=at,
+        tier_counts=np.zeros((len(at), cp.levels), dtype=np.int64),
+        row_tier=np.zeros(n, dtype=np.int8 if cp.levels < 2**7 else np.int16),
+        row_metric=np.zeros(n, dtype=np.int64),
+    )
+
+
+def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int, moments=None, row_tiers: bool = False) -> ledger.Evaluation:
     model = cp.model
     env = C.Env(model, batch)
     rows = row_arrays(cp, batch, env)
     args = (program_arrays(cp), rows, redemption_arrays(batch.frame, redemption))
-    posted = _postings(args, rows.member, threads)
+    report = report_arrays(cp, rows, moments, row_tiers)
+    posted = _postings(args, report, rows.member, threads)
     cols = posted.columns
     # The codes in the types pandas keeps them in (no copy when the Categoricals are made).
     count = cols.shape[1]
-    codes = [np.empty(count, dtype=ledger.code_dtype(size)) for size in (len(batch.customers), len(ledger.KINDS), len(model.rules) + 1, len(model.rewards) + 1)]
+    sizes = (len(batch.customers), len(ledger.KINDS), len(model.rules) + 1, len(model.rewards) + 1, cp.levels + 1)
+    codes = [np.empty(count, dtype=ledger.code_dtype(size)) for size in sizes]
     Kn.unpack(cols[Kn.OUT_WHO], *codes)
-    member_codes, kind_codes, rule_codes, reward_codes = codes
+    member_codes, kind_codes, rule_codes, reward_codes, tier_codes = codes
     result = ledger.frame(
         batch.id_dtype,
         member_codes,
@@ -456,13 +486,22 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
         cols[Kn.OUT_ROW],
         tuple(r.name for r in model.rules),
         tuple(w.name for w in model.rewards),
+        tier_codes,
+        model.tiers.names if model.tiers else (),
         shifted=True,
     )
     result.attrs["declined_redemptions"] = int(posted.declined)
     result.attrs["unmatched_refunds"] = int(posted.unmatched)
-    return result
+    if not row_tiers:
+        return ledger.Evaluation(result, report.tier_counts)
+    return ledger.Evaluation(result, report.tier_counts, *ledger.by_row(rows.row_id, report.row_tier, report.row_metric))
 
 
 def run(model: Model, batch: Batch, redemption: RedemptionPolicy | None = None) -> pd.DataFrame:
     """The ledger for a validated batch (the `compiled` engine of `rulelang.engine.evaluate`)."""
     return compile_model(model).run(batch, redemption)
+
+
+def evaluate_batch(model: Model, batch: Batch, redemption: RedemptionPolicy | None = None, moments=None, row_tiers: bool = False) -> ledger.Evaluation:
+    """The ledger for a validated batch and what else the engine reports (`ledger.Evaluation`)."""
+    return compile_model(model).evaluate(batch, redemption, moments=moments, row_tiers=row_tiers)

@@ -18,12 +18,15 @@ from numba import njit
 
 from rulelang.engine.calendar import NAT, NS_PER_DAY, add_months, civil_from_days, days_from_civil
 
-# Posting columns (rows of `new_postings`). OUT_WHO packs the member, the kind, and the rule or
-# the reward (a posting names one or neither: a reward only when it is a redemption) into one
-# int64 (`who`); `unpack` splits it into the narrow code columns the ledger keeps. Seven columns
-# of 8 bytes, not ten: run 0's ledger, which a simulation keeps, touches 30% less fresh memory.
+# Posting columns (rows of `new_postings`). OUT_WHO packs the member, the tier the posting was
+# made at, the kind, and the rule or the reward (a posting names one or neither: a reward only
+# when it is a redemption) into one int64 (`who`); `unpack` splits it into the narrow code columns
+# the ledger keeps. Seven columns of 8 bytes, not eleven: run 0's ledger, which a simulation
+# keeps, touches a third less fresh memory. Bits: kind 0-7, rule or reward 8-23, tier + 1 24-31
+# (0: the program has no tiers), member 32 on.
 OUT_TS, OUT_POINTS, OUT_EARNED, OUT_COST, OUT_SHARE, OUT_ROW, OUT_WHO = range(7)
-WHO_MEMBER_SHIFT, WHO_CODE_SHIFT = 24, 8
+WHO_MEMBER_SHIFT, WHO_TIER_SHIFT, WHO_CODE_SHIFT = 32, 24, 8
+MAX_TIERS = 254  # tier + 1 in 8 bits
 # Ledger kinds (ledger.KINDS order) and batch row kinds (data.PURCHASE ...).
 EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(6)
 K_PURCHASE, K_REFUND, K_REDEEM, K_EVENT = 0, 1, 2, 3
@@ -125,8 +128,9 @@ def new_postings(capacity: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _post(out, cnt, member, ts, kind, rule, points, earned, reward, cost, share, row):
-    """Write posting `cnt` if it fits (the caller grows the columns and reruns the member if not)."""
+def _post(out, cnt, holder, ts, kind, rule, points, earned, reward, cost, share, row):
+    """Write posting `cnt` if it fits (the caller grows the columns and reruns the member if not).
+    `holder`: the member and the tier, already in their bits of OUT_WHO (`holder_bits`)."""
     if cnt < out.shape[1]:
         code = reward if kind == REDEEM else rule
         out[OUT_TS, cnt] = ts
@@ -135,7 +139,7 @@ def _post(out, cnt, member, ts, kind, rule, points, earned, reward, cost, share,
         out[OUT_COST, cnt] = cost
         out[OUT_SHARE, cnt] = share
         out[OUT_ROW, cnt] = row
-        out[OUT_WHO, cnt] = (np.int64(member) << WHO_MEMBER_SHIFT) | ((np.int64(code) & 0xFFFF) << WHO_CODE_SHIFT) | kind
+        out[OUT_WHO, cnt] = holder | ((np.int64(code) & 0xFFFF) << WHO_CODE_SHIFT) | kind
     return cnt + 1
 
 
@@ -155,17 +159,25 @@ def close_up(block, dst, src, count):
             block[c, dst + i] = block[c, src + i]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def holder_bits(member, tier_code):
+    """The member and the tier code (tier + 1, or 0 without tiers) in their bits of OUT_WHO."""
+    return (np.int64(member) << WHO_MEMBER_SHIFT) | (np.int64(tier_code) << WHO_TIER_SHIFT)
+
+
 @njit(cache=True, nogil=True)
-def unpack(who, member, kind, rule, reward):
+def unpack(who, member, kind, rule, reward, tier):
     """Split the packed `who` column into the ledger's code columns, in whatever integer types
     the caller gives them (the ones pandas keeps Categorical codes in): member and kind codes,
-    and the rule and reward codes shifted by one (0 for none), as `ledger.frame` takes them."""
+    the rule and reward codes shifted by one (0 for none), as `ledger.frame` takes them, and the
+    tier codes (tier + 1; 0 for a program without tiers)."""
     for i in range(who.shape[0]):
         w = who[i]
         k = w & 0xFF
         code = (w >> WHO_CODE_SHIFT) & 0xFFFF
         code = code - 0x10000 if code >= 0x8000 else code
         member[i] = w >> WHO_MEMBER_SHIFT
+        tier[i] = (w >> WHO_TIER_SHIFT) & 0xFF
         kind[i] = k
         if k == REDEEM:
             rule[i] = 0
@@ -200,7 +212,7 @@ def _round(num, den, mode):
 
 
 @njit(cache=True, nogil=True)
-def _redeem(out, posted, who, t, row, reward, points, cost, share, lot_day, lot_points, first_lot, lot_count):
+def _redeem(out, posted, holder, t, row, reward, points, cost, share, lot_day, lot_points, first_lot, lot_count):
     """Spend `points` from the lots, oldest first; one posting per lot touched."""
     left = points
     first = True
@@ -211,14 +223,14 @@ def _redeem(out, posted, who, t, row, reward, points, cost, share, lot_day, lot_
         if n > 0:
             lot_points[q] -= n
             left -= n
-            posted = _post(out, posted, who, t, REDEEM, -1, n, lot_day[q] * NS_PER_DAY, reward,
+            posted = _post(out, posted, holder, t, REDEEM, -1, n, lot_day[q] * NS_PER_DAY, reward,
                         cost if first else 0, share if first else 0, row)
             first = False
     return posted
 
 
 @njit(cache=True, nogil=True)
-def _clawback(out, posted, who, t, rule, points, day, row, lot_day, lot_points, first_lot, lot_count):
+def _clawback(out, posted, holder, t, rule, points, day, row, lot_day, lot_points, first_lot, lot_count):
     """Take back `points` of `rule` from the lots: first the lot earned on `day` (the refunded
     basket's), then the others oldest first; what no lot holds any more is a shortfall.
     Returns (posted, points taken from lots)."""
@@ -227,25 +239,25 @@ def _clawback(out, posted, who, t, rule, points, day, row, lot_day, lot_points, 
         if lot_day[q] < day:
             break
         if lot_day[q] == day:
-            posted, left = _take(out, posted, who, t, rule, q, left, row, lot_day, lot_points)
+            posted, left = _take(out, posted, holder, t, rule, q, left, row, lot_day, lot_points)
             break
     for q in range(first_lot, lot_count):
         if left == 0:
             break
         if lot_day[q] != day:
-            posted, left = _take(out, posted, who, t, rule, q, left, row, lot_day, lot_points)
+            posted, left = _take(out, posted, holder, t, rule, q, left, row, lot_day, lot_points)
     if left > 0:
-        posted = _post(out, posted, who, t, SHORTFALL, rule, left, NAT, -1, 0, 0, row)
+        posted = _post(out, posted, holder, t, SHORTFALL, rule, left, NAT, -1, 0, 0, row)
     return posted, points - left
 
 
 @njit(cache=True, nogil=True)
-def _take(out, posted, who, t, rule, q, left, row, lot_day, lot_points):
+def _take(out, posted, holder, t, rule, q, left, row, lot_day, lot_points):
     """Claw back up to `left` points from lot q: (posted, points still to take)."""
     n = min(lot_points[q], left)
     if n > 0:
         lot_points[q] -= n
-        posted = _post(out, posted, who, t, CLAWBACK, rule, n, lot_day[q] * NS_PER_DAY, -1, 0, 0, row)
+        posted = _post(out, posted, holder, t, CLAWBACK, rule, n, lot_day[q] * NS_PER_DAY, -1, 0, 0, row)
     return posted, left - n
 
 
@@ -260,7 +272,7 @@ def _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_
 
 
 @njit(cache=True, nogil=True)
-def _expire_due(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count):
+def _expire_due(out, posted, holder, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count):
     """Post the expiry of every lot (from `first_lot` on) due by `now`: for inactivity expiry, the lots
     earned before the day of `inactive_moment` once it has come; otherwise each lot at its own
     moment (lots expire in the order earned). Returns (posted, points expired). The kernel calls it
@@ -271,7 +283,7 @@ def _expire_due(out, posted, who, now, inactive, inactive_moment, lot_day, lot_p
             mday = inactive_moment // NS_PER_DAY
             for q in range(first_lot, lot_count):
                 if lot_points[q] > 0 and lot_day[q] < mday:
-                    posted = _post(out, posted, who, inactive_moment, EXPIRE, -1, lot_points[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                    posted = _post(out, posted, holder, inactive_moment, EXPIRE, -1, lot_points[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
                     gone += lot_points[q]
                     lot_points[q] = 0
     else:
@@ -279,7 +291,7 @@ def _expire_due(out, posted, who, now, inactive, inactive_moment, lot_day, lot_p
             if lot_points[q] > 0:
                 if lot_moment[q] > now:
                     break
-                posted = _post(out, posted, who, lot_moment[q], EXPIRE, -1, lot_points[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
+                posted = _post(out, posted, holder, lot_moment[q], EXPIRE, -1, lot_points[q], lot_day[q] * NS_PER_DAY, -1, 0, 0, -1)
                 gone += lot_points[q]
                 lot_points[q] = 0
     return posted, gone
@@ -351,15 +363,91 @@ class Redemptions(NamedTuple):
     choice_draw: np.ndarray  # for RANDOM: which of the affordable rewards
 
 
+class Report(NamedTuple):
+    """What the caller asks to see besides the postings (`compile.report_arrays`), written by the
+    kernel. Calls side by side each have their own `tier_counts`; a call writes the per-row
+    outputs only at its own members' rows, so calls can share those."""
+
+    moments: np.ndarray  # int64 ns, rising: when to count members by tier (empty: never)
+    tier_counts: np.ndarray  # (moments, tiers): members at each tier at each moment, from their first row on; added to
+    row_tier: np.ndarray  # per row: the tier held before its unit (empty: not wanted) ...
+    row_metric: np.ndarray  # ... and the tier metric then (this calendar year's, for calendar-year tiers)
+
+
 @njit(cache=True, nogil=True)
-def run_kernel(program, rows, redemptions, out, start, stop):
+def _tier_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
+             year, year_sum, last_year_sum):
+    """The tier held at `moment` (at or after the member's last unit so far), from the state the
+    kernel keeps for the next unit, without moving it: the metric over the window that ends at
+    the moment. Called only at a report's moments and at expiries, never per unit."""
+    if tier_window == W_ROLLING:
+        day = moment // NS_PER_DAY
+        if window_months > 0:
+            cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
+        else:
+            cutoff = moment - window_days * NS_PER_DAY
+        metric = window_sum
+        head = window_head
+        while head < contributions and contribution_ts[head] <= cutoff:
+            metric -= contribution[head]
+            head += 1
+    else:
+        moment_year, _, _ = civil_from_days(moment // NS_PER_DAY)
+        if moment_year == year:
+            metric = max(year_sum, last_year_sum)
+        elif moment_year == year + 1:
+            metric = year_sum  # last year's, now the year before
+        else:
+            metric = 0
+    tier = 0
+    for q in range(1, thresholds.shape[0]):
+        if metric >= thresholds[q]:
+            tier = q
+    return tier
+
+
+LAST_MOMENT = np.iinfo(np.int64).max
+
+
+@njit(cache=True, nogil=True)
+def _tiers_at_moments(moment_tier, moments, next_moment, before, tier_window, window_days, window_months, thresholds, contribution_ts,
+                      contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum):
+    """The tier held at each of the report's moments from `next_moment` on that come before
+    `before`, into `moment_tier`; returns the first moment not reached."""
+    while next_moment < moments.shape[0] and moments[next_moment] < before:
+        moment_tier[next_moment] = _tier_at(moments[next_moment], tier_window, window_days, window_months, thresholds, contribution_ts,
+                                            contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+        next_moment += 1
+    return next_moment
+
+
+@njit(cache=True, nogil=True)
+def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count, has_tiers,
+                     tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
+                     year, year_sum, last_year_sum):
+    """`_expire_due` for member `who`, each expiry posting (of those that fit) at the tier held at
+    its moment. Returns (posted, points expired). Called only when a lot is due."""
+    expired_from = posted
+    posted, gone = _expire_due(out, posted, holder_bits(who, 0), now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count)
+    if not has_tiers:
+        return posted, gone
+    for p in range(expired_from, min(posted, out.shape[1])):
+        tier_then = _tier_at(out[OUT_TS, p], tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
+                             window_head, contributions, window_sum, year, year_sum, last_year_sum)
+        out[OUT_WHO, p] |= np.int64(tier_then + 1) << WHO_TIER_SHIFT
+    return posted, gone
+
+
+@njit(cache=True, nogil=True)
+def run_kernel(program, rows, redemptions, report, out, start, stop):
     """Every posting of the members in rows `start` .. `stop` (a member boundary), in ledger order,
-    into the columns `out` (`new_postings`). Returns (postings, declined, unmatched, resume, need):
+    into the columns `out` (`new_postings`), and what `report` asks for. Returns (postings,
+    declined, unmatched, resume, need):
     when the columns fill up, `resume` is the first row of the member that did not fit, the counts
     are those before it and `need` is the room that member needs; otherwise resume is -1.
 
     The structures' fields are read into locals once, here: the loop then indexes plain arrays.
-    Each unit goes through named steps (`# --- Step:` below): expiry, tier, earn, rounding, caps,
+    Each unit goes through named steps (`# --- Step:` below): moments, expiry, tier, earn, rounding, caps,
     simulated redemption, refund, redemption, tier metric. They are sections of this one function,
     not functions of their own: handed arrays, a step as a function (numba-inlined or not, taking
     the structures or their arrays) counts references to each of them on every unit, and measured
@@ -381,11 +469,17 @@ def run_kernel(program, rows, redemptions, out, start, stop):
     days, first_day, until = rows.days, rows.first_day, rows.until
     redeeming, probability, choice = redemptions.active, redemptions.probability, redemptions.choice
     draw, choice_draw = redemptions.draw, redemptions.choice_draw
+    moments, tier_counts, row_tier, row_metric = report.moments, report.tier_counts, report.row_tier, report.row_metric
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
     n_caps = cap_points.shape[0]
     n_rewards = reward_points.shape[0]
+    n_moments = moments.shape[0]
+    per_row = row_tier.shape[0] > 0
+    tier_code_shift = 1 if has_tiers else 0  # a posting's tier code: tier + 1, or 0 without tiers
+    # The member's tier at each moment of the report, added to `tier_counts` once the member fits.
+    moment_tier = np.zeros(max(n_moments, 1), dtype=np.int64)
     words = rule_bits.shape[1]
     inactive = expiry_kind == X_INACTIVE_DAYS or expiry_kind == X_INACTIVE_MONTHS
     period_key = np.zeros(5, dtype=np.int64)  # the unit's period numbers: none, day, week, month, year
@@ -435,6 +529,10 @@ def run_kernel(program, rows, redemptions, out, start, stop):
             cap_key[q] = NAT
             cap_used[q] = 0
         last_purchase = ts[i] // NS_PER_DAY
+        joined_moment = 0  # the member counts at the moments from their first row on
+        while joined_moment < n_moments and moments[joined_moment] < ts[i]:
+            joined_moment += 1
+        next_moment = joined_moment
         first = i
         while first < stop and member[first] == who:
             end = first + 1
@@ -449,12 +547,19 @@ def run_kernel(program, rows, redemptions, out, start, stop):
             period_key[3] = month_number
             period_key[4] = month_number // 12
 
-            # --- Expiry: the lots due before this unit.
+            # --- Moments: the tier held at each of the report's moments that came before this unit.
+            if next_moment < n_moments and moments[next_moment] < now:
+                next_moment = _tiers_at_moments(moment_tier, moments, next_moment, now, tier_window, window_days, window_months, thresholds,
+                                                contribution_ts, contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+
+            # --- Expiry: the lots due before this unit, each at the tier held at its moment.
             if expiry_kind != X_NEVER:
                 inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
                 first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, now)
                 if due:
-                    posted, gone = _expire_due(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count)
+                    posted, gone = _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
+                                                    lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
+                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
                     balance -= gone
 
             # --- Tier: the one held before this unit.
@@ -478,6 +583,12 @@ def run_kernel(program, rows, redemptions, out, start, stop):
                 for q in range(1, n_levels):  # inline: a call with an array counts references
                     if metric >= thresholds[q]:
                         tier = q
+                if per_row:
+                    progress = window_sum if tier_window == W_ROLLING else year_sum
+                    for line in range(first, end):
+                        row_tier[line] = tier
+                        row_metric[line] = progress
+            holder = holder_bits(who, tier + tier_code_shift)  # the member and the tier, as every posting of the unit carries them
 
             row_kind = kind[first]
             unit_spend = 0
@@ -571,10 +682,10 @@ def run_kernel(program, rows, redemptions, out, start, stop):
                         partner = 0
                         if share_num[r] > 0:
                             partner = (2 * issued_points[r] * share_num[r] + share_den[r]) // (2 * share_den[r])
-                        posted = _post(out, posted, who, now, EARN, r, issued_points[r], day * NS_PER_DAY, -1, 0, partner, row_id[first])
+                        posted = _post(out, posted, holder, now, EARN, r, issued_points[r], day * NS_PER_DAY, -1, 0, partner, row_id[first])
                 for r in range(n_rules):
                     if rounded_points[r] - issued_points[r] > 0:
-                        posted = _post(out, posted, who, now, CAPPED, r, rounded_points[r] - issued_points[r], NAT, -1, 0, 0, row_id[first])
+                        posted = _post(out, posted, holder, now, CAPPED, r, rounded_points[r] - issued_points[r], NAT, -1, 0, 0, row_id[first])
                 if issued > 0:
                     balance += issued
                     if lot_count > 0 and lot_day[lot_count - 1] == day:
@@ -626,7 +737,7 @@ def run_kernel(program, rows, redemptions, out, start, stop):
                                             pick = w
                                             break
                                         nth -= 1
-                            posted = _redeem(out, posted, who, now, row_id[first], pick, reward_points[pick], reward_cost[pick], reward_share[pick],
+                            posted = _redeem(out, posted, holder, now, row_id[first], pick, reward_points[pick], reward_cost[pick], reward_share[pick],
                                              lot_day, lot_points, first_lot, lot_count)
                             balance -= reward_points[pick]  # the balance covers it: all of it is spent
             elif row_kind == K_REFUND:
@@ -648,7 +759,7 @@ def run_kernel(program, rows, redemptions, out, start, stop):
                         if owed <= 0:
                             continue
                         slot_clawed[slot, r] += owed
-                        posted, taken = _clawback(out, posted, who, now, r, owed, slot_day[slot], row_id[first], lot_day, lot_points, first_lot, lot_count)
+                        posted, taken = _clawback(out, posted, holder, now, r, owed, slot_day[slot], row_id[first], lot_day, lot_points, first_lot, lot_count)
                         unit_points -= taken
                         balance -= taken
             elif row_kind == K_REDEEM:
@@ -657,7 +768,7 @@ def run_kernel(program, rows, redemptions, out, start, stop):
                 if w < 0 or balance < reward_points[w]:
                     declined += 1
                 else:
-                    posted = _redeem(out, posted, who, now, row_id[first], w, reward_points[w], reward_cost[w], reward_share[w],
+                    posted = _redeem(out, posted, holder, now, row_id[first], w, reward_points[w], reward_cost[w], reward_share[w],
                                      lot_day, lot_points, first_lot, lot_count)
                     balance -= reward_points[w]
             # --- Tier metric: this unit counts toward it at its timestamp.
@@ -671,14 +782,22 @@ def run_kernel(program, rows, redemptions, out, start, stop):
                 else:
                     year_sum += value
             first = end
+        # --- Moments: the tier held at the report's moments after the member's last unit.
+        if next_moment < n_moments:
+            _tiers_at_moments(moment_tier, moments, next_moment, LAST_MOMENT, tier_window, window_days, window_months, thresholds,
+                              contribution_ts, contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
         # --- Expiry: the lots due by `until`.
         if expiry_kind != X_NEVER:
             inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
             first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, until)
             if due:
-                posted, _ = _expire_due(out, posted, who, until, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count)
+                posted, _ = _expire_at_tiers(out, posted, who, until, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
+                                             lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
+                                             contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
         if posted > out.shape[1]:
             return posted_before, declined_before, unmatched_before, i, posted
+        for j in range(joined_moment, n_moments):
+            tier_counts[j, moment_tier[j]] += 1
         i = first
     return posted, declined, unmatched, -1, posted
 

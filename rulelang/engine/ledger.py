@@ -6,12 +6,14 @@ ledgers can be compared posting for posting with `pandas.testing.assert_frame_eq
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
 KINDS = ("earn", "capped", "clawback", "shortfall", "redeem", "expire")
 EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(len(KINDS))
-COLUMNS = ("customer_id", "timestamp", "kind", "rule", "points", "earned_on", "reward", "cost", "partner_share", "row")
+COLUMNS = ("customer_id", "timestamp", "kind", "rule", "points", "earned_on", "reward", "cost", "partner_share", "row", "tier")
 # Direction of each kind in the balance: earn adds, clawback/redeem/expire take, the rest inform.
 SIGN = {"earn": 1, "capped": 0, "clawback": -1, "shortfall": 0, "redeem": -1, "expire": -1}
 
@@ -48,15 +50,19 @@ def frame(
     row: np.ndarray,
     rule_names: tuple[str, ...],
     reward_names: tuple[str, ...],
+    tier: np.ndarray,
+    tier_names: tuple[str, ...],
     shifted: bool = False,
 ) -> pd.DataFrame:
     """Assemble a ledger from code arrays: `member` indexes `customer_ids` (or `id_dtype`'s
-    categories), `kind` indexes KINDS, `rule`/`reward` index the names (-1 for none; or, when
-    `shifted`, 0 for none and the name's index + 1), `earned_on` is datetime64[ns] (NaT for none).
+    categories), `kind` indexes KINDS, `rule`/`reward`/`tier` index the names (-1 for none; or,
+    when `shifted`, 0 for none and the name's index + 1; a program without tiers has no tier
+    names and every posting none), `earned_on` is datetime64[ns] (NaT for none).
     Text columns are categoricals built from the codes, without copying or converting a string per
     posting; numeric arrays of the right dtype, and codes of the type `code_dtype` gives, are not copied."""
     rule_dtype = _names(("",) + tuple(rule_names))
     reward_dtype = _names(("",) + tuple(reward_names))
+    tier_dtype = _names(("",) + tuple(tier_names))
     columns = {
         "customer_id": pd.Categorical.from_codes(np.asarray(member), dtype=id_dtype(customer_ids), validate=False),
         "timestamp": np.asarray(timestamp, dtype="datetime64[ns]"),
@@ -68,8 +74,35 @@ def frame(
         "cost": np.asarray(cost, dtype=np.int64),
         "partner_share": np.asarray(partner_share, dtype=np.int64),
         "row": np.asarray(row, dtype=np.int64),
+        "tier": pd.Categorical.from_codes(np.asarray(tier), dtype=tier_dtype, validate=False) if shifted else _shifted_codes(np.asarray(tier), tier_dtype),
     }
     return pd.DataFrame(columns, columns=list(COLUMNS), copy=False)
+
+
+class Evaluation(NamedTuple):
+    """What an engine reports of a batch: the ledger and, when asked, the members at each tier at
+    given moments and each row's tier (`rulelang.engine.evaluate_batch`)."""
+
+    ledger: pd.DataFrame
+    # (moments, tiers): members at each tier at each moment (the tier held then, counting every
+    # unit at or before it), from the moment of their first row on; a program without tiers has
+    # one level.
+    tier_counts: np.ndarray
+    # Indexed by the batch's row numbers (the ledger's `row`; -1 where a number is not a row of
+    # the batch): the tier held before the row's unit and the tier metric then (for calendar-year
+    # tiers, this year's). Empty unless asked for.
+    row_tier: np.ndarray = np.zeros(0, dtype=np.int8)
+    row_metric: np.ndarray = np.zeros(0, dtype=np.int64)
+
+
+def by_row(row_ids: np.ndarray, tier: np.ndarray, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row values in batch order, placed at the rows' numbers (-1 and 0 elsewhere)."""
+    size = int(row_ids.max()) + 1 if len(row_ids) else 0
+    by_tier = np.full(size, -1, dtype=tier.dtype)
+    by_metric = np.zeros(size, dtype=np.int64)
+    by_tier[row_ids] = tier
+    by_metric[row_ids] = metric
+    return by_tier, by_metric
 
 
 def code_dtype(categories: int) -> type:

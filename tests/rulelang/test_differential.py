@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
 import rulelang
@@ -83,3 +84,22 @@ def test_compiled_is_the_default_engine(engine_name):
     import inspect
 
     assert inspect.signature(rulelang.program.Program.evaluate).parameters["engine"].default == engine_name
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=diff_program(), history=diff_history(), threads=st.sampled_from([1, 2]))
+def test_compiled_reports_the_reference_tiers(text, history, threads):
+    """Members per tier at each month's end, and each row's tier and metric, as the reference says."""
+    program = rulelang.loads(text)
+    frame, customers, policy = history
+    batch = prepare(frame, program.model, customers, "2029-06-30")
+    ends = pd.period_range("2026-12", "2029-06", freq="M").end_time.to_numpy()
+    expected = interpret.evaluate_batch(program.model, batch, policy, moments=ends, row_tiers=True)
+    got = engine.compile_model(program.model).evaluate(batch, policy, threads=threads, moments=ends, row_tiers=True)
+    assert_frame_equal(got.ledger, expected.ledger)
+    assert got.tier_counts.tolist() == expected.tier_counts.tolist()
+    assert got.row_tier.tolist() == expected.row_tier.tolist()
+    assert got.row_metric.tolist() == expected.row_metric.tolist()
+    # Every member is counted at every month end from their first row on, at one tier.
+    first = batch.frame.groupby("member")["timestamp"].min().to_numpy()
+    assert got.tier_counts.sum(axis=1).tolist() == [(first <= end).sum() for end in ends]

@@ -74,7 +74,7 @@ def test_ledger_dtypes_match_the_shared_frame_builder():
     prog = rulelang.load(EXAMPLE_PROGRAMS[0])
     tx, cu = _sample(3)
     got = prog.evaluate(tx, cu, engine="reference")
-    one = L.frame(["x"], *[np.zeros(1, dtype=np.int64)] * 10, ("r",), ("w",))
+    one = L.frame(["x"], *[np.zeros(1, dtype=np.int64)] * 10, ("r",), ("w",), np.zeros(1, dtype=np.int64), ("t",))
     assert got.dtypes.astype(str).tolist() == one.dtypes.astype(str).tolist()
     again = prog.evaluate(tx, cu, engine="reference")
     pd.testing.assert_frame_equal(got, again)
@@ -206,3 +206,59 @@ def test_cells():
     assert V.cell_number("") is V.MISSING and V.cell_number(float("nan")) is V.MISSING
     assert V.cell_text(12.0) == "12" and V.cell_text(None) == ""
     assert V.cell_money(1.005, 2) == Fraction(100, 100)
+
+
+TIERED = """currency CNY
+tiers by spend over 30 days {
+  Base from 0
+  Gold from 100
+}
+earn base: 1 point per 1 CNY
+earn boost: 2x base when tier >= Gold
+expire after 60 days
+reward r: 50 points cost 1 CNY
+"""
+
+
+def test_each_posting_carries_the_tier_it_was_made_at():
+    # 120 CNY on 1 Jan (earned at Base: nothing before it), 10 CNY on 10 Jan (Gold: the 120 are in
+    # the 30-day window) and 10 CNY on 20 Feb (Base again: the window lost them); the first lot
+    # expires on 2 Mar, when the window holds only the 20 Feb purchase (Base); the second on
+    # 11 Mar, at Base too.
+    rows = [
+        {"timestamp": "2026-01-01 10:00", "amount": 120},
+        {"timestamp": "2026-01-10 10:00", "amount": 10},
+        {"timestamp": "2026-02-20 10:00", "amount": 10},
+    ]
+    ledger = _run(TIERED, rows, until="2026-03-31")
+    shown = ledger[["timestamp", "kind", "rule", "points", "tier"]].astype({"timestamp": str, "kind": str, "rule": str, "tier": str})
+    assert shown.values.tolist() == [
+        ["2026-01-01 10:00:00", "earn", "base", 120, "Base"],
+        ["2026-01-10 10:00:00", "earn", "base", 10, "Gold"],
+        ["2026-01-10 10:00:00", "earn", "boost", 10, "Gold"],
+        ["2026-02-20 10:00:00", "earn", "base", 10, "Base"],
+        ["2026-03-02 00:00:00", "expire", "", 120, "Base"],
+        ["2026-03-11 00:00:00", "expire", "", 20, "Base"],
+    ]
+
+
+def test_an_expiry_carries_the_tier_held_at_its_moment_not_the_next_units():
+    # Over 61 days, the 120 CNY of 1 Jan stay in the window until 3 Mar 10:00: the lot expires on
+    # 2 Mar at Gold, and the next unit (5 Mar) is earned at Base.
+    text = TIERED.replace("over 30 days", "over 61 days")
+    rows = [
+        {"timestamp": "2026-01-01 10:00", "amount": 120},
+        {"timestamp": "2026-03-05 10:00", "amount": 10},
+    ]
+    ledger = _run(text, rows, until="2026-03-31")
+    shown = ledger[["timestamp", "kind", "points", "tier"]].astype({"timestamp": str, "kind": str, "tier": str})
+    assert shown.values.tolist() == [
+        ["2026-01-01 10:00:00", "earn", 120, "Base"],
+        ["2026-03-02 00:00:00", "expire", 120, "Gold"],  # 120 CNY within the 61 days before 2 Mar
+        ["2026-03-05 10:00:00", "earn", 10, "Base"],  # 63 days after 1 Jan: out of the window
+    ]
+
+
+def test_a_program_without_tiers_leaves_the_tier_empty():
+    ledger = _run("currency CNY\nearn a: 1 point per 1 CNY\n", [{"timestamp": "2026-01-01", "amount": 5}])
+    assert ledger["tier"].astype(str).tolist() == [""] and ledger["tier"].cat.categories.tolist() == [""]

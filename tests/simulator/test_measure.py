@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import metrics, tiers
+from simulator import metrics
 from simulator.api import simulate
 from simulator.measure import Partial, _row_sums
 from tests.simulator.simkit import ENGINE, program, sample, scenario
@@ -95,7 +95,7 @@ def test_rewards_count_distinct_redemptions(one_run):
     assert (one_run.rewards.set_index("reward").drop(want.index)["count"] == 0).all()
 
 
-def test_rows_are_placed_among_month_ends_as_positions_would():
+def test_joinings_are_counted_at_the_first_month_end_at_or_after_them():
     months = metrics.month_index(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-03-31"))
     ends = np.array([mo.end_time for mo in months], dtype="datetime64[ns]")
     t = np.array(
@@ -104,15 +104,15 @@ def test_rows_are_placed_among_month_ends_as_positions_would():
     )
     n = len(t)
     flags = np.ones(n, dtype=bool)
-    before = np.empty(n, dtype=np.int8)
-    spend, delta, enrolled, joins = _row_sums(
+    delta, joins = _row_sums(
         t.view(np.int64), flags, ~flags, np.arange(n) * 100, np.zeros(n, dtype=np.int64), flags,
-        metrics.month_starts(months)[0], metrics.month_table(months), len(months), ends.view(np.int64), before,
+        metrics.month_starts(months)[0], metrics.month_table(months), len(months), ends.view(np.int64),
     )  # fmt: skip
-    assert before.tolist() == tiers.positions(t, ends, strict=True).tolist() == [0, 0, 0, 1, 1, 3]
+    # The month ends strictly before each row: how many a binary search finds.
+    before = np.searchsorted(ends, t, side="left")
+    assert before.tolist() == [0, 0, 0, 1, 1, 3]
+    assert joins.tolist() == np.bincount(before, minlength=len(months) + 1).tolist() == [3, 2, 0, 1]  # by the end of Jan, Feb, Mar, and after
     assert delta.tolist() == [100 + 200 + 300, 400, 0]
-    assert spend.tolist() == [0, 100, 200, 300, 400, 500] and enrolled.tolist() == list(range(n))
-    assert joins.tolist() == [3, 2, 0, 1]  # by the end of Jan, Feb, Mar, and after
 
 
 @pytest.mark.parametrize(("left", "right"), [(["cake", "coffee"], ["cake", "coffee"]), (["coffee"], ["cake", "coffee"]), (["mug"], [])])

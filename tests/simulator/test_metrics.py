@@ -20,6 +20,7 @@ def _ledger(postings):
     df = pd.DataFrame(postings, columns=["customer_id", "timestamp", "kind", "points", "cost", "partner_share", "row", "reward"])
     df["timestamp"] = pd.to_datetime(df["timestamp"])
     df["rule"] = ""
+    df["tier"] = ""
     df["earned_on"] = df["timestamp"].dt.normalize()
     return df[list(L.COLUMNS)]
 

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import rulelang
 from rulelang.errors import LoyaltyError
 from simulator import enrollment, redemption, response, tiers
 from simulator.history import prepare
 from simulator.scenario import Scenario
-from tests.simulator.simkit import program, sample
+from tests.simulator.simkit import PROGRAM_TEXT, program, sample, scenario
 
 
 def _history(customers=20):
@@ -142,8 +143,6 @@ def test_tier_before_rows_follows_the_rolling_window():
     # 2026-01-02 is not after 2027-01-02 minus 365 days, so it has left the window.
     assert metric.tolist() == [0, 20_000, 35_000, 100, 200, 0]
     assert level.tolist() == [0, 0, 1, 0, 0, 0]
-    at = tiers.at_moments(spec, 2, member, t, spend, np.array([0, 1]), pd.to_datetime(["2026-06-30", "2026-01-31"]).to_numpy())
-    assert at.tolist() == [1, 1]
 
 
 def test_extra_rows_merge_into_place_as_a_stable_sort_by_ord_would_put_them():
@@ -268,3 +267,26 @@ def test_spawning_baskets_and_their_picks_equal_the_numpy_formulation(seed):
     pick = first_of + np.floor(rng.uniform(seed, 1, keys[bm[go]], row[starts[go]], response.STREAM_PICK) * count).astype(np.int64)
     assert go.sum() > 100
     assert np.array_equal(spawn, starts[go]) and np.array_equal(src, starts[pick])
+
+
+@pytest.mark.parametrize(
+    "tiers",
+    ["tiers by points over 60 days {\n  Basic from 0\n  Plus  from 150\n}", "tiers by visits over calendar year {\n  Basic from 0\n  Plus  from 6\n}"],
+    ids=["points", "visits-calendar-year"],
+)
+def test_the_response_reads_the_tiers_each_engine_reports_and_both_agree(tiers):
+    # The uplift by tier and the goal gradient read the first pass's tier of each row (and the
+    # points metric needs it): the compiled engine and the reference interpreter, each with its
+    # own tiers, give the same simulation, and tiers by points make the uplift differ by tier.
+    from simulator.api import simulate
+
+    text = PROGRAM_TEXT.replace("tiers by spend over 365 days {\n  Basic from 0\n  Plus  from 300\n}", tiers)
+    prog = rulelang.loads(text, "t.loyalty")
+    tx, cu = sample(customers=12, months=6, seed=5)
+    sc = scenario(runs=2)
+    compiled = simulate(prog, tx, cu, sc, workers=1, engine="compiled")
+    reference = simulate(prog, tx, cu, sc, workers=1, engine="reference")
+    assert compiled.summary_json() == reference.summary_json()
+    assert compiled.monthly.equals(reference.monthly)
+    flat = simulate(prog, tx, cu, scenario(runs=2, response={"spend_uplift": 0.02}), workers=1, engine="compiled")
+    assert flat.summary_json() != compiled.summary_json()  # the tiers and the goal gradient move the figures

@@ -207,3 +207,19 @@ def test_fewer_than_one_worker_is_refused(data):
     tx, cu = data
     with pytest.raises(LoyaltyError, match="workers: 0 is fewer than 1"):
         simulate(program(), tx, cu, scenario(runs=1), workers=0, engine=ENGINE)
+
+
+def test_a_distributed_uplift_is_drawn_per_run_and_each_run_is_the_fixed_uplift_it_drew(data):
+    from simulator.scenario import Scenario
+
+    tx, cu = data
+    dist = {"spend_uplift": {"normal": {"mean": 0.05, "sd": 0.04}}, "visit_uplift": {"normal": {"mean": 0.1, "sd": 0.05}}}
+    drawn = simulate(program(), tx, cu, scenario(runs=3, response=dist), workers=1, engine=ENGINE)
+    again = simulate(program(), tx, cu, scenario(runs=3, response=dist), workers=1, engine=ENGINE)
+    assert drawn.summary_json() == again.summary_json()
+    response = Scenario.from_dict(scenario(response=dist)).response
+    for run in range(3):
+        r = response.for_run(7, run)  # scenario()'s seed
+        fixed = simulate(program(), tx, cu, scenario(runs=3, response={"spend_uplift": r.spend_uplift, "visit_uplift": r.visit_uplift}), workers=1, engine=ENGINE)
+        assert fixed.per_run[run] == drawn.per_run[run]
+    assert len({r["revenue_with_program"] for r in drawn.per_run}) == 3

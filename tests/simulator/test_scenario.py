@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -302,3 +303,62 @@ def test_values_the_engine_cannot_hold_are_errors(text, expected):
 def test_a_path_too_long_for_the_file_system_is_no_such_file():
     msg = _error("program: " + "a" * 5000 + "\n")
     assert msg.startswith("s.yaml:1:10: error: program: no such file: aaaa") and "…" in msg and len(msg) < 400
+
+
+# --- uplifts given as distributions (what `loyalty calibrate` writes) ---------------------------------
+
+_CALIBRATED = "response:\n  spend_uplift: {normal: {mean: 0.04, sd: 0.02}}\n  visit_uplift: {normal: {mean: 0.03, sd: 0.05}}\n"
+
+
+def test_uplift_distributions_are_read_and_round_trip():
+    from simulator.scenario import Normal
+
+    s = loads_scenario(_CALIBRATED)
+    assert s.response.spend_uplift == Normal(0.04, 0.02)
+    assert s.response.visit_uplift == Normal(0.03, 0.05)
+    assert s.to_dict()["response"]["spend_uplift"] == {"normal": {"mean": 0.04, "sd": 0.02}}
+    assert s.with_overrides(runs=5).response == s.response
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("response:\n  spend_uplift: {normal: {mean: 0.04, sd: -0.1}}\n", "<scenario>:2:43: error: response.spend_uplift.normal.sd: -0.1 is out of range"),
+        ("response:\n  spend_uplift: {normal: {mean: 0.04}}\n", "<scenario>:2:26: error: response.spend_uplift.normal: `sd` is missing"),
+        ("response:\n  visit_uplift: {normal: {mean: 0.04, sigma: 0.1}}\n", "response.visit_uplift.normal.sigma: unknown key `sigma`"),
+        ("response:\n  visit_uplift: {normal: 0.1}\n", "<scenario>:2:26: error: response.visit_uplift.normal: expected the mean and standard deviation"),
+        ("response:\n  visit_uplift: {normal: {mean: 2, sd: 0.1}}\n", "<scenario>:2:33: error: response.visit_uplift.normal.mean: 2 is out of range"),
+        ("response:\n  visit_uplift: {mean: 0.1}\n", "response.visit_uplift: expected a share between 0 and 1 (0.02 means +2% visits) or a distribution"),
+    ],
+)
+def test_uplift_distribution_mistakes_name_the_key_and_place(text, message):
+    with pytest.raises(ScenarioError) as e:
+        loads_scenario(text)
+    assert message in str(e.value)
+
+
+def test_each_run_draws_its_uplifts_from_its_own_stream():
+    from statistics import NormalDist
+
+    from simulator import rng
+    from simulator.scenario import STREAM_UPLIFT
+
+    r = loads_scenario(_CALIBRATED).response
+    assert r.for_run(7, 3) == r.for_run(7, 3)
+    draws = [r.for_run(7, run) for run in range(4000)]
+    spend = np.array([d.spend_uplift for d in draws])
+    visits = np.array([d.visit_uplift for d in draws])
+    # The draw is the normal quantile of the run's uniform (stream STREAM_UPLIFT, counter 0), an independent recomputation.
+    u = rng.uniform(7, 5, np.zeros(1, dtype=np.uint64), np.zeros(1, dtype=np.uint64), STREAM_UPLIFT)[0] + 2.0**-54
+    assert spend[5] == pytest.approx(0.04 + 0.02 * NormalDist().inv_cdf(u))
+    assert abs(spend.mean() - 0.04) < 4 * 0.02 / np.sqrt(4000)
+    assert spend.std() == pytest.approx(0.02, rel=0.05)
+    # Visits: a normal(0.03, 0.05) clipped into [0, 1]: P(draw < 0) = Phi(-0.6), about 27%.
+    assert (visits >= 0).all() and np.mean(visits == 0) == pytest.approx(NormalDist().cdf(-0.6), abs=0.03)
+    # Spend below -1 is clipped to -1.
+    low = loads_scenario("response: {spend_uplift: {normal: {mean: -0.9, sd: 0.5}}}").response
+    lows = np.array([low.for_run(1, run).spend_uplift for run in range(1000)])
+    assert lows.min() == -1.0 and np.mean(lows == -1.0) == pytest.approx(NormalDist().cdf(-0.2), abs=0.05)
+    # Plain numbers: the very same response, so a fixed uplift behaves as before.
+    fixed = loads_scenario("response: {spend_uplift: 0.03, visit_uplift: 0.02}").response
+    assert fixed.for_run(7, 3) is fixed

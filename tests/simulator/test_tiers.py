@@ -1,7 +1,8 @@
-"""Tier counts at month ends: the one-pass tally agrees with a level looked up per (member, moment)."""
+"""Tier levels before rows, without an engine pass: the one-pass forms agree with the definition."""
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -38,53 +39,47 @@ def _rows(seed: int, members: int = 40):
     return m, t, contrib, q_m, join
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.window)
-@pytest.mark.parametrize("seed", range(4))
-def test_counts_at_month_ends_match_levels_looked_up_per_member(spec, seed):
-    m, t, contrib, q_m, join = _rows(seed)
-    got = tiers.counts_at(spec, 2, m, t, contrib, q_m, join, ENDS)
-    level = tiers.at_moments(spec, 2, m, t, contrib, np.repeat(q_m, len(ENDS)), np.tile(ENDS, len(q_m))).reshape(len(q_m), len(ENDS))
-    joined = join[:, None] <= ENDS[None, :]
-    want = np.stack([((level == i) & joined).sum(axis=0) for i in range(len(spec.names))], axis=1)
-    assert got.dtype == np.int64
-    assert got.tolist() == want.tolist()
-    # Queries in member order (as enrolment rows come) take another way to the members' rows.
-    by_member = np.argsort(q_m, kind="stable")
-    assert tiers.counts_at(spec, 2, m, t, contrib, q_m[by_member], join[by_member], ENDS).tolist() == want.tolist()
-    before = tiers.positions(t, ENDS, strict=True)  # as a caller that has them passes them
-    assert tiers.counts_at(spec, 2, m, t, contrib, q_m, join, ENDS, before).tolist() == want.tolist()
-    assert got.sum(axis=1).tolist() == joined.sum(axis=0).tolist()
+def _brute_force_levels(spec, m, t, contrib):
+    """Each row's level (and metric) from the definition, row by row: the member's earlier rows
+    inside the window (after `t - N`; this or last calendar year), summed in plain Python."""
+    limits = [math.ceil(x * (100 if spec.metric == "spend" else 1)) for x in spec.thresholds]
+
+    def level(metric):
+        return max(i for i, x in enumerate(limits) if metric >= x) if metric >= limits[0] else 0
+
+    levels, metrics_ = [], []
+    for i in range(len(m)):
+        earlier = [j for j in range(i) if m[j] == m[i]]
+        now = pd.Timestamp(t[i])
+        if spec.window == "calendar_year":
+            ytd = sum(int(contrib[j]) for j in earlier if pd.Timestamp(t[j]).year == now.year)
+            last = sum(int(contrib[j]) for j in earlier if pd.Timestamp(t[j]).year == now.year - 1)
+            levels.append(max(level(ytd), level(last)))
+            metrics_.append(ytd)
+            continue
+        back = pd.Timedelta(days=spec.n) if spec.window == "days" else pd.DateOffset(months=spec.n * (12 if spec.window == "years" else 1))
+        inside = sum(int(contrib[j]) for j in earlier if pd.Timestamp(t[j]) > now - back)
+        levels.append(level(inside))
+        metrics_.append(inside)
+    return levels, metrics_
 
 
-def test_counts_at_keeps_the_order_of_the_moments():
-    m, t, contrib, q_m, join = _rows(9)
-    spec = SPECS[0]
-    shuffled = ENDS[::-1].copy()
-    assert (
-        tiers.counts_at(spec, 2, m, t, contrib, q_m, join, shuffled).tolist()
-        == tiers.counts_at(spec, 2, m, t, contrib, q_m, join, ENDS)[::-1].tolist()
-    )
+@pytest.mark.parametrize("spec", [*SPECS, TierSpec("spend", "years", 1, ("Green", "Gold"), (Fraction(0), Fraction(40)))], ids=lambda s: s.window)
+def test_levels_before_rows_follow_the_definition(spec):
+    m, t, contrib, _, _ = _rows(5, members=12)
+    level, metric = tiers.before_rows(spec, 2, m, t, contrib)
+    want_level, want_metric = _brute_force_levels(spec, m, t, contrib)
+    assert level.tolist() == want_level and metric.tolist() == want_metric
 
 
 def test_a_row_on_the_window_start_has_left_the_window():
     spec = SPECS[0]  # spend over 30 days, Gold from 10.00, Black from 25.00
-    feb_start = ENDS[1] - np.timedelta64(30, "D")  # 29 Jan, the time of day of the month end
-    t = np.array([feb_start, np.datetime64("2026-02-27", "ns")])
-    m = np.array([0, 0])
-    contrib = np.array([1_500, 1_000])  # minor units
-    got = tiers.counts_at(spec, 2, m, t, contrib, np.array([0]), t[:1], ENDS[:3])
-    # Feb's window starts exactly at the first row: it holds 10.00 (Gold), not 25.00 (Black).
-    assert got.tolist() == [[0, 1, 0], [0, 1, 0], [1, 0, 0]]
-
-
-@pytest.mark.parametrize("strict", [True, False])
-def test_positions_count_the_moments_before_each_time(strict):
-    m, t, *_ = _rows(4)
-    q = np.sort(np.concatenate([ENDS, t[::37]]))  # some moments fall exactly on rows
-    far = np.concatenate([[np.datetime64("1700-01-01", "ns")], q])  # too far apart for a day table
-    for moments in (q, far):
-        want = (moments[None, :] < t[:, None]) | (~strict & (moments[None, :] == t[:, None]))
-        assert tiers.positions(t, moments, strict).tolist() == want.sum(axis=1).tolist()
+    t0 = np.datetime64("2026-01-29T10:00", "ns")
+    t = np.array([t0, t0 + np.timedelta64(1, "D"), t0 + np.timedelta64(30, "D")])
+    contrib = np.array([1_500, 1_000, 0])  # minor units
+    level, metric = tiers.before_rows(spec, 2, np.zeros(3, dtype=np.int64), t, contrib)
+    # The third row's window starts exactly at the first row: it holds 10.00 (Gold), not 25.00 (Black).
+    assert metric.tolist() == [0, 1_500, 1_000] and level.tolist() == [0, 1, 1]
 
 
 @pytest.mark.parametrize("seed", range(4))

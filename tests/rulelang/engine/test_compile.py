@@ -114,17 +114,26 @@ def test_a_construct_that_cannot_compile_names_the_rule_and_place():
         engine.run(model, batch)
 
 
-def test_a_postings_member_kind_and_rule_or_reward_pack_into_one_column_and_back():
-    # (member, kind, rule, reward): the largest member code, no rule, the largest rule and reward codes.
-    postings = [(2**31 - 1, Kn.EARN, 0, -1), (0, Kn.EXPIRE, -1, -1), (7, Kn.REDEEM, -1, 2**15 - 2), (3, Kn.CLAWBACK, 2**15 - 2, -1)]
+def test_a_postings_member_tier_kind_and_rule_or_reward_pack_into_one_column_and_back():
+    # (member, tier code, kind, rule, reward): the largest member code, the largest tier code, no
+    # rule, the largest rule and reward codes.
+    postings = [(2**31 - 1, 0, Kn.EARN, 0, -1), (0, Kn.MAX_TIERS + 1, Kn.EXPIRE, -1, -1), (7, 3, Kn.REDEEM, -1, 2**15 - 2), (3, 1, Kn.CLAWBACK, 2**15 - 2, -1)]
     out = Kn.new_postings(len(postings))
-    for cnt, (member, kind, rule, reward) in enumerate(postings):
-        Kn._post(out, cnt, member, 0, kind, rule, 1, 0, reward, 0, 0, cnt)
-    codes = [np.empty(len(postings), dtype=t) for t in (np.int32, np.int8, np.int16, np.int16)]
+    for cnt, (member, tier, kind, rule, reward) in enumerate(postings):
+        Kn._post(out, cnt, Kn.holder_bits(member, tier), 0, kind, rule, 1, 0, reward, 0, 0, cnt)
+    codes = [np.empty(len(postings), dtype=t) for t in (np.int32, np.int8, np.int16, np.int16, np.int16)]
     Kn.unpack(out[Kn.OUT_WHO, : len(postings)], *codes)
-    member, kind, rule, reward = codes
-    assert member.tolist() == [p[0] for p in postings] and kind.tolist() == [p[1] for p in postings]
-    assert (rule - 1).tolist() == [p[2] for p in postings] and (reward - 1).tolist() == [p[3] for p in postings]
+    member, kind, rule, reward, tier = codes
+    assert member.tolist() == [p[0] for p in postings] and kind.tolist() == [p[2] for p in postings]
+    assert tier.tolist() == [p[1] for p in postings]
+    assert (rule - 1).tolist() == [p[3] for p in postings] and (reward - 1).tolist() == [p[4] for p in postings]
+
+
+def test_more_tiers_than_a_posting_can_number_are_refused():
+    model = rulelang.loads(HEAD + "tiers by spend over 12 months {\n  A from 0\n  B from 10\n}\nearn a: 1 point per 1 CNY\n").model
+    many = dataclasses.replace(model.tiers, names=tuple(f"T{i}" for i in range(Kn.MAX_TIERS + 1)), thresholds=tuple(range(Kn.MAX_TIERS + 1)))
+    with pytest.raises(LoyaltyError, match=f"{Kn.MAX_TIERS + 1} tiers; the compiled engine numbers at most {Kn.MAX_TIERS}"):
+        engine.compile_model(dataclasses.replace(model, tiers=many))
 
 
 def test_more_rules_than_a_posting_can_number_are_refused():
@@ -197,3 +206,32 @@ def test_unit_facts_match_the_numpy_they_replace(seed):
         bad = refund_of.copy()
         bad[0] = max(units, 1)
         assert not Kn.unit_facts(member, starts, amount, bad, units)[-1]
+
+
+@pytest.mark.parametrize(("threads", "scratch"), [(2, None), (3, None), (3, 16)])
+def test_members_shared_among_threads_report_the_same_tiers(monkeypatch, threads, scratch):
+    text = "tiers by points over 20 days {\n  A from 0\n  B from 30\n  C from 60\n}\nearn a: 1 point per 1 CNY\nearn b: 2x a when tier >= B\n"
+    text += "expire after 10 days\n"
+    rows = [(m, f"2028-01-{d:02d} 10:00", 4.0 + d, "purchase", f"{m}{d}") for m in ("u", "v", "w", "x", "y") for d in range(1, 29, 2 + len(m) % 3)]
+    model = rulelang.loads(HEAD + text).model
+    batch = prepare(_rows(*rows).sort_values(["customer_id", "timestamp"], kind="stable"), model, until="2028-03-31")
+    cp = engine.compile_model(model)
+    ends = pd.period_range("2027-12", "2028-03", freq="M").end_time.to_numpy()
+    one = cp.evaluate(batch, threads=1, moments=ends, row_tiers=True)
+    monkeypatch.setattr(engine, "THREAD_ROWS", 0)
+    if scratch is not None:  # a part outgrows its stretch: the kernel reruns a member; counted once
+        monkeypatch.setattr(engine, "SCRATCH", scratch)
+    shared = cp.evaluate(batch, threads=threads, moments=ends, row_tiers=True)
+    pd.testing.assert_frame_equal(shared.ledger, one.ledger)
+    assert shared.tier_counts.tolist() == one.tier_counts.tolist()
+    assert one.tier_counts.sum(axis=1).tolist() == [0, 5, 5, 5]  # five members from January on
+    assert one.tier_counts[1:, 1:].sum() > 0  # some reach a higher tier by a month's end
+    assert shared.row_tier.tolist() == one.row_tier.tolist() and shared.row_metric.tolist() == one.row_metric.tolist()
+    assert {"A", "B"} <= set(one.ledger["tier"].astype(str))
+
+
+def test_the_report_moments_must_rise():
+    model = rulelang.loads(HEAD + "earn a: 1 point per 1 CNY\n").model
+    batch = prepare(_rows(("m", "2028-01-01 10:00", 1.0)), model)
+    with pytest.raises(LoyaltyError, match="must rise"):
+        engine.compile_model(model).evaluate(batch, moments=np.array(["2028-02-01", "2028-01-01"], dtype="datetime64[ns]"))

@@ -201,9 +201,10 @@ def simulate(
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise LoyaltyError(f"workers: {workers} is fewer than 1; give a number of cores, or none for all available")
-    with ThreadPoolExecutor(1) as hasher, memory.tuned(memory.wanted(tune_memory)):
+    tune = memory.wanted(tune_memory)
+    with ThreadPoolExecutor(1) as hasher, memory.tuned(tune):
         sources = hasher.submit(describe_sources, given)
-        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows)
+        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune)
         result.summary["sources"] = sources.result()
     return result
 
@@ -252,7 +253,7 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
     return out
 
 
-def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows) -> SimulationResult:
+def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False) -> SimulationResult:
     sc = load_scenario_arg(scenario)
     prog = load_program(program)
     model = prog.model
@@ -271,19 +272,27 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     start, until = _until(sc)
     core = sorted_rows(tx.frame, model.decimals, until)
     # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
-    tx = replace(tx, frame=tx.frame.iloc[:0])
+    tx = replace(tx, frame=_no_rows(tx.frame))
     start = start if start is not None else core.start
     with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(1) as fitting:
         # The base batch is built on a second thread from the sorted rows, while the history is
         # finished and the first path enrols, responds and redeems (none of which reads it); the
         # path waits for it only to evaluate. A horizon's models are fitted on a third, from the
         # sorted rows too.
-        base = pool.submit(batches.base, core, model, cust.frame if cust is not None else None)
+        base = pool.submit(_built_base, [core], model, cust.frame if cust is not None else None)
         models = fitting.submit(horizon.fit_models, core, sc.horizon, sc.runs, sc.seed) if sc.horizon is not None else None
         try:
             history = annotated(core)
+            # The sorted rows are the base's to read now: the loaded columns that neither the
+            # base nor the history keeps (the amounts as read, the codes before sorting, the
+            # input row numbers) are freed once the base is built, not held through the paths.
+            del core
             # The runs need only the helper columns; the engine reads the base batch.
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
+            if tune:
+                # Then what they held goes back to the system: the paths' threads allocate from
+                # arenas of their own, where it would not be used again (simulator.memory).
+                base.add_done_callback(lambda _: memory.give_back_free())
             future = _fitted(sc, lambda: horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.result())) if models is not None else None
             # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.
             months = metrics.month_index(start, future.end if future is not None else history.until)
@@ -308,6 +317,20 @@ def _fitted(sc: Scenario, fit: Callable[[], horizon.Horizon]) -> horizon.Horizon
         if Path(sc.source).is_file():
             raise horizon.HorizonError(f"{sc.source}: error: {exc}") from None
         raise
+
+
+def _built_base(held: list, model, customers):
+    """The base batch from the sorted rows in `held`, taken out of it: when the batch is built,
+    nothing of this thread's task holds them any more."""
+    return batches.base(held.pop(), model, customers)
+
+
+def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame`'s columns and their types with no rows, and none of its arrays: `frame.iloc[:0]`
+    would be views of them, holding every loaded row for as long as the result lives."""
+    empty = pd.DataFrame({i: pd.array([], dtype=dtype) for i, dtype in enumerate(frame.dtypes)})
+    empty.columns = frame.columns  # (names as they are, repeated ones too)
+    return empty
 
 
 def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):

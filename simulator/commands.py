@@ -197,7 +197,7 @@ def _common(fn):
             default=True,
             envvar="LOYALTY_TUNE_MEMORY",
             show_default=True,
-            help="Arrow's jemalloc pool and NumPy without huge pages while simulating (env LOYALTY_TUNE_MEMORY)",
+            help="Arrow's jemalloc pool, NumPy without huge pages and freed memory handed back while simulating (env LOYALTY_TUNE_MEMORY)",
         ),
         click.option("--engine", type=click.Choice(["compiled", "reference"]), default="compiled", show_default=True),
         click.option("--quiet", is_flag=True, help="no progress bar or load summary on stderr"),

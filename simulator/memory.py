@@ -10,6 +10,10 @@ The tuning has two parts:
   for the next column's decoding), or the system's in a build without jemalloc, instead of its
   default (mimalloc in the Linux wheels, whose arenas use huge pages). This can be switched while
   the process runs: `tuned` switches it for one simulation and switches back.
+- The C allocator's free memory is handed back to the system once the loaded rows are freed,
+  before the paths (`give_back_free`, glibc's `malloc_trim`). A simulation's paths run on threads
+  of their own, each allocating from its own arena: what the loading thread freed would stay
+  counted in the process's memory (its peak) without being used again.
 - NumPy's huge-page advice (`madvise`) on arrays of 4 MB or more is off. NumPy reads its public
   switch, the `NUMPY_MADVISE_HUGEPAGE` environment variable, only when it is imported, so this
   part is for a process that has not loaded NumPy yet: the `loyalty` command sets it at start
@@ -22,6 +26,8 @@ Opting in: `simulate(..., tune_memory=True)`, or the environment variable `LOYAL
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -70,3 +76,23 @@ def before_numpy() -> None:
     if "numpy" in sys.modules or os.environ.get(ENV) == "0":
         return
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
+
+def give_back_free() -> bool:
+    """Hand the C allocator's free memory back to the system (glibc's `malloc_trim`); whether the
+    C library offers that. `simulator.api` calls it, when tuning, once the loaded rows are freed."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own C library
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl, Windows): nothing to call
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim

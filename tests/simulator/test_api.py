@@ -30,3 +30,43 @@ def test_a_history_with_no_usable_row_says_why_its_rows_were_rejected(tmp_path):
     message = str(info.value)
     assert "no usable transaction rows (2 read, 2 rejected" in message
     assert "(column currency): row 1" in message and "(column amount): row 2" in message
+
+
+def _held_bytes(values) -> int:
+    """The bytes of the memory a column's values are a view of (the whole of it, not the view)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.codes
+    if isinstance(values.array, pd.arrays.ArrowExtensionArray):  # Arrow text: its buffers, whole
+        return values.array.__arrow_array__().get_total_buffer_size()
+    arr = np.asarray(values.to_numpy())
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr.nbytes
+
+
+def test_the_results_load_report_keeps_the_columns_but_none_of_the_loaded_rows(tmp_path):
+    # The report of a loaded history is its counts and its columns' types; an empty slice of the
+    # loaded frame would be views holding every loaded array for as long as the result lives.
+    import pandas as pd
+
+    from simulator import io
+    from simulator.api import simulate
+    from tests.simulator.simkit import PROGRAM_TEXT, sample
+
+    tx, cu = sample(customers=300, months=6)
+    tx.to_parquet(tmp_path / "t.parquet")
+    cu.to_parquet(tmp_path / "c.parquet")
+    (tmp_path / "p.loyalty").write_text(PROGRAM_TEXT, encoding="utf-8")
+    res = simulate(tmp_path / "p.loyalty", tmp_path / "t.parquet", tmp_path / "c.parquet", scenario={"runs": 1}, workers=1)
+    loaded = io.load_transactions(tmp_path / "t.parquet").frame
+    report = res.loads[0].frame
+    assert len(loaded) > 1000 and len(report) == 0
+    # (The columns the program reads, as the loader gives them.)
+    assert {"customer_id", "timestamp", "amount", "transaction_id"} <= set(report.columns) <= set(loaded.columns)
+    assert report.dtypes.to_dict() == loaded[report.columns].dtypes.to_dict()
+    held = {c: _held_bytes(report[c]) for c in report.columns}
+    assert max(held.values()) < 64, held
+    assert isinstance(report.index, pd.RangeIndex)

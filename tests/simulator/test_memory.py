@@ -105,3 +105,28 @@ def test_a_process_that_has_numpy_already_is_left_alone(monkeypatch):
     monkeypatch.delenv(memory.ENV, raising=False)
     memory.before_numpy()  # NumPy is loaded here: the variable would not be read
     assert "NUMPY_MADVISE_HUGEPAGE" not in os.environ
+
+
+def test_the_freed_memory_is_handed_back_once_per_simulation_only_when_tuning(data, monkeypatch):
+    # After the loaded rows are freed (the base batch built), the opt-in hands the allocator's
+    # free memory back once; with the defaults the allocator is left alone. Results alike.
+    monkeypatch.delenv(memory.ENV, raising=False)
+    calls: list[int] = []
+    real = memory.give_back_free
+    monkeypatch.setattr(memory, "give_back_free", lambda: calls.append(1) or real())
+    tx, cu = data
+    tuned = simulate(program(), tx, cu, scenario(runs=1), workers=2, engine=ENGINE, tune_memory=True)
+    assert calls == [1]
+    plain = simulate(program(), tx, cu, scenario(runs=1), workers=2, engine=ENGINE)
+    assert calls == [1]
+    assert tuned.summary_json() == plain.summary_json()
+
+
+def test_handing_back_free_memory_calls_the_c_librarys_trim_where_it_has_one():
+    import ctypes
+
+    try:
+        has_trim = hasattr(ctypes.CDLL(None), "malloc_trim")
+    except (OSError, TypeError):
+        has_trim = False
+    assert memory.give_back_free() is has_trim

@@ -396,7 +396,7 @@ def choice_fit(chosen: np.ndarray, balance: np.ndarray, prices: dict[str, int]):
     }
     kk = k[informative].astype(np.float64)
     n = len(kk)
-    loglik = {"random": float(-np.log(kk).sum())}
+    loglik = {"random": float(-np.log(kk).sum()) + 0.0}  # (+ 0.0: never -0.0)
     aic = {"random": -2 * loglik["random"]}
     tremble = {}
     for name, hit in (("cheapest", is_cheapest[informative]), ("dearest", is_dearest[informative])):
@@ -405,7 +405,7 @@ def choice_fit(chosen: np.ndarray, balance: np.ndarray, prices: dict[str, int]):
         ll = (n - miss) * math.log1p(-e) if e < 1 else 0.0
         if miss:
             ll += miss * math.log(e) - float(np.log(kk[~hit] - 1).sum())
-        loglik[name], tremble[name] = float(ll), e
+        loglik[name], tremble[name] = float(ll) + 0.0, e
         aic[name] = 2 - 2 * ll
     best = min(CHOICES, key=lambda c: (aic[c], CHOICES.index(c)))
     return counts, int((k == 1).sum()), loglik, aic, tremble, best

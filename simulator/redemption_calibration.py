@@ -190,7 +190,7 @@ class Estimate:
     tremble: dict[str, float]  # cheapest, dearest: the fitted share of choices the policy does not explain
     visits: int  # purchase baskets in the ledger's span
     visits_affordable: int
-    visits_outside: int  # baskets before the ledger's first or after its last posting (not used)
+    visits_outside: int  # baskets before the day of the ledger's first posting or after the day of its last (not used)
     members: int  # customers in the ledger
     redemptions: int  # in the ledger
     redemptions_off_visit: int  # at no visit's time (e.g. redeem rows on their own): prices only
@@ -224,9 +224,12 @@ def estimate(
     else:
         prices, changes = _catalog_prices(red, catalog, source)
 
-    lo, hi = ledger["timestamp"].min(), ledger["timestamp"].max()
+    # The ledger's span, in whole days: visits outside it would be read against balances the ledger
+    # does not show (an extract that starts or ends inside the transactions' period).
+    lo = ledger["timestamp"].min().floor("D")
+    hi = ledger["timestamp"].max().floor("D") + pd.Timedelta(days=1)
     moments = visit_moments(tx)
-    inside = ((moments["timestamp"] >= lo) & (moments["timestamp"] <= hi)).to_numpy()
+    inside = ((moments["timestamp"] >= lo) & (moments["timestamp"] < hi)).to_numpy()
     outside = int(moments["baskets"].to_numpy()[~inside].sum())
     moments = moments[inside].reset_index(drop=True)
     moments = _with_balance(moments, ledger)

@@ -336,6 +336,9 @@ def _with_balance(moments: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     per["cum"] = per.groupby("customer_id", sort=False)["delta"].cumsum()
     per = per.rename(columns={"timestamp": "posted_at"})
     m = moments.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    # (One resolution on both sides: merge_asof refuses to compare nanoseconds with microseconds.)
+    m["timestamp"] = m["timestamp"].astype("datetime64[ns]")
+    per["posted_at"] = per["posted_at"].astype("datetime64[ns]")
     joined = pd.merge_asof(
         m, per.sort_values("posted_at", kind="stable"), left_on="timestamp", right_on="posted_at", by="customer_id", direction="backward"
     )

@@ -246,6 +246,12 @@ def estimate(
     unaffordable_redeemed = int(moments["redeemed"].to_numpy()[~affordable].sum())
     used = moments[affordable | (moments["redeemed"] > 0).to_numpy()]
 
+    if len(used) == 0:
+        raise RedemptionCalibrationError(
+            f"{source}: error: none of the {int(moments['baskets'].sum()):,} visits in {tx_source} within the ledger's span ({lo.date()} to "
+            f"{(hi - pd.Timedelta(days=1)).date()}; {outside:,} visits outside it) had a balance of {cheapest:,} points (the cheapest reward) "
+            "or a redemption; nothing to estimate: give the transactions the ledger was made from"
+        )
     overall = proportion(used["redeemed"].to_numpy(), used["baskets"].to_numpy(), used["customer_id"].to_numpy())
     by_tier = {}
     tiers = used["tier"].to_numpy(dtype=object)

@@ -130,6 +130,14 @@ def test_members_missing_from_the_transactions_are_named():
         _estimate(ledger, tx[tx["customer_id"] != "B"])
 
 
+def test_transactions_with_no_affordable_visit_have_nothing_to_estimate():
+    # Every visit a month after the ledger's postings (another period's transactions): none in its span.
+    ledger, tx = simkit.redemption_case()
+    later = tx.assign(timestamp=(pd.to_datetime(tx["timestamp"]) + pd.Timedelta(days=40)).astype(str))
+    with pytest.raises(rc.RedemptionCalibrationError, match=r"none of the 0 visits in .* \(2026-03-01 to 2026-03-10; 13 visits outside it\) had a balance of 300 points"):
+        _estimate(ledger, later)
+
+
 def test_bad_ledger_cells_name_the_column_and_rows():
     ledger, _ = simkit.redemption_case()
     with pytest.raises(rc.RedemptionCalibrationError, match=r"no column `kind`, `row`"):

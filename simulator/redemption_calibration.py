@@ -255,8 +255,9 @@ def estimate(
     overall = proportion(used["redeemed"].to_numpy(), used["baskets"].to_numpy(), used["customer_id"].to_numpy())
     by_tier = {}
     tiers = used["tier"].to_numpy(dtype=object)
-    if not (len(tiers) == 0 or set(tiers) == {""}):
-        for t in sorted(set(tiers)):
+    names = sorted(pd.unique(tiers))  # (each distinct tier once, not a Python set of every visit)
+    if names != [""]:
+        for t in names:
             m = tiers == t
             by_tier[t] = proportion(used["redeemed"].to_numpy()[m], used["baskets"].to_numpy()[m], used["customer_id"].to_numpy()[m])
 

@@ -8,7 +8,9 @@ panel and estimates (simulator.calibration). Prints the estimates (text or JSON)
 writes a YAML `response:` block whose uplifts are normal distributions (mean: the estimate, sd: its
 standard error), which a scenario takes as it is: each Monte Carlo run draws its own uplift.
 Exit codes: 0 estimated (a failed placebo test is a printed warning), 1 an error in the pilot file
-or its data, 2 usage or an output that cannot be written.
+or its data (with --ledger: the ledger, its transactions, the scenario or the program), 2 usage
+(neither or both of a pilot and --ledger; --ledger without --transactions) or an output that
+cannot be written.
 """
 
 from __future__ import annotations

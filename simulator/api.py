@@ -23,7 +23,7 @@ from rulelang import Program, atomic_write_bytes, formula_safe, refuse_input_as_
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
-from simulator import chunked, enrollment, io, memory, metrics, montecarlo, outputs, rng
+from simulator import chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, rng
 from simulator.history import annotated, sorted_rows
 from simulator.scenario import Scenario, load_scenario
 
@@ -273,23 +273,41 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     # The loaded rows live on in `history` and `base`; the result keeps only the load reports.
     tx = replace(tx, frame=tx.frame.iloc[:0])
     start = start if start is not None else core.start
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(1) as fitting:
         # The base batch is built on a second thread from the sorted rows, while the history is
         # finished and the first path enrols, responds and redeems (none of which reads it); the
-        # path waits for it only to evaluate.
+        # path waits for it only to evaluate. A horizon's models are fitted on a third, from the
+        # sorted rows too.
         base = pool.submit(batches.base, core, model, cust.frame if cust is not None else None)
+        models = fitting.submit(horizon.fit_models, core, sc.horizon, sc.runs, sc.seed) if sc.horizon is not None else None
         try:
             history = annotated(core)
             # The runs need only the helper columns; the engine reads the base batch.
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
-            months = metrics.month_index(start, history.until)
+            future = _fitted(sc, lambda: horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.result())) if models is not None else None
+            # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.
+            months = metrics.month_index(start, future.end if future is not None else history.until)
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
+            setup = replace(setup, horizon=future)
             partials = montecarlo.run_all(setup, sc.runs, workers, progress)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
             raise
     results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
-    return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    if future is not None:
+        out.summary["horizon"] = future.describe()
+    return out
+
+
+def _fitted(sc: Scenario, fit: Callable[[], horizon.Horizon]) -> horizon.Horizon:
+    """The horizon's models, or their refusal naming the scenario file the horizon was set in."""
+    try:
+        return fit()
+    except horizon.HorizonError as exc:
+        if Path(sc.source).is_file():
+            raise horizon.HorizonError(f"{sc.source}: error: {exc}") from None
+        raise
 
 
 def _loaded(tx, load_customers: Callable[[], io.LoadResult] | None, rejects):
@@ -334,6 +352,12 @@ def _until(sc: Scenario):
 
 def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep, size: int, workers, engine, progress, rejects) -> SimulationResult:
     """`simulate` over slices of customers: each path's exact sums added up slice by slice."""
+    if sc.horizon is not None:
+        # The models are fitted to every customer at once; slices would each fit their own.
+        raise horizon.HorizonError(
+            f"horizon: a history replayed in slices (a Parquet file of more than {chunked.AUTO_ROWS:,} rows, or `slice_rows` given) "
+            "cannot be forecast yet; drop `horizon` or replay a smaller history in one piece"
+        )
     model = prog.model
     p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, size, **io.load_options(sc, model, customers))
     tx = p.load

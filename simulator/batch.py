@@ -12,6 +12,8 @@ gather moves integer codes, not strings.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from numba import njit
@@ -123,7 +125,7 @@ def _units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts):
     return unit, refund_of, in_order
 
 
-def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None, span: tuple[int, int] | None = None) -> Batch:
+def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None, span: tuple[int, int] | None = None, until: pd.Timestamp | None = None) -> Batch:
     """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged).
 
     `columns` (None: all) names the base's other columns the path carries: the compiled engine
@@ -135,6 +137,10 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     when no rule reads transaction_id, they are left blank: the engine groups baskets by `unit`
     and matches refunds by `refund_of`, never by the id's text, and blank ids save building
     new categories in every path.
+
+    Future rows (`_future`, simulator.horizon) are copies like extra baskets, named `~future<n>`
+    by their counter (`_spawn`); `until`, when given, is the path's end (a horizon's), up to which
+    the engine posts expiries (default: the history's).
     """
     f = b.frame
     n = len(rows)
@@ -143,6 +149,9 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         raise AssertionError("a path's rows come from outside its span of the base")
     enroll = rows["_enroll"].to_numpy()
     extra = rows["_extra"].to_numpy()
+    future = rows["_future"].to_numpy() if "_future" in rows.columns else None
+    # Rows that are no history row in its place: extra baskets and future ones.
+    added = extra if future is None else extra | future
     out = {c: gather(f[c], src) for c in f.columns if c not in OWN and (columns is None or c in columns)}
 
     # The enrol rows (a few per cent) by position: each assignment below then touches only them.
@@ -163,14 +172,18 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     else:
         # Arrow text ids no rule reads: blank (baskets are grouped by `unit`, refunds by `refund_of`).
         tx_cats, tx = pd.Index([""], dtype=object), np.zeros(n, dtype=np.int8)
-    tx[at_enroll] = tx[extra] = _loc(tx_cats, "")
-    if extra.any() and exact_ids:
-        # Each extra basket gets its own id, so no refund can match it.
-        spawn = rows["_spawn"].to_numpy()[extra]
-        new = pd.Index(np.unique(spawn)).astype(str)
-        new = "~extra" + new
+    tx[at_enroll] = tx[added] = _loc(tx_cats, "")
+    if added.any() and exact_ids:
+        # Each extra or future basket gets its own id, so no refund can match it: the key
+        # 2 x counter (+1 for a future basket) keeps an extra visit spawned by a future basket apart from it.
+        spawn = rows["_spawn"].to_numpy()[added].astype(np.int64)
+        key = 2 * spawn + (future[added] if future is not None else 0)
+        keys = np.unique(key)
+        new = "~extra" + pd.Index(keys // 2).astype(str)
+        if future is not None:
+            new = pd.Index(np.where(keys % 2 == 1, "~future", "~extra").astype(object) + (keys // 2).astype(str).astype(object), dtype=object)
         tx = tx.astype(np.int64)  # the new codes need not fit the categories' narrow code type
-        tx[extra] = len(tx_cats) + np.searchsorted(np.unique(spawn), spawn)
+        tx[added] = len(tx_cats) + np.searchsorted(keys, key)
         tx_cats = tx_cats.append(new)
     # Units (a basket's lines share one; every other row is its own), and each refund's unit: a
     # refund refers to a basket of the base, in the path to that basket's unit if the path kept it.
@@ -179,7 +192,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         rows["_visit"].to_numpy(),
         np.asarray(src, dtype=np.int64),
         enroll,
-        extra,
+        added,
         f["refund_of"].to_numpy(),
         _unit_starts(b),
     )
@@ -206,4 +219,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         copy=False,  # the arrays are the path's own: no stacking them into 2-D blocks
     )
     # Conditions that read only what a path row shares with its history row are gathered from the base.
-    return b.derive(frame, Origin(b, src, extra, span))
+    # A horizon's path ends after the base's: derived from a copy of the base that ends there
+    # (the rows still come from the base itself, whose masks and caches they share).
+    ends = b if until is None or until == b.until else replace(b, until=until)
+    return ends.derive(frame, Origin(b, src, added, span))

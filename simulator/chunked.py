@@ -73,10 +73,10 @@ def parquet_rows(transactions) -> int | None:
 
 def _tables(path: Path, wanted: set[str] | None, size: int, plain: frozenset = frozenset()) -> Iterator[pa.Table]:
     """The file's record batches (columns `wanted`, None = all), text dictionary-encoded as
-    `io._read` reads it, except the columns named in `plain` (left as Arrow text)."""
+    `io.read_table` reads it, except the columns named in `plain` (left as Arrow text)."""
     schema = pq.read_schema(path)
     cols = [c for c in schema.names if wanted is None or c in wanted]
-    f = pq.ParquetFile(path, read_dictionary=io.dictionary_columns(schema, cols, plain), memory_map=True)  # as io._read
+    f = pq.ParquetFile(path, read_dictionary=io.dictionary_columns(schema, cols, plain), memory_map=True)  # as io.read_table
     for batch in f.iter_batches(batch_size=size, columns=cols):
         yield pa.Table.from_batches([batch])
 
@@ -98,7 +98,7 @@ def _in_order(pool: ThreadPoolExecutor, fn, items, ahead: int = 2) -> Iterator:
 
 
 def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
-    """The file's record batches as DataFrames read like `io._read` reads the whole file."""
+    """The file's record batches as DataFrames read like `io.read_table` reads the whole file."""
     for table in _tables(path, wanted, size):
         yield io._to_pandas(table)
 
@@ -201,7 +201,7 @@ def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None,
     offsets = np.r_[0, np.cumsum(p.rows)][p.bounds]
     # A slice's rows are held as Arrow tables and joined in Arrow, then made a DataFrame once: pandas
     # would first unite the categories of every piece (a hash of each distinct text, per piece).
-    # Transaction ids, nearly one per row, are read as Arrow text and stay so (`io._read`).
+    # Transaction ids, nearly one per row, are read as Arrow text and stay so (`io.read_table`).
     held: dict[int, list[pa.Table]] = {}
     for b, table in enumerate(_tables(path, io._wanted(columns, keep), BATCH_ROWS, io.id_text_columns(columns))):
         s = p.row_slices[b]  # each row's slice, from the first pass (rows of no slice are not used)

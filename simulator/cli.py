@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
@@ -36,25 +37,12 @@ def main():
 for _cmd in cli_commands:
     main.add_command(_cmd)
 
-from simulator import commands as _simulation  # noqa: E402  (simulate, compare)
-
-for _cmd in _simulation.commands:
-    main.add_command(_cmd)
-
-from simulator import inspection as _inspection  # noqa: E402  (trace, test: they read data)
-
-for _cmd in _inspection.commands:
-    main.add_command(_cmd)
-
-from simulator.forecast import fitting as _fitting  # noqa: E402  (fit: the purchase models)
-
-for _cmd in _fitting.commands:
-    main.add_command(_cmd)
-
-from simulator import calibrate as _calibrate  # noqa: E402  (calibrate: lift from a pilot)
-
-for _cmd in _calibrate.commands:
-    main.add_command(_cmd)
+# The modules that bring commands (each a `commands` list): simulate and compare; trace and test
+# (they read data); fit (the purchase models); calibrate (lift from a pilot); triangles (a ledger).
+COMMAND_MODULES = ("simulator.commands", "simulator.inspection", "simulator.forecast.fitting", "simulator.calibrate", "simulator.finance.commands")
+for _module in COMMAND_MODULES:
+    for _cmd in importlib.import_module(_module).commands:
+        main.add_command(_cmd)
 
 if _STARTING:
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -81,7 +81,7 @@ def _rows(rows: np.ndarray) -> str:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = frozenset()) -> tuple[str, pd.DataFrame]:
+def read_table(data, what: str, wanted: set[str] | None = None, plain: frozenset = frozenset()) -> tuple[str, pd.DataFrame]:
     """The raw table with its own column names; CSV cells are all read as text (ids stay text).
 
     Text columns come back dictionary-encoded (pandas Categoricals), so cleaning and checking
@@ -118,7 +118,7 @@ def _read(data, what: str, wanted: set[str] | None = None, plain: frozenset = fr
 
 
 def id_text_columns(columns: Mapping[str, str] | None) -> frozenset:
-    """The file's column of transaction ids (as `columns` maps it), read as Arrow text (`_read`)."""
+    """The file's column of transaction ids (as `columns` maps it), read as Arrow text (`read_table`)."""
     return frozenset({dict(columns or {}).get("transaction_id", "transaction_id")})
 
 
@@ -616,11 +616,12 @@ def load_transactions(
     `customers` (the customers file or frame that comes with these transactions; only its column
     names are read): a mapped name found there, not here, is the customers', not a problem.
     """
-    read_from, raw = _read(path_or_df, "transactions", _wanted(columns, keep), plain=id_text_columns(columns))
+    read_from, raw = read_table(path_or_df, "transactions", _wanted(columns, keep), plain=id_text_columns(columns))
     source = source or read_from  # a slice of a file is named by its file
     elsewhere = None if customers is None else column_names(customers, "customers")
     df, notes = _map_columns(raw, columns, REQUIRED, source, "transactions", strict=True, elsewhere=elsewhere)
-    read_here = [c for c in CANONICAL if c in df.columns]
+    # The columns read here: the canonical ones, and `currency` when rows are checked against the program's.
+    read_here = [c for c in (*CANONICAL, *(("currency",) if currency is not None else ())) if c in df.columns]
     _refuse_repeated(df.columns, source, only=read_here)
     _refuse_nested(df, read_here, source, "transactions", columns)
     n = len(df)
@@ -753,7 +754,7 @@ def load_customers(path_or_df, columns: Mapping[str, str] | None = None, *, time
     dictionary-encoded, as a Parquet or CSV text column is, stays a Categorical)."""
     # The ids, one per row, are read as Arrow text: a dictionary of them would be built by hashing
     # each id on one thread while the transactions are read.
-    source, raw = _read(path_or_df, "customers", plain=frozenset({dict(columns or {}).get("customer_id", "customer_id")}))
+    source, raw = read_table(path_or_df, "customers", plain=frozenset({dict(columns or {}).get("customer_id", "customer_id")}))
     df, notes = _map_columns(raw, columns, ("customer_id",), source, "customers", strict=False)
     _refuse_repeated(df.columns, source)
     _refuse_nested(df, df.columns, source, "customers", columns)

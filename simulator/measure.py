@@ -33,6 +33,7 @@ class Partial:
     tiers_m: np.ndarray  # (month, tier) members at each month's end
     rewards: pd.DataFrame  # metrics.rewards
     ledger: pd.DataFrame | None
+    baseline_m: np.ndarray | None = None  # the forecast rows' own revenue per month (simulator.horizon), whole path
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""

@@ -22,7 +22,7 @@ import rulelang
 from rulelang.engine import ENGINES, Batch, available_cores, member_parts, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
-from simulator import enrollment, metrics, redemption, response
+from simulator import enrollment, horizon, metrics, redemption, response
 from simulator.history import History, with_columns
 from simulator.measure import Partial, measure
 
@@ -43,6 +43,7 @@ class Setup:
     months: pd.PeriodIndex
     baseline: np.ndarray  # revenue of the replayed history per month (minor units): the same in every run
     population: enrollment.Population | None = None  # set when `history` is a slice of the customers
+    horizon: object | None = None  # simulator.horizon.Horizon: the future after the history (None: none)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,13 @@ def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | 
     """The path's rows through the engine: the ledger, the members per tier at `moments` and, when
     `row_tiers`, each row's tier."""
     engine = _engine_for(program, setup.engine)
-    return engine.evaluate(batches.for_path(base_of(setup), rows, engine.exact_ids, engine.columns, span), policy, threads, moments, row_tiers)
+    until = setup.horizon.end if setup.horizon is not None else None
+    return engine.evaluate(batches.for_path(base_of(setup), rows, engine.exact_ids, engine.columns, span, until), policy, threads, moments, row_tiers)
+
+
+def end_of(setup: Setup) -> pd.Timestamp:
+    """The simulation's last moment: the horizon's end, else the history's."""
+    return setup.horizon.end if setup.horizon is not None else setup.history.until
 
 
 _ENGINES: dict = {}
@@ -146,14 +153,17 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     else:
         chosen = setup.population.pick(e.share, e.pick, sc.seed, run, h.customers)
     _engine_for(program, setup.engine)  # compiled once, before any thread asks for it
+    # The run's future rows, every customer's (members' join their paths; all count in the baseline).
+    future = horizon.draw(setup.horizon, h, setup.months, sc.seed, run) if setup.horizon is not None else None
+    rows = future.rows if future is not None else None
     threads = _THREADS
     parts = _parts(h, threads)
     if len(parts) == 1:
-        return _run_part(setup, program, run, chosen, None, keep_ledger, _THREADS)
+        return _with_future(_run_part(setup, program, run, chosen, None, keep_ledger, _THREADS, rows), future)
     # Thread t takes pieces t, t + threads, ... (pieces hold about equal rows).
     shares = [list(range(t, len(parts), threads)) for t in range(threads)]
     with ThreadPoolExecutor(threads) as pool:
-        runs = [pool.submit(_run_share, setup, program, run, chosen, [parts[k] for k in share], keep_ledger) for share in shares]
+        runs = [pool.submit(_run_share, setup, program, run, chosen, [parts[k] for k in share], keep_ledger, rows) for share in shares]
         by_part = {k: p for share, r in zip(shares, runs, strict=True) for k, p in zip(share, r.result(), strict=True)}
     done = [by_part[k] for k in range(len(parts))]
     total = done[0]
@@ -161,7 +171,14 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
         total = total.add(p)
     if keep_ledger:
         total.ledger = Pieces(tuple(p.ledger for p in done), tuple(p.rows for p in done))
-    return total
+    return _with_future(total, future)
+
+
+def _with_future(p: Partial, future) -> Partial:
+    """The path's sums with its future's revenue per month (the baseline of the forecast months)."""
+    if future is not None:
+        p.baseline_m = future.baseline
+    return p
 
 
 @dataclass(frozen=True)
@@ -228,7 +245,7 @@ def _moved_on(row: np.ndarray, by: int) -> np.ndarray:
     return np.where(row >= 0, row + by, row)  # -1 (a posting of no row, such as an expiry) stays
 
 
-def _run_share(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, keep_ledger: bool) -> list[Partial]:
+def _run_share(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, keep_ledger: bool, future=None) -> list[Partial]:
     """One thread's pieces of a path, in order. A piece's own steps (enrolment, response, draws)
     need no base; while the base is still being built beside them, the thread goes on to the next
     piece's own steps rather than wait for it."""
@@ -238,16 +255,16 @@ def _run_share(setup: Setup, program, run: int, chosen: np.ndarray, parts: list,
     while len(out) < len(parts):
         base_pending = isinstance(setup.base, Future) and not setup.base.done()
         if k < len(parts) and (not ready or base_pending):
-            ready.append(_prepared(setup, program, run, chosen, parts[k], 1))
+            ready.append(_prepared(setup, program, run, chosen, parts[k], 1, future))
             k += 1
         else:
             out.append(_evaluated(setup, program, run, *ready.popleft(), keep_ledger, 1))
     return out
 
 
-def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_ledger: bool, threads: int | None) -> Partial:
+def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_ledger: bool, threads: int | None, future=None) -> Partial:
     """One path over the customers of `part` (all when None)."""
-    return _evaluated(setup, program, run, *_prepared(setup, program, run, chosen, part, threads), keep_ledger, threads)
+    return _evaluated(setup, program, run, *_prepared(setup, program, run, chosen, part, threads, future), keep_ledger, threads)
 
 
 def _evaluated(setup: Setup, program, run: int, rows: pd.DataFrame, chosen: np.ndarray, span, keep_ledger: bool, threads: int | None) -> Partial:
@@ -260,9 +277,10 @@ def _evaluated(setup: Setup, program, run: int, rows: pd.DataFrame, chosen: np.n
     return measure(setup, program.model, rows, evaluation, chosen, run, keep_ledger)
 
 
-def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads: int | None) -> tuple[pd.DataFrame, np.ndarray, tuple | None]:
+def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads: int | None, future=None) -> tuple[pd.DataFrame, np.ndarray, tuple | None]:
     """The path's rows over the customers of `part` (all when None), enrolled, responded and with
-    their draws, ready for the engine; with the customers who joined and the history rows' span."""
+    their draws, ready for the engine; with the customers who joined and the history rows' span.
+    `future`: the run's future rows (simulator.horizon), joined after each member's history."""
     sc = setup.scenario
     h = setup.history
     model = program.model
@@ -274,6 +292,8 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         mine[c0:c1] = chosen[c0:c1]
         chosen, span = mine, (r0, r1)
     rows = enrollment.member_rows(h, chosen, span)
+    if future is not None:
+        rows = horizon.joined(rows, future, chosen, part)
     first = None
     if response.needs_first_pass(sc.response, model):
         policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
@@ -281,13 +301,15 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
         first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals)
-    extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, h.until)
+    extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, end_of(setup))
     is_extra = np.zeros(len(rows), dtype=bool)
     spawn = None
     if len(extra):
         spawn_pos = np.searchsorted(rows["_ord"].to_numpy(), extra["_ord"].to_numpy() - 2)
         # (`_ord` orders the merge; the merged rows need it no more.)
         rows, is_extra = response.merged(rows[[c for c in rows.columns if c in extra.columns]], extra, drop=("_ord",))
+        if "_future" in rows.columns:  # an extra visit copying a future basket is an extra visit
+            rows = with_columns(rows, {"_future": rows["_future"].to_numpy() & ~is_extra})
         spawn = response.interleave(np.full(len(rows) - len(extra), -1, dtype=np.int64), extra["_spawn"].to_numpy(), is_extra)
         f = response.interleave(f, f[spawn_pos], is_extra)
     # Added after the merge: one column less to interleave each, and draws keyed by row either way.
@@ -304,6 +326,10 @@ def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: in
     own = {"_orig": np.where(money & ~is_extra, rows["_minor"].to_numpy(), 0), "_extra": is_extra}
     if spawn is not None or "_spawn" not in rows.columns:
         own["_spawn"] = spawn if spawn is not None else np.full(len(rows), -1, dtype=np.int64)
+    if "_future" in rows.columns:
+        # A future row names its basket by its own counter (simulator.horizon): its transaction id.
+        base = own.get("_spawn", rows["_spawn"].to_numpy() if "_spawn" in rows.columns else None)
+        own["_spawn"] = np.where(rows["_future"].to_numpy(), rows["_row"].to_numpy(), base)
     rows = with_columns(rows, own)
     u_redeem, u_choice = redemption.draws(rows, h.keys, seed, run)  # (keyed by `_extra` and `_spawn`)
     return with_columns(rows, {"_u_redeem": u_redeem, "_u_choice": u_choice})
@@ -312,7 +338,7 @@ def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: in
 def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     """Figures, roll-forward and rewards of one path from its sums over all customers."""
     months = setup.months
-    baseline = setup.baseline
+    baseline = setup.baseline if p.baseline_m is None else setup.baseline + p.baseline_m
     revenue = pd.DataFrame({"revenue_baseline": baseline, "revenue_with_program": baseline + p.delta_m}, index=months)
     members = pd.Series(p.joined_m, index=months)
     names = list(model.tiers.names) if model.tiers is not None else []

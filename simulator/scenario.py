@@ -142,6 +142,7 @@ class Scenario:
     seed: int = 0
     source: str = "<scenario>"
     timestamp_format: str | None = None  # strftime layout of the data's dates (None: ISO 8601)
+    horizon: int | None = None  # months forecast after the history (simulator.horizon); None: the history only
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -192,6 +193,8 @@ class Scenario:
         }
         if self.timestamp_format is not None:  # (absent by default: reports of ISO data are as they were)
             out["timestamp_format"] = self.timestamp_format
+        if self.horizon is not None:  # (absent by default, likewise)
+            out["horizon"] = f"{self.horizon} months"
         return out
 
     def data_paths(self) -> tuple[Path, Path | None]:
@@ -521,6 +524,21 @@ def _timestamp_format(value, path, ctx) -> str:
     return value
 
 
+MAX_HORIZON_MONTHS = 1200
+
+
+def _horizon(value, path, ctx) -> int:
+    """`24 months` or `2 years`: the months forecast after the history's last day."""
+    expected = f"a horizon like `24 months` or `2 years` (1 to {MAX_HORIZON_MONTHS} months)"
+    m = re.fullmatch(r"\s*(\d{1,6})\s*(months?|years?)\s*", value) if isinstance(value, str) else None
+    if not m:
+        raise ctx.fail(path, f"expected {expected}, got {_shown(value)}")
+    months = int(m.group(1)) * (12 if m.group(2).startswith("year") else 1)
+    if not 1 <= months <= MAX_HORIZON_MONTHS:
+        raise ctx.fail(path, f"{months} months is outside 1 to {MAX_HORIZON_MONTHS}; expected {expected}")
+    return months
+
+
 _IDENT = re.compile(r"[^\W\d]\w*")
 # The canonical column names a mapping is most likely to mean; other keys are allowed (a program
 # may declare its own columns) unless they look like a misspelling of one of these.
@@ -654,6 +672,7 @@ _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "runs": (_integer(1, 1_000_000, "a whole number of runs, at least 1"), 100),
     "seed": (_integer(0, 2**63 - 1, "a whole number, 0 or more"), 0),
     "timestamp_format": (_timestamp_format, None),
+    "horizon": (_horizon, None),
 }
 
 
@@ -729,6 +748,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         seed=values["seed"],
         source=keep_source or ctx.source,
         timestamp_format=values["timestamp_format"],
+        horizon=values["horizon"],
     )
 
 

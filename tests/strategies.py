@@ -338,7 +338,7 @@ def diff_history(draw, rewards: int = 3):
 # =================================================================================================
 
 SCENARIO_KEYS = ("program", "transactions", "customers", "columns", "period", "enrollment", "redemption", "response",
-                 "margin", "runs", "seed", "share", "pick", "probability", "choice", "spend_uplift", "visit_uplift",
+                 "margin", "runs", "seed", "horizon", "share", "pick", "probability", "choice", "spend_uplift", "visit_uplift",
                  "goal_gradient", "within", "uplift", "customer_id", "member_no", "timestamp", "amount", "Gold",
                  "rnus", "custmer_id", "<<", "1", "01", "true", "~", "[a]", "{a: 1}", "=", '"k\\x07"', "? x")  # fmt: skip
 SCENARIO_SCALARS = (
@@ -401,6 +401,7 @@ _SCENARIO_SHAPE = {
     "program": ("bean_club.loyalty", "missing.loyalty"), "transactions": ("tx.csv",), "customers": ("customers.csv",),
     "period": ("2026-01-01 to 2026-12-31", "1677-09-22 to 2262-04-10", "2026-1-1 to 2026-02-01", "1600-01-01 to 2026-12-31"),
     "margin": ("0.62", "0", "1", "1.5"), "runs": ("1", "200", "1000000", "1000001"), "seed": ("0", "42", "9223372036854775807"),
+    "horizon": ("24 months", "2 years", "1 month", "0 months", "1201 months", "24 weeks", "soon", "24"),
     "columns": {"customer_id": ("member_no",), "timestamp": ("paid_at",), "amount": ("total", "member_no"), "member_no": ("customer_id",),
                 "custmer_id": ("x",), "segment": ("seg",)},
     "enrollment": {"share": ("0.4", "1", "-0.1"), "pick": ("random", "top_spenders", "best")},
@@ -554,3 +555,35 @@ def contract_frame(draw):
     cols = ["customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "_event", "_refund", "_cents", "_start"]
     frame = _pd.DataFrame(out, columns=cols)
     return frame[cols[:6]], frame[cols[6:]].set_axis(["event", "refund", "cents", "start"], axis=1)
+
+
+# =================================================================================================
+# --- monthly flows of a points program (simulator/finance/accounting roll-forwards) -----------------
+# Sales, points earned, redeemed and expired month by month, never spending more points than were
+# earned so far, and an estimate of the redemption rate per month in (0, 1] as an exact decimal.
+# =================================================================================================
+
+
+@st.composite
+def monthly_point_flows(draw, max_months: int = 24) -> dict:
+    n = draw(st.integers(min_value=1, max_value=max_months))
+    sales = draw(st.lists(st.integers(min_value=0, max_value=10**9), min_size=n, max_size=n))
+    earned = draw(st.lists(st.integers(min_value=0, max_value=10**7), min_size=n, max_size=n))
+    redeemed, expired, outstanding = [], [], 0
+    for t in range(n):
+        outstanding += earned[t]
+        r = draw(st.integers(min_value=0, max_value=outstanding))
+        e = draw(st.integers(min_value=0, max_value=outstanding - r))
+        outstanding -= r + e
+        redeemed.append(r)
+        expired.append(e)
+    rates = draw(st.lists(st.integers(min_value=1, max_value=10_000).map(lambda bp: Decimal(bp) / 10_000), min_size=n, max_size=n))
+    return {
+        "sales": sales,
+        "earned": earned,
+        "redeemed": redeemed,
+        "expired": expired,
+        "rates": rates,
+        "value_per_point": draw(st.sampled_from(["0.01", "0.005", "1", "0.95", "0.0333"])),
+        "decimals": draw(st.sampled_from([0, 2, 3])),
+    }

@@ -511,3 +511,11 @@ def test_simulate_rejects_rows_in_another_currency_than_the_programs(tmp_path):
     path = _write(tmp_path, "customer_id,timestamp,amount,currency\nA,2026-01-01,100,CNY\nA,2026-01-02,50,GBP\n")
     res = simulate(program(), path, scenario=loads_scenario("runs: 1"), workers=1)  # the program is in CNY
     assert (res.loads[0].rows_used, res.loads[0].rows_rejected) == (1, 1)
+
+
+def test_a_repeated_currency_column_is_refused_when_currencies_are_checked():
+    # Found by the fuzz test: two `currency` columns in a frame reached the currency check.
+    frame = pd.DataFrame([["a", "2026-01-01", 1.0, "CNY", "CNY"]], columns=["customer_id", "timestamp", "amount", "currency", "currency"])
+    with pytest.raises(DataError, match="repeats the column name.s. currency"):
+        load_transactions(frame, currency="CNY")
+    assert len(load_transactions(frame).frame) == 1  # not read without a program's currency: no question which is meant

@@ -186,7 +186,7 @@ def test_a_thread_prepares_its_next_piece_while_the_base_is_still_being_built(mo
     base: Future = Future()
     steps = []
 
-    def prepared(setup, program, run, chosen, part, threads):
+    def prepared(setup, program, run, chosen, part, threads, future=None):
         steps.append(f"prepare {part}")
         if len(steps) == 2:
             base.set_result("the base")  # built while the second piece was being prepared

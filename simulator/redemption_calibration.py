@@ -69,7 +69,7 @@ def load_ledger(path_or_df, source: str | None = None) -> pd.DataFrame:
     row (int64), tier ("" when the ledger has no tier column), in the file's order. A Parquet file
     as `loyalty simulate` writes it, or CSV with the same columns. Bad cells are errors naming the
     column and the data rows (counted from 1, the header not counted)."""
-    read_from, raw = io._read(path_or_df, "ledger")
+    read_from, raw = io.read_table(path_or_df, "ledger")  # the project's one reader: text read as text, bad files named
     source = source or read_from
     raw = raw.rename(columns=str)
     missing = [c for c in REQUIRED if c not in raw.columns]

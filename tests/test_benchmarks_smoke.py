@@ -118,3 +118,13 @@ def test_the_single_path_figure_is_the_median_of_the_processes():
     assert got["simulate_s"] == 1.0 and got["simulate_each_s"] == [1.3, 0.9, 1.0]
     assert got["simulate_again_s"] == pytest.approx(0.85) and got["peak_rss_mb"] == 1000.0
     assert run.median_simulation(sims[:1])["simulate_each_s"] == [1.3]
+
+
+def test_the_redemption_coverage_study_recovers_the_policy_it_simulates(capsys):
+    import redemption_coverage
+
+    out = redemption_coverage.main(["--ledgers", "2", "--choice", "dearest", "--probability", "0.2", "--json"])
+    assert out["choice_recovered"] == 1.0
+    assert abs(out["mean_estimate"] - 0.2) < 0.01  # two ledgers of about 30,000 affordable visits each: se about 0.0025
+    assert out["tier_intervals"] == 6 and 0 <= out["covered_95"] <= 1
+    assert json.loads(capsys.readouterr().out) == out

@@ -11,10 +11,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from simulator import calibration, pilot_synthetic
+from simulator import calibration, io, pilot_synthetic
 from simulator.cli import main
 from simulator.scenario import Normal, loads_scenario
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, ROOT
 
 PILOT = str(EXAMPLES / "pilot" / "pilot.yaml")
 
@@ -132,3 +132,101 @@ def test_the_example_pilot_files_are_what_the_script_writes(tmp_path):
     spec.loader.exec_module(module)
     for written in module.write(tmp_path):
         assert written.read_bytes() == (EXAMPLES / "pilot" / written.name).read_bytes()
+
+
+# --- --ledger: redemption behaviour from a running program's ledger ------------------------------
+
+
+def _ledger_files(folder, ledger=None, tx=None, mapped=False):
+    """The hand-counted ledger (simkit.redemption_case) and its transactions as CSV files; `mapped`:
+    the transactions in the user's column names, mapped by a scenario."""
+    from tests.simulator import simkit
+
+    case_ledger, case_tx = simkit.redemption_case()
+    ledger = case_ledger if ledger is None else ledger
+    tx = case_tx if tx is None else tx
+    ledger.to_csv(folder / "ledger.csv", index=False)
+    if mapped:
+        tx = tx.rename(columns={"customer_id": "card", "timestamp": "paid_at"})
+        (folder / "scenario.yaml").write_text("columns: {customer_id: card, timestamp: paid_at}\n", encoding="utf-8")
+    tx.to_csv(folder / "tx.csv", index=False)
+    return str(folder / "ledger.csv"), str(folder / "tx.csv")
+
+
+def test_ledger_mode_prints_the_estimate_and_writes_a_redemption_block_a_scenario_reads(tmp_path):
+    from simulator import redemption_calibration
+    from tests.simulator import simkit
+
+    ledger, tx = _ledger_files(tmp_path, mapped=True)
+    out = tmp_path / "redemption.yaml"
+    r = _cli("calibrate", "--ledger", ledger, "--transactions", tx, "--scenario", str(tmp_path / "scenario.yaml"), "--out", str(out))
+    assert r.exit_code == 0, r.output
+    for words in ("2 members, 3 redemptions (1 at no visit's time", "coffee 300, mug 2,000", "7 of them affordable", "tier Gold", "28.6%", "best fit: random"):
+        assert words in r.output, words
+    case_ledger, case_tx = simkit.redemption_case()
+    expected = redemption_calibration.estimate(case_ledger, io.load_transactions(case_tx).frame)
+    sc = loads_scenario(out.read_text(encoding="utf-8"))
+    assert sc.redemption.probability == round(expected.overall.estimate, 6) and sc.redemption.choice == "random"
+    j = json.loads(_cli("calibrate", "--ledger", ledger, "--transactions", tx, "--scenario", str(tmp_path / "scenario.yaml"), "--format", "json").output)
+    assert j["overall"]["probability"] == pytest.approx(2 / 7) and j["overall"]["visits"] == 7
+    assert j["by_tier"]["Green"]["redemptions"] == 1 and j["by_tier"]["Gold"]["visits"] == 4
+    assert j["choice"]["counts"] == {"cheapest": 0, "dearest": 1, "other": 0}
+    assert j["redemption"] == {"probability": round(2 / 7, 6), "choice": "random"}
+    # Same inputs, same bytes.
+    again = tmp_path / "again.yaml"
+    _cli("calibrate", "--ledger", ledger, "--transactions", tx, "--scenario", str(tmp_path / "scenario.yaml"), "--out", str(again))
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_ledger_mode_on_a_simulated_ledger_gives_the_policy_back(tmp_path):
+    # `loyalty simulate` writes ledger.parquet; calibrating from it with the program's prices gives
+    # the scenario's 0.3 (within the interval) and `cheapest` back.
+    from simulator.sample_data import bundled_paths
+
+    (tmp_path / "sc.yaml").write_text(
+        f"program: {ROOT / 'programs' / 'coffee.loyalty'}\nruns: 1\nseed: 5\nenrollment: {{share: 0.7}}\nredemption: {{probability: 0.3, choice: cheapest}}\n",
+        encoding="utf-8",
+    )
+    r = _cli("simulate", str(tmp_path / "sc.yaml"), "--out", str(tmp_path / "run"), "--workers", "1")
+    assert r.exit_code == 0, r.output
+    tx, _ = bundled_paths()
+    r = _cli("calibrate", "--ledger", str(tmp_path / "run" / "ledger.parquet"), "--transactions", str(tx), "--scenario", str(tmp_path / "sc.yaml"), "--format", "json")
+    assert r.exit_code == 0, r.output
+    j = json.loads(r.output)
+    lo, hi = j["overall"]["probability_95"]
+    assert lo <= 0.3 <= hi and j["choice"]["best"] == "cheapest" and j["prices"]["from"] == "program"
+
+
+def test_ledger_mode_mistakes_exit_1_with_what_is_wrong(tmp_path):
+    from tests.simulator import simkit
+
+    case_ledger, case_tx = simkit.redemption_case()
+    ledger, tx = _ledger_files(tmp_path, ledger=case_ledger.drop(columns=["points"]))
+    r = _cli("calibrate", "--ledger", ledger, "--transactions", tx)
+    assert r.exit_code == 1 and f"{ledger}: error: the ledger has no column `points`" in r.output
+    ledger, tx = _ledger_files(tmp_path, ledger=case_ledger[case_ledger["kind"] != "redeem"])
+    r = _cli("calibrate", "--ledger", ledger, "--transactions", tx)
+    assert r.exit_code == 1 and "no redeem postings; nothing to estimate" in r.output
+    ledger, tx = _ledger_files(tmp_path, tx=case_tx[case_tx["customer_id"] != "A"])
+    r = _cli("calibrate", "--ledger", ledger, "--transactions", tx)
+    assert r.exit_code == 1 and "1 of the ledger's 2 members have no rows in" in r.output and "(e.g. A)" in r.output
+    # A scenario's mistake is reported at its place.
+    (tmp_path / "bad.yaml").write_text("columns: {customer_id: card}\nredemption: {probabilty: 0.2}\n", encoding="utf-8")
+    r = _cli("calibrate", "--ledger", ledger, "--transactions", tx, "--scenario", str(tmp_path / "bad.yaml"))
+    assert r.exit_code == 1 and "bad.yaml:2:14: error: redemption.probabilty: unknown key" in r.output
+
+
+def test_ledger_mode_usage_mistakes_exit_2(tmp_path):
+    ledger, tx = _ledger_files(tmp_path)
+    for args, words in (
+        (["calibrate"], "give a pilot file (PILOT.yaml) or --ledger"),
+        (["calibrate", PILOT, "--ledger", ledger, "--transactions", tx], "one of the two"),
+        (["calibrate", "--ledger", ledger], "--ledger needs --transactions TX"),
+        (["calibrate", PILOT, "--transactions", tx], "--transactions goes with --ledger"),
+    ):
+        r = _cli(*args)
+        assert r.exit_code == 2 and words in r.output, (args, r.output)
+    before = (tmp_path / "ledger.csv").read_bytes()
+    r = _cli("calibrate", "--ledger", ledger, "--transactions", tx, "--out", ledger)
+    assert r.exit_code == 2 and "writing there would destroy an input" in r.output
+    assert (tmp_path / "ledger.csv").read_bytes() == before

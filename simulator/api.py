@@ -289,9 +289,10 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             del core
             # The runs need only the helper columns; the engine reads the base batch.
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
-            if tune:
+            if tune and montecarlo.worker_processes(sc.runs, workers) <= 1:
                 # Then what they held goes back to the system: the paths' threads allocate from
-                # arenas of their own, where it would not be used again (simulator.memory).
+                # arenas of their own, where it would not be used again (simulator.memory). Not
+                # before forking worker processes: each would fault the pages in again.
                 base.add_done_callback(lambda _: memory.give_back_free())
             future = _fitted(sc, lambda: horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.result())) if models is not None else None
             # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.

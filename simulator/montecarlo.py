@@ -371,6 +371,11 @@ def _run_in_worker(run: int) -> Partial:
     return run_one(_SETUP, _PROGRAM, run, keep_ledger=run == 0)
 
 
+def worker_processes(runs: int, workers: int | None) -> int:
+    """How many worker processes `run_all` forks (1: the paths run in this process)."""
+    return min(available_cores() if workers is None else workers, runs)
+
+
 def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Callable[[int], None] | None = None) -> list[Partial]:
     """Every path's sums in run order, on `workers` cores (default: all available to the process):
     a worker process per core (at most one per run), or, for a single run or worker, one process
@@ -380,7 +385,7 @@ def run_all(setup: Setup, runs: int, workers: int | None = None, progress: Calla
     single process; worker processes are given it built.
     """
     workers = available_cores() if workers is None else workers
-    processes = min(workers, runs)
+    processes = worker_processes(runs, workers)
     if processes <= 1:
         _init(setup, workers)
         out = []

@@ -374,7 +374,7 @@ class Report(NamedTuple):
     row_metric: np.ndarray  # ... and the tier metric then (this calendar year's, for calendar-year tiers)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _tier_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
              year, year_sum, last_year_sum):
     """The tier held at `moment` (at or after the member's last unit so far), from the state the
@@ -407,18 +407,6 @@ def _tier_at(moment, tier_window, window_days, window_months, thresholds, contri
 
 
 LAST_MOMENT = np.iinfo(np.int64).max
-
-
-@njit(cache=True, nogil=True)
-def _tiers_at_moments(moment_tier, moments, next_moment, before, tier_window, window_days, window_months, thresholds, contribution_ts,
-                      contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum):
-    """The tier held at each of the report's moments from `next_moment` on that come before
-    `before`, into `moment_tier`; returns the first moment not reached."""
-    while next_moment < moments.shape[0] and moments[next_moment] < before:
-        moment_tier[next_moment] = _tier_at(moments[next_moment], tier_window, window_days, window_months, thresholds, contribution_ts,
-                                            contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
-        next_moment += 1
-    return next_moment
 
 
 @njit(cache=True, nogil=True)
@@ -534,11 +522,23 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             joined_moment += 1
         next_moment = joined_moment
         first = i
-        while first < stop and member[first] == who:
+        while True:
+            # One step per unit, and a last one at the member's end that only reaches the report's
+            # remaining moments (the step's moment then lies past them all).
+            in_member = first < stop and member[first] == who
+            now = ts[first] if in_member else LAST_MOMENT
+
+            # --- Moments: the tier held at each of the report's moments that came before this unit.
+            while next_moment < n_moments and moments[next_moment] < now:
+                moment_tier[next_moment] = _tier_at(moments[next_moment], tier_window, window_days, window_months, thresholds, contribution_ts,
+                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                next_moment += 1
+            if not in_member:
+                break
+
             end = first + 1
             while end < stop and unit[end] == unit[first]:
                 end += 1
-            now = ts[first]
             day = now // NS_PER_DAY
             day_offset = day - first_day
             month_number = days[DAY_MONTH, day_offset]
@@ -546,11 +546,6 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             period_key[2] = (day + 3) // 7
             period_key[3] = month_number
             period_key[4] = month_number // 12
-
-            # --- Moments: the tier held at each of the report's moments that came before this unit.
-            if next_moment < n_moments and moments[next_moment] < now:
-                next_moment = _tiers_at_moments(moment_tier, moments, next_moment, now, tier_window, window_days, window_months, thresholds,
-                                                contribution_ts, contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
 
             # --- Expiry: the lots due before this unit, each at the tier held at its moment.
             if expiry_kind != X_NEVER:
@@ -782,10 +777,6 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 else:
                     year_sum += value
             first = end
-        # --- Moments: the tier held at the report's moments after the member's last unit.
-        if next_moment < n_moments:
-            _tiers_at_moments(moment_tier, moments, next_moment, LAST_MOMENT, tier_window, window_days, window_months, thresholds,
-                              contribution_ts, contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
         # --- Expiry: the lots due by `until`.
         if expiry_kind != X_NEVER:
             inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT

@@ -48,6 +48,7 @@ from simulator.scenario import (
     _timestamp_format,
     _unknown,
     _yaml_problem,
+    read_yaml_file,
 )
 
 MAX_DAYS = 3660  # the pre-period and the pilot together: ten years (a pilot runs weeks or months)
@@ -91,18 +92,7 @@ class Pilot:
 def load_pilot(path: str | Path) -> Pilot:
     """Read and validate a pilot YAML file (a regular file of at most `MAX_BYTES`)."""
     p = Path(path)
-    try:
-        if not p.is_file():  # a FIFO or a device would block or never end
-            what = "no such pilot file" if not p.exists() else "not a regular file; name a pilot YAML file"
-            raise ScenarioError(f"{p}: error: {what}")
-        with p.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{p}: error: cannot read the pilot file ({_clip(str(exc), 200)})") from None
-    if len(data) > MAX_BYTES:
-        raise ScenarioError(_too_big(str(p)))
-    return loads_pilot(text, str(p), p.parent)
+    return loads_pilot(read_yaml_file(p, "pilot"), str(p), p.parent)
 
 
 def loads_pilot(text: str, source: str = "<pilot>", base_dir: str | Path = ".") -> Pilot:

@@ -207,21 +207,28 @@ class Scenario:
         return tx, self.customers if self.customers is not None else cust
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file (a regular file of at most `MAX_BYTES`)."""
+def read_yaml_file(path: str | Path, what: str) -> str:
+    """The text of a `what` ("scenario", "pilot") YAML file: a regular file of at most `MAX_BYTES`
+    of UTF-8, or a ScenarioError naming the file."""
     p = Path(path)
     try:
         if not p.is_file():  # a FIFO or a device would block or never end
-            what = "no such scenario file" if not p.exists() else "not a regular file; name a scenario YAML file"
-            raise ScenarioError(f"{p}: error: {what}")
+            reason = f"no such {what} file" if not p.exists() else f"not a regular file; name a {what} YAML file"
+            raise ScenarioError(f"{p}: error: {reason}")
         with p.open("rb") as f:
             data = f.read(MAX_BYTES + 1)
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{p}: error: cannot read the scenario file ({_clip(str(exc), 200)})") from None
+        raise ScenarioError(f"{p}: error: cannot read the {what} file ({_clip(str(exc), 200)})") from None
     if len(data) > MAX_BYTES:
         raise ScenarioError(_too_big(str(p)))
-    return loads_scenario(text, str(p), p.parent)
+    return text
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file (a regular file of at most `MAX_BYTES`)."""
+    p = Path(path)
+    return loads_scenario(read_yaml_file(p, "scenario"), str(p), p.parent)
 
 
 def loads_scenario(text: str, source: str = "<scenario>", base_dir: str | Path = ".") -> Scenario:

@@ -406,9 +406,6 @@ def _tier_at(moment, tier_window, window_days, window_months, thresholds, contri
     return tier
 
 
-LAST_MOMENT = np.iinfo(np.int64).max
-
-
 @njit(cache=True, nogil=True)
 def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count, has_tiers,
                      tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
@@ -435,8 +432,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     are those before it and `need` is the room that member needs; otherwise resume is -1.
 
     The structures' fields are read into locals once, here: the loop then indexes plain arrays.
-    Each unit goes through named steps (`# --- Step:` below): moments, expiry, tier, earn, rounding, caps,
-    simulated redemption, refund, redemption, tier metric. They are sections of this one function,
+    Each unit goes through named steps (`# --- Step:` below): expiry, tier, earn, rounding, caps,
+    simulated redemption, refund, redemption, tier metric; each member then expiry up to `until`
+    and the report's moments. They are sections of this one function,
     not functions of their own: handed arrays, a step as a function (numba-inlined or not, taking
     the structures or their arrays) counts references to each of them on every unit, and measured
     markedly slower (as the expiry step did: docs/performance.md). The posting and lot helpers
@@ -466,8 +464,6 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     n_moments = moments.shape[0]
     per_row = row_tier.shape[0] > 0
     tier_code_shift = 1 if has_tiers else 0  # a posting's tier code: tier + 1, or 0 without tiers
-    # The member's tier at each moment of the report, added to `tier_counts` once the member fits.
-    moment_tier = np.zeros(max(n_moments, 1), dtype=np.int64)
     words = rule_bits.shape[1]
     inactive = expiry_kind == X_INACTIVE_DAYS or expiry_kind == X_INACTIVE_MONTHS
     period_key = np.zeros(5, dtype=np.int64)  # the unit's period numbers: none, day, week, month, year
@@ -520,25 +516,12 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
         joined_moment = 0  # the member counts at the moments from their first row on
         while joined_moment < n_moments and moments[joined_moment] < ts[i]:
             joined_moment += 1
-        next_moment = joined_moment
         first = i
-        while True:
-            # One step per unit, and a last one at the member's end that only reaches the report's
-            # remaining moments (the step's moment then lies past them all).
-            in_member = first < stop and member[first] == who
-            now = ts[first] if in_member else LAST_MOMENT
-
-            # --- Moments: the tier held at each of the report's moments that came before this unit.
-            while next_moment < n_moments and moments[next_moment] < now:
-                moment_tier[next_moment] = _tier_at(moments[next_moment], tier_window, window_days, window_months, thresholds, contribution_ts,
-                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
-                next_moment += 1
-            if not in_member:
-                break
-
+        while first < stop and member[first] == who:
             end = first + 1
             while end < stop and unit[end] == unit[first]:
                 end += 1
+            now = ts[first]
             day = now // NS_PER_DAY
             day_offset = day - first_day
             month_number = days[DAY_MONTH, day_offset]
@@ -766,13 +749,14 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     posted = _redeem(out, posted, holder, now, row_id[first], w, reward_points[w], reward_cost[w], reward_share[w],
                                      lot_day, lot_points, first_lot, lot_count)
                     balance -= reward_points[w]
-            # --- Tier metric: this unit counts toward it at its timestamp.
+            # --- Tier metric: this unit counts toward it at its timestamp (and into the member's
+            # log of contributions, which the rolling window and the report's moments read).
             if has_tiers and row_kind != K_REDEEM:
                 value = unit_spend if tier_metric == 0 else (unit_points if tier_metric == 1 else unit_visit)
+                contribution_ts[contributions] = now
+                contribution[contributions] = value
+                contributions += 1
                 if tier_window == W_ROLLING:
-                    contribution_ts[contributions] = now
-                    contribution[contributions] = value
-                    contributions += 1
                     window_sum += value
                 else:
                     year_sum += value
@@ -787,8 +771,45 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                              contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
         if posted > out.shape[1]:
             return posted_before, declined_before, unmatched_before, i, posted
+        # --- Moments: the member's tier at each of the report's moments from their first row on,
+        # counted once the member fits. From the log of contributions, with pointers that only move
+        # forward as the moments rise: `upto` past the contributions at or before the moment,
+        # `left` past those that have left a rolling window (or, in calendar years, came before
+        # last year), `this_year` past those before this year; `*_sum`: the log's sums before them.
+        upto, upto_sum, left, left_sum, this_year, this_year_sum = 0, 0, 0, 0, 0, 0
         for j in range(joined_moment, n_moments):
-            tier_counts[j, moment_tier[j]] += 1
+            at = moments[j]
+            while upto < contributions and contribution_ts[upto] <= at:
+                upto_sum += contribution[upto]
+                upto += 1
+            at_day = at // NS_PER_DAY
+            if tier_window == W_ROLLING:
+                if window_months > 0:
+                    cutoff = add_months(at_day, -window_months) * NS_PER_DAY + (at - at_day * NS_PER_DAY)
+                else:
+                    cutoff = at - window_days * NS_PER_DAY
+                while left < upto and contribution_ts[left] <= cutoff:
+                    left_sum += contribution[left]
+                    left += 1
+                metric = upto_sum - left_sum
+            else:
+                at_year, _, _ = civil_from_days(at_day)
+                last_year_start = days_from_civil(at_year - 1, 1, 1) * NS_PER_DAY
+                this_year_start = days_from_civil(at_year, 1, 1) * NS_PER_DAY
+                while left < upto and contribution_ts[left] < last_year_start:
+                    left_sum += contribution[left]
+                    left += 1
+                if this_year < left:
+                    this_year, this_year_sum = left, left_sum
+                while this_year < upto and contribution_ts[this_year] < this_year_start:
+                    this_year_sum += contribution[this_year]
+                    this_year += 1
+                metric = max(upto_sum - this_year_sum, this_year_sum - left_sum)  # the tier of the better year
+            level = 0
+            for q in range(1, n_levels):
+                if metric >= thresholds[q]:
+                    level = q
+            tier_counts[j, level] += 1
         i = first
     return posted, declined, unmatched, -1, posted
 

@@ -29,25 +29,21 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from simulator.scenario import (
     FIRST_DAY,
     LAST_DAY,
-    MAX_BYTES,
     SHOWN_CHARS,
     ScenarioError,
     _clip,
-    _collect_marks,
     _columns,
     _Ctx,
     _exists,
     _path,
-    _ScenarioLoader,
     _shown,
     _timestamp_format,
     _unknown,
-    _yaml_problem,
+    parse_yaml,
     read_yaml_file,
 )
 
@@ -92,30 +88,13 @@ class Pilot:
 def load_pilot(path: str | Path) -> Pilot:
     """Read and validate a pilot YAML file (a regular file of at most `MAX_BYTES`)."""
     p = Path(path)
-    return loads_pilot(read_yaml_file(p, "pilot"), str(p), p.parent)
+    return loads_pilot(read_yaml_file(p, "pilot", "pilot file"), str(p), p.parent)
 
 
 def loads_pilot(text: str, source: str = "<pilot>", base_dir: str | Path = ".") -> Pilot:
     """Like `load_pilot`, from YAML text."""
-    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise ScenarioError(_too_big(source))
-    try:
-        loader = _ScenarioLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        raise ScenarioError(_yaml_problem(exc, text, source)) from None
-    ctx = _Ctx(source, {})
-    if node is not None:
-        _collect_marks(node, (), ctx, loader)
+    data, ctx = parse_yaml(text, source, "pilot file")
     return _build(data, Path(base_dir), ctx)
-
-
-def _too_big(source: str) -> str:
-    return f"{source}: error: the pilot file is larger than {MAX_BYTES:,} bytes (1 MiB); a pilot file needs a few hundred"
 
 
 def _day(value, path, ctx) -> dt.date:

@@ -207,9 +207,9 @@ class Scenario:
         return tx, self.customers if self.customers is not None else cust
 
 
-def read_yaml_file(path: str | Path, what: str) -> str:
+def read_yaml_file(path: str | Path, what: str, noun: str) -> str:
     """The text of a `what` ("scenario", "pilot") YAML file: a regular file of at most `MAX_BYTES`
-    of UTF-8, or a ScenarioError naming the file."""
+    of UTF-8, or a ScenarioError naming the file (`noun`: what a too large one is called)."""
     p = Path(path)
     try:
         if not p.is_file():  # a FIFO or a device would block or never end
@@ -221,20 +221,27 @@ def read_yaml_file(path: str | Path, what: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{p}: error: cannot read the {what} file ({_clip(str(exc), 200)})") from None
     if len(data) > MAX_BYTES:
-        raise ScenarioError(_too_big(str(p)))
+        raise ScenarioError(_too_big(str(p), noun))
     return text
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file (a regular file of at most `MAX_BYTES`)."""
     p = Path(path)
-    return loads_scenario(read_yaml_file(p, "scenario"), str(p), p.parent)
+    return loads_scenario(read_yaml_file(p, "scenario", "scenario"), str(p), p.parent)
 
 
 def loads_scenario(text: str, source: str = "<scenario>", base_dir: str | Path = ".") -> Scenario:
     """Like `load_scenario`, from YAML text."""
+    data, ctx = parse_yaml(text, source, "scenario")
+    return _build(data, Path(base_dir), ctx)
+
+
+def parse_yaml(text: str, source: str, noun: str) -> tuple[object, _Ctx]:
+    """YAML text (at most `MAX_BYTES`; `noun`: what a too large one is called) through the bounded
+    loader: its values and a context that places each key's line:col in errors."""
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise ScenarioError(_too_big(source))
+        raise ScenarioError(_too_big(source, noun))
     try:
         loader = _ScenarioLoader(text)  # its reader refuses characters YAML does not allow, here
         try:
@@ -247,7 +254,7 @@ def loads_scenario(text: str, source: str = "<scenario>", base_dir: str | Path =
     ctx = _Ctx(source, {})
     if node is not None:
         _collect_marks(node, (), ctx, loader)
-    return _build(data, Path(base_dir), ctx)
+    return data, ctx
 
 
 # --- reading YAML, bounded ----------------------------------------------------------------------
@@ -342,8 +349,8 @@ def _short_tag(tag: str) -> str:
     return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
 
 
-def _too_big(source: str) -> str:
-    return f"{source}: error: the scenario is larger than {MAX_BYTES:,} bytes (1 MiB); a scenario needs a few hundred"
+def _too_big(source: str, noun: str = "scenario") -> str:
+    return f"{source}: error: the {noun} is larger than {MAX_BYTES:,} bytes (1 MiB); a {noun} needs a few hundred"
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> str:

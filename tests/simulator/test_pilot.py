@@ -100,3 +100,12 @@ def test_a_missing_pilot_file(tmp_path):
 def test_a_span_over_ten_years_is_refused_at_its_key(folder):
     message = _problem(GOOD + "pre_start: 2010-01-01\n", folder)
     assert "p.yaml:6:12: error: pre_start: the pre-period and the pilot span 5,946 days; at most 3,660" in message
+
+
+def test_a_pilot_file_too_large_is_refused_as_a_pilot_file(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (1024 * 1024) + "\n")
+    with pytest.raises(ScenarioError, match=r"big.yaml: error: the pilot file is larger than 1,048,576 bytes \(1 MiB\); a pilot file needs"):
+        load_pilot(big)
+    with pytest.raises(ScenarioError, match=r"<pilot>: error: the pilot file is larger than"):
+        loads_pilot("# " + "x" * (1024 * 1024))

@@ -243,14 +243,15 @@ def warnings(response: Response, expiry, first: dt.date, last: dt.date, months: 
     return out
 
 
-def notes_by_figure(summary: Mapping, shown: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+def notes_by_figure(summary: Mapping, shown: tuple[str, ...] | None = None, repeat: bool = False) -> dict[str, list[str]]:
     """summary.json's warnings by the figure they stand next to: the message at the first of its
-    figures in `shown` (every figure when None) and `as above` at the others."""
+    figures in `shown` (every figure when None) and `as above` at the others (the message again
+    with `repeat`, where the figures do not stand in one column)."""
     out: dict[str, list[str]] = {}
     for w in summary.get("warnings", ()):
         figures = [f for f in (shown if shown is not None else w["figures"]) if f in w["figures"]]
         for i, figure in enumerate(figures):
-            out.setdefault(figure, []).append(w["message"] if i == 0 else "as above")
+            out.setdefault(figure, []).append(w["message"] if i == 0 or repeat else "as above")
     return out
 
 

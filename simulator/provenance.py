@@ -79,7 +79,7 @@ def span(first: pd.Timestamp, last: pd.Timestamp, horizon: Mapping | None) -> di
     if horizon is not None:
         f0, f1 = dt.date.fromisoformat(horizon["first_day"]), dt.date.fromisoformat(horizon["last_day"])
         forecast = {"first_day": f0.isoformat(), "last_day": f1.isoformat(), "months": int(horizon["months"])}
-        text += f" + forecast {f0} to {f1} ({_n(forecast['months'], 'month')})"
+        text += f" + forecast {_n(forecast['months'], 'month')} to {f1}"
     else:
         text += ", history only"
     months = _months(h0, dt.date.fromisoformat(forecast["last_day"]) if forecast else h1)
@@ -165,7 +165,7 @@ def shown(key: str, value) -> str:
         return "none"
     if isinstance(value, Mapping) and set(value) == {"normal"}:
         n = Normal(value["normal"]["mean"], value["normal"]["sd"])
-        return f"{_pct(n.mean)} (95%: {_pct(n.mean - Z95 * n.sd)} to {_pct(n.mean + Z95 * n.sd)}; each run draws its own)"
+        return f"{_pct(n.mean)} (95% {_pct(n.mean - Z95 * n.sd)} to {_pct(n.mean + Z95 * n.sd)}, drawn per run)"
     if key in UPLIFT_KEYS and isinstance(value, Mapping):
         return ", ".join(f"{tier} {_pct(v)}" for tier, v in value.items()) or "none"
     if key in UPLIFT_KEYS and isinstance(value, int | float):

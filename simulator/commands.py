@@ -275,7 +275,7 @@ def simulate_cmd(
             label, kind = LABELS[key]
             table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")))
         _console().print(table)
-        click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html"))
+        click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html, report.xlsx"))
 
 
 @click.command("compare")

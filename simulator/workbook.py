@@ -1,0 +1,363 @@
+"""report.xlsx: the simulation's figures as a workbook finance can work in.
+
+One sheet per row of `SHEETS` (its name, the function that makes its frame from a
+`SimulationResult`, and its columns' formats); a sheet whose frame the result does not have
+(`accounting`, `triangles` before their wiring) is left out, so a new sheet is one new row.
+
+What a reader can rely on:
+
+- **Numbers are numbers**, never text, with a number format by kind (`KIND_FORMATS`): money in
+  the currency with its decimals, points and counts as whole numbers (a mean over runs that is not
+  whole shows two decimals), rates as percentages. Money reaches a cell from integer minor units
+  or exact Decimals as the nearest double; Excel keeps 15 significant digits, so every amount
+  below 10^13 currency units shows exactly as summary.json and monthly.csv have it.
+- **No formulas at all**: every cell is written with `write_number` or `write_string`, and the
+  workbook is opened with `strings_to_formulas` and `strings_to_urls` off. A text cell that starts
+  with = + - @, a tab or a carriage return also gets a leading `'`, as in every CSV the toolkit
+  writes (`rulelang.files.formula_safe`): stored as text, Excel and LibreOffice never evaluate it,
+  and the apostrophe keeps it text when a reader edits the cell or copies it into a CSV.
+- **Frozen header rows**, an autofilter on each table, column widths from the widest value.
+- **Same inputs and seed, same bytes**: the workbook is built in memory (XlsxWriter dates the zip
+  members 1980-01-01) and its creation date is fixed to `CREATED` instead of the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xlsxwriter
+
+from rulelang import formula_safe
+from rulelang.errors import LoyaltyError
+from simulator import metrics
+from simulator.finance.accounting import PROVISION_COLUMNS, REVENUE_COLUMNS
+
+# The workbook's creation date, fixed so the same simulation gives the same bytes (the clock's
+# time would differ on every run); the same day XlsxWriter gives the files inside the zip.
+CREATED = datetime(1980, 1, 1, tzinfo=timezone.utc)
+# A summary or frame column that names each row's kind (written nowhere): its value columns are
+# formatted row by row (the summary's P5..mean columns hold money in one row, points in the next).
+ROW_KIND = "_kind"
+BY_ROW = "by_row"
+WIDEST = 60  # characters: a column is never wider (a long path wraps nothing, it is cut off on screen)
+NOT_SET = "(not set)"
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One sheet: its tab `name`, the function making its frame from a result (None: the result has
+    no such frame, and the sheet is left out), and its columns' kinds as (glob of column names,
+    kind) rules, first match first; a column no rule names is formatted by its values."""
+
+    name: str
+    frame: Callable[[object], pd.DataFrame | None]
+    kinds: tuple[tuple[str, str], ...]
+    frozen_columns: int = 0
+
+
+def _kinds(*groups: tuple[tuple[str, ...] | str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple((pattern, kind) for names, kind in groups for pattern in ((names,) if isinstance(names, str) else names))
+
+
+# --- the frames ----------------------------------------------------------------------------------
+
+# summary.json's figures in a finance reader's order: (figure, label, kind). Labels of those not
+# named here (figures another stage adds) are their keys; their kind is `FIGURE_KINDS`' or "number".
+SUMMARY_ORDER = (
+    ("members", "Members", "count"),
+    ("points_issued", "Points issued", "points"),
+    ("points_redeemed", "Points redeemed", "points"),
+    ("points_expired", "Points expired (breakage)", "points"),
+    ("points_clawed_back", "Points clawed back (refunds)", "points"),
+    ("points_capped", "Points not issued (caps)", "points"),
+    ("points_outstanding", "Points outstanding at the end", "points"),
+    ("redemption_rate", "Redemption rate", "ratio"),
+    ("breakage_rate", "Breakage rate", "ratio"),
+    ("reward_cost", "Cost of rewards redeemed", "money"),
+    ("partner_funded", "Funded by partners", "money"),
+    ("liability", "Liability at the end", "money"),
+    ("program_cost", "Program cost", "money"),
+    ("revenue_baseline", "Revenue without the program", "money"),
+    ("revenue_with_program", "Revenue with the program", "money"),
+    ("revenue_lift", "Revenue lift", "money"),
+    ("revenue_lift_pct", "Revenue lift (percent of the baseline)", "percent"),
+    ("incremental_margin", "Incremental gross margin", "money"),
+    ("net_benefit", "Net benefit", "money"),
+    ("roi", "Return on program cost", "ratio"),
+    ("rows_read", "Rows read", "count"),
+    ("rows_used", "Rows used", "count"),
+    ("rows_rejected", "Rows rejected", "count"),
+    ("rows_outside_period", "Rows outside the period", "count"),
+)
+FIGURE_KINDS = {
+    **{f: "points" for f in metrics.POINT_FIGURES},
+    **{f: "money" for f in metrics.MONEY_FIGURES},
+    **{f: "ratio" for f in metrics.RATIO_FIGURES},
+    "revenue_lift_pct": "percent",
+}
+QUANTILES = (("p5", "P5"), ("p50", "P50"), ("p95", "P95"), ("mean", "mean"))
+
+
+def is_figure(value) -> bool:
+    """A summary.json figure: {"mean", "p5", "p50", "p95"} over the runs."""
+    return isinstance(value, Mapping) and {"mean", "p5", "p50", "p95"} <= set(value)
+
+
+def summary_figures(summary: Mapping) -> list[tuple[str, Mapping]]:
+    """Every figure of `summary` as (dotted key, figure): `tiers.Gold`, `accounting.closing`, ...,
+    at any depth (the keys of the mappings that hold them joined by dots)."""
+    found: list[tuple[str, Mapping]] = []
+
+    def walk(node: Mapping, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if is_figure(value):
+                found.append((name, value))
+            elif isinstance(value, Mapping) and key not in ("assumptions", "sources"):
+                walk(value, f"{name}.")
+
+    walk(summary, "")
+    return found
+
+
+def summary_frame(result) -> pd.DataFrame:
+    """One row per summary.json figure: figure, label, unit, P5, P50, P95, mean."""
+    named = {f: (label, kind) for f, label, kind in SUMMARY_ORDER}
+    order = {f: i for i, (f, _, _) in enumerate(SUMMARY_ORDER)}
+    figures = summary_figures(result.summary)
+    # The named figures in their order, then tiers, then any other in summary.json's order.
+    rank = {name: (0, order[name]) if name in order else (1 if name.startswith("tiers.") else 2, i) for i, (name, _) in enumerate(figures)}
+    rows = []
+    for name, fig in sorted(figures, key=lambda f: rank[f[0]]):
+        if name.startswith("tiers."):
+            label, kind = f"Members in tier {name[len('tiers.') :]} at the end", "count"
+        else:
+            label, kind = named.get(name, (name, FIGURE_KINDS.get(name.rpartition(".")[2], "number")))
+        rows.append({"figure": name, "label": label, "unit": unit_of(kind, result.currency), **{q: fig[q] for q, _ in QUANTILES}, ROW_KIND: kind})
+    frame = pd.DataFrame(rows, columns=["figure", "label", "unit", *(q for q, _ in QUANTILES), ROW_KIND])
+    return frame.rename(columns=dict(QUANTILES))
+
+
+UNITS = {"count": "count", "points": "points", "ratio": "%", "percent": "%", "number": ""}
+
+
+def unit_of(kind: str, currency: str) -> str:
+    return currency if kind == "money" else UNITS[kind]
+
+
+def assumptions_frame(result) -> pd.DataFrame:
+    """The scenario as used (every key, nested keys dotted), the program, and each input's path,
+    sha256 and what it was: section, key, value."""
+    rows = [("program", "name", result.summary.get("program")), ("program", "currency", result.currency)]
+    rows.append(("program", "currency decimals", result.program.model.decimals))
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, Mapping) and value:
+                walk(value, f"{prefix}{key}.")
+            else:
+                rows.append(("scenario", f"{prefix}{key}", value))
+
+    walk(result.summary.get("assumptions", {}), "")
+    for what, source in result.summary.get("sources", {}).items():
+        for field in ("path", "sha256", "given"):
+            rows.append(("inputs", f"{what} {field}", source.get(field)))
+    rows.append(("method", "percentile method", result.summary.get("percentile_method")))
+    return pd.DataFrame(
+        [{"section": s, "key": k, "value": _plain(v)} for s, k, v in rows], columns=["section", "key", "value"]
+    )
+
+
+def _plain(value):
+    """A value for one cell: numbers as they are, nothing as NOT_SET, lists and empty mappings as JSON."""
+    if value is None:
+        return NOT_SET
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float | Decimal | str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+ROLL_FORWARD = _kinds(
+    (("run",), "count"),
+    (("month",), "text"),
+    (metrics.MONTHLY_POINTS, "points"),
+    (("members", "tier_*"), "count"),
+    (metrics.MONTHLY_MONEY, "money"),
+)
+
+# The sheets, in the workbook's order. `accounting` and `triangles` are the results' frames of
+# those names when the simulation made them (issue 20's roll-forward and cohort triangles).
+SHEETS = (
+    Sheet("summary", summary_frame, _kinds((("figure", "label", "unit"), "text"), (("P5", "P50", "P95", "mean"), BY_ROW)), frozen_columns=2),
+    Sheet("monthly", lambda r: r.monthly, ROLL_FORWARD, frozen_columns=2),
+    Sheet(
+        "accounting",
+        lambda r: getattr(r, "accounting", None),
+        _kinds((("run",), "count"), (("month", "method"), "text"), (REVENUE_COLUMNS + PROVISION_COLUMNS, "money")),
+        frozen_columns=2,
+    ),
+    Sheet(
+        "triangles",
+        lambda r: getattr(r, "triangles", None),
+        _kinds(
+            (("tier", "cohort"), "text"),
+            (("run", "development"), "count"),
+            (("earned", "clawed_back", "redeemed", "expired", "ultimate_redeemed"), "points"),
+            (("*_share", "urr", "std_error"), "ratio"),
+        ),
+        frozen_columns=2,
+    ),
+    Sheet(
+        "rewards",
+        lambda r: r.rewards,
+        _kinds((("reward",), "text"), (("count", "count_p5", "count_p95"), "count"), (("points",), "points"), (("cost", "partner_share"), "money")),
+        frozen_columns=1,
+    ),
+    Sheet("assumptions", assumptions_frame, _kinds((("section", "key"), "text"), (("value",), "value")), frozen_columns=2),
+)
+
+
+# --- the cells -----------------------------------------------------------------------------------
+
+
+def kind_formats(decimals: int, currency: str) -> dict[str, str]:
+    """Each kind's Excel number format ("" for none). Money: thousands, the currency's decimals and
+    its code; a rate (a ratio such as 0.450124, shown to 6 decimals in summary.json) as a
+    percentage with 4 decimals, which shows every digit it has."""
+    money = "#,##0" + ("." + "0" * decimals if decimals else "")
+    return {
+        "count": "#,##0",
+        "points": "#,##0",
+        "fraction": "#,##0.00",  # a count's or points' mean over runs that is not whole
+        "money": f'{money} "{currency}"',
+        "ratio": "0.0000%",
+        "percent": '0.0000"%"',
+        "number": "",
+        "text": "",
+    }
+
+
+def cell_values(values: pd.Series, kind: str, decimals: int) -> list:
+    """A column's cells as Python values: numbers as int or float (money from integer minor units
+    exactly, by way of Decimal), text as str, missing as None."""
+    if kind == "money" and pd.api.types.is_integer_dtype(values.dtype):
+        # Integer money is in minor units (the toolkit's exact form): scaled exactly, then the nearest double.
+        return [float(Decimal(int(v)).scaleb(-decimals)) for v in values.tolist()]
+    out = []
+    for v in values.tolist():
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
+            out.append(None)
+        elif isinstance(v, Decimal):
+            out.append(float(v))
+        elif isinstance(v, np.generic):
+            out.append(v.item())
+        else:
+            out.append(v)
+    return out
+
+
+def rule_kind(column, sheet: Sheet) -> str | None:
+    """The kind the sheet's first rule naming `column` gives it (None: no rule names it)."""
+    for pattern, kind in sheet.kinds:
+        if fnmatchcase(str(column), pattern):
+            return kind
+    return None
+
+
+def kind_by_values(values: list) -> str:
+    """A column no rule names: whole numbers are counts, other numbers plain numbers, else text."""
+    numbers = [v for v in values if v is not None]
+    if numbers and all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+        return "count"
+    if numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+        return "number"
+    return "text"
+
+
+def cell_kind(kind: str, value) -> str:
+    """The kind one cell is written as: text for a text value (in any column), a whole number's
+    format only for a whole value."""
+    if isinstance(value, str):
+        return "text"
+    if kind == "value":  # (a scenario's value: a seed of 20260101 reads better without separators)
+        return "number"
+    if kind in ("count", "points") and isinstance(value, float) and not value.is_integer():
+        return "fraction"
+    return kind
+
+
+def shown(value, fmt: str, decimals: int, currency: str) -> str:
+    """About what a cell shows, for its column's width."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if fmt in ("ratio", "percent"):
+        return f"{value:,.4f} %"
+    if fmt == "money":
+        return f"{value:,.{decimals}f} {currency}"
+    if fmt == "fraction":
+        return f"{value:,.2f}"
+    if fmt in ("count", "points") or float(value).is_integer():
+        return f"{value:,.0f}"
+    return repr(value)
+
+
+def write_frame(workbook, sheet: Sheet, frame: pd.DataFrame, formats: dict, decimals: int, currency: str) -> None:
+    """One sheet: the frame's columns (those not starting with `_`) under a bold frozen header."""
+    ws = workbook.add_worksheet(sheet.name)
+    row_kinds = frame[ROW_KIND].tolist() if ROW_KIND in frame.columns else None
+    shown_cols = [c for c in frame.columns if not str(c).startswith("_")]
+    # Text cells (and headers) that a spreadsheet could run get their leading apostrophe, as in the CSVs.
+    safe = formula_safe(frame[shown_cols])
+    for j, (column, header) in enumerate(zip(shown_cols, safe.columns, strict=True)):
+        kind = rule_kind(column, sheet)
+        values = cell_values(safe.iloc[:, j], kind or "", decimals)
+        kind = kind or kind_by_values(values)
+        ws.write_string(0, j, str(header), formats["header"])
+        width = len(str(header))
+        for i, v in enumerate(values, start=1):
+            k = cell_kind(row_kinds[i - 1] if kind == BY_ROW else kind, v)
+            if v is None:
+                continue
+            if k == "text":
+                ws.write_string(i, j, v, formats["text"])
+            else:
+                ws.write_number(i, j, v, formats[k])
+            width = max(width, len(shown(v, k, decimals, currency)))
+        ws.set_column(j, j, min(width + 2, WIDEST))
+    ws.freeze_panes(1, sheet.frozen_columns)
+    ws.autofilter(0, 0, max(len(frame), 1), max(len(shown_cols) - 1, 0))
+
+
+def write_workbook(result, path: str | Path) -> Path:
+    """Write `result`'s report.xlsx at `path` (replacing it): one sheet per `SHEETS` row whose
+    frame the result has."""
+    path = Path(path)
+    decimals = result.program.model.decimals
+    options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+    workbook = xlsxwriter.Workbook(str(path), options)
+    title = formula_safe(pd.DataFrame({"t": [f"{result.summary.get('program', '')}: simulation"]}))["t"].iloc[0]
+    workbook.set_properties({"title": title, "created": CREATED})
+    formats = {k: workbook.add_format({"num_format": f} if f else {}) for k, f in kind_formats(decimals, result.currency).items()}
+    formats["header"] = workbook.add_format({"bold": True, "bottom": 1})
+    for sheet in SHEETS:
+        frame = sheet.frame(result)
+        if frame is not None:
+            write_frame(workbook, sheet, frame, formats, decimals, result.currency)
+    try:
+        workbook.close()
+    except OSError as exc:
+        raise LoyaltyError(f"{path}: error: cannot write the workbook: {exc}") from None
+    return path

@@ -27,7 +27,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -43,7 +43,7 @@ from simulator.finance.accounting import PROVISION_COLUMNS, REVENUE_COLUMNS
 
 # The workbook's creation date, fixed so the same simulation gives the same bytes (the clock's
 # time would differ on every run); the same day XlsxWriter gives the files inside the zip.
-CREATED = datetime(1980, 1, 1, tzinfo=timezone.utc)
+CREATED = datetime(1980, 1, 1, tzinfo=UTC)
 # A summary or frame column that names each row's kind (written nowhere): its value columns are
 # formatted row by row (the summary's P5..mean columns hold money in one row, points in the next).
 ROW_KIND = "_kind"

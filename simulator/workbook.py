@@ -204,7 +204,12 @@ SHEETS = (
     Sheet(
         "accounting",
         lambda r: getattr(r, "accounting", None),
-        _kinds((("run",), "count"), (("month", "method"), "text"), (REVENUE_COLUMNS + PROVISION_COLUMNS, "money")),
+        _kinds(
+            (("run",), "count"),
+            (("month", "method"), "text"),
+            (REVENUE_COLUMNS + PROVISION_COLUMNS + ("sales", "recognised_to_date"), "money"),
+            (("points_*",), "points"),
+        ),
         frozen_columns=2,
     ),
     Sheet(

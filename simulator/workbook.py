@@ -259,6 +259,10 @@ def cell_values(values: pd.Series, kind: str, decimals: int) -> list:
     if kind == "money" and pd.api.types.is_integer_dtype(values.dtype):
         # Integer money is in minor units (the toolkit's exact form): scaled exactly, then the nearest double.
         return [float(Decimal(int(v)).scaleb(-decimals)) for v in values.tolist()]
+    if values.dtype.kind in "iu":
+        return values.tolist()
+    if values.dtype.kind == "f":
+        return [None if v != v else v for v in values.tolist()]  # (NaN is the one value unequal to itself)
     out = []
     for v in values.tolist():
         if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
@@ -319,6 +323,22 @@ def shown(value, fmt: str, decimals: int, currency: str) -> str:
     return repr(value)
 
 
+def column_width(header: str, values: list, kinds: list, decimals: int, currency: str) -> int:
+    """About the widest thing the column shows: its header, its longest text, and its largest and
+    smallest number as formatted (each number's own width is not needed: the extremes are widest)."""
+    width = len(header)
+    texts = [len(v) for v in values if isinstance(v, str)]
+    numbers = [(v, k) for v, k in zip(values, kinds, strict=True) if v is not None and k != "text"]
+    if texts:
+        width = max(width, max(texts))
+    if numbers:
+        for v, k in (max(numbers, key=lambda n: n[0]), min(numbers, key=lambda n: n[0])):
+            width = max(width, len(shown(v, k, decimals, currency)))
+        # A fraction shows two decimals more than a whole number of its column.
+        width += 3 if any(k == "fraction" for _, k in numbers) and not all(k == "fraction" for _, k in numbers) else 0
+    return width
+
+
 def write_frame(workbook, sheet: Sheet, frame: pd.DataFrame, formats: dict, decimals: int, currency: str) -> None:
     """One sheet: the frame's columns (those not starting with `_`) under a bold frozen header."""
     ws = workbook.add_worksheet(sheet.name)
@@ -331,17 +351,15 @@ def write_frame(workbook, sheet: Sheet, frame: pd.DataFrame, formats: dict, deci
         values = cell_values(safe.iloc[:, j], kind or "", decimals)
         kind = kind or kind_by_values(values)
         ws.write_string(0, j, str(header), formats["header"])
-        width = len(str(header))
-        for i, v in enumerate(values, start=1):
-            k = cell_kind(row_kinds[i - 1] if kind == BY_ROW else kind, v)
+        kinds = [cell_kind(k, v) for k, v in zip(row_kinds if kind == BY_ROW else [kind] * len(values), values, strict=True)]
+        for i, (v, k) in enumerate(zip(values, kinds, strict=True), start=1):
             if v is None:
                 continue
             if k == "text":
                 ws.write_string(i, j, v, formats["text"])
             else:
                 ws.write_number(i, j, v, formats[k])
-            width = max(width, len(shown(v, k, decimals, currency)))
-        ws.set_column(j, j, min(width + 2, WIDEST))
+        ws.set_column(j, j, min(column_width(str(header), values, kinds, decimals, currency) + 2, WIDEST))
     ws.freeze_panes(1, sheet.frozen_columns)
     ws.autofilter(0, 0, max(len(frame), 1), max(len(shown_cols) - 1, 0))
 

@@ -120,3 +120,24 @@ def test_a_failed_write_leaves_the_earlier_files_whole(tmp_path):
         sample_data.write(broken, cu, tmp_path)
     assert [p.read_bytes() for p in first] == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "transactions.csv"]  # no temporary left
+
+
+RISKY = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_csv_text_cells_are_formula_safe_and_the_generated_ones_need_nothing(tmp_path):
+    tx, cu = sample_data.generate(40, 2, 4)
+    t, c = sample_data.write(tx, cu, tmp_path / "plain")
+    back = pd.read_csv(c, dtype=str, keep_default_na=False)
+    assert back["customer_id"].tolist() == cu["customer_id"].tolist() and back["city"].tolist() == cu["city"].tolist()
+    text = pd.read_csv(t, dtype=str, keep_default_na=False).drop(columns=["amount", "quantity"])  # (refunds: negative numbers)
+    assert not text.apply(lambda col: col.str.startswith(RISKY)).any().any()
+    # A frame of one's own: its risky text is written with a leading apostrophe, numbers as they are.
+    cu = cu.astype({"city": object})
+    cu.loc[0, "city"] = "=HYPERLINK(\"http://x\")"
+    tx = tx.astype({"customer_id": object})
+    tx.loc[0, "customer_id"] = "-2+3"
+    t, c = sample_data.write(tx, cu, tmp_path / "hostile")
+    assert pd.read_csv(c, dtype=str, keep_default_na=False)["city"].iloc[0] == "'=HYPERLINK(\"http://x\")"
+    written = pd.read_csv(t, dtype=str, keep_default_na=False)
+    assert written["customer_id"].iloc[0] == "'-2+3" and (written["amount"].str.startswith("-")).any()

@@ -33,7 +33,7 @@ from rulelang import current_umask, fsync_dir
 from rulelang.errors import LoyaltyError
 
 SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "report.html", "report.xlsx")
-COMPARE_FILES = ("compare.html", "compare.csv")
+COMPARE_FILES = ("compare.html", "compare.csv", "compare.xlsx")
 # The write's steps besides one per file (after it is written), in order.
 STEPS = ("locked", "temporary", "synced", "aside", "swapped", "done")
 FAULT_ENV = "LOYALTY_TEST_FAULT"

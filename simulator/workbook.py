@@ -143,7 +143,8 @@ def summary_frame(result) -> pd.DataFrame:
         else:
             label, kind = named.get(name, (name, FIGURE_KINDS.get(name.rpartition(".")[2], "number")))
         rows.append({"figure": name, "label": label, "unit": unit_of(kind, result.currency), **{q: fig[q] for q, _ in QUANTILES}, ROW_KIND: kind})
-    frame = pd.DataFrame(rows, columns=["figure", "label", "unit", *(q for q, _ in QUANTILES), ROW_KIND])
+    # Objects, not a float column: a points figure stays the int summary.json holds.
+    frame = pd.DataFrame(rows, columns=["figure", "label", "unit", *(q for q, _ in QUANTILES), ROW_KIND], dtype=object)
     return frame.rename(columns=dict(QUANTILES))
 
 
@@ -364,23 +365,70 @@ def write_frame(workbook, sheet: Sheet, frame: pd.DataFrame, formats: dict, deci
     ws.autofilter(0, 0, max(len(frame), 1), max(len(shown_cols) - 1, 0))
 
 
-def write_workbook(result, path: str | Path) -> Path:
-    """Write `result`'s report.xlsx at `path` (replacing it): one sheet per `SHEETS` row whose
-    frame the result has."""
+def write_sheets(subject, sheets: tuple[Sheet, ...], path: str | Path, *, title: str, decimals: int, currency: str) -> Path:
+    """Write a workbook at `path` with one sheet per row of `sheets` whose frame `subject` has."""
     path = Path(path)
-    decimals = result.program.model.decimals
     options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
     workbook = xlsxwriter.Workbook(str(path), options)
-    title = formula_safe(pd.DataFrame({"t": [f"{result.summary.get('program', '')}: simulation"]}))["t"].iloc[0]
-    workbook.set_properties({"title": title, "created": CREATED})
-    formats = {k: workbook.add_format({"num_format": f} if f else {}) for k, f in kind_formats(decimals, result.currency).items()}
+    workbook.set_properties({"title": formula_safe(pd.DataFrame({"t": [title]}))["t"].iloc[0], "created": CREATED})
+    formats = {k: workbook.add_format({"num_format": f} if f else {}) for k, f in kind_formats(decimals, currency).items()}
     formats["header"] = workbook.add_format({"bold": True, "bottom": 1})
-    for sheet in SHEETS:
-        frame = sheet.frame(result)
+    for sheet in sheets:
+        frame = sheet.frame(subject)
         if frame is not None:
-            write_frame(workbook, sheet, frame, formats, decimals, result.currency)
+            write_frame(workbook, sheet, frame, formats, decimals, currency)
     try:
         workbook.close()
-    except OSError as exc:
+    except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:
         raise LoyaltyError(f"{path}: error: cannot write the workbook: {exc}") from None
     return path
+
+
+def write_workbook(result, path: str | Path) -> Path:
+    """Write `result`'s report.xlsx at `path`: one sheet per `SHEETS` row whose frame the result has."""
+    title = f"{result.summary.get('program', '')}: simulation"
+    return write_sheets(result, SHEETS, path, title=title, decimals=result.program.model.decimals, currency=result.currency)
+
+
+# --- compare.xlsx --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`loyalty compare`'s simulations (same data, runs and seed) and the names they are shown by."""
+
+    results: list
+    names: list[str]
+
+
+def comparison_frame(c: Comparison) -> pd.DataFrame:
+    """Every summary.json figure of any of the simulations: figure, label, unit, then each one's
+    P5, P50, P95 and mean, and each but the first one's P50 less the first's (the columns of
+    compare.csv); a figure one simulation lacks (a tier of its own) is empty there."""
+    frames = [summary_frame(r).set_index("figure") for r in c.results]
+    figures = list(dict.fromkeys(f for frame in frames for f in frame.index))
+    first = pd.concat(frames)[["label", "unit", ROW_KIND]]
+    out = first[~first.index.duplicated()].reindex(figures)
+    for name, frame in zip(c.names, frames, strict=True):
+        for q, shown_as in QUANTILES:
+            out[f"{name} {q}"] = frame[shown_as].reindex(figures)
+    for name in c.names[1:]:
+        out[f"{name} diff_p50"] = [metrics.difference(a, b) for a, b in zip(out[f"{name} p50"], out[f"{c.names[0]} p50"], strict=True)]
+    return out.rename_axis("figure").reset_index()
+
+
+def comparison_assumptions(c: Comparison) -> pd.DataFrame:
+    """Each simulation's assumptions sheet, one after another, with its name in front."""
+    return pd.concat([assumptions_frame(r).assign(program=n)[["program", "section", "key", "value"]] for r, n in zip(c.results, c.names, strict=True)], ignore_index=True)
+
+
+COMPARE_SHEETS = (
+    Sheet("comparison", comparison_frame, _kinds((("figure", "label", "unit"), "text"), ("* p5", BY_ROW), ("* p50", BY_ROW), ("* p95", BY_ROW), ("* mean", BY_ROW), ("* diff_p50", BY_ROW)), frozen_columns=2),
+    Sheet("assumptions", comparison_assumptions, _kinds((("program", "section", "key"), "text"), (("value",), "value")), frozen_columns=3),
+)
+
+
+def write_comparison(results: list, names: list[str], path: str | Path) -> Path:
+    """Write `loyalty compare`'s compare.xlsx at `path` (`COMPARE_SHEETS`)."""
+    first = results[0]
+    return write_sheets(Comparison(results, names), COMPARE_SHEETS, path, title="comparison", decimals=first.program.model.decimals, currency=first.currency)

@@ -205,3 +205,58 @@ def test_large_amounts_show_every_digit(outs, tmp_path):
     sheet = table(wb["accounting"])
     assert Decimal(repr(float(sheet["closing"][0]))) == Decimal("1234567890123.45")
     assert Decimal(repr(float(sheet["opening"][0]))) == Decimal("-0.05")
+
+
+# --- compare.xlsx ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    """`loyalty compare` of two programs, one of them in a file whose name would run as a formula."""
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    d = tmp_path_factory.mktemp("compare")
+    tx, cu = sample(20, 4, seed=2)
+    tx.to_csv(d / "tx.csv", index=False)
+    cu.to_csv(d / "cu.csv", index=False)
+    (d / "club.loyalty").write_text(PROGRAM_TEXT, encoding="utf-8")
+    (d / "=rich.loyalty").write_text(PROGRAM_TEXT.replace("1 point per 1 CNY", "2 points per 1 CNY"), encoding="utf-8")
+    args = ["compare", str(d / "club.loyalty"), str(d / "=rich.loyalty"), "--transactions", str(d / "tx.csv"), "--customers", str(d / "cu.csv")]
+    res = CliRunner().invoke(main, [*args, "--runs", "3", "--out", str(d / "c"), "--engine", ENGINE, "--quiet", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    return d / "c"
+
+
+def test_compare_xlsx_holds_compare_csvs_figures_and_every_other(comparison):
+    import csv
+
+    wb = openpyxl.load_workbook(comparison / "compare.xlsx")
+    assert wb.sheetnames == ["comparison", "assumptions"]
+    header, *body = rows(wb["comparison"])
+    sheet = {r[0]: dict(zip(header, r, strict=True)) for r in body}
+    with open(comparison / "compare.csv", newline="", encoding="utf-8") as fh:
+        csv_header, *csv_rows = list(csv.reader(fh))
+    figures = [r for r in csv_rows if not r[0].startswith("source ")]
+    assert figures and "'=rich p50" in csv_header and "'=rich p50" in header
+    for r in figures:
+        for column, text in zip(csv_header[1:], r[1:], strict=True):
+            cell = sheet[r[0]][column]
+            assert (cell is None) if text == "" else (type(cell) in (int, float) and cell == float(text)), (r[0], column, cell, text)
+    assert "tiers.Plus" in sheet and "rows_outside_period" in sheet  # every figure, not only the headline ones
+    for row in sheet.values():
+        if row["club p50"] is not None and row["'=rich p50"] is not None:
+            # The difference is exact: an amount shows as the amount it is.
+            assert Decimal(repr(row["'=rich diff_p50"])) == Decimal(repr(row["'=rich p50"])) - Decimal(repr(row["club p50"]))
+
+
+def test_compare_xlsx_has_no_formula_and_inert_text(comparison):
+    with zipfile.ZipFile(comparison / "compare.xlsx") as z:
+        for name in (n for n in z.namelist() if n.startswith("xl/worksheets/")):
+            assert not re.search(r"<f[ >]", z.read(name).decode("utf-8")), name
+    wb = openpyxl.load_workbook(comparison / "compare.xlsx")
+    texts = [c.value for ws in wb for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert not [t for t in texts if t.startswith(RISKY_START)] and "'=rich" in texts
+    assert all(ws.freeze_panes and ws.freeze_panes.endswith("2") for ws in wb)

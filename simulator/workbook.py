@@ -103,6 +103,10 @@ FIGURE_KINDS = {
     **{f: "money" for f in metrics.MONEY_FIGURES},
     **{f: "ratio" for f in metrics.RATIO_FIGURES},
     "revenue_lift_pct": "percent",
+    # The accounting roll-forward's amounts and the ultimate redemption rate, under any key that
+    # holds them (`accounting.closing`, ...): a figure's kind is looked up by its last name.
+    **{f: "money" for f in REVENUE_COLUMNS + PROVISION_COLUMNS},
+    "urr": "ratio",
 }
 QUANTILES = (("p5", "P5"), ("p50", "P50"), ("p95", "P95"), ("mean", "mean"))
 
@@ -285,12 +289,17 @@ def rule_kind(column, sheet: Sheet) -> str | None:
     return None
 
 
-def kind_by_values(values: list) -> str:
-    """A column no rule names: whole numbers are counts, other numbers plain numbers, else text."""
-    numbers = [v for v in values if v is not None]
-    if numbers and all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+def kind_by_values(values: pd.Series) -> str:
+    """A column no rule names: Decimals are money in currency units (as the toolkit keeps money for
+    people: monthly.csv's), integers counts, other numbers plain numbers, anything else text."""
+    if values.dtype.kind in "iu":
         return "count"
-    if numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+    if values.dtype.kind == "f":
+        return "number"
+    present = values.dropna()
+    if len(present) and all(isinstance(v, Decimal) for v in present):
+        return "money"
+    if len(present) and all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in present):
         return "number"
     return "text"
 
@@ -348,9 +357,8 @@ def write_frame(workbook, sheet: Sheet, frame: pd.DataFrame, formats: dict, deci
     # Text cells (and headers) that a spreadsheet could run get their leading apostrophe, as in the CSVs.
     safe = formula_safe(frame[shown_cols])
     for j, (column, header) in enumerate(zip(shown_cols, safe.columns, strict=True)):
-        kind = rule_kind(column, sheet)
-        values = cell_values(safe.iloc[:, j], kind or "", decimals)
-        kind = kind or kind_by_values(values)
+        kind = rule_kind(column, sheet) or kind_by_values(safe.iloc[:, j])
+        values = cell_values(safe.iloc[:, j], kind, decimals)
         ws.write_string(0, j, str(header), formats["header"])
         kinds = [cell_kind(k, v) for k, v in zip(row_kinds if kind == BY_ROW else [kind] * len(values), values, strict=True)]
         for i, (v, k) in enumerate(zip(values, kinds, strict=True), start=1):

@@ -207,6 +207,22 @@ def test_large_amounts_show_every_digit(outs, tmp_path):
     assert Decimal(repr(float(sheet["opening"][0]))) == Decimal("-0.05")
 
 
+def test_figures_and_columns_another_stage_adds_are_formatted_by_what_they_hold(outs, tmp_path):
+    richer = replace(outs[2])
+    closing = {"mean": 12.5, "p5": 10.25, "p50": 12.0, "p95": 15.75}
+    richer.summary = {**richer.summary, "accounting": {"closing": closing, "urr": {"mean": 0.5, "p5": 0.4, "p50": 0.5, "p95": 0.6}}}
+    richer.monthly = richer.monthly.assign(deferred_revenue=[Decimal(i).scaleb(-2) for i in range(len(richer.monthly))], note="x")
+    wb = openpyxl.load_workbook(write_workbook(richer, tmp_path / "report.xlsx"))
+    summary = {r[0].value: r for r in wb["summary"].iter_rows(min_row=2)}
+    assert [c.value for c in summary["accounting.closing"][2:]] == ["CNY", 10.25, 12, 15.75, 12.5]
+    assert summary["accounting.closing"][3].number_format == '#,##0.00 "CNY"' and summary["accounting.urr"][3].number_format == "0.0000%"
+    monthly = wb["monthly"]
+    header = [c.value for c in monthly[1]]
+    column = header.index("deferred_revenue") + 1
+    assert monthly.cell(3, column).value == 0.01 and monthly.cell(3, column).number_format == '#,##0.00 "CNY"'
+    assert monthly.cell(3, header.index("note") + 1).value == "x"
+
+
 # --- compare.xlsx ----------------------------------------------------------------------------------
 
 

@@ -37,7 +37,6 @@ import pandas as pd
 import xlsxwriter
 
 from rulelang import formula_safe
-from rulelang.errors import LoyaltyError
 from simulator import metrics
 from simulator.finance.accounting import PROVISION_COLUMNS, REVENUE_COLUMNS
 
@@ -387,8 +386,9 @@ def write_sheets(subject, sheets: tuple[Sheet, ...], path: str | Path, *, title:
             write_frame(workbook, sheet, frame, formats, decimals, currency)
     try:
         workbook.close()
-    except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:
-        raise LoyaltyError(f"{path}: error: cannot write the workbook: {exc}") from None
+    except xlsxwriter.exceptions.FileCreateError as exc:
+        # XlsxWriter's wrapper of the OSError: unwrapped, so the callers report it as any failed write.
+        raise OSError(str(exc.__context__ or exc)) from None
     return path
 
 

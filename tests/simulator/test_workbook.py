@@ -276,3 +276,12 @@ def test_compare_xlsx_has_no_formula_and_inert_text(comparison):
     texts = [c.value for ws in wb for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
     assert not [t for t in texts if t.startswith(RISKY_START)] and "'=rich" in texts
     assert all(ws.freeze_panes and ws.freeze_panes.endswith("2") for ws in wb)
+
+
+def test_to_xlsx_writes_the_workbook_or_names_the_file_it_cannot_write(outs, tmp_path):
+    from rulelang.errors import LoyaltyError
+
+    a, _, result = outs
+    assert result.to_xlsx(tmp_path / "r.xlsx").read_bytes() == (a / "report.xlsx").read_bytes()
+    with pytest.raises(LoyaltyError, match=r"missing/r\.xlsx: error: cannot write"):
+        result.to_xlsx(tmp_path / "missing" / "r.xlsx")

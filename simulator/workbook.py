@@ -23,9 +23,11 @@ What a reader can rely on:
 
 from __future__ import annotations
 
+import gc
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -372,9 +374,31 @@ def write_frame(workbook, sheet: Sheet, frame: pd.DataFrame, formats: dict, deci
     ws.autofilter(0, 0, max(len(frame), 1), max(len(shown_cols) - 1, 0))
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while a workbook is built, then as it was.
+
+    XlsxWriter keeps each cell as a small tuple until the file is closed: some 25,000 on the bundled
+    sample. Kept alive that long, they count towards a full collection, which then walks every
+    object the process holds (the simulation's, matplotlib's after the report): more than the
+    workbook itself costs (0.15 s against 0.11 s). The cells form no cycles and are freed by
+    reference counting when the workbook closes, so nothing is left for the collector to find."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def write_sheets(subject, sheets: tuple[Sheet, ...], path: str | Path, *, title: str, decimals: int, currency: str) -> Path:
     """Write a workbook at `path` with one sheet per row of `sheets` whose frame `subject` has."""
-    path = Path(path)
+    with _collector_paused():
+        return _write_sheets(subject, sheets, Path(path), title, decimals, currency)
+
+
+def _write_sheets(subject, sheets: tuple[Sheet, ...], path: Path, title: str, decimals: int, currency: str) -> Path:
     options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
     workbook = xlsxwriter.Workbook(str(path), options)
     workbook.set_properties({"title": formula_safe(pd.DataFrame({"t": [title]}))["t"].iloc[0], "created": CREATED})

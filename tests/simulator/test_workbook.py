@@ -285,3 +285,18 @@ def test_to_xlsx_writes_the_workbook_or_names_the_file_it_cannot_write(outs, tmp
     assert result.to_xlsx(tmp_path / "r.xlsx").read_bytes() == (a / "report.xlsx").read_bytes()
     with pytest.raises(LoyaltyError, match=r"missing/r\.xlsx: error: cannot write"):
         result.to_xlsx(tmp_path / "missing" / "r.xlsx")
+
+
+def test_the_garbage_collector_is_left_as_it_was(outs, tmp_path):
+    import gc
+
+    result = outs[2]
+    assert gc.isenabled()
+    write_workbook(result, tmp_path / "a.xlsx")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        write_workbook(result, tmp_path / "b.xlsx")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -1,12 +1,13 @@
-"""report.xlsx: the simulation's figures as a workbook finance can work in.
+"""report.xlsx: the simulation's figures as a workbook finance can work in (and compare.xlsx).
 
 One sheet per row of `SHEETS` (its name, the function that makes its frame from a
 `SimulationResult`, and its columns' formats); a sheet whose frame the result does not have
 (`accounting`, `triangles` before their wiring) is left out, so a new sheet is one new row.
+`loyalty compare`'s workbook is the rows of `COMPARE_SHEETS`.
 
 What a reader can rely on:
 
-- **Numbers are numbers**, never text, with a number format by kind (`KIND_FORMATS`): money in
+- **Numbers are numbers**, never text, with a number format by kind (`kind_formats`): money in
   the currency with its decimals, points and counts as whole numbers (a mean over runs that is not
   whole shows two decimals), rates as percentages. Money reaches a cell from integer minor units
   or exact Decimals as the nearest double; Excel keeps 15 significant digits, so every amount
@@ -14,8 +15,9 @@ What a reader can rely on:
 - **No formulas at all**: every cell is written with `write_number` or `write_string`, and the
   workbook is opened with `strings_to_formulas` and `strings_to_urls` off. A text cell that starts
   with = + - @, a tab or a carriage return also gets a leading `'`, as in every CSV the toolkit
-  writes (`rulelang.files.formula_safe`): stored as text, Excel and LibreOffice never evaluate it,
-  and the apostrophe keeps it text when a reader edits the cell or copies it into a CSV.
+  writes (`rulelang.files.formula_safe`). A text cell is never evaluated (a spreadsheet evaluates
+  only cells stored as formulas; LibreOffice 7.4 opens "=1+1" as the text it is); the apostrophe
+  keeps it text when a reader edits the cell, or saves the sheet as CSV and opens that.
 - **Frozen header rows**, an autofilter on each table, column widths from the widest value.
 - **Same inputs and seed, same bytes**: the workbook is built in memory (XlsxWriter dates the zip
   members 1980-01-01) and its creation date is fixed to `CREATED` instead of the clock.

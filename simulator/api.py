@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import rulelang
-from rulelang import Program, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
+from rulelang import Program, atomic_replace, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
@@ -77,8 +77,20 @@ class SimulationResult:
             raise LoyaltyError(f"{p}: error: cannot write: {exc}") from None
         return p
 
+    def to_xlsx(self, path: str | Path) -> Path:
+        """Write the workbook report.xlsx (simulator.workbook), replacing the file at once."""
+        from simulator.workbook import write_workbook
+
+        p = Path(path)
+        try:
+            with atomic_replace(p) as tmp:
+                write_workbook(self, tmp)
+        except OSError as exc:
+            raise LoyaltyError(f"{p}: error: cannot write: {exc}") from None
+        return p
+
     def write(self, out: str | Path) -> Path:
-        """Write summary.json, monthly.csv, ledger.parquet, rewards.csv and report.html into `out`,
+        """Write summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html and report.xlsx into `out`,
         as one set swapped in at once (simulator.outputs); `out` never holds half of a run. An `out`
         that is or holds an input, or holds files of its own, is refused."""
         refuse_input_as_output({"--out": out}, self.input_paths)
@@ -92,6 +104,7 @@ class SimulationResult:
     def output_files(self) -> dict[str, Callable[[Path], None]]:
         """What `write` writes: each file's name and a writer given its path."""
         from simulator.report import render_report
+        from simulator.workbook import write_workbook
 
         def text(make: Callable[[], str]) -> Callable[[Path], None]:
             return lambda p: p.write_text(make(), encoding="utf-8")
@@ -102,6 +115,7 @@ class SimulationResult:
             "rewards.csv": text(lambda: formula_safe(self.rewards).to_csv(index=False, lineterminator="\n")),
             "ledger.parquet": self._write_ledger,
             "report.html": text(lambda: render_report(self)),
+            "report.xlsx": lambda p: write_workbook(self, p),
         }
 
     def _write_ledger(self, path: Path) -> None:

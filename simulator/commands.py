@@ -295,7 +295,7 @@ def simulate_cmd(
             note = (f"[yellow]{_markup('; '.join(notes[key]))}[/]",) if key in notes else ("",) if notes else ()
             table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")), *note)
         console.print(table)
-        click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html"))
+        click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html, report.xlsx"))
 
 
 @click.command("compare")
@@ -306,7 +306,7 @@ def simulate_cmd(
     type=click.Path(file_okay=False),
     default="comparison",
     show_default=True,
-    help="folder for compare.html and compare.csv (by default `comparison` in the working directory; its full path is printed)",
+    help="folder for compare.html, compare.csv and compare.xlsx (by default `comparison` in the working directory; its full path is printed)",
 )
 @_common
 def compare_cmd(
@@ -316,6 +316,7 @@ def compare_cmd(
 
     The programs must share one currency (money is compared, not converted)."""
     from simulator.report import compare_rows, fmt_delta, render_compare
+    from simulator.workbook import write_comparison
 
     if len(targets) < 2:
         raise click.UsageError("compare needs at least two programs or scenarios")
@@ -338,6 +339,7 @@ def compare_cmd(
                 {
                     "compare.html": lambda p: p.write_text(render_compare(results, names), encoding="utf-8"),
                     "compare.csv": lambda p: _compare_csv(rows, names, [r.summary["sources"] for r in results], p),
+                    "compare.xlsx": lambda p: write_comparison(results, names, p),
                 },
             )
             state["written"] = True
@@ -365,7 +367,7 @@ def compare_cmd(
                     cells.append(f"[{colour}]{delta}[/]" if colour else delta)
             table.add_row(r["key"], *cells)
         _console().print(table)
-        click.echo(plain(f"wrote {Path(out).resolve()}/: compare.html and compare.csv"))
+        click.echo(plain(f"wrote {Path(out).resolve()}/: compare.html, compare.csv and compare.xlsx"))
 
 
 # How the terminal shows a difference that is better or worse for the business (report.VERDICT).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -398,6 +399,16 @@ def _tidy(v: float, digits: int | None) -> float | int:
         return int(v) if v.is_integer() else v
     v = round(v, digits)
     return int(v) if digits == 0 else v
+
+
+def difference(a, b) -> float | int | None:
+    """a - b of two figures as summary.json shows them, exactly (by way of their decimal forms): a
+    difference of amounts is an amount (0.45 - 0.413793 is 0.036207, not 0.036206999999999996).
+    None when either is missing (None, or NaN)."""
+    if a is None or b is None or a != a or b != b:
+        return None
+    d = Decimal(repr(a)) - Decimal(repr(b))
+    return int(d) if isinstance(a, int) and isinstance(b, int) else float(d)
 
 
 def summarise(per_run: list[dict], decimals: int) -> dict:

@@ -32,8 +32,8 @@ from pathlib import Path
 from rulelang import current_umask, fsync_dir
 from rulelang.errors import LoyaltyError
 
-SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "report.html")
-COMPARE_FILES = ("compare.html", "compare.csv")
+SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "report.html", "report.xlsx")
+COMPARE_FILES = ("compare.html", "compare.csv", "compare.xlsx")
 # The write's steps besides one per file (after it is written), in order.
 STEPS = ("locked", "temporary", "synced", "aside", "swapped", "done")
 FAULT_ENV = "LOYALTY_TEST_FAULT"

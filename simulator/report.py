@@ -279,7 +279,7 @@ def compare_rows(results: list) -> list[dict]:
     for key, label, kind in HEADLINE:
         vals = [r.summary[key] for r in results]
         base = vals[0]["p50"]
-        diffs = [None if (v["p50"] is None or base is None) else v["p50"] - base for v in vals]
+        diffs = [metrics.difference(v["p50"], base) for v in vals]
         verdicts = [verdict(key, d) for d in diffs]
         rows.append({"key": key, "label": label, "kind": kind, "values": vals, "diffs": diffs, "verdicts": verdicts})
     return rows

@@ -58,7 +58,7 @@ def test_simulate_writes_every_output_and_a_table(files, tmp_path):
         str(out),
     )
     _ok(res)
-    for name in ("summary.json", "monthly.csv", "ledger.parquet", "rewards.csv", "report.html"):
+    for name in ("summary.json", "monthly.csv", "ledger.parquet", "rewards.csv", "report.html", "report.xlsx"):
         assert (out / name).exists(), name
     for needle in ("rows_read", "rows_used", "rows_rejected", "points_issued", "P5", "P50", "P95", "mean"):
         assert needle in res.output
@@ -249,7 +249,7 @@ def test_a_second_run_replaces_the_whole_set(files, tmp_path):
     out = tmp_path / "o"
     _ok(_sim(files, tmp_path, "--out", str(out), "--seed", "1"))
     _ok(_sim(files, tmp_path, "--out", str(out), "--seed", "2"))
-    assert sorted(p.name for p in out.iterdir()) == sorted(("summary.json", "monthly.csv", "ledger.parquet", "rewards.csv", "report.html"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(("summary.json", "monthly.csv", "ledger.parquet", "rewards.csv", "report.html", "report.xlsx"))
     assert json.loads((out / "summary.json").read_text())["assumptions"]["seed"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [".o.lock", "o"]  # no leftover temporary folder
 

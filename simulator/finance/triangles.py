@@ -255,7 +255,6 @@ def trimmed(increments: np.ndarray, first: pd.Period) -> tuple[np.ndarray, pd.Pe
     """Increments over a fixed span of months cut to the months a ledger of the same postings
     spans (`developments`): from the first cohort with points to the last month any points moved.
     All zero: the first month alone."""
-    size = increments.shape[0]
     moved = increments.any(axis=2)  # [cohort, age]
     if not moved.any():
         return increments[:1, :1], first

@@ -49,6 +49,8 @@ class SimulationResult:
     ledger_file: Path | None = None
     # The accounting roll-forward as accounting.csv holds it (None: the scenario asks for none).
     accounting: pd.DataFrame | None = None
+    # Each run's roll-forward in minor units (simulator.finance.accounting), in run order.
+    accounting_runs: list = field(repr=False, default_factory=list)
     # Run 0's cohort triangle sums over `months` (simulator.measure), for `run_triangles`.
     triangle_sums: np.ndarray | None = field(repr=False, default=None)
     months: pd.PeriodIndex | None = field(repr=False, default=None)
@@ -567,7 +569,8 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
         monthly[col] = to_decimal(monthly[col], dec)
     return SimulationResult(
         summary, monthly, results[0].ledger, rewards_table(results, model, dec), sc, prog, per_run, loads,
-        accounting=books, triangle_sums=results[0].triangle, months=months,
+        accounting=books, accounting_runs=[r.accounting for r in results] if books is not None else [],
+        triangle_sums=results[0].triangle, months=months,
     )  # fmt: skip
 
 

@@ -102,13 +102,13 @@ def accounting_table(frames: list[pd.DataFrame], method: str, decimals: int) -> 
     names = lines(method)
     months = frames[0]["month"].to_numpy()
     stack = np.stack([f[list(names)].to_numpy(dtype=np.int64) for f in frames])  # run, month, line
-    scale = Decimal(10) ** decimals
+    unit = Decimal(1).scaleb(-decimals)  # amounts printed with the currency's decimals (0.00, not 0)
     rows = []
     for m, month in enumerate(months):
         for j, name in enumerate(names):
             values = stack[:, m, j]
             s = metrics.spread([Fraction(int(v), 10**decimals) for v in values], decimals)
-            rows.append({"month": month, "line": name, "run_0": Decimal(int(values[0])) / scale, **s})
+            rows.append({"month": month, "line": name, "run_0": (Decimal(int(values[0])) * unit).quantize(unit), **s})
     return pd.DataFrame(rows, columns=["month", "line", "run_0", "mean", "p5", "p50", "p95"])
 
 

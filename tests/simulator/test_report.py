@@ -84,3 +84,37 @@ def test_differences_are_signed_and_rates_differ_in_percentage_points():
     assert fmt_delta(-1234.5, "money", 2) == "-1,234.50"
     assert fmt_delta(1500, "count") == "+1,500"
     assert fmt_delta(None, "ratio") == "–"
+
+
+def test_the_breakage_and_accounting_sections(tmp_path):
+    tx, cu = sample()
+    books = {"method": "deferred_revenue", "value_per_point": 0.01}
+    res = simulate(program(), tx, cu, scenario(runs=2, accounting=books), workers=1, engine=ENGINE)
+    html = res.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Breakage: the ultimate redemption rate" in html and "months since earned" in html
+    assert "Accounting: deferred revenue (IFRS 15 / ASC 606)" in html
+    labels = ("Opening deferred revenue", "Deferred (points issued)", "Recognised on redemption", "Breakage recognised", "Change in estimate", "Closing deferred revenue")
+    at = [html.index(label) for label in labels]
+    assert at == sorted(at)  # the rows in the order of a loyalty-liability note
+    closing = res.accounting_runs[0]["closing"].iloc[-1] / 100
+    assert f"{closing:,.2f}</td></tr>" in html  # run 1's last closing balance ends the table
+
+
+def test_the_roll_forward_by_quarter_opens_closes_and_adds_up():
+    import pandas as pd
+
+    from simulator.finance import accounting
+    from simulator.report import rollforward_table
+
+    months = [str(p) for p in pd.period_range("2026-01", periods=15, freq="M")]
+    frame = accounting.deferred_revenue([1000 * (i + 1) for i in range(15)], [100] * 15, [40] * 15, 0.9, 0.01, 2, months)
+    table = rollforward_table(frame, "deferred_revenue", 2)
+    assert table["quarterly"] and table["columns"] == ["2026Q1", "2026Q2", "2026Q3", "2026Q4", "2027Q1"]
+    rows = {r["label"]: r["amounts"] for r in table["rows"]}
+    by_q = [frame.iloc[3 * q : 3 * q + 3] for q in range(5)]
+    assert rows["Opening deferred revenue"] == [q["opening"].iloc[0] / 100 for q in by_q]
+    assert rows["Closing deferred revenue"] == [q["closing"].iloc[-1] / 100 for q in by_q]
+    assert rows["Deferred (points issued)"] == [q["deferred"].sum() / 100 for q in by_q]
+    for q in range(5):  # each quarter balances as its months do
+        flows = rows["Deferred (points issued)"][q] - rows["Recognised on redemption"][q] - rows["Breakage recognised"][q] - rows["Change in estimate"][q]
+        assert round(rows["Opening deferred revenue"][q] + flows, 2) == rows["Closing deferred revenue"][q]

@@ -31,7 +31,10 @@ from simulator.scenario import Scenario, load_scenario
 
 @dataclass
 class SimulationResult:
-    """What a simulation produced: `.summary` (dict), `.monthly`, `.ledger` (run 0), `.rewards`.
+    """What a simulation produced: `.summary` (dict), `.monthly`, `.ledger` (run 0), `.rewards`;
+    the finance view: `.triangles` and `.urr` (run 0's cohort triangles and URR with Mack's errors,
+    as triangles.csv and urr.csv hold them), `.accounting` (accounting.csv's table, when the scenario
+    asks for accounting) and `.accounting_runs` (each run's roll-forward in minor units).
 
     A history replayed in slices of more than `chunked.AUTO_ROWS` rows leaves run 0's ledger on
     disk (`.ledger_file`, Parquet as `write` writes it) and `.ledger` None; `read_ledger()` reads

@@ -118,3 +118,32 @@ def test_the_roll_forward_by_quarter_opens_closes_and_adds_up():
     for q in range(5):  # each quarter balances as its months do
         flows = rows["Deferred (points issued)"][q] - rows["Recognised on redemption"][q] - rows["Breakage recognised"][q] - rows["Change in estimate"][q]
         assert round(rows["Opening deferred revenue"][q] + flows, 2) == rows["Closing deferred revenue"][q]
+
+
+def test_the_breakage_and_accounting_sections_render_in_headless_chromium(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (.ci/run installs it with apt-get install chromium)")
+    from PIL import Image
+
+    tx, cu = sample()
+    res = simulate(program(), tx, cu, scenario(runs=2, accounting={"method": "cost"}), workers=1, engine=ENGINE)
+    html = res.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    # The page cut to the two sections (same styles): what the screenshot shows is theirs alone.
+    start, end = html.index("<h2>Breakage: the ultimate redemption rate</h2>"), html.index("<h2>Reward popularity</h2>")
+    body = html.index("<body>") + len("<body>")
+    page = tmp_path / "sections.html"
+    page.write_text(html[:body] + html[start:end] + "</body></html>", encoding="utf-8")
+    png = tmp_path / "shot.png"
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,1600", page.resolve().as_uri(),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=False, capture_output=True, timeout=120)
+    assert png.exists(), "chromium wrote no screenshot"
+    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    # The heatmap's blues: blue well above red (the page's text is grey, its tables white).
+    blue = int(((pixels[:, :, 2] - pixels[:, :, 0]) > 60).sum())
+    assert blue > 2000, "no heatmap cells in the rendered sections"
+    dark = int((pixels.max(axis=2) < 80).sum())
+    assert dark > 2000, "no text (the roll-forward's figures) in the rendered sections"

@@ -148,6 +148,7 @@ def urr_summary(urrs: list[RunURR]) -> dict:
     out = {
         "method": "chain ladder on each run's own cohort triangle of redeemed points (docs/simulator.md, Breakage and the liability triangle)",
         "monthly_liability": "each month's points outstanding x point cost x the URR as estimated at that month's end",
+        "std_error": "Mack's, of run 1's URR: urr.csv (its row (all)) and the report",
         "fallback_urr": FALLBACK_URR,
         "fallback_runs": fallback_runs,
         "fallback_month_ends": int(sum(u.fallback_months for u in urrs)),

@@ -337,7 +337,7 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
                 base.add_done_callback(lambda _: memory.give_back_free())
             future = _fitted(sc, lambda: horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.result())) if models is not None else None
             # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.
-            months = metrics.month_index(start, future.end if future is not None else history.until)
+            months = simulated.checked_span(metrics.month_index(start, future.end if future is not None else history.until))
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
             setup = replace(setup, horizon=future)
             partials = montecarlo.run_all(setup, sc.runs, workers, progress)
@@ -430,7 +430,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     start, until = _until(sc)
     start = start if start is not None else p.first
     until = until if until is not None else p.last
-    months = metrics.month_index(start, until)
+    months = simulated.checked_span(metrics.month_index(start, until))
     e = sc.enrollment
     # Every run's choice is made once, not again in every slice and worker.
     population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)

@@ -365,7 +365,8 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
     books = simulated.run_accounting(setup.scenario.accounting, p.cells, p.sales_m, urr, months, model.point_cost, model.decimals)
     figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact)
-    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle, urr, books)
+    # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
+    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books)
 
 
 def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:

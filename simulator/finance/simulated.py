@@ -25,6 +25,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from rulelang.errors import LoyaltyError
 from simulator import metrics
 from simulator.finance import accounting, triangles
 
@@ -51,6 +52,17 @@ class RunURR:
 def as_fraction(rate: float) -> Fraction:
     """A rate as the exact decimal of its shortest form: 0.97 is 97/100, never a binary fraction."""
     return Fraction(repr(float(rate)))
+
+
+def checked_span(months: pd.PeriodIndex) -> pd.PeriodIndex:
+    """The simulation's months, or a LoyaltyError when there are more than a cohort triangle
+    follows (`triangles.MAX_MONTHS`, as for a ledger file): each run sums months x months cells."""
+    if len(months) > triangles.MAX_MONTHS:
+        raise LoyaltyError(
+            f"the simulation spans {len(months):,} months ({months[0]} to {months[-1]}), more than the {triangles.MAX_MONTHS} "
+            "(50 years) whose cohort triangles a run follows for its liability; shorten the `period` or the `horizon`"
+        )
+    return months
 
 
 def run_development(triangle: np.ndarray, months: pd.PeriodIndex) -> triangles.Development:

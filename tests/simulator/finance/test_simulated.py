@@ -155,3 +155,17 @@ def test_slices_give_the_whole_runs_triangles_urr_and_books():
     for a, b in zip(sliced.accounting_runs, whole.accounting_runs, strict=True):
         pd.testing.assert_frame_equal(a, b)
     assert sliced.summary_json().replace("sliced", "") == whole.summary_json().replace("sliced", "")
+
+
+def test_the_runs_sums_follow_the_triangles_flows_in_their_order():
+    assert metrics.TRIANGLE_KINDS == tuple(triangles.FLOWS) == metrics.KINDS[: len(triangles.FLOWS)]
+
+
+def test_a_simulation_longer_than_a_triangle_follows_is_refused_with_the_fix():
+    from rulelang.errors import LoyaltyError
+    from simulator.finance.simulated import checked_span
+
+    months = pd.period_range("2026-01", periods=triangles.MAX_MONTHS, freq="M")
+    assert checked_span(months) is months
+    with pytest.raises(LoyaltyError, match=r"spans 601 months \(2026-01 to 2076-01\), more than the 600 .* shorten the `period` or the `horizon`"):
+        checked_span(pd.period_range("2026-01", periods=triangles.MAX_MONTHS + 1, freq="M"))

@@ -169,3 +169,14 @@ def test_a_simulation_longer_than_a_triangle_follows_is_refused_with_the_fix():
     assert checked_span(months) is months
     with pytest.raises(LoyaltyError, match=r"spans 601 months \(2026-01 to 2076-01\), more than the 600 .* shorten the `period` or the `horizon`"):
         checked_span(pd.period_range("2026-01", periods=triangles.MAX_MONTHS + 1, freq="M"))
+
+
+def test_a_fixed_expected_redemption_has_no_change_of_estimate():
+    res = _simulate(runs=1, accounting={"method": "deferred_revenue", "value_per_point": 0.01, "expected_redemption": 0.9})
+    books = res.accounting_runs[0]
+    accounting.check_balanced(books)
+    assert (books["change_of_estimate"] == 0).all()
+    assert books["points_expected"].tolist() == pytest.approx((books["points_issued"] * 0.9).tolist(), rel=1e-15)
+    # Each month's allocation by relative standalone selling price at 0.9, from the members' sales.
+    value = [accounting.allocate(s, p, 0.01, 0.9, 2) for s, p in zip(books["sales"], res.monthly["issued"], strict=True)]
+    assert books["deferred"].tolist() == value and sum(value) > 0

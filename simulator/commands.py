@@ -271,7 +271,7 @@ def simulate_cmd(
     with _interruptible(Path(out_dir), state):
         try:
             sc, tx, cu = _inputs(target, transactions, customers, overrides)
-            _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES)
+            _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES + outputs.OPTIONAL_FILES)
             res = _run(sc, tx, cu, Path(target).name, quiet, workers, engine, tune_memory, rejects)
             if not quiet:
                 for load in res.loads:
@@ -295,7 +295,7 @@ def simulate_cmd(
             note = (f"[yellow]{_markup('; '.join(notes[key]))}[/]",) if key in notes else ("",) if notes else ()
             table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")), *note)
         console.print(table)
-        click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html, report.xlsx"))
+        click.echo(plain(f"wrote {out}/: {', '.join(res.output_files())}"))
 
 
 @click.command("compare")

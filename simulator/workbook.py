@@ -214,8 +214,9 @@ SHEETS = (
         lambda r: getattr(r, "accounting", None),
         _kinds(
             (("run",), "count"),
-            (("month", "method"), "text"),
-            (REVENUE_COLUMNS + PROVISION_COLUMNS + ("sales", "recognised_to_date"), "money"),
+            (("month", "method", "line"), "text"),
+            # simulate's accounting.csv: month x line, run 0's amount and the spread over runs
+            (REVENUE_COLUMNS + PROVISION_COLUMNS + ("sales", "recognised_to_date", "run_0", "mean", "p5", "p50", "p95"), "money"),
             (("points_*",), "points"),
         ),
         frozen_columns=2,
@@ -230,6 +231,16 @@ SHEETS = (
             (("*_share", "urr", "std_error"), "ratio"),
         ),
         frozen_columns=2,
+    ),
+    Sheet(
+        "urr",
+        lambda r: getattr(r, "urr", None),
+        _kinds(
+            (("cohort",), "text"),
+            (("earned", "clawed_back", "redeemed", "expired", "ultimate_redeemed"), "points"),
+            (("urr", "std_error"), "ratio"),
+        ),
+        frozen_columns=1,
     ),
     Sheet(
         "rewards",

@@ -59,8 +59,8 @@ def table(ws) -> pd.DataFrame:
 
 
 def test_the_sheets_in_order(book):
-    # This result has no accounting or triangles frame: those sheets are left out.
-    assert book.sheetnames == ["summary", "monthly", "rewards", "assumptions"]
+    # This scenario asks for no accounting: that sheet is left out; every simulation has triangles.
+    assert book.sheetnames == ["summary", "monthly", "triangles", "urr", "rewards", "assumptions"]
 
 
 def test_summary_sheet_is_summary_json_figure_for_figure(outs, book):
@@ -179,12 +179,11 @@ def test_accounting_and_triangles_sheets_appear_when_the_result_has_them(outs, t
         sales_minor=[100_000, 0], points_earned=[10_000, 0], points_redeemed=[4_500, 4_000],
         expected_redemption=["0.95", "0.97"], value_per_point="0.01", decimals=2, months=["2026-01", "2026-02"],
     )  # fmt: skip
-    report = analyse(read_ledger(a / "ledger.parquet"), by_tier=True)
-    richer = replace(result)
-    richer.accounting, richer.triangles = books, report.table
+    report = analyse(read_ledger(a / "ledger.parquet"))  # run 0's triangle, from its ledger
+    richer = replace(result, accounting=books)
     path = write_workbook(richer, tmp_path / "report.xlsx")
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["summary", "monthly", "accounting", "triangles", "rewards", "assumptions"]
+    assert wb.sheetnames == ["summary", "monthly", "accounting", "triangles", "urr", "rewards", "assumptions"]
     sheet = table(wb["accounting"])
     for col in ("sales", "opening", "deferred", "recognised_on_redemption", "recognised_breakage", "change_of_estimate", "closing"):
         # Integer minor units, in currency units exactly.

@@ -23,7 +23,7 @@ from rulelang import Program, atomic_write_bytes, formula_safe, refuse_input_as_
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
-from simulator import chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, rng
+from simulator import acquisition, chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, rng
 from simulator.history import annotated, sorted_rows
 from simulator.scenario import Scenario, load_scenario
 
@@ -255,6 +255,9 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
 
 def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False) -> SimulationResult:
     sc = load_scenario_arg(scenario)
+    if sc.acquisition is not None and sc.horizon is None:
+        where = f"{sc.source}: error: " if Path(sc.source).is_file() else ""
+        raise horizon.HorizonError(f"{where}acquisition: new customers join only in a horizon after the history; add `horizon: 24 months` (say) or drop `acquisition`")
     prog = load_program(program)
     model = prog.model
     # Only the columns the rules read are loaded (all of them when rejected rows are written out).
@@ -298,7 +301,9 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.
             months = metrics.month_index(start, future.end if future is not None else history.until)
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
-            setup = replace(setup, horizon=future)
+            acquired = _fitted(sc, lambda: acquisition.fit(history, future, sc.acquisition, sc.runs, sc.seed)) if future is not None else None
+            # No run with a new customer (`per_month: 0`): the paths are the horizon's alone.
+            setup = replace(setup, horizon=future, acquisition=acquired if acquired is not None and acquired.capacity else None)
             partials = montecarlo.run_all(setup, sc.runs, workers, progress)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
@@ -307,10 +312,11 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
     if future is not None:
         out.summary["horizon"] = future.describe()
+        out.summary["horizon"]["acquisition"] = acquired.describe()
     return out
 
 
-def _fitted(sc: Scenario, fit: Callable[[], horizon.Horizon]) -> horizon.Horizon:
+def _fitted(sc: Scenario, fit: Callable):
     """The horizon's models, or their refusal naming the scenario file the horizon was set in."""
     try:
         return fit()

@@ -143,6 +143,7 @@ class Scenario:
     source: str = "<scenario>"
     timestamp_format: str | None = None  # strftime layout of the data's dates (None: ISO 8601)
     horizon: int | None = None  # months forecast after the history (simulator.horizon); None: the history only
+    acquisition: float | None = None  # new customers per month in the horizon (simulator.acquisition); None: the history's rate
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -195,6 +196,8 @@ class Scenario:
             out["timestamp_format"] = self.timestamp_format
         if self.horizon is not None:  # (absent by default, likewise)
             out["horizon"] = f"{self.horizon} months"
+        if self.acquisition is not None:  # (absent by default, likewise)
+            out["acquisition"] = {"per_month": self.acquisition}
         return out
 
     def data_paths(self) -> tuple[Path, Path | None]:
@@ -653,7 +656,12 @@ def _spend_uplift(value, path, ctx):
 
 # Each section: key -> (validator, default). A key's default of REQUIRED means it must be given.
 REQUIRED = object()
+MAX_ACQUISITION = 1_000_000  # new customers per month a scenario may ask for
+
 _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
+    "acquisition": {
+        "per_month": (_number(0.0, MAX_ACQUISITION, f"new customers per month in the horizon, 0 to {MAX_ACQUISITION:,} (0: none)"), None),
+    },
     "enrollment": {
         "share": (_number(0.0, 1.0, "a share between 0 and 1"), 1.0),
         "pick": (_choice(("random", "top_spenders")), "random"),
@@ -687,6 +695,7 @@ _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "seed": (_integer(0, 2**63 - 1, "a whole number, 0 or more"), 0),
     "timestamp_format": (_timestamp_format, None),
     "horizon": (_horizon, None),
+    "acquisition": (None, None),
 }
 
 
@@ -742,6 +751,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     enr = ctx.attempt(_section, d.get("enrollment"), "enrollment", ("enrollment",), ctx, default=_defaults("enrollment"))
     red = ctx.attempt(_section, d.get("redemption"), "redemption", ("redemption",), ctx, default=_defaults("redemption"))
     resp = ctx.attempt(_section, d.get("response"), "response", ("response",), ctx, default=_defaults("response"))
+    acq = ctx.attempt(_section, d.get("acquisition"), "acquisition", ("acquisition",), ctx, default=_defaults("acquisition"))
     if resp["goal_gradient"] is not None:
         gg = ctx.attempt(_section, resp["goal_gradient"], "goal_gradient", ("response", "goal_gradient"), ctx)
         resp["goal_gradient"] = GoalGradient(**gg) if gg is not None and None not in gg.values() else None
@@ -763,6 +773,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         source=keep_source or ctx.source,
         timestamp_format=values["timestamp_format"],
         horizon=values["horizon"],
+        acquisition=acq["per_month"] if acq is not None else None,
     )
 
 

@@ -199,8 +199,10 @@ def test_same_seed_same_bytes_whatever_the_workers_and_threads(small, monkeypatc
 
 def test_the_forecast_rows_go_through_the_response_and_the_engine(small):
     tx, cu = small
-    plain = simulate(program(), tx, cu, scenario(runs=1, horizon="12 months", response={}), workers=1, engine=ENGINE)
-    lifted = simulate(program(), tx, cu, scenario(runs=1, horizon="12 months", response={"spend_uplift": 0.1, "visit_uplift": 0.2}), workers=1, engine=ENGINE)
+    # The real customers' future alone (new customers, simulator.acquisition, would add members).
+    none = {"per_month": 0}
+    plain = simulate(program(), tx, cu, scenario(runs=1, horizon="12 months", response={}, acquisition=none), workers=1, engine=ENGINE)
+    lifted = simulate(program(), tx, cu, scenario(runs=1, horizon="12 months", response={"spend_uplift": 0.1, "visit_uplift": 0.2}, acquisition=none), workers=1, engine=ENGINE)
     pm, lm = plain.monthly, lifted.monthly
     future = pm["month"].astype(str) >= "2027-01"
     # The baseline of the forecast months is the future rows' own spend, the same with or without the response.

@@ -22,8 +22,8 @@ import rulelang
 from rulelang import Program, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
-from simulator import batch as batches
 from simulator import acquisition, chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, rng
+from simulator import batch as batches
 from simulator.history import annotated, sorted_rows
 from simulator.scenario import Scenario, load_scenario
 

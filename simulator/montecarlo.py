@@ -21,8 +21,8 @@ import pandas as pd
 import rulelang
 from rulelang.engine import ENGINES, Batch, available_cores, member_parts, needed_columns
 from rulelang.errors import LoyaltyError
-from simulator import batch as batches
 from simulator import acquisition, enrollment, horizon, metrics, redemption, response
+from simulator import batch as batches
 from simulator.history import History, with_columns
 from simulator.measure import Partial, measure
 

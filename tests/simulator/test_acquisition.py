@@ -232,3 +232,20 @@ def test_acquisition_without_a_horizon_is_refused(small):
     tx, cu = small
     with pytest.raises(LoyaltyError, match=r"acquisition: new customers join only in a horizon"):
         simulate(program(), tx, cu, scenario(runs=1, acquisition={"per_month": 3}), workers=1, engine=ENGINE)
+
+
+def test_the_command_line_takes_an_acquisition_rate(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    out = tmp_path / "sim"
+    args = ["simulate", "programs/coffee.loyalty", "--horizon", "3 months", "--runs", "1", "--quiet", "--workers", "1", "--engine", ENGINE]
+    res = CliRunner().invoke(main, [*args, "--acquisition", "12.5", "--out", str(out)])
+    assert res.exit_code == 0, res.output + str(res.exception)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["horizon"]["acquisition"]["per_month"] == 12.5 and summary["horizon"]["acquisition"]["source"].startswith("the scenario")
+    bad = CliRunner().invoke(main, [*args, "--acquisition", "-2", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "acquisition.per_month: -2.0 is out of range" in bad.output

@@ -92,6 +92,11 @@ class Acquisition:
         }
 
 
+def none_in_slices() -> dict:
+    """What summary.json says of new customers in a history replayed in slices (none are drawn)."""
+    return {"per_month": 0.0, "source": "the scenario (acquisition.per_month)", "measured": "not measured: a history replayed in slices"}
+
+
 def _prefix_of(ids: np.ndarray) -> str:
     return str(ids[0]).rstrip("0123456789") if len(ids) else "new-"
 

@@ -231,12 +231,15 @@ def test_a_history_too_small_to_fit_is_refused_naming_the_horizon():
         simulate(program(), tx, cu, scenario(runs=1, horizon="12 months"), workers=1, engine=ENGINE)
 
 
-def test_a_sliced_replay_refuses_a_horizon(small, tmp_path):
+def test_a_sliced_replay_forecasts_the_real_customers_and_refuses_new_ones(small, tmp_path):
+    # (tests/simulator/test_chunked.py checks the slices give the figures of one pass.)
     tx, cu = small
     path = tmp_path / "tx.parquet"
     tx.to_parquet(path)
-    with pytest.raises(LoyaltyError, match=r"^horizon: a history replayed in slices"):
+    with pytest.raises(LoyaltyError, match=r"^acquisition: a history replayed in slices"):
         simulate(program(), path, None, scenario(runs=1, horizon="12 months"), workers=1, engine=ENGINE, slice_rows=1000)
+    res = simulate(program(), path, None, scenario(runs=1, horizon="12 months", acquisition={"per_month": 0}), workers=1, engine=ENGINE, slice_rows=1000)
+    assert res.monthly["month"].astype(str).iloc[-1] == "2027-12" and res.summary["horizon"]["customers_with_a_future"] == 300
 
 
 def test_the_command_line_takes_a_horizon(tmp_path):

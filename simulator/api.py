@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -433,7 +434,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
             baseline += montecarlo.baseline_revenue(history, months)
             setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
             if models is not None:
-                hz = _fitted(sc, lambda: horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))  # noqa: B023 - called at once
+                hz = _fitted(sc, partial(horizon.fit, history, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
                 future_customers += len(hz.code)
                 setup = replace(setup, horizon=hz)
             last = len(ledgers) == p.slices - 1

@@ -81,15 +81,20 @@ class Acquisition:
             if self.window is not None
             else "not measured: the history has fewer than 4 complete months"
         )
-        return {
+        out = {
             "per_month": round(float(self.per_month), 6),
             "source": "the scenario (acquisition.per_month)" if self.rate_given else "the history",
             "measured": window,
-            "copied": "past new customers' first 12 months" if self.sources_new else "every customer's first 12 months (the history has no later first purchases)",
-            "sources": int(len(self.source_code)),
-            "ids": f"{_prefix_of(self.ids)}1, {_prefix_of(self.ids)}2, ... (no real id starts with `{_prefix_of(self.ids)}`)",
             "joined_per_run": {"mean": round(float(self.counts.sum(axis=1).mean()), 3) if len(self.counts) else 0.0, "most": self.capacity},
         }
+        if self.capacity:
+            prefix = _prefix_of(self.ids)
+            out |= {
+                "copied": "past new customers' first 12 months" if self.sources_new else "every customer's first 12 months (the history has no later first purchases)",
+                "sources": int(len(self.source_code)),
+                "ids": f"{prefix}1, {prefix}2, ... (no real id starts with `{prefix}`)",
+            }
+        return out
 
 
 def none_in_slices() -> dict:
@@ -98,7 +103,7 @@ def none_in_slices() -> dict:
 
 
 def _prefix_of(ids: np.ndarray) -> str:
-    return str(ids[0]).rstrip("0123456789") if len(ids) else "new-"
+    return str(ids[0]).rstrip("0123456789")
 
 
 def complete_months(start: pd.Timestamp, until: pd.Timestamp) -> pd.PeriodIndex:
@@ -141,6 +146,10 @@ def fit(history: History, hz, per_month: float | None, runs: int, seed: int) -> 
             u = rng.uniform(seed, r, np.zeros(horizon_months, dtype=np.uint64), np.arange(horizon_months, dtype=np.uint64), STREAM_COUNT)
             counts[r] = np.maximum(stats.poisson.ppf(u, rate), 0).astype(np.int64)
     capacity = int(counts.sum(axis=1).max()) if runs else 0
+    if capacity == 0:
+        # No run has a new customer: nothing to copy and no id to make.
+        none = np.zeros(0, dtype=np.int64)
+        return Acquisition(rate, per_month is not None, window, new_in_window, h.customers, counts, np.zeros(0, dtype=object), np.asarray(h.keys, dtype=np.uint64), bounds, none, none, np.zeros(1, dtype=np.int64), none, False)
     if h.customers + capacity >= MAX_CUSTOMERS:
         raise HorizonError(f"acquisition: {capacity:,} new customers and {h.customers:,} real ones are more than a horizon takes ({MAX_CUSTOMERS - 1:,}); give a smaller acquisition.per_month")
     # Sources: past new customers (first purchase from the fourth complete month on), else everyone.

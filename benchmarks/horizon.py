@@ -91,7 +91,7 @@ def measure(directory: Path, months: int, per_month: float | None = None) -> dic
     return {
         "history_rows": history_rows,
         "forecast_rows": len(future),
-        "new_customers": int(acq.counts[0].sum()),
+        "new_customers": int(acq.totals[0]),
         "new_customer_rows": new_rows,
         "horizon_months": months,
         "simulate_s": elapsed,

@@ -61,7 +61,8 @@ class Acquisition:
     window: tuple[str, str] | None  # the months the rate was measured over (first, last), or None
     new_in_window: int
     first_code: int  # the real customers' count: new codes start here
-    counts: np.ndarray  # (runs, horizon months) new customers per month
+    totals: np.ndarray  # per run: its new customers (`month_counts` gives them by month)
+    seed: int
     ids: np.ndarray  # object, `capacity` new ids
     keys: np.ndarray  # uint64: every customer's key, real then new (`first_code + capacity`)
     month_bounds: np.ndarray  # int64 ns: the horizon months' starts, then the horizon's end + 1 ns
@@ -75,6 +76,11 @@ class Acquisition:
     def capacity(self) -> int:
         return len(self.ids)
 
+    def month_counts(self, run: int) -> np.ndarray:
+        """Run `run`'s new customers in each month of the horizon (drawn again: only the runs'
+        totals are kept, so a million runs of a long horizon hold a million numbers)."""
+        return _month_counts(self.per_month, len(self.month_bounds) - 1, self.seed, run)
+
     def describe(self) -> dict:
         window = (
             f"customers whose first purchase falls in {self.window[0]} to {self.window[1]} ({self.new_in_window}), per month"
@@ -85,7 +91,7 @@ class Acquisition:
             "per_month": round(float(self.per_month), 6),
             "source": "the scenario (acquisition.per_month)" if self.rate_given else "the history",
             "measured": window,
-            "joined_per_run": {"mean": round(float(self.counts.sum(axis=1).mean()), 3) if len(self.counts) else 0.0, "most": self.capacity},
+            "joined_per_run": {"mean": round(float(self.totals.mean()), 3) if len(self.totals) else 0.0, "most": self.capacity},
         }
         if self.capacity:
             prefix = _prefix_of(self.ids)
@@ -140,16 +146,12 @@ def fit(history: History, hz, per_month: float | None, runs: int, seed: int) -> 
     rate = float(per_month) if per_month is not None else measured
     horizon_months = hz.months
     bounds = np.array([(hz.origin + pd.DateOffset(months=i)).value for i in range(horizon_months)] + [hz.end.value + 1], dtype=np.int64)
-    counts = np.zeros((runs, horizon_months), dtype=np.int64)
-    if rate > 0:
-        for r in range(runs):
-            u = rng.uniform(seed, r, np.zeros(horizon_months, dtype=np.uint64), np.arange(horizon_months, dtype=np.uint64), STREAM_COUNT)
-            counts[r] = np.maximum(stats.poisson.ppf(u, rate), 0).astype(np.int64)
-    capacity = int(counts.sum(axis=1).max()) if runs else 0
+    totals = np.array([int(_month_counts(rate, horizon_months, seed, r).sum()) for r in range(runs)] if rate > 0 else np.zeros(runs), dtype=np.int64)
+    capacity = int(totals.max()) if runs else 0
     if capacity == 0:
         # No run has a new customer: nothing to copy and no id to make.
         none = np.zeros(0, dtype=np.int64)
-        return Acquisition(rate, per_month is not None, window, new_in_window, h.customers, counts, np.zeros(0, dtype=object), np.asarray(h.keys, dtype=np.uint64), bounds, none, none, np.zeros(1, dtype=np.int64), none, False)
+        return Acquisition(rate, per_month is not None, window, new_in_window, h.customers, totals, int(seed), np.zeros(0, dtype=object), np.asarray(h.keys, dtype=np.uint64), bounds, none, none, np.zeros(1, dtype=np.int64), none, False)
     if h.customers + capacity >= MAX_CUSTOMERS:
         raise HorizonError(f"acquisition: {capacity:,} new customers and {h.customers:,} real ones are more than a horizon takes ({MAX_CUSTOMERS - 1:,}); give a smaller acquisition.per_month")
     # Sources: past new customers (first purchase from the fourth complete month on), else everyone.
@@ -168,7 +170,8 @@ def fit(history: History, hz, per_month: float | None, runs: int, seed: int) -> 
         window=window,
         new_in_window=new_in_window,
         first_code=h.customers,
-        counts=counts,
+        totals=totals,
+        seed=int(seed),
         ids=ids,
         keys=np.concatenate([np.asarray(h.keys, dtype=np.uint64), rng.customer_keys(ids)]),
         month_bounds=bounds,
@@ -178,6 +181,14 @@ def fit(history: History, hz, per_month: float | None, runs: int, seed: int) -> 
         source_rows=flat,
         sources_new=bool(len(late)),
     )
+
+
+def _month_counts(rate: float, months: int, seed: int, run: int) -> np.ndarray:
+    """Run `run`'s Poisson draws, one a month (stream 91, counter: the month)."""
+    if not rate > 0:
+        return np.zeros(months, dtype=np.int64)
+    u = rng.uniform(seed, run, np.zeros(months, dtype=np.uint64), np.arange(months, dtype=np.uint64), STREAM_COUNT)
+    return np.maximum(stats.poisson.ppf(u, rate), 0).astype(np.int64)
 
 
 def _new_ids(h: History, capacity: int) -> np.ndarray:
@@ -261,7 +272,7 @@ def _cast(base, acq: Acquisition, source: np.ndarray) -> tuple:
 
 def draw(acq: Acquisition, history: History, months: pd.PeriodIndex, share: float, pick: str, seed: int, run: int) -> Newcomers | None:
     """Run `run`'s new customers and their rows; None when the run has none."""
-    counts = acq.counts[run % len(acq.counts)]
+    counts = acq.month_counts(run)
     n = int(counts.sum())
     if n == 0:
         return None

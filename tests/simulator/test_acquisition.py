@@ -249,3 +249,12 @@ def test_the_command_line_takes_an_acquisition_rate(tmp_path):
     assert summary["horizon"]["acquisition"]["per_month"] == 12.5 and summary["horizon"]["acquisition"]["source"].startswith("the scenario")
     bad = CliRunner().invoke(main, [*args, "--acquisition", "-2", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "acquisition.per_month: -2.0 is out of range" in bad.output
+
+
+def test_more_new_customers_than_a_horizon_holds_are_refused_naming_the_key(fitted, monkeypatch):
+    _, h, hz = fitted
+    # (The real bound is 2**24 customers; lowered here so a small history reaches it.)
+    monkeypatch.setattr(acquisition, "MAX_CUSTOMERS", h.customers + 100)
+    with pytest.raises(horizon.HorizonError, match=r"^acquisition: .* new customers and 300 real ones are more than a horizon takes .* give a smaller acquisition.per_month"):
+        acquisition.fit(h, hz, 50.0, 2, 1)
+    assert acquisition.fit(h, hz, 5.0, 2, 1).capacity < 100

@@ -71,6 +71,7 @@ class Acquisition:
     source_off: np.ndarray  # source s's rows are source_rows[source_off[s]:source_off[s + 1]]
     source_rows: np.ndarray  # history rows
     sources_new: bool  # whether the sources are past new customers (else every customer)
+    months_seen: float = 0.0  # the sources' mean months of first year inside the history (12: whole years)
 
     @property
     def capacity(self) -> int:
@@ -98,6 +99,8 @@ class Acquisition:
             out |= {
                 "copied": "past new customers' first 12 months" if self.sources_new else "every customer's first 12 months (the history has no later first purchases)",
                 "sources": int(len(self.source_code)),
+                # Below 12, the copies understate a first year: the history ends before theirs does.
+                "first_year_months_seen": round(float(self.months_seen), 2),
                 "ids": f"{prefix}1, {prefix}2, ... (no real id starts with `{prefix}`)",
             }
         return out
@@ -162,6 +165,9 @@ def fit(history: History, hz, per_month: float | None, runs: int, seed: int) -> 
         raise HorizonError("acquisition: the history has no purchase for a new customer to copy; set acquisition.per_month: 0")
     src_first = ts[first_row[sources]]
     limit = (pd.DatetimeIndex(src_first) + pd.DateOffset(months=FIRST_YEAR_MONTHS)).asi8
+    end_ns = h.until.value
+    seen = np.minimum(limit, end_ns + 1) - src_first
+    months_seen = float(np.mean(seen / (limit - src_first))) * FIRST_YEAR_MONTHS
     off, flat = _source_rows(np.asarray(rows["_m"].to_numpy(), dtype=np.int64), ts, h.enroll_rows, first_row[sources], limit)
     ids = _new_ids(h, capacity)
     return Acquisition(
@@ -180,6 +186,7 @@ def fit(history: History, hz, per_month: float | None, runs: int, seed: int) -> 
         source_off=off,
         source_rows=flat,
         sources_new=bool(len(late)),
+        months_seen=months_seen,
     )
 
 

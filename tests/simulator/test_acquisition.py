@@ -72,6 +72,15 @@ def test_the_default_rate_is_the_last_six_complete_months_first_purchases_per_mo
     # The sources: customers whose first purchase is from the fourth month (2026-04) on.
     late = first[first >= pd.Period("2026-04", "M")].index
     assert sorted(np.asarray(h.customer_ids)[acq.source_code].tolist()) == sorted(late.tolist())
+    # How much of their first year the history holds: from the first purchase to its end (a
+    # fraction of each one's 12 months), averaged.
+    buys = tx[tx["event"] == "purchase"].assign(timestamp=lambda d: pd.to_datetime(d["timestamp"]))
+    f0 = buys.groupby("customer_id")["timestamp"].min()[late]
+    end = pd.to_datetime(tx["timestamp"]).max() + pd.Timedelta(nanoseconds=1)
+    year = (f0 + pd.DateOffset(months=12)) - f0
+    seen = ((f0 + pd.DateOffset(months=12)).clip(upper=end) - f0) / year
+    assert acq.months_seen == pytest.approx(12 * seen.mean(), rel=1e-9) and acq.months_seen < 9
+    assert acq.capacity and acq.describe()["first_year_months_seen"] == round(acq.months_seen, 2)
 
 
 def test_a_short_history_measures_over_the_months_after_its_first_three():

@@ -12,8 +12,10 @@ Once per simulation (`fit`):
   start of the history's fourth complete month; when there are none (a cohort, a short history),
   every customer with a purchase. Each source's rows from its first purchase up to 12 months later
   (a source seen for less than a year gives what was seen), without the data's own `enroll` rows.
-- Every run's count per horizon month (a Poisson draw with the rate, counter-based), so that the
-  id table covers the most new customers any run has (`capacity`).
+- Every run's number of new customers: per horizon month a Poisson draw with the rate (arrivals
+  of independent customers at a steady rate), counter-based; only each run's total is kept
+  (`month_counts` draws a run's months again), so that the id table covers the most new customers
+  any run has (`capacity`).
 - New ids: `new-1`, `new-2`, ... (the k-th new customer of a run, in month then draw order),
   behind a prefix no real id starts with (`~` put in front of `new-` until none does): a new id can
   never equal a real one. Their codes follow the real customers' (`first_code + k`).

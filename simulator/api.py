@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,8 @@ import rulelang
 from rulelang import Program, atomic_replace, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
+from simulator import acquisition, chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, provenance, rng
 from simulator import batch as batches
-from simulator import chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, provenance, rng
 from simulator.finance import simulated
 from simulator.history import annotated, sorted_rows
 from simulator.scenario import Scenario, load_scenario
@@ -309,6 +310,9 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
 
 def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False) -> SimulationResult:
     sc = load_scenario_arg(scenario)
+    if sc.acquisition is not None and sc.horizon is None:
+        where = f"{sc.source}: error: " if Path(sc.source).is_file() else ""
+        raise horizon.HorizonError(f"{where}acquisition: new customers join only in a horizon after the history; add `horizon: 24 months` (say) or drop `acquisition`")
     prog = load_program(program)
     model = prog.model
     # Only the columns the rules read are loaded (all of them when rejected rows are written out).
@@ -352,7 +356,9 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.
             months = simulated.checked_span(metrics.month_index(start, future.end if future is not None else history.until))
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
-            setup = replace(setup, horizon=future)
+            acquired = _fitted(sc, lambda: acquisition.fit(history, future, sc.acquisition, sc.runs, sc.seed)) if future is not None else None
+            # No run with a new customer (`per_month: 0`): the paths are the horizon's alone.
+            setup = replace(setup, horizon=future, acquisition=acquired if acquired is not None and acquired.capacity else None)
             partials = montecarlo.run_all(setup, sc.runs, workers, progress)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
@@ -361,6 +367,7 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months)
     if future is not None:
         out.summary["horizon"] = future.describe()
+        out.summary["horizon"]["acquisition"] = acquired.describe()
     _first_screen(out, start, history.until)
     return out
 
@@ -371,7 +378,7 @@ def _first_screen(out: SimulationResult, first: pd.Timestamp, last: pd.Timestamp
     out.summary.update(provenance.describe(out.scenario, out.program.model.expiry, first, last, out.summary.get("horizon"), expired))
 
 
-def _fitted(sc: Scenario, fit: Callable[[], horizon.Horizon]) -> horizon.Horizon:
+def _fitted(sc: Scenario, fit: Callable):
     """The horizon's models, or their refusal naming the scenario file the horizon was set in."""
     try:
         return fit()
@@ -436,12 +443,18 @@ def _until(sc: Scenario):
 
 
 def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep, size: int, workers, engine, progress, rejects) -> SimulationResult:
-    """`simulate` over slices of customers: each path's exact sums added up slice by slice."""
-    if sc.horizon is not None:
-        # The models are fitted to every customer at once; slices would each fit their own.
+    """`simulate` over slices of customers: each path's exact sums added up slice by slice.
+
+    With a horizon the file is read once more first, slice by slice, for the customers' purchase
+    summaries and the baskets per day: the models are fitted to every customer at once, and each
+    slice's future is drawn from them as the whole history's path draws it (`horizon.fit`'s
+    `models`, `season` and `code_offset`)."""
+    if sc.horizon is not None and sc.acquisition != 0:
+        # New customers copy past new customers from anywhere in the history: from other slices.
+        where = f"{sc.source}: error: " if Path(sc.source).is_file() else ""
         raise horizon.HorizonError(
-            f"horizon: a history replayed in slices (a Parquet file of more than {chunked.AUTO_ROWS:,} rows, or `slice_rows` given) "
-            "cannot be forecast yet; drop `horizon` or replay a smaller history in one piece"
+            f"{where}acquisition: a history replayed in slices (a Parquet file of more than {chunked.AUTO_ROWS:,} rows, or `slice_rows` given) "
+            "cannot draw new customers yet; set `acquisition: {per_month: 0}` (--acquisition 0) or replay a smaller history in one piece"
         )
     model = prog.model
     p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, size, **io.load_options(sc, model, customers))
@@ -450,7 +463,11 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     start, until = _until(sc)
     start = start if start is not None else p.first
     until = until if until is not None else p.last
-    months = simulated.checked_span(metrics.month_index(start, until))
+    models = None
+    if sc.horizon is not None:
+        models, season = _fitted(sc, lambda: _sliced_models(transactions, p, sc, model, keep, size, until, customers))
+    months = simulated.checked_span(metrics.month_index(start, models.end if models is not None else until))
+    future_customers = 0
     e = sc.enrollment
     # Every run's choice is made once, not again in every slice and worker.
     population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
@@ -477,6 +494,10 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
             baseline += montecarlo.baseline_revenue(history, months)
             setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
+            if models is not None:
+                hz = _fitted(sc, partial(horizon.fit, history, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
+                future_customers += len(hz.code)
+                setup = replace(setup, horizon=hz)
             last = len(ledgers) == p.slices - 1
             try:
                 parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
@@ -500,19 +521,40 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         builder.shutdown()
     setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
+    described = None
+    if models is not None:
+        described = setup.horizon.describe() | {"customers_with_a_future": future_customers, "acquisition": acquisition.none_in_slices()}
     # Run 0's ledger in slice order, its `row` numbering the whole path's rows.
     if spill is not None:
         results[0] = replace(results[0], ledger=None)
         out = replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months), ledger_file=spill.close())
         weakref.finalize(out, shutil.rmtree, out.ledger_file.parent, True)  # the file lives as long as the result
+        if described is not None:
+            out.summary["horizon"] = described
         _first_screen(out, start, until)
         return out
     shift = np.r_[0, np.cumsum([path_rows[k] for k in sorted(ledgers)])]
     ledger = pd.concat([montecarlo.shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
     results[0] = replace(results[0], ledger=ledger)
     out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months)
+    if described is not None:
+        out.summary["horizon"] = described
     _first_screen(out, start, until)
     return out
+
+
+def _sliced_models(transactions, p: chunked.Plan, sc: Scenario, model, keep, size: int, until, customers) -> tuple:
+    """The horizon's models and seasonality from every slice of the history (one more read of
+    the file): the customers' summaries and the baskets per day, slice by slice, fitted at once."""
+    parts, days = [], pd.Series(dtype=np.int64)
+    for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until, **io.load_options(sc, model, customers)):
+        if history.rows["_purchase"].to_numpy().any():  # (a slice with no purchase has no summary)
+            parts.append(horizon.summarised(history).moved(int(p.bounds[k])))
+            days = days.add(horizon.basket_days(horizon.basket_starts(history)), fill_value=0)
+    if not parts:
+        raise horizon.HorizonError("horizon: the history has no purchases; nothing to fit")
+    models = horizon.models_from(horizon.Summary.joined(parts), pd.Timestamp(until), len(p.ids), sc.horizon, sc.runs, sc.seed)
+    return models, horizon.seasonality_of_days(days.astype(np.int64), pd.Timestamp(until))
 
 
 class _LedgerSpill:

@@ -192,6 +192,7 @@ def _common(fn):
         click.option("--redemption-probability", type=float, help="chance to redeem on a visit when a reward is affordable"),
         click.option("--margin", type=float, help="gross margin on incremental revenue"),
         click.option("--horizon", help="forecast this long after the history's last day, like '24 months' (overrides the scenario)"),
+        click.option("--acquisition", type=float, help="new customers per month in the horizon (default: the history's own rate; 0: none)"),
         click.option("--workers", type=click.IntRange(min=1), help="cores to use: worker processes, or threads for one run (default: all available)"),
         click.option(
             "--tune-memory/--no-tune-memory",
@@ -208,9 +209,10 @@ def _common(fn):
     return fn
 
 
-def _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon=None) -> dict:
+def _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon=None, acquisition=None) -> dict:
     return {
         "horizon": horizon,
+        "acquisition.per_month": acquisition,
         "runs": runs,
         "seed": seed,
         "period": period,
@@ -260,13 +262,14 @@ def simulate_cmd(
     redemption_probability,
     margin,
     horizon,
+    acquisition,
     workers,
     tune_memory,
     engine,
     quiet,
 ):
     """Replay history through a program and forecast cost, liability and lift (with P5/P50/P95)."""
-    overrides = _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon)
+    overrides = _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition)
     state: dict = {}
     with _interruptible(Path(out_dir), state):
         try:
@@ -310,7 +313,7 @@ def simulate_cmd(
 )
 @_common
 def compare_cmd(
-    targets, out_dir, transactions, customers, runs, seed, period, enrollment_share, redemption_probability, margin, horizon, workers, tune_memory, engine, quiet
+    targets, out_dir, transactions, customers, runs, seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition, workers, tune_memory, engine, quiet
 ):
     """Run several programs or scenarios on the same data and seed; show the figures side by side.
 
@@ -323,10 +326,10 @@ def compare_cmd(
     state: dict = {}
     with _interruptible(Path(out_dir), state):
         try:
-            first = _scenario_for(targets[0], _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon))
+            first = _scenario_for(targets[0], _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition))
             tx, cu = _data(first, transactions, customers)
             # Everyone runs on the first's data, runs and seed, so differences come from the programs.
-            shared = _overrides(first.runs, first.seed, period, enrollment_share, redemption_probability, margin, horizon)
+            shared = _overrides(first.runs, first.seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition)
             scenarios = [_scenario_for(t, shared) for t in targets]
             given = [_input_paths(t, sc, tx, cu) for t, sc in zip(targets, scenarios, strict=True)]
             _refuse_outputs_over_inputs(out_dir, None, given, outputs.COMPARE_FILES)

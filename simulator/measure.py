@@ -50,7 +50,9 @@ class Partial:
             rewards = self.rewards + other.rewards
         else:
             rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
-        return Partial(**sums, rewards=rewards, ledger=None)
+        # A slice's future revenue (simulator.chunked with a horizon) adds up like the sums.
+        base = None if self.baseline_m is None and other.baseline_m is None else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:

@@ -172,6 +172,7 @@ class Scenario:
     # (the file or mapping) or `command line` (simulator.provenance tells the report).
     typed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
     accounting: Accounting | None = None  # None: no accounting outputs
+    acquisition: float | None = None  # new customers per month in the horizon (simulator.acquisition); None: the history's rate
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -235,6 +236,8 @@ class Scenario:
             out["accounting"] = {"method": a.method, "expected_redemption": a.expected_redemption}
             if a.value_per_point is not None:
                 out["accounting"]["value_per_point"] = a.value_per_point
+        if self.acquisition is not None:  # (absent by default, likewise)
+            out["acquisition"] = {"per_month": self.acquisition}
         return out
 
     def data_paths(self) -> tuple[Path, Path | None]:
@@ -746,7 +749,12 @@ def _calibrated(value, path, ctx) -> Calibrated:
 
 # Each section: key -> (validator, default). A key's default of REQUIRED means it must be given.
 REQUIRED = object()
+MAX_ACQUISITION = 1_000_000  # new customers per month a scenario may ask for
+
 _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
+    "acquisition": {
+        "per_month": (_number(0.0, MAX_ACQUISITION, f"new customers per month in the horizon, 0 to {MAX_ACQUISITION:,} (0: none)"), None),
+    },
     "enrollment": {
         "share": (_number(0.0, 1.0, "a share between 0 and 1"), 1.0),
         "pick": (_choice(("random", "top_spenders")), "random"),
@@ -783,6 +791,7 @@ _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "timestamp_format": (_timestamp_format, None),
     "horizon": (_horizon, None),
     "accounting": (_accounting, None),
+    "acquisition": (None, None),
 }
 
 
@@ -838,6 +847,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     enr = ctx.attempt(_section, d.get("enrollment"), "enrollment", ("enrollment",), ctx, default=_defaults("enrollment"))
     red = ctx.attempt(_section, d.get("redemption"), "redemption", ("redemption",), ctx, default=_defaults("redemption"))
     resp = ctx.attempt(_section, d.get("response"), "response", ("response",), ctx, default=_defaults("response"))
+    acq = ctx.attempt(_section, d.get("acquisition"), "acquisition", ("acquisition",), ctx, default=_defaults("acquisition"))
     if resp["goal_gradient"] is not None:
         gg = ctx.attempt(_section, resp["goal_gradient"], "goal_gradient", ("response", "goal_gradient"), ctx)
         resp["goal_gradient"] = GoalGradient(**gg) if gg is not None and None not in gg.values() else None
@@ -845,7 +855,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         ctx.problems.append(ctx.fail(("customers",), "a customers file needs a transactions file too; add `transactions:`"))
     ctx.settle()
     typed = {key: "scenario" for key in _TOP if key not in _SECTIONS and d.get(key) is not None}
-    for section in ("enrollment", "redemption", "response"):
+    for section in _SECTIONS:
         raw = d.get(section)
         typed.update({f"{section}.{key}": "scenario" for key in (raw if isinstance(raw, dict) else {}) if raw[key] is not None and key != "source"})
     return Scenario(
@@ -865,6 +875,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         horizon=values["horizon"],
         typed=MappingProxyType(typed),
         accounting=values["accounting"],
+        acquisition=acq["per_month"] if acq is not None else None,
     )
 
 

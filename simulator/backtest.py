@@ -384,7 +384,8 @@ def _one_split(prog, sc: Scenario, data: _Data, split: dt.date, workers) -> Spli
     frame = data.frame
     day = metrics.as_ns(frame["timestamp"].to_numpy()) // _NS_PER_DAY
     split_n, last_n = (split - dt.date(1970, 1, 1)).days, (last_day - dt.date(1970, 1, 1)).days
-    ids = frame["customer_id"].astype(str).to_numpy()
+    # Customers by id: codes of the ids as text (one per distinct id).
+    ids = pd.factorize(frame["customer_id"].astype(str).to_numpy())[0]
     purchase = _purchases(frame, data.decimals)
     known_ids = np.unique(ids[purchase & (day <= split_n)])
     if len(known_ids) == 0:
@@ -398,7 +399,9 @@ def _one_split(prog, sc: Scenario, data: _Data, split: dt.date, workers) -> Spli
     draws = _forecast_draws(prog, fc_sc, frame, data.customers, window)
     # The actual: the known customers' rows through the window's end, replayed the same way.
     in_window = day <= last_n
-    known_row = np.isin(ids, known_ids)
+    is_known = np.zeros(int(ids.max()) + 1, dtype=bool)
+    is_known[known_ids] = True
+    known_row = is_known[ids]
     actual = api.simulate(prog, frame[in_window & known_row], data.customers, replace(base, period=Period(data.first_day, last_day)), workers=workers)
     after = in_window & (day > split_n) & purchase
     minor = np.rint(frame["amount"].to_numpy(dtype=np.float64) * 10**data.decimals).astype(np.int64)

@@ -121,12 +121,14 @@ def test_new_customers_are_counted_apart_by_id():
 def _bgnbd_history(seed: int, customers: int, r=0.25, alpha=4.0, a=0.8, b=2.5) -> pd.DataFrame:
     """Purchases drawn from BG/NBD itself: first purchases spread over 12 weeks from 2020-01-01,
     rate ~ Gamma(r, alpha) per week, dropout p ~ Beta(a, b) after each repeat purchase, to
-    2021-06-30; each purchase's spend ~ Gamma(4, 10) dollars."""
+    2021-06-30; spend per purchase as Gamma-Gamma has it: Gamma(6, nu) dollars with the
+    customer's nu ~ Gamma(4, 15) (shape, rate; a spend model with no heterogeneity has no maximum)."""
     g = np.random.default_rng(seed)
     start = pd.Timestamp("2020-01-01")
     end_weeks = (pd.Timestamp("2021-06-30") - start).days / 7 + 6 / 7
     lam = g.gamma(r, 1 / alpha, customers)
     p = g.beta(a, b, customers)
+    nu = g.gamma(4.0, 1 / 15.0, customers)
     rows = []
     for i in range(customers):
         t = g.uniform(0, 12)
@@ -143,7 +145,7 @@ def _bgnbd_history(seed: int, customers: int, r=0.25, alpha=4.0, a=0.8, b=2.5) -
         {
             "customer_id": [f"c{int(i)}" for i in ids],
             "timestamp": (start + pd.to_timedelta(np.floor(weeks * 7), unit="D")).strftime("%Y-%m-%d"),
-            "amount": np.round(g.gamma(4, 10, len(ids)), 2),
+            "amount": np.round(g.gamma(6.0, 1 / nu[ids.astype(int)]), 2),
         }
     )
 

@@ -396,7 +396,12 @@ def _one_split(prog, sc: Scenario, data: _Data, split: dt.date, workers) -> Spli
         forecast = api.simulate(prog, frame, data.customers, fc_sc, workers=workers)
     except horizon.HorizonError as exc:
         raise BacktestError(f"--split {split}: the forecast cannot be made: {exc}") from None
-    draws = _forecast_draws(prog, fc_sc, frame, data.customers, window)
+    with_future, draws = _forecast_draws(prog, fc_sc, frame, data.customers, window)
+    if with_future < len(known_ids):
+        notes.append(
+            f"{len(known_ids) - with_future:,} customer(s) known at the split have no purchase with a positive total to copy: "
+            "the forecast gives them no future (simulator.horizon); their actual purchases are counted"
+        )
     # The actual: the known customers' rows through the window's end, replayed the same way.
     in_window = day <= last_n
     is_known = np.zeros(int(ids.max()) + 1, dtype=bool)
@@ -435,12 +440,14 @@ def _purchases(frame: pd.DataFrame, decimals: int) -> np.ndarray:
     return ok & (frame["amount"].to_numpy(dtype=np.float64) >= 0)
 
 
-def _customer_series(customer, day, minor, window: pd.PeriodIndex) -> dict:
+def _customer_series(customer, day, minor, window: pd.PeriodIndex, each_a_purchase: bool = False) -> dict:
     """Purchases (purchase days), revenue (minor units) and active customers per month of the
-    window, and the active customers over the whole window."""
+    window, and the active customers over the whole window. `each_a_purchase`: every entry is
+    one purchase (a forecast's drawn purchases: the models, fitted to purchase days, draw purchase
+    days; two drawn on one day are two, as the model counts them)."""
     ts = (np.asarray(day, dtype=np.int64) * _NS_PER_DAY).view("datetime64[ns]")
     codes = pd.factorize(customer)[0].astype(np.int64)
-    first = _first_of_group(codes, day)
+    first = np.ones(len(codes), dtype=bool) if each_a_purchase else _first_of_group(codes, day)
     month = metrics.by_month  # exact per-month sums
     mcode = _month_codes(ts, window)
     active_m = np.zeros(len(window), dtype=np.int64)
@@ -477,9 +484,10 @@ def _monthly(monthly: pd.DataFrame, col: str, window: pd.PeriodIndex) -> np.ndar
     return table.to_numpy(dtype=np.float64)
 
 
-def _forecast_draws(prog, sc: Scenario, frame: pd.DataFrame, customers, window: pd.PeriodIndex) -> list[dict]:
+def _forecast_draws(prog, sc: Scenario, frame: pd.DataFrame, customers, window: pd.PeriodIndex) -> tuple[int, list[dict]]:
     """Each run's future purchases as `simulate` draws them (the same history, fits and counters:
-    simulator.api), summarised per month of the window: purchases, revenue, active customers."""
+    simulator.api), summarised per month of the window (purchases, revenue, active customers),
+    and how many customers have a future."""
     model = prog.model
     keep = needed_columns(model)[0]
     tx = io.load_transactions(frame, currency_decimals=model.decimals, period=sc.period, keep=keep, **io.load_options(sc, model, customers))
@@ -487,7 +495,7 @@ def _forecast_draws(prog, sc: Scenario, frame: pd.DataFrame, customers, window: 
     history = annotated(sorted_rows(tx.frame, model.decimals, until))
     hz = horizon.fit(history, sc.horizon, sc.runs, sc.seed)
     months = metrics.month_index(pd.Timestamp(sc.period.start), hz.end)
-    out = []
+    out = [len(hz.code)]
     for r in range(sc.runs):
         fut = horizon.draw(hz, history, months, sc.seed, r).rows
         visit = fut["_visit"].to_numpy()
@@ -496,9 +504,9 @@ def _forecast_draws(prog, sc: Scenario, frame: pd.DataFrame, customers, window: 
         # Per basket: its customer and its spend (the basket's lines added up).
         starts = np.flatnonzero(visit)
         spend = np.add.reduceat(fut["_minor"].to_numpy(), starts) if len(starts) else np.zeros(0, dtype=np.int64)
-        s = _customer_series(fut["_m"].to_numpy()[visit], day, spend, window)
+        s = _customer_series(fut["_m"].to_numpy()[visit], day, spend, window, each_a_purchase=True)
         out.append({k: (v[0], v[1]) for k, v in s.items()})
-    return out
+    return out[0], out[1:]
 
 
 def _plain_bgnbd(frame: pd.DataFrame, split: dt.date, decimals: int, weeks: float) -> float:

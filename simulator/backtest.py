@@ -56,7 +56,11 @@ POINT_SERIES = (("points_issued", "points issued", "issued"), ("points_redeemed"
 
 
 class BacktestError(LoyaltyError):
-    """A backtest that cannot be made: a split outside the history, or one that is not a month end."""
+    """A backtest that cannot be made from the data (the models cannot be fitted, rows rejected)."""
+
+
+class SplitError(BacktestError):
+    """A split the backtest cannot make: not a month end, outside the history (a usage error)."""
 
 
 @dataclass(frozen=True)
@@ -305,7 +309,7 @@ def run(
     data = _load(sc, model, transactions, customers)
     days = choose_splits(data.first_day, data.last_day, splits) if isinstance(splits, int) else [_check_split(d, data) for d in splits]
     if not days:
-        raise BacktestError("--split: give at least one split date")
+        raise SplitError("--split: give at least one split date")
     results = [_one_split(prog, sc, data, day, workers) for day in sorted(set(days))]
     return BacktestResult(results, model.name, model.currency, model.decimals, sc.runs, sc.seed, scenario.source)
 
@@ -346,11 +350,11 @@ def _whole_months_after(split: dt.date, last_day: dt.date) -> int:
 
 def _check_split(day: dt.date, data: _Data) -> dt.date:
     if _month_end(day) != day:
-        raise BacktestError(f"--split {day}: expected the last day of a month (such as {_month_end(day)}): forecast and actual are compared per calendar month")
+        raise SplitError(f"--split {day}: expected the last day of a month (such as {_month_end(day)}): forecast and actual are compared per calendar month")
     if not data.first_day <= day < data.last_day:
-        raise BacktestError(f"--split {day}: outside the history ({data.first_day} to {data.last_day}); give a month end inside it")
+        raise SplitError(f"--split {day}: outside the history ({data.first_day} to {data.last_day}); give a month end inside it")
     if _whole_months_after(day, data.last_day) < 1:
-        raise BacktestError(f"--split {day}: the history ({data.first_day} to {data.last_day}) has no whole month after it; give an earlier month end")
+        raise SplitError(f"--split {day}: the history ({data.first_day} to {data.last_day}) has no whole month after it; give an earlier month end")
     return day
 
 
@@ -358,12 +362,12 @@ def choose_splits(first: dt.date, last: dt.date, n: int) -> list[dt.date]:
     """n month ends spread evenly over those with at least MIN_MONTHS_BEFORE months of history
     before and MIN_MONTHS_AFTER whole months after (the latest always among them)."""
     if n < 1:
-        raise BacktestError(f"--splits {n}: give 1 or more")
+        raise SplitError(f"--splits {n}: give 1 or more")
     ends = pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq="ME")
     start = pd.Timestamp(first) + pd.DateOffset(months=MIN_MONTHS_BEFORE) - pd.Timedelta(days=1)
     candidates = [d.date() for d in ends if d >= start and _whole_months_after(d.date(), last) >= MIN_MONTHS_AFTER]
     if not candidates:
-        raise BacktestError(
+        raise SplitError(
             f"--splits: the history ({first} to {last}) has no month end with {MIN_MONTHS_BEFORE} months before it and "
             f"{MIN_MONTHS_AFTER} whole months after; give --split DATE"
         )
@@ -395,7 +399,7 @@ def _one_split(prog, sc: Scenario, data: _Data, split: dt.date, workers) -> Spli
     try:
         forecast = api.simulate(prog, frame, data.customers, fc_sc, workers=workers)
     except horizon.HorizonError as exc:
-        raise BacktestError(f"--split {split}: the forecast cannot be made: {exc}") from None
+        raise BacktestError(f"{exc} (the forecast from the history through --split {split})") from None
     with_future, draws = _forecast_draws(prog, fc_sc, frame, data.customers, window)
     if with_future < len(known_ids):
         notes.append(
@@ -573,9 +577,8 @@ def _command():
                 _fail(str(exc), 2)
         try:
             result = run(sc, n_splits if n_splits is not None else days, runs=runs, seed=seed)
-        except BacktestError as exc:
-            message = str(exc)
-            _fail(message, 2 if message.startswith("--split") else 1)
+        except SplitError as exc:
+            _fail(str(exc), 2)
         except LoyaltyError as exc:
             _fail(str(exc), 1)
         if out is not None:

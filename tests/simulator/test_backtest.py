@@ -223,3 +223,14 @@ def test_an_output_folder_over_an_input_is_refused(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
     res = _cli(str(SCENARIO), "--split", "1997-09-30", "--out", str(tmp_path))
     assert res.exit_code == 2 and (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_rejected_rows_and_a_scenario_without_a_program_are_errors_in_the_data(tmp_path):
+    (tmp_path / "tx.csv").write_text("customer_id,timestamp,amount\na,2020-01-05,10.00\na,2020-02-07,not money\n")
+    (tmp_path / "s.yaml").write_text(f"program: {PROGRAM}\ntransactions: tx.csv\n")
+    res = _cli(str(tmp_path / "s.yaml"), "--split", "2020-01-31")
+    assert res.exit_code == 1
+    assert "tx.csv: error: 1 row(s) rejected; a backtest compares every row" in res.output and "amount" in res.output
+    (tmp_path / "none.yaml").write_text("transactions: tx.csv\n")
+    res = _cli(str(tmp_path / "none.yaml"), "--split", "2020-01-31")
+    assert res.exit_code == 1 and "program: the scenario names no program" in res.output

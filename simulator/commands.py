@@ -23,6 +23,7 @@ from rulelang import csv_rows_safe, refuse_input_as_output
 from rulelang.engine import compiled_on_disk
 from rulelang.errors import LoyaltyError, visible
 from simulator import outputs
+from simulator.provenance import notes_by_figure, source_text
 from simulator.report import HEADLINE, fmt_number
 from simulator.scenario import Scenario, load_scenario
 
@@ -223,6 +224,20 @@ def _cell(v, kind, dec) -> str:
     return fmt_number(v, kind, dec)
 
 
+def _first_screen(console: Console, s: dict) -> None:
+    """What the figures rest on, before them: the span replayed and forecast, and where each
+    assumption came from (simulator.provenance); user text escaped, never read as markup."""
+    if "span" not in s:
+        return
+    console.print(f"{_markup(s['program'])}: {_markup(s['span']['text'])}", highlight=False)
+    table = Table(title="assumptions and where they came from", title_justify="left", show_edge=False, box=None, pad_edge=False)
+    for col in ("assumption", "value", "source"):
+        table.add_column(col, overflow="fold")
+    for key, entry in s["assumption_sources"].items():
+        table.add_row(_markup(key), _markup(entry["shown"]), _markup(source_text(entry)))
+    console.print(table, highlight=False)
+
+
 def _console() -> Console:
     return Console(file=sys.stdout, width=max(100, Console().width))
 
@@ -256,7 +271,7 @@ def simulate_cmd(
     with _interruptible(Path(out_dir), state):
         try:
             sc, tx, cu = _inputs(target, transactions, customers, overrides)
-            _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES)
+            _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES + outputs.OPTIONAL_FILES)
             res = _run(sc, tx, cu, Path(target).name, quiet, workers, engine, tune_memory, rejects)
             if not quiet:
                 for load in res.loads:
@@ -268,14 +283,19 @@ def simulate_cmd(
             _fail(exc)
         dec = res.program.model.decimals
         s = res.summary
+        console = _console()
+        _first_screen(console, s)
         table = Table(title=f"{_markup(s['program'])}: {len(res.per_run)} run(s), money in {_markup(s['currency'])}")
-        for col in ("figure", "P5", "P50", "P95", "mean"):
-            table.add_column(col, justify="left" if col == "figure" else "right")
-        for key in ("rows_read", "rows_used", "rows_rejected") + SHOWN:
+        rows = ("rows_read", "rows_used", "rows_rejected") + SHOWN
+        notes = notes_by_figure(s, rows)
+        for col in ("figure", "P5", "P50", "P95", "mean") + (("note",) if notes else ()):
+            table.add_column(col, justify="left" if col in ("figure", "note") else "right")
+        for key in rows:
             label, kind = LABELS[key]
-            table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")))
-        _console().print(table)
-        click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html"))
+            note = (f"[yellow]{_markup('; '.join(notes[key]))}[/]",) if key in notes else ("",) if notes else ()
+            table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")), *note)
+        console.print(table)
+        click.echo(plain(f"wrote {out}/: {', '.join(res.output_files())}"))
 
 
 @click.command("compare")
@@ -286,7 +306,7 @@ def simulate_cmd(
     type=click.Path(file_okay=False),
     default="comparison",
     show_default=True,
-    help="folder for compare.html and compare.csv (by default `comparison` in the working directory; its full path is printed)",
+    help="folder for compare.html, compare.csv and compare.xlsx (by default `comparison` in the working directory; its full path is printed)",
 )
 @_common
 def compare_cmd(
@@ -296,6 +316,7 @@ def compare_cmd(
 
     The programs must share one currency (money is compared, not converted)."""
     from simulator.report import compare_rows, fmt_delta, render_compare
+    from simulator.workbook import write_comparison
 
     if len(targets) < 2:
         raise click.UsageError("compare needs at least two programs or scenarios")
@@ -318,6 +339,7 @@ def compare_cmd(
                 {
                     "compare.html": lambda p: p.write_text(render_compare(results, names), encoding="utf-8"),
                     "compare.csv": lambda p: _compare_csv(rows, names, [r.summary["sources"] for r in results], p),
+                    "compare.xlsx": lambda p: write_comparison(results, names, p),
                 },
             )
             state["written"] = True
@@ -345,7 +367,7 @@ def compare_cmd(
                     cells.append(f"[{colour}]{delta}[/]" if colour else delta)
             table.add_row(r["key"], *cells)
         _console().print(table)
-        click.echo(plain(f"wrote {Path(out).resolve()}/: compare.html and compare.csv"))
+        click.echo(plain(f"wrote {Path(out).resolve()}/: compare.html, compare.csv and compare.xlsx"))
 
 
 # How the terminal shows a difference that is better or worse for the business (report.VERDICT).

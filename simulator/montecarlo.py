@@ -23,6 +23,7 @@ from rulelang.engine import ENGINES, Batch, available_cores, member_parts, neede
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
 from simulator import enrollment, horizon, metrics, redemption, response
+from simulator.finance import simulated
 from simulator.history import History, with_columns
 from simulator.measure import Partial, measure
 
@@ -48,12 +49,16 @@ class Setup:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One path: its exact figures, monthly roll-forward, rewards table and (run 0) ledger."""
+    """One path: its exact figures, monthly roll-forward, rewards table and (run 0) ledger, with its
+    cohort triangle sums, URR and accounting roll-forward (simulator.finance.simulated)."""
 
     figures: dict
     monthly: pd.DataFrame
     rewards: pd.DataFrame
     ledger: pd.DataFrame | None
+    triangle: np.ndarray | None = None
+    urr: object | None = None  # simulated.RunURR
+    accounting: pd.DataFrame | None = None
 
 
 _SETUP: Setup | None = None
@@ -354,10 +359,14 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
         margin=setup.scenario.margin,
         tiers_end=end_tiers,
     )
-    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts)
+    urr = simulated.run_urr(p.triangle, months)
+    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month])
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
-    return RunResult(metrics.figures_from(by_kind, p.cost, p.partner, x), monthly, p.rewards, p.ledger)
+    books = simulated.run_accounting(setup.scenario.accounting, p.cells, p.sales_m, urr, months, model.point_cost, model.decimals)
+    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact)
+    # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
+    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books)
 
 
 def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:

@@ -15,7 +15,7 @@ import datetime as dt
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -52,11 +52,24 @@ class Enrollment:
 
 
 @dataclass(frozen=True)
+class Calibrated:
+    """Where a calibrated block came from, as `loyalty calibrate` records it in the block's `source:`
+    key: `{pilot: FILE}` (a response block) or `{ledger: FILE}` (a redemption block)."""
+
+    kind: str  # `pilot` or `ledger`
+    file: str
+
+    def to_dict(self) -> dict:
+        return {self.kind: self.file}
+
+
+@dataclass(frozen=True)
 class Redemption:
     """After each visit a member who can afford a reward redeems with `probability`, choosing by `choice`."""
 
     probability: float = 0.3
     choice: str = "cheapest"
+    source: Calibrated | None = None  # measured from a ledger by `loyalty calibrate --ledger`; None: typed or the default
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class Response:
     spend_uplift: float | Mapping[str, float] | Normal = 0.0
     visit_uplift: float | Normal = 0.0
     goal_gradient: GoalGradient | None = None
+    source: Calibrated | None = None  # measured from a pilot by `loyalty calibrate`; None: typed or the default
 
     def spend_uplift_for(self, tier: str) -> float:
         """The spend uplift of a tier (0 for a tier the mapping does not name; a distribution's mean)."""
@@ -126,6 +140,17 @@ class Response:
 
 
 @dataclass(frozen=True)
+class Accounting:
+    """How the program is accounted for (simulator.finance.accounting): `deferred_revenue`
+    (IFRS 15 / ASC 606, points valued at `value_per_point`) or `cost` (a provision at the program's
+    point cost); `expected_redemption` is "estimated" (each run's URR at each month's end) or a rate."""
+
+    method: str
+    value_per_point: float | None = None
+    expected_redemption: str | float = "estimated"
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario. `transactions=None` means the bundled sample data."""
 
@@ -143,6 +168,10 @@ class Scenario:
     source: str = "<scenario>"
     timestamp_format: str | None = None  # strftime layout of the data's dates (None: ISO 8601)
     horizon: int | None = None  # months forecast after the history (simulator.horizon); None: the history only
+    # The keys (dotted: `redemption.probability`) given rather than defaulted, and where: `scenario`
+    # (the file or mapping) or `command line` (simulator.provenance tells the report).
+    typed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    accounting: Accounting | None = None  # None: no accounting outputs
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -157,17 +186,20 @@ class Scenario:
         (relative to the working directory).
         """
         raw = self.to_dict()
+        typed = dict(self.typed)
         for name, value in flags.items():
             if value is None:
                 continue
             path = _flag_path(name)
+            typed[".".join(path)] = "command line"
             target = raw
             for part in path[:-1]:
                 if not isinstance(target.get(part), dict):
                     target[part] = {}
                 target = target[part]
             target[path[-1]] = str(value) if path[-1] in _PATH_KEYS else value
-        return _build(raw, Path("."), _Ctx("command line", {}), keep_source=self.source)
+        built = _build(raw, Path("."), _Ctx("command line", {}), keep_source=self.source)
+        return replace(built, typed=MappingProxyType(typed))
 
     def to_dict(self) -> dict:
         """The assumptions as plain values, keys in a fixed order (for reports and overrides)."""
@@ -195,6 +227,14 @@ class Scenario:
             out["timestamp_format"] = self.timestamp_format
         if self.horizon is not None:  # (absent by default, likewise)
             out["horizon"] = f"{self.horizon} months"
+        for section, block in (("response", rs), ("redemption", self.redemption)):
+            if block.source is not None:  # (absent unless calibrated, likewise)
+                out[section]["source"] = block.source.to_dict()
+        if self.accounting is not None:  # (absent by default, likewise)
+            a = self.accounting
+            out["accounting"] = {"method": a.method, "expected_redemption": a.expected_redemption}
+            if a.value_per_point is not None:
+                out["accounting"]["value_per_point"] = a.value_per_point
         return out
 
     def data_paths(self) -> tuple[Path, Path | None]:
@@ -553,6 +593,45 @@ def _horizon(value, path, ctx) -> int:
     return months
 
 
+ACCOUNTING_METHODS = ("deferred_revenue", "cost")
+_ACCOUNTING_EXAMPLE = "`{method: deferred_revenue, value_per_point: 0.01, expected_redemption: estimated}` or `{method: cost}`"
+
+
+def _accounting(value, path, ctx) -> Accounting:
+    """`{method: deferred_revenue, value_per_point: 0.01, expected_redemption: estimated | 0.9}` or `{method: cost}`."""
+    if not isinstance(value, dict):
+        raise ctx.fail(path, f"expected a section like {_ACCOUNTING_EXAMPLE}, got {_shown(value)}")
+    method = value.get("method")
+    if method not in ACCOUNTING_METHODS:
+        at = path + ("method",) if "method" in value else path
+        got = f"got {_shown(method)}" if "method" in value else "`method` is missing"
+        raise ctx.fail(at, f"expected `method: deferred_revenue` (IFRS 15 / ASC 606) or `method: cost` (a provision); {got}")
+    known = ("method", "value_per_point", "expected_redemption") if method == "deferred_revenue" else ("method", "expected_redemption")
+    if method == "cost" and "value_per_point" in value:
+        raise ctx.fail(
+            path + ("value_per_point",),
+            "the cost method values points at the program's point cost; drop `value_per_point`, or use `method: deferred_revenue`",
+            key=True,
+        )
+    _unknown(value, known, path, ctx)
+    vpp = None
+    if method == "deferred_revenue":
+        if value.get("value_per_point") is None:
+            raise ctx.fail(path, "`value_per_point` is missing; deferred revenue needs what a redeemed point is worth to a member, like `value_per_point: 0.01`")
+        vpp = _number(0.0, 1e6, "what a redeemed point is worth to a member in currency units, like 0.01 (0 to 1,000,000)")(
+            value["value_per_point"], path + ("value_per_point",), ctx
+        )
+        if vpp == 0:
+            raise ctx.fail(path + ("value_per_point",), "0 gives the points no value, so nothing is deferred; give what a redeemed point is worth, like 0.01")
+    rate = value.get("expected_redemption", "estimated")
+    if rate != "estimated":
+        expected = "`estimated` (each run's URR at each month's end) or a redemption rate above 0 and at most 1, like 0.9"
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+            raise ctx.fail(path + ("expected_redemption",), f"expected {expected}, got {_shown(rate)}")
+        rate = float(rate)
+    return Accounting(method, vpp, rate)
+
+
 _IDENT = re.compile(r"[^\W\d]\w*")
 # The canonical column names a mapping is most likely to mean; other keys are allowed (a program
 # may declare its own columns) unless they look like a misspelling of one of these.
@@ -651,6 +730,20 @@ def _spend_uplift(value, path, ctx):
     return _uplift_number(value, path, ctx)
 
 
+CALIBRATED_KINDS = ("pilot", "ledger")
+
+
+def _calibrated(value, path, ctx) -> Calibrated:
+    """`{pilot: FILE}` or `{ledger: FILE}`: what `loyalty calibrate` measured the block from (a record, not read)."""
+    expected = "`{pilot: FILE}` or `{ledger: FILE}`, as `loyalty calibrate` writes it"
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ctx.fail(path, f"expected {expected}, got {_shown(value)}")
+    (kind, file), = value.items()
+    if kind not in CALIBRATED_KINDS:
+        raise ctx.fail(path + (kind,), f"unknown source `{_clip(str(kind))}`; expected {expected}", key=True)
+    return Calibrated(kind, _path()(file, path + (kind,), ctx))
+
+
 # Each section: key -> (validator, default). A key's default of REQUIRED means it must be given.
 REQUIRED = object()
 _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
@@ -661,11 +754,13 @@ _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
     "redemption": {
         "probability": (_number(0.0, 1.0, "a probability between 0 and 1"), 0.3),
         "choice": (_choice(("cheapest", "dearest", "random")), "cheapest"),
+        "source": (_calibrated, None),
     },
     "response": {
         "spend_uplift": (_spend_uplift, 0.0),
         "visit_uplift": (_visit_uplift, 0.0),
         "goal_gradient": (None, None),  # a nested section, below
+        "source": (_calibrated, None),
     },
     "goal_gradient": {
         "within": (_number(0.0, 1.0, "a share between 0 and 1 of the points a reward needs"), REQUIRED),
@@ -687,6 +782,7 @@ _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "seed": (_integer(0, 2**63 - 1, "a whole number, 0 or more"), 0),
     "timestamp_format": (_timestamp_format, None),
     "horizon": (_horizon, None),
+    "accounting": (_accounting, None),
 }
 
 
@@ -748,6 +844,10 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     if values["customers"] is not None and values["transactions"] is None:
         ctx.problems.append(ctx.fail(("customers",), "a customers file needs a transactions file too; add `transactions:`"))
     ctx.settle()
+    typed = {key: "scenario" for key in _TOP if key not in _SECTIONS and d.get(key) is not None}
+    for section in ("enrollment", "redemption", "response"):
+        raw = d.get(section)
+        typed.update({f"{section}.{key}": "scenario" for key in (raw if isinstance(raw, dict) else {}) if raw[key] is not None and key != "source"})
     return Scenario(
         program=values["program"],
         transactions=values["transactions"],
@@ -763,6 +863,8 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         source=keep_source or ctx.source,
         timestamp_format=values["timestamp_format"],
         horizon=values["horizon"],
+        typed=MappingProxyType(typed),
+        accounting=values["accounting"],
     )
 
 

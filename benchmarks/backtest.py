@@ -10,7 +10,7 @@ end from 1997-03-31 to 1998-03-31, 1997-09-30 among them), the holdout running t
   of the known customers' purchase days: the % error of its mean, and whether the actual fell
   inside its P5-P95;
 - the plain BG/NBD: the point estimate's conditional expectations summed (FHL 2005 eq. 10);
-- the same with T running to the midnight after the split (one day longer), as the horizon has it;
+- the same with T running to the midnight after the split (one day longer), the other convention;
 - the same with the parameters' uncertainty: the mean over 200 parameter draws of that sum;
 - two other models fitted to the same summaries by maximum likelihood (scipy), for the study only:
   the Pareto/NBD (Schmittlein, Morrison & Colombo 1987; likelihood and conditional expectation as
@@ -118,7 +118,7 @@ def study(name: str, runs: int, n_splits: int) -> list[dict]:
         fit = bgnbd.fit(x, t_x, T)
         drawn = bgnbd.draw_parameters(fit, 200, 1)
         with_uncertainty = np.mean([bgnbd.conditional_expected_purchases(p, s.weeks, x, t_x, T).sum() for p in drawn])
-        # The horizon observes each customer to the midnight after the split (T one day longer).
+        # The other convention: each customer observed to the midnight after the split (T one day longer).
         late = bgnbd.fit(x, t_x, T + 1.0 / summary.DAYS_PER_UNIT)
         plain_t1 = bgnbd.conditional_expected_purchases(late.params, s.weeks, x, t_x, T + 1.0 / summary.DAYS_PER_UNIT).sum()
         _, pareto = pareto_nbd(x, t_x, T, s.weeks)

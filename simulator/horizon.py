@@ -141,7 +141,7 @@ class Summary:
     code: np.ndarray  # int64
     x: np.ndarray
     t_x: np.ndarray
-    T: np.ndarray  # weeks, to the midnight after the history's end
+    T: np.ndarray  # weeks, to the history's last day (as `loyalty fit`); model time T is `origin`
     zbar: np.ndarray  # mean spend of the repeat purchases, currency units
 
     def moved(self, by: int) -> Summary:
@@ -180,8 +180,8 @@ def summarised(history: History) -> Summary:
         s = summary.summarize(frame, h.until.date(), h.decimals, "the history's end")
     except LoyaltyError as exc:
         raise HorizonError(f"horizon: the history cannot be summarised for the purchase models: {exc}") from None
-    # Observed through the end of the last day: T runs to `origin`, where the future starts.
-    T = s.T + 1.0 / summary.DAYS_PER_UNIT
+    # T as `loyalty fit` measures it (the published convention): model time T is `origin`, where the future starts.
+    T = s.T
     return Summary(np.asarray(s.customer_id, dtype=str).astype(np.int64), s.x.astype(np.float64), s.t_x, T, s.mean_spend)
 
 

@@ -84,7 +84,7 @@ def test_the_default_rate_is_the_last_six_complete_months_first_purchases_per_mo
 
 
 def test_a_short_history_measures_over_the_months_after_its_first_three():
-    tx, _ = generate(200, 7, 2)
+    tx, _ = generate(200, 7, 3)
     h = prepare(tx, 2)
     acq = acquisition.fit(h, horizon.fit(h, 6, 1, 1), None, 1, 1)
     first = _first_purchase_months(tx)

@@ -7,8 +7,9 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -263,6 +264,47 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     if n is not None and (slice_rows is not None or n > chunked.AUTO_ROWS):
         size = slice_rows or chunked.SLICE_ROWS
         return _simulate_sliced(prog, sc, transactions, customers, keep, size, workers, engine, progress, rejects)
+    with _prepared(prog, sc, transactions, customers, keep, workers, engine, rejects, tune) as ready:
+        setup, tx, cust, future = ready.setup, ready.load, ready.customers, ready.setup.horizon
+        partials = montecarlo.run_all(setup, sc.runs, workers, progress)
+    results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    if future is not None:
+        out.summary["horizon"] = future.describe()
+    return out
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A history loaded and ready for paths: the set-up every run reads (its `horizon`, the fitted
+    future, if any), and the load reports of the transactions and the customers."""
+
+    program: Program
+    setup: montecarlo.Setup
+    load: io.LoadResult
+    customers: io.LoadResult | None
+
+
+@contextmanager
+def prepared(program, transactions, customers=None, scenario=None, *, workers: int | None = None, engine: str = "compiled") -> Iterator[Prepared]:
+    """The history of `simulate(program, transactions, customers, scenario)` loaded once and ready
+    for paths (`montecarlo.run_one` over `.setup`), as `simulate` prepares it: the same rows, base
+    batch and horizon, so paths run over it give `simulate`'s figures. Always in one piece (a
+    history `simulate` would replay in slices is loaded whole)."""
+    sc = load_scenario_arg(scenario)
+    prog = load_program(program)
+    workers = available_cores() if workers is None else workers
+    keep = needed_columns(prog.model)[0]
+    with _prepared(prog, sc, transactions, customers, keep, workers, engine, None) as ready:
+        yield ready
+
+
+@contextmanager
+def _prepared(prog: Program, sc: Scenario, transactions, customers, keep, workers, engine, rejects, tune=False) -> Iterator[Prepared]:
+    """Load, sort and annotate the history, build its base batch and fit its horizon: the set-up
+    the paths run over, ready while the context lasts (the base may still be being built: the first
+    path waits for it only to evaluate)."""
+    model = prog.model
     # The customers file is read on a second thread while the transactions load (Arrow and NumPy
     # release the GIL); its errors still come after the transactions' own, as they would in turn.
     with ThreadPoolExecutor(1) as pool:
@@ -299,15 +341,10 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             months = metrics.month_index(start, future.end if future is not None else history.until)
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
             setup = replace(setup, horizon=future)
-            partials = montecarlo.run_all(setup, sc.runs, workers, progress)
+            yield Prepared(prog, setup, tx, cust)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
             raise
-    results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
-    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
-    if future is not None:
-        out.summary["horizon"] = future.describe()
-    return out
 
 
 def _fitted(sc: Scenario, fit: Callable[[], horizon.Horizon]) -> horizon.Horizon:

@@ -38,8 +38,9 @@ for _cmd in cli_commands:
     main.add_command(_cmd)
 
 # The modules that bring commands (each a `commands` list): simulate and compare; trace and test
-# (they read data); fit (the purchase models); calibrate (lift from a pilot); triangles (a ledger).
-COMMAND_MODULES = ("simulator.commands", "simulator.inspection", "simulator.forecast.fitting", "simulator.calibrate", "simulator.finance.commands")
+# (they read data); fit (the purchase models); calibrate (lift from a pilot); triangles (a ledger);
+# sensitivity (the tornado and the break-even).
+COMMAND_MODULES = ("simulator.commands", "simulator.inspection", "simulator.forecast.fitting", "simulator.calibrate", "simulator.finance.commands", "simulator.sensitivity")
 for _module in COMMAND_MODULES:
     for _cmd in importlib.import_module(_module).commands:
         main.add_command(_cmd)

@@ -545,7 +545,8 @@ def _print_text(result: SensitivityResult) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="also write sensitivity.json, sensitivity.csv and sensitivity.html into this folder")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="what to print")
 @click.option("--workers", type=click.IntRange(min=1), help="cores to use (default: all available)")
-def sensitivity_cmd(target, runs, seed, transactions, customers, ranges, out_dir, fmt, workers):
+@click.option("--engine", type=click.Choice(["compiled", "reference"]), default="compiled", show_default=True)
+def sensitivity_cmd(target, runs, seed, transactions, customers, ranges, out_dir, fmt, workers, engine):
     """A tornado of net benefit and liability against each assumption, and the break-even spend uplift."""
     from simulator import commands as cmds
     from simulator import outputs
@@ -561,7 +562,7 @@ def sensitivity_cmd(target, runs, seed, transactions, customers, ranges, out_dir
         if out_dir is not None:
             cmds._refuse_outputs_over_inputs(out_dir, None, [cmds._input_paths(target, sc, tx, cu)], FILES)
         require_customers(load_program(sc.program), cu)  # said in the command's words, not the API's
-        result = sensitivity(sc.program, tx, cu, sc, ranges=chosen, workers=workers)
+        result = sensitivity(sc.program, tx, cu, sc, ranges=chosen, workers=workers, engine=engine)
         if out_dir is not None:
             outputs.write_set(out_dir, output_files(result))
     except LoyaltyError as exc:

@@ -126,7 +126,7 @@ RANGES = MappingProxyType({a.key: a.delta for a in ASSUMPTIONS})
 BY_KEY = MappingProxyType({a.key: a for a in ASSUMPTIONS})
 
 # The break-even: the secant method per run stops when a step moves the uplift less than this
-# (0.001 percentage points), or after MAX_STEPS evaluations of the paths.
+# (0.001 percentage points), or after MAX_STEPS evaluations of the paths beyond the first two.
 UPLIFT_TOLERANCE = 1e-5
 MAX_STEPS = 6
 

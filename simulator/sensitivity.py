@@ -305,7 +305,7 @@ def break_even(paths: Paths, sc: Scenario, runs: int, step: float) -> dict:
     plain = not isinstance(spend, Normal) and not hasattr(spend, "items")
     u0 = float(spend) if plain else 0.0
     # From the scenario's own uplift and one step up: for a plain uplift, runs the tornado ran already.
-    u1 = _clamp(u0 + step, -1.0, 1.0) if u0 + step <= 1.0 else u0 - step
+    u1 = u0 + step if u0 + step <= 1.0 else u0 - step
     points = {r: [] for r in range(runs)}
     for u in (u0, u1):
         for r, f in enumerate(paths.figures([((("spend_uplift_at", u),), r) for r in range(runs)])):
@@ -464,7 +464,7 @@ def chart_tornado(result: SensitivityResult):
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].set_yticks(y, [f"{r['label']}\n{r['low']['shown']} – {r['high']['shown']}" for r in rows])
     axes[0].invert_yaxis()
-    axes[1].legend(frameon=False, loc="lower right")
+    axes[1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return _svg(fig)
 

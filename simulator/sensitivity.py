@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from pathlib import Path
 from types import MappingProxyType
 
 import click
@@ -557,16 +558,19 @@ def sensitivity_cmd(target, runs, seed, transactions, customers, ranges, out_dir
         chosen = parse_ranges(ranges)
     except LoyaltyError as exc:
         raise click.BadParameter(str(exc).split(": error: ", 1)[-1], param_hint="--range") from None
-    try:
-        sc, tx, cu = cmds._inputs(target, transactions, customers, {"runs": runs, "seed": seed})
-        if out_dir is not None:
-            cmds._refuse_outputs_over_inputs(out_dir, None, [cmds._input_paths(target, sc, tx, cu)], FILES)
-        require_customers(load_program(sc.program), cu)  # said in the command's words, not the API's
-        result = sensitivity(sc.program, tx, cu, sc, ranges=chosen, workers=workers, engine=engine)
-        if out_dir is not None:
-            outputs.write_set(out_dir, output_files(result))
-    except LoyaltyError as exc:
-        cmds._fail(exc)
+    state: dict = {}
+    with cmds._interruptible(Path(out_dir) if out_dir is not None else None, state):
+        try:
+            sc, tx, cu = cmds._inputs(target, transactions, customers, {"runs": runs, "seed": seed})
+            if out_dir is not None:
+                cmds._refuse_outputs_over_inputs(out_dir, None, [cmds._input_paths(target, sc, tx, cu)], FILES)
+            require_customers(load_program(sc.program), cu)  # said in the command's words, not the API's
+            result = sensitivity(sc.program, tx, cu, sc, ranges=chosen, workers=workers, engine=engine)
+            if out_dir is not None:
+                outputs.write_set(out_dir, output_files(result))
+                state["written"] = True
+        except LoyaltyError as exc:
+            cmds._fail(exc)
     if fmt == "json":
         click.echo(result.json_text(), nl=False)
     else:

@@ -202,6 +202,18 @@ def test_a_tier_mapping_moves_every_tier_and_break_even_is_one_uplift(data):
     assert simulate(program(), tx, cu, at, workers=1, engine=ENGINE).per_run[0]["net_benefit"] > 0
 
 
+def test_a_distribution_moves_its_mean_and_every_runs_draw_with_it(data):
+    # Each run draws its uplift as mean + sd * z(run): the moved mean is simulate's with that mean.
+    tx, cu = data
+    drawn = {**SCENARIO, "runs": 3, "response": {"spend_uplift": {"normal": {"mean": 0.03, "sd": 0.02}}}}
+    res = sens.sensitivity(program(), tx, cu, drawn, workers=1, engine=ENGINE)
+    row = _row(res, "response.spend_uplift")
+    assert row["high"]["value"] == {"normal": {"mean": pytest.approx(0.05), "sd": 0.02}}
+    up = {**drawn, "response": {"spend_uplift": {"normal": {"mean": 0.05, "sd": 0.02}}}}
+    sim = simulate(program(), tx, cu, up, workers=1, engine=ENGINE)
+    assert row["high"]["net_benefit"]["p50"] == pytest.approx(_p([_money(f["net_benefit"]) for f in sim.per_run], 50), abs=1e-9)
+
+
 @pytest.mark.parametrize(
     ("given", "needle"),
     [
@@ -273,3 +285,6 @@ def test_command_refuses_bad_ranges_and_foreign_folders(files, tmp_path):
     assert (tmp_path / "mine.txt").read_text(encoding="utf-8") == "keep"
     res = _cli(files, "--out", str(files / "tx.csv"))
     assert res.exit_code in (1, 2) and "Traceback" not in res.output
+    (tmp_path / "none.yaml").write_text("runs: 2\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["sensitivity", str(tmp_path / "none.yaml")])
+    assert res.exit_code == 1 and "names no program" in res.output and "Traceback" not in res.output

@@ -39,7 +39,8 @@ from simulator.scenario import Normal, Scenario
 
 
 def _clamp(x: float, lo: float, hi: float) -> float:
-    return min(max(x, lo), hi)
+    # Rounded to 12 places: 0.35 + 0.1 is 0.45, not 0.44999999999999996, in the outputs.
+    return min(max(round(x, 12), lo), hi)
 
 
 def _shifted_uplift(value, delta: float, lo: float, hi: float):
@@ -165,6 +166,7 @@ MOVES["spend_uplift_at"] = spend_uplift_at
 
 
 def moved(sc: Scenario, moves: tuple) -> Scenario:
+    """The scenario with `moves` applied in order."""
     for key, value in moves:
         sc = MOVES[key](sc, value)
     return sc
@@ -251,12 +253,15 @@ def plain_value(value):
     return dict(value) if hasattr(value, "items") else value
 
 
-def _value_of(sc: Scenario, key: str, urr: Fraction | None, delta: float):
-    """The assumption's value in `sc` (the URR: its P50 over the runs, moved by delta)."""
-    if key == "urr":
-        return None if urr is None else float(min(max(urr + Fraction(str(delta)), Fraction(0)), Fraction(1)))
+def _setting(sc: Scenario, key: str):
+    """The value of a scenario key (`margin`, `redemption.probability`)."""
     section, _, name = key.partition(".")
     return getattr(getattr(sc, section), name) if name else getattr(sc, section)
+
+
+def _urr_at(urr: float | None, delta: float) -> float | None:
+    """A URR moved by delta, clamped to 0..1 (None: no points outstanding in any run)."""
+    return None if urr is None else _clamp(urr + delta, 0.0, 1.0)
 
 
 def tornado(paths: Paths, sc: Scenario, base: list[dict], ranges: dict[str, float], point_cost: Fraction, decimals: int) -> list[dict]:
@@ -267,8 +272,7 @@ def tornado(paths: Paths, sc: Scenario, base: list[dict], ranges: dict[str, floa
     path_moves = [((a.key, s * ranges[a.key]),) for a in ASSUMPTIONS if a.path is not None for s in (-1, 1)]
     rerun = paths.figures([(m, r) for m in path_moves for r in runs])
     by_move = {m: rerun[i * len(base) : (i + 1) * len(base)] for i, m in enumerate(path_moves)}
-    urrs = [u for u in (run_urr(f, point_cost, decimals) for f in base) if u is not None]
-    urr_p50 = Fraction(metrics.spread(urrs, None)["p50"]).limit_denominator(10**9) if urrs else None
+    urr_p50 = metrics.spread([run_urr(f, point_cost, decimals) for f in base], 6)["p50"]  # (runs with none left out)
     rows = []
     for a in ASSUMPTIONS:
         d = ranges[a.key]
@@ -276,20 +280,20 @@ def tornado(paths: Paths, sc: Scenario, base: list[dict], ranges: dict[str, floa
         for side, sign in (("low", -1), ("high", 1)):
             if a.path is not None:
                 figs = by_move[((a.key, sign * d),)]
-                value = _value_of(a.path(sc, sign * d), a.key, None, 0)
+                value = _setting(a.path(sc, sign * d), a.key)
             elif a.sums == "margin":
                 m = _clamp(sc.margin + sign * d, 0.0, 1.0)
                 figs, value = [with_margin(f, m) for f in base], m
             else:
                 figs = [with_urr_moved(f, sign * d, point_cost, decimals) for f in base]
-                value = _value_of(sc, "urr", urr_p50, sign * d)
+                value = _urr_at(urr_p50, sign * d)
             sides[side] = {
                 "value": plain_value(value),
                 "shown": "–" if value is None else shown(value),
                 "net_benefit": _money([f["net_benefit"] for f in figs], decimals),
                 "liability": _money([f["liability"] for f in figs], decimals),
             }
-        base_value = _value_of(sc, a.key, urr_p50, 0) if a.key != "urr" else (float(urr_p50) if urr_p50 is not None else None)
+        base_value = _urr_at(urr_p50, 0.0) if a.sums == "urr" else _setting(sc, a.key)
         swing = abs(sides["high"]["net_benefit"]["p50"] - sides["low"]["net_benefit"]["p50"])
         rows.append({
             "assumption": a.key, "label": a.label, "delta": d, "why": a.why, "swing": round(swing, decimals),
@@ -533,7 +537,7 @@ def _print_text(result: SensitivityResult) -> None:
     else:
         u = uplift_text
         click.echo(f"break-even spend uplift: P50 {u(s['p50'])} (P5 {u(s['p5'])}, P95 {u(s['p95'])}), {be['runs_with_root']} of {be['runs']} runs")
-    click.echo(plain("ranges (each assumption moved down and up by): " + ", ".join(f"{k} {v:g}" for k, v in d["ranges"].items() for v in [v["delta"]])))
+    click.echo(plain("ranges (each assumption moved down and up by): " + ", ".join(f"{k} {r['delta']:g}" for k, r in d["ranges"].items())))
 
 
 @click.command("sensitivity")

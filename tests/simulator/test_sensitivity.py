@@ -274,6 +274,13 @@ def test_command_json_and_files(files, tmp_path):
     assert csv[0] == ",".join(sens.TABLE_COLUMNS) and len(csv) == 1 + len(sens.RANGES)
     again = _cli(files, "--format", "json", "--out", str(out), "--range", "margin=0.1")
     assert again.exit_code == 0 and again.stdout == res.stdout  # same inputs, same bytes
+    # The base case is `loyalty simulate`'s with the same files, runs and seed.
+    sim_out = tmp_path / "sim"
+    sim = CliRunner().invoke(main, ["simulate", str(files / "club.loyalty"), "--transactions", str(files / "tx.csv"), "--customers", str(files / "cu.csv"),
+                                    "--runs", "2", "--workers", "1", "--engine", ENGINE, "--quiet", "--out", str(sim_out)])  # fmt: skip
+    assert sim.exit_code == 0, sim.output
+    summary = json.loads((sim_out / "summary.json").read_text(encoding="utf-8"))
+    assert d["base"]["net_benefit"] == summary["net_benefit"] and d["base"]["liability"] == summary["liability"]
 
 
 def test_command_refuses_bad_ranges_and_foreign_folders(files, tmp_path):

@@ -127,14 +127,20 @@ ASSUMPTIONS = (
 RANGES = MappingProxyType({a.key: a.delta for a in ASSUMPTIONS})
 BY_KEY = MappingProxyType({a.key: a for a in ASSUMPTIONS})
 
+# `--range urr=se`: the URR moves by its standard error, by chain ladder on the cohort triangles
+# of run 0's ledger (simulator.finance.triangles, as `loyalty triangles` estimates it).
+URR_SE = "se"
+URR_SE_WHY = "one standard error of the URR: chain ladder with Mack's error on run 0's cohort triangles (loyalty triangles)"
+
 # The break-even: the secant method per run stops when a step moves the uplift less than this
 # (0.001 percentage points), or after MAX_STEPS evaluations of the paths beyond the first two.
 UPLIFT_TOLERANCE = 1e-5
 MAX_STEPS = 6
 
 
-def parse_ranges(given: tuple[str, ...] | list[str]) -> dict[str, float]:
-    """`--range KEY=DELTA` values over the defaults; a clear error naming the flag otherwise."""
+def parse_ranges(given: tuple[str, ...] | list[str]) -> dict[str, float | str]:
+    """`--range KEY=DELTA` values over the defaults (`urr=se`: the URR's standard error, `URR_SE`);
+    a clear error naming the flag otherwise."""
     import difflib
 
     out = dict(RANGES)
@@ -147,12 +153,16 @@ def parse_ranges(given: tuple[str, ...] | list[str]) -> dict[str, float]:
             close = difflib.get_close_matches(key, list(RANGES), n=1, cutoff=0.5)
             hint = f"; did you mean `{close[0]}`?" if close else f"; keys: {', '.join(RANGES)}"
             raise LoyaltyError(f"--range {text}: error: unknown assumption `{key}`{hint}")
+        if key == "urr" and value.strip() == URR_SE:
+            out[key] = URR_SE
+            continue
         try:
             delta = float(value)
         except ValueError:
             delta = float("nan")
         if not 0 <= delta <= 1:  # (NaN fails too)
-            raise LoyaltyError(f"--range {text}: error: expected a move between 0 and 1 in the assumption's own units (0.05 means five points), got `{value.strip()}`")
+            also = ", or `se` for the URR's standard error" if key == "urr" else ""
+            raise LoyaltyError(f"--range {text}: error: expected a move between 0 and 1 in the assumption's own units (0.05 means five points){also}, got `{value.strip()}`")
         out[key] = delta
     return out
 
@@ -205,6 +215,12 @@ class Paths:
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+
+    def program(self):
+        """The parsed program, in this process (for a path run here, such as run 0's ledger)."""
+        if self.pool is not None:
+            montecarlo._init(self.setup, self.workers)
+        return montecarlo._PROGRAM
 
     def key(self, moves: tuple) -> str:
         """What identifies a variant: its assumptions (moves that change nothing share the base's)."""
@@ -357,6 +373,24 @@ def break_even(paths: Paths, sc: Scenario, runs: int, step: float) -> dict:
     }
 
 
+def urr_standard_error(paths: Paths) -> float:
+    """The standard error of the URR estimated from run 0's ledger by chain ladder (Mack)."""
+    import math
+
+    from simulator.finance import triangles
+
+    setup = paths.setup
+    program = paths.program()
+    ledger = montecarlo.whole(montecarlo.run_one(setup, program, 0, keep_ledger=True).ledger)
+    se = triangles.analyse(ledger).overall.std_error if len(ledger) else float("nan")
+    if not math.isfinite(se):
+        raise LoyaltyError(
+            "--range urr=se: error: the URR's standard error cannot be estimated from run 0's cohort triangles "
+            "(too few months of points, or none redeemed); give the move as a number, like `urr=0.1`"
+        )
+    return round(se, 6)
+
+
 @dataclass
 class SensitivityResult:
     """What `loyalty sensitivity` found: the base figures, the tornado and the break-even."""
@@ -368,6 +402,7 @@ class SensitivityResult:
     breakeven: dict
     ranges: dict[str, float]
     paths_run: int
+    urr_from_triangles: bool = False  # the URR's move is its standard error (`--range urr=se`)
 
     @property
     def decimals(self) -> int:
@@ -389,7 +424,7 @@ class SensitivityResult:
                 "net_benefit": _money([f["net_benefit"] for f in self.base], dec),
                 "liability": _money([f["liability"] for f in self.base], dec),
             },
-            "ranges": {k: {"delta": v, "why": BY_KEY[k].why} for k, v in self.ranges.items()},
+            "ranges": {k: {"delta": v, "why": URR_SE_WHY if k == "urr" and self.urr_from_triangles else BY_KEY[k].why} for k, v in self.ranges.items()},
             "tornado": self.rows,
             "break_even": self.breakeven,
             "assumptions": self.scenario.to_dict(),
@@ -407,6 +442,7 @@ def sensitivity(program, transactions, customers=None, scenario=None, *, ranges:
     from simulator import api, chunked
 
     ranges = dict(RANGES) if ranges is None else {**RANGES, **ranges}
+    urr_se = ranges["urr"] == URR_SE
     n = chunked.parquet_rows(transactions)
     if n is not None and n > chunked.AUTO_ROWS:
         raise LoyaltyError(
@@ -419,10 +455,12 @@ def sensitivity(program, transactions, customers=None, scenario=None, *, ranges:
         prog = ready.program
         model = prog.model
         with Paths(setup, workers) as paths:
+            if ranges["urr"] == URR_SE:
+                ranges["urr"] = urr_standard_error(paths)
             base = paths.figures([((), r) for r in range(sc.runs)])
             rows = tornado(paths, sc, base, ranges, model.point_cost, model.decimals)
             be = break_even(paths, sc, sc.runs, ranges["response.spend_uplift"] or RANGES["response.spend_uplift"])
-            return SensitivityResult(prog, sc, base, rows, be, ranges, paths.paths_run)
+            return SensitivityResult(prog, sc, base, rows, be, ranges, paths.paths_run, urr_se)
 
 
 # --- the page, the table and the command ---------------------------------------------------------
@@ -546,7 +584,13 @@ def _print_text(result: SensitivityResult) -> None:
 @click.option("--seed", type=click.IntRange(min=0), help="random seed (overrides the scenario)")
 @click.option("--transactions", type=click.Path(exists=True, dir_okay=False), help="transactions CSV or Parquet (default: the scenario's, else the bundled sample)")
 @click.option("--customers", type=click.Path(exists=True, dir_okay=False), help="customers CSV or Parquet")
-@click.option("--range", "ranges", multiple=True, metavar="KEY=DELTA", help=f"move an assumption by DELTA either way instead of its default (repeatable); keys: {', '.join(RANGES)}")
+@click.option(
+    "--range",
+    "ranges",
+    multiple=True,
+    metavar="KEY=DELTA",
+    help=f"move an assumption by DELTA either way instead of its default (repeatable; urr=se: the URR's standard error); keys: {', '.join(RANGES)}",
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="also write sensitivity.json, sensitivity.csv and sensitivity.html into this folder")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="what to print")
 @click.option("--workers", type=click.IntRange(min=1), help="cores to use (default: all available)")

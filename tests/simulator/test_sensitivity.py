@@ -230,6 +230,25 @@ def test_bad_ranges_are_refused_by_name(given, needle):
     assert needle in str(exc.value)
 
 
+def test_the_urr_can_move_by_its_standard_error_from_run_0s_triangles(data):
+    from simulator.finance import triangles
+
+    tx, cu = data
+    res = sens.sensitivity(program(), tx, cu, {**SCENARIO, "runs": 2}, ranges={"urr": "se"}, workers=2, engine=ENGINE)
+    # The oracle: `loyalty triangles`' estimate on run 0's ledger of a separate simulation.
+    ledger = simulate(program(), tx, cu, {**SCENARIO, "runs": 1}, workers=1, engine=ENGINE).read_ledger()
+    se = triangles.analyse(ledger).overall.std_error
+    assert 0 < se < 1
+    assert _row(res, "urr")["delta"] == round(se, 6)
+    assert res.to_dict()["ranges"]["urr"] == {"delta": round(se, 6), "why": sens.URR_SE_WHY}
+    assert sens.parse_ranges(["urr=se"])["urr"] == "se"
+    with pytest.raises(sens.LoyaltyError, match="between 0 and 1") as exc:
+        sens.parse_ranges(["margin=se"])  # only the URR has a standard error to move by
+    assert "standard error" not in str(exc.value)
+    with pytest.raises(sens.LoyaltyError, match="or `se` for the URR's standard error"):
+        sens.parse_ranges(["urr=one"])
+
+
 def test_ranges_override_the_defaults():
     assert sens.parse_ranges(["margin=0.1", "urr=0.05"]) == {**sens.RANGES, "margin": 0.1, "urr": 0.05}
 

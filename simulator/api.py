@@ -24,7 +24,7 @@ from rulelang import Program, atomic_write_bytes, formula_safe, refuse_input_as_
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import batch as batches
-from simulator import chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, rng
+from simulator import chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, provenance, rng
 from simulator.history import annotated, sorted_rows
 from simulator.scenario import Scenario, load_scenario
 
@@ -271,6 +271,7 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
     if future is not None:
         out.summary["horizon"] = future.describe()
+    _first_screen(out, ready.start, setup.history.until)
     return out
 
 
@@ -283,6 +284,7 @@ class Prepared:
     setup: montecarlo.Setup
     load: io.LoadResult
     customers: io.LoadResult | None
+    start: pd.Timestamp  # the replay's first day (the period's, else the history's first row's)
 
 
 @contextmanager
@@ -341,10 +343,16 @@ def _prepared(prog: Program, sc: Scenario, transactions, customers, keep, worker
             months = metrics.month_index(start, future.end if future is not None else history.until)
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
             setup = replace(setup, horizon=future)
-            yield Prepared(prog, setup, tx, cust)
+            yield Prepared(prog, setup, tx, cust, start)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
             raise
+
+
+def _first_screen(out: SimulationResult, first: pd.Timestamp, last: pd.Timestamp) -> None:
+    """summary.json's span, the sources of the assumptions and the warnings (simulator.provenance)."""
+    expired = any(r["points_expired"] for r in out.per_run)
+    out.summary.update(provenance.describe(out.scenario, out.program.model.expiry, first, last, out.summary.get("horizon"), expired))
 
 
 def _fitted(sc: Scenario, fit: Callable[[], horizon.Horizon]) -> horizon.Horizon:
@@ -481,11 +489,14 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         results[0] = replace(results[0], ledger=None)
         out = replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period), ledger_file=spill.close())
         weakref.finalize(out, shutil.rmtree, out.ledger_file.parent, True)  # the file lives as long as the result
+        _first_screen(out, start, until)
         return out
     shift = np.r_[0, np.cumsum([path_rows[k] for k in sorted(ledgers)])]
     ledger = pd.concat([montecarlo.shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
     results[0] = replace(results[0], ledger=ledger)
-    return assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    _first_screen(out, start, until)
+    return out
 
 
 class _LedgerSpill:

@@ -69,11 +69,17 @@ def response_block(c: calibration.Calibration, pilot: Pilot) -> str:
             "# spend_uplift is the spend of a visit (the simulator scales each basket by it; visit_uplift adds baskets).",
             *(["# WARNING: the placebo test rejected parallel trends; read the estimates with care."] if c.placebo is not None and c.placebo.rejects else []),
             "response:",
+            f"  source: {{pilot: {_yaml_text(pilot.source)}}}  # the report says the uplifts were calibrated from this pilot",
             f"  spend_uplift: {normal(c.spend_per_visit)}",
             f"  visit_uplift: {normal(c.visits)}",
             "",
         ]
     )
+
+
+def _yaml_text(text: str) -> str:
+    """Text as a YAML double-quoted scalar (JSON's escapes are YAML's; every character outside ASCII escaped)."""
+    return json.dumps(str(text), ensure_ascii=True)
 
 
 def _pct(x: float) -> str:
@@ -253,7 +259,7 @@ def _share(p: redemption_calibration.Proportion) -> str:
     return f"{p.estimate:.{DECIMALS}f}"
 
 
-def redemption_block(e: redemption_calibration.Estimate, ledger_name: str) -> str:
+def redemption_block(e: redemption_calibration.Estimate, ledger_name: str, ledger_path: str | None = None) -> str:
     """The YAML `redemption:` block: the overall probability and the best-fitting choice; the per-tier
     probabilities and the choice shares as comments (a scenario holds one probability)."""
     o = e.overall
@@ -272,7 +278,13 @@ def redemption_block(e: redemption_calibration.Estimate, ledger_name: str) -> st
         )
     else:
         lines.append("# choice: no redemption had two or more known rewards affordable, so the choice cannot be told; cheapest (the default) is written.")
-    lines += ["redemption:", f"  probability: {_share(o)}", f"  choice: {e.choice}", ""]
+    lines += [
+        "redemption:",
+        f"  source: {{ledger: {_yaml_text(ledger_path or ledger_name)}}}  # the report says the block was calibrated from this ledger",
+        f"  probability: {_share(o)}",
+        f"  choice: {e.choice}",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -371,7 +383,7 @@ def _calibrate_redemption(ledger, transactions, customers, scenario, program, ou
     click.echo(visible(redemption_json(est, ledger, tx, from_program) if fmt == "json" else redemption_text(est, ledger, tx, from_program)))
     if out is not None:
         try:
-            atomic_write_bytes(out, redemption_block(est, Path(ledger).name).encode("utf-8"))
+            atomic_write_bytes(out, redemption_block(est, Path(ledger).name, str(ledger)).encode("utf-8"))
         except OSError as exc:
             click.echo(f"{out}: error: cannot write: {exc}", err=True)
             sys.exit(2)

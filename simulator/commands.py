@@ -23,6 +23,7 @@ from rulelang import csv_rows_safe, refuse_input_as_output
 from rulelang.engine import compiled_on_disk
 from rulelang.errors import LoyaltyError, visible
 from simulator import outputs
+from simulator.provenance import notes_by_figure, source_text
 from simulator.report import HEADLINE, fmt_number
 from simulator.scenario import Scenario, load_scenario
 
@@ -224,6 +225,20 @@ def _cell(v, kind, dec) -> str:
     return fmt_number(v, kind, dec)
 
 
+def _first_screen(console: Console, s: dict) -> None:
+    """What the figures rest on, before them: the span replayed and forecast, and where each
+    assumption came from (simulator.provenance); user text escaped, never read as markup."""
+    if "span" not in s:
+        return
+    console.print(f"{_markup(s['program'])}: {_markup(s['span']['text'])}", highlight=False)
+    table = Table(title="assumptions and where they came from", title_justify="left", show_edge=False, box=None, pad_edge=False)
+    for col in ("assumption", "value", "source"):
+        table.add_column(col, overflow="fold")
+    for key, entry in s["assumption_sources"].items():
+        table.add_row(_markup(key), _markup(entry["shown"]), _markup(source_text(entry)))
+    console.print(table, highlight=False)
+
+
 def _console() -> Console:
     return Console(file=sys.stdout, width=max(100, Console().width))
 
@@ -269,13 +284,18 @@ def simulate_cmd(
             _fail(exc)
         dec = res.program.model.decimals
         s = res.summary
+        console = _console()
+        _first_screen(console, s)
         table = Table(title=f"{_markup(s['program'])}: {len(res.per_run)} run(s), money in {_markup(s['currency'])}")
-        for col in ("figure", "P5", "P50", "P95", "mean"):
-            table.add_column(col, justify="left" if col == "figure" else "right")
-        for key in ("rows_read", "rows_used", "rows_rejected") + SHOWN:
+        rows = ("rows_read", "rows_used", "rows_rejected") + SHOWN
+        notes = notes_by_figure(s, rows)
+        for col in ("figure", "P5", "P50", "P95", "mean") + (("note",) if notes else ()):
+            table.add_column(col, justify="left" if col in ("figure", "note") else "right")
+        for key in rows:
             label, kind = LABELS[key]
-            table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")))
-        _console().print(table)
+            note = (f"[yellow]{_markup('; '.join(notes[key]))}[/]",) if key in notes else ("",) if notes else ()
+            table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")), *note)
+        console.print(table)
         click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html"))
 
 

@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
-from simulator import metrics  # noqa: E402
+from simulator import metrics, provenance  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 PALETTE = ("#1f6f8b", "#e07a1f", "#5a9e4b", "#a23b72", "#6c757d", "#c9a227", "#3d405b")
@@ -237,8 +237,25 @@ def render_report(result) -> str:
             chart_spread=chart_spread(result.per_run, dec, cur),
             chart_rewards=chart_rewards(result.rewards) if len(result.rewards) else None,
             method=metrics.PERCENTILE_METHOD,
+            **first_screen(s),
         )
     )
+
+
+# The headline cards (report.html) that carry their figures' warnings.
+CARDS = ("program_cost", "liability", "revenue_lift", "net_benefit")
+
+
+def first_screen(summary: dict) -> dict:
+    """The report's first screen (simulator.provenance): the span, the warnings, each by the
+    figures it stands next to in the table and the cards, and where each assumption came from."""
+    return {
+        "span": summary.get("span"),
+        "warnings": summary.get("warnings", []),
+        "notes": provenance.notes_by_figure(summary, tuple(key for key, _, _ in HEADLINE)),
+        "card_notes": provenance.notes_by_figure(summary, CARDS, repeat=True),
+        "assumption_sources": [(key, {**a, "source_text": provenance.source_text(a)}) for key, a in summary.get("assumption_sources", {}).items()],
+    }
 
 
 # Whether a higher figure is better for the business (+1) or worse (-1); the rest are neither.

@@ -8,6 +8,7 @@ only on the parameters, not on the NumPy version. Column-at-a-time throughout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,12 @@ from simulator import rng
 DATA_DIR = Path(__file__).resolve().parent / "data"
 # The bundled sample, the default data of `loyalty simulate`; regenerate with
 # `python -m simulator.sample_data` (a test checks the files equal `generate(**BUNDLED)`).
-BUNDLED = {"customers": 2000, "months": 12, "seed": 2026, "start": "2026-01-01"}
+# Its pilot (programs/coffee_pilot.yaml; `loyalty calibrate` measures it): of the customers who
+# joined before the pre-period (as long as the pilot, just before it), `share` are in the pilot, half
+# treated, half control; in the pilot's days treated customers visit `visit_lift` more often and
+# spend `spend_lift` more a visit (the true uplifts), the control as before.
+BUNDLED_PILOT = {"start": "2026-09-01", "end": "2026-10-31", "share": 1.0, "spend_lift": 0.04, "visit_lift": 0.08}
+BUNDLED = {"customers": 2000, "months": 12, "seed": 2026, "start": "2026-01-01", "pilot": BUNDLED_PILOT}
 BUNDLED_FILES = ("transactions.parquet", "customers.parquet")
 
 # category -> (share of basket lines, [(sku, price)], aisle); prices in the program currency.
@@ -48,7 +54,9 @@ REFERRER_SHARE = 0.05
 # One stream per kind of draw, so that adding a draw never shifts the others.
 (S_JOIN, S_JOINDAY, S_CHURN, S_CHURNDAY, S_RATE1, S_RATE2, S_SCALE1, S_SCALE2, S_ROUND, S_APP, S_HOME,
  S_DAY, S_HOUR, S_MIN, S_LINES, S_CHAN, S_STORE, S_CAT, S_SKU, S_QTY, S_NOISE1, S_NOISE2,
- S_REFUND, S_REFDAY, S_REFKIND, S_REFER, S_REFERDAY, S_BDAY_MISS, S_BDAY, S_SEG, S_CITY, S_GENDER, S_ORGANIC) = range(33)  # fmt: skip
+ S_REFUND, S_REFDAY, S_REFKIND, S_REFER, S_REFERDAY, S_BDAY_MISS, S_BDAY, S_SEG, S_CITY, S_GENDER, S_ORGANIC,
+ S_PILOT, S_ARM, S_EXTRA, S_EXTRADAY) = range(37)  # fmt: skip
+PILOT_ARMS = (None, "control", "treated")  # the customers' `pilot_group`, by arm (0: not in the pilot)
 
 
 def _u(seed: int, stream: int, n: int) -> np.ndarray:
@@ -65,8 +73,13 @@ def _pick(u: np.ndarray, weights) -> np.ndarray:
     return np.minimum(np.searchsorted(np.cumsum(w) / w.sum(), u, side="right"), len(w) - 1)
 
 
-def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(transactions, customers) for `customers` people over `months` months from `start`."""
+def generate(customers: int, months: int, seed: int, start: str = "2026-01-01", pilot: Mapping | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(transactions, customers) for `customers` people over `months` months from `start`.
+
+    With `pilot` (`{start, end, share, spend_lift, visit_lift}`, as `BUNDLED_PILOT`) the history
+    holds a pilot with a known lift, and the customers a `pilot_group` column (`treated`, `control`,
+    or missing); without one, the history is as it always was (the pilot's draws are streams of
+    their own, and its extra visits come after every other draw's counters)."""
     if customers < 1 or months < 1:
         raise ValueError("customers and months must be at least 1")
     t0 = pd.Timestamp(start).normalize()
@@ -90,8 +103,12 @@ def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") 
 
     # --- visits (baskets) --------------------------------------------------------------------
     c = np.repeat(np.arange(n), visits)
+    day = join[c] + np.floor(_u(seed, S_DAY, len(c)) * span[c]).astype(np.int64)
+    arm = np.zeros(n, dtype=np.int64)
+    lifted = np.zeros(len(c), dtype=bool)
+    if pilot is not None:
+        arm, c, day, lifted = _pilot(seed, pilot, t0, join, leave, c, day)
     v = len(c)
-    day = join[c] + np.floor(_u(seed, S_DAY, v) * span[c]).astype(np.int64)
     hour = HOURS[_pick(_u(seed, S_HOUR, v), HOUR_WEIGHTS)]
     secs = day * 86400 + hour * 3600 + np.floor(_u(seed, S_MIN, v) * 3600).astype(np.int64)
     ul = _u(seed, S_LINES, v)
@@ -115,7 +132,8 @@ def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") 
     uq = _u(seed, S_QTY, m)
     qty = np.where(cats.index("fuel") == cat, 1, 1 + (uq > 0.85).astype(np.int64) + (uq > 0.96))
     noise = np.exp(0.15 * _normal(seed, S_NOISE1, S_NOISE2, m))
-    amount = np.round(prices[sku] * qty * scale[c[b]] * noise, 2)
+    spend_lift = 1.0 + (float(pilot["spend_lift"]) if pilot is not None else 0.0)
+    amount = np.round(prices[sku] * qty * scale[c[b]] * noise * np.where(lifted[b], spend_lift, 1.0), 2)
     aisle = np.array([CATALOGUE[k][2] for k in cats], dtype=object)[cat]
     aisle[(aisle == "grocery") & (_u(seed, S_ORGANIC, m) < ORGANIC_SHARE)] = "organic"
 
@@ -190,7 +208,30 @@ def generate(customers: int, months: int, seed: int, start: str = "2026-01-01") 
         }
     )
     transactions["store"] = transactions["store"].astype("str")
-    return transactions, _customers(seed, ids, t0)
+    people = _customers(seed, ids, t0)
+    if pilot is not None:
+        people["pilot_group"] = pd.array(np.array(PILOT_ARMS, dtype=object)[arm], dtype="str")
+    return transactions, people
+
+
+def _pilot(seed: int, pilot: Mapping, t0: pd.Timestamp, join, leave, c, day):
+    """The pilot's arms (0 out, 1 control, 2 treated, per customer), the baskets' customers and days
+    with the treated customers' extra visits in the pilot appended, and whether each basket is a
+    treated one in the pilot (its lines are scaled by the spend lift)."""
+    first = (pd.Timestamp(pilot["start"]) - t0).days
+    last = (pd.Timestamp(pilot["end"]) - t0).days
+    pre = first - (last - first + 1)  # the pre-period: as long as the pilot, just before it
+    n = len(join)
+    # Customers known before the pre-period; whether they stay on is not known, so not asked.
+    chosen = (join < pre) & (_u(seed, S_PILOT, n) < float(pilot["share"]))
+    arm = np.where(chosen, np.where(_u(seed, S_ARM, n) < 0.5, 2, 1), 0)
+    in_pilot = (arm[c] == 2) & (day >= first) & (day <= last)
+    # Each treated visit in the pilot brings another with chance `visit_lift`: visits x (1 + visit_lift).
+    extra = c[in_pilot & (_u(seed, S_EXTRA, len(c)) < float(pilot["visit_lift"]))]
+    lo, hi = np.maximum(first, join[extra]), np.minimum(last + 1, leave[extra])
+    extra_day = lo + np.floor(_u(seed, S_EXTRADAY, len(extra)) * (hi - lo)).astype(np.int64)
+    lifted = np.concatenate([in_pilot, np.ones(len(extra), dtype=bool)])
+    return arm, np.concatenate([c, extra]), np.concatenate([day, extra_day]), lifted
 
 
 def _customers(seed: int, ids: np.ndarray, t0: pd.Timestamp) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import datetime as dt
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -52,11 +52,24 @@ class Enrollment:
 
 
 @dataclass(frozen=True)
+class Calibrated:
+    """Where a calibrated block came from, as `loyalty calibrate` records it in the block's `source:`
+    key: `{pilot: FILE}` (a response block) or `{ledger: FILE}` (a redemption block)."""
+
+    kind: str  # `pilot` or `ledger`
+    file: str
+
+    def to_dict(self) -> dict:
+        return {self.kind: self.file}
+
+
+@dataclass(frozen=True)
 class Redemption:
     """After each visit a member who can afford a reward redeems with `probability`, choosing by `choice`."""
 
     probability: float = 0.3
     choice: str = "cheapest"
+    source: Calibrated | None = None  # measured from a ledger by `loyalty calibrate --ledger`; None: typed or the default
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class Response:
     spend_uplift: float | Mapping[str, float] | Normal = 0.0
     visit_uplift: float | Normal = 0.0
     goal_gradient: GoalGradient | None = None
+    source: Calibrated | None = None  # measured from a pilot by `loyalty calibrate`; None: typed or the default
 
     def spend_uplift_for(self, tier: str) -> float:
         """The spend uplift of a tier (0 for a tier the mapping does not name; a distribution's mean)."""
@@ -143,6 +157,9 @@ class Scenario:
     source: str = "<scenario>"
     timestamp_format: str | None = None  # strftime layout of the data's dates (None: ISO 8601)
     horizon: int | None = None  # months forecast after the history (simulator.horizon); None: the history only
+    # The keys (dotted: `redemption.probability`) given rather than defaulted, and where: `scenario`
+    # (the file or mapping) or `command line` (simulator.provenance tells the report).
+    typed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -157,17 +174,20 @@ class Scenario:
         (relative to the working directory).
         """
         raw = self.to_dict()
+        typed = dict(self.typed)
         for name, value in flags.items():
             if value is None:
                 continue
             path = _flag_path(name)
+            typed[".".join(path)] = "command line"
             target = raw
             for part in path[:-1]:
                 if not isinstance(target.get(part), dict):
                     target[part] = {}
                 target = target[part]
             target[path[-1]] = str(value) if path[-1] in _PATH_KEYS else value
-        return _build(raw, Path("."), _Ctx("command line", {}), keep_source=self.source)
+        built = _build(raw, Path("."), _Ctx("command line", {}), keep_source=self.source)
+        return replace(built, typed=MappingProxyType(typed))
 
     def to_dict(self) -> dict:
         """The assumptions as plain values, keys in a fixed order (for reports and overrides)."""
@@ -195,6 +215,9 @@ class Scenario:
             out["timestamp_format"] = self.timestamp_format
         if self.horizon is not None:  # (absent by default, likewise)
             out["horizon"] = f"{self.horizon} months"
+        for section, block in (("response", rs), ("redemption", self.redemption)):
+            if block.source is not None:  # (absent unless calibrated, likewise)
+                out[section]["source"] = block.source.to_dict()
         return out
 
     def data_paths(self) -> tuple[Path, Path | None]:
@@ -651,6 +674,20 @@ def _spend_uplift(value, path, ctx):
     return _uplift_number(value, path, ctx)
 
 
+CALIBRATED_KINDS = ("pilot", "ledger")
+
+
+def _calibrated(value, path, ctx) -> Calibrated:
+    """`{pilot: FILE}` or `{ledger: FILE}`: what `loyalty calibrate` measured the block from (a record, not read)."""
+    expected = "`{pilot: FILE}` or `{ledger: FILE}`, as `loyalty calibrate` writes it"
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ctx.fail(path, f"expected {expected}, got {_shown(value)}")
+    (kind, file), = value.items()
+    if kind not in CALIBRATED_KINDS:
+        raise ctx.fail(path + (kind,), f"unknown source `{_clip(str(kind))}`; expected {expected}", key=True)
+    return Calibrated(kind, _path()(file, path + (kind,), ctx))
+
+
 # Each section: key -> (validator, default). A key's default of REQUIRED means it must be given.
 REQUIRED = object()
 _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
@@ -661,11 +698,13 @@ _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
     "redemption": {
         "probability": (_number(0.0, 1.0, "a probability between 0 and 1"), 0.3),
         "choice": (_choice(("cheapest", "dearest", "random")), "cheapest"),
+        "source": (_calibrated, None),
     },
     "response": {
         "spend_uplift": (_spend_uplift, 0.0),
         "visit_uplift": (_visit_uplift, 0.0),
         "goal_gradient": (None, None),  # a nested section, below
+        "source": (_calibrated, None),
     },
     "goal_gradient": {
         "within": (_number(0.0, 1.0, "a share between 0 and 1 of the points a reward needs"), REQUIRED),
@@ -748,6 +787,10 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     if values["customers"] is not None and values["transactions"] is None:
         ctx.problems.append(ctx.fail(("customers",), "a customers file needs a transactions file too; add `transactions:`"))
     ctx.settle()
+    typed = {key: "scenario" for key in _TOP if key not in _SECTIONS and d.get(key) is not None}
+    for section in ("enrollment", "redemption", "response"):
+        raw = d.get(section)
+        typed.update({f"{section}.{key}": "scenario" for key in (raw if isinstance(raw, dict) else {}) if raw[key] is not None and key != "source"})
     return Scenario(
         program=values["program"],
         transactions=values["transactions"],
@@ -763,6 +806,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         source=keep_source or ctx.source,
         timestamp_format=values["timestamp_format"],
         horizon=values["horizon"],
+        typed=MappingProxyType(typed),
     )
 
 

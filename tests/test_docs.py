@@ -34,7 +34,8 @@ from tests.conftest import EXAMPLES, ROOT
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), EXAMPLES / "README.md"]
 # What a command in a document may name, copied into the temporary working directory.
-WORKING_FILES = ("programs", "examples", "tests/data")  # tests/data: the CDNOW history of docs/simulator.md
+# tests/data: the CDNOW history of docs/simulator.md; simulator/data: the bundled sample, which programs/coffee_pilot.yaml names
+WORKING_FILES = ("programs", "examples", "tests/data", "simulator/data")
 SHELL = {"bash", "sh", "console"}
 KINDS = {"python", "loyalty", "yaml", "text"} | SHELL
 MARKDOWN = MarkdownIt("commonmark").enable("table")
@@ -272,7 +273,7 @@ def test_scenario_blocks_load_and_name_files_that_exist(block: Block):
 def test_the_readme_quick_start_is_the_two_commands_and_ci_runs_the_second_exactly():
     first = next(b for b in fenced_blocks(ROOT / "README.md") if b.info in SHELL)
     assert first.text.splitlines() == [
-        "pip install -e . && loyalty simulate programs/coffee.loyalty",
+        "pip install -e . && loyalty simulate programs/coffee.yaml",
         "pip install -e '.[test]' && pytest -q",
     ]
     ci_commands = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if line and not line.startswith(("#", " "))]

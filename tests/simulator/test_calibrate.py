@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from simulator import calibration, io, pilot_synthetic
 from simulator.cli import main
-from simulator.scenario import Normal, loads_scenario
+from simulator.scenario import Calibrated, Normal, loads_scenario
 from tests.conftest import EXAMPLES, ROOT
 
 PILOT = str(EXAMPLES / "pilot" / "pilot.yaml")
@@ -48,6 +48,7 @@ def test_the_example_prints_the_estimates_and_writes_a_response_a_scenario_reads
     assert sc.response.spend_uplift == Normal(j["response"]["spend_uplift"]["normal"]["mean"], j["response"]["spend_uplift"]["normal"]["sd"])
     assert sc.response.visit_uplift.mean == pytest.approx(j["visits"]["uplift"], abs=1e-6)
     assert sc.response.spend_uplift.mean == pytest.approx(j["spend_per_visit"]["uplift"], abs=1e-6)
+    assert sc.response.source == Calibrated("pilot", PILOT)  # the report says where the uplifts came from
     # Same inputs, same bytes.
     again = tmp_path / "again.yaml"
     _cli("calibrate", PILOT, "--out", str(again))
@@ -167,6 +168,7 @@ def test_ledger_mode_prints_the_estimate_and_writes_a_redemption_block_a_scenari
     expected = redemption_calibration.estimate(case_ledger, io.load_transactions(case_tx).frame)
     sc = loads_scenario(out.read_text(encoding="utf-8"))
     assert sc.redemption.probability == round(expected.overall.estimate, 6) and sc.redemption.choice == "random"
+    assert sc.redemption.source == Calibrated("ledger", ledger)  # the report says where the block came from
     j = json.loads(_cli("calibrate", "--ledger", ledger, "--transactions", tx, "--scenario", str(tmp_path / "scenario.yaml"), "--format", "json").output)
     assert j["overall"]["probability"] == pytest.approx(2 / 7) and j["overall"]["visits"] == 7
     assert j["by_tier"]["Green"]["redemptions"] == 1 and j["by_tier"]["Gold"]["visits"] == 4

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rulelang
 from simulator.api import simulate
 from tests.simulator.simkit import ENGINE, program, sample, scenario
 
@@ -84,3 +85,34 @@ def test_differences_are_signed_and_rates_differ_in_percentage_points():
     assert fmt_delta(-1234.5, "money", 2) == "-1,234.50"
     assert fmt_delta(1500, "count") == "+1,500"
     assert fmt_delta(None, "ratio") == "–"
+
+
+# --- the first screen: span, sources, warnings (simulator.provenance) -----------------------------
+
+
+def _first_screen(html: str) -> str:
+    """The page from its start to the headline table: what a reader sees first."""
+    return html[: html.index("<h2>Headline figures</h2>")]
+
+
+def test_the_first_screen_shows_the_span_and_sources_and_no_warning_when_none_applies(report):
+    res, path = report
+    top = _first_screen(path.read_text(encoding="utf-8"))
+    assert f"<strong>Span:</strong> {res.summary['span']['text']}." in top and "history only" in top
+    assert '<div class="warn">' not in top and res.summary["warnings"] == []
+    assert "<td>response.visit_uplift</td><td>+10.0%</td><td>typed in the scenario</td>" in top
+    assert "<td>margin</td><td>0.5</td><td>typed in the scenario</td>" in top
+
+
+def test_the_first_screen_shows_the_horizon_the_fitted_models_and_both_warnings(tmp_path):
+    tx, cu = sample(customers=80, months=6)
+    sc = scenario(runs=2, horizon="2 months", response={"spend_uplift": 0.0, "visit_uplift": 0.0})
+    # expire after 9 months, longer than 6 months replayed and 2 forecast: nothing can expire.
+    prog = program().source.text.replace("expire after 3 months", "expire after 9 months")
+    res = simulate(rulelang.loads(prog, "t.loyalty"), tx, cu, sc, workers=1, engine=ENGINE)
+    top = _first_screen(res.to_html(tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "history 2026-01-01 to 2026-06-30 (6 months) + forecast 2 months to 2026-08-31" in top
+    assert "<td>forecast.purchases</td><td>BG/NBD r " in top and "fitted to the history" in top
+    assert "<strong>lift assumed 0: ROI shows cost only</strong>" in top
+    assert "<strong>no points can expire within 8 months: breakage 0 is not an estimate</strong>" in top
+    assert res.summary["points_expired"]["p95"] == 0

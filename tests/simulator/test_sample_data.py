@@ -120,3 +120,64 @@ def test_a_failed_write_leaves_the_earlier_files_whole(tmp_path):
         sample_data.write(broken, cu, tmp_path)
     assert [p.read_bytes() for p in first] == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "transactions.csv"]  # no temporary left
+
+
+# --- the pilot in the history ---------------------------------------------------------------------
+
+PILOT = {"start": "2026-05-01", "end": "2026-06-30", "share": 1.0, "spend_lift": 0.1, "visit_lift": 0.5}
+
+
+def test_a_pilot_of_no_one_leaves_the_history_as_it_was():
+    # The pilot's draws are streams of their own: with nobody in it, not a row moves.
+    plain, _ = sample_data.generate(150, 6, 9)
+    none, people = sample_data.generate(150, 6, 9, pilot={**PILOT, "share": 0.0})
+    pd.testing.assert_frame_equal(none, plain)
+    assert people["pilot_group"].isna().all()
+
+
+def test_the_pilot_lifts_the_treated_customers_in_its_days_and_no_one_else():
+    plain, _ = sample_data.generate(300, 6, 9)
+    tx, people = sample_data.generate(300, 6, 9, pilot=PILOT)
+    groups = people.set_index("customer_id")["pilot_group"]
+    assert set(groups.dropna()) == {"treated", "control"}
+    treated = set(groups[groups == "treated"].index)
+    first, last = pd.Timestamp(PILOT["start"]), pd.Timestamp(PILOT["end"]) + pd.Timedelta(days=1)
+
+    def lifted(frame):
+        return frame["customer_id"].isin(treated) & (frame["timestamp"] >= first) & (frame["timestamp"] < last)
+
+    # Everyone else's rows, and the treated customers' outside the pilot, are as they were
+    # (transaction ids aside: they number the baskets in order, and the pilot adds baskets).
+    keep = ["customer_id", "timestamp", "event", "amount", "sku", "quantity"]
+    same = lambda frame: frame.loc[~lifted(frame), keep].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(same(tx), same(plain))
+    # In the pilot, each of the treated customers' purchase lines as it was is there at 1.1 times
+    # its amount, and the extra visits come on top: about half as many again.
+    line = ["customer_id", "timestamp", "sku", "quantity"]
+    before = plain[lifted(plain) & (plain["event"] == "purchase")]
+    after = tx[lifted(tx) & (tx["event"] == "purchase")]
+    before, after = (f.assign(nth=f.groupby(line).cumcount()) for f in (before, after))  # a basket may hold one SKU twice
+    matched = before.merge(after, on=[*line, "nth"], suffixes=("_before", "_after"))
+    assert len(matched) == len(before)
+    # Both amounts are rounded to the cent: |after - 1.1 x before| <= 0.005 + 1.1 x 0.005.
+    assert (matched["amount_after"] - matched["amount_before"] * 1.1).abs().max() <= 0.0105 + 1e-9
+    visits_before = before.drop_duplicates(["customer_id", "timestamp"]).shape[0]
+    visits_after = after.drop_duplicates(["customer_id", "timestamp"]).shape[0]
+    assert 1.35 < visits_after / visits_before < 1.65, (visits_before, visits_after)
+
+
+def test_the_bundled_pilot_calibrates_to_intervals_that_cover_its_injected_lift():
+    from simulator.calibrate import run
+    from simulator.pilot import load_pilot
+    from tests.conftest import ROOT
+
+    c, _, _ = run(load_pilot(ROOT / "programs" / "coffee_pilot.yaml"))
+    truth = sample_data.BUNDLED_PILOT
+    pilot = load_pilot(ROOT / "programs" / "coffee_pilot.yaml")
+    assert (str(pilot.start), str(pilot.end)) == (truth["start"], truth["end"])
+    lo, hi = c.visits.uplift_interval()
+    assert lo <= truth["visit_lift"] <= hi
+    lo, hi = c.spend_per_visit.uplift_interval()
+    assert lo <= truth["spend_lift"] <= hi
+    assert c.placebo is not None and not c.placebo.rejects
+    assert c.treated_customers > 800 and c.control_customers > 800

@@ -362,3 +362,42 @@ def test_each_run_draws_its_uplifts_from_its_own_stream():
     # Plain numbers: the very same response, so a fixed uplift behaves as before.
     fixed = loads_scenario("response: {spend_uplift: 0.03, visit_uplift: 0.02}").response
     assert fixed.for_run(7, 3) is fixed
+
+
+# --- a calibrated block's source, and which keys were typed -----------------------------------------
+
+
+def test_a_calibrated_block_keeps_its_source_through_overrides_and_into_the_assumptions():
+    from simulator.scenario import Calibrated
+
+    s = loads_scenario(
+        "response:\n  source: {pilot: pilots/spring.yaml}\n  spend_uplift: {normal: {mean: 0.02, sd: 0.01}}\n"
+        "redemption: {source: {ledger: ledger.parquet}, probability: 0.2}\n"
+    )
+    assert s.response.source == Calibrated("pilot", "pilots/spring.yaml")
+    assert s.redemption.source == Calibrated("ledger", "ledger.parquet")
+    again = s.with_overrides(runs=3)
+    assert again.response.source == s.response.source and again.redemption.source == s.redemption.source
+    assert again.to_dict()["response"]["source"] == {"pilot": "pilots/spring.yaml"}
+    assert "source" not in loads_scenario("response: {visit_uplift: 0.02}").to_dict()["response"]  # reports as they were
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("response:\n  source: {pilt: a.yaml}\n", "s.yaml:2:12: error: response.source.pilt: unknown source `pilt`; expected `{pilot: FILE}` or `{ledger: FILE}`"),
+        ("response:\n  source: a.yaml\n", "s.yaml:2:11: error: response.source: expected `{pilot: FILE}` or `{ledger: FILE}`"),
+        ("redemption:\n  source: {ledger: 3}\n", "s.yaml:2:20: error: redemption.source.ledger: expected a file path, got 3"),
+        ("redemption:\n  source: {ledger: a, pilot: b}\n", "s.yaml:2:11: error: redemption.source: expected `{pilot: FILE}` or `{ledger: FILE}`"),
+    ],
+)
+def test_a_source_that_is_not_a_calibration_record_is_an_error_at_its_place(text, message):
+    assert message in _error(text)
+
+
+def test_typed_records_the_keys_given_and_where():
+    s = loads_scenario("runs: 4\nenrollment: {share: 0.5}\nresponse: {source: {pilot: p.yaml}, visit_uplift: 0.02}\n")
+    assert dict(s.typed) == {"runs": "scenario", "enrollment.share": "scenario", "response.visit_uplift": "scenario"}
+    t = s.with_overrides(seed=9, redemption_probability=0.2)
+    assert dict(t.typed) == {**s.typed, "seed": "command line", "redemption.probability": "command line"}
+    assert dict(Scenario().typed) == {}

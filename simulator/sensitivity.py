@@ -182,14 +182,19 @@ def moved(sc: Scenario, moves: tuple) -> Scenario:
     return sc
 
 
-def _task_figures(task: tuple[tuple, int]) -> dict:
-    """One run of one variant through the path, in a worker (or this process): its exact figures."""
-    moves, run = task
+def _run_figures(task: tuple[int, list[tuple]]) -> list[dict]:
+    """One run of several variants through the path, in a worker (or this process): their exact
+    figures. The run's future rows (a horizon's) are drawn once for all of them."""
+    run, variants = task
     # The per-process state `montecarlo.run_all`'s workers hold: the set-up and the parsed program.
-    setup = montecarlo._SETUP
-    setup = replace(setup, scenario=moved(setup.scenario, moves))
-    partial = montecarlo.run_one(setup, montecarlo._PROGRAM, run)
-    return montecarlo.finish(setup, montecarlo._PROGRAM.model, partial, run).figures
+    setup, program = montecarlo._SETUP, montecarlo._PROGRAM
+    future = montecarlo.future_of(setup, run)
+    out = []
+    for moves in variants:
+        mine = replace(setup, scenario=moved(setup.scenario, moves))
+        partial = montecarlo.run_one(mine, program, run, future=future)
+        out.append(montecarlo.finish(mine, program.model, partial, run).figures)
+    return out
 
 
 class Paths:
@@ -234,14 +239,18 @@ class Paths:
             if k not in self.cache:
                 todo.setdefault(k, t)
         if todo:
-            work = list(todo.values())
+            # One task per run, its variants together (they share the run's future rows).
+            by_run: dict[int, list] = {}
+            for k, (moves, run) in todo.items():
+                by_run.setdefault(run, []).append((k, moves))
+            work = [(run, [m for _, m in ks]) for run, ks in by_run.items()]
             if self.pool is not None:
-                chunk = max(1, len(work) // (self.workers * 8))
-                done = list(self.pool.map(_task_figures, work, chunksize=chunk))
+                done = list(self.pool.map(_run_figures, work, chunksize=max(1, len(work) // (self.workers * 8))))
             else:
-                done = [_task_figures(t) for t in work]
-            self.cache.update(zip(todo, done, strict=True))
-            self.paths_run += len(work)
+                done = [_run_figures(t) for t in work]
+            for ks, figs in zip(by_run.values(), done, strict=True):
+                self.cache.update((k, f) for (k, _), f in zip(ks, figs, strict=True))
+            self.paths_run += len(todo)
         return [self.cache[k] for k in keys]
 
 
@@ -254,9 +263,9 @@ def _money(values: list[int], decimals: int) -> dict:
 
 
 def shown(value) -> str:
-    """An assumption's value for people: a number, tiers' numbers, or a distribution."""
+    """An assumption's value for people: a number, tiers' numbers, or a distribution's mean (and sd)."""
     if isinstance(value, Normal):
-        return f"normal(mean {value.mean:.4g}, sd {value.sd:.4g})"
+        return f"{value.mean:.4g} (sd {value.sd:.4g})"
     if hasattr(value, "items"):
         return ", ".join(f"{t} {v:.4g}" for t, v in value.items())
     return f"{value:.4g}"
@@ -319,17 +328,33 @@ def tornado(paths: Paths, sc: Scenario, base: list[dict], ranges: dict[str, floa
     return rows
 
 
+def _spend_of_run(sc: Scenario, run: int) -> float:
+    """The one spend uplift run `run` of `sc` replays with (a number, or the run's draw)."""
+    return float(sc.response.for_run(sc.seed, run).spend_uplift)
+
+
 def break_even(paths: Paths, sc: Scenario, runs: int, step: float) -> dict:
     """Per run, the spend uplift (one for every tier) at which its net benefit is zero, by the
     secant method on the run's exact net benefit; the P5/P50/P95 of the roots over the runs."""
-    spend = sc.response.spend_uplift
-    plain = not isinstance(spend, Normal) and not hasattr(spend, "items")
-    u0 = float(spend) if plain else 0.0
-    # From the scenario's own uplift and one step up: for a plain uplift, runs the tornado ran already.
-    u1 = u0 + step if u0 + step <= 1.0 else u0 - step
     points = {r: [] for r in range(runs)}
-    for u in (u0, u1):
-        for r, f in enumerate(paths.figures([((("spend_uplift_at", u),), r) for r in range(runs)])):
+    if hasattr(sc.response.spend_uplift, "items"):
+        # Tiers with uplifts of their own: from one uplift for all, 0 and one step up.
+        for u in (0.0, step):
+            for r, f in enumerate(paths.figures([((("spend_uplift_at", u),), r) for r in range(runs)])):
+                points[r].append((u, f["net_benefit"]))
+    else:
+        # One number per run (the scenario's, or the run's draw from its distribution): the base
+        # run and the tornado's high spend side are already points of each run's curve, at the
+        # uplifts the run replayed with; a run whose high side is clamped to its base (an uplift
+        # of 1) gets a point one step below instead.
+        high = (("response.spend_uplift", step),)
+        at_high = moved(sc, high)
+        base, raised = paths.figures([((), r) for r in range(runs)]), paths.figures([(high, r) for r in range(runs)])
+        for r in range(runs):
+            u, v = _spend_of_run(sc, r), _spend_of_run(at_high, r)
+            points[r] = [(u, base[r]["net_benefit"])] + ([(v, raised[r]["net_benefit"])] if v != u else [])
+        short = [(r, points[r][0][0] - step if points[r][0][0] + step > 1 else points[r][0][0] + step) for r in range(runs) if len(points[r]) < 2]
+        for (r, u), f in zip(short, paths.figures([((("spend_uplift_at", u),), r) for r, u in short]), strict=True):
             points[r].append((u, f["net_benefit"]))
     roots: dict[int, float | None] = {}
     active = list(range(runs))

@@ -212,6 +212,26 @@ def test_a_distribution_moves_its_mean_and_every_runs_draw_with_it(data):
     up = {**drawn, "response": {"spend_uplift": {"normal": {"mean": 0.05, "sd": 0.02}}}}
     sim = simulate(program(), tx, cu, up, workers=1, engine=ENGINE)
     assert row["high"]["net_benefit"]["p50"] == pytest.approx(_p([_money(f["net_benefit"]) for f in sim.per_run], 50), abs=1e-9)
+    # The break-even starts from each run's own draw; its root is one uplift for that run, put
+    # back as a plain number: the run's net benefit changes sign across it.
+    u = res.breakeven["per_run"][1]
+    for shift, sign in ((-0.002, -1), (0.002, 1)):
+        flat = {**drawn, "response": {"spend_uplift": u + shift}}
+        assert sign * simulate(program(), tx, cu, flat, workers=1, engine=ENGINE).per_run[1]["net_benefit"] > 0
+
+
+def test_with_a_horizon_the_runs_future_is_shared_by_its_variants_and_changes_nothing():
+    # Variants of one run share its future rows (drawn once): each still equals simulate's run.
+    tx, cu = sample(80, 12, seed=5)
+    ahead = {**SCENARIO, "runs": 2, "horizon": "3 months"}
+    res = sens.sensitivity(program(), tx, cu, ahead, workers=1, engine=ENGINE)
+    assert res.base == simulate(program(), tx, cu, ahead, workers=1, engine=ENGINE).per_run
+    up = {**ahead, "redemption": {"probability": 0.5}}
+    sim = simulate(program(), tx, cu, up, workers=1, engine=ENGINE)
+    row = _row(res, "redemption.probability")
+    for key in ("liability", "net_benefit"):
+        values = [_money(f[key]) for f in sim.per_run]  # both runs: their P5 and P95 are the two
+        assert (row["high"][key]["p5"], row["high"][key]["p95"]) == pytest.approx((min(values), max(values)), abs=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""A horizon's speed: `python benchmarks/horizon.py --transactions DIR [--months 24] [--json]`.
+"""A horizon's speed: `python benchmarks/horizon.py --transactions DIR [--months 24] [--acquisition K] [--json]`.
 
 One path of `simulator.simulate` over the benchmark history (benchmarks/generate.py's Parquet
 files in DIR) with `horizon: N months`, under benchmarks/run.py's scenario, as benchmarks/run.py
@@ -7,6 +7,8 @@ the files to the summary figures. The figure is simulated transactions per secon
 the history's rows and the forecast's rows together (run 0's forecast, counted apart, untimed),
 over the whole one-run simulation and over its path alone (`montecarlo.run_all`, timed within the
 simulation, as is the models' fit, made once per simulation whatever the number of runs).
+New customers join at the history's own rate unless `--acquisition K` gives one (0: none); their
+rows count among the forecast's.
 """
 
 from __future__ import annotations
@@ -31,16 +33,17 @@ memory.before_numpy()  # as `loyalty simulate` runs (simulator.memory)
 import run as bench  # noqa: E402
 
 
-def _scenario(months: int):
+def _scenario(months: int, per_month: float | None = None):
     from simulator.scenario import Scenario
 
-    return Scenario.from_dict({**bench.SCENARIO, "runs": 1, "horizon": f"{months} months"})
+    acquired = {} if per_month is None else {"acquisition": {"per_month": per_month}}
+    return Scenario.from_dict({**bench.SCENARIO, "runs": 1, "horizon": f"{months} months", **acquired})
 
 
-def measure(directory: Path, months: int) -> dict:
+def measure(directory: Path, months: int, per_month: float | None = None) -> dict:
     import pandas as pd
 
-    from simulator import horizon, io, metrics, montecarlo, simulate
+    from simulator import acquisition, horizon, io, metrics, montecarlo, simulate
     from simulator.history import prepare
     from simulator.sample_data import generate as sample
     from simulator.sample_data import write
@@ -50,8 +53,8 @@ def measure(directory: Path, months: int) -> dict:
     bench._warm_up()  # the path's own JIT; then the forecast's, on a history with repeat buyers to fit
     with tempfile.TemporaryDirectory() as tmp:
         wtx, wcu = write(*sample(600, 12, 1), tmp, "parquet")
-        simulate(bench.PROGRAM, wtx, wcu, _scenario(months), workers=2, tune_memory=True)
-    sc = _scenario(months)
+        simulate(bench.PROGRAM, wtx, wcu, _scenario(months, per_month), workers=2, tune_memory=True)
+    sc = _scenario(months, per_month)
     # The fit (once per simulation) and the paths (run_all) timed within the simulation itself.
     spent = {}
 
@@ -77,12 +80,19 @@ def measure(directory: Path, months: int) -> dict:
     load = io.load_transactions(tx, currency_decimals=2, period=sc.period)
     h = prepare(load.frame, 2)
     hz = horizon.fit(h, months, 1, sc.seed)
-    future = horizon.draw(hz, h, metrics.month_index(pd.Timestamp(sc.period.start), hz.end), sc.seed, 0).rows
+    months_index = metrics.month_index(pd.Timestamp(sc.period.start), hz.end)
+    future = horizon.draw(hz, h, months_index, sc.seed, 0).rows
+    acq = acquisition.fit(h, hz, sc.acquisition, 1, sc.seed)
+    e = sc.enrollment
+    new = acquisition.draw(acq, h, months_index, e.share, e.pick, sc.seed, 0) if acq.capacity else None
+    new_rows = 0 if new is None else int((~new.rows["_enroll"].to_numpy()).sum())
     history_rows = int(result.summary["rows_used"]["mean"])
-    rows = history_rows + len(future)
+    rows = history_rows + len(future) + new_rows
     return {
         "history_rows": history_rows,
         "forecast_rows": len(future),
+        "new_customers": int(acq.totals[0]),
+        "new_customer_rows": new_rows,
         "horizon_months": months,
         "simulate_s": elapsed,
         "txn_per_s": rows / elapsed,
@@ -104,6 +114,7 @@ def main() -> None:
     where.add_argument("--transactions", type=Path, help="a folder of Parquet transactions and customers (benchmarks/generate.py's, say)")
     where.add_argument("--sample", type=int, metavar="CUSTOMERS", help="a year of simulator.sample_data's history for this many customers (18,500: about 1.06M rows)")
     ap.add_argument("--months", type=int, default=24)
+    ap.add_argument("--acquisition", type=float, metavar="K", help="new customers per month (default: the history's own rate; 0: none)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.sample is not None:
@@ -113,9 +124,9 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             write(*generate(a.sample, 12, 7), tmp, "parquet")
-            out = measure(Path(tmp), a.months)
+            out = measure(Path(tmp), a.months, a.acquisition)
     else:
-        out = measure(a.transactions, a.months)
+        out = measure(a.transactions, a.months, a.acquisition)
     if a.json:
         print(json.dumps(out, indent=2))
     else:

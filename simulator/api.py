@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +21,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import rulelang
-from rulelang import Program, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
+from rulelang import Program, atomic_replace, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
+from simulator import acquisition, chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, provenance, rng
 from simulator import batch as batches
-from simulator import chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, provenance, rng
+from simulator.finance import simulated
 from simulator.history import annotated, sorted_rows
 from simulator.scenario import Scenario, load_scenario
 
 
 @dataclass
 class SimulationResult:
-    """What a simulation produced: `.summary` (dict), `.monthly`, `.ledger` (run 0), `.rewards`.
+    """What a simulation produced: `.summary` (dict), `.monthly`, `.ledger` (run 0), `.rewards`;
+    the finance view: `.triangles` and `.urr` (run 0's cohort triangles and URR with Mack's errors,
+    as triangles.csv and urr.csv hold them), `.accounting` (accounting.csv's table, when the scenario
+    asks for accounting) and `.accounting_runs` (each run's roll-forward in minor units).
 
     A history replayed in slices of more than `chunked.AUTO_ROWS` rows leaves run 0's ledger on
     disk (`.ledger_file`, Parquet as `write` writes it) and `.ledger` None; `read_ledger()` reads
@@ -47,6 +52,36 @@ class SimulationResult:
     per_run: list = field(repr=False, default_factory=list)
     loads: tuple = field(repr=False, default=())
     ledger_file: Path | None = None
+    # The accounting roll-forward as accounting.csv holds it (None: the scenario asks for none).
+    accounting: pd.DataFrame | None = None
+    # Each run's roll-forward in minor units (simulator.finance.accounting), in run order.
+    accounting_runs: list = field(repr=False, default_factory=list)
+    # Run 0's cohort triangle sums over `months` (simulator.measure), for `run_triangles`.
+    triangle_sums: np.ndarray | None = field(repr=False, default=None)
+    months: pd.PeriodIndex | None = field(repr=False, default=None)
+    _triangles: object = field(repr=False, default=None)
+
+    @property
+    def run_triangles(self):
+        """Run 0's cohort triangles and URR with Mack's errors (simulator.finance.simulated.RunTriangles),
+        made when first asked for: Mack's errors need the casact package, seconds to load."""
+        from simulator.finance import simulated
+
+        if self._triangles is None and self.triangle_sums is not None:
+            self._triangles = simulated.run_triangles(self.triangle_sums, self.months)
+        return self._triangles
+
+    @property
+    def triangles(self) -> pd.DataFrame | None:
+        """triangles.csv: run 0's cohorts by development month (cumulative points and shares)."""
+        t = self.run_triangles
+        return None if t is None else t.table
+
+    @property
+    def urr(self) -> pd.DataFrame | None:
+        """urr.csv: run 0's URR per cohort and overall (`(all)`), with Mack's standard errors."""
+        t = self.run_triangles
+        return None if t is None else t.cohorts
 
     @property
     def ledger(self) -> pd.DataFrame | None:
@@ -78,12 +113,24 @@ class SimulationResult:
             raise LoyaltyError(f"{p}: error: cannot write: {exc}") from None
         return p
 
+    def to_xlsx(self, path: str | Path) -> Path:
+        """Write the workbook report.xlsx (simulator.workbook), replacing the file at once."""
+        from simulator.workbook import write_workbook
+
+        p = Path(path)
+        try:
+            with atomic_replace(p) as tmp:
+                write_workbook(self, tmp)
+        except OSError as exc:
+            raise LoyaltyError(f"{p}: error: cannot write: {exc}") from None
+        return p
+
     def write(self, out: str | Path) -> Path:
-        """Write summary.json, monthly.csv, ledger.parquet, rewards.csv and report.html into `out`,
+        """Write the outputs (`output_files`: summary.json, monthly.csv, ledger.parquet, ... report.xlsx) into `out`,
         as one set swapped in at once (simulator.outputs); `out` never holds half of a run. An `out`
         that is or holds an input, or holds files of its own, is refused."""
         refuse_input_as_output({"--out": out}, self.input_paths)
-        return outputs.write_set(out, self.output_files())
+        return outputs.write_set(out, self.output_files(), may_hold=outputs.SIMULATION_FILES + outputs.OPTIONAL_FILES)
 
     @property
     def input_paths(self) -> dict[str, str]:
@@ -93,17 +140,25 @@ class SimulationResult:
     def output_files(self) -> dict[str, Callable[[Path], None]]:
         """What `write` writes: each file's name and a writer given its path."""
         from simulator.report import render_report
+        from simulator.workbook import write_workbook
 
         def text(make: Callable[[], str]) -> Callable[[Path], None]:
             return lambda p: p.write_text(make(), encoding="utf-8")
 
-        return {
+        def table(frame: Callable[[], pd.DataFrame]) -> Callable[[Path], None]:
+            return text(lambda: formula_safe(frame()).to_csv(index=False, lineterminator="\n"))
+
+        files = {
             "summary.json": text(self.summary_json),
-            "monthly.csv": text(lambda: formula_safe(self.monthly).to_csv(index=False, lineterminator="\n")),
-            "rewards.csv": text(lambda: formula_safe(self.rewards).to_csv(index=False, lineterminator="\n")),
+            "monthly.csv": table(lambda: self.monthly),
+            "rewards.csv": table(lambda: self.rewards),
             "ledger.parquet": self._write_ledger,
-            "report.html": text(lambda: render_report(self)),
         }
+        if self.triangle_sums is not None:
+            files |= {"triangles.csv": table(lambda: self.triangles), "urr.csv": table(lambda: self.urr)}
+        if self.accounting is not None:
+            files["accounting.csv"] = table(lambda: self.accounting)
+        return files | {"report.html": text(lambda: render_report(self)), "report.xlsx": lambda p: write_workbook(self, p)}
 
     def _write_ledger(self, path: Path) -> None:
         if self.ledger is None and self.ledger_file is not None:
@@ -256,6 +311,7 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
 
 def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False) -> SimulationResult:
     sc = load_scenario_arg(scenario)
+    _refuse_acquisition_without_horizon(sc)
     prog = load_program(program)
     model = prog.model
     # Only the columns the rules read are loaded (all of them when rejected rows are written out).
@@ -268,23 +324,33 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
         setup, tx, cust, future = ready.setup, ready.load, ready.customers, ready.setup.horizon
         partials = montecarlo.run_all(setup, sc.runs, workers, progress)
     results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
-    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, setup.months)
     if future is not None:
         out.summary["horizon"] = future.describe()
+        out.summary["horizon"]["acquisition"] = ready.acquired.describe()
     _first_screen(out, ready.start, setup.history.until)
     return out
+
+
+def _refuse_acquisition_without_horizon(sc: Scenario) -> None:
+    """New customers (`acquisition`) join only in a horizon: refused, naming the scenario, without one."""
+    if sc.acquisition is not None and sc.horizon is None:
+        where = f"{sc.source}: error: " if Path(sc.source).is_file() else ""
+        raise horizon.HorizonError(f"{where}acquisition: new customers join only in a horizon after the history; add `horizon: 24 months` (say) or drop `acquisition`")
 
 
 @dataclass(frozen=True)
 class Prepared:
     """A history loaded and ready for paths: the set-up every run reads (its `horizon`, the fitted
-    future, if any), and the load reports of the transactions and the customers."""
+    future, and `acquisition`, its new customers, if any), and the load reports of the
+    transactions and the customers."""
 
     program: Program
     setup: montecarlo.Setup
     load: io.LoadResult
     customers: io.LoadResult | None
     start: pd.Timestamp  # the replay's first day (the period's, else the history's first row's)
+    acquired: object | None  # simulator.acquisition's fit with a horizon (described in summary.json), else None
 
 
 @contextmanager
@@ -294,6 +360,7 @@ def prepared(program, transactions, customers=None, scenario=None, *, workers: i
     batch and horizon, so paths run over it give `simulate`'s figures. Always in one piece (a
     history `simulate` would replay in slices is loaded whole)."""
     sc = load_scenario_arg(scenario)
+    _refuse_acquisition_without_horizon(sc)
     prog = load_program(program)
     workers = available_cores() if workers is None else workers
     keep = needed_columns(prog.model)[0]
@@ -340,10 +407,12 @@ def _prepared(prog: Program, sc: Scenario, transactions, customers, keep, worker
                 base.add_done_callback(lambda _: memory.give_back_free())
             future = _fitted(sc, lambda: horizon.fit(history, sc.horizon, sc.runs, sc.seed, models.result())) if models is not None else None
             # With a horizon every month of it is reported: monthly.csv, the roll-forward, the summary.
-            months = metrics.month_index(start, future.end if future is not None else history.until)
+            months = simulated.checked_span(metrics.month_index(start, future.end if future is not None else history.until))
             setup = _setup(prog, sc, engine, tx, history, base, months, montecarlo.baseline_revenue(history, months))
-            setup = replace(setup, horizon=future)
-            yield Prepared(prog, setup, tx, cust, start)
+            acquired = _fitted(sc, lambda: acquisition.fit(history, future, sc.acquisition, sc.runs, sc.seed)) if future is not None else None
+            # No run with a new customer (`per_month: 0`): the paths are the horizon's alone.
+            setup = replace(setup, horizon=future, acquisition=acquired if acquired is not None and acquired.capacity else None)
+            yield Prepared(prog, setup, tx, cust, start, acquired)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
             raise
@@ -355,7 +424,7 @@ def _first_screen(out: SimulationResult, first: pd.Timestamp, last: pd.Timestamp
     out.summary.update(provenance.describe(out.scenario, out.program.model.expiry, first, last, out.summary.get("horizon"), expired))
 
 
-def _fitted(sc: Scenario, fit: Callable[[], horizon.Horizon]) -> horizon.Horizon:
+def _fitted(sc: Scenario, fit: Callable):
     """The horizon's models, or their refusal naming the scenario file the horizon was set in."""
     try:
         return fit()
@@ -420,12 +489,18 @@ def _until(sc: Scenario):
 
 
 def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep, size: int, workers, engine, progress, rejects) -> SimulationResult:
-    """`simulate` over slices of customers: each path's exact sums added up slice by slice."""
-    if sc.horizon is not None:
-        # The models are fitted to every customer at once; slices would each fit their own.
+    """`simulate` over slices of customers: each path's exact sums added up slice by slice.
+
+    With a horizon the file is read once more first, slice by slice, for the customers' purchase
+    summaries and the baskets per day: the models are fitted to every customer at once, and each
+    slice's future is drawn from them as the whole history's path draws it (`horizon.fit`'s
+    `models`, `season` and `code_offset`)."""
+    if sc.horizon is not None and sc.acquisition != 0:
+        # New customers copy past new customers from anywhere in the history: from other slices.
+        where = f"{sc.source}: error: " if Path(sc.source).is_file() else ""
         raise horizon.HorizonError(
-            f"horizon: a history replayed in slices (a Parquet file of more than {chunked.AUTO_ROWS:,} rows, or `slice_rows` given) "
-            "cannot be forecast yet; drop `horizon` or replay a smaller history in one piece"
+            f"{where}acquisition: a history replayed in slices (a Parquet file of more than {chunked.AUTO_ROWS:,} rows, or `slice_rows` given) "
+            "cannot draw new customers yet; set `acquisition: {per_month: 0}` (--acquisition 0) or replay a smaller history in one piece"
         )
     model = prog.model
     p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, size, **io.load_options(sc, model, customers))
@@ -434,7 +509,11 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     start, until = _until(sc)
     start = start if start is not None else p.first
     until = until if until is not None else p.last
-    months = metrics.month_index(start, until)
+    models = None
+    if sc.horizon is not None:
+        models, season = _fitted(sc, lambda: _sliced_models(transactions, p, sc, model, keep, size, until, customers))
+    months = simulated.checked_span(metrics.month_index(start, models.end if models is not None else until))
+    future_customers = 0
     e = sc.enrollment
     # Every run's choice is made once, not again in every slice and worker.
     population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
@@ -461,6 +540,10 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
             baseline += montecarlo.baseline_revenue(history, months)
             setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
+            if models is not None:
+                hz = _fitted(sc, partial(horizon.fit, history, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
+                future_customers += len(hz.code)
+                setup = replace(setup, horizon=hz)
             last = len(ledgers) == p.slices - 1
             try:
                 parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
@@ -484,19 +567,40 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         builder.shutdown()
     setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
+    described = None
+    if models is not None:
+        described = setup.horizon.describe() | {"customers_with_a_future": future_customers, "acquisition": acquisition.none_in_slices()}
     # Run 0's ledger in slice order, its `row` numbering the whole path's rows.
     if spill is not None:
         results[0] = replace(results[0], ledger=None)
-        out = replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period), ledger_file=spill.close())
+        out = replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months), ledger_file=spill.close())
         weakref.finalize(out, shutil.rmtree, out.ledger_file.parent, True)  # the file lives as long as the result
+        if described is not None:
+            out.summary["horizon"] = described
         _first_screen(out, start, until)
         return out
     shift = np.r_[0, np.cumsum([path_rows[k] for k in sorted(ledgers)])]
     ledger = pd.concat([montecarlo.shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
     results[0] = replace(results[0], ledger=ledger)
-    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period)
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months)
+    if described is not None:
+        out.summary["horizon"] = described
     _first_screen(out, start, until)
     return out
+
+
+def _sliced_models(transactions, p: chunked.Plan, sc: Scenario, model, keep, size: int, until, customers) -> tuple:
+    """The horizon's models and seasonality from every slice of the history (one more read of
+    the file): the customers' summaries and the baskets per day, slice by slice, fitted at once."""
+    parts, days = [], pd.Series(dtype=np.int64)
+    for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until, **io.load_options(sc, model, customers)):
+        if history.rows["_purchase"].to_numpy().any():  # (a slice with no purchase has no summary)
+            parts.append(horizon.summarised(history).moved(int(p.bounds[k])))
+            days = days.add(horizon.basket_days(horizon.basket_starts(history)), fill_value=0)
+    if not parts:
+        raise horizon.HorizonError("horizon: the history has no purchases; nothing to fit")
+    models = horizon.models_from(horizon.Summary.joined(parts), pd.Timestamp(until), len(p.ids), sc.horizon, sc.runs, sc.seed)
+    return models, horizon.seasonality_of_days(days.astype(np.int64), pd.Timestamp(until))
 
 
 class _LedgerSpill:
@@ -556,8 +660,9 @@ class _LedgerSpill:
         return self.path
 
 
-def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: int) -> SimulationResult:
-    """Summary, monthly table, rewards and ledger from the runs."""
+def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: int, months: pd.PeriodIndex | None = None) -> SimulationResult:
+    """Summary, monthly table, rewards and ledger from the runs; the URR's and the accounting's
+    across runs (simulator.finance.simulated); `months`: the simulation's (run 0's triangle's)."""
     model = prog.model
     dec = model.decimals
     per_run = [r.figures for r in results]
@@ -567,10 +672,20 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
     summary["currency"] = model.currency
     summary["percentile_method"] = metrics.PERCENTILE_METHOD
     summary["assumptions"] = sc.to_dict()
+    summary["urr_estimate"] = simulated.urr_summary([r.urr for r in results])
+    books = None
+    if sc.accounting is not None:
+        frames = [r.accounting for r in results]
+        summary["accounting"] = simulated.accounting_summary(frames, sc.accounting.method, dec)
+        books = simulated.accounting_table(frames, sc.accounting.method, dec)
     monthly = pd.concat([r.monthly for r in results], ignore_index=True)
     for col in metrics.MONTHLY_MONEY:
         monthly[col] = to_decimal(monthly[col], dec)
-    return SimulationResult(summary, monthly, results[0].ledger, rewards_table(results, model, dec), sc, prog, per_run, loads)
+    return SimulationResult(
+        summary, monthly, results[0].ledger, rewards_table(results, model, dec), sc, prog, per_run, loads,
+        accounting=books, accounting_runs=[r.accounting for r in results] if books is not None else [],
+        triangle_sums=results[0].triangle, months=months,
+    )  # fmt: skip
 
 
 def rewards_table(results: list, model, dec: int) -> pd.DataFrame:

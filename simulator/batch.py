@@ -88,10 +88,12 @@ def _unit_starts(b: Batch) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts):
+def _units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts, member):
     # One pass for the units and the rows that refer to a base basket (refunds); then, the refunds' referred basket starts
     # (base rows) in order, one walk along the path's own rows, which are in history order (a
     # merge: no index of them and no search). Returns (unit, refund_of, own rows in order).
+    # A copied refund (an added row: a new customer's, simulator.acquisition) refers to the copy
+    # of its basket among the same member's added rows before it, looked for backwards.
     n = src.shape[0]
     unit = np.empty(n, dtype=np.int64)
     refund_of = np.full(n, -1, dtype=np.int64)
@@ -105,12 +107,20 @@ def _units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts):
         if not (enroll[i] or extra[i]):
             in_order &= src[i] > last
             last = src[i]
-        count += base_refund_of[src[i]] >= 0
+            count += base_refund_of[src[i]] >= 0
+        elif extra[i] and base_refund_of[src[i]] >= 0:
+            want = unit_starts[base_refund_of[src[i]]]
+            j = i - 1
+            while j >= 0 and member[j] == member[i]:
+                if extra[j] and not enroll[j] and src[j] == want:
+                    refund_of[i] = unit[j]
+                    break
+                j -= 1
     at = np.empty(count, dtype=np.int64)
     target = np.empty(count, dtype=np.int64)
     k = 0
     for i in range(n):
-        if base_refund_of[src[i]] >= 0:
+        if not (enroll[i] or extra[i]) and base_refund_of[src[i]] >= 0:
             at[k] = i
             target[k] = unit_starts[base_refund_of[src[i]]]
             k += 1
@@ -125,7 +135,9 @@ def _units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts):
     return unit, refund_of, in_order
 
 
-def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None, span: tuple[int, int] | None = None, until: pd.Timestamp | None = None) -> Batch:
+def for_path(
+    b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None, span: tuple[int, int] | None = None, until: pd.Timestamp | None = None, cast: tuple | None = None
+) -> Batch:
     """The Batch of a path's rows (history rows by `_pos`, enrol and extra rows flagged).
 
     `columns` (None: all) names the base's other columns the path carries: the compiled engine
@@ -141,6 +153,11 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     Future rows (`_future`, simulator.horizon) are copies like extra baskets, named `~future<n>`
     by their counter (`_spawn`); `until`, when given, is the path's end (a horizon's), up to which
     the engine posts expiries (default: the history's).
+
+    `cast` (customers table, ledger id dtype), when given, holds the customers who join in the
+    horizon (simulator.acquisition) after the base's own: member codes from the base's count on
+    are theirs. Their rows are copies of other customers' rows (added rows, as future ones), whose
+    attributes they carry, so what the engine gathers from the base still holds for them.
     """
     f = b.frame
     n = len(rows)
@@ -195,6 +212,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         added,
         f["refund_of"].to_numpy(),
         _unit_starts(b),
+        np.asarray(rows["_m"].to_numpy(), dtype=np.int64),
     )
     if not in_order:
         raise AssertionError("a path's own rows are not in history order")
@@ -203,7 +221,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
         {
             "row": np.arange(n, dtype=np.int64),
             "member": member,
-            "customer_id": _categorical(member, f["customer_id"].dtype),
+            "customer_id": _categorical(member, f["customer_id"].dtype if cast is None else cast[1]),
             "timestamp": rows["timestamp"].to_numpy(),
             "amount": rows["_minor"].to_numpy().astype(np.int64, copy=False),
             "event": _categorical(event, f["event"].dtype),
@@ -222,4 +240,7 @@ def for_path(b: Batch, rows: pd.DataFrame, exact_ids: bool = True, columns=None,
     # A horizon's path ends after the base's: derived from a copy of the base that ends there
     # (the rows still come from the base itself, whose masks and caches they share).
     ends = b if until is None or until == b.until else replace(b, until=until)
+    if cast is not None:
+        ends = replace(ends, customers=cast[0], members=len(cast[0]))
+        return ends.derive(frame, Origin(b, src, added, span), id_dtype=cast[1])
     return ends.derive(frame, Origin(b, src, added, span))

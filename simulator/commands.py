@@ -193,6 +193,7 @@ def _common(fn):
         click.option("--redemption-probability", type=float, help="chance to redeem on a visit when a reward is affordable"),
         click.option("--margin", type=float, help="gross margin on incremental revenue"),
         click.option("--horizon", help="forecast this long after the history's last day, like '24 months' (overrides the scenario)"),
+        click.option("--acquisition", type=float, help="new customers per month in the horizon (default: the history's own rate; 0: none)"),
         click.option("--workers", type=click.IntRange(min=1), help="cores to use: worker processes, or threads for one run (default: all available)"),
         click.option(
             "--tune-memory/--no-tune-memory",
@@ -209,9 +210,10 @@ def _common(fn):
     return fn
 
 
-def _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon=None) -> dict:
+def _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon=None, acquisition=None) -> dict:
     return {
         "horizon": horizon,
+        "acquisition.per_month": acquisition,
         "runs": runs,
         "seed": seed,
         "period": period,
@@ -261,18 +263,19 @@ def simulate_cmd(
     redemption_probability,
     margin,
     horizon,
+    acquisition,
     workers,
     tune_memory,
     engine,
     quiet,
 ):
     """Replay history through a program and forecast cost, liability and lift (with P5/P50/P95)."""
-    overrides = _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon)
+    overrides = _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition)
     state: dict = {}
     with _interruptible(Path(out_dir), state):
         try:
             sc, tx, cu = _inputs(target, transactions, customers, overrides)
-            _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES)
+            _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES + outputs.OPTIONAL_FILES)
             res = _run(sc, tx, cu, Path(target).name, quiet, workers, engine, tune_memory, rejects)
             if not quiet:
                 for load in res.loads:
@@ -296,7 +299,7 @@ def simulate_cmd(
             note = (f"[yellow]{_markup('; '.join(notes[key]))}[/]",) if key in notes else ("",) if notes else ()
             table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")), *note)
         console.print(table)
-        click.echo(plain(f"wrote {out}/: summary.json, monthly.csv, ledger.parquet, rewards.csv, report.html"))
+        click.echo(plain(f"wrote {out}/: {', '.join(res.output_files())}"))
 
 
 @click.command("compare")
@@ -307,26 +310,27 @@ def simulate_cmd(
     type=click.Path(file_okay=False),
     default="comparison",
     show_default=True,
-    help="folder for compare.html and compare.csv (by default `comparison` in the working directory; its full path is printed)",
+    help="folder for compare.html, compare.csv and compare.xlsx (by default `comparison` in the working directory; its full path is printed)",
 )
 @_common
 def compare_cmd(
-    targets, out_dir, transactions, customers, runs, seed, period, enrollment_share, redemption_probability, margin, horizon, workers, tune_memory, engine, quiet
+    targets, out_dir, transactions, customers, runs, seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition, workers, tune_memory, engine, quiet
 ):
     """Run several programs or scenarios on the same data and seed; show the figures side by side.
 
     The programs must share one currency (money is compared, not converted)."""
     from simulator.report import compare_rows, fmt_delta, render_compare
+    from simulator.workbook import write_comparison
 
     if len(targets) < 2:
         raise click.UsageError("compare needs at least two programs or scenarios")
     state: dict = {}
     with _interruptible(Path(out_dir), state):
         try:
-            first = _scenario_for(targets[0], _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon))
+            first = _scenario_for(targets[0], _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition))
             tx, cu = _data(first, transactions, customers)
             # Everyone runs on the first's data, runs and seed, so differences come from the programs.
-            shared = _overrides(first.runs, first.seed, period, enrollment_share, redemption_probability, margin, horizon)
+            shared = _overrides(first.runs, first.seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition)
             scenarios = [_scenario_for(t, shared) for t in targets]
             given = [_input_paths(t, sc, tx, cu) for t, sc in zip(targets, scenarios, strict=True)]
             _refuse_outputs_over_inputs(out_dir, None, given, outputs.COMPARE_FILES)
@@ -339,6 +343,7 @@ def compare_cmd(
                 {
                     "compare.html": lambda p: p.write_text(render_compare(results, names), encoding="utf-8"),
                     "compare.csv": lambda p: _compare_csv(rows, names, [r.summary["sources"] for r in results], p),
+                    "compare.xlsx": lambda p: write_comparison(results, names, p),
                 },
             )
             state["written"] = True
@@ -366,7 +371,7 @@ def compare_cmd(
                     cells.append(f"[{colour}]{delta}[/]" if colour else delta)
             table.add_row(r["key"], *cells)
         _console().print(table)
-        click.echo(plain(f"wrote {Path(out).resolve()}/: compare.html and compare.csv"))
+        click.echo(plain(f"wrote {Path(out).resolve()}/: compare.html, compare.csv and compare.xlsx"))
 
 
 # How the terminal shows a difference that is better or worse for the business (report.VERDICT).

@@ -28,7 +28,7 @@ Everything is counter-based: a customer's draws depend on its key, the seed and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -82,6 +82,7 @@ class Horizon:
     warp_model: np.ndarray  # model time (weeks) at each day boundary of the horizon
     warp_real: np.ndarray  # real time (weeks from `origin`) at each day boundary
     decimals: int
+    code_offset: int = 0  # a slice's first customer's code in the whole history (simulator.chunked)
 
     @property
     def weeks(self) -> float:
@@ -125,20 +126,44 @@ class Models:
     bgnbd_params: np.ndarray
     gamma_gamma_params: np.ndarray
 
+    def part(self, lo: int, hi: int) -> Models:
+        """The models with the summaries of customers lo .. hi only, coded from 0 (a slice's)."""
+        k = (self.code >= lo) & (self.code < hi)
+        return replace(self, code=self.code[k] - lo, x=self.x[k], t_x=self.t_x[k], T=self.T[k], spend_x=self.spend_x[k], zbar=self.zbar[k])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The customers' purchase summary as of the history's end, by customer code (`summarised`):
+    what the models are fitted to. Summaries of slices of the customers, their codes moved on to
+    the whole's, join into the whole's (`joined`)."""
+
+    code: np.ndarray  # int64
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray  # weeks, to the midnight after the history's end
+    zbar: np.ndarray  # mean spend of the repeat purchases, currency units
+
+    def moved(self, by: int) -> Summary:
+        return Summary(self.code + by, self.x, self.t_x, self.T, self.zbar)
+
+    @staticmethod
+    def joined(parts: list[Summary]) -> Summary:
+        return Summary(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("code", "x", "t_x", "T", "zbar")))
+
 
 def fit_models(history: History, months: int, runs: int, seed: int) -> Models:
     """The customers' summary as of the history's end and the models fitted to it, with every
     run's parameters. Reads only the rows' times, customer codes, amounts and purchase flags, so
     it can run on the first stage of the history (`simulator.history.sorted_rows`) while the
     rest is built."""
+    return models_from(summarised(history), history.until, history.customers, months, runs, seed)
+
+
+def summarised(history: History) -> Summary:
+    """The customers' purchase summary as of the history's end (`until`)."""
     h = history
     rows = h.rows
-    origin = h.until.normalize() + pd.Timedelta(days=1)
-    end = origin + months_of(months) - pd.Timedelta(nanoseconds=1)
-    if end > pd.Timestamp.max - pd.Timedelta(days=1):
-        raise HorizonError(f"horizon: {months} months after {origin.date()} is past the last day the simulator can hold; give a shorter horizon")
-    if h.customers >= MAX_CUSTOMERS:
-        raise HorizonError(f"horizon: the history has {h.customers:,} customers; a horizon takes at most {MAX_CUSTOMERS - 1:,}")
     m = np.asarray(rows["_m"].to_numpy(), dtype=np.int64)
     purchase = rows["_purchase"].to_numpy()
     frame = pd.DataFrame(
@@ -157,11 +182,23 @@ def fit_models(history: History, months: int, runs: int, seed: int) -> Models:
         raise HorizonError(f"horizon: the history cannot be summarised for the purchase models: {exc}") from None
     # Observed through the end of the last day: T runs to `origin`, where the future starts.
     T = s.T + 1.0 / summary.DAYS_PER_UNIT
+    return Summary(np.asarray(s.customer_id, dtype=str).astype(np.int64), s.x.astype(np.float64), s.t_x, T, s.mean_spend)
+
+
+def models_from(s: Summary, until: pd.Timestamp, customers: int, months: int, runs: int, seed: int) -> Models:
+    """The models fitted to the customers' summary (`customers` in all), with every run's parameters."""
+    origin = until.normalize() + pd.Timedelta(days=1)
+    end = origin + months_of(months) - pd.Timedelta(nanoseconds=1)
+    if end > pd.Timestamp.max - pd.Timedelta(days=1):
+        raise HorizonError(f"horizon: {months} months after {origin.date()} is past the last day the simulator can hold; give a shorter horizon")
+    if customers >= MAX_CUSTOMERS:
+        raise HorizonError(f"horizon: the history has {customers:,} customers; a horizon takes at most {MAX_CUSTOMERS - 1:,}")
+    T = s.T
     try:
         bg = bgnbd.fit(s.x, s.t_x, T)
     except FitError as exc:
         raise HorizonError(f"horizon: the purchase model (BG/NBD) cannot be fitted to the history: {exc}") from None
-    zbar = s.mean_spend
+    zbar = s.zbar
     repeat = (s.x > 0) & (zbar > 0)
     try:
         gg = gamma_gamma.fit(s.x[repeat], zbar[repeat])
@@ -170,8 +207,8 @@ def fit_models(history: History, months: int, runs: int, seed: int) -> Models:
     return Models(
         origin=origin,
         end=end,
-        code=np.asarray(s.customer_id, dtype=str).astype(np.int64),
-        x=s.x.astype(np.float64),
+        code=s.code,
+        x=s.x,
         t_x=s.t_x,
         T=T,
         spend_x=np.where(repeat, s.x, 0).astype(np.float64),
@@ -183,9 +220,13 @@ def fit_models(history: History, months: int, runs: int, seed: int) -> Models:
     )
 
 
-def fit(history: History, months: int, runs: int, seed: int, models: Models | None = None) -> Horizon:
+def fit(history: History, months: int, runs: int, seed: int, models: Models | None = None, season: tuple | None = None, code_offset: int = 0) -> Horizon:
     """Fit the horizon's models to the history (as of its end), once per simulation; `models`,
-    when given, are `fit_models`' of the same history (made beside the history's second stage)."""
+    when given, are `fit_models`' of the same history (made beside the history's second stage).
+    For a slice of the customers (simulator.chunked): `models` are the whole history's, cut to
+    the slice (`Models.part`), `season` the whole history's `seasonality_of_days`, and
+    `code_offset` the slice's first customer's code, so that every draw and counter is the one
+    of the whole history's path."""
     h = history
     md = models if models is not None else fit_models(h, months, runs, seed)
     rows = h.rows
@@ -207,7 +248,7 @@ def fit(history: History, months: int, runs: int, seed: int, models: Models | No
     kept = np.zeros(h.customers, dtype=bool)
     kept[code] = True
     take = np.flatnonzero(kept[m[starts]])
-    index, estimated = seasonality(rows["timestamp"].to_numpy()[starts], h.until)
+    index, estimated = season if season is not None else seasonality(rows["timestamp"].to_numpy()[starts], h.until)
     origin, end = md.origin, md.end
     model_t, real_t = warp_grid(index, origin, end)
     return Horizon(
@@ -233,7 +274,18 @@ def fit(history: History, months: int, runs: int, seed: int, models: Models | No
         warp_model=model_t,
         warp_real=real_t,
         decimals=h.decimals,
+        code_offset=int(code_offset),
     )
+
+
+def basket_starts(history: History) -> np.ndarray:
+    """The times of the history's purchase baskets (first lines, totalling more than 0)."""
+    rows = history.rows
+    purchase = rows["_purchase"].to_numpy()
+    visit = rows["_visit"].to_numpy() & purchase
+    starts = np.flatnonzero(visit)
+    _, totals = _baskets(starts, visit, purchase, rows["_minor"].to_numpy())
+    return rows["timestamp"].to_numpy()[starts[totals > 0]]
 
 
 @njit(cache=True, nogil=True)
@@ -256,14 +308,28 @@ def _baskets(starts, visit, purchase, minor):
     return lines, totals
 
 
+def basket_days(basket_times: np.ndarray) -> pd.Series:
+    """Baskets per day (days since 1970-01-01, ascending): what `seasonality_of_days` reads.
+    The day counts of slices of the customers add up to the whole's (`Series.add`)."""
+    day = metrics.as_ns(basket_times) // _NS_PER_DAY
+    days, counts = np.unique(day, return_counts=True)
+    return pd.Series(counts.astype(np.int64), index=days)
+
+
 def seasonality(basket_times: np.ndarray, until: pd.Timestamp) -> tuple[np.ndarray, bool]:
     """The month-of-year index (12 floats, mean 1) of the baskets' times, and whether it was
     estimated: from the complete calendar months up to `until` when there are 12 or more, else flat."""
+    return seasonality_of_days(basket_days(basket_times), until)
+
+
+def seasonality_of_days(per_day: pd.Series, until: pd.Timestamp) -> tuple[np.ndarray, bool]:
+    """`seasonality` from the baskets per day (`basket_days`)."""
     flat = np.ones(12)
-    if len(basket_times) == 0:
+    per_day = per_day[per_day > 0]
+    if len(per_day) == 0:
         return flat, False
-    day = metrics.as_ns(basket_times) // _NS_PER_DAY
-    first = pd.Timestamp(int(day.min()) * _NS_PER_DAY)
+    day_no = np.asarray(per_day.index, dtype=np.int64)
+    first = pd.Timestamp(int(day_no.min()) * _NS_PER_DAY)
     # Complete months: from the first month that starts on or after the first basket's day to the
     # last month that ends on or before the history's last day.
     lo = first.to_period("M") if first.day == 1 else first.to_period("M") + 1
@@ -272,8 +338,11 @@ def seasonality(basket_times: np.ndarray, until: pd.Timestamp) -> tuple[np.ndarr
     if hi < lo or (hi - lo).n + 1 < 12:
         return flat, False
     months = pd.period_range(lo, hi, freq="M")
-    inside = (basket_times >= months[0].start_time.to_datetime64()) & (basket_times <= months[-1].end_time.to_datetime64())
-    per_month = metrics.by_month(basket_times[inside], np.ones(int(inside.sum()), dtype=np.int64), months)
+    # Baskets per month: the day counts summed between the months' first days.
+    bounds = pd.period_range(months[0], periods=len(months) + 1, freq="M").start_time.values.astype("datetime64[D]").astype(np.int64)
+    cum = np.concatenate([[0], np.cumsum(per_day.to_numpy())])
+    at = np.searchsorted(day_no, bounds, side="left")
+    per_month = np.diff(cum[at])
     moy = months.month.to_numpy() - 1
     baskets = np.bincount(moy, weights=per_month, minlength=12)
     days = np.bincount(moy, weights=months.days_in_month.to_numpy(), minlength=12)
@@ -330,7 +399,7 @@ def draw(hz: Horizon, history: History, months: pd.PeriodIndex, seed: int, run: 
     first_line = np.zeros(len(src), dtype=bool)
     first_line[np.cumsum(lines) - lines] = True
     code = hz.code[owner]
-    row_id = FUTURE_ROW + code * FUTURE_SLOTS + j
+    row_id = FUTURE_ROW + (code + hz.code_offset) * FUTURE_SLOTS + j
     rows = pd.DataFrame(
         {
             "timestamp": np.repeat(ts, lines).view("datetime64[ns]"),

@@ -33,6 +33,8 @@ class Partial:
     tiers_m: np.ndarray  # (month, tier) members at each month's end
     rewards: pd.DataFrame  # metrics.rewards
     ledger: pd.DataFrame | None
+    triangle: np.ndarray | None = None  # (cohort, development, flow) points (metrics.LedgerSums)
+    sales_m: np.ndarray | None = None  # members' purchases per month (minor units): the sales that earn points
     baseline_m: np.ndarray | None = None  # the forecast rows' own revenue per month (simulator.horizon), whole path
 
     def add(self, other: Partial) -> Partial:
@@ -41,11 +43,16 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
+        for f in ("triangle", "sales_m"):  # (None in a part made without them)
+            mine, theirs = getattr(self, f), getattr(other, f)
+            sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
             rewards = self.rewards + other.rewards
         else:
             rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
-        return Partial(**sums, rewards=rewards, ledger=None)
+        # A slice's future revenue (simulator.chunked with a horizon) adds up like the sums.
+        base = None if self.baseline_m is None and other.baseline_m is None else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
@@ -57,7 +64,7 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
     kinds = metrics.kind_codes(ledger)
     t = rows["timestamp"].to_numpy()
     purchase, refund, minor, orig, enroll = (rows[c].to_numpy() for c in ("_purchase", "_refund", "_minor", "_orig", "_enroll"))
-    delta, joins = _row_sums(
+    delta, joins, sales = _row_sums(
         metrics.as_ns(t),
         purchase,
         refund,
@@ -87,6 +94,8 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         tiers_m=tier_counts,
         rewards=metrics.rewards(ledger, kinds),
         ledger=ledger if keep_ledger else None,
+        triangle=sums.triangle,
+        sales_m=sales,
     )
 
 
@@ -97,6 +106,7 @@ def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends):
     # unless the row falls after that month's end_time (the last nanosecond of the month).
     n = t.shape[0]
     delta = np.zeros(nm, dtype=np.int64)
+    sales = np.zeros(nm, dtype=np.int64)
     joins = np.zeros(nm + 1, dtype=np.int64)
     for i in range(n):
         # Branch-free: the flags vary row to row, and mispredicted branches cost more than the work.
@@ -104,8 +114,9 @@ def _row_sums(t, purchase, refund, minor, orig, enroll, first, table, nm, ends):
         c = metrics.month_of(t[i], first, table, nm)
         if 0 <= c < nm:
             delta[c] += x - orig[i]
+            sales[c] += minor[i] * purchase[i]
             before = c + (t[i] > ends[c])
         else:
             before = max(c, 0)
         joins[before] += enroll[i] & (t[i] != NAT)
-    return delta, joins
+    return delta, joins, sales

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -26,7 +27,7 @@ MONEY_FIGURES = (
     "reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program",
     "revenue_lift", "incremental_margin", "net_benefit",
 )  # fmt: skip
-RATIO_FIGURES = ("redemption_rate", "breakage_rate", "revenue_lift_pct", "roi")
+RATIO_FIGURES = ("redemption_rate", "breakage_rate", "urr", "revenue_lift_pct", "roi")
 MONTHLY_POINTS = ("opening", "issued", "clawed_back", "redeemed", "expired", "closing", "capped", "shortfall")
 MONTHLY_MONEY = ("reward_cost", "partner_funded", "liability", "revenue_baseline", "revenue_with_program")
 # P5/P50/P95 are values some run produced (the smallest with at least that share of runs at or
@@ -51,11 +52,6 @@ def round_half_up(x: Fraction) -> int:
 def ratio(num: int, den: int) -> Fraction | None:
     """num / den exactly, or None (shown as null) when den is 0."""
     return Fraction(num, den) if den else None
-
-
-def redemption_share(redeemed: int, expired: int) -> Fraction:
-    """Share of points expected to be redeemed: observed redeemed / (redeemed + expired), else 1."""
-    return Fraction(redeemed, redeemed + expired) if redeemed + expired else Fraction(1)
 
 
 @dataclass(frozen=True)
@@ -95,12 +91,12 @@ def _lookup(lut, codes):
     return out
 
 
-def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput) -> dict:
-    """Exact figures of one run from its points per kind and its reward cost and partner share (minor units)."""
+def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction) -> dict:
+    """Exact figures of one run from its points per kind, its reward cost and partner share (minor
+    units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder)."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
-    share = redemption_share(p["redeem"], p["expire"])
-    liability = round_half_up(outstanding * x.point_cost * scale * share)
+    liability = round_half_up(outstanding * x.point_cost * scale * urr)
     program_cost = reward_cost - partner + liability
     lift = x.revenue_with_program - x.revenue_baseline
     margin = round_half_up(Fraction(lift) * Fraction(str(x.margin)))
@@ -118,6 +114,7 @@ def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput)
         "points_outstanding": outstanding,
         "redemption_rate": ratio(p["redeem"], p["earn"]),
         "breakage_rate": ratio(p["expire"], p["earn"]),
+        "urr": urr,
         "reward_cost": reward_cost,
         "partner_funded": partner,
         "program_cost": program_cost,
@@ -194,14 +191,22 @@ class LedgerSums:
     cells: np.ndarray  # (month, kind) points
     cost_m: np.ndarray
     partner_m: np.ndarray
+    # (cohort, development, flow) points: the month the lot was earned, the months since, and the
+    # kinds that move a lot's points (TRIANGLE_KINDS, simulator.finance.triangles' FLOWS order)
+    triangle: np.ndarray
+
+
+# The kinds a cohort triangle follows: the first four of KINDS, in triangles.FLOWS' order.
+TRIANGLE_KINDS = ("earn", "clawback", "redeem", "expire")
 
 
 @njit(cache=True, nogil=True)
-def _ledger_sums(t, kinds, points, cost, partner, first, table, nm, nk):
+def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf):
     by_kind = np.zeros(nk, dtype=np.int64)
     cells = np.zeros((nm, nk), dtype=np.int64)
     cost_m = np.zeros(nm, dtype=np.int64)
     partner_m = np.zeros(nm, dtype=np.int64)
+    triangle = np.zeros((nm, nm, nf), dtype=np.int64)
     total = np.zeros(2, dtype=np.int64)
     for i in range(t.shape[0]):
         k = kinds[i]
@@ -215,23 +220,30 @@ def _ledger_sums(t, kinds, points, cost, partner, first, table, nm, nk):
             by_kind[k] += points[i]
             if 0 <= c < nm:
                 cells[c, k] += points[i]
-    return by_kind, total, cells, cost_m, partner_m
+                if k < nf:  # a posting that moves a lot's points: its cohort is its lot's month
+                    e = month_of(earned_on[i], first, table, nm)
+                    if 0 <= e <= c:
+                        triangle[e, c - e, k] += points[i]
+    return by_kind, total, cells, cost_m, partner_m, triangle
 
 
 def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> LedgerSums:
-    """Points per kind, reward cost and partner share: in total and per (month, kind) cell, in one pass."""
+    """Points per kind, reward cost and partner share: in total, per (month, kind) cell and per
+    (cohort, development, flow) cell of the cohort triangle, in one pass."""
     kinds = kind_codes(ledger) if kinds is None else kinds
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
-    by_kind, total, cells, cost_m, partner_m = _ledger_sums(
+    by_kind, total, cells, cost_m, partner_m, triangle = _ledger_sums(
         as_ns(ledger["timestamp"].to_numpy()),
+        as_ns(ledger["earned_on"].to_numpy()),
         np.asarray(kinds),
         *cols,
         month_starts(months)[0],
         month_table(months),
         len(months),
         len(KINDS),
+        len(TRIANGLE_KINDS),
     )
-    return LedgerSums(by_kind, int(total[0]), int(total[1]), cells, cost_m, partner_m)
+    return LedgerSums(by_kind, int(total[0]), int(total[1]), cells, cost_m, partner_m, triangle)
 
 
 def monthly_from(
@@ -243,9 +255,12 @@ def monthly_from(
     revenue: pd.DataFrame,
     members: pd.Series,
     tier_counts: pd.DataFrame,
+    urr_m: list[Fraction],
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
+    The liability is each month's closing points x point cost x `urr_m`, the URR as estimated at
+    that month's end (simulator.finance.simulated).
 
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
     `members` the members joined by each month's end; `tier_counts` members per tier at each end.
@@ -259,9 +274,8 @@ def monthly_from(
     cols["opening"] = (closing - net).astype(np.int64)
     cols["reward_cost"] = cost
     cols["partner_funded"] = partner
-    p = {k: int(cells[:, i].sum()) for i, k in enumerate(KINDS)}
-    factor = x.point_cost * 10**x.decimals * redemption_share(p["redeem"], p["expire"])
-    cols["liability"] = [round_half_up(c * factor) for c in closing.tolist()]
+    factor = x.point_cost * 10**x.decimals
+    cols["liability"] = [round_half_up(c * factor * u) for c, u in zip(closing.tolist(), urr_m, strict=True)]
     cols["members"] = members.reindex(months).to_numpy(dtype=np.int64)
     for col in tier_counts.columns:
         cols[f"tier_{col}"] = tier_counts[col].reindex(months).to_numpy(dtype=np.int64)
@@ -398,6 +412,16 @@ def _tidy(v: float, digits: int | None) -> float | int:
         return int(v) if v.is_integer() else v
     v = round(v, digits)
     return int(v) if digits == 0 else v
+
+
+def difference(a, b) -> float | int | None:
+    """a - b of two figures as summary.json shows them, exactly (by way of their decimal forms): a
+    difference of amounts is an amount (0.45 - 0.413793 is 0.036207, not 0.036206999999999996).
+    None when either is missing (None, or NaN)."""
+    if a is None or b is None or a != a or b != b:
+        return None
+    d = Decimal(repr(a)) - Decimal(repr(b))
+    return int(d) if isinstance(a, int) and isinstance(b, int) else float(d)
 
 
 def summarise(per_run: list[dict], decimals: int) -> dict:

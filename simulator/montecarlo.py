@@ -21,8 +21,9 @@ import pandas as pd
 import rulelang
 from rulelang.engine import ENGINES, Batch, available_cores, member_parts, needed_columns
 from rulelang.errors import LoyaltyError
+from simulator import acquisition, enrollment, horizon, metrics, redemption, response
 from simulator import batch as batches
-from simulator import enrollment, horizon, metrics, redemption, response
+from simulator.finance import simulated
 from simulator.history import History, with_columns
 from simulator.measure import Partial, measure
 
@@ -44,16 +45,22 @@ class Setup:
     baseline: np.ndarray  # revenue of the replayed history per month (minor units): the same in every run
     population: enrollment.Population | None = None  # set when `history` is a slice of the customers
     horizon: object | None = None  # simulator.horizon.Horizon: the future after the history (None: none)
+    acquisition: object | None = None  # simulator.acquisition.Acquisition: new customers in the horizon (None: none)
+    newcomers: object | None = None  # simulator.acquisition.Newcomers: the run's own (set by `run_one`)
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """One path: its exact figures, monthly roll-forward, rewards table and (run 0) ledger."""
+    """One path: its exact figures, monthly roll-forward, rewards table and (run 0) ledger, with its
+    cohort triangle sums, URR and accounting roll-forward (simulator.finance.simulated)."""
 
     figures: dict
     monthly: pd.DataFrame
     rewards: pd.DataFrame
     ledger: pd.DataFrame | None
+    triangle: np.ndarray | None = None
+    urr: object | None = None  # simulated.RunURR
+    accounting: pd.DataFrame | None = None
 
 
 _SETUP: Setup | None = None
@@ -106,7 +113,9 @@ def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | 
     `row_tiers`, each row's tier."""
     engine = _engine_for(program, setup.engine)
     until = setup.horizon.end if setup.horizon is not None else None
-    return engine.evaluate(batches.for_path(base_of(setup), rows, engine.exact_ids, engine.columns, span, until), policy, threads, moments, row_tiers)
+    base = base_of(setup)
+    cast = setup.newcomers.cast(base) if setup.newcomers is not None else None
+    return engine.evaluate(batches.for_path(base, rows, engine.exact_ids, engine.columns, span, until, cast), policy, threads, moments, row_tiers)
 
 
 def end_of(setup: Setup) -> pd.Timestamp:
@@ -156,9 +165,19 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
     _engine_for(program, setup.engine)  # compiled once, before any thread asks for it
     # The run's future rows, every customer's (members' join their paths; all count in the baseline).
     future = future_of(setup, run) if future is None else future
+    # The run's new customers (simulator.acquisition): their rows follow the future rows (their
+    # codes follow the real customers'), and their part of the path is a part of its own.
+    newcomers = acquisition.draw(setup.acquisition, h, setup.months, e.share, e.pick, sc.seed, run) if setup.acquisition is not None else None
+    if newcomers is not None:
+        future = horizon.Future(_appended(future.rows, newcomers.rows), future.baseline + newcomers.baseline)
+        chosen = np.concatenate([chosen, newcomers.chosen])
+        setup = replace(setup, newcomers=newcomers)
     rows = future.rows if future is not None else None
     threads = _THREADS
     parts = _parts(h, threads)
+    if newcomers is not None and len(parts) > 1:
+        # Their rows copy any customer's: the whole base is their span.
+        parts.append((h.customers, newcomers.members, 0, len(h.rows)))
     if len(parts) == 1:
         return _with_future(_run_part(setup, program, run, chosen, None, keep_ledger, _THREADS, rows), future)
     # Thread t takes pieces t, t + threads, ... (pieces hold about equal rows).
@@ -176,10 +195,20 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
 
 
 def future_of(setup: Setup, run: int):
-    """Run `run`'s future rows, every customer's (simulator.horizon), or None without a horizon."""
+    """Run `run`'s future rows, every customer's (simulator.horizon), or None without a horizon:
+    they depend on the seed and the run only (new customers, drawn by enrolment, are not in them)."""
     if setup.horizon is None:
         return None
     return horizon.draw(setup.horizon, setup.history, setup.months, setup.scenario.seed, run)
+
+
+def _appended(rows: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """The future rows with the new customers' after them (the future rows enrol no one)."""
+    out = {}
+    for c in new.columns:
+        a = rows[c].to_numpy() if c in rows.columns else np.zeros(len(rows), dtype=new[c].dtype)
+        out[c] = np.concatenate([a, new[c].to_numpy()])
+    return pd.DataFrame(out, copy=False)
 
 
 def _with_future(p: Partial, future) -> Partial:
@@ -302,14 +331,18 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
     rows = enrollment.member_rows(h, chosen, span)
     if future is not None:
         rows = horizon.joined(rows, future, chosen, part)
+    # Every customer's random key, the new customers' after the real ones'.
+    keys = setup.newcomers.acq.keys if setup.newcomers is not None else h.keys
     first = None
     if response.needs_first_pass(sc.response, model):
         policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
         # Only the goal gradient maps the ledger's customer ids back to codes.
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
-        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), h, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None)
+        if code_of and setup.newcomers is not None:
+            code_of.update({cid: h.customers + i for i, cid in enumerate(setup.newcomers.acq.ids)})
+        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), keys, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals)
-    extra = response.extra_visits(rows, sc.response.visit_uplift, h.keys, seed, run, end_of(setup))
+    extra = response.extra_visits(rows, sc.response.visit_uplift, keys, seed, run, end_of(setup))
     is_extra = np.zeros(len(rows), dtype=bool)
     spawn = None
     if len(extra):
@@ -321,13 +354,13 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         spawn = response.interleave(np.full(len(rows) - len(extra), -1, dtype=np.int64), extra["_spawn"].to_numpy(), is_extra)
         f = response.interleave(f, f[spawn_pos], is_extra)
     # Added after the merge: one column less to interleave each, and draws keyed by row either way.
-    rows = _path_columns(rows, is_extra, h, seed, run, spawn)
+    rows = _path_columns(rows, is_extra, keys, seed, run, spawn)
     # `_row` and `_ord` key and order the steps above; the engine and the sums read neither, so
     # the pieces a thread prepares ahead while the base is built hold less.
     return with_columns(rows, {"_minor": response.scaled(rows, f)}, drop=("_row", "_ord")), chosen, span
 
 
-def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: int, run: int, spawn: np.ndarray | None = None) -> pd.DataFrame:
+def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, keys: np.ndarray, seed: int, run: int, spawn: np.ndarray | None = None) -> pd.DataFrame:
     """The rows with the path's own columns: its pre-uplift revenue `_orig`, the extra-visit flags
     and the spawning rows (`_spawn`, -1 for the path's own rows), the draws."""
     money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
@@ -339,7 +372,7 @@ def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, h: History, seed: in
         base = own.get("_spawn", rows["_spawn"].to_numpy() if "_spawn" in rows.columns else None)
         own["_spawn"] = np.where(rows["_future"].to_numpy(), rows["_row"].to_numpy(), base)
     rows = with_columns(rows, own)
-    u_redeem, u_choice = redemption.draws(rows, h.keys, seed, run)  # (keyed by `_extra` and `_spawn`)
+    u_redeem, u_choice = redemption.draws(rows, keys, seed, run)  # (keyed by `_extra` and `_spawn`)
     return with_columns(rows, {"_u_redeem": u_redeem, "_u_choice": u_choice})
 
 
@@ -362,10 +395,14 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
         margin=setup.scenario.margin,
         tiers_end=end_tiers,
     )
-    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts)
+    urr = simulated.run_urr(p.triangle, months)
+    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month])
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
-    return RunResult(metrics.figures_from(by_kind, p.cost, p.partner, x), monthly, p.rewards, p.ledger)
+    books = simulated.run_accounting(setup.scenario.accounting, p.cells, p.sales_m, urr, months, model.point_cost, model.decimals)
+    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact)
+    # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
+    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books)
 
 
 def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:

@@ -32,8 +32,10 @@ from pathlib import Path
 from rulelang import current_umask, fsync_dir
 from rulelang.errors import LoyaltyError
 
-SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "report.html")
-COMPARE_FILES = ("compare.html", "compare.csv")
+SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "triangles.csv", "urr.csv", "report.html", "report.xlsx")
+# Written when the scenario asks for it (`accounting:`); a folder may hold it from an earlier run.
+OPTIONAL_FILES = ("accounting.csv",)
+COMPARE_FILES = ("compare.html", "compare.csv", "compare.xlsx")
 # The write's steps besides one per file (after it is written), in order.
 STEPS = ("locked", "temporary", "synced", "aside", "swapped", "done")
 FAULT_ENV = "LOYALTY_TEST_FAULT"
@@ -64,10 +66,11 @@ def check_target(out: str | Path, names: tuple[str, ...]) -> None:
         )
 
 
-def write_set(out: str | Path, files: Mapping[str, Callable[[Path], None]]) -> Path:
-    """Write `files` (name -> a writer given the file's path) as the whole content of folder `out`."""
+def write_set(out: str | Path, files: Mapping[str, Callable[[Path], None]], may_hold: tuple[str, ...] = ()) -> Path:
+    """Write `files` (name -> a writer given the file's path) as the whole content of folder `out`;
+    `may_hold`: other names of the same command's outputs an earlier run may have left there."""
     out = Path(out)
-    names = tuple(files)
+    names = tuple(files) + tuple(may_hold)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with _locked(out):

@@ -144,6 +144,14 @@ def _fitted(horizon: Mapping) -> dict[str, dict]:
             "detail": f"{what} fitted to {fit['customers']:,} customers' history; {how}",
             "shown": f"{what} " + ", ".join(f"{name} {v:.4g}" for name, v in params.items()),
         }
+    joining = horizon.get("acquisition")
+    if joining is not None and joining.get("source") == "the history":  # (a typed rate is the scenario's)
+        out["acquisition.per_month"] = {
+            "value": joining["per_month"],
+            "source": "fitted",
+            "detail": f"the history's rate of new customers: {joining['measured']}; each month's number is a Poisson draw",
+            "shown": f"{joining['per_month']:.1f} new customers a month",
+        }
     seasonal = horizon.get("seasonality")
     if seasonal is not None:
         out["forecast.seasonality"] = {

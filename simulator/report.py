@@ -180,6 +180,63 @@ def chart_rewards(rewards: pd.DataFrame) -> Markup:
     return _svg(fig)
 
 
+def chart_triangle(table: pd.DataFrame) -> Markup:
+    """Run 0's cohort triangle as a heatmap: the share of each cohort's points redeemed by each
+    development month (vector cells, so the page stays text and its bytes reproducible)."""
+    grid = table.pivot(index="cohort", columns="development", values="redeemed_share").sort_index()
+    n_cohorts, n_ages = grid.shape
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.28 * n_cohorts))
+    mesh = ax.pcolormesh(np.ma.masked_invalid(grid.to_numpy(dtype=float)), cmap="Blues", vmin=0, vmax=1, edgecolors="white", linewidth=0.5)
+    ax.set_title("Share of each cohort's points redeemed, by months since earned (run 1)", loc="left", fontsize=12)
+    ax.set_xticks(np.arange(n_ages) + 0.5, [str(a) for a in grid.columns])
+    ax.set_yticks(np.arange(n_cohorts) + 0.5, grid.index.tolist())
+    ax.invert_yaxis()
+    ax.set_xlabel("development (months since the cohort's month)")
+    ax.set_ylabel("cohort (month earned)")
+    fig.colorbar(mesh, ax=ax, format=lambda v, _: f"{100 * v:.0f}%", fraction=0.03)
+    return _svg(fig)
+
+
+# The accounting roll-forward's rows as an airline's loyalty-liability note lays them out:
+# (line in the run's frame, label, sign shown).
+ROLLFORWARD_ROWS = {
+    "deferred_revenue": (
+        ("opening", "Opening deferred revenue", ""),
+        ("deferred", "Deferred (points issued)", "+"),
+        ("recognised_on_redemption", "Recognised on redemption", "−"),
+        ("recognised_breakage", "Breakage recognised", "−"),
+        ("change_of_estimate", "Change in estimate", "−"),
+        ("closing", "Closing deferred revenue", "="),
+    ),
+    "cost": (
+        ("opening", "Opening provision", ""),
+        ("provided", "Provided (points issued)", "+"),
+        ("used_on_redemption", "Used on redemption", "−"),
+        ("released_breakage", "Breakage released", "−"),
+        ("change_of_estimate", "Change in estimate", "+"),
+        ("closing", "Closing provision", "="),
+    ),
+}
+
+
+def rollforward_table(frame: pd.DataFrame, method: str, decimals: int) -> dict:
+    """Run 0's roll-forward as rows of lines and columns of periods: months, or quarters when there
+    are more than twelve (a quarter opens at its first month's opening, closes at its last's, and
+    adds its months' flows between)."""
+    period = pd.PeriodIndex(frame["month"], freq="M")
+    quarterly = len(frame) > 12
+    key = period.asfreq("Q") if quarterly else period
+    groups = frame.groupby(np.asarray(key.astype(str)), sort=True)
+    columns = list(groups.groups)
+    scale = 10**decimals
+    rows = []
+    for line, label, sign in ROLLFORWARD_ROWS[method]:
+        how = "first" if line == "opening" else "last" if line == "closing" else "sum"
+        values = groups[line].agg(how)
+        rows.append({"label": label, "sign": sign, "total": line == "closing", "amounts": [int(values[c]) / scale for c in columns]})
+    return {"columns": columns, "rows": rows, "quarterly": quarterly}
+
+
 SOURCE_KEYS = ("program", "transactions", "customers")
 
 
@@ -238,6 +295,7 @@ def render_report(result) -> str:
             chart_rewards=chart_rewards(result.rewards) if len(result.rewards) else None,
             method=metrics.PERCENTILE_METHOD,
             **first_screen(s),
+            **finance_sections(result, dec),
         )
     )
 
@@ -256,6 +314,19 @@ def first_screen(summary: dict) -> dict:
         "card_notes": provenance.notes_by_figure(summary, CARDS, repeat=True),
         "assumption_sources": [(key, {**a, "source_text": provenance.source_text(a)}) for key, a in summary.get("assumption_sources", {}).items()],
     }
+def finance_sections(result, decimals: int) -> dict:
+    """The report's breakage section (run 0's triangle and URR, the URR across runs) and, when the
+    scenario asks for accounting, its roll-forward."""
+    t = result.run_triangles
+    out: dict = {"urr_run0": None, "chart_triangle": None, "rollforward": None}
+    if t is not None:
+        out["urr_run0"] = t.overall
+        out["chart_triangle"] = chart_triangle(t.table)
+    if result.accounting_runs:
+        method = result.scenario.accounting.method
+        out["rollforward"] = rollforward_table(result.accounting_runs[0], method, decimals)
+        out["rollforward_method"] = method
+    return out
 
 
 # Whether a higher figure is better for the business (+1) or worse (-1); the rest are neither.
@@ -279,7 +350,7 @@ def compare_rows(results: list) -> list[dict]:
     for key, label, kind in HEADLINE:
         vals = [r.summary[key] for r in results]
         base = vals[0]["p50"]
-        diffs = [None if (v["p50"] is None or base is None) else v["p50"] - base for v in vals]
+        diffs = [metrics.difference(v["p50"], base) for v in vals]
         verdicts = [verdict(key, d) for d in diffs]
         rows.append({"key": key, "label": label, "kind": kind, "values": vals, "diffs": diffs, "verdicts": verdicts})
     return rows

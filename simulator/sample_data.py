@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rulelang import atomic_replace
+from rulelang import atomic_replace, formula_safe
 from simulator import rng
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -256,9 +256,11 @@ def write(transactions: pd.DataFrame, customers: pd.DataFrame, out_dir: str | Pa
     out.mkdir(parents=True, exist_ok=True)
     tx_path, cu_path = out / f"transactions.{fmt}", out / f"customers.{fmt}"
     if fmt == "csv":
+        # Formula-safe like every CSV the toolkit writes: the generated text never needs it (ids,
+        # cities and the like from fixed lists), frames of one's own given to `write` may.
         writers = (
-            lambda p: transactions.to_csv(p, index=False, float_format="%.2f", date_format="%Y-%m-%d %H:%M:%S", lineterminator="\n"),
-            lambda p: customers.to_csv(p, index=False, date_format="%Y-%m-%d", lineterminator="\n"),
+            lambda p: formula_safe(transactions).to_csv(p, index=False, float_format="%.2f", date_format="%Y-%m-%d %H:%M:%S", lineterminator="\n"),
+            lambda p: formula_safe(customers).to_csv(p, index=False, date_format="%Y-%m-%d", lineterminator="\n"),
         )
     elif fmt == "parquet":
         writers = (lambda p: transactions.to_parquet(p, index=False, compression="zstd"), lambda p: customers.to_parquet(p, index=False, compression="zstd"))

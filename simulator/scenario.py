@@ -140,6 +140,17 @@ class Response:
 
 
 @dataclass(frozen=True)
+class Accounting:
+    """How the program is accounted for (simulator.finance.accounting): `deferred_revenue`
+    (IFRS 15 / ASC 606, points valued at `value_per_point`) or `cost` (a provision at the program's
+    point cost); `expected_redemption` is "estimated" (each run's URR at each month's end) or a rate."""
+
+    method: str
+    value_per_point: float | None = None
+    expected_redemption: str | float = "estimated"
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario. `transactions=None` means the bundled sample data."""
 
@@ -160,6 +171,8 @@ class Scenario:
     # The keys (dotted: `redemption.probability`) given rather than defaulted, and where: `scenario`
     # (the file or mapping) or `command line` (simulator.provenance tells the report).
     typed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    accounting: Accounting | None = None  # None: no accounting outputs
+    acquisition: float | None = None  # new customers per month in the horizon (simulator.acquisition); None: the history's rate
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -218,6 +231,13 @@ class Scenario:
         for section, block in (("response", rs), ("redemption", self.redemption)):
             if block.source is not None:  # (absent unless calibrated, likewise)
                 out[section]["source"] = block.source.to_dict()
+        if self.accounting is not None:  # (absent by default, likewise)
+            a = self.accounting
+            out["accounting"] = {"method": a.method, "expected_redemption": a.expected_redemption}
+            if a.value_per_point is not None:
+                out["accounting"]["value_per_point"] = a.value_per_point
+        if self.acquisition is not None:  # (absent by default, likewise)
+            out["acquisition"] = {"per_month": self.acquisition}
         return out
 
     def data_paths(self) -> tuple[Path, Path | None]:
@@ -576,6 +596,45 @@ def _horizon(value, path, ctx) -> int:
     return months
 
 
+ACCOUNTING_METHODS = ("deferred_revenue", "cost")
+_ACCOUNTING_EXAMPLE = "`{method: deferred_revenue, value_per_point: 0.01, expected_redemption: estimated}` or `{method: cost}`"
+
+
+def _accounting(value, path, ctx) -> Accounting:
+    """`{method: deferred_revenue, value_per_point: 0.01, expected_redemption: estimated | 0.9}` or `{method: cost}`."""
+    if not isinstance(value, dict):
+        raise ctx.fail(path, f"expected a section like {_ACCOUNTING_EXAMPLE}, got {_shown(value)}")
+    method = value.get("method")
+    if method not in ACCOUNTING_METHODS:
+        at = path + ("method",) if "method" in value else path
+        got = f"got {_shown(method)}" if "method" in value else "`method` is missing"
+        raise ctx.fail(at, f"expected `method: deferred_revenue` (IFRS 15 / ASC 606) or `method: cost` (a provision); {got}")
+    known = ("method", "value_per_point", "expected_redemption") if method == "deferred_revenue" else ("method", "expected_redemption")
+    if method == "cost" and "value_per_point" in value:
+        raise ctx.fail(
+            path + ("value_per_point",),
+            "the cost method values points at the program's point cost; drop `value_per_point`, or use `method: deferred_revenue`",
+            key=True,
+        )
+    _unknown(value, known, path, ctx)
+    vpp = None
+    if method == "deferred_revenue":
+        if value.get("value_per_point") is None:
+            raise ctx.fail(path, "`value_per_point` is missing; deferred revenue needs what a redeemed point is worth to a member, like `value_per_point: 0.01`")
+        vpp = _number(0.0, 1e6, "what a redeemed point is worth to a member in currency units, like 0.01 (0 to 1,000,000)")(
+            value["value_per_point"], path + ("value_per_point",), ctx
+        )
+        if vpp == 0:
+            raise ctx.fail(path + ("value_per_point",), "0 gives the points no value, so nothing is deferred; give what a redeemed point is worth, like 0.01")
+    rate = value.get("expected_redemption", "estimated")
+    if rate != "estimated":
+        expected = "`estimated` (each run's URR at each month's end) or a redemption rate above 0 and at most 1, like 0.9"
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+            raise ctx.fail(path + ("expected_redemption",), f"expected {expected}, got {_shown(rate)}")
+        rate = float(rate)
+    return Accounting(method, vpp, rate)
+
+
 _IDENT = re.compile(r"[^\W\d]\w*")
 # The canonical column names a mapping is most likely to mean; other keys are allowed (a program
 # may declare its own columns) unless they look like a misspelling of one of these.
@@ -690,7 +749,12 @@ def _calibrated(value, path, ctx) -> Calibrated:
 
 # Each section: key -> (validator, default). A key's default of REQUIRED means it must be given.
 REQUIRED = object()
+MAX_ACQUISITION = 1_000_000  # new customers per month a scenario may ask for
+
 _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
+    "acquisition": {
+        "per_month": (_number(0.0, MAX_ACQUISITION, f"new customers per month in the horizon, 0 to {MAX_ACQUISITION:,} (0: none)"), None),
+    },
     "enrollment": {
         "share": (_number(0.0, 1.0, "a share between 0 and 1"), 1.0),
         "pick": (_choice(("random", "top_spenders")), "random"),
@@ -726,6 +790,8 @@ _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "seed": (_integer(0, 2**63 - 1, "a whole number, 0 or more"), 0),
     "timestamp_format": (_timestamp_format, None),
     "horizon": (_horizon, None),
+    "accounting": (_accounting, None),
+    "acquisition": (None, None),
 }
 
 
@@ -781,6 +847,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     enr = ctx.attempt(_section, d.get("enrollment"), "enrollment", ("enrollment",), ctx, default=_defaults("enrollment"))
     red = ctx.attempt(_section, d.get("redemption"), "redemption", ("redemption",), ctx, default=_defaults("redemption"))
     resp = ctx.attempt(_section, d.get("response"), "response", ("response",), ctx, default=_defaults("response"))
+    acq = ctx.attempt(_section, d.get("acquisition"), "acquisition", ("acquisition",), ctx, default=_defaults("acquisition"))
     if resp["goal_gradient"] is not None:
         gg = ctx.attempt(_section, resp["goal_gradient"], "goal_gradient", ("response", "goal_gradient"), ctx)
         resp["goal_gradient"] = GoalGradient(**gg) if gg is not None and None not in gg.values() else None
@@ -788,7 +855,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         ctx.problems.append(ctx.fail(("customers",), "a customers file needs a transactions file too; add `transactions:`"))
     ctx.settle()
     typed = {key: "scenario" for key in _TOP if key not in _SECTIONS and d.get(key) is not None}
-    for section in ("enrollment", "redemption", "response"):
+    for section in _SECTIONS:
         raw = d.get(section)
         typed.update({f"{section}.{key}": "scenario" for key in (raw if isinstance(raw, dict) else {}) if raw[key] is not None and key != "source"})
     return Scenario(
@@ -807,6 +874,8 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         timestamp_format=values["timestamp_format"],
         horizon=values["horizon"],
         typed=MappingProxyType(typed),
+        accounting=values["accounting"],
+        acquisition=acq["per_month"] if acq is not None else None,
     )
 
 

@@ -338,7 +338,7 @@ def diff_history(draw, rewards: int = 3):
 # =================================================================================================
 
 SCENARIO_KEYS = ("program", "transactions", "customers", "columns", "period", "enrollment", "redemption", "response",
-                 "margin", "runs", "seed", "horizon", "share", "pick", "probability", "choice", "spend_uplift", "visit_uplift",
+                 "margin", "runs", "seed", "horizon", "acquisition", "per_month", "share", "pick", "probability", "choice", "spend_uplift", "visit_uplift",
                  "goal_gradient", "within", "uplift", "customer_id", "member_no", "timestamp", "amount", "Gold",
                  "rnus", "custmer_id", "<<", "1", "01", "true", "~", "[a]", "{a: 1}", "=", '"k\\x07"', "? x")  # fmt: skip
 SCENARIO_SCALARS = (
@@ -405,6 +405,7 @@ _SCENARIO_SHAPE = {
     "columns": {"customer_id": ("member_no",), "timestamp": ("paid_at",), "amount": ("total", "member_no"), "member_no": ("customer_id",),
                 "custmer_id": ("x",), "segment": ("seg",)},
     "enrollment": {"share": ("0.4", "1", "-0.1"), "pick": ("random", "top_spenders", "best")},
+    "acquisition": {"per_month": ("40", "0", "2.5", "-1", "many", "1000001")},
     "redemption": {"probability": ("0.35", "0", "1.3"), "choice": ("cheapest", "dearest", "random", "cheap")},
     "response": {"spend_uplift": ("0.03", "{Gold: 0.03, Black: 0.06}", "{Gold: 3}", "-1", "{normal: {mean: 0.04, sd: 0.02}}", "{normal: {mean: 0.04}}"),
                  "visit_uplift": ("0.02", "1", "{normal: {mean: 0.03, sd: 0.05}}", "{normal: {mean: 0.03, sd: -1}}", "{normal: 0.1}"),

@@ -226,7 +226,6 @@ def developments(ledger: pd.DataFrame, by_tier: bool = False) -> list[Developmen
     cohort, age = earned_month - first, ts_month - earned_month
     flow = pd.Categorical(moving["kind"].astype(object), categories=list(FLOWS)).codes.astype(np.int64)
     months = pd.period_range(pd.Period(year=first // 12, month=first % 12 + 1, freq="M"), periods=size, freq="M")
-    known = (np.arange(size)[None, :] + np.arange(size)[:, None]) < size
     groups = {ALL: np.ones(len(moving), dtype=bool)}
     if by_tier:
         lot_tier = _lot_tiers(moving)
@@ -238,9 +237,40 @@ def developments(ledger: pd.DataFrame, by_tier: bool = False) -> list[Developmen
         sums = pd.Series(points[mask]).groupby(flat).sum()  # exact int64 sums
         increments = np.zeros(size * size * len(FLOWS), dtype=np.int64)
         increments[sums.index.to_numpy()] = sums.to_numpy()
-        cumulative = np.cumsum(increments.reshape(size, size, len(FLOWS)), axis=1)
-        out.append(Development(name, months, cumulative, known))
+        out.append(development(name, months[0], increments.reshape(size, size, len(FLOWS))))
     return out
+
+
+def development(group: str, first: pd.Period, increments: np.ndarray) -> Development:
+    """One group's cohorts from its points per (cohort, development month, flow) (int64, FLOWS'
+    order; cohort 0 is the month `first`): the one way a triangle is built, whether its sums come
+    from a ledger (`developments`) or from a simulated run's own sums (simulator.measure)."""
+    size = increments.shape[0]
+    months = pd.period_range(first, periods=size, freq="M")
+    known = (np.arange(size)[None, :] + np.arange(size)[:, None]) < size
+    return Development(group, months, np.cumsum(np.asarray(increments, dtype=np.int64), axis=1), known)
+
+
+def trimmed(increments: np.ndarray, first: pd.Period) -> tuple[np.ndarray, pd.Period]:
+    """Increments over a fixed span of months cut to the months a ledger of the same postings
+    spans (`developments`): from the first cohort with points to the last month any points moved.
+    All zero: the first month alone."""
+    moved = increments.any(axis=2)  # [cohort, age]
+    if not moved.any():
+        return increments[:1, :1], first
+    c, a = np.nonzero(moved)
+    lo, hi = int(c.min()), int((c + a).max())
+    n = hi - lo + 1
+    return np.ascontiguousarray(increments[lo : hi + 1, :n]), first + lo
+
+
+def as_of(dev: Development, month: int) -> Development:
+    """The cohorts as they stood at the end of development month `month` of the first cohort
+    (postings after it left out): the triangle a month-end estimate is made from."""
+    n = month + 1
+    increments = np.diff(dev.cumulative[:n, :n], axis=1, prepend=0)
+    increments[(np.arange(n)[None, :] + np.arange(n)[:, None]) >= n] = 0
+    return development(dev.group, dev.cohorts[0], increments)
 
 
 def _lot_tiers(moving: pd.DataFrame) -> np.ndarray:
@@ -357,6 +387,31 @@ def chain_ladder(cumulative: np.ndarray) -> ChainLadder:
     return ChainLadder(latest, ultimate, std, factors, total, total_std, estimable)
 
 
+def project(cumulative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The chain ladder's point estimate in NumPy: (volume-weighted age-to-age factors, each
+    origin's ultimate) of a cumulative triangle as `chain_ladder` takes it, read as the casact
+    package reads it (a ratio from an origin at 0 left out, an age with no ratio has factor 1, an
+    origin at 0 projects to 0). The projection every URR uses, so a simulation can make one per
+    run and per month; `chain_ladder` adds Mack's errors (tests hold the two to agree)."""
+    tri = np.asarray(cumulative, dtype=np.float64)
+    n_origin, n_age = tri.shape
+    known = ~np.isnan(tri)
+    latest_age = known.sum(axis=1) - 1
+    if (latest_age < 0).any():
+        raise ValueError("every origin needs its known ages first, at least one")
+    latest = tri[np.arange(n_origin), latest_age]
+    if n_age == 1:
+        return np.ones(0), latest.copy()
+    with np.errstate(invalid="ignore"):
+        ratio = known[:, 1:] & (np.nan_to_num(tri[:, :-1]) > 0)
+    num = np.where(ratio, tri[:, 1:], 0.0).sum(axis=0)
+    den = np.where(ratio, tri[:, :-1], 0.0).sum(axis=0)
+    factors = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+    # to_ultimate[a]: the product of the factors from age a on (1 at the last age)
+    to_ultimate = np.append(np.cumprod(factors[::-1])[::-1], 1.0)
+    return factors, latest * to_ultimate[latest_age]
+
+
 # --- the ultimate redemption rate -------------------------------------------------------------------
 
 
@@ -374,6 +429,9 @@ class Redemption:
     ultimate_redeemed: float
     urr: float
     std_error: float
+    # The chain ladder has something to project from: two or more cohorts with points kept and a
+    # redemption among them. Otherwise `urr` is only the share redeemed so far (or undefined).
+    projectable: bool = True
 
     def as_dict(self) -> dict:
         def num(x: float) -> float | None:
@@ -385,8 +443,10 @@ class Redemption:
         }  # fmt: skip
 
 
-def redemption(dev: Development) -> Redemption:
-    """The URR of one group's cohorts, by chain ladder on the cumulative redeemed points.
+def redemption(dev: Development, errors: bool = True) -> Redemption:
+    """The URR of one group's cohorts, by chain ladder on the cumulative redeemed points
+    (`project`), with Mack's standard errors when `errors` (else NaN: the errors need the casact
+    package, seconds to load, where the projection alone takes microseconds).
 
     The chain ladder knows nothing of how many points a cohort has left; the ledger does. So a
     cohort with no points outstanding is closed (its ultimate is what it redeemed, with no error),
@@ -403,15 +463,18 @@ def redemption(dev: Development) -> Redemption:
     # zeros would make the oldest ages' factors 0/0. They keep an ultimate of 0 and no URR.
     start = int(np.argmax(exposure > 0)) if (exposure > 0).any() else len(exposure) - 1
     redeemed = np.where(dev.known, dev.flow("redeemed"), np.nan).astype(np.float64)[start:, : len(exposure) - start]
-    ladder = chain_ladder(redeemed)
-    projected = np.concatenate([np.zeros(start), ladder.ultimate])
-    mack = np.concatenate([np.zeros(start), ladder.std_error])
+    projected = np.concatenate([np.zeros(start), project(redeemed)[1]])
+    if errors:
+        ladder = chain_ladder(redeemed)
+        mack, estimable = np.concatenate([np.zeros(start), ladder.std_error]), ladder.estimable_std_error
+    else:
+        mack, estimable = np.full(len(exposure), np.nan), float("nan")
     ultimate = np.where(closed, redeemed_now, np.minimum(projected, redeemable))
     std_error = np.where(closed, 0.0, np.minimum(mack, room / 2))
     total_ultimate = float(ultimate.sum()) if np.isfinite(ultimate).all() else float("nan")
     # The package's total counts the origins whose error it could estimate; it is the whole's when
     # every other one is closed (known exactly).
-    total_std = min(ladder.estimable_std_error, float(np.maximum(room, 0).sum()) / 2) if np.isfinite(std_error).all() else float("nan")
+    total_std = min(estimable, float(np.maximum(room, 0).sum()) / 2) if np.isfinite(std_error).all() else float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         urr = np.where(exposure > 0, ultimate / exposure, np.nan)
         urr_se = np.where(exposure > 0, std_error / exposure, np.nan)
@@ -438,6 +501,7 @@ def redemption(dev: Development) -> Redemption:
         ultimate_redeemed=total_ultimate,
         urr=total_ultimate / total if total > 0 else float("nan"),
         std_error=total_std / total if total > 0 else float("nan"),
+        projectable=bool((exposure > 0).sum() >= 2 and redeemed_now.sum() > 0),
     )
 
 

@@ -70,3 +70,22 @@ def test_the_results_load_report_keeps_the_columns_but_none_of_the_loaded_rows(t
     held = {c: _held_bytes(report[c]) for c in report.columns}
     assert max(held.values()) < 64, held
     assert isinstance(report.index, pd.RangeIndex)
+
+
+def test_monthly_and_rewards_csv_text_cells_are_formula_safe(tmp_path):
+    import pandas as pd
+
+    from simulator.api import simulate
+    from tests.simulator.simkit import ENGINE, program, sample, scenario
+
+    tx, cu = sample(12, 2)
+    result = simulate(program(), tx, cu, scenario(runs=1), workers=1, engine=ENGINE)
+    # Reward and tier names are identifiers in the language, so no program makes these cells risky;
+    # frames changed through the API can, and are written formula-safe all the same.
+    result.rewards.loc[0, "reward"] = '=HYPERLINK("http://x")'
+    result.monthly["month"] = "@" + result.monthly["month"].astype(str)
+    result.write(tmp_path / "out")
+    rewards = pd.read_csv(tmp_path / "out" / "rewards.csv", dtype=str, keep_default_na=False)
+    assert rewards["reward"].iloc[0] == "'=HYPERLINK(\"http://x\")"
+    monthly = pd.read_csv(tmp_path / "out" / "monthly.csv", dtype=str, keep_default_na=False)
+    assert monthly["month"].str.startswith("'@").all() and monthly["opening"].iloc[0] == "0"

@@ -255,16 +255,35 @@ def test_units_and_refund_units_equal_the_numpy_formulation(seed):
     enroll = added & (r.random(len(src)) < 0.5)
     extra = added & ~enroll
     purchase, visit = r.random(len(src)) < 0.8, r.random(len(src)) < 0.4
-    unit, refund_of, in_order = batch._units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts)
-    # The NumPy version it replaced.
+    # Rows grouped by member (a few members); some added rows copy a basket start added before them.
+    member = np.sort(r.integers(0, 6, len(src)))
+    copies = np.flatnonzero(extra & (r.random(len(src)) < 0.3))
+    for i in copies:
+        earlier = np.flatnonzero(extra[:i] & (member[:i] == member[i]))
+        if len(earlier):
+            src[i] = r.choice(np.flatnonzero(base_refund_of >= 0))
+            src[earlier[-1]] = unit_starts[base_refund_of[src[i]]]
+    unit, refund_of, in_order = batch._units(purchase, visit, src, enroll, extra, base_refund_of, unit_starts, member)
+    # The NumPy version it replaced, for the path's own rows.
     want_unit = np.cumsum(~(purchase & ~visit)) - 1
     want = np.full(len(src), -1)
     base_ref = base_refund_of[src]
-    has = base_ref >= 0
     own = np.flatnonzero(~enroll & ~extra)
+    has = own[base_ref[own] >= 0]
     at = np.minimum(np.searchsorted(src[own], unit_starts[base_ref[has]]), len(own) - 1)
     found = src[own][at] == unit_starts[base_ref[has]]
-    want[np.flatnonzero(has)] = np.where(found, want_unit[own[at]], -1)
-    assert in_order and has.any() and found.any() and not found.all()
+    want[has] = np.where(found, want_unit[own[at]], -1)
+    # A copied refund (an added, not enrol, row): the unit of the nearest earlier added row of its
+    # member copying the refunded basket's start (brute force); an enrol row refers to nothing.
+    matched = 0
+    for i in np.flatnonzero(extra & (base_ref >= 0)):
+        for j in range(i - 1, -1, -1):
+            if member[j] != member[i]:
+                break
+            if extra[j] and src[j] == unit_starts[base_ref[i]]:
+                want[i] = want_unit[j]
+                matched += 1
+                break
+    assert in_order and len(has) and found.any() and not found.all() and matched
     assert np.array_equal(unit, want_unit) and np.array_equal(refund_of, want)
-    assert not batch._units(purchase, visit, src[::-1].copy(), enroll[::-1].copy(), extra[::-1].copy(), base_refund_of, unit_starts)[2]
+    assert not batch._units(purchase, visit, src[::-1].copy(), enroll[::-1].copy(), extra[::-1].copy(), base_refund_of, unit_starts, member[::-1].copy())[2]

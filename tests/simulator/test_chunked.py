@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rulelang.errors import LoyaltyError
 from simulator import chunked
 from simulator.api import simulate
 
@@ -215,3 +216,45 @@ def test_amounts_adding_up_beyond_the_engines_range_over_batches_are_a_clear_err
     pq.write_table(pa.table({"customer_id": [f"C{i}" for i in range(n)], "timestamp": ["2026-01-01"] * n, "amount": [1e13] * n}), path)
     with pytest.raises(DataError, match=rf"^{path}: error: row 1350: the amounts of the used rows up to this row add up to more than 10,000,000,000,000,000.00"):
         chunked.plan(path, {}, 2, None, None, 500)
+
+
+@pytest.fixture(scope="module")
+def churning(tmp_path_factory):
+    """A year of simulator.sample_data (customers who churn: the horizon's models can be fitted)."""
+    from simulator.sample_data import generate as sample
+
+    d = tmp_path_factory.mktemp("horizon")
+    tx, cu = sample(240, 12, 5)
+    tx.to_parquet(d / "tx.parquet")
+    cu.to_parquet(d / "cu.parquet")
+    return d / "tx.parquet", d / "cu.parquet"
+
+
+@pytest.mark.parametrize("size", [900, 4000])
+def test_slices_with_a_horizon_give_the_same_figures_as_one_pass(churning, size, tmp_path):
+    import json
+
+    tx, cu = churning
+    sc = {**SCENARIO, "period": None, "horizon": "12 months", "acquisition": {"per_month": 0}}
+    sc.pop("period")
+    one = simulate(PROGRAM, tx, cu, sc, workers=1)
+    sliced = simulate(PROGRAM, tx, cu, sc, workers=1, slice_rows=size)
+    a, b = _outputs(sliced, tmp_path / "s"), _outputs(one, tmp_path / "w")
+    assert a["monthly.csv"] == b["monthly.csv"] and a["rewards.csv"] == b["rewards.csv"]
+    sa, sb = json.loads(a["summary.json"]), json.loads(b["summary.json"])
+    # Only the record of new customers says how it came (none are drawn either way).
+    assert sa["horizon"].pop("acquisition")["per_month"] == sb["horizon"].pop("acquisition")["per_month"] == 0
+    assert sa == sb and sa["horizon"]["customers_with_a_future"] == 240
+    assert len(pd.read_csv(tmp_path / "s" / "monthly.csv")) == 3 * 24
+    la, lb = sliced.ledger, one.ledger
+    assert len(la) == len(lb) and (la["timestamp"] >= pd.Timestamp("2027-01-01")).any()
+    for col in lb.columns:
+        assert la[col].astype(str).tolist() == lb[col].astype(str).tolist(), col
+
+
+def test_slices_refuse_new_customers_in_a_horizon(churning):
+    tx, cu = churning
+    sc = {**SCENARIO, "horizon": "12 months"}
+    sc.pop("period")
+    with pytest.raises(LoyaltyError, match=r"^acquisition: a history replayed in slices .* cannot draw new customers yet; set `acquisition: \{per_month: 0\}`"):
+        simulate(PROGRAM, tx, cu, sc, workers=1, slice_rows=900)

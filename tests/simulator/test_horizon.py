@@ -199,8 +199,10 @@ def test_same_seed_same_bytes_whatever_the_workers_and_threads(small, monkeypatc
 
 def test_the_forecast_rows_go_through_the_response_and_the_engine(small):
     tx, cu = small
-    plain = simulate(program(), tx, cu, scenario(runs=1, horizon="12 months", response={}), workers=1, engine=ENGINE)
-    lifted = simulate(program(), tx, cu, scenario(runs=1, horizon="12 months", response={"spend_uplift": 0.1, "visit_uplift": 0.2}), workers=1, engine=ENGINE)
+    # The real customers' future alone (new customers, simulator.acquisition, would add members).
+    none = {"per_month": 0}
+    plain = simulate(program(), tx, cu, scenario(runs=1, horizon="12 months", response={}, acquisition=none), workers=1, engine=ENGINE)
+    lifted = simulate(program(), tx, cu, scenario(runs=1, horizon="12 months", response={"spend_uplift": 0.1, "visit_uplift": 0.2}, acquisition=none), workers=1, engine=ENGINE)
     pm, lm = plain.monthly, lifted.monthly
     future = pm["month"].astype(str) >= "2027-01"
     # The baseline of the forecast months is the future rows' own spend, the same with or without the response.
@@ -229,12 +231,15 @@ def test_a_history_too_small_to_fit_is_refused_naming_the_horizon():
         simulate(program(), tx, cu, scenario(runs=1, horizon="12 months"), workers=1, engine=ENGINE)
 
 
-def test_a_sliced_replay_refuses_a_horizon(small, tmp_path):
+def test_a_sliced_replay_forecasts_the_real_customers_and_refuses_new_ones(small, tmp_path):
+    # (tests/simulator/test_chunked.py checks the slices give the figures of one pass.)
     tx, cu = small
     path = tmp_path / "tx.parquet"
     tx.to_parquet(path)
-    with pytest.raises(LoyaltyError, match=r"^horizon: a history replayed in slices"):
+    with pytest.raises(LoyaltyError, match=r"^acquisition: a history replayed in slices"):
         simulate(program(), path, None, scenario(runs=1, horizon="12 months"), workers=1, engine=ENGINE, slice_rows=1000)
+    res = simulate(program(), path, None, scenario(runs=1, horizon="12 months", acquisition={"per_month": 0}), workers=1, engine=ENGINE, slice_rows=1000)
+    assert res.monthly["month"].astype(str).iloc[-1] == "2027-12" and res.summary["horizon"]["customers_with_a_future"] == 300
 
 
 def test_the_command_line_takes_a_horizon(tmp_path):

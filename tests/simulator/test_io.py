@@ -95,6 +95,13 @@ def test_rejects_file_holds_every_rejected_row(tmp_path):
     assert out.set_index("row").loc["4", "paid_at"] == "yesterday"
 
 
+def test_rejects_file_neutralises_a_hostile_customer_id_and_category(tmp_path):
+    text = "member_no,paid_at,total,event,reward,category\n=cmd|' /C calc'!A0,2026-01-03 10:00:00,abc,,,+SUM(1)\n"
+    r = load_transactions(_write(tmp_path, text), MAPPING)
+    out = pd.read_csv(write_rejects(r, tmp_path / "rejects.csv"), dtype=str, keep_default_na=False)
+    assert out["member_no"].tolist() == ["'=cmd|' /C calc'!A0"] and out["category"].tolist() == ["'+SUM(1)"]
+
+
 def test_missing_column_lists_available_and_suggests_mapping(tmp_path):
     with pytest.raises(DataError) as info:
         load_transactions(_write(tmp_path, CSV))

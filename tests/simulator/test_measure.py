@@ -104,7 +104,7 @@ def test_joinings_are_counted_at_the_first_month_end_at_or_after_them():
     )
     n = len(t)
     flags = np.ones(n, dtype=bool)
-    delta, joins = _row_sums(
+    delta, joins, sales = _row_sums(
         t.view(np.int64), flags, ~flags, np.arange(n) * 100, np.zeros(n, dtype=np.int64), flags,
         metrics.month_starts(months)[0], metrics.month_table(months), len(months), ends.view(np.int64),
     )  # fmt: skip
@@ -113,6 +113,7 @@ def test_joinings_are_counted_at_the_first_month_end_at_or_after_them():
     assert before.tolist() == [0, 0, 0, 1, 1, 3]
     assert joins.tolist() == np.bincount(before, minlength=len(months) + 1).tolist() == [3, 2, 0, 1]  # by the end of Jan, Feb, Mar, and after
     assert delta.tolist() == [100 + 200 + 300, 400, 0]
+    assert sales.tolist() == delta.tolist()  # every row a purchase, none of it there before the program
 
 
 @pytest.mark.parametrize(("left", "right"), [(["cake", "coffee"], ["cake", "coffee"]), (["coffee"], ["cake", "coffee"]), (["mug"], [])])

@@ -41,10 +41,13 @@ X = metrics.RunInput(10, 9, 1, 2, 100_000, 110_000, Fraction(1, 50), 2, 0.5, {"G
 MONTHS = metrics.month_index(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-04-30"))
 
 
-def _run_figures(ledger: pd.DataFrame, x: metrics.RunInput) -> dict:
+URR = Fraction(3, 5)
+
+
+def _run_figures(ledger: pd.DataFrame, x: metrics.RunInput, urr: Fraction = URR) -> dict:
     """One run's figures from a whole ledger, as a run makes them: its sums, then the figures."""
     s = metrics.ledger_sums(ledger, MONTHS)
-    return metrics.figures_from(dict(zip(metrics.KINDS, s.by_kind.tolist(), strict=True)), s.cost, s.partner, x)
+    return metrics.figures_from(dict(zip(metrics.KINDS, s.by_kind.tolist(), strict=True)), s.cost, s.partner, x, urr)
 
 
 def test_run_figures_are_exact():
@@ -57,14 +60,16 @@ def test_run_figures_are_exact():
     assert f["points_outstanding"] == 700 - 50 - 300 - 100
     assert f["redemption_rate"] == Fraction(300, 700)
     assert f["breakage_rate"] == Fraction(100, 700)
-    # 250 points x 0.02 CNY x 300/(300+100) expected to be redeemed = 3.75 CNY = 375 minor units.
-    assert f["liability"] == 375
+    # 250 points x 0.02 CNY x a URR of 3/5 expected to be redeemed = 3.00 CNY = 300 minor units.
+    assert f["liability"] == 300 and f["urr"] == URR
     assert f["reward_cost"] == 800 and f["partner_funded"] == 230
-    assert f["program_cost"] == 800 - 230 + 375
+    assert f["program_cost"] == 800 - 230 + 300
     assert f["revenue_lift"] == 10_000
     assert f["incremental_margin"] == 5_000
-    assert f["net_benefit"] == 5_000 - 945
-    assert f["roi"] == Fraction(5_000 - 945, 945)
+    assert f["net_benefit"] == 5_000 - 870
+    assert f["roi"] == Fraction(5_000 - 870, 870)
+    # Rounded half up to the minor unit: 250 x 2 x 0.551 = 275.5 -> 276.
+    assert _run_figures(LEDGER, X, Fraction("0.551"))["liability"] == 276
     assert f["revenue_lift_pct"] == 10
 
 
@@ -74,7 +79,9 @@ def test_monthly_roll_forward_and_totals():
     members = pd.Series([2, 2, 2, 2], index=months)
     tiers = pd.DataFrame({"Green": [2, 1, 1, 1], "Gold": [0, 1, 1, 1]}, index=months)
     s = metrics.ledger_sums(LEDGER, months)
-    m = metrics.monthly_from(s.cells, s.cost_m, s.partner_m, months, X, revenue, members, tiers)
+    # Each month's closing points at the URR as estimated at its end.
+    urr_m = [Fraction(1), Fraction(1, 2), URR, URR]
+    m = metrics.monthly_from(s.cells, s.cost_m, s.partner_m, months, X, revenue, members, tiers, urr_m)
     assert m["month"].tolist() == ["2026-01", "2026-02", "2026-03", "2026-04"]
     assert m["issued"].tolist() == [700, 0, 0, 0]
     assert m["redeemed"].tolist() == [0, 300, 0, 0]
@@ -82,6 +89,7 @@ def test_monthly_roll_forward_and_totals():
     assert m["expired"].tolist() == [0, 0, 100, 0]
     assert m["closing"].tolist() == [700, 350, 250, 250]
     assert m["opening"].tolist() == [0, 700, 350, 250]
+    assert m["liability"].tolist() == [700 * 2, 350 * 2 // 2, 250 * 2 * 3 // 5, 250 * 2 * 3 // 5]
     assert m["liability"].iloc[-1] == _run_figures(LEDGER, X)["liability"]
     assert m["tier_Gold"].tolist() == [0, 1, 1, 1]
     assert m["reward_cost"].tolist() == [0, 800, 0, 0]
@@ -155,6 +163,16 @@ def test_ledger_sums_by_month_and_kind_match_a_groupby(seed):
         assert s.partner_m[i] == led.loc[month == mo, "partner_share"].sum()
     assert s.by_kind.tolist() == [int(led.loc[led["kind"] == k, "points"].sum()) for k in metrics.KINDS]
     assert (s.cost, s.partner) == (led["cost"].sum(), led["partner_share"].sum())
+    # The cohort triangle: (month earned, months since, kind) of the postings that move a lot's
+    # points, both months inside the simulation's.
+    earned = led["earned_on"].dt.to_period("M")
+    lots = led[month.isin(months) & earned.isin(months) & led["kind"].isin(metrics.TRIANGLE_KINDS)]
+    lot_age = (lots["timestamp"].dt.to_period("M") - lots["earned_on"].dt.to_period("M")).apply(lambda d: d.n)
+    by_cell = lots.groupby([lots["earned_on"].dt.to_period("M"), lot_age, "kind"])["points"].sum()
+    expected = np.zeros((len(months), len(months), len(metrics.TRIANGLE_KINDS)), dtype=np.int64)
+    for (cohort, age, kind), points in by_cell.items():
+        expected[months.get_loc(cohort), age, metrics.TRIANGLE_KINDS.index(kind)] = points
+    np.testing.assert_array_equal(s.triangle, expected)
     assert metrics.by_month(led["timestamp"].to_numpy(), led["points"].to_numpy(), months).tolist() == [
         int(led.loc[month == mo, "points"].sum()) for mo in months
     ]

@@ -59,7 +59,7 @@ def test_same_seed_same_summary_bytes_with_two_workers(data, result, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     result.write(a)
     two.write(b)
-    for name in ("summary.json", "monthly.csv", "rewards.csv", "report.html"):
+    for name in ("summary.json", "monthly.csv", "rewards.csv", "report.html", "report.xlsx"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 

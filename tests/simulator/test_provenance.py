@@ -235,6 +235,16 @@ def test_the_quick_start_scenario_tells_a_credible_story():
     sources = s["assumption_sources"]
     assert sources["response.spend_uplift"]["source"] == sources["response.visit_uplift"]["source"] == "pilot"
     assert sources["horizon"]["source"] == "scenario" and sources["forecast.purchases"]["source"] == "fitted"
+    # New customers join at the history's own rate, measured from it.
+    joining = s["horizon"]["acquisition"]
+    assert joining["source"] == "the history" and sources["acquisition.per_month"]["source"] == "fitted"
+    assert sources["acquisition.per_month"]["value"] == joining["per_month"] > 0
+
+
+def test_a_typed_acquisition_rate_is_the_scenarios():
+    sc = loads_scenario("horizon: 12 months\nacquisition: {per_month: 5}", "sc.yaml")
+    got = provenance.assumption_sources(sc, {"acquisition": {"per_month": 5.0, "source": "the scenario (acquisition.per_month)", "measured": "x"}})
+    assert got["acquisition.per_month"]["source"] == "scenario" and got["acquisition.per_month"]["value"] == 5.0
 
 
 def _bundled():

@@ -116,3 +116,64 @@ def test_the_first_screen_shows_the_horizon_the_fitted_models_and_both_warnings(
     assert "<strong>lift assumed 0: ROI shows cost only</strong>" in top
     assert "<strong>no points can expire within 8 months: breakage 0 is not an estimate</strong>" in top
     assert res.summary["points_expired"]["p95"] == 0
+def test_the_breakage_and_accounting_sections(tmp_path):
+    tx, cu = sample()
+    books = {"method": "deferred_revenue", "value_per_point": 0.01}
+    res = simulate(program(), tx, cu, scenario(runs=2, accounting=books), workers=1, engine=ENGINE)
+    html = res.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Breakage: the ultimate redemption rate" in html and "months since earned" in html
+    assert "Accounting: deferred revenue (IFRS 15 / ASC 606)" in html
+    labels = ("Opening deferred revenue", "Deferred (points issued)", "Recognised on redemption", "Breakage recognised", "Change in estimate", "Closing deferred revenue")
+    at = [html.index(label) for label in labels]
+    assert at == sorted(at)  # the rows in the order of a loyalty-liability note
+    closing = res.accounting_runs[0]["closing"].iloc[-1] / 100
+    assert f"{closing:,.2f}</td></tr>" in html  # run 1's last closing balance ends the table
+
+
+def test_the_roll_forward_by_quarter_opens_closes_and_adds_up():
+    import pandas as pd
+
+    from simulator.finance import accounting
+    from simulator.report import rollforward_table
+
+    months = [str(p) for p in pd.period_range("2026-01", periods=15, freq="M")]
+    frame = accounting.deferred_revenue([1000 * (i + 1) for i in range(15)], [100] * 15, [40] * 15, 0.9, 0.01, 2, months)
+    table = rollforward_table(frame, "deferred_revenue", 2)
+    assert table["quarterly"] and table["columns"] == ["2026Q1", "2026Q2", "2026Q3", "2026Q4", "2027Q1"]
+    rows = {r["label"]: r["amounts"] for r in table["rows"]}
+    by_q = [frame.iloc[3 * q : 3 * q + 3] for q in range(5)]
+    assert rows["Opening deferred revenue"] == [q["opening"].iloc[0] / 100 for q in by_q]
+    assert rows["Closing deferred revenue"] == [q["closing"].iloc[-1] / 100 for q in by_q]
+    assert rows["Deferred (points issued)"] == [q["deferred"].sum() / 100 for q in by_q]
+    for q in range(5):  # each quarter balances as its months do
+        flows = rows["Deferred (points issued)"][q] - rows["Recognised on redemption"][q] - rows["Breakage recognised"][q] - rows["Change in estimate"][q]
+        assert round(rows["Opening deferred revenue"][q] + flows, 2) == rows["Closing deferred revenue"][q]
+
+
+def test_the_breakage_and_accounting_sections_render_in_headless_chromium(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (.ci/run installs it with apt-get install chromium)")
+    from PIL import Image
+
+    tx, cu = sample()
+    res = simulate(program(), tx, cu, scenario(runs=2, accounting={"method": "cost"}), workers=1, engine=ENGINE)
+    html = res.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    # The page cut to the two sections (same styles): what the screenshot shows is theirs alone.
+    start, end = html.index("<h2>Breakage: the ultimate redemption rate</h2>"), html.index("<h2>Reward popularity</h2>")
+    body = html.index("<body>") + len("<body>")
+    page = tmp_path / "sections.html"
+    page.write_text(html[:body] + html[start:end] + "</body></html>", encoding="utf-8")
+    png = tmp_path / "shot.png"
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,1600", page.resolve().as_uri(),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=False, capture_output=True, timeout=120)
+    assert png.exists(), "chromium wrote no screenshot"
+    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    # The heatmap's blues: blue well above red (the page's text is grey, its tables white).
+    blue = int(((pixels[:, :, 2] - pixels[:, :, 0]) > 60).sum())
+    assert blue > 2000, "no heatmap cells in the rendered sections"
+    dark = int((pixels.max(axis=2) < 80).sum())
+    assert dark > 2000, "no text (the roll-forward's figures) in the rendered sections"

@@ -181,3 +181,24 @@ def test_the_bundled_pilot_calibrates_to_intervals_that_cover_its_injected_lift(
     assert lo <= truth["spend_lift"] <= hi
     assert c.placebo is not None and not c.placebo.rejects
     assert c.treated_customers > 800 and c.control_customers > 800
+
+
+RISKY = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_csv_text_cells_are_formula_safe_and_the_generated_ones_need_nothing(tmp_path):
+    tx, cu = sample_data.generate(40, 2, 4)
+    t, c = sample_data.write(tx, cu, tmp_path / "plain")
+    back = pd.read_csv(c, dtype=str, keep_default_na=False)
+    assert back["customer_id"].tolist() == cu["customer_id"].tolist() and back["city"].tolist() == cu["city"].tolist()
+    text = pd.read_csv(t, dtype=str, keep_default_na=False).drop(columns=["amount", "quantity"])  # (refunds: negative numbers)
+    assert not text.apply(lambda col: col.str.startswith(RISKY)).any().any()
+    # A frame of one's own: its risky text is written with a leading apostrophe, numbers as they are.
+    cu = cu.astype({"city": object})
+    cu.loc[0, "city"] = "=HYPERLINK(\"http://x\")"
+    tx = tx.astype({"customer_id": object})
+    tx.loc[0, "customer_id"] = "-2+3"
+    t, c = sample_data.write(tx, cu, tmp_path / "hostile")
+    assert pd.read_csv(c, dtype=str, keep_default_na=False)["city"].iloc[0] == "'=HYPERLINK(\"http://x\")"
+    written = pd.read_csv(t, dtype=str, keep_default_na=False)
+    assert written["customer_id"].iloc[0] == "'-2+3" and (written["amount"].str.startswith("-")).any()

@@ -401,3 +401,34 @@ def test_typed_records_the_keys_given_and_where():
     t = s.with_overrides(seed=9, redemption_probability=0.2)
     assert dict(t.typed) == {**s.typed, "seed": "command line", "redemption.probability": "command line"}
     assert dict(Scenario().typed) == {}
+# --- accounting ----------------------------------------------------------------------------------
+
+
+def test_the_accounting_key_reads_both_methods_and_round_trips():
+    from simulator.scenario import Accounting
+
+    s = loads_scenario("accounting: {method: deferred_revenue, value_per_point: 0.01, expected_redemption: 0.9}\n")
+    assert s.accounting == Accounting("deferred_revenue", 0.01, 0.9)
+    assert loads_scenario("accounting:\n  method: cost\n").accounting == Accounting("cost", None, "estimated")
+    assert Scenario().accounting is None and "accounting" not in Scenario().to_dict()
+    again = Scenario.from_dict(s.to_dict())
+    assert again.accounting == s.accounting and again.with_overrides(runs=3).accounting == s.accounting
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("runs: 2\naccounting: {method: cash}\n", "s.yaml:2:22: error: accounting.method: expected `method: deferred_revenue`"),
+        ("accounting:\n  method: deferred_revenue\n", "s.yaml:2:3: error: accounting: `value_per_point` is missing"),
+        ("accounting:\n  method: cost\n  value_per_point: 0.01\n", "s.yaml:3:3: error: accounting.value_per_point: the cost method values points at the program's point cost"),
+        (
+            "accounting: {method: deferred_revenue, value_per_point: 0.01, expected_redemption: 1.2}\n",
+            "s.yaml:1:84: error: accounting.expected_redemption: expected `estimated` (each run's URR at each month's end) or a redemption rate above 0",
+        ),
+        ("accounting: {method: deferred_revenue, value_per_point: -1}\n", "s.yaml:1:57: error: accounting.value_per_point: -1 is out of range"),
+        ("accounting: {method: cost, expected_redemtion: 0.9}\n", "s.yaml:1:28: error: accounting.expected_redemtion: unknown key `expected_redemtion`; did you mean `expected_redemption`?"),
+        ("accounting: yes\n", "s.yaml:1:13: error: accounting: expected a section like"),
+    ],
+)
+def test_a_bad_accounting_key_is_named_with_its_place(text, expected):
+    assert _error(text).startswith(expected)

@@ -11,6 +11,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from simulator import outputs
 from simulator.cli import main
 from tests.simulator.simkit import ENGINE, PROGRAM_TEXT, sample
 
@@ -58,7 +59,7 @@ def test_simulate_writes_every_output_and_a_table(files, tmp_path):
         str(out),
     )
     _ok(res)
-    for name in ("summary.json", "monthly.csv", "ledger.parquet", "rewards.csv", "report.html"):
+    for name in ("summary.json", "monthly.csv", "ledger.parquet", "rewards.csv", "report.html", "report.xlsx"):
         assert (out / name).exists(), name
     for needle in ("rows_read", "rows_used", "rows_rejected", "points_issued", "P5", "P50", "P95", "mean"):
         assert needle in res.output
@@ -249,9 +250,20 @@ def test_a_second_run_replaces_the_whole_set(files, tmp_path):
     out = tmp_path / "o"
     _ok(_sim(files, tmp_path, "--out", str(out), "--seed", "1"))
     _ok(_sim(files, tmp_path, "--out", str(out), "--seed", "2"))
-    assert sorted(p.name for p in out.iterdir()) == sorted(("summary.json", "monthly.csv", "ledger.parquet", "rewards.csv", "report.html"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(outputs.SIMULATION_FILES)
     assert json.loads((out / "summary.json").read_text())["assumptions"]["seed"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [".o.lock", "o"]  # no leftover temporary folder
+
+
+def test_a_run_without_accounting_replaces_one_with_it(files, tmp_path):
+    scenario = tmp_path / "books.yaml"
+    scenario.write_text(f"program: {files / 'club.loyalty'}\naccounting: {{method: deferred_revenue, value_per_point: 0.01}}\n", encoding="utf-8")
+    out = tmp_path / "o"
+    given = ("--transactions", str(files / "tx.csv"), "--customers", str(files / "cu.csv"), "--runs", "1", "--workers", "1", "--out", str(out))
+    _ok(_run("simulate", str(scenario), *given))
+    assert (out / "accounting.csv").read_text().startswith("month,line,run_0,mean,p5,p50,p95\n")
+    _ok(_sim(files, tmp_path, "--out", str(out)))  # the earlier run's accounting.csv is this command's: replaced, not refused
+    assert sorted(p.name for p in out.iterdir()) == sorted(outputs.SIMULATION_FILES)
 
 
 def test_rejected_customer_rows_are_written_too_and_cells_are_formula_safe(files, tmp_path):

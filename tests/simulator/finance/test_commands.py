@@ -63,6 +63,13 @@ def test_text_cells_that_could_be_formulas_are_neutralised(tmp_path):
     assert "'=HYPERLINK(1)" in set(tiers) and not tiers.str.startswith("=").any()
 
 
+def test_urr_csv_text_cells_that_could_be_formulas_are_neutralised(tmp_path):
+    (tmp_path / "ledger.csv").write_text(HAND_LEDGER.replace(",Green\n", ",@SUM(1+1)\n"), encoding="utf-8")
+    assert run(tmp_path / "ledger.csv", "--by", "tier", "--out", tmp_path / "out").exit_code == 0
+    tiers = pd.read_csv(tmp_path / "out" / "urr.csv", keep_default_na=False)["tier"]
+    assert "'@SUM(1+1)" in set(tiers) and not tiers.str.startswith("@").any()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

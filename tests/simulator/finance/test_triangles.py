@@ -41,6 +41,28 @@ def test_raa_gives_mack_1993_figures_to_the_cent():
     assert ladder.factors[0] == pytest.approx(np.nansum(tri[:9, 1]) / np.nansum(tri[:9, 0]), rel=1e-12)
 
 
+def test_the_numpy_projection_gives_raa_ultimates_to_the_cent():
+    factors, ultimate = triangles.project(raa())
+    assert round(float(ultimate.sum()), 2) == 213_122.23
+    ladder = chain_ladder(raa())
+    np.testing.assert_allclose(ultimate, ladder.ultimate, rtol=1e-12)
+    np.testing.assert_allclose(factors, ladder.factors, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_numpy_projection_equals_the_packages_on_triangles_with_zeros(seed):
+    # The package is the oracle: its reading of zeros (no value) is what `project` must copy.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 9))
+    increments = rng.integers(0, 50, (n, n)) * (rng.random((n, n)) < 0.6)
+    increments[rng.integers(0, n), :] = 0  # an origin with nothing yet
+    tri = np.cumsum(increments, axis=1).astype(np.float64)
+    tri[np.add.outer(np.arange(n), np.arange(n)) >= n] = np.nan
+    ladder = chain_ladder(tri)
+    factors, ultimate = triangles.project(tri)
+    np.testing.assert_allclose(ultimate, ladder.ultimate, rtol=1e-12, atol=1e-9)
+
+
 def test_chain_ladder_with_one_origin_projects_nothing():
     ladder = chain_ladder(np.array([[5.0, 9.0, 12.0]]))
     assert ladder.total_ultimate == 12 and ladder.total_std_error == 0

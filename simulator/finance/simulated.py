@@ -1,0 +1,197 @@
+"""The finance figures of simulated runs: each run's URR from its own cohort triangle, and its
+accounting roll-forward; then both across runs (summary, accounting.csv, triangles.csv).
+
+A run's triangle is the (cohort, development, flow) sums `simulator.measure` adds up over the
+run's postings (exact integers, the same over slices and workers); `triangles.development` makes
+it the triangle `loyalty triangles` makes of a ledger file, and `triangles.redemption` projects
+it (one code path for both).
+
+**Which URR.** The liability at the end uses the run's estimate from every month of the run. The
+monthly liability and the accounting's `expected_redemption: estimated` use the estimate as it
+stood at each month's end (from the postings up to then), as finance books it: the last month's
+is the liability's. Where the chain ladder has nothing to project from (fewer than two cohorts
+with points kept, or no redemption yet) the URR is 1 (FALLBACK_URR): every point kept is taken
+to be redeemed, the prudent assumption IFRS 15 B46 makes while breakage cannot be estimated
+(and the old formula's value when nothing had been redeemed or had expired). The summary counts
+the runs and month-ends that used it (`urr_estimate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from rulelang.errors import LoyaltyError
+from simulator import metrics
+from simulator.finance import accounting, triangles
+
+FALLBACK_URR = 1.0
+ALL = triangles.ALL
+
+
+@dataclass(frozen=True)
+class RunURR:
+    """A run's URR: the estimate at the end (`final`, what the liability uses), each month-end's
+    (`by_month`), both with the fallback applied, and how many month-ends fell back."""
+
+    final: float
+    by_month: np.ndarray  # float, one per month of the simulation
+    estimated: bool  # the final estimate is the chain ladder's (not the fallback)
+    fallback_months: int
+
+    @property
+    def exact(self) -> Fraction:
+        """The final URR as the exact decimal it prints as (money is computed from it exactly)."""
+        return as_fraction(self.final)
+
+
+def as_fraction(rate: float) -> Fraction:
+    """A rate as the exact decimal of its shortest form: 0.97 is 97/100, never a binary fraction."""
+    return Fraction(repr(float(rate)))
+
+
+def checked_span(months: pd.PeriodIndex) -> pd.PeriodIndex:
+    """The simulation's months, or a LoyaltyError when there are more than a cohort triangle
+    follows (`triangles.MAX_MONTHS`, as for a ledger file): each run sums months x months cells."""
+    if len(months) > triangles.MAX_MONTHS:
+        raise LoyaltyError(
+            f"the simulation spans {len(months):,} months ({months[0]} to {months[-1]}), more than the {triangles.MAX_MONTHS} "
+            "(50 years) whose cohort triangles a run follows for its liability; shorten the `period` or the `horizon`"
+        )
+    return months
+
+
+def run_development(triangle: np.ndarray, months: pd.PeriodIndex) -> triangles.Development:
+    """The run's cohorts over the simulation's months (cohort 0 is the first month)."""
+    return triangles.development(ALL, months[0], triangle)
+
+
+def run_urr(triangle: np.ndarray, months: pd.PeriodIndex) -> RunURR:
+    """The run's URR at the end and at each month's end, from its triangle sums."""
+    dev = run_development(triangle, months)
+    n = len(months)
+    by_month = np.empty(n, dtype=np.float64)
+    usable = np.zeros(n, dtype=bool)
+    for m in range(n):
+        estimate = triangles.redemption(triangles.as_of(dev, m) if m < n - 1 else dev, errors=False)
+        usable[m] = estimate.projectable and np.isfinite(estimate.urr) and estimate.urr > 0
+        by_month[m] = estimate.urr if usable[m] else FALLBACK_URR
+    return RunURR(float(by_month[-1]), by_month, bool(usable[-1]), int((~usable).sum()))
+
+
+# --- the accounting of a run -------------------------------------------------------------------------
+
+
+def run_accounting(config, cells: np.ndarray, sales_m: np.ndarray, urr: RunURR, months: pd.PeriodIndex, point_cost: Fraction, decimals: int) -> pd.DataFrame | None:
+    """The run's monthly roll-forward in minor units (simulator.finance.accounting), or None when
+    the scenario asks for no accounting. `cells`: the run's (month, kind) points (metrics.KINDS)."""
+    if config is None:
+        return None
+    col = {k: cells[:, i].astype(np.int64) for i, k in enumerate(metrics.KINDS)}
+    rates = urr.by_month if config.expected_redemption == "estimated" else config.expected_redemption
+    labels = list(months.strftime("%Y-%m"))
+    if config.method == "deferred_revenue":
+        return accounting.deferred_revenue(
+            sales_m, col["earn"], col["redeem"], rates, config.value_per_point, decimals, labels
+        )
+    cost = Decimal(point_cost.numerator) / Decimal(point_cost.denominator)
+    # Points that leave unredeemed: expired, and clawed back with a refunded purchase.
+    return accounting.provision(col["earn"], col["redeem"], col["expire"] + col["clawback"], rates, cost, decimals, labels)
+
+
+def lines(method: str) -> tuple[str, ...]:
+    return accounting.REVENUE_COLUMNS if method == "deferred_revenue" else accounting.PROVISION_COLUMNS
+
+
+def accounting_table(frames: list[pd.DataFrame], method: str, decimals: int) -> pd.DataFrame:
+    """accounting.csv: one row per month and line of the roll-forward, with run 0's amount and the
+    mean, P5, P50, P95 over runs, in currency units. Run 0's rows balance to the unit; percentiles
+    of each cell need not add up across lines (each is some run's own value)."""
+    names = lines(method)
+    months = frames[0]["month"].to_numpy()
+    stack = np.stack([f[list(names)].to_numpy(dtype=np.int64) for f in frames])  # run, month, line
+    unit = Decimal(1).scaleb(-decimals)  # amounts printed with the currency's decimals (0.00, not 0)
+    rows = []
+    for m, month in enumerate(months):
+        for j, name in enumerate(names):
+            values = stack[:, m, j]
+            s = metrics.spread([Fraction(int(v), 10**decimals) for v in values], decimals)
+            rows.append({"month": month, "line": name, "run_0": (Decimal(int(values[0])) * unit).quantize(unit), **s})
+    return pd.DataFrame(rows, columns=["month", "line", "run_0", "mean", "p5", "p50", "p95"])
+
+
+def accounting_summary(frames: list[pd.DataFrame], method: str, decimals: int) -> dict:
+    """The summary's `accounting`: the balance at the end and what the months released, over runs."""
+    scale = 10**decimals
+
+    def over_runs(values) -> dict:
+        return metrics.spread([Fraction(int(v), scale) for v in values], decimals)
+
+    if method == "deferred_revenue":
+        out = {
+            "closing_deferred_revenue": over_runs(f["closing"].iloc[-1] for f in frames),
+            "revenue_deferred": over_runs(f["deferred"].sum() for f in frames),
+            "revenue_recognised": over_runs(
+                (f["recognised_on_redemption"] + f["recognised_breakage"] + f["change_of_estimate"]).sum() for f in frames
+            ),
+            "breakage_recognised": over_runs(f["recognised_breakage"].sum() for f in frames),
+        }
+    else:
+        out = {
+            "closing_provision": over_runs(f["closing"].iloc[-1] for f in frames),
+            "provided": over_runs(f["provided"].sum() for f in frames),
+            "used_on_redemption": over_runs(f["used_on_redemption"].sum() for f in frames),
+            "breakage_released": over_runs(f["released_breakage"].sum() for f in frames),
+            "change_of_estimate": over_runs(f["change_of_estimate"].sum() for f in frames),
+        }
+    return {"method": method, **out}
+
+
+# --- across runs -------------------------------------------------------------------------------------
+
+
+def urr_summary(urrs: list[RunURR]) -> dict:
+    """The summary's `urr_estimate`: how the URR was made, and the runs that fell back."""
+    fallback_runs = sum(not u.estimated for u in urrs)
+    out = {
+        "method": "chain ladder on each run's own cohort triangle of redeemed points (docs/simulator.md, Breakage and the liability triangle)",
+        "monthly_liability": "each month's points outstanding x point cost x the URR as estimated at that month's end",
+        "std_error": "Mack's, of run 1's URR: urr.csv (its row (all)) and the report",
+        "fallback_urr": FALLBACK_URR,
+        "fallback_runs": fallback_runs,
+        "fallback_month_ends": int(sum(u.fallback_months for u in urrs)),
+    }
+    if fallback_runs:
+        out["warning"] = (
+            f"{fallback_runs} of {len(urrs)} runs had no chain ladder estimate at the end (fewer than two cohorts with points, or no "
+            f"redemption): their liability takes every point outstanding as redeemed (URR {FALLBACK_URR:g})"
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class RunTriangles:
+    """Run 0's triangles and URR with Mack's errors: `table` as triangles.csv holds it (cohort x
+    development), `cohorts` as urr.csv holds it (each cohort's projection, then the overall)."""
+
+    table: pd.DataFrame
+    cohorts: pd.DataFrame
+    overall: triangles.Redemption
+
+
+def run_triangles(triangle: np.ndarray, months: pd.PeriodIndex) -> RunTriangles:
+    """Run 0's triangles over the months its postings span (as `loyalty triangles` reads its
+    ledger), with Mack's standard errors (the casact package: loaded here, when first asked for)."""
+    increments, first = triangles.trimmed(triangle, months[0])
+    dev = triangles.development(ALL, first, increments)
+    estimate = triangles.redemption(dev, errors=True)
+    overall = pd.DataFrame(
+        [{"cohort": ALL, "earned": estimate.earned, "clawed_back": estimate.earned - estimate.exposure, "redeemed": estimate.redeemed,
+          "expired": estimate.expired, "ultimate_redeemed": estimate.ultimate_redeemed, "urr": estimate.urr, "std_error": estimate.std_error}]
+    )  # fmt: skip
+    cohorts = pd.concat([estimate.cohorts, overall], ignore_index=True)
+    return RunTriangles(triangles.triangle_table([dev]), cohorts, estimate)

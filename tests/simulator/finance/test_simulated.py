@@ -1,0 +1,182 @@
+"""The finance of simulated runs (simulator.finance.simulated): the URR of each run's own triangle,
+the liability and monthly liability it gives, the accounting roll-forward of every run balanced,
+and the same figures whether the customers are replayed whole or in slices."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import simulator
+from simulator import metrics
+from simulator.finance import accounting, triangles
+from simulator.finance.simulated import FALLBACK_URR, as_fraction
+from simulator.sample_data import bundled_paths
+from tests.conftest import ROOT
+from tests.simulator.simkit import ENGINE
+
+COFFEE = ROOT / "programs" / "coffee.loyalty"
+DEFERRED = {"method": "deferred_revenue", "value_per_point": 0.01, "expected_redemption": "estimated"}
+
+
+def _simulate(**scenario):
+    tx, cu = bundled_paths()
+    return simulator.simulate(COFFEE, tx, cu, {"runs": 3, "seed": 4, **scenario}, workers=1, engine=ENGINE)
+
+
+@pytest.fixture(scope="module")
+def history_only():
+    return _simulate(accounting=DEFERRED)
+
+
+@pytest.fixture(scope="module")
+def with_horizon():
+    return _simulate(runs=2, horizon="24 months", accounting={"method": "cost"})
+
+
+def _whole_liability(outstanding: int, point_cost: Fraction, decimals: int, urr: Fraction) -> int:
+    return metrics.round_half_up(outstanding * point_cost * 10**decimals * urr)
+
+
+def test_the_liability_uses_the_urr_of_the_runs_own_triangle(history_only):
+    res = history_only
+    ledger = res.ledger
+    # The oracle: the triangle `loyalty triangles` builds from run 0's ledger file, with its URR.
+    report = triangles.analyse(ledger)
+    assert (report.first_month, report.last_month) == (str(res.months[0]), str(res.months[-1]))
+    run0 = res.per_run[0]
+    assert report.overall.urr == pytest.approx(float(run0["urr"]), rel=1e-12)
+    assert 0 < report.overall.urr < 1 and report.overall.urr > run0["points_redeemed"] / run0["points_issued"]
+    model = res.program.model
+    assert run0["liability"] == _whole_liability(run0["points_outstanding"], model.point_cost, model.decimals, run0["urr"])
+    assert run0["program_cost"] == run0["reward_cost"] - run0["partner_funded"] + run0["liability"]
+    # The summary's URR spans the runs; none fell back.
+    assert res.summary["urr"]["p5"] <= res.summary["urr"]["p50"] <= res.summary["urr"]["p95"]
+    assert res.summary["urr_estimate"]["fallback_runs"] == 0 and "warning" not in res.summary["urr_estimate"]
+    # triangles.csv and urr.csv are what `loyalty triangles` writes for run 0's ledger, Mack's errors included.
+    pd.testing.assert_frame_equal(res.triangles, report.table)
+    cohorts = res.urr
+    pd.testing.assert_frame_equal(cohorts.iloc[:-1].reset_index(drop=True), report.overall.cohorts)
+    overall = cohorts.iloc[-1]
+    assert overall["cohort"] == triangles.ALL
+    assert overall["urr"] == pytest.approx(report.overall.urr, rel=1e-12)
+    assert overall["std_error"] == pytest.approx(report.overall.std_error, rel=1e-12) and overall["std_error"] > 0
+
+
+def test_the_monthly_liability_uses_the_urr_as_estimated_at_each_months_end(history_only):
+    res = history_only
+    ledger = res.ledger
+    by_month = triangles.urr_by_month(ledger)  # the public oracle: a chain ladder on the postings up to each month's end
+    run0 = res.monthly[res.monthly["run"] == 0].reset_index(drop=True)
+    assert by_month["month"].tolist() == run0["month"].tolist()
+    end = pd.DatetimeIndex(ledger["timestamp"]).to_period("M")
+    model = res.program.model
+    for m, row in run0.iterrows():
+        upto = ledger[end <= pd.Period(row["month"], "M")]
+        cohorts_with_points = upto.loc[upto["kind"] == "earn", "earned_on"].dt.to_period("M").nunique()
+        projectable = cohorts_with_points >= 2 and (upto["kind"] == "redeem").any()
+        urr = by_month["urr"].iloc[m] if projectable else FALLBACK_URR
+        expected = _whole_liability(int(row["closing"]), model.point_cost, model.decimals, as_fraction(urr))
+        assert int(round(row["liability"] * 10**model.decimals)) == expected, row["month"]
+    assert run0["liability"].iloc[-1] * 10**model.decimals == res.per_run[0]["liability"]
+    assert res.summary["urr_estimate"]["fallback_month_ends"] == len(res.per_run)  # each run's first month: one cohort
+
+
+def _balanced_in_every_month_of_every_run(res, method: str) -> None:
+    assert len(res.accounting_runs) == len(res.per_run)
+    for frame in res.accounting_runs:
+        accounting.check_balanced(frame)  # opening + in - out -/+ change of estimate = closing, to the unit
+        assert frame["month"].tolist() == list(res.months.strftime("%Y-%m"))
+    run0 = res.accounting_runs[0]
+    table = res.accounting
+    lines = accounting.REVENUE_COLUMNS if method == "deferred_revenue" else accounting.PROVISION_COLUMNS
+    assert table["line"].tolist() == list(lines) * len(res.months)
+    scale = 10**res.program.model.decimals
+    shown = table.pivot(index="month", columns="line", values="run_0")[list(lines)]
+    assert (shown.map(lambda d: int(d * scale)).to_numpy() == run0[list(lines)].to_numpy()).all()
+
+
+def test_deferred_revenue_balances_in_every_month_of_every_run(history_only):
+    res = history_only
+    _balanced_in_every_month_of_every_run(res, "deferred_revenue")
+    books = res.summary["accounting"]
+    assert books["method"] == "deferred_revenue"
+    scale = 10**res.program.model.decimals
+    closing = sorted(int(f["closing"].iloc[-1]) for f in res.accounting_runs)
+    assert books["closing_deferred_revenue"]["p50"] == closing[1] / scale
+    # Every month's estimate is the run's URR as of then: the last month's is the liability's.
+    for frame, figures in zip(res.accounting_runs, res.per_run, strict=True):
+        assert frame["points_expected"].iloc[-1] == pytest.approx(float(figures["urr"]) * figures["points_issued"], rel=1e-12)
+        recognised = frame[["recognised_on_redemption", "recognised_breakage", "change_of_estimate"]].to_numpy().sum()
+        assert recognised == frame["recognised_to_date"].iloc[-1]
+        assert frame["deferred"].sum() - recognised == frame["closing"].iloc[-1]
+
+
+def test_the_provision_balances_over_a_24_month_horizon(with_horizon):
+    res = with_horizon
+    assert len(res.months) == 36
+    _balanced_in_every_month_of_every_run(res, "cost")
+    model = res.program.model
+    for frame, monthly in zip(res.accounting_runs, [g for _, g in res.monthly.groupby("run")], strict=True):
+        # The provision is the monthly liability: points outstanding x point cost x the month-end URR.
+        assert (frame["points_outstanding"].to_numpy() == monthly["closing"].to_numpy()).all()
+        liability = [int(round(v * 10**model.decimals)) for v in monthly["liability"]]
+        assert frame["closing"].tolist() == liability
+    assert set(res.summary["accounting"]) >= {"method", "closing_provision", "breakage_released"}
+
+
+def test_no_accounting_key_no_accounting_outputs():
+    res = _simulate(runs=1)
+    assert res.accounting is None and res.accounting_runs == [] and "accounting" not in res.summary
+    assert "accounting.csv" not in res.output_files() and "triangles.csv" in res.output_files()
+
+
+def test_a_run_with_nothing_redeemed_falls_back_and_says_so():
+    res = _simulate(runs=1, redemption={"probability": 0.0})
+    run0 = res.per_run[0]
+    assert run0["points_redeemed"] == 0 and run0["urr"] == 1
+    note = res.summary["urr_estimate"]
+    assert note["fallback_runs"] == 1 and "every point outstanding as redeemed" in note["warning"]
+    model = res.program.model
+    assert run0["liability"] == _whole_liability(run0["points_outstanding"], model.point_cost, model.decimals, Fraction(1))
+
+
+def test_slices_give_the_whole_runs_triangles_urr_and_books():
+    tx, cu = bundled_paths()
+    sc = {"runs": 2, "seed": 9, "accounting": DEFERRED}
+    whole = simulator.simulate(COFFEE, tx, cu, sc, workers=1, engine=ENGINE)
+    sliced = simulator.simulate(COFFEE, tx, cu, sc, workers=1, engine=ENGINE, slice_rows=40_000)
+    assert [r["urr"] for r in sliced.per_run] == [r["urr"] for r in whole.per_run]
+    assert [r["liability"] for r in sliced.per_run] == [r["liability"] for r in whole.per_run]
+    np.testing.assert_array_equal(sliced.triangle_sums, whole.triangle_sums)
+    for a, b in zip(sliced.accounting_runs, whole.accounting_runs, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    assert sliced.summary_json().replace("sliced", "") == whole.summary_json().replace("sliced", "")
+
+
+def test_the_runs_sums_follow_the_triangles_flows_in_their_order():
+    assert metrics.TRIANGLE_KINDS == tuple(triangles.FLOWS) == metrics.KINDS[: len(triangles.FLOWS)]
+
+
+def test_a_simulation_longer_than_a_triangle_follows_is_refused_with_the_fix():
+    from rulelang.errors import LoyaltyError
+    from simulator.finance.simulated import checked_span
+
+    months = pd.period_range("2026-01", periods=triangles.MAX_MONTHS, freq="M")
+    assert checked_span(months) is months
+    with pytest.raises(LoyaltyError, match=r"spans 601 months \(2026-01 to 2076-01\), more than the 600 .* shorten the `period` or the `horizon`"):
+        checked_span(pd.period_range("2026-01", periods=triangles.MAX_MONTHS + 1, freq="M"))
+
+
+def test_a_fixed_expected_redemption_has_no_change_of_estimate():
+    res = _simulate(runs=1, accounting={"method": "deferred_revenue", "value_per_point": 0.01, "expected_redemption": 0.9})
+    books = res.accounting_runs[0]
+    accounting.check_balanced(books)
+    assert (books["change_of_estimate"] == 0).all()
+    assert books["points_expected"].tolist() == pytest.approx((books["points_issued"] * 0.9).tolist(), rel=1e-15)
+    # Each month's allocation by relative standalone selling price at 0.9, from the members' sales.
+    value = [accounting.allocate(s, p, 0.01, 0.9, 2) for s, p in zip(books["sales"], res.monthly["issued"], strict=True)]
+    assert books["deferred"].tolist() == value and sum(value) > 0

@@ -7,8 +7,9 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import partial
@@ -310,9 +311,7 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
 
 def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False) -> SimulationResult:
     sc = load_scenario_arg(scenario)
-    if sc.acquisition is not None and sc.horizon is None:
-        where = f"{sc.source}: error: " if Path(sc.source).is_file() else ""
-        raise horizon.HorizonError(f"{where}acquisition: new customers join only in a horizon after the history; add `horizon: 24 months` (say) or drop `acquisition`")
+    _refuse_acquisition_without_horizon(sc)
     prog = load_program(program)
     model = prog.model
     # Only the columns the rules read are loaded (all of them when rejected rows are written out).
@@ -321,6 +320,60 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
     if n is not None and (slice_rows is not None or n > chunked.AUTO_ROWS):
         size = slice_rows or chunked.SLICE_ROWS
         return _simulate_sliced(prog, sc, transactions, customers, keep, size, workers, engine, progress, rejects)
+    with _prepared(prog, sc, transactions, customers, keep, workers, engine, rejects, tune) as ready:
+        setup, tx, cust, future = ready.setup, ready.load, ready.customers, ready.setup.horizon
+        partials = montecarlo.run_all(setup, sc.runs, workers, progress)
+    results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, setup.months)
+    if future is not None:
+        out.summary["horizon"] = future.describe()
+        out.summary["horizon"]["acquisition"] = ready.acquired.describe()
+    _first_screen(out, ready.start, setup.history.until)
+    return out
+
+
+def _refuse_acquisition_without_horizon(sc: Scenario) -> None:
+    """New customers (`acquisition`) join only in a horizon: refused, naming the scenario, without one."""
+    if sc.acquisition is not None and sc.horizon is None:
+        where = f"{sc.source}: error: " if Path(sc.source).is_file() else ""
+        raise horizon.HorizonError(f"{where}acquisition: new customers join only in a horizon after the history; add `horizon: 24 months` (say) or drop `acquisition`")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A history loaded and ready for paths: the set-up every run reads (its `horizon`, the fitted
+    future, and `acquisition`, its new customers, if any), and the load reports of the
+    transactions and the customers."""
+
+    program: Program
+    setup: montecarlo.Setup
+    load: io.LoadResult
+    customers: io.LoadResult | None
+    start: pd.Timestamp  # the replay's first day (the period's, else the history's first row's)
+    acquired: object | None  # simulator.acquisition's fit with a horizon (described in summary.json), else None
+
+
+@contextmanager
+def prepared(program, transactions, customers=None, scenario=None, *, workers: int | None = None, engine: str = "compiled") -> Iterator[Prepared]:
+    """The history of `simulate(program, transactions, customers, scenario)` loaded once and ready
+    for paths (`montecarlo.run_one` over `.setup`), as `simulate` prepares it: the same rows, base
+    batch and horizon, so paths run over it give `simulate`'s figures. Always in one piece (a
+    history `simulate` would replay in slices is loaded whole)."""
+    sc = load_scenario_arg(scenario)
+    _refuse_acquisition_without_horizon(sc)
+    prog = load_program(program)
+    workers = available_cores() if workers is None else workers
+    keep = needed_columns(prog.model)[0]
+    with _prepared(prog, sc, transactions, customers, keep, workers, engine, None) as ready:
+        yield ready
+
+
+@contextmanager
+def _prepared(prog: Program, sc: Scenario, transactions, customers, keep, workers, engine, rejects, tune=False) -> Iterator[Prepared]:
+    """Load, sort and annotate the history, build its base batch and fit its horizon: the set-up
+    the paths run over, ready while the context lasts (the base may still be being built: the first
+    path waits for it only to evaluate)."""
+    model = prog.model
     # The customers file is read on a second thread while the transactions load (Arrow and NumPy
     # release the GIL); its errors still come after the transactions' own, as they would in turn.
     with ThreadPoolExecutor(1) as pool:
@@ -359,17 +412,10 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
             acquired = _fitted(sc, lambda: acquisition.fit(history, future, sc.acquisition, sc.runs, sc.seed)) if future is not None else None
             # No run with a new customer (`per_month: 0`): the paths are the horizon's alone.
             setup = replace(setup, horizon=future, acquisition=acquired if acquired is not None and acquired.capacity else None)
-            partials = montecarlo.run_all(setup, sc.runs, workers, progress)
+            yield Prepared(prog, setup, tx, cust, start, acquired)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
             raise
-    results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
-    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months)
-    if future is not None:
-        out.summary["horizon"] = future.describe()
-        out.summary["horizon"]["acquisition"] = acquired.describe()
-    _first_screen(out, start, history.until)
-    return out
 
 
 def _first_screen(out: SimulationResult, first: pd.Timestamp, last: pd.Timestamp) -> None:

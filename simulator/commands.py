@@ -106,8 +106,9 @@ class Interrupted(Exception):
 
 
 @contextmanager
-def _interruptible(out: Path, state: dict):
-    """Ctrl-C stops the command with `interrupted; <out>/ unchanged` and exit 130, no traceback.
+def _interruptible(out: Path | None, state: dict):
+    """Ctrl-C stops the command with `interrupted; <out>/ unchanged` (`interrupted` when it writes
+    no folder) and exit 130, no traceback.
     Forked worker processes leave it to this one, which ends them (they die without a word)."""
     main = os.getpid()
 
@@ -127,7 +128,7 @@ def _interruptible(out: Path, state: dict):
         yield
     except KeyboardInterrupt:
         what = "holds this run's complete outputs" if state.get("written") else "unchanged"
-        click.echo(f"interrupted; {out}/ {what}", err=True)
+        click.echo(f"interrupted; {out}/ {what}" if out is not None else "interrupted", err=True)
         sys.exit(130)
     finally:
         if main_thread:

@@ -143,8 +143,9 @@ PART_ROWS = 200_000
 PIECE_ROWS = 250_000
 
 
-def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Partial:
-    """Simulate path `run`: enrol, respond, redeem, evaluate, measure.
+def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=None) -> Partial:
+    """Simulate path `run`: enrol, respond, redeem, evaluate, measure. `future`: the run's future
+    rows (`future_of`) when already drawn (they depend on the seed and run only), else drawn here.
 
     In a single process the customers are shared among its threads, each running the whole
     path for its pieces of them (the heavy steps release the GIL); their sums add up exactly as
@@ -163,7 +164,7 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
         chosen = setup.population.pick(e.share, e.pick, sc.seed, run, h.customers)
     _engine_for(program, setup.engine)  # compiled once, before any thread asks for it
     # The run's future rows, every customer's (members' join their paths; all count in the baseline).
-    future = horizon.draw(setup.horizon, h, setup.months, sc.seed, run) if setup.horizon is not None else None
+    future = future_of(setup, run) if future is None else future
     # The run's new customers (simulator.acquisition): their rows follow the future rows (their
     # codes follow the real customers'), and their part of the path is a part of its own.
     newcomers = acquisition.draw(setup.acquisition, h, setup.months, e.share, e.pick, sc.seed, run) if setup.acquisition is not None else None
@@ -191,6 +192,14 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False) -> Parti
     if keep_ledger:
         total.ledger = Pieces(tuple(p.ledger for p in done), tuple(p.rows for p in done))
     return _with_future(total, future)
+
+
+def future_of(setup: Setup, run: int):
+    """Run `run`'s future rows, every customer's (simulator.horizon), or None without a horizon:
+    they depend on the seed and the run only (new customers, drawn by enrolment, are not in them)."""
+    if setup.horizon is None:
+        return None
+    return horizon.draw(setup.horizon, setup.history, setup.months, setup.scenario.seed, run)
 
 
 def _appended(rows: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

@@ -248,8 +248,10 @@ class ExprChecker:
     def basket_sum(self, node: ast.BasketSum, ctx, expect):
         obj, attr = node.obj.name, node.attr.name
         if obj != "basket" or attr not in B.BASKET_SUMS:
-            wanted = f"basket.{attr}" if obj != "basket" and attr in B.BASKET_SUMS else f"{obj}.{attr}"
-            close = self.c.did_you_mean(wanted, "basket sums", [f"basket.{k}" for k in B.BASKET_SUMS])
+            if attr in B.BASKET_SUMS:  # `customer.total(...)`: the right figure of the wrong object
+                close = f"; did you mean `basket.{attr}`?"
+            else:
+                close = self.c.did_you_mean(f"{obj}.{attr}", "basket sums", [f"basket.{k}" for k in B.BASKET_SUMS])
             self.c.emit("E224", f"`{obj}.{attr}(...)` is not a sum over the basket's lines{close}", node.obj.span.join(node.attr.span),
                         "`basket.total(CONDITION)` adds up the amounts of the lines where the condition holds, `basket.quantity(CONDITION)` their quantities")
             self.type(node.condition, ctx)
@@ -265,7 +267,7 @@ class ExprChecker:
             self.c.emit("E225", f"`basket.{attr}(...)` sums the basket's lines, so its condition reads only the line's fields, not `{name}`"
                                 f"{self.c.did_you_mean(name, 'line fields', fields)}", span,
                         "line fields are " + ", ".join(f"`{f}`" for f in fields) + "; put other conditions outside the sum: "
-                        f'`basket.{attr}(category != "delivery") >= 100 and tier >= Gold`')
+                        f'`basket.{attr}(category != "delivery") >= {100 if attr == "total" else 3} and tier >= Gold`')
         return B.BASKET_SUMS[attr]
 
     def call(self, node: ast.Call, ctx, expect):

@@ -89,6 +89,7 @@ def _compound(children):
         st.builds(ast.Group, children),
         lists,
         st.builds(lambda f, args: ast.Call(f, tuple(args)), idents, st.lists(children, max_size=3)),
+        st.builds(ast.BasketSum, idents, idents, children),
         children.map(lambda x: ast.Neg(fit(x, UNARY))),
         st.builds(
             lambda first, rest: ast.Arith(fit(first, UNARY), tuple((op, fit(x, UNARY)) for op, x in rest)),
@@ -126,6 +127,7 @@ clauses = st.tuples(*(st.none() | c for c in _clause_options)).map(lambda cs: tu
 awards = st.one_of(
     st.builds(ast.PerSpend, numbers, money),
     st.builds(ast.Fixed, numbers),
+    st.builds(ast.PerUnit, numbers),
     st.builds(ast.Multiplier, numbers, idents),
 )
 windows = st.one_of(st.just(ast.Window(None, None)), st.builds(ast.Window, numbers, st.sampled_from(["days", "months"]).map(ast.Ident)))

@@ -57,6 +57,7 @@ class RuleCheck:
     rule: str
     row: int
     outcome: str  # fired | condition false | outside campaign | limit reached | target earned nothing | earned nothing
+    # | no whole unit in the quantity (a per-unit rule)
     exact: Fraction = Fraction(0)
     comparisons: list = field(default_factory=list)  # (node, left, right, result)
 
@@ -370,7 +371,9 @@ def _fire(ctx, m: Member, rec: UnitRecord, rule: Rule, line: dict, basket: dict,
         points = _award(rule, line, _money(line["amount"], ctx.decimals), target_points)
         key = (rule.index, V.period_key(day, rule.per))
         if points <= 0:
-            check.outcome, points = "earned nothing", Fraction(0)
+            # A per-unit rule on a line without a whole unit (its quantity missing, below 1 or negative).
+            check.outcome = "no whole unit in the quantity" if rule.kind == "per_unit" else "earned nothing"
+            points = Fraction(0)
         elif rule.times is not None and m.firings.get(key, 0) >= rule.times:
             check.outcome, points = "limit reached", Fraction(0)
         else:

@@ -101,6 +101,17 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class BasketSum:
+    """`basket.total(CONDITION)` or `basket.quantity(CONDITION)`: a sum over the basket's lines
+    for which the condition (over line fields only) holds."""
+
+    obj: Ident
+    attr: Ident
+    condition: object
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
 class Call:
     """A function call such as `month(date)`."""
 
@@ -194,6 +205,14 @@ class PerSpend:
 @dataclass(frozen=True)
 class Fixed:
     """`N points`: a fixed number of points each time the rule fires."""
+
+    points: Number
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class PerUnit:
+    """`N points per unit`: points for each unit of the line's quantity."""
 
     points: Number
     span: Span = field(default=NO_SPAN, compare=False)

@@ -79,6 +79,10 @@ BASKET: dict[str, Var] = {
     "quantity": Var(NUMBER, doc="the sum of the quantity column over the basket (lines if absent)"),
 }
 
+# `basket.NAME(CONDITION)`: the same figures summed over the lines for which a condition on the
+# line's fields holds, by the type of the sum.
+BASKET_SUMS: dict[str, str] = {"total": MONEY, "quantity": NUMBER}
+
 # Types a `column` declaration may give, to the language type.
 COLUMN_TYPES: dict[str, str] = {"text": STRING, "number": NUMBER, "money": MONEY, "date": DATE}
 

@@ -88,6 +88,8 @@ def _award(e: ast.Earn) -> Award:
         return Award(e.name.name, "per_spend", rate=Fraction(a.points.value) / Fraction(a.per.amount), funded_share=share)
     if isinstance(a, ast.Fixed):
         return Award(e.name.name, "fixed", points=Fraction(a.points.value), funded_share=share)
+    if isinstance(a, ast.PerUnit):
+        return Award(e.name.name, "per_unit", points=Fraction(a.points.value), funded_share=share)
     return Award(e.name.name, "multiplier", factor=Fraction(a.factor.value), target=a.target.name, funded_share=share)
 
 
@@ -384,6 +386,9 @@ class Checker:
         if on is not None and isinstance(s.award, ast.PerSpend):
             self.emit("E412", f"`on {on.event.name}` rows have no amount, so `per {s.award.per.currency.name}` earns nothing",
                       s.award.per.span, f"give a fixed award: `earn {s.name.name}: 100 points on {on.event.name}`")
+        elif on is not None and isinstance(s.award, ast.PerUnit):
+            self.emit("E412", f"`on {on.event.name}` rows have no quantity, so `per unit` earns nothing",
+                      s.award.span, f"give a fixed award: `earn {s.name.name}: 100 points on {on.event.name}`")
 
     def a_per_spend(self, a: ast.PerSpend):
         self.positive(a.points, "the points earned", kind="points")
@@ -394,6 +399,9 @@ class Checker:
 
     def a_fixed(self, a: ast.Fixed):
         self.positive(a.points, "the points earned", kind="points")
+
+    def a_per_unit(self, a: ast.PerUnit):
+        self.positive(a.points, "the points earned per unit", kind="points")
 
     def a_multiplier(self, a: ast.Multiplier):
         if a.factor.value <= 1:
@@ -527,7 +535,7 @@ _STATEMENTS = {
     ast.Reward: "s_reward",
     ast.Assert: "s_assert",
 }
-_AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.Multiplier: "a_multiplier"}
+_AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}
 _CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded"}
 
 

@@ -76,6 +76,7 @@ class ExprChecker:
             ast.Name: self.name,
             ast.Attribute: self.attribute,
             ast.Call: self.call,
+            ast.BasketSum: self.basket_sum,
             ast.ListLit: self.bare_list,
             ast.Arith: self.arith,
             ast.Neg: self.neg,
@@ -239,6 +240,36 @@ class ExprChecker:
             return None
         return table[attr]
 
+    def line_fields(self) -> list[str]:
+        """The names that differ from line to line of a basket: what a basket sum's condition reads."""
+        names = [n for n, v in B.VARIABLES.items() if v.line_level] + list(self.c.columns)
+        return list(dict.fromkeys(names + [n for n, v in B.COLUMNS.items() if v.line_level]))
+
+    def basket_sum(self, node: ast.BasketSum, ctx, expect):
+        obj, attr = node.obj.name, node.attr.name
+        if obj != "basket" or attr not in B.BASKET_SUMS:
+            if attr in B.BASKET_SUMS:  # `customer.total(...)`: the right figure of the wrong object
+                close = f"; did you mean `basket.{attr}`?"
+            else:
+                close = self.c.did_you_mean(f"{obj}.{attr}", "basket sums", [f"basket.{k}" for k in B.BASKET_SUMS])
+            self.c.emit("E224", f"`{obj}.{attr}(...)` is not a sum over the basket's lines{close}", node.obj.span.join(node.attr.span),
+                        "`basket.total(CONDITION)` adds up the amounts of the lines where the condition holds, `basket.quantity(CONDITION)` their quantities")
+            self.type(node.condition, ctx)
+            return None
+        t = self.type(node.condition, ctx)
+        if t is not None and t != B.BOOL:
+            self.c.emit("E304", f"`basket.{attr}(...)` needs a condition that is true or false, but this is {_words(t)}", node.condition.span,
+                        f'compare a field of the line: `basket.{attr}(category != "delivery")`')
+        fields = self.line_fields()
+        for name, span in _outside_line(node.condition, set(fields), set(self.c.tiers)):
+            if "." not in name and self.lookup(name) is None:
+                continue  # an unknown name, reported already
+            self.c.emit("E225", f"`basket.{attr}(...)` sums the basket's lines, so its condition reads only the line's fields, not `{name}`"
+                                f"{self.c.did_you_mean(name, 'line fields', fields)}", span,
+                        "line fields are " + ", ".join(f"`{f}`" for f in fields) + "; put other conditions outside the sum: "
+                        f'`basket.{attr}(category != "delivery") >= {100 if attr == "total" else 3} and tier >= Gold`')
+        return B.BASKET_SUMS[attr]
+
     def call(self, node: ast.Call, ctx, expect):
         fname = node.func.name
         func = B.FUNCTIONS.get(fname)
@@ -341,3 +372,36 @@ class ExprChecker:
 
     def group(self, node: ast.Group, ctx, expect):
         return self.type(node.expr, ctx, expect)
+
+
+def _outside_line(expr, fields: set[str], constants: set[str]) -> list[tuple[str, ast.Span]]:
+    """(name, span) of each name in a basket sum's condition that is not a field of the line:
+    bare names other than line fields, tier and weekday constants; every dotted name and nested sum."""
+    out = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            if node.name not in fields and node.name not in constants and node.name not in B.WEEKDAYS:
+                out.append((node.name, node.span))
+        elif isinstance(node, (ast.Attribute, ast.BasketSum)):
+            out.append((f"{node.obj.name}.{node.attr.name}", node.span))
+        elif isinstance(node, ast.Call):
+            stack.extend(node.args)
+        elif isinstance(node, ast.Arith):
+            stack.append(node.first)
+            stack.extend(operand for _, operand in node.rest)
+        elif isinstance(node, (ast.Neg, ast.Not)):
+            stack.append(node.operand)
+        elif isinstance(node, ast.Group):
+            stack.append(node.expr)
+        elif isinstance(node, ast.Compare):
+            stack.extend((node.right, node.left))
+        elif isinstance(node, ast.In):
+            stack.extend(reversed(node.options.items))
+            stack.append(node.item)
+        elif isinstance(node, ast.BoolOp):
+            stack.extend(reversed(node.operands))
+        elif isinstance(node, ast.ListLit):
+            stack.extend(reversed(node.items))
+    return sorted(out, key=lambda x: x[1].start)

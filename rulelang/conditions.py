@@ -15,6 +15,7 @@ from fractions import Fraction
 
 from rulelang import ast
 from rulelang import builtins as B
+from rulelang.fmt import format_expr
 from rulelang.model import Model, Rule
 
 MAX_TERMS = 64  # a DNF larger than this is not worth analysing: treat the condition as unknown
@@ -130,6 +131,8 @@ def _text(node) -> str:
         return f"{node.obj.name}.{node.attr.name}"
     if isinstance(node, ast.Call):
         return f"{node.func.name}({', '.join(_text(a) for a in node.args)})"
+    if isinstance(node, ast.BasketSum):
+        return _sum_key(node)
     if isinstance(node, (ast.Number, ast.Percent)):
         return str(node.value) + ("%" if isinstance(node, ast.Percent) else "")
     if isinstance(node, ast.Money):
@@ -143,6 +146,10 @@ def _text(node) -> str:
     if isinstance(node, ast.Group):
         return f"({_text(node.expr)})"
     return "..."
+
+
+def _sum_key(node: ast.BasketSum) -> str:
+    return format_expr(node)
 
 
 class Analyser:
@@ -165,6 +172,8 @@ class Analyser:
             return None
         if isinstance(node, ast.Attribute):
             return f"{node.obj.name}.{node.attr.name}"
+        if isinstance(node, ast.BasketSum):  # one variable per sum as written: nothing assumed of it
+            return _sum_key(node)
         if isinstance(node, ast.Call) and node.func.name in DAY_PARTS and len(node.args) == 1:
             arg = node.args[0]
             if isinstance(arg, ast.Name) and arg.name == "date":

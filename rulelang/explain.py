@@ -41,6 +41,8 @@ TEXT: dict[str, dict] = {
             "fixed_basket": "{who} earn {points} per purchase{conds}{freq}.",
             "fixed_line": "{who} earn {points} for each qualifying item{conds}{freq}.",
             "fixed_event": "{who} earn {points}{conds}{freq}.",
+            "per_unit": "{who} earn {points} for each item{conds}{freq}.",
+            "per_unit_item": "{who} earn {points} for each {item}{conds}{freq}.",
             "multiplier_all": "You earn {factor} times the points of '{target}'{conds}{freq}.",
             "multiplier_tiers": "{who}: {factor} times the points of '{target}'{conds}{freq}.",
         },
@@ -107,6 +109,7 @@ TEXT: dict[str, dict] = {
                      "basket.quantity": "the number of items in your basket", "customer.days_enrolled": "the days since you joined",
                      "customer.enrolled": "the day you joined", "customer.segment": "your segment", "customer.city": "your city",
                      "_column": "the {name}", "_customer": "your {name}"},
+        "basket_sum": {"total": "your basket total ({cond})", "quantity": "the number of items in your basket ({cond})"},
     },
     "zh": {
         "title": "{name} 会员积分规则",
@@ -129,6 +132,8 @@ TEXT: dict[str, dict] = {
             "fixed_basket": "{conds}{who}每笔消费可获得{points}{freq}。",
             "fixed_line": "{conds}{who}每件符合条件的商品可获得{points}{freq}。",
             "fixed_event": "{conds}{who}可获得{points}{freq}。",
+            "per_unit": "{conds}{who}每件商品得{points}{freq}。",
+            "per_unit_item": "{conds}{who}每件{item}得{points}{freq}。",
             "multiplier_all": "{conds}可获得“{target}”的{factor}倍积分{freq}。",
             "multiplier_tiers": "{conds}{who}可获得“{target}”的{factor}倍积分{freq}。",
         },
@@ -188,6 +193,7 @@ TEXT: dict[str, dict] = {
                      "date": "日期", "basket.total": "单笔订单总额", "basket.lines": "订单商品行数", "basket.quantity": "订单商品件数",
                      "customer.days_enrolled": "入会天数", "customer.enrolled": "入会日期", "customer.segment": "会员分组",
                      "customer.city": "所在城市", "_column": "{name}", "_customer": "会员{name}"},
+        "basket_sum": {"total": "单笔订单总额（{cond}）", "quantity": "订单商品件数（{cond}）"},
     },
 }
 
@@ -313,8 +319,16 @@ class _Terms:
         return None if subject is None else self.t["generic"].format(subject=subject, op=self.t["ops"][op], value=self.join(shown, "or"))
 
     def generic(self, key: str, subject, op: str, shown: str) -> str | None:
-        label = self.subject(key)
+        subject = _ungroup(subject)
+        label = self.sum_subject(subject) if isinstance(subject, ast.BasketSum) else self.subject(key)
         return None if label is None else self.t["generic"].format(subject=label, op=self.t["ops"][op], value=shown)
+
+    def sum_subject(self, e: ast.BasketSum) -> str:
+        """`basket.total(CONDITION)` as a member reads it: the figure, and which lines count."""
+        cond = self.phrase(e.condition)
+        if self.t.get("cond_suffix"):
+            cond = cond.removesuffix(self.t["cond_suffix"])
+        return self.t["basket_sum"][e.attr.name].format(cond=cond)
 
     def subject(self, key: str) -> str | None:
         subjects = self.t["subjects"]
@@ -337,7 +351,7 @@ class _Terms:
         if isinstance(v, ast.Number):
             if key == "month(date)" and v.value == v.value.to_integral_value() and 1 <= v.value <= 12:
                 return self.t["month"][int(v.value) - 1]
-            money_subject = key in _MONEY_SUBJECTS or self.model.columns.get(key) == B.MONEY
+            money_subject = key in _MONEY_SUBJECTS or self.model.columns.get(key) == B.MONEY or key.startswith("basket.total(")
             return self.money(v.value) if money_subject else num(v.value)
         if isinstance(v, ast.Percent):
             return f"{num(v.value)}%"
@@ -355,7 +369,10 @@ class _Terms:
     # --- sections ---
 
     def rule(self, earn: ast.Earn, rule: Rule) -> str:
-        tiers, phrases = self.condition(rule.condition) if rule.condition is not None else ([], [])
+        condition, item = rule.condition, None
+        if rule.kind == "per_unit" and condition is not None:
+            condition, item = _named_item(condition)
+        tiers, phrases = self.condition(condition) if condition is not None else ([], [])
         if rule.event != B.PURCHASE:
             events = self.t["events"]
             phrases.insert(0, events.get(rule.event, events["_other"]).format(event=rule.event))
@@ -375,6 +392,9 @@ class _Terms:
         elif rule.kind == "fixed":
             key = "fixed_event" if rule.event != B.PURCHASE else f"fixed_{rule.scope}"
             slots.update(points=self.points(award.points.value))
+        elif rule.kind == "per_unit":
+            key = "per_unit_item" if item else "per_unit"
+            slots.update(points=self.points(award.points.value), item=item)
         else:
             key = "multiplier_tiers" if tiers else "multiplier_all"
             slots.update(factor=num(award.factor.value), target=rule.target)
@@ -418,7 +438,7 @@ class _Terms:
         lines = [self.rule(e, r) for e, r in zip(earns, self.model.rules, strict=True)]
         out = [self.t["bullet"] + line for line in lines] + self.stacking()
         kinds = {r.kind for r in self.model.rules}
-        if kinds & {"per_spend", "multiplier"}:
+        if kinds & {"per_spend", "per_unit", "multiplier"}:
             out.append(self.t["rounding"][self.model.rounding])
         if any(r.event == B.PURCHASE for r in self.model.rules):
             out.append(self.t["refund"])
@@ -474,6 +494,23 @@ def _ungroup(e):
     while isinstance(e, ast.Group):
         e = e.expr
     return e
+
+
+def _named_item(condition):
+    """(the rest of the condition or None, the item) when an `and`-part of a per-unit rule's
+    condition names one product (`sku == "CEREAL-500G"`, `product == "..."`): "for each CEREAL-500G"."""
+    condition = _ungroup(condition)
+    parts = list(condition.operands) if isinstance(condition, ast.BoolOp) and condition.op == "and" else [condition]
+    for i, p in enumerate(parts):
+        p = _ungroup(p)
+        if isinstance(p, ast.Compare) and p.op == "==":
+            name, text = (p.left, p.right) if isinstance(p.right, ast.String) else (p.right, p.left)
+            if isinstance(text, ast.String) and isinstance(name, ast.Name) and name.name in ("sku", "product") and text.value:
+                rest = parts[:i] + parts[i + 1:]
+                if not rest:
+                    return None, text.value
+                return (rest[0] if len(rest) == 1 else ast.BoolOp("and", tuple(rest), condition.span)), text.value
+    return condition, None
 
 
 def _is_name(e, name: str) -> bool:

@@ -90,6 +90,7 @@ _EXPR = {
     ast.String: lambda e: string(e.value),
     ast.Name: lambda e: e.name,
     ast.Attribute: lambda e: f"{e.obj.name}.{e.attr.name}",
+    ast.BasketSum: lambda e: f"{e.obj.name}.{e.attr.name}({format_expr(e.condition)})",
     ast.Call: lambda e: f"{e.func.name}({', '.join(format_expr(a) for a in e.args)})",
     ast.ListLit: lambda e: f"[{', '.join(format_expr(a) for a in e.items)}]",
     ast.Group: lambda e: f"({format_expr(e.expr)})",
@@ -119,6 +120,8 @@ def _award(a) -> str:
         return f"{_points(a.points)} per {money(a.per)}"
     if isinstance(a, ast.Fixed):
         return _points(a.points)
+    if isinstance(a, ast.PerUnit):
+        return f"{_points(a.points)} per unit"
     return f"{number(a.factor.value)}x {a.target.name}"
 
 

@@ -16,6 +16,7 @@ per-period totals); `loyalty trace` and the `assert` checker hook in there.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -56,6 +57,7 @@ class RuleCheck:
     rule: str
     row: int
     outcome: str  # fired | condition false | outside campaign | limit reached | target earned nothing | earned nothing
+    # | no whole unit in the quantity (a per-unit rule)
     exact: Fraction = Fraction(0)
     comparisons: list = field(default_factory=list)  # (node, left, right, result)
 
@@ -224,7 +226,53 @@ def _env(ctx: Context, m: Member, line: dict, basket: dict, tier, observe=None, 
         typ = model.customer_columns.get(attr) or B.CUSTOMER[attr].type
         return V.CELL[typ](m.customer.get(attr), ctx.decimals)
 
-    return V.Env(names, customer, basket, observe)
+    return V.Env(names, customer, basket, observe, basket.get(_SUM))
+
+
+def line_env(model: Model, line: dict, decimals: int) -> V.Env:
+    """What a basket sum's condition reads on one line: the line's fields, tier and weekday names."""
+    tiers = {name: V.Tier(i, name) for i, name in enumerate(model.tiers.names)} if model.tiers else {}
+
+    def names(name: str):
+        if name == "amount":
+            return _money(line["amount"], decimals)
+        if name in model.columns:
+            return V.CELL[model.columns[name]](line.get(name), decimals)
+        if name in B.COLUMNS:
+            return V.CELL[B.COLUMNS[name].type](line.get(name), decimals)
+        if name in tiers:
+            return tiers[name]
+        if name in B.WEEKDAYS:
+            return V.Weekday(B.WEEKDAYS[name])
+        raise KeyError(name)
+
+    return V.Env(names, lambda attr: V.MISSING, {})
+
+
+def basket_sum(model: Model, lines: list[dict], decimals: int):
+    """`basket.total(CONDITION)` and `basket.quantity(CONDITION)` over one basket's lines: the
+    figure of `_basket_figures` over the lines for which the condition holds (a line where it reads
+    a missing value is left out; a chosen line with a missing quantity makes the quantity missing)."""
+
+    def total(attr: str, condition):
+        chosen = [line for line in lines if V.truth(condition, line_env(model, line, decimals))]
+        if attr == "quantity" and any("quantity" in line for line in lines) and chosen:
+            qs = [V.cell_number(line.get("quantity")) for line in chosen]
+            return V.MISSING if V.MISSING in qs else sum(qs, Fraction(0))
+        return _basket_figures(chosen, decimals)[attr] if chosen else Fraction(0)
+
+    return total
+
+
+def units(line: dict) -> int:
+    """The whole units of a line for `N points per unit`: its quantity rounded down; 0 (no points)
+    when the cell is missing, not a number or negative (the data must have the column)."""
+    q = V.cell_number(line.get("quantity"))
+    return 0 if q is V.MISSING or q < 0 else math.floor(q)
+
+
+# The basket's figures carry its sums under this key, which no `basket.NAME` can spell.
+_SUM = "basket sum"
 
 
 def _basket_figures(lines: list[dict], decimals: int) -> dict:
@@ -296,11 +344,13 @@ def _expire(ctx: Context, m: Member, until: pd.Timestamp) -> list[Posting]:
 # --- earning ------------------------------------------------------------------------------------
 
 
-def _award(rule: Rule, line_amount: Fraction, target_points: Fraction) -> Fraction:
+def _award(rule: Rule, line: dict, line_amount: Fraction, target_points: Fraction) -> Fraction:
     if rule.kind == "per_spend":
         return max(rule.rate * line_amount, Fraction(0))
     if rule.kind == "fixed":
         return rule.points
+    if rule.kind == "per_unit":
+        return rule.points * units(line)
     return (rule.factor - 1) * target_points
 
 
@@ -318,10 +368,12 @@ def _fire(ctx, m: Member, rec: UnitRecord, rule: Rule, line: dict, basket: dict,
     elif not V.truth(rule.condition, _env(ctx, m, line, basket, tier, observe)):
         check.outcome = "condition false"
     else:
-        points = _award(rule, _money(line["amount"], ctx.decimals), target_points)
+        points = _award(rule, line, _money(line["amount"], ctx.decimals), target_points)
         key = (rule.index, V.period_key(day, rule.per))
         if points <= 0:
-            check.outcome, points = "earned nothing", Fraction(0)
+            # A per-unit rule on a line without a whole unit (its quantity missing, below 1 or negative).
+            check.outcome = "no whole unit in the quantity" if rule.kind == "per_unit" else "earned nothing"
+            points = Fraction(0)
         elif rule.times is not None and m.firings.get(key, 0) >= rule.times:
             check.outcome, points = "limit reached", Fraction(0)
         else:
@@ -335,6 +387,7 @@ def _fire(ctx, m: Member, rec: UnitRecord, rule: Rule, line: dict, basket: dict,
 def _exact_points(ctx: Context, m: Member, rec: UnitRecord, rules: list[Rule], lines: list[dict], tier) -> dict:
     """Exact points per rule index over the unit: line-scope rules line by line, basket-scope once."""
     basket = _basket_figures(lines, ctx.decimals)
+    basket[_SUM] = basket_sum(ctx.model, lines, ctx.decimals)
     ordered = [r for r in rules if r.kind != "multiplier"]
     ordered += [r for r in ctx.model.multiplier_order() if r in rules]
     exact = {r.index: Fraction(0) for r in rules}

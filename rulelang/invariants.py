@@ -9,6 +9,7 @@ larger purchase). Every check returns `Violation`s, the first of which `loyalty 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -18,6 +19,7 @@ from rulelang import ast, interpret
 from rulelang import builtins as B
 from rulelang import values as V
 from rulelang.engine import data
+from rulelang.fmt import format_expr
 from rulelang.lint import non_monotone_rules
 from rulelang.model import Model, names_in
 
@@ -104,7 +106,7 @@ def _env(model: Model, obs: Observed, rec, enrolled: dict, without: str | None =
         return V.CELL[typ](customer.get(attr), obs.batch.decimals)
 
     basket = {"total": total, "lines": Fraction(len(rec.rows)), "quantity": _quantity(rec.rows)}
-    return V.Env(names, cust, basket)
+    return V.Env(names, cust, basket, basket_sum=interpret.basket_sum(model, rec.rows, obs.batch.decimals))
 
 
 def _quantity(rows: list[dict]):
@@ -141,9 +143,24 @@ def check_asserts(model: Model, obs: Observed, statements: tuple = ()) -> list[V
         for expr, span in zip(model.asserts, spans, strict=False):
             if V.truth(expr, env):
                 continue
-            read = {n: _read(n, env) for n in sorted(names_in(expr))}
+            read = {n: _read(n, env) for n in sorted(names_in(expr, inside_sums=False))}
+            read |= {format_expr(node): V.evaluate(node, env) for node in _basket_sums(expr)}
             rule = _blame(model, obs, rec, enrolled, expr)
             out.append(Violation("assert", "", int(rec.rows[0]["row"]), rule, span, tuple((n, V.show(v)) for n, v in read.items())))
+    return out
+
+
+def _basket_sums(expr) -> list:
+    """The `basket.total(...)` / `basket.quantity(...)` of an expression, outermost first."""
+    out, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.BasketSum):
+            out.append(node)
+        elif isinstance(node, tuple):  # operands, and an `Arith`'s (operator, operand) pairs
+            stack.extend(reversed(node))
+        elif dataclasses.is_dataclass(node) and not isinstance(node, ast.Span):
+            stack.extend(getattr(node, f.name) for f in reversed(dataclasses.fields(node)))
     return out
 
 

@@ -60,9 +60,9 @@ class Award:
     """What the exactness of one rule's points depends on (the same fields as `model.Rule`)."""
 
     name: str
-    kind: str  # per_spend, fixed or multiplier
+    kind: str  # per_spend, fixed, per_unit or multiplier
     rate: Fraction = Fraction(0)  # per_spend: points per one unit of currency
-    points: Fraction = Fraction(0)  # fixed: points a firing
+    points: Fraction = Fraction(0)  # fixed: points a firing; per_unit: points a unit
     factor: Fraction = Fraction(1)
     target: str | None = None
     funded_share: Fraction = Fraction(0)
@@ -94,7 +94,7 @@ def award_steps(rules: Sequence, decimals: int) -> dict[str, Fraction]:
     for r in targets_first(rules):
         if r.kind == "per_spend":
             step[r.name] = r.rate / scale
-        elif r.kind == "fixed":
+        elif r.kind in ("fixed", "per_unit"):  # per unit: a whole number of units times the points
             step[r.name] = r.points
         elif r.target in step:
             step[r.name] = Fraction(1, step[r.target].denominator * (r.factor - 1).denominator)
@@ -125,7 +125,7 @@ def program_problems(awards: Sequence[Award], currency: str, decimals: int, poin
             gain[name] = gain[r.target] * (r.factor - 1)
         else:
             gain[name] = r.rate if r.kind == "per_spend" else r.points
-        unit = f" per 1 {currency}" if _spend_based(r, rules) else " a firing"
+        unit = {"per_spend": f" per 1 {currency}", "per_unit": " per unit"}.get(_base_kind(r, rules), " a firing")
         if gain[name] > MAX_POINTS:
             out.append(Problem("E435", r, f"rule `{name}` earns up to {_show(gain[name])} points{unit}; the most is {MAX_POINTS:,}",
                                "lower the award or the multipliers on it"))
@@ -144,12 +144,13 @@ def program_problems(awards: Sequence[Award], currency: str, decimals: int, poin
     return out
 
 
-def _spend_based(rule: Award, rules: dict[str, Award]) -> bool:
+def _base_kind(rule: Award, rules: dict[str, Award]) -> str:
+    """The kind of the rule at the end of a chain of multipliers."""
     seen = set()
     while rule.kind == "multiplier" and rule.name not in seen:
         seen.add(rule.name)
         rule = rules[rule.target]
-    return rule.kind == "per_spend"
+    return rule.kind
 
 
 def _show(x: Fraction) -> str:

@@ -264,7 +264,7 @@ def yearly_points(ctx: _Context) -> tuple[Fraction | None, str]:
     for r in m.rules:
         if r.kind == "multiplier" or not ctx.fires[r.name]:
             continue
-        if r.kind == "per_spend" or r.times is None:
+        if r.kind in ("per_spend", "per_unit") or r.times is None:  # per spend or unit: no bound a firing
             total = None
             break
         firings = r.times if r.per is None else r.times * touched[r.per](days)

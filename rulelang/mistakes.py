@@ -39,7 +39,7 @@ MISTAKES: list[Mistake] = [
             "write the name, a colon, then what it earns: `earn base: 1 point per 1 CNY`",
             ("earn base 1 point per 1 CNY\n", "earn base 2x other\n", "earn base points\n", "reward coffee 300 points cost 8 CNY\n")),
     Mistake("E111", "the amount after `per` is missing",
-            "say how much spend earns the points: `1 point per 1 CNY`",
+            "say how much spend earns the points: `1 point per 1 CNY` (or `10 points per unit` for each unit bought)",
             ("earn base: 1 point per CNY\n",)),
     Mistake("E112", "two values in a row: a comparison needs an operator between them",
             "compare with `==`, `!=`, `<`, `<=`, `>` or `>=`: `tier == Gold` (not `tier is Gold`)",

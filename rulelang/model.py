@@ -19,7 +19,8 @@ from rulelang import builtins as B
 class Rule:
     """One earn rule, normalised.
 
-    kind: `per_spend` (points = rate * amount), `fixed` (points per firing) or `multiplier`
+    kind: `per_spend` (points = rate * amount), `fixed` (points per firing), `per_unit` (points
+    per whole unit of the line's quantity) or `multiplier`
     (points = (factor - 1) * the target rule's points on the same line or basket).
     scope: `line` (evaluated per basket line, amounts summed) or `basket` (once per basket).
     event: `purchase` for purchase rules, else the event name of `on EVENT`.
@@ -29,7 +30,7 @@ class Rule:
     name: str
     kind: str
     rate: Fraction = Fraction(0)  # per_spend: points per one unit of currency
-    points: Fraction = Fraction(0)  # fixed: points per firing
+    points: Fraction = Fraction(0)  # fixed: points per firing; per_unit: points per unit
     factor: Fraction = Fraction(1)  # multiplier
     target: str | None = None
     condition: object | None = None  # an ast expression, or None for always
@@ -125,8 +126,10 @@ class Model:
         return done
 
 
-def names_in(expr) -> set[str]:
-    """Every name an expression reads: bare names, and `obj.attr` for dotted ones."""
+def names_in(expr, inside_sums: bool = True) -> set[str]:
+    """Every name an expression reads: bare names, and `obj.attr` for dotted ones. A basket sum
+    (`basket.total(CONDITION)`) reads `basket.total` and, unless `inside_sums` is false, the line
+    fields its condition reads (a rule's scope looks past them: the sum is one value per basket)."""
     out: set[str] = set()
     stack = [expr]
     while stack:
@@ -137,6 +140,10 @@ def names_in(expr) -> set[str]:
             out.add(node.name)
         elif isinstance(node, ast.Attribute):
             out.add(f"{node.obj.name}.{node.attr.name}")
+        elif isinstance(node, ast.BasketSum):
+            out.add(f"{node.obj.name}.{node.attr.name}")
+            if inside_sums:
+                stack.append(node.condition)
         elif isinstance(node, ast.Call):
             stack.extend(node.args)
         elif isinstance(node, ast.Arith):
@@ -253,7 +260,7 @@ def lower(program: ast.Program) -> Model:
 
 
 def _scope(e: ast.Earn, by_name: dict, columns: dict, seen: frozenset = frozenset()) -> str:
-    if isinstance(e.award, ast.PerSpend):
+    if isinstance(e.award, (ast.PerSpend, ast.PerUnit)):
         return "line"
     if isinstance(e.award, ast.Multiplier):
         target = by_name.get(e.award.target.name)
@@ -261,7 +268,7 @@ def _scope(e: ast.Earn, by_name: dict, columns: dict, seen: frozenset = frozense
             return "line"
         return _scope(target, by_name, columns, seen | {e.name.name})
     when = e.clause(ast.When)
-    names = names_in(when.expr) if when else set()
+    names = names_in(when.expr, inside_sums=False) if when else set()
     return "line" if any(is_line_level(n, columns) for n in names) else "basket"
 
 
@@ -290,4 +297,6 @@ def _lower_rule(i: int, e: ast.Earn, by_name: dict, columns: dict) -> Rule:
         return Rule(kind="per_spend", rate=_frac(a.points.value) / _frac(a.per.amount), **common)
     if isinstance(a, ast.Fixed):
         return Rule(kind="fixed", points=_frac(a.points.value), **common)
+    if isinstance(a, ast.PerUnit):
+        return Rule(kind="per_unit", points=_frac(a.points.value), **common)
     return Rule(kind="multiplier", factor=_frac(a.factor.value), target=a.target.name, **common)

@@ -154,6 +154,10 @@ class _Build(Transformer):
         n, word, money = items
         return ast.PerSpend(_num(n), money, _span(n, money))
 
+    def per_unit(self, items):
+        n, word, unit = items
+        return ast.PerUnit(_num(n), _span(n, unit))
+
     def fixed(self, items):
         n, word = items
         return ast.Fixed(_num(n), _span(n, word))
@@ -278,6 +282,10 @@ class _Build(Transformer):
     def attribute(self, items):
         obj, attr = items
         return ast.Attribute(_ident(obj), _ident(attr), _span(obj, attr))
+
+    def basket_sum(self, items):
+        obj, attr, lpar, cond, rpar = items
+        return ast.BasketSum(_ident(obj), _ident(attr), cond, _span(obj, rpar))
 
     def call(self, items):
         func, lpar, *args, rpar = items

@@ -52,7 +52,7 @@ def shape(model: Model) -> Shape:
     edges = an.edges()
     scale = 10**model.decimals
     money: set[Fraction] = set()
-    for key in ("amount", "basket.total"):
+    for key in ("amount", "basket.total", *(k for k in edges if k.startswith("basket.total("))):
         money |= {v for v in edges.get(key, ()) if isinstance(v, Fraction)}
     if model.tiers is not None and model.tiers.metric == "spend":
         money |= set(model.tiers.thresholds)
@@ -69,6 +69,9 @@ def shape(model: Model) -> Shape:
         used |= r.names
     for a in model.asserts:
         used |= names_in(a)
+    per_unit = any(r.kind == "per_unit" for r in model.rules)
+    if per_unit:
+        used.add("quantity")  # per-unit points read it
     texts, numbers = {}, {}
     for name in sorted(used):
         if "." in name or name in B.VARIABLES:
@@ -81,6 +84,8 @@ def shape(model: Model) -> Shape:
             texts[name] = (NEUTRAL, *sorted({str(v) for v in vals}))
         elif typ in (B.NUMBER, B.MONEY):
             base = {Fraction(1), Fraction(0)} | {v + d for v in vals if isinstance(v, Fraction) for d in (-1, 0, 1)}
+            if name == "quantity" and per_unit:
+                base |= {Fraction(3), Fraction(5, 2)}  # several units, and a part of one (counted down)
             numbers[name] = tuple(sorted(base))
     anchors = {DEFAULT_START}
     for r in model.rules:

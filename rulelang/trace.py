@@ -104,6 +104,9 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
         scope = model.rule(check.rule).scope
         line = (" (basket)" if scope == "basket" else f" line {_file_row(rec.rows, check.row)}") if len(rec.rows) > 1 else ""
         points = f": {V.show_number(check.exact)} points" if check.outcome == "fired" else ""
+        rule = model.rule(check.rule)
+        if rule.kind == "per_unit" and check.outcome == "fired":  # what the line's quantity counted for
+            points += f" ({V.show_number(check.exact / rule.points)} units x {V.show_number(rule.points)})"
         out.append(f"  {check.rule}{line}: {check.outcome}{points}")
         for node, left, right, result in check.comparisons:
             out.append(f"      {_comparison(node, left, right, result, text)}")

@@ -219,6 +219,7 @@ class Env:
     customer: object  # callable attr -> value
     basket: dict
     observe: object = None
+    basket_sum: object = None  # callable (attr, condition) -> the sum over the lines where it holds
 
 
 def _missing(*xs) -> bool:
@@ -302,6 +303,10 @@ def _ev_attribute(node: ast.Attribute, env: Env):
     return env.basket[node.attr.name]
 
 
+def _ev_basket_sum(node: ast.BasketSum, env: Env):
+    return env.basket_sum(node.attr.name, node.condition)
+
+
 EVALUATORS = {
     ast.Number: lambda n, env: Fraction(n.value),
     ast.Percent: lambda n, env: Fraction(n.value) / 100,
@@ -310,6 +315,7 @@ EVALUATORS = {
     ast.String: lambda n, env: n.value,
     ast.Name: _ev_name,
     ast.Attribute: _ev_attribute,
+    ast.BasketSum: _ev_basket_sum,
     ast.Call: _ev_call,
     ast.Arith: _ev_arith,
     ast.Neg: _ev_neg,

@@ -89,6 +89,7 @@ def _compound(children):
         st.builds(ast.Group, children),
         lists,
         st.builds(lambda f, args: ast.Call(f, tuple(args)), idents, st.lists(children, max_size=3)),
+        st.builds(ast.BasketSum, idents, idents, children),
         children.map(lambda x: ast.Neg(fit(x, UNARY))),
         st.builds(
             lambda first, rest: ast.Arith(fit(first, UNARY), tuple((op, fit(x, UNARY)) for op, x in rest)),
@@ -126,6 +127,7 @@ clauses = st.tuples(*(st.none() | c for c in _clause_options)).map(lambda cs: tu
 awards = st.one_of(
     st.builds(ast.PerSpend, numbers, money),
     st.builds(ast.Fixed, numbers),
+    st.builds(ast.PerUnit, numbers),
     st.builds(ast.Multiplier, numbers, idents),
 )
 windows = st.one_of(st.just(ast.Window(None, None)), st.builds(ast.Window, numbers, st.sampled_from(["days", "months"]).map(ast.Ident)))
@@ -176,6 +178,8 @@ DIFF_DAYS = ("2027-12-30", "2027-12-31", "2028-01-01", "2028-01-02", "2028-02-28
 DIFF_TIMES = ("00:00:00", "09:30:00", "23:59:59")
 DIFF_CATEGORIES = ("pastry", "coffee", "Tea", "")
 DIFF_EVENTS = ("enroll", "referral", "review")
+# Quantities of a purchase line: whole, fractional (per-unit points count 2 of 2.5), missing, negative.
+DIFF_QUANTITIES = (1, 2, 3, 1, 2, 2.5, None, -1)
 _TIERS = ("Green", "Gold", "Black")
 
 
@@ -190,6 +194,9 @@ def diff_atom(draw, tiers: bool) -> str:
         st.sampled_from(["amount >= 50", "amount < 10 CNY", "amount > 9.99", "amount == 0", "amount * 2 > basket.total / 3",
                          "basket.total >= 80", "basket.lines >= 2", "basket.quantity > 2", "quantity >= 2", "-amount < -5",
                          "min(amount, 20) >= 20", "max(amount, basket.total) > 100", "abs(amount - 50) <= 10"]),
+        st.sampled_from(['basket.total(category == "pastry") >= 20', 'basket.quantity(category != "coffee") >= 2',
+                         'basket.total(amount >= 10 and category in ["pastry", "Tea"]) > 5 CNY', "basket.quantity(quantity >= 2) == 0",
+                         'basket.total(not (category == "")) * 2 < basket.total + amount', "basket.quantity(amount > 9.99) >= basket.lines"]),
         st.sampled_from(['category == "pastry"', 'category != "coffee"', 'category in ["pastry", "Tea"]',
                          'category not in ["coffee"]', 'category < "d"', 'category >= "Tea"', 'category == ""']),
         st.sampled_from(["weekday in [sat, sun]", "weekday == mon", "weekday >= fri", "weekday(date) != tue"]),
@@ -218,7 +225,7 @@ def diff_condition(draw, tiers: bool, depth: int = 2) -> str:
 @st.composite
 def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
     """`earn rI: ...` with a random award and clauses."""
-    kinds = ["per_spend", "fixed"] + (["multiplier"] if earlier else [])
+    kinds = ["per_spend", "fixed", "per_unit"] + (["multiplier"] if earlier else [])
     kind = draw(st.sampled_from(kinds))
     clauses = []
     if kind == "per_spend":
@@ -227,6 +234,8 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
         award = f"{draw(st.sampled_from(['1', '5', '10', '0.5', '2.5', '100']))} points"
         if draw(st.integers(0, 3)) == 0:
             clauses.append(f"on {draw(st.sampled_from(DIFF_EVENTS))}")
+    elif kind == "per_unit":
+        award = f"{draw(st.sampled_from(['1', '10', '0.5', '2.5']))} points per unit"
     else:
         award = f"{draw(st.sampled_from(['1.5', '2', '3', '1.25', '1.1']))}x {draw(st.sampled_from(earlier))}"
     if draw(st.booleans()):
@@ -293,7 +302,7 @@ def diff_history(draw, rewards: int = 3):
                 amounts = draw(st.lists(st.sampled_from([0, 1, 999, 1000, 2500, 5000, 12345, 8000]), min_size=1, max_size=3))
                 for a in amounts:
                     rows.append(dict(customer_id=cid, timestamp=ts, amount=a / 100, event="purchase", transaction_id=tx,
-                                     category=draw(st.sampled_from(DIFF_CATEGORIES)), quantity=draw(st.sampled_from([1, 2, 3])), reward=""))
+                                     category=draw(st.sampled_from(DIFF_CATEGORIES)), quantity=draw(st.sampled_from(DIFF_QUANTITIES)), reward=""))
                 baskets.append((tx, sum(amounts)))
             elif what == "refund":
                 if baskets and draw(st.integers(0, 3)):

@@ -411,6 +411,35 @@ class Env:
 
         return self.memo(("basket", attr), make)
 
+    def basket_sum(self, attr: str, condition) -> Num:
+        """`basket.total(CONDITION)` / `basket.quantity(CONDITION)` on each row: the figure of
+        `basket` over the rows of its unit where the condition (on the line's fields) holds."""
+
+        def make():
+            chosen = condition_mask(condition, self)
+            if attr == "total":
+                a = self.amount()
+                return Num(self.per_unit_sum(np.where(chosen, a.num, 0)), a.den, self.ones())
+            if "quantity" in self.frame.columns:
+                q = self.typed(("col", "quantity"), self.frame["quantity"], B.NUMBER)
+                common = int(np.lcm.reduce(np.unique(q.den))) if self.n else 1
+                scaled = _product(np.where(q.ok & chosen, q.num, 0), common // q.den)
+                missing = self.per_unit_sum((~q.ok & chosen).astype(np.int64)) > 0
+                return _reduce(self.per_unit_sum(scaled), _full(self.n, common), ~missing)
+            return Num(self.per_unit_sum(chosen.astype(np.int64)), _full(self.n, 1), self.ones())
+
+        return self.memo(("basket_sum", attr, id(condition)), make)
+
+    def units(self) -> np.ndarray:
+        """Each row's whole units for `N points per unit`: its quantity rounded down, 0 where the
+        quantity is missing, not a number or negative (the same as `interpret.units`)."""
+
+        def make():
+            q = self.column("quantity", B.NUMBER)
+            return np.where(q.ok & (q.num >= 0), q.num // np.where(q.ok, q.den, 1), 0).astype(np.int64)
+
+        return self.memo("units", make)
+
 
 # --- expression evaluation ------------------------------------------------------------------------
 
@@ -451,6 +480,10 @@ def _attribute(node: ast.Attribute, env: Env):
     if node.obj.name == "customer":
         return env.customer(node.attr.name)
     return env.basket(node.attr.name)
+
+
+def _basket_sum(node: ast.BasketSum, env: Env):
+    return env.basket_sum(node.attr.name, node.condition)
 
 
 def _date_part(part: str):
@@ -667,6 +700,7 @@ _NODES = {
     ast.String: _literal_string,
     ast.Name: _name,
     ast.Attribute: _attribute,
+    ast.BasketSum: _basket_sum,
     ast.Call: _call,
     ast.Arith: _arith,
     ast.Neg: _neg,

@@ -31,7 +31,7 @@ from rulelang.values import half_up
 
 LIMIT = 2**62  # int64 head-room: exact sums beyond this would wrap, so they are refused
 PERIOD_ROW = {None: 0, "day": 1, "week": 2, "month": 3, "year": 4}
-KIND_CODE = {"per_spend": Kn.PER_SPEND, "fixed": Kn.FIXED, "multiplier": Kn.MULTIPLIER}
+KIND_CODE = {"per_spend": Kn.PER_SPEND, "fixed": Kn.FIXED, "per_unit": Kn.PER_UNIT, "multiplier": Kn.MULTIPLIER}
 ROUND_CODE = {"down": Kn.DOWN, "up": Kn.UP, "nearest": Kn.NEAREST}
 CHOICE_CODE = {"cheapest": Kn.CHEAPEST, "dearest": Kn.DEAREST, "random": Kn.RANDOM}
 METRIC_CODE = {"spend": 0, "points": 1, "visits": 2}
@@ -94,12 +94,14 @@ class CompiledProgram:
                 out[r] = np.where(mask, np.maximum(amount, 0) * self.rate_mul[r], 0)
             elif self.kind[r] == Kn.FIXED:
                 out[r] = np.where(mask, self.fixed_num[r], 0)
+            elif self.kind[r] == Kn.PER_UNIT:
+                out[r] = np.where(mask, env.units() * self.fixed_num[r], 0)
             else:
                 tp = out[self.target[r]]
                 out[r] = np.where(mask & (tp > 0), tp * self.fnum[r] // self.fden[r], 0)
         return out
 
-    def check_bounds(self, max_amount: int, max_lines: int, max_total: int) -> None:
+    def check_bounds(self, max_amount: int, max_lines: int, max_total: int, max_units: int = 0) -> None:
         """Refuse data whose exact sums could overflow int64 (rather than wrap silently)."""
         bound = np.zeros(len(self.kind), dtype=object)
         for r in self.order:
@@ -107,6 +109,8 @@ class CompiledProgram:
                 bound[r] = max_amount * int(self.rate_mul[r])
             elif self.kind[r] == Kn.FIXED:
                 bound[r] = int(self.fixed_num[r])
+            elif self.kind[r] == Kn.PER_UNIT:
+                bound[r] = max_units * int(self.fixed_num[r])
             else:
                 bound[r] = bound[self.target[r]] * int(self.fnum[r])
         per_unit = int(sum(bound)) * max(max_lines, 1)
@@ -114,7 +118,8 @@ class CompiledProgram:
         worst = max(per_unit * 2, points * max(max_total, 1) * 2, points * 2 * int(max(self.ps_num, default=0)))
         if worst >= LIMIT:
             raise LoyaltyError(
-                f"{self.model.path}: amounts this large (up to {max_amount} minor units, {max_lines} lines a basket) could overflow "
+                f"{self.model.path}: amounts this large (up to {max_amount} minor units, {max_lines} lines a basket"
+                f"{f', {max_units} units a line' if (self.kind == Kn.PER_UNIT).any() else ''}) could overflow "
                 'exact 64-bit point arithmetic in the compiled engine; use engine="reference" or smaller amounts'
             )
 
@@ -157,7 +162,7 @@ def compile_model(model: Model) -> CompiledProgram:
     pc = model.point_cost
     ps = [pc * r.funded_share * scale for r in rules]
     rate = [r.rate / scale * den if r.kind == "per_spend" else Fraction(0) for r in rules]
-    fixed = [r.points * den if r.kind == "fixed" else Fraction(0) for r in rules]
+    fixed = [r.points * den if r.kind in ("fixed", "per_unit") else Fraction(0) for r in rules]
     for r, x in zip(rules, rate + fixed, strict=False):
         if x.denominator != 1:
             raise C.CompileError(f"{model.path}:{r.span.line}:{r.span.col}: rule `{r.name}`: its award is not a whole multiple of 1/{den}")
@@ -397,7 +402,9 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
     unit_total, slot, refunded, max_rows, max_lines, max_amount, max_total, ok = facts
     if not ok:
         raise LoyaltyError("a refund names a basket that is not in the batch")
-    cp.check_bounds(max_amount, max(max_lines, 1), max_total)
+    # Per-unit rules read each row's units; a program without them passes an empty array.
+    units = env.units() if (cp.kind == Kn.PER_UNIT).any() else np.zeros(0, dtype=np.int64)
+    cp.check_bounds(max_amount, max(max_lines, 1), max_total, int(units.max()) if len(units) else 0)
     reward_of = np.full(n, -1, dtype=np.int16)
     redeem = kind == REDEEM
     if redeem.any():
@@ -409,6 +416,7 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
         ts=ts,
         kind=kind,
         amount=amount,
+        units=np.ascontiguousarray(units, dtype=np.int64),
         unit=unit,
         refund_of=refund_of,
         reward_of=reward_of,

@@ -31,7 +31,7 @@ MAX_TIERS = 254  # tier + 1 in 8 bits
 EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(6)
 K_PURCHASE, K_REFUND, K_REDEEM, K_EVENT = 0, 1, 2, 3
 # Rule kinds, rounding modes, expiry kinds, tier windows, policy choices.
-PER_SPEND, FIXED, MULTIPLIER = 0, 1, 2
+PER_SPEND, FIXED, MULTIPLIER, PER_UNIT = 0, 1, 2, 3
 DOWN, UP, NEAREST = 0, 1, 2
 X_NEVER, X_AFTER_DAYS, X_AFTER_MONTHS, X_INACTIVE_DAYS, X_INACTIVE_MONTHS, X_END_OF_YEAR, X_END_OF_NEXT_YEAR = range(7)
 W_ROLLING, W_CALENDAR = 0, 1
@@ -301,12 +301,12 @@ class Program(NamedTuple):
     """The program's arrays and codes, the same for every batch (`compile.program_arrays`).
     Per rule, in rule order: an exact award is a numerator over `den`."""
 
-    rule_kind: np.ndarray  # PER_SPEND, FIXED or MULTIPLIER
+    rule_kind: np.ndarray  # PER_SPEND, FIXED, PER_UNIT or MULTIPLIER
     multiplier_target: np.ndarray  # the rule a multiplier multiplies (-1 for the rest)
     multiplier_num: np.ndarray  # a multiplier's extra factor (factor - 1), num / den
     multiplier_den: np.ndarray
     rate_mul: np.ndarray  # per_spend: exact points per minor unit of amount
-    fixed_num: np.ndarray  # fixed: exact points
+    fixed_num: np.ndarray  # fixed: exact points; per_unit: exact points a unit
     times: np.ndarray  # the most awards a period (-1: no frequency limit) ...
     times_period: np.ndarray  # ... per this period (a row of the unit's period numbers)
     share_num: np.ndarray  # the partner's share of each point issued, in minor units, num / den
@@ -335,6 +335,7 @@ class Rows(NamedTuple):
     ts: np.ndarray
     kind: np.ndarray  # K_PURCHASE, K_REFUND, K_REDEEM or K_EVENT
     amount: np.ndarray  # minor units
+    units: np.ndarray  # whole units of each row's quantity, for PER_UNIT rules (empty when the program has none)
     unit: np.ndarray
     refund_of: np.ndarray  # the unit a refund row refunds (-1: none)
     reward_of: np.ndarray  # the reward a redeem row asks for (-1: unknown)
@@ -448,7 +449,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     window_days, window_months, thresholds = program.window_days, program.window_months, program.thresholds
     expiry_kind = program.expiry_kind
     reward_points, reward_cost, reward_share = program.reward_points, program.reward_cost, program.reward_share
-    member, ts, kind, amount, unit = rows.member, rows.ts, rows.kind, rows.amount, rows.unit
+    member, ts, kind, amount, unit, units = rows.member, rows.ts, rows.kind, rows.amount, rows.unit, rows.units
     refund_of, reward_of, row_id = rows.refund_of, rows.reward_of, rows.row_id
     rule_bits, level_bits, later_bits, bit_rule = rows.rule_bits, rows.level_bits, rows.later_bits, rows.bit_rule
     refund_slot, unit_total, max_rows = rows.refund_slot, rows.unit_total, rows.max_rows
@@ -594,6 +595,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                         exact = 0
                                 elif rule_kind[r] == FIXED:
                                     exact = fixed_num[r]
+                                elif rule_kind[r] == PER_UNIT:
+                                    exact = fixed_num[r] * units[line]
                                 else:
                                     target = line_exact[multiplier_target[r]]
                                     if target > 0:

@@ -597,3 +597,25 @@ def test_unreadable_files_golden(tmp_path, monkeypatch):
             _within(10, parser.read, path)
         shown += [d.render() for d in info.value.diagnostics]
     compare(GOLDEN / "files" / "unreadable.loyalty", "\n\n".join(shown) + "\n")
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ('earn a: 5 points when basket.lines(sku == "x") >= 1\n', "E224"),
+        ('earn a: 5 points when customer.quantity(sku == "x") >= 1\n', "E224"),
+        ("earn a: 5 points when basket.total(weekday == sat) >= 1\n", "E225"),
+        ('earn a: 5 points when basket.total(customer.segment == "vip") >= 1\n', "E225"),
+        ("earn a: 5 points when basket.total(category) >= 1\n", "E304"),
+        ("earn a: 5 points per unit on referral\n", "E412"),
+    ],
+)
+def test_basket_sum_and_per_unit_mistakes(text, code):
+    assert code in codes("currency CNY\n" + text)
+
+
+def test_basket_sums_read_line_fields_declared_columns_and_constants():
+    text = ('currency CNY\ncolumn aisle: text\ncolumn shipped: date\ntiers by spend over 365 days {\n  A from 0\n  B from 10\n}\n'
+            'earn a: 5 points when basket.total(aisle == "x" and weekday(shipped) == sat and amount > 1) >= 1 and tier >= B\n'
+            'earn b: 5 points per unit when basket.quantity(quantity >= 2 or brand != "y") >= 3\n')
+    assert [d.code for d in errors(text)] == []

@@ -200,3 +200,34 @@ def test_cli_explain_shows_control_characters_as_escapes(tmp_path):
     path.write_text('program "Bean\x1b[2J Club"\ncurrency CNY\nearn base: 1 point per 1 CNY\n', encoding="utf-8")
     shown = CliRunner().invoke(explain_cmd, [str(path)])
     assert shown.exit_code == 0 and "Bean\\x1b[2J Club" in shown.output and "\x1b" not in shown.output
+
+
+SHAPES = """program "Market"
+currency EUR
+tiers by spend over 365 days {
+  Green from 0
+  Gold  from 100
+}
+earn cereal_units: 10 points per unit when sku == "CEREAL-500G"
+earn yogurt_units: 2 points per unit when category == "yogurt" and tier >= Gold
+earn big_order:    100 points when basket.total(category != "delivery") >= 100 EUR
+earn yogurts:      5 points when basket.quantity(category == "yogurt") >= 3
+reward bag: 100 points cost 1 EUR
+"""
+
+
+@pytest.mark.parametrize(
+    "lang, phrase",
+    [
+        ("en", "You earn 10 points for each CEREAL-500G."),
+        ("en", "Gold members earn 2 points for each item on yogurt purchases."),
+        ("en", "when your basket total (except on delivery purchases) is at least 100 EUR"),
+        ("en", "when the number of items in your basket (on yogurt purchases) is at least 3"),
+        ("zh", "每件CEREAL-500G得10积分。"),
+        ("zh", "购买yogurt类商品时，Gold会员每件商品得2积分。"),
+        ("zh", "单笔订单总额（delivery类商品除外）不低于100欧元时，每笔消费可获得100积分。"),
+        ("zh", "订单商品件数（购买yogurt类商品）不低于3时"),
+    ],
+)
+def test_per_unit_points_and_basket_sums_in_words(lang, phrase):
+    assert phrase in terms(SHAPES, lang)

@@ -262,3 +262,69 @@ def test_an_expiry_carries_the_tier_held_at_its_moment_not_the_next_units():
 def test_a_program_without_tiers_leaves_the_tier_empty():
     ledger = _run("currency CNY\nearn a: 1 point per 1 CNY\n", [{"timestamp": "2026-01-01", "amount": 5}])
     assert ledger["tier"].astype(str).tolist() == [""] and ledger["tier"].cat.categories.tolist() == [""]
+
+
+# --- per-unit points and basket sums ------------------------------------------------------------
+
+_SHAPES = """currency EUR
+earn cereal_units: 10 points per unit when sku == "CEREAL-500G"
+earn big_order:    100 points when basket.total(category != "delivery") >= 100 EUR
+earn yogurts:      20 points when basket.quantity(category == "yogurt") >= 3
+"""
+
+
+def _shapes_history(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    baskets = 200
+    lines = rng.integers(1, 5, baskets)
+    basket = np.repeat(np.arange(baskets), lines)
+    n = len(basket)
+    quantity = rng.choice(np.array([1, 2, 3, 2.5, np.nan, -1], dtype=float), n)
+    return pd.DataFrame({
+        "customer_id": "m",
+        "timestamp": (pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(baskets), unit="h"))[basket],
+        "transaction_id": [f"T{b}" for b in basket],
+        "amount": rng.integers(0, 6000, n) / 100,
+        "sku": rng.choice(["CEREAL-500G", "MILK"], n),
+        "category": rng.choice(["delivery", "yogurt", "dairy"], n),
+        "quantity": quantity,
+    })
+
+
+def test_per_unit_points_and_basket_sums_against_pandas():
+    """Each basket's points from an independent pandas computation of the same definitions: whole
+    units of the cereal lines (missing, negative: none), the non-delivery total, the yogurt count
+    (missing when a counted line has no quantity)."""
+    tx = _shapes_history(3)
+    ledger = rulelang.loads(_SHAPES).evaluate(tx, engine="reference")
+    units = np.where(tx["quantity"].isna() | (tx["quantity"] < 0), 0, np.floor(tx["quantity"].fillna(0)))
+    cereal = (tx["sku"] == "CEREAL-500G") * units * 10
+    g = tx.assign(cereal=cereal, counted=np.where(tx["category"] != "delivery", tx["amount"], 0.0),
+                  yog=np.where(tx["category"] == "yogurt", tx["quantity"], 0.0),
+                  yog_missing=(tx["category"] == "yogurt") & tx["quantity"].isna()).groupby("transaction_id", sort=False)
+    want = pd.DataFrame({
+        "cereal_units": g["cereal"].sum(),
+        "big_order": np.where(g["counted"].sum().round(2) >= 100, 100, 0),
+        "yogurts": np.where(~g["yog_missing"].any() & (g["yog"].sum() >= 3), 20, 0),
+    }, index=g["cereal"].sum().index)
+    first_row = tx.reset_index().groupby("transaction_id", sort=False)["index"].first()
+    got = ledger[ledger["kind"] == "earn"].pivot_table(index="row", columns="rule", values="points", aggfunc="sum", observed=True)
+    got = got.reindex(first_row.to_numpy()).reindex(columns=want.columns).fillna(0).astype(int)
+    assert (got.to_numpy() == want.to_numpy().astype(int)).all()
+    assert want["big_order"].any() and want["yogurts"].any() and want["cereal_units"].any()
+
+
+def test_per_unit_points_need_a_quantity_column():
+    tx = _shapes_history(4).drop(columns="quantity")
+    with pytest.raises(rulelang.LoyaltyError, match="column `quantity` is used by rule\\(s\\) cereal_units"):
+        rulelang.loads(_SHAPES).evaluate(tx, engine="reference")
+
+
+def test_basket_quantity_of_a_condition_counts_lines_without_a_quantity_column():
+    program = rulelang.loads('currency EUR\nearn two: 5 points when basket.quantity(category == "a") >= 2\n')
+    tx = pd.DataFrame({"customer_id": "m", "timestamp": "2026-01-01 10:00", "transaction_id": "T1",
+                       "amount": [1.0, 2.0, 3.0], "category": ["a", "b", "a"]})
+    ledger = program.evaluate(tx, engine="reference")
+    assert ledger[["kind", "rule", "points"]].values.tolist() == [["earn", "two", 5]]
+    ledger = program.evaluate(tx.assign(category=["a", "b", "b"]), engine="reference")
+    assert ledger.empty

@@ -17,6 +17,7 @@ BROKEN = sorted((Path(__file__).parent / "broken").glob("*.loyalty"))
 # What each broken program must be caught by.
 EXPECTED = {
     "bonus_any_purchase": ("assert", "bonus"),
+    "net_of_delivery": ("assert", "cereal_units"),
     "once_bonus_doubled": ("assert", "weekend"),
     "review_budget": ("assert", None),
     "small_basket_bonus": ("monotone", "starter"),

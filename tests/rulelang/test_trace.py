@@ -124,3 +124,18 @@ def test_control_characters_in_names_ids_and_cells_are_escaped():
 def test_visible_escapes_control_and_bidi_characters_only():
     assert visible("a\tb\x1b[0m\x9b\u202ec 中文 [/]") == "a\tb\\x1b[0m\\x9b\\u202ec 中文 [/]"
     assert visible("one\x1b\ntwo") == "one\\x1b\ntwo"
+
+
+def test_per_unit_points_show_their_units_and_basket_sums_their_value():
+    program = rulelang.loads('program "Market"\ncurrency EUR\n'
+                             'earn cereal_units: 10 points per unit when sku == "CEREAL-500G"\n'
+                             'earn big_order:    100 points when basket.total(category != "delivery") >= 100 EUR\n')
+    rows = pd.DataFrame({
+        "customer_id": "a", "timestamp": "2026-03-01 10:00", "transaction_id": "T1",
+        "amount": [90, 20, 5], "sku": ["CEREAL-500G", "DELIVERY", "CEREAL-500G"],
+        "category": ["food", "delivery", "food"], "quantity": [2.5, 1, None],
+    })
+    text = trace(program, rows, "a")
+    assert "cereal_units line 1: fired: 20 points (2 units x 10)" in text
+    assert "cereal_units line 3: no whole unit in the quantity" in text
+    assert 'basket.total(category != "delivery") >= 100 EUR  ->  95 >= 100  false' in text

@@ -100,6 +100,9 @@ earn g: 7 points when customer.days_enrolled >= 3 and store != ""
 earn h: 8 points when transaction_id != "" and date >= 2026-03-01
 earn i: 9 points on enroll when channel == "app" and date <= 2026-06-30
 earn j: 1 point when date >= 2020-01-01 and weekday != mon
+earn k: 2 points per unit when category != "pastry" and weekday != sun
+earn l: 10 points when basket.total(category != "pastry") >= 8 and tier >= Plus
+earn m: 10 points when basket.quantity(amount >= 3) >= 2 and weekday in [sat, sun]
 """
 # (`tier >= Plus` is one value over every base row at each level, and so is `date >= 2020-01-01`,
 # which moved rows evaluate again: constant masks are made, not gathered.)
@@ -125,7 +128,7 @@ def test_conditions_gathered_from_the_base_equal_conditions_on_the_path(path):
             assert np.array_equal(got_blocks[got_index[r, level]], want), (rule.name, level)
     # The rules are not vacuous: each holds somewhere and fails somewhere on this path.
     held = {rule.name for r, rule in enumerate(prog.model.rules) if any(want_blocks[want_index[r, lv]].any() for lv in range(cp.levels))}
-    assert held >= {"a", "b", "c", "d", "e", "g", "h", "i", "j"}
+    assert held >= {"a", "b", "c", "d", "e", "g", "h", "i", "j", "k", "l", "m"}
     pd.testing.assert_frame_equal(cp.run(gathered), cp.run(plain))
     # A path carrying only the columns its own rows are read for gives the same masks and ledger.
     lean = batch.for_path(base, rows, columns=copied_columns(prog.model))

@@ -235,3 +235,25 @@ def test_the_report_moments_must_rise():
     batch = prepare(_rows(("m", "2028-01-01 10:00", 1.0)), model)
     with pytest.raises(LoyaltyError, match="must rise"):
         engine.compile_model(model).evaluate(batch, moments=np.array(["2028-02-01", "2028-01-01"], dtype="datetime64[ns]"))
+
+
+def test_per_unit_points_count_whole_units_and_huge_quantities_are_refused():
+    program = rulelang.loads(HEAD + 'earn u: 10 points per unit when sku == "C"\nearn b: 5 points when basket.total(sku == "C") >= 20\n')
+    rows = _rows(("m", "2028-01-01 10:00", 12.0, "purchase", "T1"), ("m", "2028-01-01 10:00", 9.0, "purchase", "T1"),
+                 ("m", "2028-01-02 10:00", 30.0, "purchase", "T2"))
+    rows = rows.assign(sku=["C", "C", "X"], quantity=[2.5, 1, 4])
+    led = _ledger('earn u: 10 points per unit when sku == "C"\nearn b: 5 points when basket.total(sku == "C") >= 20\n', rows)
+    assert _points(led, "earn") == [("u", 30), ("b", 5)]  # 2 + 1 units; 12 + 9 = 21 of C
+    cp = engine.compile_model(program.model)
+    batch = prepare(rows.assign(quantity=[1e17, 1, 1]), program.model)
+    with pytest.raises(LoyaltyError, match="units a line"):
+        cp.run(batch)
+
+
+def test_a_program_without_per_unit_rules_gives_the_kernel_no_units():
+    program = rulelang.loads(HEAD + "earn a: 1 point per 1 CNY\n")
+    batch = prepare(_rows(("m", "2028-01-01 10:00", 6.0)).assign(quantity=[3]), program.model)
+    cp = engine.compile_model(program.model)
+    from rulelang.engine.columns import Env
+
+    assert engine.row_arrays(cp, batch, Env(program.model, batch)).units.shape == (0,)

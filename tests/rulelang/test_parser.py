@@ -53,3 +53,15 @@ def test_bom_crlf_and_bad_bytes():
 
 def test_empty_file_parses_to_nothing():
     assert parser.parse("").statements == ()
+
+
+@pytest.mark.parametrize("layout", ["{reward from 0\n  Gold from 100\n}", "{\n  reward from 0\n  Gold from 100\n}"])
+def test_a_tier_named_like_a_keyword_parses_wherever_it_stands(layout):
+    # Found by the fuzzer: `reward` right after `{` was a name, at the start of a line the keyword,
+    # so `fmt`'s layout (every tier on its own line) did not parse back.
+    from rulelang.fmt import format_program
+
+    tree = parser.parse(f'program "x"\ncurrency CNY\ntiers by spend over 365 days {layout}\n')
+    (tiers,) = [s for s in tree.statements if isinstance(s, ast.Tiers)]
+    assert [t.name.name for t in tiers.levels] == ["reward", "Gold"]
+    assert parser.parse(format_program(tree)) == parser.parse(format_program(parser.parse(format_program(tree))))

@@ -585,7 +585,7 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
     summary["percentile_method"] = metrics.PERCENTILE_METHOD
     summary["assumptions"] = sc.to_dict()
     summary["urr_estimate"] = simulated.urr_summary(
-        [r.urr for r in results], [r.figures["points_outstanding"] for r in results], model.point_cost, dec, sc.seed
+        [r.urr for r in results], per_run, model.point_cost, dec, sc.seed
     )
     books = None
     if sc.accounting is not None:

@@ -173,10 +173,10 @@ def accounting_summary(frames: list[pd.DataFrame], method: str, decimals: int) -
 # --- across runs -------------------------------------------------------------------------------------
 
 
-def urr_summary(urrs: list[RunURR], outstanding: list[int], point_cost: Fraction, decimals: int, seed: int) -> dict:
+def urr_summary(urrs: list[RunURR], per_run: list[dict], point_cost: Fraction, decimals: int, seed: int) -> dict:
     """The summary's `urr_estimate`: how the URR was made, the runs that fell back, Mack's
     standard error over the runs and the liability interval that adds it to the runs' spread
-    (module docstring). `outstanding`: each run's points outstanding at the end."""
+    (module docstring). `per_run`: each run's figures (metrics.figures_from)."""
     fallback_runs = sum(not u.estimated for u in urrs)
     errors = [u.std_error if np.isfinite(u.std_error) else None for u in urrs]
     out = {
@@ -184,7 +184,9 @@ def urr_summary(urrs: list[RunURR], outstanding: list[int], point_cost: Fraction
         "monthly_liability": "each month's points outstanding x point cost x the URR as estimated at that month's end",
         "std_error": metrics.spread(errors, 6),
         "std_error_runs": sum(e is not None for e in errors),
-        "liability_interval": liability_interval(urrs, outstanding, point_cost, decimals, seed),
+        "liability_interval": liability_interval(
+            urrs, [f["points_outstanding"] for f in per_run], [f["liability"] for f in per_run], point_cost, decimals, seed
+        ),
         "liability_interval_method": (
             f"{LIABILITY_DRAWS} URRs per run drawn from normal(the run's URR, its Mack standard error), bounded to [0, 1], "
             "x the run's outstanding points x point cost; P5/P50/P95 over all runs' draws"
@@ -206,19 +208,24 @@ def urr_draws(urr: RunURR, seed: int, run: int) -> np.ndarray:
     uniforms, bounded to [0, 1]; the URR itself each time where its error is not estimable."""
     if not np.isfinite(urr.std_error):
         return np.full(LIABILITY_DRAWS, urr.final)
+    # Box-Muller: two uniforms a normal; 1 - u is in (0, 1], so its log is finite.
     u = rng.uniform(seed, run, np.zeros(2 * LIABILITY_DRAWS, dtype=np.int64), np.arange(2 * LIABILITY_DRAWS, dtype=np.int64), STREAM_URR)
-    z = np.sqrt(-2.0 * np.log1p(-u[:LIABILITY_DRAWS])) * np.cos(2.0 * np.pi * u[LIABILITY_DRAWS:])  # 1 - u > 0
+    z = np.sqrt(-2.0 * np.log1p(-u[:LIABILITY_DRAWS])) * np.cos(2.0 * np.pi * u[LIABILITY_DRAWS:])
     return np.clip(urr.final + urr.std_error * z, 0.0, 1.0)
 
 
-def liability_interval(urrs: list[RunURR], outstanding: list[int], point_cost: Fraction, decimals: int, seed: int) -> dict:
+def liability_interval(urrs: list[RunURR], outstanding: list[int], liabilities: list[int], point_cost: Fraction, decimals: int, seed: int) -> dict:
     """{"mean","p5","p50","p95"} of the liability over every run's URR draws (`urr_draws`), in
-    currency units; each draw's liability rounded half up to the minor unit."""
+    currency units; each draw's liability rounded half up to the minor unit. A run without
+    Mack's error counts its own `liabilities` (minor units) LIABILITY_DRAWS times."""
     per_unit = float(point_cost * 10**decimals)
-    minor = np.concatenate(
-        [np.floor(points * per_unit * urr_draws(u, seed, run) + 0.5) for run, (u, points) in enumerate(zip(urrs, outstanding, strict=True))]
-    ).astype(np.int64)
-    return metrics.spread([Fraction(int(v), 10**decimals) for v in minor], decimals)
+    minor = []
+    for run, (u, points, own) in enumerate(zip(urrs, outstanding, liabilities, strict=True)):
+        if np.isfinite(u.std_error):
+            minor.append(np.floor(points * per_unit * urr_draws(u, seed, run) + 0.5).astype(np.int64))
+        else:
+            minor.append(np.full(LIABILITY_DRAWS, own, dtype=np.int64))
+    return metrics.spread([Fraction(int(v), 10**decimals) for v in np.concatenate(minor)], decimals)
 
 
 @dataclass(frozen=True)

@@ -364,7 +364,7 @@ def chain_ladder(cumulative: np.ndarray) -> ChainLadder:
     if (latest_age < 0).any() or not all(known[i, : latest_age[i] + 1].all() for i in range(n_origin)):
         raise ValueError("every origin needs its known ages first, at least one")
     diagonal = int((np.arange(n_origin) + latest_age).max())
-    staircase = (np.add.outer(np.arange(n_origin), np.arange(n_age)) <= diagonal)
+    staircase = np.add.outer(np.arange(n_origin), np.arange(n_age)) <= diagonal
     if not (known == staircase).all():
         raise ValueError("a triangle is known up to one calendar diagonal: origin i at ages 0..(last - i)")
     latest = tri[np.arange(n_origin), latest_age]
@@ -379,14 +379,12 @@ def chain_ladder(cumulative: np.ndarray) -> ChainLadder:
     # An error the recursions leave at 0 (no ratio to estimate sigma from on its way) is one the
     # package does not report: NaN here, unless the origin is closed or has nothing to project.
     nothing = latest == 0
-    # The package's sums of squares stop at the largest float rather than overflow.
-    biggest = np.finfo(np.float64).max
     with np.errstate(over="ignore"):
-        std = np.sqrt(np.minimum(process**2 + parameter**2, biggest))
+        std = np.sqrt(process**2 + parameter**2)
         estimable = float(np.sqrt(np.sum(process**2) + total_parameter**2))
     ultimate = np.where(nothing, 0.0, np.where(np.isfinite(ultimate), ultimate, np.nan))
-    # A sigma extrapolated past the largest float gives errors at its square root: not estimable
-    # (the package reports the ceiling itself there; here it is NaN, never a number).
+    # A sigma extrapolated past the largest float gives errors that overflow (the package reports
+    # the square root of the largest float there): not estimable, NaN here, never a number.
     std = np.where(nothing | (latest_age == n_age - 1), 0.0, np.where(np.isfinite(std) & (std != 0) & (std < OVERFLOWED), std, np.nan))
     total = float(ultimate.sum()) if np.isfinite(ultimate).all() else float("nan")
     estimable = estimable if np.isfinite(estimable) and 0 < estimable < OVERFLOWED else float("nan")

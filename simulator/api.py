@@ -64,7 +64,7 @@ class SimulationResult:
     @property
     def run_triangles(self):
         """Run 0's cohort triangles and URR with Mack's errors (simulator.finance.simulated.RunTriangles),
-        made when first asked for: Mack's errors need the casact package, seconds to load."""
+        made when first asked for."""
         from simulator.finance import simulated
 
         if self._triangles is None and self.triangle_sums is not None:
@@ -672,7 +672,9 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
     summary["currency"] = model.currency
     summary["percentile_method"] = metrics.PERCENTILE_METHOD
     summary["assumptions"] = sc.to_dict()
-    summary["urr_estimate"] = simulated.urr_summary([r.urr for r in results])
+    summary["urr_estimate"] = simulated.urr_summary(
+        [r.urr for r in results], per_run, model.point_cost, dec, sc.seed
+    )
     books = None
     if sc.accounting is not None:
         frames = [r.accounting for r in results]

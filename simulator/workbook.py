@@ -110,6 +110,9 @@ FIGURE_KINDS = {
     # holds them (`accounting.closing`, ...): a figure's kind is looked up by its last name.
     **{f: "money" for f in REVENUE_COLUMNS + PROVISION_COLUMNS},
     "urr": "ratio",
+    # urr_estimate's: the liability with Mack's error drawn in, and Mack's error of the URR.
+    "liability_interval": "money",
+    "std_error": "ratio",
 }
 QUANTILES = (("p5", "P5"), ("p50", "P50"), ("p95", "P95"), ("mean", "mean"))
 

@@ -14,6 +14,16 @@ with points kept, or no redemption yet) the URR is 1 (FALLBACK_URR): every point
 to be redeemed, the prudent assumption IFRS 15 B46 makes while breakage cannot be estimated
 (and the old formula's value when nothing had been redeemed or had expired). The summary counts
 the runs and month-ends that used it (`urr_estimate`).
+
+**The URR's own uncertainty.** Each run's final URR comes with Mack's standard error (NumPy,
+`triangles.chain_ladder`: cheap, so every run has one). The runs' spread of the URR is the
+simulation's uncertainty (which members come, what they buy and redeem); Mack's error is the
+estimate's (a finite triangle's factors are themselves uncertain). The summary gives both, and a
+liability interval that combines them: for each run, LIABILITY_DRAWS URRs drawn from
+normal(URR, Mack's error), counter-based from the seed (stream STREAM_URR), each bounded to
+[0, 1] and times the run's outstanding points x point cost, rounded half up to the minor unit;
+the interval is the P5/P50/P95 of all runs' draws together. A run whose error cannot be
+estimated (or which fell back) contributes its liability alone, LIABILITY_DRAWS times.
 """
 
 from __future__ import annotations
@@ -26,11 +36,13 @@ import numpy as np
 import pandas as pd
 
 from rulelang.errors import LoyaltyError
-from simulator import metrics
+from simulator import metrics, rng
 from simulator.finance import accounting, triangles
 
 FALLBACK_URR = 1.0
 ALL = triangles.ALL
+STREAM_URR = 101  # rng stream of the URR draws of the liability interval
+LIABILITY_DRAWS = 200  # URRs drawn per run for the liability interval
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,8 @@ class RunURR:
     by_month: np.ndarray  # float, one per month of the simulation
     estimated: bool  # the final estimate is the chain ladder's (not the fallback)
     fallback_months: int
+    # Mack's standard error of the final URR (NaN: not estimable, or the run fell back)
+    std_error: float = float("nan")
 
     @property
     def exact(self) -> Fraction:
@@ -76,11 +90,16 @@ def run_urr(triangle: np.ndarray, months: pd.PeriodIndex) -> RunURR:
     n = len(months)
     by_month = np.empty(n, dtype=np.float64)
     usable = np.zeros(n, dtype=bool)
+    std_error = float("nan")
     for m in range(n):
-        estimate = triangles.redemption(triangles.as_of(dev, m) if m < n - 1 else dev, errors=False)
+        last = m == n - 1
+        # Mack's error only for the final estimate: the month-ends' rates are what the books use.
+        estimate = triangles.redemption(dev if last else triangles.as_of(dev, m), errors=last)
         usable[m] = estimate.projectable and np.isfinite(estimate.urr) and estimate.urr > 0
         by_month[m] = estimate.urr if usable[m] else FALLBACK_URR
-    return RunURR(float(by_month[-1]), by_month, bool(usable[-1]), int((~usable).sum()))
+        if last and usable[m]:
+            std_error = float(estimate.std_error)
+    return RunURR(float(by_month[-1]), by_month, bool(usable[-1]), int((~usable).sum()), std_error)
 
 
 # --- the accounting of a run -------------------------------------------------------------------------
@@ -154,13 +173,24 @@ def accounting_summary(frames: list[pd.DataFrame], method: str, decimals: int) -
 # --- across runs -------------------------------------------------------------------------------------
 
 
-def urr_summary(urrs: list[RunURR]) -> dict:
-    """The summary's `urr_estimate`: how the URR was made, and the runs that fell back."""
+def urr_summary(urrs: list[RunURR], per_run: list[dict], point_cost: Fraction, decimals: int, seed: int) -> dict:
+    """The summary's `urr_estimate`: how the URR was made, the runs that fell back, Mack's
+    standard error over the runs and the liability interval that adds it to the runs' spread
+    (module docstring). `per_run`: each run's figures (metrics.figures_from)."""
     fallback_runs = sum(not u.estimated for u in urrs)
+    errors = [u.std_error if np.isfinite(u.std_error) else None for u in urrs]
     out = {
         "method": "chain ladder on each run's own cohort triangle of redeemed points (docs/simulator.md, Breakage and the liability triangle)",
         "monthly_liability": "each month's points outstanding x point cost x the URR as estimated at that month's end",
-        "std_error": "Mack's, of run 1's URR: urr.csv (its row (all)) and the report",
+        "std_error": metrics.spread(errors, 6),
+        "std_error_runs": sum(e is not None for e in errors),
+        "liability_interval": liability_interval(
+            urrs, [f["points_outstanding"] for f in per_run], [f["liability"] for f in per_run], point_cost, decimals, seed
+        ),
+        "liability_interval_method": (
+            f"{LIABILITY_DRAWS} URRs per run drawn from normal(the run's URR, its Mack standard error), bounded to [0, 1], "
+            "x the run's outstanding points x point cost; P5/P50/P95 over all runs' draws"
+        ),
         "fallback_urr": FALLBACK_URR,
         "fallback_runs": fallback_runs,
         "fallback_month_ends": int(sum(u.fallback_months for u in urrs)),
@@ -171,6 +201,31 @@ def urr_summary(urrs: list[RunURR]) -> dict:
             f"redemption): their liability takes every point outstanding as redeemed (URR {FALLBACK_URR:g})"
         )
     return out
+
+
+def urr_draws(urr: RunURR, seed: int, run: int) -> np.ndarray:
+    """The run's LIABILITY_DRAWS URRs: normal(URR, Mack's error) by Box-Muller on counter-based
+    uniforms, bounded to [0, 1]; the URR itself each time where its error is not estimable."""
+    if not np.isfinite(urr.std_error):
+        return np.full(LIABILITY_DRAWS, urr.final)
+    # Box-Muller: two uniforms a normal; 1 - u is in (0, 1], so its log is finite.
+    u = rng.uniform(seed, run, np.zeros(2 * LIABILITY_DRAWS, dtype=np.int64), np.arange(2 * LIABILITY_DRAWS, dtype=np.int64), STREAM_URR)
+    z = np.sqrt(-2.0 * np.log1p(-u[:LIABILITY_DRAWS])) * np.cos(2.0 * np.pi * u[LIABILITY_DRAWS:])
+    return np.clip(urr.final + urr.std_error * z, 0.0, 1.0)
+
+
+def liability_interval(urrs: list[RunURR], outstanding: list[int], liabilities: list[int], point_cost: Fraction, decimals: int, seed: int) -> dict:
+    """{"mean","p5","p50","p95"} of the liability over every run's URR draws (`urr_draws`), in
+    currency units; each draw's liability rounded half up to the minor unit. A run without
+    Mack's error counts its own `liabilities` (minor units) LIABILITY_DRAWS times."""
+    per_unit = float(point_cost * 10**decimals)
+    minor = []
+    for run, (u, points, own) in enumerate(zip(urrs, outstanding, liabilities, strict=True)):
+        if np.isfinite(u.std_error):
+            minor.append(np.floor(points * per_unit * urr_draws(u, seed, run) + 0.5).astype(np.int64))
+        else:
+            minor.append(np.full(LIABILITY_DRAWS, own, dtype=np.int64))
+    return metrics.spread([Fraction(int(v), 10**decimals) for v in np.concatenate(minor)], decimals)
 
 
 @dataclass(frozen=True)
@@ -185,7 +240,7 @@ class RunTriangles:
 
 def run_triangles(triangle: np.ndarray, months: pd.PeriodIndex) -> RunTriangles:
     """Run 0's triangles over the months its postings span (as `loyalty triangles` reads its
-    ledger), with Mack's standard errors (the casact package: loaded here, when first asked for)."""
+    ledger), with Mack's standard errors."""
     increments, first = triangles.trimmed(triangle, months[0])
     dev = triangles.development(ALL, first, increments)
     estimate = triangles.redemption(dev, errors=True)

@@ -7,8 +7,9 @@ redeemed and expired. Postings of kinds `capped` and `shortfall` move no points 
 
 The URR is the share of a cohort's points that will ever be redeemed. The cumulative redeemed
 triangle is projected to ultimate by the chain ladder (volume-weighted development factors, no
-tail beyond the oldest cohort's age) with Mack's (1993) standard errors, as the casact `chainladder`
-package computes them (its MackChainladder, sigma of the last age by log-linear extrapolation).
+tail beyond the oldest cohort's age) with Mack's (1993) standard errors, computed here in NumPy as
+the casact `chainladder` package computes them (its MackChainladder, sigma of the last age by
+log-linear extrapolation; the tests hold the two equal, the package being their oracle).
 That package reads a 0 as no value: a ratio from a cohort with nothing redeemed yet is left out, a
 development month with no ratio at all has factor 1, and a cohort with nothing redeemed so far
 projects to 0. Where Mack's error cannot be estimated (too few ratios) it is NaN, never a guess.
@@ -25,7 +26,6 @@ Points are integers throughout; only the projections and ratios are floats.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,6 +317,9 @@ def _share(points: np.ndarray, exposure: np.ndarray) -> np.ndarray:
 # --- chain ladder -----------------------------------------------------------------------------------
 
 
+OVERFLOWED = 1e150  # Mack errors this large come from a sigma extrapolated past the largest float
+
+
 @dataclass(frozen=True)
 class ChainLadder:
     """A chain ladder projection: per origin (row) the latest value, the ultimate and Mack's
@@ -342,49 +345,140 @@ class ChainLadder:
 
 def chain_ladder(cumulative: np.ndarray) -> ChainLadder:
     """Mack's chain ladder on a cumulative triangle `cumulative[origin, age]` (NaN where unknown;
-    origin i known for ages 0..n-1-i), by the casact `chainladder` package."""
-    import chainladder as cl  # imported here: a second to load, needed only by this
+    a staircase: origin i known up to the same calendar diagonal as every other), in NumPy, as
+    the casact `chainladder` package computes it (MackChainladder on volume-weighted factors, no
+    tail; tests hold the two equal on RAA and on random triangles).
 
+    Mack (1993): per origin, the process risk (sigma^2 of each future age's development) and the
+    parameter risk (the factors' own standard errors), each carried forward age by age; for the
+    total, the parameter risk of the origins' sum (the origins share the factors, so their errors
+    are correlated) with the process risks added in quadrature. sigma^2 of an age with a single
+    ratio (the last) is extrapolated log-linearly from the others; the package's readings are
+    kept: a 0 is no value, an age with no ratio has factor 1 in the projection and resets the
+    risk carried past it, a sigma of 0 counts as not estimated.
+    """
     tri = np.asarray(cumulative, dtype=np.float64)
     n_origin, n_age = tri.shape
     known = ~np.isnan(tri)
     latest_age = known.sum(axis=1) - 1
     if (latest_age < 0).any() or not all(known[i, : latest_age[i] + 1].all() for i in range(n_origin)):
         raise ValueError("every origin needs its known ages first, at least one")
+    diagonal = int((np.arange(n_origin) + latest_age).max())
+    staircase = np.add.outer(np.arange(n_origin), np.arange(n_age)) <= diagonal
+    if not (known == staircase).all():
+        raise ValueError("a triangle is known up to one calendar diagonal: origin i at ages 0..(last - i)")
     latest = tri[np.arange(n_origin), latest_age]
     if n_origin == 1 or n_age == 1:  # no age-to-age ratio at all: nothing develops
         std = np.where(latest_age == n_age - 1, 0.0, np.nan)
         total_std = 0.0 if (std == 0).all() else float("nan")
         return ChainLadder(latest, latest.copy(), std, np.ones(0), float(latest.sum()), total_std, 0.0)
-    # Equally spaced labels: the package reads the grain from them; the data's own spacing is the caller's.
-    i, a = np.nonzero(known)
-    origin = pd.period_range("2000-01", periods=n_origin, freq="M").to_timestamp()
-    long = pd.DataFrame(
-        {
-            "origin": origin[i],
-            "valuation": (pd.period_range("2000-01", periods=n_origin + n_age, freq="M")[i + a]).to_timestamp(),
-            "value": tri[i, a],
-        }
-    )
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # overflow and 0/0 on empty ages: read as NaN below
-        triangle = cl.Triangle(long, origin="origin", development="valuation", columns=["value"], cumulative=True)
-        mack = cl.MackChainladder().fit(triangle)
-        ultimate = np.asarray(mack.ultimate_.values, dtype=np.float64)[0, 0, :, -1]
-        std = np.asarray(mack.mack_std_err_.values, dtype=np.float64)[0, 0, :, -1]
-        total_std = float(np.asarray(mack.total_mack_std_err_.values, dtype=np.float64).ravel()[0])
-        factors = np.asarray(mack.ldf_.values, dtype=np.float64)[0, 0, 0, : n_age - 1]
+    with np.errstate(all="ignore"):
+        factors, ultimate, process, parameter, total_parameter = _mack(tri, latest, latest_age)
     # The package reads a 0 as no value: an origin with nothing yet projects to 0 (the chain ladder
     # multiplies what it has seen), with no error (Mack's mse is proportional to the ultimate squared).
+    # An error the recursions leave at 0 (no ratio to estimate sigma from on its way) is one the
+    # package does not report: NaN here, unless the origin is closed or has nothing to project.
     nothing = latest == 0
+    with np.errstate(over="ignore"):
+        std = np.sqrt(process**2 + parameter**2)
+        estimable = float(np.sqrt(np.sum(process**2) + total_parameter**2))
     ultimate = np.where(nothing, 0.0, np.where(np.isfinite(ultimate), ultimate, np.nan))
-    std = np.where(nothing | (latest_age == n_age - 1), 0.0, np.where(np.isfinite(std), std, np.nan))
+    # A sigma extrapolated past the largest float gives errors that overflow (the package reports
+    # the square root of the largest float there): not estimable, NaN here, never a number.
+    std = np.where(nothing | (latest_age == n_age - 1), 0.0, np.where(np.isfinite(std) & (std != 0) & (std < OVERFLOWED), std, np.nan))
     total = float(ultimate.sum()) if np.isfinite(ultimate).all() else float("nan")
-    # The package's total skips origins whose error it could not estimate; here the total is then
-    # not estimable either.
-    estimable = total_std if np.isfinite(total_std) else float("nan")
+    estimable = estimable if np.isfinite(estimable) and 0 < estimable < OVERFLOWED else float("nan")
     total_std = estimable if np.isfinite(total) and np.isfinite(std).all() else float("nan")
-    return ChainLadder(latest, ultimate, std, factors, total, total_std, estimable)
+    return ChainLadder(latest, ultimate, std, np.nan_to_num(factors, nan=1.0), total, total_std, estimable)
+
+
+def _zero_as_nan(values: np.ndarray) -> np.ndarray:
+    return np.where(values == 0, np.nan, values)
+
+
+def _line_fit(y: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
+    """(slope, intercept) of y on 1..k, least squares over the weighted points, as the package's
+    unconstrained regression computes it (its sums skip NaN; a zero sum is NaN)."""
+    x = np.arange(1, len(y) + 1, dtype=np.float64)
+    weight = np.ones(len(y)) if weight is None else weight
+    xs, ys = np.where(weight == 0, np.nan, x), np.where(weight == 0, np.nan, y)
+    x_mean = np.nansum(weight * xs) / np.nansum(weight)
+    y_mean = np.nansum(ys * weight) / np.nansum(weight)
+    numerator = np.nansum(weight * xs * ys) - np.nansum(xs * weight) * y_mean
+    denominator = np.nansum(weight * xs * xs) - np.nansum(xs * weight) * x_mean
+    slope = _zero_as_nan(numerator) / _zero_as_nan(denominator)
+    return float(slope), float(y_mean - slope * x_mean)
+
+
+def _mack(tri: np.ndarray, latest: np.ndarray, latest_age: np.ndarray):
+    """Factors, ultimates, per-origin process and parameter risk at ultimate, and the total's
+    parameter risk: the package's steps (Development, TailConstant(1), MackChainladder) for one
+    monthly triangle, in the same order of operations so the figures agree to rounding."""
+    n_origin, n_age = tri.shape
+    values = _zero_as_nan(tri)
+    x, y = values[:, :-1], values[:, 1:]
+    # Volume-weighted regression through the origin: weight 1/x on each ratio y/x.
+    paired = ~np.isnan(y)
+    weight = np.where(paired, 1.0 / x, 1.0)
+    weight = np.where(np.isnan(x) & paired, np.nan, weight)
+    pair_weight = np.where(paired, weight, np.nan)
+    denominator = _zero_as_nan(np.nansum(pair_weight * x * x, axis=0))
+    factors = _zero_as_nan(np.nansum(pair_weight * x * y, axis=0)) / denominator
+    residual = y - factors * x
+    wss = np.nansum(residual**2 * pair_weight, axis=0)
+    count = np.sum(paired & (np.nan_to_num(pair_weight) != 0), axis=0) - 1.0
+    mse = wss / _zero_as_nan(count)
+    sigma = np.sqrt(mse)
+    std_err = np.sqrt(mse / denominator)
+    # sigma where not estimable (one ratio): log-linear in the age from the others.
+    log_sigma = np.log(np.where(sigma == 0, 1e-320, sigma))
+    has = (~np.isnan(log_sigma)).astype(np.float64)
+    slope, intercept = _line_fit(log_sigma, has)
+    ages = np.arange(1, n_age, dtype=np.float64)
+    fill = np.exp(ages * slope + intercept) * (1 - has)
+    sigma = _zero_as_nan(np.nan_to_num(sigma) + np.nan_to_num(fill))
+    # the factor's standard error where not estimable: sigma / sqrt(the oldest origin's value)
+    exponent = (~np.isnan(values[0, 1:])).astype(np.float64)
+    std_err = np.nan_to_num(std_err) + np.nan_to_num(np.isnan(std_err) * sigma / np.sqrt(values[0, :-1] ** (2 - exponent)))
+    # The tail (factor 1) has no variation: 0, or NaN where the package's extrapolation fails.
+    growth = np.where(factors <= 1, np.nan, factors)
+    g_slope, g_intercept = _line_fit(np.log(growth - 1))
+    tail_age = (np.log(0.001) - g_intercept) / g_slope
+    s_slope, s_intercept = _line_fit(np.log(sigma))
+    e_slope, e_intercept = _line_fit(np.log(_zero_as_nan(std_err)))
+    sigma = np.append(sigma, np.exp(tail_age * s_slope + s_intercept) * 0)
+    std_err = np.append(std_err, np.exp(tail_age * e_slope + e_intercept) * 0)
+    # Ultimates: the latest value times the factors still to come (an age with no ratio: 1).
+    filled = np.append(np.nan_to_num(factors, nan=1.0), 1.0)
+    to_ultimate = np.cumprod(filled[::-1])[::-1]  # to_ultimate[a]: from age a on
+    ultimate = latest * to_ultimate[latest_age]
+    ultimate = np.where(np.isfinite(ultimate), ultimate, np.nan)
+    # The full triangle: the run-off from the latest value to the ultimate, in the factors' shape.
+    ages_all = np.arange(n_age)
+    future = ages_all[None, :] > latest_age[:, None]
+    steps = np.where(ages_all[None, :-1] >= latest_age[:, None], filled[None, :-1], 1.0)
+    steps = np.where(np.isfinite(ultimate / ultimate)[:, None], steps, 1.0)
+    grown = np.concatenate([np.ones((n_origin, 1)), np.cumprod(steps, axis=1)], axis=1) - 1
+    emergence = grown / _zero_as_nan(grown[:, -1:])
+    # Nothing still to come (factors of 1 ahead): the package's sum keeps the latest value.
+    run_off = latest[:, None] + np.nan_to_num(emergence * (ultimate - latest)[:, None])
+    full = np.where(future, run_off, tri)
+    # Mack's recursions, age by age; risk reaches only future cells, and the ultimate after the tail.
+    ldf = np.append(factors, 1.0)
+    reach = np.concatenate([future, np.ones((n_origin, 1), dtype=bool)], axis=1)
+    cell_sigma = np.nan_to_num(sigma[None, :] / _zero_as_nan(np.sqrt(full)))
+    process_step = np.nan_to_num(full) * cell_sigma
+    parameter_step = np.nan_to_num(full) * std_err[None, :]
+    process = np.zeros(n_origin)
+    parameter = np.zeros(n_origin)
+    total_parameter = np.float64(0.0)
+    from_latest = ages_all[None, :] >= latest_age[:, None]
+    total_step = np.nan_to_num(np.nansum(np.where(from_latest, full, np.nan) * std_err[None, :], axis=0))
+    for a in range(n_age):
+        process = np.nan_to_num(np.sqrt(process_step[:, a] ** 2 + (ldf[a] * process) ** 2) * reach[:, a + 1])
+        parameter = np.nan_to_num(np.sqrt(parameter_step[:, a] ** 2 + (ldf[a] * parameter) ** 2) * reach[:, a + 1])
+        total_parameter = np.nan_to_num(np.sqrt(total_step[a] ** 2 + (ldf[a] * total_parameter) ** 2))
+    return factors, ultimate, process, parameter, total_parameter
 
 
 def project(cumulative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -445,8 +539,8 @@ class Redemption:
 
 def redemption(dev: Development, errors: bool = True) -> Redemption:
     """The URR of one group's cohorts, by chain ladder on the cumulative redeemed points
-    (`project`), with Mack's standard errors when `errors` (else NaN: the errors need the casact
-    package, seconds to load, where the projection alone takes microseconds).
+    (`project`), with Mack's standard errors (`chain_ladder`, NumPy) when `errors` (else NaN: a
+    month-end estimate that needs only the rate skips them).
 
     The chain ladder knows nothing of how many points a cohort has left; the ledger does. So a
     cohort with no points outstanding is closed (its ultimate is what it redeemed, with no error),

@@ -123,6 +123,10 @@ def test_the_breakage_and_accounting_sections(tmp_path):
     html = res.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Breakage: the ultimate redemption rate" in html and "months since earned" in html
     assert "Accounting: deferred revenue (IFRS 15 / ASC 606)" in html
+    # The liability's interval with Mack's error beside the runs' own, as summary.json has them.
+    interval = res.summary["urr_estimate"]["liability_interval"]
+    assert "with each run's URR drawn from its Mack error" in html
+    assert f"{interval['p5']:,.2f} · {interval['p50']:,.2f} · {interval['p95']:,.2f}</td>" in html
     labels = ("Opening deferred revenue", "Deferred (points issued)", "Recognised on redemption", "Breakage recognised", "Change in estimate", "Closing deferred revenue")
     at = [html.index(label) for label in labels]
     assert at == sorted(at)  # the rows in the order of a loyalty-liability note

@@ -66,11 +66,17 @@ def test_the_sheets_in_order(book):
 def test_summary_sheet_is_summary_json_figure_for_figure(outs, book):
     summary = json.loads((outs[0] / "summary.json").read_text(encoding="utf-8"))
     expected = {}
-    for key, value in summary.items():
-        if isinstance(value, dict) and set(value) == {"mean", "p5", "p50", "p95"}:
-            expected[key] = value
-    for tier, value in summary["tiers"].items():
-        expected[f"tiers.{tier}"] = value
+
+    def collect(node: dict, prefix: str) -> None:  # every spread at any depth, by its dotted key
+        for key, value in node.items():
+            if isinstance(value, dict) and set(value) == {"mean", "p5", "p50", "p95"}:
+                expected[prefix + key] = value
+            elif isinstance(value, dict) and key not in ("assumptions", "sources"):
+                collect(value, f"{prefix}{key}.")
+
+    collect(summary, "")
+    assert any(k.startswith("tiers.") for k in expected)
+    assert expected["urr_estimate.liability_interval"] and expected["urr_estimate.std_error"]
     header, *body = rows(book["summary"])
     assert header == ("figure", "label", "unit", "P5", "P50", "P95", "mean")
     got = {r[0]: {"p5": r[3], "p50": r[4], "p95": r[5], "mean": r[6]} for r in body}
@@ -80,6 +86,7 @@ def test_summary_sheet_is_summary_json_figure_for_figure(outs, book):
         assert r[1], r  # labelled
     units = {r[0]: r[2] for r in body}
     assert units["liability"] == units["net_benefit"] == "CNY" and units["points_issued"] == "points" and units["redemption_rate"] == "%"
+    assert units["urr_estimate.liability_interval"] == "CNY" and units["urr_estimate.std_error"] == "%"
 
 
 def test_number_formats_by_kind(book):

@@ -12,7 +12,7 @@ import pytest
 
 import simulator
 from simulator import metrics
-from simulator.finance import accounting, triangles
+from simulator.finance import accounting, simulated, triangles
 from simulator.finance.simulated import FALLBACK_URR, as_fraction
 from simulator.sample_data import bundled_paths
 from tests.conftest import ROOT
@@ -180,3 +180,78 @@ def test_a_fixed_expected_redemption_has_no_change_of_estimate():
     # Each month's allocation by relative standalone selling price at 0.9, from the members' sales.
     value = [accounting.allocate(s, p, 0.01, 0.9, 2) for s, p in zip(books["sales"], res.monthly["issued"], strict=True)]
     assert books["deferred"].tolist() == value and sum(value) > 0
+
+
+# --- Mack's error of every run, and the liability interval that uses it ----------------------------
+
+
+def test_each_runs_urr_carries_macks_error_as_the_ledger_gives_it():
+    res = _simulate(runs=1)
+    # The oracle: `loyalty triangles`' reading of run 0's ledger (its triangle, chain ladder and Mack).
+    report = triangles.analyse(res.ledger)
+    urr = simulated.run_urr(res.triangle_sums, res.months)
+    assert np.isfinite(urr.std_error) and urr.std_error > 0
+    assert urr.std_error == pytest.approx(report.overall.std_error, rel=1e-12)
+    # One run: every percentile of the summary's error is that run's.
+    note = res.summary["urr_estimate"]
+    assert note["std_error_runs"] == 1
+    assert note["std_error"]["p50"] == round(urr.std_error, 6) == note["std_error"]["p5"] == note["std_error"]["p95"]
+
+
+def test_the_liability_interval_spreads_the_runs_and_their_errors(history_only):
+    res = history_only
+    note, liability = res.summary["urr_estimate"], res.summary["liability"]
+    assert note["std_error_runs"] == len(res.per_run)
+    assert 0 < note["std_error"]["p5"] <= note["std_error"]["p50"] <= note["std_error"]["p95"] < 0.5
+    interval = note["liability_interval"]
+    # Both sources of uncertainty: at least as wide as the runs' spread alone, around the same middle.
+    assert interval["p5"] <= liability["p5"] and interval["p95"] >= liability["p95"]
+    assert interval["p5"] < liability["p50"] < interval["p95"]
+
+
+def _urr(final: float, std_error: float) -> simulated.RunURR:
+    return simulated.RunURR(final, np.array([final]), True, 0, std_error)
+
+
+def test_without_macks_error_the_interval_is_the_runs_own_liabilities():
+    urrs = [_urr(0.4, float("nan")), _urr(0.5, float("nan")), _urr(0.6, float("nan"))]
+    per_run = [{"points_outstanding": 1000, "liability": v} for v in (400, 500, 600)]
+    assert simulated.liability_interval(urrs, [1000] * 3, [400, 500, 600], Fraction(1), 0, seed=1) == metrics.spread([400, 500, 600], 0)
+    note = simulated.urr_summary(urrs, per_run, Fraction(1), 0, seed=1)
+    assert note["std_error_runs"] == 0 and note["std_error"]["p50"] is None
+
+
+def test_the_draws_follow_the_normal_of_the_urr_and_its_error():
+    # One run, URR 0.40 with error 0.01, 10^6 points at 0.01 each: the liability is 4,000.00 with a
+    # standard deviation of 100.00. The draws' P50 and P5 / P95 lie where the normal puts them, within
+    # what 200 draws can tell (about 10 for the median, 15 for the tails; 4 of those allowed).
+    interval = simulated.liability_interval([_urr(0.4, 0.01)], [10**6], [400_000], Fraction(1, 100), 2, seed=7)
+    assert interval["p50"] == pytest.approx(4000, abs=40)
+    assert interval["p5"] == pytest.approx(4000 - 164.5, abs=60) and interval["p95"] == pytest.approx(4000 + 164.5, abs=60)
+    # Counter-based: the same seed gives the same draws, another seed others.
+    again = simulated.liability_interval([_urr(0.4, 0.01)], [10**6], [400_000], Fraction(1, 100), 2, seed=7)
+    other = simulated.liability_interval([_urr(0.4, 0.01)], [10**6], [400_000], Fraction(1, 100), 2, seed=8)
+    assert again == interval and other != interval
+    # Bounded to [0, 1]: a URR near 1 with a wide error never takes more than every point.
+    wide = simulated.liability_interval([_urr(0.99, 0.2)], [10**6], [990_000], Fraction(1, 100), 2, seed=7)
+    assert wide["p95"] <= 10_000 and wide["p5"] >= 0
+
+
+def test_simulate_and_write_never_load_the_chainladder_package(tmp_path):
+    # Mack's errors are NumPy's now: a whole `loyalty simulate` of the bundled sample, outputs
+    # written (triangles.csv, urr.csv, the report and workbook), leaves the package unloaded.
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    code = (
+        "import sys\n"
+        "from simulator.cli import main\n"
+        f"sys.argv = ['loyalty', 'simulate', {str(COFFEE)!r}, '--runs', '2', '--workers', '1', '--out', {str(out)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] == 'chainladder'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "LOADED []" in done.stdout
+    assert (out / "urr.csv").exists() and (out / "report.xlsx").exists()

@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from forecast import cdnow_history as history  # (benchmarks/, the script's own folder)
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
@@ -38,16 +38,6 @@ from simulator.scenario import Scenario
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "cdnow"
 END = dt.date(1998, 6, 30)
-
-
-def history(name: str) -> pd.DataFrame:
-    """A raw CDNOW file as the loader's columns (customer_id, timestamp, amount)."""
-    if name == "sample":
-        raw = pd.read_csv(DATA / "CDNOW_sample.txt.gz", sep=r"\s+", header=None, names=["m", "customer_id", "date", "cds", "dollars"], dtype=str)
-    else:
-        raw = pd.read_csv(DATA / "CDNOW_master.txt.gz", sep=r"\s+", header=0, names=["customer_id", "date", "cds", "dollars"], dtype=str)
-    day = pd.to_datetime(raw["date"], format="%Y%m%d").dt.strftime("%Y-%m-%d")
-    return pd.DataFrame({"customer_id": raw["customer_id"], "timestamp": day, "amount": raw["dollars"]})
 
 
 # --- the Pareto/NBD and the MBG/NBD, for the study -----------------------------------------------

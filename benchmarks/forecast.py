@@ -27,7 +27,7 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "cdnow"
 UNTIL = dt.date(1997, 9, 30)
 
 
-def _history(name: str) -> pd.DataFrame:
+def cdnow_history(name: str) -> pd.DataFrame:
     """A raw CDNOW file as the loader's columns (customer_id, timestamp, amount)."""
     if name == "sample":
         raw = pd.read_csv(DATA / "CDNOW_sample.txt.gz", sep=r"\s+", header=None, names=["m", "customer_id", "date", "cds", "dollars"], dtype=str)
@@ -48,7 +48,7 @@ def _best(fn, repeats: int = 3):
 
 
 def fit_figures(name: str) -> dict:
-    frame = io.load_transactions(_history(name)).frame
+    frame = io.load_transactions(cdnow_history(name)).frame
     t_summary, s = _best(lambda: summary.summarize(frame, UNTIL))
     t_bgnbd, f = _best(lambda: bgnbd.fit(s.x, s.t_x, s.T))
     priced = (s.x > 0) & (s.mean_spend > 0)
@@ -65,7 +65,7 @@ def fit_figures(name: str) -> dict:
 
 
 def sampler_figures(customers: int, months: int) -> dict:
-    s = summary.summarize(io.load_transactions(_history("sample")).frame, UNTIL)
+    s = summary.summarize(io.load_transactions(cdnow_history("sample")).frame, UNTIL)
     f = bgnbd.fit(s.x, s.t_x, s.T)
     priced = (s.x > 0) & (s.mean_spend > 0)
     g = gamma_gamma.fit(s.x[priced], s.mean_spend[priced])

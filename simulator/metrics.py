@@ -28,6 +28,34 @@ MONEY_FIGURES = (
     "revenue_lift", "incremental_margin", "net_benefit",
 )  # fmt: skip
 RATIO_FIGURES = ("redemption_rate", "breakage_rate", "urr", "revenue_lift_pct", "roi")
+# summary.json's figures in the order a finance reader wants them: (figure, label, unit kind);
+# the report, the terminal and the workbook all show them so.
+FIGURE_LABELS = (
+    ("members", "Members", "count"),
+    ("points_issued", "Points issued", "points"),
+    ("points_redeemed", "Points redeemed", "points"),
+    ("points_expired", "Points expired (breakage)", "points"),
+    ("points_clawed_back", "Points clawed back (refunds)", "points"),
+    ("points_capped", "Points not issued (caps)", "points"),
+    ("points_outstanding", "Points outstanding at the end", "points"),
+    ("redemption_rate", "Redemption rate", "ratio"),
+    ("breakage_rate", "Breakage rate", "ratio"),
+    ("reward_cost", "Cost of rewards redeemed", "money"),
+    ("partner_funded", "Funded by partners", "money"),
+    ("liability", "Liability at the end", "money"),
+    ("program_cost", "Program cost", "money"),
+    ("revenue_baseline", "Revenue without the program", "money"),
+    ("revenue_with_program", "Revenue with the program", "money"),
+    ("revenue_lift", "Revenue lift", "money"),
+    ("revenue_lift_pct", "Revenue lift (percent of the baseline)", "percent"),
+    ("incremental_margin", "Incremental gross margin", "money"),
+    ("net_benefit", "Net benefit", "money"),
+    ("roi", "Return on program cost", "ratio"),
+    ("rows_read", "Rows read", "count"),
+    ("rows_used", "Rows used", "count"),
+    ("rows_rejected", "Rows rejected", "count"),
+    ("rows_outside_period", "Rows outside the period", "count"),
+)
 MONTHLY_POINTS = ("opening", "issued", "clawed_back", "redeemed", "expired", "closing", "capped", "shortfall")
 MONTHLY_MONEY = ("reward_cost", "partner_funded", "liability", "revenue_baseline", "revenue_with_program")
 # P5/P50/P95 are values some run produced (the smallest with at least that share of runs at or

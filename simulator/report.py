@@ -24,31 +24,10 @@ from simulator import metrics, provenance  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 PALETTE = ("#1f6f8b", "#e07a1f", "#5a9e4b", "#a23b72", "#6c757d", "#c9a227", "#3d405b")
-# (figure, label, unit kind) in the order a finance reader wants them.
-HEADLINE = (
-    ("members", "Members", "count"),
-    ("points_issued", "Points issued", "points"),
-    ("points_redeemed", "Points redeemed", "points"),
-    ("points_expired", "Points expired (breakage)", "points"),
-    ("points_clawed_back", "Points clawed back (refunds)", "points"),
-    ("points_capped", "Points not issued (caps)", "points"),
-    ("points_outstanding", "Points outstanding at the end", "points"),
-    ("redemption_rate", "Redemption rate", "ratio"),
-    ("breakage_rate", "Breakage rate", "ratio"),
-    ("reward_cost", "Cost of rewards redeemed", "money"),
-    ("partner_funded", "Funded by partners", "money"),
-    ("liability", "Liability at the end", "money"),
-    ("program_cost", "Program cost", "money"),
-    ("revenue_baseline", "Revenue without the program", "money"),
-    ("revenue_with_program", "Revenue with the program", "money"),
-    ("revenue_lift", "Revenue lift", "money"),
-    ("revenue_lift_pct", "Revenue lift", "percent"),
-    ("incremental_margin", "Incremental gross margin", "money"),
-    ("net_benefit", "Net benefit", "money"),
-    ("roi", "Return on program cost", "ratio"),
-    ("rows_read", "Rows read", "count"),
-    ("rows_used", "Rows used", "count"),
-    ("rows_rejected", "Rows rejected", "count"),
+# (figure, label, unit kind) in the order a finance reader wants them (metrics.FIGURE_LABELS); the
+# lift's percentage stands beside its amount, so it is labelled as the amount is.
+HEADLINE = tuple(
+    (key, "Revenue lift" if key == "revenue_lift_pct" else label, kind) for key, label, kind in metrics.FIGURE_LABELS if key != "rows_outside_period"
 )
 
 

@@ -73,34 +73,9 @@ def _kinds(*groups: tuple[tuple[str, ...] | str, str]) -> tuple[tuple[str, str],
 
 # --- the frames ----------------------------------------------------------------------------------
 
-# summary.json's figures in a finance reader's order: (figure, label, kind). Labels of those not
-# named here (figures another stage adds) are their keys; their kind is `FIGURE_KINDS`' or "number".
-SUMMARY_ORDER = (
-    ("members", "Members", "count"),
-    ("points_issued", "Points issued", "points"),
-    ("points_redeemed", "Points redeemed", "points"),
-    ("points_expired", "Points expired (breakage)", "points"),
-    ("points_clawed_back", "Points clawed back (refunds)", "points"),
-    ("points_capped", "Points not issued (caps)", "points"),
-    ("points_outstanding", "Points outstanding at the end", "points"),
-    ("redemption_rate", "Redemption rate", "ratio"),
-    ("breakage_rate", "Breakage rate", "ratio"),
-    ("reward_cost", "Cost of rewards redeemed", "money"),
-    ("partner_funded", "Funded by partners", "money"),
-    ("liability", "Liability at the end", "money"),
-    ("program_cost", "Program cost", "money"),
-    ("revenue_baseline", "Revenue without the program", "money"),
-    ("revenue_with_program", "Revenue with the program", "money"),
-    ("revenue_lift", "Revenue lift", "money"),
-    ("revenue_lift_pct", "Revenue lift (percent of the baseline)", "percent"),
-    ("incremental_margin", "Incremental gross margin", "money"),
-    ("net_benefit", "Net benefit", "money"),
-    ("roi", "Return on program cost", "ratio"),
-    ("rows_read", "Rows read", "count"),
-    ("rows_used", "Rows used", "count"),
-    ("rows_rejected", "Rows rejected", "count"),
-    ("rows_outside_period", "Rows outside the period", "count"),
-)
+# summary.json's figures in a finance reader's order (metrics.FIGURE_LABELS). Labels of those not
+# named there (figures another stage adds) are their keys; their kind is `FIGURE_KINDS`' or "number".
+SUMMARY_ORDER = metrics.FIGURE_LABELS
 FIGURE_KINDS = {
     **{f: "points" for f in metrics.POINT_FIGURES},
     **{f: "money" for f in metrics.MONEY_FIGURES},

@@ -190,6 +190,28 @@ class Group:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
+# Each composite expression's sub-expressions, in source order (a table, so a walker over
+# expressions is one loop). A basket sum's condition is not among them: it reads the basket's
+# lines, not the row, and each walker decides whether to look inside it.
+_SUBEXPRESSIONS = {
+    Call: lambda n: n.args,
+    Arith: lambda n: (n.first, *(operand for _, operand in n.rest)),
+    Neg: lambda n: (n.operand,),
+    Not: lambda n: (n.operand,),
+    Group: lambda n: (n.expr,),
+    Compare: lambda n: (n.left, n.right),
+    In: lambda n: (n.item, *n.options.items),
+    BoolOp: lambda n: tuple(n.operands),
+    ListLit: lambda n: tuple(n.items),
+}
+
+
+def subexpressions(node) -> tuple:
+    """The expressions directly inside `node` (none for a leaf: a name, a literal, ...)."""
+    part = _SUBEXPRESSIONS.get(type(node))
+    return tuple(part(node)) if part is not None else ()
+
+
 # --- earn rules ---------------------------------------------------------------------------------
 
 

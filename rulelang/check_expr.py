@@ -386,22 +386,6 @@ def _outside_line(expr, fields: set[str], constants: set[str]) -> list[tuple[str
                 out.append((node.name, node.span))
         elif isinstance(node, (ast.Attribute, ast.BasketSum)):
             out.append((f"{node.obj.name}.{node.attr.name}", node.span))
-        elif isinstance(node, ast.Call):
-            stack.extend(node.args)
-        elif isinstance(node, ast.Arith):
-            stack.append(node.first)
-            stack.extend(operand for _, operand in node.rest)
-        elif isinstance(node, (ast.Neg, ast.Not)):
-            stack.append(node.operand)
-        elif isinstance(node, ast.Group):
-            stack.append(node.expr)
-        elif isinstance(node, ast.Compare):
-            stack.extend((node.right, node.left))
-        elif isinstance(node, ast.In):
-            stack.extend(reversed(node.options.items))
-            stack.append(node.item)
-        elif isinstance(node, ast.BoolOp):
-            stack.extend(reversed(node.operands))
-        elif isinstance(node, ast.ListLit):
-            stack.extend(reversed(node.items))
+        else:
+            stack.extend(ast.subexpressions(node))
     return sorted(out, key=lambda x: x[1].start)

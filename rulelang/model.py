@@ -144,24 +144,8 @@ def names_in(expr, inside_sums: bool = True) -> set[str]:
             out.add(f"{node.obj.name}.{node.attr.name}")
             if inside_sums:
                 stack.append(node.condition)
-        elif isinstance(node, ast.Call):
-            stack.extend(node.args)
-        elif isinstance(node, ast.Arith):
-            stack.append(node.first)
-            stack.extend(operand for _, operand in node.rest)
-        elif isinstance(node, (ast.Neg, ast.Not)):
-            stack.append(node.operand)
-        elif isinstance(node, ast.Group):
-            stack.append(node.expr)
-        elif isinstance(node, ast.Compare):
-            stack.extend((node.left, node.right))
-        elif isinstance(node, ast.In):
-            stack.append(node.item)
-            stack.extend(node.options.items)
-        elif isinstance(node, ast.BoolOp):
-            stack.extend(node.operands)
-        elif isinstance(node, ast.ListLit):
-            stack.extend(node.items)
+        else:
+            stack.extend(ast.subexpressions(node))
     return out
 
 

@@ -60,6 +60,7 @@ class SimulationResult:
     triangle_sums: np.ndarray | None = field(repr=False, default=None)
     months: pd.PeriodIndex | None = field(repr=False, default=None)
     _triangles: object = field(repr=False, default=None)
+    _urr_by_tier: object = field(repr=False, default=None)
 
     @property
     def run_triangles(self):
@@ -82,6 +83,25 @@ class SimulationResult:
         """urr.csv: run 0's URR per cohort and overall (`(all)`), with Mack's standard errors."""
         t = self.run_triangles
         return None if t is None else t.cohorts
+
+    @property
+    def has_tier_triangles(self) -> bool:
+        """Whether the outputs hold urr_by_tier.csv: a program with tiers whose run 0 earned points."""
+        return self.triangle_sums is not None and self.program.model.tiers is not None and bool(self.per_run and self.per_run[0]["points_issued"])
+
+    @property
+    def urr_by_tier(self) -> pd.DataFrame | None:
+        """urr_by_tier.csv: run 0's URR per cohort and overall, for the whole program and then each
+        tier (a lot belongs to the tier it was earned at), with Mack's errors, read from run 0's
+        ledger exactly as `loyalty triangles LEDGER --by tier` writes its urr.csv."""
+        if not self.has_tier_triangles:
+            return None
+        if self._urr_by_tier is None:
+            from simulator.finance.commands import cohort_table
+            from simulator.finance.triangles import analyse
+
+            self._urr_by_tier = cohort_table(analyse(self.read_ledger(), by_tier=True))
+        return self._urr_by_tier
 
     @property
     def ledger(self) -> pd.DataFrame | None:
@@ -156,6 +176,8 @@ class SimulationResult:
         }
         if self.triangle_sums is not None:
             files |= {"triangles.csv": table(lambda: self.triangles), "urr.csv": table(lambda: self.urr)}
+        if self.has_tier_triangles:
+            files["urr_by_tier.csv"] = table(lambda: self.urr_by_tier)
         if self.accounting is not None:
             files["accounting.csv"] = table(lambda: self.accounting)
         return files | {"report.html": text(lambda: render_report(self)), "report.xlsx": lambda p: write_workbook(self, p)}

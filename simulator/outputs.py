@@ -33,8 +33,9 @@ from rulelang import current_umask, fsync_dir
 from rulelang.errors import LoyaltyError
 
 SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "triangles.csv", "urr.csv", "report.html", "report.xlsx")
-# Written when the scenario asks for it (`accounting:`); a folder may hold it from an earlier run.
-OPTIONAL_FILES = ("accounting.csv",)
+# Written when the scenario asks for it (`accounting:`) or the program has tiers (urr_by_tier.csv);
+# a folder may hold them from an earlier run.
+OPTIONAL_FILES = ("accounting.csv", "urr_by_tier.csv")
 COMPARE_FILES = ("compare.html", "compare.csv", "compare.xlsx")
 # The write's steps besides one per file (after it is written), in order.
 STEPS = ("locked", "temporary", "synced", "aside", "swapped", "done")

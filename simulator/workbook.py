@@ -221,6 +221,16 @@ SHEETS = (
         frozen_columns=1,
     ),
     Sheet(
+        "urr_by_tier",
+        lambda r: getattr(r, "urr_by_tier", None),
+        _kinds(
+            (("tier", "cohort"), "text"),
+            (("earned", "clawed_back", "redeemed", "expired", "ultimate_redeemed"), "points"),
+            (("urr", "std_error"), "ratio"),
+        ),
+        frozen_columns=2,
+    ),
+    Sheet(
         "rewards",
         lambda r: r.rewards,
         _kinds((("reward",), "text"), (("count", "count_p5", "count_p95"), "count"), (("points",), "points"), (("cost", "partner_share"), "money")),

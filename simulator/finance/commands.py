@@ -45,7 +45,7 @@ def triangles_cmd(ledger, out_dir, by, fmt):
         refuse_input_as_output({"--out": out_dir}, {"ledger": ledger})
         outputs.check_target(out_dir, TRIANGLE_FILES)  # before the work, not after it
         report = analyse(read_ledger(ledger), by_tier=by == "tier")
-        cohorts = _cohort_table(report)
+        cohorts = cohort_table(report)
 
         def csv(frame):
             return lambda path: path.write_text(formula_safe(frame).to_csv(index=False, lineterminator="\n"), encoding="utf-8")
@@ -70,10 +70,13 @@ def triangles_cmd(ledger, out_dir, by, fmt):
     click.echo(f"wrote {', '.join(written)}")
 
 
-def _cohort_table(report):
+def cohort_table(report):
+    """urr.csv: each group's (the whole ledger's, then each tier's) cohorts and overall URR."""
     import pandas as pd
 
-    frames = [e.cohorts.assign(tier=e.group) for e in (report.overall, *report.by_tier.values())]
+    from simulator.finance.triangles import cohort_rows
+
+    frames = [cohort_rows(e).assign(tier=e.group) for e in (report.overall, *report.by_tier.values())]
     table = pd.concat(frames, ignore_index=True)
     return table[["tier", *[c for c in table.columns if c != "tier"]]]
 

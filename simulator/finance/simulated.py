@@ -244,9 +244,4 @@ def run_triangles(triangle: np.ndarray, months: pd.PeriodIndex) -> RunTriangles:
     increments, first = triangles.trimmed(triangle, months[0])
     dev = triangles.development(ALL, first, increments)
     estimate = triangles.redemption(dev, errors=True)
-    overall = pd.DataFrame(
-        [{"cohort": ALL, "earned": estimate.earned, "clawed_back": estimate.earned - estimate.exposure, "redeemed": estimate.redeemed,
-          "expired": estimate.expired, "ultimate_redeemed": estimate.ultimate_redeemed, "urr": estimate.urr, "std_error": estimate.std_error}]
-    )  # fmt: skip
-    cohorts = pd.concat([estimate.cohorts, overall], ignore_index=True)
-    return RunTriangles(triangles.triangle_table([dev]), cohorts, estimate)
+    return RunTriangles(triangles.triangle_table([dev]), triangles.cohort_rows(estimate), estimate)

@@ -599,6 +599,15 @@ def redemption(dev: Development, errors: bool = True) -> Redemption:
     )
 
 
+def cohort_rows(estimate: Redemption) -> pd.DataFrame:
+    """urr.csv's rows of one group: each cohort's projection, then the group's overall (`(all)`)."""
+    overall = pd.DataFrame(
+        [{"cohort": ALL, "earned": estimate.earned, "clawed_back": estimate.earned - estimate.exposure, "redeemed": estimate.redeemed,
+          "expired": estimate.expired, "ultimate_redeemed": estimate.ultimate_redeemed, "urr": estimate.urr, "std_error": estimate.std_error}]
+    )  # fmt: skip
+    return pd.concat([estimate.cohorts, overall], ignore_index=True)
+
+
 @dataclass(frozen=True)
 class TriangleReport:
     """What `analyse` finds: the triangles as rows, the whole ledger's URR, and each tier's."""

@@ -250,7 +250,7 @@ def test_a_second_run_replaces_the_whole_set(files, tmp_path):
     out = tmp_path / "o"
     _ok(_sim(files, tmp_path, "--out", str(out), "--seed", "1"))
     _ok(_sim(files, tmp_path, "--out", str(out), "--seed", "2"))
-    assert sorted(p.name for p in out.iterdir()) == sorted(outputs.SIMULATION_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(outputs.SIMULATION_FILES + ("urr_by_tier.csv",))  # a tiered program
     assert json.loads((out / "summary.json").read_text())["assumptions"]["seed"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [".o.lock", "o"]  # no leftover temporary folder
 
@@ -263,7 +263,7 @@ def test_a_run_without_accounting_replaces_one_with_it(files, tmp_path):
     _ok(_run("simulate", str(scenario), *given))
     assert (out / "accounting.csv").read_text().startswith("month,line,run_0,mean,p5,p50,p95\n")
     _ok(_sim(files, tmp_path, "--out", str(out)))  # the earlier run's accounting.csv is this command's: replaced, not refused
-    assert sorted(p.name for p in out.iterdir()) == sorted(outputs.SIMULATION_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(outputs.SIMULATION_FILES + ("urr_by_tier.csv",))  # a tiered program
 
 
 def test_rejected_customer_rows_are_written_too_and_cells_are_formula_safe(files, tmp_path):

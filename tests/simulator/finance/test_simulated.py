@@ -255,3 +255,30 @@ def test_simulate_and_write_never_load_the_chainladder_package(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "LOADED []" in done.stdout
     assert (out / "urr.csv").exists() and (out / "report.xlsx").exists()
+
+
+def test_a_tiered_programs_urr_by_tier_is_what_loyalty_triangles_by_tier_writes(history_only, tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    out = history_only.write(tmp_path / "sim")
+    # The oracle: the command on run 0's written ledger.
+    got = CliRunner().invoke(main, ["triangles", str(out / "ledger.parquet"), "--by", "tier", "--out", str(tmp_path / "tri")])
+    assert got.exit_code == 0, got.output
+    assert (out / "urr_by_tier.csv").read_bytes() == (tmp_path / "tri" / "urr.csv").read_bytes()
+    table = pd.read_csv(out / "urr_by_tier.csv")
+    assert set(table["tier"]) == {triangles.ALL, "Green", "Gold", "Black"}
+    # Each group ends with its overall URR; the tiers' points add up to the whole program's.
+    overall = table[table["cohort"] == triangles.ALL].set_index("tier")
+    assert sorted(overall.index) == sorted(set(table["tier"]))
+    assert overall.loc[triangles.ALL, "urr"] == pytest.approx(float(history_only.per_run[0]["urr"]), rel=1e-12)
+    assert overall.drop(index=triangles.ALL)["earned"].sum() == overall.loc[triangles.ALL, "earned"]
+
+
+def test_a_program_without_tiers_has_no_urr_by_tier(tmp_path):
+    tx, cu = bundled_paths()
+    program = "program \"flat\"\ncurrency CNY\npoint_cost 0.02 CNY\nearn base: 1 point per 1 CNY\nreward coffee: 300 points cost 8 CNY\n"
+    (tmp_path / "flat.loyalty").write_text(program, encoding="utf-8")
+    res = simulator.simulate(tmp_path / "flat.loyalty", tx, cu, {"runs": 1, "seed": 1}, workers=1, engine=ENGINE)
+    assert res.urr_by_tier is None and "urr_by_tier.csv" not in res.output_files()

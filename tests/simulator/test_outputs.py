@@ -83,7 +83,9 @@ for i, (step, sig, phase, fallback) in enumerate(cases):
     print(json.dumps({"case": i, "status": status, "killed": killed, "recovered": state(parent)}), flush=True)
 """
 
-WRITE_STEPS = ("locked", "temporary", *outputs.SIMULATION_FILES, "synced", "swapped", "done")
+# The program has tiers, so the set holds urr_by_tier.csv too.
+WRITTEN = (*outputs.SIMULATION_FILES, "urr_by_tier.csv")
+WRITE_STEPS = ("locked", "temporary", *WRITTEN, "synced", "swapped", "done")
 # The steps after which the new set is in place.
 NEW_AFTER = {"swapped", "done"}
 
@@ -122,7 +124,7 @@ def test_a_write_killed_at_any_step_leaves_one_complete_set(tmp_path):
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
     old, new = listing(tmp_path / "ref1"), listing(tmp_path / "ref2")
-    assert set(new) == set(outputs.SIMULATION_FILES) and old != new
+    assert set(new) == set(WRITTEN) and old != new
     # The two references differ in every file but rewards.csv's and report.html's assumptions alike.
     assert old["summary.json"] != new["summary.json"] and old["ledger.parquet"] != new["ledger.parquet"]
     for (step, sig, phase, fallback), rep in zip(cases, reports, strict=True):

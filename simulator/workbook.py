@@ -182,6 +182,13 @@ ROLL_FORWARD = _kinds(
     (metrics.MONTHLY_MONEY, "money"),
 )
 
+# urr.csv's and urr_by_tier.csv's columns (the latter's first is `tier`).
+URR_COLUMNS = _kinds(
+    (("tier", "cohort"), "text"),
+    (("earned", "clawed_back", "redeemed", "expired", "ultimate_redeemed"), "points"),
+    (("urr", "std_error"), "ratio"),
+)
+
 # The sheets, in the workbook's order. `accounting` and `triangles` are the results' frames of
 # those names when the simulation made them (issue 20's roll-forward and cohort triangles).
 SHEETS = (
@@ -210,26 +217,8 @@ SHEETS = (
         ),
         frozen_columns=2,
     ),
-    Sheet(
-        "urr",
-        lambda r: getattr(r, "urr", None),
-        _kinds(
-            (("cohort",), "text"),
-            (("earned", "clawed_back", "redeemed", "expired", "ultimate_redeemed"), "points"),
-            (("urr", "std_error"), "ratio"),
-        ),
-        frozen_columns=1,
-    ),
-    Sheet(
-        "urr_by_tier",
-        lambda r: getattr(r, "urr_by_tier", None),
-        _kinds(
-            (("tier", "cohort"), "text"),
-            (("earned", "clawed_back", "redeemed", "expired", "ultimate_redeemed"), "points"),
-            (("urr", "std_error"), "ratio"),
-        ),
-        frozen_columns=2,
-    ),
+    Sheet("urr", lambda r: getattr(r, "urr", None), URR_COLUMNS, frozen_columns=1),
+    Sheet("urr_by_tier", lambda r: getattr(r, "urr_by_tier", None), URR_COLUMNS, frozen_columns=2),
     Sheet(
         "rewards",
         lambda r: r.rewards,

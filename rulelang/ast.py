@@ -307,6 +307,21 @@ class Earn:
         return next((c for c in self.clauses if isinstance(c, kind)), None)
 
 
+@dataclass(frozen=True)
+class Discount:
+    """`discount NAME: VALUE CLAUSES`: `value` is a `Percent` (off each matching line) or a `Money`
+    (off the basket, shared across its matching lines); clauses as an earn rule's, without `on`."""
+
+    name: Ident
+    value: object
+    clauses: tuple
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def clause(self, kind: type):
+        """The first clause of the given type, or None."""
+        return next((c for c in self.clauses if isinstance(c, kind)), None)
+
+
 # --- other statements ---------------------------------------------------------------------------
 
 

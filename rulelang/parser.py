@@ -50,7 +50,7 @@ _WORDS = {
     "LBRACK": "a list, like `[sat, sun]`",
 }
 _CLAUSES = {"WHEN", "ON", "DURING", "ONCE", "AT", "FUNDED"}
-_STATEMENTS = {"PROGRAM", "CURRENCY", "POINT_COST", "COLUMN", "TIERS", "EARN", "LIMIT", "EXPIRE", "ROUND", "REWARD", "ASSERT"}
+_STATEMENTS = {"PROGRAM", "CURRENCY", "POINT_COST", "COLUMN", "TIERS", "EARN", "LIMIT", "EXPIRE", "ROUND", "REWARD", "ASSERT", "DISCOUNT"}
 
 
 class _Brackets:
@@ -190,6 +190,15 @@ class _Build(Transformer):
     def funded(self, items):
         kw, pct, by = items
         return ast.Funded(pct, _ident(by), _span(kw, by))
+
+    def discount(self, items):
+        kw, name, value, *clauses = items
+        return ast.Discount(_ident(name), value, tuple(clauses), _span(kw, value, *clauses))
+
+    def discount_percent(self, items):
+        return items[0]
+
+    discount_money = discount_percent
 
     def limit(self, items):
         kw, n, word, period = items

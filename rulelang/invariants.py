@@ -69,6 +69,8 @@ def _env(model: Model, obs: Observed, rec, enrolled: dict, without: str | None =
     tiers = {n: V.Tier(i, n) for i, n in enumerate(model.tiers.names)} if model.tiers else {}
     variables = {
         "amount": total,
+        # What the member paid after the program's discounts (a unit no discount touched: its amount).
+        "paid": Fraction(sum(int(rec.paid.get(int(r["row"]), r["amount"])) for r in rec.rows), scale),
         "date": day,
         "weekday": V.Weekday(day.weekday()),
         "tier": rec.tier_before if rec.tier_before is not None else V.MISSING,

@@ -308,14 +308,27 @@ class Earn:
 
 
 @dataclass(frozen=True)
+class BuyGet:
+    """`buy N get M free`: of each N + M matching units in a basket, the cheapest M are free."""
+
+    buy: Number
+    get: Number
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
 class Discount:
-    """`discount NAME: VALUE CLAUSES`: `value` is a `Percent` (off each matching line) or a `Money`
-    (off the basket, shared across its matching lines); clauses as an earn rule's, without `on`."""
+    """`discount NAME: VALUE CLAUSES`: `value` is a `Percent` (off each matching line), a `Money`
+    (off the basket, shared across its matching lines) or a `BuyGet`; a percentage may be capped
+    per basket (`up to AMOUNT`: `cap`) and limited to the cheapest matching line (`cheapest`).
+    Clauses as an earn rule's, without `on`."""
 
     name: Ident
     value: object
     clauses: tuple
     span: Span = field(default=NO_SPAN, compare=False)
+    cap: Money | None = None
+    cheapest: bool = False
 
     def clause(self, kind: type):
         """The first clause of the given type, or None."""

@@ -454,6 +454,11 @@ class Checker:
             self.emit("E240", f"there is already a {what} named `{s.name.name}` (line {other.name.span.line})", s.name.span,
                       "rule and discount names must be unique (the ledger names each posting by it); rename one of them")
         getattr(self, _DISCOUNT_VALUES[type(s.value)])(s.value)
+        if s.cap is not None:
+            self.money(s.cap, "the cap")
+            if s.cap.amount <= 0:
+                self.emit("E443", f"the cap after `up to` must be more than 0, not {number_text(s.cap.amount)} {s.cap.currency.name}",
+                          s.cap.span, f"write the most the discount takes off one purchase, like `up to 30 {self.currency or s.cap.currency.name}`")
         seen: dict[type, object] = {}
         for clause in s.clauses:
             kind = type(clause)
@@ -470,6 +475,15 @@ class Checker:
                       "write the share taken off the price, more than 0% and at most 100%: `5%` takes 5% off (9.5折 is `5%`)")
         else:
             self.within(p.value, p.span, "percent", "a discount")
+
+    def d_buy_get(self, b: ast.BuyGet):
+        for n, word in ((b.buy, "buy"), (b.get, "get")):
+            if n.value < 1 or n.value != n.value.to_integral_value():
+                self.emit("E442", f"`{word}` must be a whole number of units, at least 1, not {number_text(n.value)}", n.span,
+                          f"write `buy N get M free` with N and M at least 1, like `buy 3 get 1 free`"
+                          + (" (a free item for buying nothing is a gift: a `benefit` or a fixed discount)" if word == "buy" else ""))
+            else:
+                self.within(n.value, n.span, "count", f"`{word}`")
 
     def d_money(self, m: ast.Money):
         self.money(m, "the discount")
@@ -572,7 +586,7 @@ _STATEMENTS = {
     ast.Assert: "s_assert",
     ast.Discount: "s_discount",
 }
-_DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money"}
+_DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money", ast.BuyGet: "d_buy_get"}
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}
 _CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded"}
 

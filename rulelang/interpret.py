@@ -499,16 +499,20 @@ def _discount(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier)
     keys = {d.index: (d.index, V.period_key(day, d.per)) for d in model.discounts}
     available = {d.index: d.times is None or m.discount_uses.get(keys[d.index], 0) < d.times for d in model.discounts}
     given = dict.fromkeys((d.index for d in model.discounts), 0)
-    percents = [d for d in model.discounts if d.kind == "percent"]
+    per_line = [d for d in model.discounts if d.kind != "fixed"]
+    # Each line discount's money off each line, or why none (before choosing among them).
+    found = {d.index: [_discount_holds(ctx, m, d, line, basket, tier) for line in lines] for d in per_line}
+    offer = {d.index: _line_offer(d, lines, amounts, [o is None for o, _ in found[d.index]]) for d in per_line}
+    winner = [None] * len(lines)
     for i, line in enumerate(lines):
         checks, best = [], None
-        for d in percents:
-            outcome, comparisons = _discount_holds(ctx, m, d, line, basket, tier)
+        for d in per_line:
+            outcome, comparisons = found[d.index][i]
             if outcome is None and not available[d.index]:
                 outcome = "limit reached"
-            amount = V.half_up(max(amounts[i], 0) * d.percent) if outcome is None else 0
+            amount, why_none = offer[d.index][i] if outcome is None else (0, None)
             if outcome is None and amount <= 0:
-                outcome = "nothing to take off"
+                outcome = why_none or "nothing to take off"
             checks.append(DiscountCheck(d.name, int(line["row"]), outcome or "", amount, comparisons))
             if outcome is None and (best is None or amount > checks[best].amount):  # ties: the first declared
                 best = len(checks) - 1
@@ -517,8 +521,23 @@ def _discount(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier)
                 check.outcome = "applied" if k == best else "a larger discount applied"
         if best is not None:
             off[i] = checks[best].amount
-            given[percents[[d.name for d in percents].index(checks[best].discount)].index] += off[i]
+            winner[i] = per_line[best]
+            given[per_line[best].index] += off[i]
         rec.discounts += checks
+    for d in per_line:  # `up to`: a discount's money off the basket is at most its cap, shared back by largest remainder
+        cap = V.to_minor(d.cap, ctx.decimals) if d.cap is not None else None
+        if cap is None or given[d.index] <= cap:
+            continue
+        won = [i for i in range(len(lines)) if winner[i] is d]
+        shares = V.largest_remainder([Fraction(cap * off[i], given[d.index]) for i in won], cap)
+        for i, share in zip(won, shares, strict=True):
+            off[i] = share
+        given[d.index] = cap
+        position = {int(line["row"]): i for i, line in enumerate(lines)}
+        for check in rec.discounts:
+            if check.discount == d.name and check.outcome == "applied":
+                check.amount = off[position[check.row]]
+                check.outcome = f"applied, up to {V.show_number(d.cap)} {model.currency} reached"
     for d in (d for d in model.discounts if d.kind == "fixed"):
         found = [_discount_holds(ctx, m, d, line, basket, tier) for line in lines]
         matching = [i for i, (outcome, _) in enumerate(found) if outcome is None]
@@ -545,6 +564,43 @@ def _discount(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier)
             m.discount_uses[keys[d.index]] = m.discount_uses.get(keys[d.index], 0) + 1
     rec.paid = {int(line["row"]): a - o for line, a, o in zip(lines, amounts, off, strict=True)}
     return {i: x for i, x in given.items() if x > 0}
+
+
+def _line_offer(d, lines: list[dict], amounts: list[int], holds: list[bool]) -> list[tuple[int, str | None]]:
+    """(money off, why none) per line for a line discount on the lines where it holds: a percentage
+    of the line (half up), of the cheapest line only with `on the cheapest line`; for `buy N get M
+    free` the free units' share of their lines."""
+    out: list[tuple[int, str | None]] = [(0, None)] * len(lines)
+    if d.kind == "percent":
+        where = [i for i in range(len(lines)) if holds[i] and amounts[i] > 0]
+        if d.cheapest and where:
+            cheapest = min(where, key=lambda i: (amounts[i], i))
+            for i in where:
+                out[i] = (0, "not the cheapest line") if i != cheapest else (V.half_up(amounts[i] * d.percent), None)
+            return out
+        for i in where:
+            out[i] = (V.half_up(amounts[i] * d.percent), None)
+        return out
+    # buy N get M free: every matching unit at its line's unit price, dearest first (ties: line
+    # order), cut into groups of N + M; in each full group the last M (its cheapest) are free.
+    # A line's units are positions p0 .. p0 + u of that row; the free ones among them are counted
+    # (not listed: a quantity may be large).
+    counted = [i for i in range(len(lines)) if holds[i] and amounts[i] > 0 and units(lines[i]) > 0]
+    order = sorted(counted, key=lambda i: (-Fraction(amounts[i], units(lines[i])), i))
+    group = d.buy + d.get
+    full = sum(units(lines[i]) for i in counted) // group * group  # units in full groups
+
+    def free_before(p: int) -> int:  # free positions among the first p
+        p = min(p, full)
+        return p // group * d.get + max(p % group - d.buy, 0)
+
+    free, start = {}, 0
+    for i in order:
+        free[i] = free_before(start + units(lines[i])) - free_before(start)
+        start += units(lines[i])
+    for i in counted:
+        out[i] = (V.half_up(Fraction(free[i] * amounts[i], units(lines[i]))), None if free[i] else "no free unit on this line")
+    return out
 
 
 def _discount_postings(ctx: Context, m: Member, given: dict, lines: list[dict]) -> list[Posting]:

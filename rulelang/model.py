@@ -50,8 +50,11 @@ class DiscountSpec:
     """One discount, normalised (docs/semantics.md, "Discounts").
 
     kind: `percent` (`percent` of each matching line's amount off, rounded half up to the minor
-    unit; of several on one line only the largest applies) or `fixed` (`amount` off the basket,
-    shared across its matching lines in proportion to what they still cost). The fields a rule's
+    unit; with `cheapest`, of the cheapest matching line only), `buy_get` (of each `buy` + `get`
+    matching units the cheapest `get` free) or `fixed` (`amount` off the basket, shared across its
+    matching lines in proportion to what they still cost). Of several percentages and buy-get
+    offers on one line only the largest applies; `cap` limits a percentage's money off a basket.
+    The fields a rule's
     masks read (`event`, `during`, `condition`, `names`, `span`, `name`) mean what they mean for a
     `Rule`, so discounts are evaluated column-at-a-time by the same code.
     """
@@ -61,6 +64,10 @@ class DiscountSpec:
     kind: str
     percent: Fraction = Fraction(0)  # percent: the share of the line off (5% -> 1/20)
     amount: Fraction = Fraction(0)  # fixed: the money off the basket, in currency units
+    cap: Fraction | None = None  # percent: the most it takes off one basket (`up to`), currency units
+    cheapest: bool = False  # percent: only on the cheapest matching line
+    buy: int = 0  # buy_get: of each buy + get units ...
+    get: int = 0  # ... the cheapest get are free
     condition: object | None = None
     event: str = B.PURCHASE
     during: tuple[dt.date, dt.date] | None = None
@@ -278,12 +285,17 @@ def _lower_discount(i: int, d: ast.Discount) -> DiscountSpec:
     freq = d.clause(ast.Frequency)
     funded = d.clause(ast.Funded)
     percent = isinstance(d.value, ast.Percent)
+    buy_get = isinstance(d.value, ast.BuyGet)
     return DiscountSpec(
         index=i,
         name=d.name.name,
-        kind="percent" if percent else "fixed",
+        kind="percent" if percent else "buy_get" if buy_get else "fixed",
         percent=_frac(d.value.value) / 100 if percent else Fraction(0),
-        amount=Fraction(0) if percent else _frac(d.value.amount),
+        amount=_frac(d.value.amount) if isinstance(d.value, ast.Money) else Fraction(0),
+        cap=_frac(d.cap.amount) if d.cap is not None else None,
+        cheapest=d.cheapest,
+        buy=int(d.value.buy.value) if buy_get else 0,
+        get=int(d.value.get.value) if buy_get else 0,
         condition=when.expr if when else None,
         during=(_date(during.start), _date(during.end)) if during else None,
         times=int(freq.times.value) if freq else None,

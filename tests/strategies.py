@@ -151,8 +151,10 @@ statements = st.one_of(
     st.builds(ast.Round, st.sampled_from(["down", "up", "nearest"]).map(ast.Ident)),
     st.builds(ast.Reward, idents, numbers, money, st.none() | _funded),
     st.builds(ast.Assert, expressions),
-    st.builds(ast.Discount, idents, st.one_of(percents, money),
+    st.builds(ast.Discount, idents, st.one_of(percents, money, st.builds(ast.BuyGet, numbers, numbers)),
               clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent)))),
+    st.builds(lambda n, v, cs, cap, cheapest: ast.Discount(n, v, cs, cap=cap, cheapest=cheapest), idents, percents,
+              clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent))), st.none() | money, st.booleans()),
 )
 programs = st.lists(statements, max_size=8).map(lambda ss: ast.Program(tuple(ss)))
 
@@ -257,8 +259,11 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
 @st.composite
 def diff_discount(draw, i: int, tiers: bool) -> str:
     """`discount dI: ...`: a percentage or a fixed amount, with random clauses (no `on`)."""
-    value = draw(st.one_of(st.sampled_from(["5%", "10%", "12.5%", "33%", "50%", "100%", "0.5%"]),
-                           st.sampled_from(["1 CNY", "2.5 CNY", "10 CNY", "0.01 CNY", "100 CNY"])))
+    percent = st.builds(lambda p, cap, cheapest: p + cap + cheapest, st.sampled_from(["5%", "10%", "12.5%", "33%", "50%", "100%", "0.5%"]),
+                        st.sampled_from(["", "", " up to 1 CNY", " up to 7.5 CNY", " up to 0.01 CNY", " up to 30 CNY"]),
+                        st.sampled_from(["", "", " on the cheapest line"]))
+    value = draw(st.one_of(percent, st.sampled_from(["1 CNY", "2.5 CNY", "10 CNY", "0.01 CNY", "100 CNY"]),
+                           st.sampled_from(["buy 1 get 1 free", "buy 2 get 1 free", "buy 3 get 1 free", "buy 1 get 2 free", "buy 4 get 3 free"])))
     clauses = []
     if draw(st.booleans()):
         clauses.append("when " + draw(diff_condition(tiers)))

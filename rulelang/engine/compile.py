@@ -385,7 +385,7 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
     )
 
 
-DISCOUNT_KIND = {"percent": Kn.D_PERCENT, "fixed": Kn.D_FIXED}
+DISCOUNT_KIND = {"percent": Kn.D_PERCENT, "fixed": Kn.D_FIXED, "buy_get": Kn.D_BUY_GET}
 
 
 def discount_program(model: Model) -> dict:
@@ -401,10 +401,14 @@ def discount_program(model: Model) -> dict:
         discount_period=i64(PERIOD_ROW[d.per] for d in ds),
         discount_share_num=i64(d.funded_share.numerator for d in ds),
         discount_share_den=i64(d.funded_share.denominator for d in ds),
+        discount_cap=i64(half_up(d.cap * 10**model.decimals) if d.cap is not None else -1 for d in ds),
+        discount_cheapest=i64(int(d.cheapest) for d in ds),
+        discount_buy=i64(d.buy for d in ds),
+        discount_get=i64(d.get for d in ds),
     )
 
 
-def discount_rows(model: Model, env: C.Env, amount: np.ndarray, levels: int, max_total: int) -> dict:
+def discount_rows(model: Model, env: C.Env, amount: np.ndarray, levels: int, max_total: int, max_units: int = 0) -> dict:
     """The kernel's view of where each discount holds and what each percentage takes off each
     line (`kernel.Rows`' `discount_*` fields), column-at-a-time: the masks as a rule's, the money
     off as half_up(max(amount, 0) * percent) over the whole column. Refuses amounts whose shares
@@ -414,7 +418,7 @@ def discount_rows(model: Model, env: C.Env, amount: np.ndarray, levels: int, max
     if not ds:
         return dict(discount_bits=np.zeros((0, 1), dtype=np.uint64), discount_bit=np.zeros((0, levels), dtype=np.int64),
                     discount_amount=np.zeros((0, 0), dtype=np.int64))
-    if max_total * max_total * 2 >= LIMIT:
+    if max(max_total * max_total, max_total * max_units) * 2 >= LIMIT:
         raise LoyaltyError(f"{model.path}: baskets this large (up to {max_total} minor units) could overflow the exact 64-bit "
                            'shares of a discount in the compiled engine; use engine="reference" or smaller amounts')
     blocks, bit = [], np.zeros((len(ds), levels), dtype=np.int64)
@@ -453,9 +457,10 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
     if not ok:
         raise LoyaltyError("a refund names a basket that is not in the batch")
     # Per-unit rules read each row's units; a program without them passes an empty array.
-    units = env.units() if (cp.kind == Kn.PER_UNIT).any() else np.zeros(0, dtype=np.int64)
+    buy_get = any(d.kind == "buy_get" for d in model.discounts)
+    units = env.units() if (cp.kind == Kn.PER_UNIT).any() or buy_get else np.zeros(0, dtype=np.int64)
     cp.check_bounds(max_amount, max(max_lines, 1), max_total, int(units.max()) if len(units) else 0)
-    discounts = discount_rows(model, env, amount, cp.levels, max_total)
+    discounts = discount_rows(model, env, amount, cp.levels, max_total, int(units.max()) if buy_get and len(units) else 0)
     reward_of = np.full(n, -1, dtype=np.int16)
     redeem = kind == REDEEM
     if redeem.any():

@@ -36,7 +36,7 @@ DOWN, UP, NEAREST = 0, 1, 2
 X_NEVER, X_AFTER_DAYS, X_AFTER_MONTHS, X_INACTIVE_DAYS, X_INACTIVE_MONTHS, X_END_OF_YEAR, X_END_OF_NEXT_YEAR = range(7)
 W_ROLLING, W_CALENDAR = 0, 1
 CHEAPEST, DEAREST, RANDOM = 0, 1, 2
-D_PERCENT, D_FIXED = 0, 1  # discount kinds
+D_PERCENT, D_FIXED, D_BUY_GET = 0, 1, 2  # discount kinds
 
 
 @njit(cache=True, nogil=True)
@@ -334,6 +334,10 @@ class Program(NamedTuple):
     discount_period: np.ndarray  # ... per this period
     discount_share_num: np.ndarray  # the partner's share of the money off, num / den
     discount_share_den: np.ndarray
+    discount_cap: np.ndarray  # the most a discount takes off one basket, minor units (-1: no cap)
+    discount_cheapest: np.ndarray  # 1: a percentage of the cheapest matching line only
+    discount_buy: np.ndarray  # D_BUY_GET: of each buy + get units ...
+    discount_get: np.ndarray  # ... the cheapest get are free
 
 
 class Rows(NamedTuple):
@@ -475,6 +479,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     discount_kind, discount_value, discount_column = program.discount_kind, program.discount_value, program.discount_column
     discount_times, discount_period = program.discount_times, program.discount_period
     discount_share_num, discount_share_den = program.discount_share_num, program.discount_share_den
+    discount_cap, discount_cheapest = program.discount_cap, program.discount_cheapest
+    discount_buy, discount_get = program.discount_buy, program.discount_get
     discount_bits, discount_bit, discount_amount = rows.discount_bits, rows.discount_bit, rows.discount_amount
 
     n_levels = thresholds.shape[0]
@@ -523,6 +529,10 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     line_off = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
     line_paid = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
     line_rem = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
+    line_winner = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # the line discount that applies
+    line_order = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # buy-get: lines by unit price
+    line_free = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # buy-get: free units of each line
+    offer = np.zeros((n_discounts, max_rows + 1 if n_discounts > 0 else 0), dtype=np.int64)  # each line discount's money off each line
     slot_paid = np.zeros(slots, dtype=np.int64)
     slot_discount = np.zeros((slots if n_discounts > 0 else 0, n_discounts, 4), dtype=np.int64)  # cost, partner, reversed cost, reversed partner
     posted, declined, unmatched = 0, 0, 0
@@ -622,20 +632,90 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                             discount_key[d] = key
                             discount_used[d] = 0
                         discount_open[d] = discount_used[d] < discount_times[d]
+                # Each line discount's offer on each line where it holds.
+                for d in range(n_discounts):
+                    if discount_kind[d] == D_FIXED:
+                        continue
+                    for k in range(end - first):
+                        offer[d, k] = 0
+                    if not discount_open[d]:
+                        continue
+                    b = discount_bit[d, tier]
+                    if discount_kind[d] == D_PERCENT:
+                        pick = -1
+                        for line in range(first, end):
+                            if amount[line] > 0 and (discount_bits[line, b >> 6] >> np.uint64(b & 63)) & np.uint64(1):
+                                if discount_cheapest[d] == 0:
+                                    offer[d, line - first] = discount_amount[discount_column[d], line]
+                                elif pick < 0 or amount[line] < amount[pick]:
+                                    pick = line
+                        if pick >= 0:
+                            offer[d, pick - first] = discount_amount[discount_column[d], pick]
+                        continue
+                    # Buy N get M free: matching units by unit price, dearest first (ties: line
+                    # order), in groups of N + M; the last M of each full group free.
+                    m = 0
+                    total_units = 0
+                    for line in range(first, end):
+                        if amount[line] > 0 and units[line] > 0 and (discount_bits[line, b >> 6] >> np.uint64(b & 63)) & np.uint64(1):
+                            x = m
+                            while x > 0 and amount[line] * units[line_order[x - 1]] > amount[line_order[x - 1]] * units[line]:
+                                line_order[x] = line_order[x - 1]
+                                x -= 1
+                            line_order[x] = line
+                            m += 1
+                            total_units += units[line]
+                    group = discount_buy[d] + discount_get[d]
+                    full = total_units // group * group
+                    start_at = 0
+                    for x in range(m):
+                        line = line_order[x]
+                        p0 = start_at if start_at < full else full
+                        p1 = start_at + units[line] if start_at + units[line] < full else full
+                        free = (p1 // group * discount_get[d] + max(p1 % group - discount_buy[d], 0)
+                                - p0 // group * discount_get[d] - max(p0 % group - discount_buy[d], 0))
+                        offer[d, line - first] = (2 * free * amount[line] + units[line]) // (2 * units[line])
+                        start_at += units[line]
+                # Per line the largest offer (ties: the first declared).
                 for line in range(first, end):
                     best = -1
                     best_amount = 0
                     for d in range(n_discounts):
-                        if discount_kind[d] == D_PERCENT and discount_open[d]:
-                            b = discount_bit[d, tier]
-                            if (discount_bits[line, b >> 6] >> np.uint64(b & 63)) & np.uint64(1):
-                                off = discount_amount[discount_column[d], line]
-                                if off > 0 and (best < 0 or off > best_amount):
-                                    best = d
-                                    best_amount = off
+                        if discount_kind[d] != D_FIXED and discount_open[d]:
+                            off = offer[d, line - first]
+                            if off > 0 and (best < 0 or off > best_amount):
+                                best = d
+                                best_amount = off
                     line_off[line - first] = best_amount
+                    line_winner[line - first] = best
                     if best >= 0:
                         discount_given[best] += best_amount
+                # `up to`: a discount's money off the basket is at most its cap, shared back by largest remainder.
+                for d in range(n_discounts):
+                    cap = discount_cap[d]
+                    if cap < 0 or discount_given[d] <= cap:
+                        continue
+                    whole = discount_given[d]
+                    floors = 0
+                    for k in range(end - first):
+                        line_rem[k] = 0
+                        if line_winner[k] == d:
+                            share = cap * line_off[k] // whole
+                            line_rem[k] = cap * line_off[k] - share * whole
+                            line_off[k] = share
+                            floors += share
+                    extra = cap - floors
+                    while extra > 0:
+                        pick = -1
+                        for k in range(end - first):
+                            if line_rem[k] > 0 and (pick < 0 or line_rem[k] > line_rem[pick]):
+                                pick = k
+                        if pick < 0:
+                            break
+                        line_off[pick] += 1
+                        line_rem[pick] = 0
+                        extra -= 1
+                    discount_given[d] = cap
                 for d in range(n_discounts):
                     if discount_kind[d] != D_FIXED or not discount_open[d]:
                         continue

@@ -85,7 +85,7 @@ def copied_columns(model) -> frozenset[str]:
                 # basket.<attribute> other than total and lines sums the quantity column.
                 if any(n.startswith("basket.") and n not in ("basket.total", "basket.lines") for n in names):
                     out.add("quantity")
-        if rule.kind == "per_unit":  # the kernel reads each row's units
+        if rule.kind in ("per_unit", "buy_get"):  # the kernel reads each row's units
             out.add("quantity")
     return frozenset(out)
 

@@ -111,7 +111,11 @@ TEXT: dict[str, dict] = {
                      "_column": "the {name}", "_customer": "your {name}"},
         "basket_sum": {"total": "your basket total ({cond})", "quantity": "the number of items in your basket ({cond})"},
         "discount_section": "Member prices",
-        "discount": {"percent": "{who} pay {pct}% less{conds}{freq}.", "fixed": "{who} get {money} off a purchase{conds}{freq}."},
+        "discount": {"percent": "{who} pay {pct}% less{where}{cap}{conds}{freq}.", "fixed": "{who} get {money} off a purchase{conds}{freq}.",
+                     "buy_get": "{Buy} {buy}, get {get} free{conds}{freq} (of every {group} items, the cheapest {get} free)."},
+        "discount_cheapest": " on the cheapest item",
+        "discount_cap": " (at most {money} off a purchase)",
+        "discount_buy": {"all": "Buy", "tiers": "{tiers} members: buy"},
         "discount_largest": "If several discounts apply to one item, you get the largest of them.",
     },
     "zh": {
@@ -199,7 +203,11 @@ TEXT: dict[str, dict] = {
         "basket_sum": {"total": "单笔订单总额（{cond}）", "quantity": "订单商品件数（{cond}）"},
         "discount_section": "会员折扣",
         # 折: the share of the price paid, in tenths (5% off is 9.5折).
-        "discount": {"percent": "{conds}{who}享{zhe}折{freq}。", "fixed": "{conds}{who}每笔立减{money}{freq}。"},
+        "discount": {"percent": "{conds}{who}{where}享{zhe}折{cap}{freq}。", "fixed": "{conds}{who}每笔立减{money}{freq}。",
+                     "buy_get": "{conds}{Buy}买{buy}送{get}{freq}（每{group}件中最便宜的{get}件免费）。"},
+        "discount_cheapest": "最便宜的一件",
+        "discount_cap": "，每笔最多优惠{money}",
+        "discount_buy": {"all": "", "tiers": "{tiers}会员"},
         "discount_largest": "同一商品适用多项折扣时，只享受其中最大的一项。",
     },
 }
@@ -444,6 +452,10 @@ class _Terms:
             "pct": num(d.percent * 100),
             "zhe": num((1 - d.percent) * 10),
             "money": self.money(d.amount),
+            "where": self.t["discount_cheapest"] if d.cheapest else "",
+            "cap": self.t["discount_cap"].format(money=self.money(d.cap)) if d.cap is not None else "",
+            "buy": d.buy, "get": d.get, "group": d.buy + d.get,
+            "Buy": self.t["discount_buy"][who].format(tiers=self.join(tiers, "and") if tiers else ""),
         }
         text = self.t["discount"][d.kind].format(**slots)
         return text[:1].upper() + text[1:] if self.t["capitalise"] else text

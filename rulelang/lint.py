@@ -369,7 +369,8 @@ DEEP_DISCOUNT = Fraction(1, 2)
 def discount_with_multiplier(ctx: _Context) -> list[Diagnostic]:
     out = []
     for d in ctx.model.discounts:
-        if d.kind != "percent" or d.percent < DEEP_DISCOUNT:
+        share = d.percent if d.kind == "percent" else Fraction(d.get, d.buy + d.get) if d.kind == "buy_get" else Fraction(0)
+        if share < DEEP_DISCOUNT:
             continue
         terms = ctx.an.rule_terms(d, with_target=False)
         for m in ctx.model.rules:
@@ -379,7 +380,7 @@ def discount_with_multiplier(ctx: _Context) -> list[Diagnostic]:
             span = ast.Span(head.span.line, head.span.col, head.name.span.end_line, head.name.span.end_col, head.span.start, head.name.span.end)
             out.append(ctx.warn(
                 "W640",
-                f"discount `{d.name}` takes {_num(d.percent * 100)}% off on purchases where `{m.name}` multiplies points "
+                f"discount `{d.name}` takes {_num(share * 100)}% off on purchases where `{m.name}` multiplies points "
                 f"({_num(m.factor)}x): together they give away more than half the price",
                 span,
                 f"keep `{m.name}` off the discounted purchases (a condition both cannot meet), or lower the discount below "

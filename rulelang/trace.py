@@ -138,7 +138,7 @@ def _discounts(rec: interpret.UnitRecord, model, text: str, decimals: int) -> li
         where = ""
         if len(rec.rows) > 1:
             where = " (basket)" if kinds[check.discount] == "fixed" else f" line {_file_row(rec.rows, check.row)}"
-        money = f": {V.show_number(V.Fraction(check.amount, 10**decimals))} {model.currency} off" if check.outcome == "applied" else ""
+        money = f": {V.show_number(V.Fraction(check.amount, 10**decimals))} {model.currency} off" if check.outcome.startswith("applied") else ""
         out.append(f"  discount {check.discount}{where}: {check.outcome}{money}")
         # A fixed discount's basket-wide comparisons are the same on every line: shown once.
         for shown in dict.fromkeys(_comparison(node, left, right, result, text) for node, left, right, result in check.comparisons):

@@ -480,7 +480,7 @@ class Checker:
         for n, word in ((b.buy, "buy"), (b.get, "get")):
             if n.value < 1 or n.value != n.value.to_integral_value():
                 self.emit("E442", f"`{word}` must be a whole number of units, at least 1, not {number_text(n.value)}", n.span,
-                          f"write `buy N get M free` with N and M at least 1, like `buy 3 get 1 free`"
+                          "write `buy N get M free` with N and M at least 1, like `buy 3 get 1 free`"
                           + (" (a free item for buying nothing is a gift: a `benefit` or a fixed discount)" if word == "buy" else ""))
             else:
                 self.within(n.value, n.span, "count", f"`{word}`")

@@ -531,7 +531,6 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     line_rem = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
     line_winner = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # the line discount that applies
     line_order = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # buy-get: lines by unit price
-    line_free = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # buy-get: free units of each line
     offer = np.zeros((n_discounts, max_rows + 1 if n_discounts > 0 else 0), dtype=np.int64)  # each line discount's money off each line
     slot_paid = np.zeros(slots, dtype=np.int64)
     slot_discount = np.zeros((slots if n_discounts > 0 else 0, n_discounts, 4), dtype=np.int64)  # cost, partner, reversed cost, reversed partner

@@ -272,7 +272,6 @@ def test_a_program_with_discounts_reports_their_cost_monthly_and_in_the_summary(
     rises by their unfunded part, and each month's column adds up to the summary."""
     import rulelang
     from simulator.sample_data import generate
-
     from tests.simulator.simkit import PROGRAM_TEXT
 
     tx, cu = generate(40, 6, 5)

@@ -72,7 +72,6 @@ KIND_COLUMN = {
     "expire": "expired",
     "capped": "capped",
     "shortfall": "shortfall",
-    "discount": "discount",  # no points: money only (MONEY_BUCKET)
 }
 # Which money sum each kind's cost and partner share go to: a discount's to the discounts, every
 # other kind's (a redemption's) to the rewards. A table, so a new money kind is a row.
@@ -107,7 +106,9 @@ class RunInput:
     tiers_end: dict  # tier name -> members at the end
 
 
-KINDS = tuple(KIND_COLUMN)
+# The kinds summed per posting: those with a monthly points column, then `discount` (no points:
+# its money goes to the discounts' sums, MONEY_BUCKET).
+KINDS = (*KIND_COLUMN, "discount")
 
 
 def kind_codes(ledger: pd.DataFrame) -> np.ndarray:

@@ -36,6 +36,8 @@ class Partial:
     triangle: np.ndarray | None = None  # (cohort, development, flow) points (metrics.LedgerSums)
     sales_m: np.ndarray | None = None  # members' purchases per month (minor units): the sales that earn points
     baseline_m: np.ndarray | None = None  # the forecast rows' own revenue per month (simulator.horizon), whole path
+    discount: np.ndarray | None = None  # (2,): discounts' money off and partners' share (metrics.LedgerSums)
+    discount_m: np.ndarray | None = None  # (month, 2): the same per month
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -43,7 +45,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -96,6 +98,8 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         ledger=ledger if keep_ledger else None,
         triangle=sums.triangle,
         sales_m=sales,
+        discount=sums.discount if model.discounts else None,
+        discount_m=sums.discount_m if model.discounts else None,
     )
 
 

@@ -233,6 +233,8 @@ def headline(summary: dict) -> list[dict]:
     """Rows of the headline table: label, unit and the four statistics."""
     rows = []
     for key, label, kind in HEADLINE:
+        if key in metrics.DISCOUNT_FIGURES and key not in summary:  # a program without discounts
+            continue
         s = summary[key]
         unit = {"money": summary["currency"], "points": "points", "ratio": "%", "percent": "%", "count": ""}[kind]
         rows.append({"key": key, "label": label, "unit": unit, "kind": kind, **s})
@@ -327,7 +329,10 @@ def compare_rows(results: list) -> list[dict]:
     whether that difference is better or worse (`verdicts`)."""
     rows = []
     for key, label, kind in HEADLINE:
-        vals = [r.summary[key] for r in results]
+        if not all(key in r.summary for r in results):  # discounts: only a program with them has the figures
+            if key in metrics.DISCOUNT_FIGURES and not any(key in r.summary for r in results):
+                continue
+        vals = [r.summary.get(key, {"mean": 0, "p5": 0, "p50": 0, "p95": 0}) for r in results]
         base = vals[0]["p50"]
         diffs = [metrics.difference(v["p50"], base) for v in vals]
         verdicts = [verdict(key, d) for d in diffs]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -69,7 +70,11 @@ def fmt_delta(v, kind: str = "count", decimals: int = 2) -> str:
 
 def _svg(fig) -> Markup:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    with warnings.catch_warnings():
+        # Text stays text in the SVG ("svg.fonttype": "none"): the browser draws a tier named 金卡
+        # with its own fonts; matplotlib's font, used only to measure it, lacking the glyph is no news.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
     text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)

@@ -183,11 +183,21 @@ class SimulationResult:
         return files | {"report.html": text(lambda: render_report(self)), "report.xlsx": lambda p: write_workbook(self, p)}
 
     def _write_ledger(self, path: Path) -> None:
-        if self.ledger is None and self.ledger_file is not None:
+        if self.ledger is None and self.ledger_file is not None and Path(self.ledger_file).is_dir():
+            # The Dask executor's dataset (a file per task), linked in rather than copied where it can be.
+            shutil.copytree(self.ledger_file, path, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(".*"))
+        elif self.ledger is None and self.ledger_file is not None:
             shutil.copyfile(self.ledger_file, path)
         else:
             table = ledger_table(self.ledger, self.program.model.decimals)
             pq.write_table(table, path, **ledger_parquet_options(table.schema))
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
 
 
 def to_decimal(minor, decimals: int) -> list:
@@ -258,6 +268,9 @@ def simulate(
     rejects: str | Path | None = None,
     slice_rows: int | None = None,
     tune_memory: bool | None = None,
+    cluster: str | None = None,
+    ledger_to: str | Path | None = None,
+    told: Callable[[str, int], None] | None = None,
 ) -> SimulationResult:
     """Replay `transactions` through `program` under `scenario`'s assumptions, `runs` times.
 
@@ -273,6 +286,12 @@ def simulate(
     `summary["sources"]` records what each input was: its path and sha256 (hashed on a second
     thread while the simulation runs), or what was given instead of a file. A `rejects` path that
     is an input is refused before any work.
+
+    `cluster` (else the scenario's `cluster:`): run on Dask (simulator.cluster), `local:N` or a
+    scheduler's address, with the same results; the history is best a customer-partitioned dataset
+    (`loyalty partition`), one task per file. The workers write run 0's ledger as a Parquet dataset
+    into `ledger_to` (a new folder or URL; default: a temporary folder), and `told(dashboard link,
+    tasks)` is called once the tasks are sent; `progress(1)` as each ends.
     """
     given = given_sources(program, transactions, customers, scenario)
     refuse_input_as_output({"--rejects": rejects}, {what: v for what, v in given.items() if isinstance(v, Path)} | partition.local_folders(given))
@@ -282,7 +301,7 @@ def simulate(
     tune = memory.wanted(tune_memory)
     with ThreadPoolExecutor(1) as hasher, memory.tuned(tune):
         sources = hasher.submit(describe_sources, given)
-        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune)
+        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune, (cluster, ledger_to, told))
         result.summary["sources"] = sources.result()
     return result
 
@@ -336,13 +355,16 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
     return out
 
 
-def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False) -> SimulationResult:
+def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False, dask=(None, None, None)) -> SimulationResult:
     sc = load_scenario_arg(scenario)
     _refuse_acquisition_without_horizon(sc)
     prog = load_program(program)
     model = prog.model
     # Only the columns the rules read are loaded (all of them when rejected rows are written out).
     keep = None if rejects is not None else needed_columns(model)[0]
+    address, ledger_to, told = dask
+    if address is not None or sc.cluster is not None:
+        return _simulate_on_cluster(prog, sc, transactions, customers, keep, engine, progress, rejects, address or sc.cluster, ledger_to, told)
     n = chunked.parquet_rows(transactions)
     if n is not None and (slice_rows is not None or n > chunked.AUTO_ROWS):
         size = slice_rows or chunked.SLICE_ROWS
@@ -356,6 +378,25 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
         out.summary["horizon"] = future.describe()
         out.summary["horizon"]["acquisition"] = ready.acquired.describe()
     _first_screen(out, ready.start, setup.history.until)
+    return out
+
+
+def _simulate_on_cluster(prog, sc, transactions, customers, keep, engine, progress, rejects, address, ledger_to, told) -> SimulationResult:
+    """`simulate` on Dask (simulator.cluster); run 0's ledger is the dataset the workers wrote."""
+    from simulator import cluster
+
+    if isinstance(transactions, pd.DataFrame):
+        raise cluster.ClusterError("--cluster: error: the Dask executor reads a file or a dataset (workers load their own part), not a DataFrame")
+    temporary = ledger_to is None
+    folder = tempfile.mkdtemp(prefix="loyalty-ledger-") if temporary else str(ledger_to)
+    try:
+        out = cluster.simulate(prog, sc, transactions, customers, keep, engine, progress, rejects, address, folder, told)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if temporary:
+        weakref.finalize(out, shutil.rmtree, folder, True)  # the dataset lives as long as the result
     return out
 
 

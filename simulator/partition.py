@@ -313,8 +313,6 @@ def _refuse_out(source: str, out: str) -> None:
 def _partition_command():
     import click
 
-    from simulator.commands import _fail, plain
-
     @click.command("partition")
     @click.argument("history", metavar="HISTORY")
     @click.option("--out", "out", required=True, help="the dataset to write: a folder or an fsspec URL (file://, s3://, memory://)")
@@ -324,6 +322,8 @@ def _partition_command():
     def partition_cmd(history, out, partitions, customer_column, time_column):
         """Write HISTORY (CSV, Parquet or a dataset) as Parquet files hash-partitioned by customer,
         for `loyalty simulate --cluster` (each customer's rows in one file, sorted by time)."""
+        from simulator.commands import _fail, plain
+
         if not is_dataset(history) and not Path(history).is_file():
             raise click.BadParameter(f"{history}: no such file, folder or dataset", param_hint="HISTORY")
         try:

@@ -76,7 +76,7 @@ def connected(address: str) -> Iterator[object]:
     if local:
         # One thread per worker process: a task's heavy steps use its core (numba, NumPy).
         with distributed.LocalCluster(
-            n_workers=int(local[1]), threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+            n_workers=int(local[1]), threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.CRITICAL
         ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
             yield client
         return

@@ -37,6 +37,7 @@ GLOB_CHARS = ("*", "?", "[")
 READ_ROWS = 250_000  # rows per record batch read from the input
 PART = "_loyalty_partition"  # the column that routes rows while shuffling (not in the output)
 SEQ = "_loyalty_row"  # each row's input position: same-time rows keep their input order
+TIME = "_loyalty_time"  # a text time column read as date-times, to sort by
 
 
 @dataclass(frozen=True)
@@ -191,13 +192,25 @@ def partition_of(ids: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarray
     return np.where(codes >= 0, part[np.maximum(codes, 0)], 0).astype(np.int32)
 
 
-def _sort_keys(table: pa.Table, customer: str, time: str) -> list[tuple[str, str]]:
-    """Customer, then time (when it reads as a date-time), then input order."""
+def _sorted(table: pa.Table, customer: str, time: str) -> pa.Table:
+    """The rows by customer, then time (a date-time column, or text in ISO 8601; other text
+    leaves the customer's rows in input order), then input order; without the helper columns."""
     keys = [(customer, "ascending")]
     t = table.schema.field(time).type if time in table.schema.names else None
+    when = None
     if t is not None and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
-        keys.append((time, "ascending"))
-    return keys + [(SEQ, "ascending")]
+        when = table.column(time)
+    elif t is not None and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        try:
+            when = pc.cast(table.column(time), pa.timestamp("ns"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            when = None  # not ISO 8601 (a `timestamp_format` of the scenario's): input order
+    if when is not None:
+        table = table.append_column(TIME, when)
+        keys.append((TIME, "ascending"))
+    keys.append((SEQ, "ascending"))
+    order = pc.sort_indices(table, sort_keys=keys)
+    return table.take(order).drop_columns([c for c in (SEQ, TIME, PART) if c in table.column_names])
 
 
 def write(source, out, partitions: int, customer: str = "customer_id", time: str = "timestamp") -> list[tuple[str, int]]:
@@ -251,8 +264,7 @@ def write(source, out, partitions: int, customer: str = "customer_id", time: str
         for k in range(partitions):
             folder = shuffled / f"{PART}={k}"
             table = ds.dataset(folder, format="parquet").to_table() if folder.exists() else first.schema.empty_table()
-            table = table.drop_columns([PART]) if PART in table.column_names else table
-            table = table.take(pc.sort_indices(table, sort_keys=_sort_keys(table, customer, time))).drop_columns([SEQ])
+            table = _sorted(table, customer, time)
             file = f"part-{k:05d}.parquet"
             pq.write_table(table, staged / file, compression="zstd", row_group_size=1 << 20)
             written.append((file, table.num_rows))

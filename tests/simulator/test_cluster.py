@@ -159,3 +159,33 @@ def test_the_simulator_imports_and_runs_without_dask(tmp_path):
     done = subprocess.run([sys.executable, "-c", code.replace("None, None", "*__import__('simulator.sample_data').sample_data.bundled_paths()")], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert int(float(done.stdout.strip())) > 0
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_costs_a_retry_not_the_simulation(sample, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    ds, cu = sample
+    scenario = {"runs": 4, "seed": 2}
+    want = _bytes(simulate(COFFEE, ds, cu, scenario, workers=1), tmp_path / "one")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c, distributed.Client(c) as watcher:
+        pids = watcher.run(os.getpid)
+        got: dict = {}
+        run = threading.Thread(target=lambda: got.update(result=simulate(COFFEE, ds, cu, scenario, cluster=c.scheduler_address)))
+        run.start()
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and run.is_alive() and time.monotonic() < deadline:
+            running = watcher.run(lambda dask_worker: [str(t.key) for t in dask_worker.state.executing])
+            for worker, keys in running.items():
+                if any(k.startswith("loyalty-file-") for k in keys):
+                    os.kill(pids[worker], signal.SIGKILL)  # the worker process dies in the middle of a task
+                    killed = worker
+                    break
+            time.sleep(0.05)
+        run.join(300)
+    assert killed is not None, "no task was seen running: the kill did not happen"
+    assert _bytes(got["result"], tmp_path / "dask") == want

@@ -138,7 +138,7 @@ def replay_file(shared: Shared, job: Job) -> Sums:
     from simulator import api
 
     with _ONE_AT_A_TIME:
-        prog = rulelang.loads(shared.program_text, shared.program_path)
+        prog = _program(shared.program_text, shared.program_path)
         model = prog.model
         sc = shared.scenario
         res = io.load_transactions(job.file, sc.columns, model.decimals, sc.period, shared.keep, **io.load_options(sc, model, shared.customers_path))
@@ -155,6 +155,17 @@ def replay_file(shared: Shared, job: Job) -> Sums:
         _write_ledger(montecarlo.whole(parts[0].ledger), shared.ledger, job.number, model.decimals)
         parts[0].ledger = None
         return Sums(parts, revenue)
+
+
+_PROGRAM: list = []  # the last program a task of this process parsed: its compiled engine is kept (montecarlo)
+
+
+def _program(text: str, path: str):
+    """The program, parsed once per worker process: the same object again for the next task, so
+    montecarlo's compiled engine (kept per program object) is not compiled again."""
+    if not _PROGRAM or (_PROGRAM[0].source.text, _PROGRAM[0].source.path) != (text, path):
+        _PROGRAM[:] = [rulelang.loads(text, path)]
+    return _PROGRAM[0]
 
 
 def _write_ledger(ledger: pd.DataFrame, folder: str, number: int, decimals: int) -> None:

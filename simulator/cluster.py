@@ -179,9 +179,12 @@ def _write_ledger(ledger: pd.DataFrame, folder: str, number: int, decimals: int)
     table = ledger_table(ledger, decimals)
     name = f"part-{number:05d}.parquet"
     aside = f"{root}/.{name}.{uuid.uuid4().hex}"
-    with fs.open(aside, "wb") as fh:
-        pq.write_table(table, fh, **ledger_parquet_options(table.schema))
-    fs.mv(aside, f"{root}/{name}")
+    try:
+        with fs.open(aside, "wb") as fh:
+            pq.write_table(table, fh, **ledger_parquet_options(table.schema))
+        fs.mv(aside, f"{root}/{name}")
+    except OSError as exc:
+        raise LoyaltyError(f"{folder}: error: a worker cannot write run 0's ledger there ({exc}); the workers need to write to the output folder's parent, at the same path as this machine") from None
 
 
 def _added(a: Sums, b: Sums) -> Sums:
@@ -196,6 +199,11 @@ def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects,
     if sc.horizon is not None:
         raise ClusterError(f"{_where(sc)}horizon: the Dask executor replays the history only, no horizon yet; drop --cluster for a forecast beyond the history")
     _distributed()  # the clear error before any work
+    if not partition.is_dataset(transactions) and not str(transactions).lower().endswith(partition.PARQUET):
+        raise ClusterError(
+            f"{transactions}: error: the Dask executor reads Parquet; write the history as a dataset first: "
+            f"`loyalty partition {transactions} --out DATASET --partitions N`"
+        )
     model = prog.model
     options = io.load_options(sc, model, customers)
     p = chunked.plan(transactions, sc.columns, model.decimals, sc.period, keep, np.iinfo(np.int64).max, route=False, **options)

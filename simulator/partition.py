@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from rulelang.errors import DataError, LoyaltyError
@@ -217,6 +216,7 @@ def write(source, out, partitions: int, customer: str = "customer_id", time: str
     """Write `source` (CSV, Parquet or a dataset) as a dataset of `partitions` Parquet files in
     `out` (a folder or an fsspec URL), swapped in at once; returns each file's name and rows."""
     import fsspec
+    import pyarrow.dataset as ds  # (only here: the simulator's imports stay as they were)
 
     if partitions < 1:
         raise LoyaltyError(f"--partitions: {partitions} is fewer than 1")

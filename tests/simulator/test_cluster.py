@@ -189,3 +189,24 @@ def test_a_worker_killed_mid_run_costs_a_retry_not_the_simulation(sample, tmp_pa
         run.join(300)
     assert killed is not None, "no task was seen running: the kill did not happen"
     assert _bytes(got["result"], tmp_path / "dask") == want
+
+
+def test_the_cluster_key_is_how_not_what(tmp_path):
+    from simulator.scenario import Scenario, load_scenario
+
+    base = {"runs": 3, "seed": 4}
+    plain, on_dask = Scenario.from_dict(base), Scenario.from_dict({**base, "cluster": "tcp://scheduler.internal:8786"})
+    assert on_dask.cluster == "tcp://scheduler.internal:8786" and plain.cluster is None
+    # Not an assumption: summary.json's assumptions and their sources are the same.
+    assert on_dask.to_dict() == plain.to_dict() and dict(on_dask.typed) == dict(plain.typed)
+    assert on_dask.with_overrides(runs=5).cluster == on_dask.cluster  # kept through command-line values
+    f = tmp_path / "s.yaml"
+    f.write_text("runs: 2\ncluster: local:0\n")
+    with pytest.raises(LoyaltyError, match=r"s\.yaml:2:\d+: error: cluster: expected `local:N`"):
+        load_scenario(f)
+
+
+def test_a_csv_history_is_refused_with_the_partition_command(tmp_path):
+    tx = ROOT / "examples" / "transactions.csv"
+    with pytest.raises(ClusterError, match=r"the Dask executor reads Parquet; .*`loyalty partition .*transactions\.csv --out DATASET --partitions N`"):
+        simulate(ROOT / "examples" / "bean_club.loyalty", tx, None, {"runs": 1}, cluster="local:1")

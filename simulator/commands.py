@@ -246,7 +246,7 @@ class _History(click.ParamType):
     def convert(self, value, param, ctx):
         from simulator.partition import is_dataset
 
-        if is_dataset(value) or Path(value).is_file():
+        if is_dataset(value) or Path(value).exists():  # (a pipe or device: io.read_table refuses it, naming it)
             return value
         self.fail(f"{value}: no such file, folder or dataset", param, ctx)
 

@@ -290,7 +290,8 @@ def simulate(
     `cluster` (else the scenario's `cluster:`): run on Dask (simulator.cluster), `local:N` or a
     scheduler's address, with the same results; the history is best a customer-partitioned dataset
     (`loyalty partition`), one task per file. The workers write run 0's ledger as a Parquet dataset
-    into `ledger_to` (a new folder or URL; default: a temporary folder), and `told(dashboard link,
+    into `ledger_to` (a folder every worker can write to at that path; default: a temporary folder
+    of this machine, for `local:N`), and `told(dashboard link,
     tasks)` is called once the tasks are sent; `progress(1)` as each ends.
     """
     given = given_sources(program, transactions, customers, scenario)

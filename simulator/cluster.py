@@ -192,8 +192,8 @@ def _added(a: Sums, b: Sums) -> Sums:
 
 
 def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects, address: str, ledger: str, told: Callable | None = None):
-    """`api.simulate` on a Dask cluster; `ledger`: the folder (or URL) the workers write run 0's
-    ledger dataset into; `told(dashboard_link, tasks)` once the tasks are sent."""
+    """`api.simulate` on a Dask cluster; `ledger`: the folder the workers write run 0's ledger
+    dataset into (at the same path on every worker); `told(dashboard_link, tasks)` once the tasks are sent."""
     from simulator import api
 
     if sc.horizon is not None:

@@ -183,10 +183,14 @@ def partition_of(ids: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarray
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
     if pa.types.is_dictionary(ids.type):
         ids = ids.cast(ids.type.value_type)
+    from simulator import io
+
     values = pd.Index(ids.to_pandas(types_mapper=None)) if len(ids) else pd.Index([], dtype=object)
-    # (Keys of the distinct ids only: a customer's rows share one.)
+    # (Keys of the distinct ids only: a customer's rows share one.) An id is keyed as the
+    # simulator reads it, text without edge spaces, so ` C1` and `C1` share a file as they share a customer.
     codes, distinct = pd.factorize(values)
-    keys = rng.customer_keys(np.asarray(distinct, dtype=object)) if len(distinct) else np.zeros(0, dtype=np.uint64)
+    text = io._strip(io._text(pd.Series(distinct))) if len(distinct) else pd.Series([], dtype=object)
+    keys = rng.customer_keys(text.to_numpy(dtype=object)) if len(distinct) else np.zeros(0, dtype=np.uint64)
     part = (keys % np.uint64(partitions)).astype(np.int32)
     return np.where(codes >= 0, part[np.maximum(codes, 0)], 0).astype(np.int32)
 
@@ -227,15 +231,12 @@ def write(source, out, partitions: int, customer: str = "customer_id", time: str
     work = Path(tempfile.mkdtemp(prefix=f".{name}.shuffle-", dir=parent if not is_url(out_s) or out_s.startswith("file://") else None))
     try:
         seq = 0
-        schema = None
 
         def tagged() -> Iterator[pa.RecordBatch]:
-            nonlocal seq, schema
+            nonlocal seq
             for batch in _input_batches(str(source), READ_ROWS):
                 if customer not in batch.schema.names:
                     raise DataError(f"{source}: error: no column `{customer}`; name the customer column with --customer-column")
-                if schema is None:
-                    schema = batch.schema
                 n = batch.num_rows
                 parts = partition_of(batch.column(customer), partitions)
                 batch = batch.append_column(SEQ, pa.array(np.arange(seq, seq + n, dtype=np.int64)))

@@ -174,3 +174,17 @@ def test_an_empty_or_missing_dataset_is_a_clear_error(history, tmp_path):
         simulate(PROGRAM, tmp_path / "empty", cu, SCENARIO, workers=1)
     with pytest.raises(LoyaltyError, match="no such transactions file, folder or dataset"):
         simulate(PROGRAM, f"file://{tmp_path / 'nowhere'}", cu, SCENARIO, workers=1)
+
+
+def test_ids_the_simulator_reads_as_one_customer_share_a_file(tmp_path):
+    # ` C1 ` and `C1` are one customer once read (edge spaces are not part of an id).
+    n = 40
+    ids = [f"C{i % 10}" if i % 3 else f"  C{i % 10} " for i in range(n)]
+    frame = pd.DataFrame({"customer_id": ids, "timestamp": pd.date_range("2026-01-01", periods=n, freq="D"), "amount": 10.0})
+    frame.to_parquet(tmp_path / "tx.parquet")
+    partition.write(tmp_path / "tx.parquet", tmp_path / "ds", 4)
+    where = {}
+    for f in sorted((tmp_path / "ds").iterdir()):
+        for cid in pd.read_parquet(f)["customer_id"].str.strip().unique():
+            assert where.setdefault(cid, f.name) == f.name
+    assert len(where) == 10

@@ -230,7 +230,7 @@ def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects,
         leaves = [client.submit(replay_file, here, job, key=f"loyalty-file-{job.number}-{uuid.uuid4().hex[:8]}", pure=False) for job in jobs]
         total = _tree(client, leaves)
         if told is not None:
-            told(client.dashboard_link, len(leaves))
+            told(_dashboard(client, address), len(leaves))
         distributed = _distributed()
         for done in distributed.as_completed(leaves):
             if done.status == "error":
@@ -244,6 +244,16 @@ def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects,
     out = replace(api.assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months), ledger_file=Path(ledger))
     api._first_screen(out, start, until)
     return out
+
+
+def _dashboard(client, address: str) -> str:
+    """The dashboard's link; a LocalCluster serves none without bokeh (a remote scheduler's own
+    machine decides for itself)."""
+    import importlib.util
+
+    if LOCAL.fullmatch(address) and importlib.util.find_spec("bokeh") is None:
+        return f"none (install bokeh for it: {INSTALL})"
+    return client.dashboard_link
 
 
 def _tree(client, level: list) -> object:

@@ -94,6 +94,8 @@ def _progress(total: int, quiet: bool, label: str, engine: str = "compiled", con
             bar.update(task, total=total, description=escape(PREPARING if first else label))
 
         advance.recount = recount
+        # A line above the bar (written through the bar's console: it stays, the bar redrawn below it).
+        advance.say = lambda text: bar.console.print(escape(plain(text)), highlight=False, soft_wrap=True)
         yield advance
 
 
@@ -162,7 +164,7 @@ def _run(sc, tx, cu, label, quiet, workers, engine, tune_memory, rejects=None, c
 
         def told(link: str, tasks: int) -> None:
             if progress is not None:
-                click.echo(plain(f"Dask: {tasks} task(s), one per file of customers; dashboard: {link}"), err=True)
+                progress.say(f"Dask: {tasks} task(s), one per file of customers; dashboard: {link}")
                 progress.recount(tasks, f"{label}: {sc.runs} run(s), files done")
 
         return simulate(

@@ -285,8 +285,11 @@ def _jobs(p: chunked.Plan, files: list[str], population: enrollment.Population, 
     chosen = [np.unpackbits(population.packed[r], count=n).astype(bool) for r in range(runs)]
     cust_rows = pd.Index(cust.frame["customer_id"]).get_indexer(pd.Index(p.ids)) if cust is not None else None
     jobs = []
+    # Each file's customers (codes ascending), from one sort of the customers by file.
+    by_file = np.argsort(p.files, kind="stable")
+    edges = np.searchsorted(p.files[by_file], np.arange(len(files) + 1))
     for k, file in enumerate(files):
-        g = np.flatnonzero(p.files == k)
+        g = by_file[edges[k] : edges[k + 1]]
         if not len(g):
             continue  # a file with no used row (all rejected, or outside the period)
         packed = np.stack([np.packbits(c[g]) for c in chosen])

@@ -214,3 +214,17 @@ def test_a_csv_history_is_refused_with_the_partition_command(tmp_path):
     tx = ROOT / "examples" / "transactions.csv"
     with pytest.raises(ClusterError, match=r"the Dask executor reads Parquet; .*`loyalty partition .*transactions\.csv --out DATASET --partitions N`"):
         simulate(ROOT / "examples" / "bean_club.loyalty", tx, None, {"runs": 1}, cluster="local:1")
+
+
+def test_rejected_rows_and_counts_are_those_of_a_local_run(cluster, tmp_path):
+    tx, cu = bundled_paths()
+    frame = pd.read_parquet(tx)
+    frame.loc[[3, 500], "customer_id"] = ""  # rejected: empty id
+    frame.loc[[40, 9000], "amount"] = float("nan")  # rejected: no amount
+    frame.to_parquet(tmp_path / "bad.parquet")
+    partition.write(tmp_path / "bad.parquet", tmp_path / "ds", 3)
+    local = simulate(COFFEE, tmp_path / "ds", cu, {"runs": 2}, workers=1, rejects=tmp_path / "local.csv")
+    remote = simulate(COFFEE, tmp_path / "ds", cu, {"runs": 2}, cluster=cluster.scheduler_address, rejects=tmp_path / "dask.csv")
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert len(pd.read_csv(tmp_path / "dask.csv")) == 4
+    assert remote.summary_json() == local.summary_json() and remote.loads[0].report() == local.loads[0].report()

@@ -124,8 +124,12 @@ def test_a_csv_history_partitions_to_the_same_figures(tmp_path):
     assert _figures(simulate(program, tmp_path / "ds", cu, sc, workers=1)) == _figures(simulate(program, tx, cu, sc, workers=1))
 
 
-def test_a_dataset_in_memory_by_url(history):
+def test_a_dataset_written_and_read_by_url(history, tmp_path):
     path, cu, _ = history
+    partition.write(path, tmp_path / "local", 3)
+    partition.write(path, f"file://{tmp_path / 'by-url'}", 3)
+    for f in sorted((tmp_path / "local").iterdir()):
+        assert pq.read_table(tmp_path / "by-url" / f.name).equals(pq.read_table(f))
     partition.write(path, "memory://loyalty-test/ds", 3)
     one = _figures(simulate(PROGRAM, path, cu, SCENARIO, workers=1))
     assert _figures(simulate(PROGRAM, "memory://loyalty-test/ds", cu, SCENARIO, workers=1)) == one

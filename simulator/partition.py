@@ -225,6 +225,7 @@ def write(source, out, partitions: int, customer: str = "customer_id", time: str
     if partitions < 1:
         raise LoyaltyError(f"--partitions: {partitions} is fewer than 1")
     out_s = str(out)
+    _refuse_out(str(source), out_s)  # before any work
     fs, root = fsspec.core.url_to_fs(out_s)
     root = root.rstrip("/")
     parent, name = root.rsplit("/", 1) if "/" in root else (".", root)
@@ -302,20 +303,24 @@ def _swap_in(fs, staged: Path, root: str) -> None:
 def _refuse_out(source: str, out: str) -> None:
     """The output may not be, hold or lie in the input; an existing output must be a dataset this
     command wrote (its part files only), which is replaced; anything else in it would be lost."""
+    import fsspec
+
     from rulelang import refuse_input_as_output
 
-    if is_url(out) and not out.startswith("file://"):
-        return
-    out_p = Path(out.removeprefix("file://"))
-    src = Path(source.removeprefix("file://")) if not is_url(source) or source.startswith("file://") else None
-    if src is not None:
+    local = not is_url(out) or out.startswith("file://")
+    if local and (not is_url(source) or source.startswith("file://")):
+        out_p, src = Path(out.removeprefix("file://")), Path(source.removeprefix("file://"))
         refuse_input_as_output({"--out": out_p}, {"history": src})
         if out_p.resolve() != src.resolve() and src.resolve() in out_p.resolve().parents:
             raise LoyaltyError(f"{out}: error: --out lies inside the history {source}; writing there would change an input. Choose another --out path.")
-    if out_p.exists():
-        if not out_p.is_dir():
+    elif out.rstrip("/") == source.rstrip("/") or out.startswith(source.rstrip("/") + "/") or source.startswith(out.rstrip("/") + "/"):
+        raise LoyaltyError(f"{out}: error: --out is, holds or lies in the history {source}; writing there would change an input. Choose another --out path.")
+    fs, root = fsspec.core.url_to_fs(out)
+    if fs.exists(root):
+        if not fs.isdir(root):
             raise LoyaltyError(f"{out}: error: --out is a file; give a folder (new, or a dataset written by `loyalty partition`)")
-        other = [p.name for p in out_p.iterdir() if not (p.name.startswith("part-") and p.name.endswith(".parquet"))]
+        names = [Path(p).name for p in fs.ls(root, detail=False)]
+        other = [n for n in names if not (n.startswith("part-") and n.endswith(".parquet"))]
         if other:
             raise LoyaltyError(
                 f"{out}: error: --out holds files that `loyalty partition` did not write ({', '.join(sorted(other)[:5])}); "
@@ -340,7 +345,6 @@ def _partition_command():
         if not is_dataset(history) and not Path(history).is_file():
             raise click.BadParameter(f"{history}: no such file, folder or dataset", param_hint="HISTORY")
         try:
-            _refuse_out(history, out)
             written = write(history, out, partitions, customer_column, time_column)
         except LoyaltyError as exc:
             _fail(exc)

@@ -192,3 +192,18 @@ def test_ids_the_simulator_reads_as_one_customer_share_a_file(tmp_path):
         for cid in pd.read_parquet(f)["customer_id"].str.strip().unique():
             assert where.setdefault(cid, f.name) == f.name
     assert len(where) == 10
+
+
+def test_a_url_output_holding_other_files_is_never_replaced(history):
+    import fsspec
+
+    path, _, _ = history
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/keep/notes.txt", b"keep me")
+    with pytest.raises(LoyaltyError, match=r"holds files that `loyalty partition` did not write \(notes\.txt\)"):
+        partition.write(path, "memory://keep", 2)
+    assert fs.cat("/keep/notes.txt") == b"keep me"
+    partition.write(path, "memory://fresh/ds", 2)
+    with pytest.raises(LoyaltyError, match="is, holds or lies in the history"):
+        partition.write("memory://fresh/ds", "memory://fresh/ds", 2)
+    assert sorted(Path(p).name for p in fs.ls("/fresh/ds", detail=False)) == ["part-00000.parquet", "part-00001.parquet"]

@@ -10,7 +10,8 @@ with R runs, it times from the files to the summary:
 and reports the Dask overhead (its 1-worker time over the local one's), the second worker's
 efficiency (1-worker time / (2 x 2-worker time)), each also for the task phase alone (tasks sent
 to the sums added up; the global step on the client before it is the same for any number of
-workers), and each worker process's peak resident memory. Every figure is one measurement on
+workers), each worker process's peak resident memory (as its monitor sampled it), and the cores each worker process kept busy
+(its CPU seconds over the task phase's seconds: one worker can use more than one core). Every figure is one measurement on
 this machine as it is: run it on a quiet machine. The workers are warmed up first (their imports
 and the engine loaded from numba's cache: a long-lived cluster pays that once, not per simulation). The Dask results are checked against the local
 run's (summary.json byte for byte) before any figure is reported.
@@ -36,8 +37,10 @@ import generate  # noqa: E402
 import run as bench  # noqa: E402
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mb(dask_worker) -> float:
+    """The worker process's largest resident memory sampled by its own monitor (every 0.5 s by
+    default). Not `ru_maxrss`: a spawned process inherits its parent's high-water mark on Linux."""
+    return max(dask_worker.monitor.quantities["memory"]) / 2**20
 
 
 def _warm() -> None:
@@ -49,6 +52,12 @@ def _warm() -> None:
     simulate(bench.PROGRAM, *bundled_paths(), {"runs": 1}, workers=1)
 
 
+def _cpu_s() -> float:
+    """This process's CPU time so far, all its threads (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _on_dask(workers: int, dataset: Path, customers: Path, scenario: dict) -> dict:
     import distributed
 
@@ -58,11 +67,22 @@ def _on_dask(workers: int, dataset: Path, customers: Path, scenario: dict) -> di
         with distributed.Client(cluster) as client:
             client.run(_warm)  # the workers are up, their modules and compiled engine loaded, before the clock starts
             sent: list[float] = []
+            cpu0 = client.run(_cpu_s)
             t0 = time.perf_counter()
             res = simulate(bench.PROGRAM, dataset, customers, scenario, cluster=cluster.scheduler_address, told=lambda link, n: sent.append(time.perf_counter()))
             total = time.perf_counter() - t0
+            cpu = {w: c - cpu0[w] for w, c in client.run(_cpu_s).items()}
             peaks = client.run(_peak_rss_mb)
-    return {"seconds": total, "tasks_seconds": total - (sent[0] - t0), "worker_peak_rss_mb": sorted(round(v) for v in peaks.values()), "summary": res.summary_json()}
+    tasks = total - (sent[0] - t0)
+    return {
+        "seconds": total,
+        "tasks_seconds": tasks,
+        "worker_peak_rss_mb": sorted(round(v) for v in peaks.values()),
+        # CPU seconds of each worker process over the task phase: above 1 per second, a worker uses more than a core
+        # (Arrow's reader threads, the base built on a thread beside the paths).
+        "worker_cores": sorted(round(c / tasks, 2) for c in cpu.values()),
+        "summary": res.summary_json(),
+    }
 
 
 def main(argv=None) -> int:
@@ -113,6 +133,8 @@ def main(argv=None) -> int:
         "second_worker_efficiency_tasks": round(one["tasks_seconds"] / (2 * two["tasks_seconds"]), 3),
         "worker_peak_rss_mb_1_worker": one["worker_peak_rss_mb"],
         "worker_peak_rss_mb_2_workers": two["worker_peak_rss_mb"],
+        "worker_cores_1_worker": one["worker_cores"],
+        "worker_cores_2_workers": two["worker_cores"],
         "path_rows_per_s_per_worker": round(rows * args.runs / one["tasks_seconds"]),
     }
     if args.json:

@@ -335,6 +335,15 @@ class Discount:
         return next((c for c in self.clauses if isinstance(c, kind)), None)
 
 
+@dataclass(frozen=True)
+class BestOf:
+    """`best of RULE, RULE, ...`: of these earn rules, only the one with the largest award on a
+    unit keeps it (ties: the first listed); the others post nothing there."""
+
+    rules: tuple  # Ident per listed rule, in the order written
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
 # --- other statements ---------------------------------------------------------------------------
 
 

@@ -147,6 +147,7 @@ class Checker:
         self.discounts: dict[str, ast.Discount] = {}
         for d in program.of(ast.Discount):
             self.discounts.setdefault(d.name.name, d)
+        self.grouped: dict[str, ast.BestOf] = {}  # rule name -> the `best of` that lists it (filled in order)
         self.rewards: dict[str, ast.Reward] = {}
         for r in program.of(ast.Reward):
             self.rewards.setdefault(r.name.name, r)
@@ -491,6 +492,50 @@ class Checker:
             self.emit("E441", f"a discount must be more than 0, not {number_text(m.amount)} {m.currency.name}", m.span,
                       f"write the amount taken off the basket, like `10 {self.currency or m.currency.name}`")
 
+    def s_best_of(self, s: ast.BestOf):
+        """`best of`: each name an earn rule, in one group only, two or more of them, and no
+        multiplier whose award depends on another rule of a group (docs/semantics.md, "Best of")."""
+        if len(s.rules) == 1:
+            self.emit("E253", "a `best of` lists one rule: there is nothing to choose among", keyword_span(s.span, "best"),
+                      "list two or more earn rules (`best of pastry_promo, tuesday_promo`), or delete the line")
+            return
+        grouped = self.grouped
+        listed: list[str] = []
+        for ident in s.rules:
+            name = ident.name
+            if name in self.discounts:
+                self.emit("E251", f"`{name}` is a discount; `best of` chooses among earn rules", ident.span,
+                          "of several discounts on one line only the largest applies already; list earn rules here")
+                continue
+            if name not in self.rules:
+                mean = self.did_you_mean(name, "rules", list(self.rules))
+                self.emit("E250", f"there is no earn rule named `{name}` to choose among{mean}", ident.span,
+                          "list earn rules declared with `earn NAME: ...`")
+                continue
+            if name in listed:
+                self.emit("E252", f"`{name}` is listed twice in this `best of`", ident.span, "list each rule once")
+                continue
+            if name in grouped:
+                self.emit("E252", f"`{name}` is already in the `best of` on line {grouped[name].span.line}; a rule is in one group only",
+                          ident.span, "merge the two groups into one `best of` (every rule in it competes with every other)")
+                continue
+            listed.append(name)
+            grouped[name] = s
+        for name in listed:
+            award = self.rules[name].award
+            if isinstance(award, ast.Multiplier) and award.target.name in listed:
+                self.emit("E254", f"`{name}` multiplies `{award.target.name}`, which is in the same `best of`",
+                          s.rules[[i.name for i in s.rules].index(name)].span,
+                          f"a multiplier adds to its base, it does not compete with it; list `{name}` with other promotions, "
+                          f"or make it earn by itself (`earn {name}: 2 points per 1 {self.currency or 'CNY'}`)")
+        for other, e in self.rules.items():
+            award = e.award
+            if isinstance(award, ast.Multiplier) and award.target.name in listed and other not in listed:
+                self.emit("E255", f"`{other}` multiplies `{award.target.name}`, which is in a `best of` (line {s.span.line}): "
+                                  "its award would depend on whether its base kept the unit",
+                          award.target.span, f"multiply a rule outside the group, or list `{other}` in the same `best of` "
+                                             "as a promotion of its own")
+
     def s_limit(self, s: ast.Limit):
         self.positive(s.points, "the limit", whole=True, kind="points")
         self.period(s.period)
@@ -585,6 +630,7 @@ _STATEMENTS = {
     ast.Reward: "s_reward",
     ast.Assert: "s_assert",
     ast.Discount: "s_discount",
+    ast.BestOf: "s_best_of",
 }
 _DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money", ast.BuyGet: "d_buy_get"}
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}

@@ -57,7 +57,7 @@ class RuleCheck:
     rule: str
     row: int
     outcome: str  # fired | condition false | outside campaign | limit reached | target earned nothing | earned nothing
-    # | no whole unit in the quantity (a per-unit rule)
+    # | no whole unit in the quantity (a per-unit rule) | lost to `RULE` (best of)
     exact: Fraction = Fraction(0)
     comparisons: list = field(default_factory=list)  # (node, left, right, result)
 
@@ -98,6 +98,7 @@ class UnitRecord:
     period_points: dict = field(default_factory=dict)  # day/week/month/year -> points issued so far
     discounts: list = field(default_factory=list)  # DiscountCheck per discount and line (or basket)
     paid: dict = field(default_factory=dict)  # row -> what the member paid for the line (minor units), after discounts
+    best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, [rules that lost])
 
 
 # --- member state -------------------------------------------------------------------------------
@@ -422,11 +423,41 @@ def _exact_points(ctx: Context, m: Member, rec: UnitRecord, rules: list[Rule], l
     return exact
 
 
+def _best_of(ctx: Context, m: Member, rec: UnitRecord, exact: dict, before: dict) -> None:
+    """`best of` (docs/semantics.md, "Best of"): in each group, of the rules that earned on the unit
+    only the one with the largest exact award keeps it (ties: the first listed); the others' exact
+    points become 0, and their firings on the unit are taken back from the frequency counters
+    (`before`: the counters before the unit), so a promotion that lost has not been used."""
+    names = {r.index: r.name for r in ctx.model.rules}
+    for group in ctx.model.groups:
+        kept = None
+        for i in group:  # in the order listed: a later rule must earn strictly more to win
+            if exact.get(i, 0) > 0 and (kept is None or exact[i] > exact[kept]):
+                kept = i
+        if kept is None:
+            continue
+        lost = [i for i in group if i != kept and exact.get(i, 0) > 0]
+        for i in lost:
+            exact[i] = Fraction(0)
+            for key in [k for k in m.firings if k[0] == i]:
+                if key in before:
+                    m.firings[key] = before[key]
+                else:
+                    del m.firings[key]
+        rec.best_of.append((names[kept], [names[i] for i in lost]))
+        for check in rec.checks:
+            if check.rule in (names[i] for i in lost) and check.outcome == "fired":
+                check.outcome = f"lost to `{names[kept]}` (best of)"
+
+
 def _earn(ctx: Context, m: Member, rec: UnitRecord, rules: list[Rule], lines: list[dict], tier) -> list[Posting]:
     model = ctx.model
     first = lines[0]
     t, day = first["timestamp"], first["timestamp"].date()
+    before = dict(m.firings) if model.groups else None
     exact = _exact_points(ctx, m, rec, rules, lines, tier)
+    if model.groups:
+        _best_of(ctx, m, rec, exact, before)
     decl = sorted(rules, key=lambda r: r.index)
     total = sum(exact.values(), Fraction(0))
     rounded = V.ROUND[model.rounding](total)

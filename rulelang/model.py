@@ -134,6 +134,8 @@ class Model:
     customer_columns: dict = field(default_factory=dict)  # declared customer attributes
     path: str = "<program>"
     discounts: tuple[DiscountSpec, ...] = ()
+    # `best of` groups: each a tuple of rule indices in the order listed (docs/semantics.md, "Best of").
+    groups: tuple[tuple[int, ...], ...] = ()
 
     def rule(self, name: str) -> Rule:
         return next(r for r in self.rules if r.name == name)
@@ -222,6 +224,7 @@ def lower(program: ast.Program) -> Model:
     rules = []
     earns = program.of(ast.Earn)
     by_name = {e.name.name: e for e in earns}
+    by_index = {e.name.name: i for i, e in enumerate(earns)}
     for i, e in enumerate(earns):
         rules.append(_lower_rule(i, e, by_name, columns))
 
@@ -276,6 +279,7 @@ def lower(program: ast.Program) -> Model:
         customer_columns=customer_columns,
         path=program.path,
         discounts=tuple(_lower_discount(i, d) for i, d in enumerate(program.of(ast.Discount))),
+        groups=tuple(tuple(by_index[n.name] for n in g.rules) for g in program.of(ast.BestOf)),
     )
 
 

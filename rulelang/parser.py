@@ -213,6 +213,10 @@ class _Build(Transformer):
     def cheapest(self, items):
         return items[0]  # the `on` token: its span
 
+    def best_of(self, items):
+        kw, *names = items
+        return ast.BestOf(tuple(_ident(n) for n in names), _span(kw, *names))
+
     def limit(self, items):
         kw, n, word, period = items
         return ast.Limit(_num(n), _ident(period), _span(kw, period))

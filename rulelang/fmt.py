@@ -184,6 +184,7 @@ _STATEMENTS = {
     ast.Tiers: lambda s: (f"tiers by {s.metric.name} over {_window(s.window)} {{", ""),
     ast.Earn: lambda s: (f"earn {s.name.name}:", " ".join([_award(s.award), *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
     ast.Discount: lambda s: (f"discount {s.name.name}:", " ".join([_discount_value(s), *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
+    ast.BestOf: lambda s: ("best of " + ", ".join(i.name for i in s.rules), ""),
     ast.Limit: lambda s: (f"limit {_points(s.points)} per {s.period.name}", ""),
     ast.Expire: lambda s: (_expire(s), ""),
     ast.Round: lambda s: (f"round {s.mode.name}", ""),
@@ -192,7 +193,7 @@ _STATEMENTS = {
 }
 _GROUPS = {
     ast.ProgramName: 0, ast.Currency: 0, ast.PointCost: 0, ast.Column: 0,
-    ast.Tiers: 1, ast.Earn: 2, ast.Discount: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
+    ast.Tiers: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
 }
 _ALIGNED = (ast.Earn, ast.Reward, ast.Discount)
 

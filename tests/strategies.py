@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from decimal import Decimal
 
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from rulelang import ast
 # Words the lexer may read as keywords somewhere; names avoid them all.
 KEYWORDS = frozenset(
     "program currency point_cost column tiers earn when on during once at funded limit expire without next never round "
-    "reward assert and or not in points point calendar by over from per to most times cost end of year purchase".split()
+    "reward assert and or not in points point calendar by over from per to most times cost end of year purchase best".split()
 )
 _ASCII_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 _CJK = "积分消费金卡银卡钻石会员生日礼推荐春节双倍现金券丝巾新品"
@@ -147,6 +148,7 @@ statements = st.one_of(
               windows, st.lists(tier_levels, max_size=4)),
     st.builds(ast.Earn, idents, awards, clauses),
     st.builds(ast.Limit, numbers, periods),
+    st.builds(lambda names: ast.BestOf(tuple(names)), st.lists(idents, min_size=1, max_size=4)),
     expires,
     st.builds(ast.Round, st.sampled_from(["down", "up", "nearest"]).map(ast.Ident)),
     st.builds(ast.Reward, idents, numbers, money, st.none() | _funded),
@@ -257,6 +259,23 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
 
 
 @st.composite
+def diff_best_of(draw, rules: list[str]) -> list[str]:
+    """Up to two `best of` lines over rules no multiplier multiplies (the checker's E254/E255),
+    each of two or more rules, no rule in both; often none."""
+    targets = {m.group(1) for line in rules if (m := re.search(r"x (r\d+)", line))}
+    free = [line.split(":")[0].split()[1] for line in rules]
+    free = [name for name in free if name not in targets]
+    if len(free) < 2 or draw(st.integers(0, 2)) == 0:
+        return []
+    chosen = draw(st.permutations(free))
+    cut = draw(st.integers(2, len(chosen)))
+    groups = [chosen[:cut]]
+    if len(chosen) - cut >= 2 and draw(st.booleans()):
+        groups.append(chosen[cut:])
+    return ["best of " + ", ".join(g) for g in groups]
+
+
+@st.composite
 def diff_discount(draw, i: int, tiers: bool) -> str:
     """`discount dI: ...`: a percentage or a fixed amount, with random clauses (no `on`)."""
     percent = st.builds(lambda p, cap, cheapest: p + cap + cheapest, st.sampled_from(["5%", "10%", "12.5%", "33%", "50%", "100%", "0.5%"]),
@@ -295,6 +314,7 @@ def diff_program(draw) -> str:
     for i in range(draw(st.integers(1, 5))):
         lines.append(draw(diff_rule(i, tiers, list(names))))
         names.append(f"r{i}")
+    lines += draw(diff_best_of(lines[-len(names):]))
     for i in range(draw(st.integers(0, 3))):
         lines.append(draw(diff_discount(i, tiers)))
     for period in draw(st.lists(st.sampled_from(["day", "week", "month", "year"]), max_size=2, unique=True)):

@@ -382,7 +382,18 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         reward_cost=cp.rw_cost,
         reward_share=cp.rw_share,
         **discount_program(model),
+        **group_program(model),
     )
+
+
+def group_program(model: Model) -> dict:
+    """The kernel's view of the program's `best of` groups (`kernel.Program`'s `has_groups` and
+    `group_rules`): each group's rule indices in the order listed, padded with -1."""
+    width = max((len(g) for g in model.groups), default=0)
+    rules = np.full((len(model.groups), width), -1, dtype=np.int64)
+    for g, group in enumerate(model.groups):
+        rules[g, : len(group)] = group
+    return dict(has_groups=bool(model.groups), group_rules=rules)
 
 
 DISCOUNT_KIND = {"percent": Kn.D_PERCENT, "fixed": Kn.D_FIXED, "buy_get": Kn.D_BUY_GET}

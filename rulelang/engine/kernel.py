@@ -338,6 +338,11 @@ class Program(NamedTuple):
     discount_cheapest: np.ndarray  # 1: a percentage of the cheapest matching line only
     discount_buy: np.ndarray  # D_BUY_GET: of each buy + get units ...
     discount_get: np.ndarray  # ... the cheapest get are free
+    # `best of` (docs/semantics.md, "Best of"): per group its rules in the order listed, padded
+    # with -1 (groups, widest group). A program without groups has none and `has_groups` false, so
+    # its units skip the step with one test.
+    has_groups: bool
+    group_rules: np.ndarray
 
 
 class Rows(NamedTuple):
@@ -482,6 +487,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     discount_cap, discount_cheapest = program.discount_cap, program.discount_cheapest
     discount_buy, discount_get = program.discount_buy, program.discount_get
     discount_bits, discount_bit, discount_amount = rows.discount_bits, rows.discount_bit, rows.discount_amount
+    has_groups, group_rules = program.has_groups, program.group_rules
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
@@ -504,6 +510,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     # Frequency limits and caps: the period each counter is for, and its count.
     times_key = np.empty(n_rules, dtype=np.int64)
     times_used = np.empty(n_rules, dtype=np.int64)
+    # `best of`: the frequency counters before the unit, to take back the firings of rules that lost.
+    times_key_before = np.empty(n_rules if has_groups else 0, dtype=np.int64)
+    times_used_before = np.empty(n_rules if has_groups else 0, dtype=np.int64)
     cap_key = np.empty(n_caps, dtype=np.int64)
     cap_used = np.empty(n_caps, dtype=np.int64)
     # Per rule over the unit: exact points of the current line, of the unit; points after rounding, the
@@ -763,6 +772,10 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 # --- Earn: exact points per rule over the unit, in units of 1/den.
                 for r in range(n_rules):
                     unit_exact[r] = 0
+                if has_groups:
+                    for r in range(n_rules):
+                        times_key_before[r] = times_key[r]
+                        times_used_before[r] = times_used[r]
                 for line in range(first, end):
                     for r in range(n_rules):
                         line_exact[r] = 0
@@ -800,6 +813,27 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                 unit_exact[r] += exact
                             bits = bits >> np.uint64(1)
                             b += 1
+                # --- Best of: in each group only the largest exact award over the unit is kept
+                # (ties: the first listed); the others earn nothing and their firings are taken back.
+                if has_groups:
+                    for g in range(group_rules.shape[0]):
+                        kept = -1
+                        for k in range(group_rules.shape[1]):
+                            r = group_rules[g, k]
+                            if r < 0:
+                                break
+                            if unit_exact[r] > 0 and (kept < 0 or unit_exact[r] > unit_exact[kept]):
+                                kept = r
+                        if kept < 0:
+                            continue
+                        for k in range(group_rules.shape[1]):
+                            r = group_rules[g, k]
+                            if r < 0:
+                                break
+                            if r != kept and unit_exact[r] > 0:
+                                unit_exact[r] = 0
+                                times_key[r] = times_key_before[r]
+                                times_used[r] = times_used_before[r]
                 # --- Rounding: the unit's total rounded once; its whole points shared among the
                 # rules by largest remainder.
                 total = 0

@@ -115,6 +115,12 @@ def test_clauses_print_in_canonical_order():
     assert out == "earn a: 5 points when x > 1 on review during 2026-01-01 to 2026-01-31 once per week funded 10% by p\n"
 
 
+def test_best_of_stays_with_the_earn_rules_and_lists_its_rules_with_commas():
+    text = "currency CNY\nearn a: 2x base\nearn base: 1 point per 1 CNY\nbest of  a ,base\nreward r: 1 point cost 1 CNY\n"
+    assert fmt(text) == ("currency CNY\n\nearn a:    2x base\nearn base: 1 point per 1 CNY\nbest of a, base\n\n"
+                         "reward r: 1 point cost 1 CNY\n")
+
+
 def test_numbers_print_as_written_never_as_floats():
     out = fmt("point_cost 0.0000001 CNY\nearn a: 1.50 points per 3.0 CNY\nassert 100000000000000000000.25 > 0.1\n")
     assert "0.0000001 CNY" in out and "1.50 points per 3.0 CNY" in out and "100000000000000000000.25 > 0.1" in out

@@ -98,7 +98,7 @@ class UnitRecord:
     period_points: dict = field(default_factory=dict)  # day/week/month/year -> points issued so far
     discounts: list = field(default_factory=list)  # DiscountCheck per discount and line (or basket)
     paid: dict = field(default_factory=dict)  # row -> what the member paid for the line (minor units), after discounts
-    best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, [rules that lost])
+    best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, its exact points, [(rule lost, its exact points)])
 
 
 # --- member state -------------------------------------------------------------------------------
@@ -437,6 +437,7 @@ def _best_of(ctx: Context, m: Member, rec: UnitRecord, exact: dict, before: dict
         if kept is None:
             continue
         lost = [i for i in group if i != kept and exact.get(i, 0) > 0]
+        rec.best_of.append((names[kept], exact[kept], [(names[i], exact[i]) for i in lost]))
         for i in lost:
             exact[i] = Fraction(0)
             for key in [k for k in m.firings if k[0] == i]:
@@ -444,7 +445,6 @@ def _best_of(ctx: Context, m: Member, rec: UnitRecord, exact: dict, before: dict
                     m.firings[key] = before[key]
                 else:
                     del m.firings[key]
-        rec.best_of.append((names[kept], [names[i] for i in lost]))
         for check in rec.checks:
             if check.rule in (names[i] for i in lost) and check.outcome == "fired":
                 check.outcome = f"lost to `{names[kept]}` (best of)"

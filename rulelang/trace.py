@@ -105,13 +105,17 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
     for check in sorted(rec.checks, key=lambda c: (c.row, order[c.rule])):
         scope = model.rule(check.rule).scope
         line = (" (basket)" if scope == "basket" else f" line {_file_row(rec.rows, check.row)}") if len(rec.rows) > 1 else ""
-        points = f": {V.show_number(check.exact)} points" if check.outcome == "fired" else ""
+        shown = check.outcome == "fired" or check.outcome.endswith("(best of)")  # what it earned, or would have
+        points = f": {V.show_number(check.exact)} points" if shown else ""
         rule = model.rule(check.rule)
         if rule.kind == "per_unit" and check.outcome == "fired":  # what the line's quantity counted for
             points += f" ({V.show_number(check.exact / rule.points)} units x {V.show_number(rule.points)})"
         out.append(f"  {check.rule}{line}: {check.outcome}{points}")
         for node, left, right, result in check.comparisons:
             out.append(f"      {_comparison(node, left, right, result, text)}")
+    for kept, points, lost in rec.best_of:
+        others = ", ".join(f"{name} {V.show_number(x)}" for name, x in lost)
+        out.append(f"  best of: {kept} keeps the unit with {V.show_number(points)} points" + (f"; lost: {others}" if others else ""))
     if rec.exact:
         parts = ", ".join(f"{k} {V.show_number(v)}" for k, v in rec.exact.items() if v)
         out.append(f"  exact {V.show_number(rec.total_exact)}" + (f" ({parts})" if parts else "")

@@ -274,3 +274,28 @@ def test_discounts_read_as_zhe_and_mai_song_in_chinese():
 
 def test_a_program_without_discounts_has_no_member_prices_section():
     assert "Member prices" not in terms(BEAN) and "会员折扣" not in terms(BEAN, "zh")
+
+
+BAKERY = """program "Bakery"
+currency CNY
+column category: text
+earn base:          1 point per 1 CNY
+earn pastry_promo:  2x base when category == "pastry"
+earn tuesday_promo: 3x base when weekday == tue
+best of pastry_promo, tuesday_promo
+reward croissant: 300 points cost 8 CNY
+"""
+
+
+@pytest.mark.parametrize("lang, sentence", [
+    ("en", "Only the best of these applies on one purchase (the one that gives the most points): 'pastry_promo' or 'tuesday_promo'."),
+    ("zh", "以下优惠不叠加，取最优（积分最多的一项）：“pastry_promo”或“tuesday_promo”。"),
+])
+def test_best_of_says_only_the_best_applies_and_its_multipliers_do_not_add_up(lang, sentence):
+    text = explain(loads(BAKERY), lang)
+    assert sentence in text.splitlines()
+    # 2x and 3x of one base in one group never apply together: no sentence adds them up.
+    assert TEXT[lang]["stacking"].split("{")[0] not in text
+    stacked = explain(loads(BAKERY.replace("best of pastry_promo, tuesday_promo\n", "")), lang)
+    assert TEXT[lang]["stacking"].split("{")[0] in stacked
+    assert TEXT[lang]["best_of"].split("{")[0] not in stacked

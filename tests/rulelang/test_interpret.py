@@ -8,6 +8,8 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rulelang
 from rulelang import values as V
@@ -421,3 +423,47 @@ def test_a_full_refund_reverses_every_discount_and_a_program_without_discounts_p
     assert (d.loc[d["row"] == 0, "cost"] > 0).all() and (d.loc[d["row"] > 0, "cost"] < 0).all()
     plain = rulelang.loads("currency EUR\nearn base: 1 point per 1 EUR\n").evaluate(tx.iloc[:3], engine="reference")
     assert plain["kind"].astype(str).tolist() == ["earn"] and int(plain["points"].iloc[0]) == 78  # 78.65 EUR, no discount
+
+
+# --- best of ------------------------------------------------------------------------------------
+
+_PROMOTIONS = """currency CNY
+column category: text
+earn base:     1 point per 1 CNY
+earn pastry:   2x base when category == "pastry"
+earn tuesday:  3x base when weekday == tue
+earn big_shop: 30 points when basket.total >= 50
+earn coffee:   5 points when category == "coffee"
+"""
+
+
+def _best_of_oracle(ungrouped: pd.DataFrame, group: list[str]) -> list[tuple]:
+    """Each basket's earn postings without the group, then of the group's rules only the largest
+    (ties: the first listed): a brute force over the ungrouped ledger (whole points only)."""
+    out = []
+    for _, unit in ungrouped[ungrouped["kind"] == "earn"].groupby("row", sort=True):
+        points = dict(zip(unit["rule"].astype(str), unit["points"], strict=True))
+        contenders = [(points[r], -k, r) for k, r in enumerate(group) if points.get(r, 0) > 0]
+        kept = max(contenders)[2] if contenders else None
+        out += [(int(row), rule, int(p)) for row, rule, p in zip(unit["row"], unit["rule"].astype(str), unit["points"], strict=True)
+                if rule not in group or rule == kept]
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9), st.sampled_from(["pastry", "coffee", "tea"]), st.sampled_from([0, 5, 10, 15, 30, 45])), min_size=1, max_size=12),
+       st.permutations(["pastry", "tuesday", "big_shop", "coffee"]).flatmap(lambda p: st.integers(2, 4).map(lambda k: p[:k])))
+def test_best_of_keeps_the_largest_award_of_each_basket(lines, group):
+    """Whole-point awards, no limits or caps: the grouped ledger is the ungrouped one with, per
+    basket, only the group's largest award kept; both engines."""
+    frame = pd.DataFrame({
+        "customer_id": "a", "timestamp": [f"2026-03-0{day} 10:00" for day, _, _ in lines],
+        "transaction_id": [f"T{day}" for day, _, _ in lines], "category": [c for _, c, _ in lines], "amount": [a for _, _, a in lines],
+    }).sort_values("timestamp", kind="stable")
+    ungrouped = rulelang.loads(_PROMOTIONS).evaluate(frame, engine="reference")
+    want = _best_of_oracle(ungrouped, list(group))
+    grouped = rulelang.loads(_PROMOTIONS + "best of " + ", ".join(group) + "\n")
+    for engine in ("reference", "compiled"):
+        got = grouped.evaluate(frame, engine=engine)
+        earned = got[got["kind"] == "earn"]
+        assert [(int(r), str(u), int(p)) for r, u, p in zip(earned["row"], earned["rule"], earned["points"], strict=True)] == want

@@ -173,3 +173,23 @@ def test_the_larger_discount_and_the_cap_are_named():
     assert "discount small line 1: a larger discount applied" in text
     assert "discount big line 1: applied, up to 10 CNY reached: 5.71 CNY off" in text  # 8 and 6 capped at 10: 5.71 + 4.29
     assert "discount big line 2: applied, up to 10 CNY reached: 4.29 CNY off" in text
+
+
+def test_best_of_says_which_rule_kept_the_unit_and_which_lost():
+    program = rulelang.loads('program "Bakery"\ncurrency CNY\ncolumn category: text\n'
+                             "earn base:          1 point per 1 CNY\n"
+                             'earn pastry_promo:  2x base when category == "pastry"\n'
+                             "earn tuesday_promo: 3x base when weekday == tue\n"
+                             "best of pastry_promo, tuesday_promo\n")
+    rows = pd.DataFrame({  # 2026-03-03 is a Tuesday, 2026-03-04 a Wednesday
+        "customer_id": "a", "timestamp": ["2026-03-03 10:00", "2026-03-03 10:00", "2026-03-04 10:00"],
+        "transaction_id": ["T1", "T1", "T2"], "amount": [30, 10, 8], "category": ["pastry", "coffee", "pastry"],
+    })
+    text = trace(program, rows, "a")
+    # Tuesday: 2 x 40 against 1 x 30 on the pastry line.
+    assert "pastry_promo line 1: lost to `tuesday_promo` (best of): 30 points" in text
+    assert "best of: tuesday_promo keeps the unit with 80 points; lost: pastry_promo 30" in text
+    assert "earn pastry_promo" not in text.split("2026-03-04")[0]
+    # Wednesday: the pastry promotion alone.
+    assert "best of: pastry_promo keeps the unit with 8 points" in text
+    assert "earn pastry_promo: +8" in text

@@ -496,7 +496,7 @@ class Checker:
         """`best of`: each name an earn rule, in one group only, two or more of them, and no
         multiplier whose award depends on another rule of a group (docs/semantics.md, "Best of")."""
         if len(s.rules) == 1:
-            self.emit("E253", "a `best of` lists one rule: there is nothing to choose among", keyword_span(s.span, "best"),
+            self.emit("E450", "a `best of` lists one rule: there is nothing to choose among", keyword_span(s.span, "best"),
                       "list two or more earn rules (`best of pastry_promo, tuesday_promo`), or delete the line")
             return
         grouped = self.grouped
@@ -524,14 +524,14 @@ class Checker:
         for name in listed:
             award = self.rules[name].award
             if isinstance(award, ast.Multiplier) and award.target.name in listed:
-                self.emit("E254", f"`{name}` multiplies `{award.target.name}`, which is in the same `best of`",
+                self.emit("E451", f"`{name}` multiplies `{award.target.name}`, which is in the same `best of`",
                           s.rules[[i.name for i in s.rules].index(name)].span,
                           f"a multiplier adds to its base, it does not compete with it; list `{name}` with other promotions, "
                           f"or make it earn by itself (`earn {name}: 2 points per 1 {self.currency or 'CNY'}`)")
         for other, e in self.rules.items():
             award = e.award
             if isinstance(award, ast.Multiplier) and award.target.name in listed and other not in listed:
-                self.emit("E255", f"`{other}` multiplies `{award.target.name}`, which is in a `best of` (line {s.span.line}): "
+                self.emit("E452", f"`{other}` multiplies `{award.target.name}`, which is in a `best of` (line {s.span.line}): "
                                   "its award would depend on whether its base kept the unit",
                           award.target.span, f"multiply a rule outside the group, or list `{other}` in the same `best of` "
                                              "as a promotion of its own")

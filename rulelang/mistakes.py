@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert", "discount")
+STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert", "discount", "best of")
 CLAUSE_WORDS = ("when", "on", "during", "once", "at most", "funded")
 _UNCLOSED_HINT = "close each `(` with `)` and each `[` with `]`"
 
@@ -97,6 +97,11 @@ MISTAKES: list[Mistake] = [
              "tiers by spend over 365 days {\n  Green from 0\n", "tiers by spend over 365 days { Green from 0 }\n")),
     Mistake("E129", "a frequency is written with `per`: `once per year`, `at most 2 times per week`", "write `once per year`",
             ("earn x: 10 points once a year\n", "earn x: 10 points at most 2 times a week\n", "earn x: 10 points once every year\n")),
+    Mistake("E137", "the rules of `best of` are separated by commas",
+            "write `best of pastry_promo, tuesday_promo`",
+            ("best of a and b\n", "best of a b\n", "best of a or b\n", "currency CNY\nbest of a, b and c\n")),
+    Mistake("E138", "`best` is followed by `of`", "write `best of pastry_promo, tuesday_promo`",
+            ("best a, b\n", "best a\n", "best: a, b\n", "best in a, b\n")),
     Mistake("E130", "`{found}` is not a statement{suggestion}",
             "statements start with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS),
             ("ern x: 1 point per 1 CNY\n", "currency CNY\nern x: 1 point per 1 CNY\n", "\nern x: 1 point per 1 CNY\n",

@@ -260,7 +260,7 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
 
 @st.composite
 def diff_best_of(draw, rules: list[str]) -> list[str]:
-    """Up to two `best of` lines over rules no multiplier multiplies (the checker's E254/E255),
+    """Up to two `best of` lines over rules no multiplier multiplies (the checker's E451/E452),
     each of two or more rules, no rule in both; often none."""
     targets = {m.group(1) for line in rules if (m := re.search(r"x (r\d+)", line))}
     free = [line.split(":")[0].split()[1] for line in rules]

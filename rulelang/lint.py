@@ -132,10 +132,14 @@ def stack(ctx: _Context, base: Rule) -> tuple[Fraction, tuple[Rule, ...]]:
     if len(tree) > MAX_SUBSETS:
         return _factor(base.name, tree), tuple(tree)
     base_terms = ctx.an.rule_terms(base)
+    group_of = {i: g for g, group in enumerate(ctx.model.groups) for i in group}
     for k in range(len(tree), 0, -1):
         for subset in itertools.combinations(tree, k):
             names = {base.name} | {m.name for m in subset}
             if any(m.target not in names for m in subset):
+                continue
+            grouped = [group_of[m.index] for m in subset if m.index in group_of]
+            if len(grouped) != len(set(grouped)):  # two of one `best of` never apply together
                 continue
             f = _factor(base.name, subset)
             if f > best and _jointly(ctx, [base_terms] + [ctx.an.rule_terms(m, with_target=False) for m in subset]):
@@ -390,4 +394,21 @@ def discount_with_multiplier(ctx: _Context) -> list[Diagnostic]:
     return out
 
 
-CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier)
+# --- W609: promotions in a `best of` that never compete --------------------------------------------
+
+
+def never_compete(ctx: _Context) -> list[Diagnostic]:
+    """A rule of a `best of` whose event no other rule of the group fires on: a purchase and an
+    `on enroll` rule are never on one unit, so grouping them changes nothing."""
+    out = []
+    for group in ctx.model.groups:
+        rules = [ctx.model.rules[i] for i in group]
+        for r in rules:
+            if not any(o.event == r.event for o in rules if o is not r):
+                on = "purchases" if r.event == "purchase" else f"`{r.event}` rows"
+                out.append(ctx.warn("W609", f"rule `{r.name}` fires on {on}, and no other rule of its `best of` does: it never competes with them",
+                                    ctx.head(r.name), "group rules that fire on the same purchases, or take it out of the `best of`"))
+    return out
+
+
+CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier, never_compete)

@@ -138,3 +138,16 @@ def test_a_discount_the_multiplier_cannot_meet_or_below_half_is_not_flagged():
     assert only(base + 'discount half: 60% when category == "pants"\n', "W640") == []
     assert only(base + 'discount most: 49% when category == "shirts"\n', "W640") == []
     assert only(base + 'discount bogof: buy 2 get 1 free when category == "shirts"\n', "W640") == []
+
+
+def test_multipliers_of_one_best_of_do_not_stack():
+    stacked = HEAD + "earn base: 1 point per 1 CNY\nearn a: 3x base\nearn b: 2.5x base\n"
+    assert only(stacked, "W602") == [8]  # 1 + 2 + 1.5 = 4.5x
+    assert only(stacked + "best of a, b\n", "W602") == []  # at most 3x: one of them
+
+
+def test_a_best_of_rule_on_another_event_never_competes():
+    text = HEAD + "earn base: 1 point per 1 CNY\nearn a: 2x base\nearn b: 20 points\nearn welcome: 100 points on enroll\n"
+    assert only(text + "best of a, b\n", "W609") == []
+    assert only(text + "best of a, b, welcome\n", "W609") == [9]
+    assert only(text + "best of a, welcome\n", "W609") == [7, 9]

@@ -60,6 +60,7 @@ def shape(model: Model) -> Shape:
     if top_rate:
         money |= {Fraction(n) / top_rate for n, _ in model.limits}
         money |= {Fraction(rw.points) / top_rate for rw in model.rewards}
+    money |= _best_of_ties(model)
     amounts: set[int] = set()
     for m in money:
         minor = int(m * scale)
@@ -126,6 +127,28 @@ def shape(model: Model) -> Shape:
         columns=tuple(sorted(set(texts) | set(numbers))),
         climbs=climbs,
     )
+
+
+def _spend_rate(model: Model, rule) -> Fraction:
+    """Points per currency unit a rule earns on a line's amount (0 when not by spend): a
+    multiplier's extra part of its target's rate, down a chain the checker has bounded."""
+    factor = Fraction(1)
+    while rule.kind == "multiplier":
+        factor *= rule.factor - 1
+        rule = model.rule(rule.target)
+    return factor * rule.rate if rule.kind == "per_spend" else Fraction(0)
+
+
+def _best_of_ties(model: Model) -> set[Fraction]:
+    """The amounts at which a by-spend rule of a `best of` earns as much as a fixed one: where
+    the choice (and its tie rule, the first listed) flips."""
+    out: set[Fraction] = set()
+    for group in model.groups:
+        rules = [model.rules[i] for i in group]
+        rates = [x for x in (_spend_rate(model, r) for r in rules) if x > 0]
+        fixed = [r.points for r in rules if r.kind == "fixed"]
+        out |= {f / rate for f in fixed for rate in rates}
+    return out
 
 
 def _ceil(x: Fraction) -> int:

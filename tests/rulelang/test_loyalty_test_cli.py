@@ -16,6 +16,7 @@ from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.loyalty"))
 # What each broken program must be caught by.
 EXPECTED = {
+    "best_of_gift": ("assert", "spring_gift"),
     "bonus_any_purchase": ("assert", "bonus"),
     "net_of_delivery": ("assert", "cereal_units"),
     "once_bonus_doubled": ("assert", "weekend"),
@@ -95,3 +96,12 @@ def test_unreadable_transactions_file_exits_2(tmp_path):
     path = Path(__file__).parent / "broken" / "bonus_any_purchase.loyalty"
     res = CliRunner().invoke(cli.test_cmd, [str(path), "--transactions", str(tmp_path / "missing.csv")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_histories_try_the_amounts_where_a_best_of_changes_hands():
+    """A fixed 50-point gift against double points (1 extra point per CNY) ties at 50 CNY: the
+    amounts tried include it and a cent either side."""
+    from rulelang.strategies import shape
+
+    p = load(Path(__file__).parent / "broken" / "best_of_gift.loyalty")
+    assert {4999, 5000, 5001} <= set(shape(p.model).amounts)

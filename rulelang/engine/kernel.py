@@ -298,6 +298,40 @@ def _expire_due(out, posted, holder, now, inactive, inactive_moment, lot_day, lo
     return posted, gone
 
 
+@njit(cache=True, nogil=True)
+def _keep_counters(times_key, times_used, times_key_before, times_used_before):
+    """`best of`: the frequency counters before a unit, to restore those of the rules that lose."""
+    for r in range(times_key.shape[0]):
+        times_key_before[r] = times_key[r]
+        times_used_before[r] = times_used[r]
+
+
+@njit(cache=True, nogil=True)
+def _best_of(group_rules, unit_exact, times_key, times_used, times_key_before, times_used_before):
+    """`best of` on one unit: in each group only the largest exact award is kept (ties: the first
+    listed); the others' awards become 0 and their frequency counters go back to before the unit.
+    A function of its own, called only by programs with groups: the kernel's loop of a program
+    without them holds no more than the test of the flag."""
+    for g in range(group_rules.shape[0]):
+        kept = -1
+        for k in range(group_rules.shape[1]):
+            r = group_rules[g, k]
+            if r < 0:
+                break
+            if unit_exact[r] > 0 and (kept < 0 or unit_exact[r] > unit_exact[kept]):
+                kept = r
+        if kept < 0:
+            continue
+        for k in range(group_rules.shape[1]):
+            r = group_rules[g, k]
+            if r < 0:
+                break
+            if r != kept and unit_exact[r] > 0:
+                unit_exact[r] = 0
+                times_key[r] = times_key_before[r]
+                times_used[r] = times_used_before[r]
+
+
 class Program(NamedTuple):
     """The program's arrays and codes, the same for every batch (`compile.program_arrays`).
     Per rule, in rule order: an exact award is a numerator over `den`."""
@@ -773,9 +807,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 for r in range(n_rules):
                     unit_exact[r] = 0
                 if has_groups:
-                    for r in range(n_rules):
-                        times_key_before[r] = times_key[r]
-                        times_used_before[r] = times_used[r]
+                    _keep_counters(times_key, times_used, times_key_before, times_used_before)
                 for line in range(first, end):
                     for r in range(n_rules):
                         line_exact[r] = 0
@@ -816,24 +848,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 # --- Best of: in each group only the largest exact award over the unit is kept
                 # (ties: the first listed); the others earn nothing and their firings are taken back.
                 if has_groups:
-                    for g in range(group_rules.shape[0]):
-                        kept = -1
-                        for k in range(group_rules.shape[1]):
-                            r = group_rules[g, k]
-                            if r < 0:
-                                break
-                            if unit_exact[r] > 0 and (kept < 0 or unit_exact[r] > unit_exact[kept]):
-                                kept = r
-                        if kept < 0:
-                            continue
-                        for k in range(group_rules.shape[1]):
-                            r = group_rules[g, k]
-                            if r < 0:
-                                break
-                            if r != kept and unit_exact[r] > 0:
-                                unit_exact[r] = 0
-                                times_key[r] = times_key_before[r]
-                                times_used[r] = times_used_before[r]
+                    _best_of(group_rules, unit_exact, times_key, times_used, times_key_before, times_used_before)
                 # --- Rounding: the unit's total rounded once; its whole points shared among the
                 # rules by largest remainder.
                 total = 0

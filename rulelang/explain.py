@@ -54,8 +54,7 @@ TEXT: dict[str, dict] = {
                  "times_per": ", at most {n} times per {period}"},
         "period": {"day": "day", "week": "week", "month": "month", "year": "year"},
         "stacking": "When several bonuses apply to the same points, their extras add up: {parts} give {total}x.",
-        "best_of": "Only the best of these applies on one purchase (the one that gives the most points): {rules}.",
-        "rule_name": "'{name}'",
+        "best_of": "Only the best of these applies on one purchase (the one that gives the most points):",
         "factor": "{f}x",
         "rounding": {"down": "Points are rounded down to whole points once per purchase.",
                      "up": "Points are rounded up to whole points once per purchase.",
@@ -155,8 +154,7 @@ TEXT: dict[str, dict] = {
         "freq": {"once": "，仅限一次", "once_per": "，每{period}限一次", "times": "，最多{n}次", "times_per": "，每{period}最多{n}次"},
         "period": {"day": "天", "week": "周", "month": "月", "year": "年"},
         "stacking": "多项加倍同时适用于同一积分时，额外部分相加：{parts}合计为{total}倍。",
-        "best_of": "以下优惠不叠加，取最优（积分最多的一项）：{rules}。",
-        "rule_name": "“{name}”",
+        "best_of": "以下优惠不叠加，取最优（积分最多的一项）：",
         "factor": "{f}倍",
         "rounding": {"down": "每笔消费的积分合计后向下取整。", "up": "每笔消费的积分合计后向上取整。", "nearest": "每笔消费的积分合计后四舍五入取整。"},
         "refund": "退货时，该笔消费所得积分将被扣回。",
@@ -489,16 +487,16 @@ class _Terms:
                 out.append(self.t["stacking"].format(parts=parts, total=num(1 + sum(f - 1 for f in factors))))
         return out
 
-    def exclusive(self) -> list[str]:
-        """One sentence per `best of` group: its promotions do not add up, the best one applies."""
-        names = [r.name for r in self.model.rules]
-        return [self.t["best_of"].format(rules=self.join([self.t["rule_name"].format(name=names[i]) for i in group], "or"))
-                for group in self.model.groups]
-
     def earning(self) -> list[str]:
         earns = self.tree.of(ast.Earn)
         lines = [self.rule(e, r) for e, r in zip(earns, self.model.rules, strict=True)]
-        out = [self.t["bullet"] + line for line in lines] + self.stacking() + self.exclusive()
+        # A `best of` group's rules are listed under one sentence of their own (they do not add
+        # up; the best applies), so a member reads them without the program's rule names.
+        grouped = {i for group in self.model.groups for i in group}
+        out = [self.t["bullet"] + line for i, line in enumerate(lines) if i not in grouped]
+        for group in self.model.groups:
+            out += [self.t["best_of"]] + [self.t["bullet"] + lines[i] for i in group]
+        out += self.stacking()
         kinds = {r.kind for r in self.model.rules}
         if kinds & {"per_spend", "per_unit", "multiplier"}:
             out.append(self.t["rounding"][self.model.rounding])

@@ -144,6 +144,9 @@ class Checker:
         self.rules: dict[str, ast.Earn] = {}
         for e in program.of(ast.Earn):
             self.rules.setdefault(e.name.name, e)
+        self.benefits: dict[str, ast.Benefit] = {}
+        for b in program.of(ast.Benefit):
+            self.benefits.setdefault(b.name.name, b)
         self.rewards: dict[str, ast.Reward] = {}
         for r in program.of(ast.Reward):
             self.rewards.setdefault(r.name.name, r)
@@ -373,15 +376,7 @@ class Checker:
             self.emit("E211", f"there is already a rule named `{s.name.name}` (line {first.name.span.line})", s.name.span,
                       "rule names must be unique; rename one of them")
         getattr(self, _AWARDS[type(s.award)])(s.award)
-        seen: dict[type, object] = {}
-        for clause in s.clauses:
-            kind = type(clause)
-            if kind in seen:
-                word = _CLAUSE_WORDS[kind].split("`")[0]
-                self.emit("E215", f"rule `{s.name.name}` gives `{_CLAUSE_WORDS[kind]}` twice", keyword_span(clause.span, word.strip()),
-                          "combine them into one (conditions with `and`)")
-            seen.setdefault(kind, clause)
-            getattr(self, _CLAUSES[kind])(clause)
+        seen = self.clauses(s, "rule")
         on = seen.get(ast.OnEvent)
         if on is not None and isinstance(s.award, ast.PerSpend):
             self.emit("E412", f"`on {on.event.name}` rows have no amount, so `per {s.award.per.currency.name}` earns nothing",
@@ -389,6 +384,33 @@ class Checker:
         elif on is not None and isinstance(s.award, ast.PerUnit):
             self.emit("E412", f"`on {on.event.name}` rows have no quantity, so `per unit` earns nothing",
                       s.award.span, f"give a fixed award: `earn {s.name.name}: 100 points on {on.event.name}`")
+
+    def clauses(self, s, what: str) -> dict:
+        """Check the clauses of an earn rule or a benefit (each kind at most once): the first
+        clause of each kind, by kind."""
+        seen: dict[type, object] = {}
+        for clause in s.clauses:
+            kind = type(clause)
+            if kind in seen:
+                word = _CLAUSE_WORDS[kind].split("`")[0]
+                self.emit("E215", f"{what} `{s.name.name}` gives `{_CLAUSE_WORDS[kind]}` twice", keyword_span(clause.span, word.strip()),
+                          "combine them into one (conditions with `and`)")
+            seen.setdefault(kind, clause)
+            getattr(self, _CLAUSES[kind])(clause)
+        return seen
+
+    def s_benefit(self, s: ast.Benefit):
+        first = self.benefits[s.name.name]
+        if first is not s or s.name.name in self.rules:
+            other = self.rules.get(s.name.name) or first
+            what = "rule" if s.name.name in self.rules else "benefit"
+            self.emit("E226", f"there is already a {what} named `{s.name.name}` (line {other.name.span.line})", s.name.span,
+                      "rules and benefits share one set of names (the ledger names either); rename one of them")
+        self.money(s.cost, "the benefit's cost")
+        if s.cost.amount <= 0:
+            self.emit("E407", f"the benefit's cost must be more than 0, not {number_text(s.cost.amount)}", s.cost.span,
+                      "write what giving the benefit once costs the business, like `cost 20 CNY`")
+        self.clauses(s, "benefit")
 
     def a_per_spend(self, a: ast.PerSpend):
         self.positive(a.points, "the points earned", kind="points")
@@ -409,7 +431,10 @@ class Checker:
                       "a multiplier adds to another rule's points: `2x base` doubles them")
         else:
             self.within(a.factor.value, a.factor.span, "multiplier", "the multiplier")
-        if a.target.name not in self.rules:
+        if a.target.name in self.benefits:
+            self.emit("E209", f"`{a.target.name}` is a benefit: it costs money and earns no points, so there is nothing to multiply",
+                      a.target.span, "a multiplier names an earn rule of this program: `earn gold: 2x base`")
+        elif a.target.name not in self.rules:
             self.emit("E209", f"there is no rule named `{a.target.name}` to multiply"
                               f"{self.did_you_mean(a.target.name, 'rules', list(self.rules))}", a.target.span,
                       "a multiplier names an earn rule of this program: `earn gold: 2x base`")
@@ -534,6 +559,7 @@ _STATEMENTS = {
     ast.Round: "s_round",
     ast.Reward: "s_reward",
     ast.Assert: "s_assert",
+    ast.Benefit: "s_benefit",
 }
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}
 _CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded"}

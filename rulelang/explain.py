@@ -79,6 +79,11 @@ TEXT: dict[str, dict] = {
         "time_unit": {"days": "days", "months": "months", "years": "years"},
         "rewards_intro": "Exchange your points for:",
         "reward": "{name}: {points}",
+        "benefit_section": "Benefits",
+        "benefit": {"all": "{name}{conds} (worth {money}){freq}.", "tiers": "{who}: {name}{conds} (worth {money}){freq}."},
+        "benefit_refund": "A benefit already given is not taken back if you return the purchase.",
+        # A benefit reads "free alteration on suits" rather than "... on suits purchases".
+        "benefit_special": {("category", "in"): "on {values}", ("category", "not in"): "except on {values}"},
         # conditions
         "birthday": "in your birthday month",
         "tier_cond": "for {tiers} members",
@@ -167,6 +172,10 @@ TEXT: dict[str, dict] = {
         "time_unit": {"days": "天", "months": "个月", "years": "年"},
         "rewards_intro": "可用积分兑换：",
         "reward": "{name}：{points}",
+        "benefit_section": "会员权益",
+        "benefit": {"all": "{conds}可享{name}（价值{money}）{freq}。", "tiers": "{conds}{who}可享{name}（价值{money}）{freq}。"},
+        "benefit_refund": "已享受的权益在退货时不予收回。",
+        "benefit_special": {},
         "birthday": "生日当月",
         "tier_cond": "{tiers}会员",
         "not": "{p}除外",
@@ -220,6 +229,7 @@ class _Terms:
 
     def __init__(self, tree: ast.Program, model: Model, lang: str):
         self.tree, self.model, self.t = tree, model, TEXT[lang]
+        self.special = self.t["special"]  # the condition phrases in use (a benefit's own while it is worded)
 
     # --- words ---
 
@@ -303,7 +313,7 @@ class _Terms:
         shown = self.value(key, value)
         if shown is None:
             return None
-        template = self.t["special"].get((key, op))
+        template = self.special.get((key, op))
         if template:
             return template.format(value=shown)
         return self.generic(key, subject, op, shown)
@@ -312,7 +322,7 @@ class _Terms:
         shown = [self.value(key, o) for o in options]
         if not shown or None in shown:
             return None
-        template = self.t["special"].get((key, op))
+        template = self.special.get((key, op))
         if template:
             return template.format(values=self.join(shown, "or"), values_and=self.join(shown, "and"), value=shown[0])
         subject = self.subject(key)
@@ -479,13 +489,41 @@ class _Terms:
         return [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=r.name, points=self.points(r.points))
                                            for r in self.model.rewards]
 
+    def benefit(self, rule: Rule) -> str:
+        """A benefit as a member reads it: who gets what, when, and what it is worth."""
+        self.special = {**self.t["special"], **self.t["benefit_special"]}
+        try:
+            tiers, phrases = self.condition(rule.condition) if rule.condition is not None else ([], [])
+        finally:
+            self.special = self.t["special"]
+        if rule.event != B.PURCHASE:
+            events = self.t["events"]
+            phrases.insert(0, events.get(rule.event, events["_other"]).format(event=rule.event))
+        if rule.during:
+            phrases.append(self.t["during"].format(start=self.date(rule.during[0]), end=self.date(rule.during[1])))
+        text = self.t["benefit"]["tiers" if tiers else "all"].format(
+            who=self.t["who"]["tiers"].format(tiers=self.join(tiers, "and")) if tiers else "",
+            name=self.benefit_name(rule), conds=self.conds(phrases), money=self.money(rule.cost), freq=self.frequency(rule))
+        return text[:1].upper() + text[1:] if self.t["capitalise"] else text
+
+    def benefit_name(self, rule: Rule) -> str:
+        return rule.name.replace("_", " ")
+
+    def benefits(self) -> list[str]:
+        if not self.model.benefits:
+            return []
+        out = [self.t["bullet"] + self.benefit(b) for b in self.model.benefits]
+        if any(b.event == B.PURCHASE for b in self.model.benefits):
+            out.append(self.t["benefit_refund"])
+        return out
+
     def text(self) -> str:
         title = self.t["title"].format(name=self.model.name)
         blocks = [title, "=" * width(title)]
         for key, lines in (("earn", self.earning()), ("tiers", self.tiers()), ("limits", self.limits()),
-                           ("expiry", self.expiry()), ("rewards", self.rewards())):
+                           ("expiry", self.expiry()), ("rewards", self.rewards()), ("benefits", self.benefits())):
             if lines:
-                blocks.append("\n" + self.t["sections"][key])
+                blocks.append("\n" + (self.t["benefit_section"] if key == "benefits" else self.t["sections"][key]))
                 blocks.extend(lines)
         return "\n".join(blocks) + "\n"
 

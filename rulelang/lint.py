@@ -359,4 +359,26 @@ def _pct(x: Fraction) -> str:
     return _num(x * 100) + "%"
 
 
-CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone)
+# --- W608: benefits without a frequency limit -----------------------------------------------------
+
+
+def unlimited_benefits(ctx: _Context) -> list[Diagnostic]:
+    out = []
+    for b in ctx.model.benefits:
+        if b.times is not None:
+            continue
+        where = "every matching line of a purchase" if b.scope == "line" and b.event == B.PURCHASE else (
+            "every matching purchase" if b.event == B.PURCHASE else f"every `{b.event}` row")
+        stmt = next(s for s in ctx.program.of(ast.Benefit) if s.name.name == b.name)
+        head = ast.Span(stmt.span.line, stmt.span.col, stmt.name.span.end_line, stmt.name.span.end_col, stmt.span.start, stmt.name.span.end)
+        out.append(ctx.warn(
+            "W608",
+            f"benefit `{b.name}` has no frequency limit, so it is given (and costs {_num(b.cost)} {ctx.model.currency}) on {where}",
+            head,
+            "add a limit such as `once per year` or `at most 2 times per month`, or silence this with "
+            "`# loyalty: ignore[W608]` if every one is meant",
+        ))
+    return out
+
+
+CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, unlimited_benefits)

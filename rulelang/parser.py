@@ -50,7 +50,7 @@ _WORDS = {
     "LBRACK": "a list, like `[sat, sun]`",
 }
 _CLAUSES = {"WHEN", "ON", "DURING", "ONCE", "AT", "FUNDED"}
-_STATEMENTS = {"PROGRAM", "CURRENCY", "POINT_COST", "COLUMN", "TIERS", "EARN", "LIMIT", "EXPIRE", "ROUND", "REWARD", "ASSERT"}
+_STATEMENTS = {"PROGRAM", "CURRENCY", "POINT_COST", "COLUMN", "TIERS", "EARN", "LIMIT", "EXPIRE", "ROUND", "REWARD", "ASSERT", "BENEFIT"}
 
 
 class _Brackets:
@@ -149,6 +149,10 @@ class _Build(Transformer):
     def earn(self, items):
         kw, name, award, *clauses = items
         return ast.Earn(_ident(name), award, tuple(clauses), _span(kw, award, *clauses))
+
+    def benefit(self, items):
+        kw, name, money, *clauses = items
+        return ast.Benefit(_ident(name), money, tuple(clauses), _span(kw, money, *clauses))
 
     def per_spend(self, items):
         n, word, money = items

@@ -28,10 +28,10 @@ OUT_TS, OUT_POINTS, OUT_EARNED, OUT_COST, OUT_SHARE, OUT_ROW, OUT_WHO = range(7)
 WHO_MEMBER_SHIFT, WHO_TIER_SHIFT, WHO_CODE_SHIFT = 32, 24, 8
 MAX_TIERS = 254  # tier + 1 in 8 bits
 # Ledger kinds (ledger.KINDS order) and batch row kinds (data.PURCHASE ...).
-EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(6)
+EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE, BENEFIT = range(7)
 K_PURCHASE, K_REFUND, K_REDEEM, K_EVENT = 0, 1, 2, 3
 # Rule kinds, rounding modes, expiry kinds, tier windows, policy choices.
-PER_SPEND, FIXED, MULTIPLIER, PER_UNIT = 0, 1, 2, 3
+PER_SPEND, FIXED, MULTIPLIER, PER_UNIT, BENEFIT_RULE = 0, 1, 2, 3, 4
 DOWN, UP, NEAREST = 0, 1, 2
 X_NEVER, X_AFTER_DAYS, X_AFTER_MONTHS, X_INACTIVE_DAYS, X_INACTIVE_MONTHS, X_END_OF_YEAR, X_END_OF_NEXT_YEAR = range(7)
 W_ROLLING, W_CALENDAR = 0, 1
@@ -299,9 +299,11 @@ def _expire_due(out, posted, holder, now, inactive, inactive_moment, lot_day, lo
 
 class Program(NamedTuple):
     """The program's arrays and codes, the same for every batch (`compile.program_arrays`).
-    Per rule, in rule order: an exact award is a numerator over `den`."""
+    Per rule, in rule order: an exact award is a numerator over `den`. The earn rules come first
+    (`point_rules` of them), then the benefits: they fire, and count against their frequency
+    limits, like rules, but post a money cost instead of points."""
 
-    rule_kind: np.ndarray  # PER_SPEND, FIXED, PER_UNIT or MULTIPLIER
+    rule_kind: np.ndarray  # PER_SPEND, FIXED, PER_UNIT, MULTIPLIER or BENEFIT_RULE
     multiplier_target: np.ndarray  # the rule a multiplier multiplies (-1 for the rest)
     multiplier_num: np.ndarray  # a multiplier's extra factor (factor - 1), num / den
     multiplier_den: np.ndarray
@@ -325,6 +327,10 @@ class Program(NamedTuple):
     reward_points: np.ndarray  # per reward
     reward_cost: np.ndarray
     reward_share: np.ndarray
+    point_rules: int  # the earn rules (the rest of the rules are benefits)
+    benefit_cost: np.ndarray  # per benefit: its cost a firing (minor units) ...
+    benefit_share_num: np.ndarray  # ... and the partner's share of it, num / den
+    benefit_share_den: np.ndarray
 
 
 class Rows(NamedTuple):
@@ -449,6 +455,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     window_days, window_months, thresholds = program.window_days, program.window_months, program.thresholds
     expiry_kind = program.expiry_kind
     reward_points, reward_cost, reward_share = program.reward_points, program.reward_cost, program.reward_share
+    n_points = program.point_rules
+    benefit_cost, benefit_share_num, benefit_share_den = program.benefit_cost, program.benefit_share_num, program.benefit_share_den
+    n_benefits = benefit_cost.shape[0]
     member, ts, kind, amount, unit, units = rows.member, rows.ts, rows.kind, rows.amount, rows.unit, rows.units
     refund_of, reward_of, row_id = rows.refund_of, rows.reward_of, rows.row_id
     rule_bits, level_bits, later_bits, bit_rule = rows.rule_bits, rows.level_bits, rows.later_bits, rows.bit_rule
@@ -597,6 +606,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                     exact = fixed_num[r]
                                 elif rule_kind[r] == PER_UNIT:
                                     exact = fixed_num[r] * units[line]
+                                elif rule_kind[r] == BENEFIT_RULE:  # a firing: its cost is posted after the points
+                                    exact = 1
                                 else:
                                     target = line_exact[multiplier_target[r]]
                                     if target > 0:
@@ -618,7 +629,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 # rules by largest remainder.
                 total = 0
                 floors = 0
-                for r in range(n_rules):
+                for r in range(n_points):
                     exact = unit_exact[r]
                     total += exact
                     if exact == 0:  # most rules earn nothing on a line: no division
@@ -632,7 +643,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 extra = rounded - floors
                 while extra > 0:
                     best = -1
-                    for r in range(n_rules):
+                    for r in range(n_points):
                         if remainder[r] > 0 and (best < 0 or remainder[r] > remainder[best]):
                             best = r
                     if best < 0:
@@ -653,20 +664,30 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     if left < room:
                         room = left
                 issued = 0
-                for r in range(n_rules):
+                for r in range(n_points):
                     granted = rounded_points[r] if rounded_points[r] < room else room
                     issued_points[r] = granted
                     room -= granted
                     issued += granted
-                for r in range(n_rules):
+                for r in range(n_points):
                     if issued_points[r] > 0:
                         partner = 0
                         if share_num[r] > 0:
                             partner = (2 * issued_points[r] * share_num[r] + share_den[r]) // (2 * share_den[r])
                         posted = _post(out, posted, holder, now, EARN, r, issued_points[r], day * NS_PER_DAY, -1, 0, partner, row_id[first])
-                for r in range(n_rules):
+                for r in range(n_points):
                     if rounded_points[r] - issued_points[r] > 0:
                         posted = _post(out, posted, holder, now, CAPPED, r, rounded_points[r] - issued_points[r], NAT, -1, 0, 0, row_id[first])
+                # --- Benefits: each one that fired costs its cost a firing (a program without
+                # benefits skips this). A refund does not take a benefit back.
+                for q in range(n_benefits):
+                    fired = unit_exact[n_points + q]
+                    if fired > 0:
+                        spent = fired * benefit_cost[q]
+                        partner = 0
+                        if benefit_share_num[q] > 0:
+                            partner = (2 * spent * benefit_share_num[q] + benefit_share_den[q]) // (2 * benefit_share_den[q])
+                        posted = _post(out, posted, holder, now, BENEFIT, n_points + q, 0, NAT, -1, spent, partner, row_id[first])
                 if issued > 0:
                     balance += issued
                     if lot_count > 0 and lot_day[lot_count - 1] == day:
@@ -685,7 +706,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 if slot >= 0:  # a later refund claws back from what this unit issued
                     slot_day[slot] = day
                     slot_refunded[slot] = 0
-                    for r in range(n_rules):
+                    for r in range(n_points):
                         slot_issued[slot, r] = issued_points[r]
                         slot_clawed[slot, r] = 0
                 unit_points = issued
@@ -735,7 +756,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     if whole <= 0:
                         part = 1
                         whole = 1
-                    for r in range(n_rules):
+                    for r in range(n_points):
                         owed = _round(slot_issued[slot, r] * part, whole, rounding) - slot_clawed[slot, r]
                         if owed <= 0:
                             continue

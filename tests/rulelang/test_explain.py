@@ -231,3 +231,35 @@ reward bag: 100 points cost 1 EUR
 )
 def test_per_unit_points_and_basket_sums_in_words(lang, phrase):
     assert phrase in terms(SHAPES, lang)
+
+
+BENEFITS = """program "Suits"
+currency CNY
+tiers by spend over calendar year {
+  Green from 0
+  Gold  from 8000
+}
+earn base: 1 point per 1 CNY
+benefit free_alteration: cost 20 CNY when category == "suits" and tier >= Gold
+benefit birthday_gift:   cost 50 CNY when month(date) == month(customer.birthday) once per year funded 50% by brand
+benefit welcome_tote:    cost 15 CNY on enroll
+reward bag: 100 points cost 1 CNY
+"""
+
+
+@pytest.mark.parametrize(
+    "lang, phrase",
+    [
+        ("en", "Benefits\n- Gold members: free alteration on suits (worth 20 CNY).\n"),
+        ("en", "- Birthday gift in your birthday month (worth 50 CNY), once per year.\n"),
+        ("en", "- Welcome tote when you join (worth 15 CNY).\n"),
+        ("en", "A benefit already given is not taken back if you return the purchase."),
+        ("zh", "会员权益\n- 购买suits类商品时，Gold会员可享free alteration（价值20元）。\n"),
+        ("zh", "- 生日当月，可享birthday gift（价值50元），每年限一次。\n"),
+        ("zh", "已享受的权益在退货时不予收回。"),
+    ],
+)
+def test_benefits_in_words(lang, phrase):
+    text = terms(BENEFITS, lang)
+    assert phrase in text
+    assert "brand" not in text and "50%" not in text  # who funds a benefit is not member-facing

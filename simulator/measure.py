@@ -36,6 +36,8 @@ class Partial:
     triangle: np.ndarray | None = None  # (cohort, development, flow) points (metrics.LedgerSums)
     sales_m: np.ndarray | None = None  # members' purchases per month (minor units): the sales that earn points
     baseline_m: np.ndarray | None = None  # the forecast rows' own revenue per month (simulator.horizon), whole path
+    kind_cost: np.ndarray | None = None  # (metrics.COST_KINDS, 2): each kind's cost and partner share
+    kind_cost_m: np.ndarray | None = None  # (month, metrics.COST_KINDS, 2): the same per month
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -43,7 +45,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "kind_cost", "kind_cost_m"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -96,6 +98,8 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         ledger=ledger if keep_ledger else None,
         triangle=sums.triangle,
         sales_m=sales,
+        kind_cost=sums.kind_cost,
+        kind_cost_m=sums.kind_cost_m,
     )
 
 

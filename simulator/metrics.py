@@ -28,6 +28,25 @@ MONEY_FIGURES = (
     "revenue_lift", "incremental_margin", "net_benefit",
 )  # fmt: skip
 RATIO_FIGURES = ("redemption_rate", "breakage_rate", "urr", "revenue_lift_pct", "roi")
+# Ledger kinds whose money is a cost of its own, apart from the points' (reward_cost and
+# partner_funded: rewards redeemed and the points partners fund): kind -> the program's list of
+# what posts it (a `Model` attribute). Each gives the figures `KIND_cost` and
+# `KIND_partner_funded`, in summary.json and monthly.csv, and is part of program_cost; a program
+# with none of that kind shows neither figure, so its outputs are as they were before the kind.
+COST_KINDS = {"benefit": "benefits"}
+
+
+def cost_figures(kind: str) -> tuple[str, str]:
+    """The cost and the partner-funded figure of a COST_KINDS kind."""
+    return f"{kind}_cost", f"{kind}_partner_funded"
+
+
+COST_KIND_FIGURES = tuple(f for kind in COST_KINDS for f in cost_figures(kind))
+
+
+def cost_kinds_of(model) -> tuple[str, ...]:
+    """The COST_KINDS the program has something of (a benefit, ...), in table order."""
+    return tuple(kind for kind, attr in COST_KINDS.items() if getattr(model, attr, ()))
 # summary.json's figures in the order a finance reader wants them: (figure, label, unit kind);
 # the report, the terminal and the workbook all show them so.
 FIGURE_LABELS = (
@@ -42,6 +61,8 @@ FIGURE_LABELS = (
     ("breakage_rate", "Breakage rate", "ratio"),
     ("reward_cost", "Cost of rewards redeemed", "money"),
     ("partner_funded", "Funded by partners", "money"),
+    ("benefit_cost", "Cost of benefits given", "money"),
+    ("benefit_partner_funded", "Benefits funded by partners", "money"),
     ("liability", "Liability at the end", "money"),
     ("program_cost", "Program cost", "money"),
     ("revenue_baseline", "Revenue without the program", "money"),
@@ -119,13 +140,16 @@ def _lookup(lut, codes):
     return out
 
 
-def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction) -> dict:
+def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, kind_costs: dict | None = None) -> dict:
     """Exact figures of one run from its points per kind, its reward cost and partner share (minor
-    units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder)."""
+    units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder);
+    `kind_costs`: (cost, partner share) of each COST_KINDS kind the program has, which its figures
+    show and program_cost includes."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     liability = round_half_up(outstanding * x.point_cost * scale * urr)
-    program_cost = reward_cost - partner + liability
+    kind_costs = kind_costs or {}
+    program_cost = reward_cost - partner + liability + sum(cost - share for cost, share in kind_costs.values())
     lift = x.revenue_with_program - x.revenue_baseline
     margin = round_half_up(Fraction(lift) * Fraction(str(x.margin)))
     net = margin - program_cost
@@ -145,6 +169,7 @@ def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput,
         "urr": urr,
         "reward_cost": reward_cost,
         "partner_funded": partner,
+        **{f: v for kind, both in kind_costs.items() for f, v in zip(cost_figures(kind), both, strict=True)},
         "program_cost": program_cost,
         "liability": liability,
         "revenue_baseline": x.revenue_baseline,
@@ -214,7 +239,7 @@ class LedgerSums:
     """A ledger's exact sums: over all postings, and per month of the posting."""
 
     by_kind: np.ndarray  # points per KINDS
-    cost: int
+    cost: int  # the points' money: reward cost and partner share of every posting not of COST_KINDS
     partner: int
     cells: np.ndarray  # (month, kind) points
     cost_m: np.ndarray
@@ -222,6 +247,8 @@ class LedgerSums:
     # (cohort, development, flow) points: the month the lot was earned, the months since, and the
     # kinds that move a lot's points (TRIANGLE_KINDS, simulator.finance.triangles' FLOWS order)
     triangle: np.ndarray
+    kind_cost: np.ndarray  # (COST_KINDS, 2): each kind's cost and partner share, whole ledger
+    kind_cost_m: np.ndarray  # (month, COST_KINDS, 2): the same per month
 
 
 # The kinds a cohort triangle follows: the first four of KINDS, in triangles.FLOWS' order.
@@ -229,21 +256,23 @@ TRIANGLE_KINDS = ("earn", "clawback", "redeem", "expire")
 
 
 @njit(cache=True, nogil=True)
-def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf):
+def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf, money, nmoney):
+    # `money`: each posting's money bucket, 0 for the points' and 1 + its COST_KINDS position.
     by_kind = np.zeros(nk, dtype=np.int64)
     cells = np.zeros((nm, nk), dtype=np.int64)
-    cost_m = np.zeros(nm, dtype=np.int64)
-    partner_m = np.zeros(nm, dtype=np.int64)
+    cost_m = np.zeros((nm, nmoney), dtype=np.int64)
+    partner_m = np.zeros((nm, nmoney), dtype=np.int64)
     triangle = np.zeros((nm, nm, nf), dtype=np.int64)
-    total = np.zeros(2, dtype=np.int64)
+    total = np.zeros((nmoney, 2), dtype=np.int64)
     for i in range(t.shape[0]):
         k = kinds[i]
+        b = money[i]
         c = month_of(t[i], first, table, nm)
-        total[0] += cost[i]
-        total[1] += partner[i]
+        total[b, 0] += cost[i]
+        total[b, 1] += partner[i]
         if 0 <= c < nm:
-            cost_m[c] += cost[i]
-            partner_m[c] += partner[i]
+            cost_m[c, b] += cost[i]
+            partner_m[c, b] += partner[i]
         if 0 <= k < nk:
             by_kind[k] += points[i]
             if 0 <= c < nm:
@@ -256,8 +285,8 @@ def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, n
 
 
 def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> LedgerSums:
-    """Points per kind, reward cost and partner share: in total, per (month, kind) cell and per
-    (cohort, development, flow) cell of the cohort triangle, in one pass."""
+    """Points per kind, reward cost and partner share (and each COST_KINDS kind's apart): in total,
+    per (month, kind) cell and per (cohort, development, flow) cell of the cohort triangle, in one pass."""
     kinds = kind_codes(ledger) if kinds is None else kinds
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
     by_kind, total, cells, cost_m, partner_m, triangle = _ledger_sums(
@@ -270,8 +299,22 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
         len(months),
         len(KINDS),
         len(TRIANGLE_KINDS),
+        money_codes(ledger),
+        1 + len(COST_KINDS),
     )
-    return LedgerSums(by_kind, int(total[0]), int(total[1]), cells, cost_m, partner_m, triangle)
+    return LedgerSums(
+        by_kind, int(total[0, 0]), int(total[0, 1]), cells, np.ascontiguousarray(cost_m[:, 0]), np.ascontiguousarray(partner_m[:, 0]),
+        triangle, total[1:], np.stack([cost_m[:, 1:], partner_m[:, 1:]], axis=2),
+    )
+
+
+def money_codes(ledger: pd.DataFrame) -> np.ndarray:
+    """Each posting's money bucket (int8): 1 + the position of its kind in COST_KINDS, else 0."""
+    col = ledger["kind"]
+    cat = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
+    kinds = list(COST_KINDS)
+    lut = np.array([1 + kinds.index(c) if c in COST_KINDS else 0 for c in cat.categories], dtype=np.int8)
+    return np.maximum(_lookup(lut, cat.codes), 0)
 
 
 def monthly_from(
@@ -284,6 +327,7 @@ def monthly_from(
     members: pd.Series,
     tier_counts: pd.DataFrame,
     urr_m: list[Fraction],
+    kind_cost_m: dict | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
@@ -291,7 +335,9 @@ def monthly_from(
     that month's end (simulator.finance.simulated).
 
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
-    `members` the members joined by each month's end; `tier_counts` members per tier at each end.
+    `members` the members joined by each month's end; `tier_counts` members per tier at each end;
+    `kind_cost_m`: per COST_KINDS kind the program has, its (months, 2) cost and partner share,
+    shown after partner_funded.
     """
     # Columns gathered, then one frame: a frame grown a column at a time rebuilds its blocks for
     # each of some twenty columns (a few ms at the end of every simulation, with one core idle).
@@ -302,6 +348,10 @@ def monthly_from(
     cols["opening"] = (closing - net).astype(np.int64)
     cols["reward_cost"] = cost
     cols["partner_funded"] = partner
+    kind_cost_m = kind_cost_m or {}
+    for kind, both in kind_cost_m.items():
+        for j, f in enumerate(cost_figures(kind)):
+            cols[f] = np.ascontiguousarray(both[:, j], dtype=np.int64)
     factor = x.point_cost * 10**x.decimals
     cols["liability"] = [round_half_up(c * factor * u) for c, u in zip(closing.tolist(), urr_m, strict=True)]
     cols["members"] = members.reindex(months).to_numpy(dtype=np.int64)
@@ -311,7 +361,9 @@ def monthly_from(
         cols[col] = revenue[col].reindex(months, fill_value=0).to_numpy().astype(np.int64)
     index = months.astype(str)
     index.name = "month"
-    order = list(MONTHLY_POINTS) + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + list(MONTHLY_MONEY)
+    money = list(MONTHLY_MONEY)
+    money[money.index("partner_funded") + 1 : money.index("partner_funded") + 1] = [f for kind in kind_cost_m for f in cost_figures(kind)]
+    order = list(MONTHLY_POINTS) + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + money
     return pd.DataFrame({c: cols[c] for c in order}, index=index).reset_index()
 
 
@@ -458,7 +510,9 @@ def summarise(per_run: list[dict], decimals: int) -> dict:
     scale = 10**decimals
     for name in COUNT_FIGURES:
         out[name] = spread([r[name] for r in per_run], None)
-    for name in MONEY_FIGURES:
+    money = list(MONEY_FIGURES)  # with the cost kinds' figures the runs have after partner_funded
+    money[money.index("partner_funded") + 1 : money.index("partner_funded") + 1] = [f for f in COST_KIND_FIGURES if f in per_run[0]]
+    for name in money:
         out[name] = spread([Fraction(r[name], scale) for r in per_run], decimals)
     for name in RATIO_FIGURES:
         out[name] = spread([r[name] for r in per_run], 6)

@@ -396,11 +396,17 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
         tiers_end=end_tiers,
     )
     urr = simulated.run_urr(p.triangle, months)
-    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month])
+    # The program's own cost kinds (its benefits, ...): figures and monthly columns of their own.
+    kinds = list(metrics.COST_KINDS)
+    own = {k: kinds.index(k) for k in metrics.cost_kinds_of(model)}
+    kind_costs = {k: tuple(int(v) for v in p.kind_cost[j]) for k, j in own.items()}
+    kind_cost_m = {k: p.kind_cost_m[:, j, :] for k, j in own.items()}
+    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month],
+                                   kind_cost_m)
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
     books = simulated.run_accounting(setup.scenario.accounting, p.cells, p.sales_m, urr, months, model.point_cost, model.decimals)
-    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact)
+    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, kind_costs)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
     return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import matplotlib
@@ -230,13 +231,36 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def headline(summary: dict) -> list[dict]:
-    """Rows of the headline table: label, unit and the four statistics."""
+    """Rows of the headline table: label, unit and the four statistics (of the figures the summary
+    has: a program without benefits has no benefit figures)."""
     rows = []
     for key, label, kind in HEADLINE:
+        if key not in summary:
+            continue
         s = summary[key]
         unit = {"money": summary["currency"], "points": "points", "ratio": "%", "percent": "%", "count": ""}[kind]
         rows.append({"key": key, "label": label, "unit": unit, "kind": kind, **s})
     return rows
+
+
+# Per metrics.COST_KINDS kind: its monthly column's heading, and its part of the program cost (its
+# cost less what partners fund of it), which the report shows when the program has any such kind.
+COST_PARTS = {"benefit": ("Benefit cost", "Benefits given − partner funding")}
+POINTS_PART = "Points: rewards redeemed − partner funding + liability"
+
+
+def cost_split(per_run: list[dict], decimals: int) -> list[dict]:
+    """Rows of the program cost's split across runs (label and the four statistics, in currency
+    units): the points' part, each cost kind's the runs have, and the program cost they add up to
+    (the means add up exactly; percentiles of parts need not). Empty without cost kinds."""
+    kinds = [k for k in metrics.COST_KINDS if metrics.cost_figures(k)[0] in per_run[0]]
+    if not kinds:
+        return []
+    scale = 10**decimals
+    parts = [(POINTS_PART, lambda f: f["reward_cost"] - f["partner_funded"] + f["liability"])]
+    parts += [(COST_PARTS[k][1], lambda f, k=k: f[metrics.cost_figures(k)[0]] - f[metrics.cost_figures(k)[1]]) for k in kinds]
+    parts.append(("Program cost", lambda f: f["program_cost"]))
+    return [{"label": label, **metrics.spread([Fraction(part(f), scale) for f in per_run], decimals)} for label, part in parts]
 
 
 def _plt_setup() -> None:
@@ -262,6 +286,10 @@ def render_report(result) -> str:
             headline=headline(s),
             tiers=[(c, c[len("tier_") :]) for c in tiers],
             months=first.to_dict("records"),
+            cost_split=cost_split(result.per_run, dec),
+            # Each cost kind's monthly cost after the reward cost (the program's own kinds only).
+            cost_columns=[(metrics.cost_figures(k)[0], COST_PARTS[k][0]) for k in metrics.COST_KINDS
+                          if metrics.cost_figures(k)[0] in first.columns],
             rewards=result.rewards.to_dict("records"),
             # The files read are in `sources` (path and sha256), whether the scenario named them or not.
             assumptions=[(k, v) for k, v in _flatten(result.scenario.to_dict()) if k not in SOURCE_KEYS],
@@ -327,7 +355,10 @@ def compare_rows(results: list) -> list[dict]:
     whether that difference is better or worse (`verdicts`)."""
     rows = []
     for key, label, kind in HEADLINE:
-        vals = [r.summary[key] for r in results]
+        if not any(key in r.summary for r in results):
+            continue
+        # A cost kind a program does not have costs it nothing.
+        vals = [r.summary.get(key, {"mean": 0, "p5": 0, "p50": 0, "p95": 0}) for r in results]
         base = vals[0]["p50"]
         diffs = [metrics.difference(v["p50"], base) for v in vals]
         verdicts = [verdict(key, d) for d in diffs]

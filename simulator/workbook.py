@@ -78,7 +78,7 @@ def _kinds(*groups: tuple[tuple[str, ...] | str, str]) -> tuple[tuple[str, str],
 SUMMARY_ORDER = metrics.FIGURE_LABELS
 FIGURE_KINDS = {
     **{f: "points" for f in metrics.POINT_FIGURES},
-    **{f: "money" for f in metrics.MONEY_FIGURES},
+    **{f: "money" for f in metrics.MONEY_FIGURES + metrics.COST_KIND_FIGURES},
     **{f: "ratio" for f in metrics.RATIO_FIGURES},
     "revenue_lift_pct": "percent",
     # The accounting roll-forward's amounts and the ultimate redemption rate, under any key that
@@ -179,7 +179,7 @@ ROLL_FORWARD = _kinds(
     (("month",), "text"),
     (metrics.MONTHLY_POINTS, "points"),
     (("members", "tier_*"), "count"),
-    (metrics.MONTHLY_MONEY, "money"),
+    (metrics.MONTHLY_MONEY + metrics.COST_KIND_FIGURES, "money"),
 )
 
 # urr.csv's and urr_by_tier.csv's columns (the latter's first is `tier`).

@@ -306,3 +306,23 @@ def test_the_garbage_collector_is_left_as_it_was(outs, tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_program_with_benefits_has_their_figures_and_columns_as_money(tmp_path):
+    import rulelang
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    text = PROGRAM_TEXT + "benefit gift: cost 12.5 CNY when month(date) == month(customer.birthday) once per year funded 40% by brand\n"
+    tx, cu = sample(30, 5, seed=5)
+    res = simulate(rulelang.loads(text, "b.loyalty"), tx, cu, scenario(runs=2), workers=1, engine=ENGINE)
+    res.write(tmp_path)
+    wb = openpyxl.load_workbook(tmp_path / "report.xlsx")
+    summary = {r[0]: r for r in rows(wb["summary"])}
+    assert summary["benefit_cost"][1:3] == ("Cost of benefits given", "CNY")
+    assert summary["benefit_partner_funded"][1:3] == ("Benefits funded by partners", "CNY")
+    monthly = wb["monthly"]
+    header = [c.value for c in monthly[1]]
+    csv = pd.read_csv(tmp_path / "monthly.csv")
+    assert header == list(csv.columns) and header.index("benefit_cost") == header.index("partner_funded") + 1
+    assert monthly.cell(2, header.index("benefit_cost") + 1).number_format == '#,##0.00 "CNY"'
+    assert table(monthly)["benefit_cost"].sum() == pytest.approx(res.summary["benefit_cost"]["mean"] * 2)

@@ -322,6 +322,24 @@ class Benefit:
         return next((c for c in self.clauses if isinstance(c, kind)), None)
 
 
+@dataclass(frozen=True)
+class LabelText:
+    """`LANG "TEXT"` inside a `label` statement."""
+
+    lang: Ident
+    text: String
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Label:
+    """`label NAME LANG "TEXT" ...`: what members read for a rule, tier, reward or benefit, per language."""
+
+    name: Ident
+    texts: tuple
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
 # --- other statements ---------------------------------------------------------------------------
 
 

@@ -35,6 +35,9 @@ _TIER_UNITS = {"spend": (None,), "points": ("points", "point"), "visits": ("visi
 _THRESHOLD_KINDS = {"spend": "money", "points": "points", "visits": "count"}
 # Units a tiers window may use (a calendar year is written `over calendar year`).
 _WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "months"}
+# Languages written by name rather than by code, for the did-you-mean of an unknown label language.
+_LANGUAGE_NAMES = {"english": "en", "eng": "en", "英文": "en", "英语": "en", "chinese": "zh", "cn": "zh", "zho": "zh", "chs": "zh",
+                   "中文": "zh", "汉语": "zh"}
 # Comparing this many names with difflib, in total, is enough for any real program; past it a
 # pathological file (thousands of distinct typos) gets no suggestions rather than a slow check.
 _SUGGEST_BUDGET = 400_000
@@ -147,6 +150,7 @@ class Checker:
         self.benefits: dict[str, ast.Benefit] = {}
         for b in program.of(ast.Benefit):
             self.benefits.setdefault(b.name.name, b)
+        self.labels: dict[tuple[str, str], ast.LabelText] = {}  # (name, language) -> the first label given
         self.rewards: dict[str, ast.Reward] = {}
         for r in program.of(ast.Reward):
             self.rewards.setdefault(r.name.name, r)
@@ -399,6 +403,29 @@ class Checker:
             getattr(self, _CLAUSES[kind])(clause)
         return seen
 
+    def s_label(self, s: ast.Label):
+        name = s.name.name
+        labelled = {**self.rules, **self.benefits, **self.tiers, **self.rewards}
+        if name not in labelled:
+            self.emit("E227", f"there is no rule, tier, reward or benefit named `{name}` to label"
+                              f"{self.did_you_mean(name, 'labelled', list(labelled))}", s.name.span,
+                      "a label gives a name of this program the words members read: `label gold_boost en \"Gold bonus\"`")
+        for t in s.texts:
+            lang = t.lang.name
+            if lang not in B.LABEL_LANGUAGES:
+                known = _LANGUAGE_NAMES.get(lang.lower())
+                mean = f"; did you mean `{known}`?" if known else self.did_you_mean(lang, "languages", list(B.LABEL_LANGUAGES))
+                self.emit("E228", f"`{lang}` is not a language labels are written in{mean}",
+                          t.lang.span, "labels are in " + either(B.LABEL_LANGUAGES) + ", the languages `loyalty explain` writes")
+                continue
+            first = self.labels.setdefault((name, lang), t)
+            if first is not t:
+                self.emit("E229", f"`{name}` already has a label in `{lang}` (line {first.span.line})", t.span,
+                          "give each name one label per language; delete or merge the other")
+            if not t.text.value.strip():
+                self.emit("E230", f"the `{lang}` label of `{name}` is empty", t.text.span,
+                          "write the words members read, or delete the language from the label")
+
     def s_benefit(self, s: ast.Benefit):
         first = self.benefits[s.name.name]
         if first is not s or s.name.name in self.rules:
@@ -560,6 +587,7 @@ _STATEMENTS = {
     ast.Reward: "s_reward",
     ast.Assert: "s_assert",
     ast.Benefit: "s_benefit",
+    ast.Label: "s_label",
 }
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}
 _CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded"}

@@ -8,11 +8,13 @@ member-facing and are left out. A condition the tables cannot put in words is sh
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 from fractions import Fraction
 
 from rulelang import ast
 from rulelang import builtins as B
+from rulelang.conditions import Analyser
 from rulelang.fmt import format_expr, width
 from rulelang.model import Model, Rule, lower
 
@@ -43,9 +45,14 @@ TEXT: dict[str, dict] = {
             "fixed_event": "{who} earn {points}{conds}{freq}.",
             "per_unit": "{who} earn {points} for each item{conds}{freq}.",
             "per_unit_item": "{who} earn {points} for each {item}{conds}{freq}.",
-            "multiplier_all": "You earn {factor} times the points of '{target}'{conds}{freq}.",
-            "multiplier_tiers": "{who}: {factor} times the points of '{target}'{conds}{freq}.",
+            "multiplier_all": "You earn {factor} times {target}{conds}{freq}.",
+            "multiplier_tiers": "{who}: {factor} times {target}{conds}{freq}.",
         },
+        # What a multiplier multiplies, in words: its target's label, else what the target earns.
+        "target": {"label": "the points of '{label}'", "per_spend": "the points for spend", "per_unit": "the points per item",
+                   "fixed": "the {points} bonus", "multiplier": "the extra points of the {factor}x bonus"},
+        "labelled": "{label} — {text}",
+        "stack_part": {"label": "'{label}' ({f}x)", "plain": "{f}x"},
         "conds": (" ", ", "),  # before the first condition, between conditions
         "events": {B.ENROLL: "when you join", "referral": "when you refer a friend who joins", "review": "when you write a review",
                    "_other": "on a '{event}' event"},
@@ -139,9 +146,13 @@ TEXT: dict[str, dict] = {
             "fixed_event": "{conds}{who}可获得{points}{freq}。",
             "per_unit": "{conds}{who}每件商品得{points}{freq}。",
             "per_unit_item": "{conds}{who}每件{item}得{points}{freq}。",
-            "multiplier_all": "{conds}可获得“{target}”的{factor}倍积分{freq}。",
-            "multiplier_tiers": "{conds}{who}可获得“{target}”的{factor}倍积分{freq}。",
+            "multiplier_all": "{conds}可获得{target}的{factor}倍积分{freq}。",
+            "multiplier_tiers": "{conds}{who}可获得{target}的{factor}倍积分{freq}。",
         },
+        "target": {"label": "“{label}”", "per_spend": "消费积分", "per_unit": "按件积分", "fixed": "{points}奖励",
+                   "multiplier": "{factor}倍加倍的额外积分"},
+        "labelled": "{label}：{text}",
+        "stack_part": {"label": "“{label}”（{f}倍）", "plain": "{f}倍"},
         "conds": ("", "，"),
         "conds_end": "，",
         # Conditions that each end in 时 read as one: "渠道为app且单笔订单总额不低于30元时".
@@ -228,10 +239,17 @@ class _Terms:
     """One program's wording in one language."""
 
     def __init__(self, tree: ast.Program, model: Model, lang: str):
-        self.tree, self.model, self.t = tree, model, TEXT[lang]
+        self.tree, self.model, self.t, self.lang = tree, model, TEXT[lang], lang
         self.special = self.t["special"]  # the condition phrases in use (a benefit's own while it is worded)
 
     # --- words ---
+
+    def label(self, name: str) -> str | None:
+        """The program's label for a name in this language, or None."""
+        return self.model.labels.get(name, {}).get(self.lang)
+
+    def tier_name(self, name: str) -> str:
+        return self.label(name) or name
 
     def join(self, items: list[str], word: str) -> str:
         sep, last = self.t["join"][word]
@@ -287,7 +305,7 @@ class _Terms:
         names = list(spec.names)
         if isinstance(e, ast.In) and _is_name(e.item, "tier") and all(isinstance(o, ast.Name) and o.name in names for o in e.options.items):
             chosen = {o.name for o in e.options.items}
-            return [n for n in names if (n in chosen) != e.negated] or None
+            return [self.tier_name(n) for n in names if (n in chosen) != e.negated] or None
         if not isinstance(e, ast.Compare):
             return None
         op, left, right = e.op, e.left, e.right
@@ -298,7 +316,7 @@ class _Terms:
         i = names.index(right.name)
         pick = {"==": lambda j: j == i, "!=": lambda j: j != i, ">=": lambda j: j >= i, ">": lambda j: j > i,
                 "<=": lambda j: j <= i, "<": lambda j: j < i}[op]
-        return [n for j, n in enumerate(names) if pick(j)] or None
+        return [self.tier_name(n) for j, n in enumerate(names) if pick(j)] or None
 
     def compare(self, e: ast.Compare) -> str | None:
         left, right = format_expr(e.left), format_expr(e.right)
@@ -373,7 +391,7 @@ class _Terms:
         if isinstance(v, ast.Name) and v.name in B.WEEKDAYS and v.name not in self.model.columns:
             return self.t["weekday"][B.WEEKDAYS[v.name]]
         if isinstance(v, ast.Name) and self.model.tiers and v.name in self.model.tiers.names:
-            return v.name
+            return self.tier_name(v.name)
         return None
 
     # --- sections ---
@@ -407,9 +425,21 @@ class _Terms:
             slots.update(points=self.points(award.points.value), item=item)
         else:
             key = "multiplier_tiers" if tiers else "multiplier_all"
-            slots.update(factor=num(award.factor.value), target=rule.target)
+            slots.update(factor=num(award.factor.value), target=self.target(rule))
         text = self.t["award"][key].format(**slots)
-        return text[:1].upper() + text[1:] if self.t["capitalise"] else text
+        text = text[:1].upper() + text[1:] if self.t["capitalise"] else text
+        label = self.label(rule.name)
+        return self.t["labelled"].format(label=label, text=text) if label else text
+
+    def target(self, rule: Rule) -> str:
+        """What a multiplier multiplies, as members read it: the target's label, else what the
+        target earns in words (never its identifier)."""
+        target = self.model.rule(rule.target)
+        label = self.label(target.name)
+        words = self.t["target"]
+        if label:
+            return words["label"].format(label=label)
+        return words[target.kind].format(points=self.points(target.points), factor=num(target.factor))
 
     def conds(self, phrases: list[str]) -> str:
         if not phrases:
@@ -435,13 +465,21 @@ class _Terms:
         return self.t["freq"][key].format(n=rule.times, period=period)
 
     def stacking(self) -> list[str]:
+        """How multipliers on one rule add up: one sentence per largest group of them that can
+        apply together (a 1.2x for one tier and a 2x for another are never added)."""
         out = []
+        an = Analyser(self.model)
         for target in dict.fromkeys(r.target for r in self.model.rules if r.kind == "multiplier"):
-            factors = [r.factor for r in self.model.rules if r.kind == "multiplier" and r.target == target]
-            if len(factors) >= 2:
-                parts = self.join([self.t["factor"].format(f=num(f)) for f in factors], "and")
-                out.append(self.t["stacking"].format(parts=parts, total=num(1 + sum(f - 1 for f in factors))))
+            multipliers = [r for r in self.model.rules if r.kind == "multiplier" and r.target == target]
+            for group in _together(an, self.model.rule(target), multipliers):
+                parts = self.join([self.stack_part(r) for r in group], "and")
+                out.append(self.t["stacking"].format(parts=parts, total=num(1 + sum(r.factor - 1 for r in group))))
         return out
+
+    def stack_part(self, rule: Rule) -> str:
+        label = self.label(rule.name)
+        part = self.t["stack_part"]
+        return part["label"].format(label=label, f=num(rule.factor)) if label else part["plain"].format(f=num(rule.factor))
 
     def earning(self) -> list[str]:
         earns = self.tree.of(ast.Earn)
@@ -464,7 +502,8 @@ class _Terms:
         else:
             head = self.t["tiers_rolling"].format(metric=metric, n=spec.n, unit=self.t["window_unit"][spec.window])
         out = [head]
-        for name, threshold in zip(spec.names, spec.thresholds, strict=True):
+        for tier, threshold in zip(spec.names, spec.thresholds, strict=True):
+            name = self.tier_name(tier)
             if threshold == 0:
                 out.append(self.t["bullet"] + self.t["level_start"].format(name=name))
                 continue
@@ -486,7 +525,7 @@ class _Terms:
     def rewards(self) -> list[str]:
         if not self.model.rewards:
             return []
-        return [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=r.name, points=self.points(r.points))
+        return [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=self.given_name(r.name), points=self.points(r.points))
                                            for r in self.model.rewards]
 
     def benefit(self, rule: Rule) -> str:
@@ -507,7 +546,12 @@ class _Terms:
         return text[:1].upper() + text[1:] if self.t["capitalise"] else text
 
     def benefit_name(self, rule: Rule) -> str:
-        return rule.name.replace("_", " ")
+        return self.given_name(rule.name)
+
+    def given_name(self, name: str) -> str:
+        """A reward or benefit as members read it: its label, else its name with `_` as spaces
+        (`free_alteration`: "free alteration"). Rules are never shown by name (`target`, `rule`)."""
+        return self.label(name) or name.replace("_", " ")
 
     def benefits(self) -> list[str]:
         if not self.model.benefits:
@@ -526,6 +570,28 @@ class _Terms:
                 blocks.append("\n" + (self.t["benefit_section"] if key == "benefits" else self.t["sections"][key]))
                 blocks.extend(lines)
         return "\n".join(blocks) + "\n"
+
+
+# Past this many multipliers on one rule, their groups are not searched: they are taken to add up.
+MAX_GROUPED = 10
+
+
+def _together(an: Analyser, target: Rule, multipliers: list[Rule]) -> list[list[Rule]]:
+    """The largest groups (two or more, declaration order) of the multipliers on `target` whose
+    conditions can hold together with the target's: each is a stack a member can reach."""
+    if len(multipliers) < 2:
+        return []
+    if len(multipliers) > MAX_GROUPED:
+        return [multipliers]
+    base = an.rule_terms(target)
+    own = {r.name: an.rule_terms(r, with_target=False) for r in multipliers}
+    groups: list[set] = []
+    for k in range(len(multipliers), 1, -1):
+        for combo in itertools.combinations(multipliers, k):
+            names = {r.name for r in combo}
+            if not any(names <= g for g in groups) and an.jointly([base] + [own[n] for n in names]):
+                groups.append(names)
+    return [[r for r in multipliers if r.name in g] for g in groups]
 
 
 def _ungroup(e):

@@ -160,12 +160,7 @@ def _factor(name: str, multipliers) -> Fraction:
 
 
 def _jointly(ctx: _Context, parts: list) -> bool:
-    if any(p is None for p in parts):
-        return True
-    terms = [[]]
-    for p in parts:
-        terms = [a + b for a in terms for b in p][:256]
-    return ctx.an.satisfiable(terms)
+    return ctx.an.jointly(parts)
 
 
 def _bounded_by_assert(ctx: _Context, names: set[str]) -> bool:

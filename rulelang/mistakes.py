@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert", "benefit")
+STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert", "benefit", "label")
 CLAUSE_WORDS = ("when", "on", "during", "once", "at most", "funded")
 _UNCLOSED_HINT = "close each `(` with `)` and each `[` with `]`"
 
@@ -76,6 +76,9 @@ MISTAKES: list[Mistake] = [
     Mistake("E135", "a cost cannot be negative: it is what the business pays each time",
             "write the cost as a positive amount: `cost 20 CNY`",
             ("benefit x: cost -5 CNY\n", "reward x: 300 points cost -8 CNY\n")),
+    Mistake("E136", "a label is a language and a quoted text: `label base en \"Points on spend\"`",
+            "write each language's text in quotes after its code: `label gold_boost en \"Gold bonus\" zh \"金卡加赠\"`",
+            ("label x en Gold\n", "label x en\n", 'label x "Gold"\n', "label x\n", 'label x en "a" zh\n', "label x en Gold Card\n")),
     Mistake("E122", "a bracket is still open at the end of the file", _UNCLOSED_HINT,
             ("earn x: 10 points when weekday in [sat, sun\n", 'earn x: 10 points when category in ["a", "b"\n',
              "earn x: 10 points when quantity in [1, 2\n", "earn x: 10 points when weekday in [sat,\n", "earn x: 10 points when weekday in [\n",

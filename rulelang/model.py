@@ -104,6 +104,8 @@ class Model:
     # Benefits: rules of kind `benefit`, numbered after the earn rules (index len(rules) + j), so
     # a ledger's `rule` names either.
     benefits: tuple[Rule, ...] = ()
+    # Member-facing names: a rule's, tier's, reward's or benefit's name -> {language: label}.
+    labels: dict = field(default_factory=dict)
 
     @property
     def firing(self) -> tuple[Rule, ...]:
@@ -252,7 +254,16 @@ def lower(program: ast.Program) -> Model:
         customer_columns=customer_columns,
         path=program.path,
         benefits=benefits,
+        labels=_labels(program),
     )
+
+
+def _labels(program: ast.Program) -> dict:
+    out: dict[str, dict[str, str]] = {}
+    for s in program.of(ast.Label):
+        for t in s.texts:
+            out.setdefault(s.name.name, {}).setdefault(t.lang.name, t.text.value)
+    return out
 
 
 def _scope(e: ast.Earn | ast.Benefit, by_name: dict, columns: dict, seen: frozenset = frozenset()) -> str:

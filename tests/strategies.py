@@ -152,6 +152,7 @@ statements = st.one_of(
     st.builds(ast.Reward, idents, numbers, money, st.none() | _funded),
     st.builds(ast.Assert, expressions),
     st.builds(ast.Benefit, idents, money, clauses),
+    st.builds(ast.Label, idents, st.lists(st.builds(ast.LabelText, idents, strings), min_size=1, max_size=3).map(tuple)),
 )
 programs = st.lists(statements, max_size=8).map(lambda ss: ast.Program(tuple(ss)))
 

@@ -256,23 +256,34 @@ TRIANGLE_KINDS = ("earn", "clawback", "redeem", "expire")
 
 
 @njit(cache=True, nogil=True)
-def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf, money, nmoney):
-    # `money`: each posting's money bucket, 0 for the points' and 1 + its COST_KINDS position.
+def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf, kind_code, money_lut, ncost):
+    # A posting of a KINDS kind is the points' money; any other looks its money up in `money_lut`
+    # at its ledger kind's code: 0 for the points' money too, 1 + its position in COST_KINDS for a
+    # cost of its own. Postings of KINDS kinds, nearly all of them, take no look-up.
     by_kind = np.zeros(nk, dtype=np.int64)
     cells = np.zeros((nm, nk), dtype=np.int64)
-    cost_m = np.zeros((nm, nmoney), dtype=np.int64)
-    partner_m = np.zeros((nm, nmoney), dtype=np.int64)
+    cost_m = np.zeros(nm, dtype=np.int64)
+    partner_m = np.zeros(nm, dtype=np.int64)
     triangle = np.zeros((nm, nm, nf), dtype=np.int64)
-    total = np.zeros((nmoney, 2), dtype=np.int64)
+    total = np.zeros(2, dtype=np.int64)
+    kind_total = np.zeros((ncost, 2), dtype=np.int64)
+    kind_m = np.zeros((nm, ncost, 2), dtype=np.int64)
     for i in range(t.shape[0]):
         k = kinds[i]
-        b = money[i]
         c = month_of(t[i], first, table, nm)
-        total[b, 0] += cost[i]
-        total[b, 1] += partner[i]
-        if 0 <= c < nm:
-            cost_m[c, b] += cost[i]
-            partner_m[c, b] += partner[i]
+        b = 0 if k >= 0 or kind_code[i] < 0 else money_lut[kind_code[i]]
+        if b == 0:
+            total[0] += cost[i]
+            total[1] += partner[i]
+            if 0 <= c < nm:
+                cost_m[c] += cost[i]
+                partner_m[c] += partner[i]
+        else:
+            kind_total[b - 1, 0] += cost[i]
+            kind_total[b - 1, 1] += partner[i]
+            if 0 <= c < nm:
+                kind_m[c, b - 1, 0] += cost[i]
+                kind_m[c, b - 1, 1] += partner[i]
         if 0 <= k < nk:
             by_kind[k] += points[i]
             if 0 <= c < nm:
@@ -281,7 +292,7 @@ def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, n
                     e = month_of(earned_on[i], first, table, nm)
                     if 0 <= e <= c:
                         triangle[e, c - e, k] += points[i]
-    return by_kind, total, cells, cost_m, partner_m, triangle
+    return by_kind, total, cells, cost_m, partner_m, triangle, kind_total, kind_m
 
 
 def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> LedgerSums:
@@ -289,7 +300,7 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
     per (month, kind) cell and per (cohort, development, flow) cell of the cohort triangle, in one pass."""
     kinds = kind_codes(ledger) if kinds is None else kinds
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
-    by_kind, total, cells, cost_m, partner_m, triangle = _ledger_sums(
+    by_kind, total, cells, cost_m, partner_m, triangle, kind_total, kind_m = _ledger_sums(
         as_ns(ledger["timestamp"].to_numpy()),
         as_ns(ledger["earned_on"].to_numpy()),
         np.asarray(kinds),
@@ -299,22 +310,20 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
         len(months),
         len(KINDS),
         len(TRIANGLE_KINDS),
-        money_codes(ledger),
-        1 + len(COST_KINDS),
+        *money_codes(ledger),
+        len(COST_KINDS),
     )
-    return LedgerSums(
-        by_kind, int(total[0, 0]), int(total[0, 1]), cells, np.ascontiguousarray(cost_m[:, 0]), np.ascontiguousarray(partner_m[:, 0]),
-        triangle, total[1:], np.stack([cost_m[:, 1:], partner_m[:, 1:]], axis=2),
-    )
+    return LedgerSums(by_kind, int(total[0]), int(total[1]), cells, cost_m, partner_m, triangle, kind_total, kind_m)
 
 
-def money_codes(ledger: pd.DataFrame) -> np.ndarray:
-    """Each posting's money bucket (int8): 1 + the position of its kind in COST_KINDS, else 0."""
+def money_codes(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(each posting's kind code, and per code its money bucket: 1 + the position of the kind in
+    COST_KINDS, else 0); the codes are the Categorical's own, not copied."""
     col = ledger["kind"]
     cat = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
     kinds = list(COST_KINDS)
-    lut = np.array([1 + kinds.index(c) if c in COST_KINDS else 0 for c in cat.categories], dtype=np.int8)
-    return np.maximum(_lookup(lut, cat.codes), 0)
+    lut = np.array([1 + kinds.index(c) if c in COST_KINDS else 0 for c in cat.categories] or [0], dtype=np.int8)
+    return np.asarray(cat.codes), lut
 
 
 def monthly_from(

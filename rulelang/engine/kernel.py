@@ -458,6 +458,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     n_points = program.point_rules
     benefit_cost, benefit_share_num, benefit_share_den = program.benefit_cost, program.benefit_share_num, program.benefit_share_den
     n_benefits = benefit_cost.shape[0]
+    has_benefits = n_benefits > 0  # the program's flag: without benefits the unit loop skips their step
     member, ts, kind, amount, unit, units = rows.member, rows.ts, rows.kind, rows.amount, rows.unit, rows.units
     refund_of, reward_of, row_id = rows.refund_of, rows.reward_of, rows.row_id
     rule_bits, level_bits, later_bits, bit_rule = rows.rule_bits, rows.level_bits, rows.later_bits, rows.bit_rule
@@ -496,6 +497,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     rounded_points = np.zeros(n_rules, dtype=np.int64)
     remainder = np.zeros(n_rules, dtype=np.int64)
     issued_points = np.zeros(n_rules, dtype=np.int64)
+    benefit_fired = np.zeros(n_benefits, dtype=np.int64)  # per benefit: its firings on the unit
     # Per refunded unit (by its slot): its day, points issued and clawed back per rule, amount refunded.
     slots = max(rows.refunded_units, 1)
     slot_issued = np.zeros((slots, n_rules), dtype=np.int64)
@@ -606,12 +608,12 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                     exact = fixed_num[r]
                                 elif rule_kind[r] == PER_UNIT:
                                     exact = fixed_num[r] * units[line]
-                                elif rule_kind[r] == BENEFIT_RULE:  # a firing: its cost is posted after the points
-                                    exact = 1
-                                else:
+                                elif rule_kind[r] == MULTIPLIER:
                                     target = line_exact[multiplier_target[r]]
                                     if target > 0:
                                         exact = target * multiplier_num[r] // multiplier_den[r]
+                                else:  # BENEFIT_RULE: a firing; its cost is posted after the points
+                                    exact = 1
                                 if exact > 0 and times[r] >= 0:
                                     key = period_key[times_period[r]]
                                     if key != times_key[r]:
@@ -625,11 +627,18 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                 unit_exact[r] += exact
                             bits = bits >> np.uint64(1)
                             b += 1
+                # --- Benefits fired: their firings move out of the points (the program's flag: a
+                # program without benefits skips this; the loops below then run over exactly the
+                # rules they ran over before benefits, and the benefits' entries are 0 in them).
+                if has_benefits:
+                    for q in range(n_benefits):
+                        benefit_fired[q] = unit_exact[n_points + q]
+                        unit_exact[n_points + q] = 0
                 # --- Rounding: the unit's total rounded once; its whole points shared among the
                 # rules by largest remainder.
                 total = 0
                 floors = 0
-                for r in range(n_points):
+                for r in range(n_rules):
                     exact = unit_exact[r]
                     total += exact
                     if exact == 0:  # most rules earn nothing on a line: no division
@@ -643,7 +652,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 extra = rounded - floors
                 while extra > 0:
                     best = -1
-                    for r in range(n_points):
+                    for r in range(n_rules):
                         if remainder[r] > 0 and (best < 0 or remainder[r] > remainder[best]):
                             best = r
                     if best < 0:
@@ -664,30 +673,31 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     if left < room:
                         room = left
                 issued = 0
-                for r in range(n_points):
+                for r in range(n_rules):
                     granted = rounded_points[r] if rounded_points[r] < room else room
                     issued_points[r] = granted
                     room -= granted
                     issued += granted
-                for r in range(n_points):
+                for r in range(n_rules):
                     if issued_points[r] > 0:
                         partner = 0
                         if share_num[r] > 0:
                             partner = (2 * issued_points[r] * share_num[r] + share_den[r]) // (2 * share_den[r])
                         posted = _post(out, posted, holder, now, EARN, r, issued_points[r], day * NS_PER_DAY, -1, 0, partner, row_id[first])
-                for r in range(n_points):
+                for r in range(n_rules):
                     if rounded_points[r] - issued_points[r] > 0:
                         posted = _post(out, posted, holder, now, CAPPED, r, rounded_points[r] - issued_points[r], NAT, -1, 0, 0, row_id[first])
                 # --- Benefits: each one that fired costs its cost a firing (a program without
                 # benefits skips this). A refund does not take a benefit back.
-                for q in range(n_benefits):
-                    fired = unit_exact[n_points + q]
-                    if fired > 0:
-                        spent = fired * benefit_cost[q]
-                        partner = 0
-                        if benefit_share_num[q] > 0:
-                            partner = (2 * spent * benefit_share_num[q] + benefit_share_den[q]) // (2 * benefit_share_den[q])
-                        posted = _post(out, posted, holder, now, BENEFIT, n_points + q, 0, NAT, -1, spent, partner, row_id[first])
+                if has_benefits:
+                    for q in range(n_benefits):
+                        fired = benefit_fired[q]
+                        if fired > 0:
+                            spent = fired * benefit_cost[q]
+                            partner = 0
+                            if benefit_share_num[q] > 0:
+                                partner = (2 * spent * benefit_share_num[q] + benefit_share_den[q]) // (2 * benefit_share_den[q])
+                            posted = _post(out, posted, holder, now, BENEFIT, n_points + q, 0, NAT, -1, spent, partner, row_id[first])
                 if issued > 0:
                     balance += issued
                     if lot_count > 0 and lot_day[lot_count - 1] == day:
@@ -706,7 +716,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 if slot >= 0:  # a later refund claws back from what this unit issued
                     slot_day[slot] = day
                     slot_refunded[slot] = 0
-                    for r in range(n_points):
+                    for r in range(n_rules):
                         slot_issued[slot, r] = issued_points[r]
                         slot_clawed[slot, r] = 0
                 unit_points = issued
@@ -756,7 +766,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     if whole <= 0:
                         part = 1
                         whole = 1
-                    for r in range(n_points):
+                    for r in range(n_rules):
                         owed = _round(slot_issued[slot, r] * part, whole, rounding) - slot_clawed[slot, r]
                         if owed <= 0:
                             continue

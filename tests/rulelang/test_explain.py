@@ -347,3 +347,14 @@ def test_multipliers_that_never_apply_together_are_not_added_up():
     assert "add up" not in terms(disjoint) and "相加" not in terms(disjoint, "zh")
     together = "currency CNY\nearn base: 1 point per 1 CNY\nearn a: 2x base when amount >= 10\nearn b: 3x base when amount >= 20\n"
     assert "their extras add up: 2x and 3x give 4x." in terms(together)
+
+
+def test_the_language_references_label_example_reads_as_it_says():
+    """docs/language.md, "Labels": its program's `explain` says what the page says it does."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "language.md").read_text(encoding="utf-8")
+    section = doc.split("### Labels", 1)[1]
+    program = re.search(r"```loyalty\n(.*?)```", section, re.S).group(1)
+    claimed = re.search(r'then reads "(.*?)" What `explain` shows', section, re.S).group(1)
+    assert " ".join(claimed.split()) in terms(program).replace("\n", " ")

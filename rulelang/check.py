@@ -147,6 +147,9 @@ class Checker:
         self.rules: dict[str, ast.Earn] = {}
         for e in program.of(ast.Earn):
             self.rules.setdefault(e.name.name, e)
+        self.discounts: dict[str, ast.Discount] = {}
+        for d in program.of(ast.Discount):
+            self.discounts.setdefault(d.name.name, d)
         self.benefits: dict[str, ast.Benefit] = {}
         for b in program.of(ast.Benefit):
             self.benefits.setdefault(b.name.name, b)
@@ -405,9 +408,9 @@ class Checker:
 
     def s_label(self, s: ast.Label):
         name = s.name.name
-        labelled = {**self.rules, **self.benefits, **self.tiers, **self.rewards}
+        labelled = {**self.rules, **self.benefits, **self.discounts, **self.tiers, **self.rewards}
         if name not in labelled:
-            self.emit("E227", f"there is no rule, tier, reward or benefit named `{name}` to label"
+            self.emit("E227", f"there is no rule, tier, reward, discount or benefit named `{name}` to label"
                               f"{self.did_you_mean(name, 'labelled', list(labelled))}", s.name.span,
                       "a label gives a name of this program the words members read: `label gold_boost en \"Gold bonus\"`")
         for t in s.texts:
@@ -428,11 +431,11 @@ class Checker:
 
     def s_benefit(self, s: ast.Benefit):
         first = self.benefits[s.name.name]
-        if first is not s or s.name.name in self.rules:
-            other = self.rules.get(s.name.name) or first
-            what = "rule" if s.name.name in self.rules else "benefit"
+        if first is not s or s.name.name in self.rules or s.name.name in self.discounts:
+            other = self.rules.get(s.name.name) or self.discounts.get(s.name.name) or first
+            what = "rule" if s.name.name in self.rules else "discount" if s.name.name in self.discounts else "benefit"
             self.emit("E226", f"there is already a {what} named `{s.name.name}` (line {other.name.span.line})", s.name.span,
-                      "rules and benefits share one set of names (the ledger names either); rename one of them")
+                      "rules, discounts and benefits share one set of names (the ledger names any of them); rename one")
         self.money(s.cost, "the benefit's cost")
         if s.cost.amount <= 0:
             self.emit("E407", f"the benefit's cost must be more than 0, not {number_text(s.cost.amount)}", s.cost.span,
@@ -492,6 +495,53 @@ class Checker:
 
     def c_funded(self, c: ast.Funded):
         self.funded(c)
+
+    def s_discount(self, s: ast.Discount):
+        # Rules and discounts share the ledger's `rule` column, so their names must differ.
+        first = self.discounts[s.name.name]
+        clash = self.rules.get(s.name.name)
+        if first is not s or clash is not None:
+            other = clash if clash is not None else first
+            what = "rule" if clash is not None else "discount"
+            self.emit("E240", f"there is already a {what} named `{s.name.name}` (line {other.name.span.line})", s.name.span,
+                      "rule and discount names must be unique (the ledger names each posting by it); rename one of them")
+        getattr(self, _DISCOUNT_VALUES[type(s.value)])(s.value)
+        if s.cap is not None:
+            self.money(s.cap, "the cap")
+            if s.cap.amount <= 0:
+                self.emit("E443", f"the cap after `up to` must be more than 0, not {number_text(s.cap.amount)} {s.cap.currency.name}",
+                          s.cap.span, f"write the most the discount takes off one purchase, like `up to 30 {self.currency or s.cap.currency.name}`")
+        seen: dict[type, object] = {}
+        for clause in s.clauses:
+            kind = type(clause)
+            if kind in seen:
+                word = _CLAUSE_WORDS[kind].split("`")[0]
+                self.emit("E215", f"discount `{s.name.name}` gives `{_CLAUSE_WORDS[kind]}` twice", keyword_span(clause.span, word.strip()),
+                          "combine them into one (conditions with `and`)")
+            seen.setdefault(kind, clause)
+            getattr(self, _CLAUSES[kind])(clause)
+
+    def d_percent(self, p: ast.Percent):
+        if not Decimal(0) < p.value <= Decimal(100):
+            self.emit("E440", f"a discount must be more than 0% and at most 100%, not {number_text(p.value)}%", p.span,
+                      "write the share taken off the price, more than 0% and at most 100%: `5%` takes 5% off (9.5折 is `5%`)")
+        else:
+            self.within(p.value, p.span, "percent", "a discount")
+
+    def d_buy_get(self, b: ast.BuyGet):
+        for n, word in ((b.buy, "buy"), (b.get, "get")):
+            if n.value < 1 or n.value != n.value.to_integral_value():
+                self.emit("E442", f"`{word}` must be a whole number of units, at least 1, not {number_text(n.value)}", n.span,
+                          "write `buy N get M free` with N and M at least 1, like `buy 3 get 1 free`"
+                          + (" (a free item for buying nothing is a gift: a `benefit` or a fixed discount)" if word == "buy" else ""))
+            else:
+                self.within(n.value, n.span, "count", f"`{word}`")
+
+    def d_money(self, m: ast.Money):
+        self.money(m, "the discount")
+        if m.amount <= 0:
+            self.emit("E441", f"a discount must be more than 0, not {number_text(m.amount)} {m.currency.name}", m.span,
+                      f"write the amount taken off the basket, like `10 {self.currency or m.currency.name}`")
 
     def s_limit(self, s: ast.Limit):
         self.positive(s.points, "the limit", whole=True, kind="points")
@@ -586,9 +636,11 @@ _STATEMENTS = {
     ast.Round: "s_round",
     ast.Reward: "s_reward",
     ast.Assert: "s_assert",
+    ast.Discount: "s_discount",
     ast.Benefit: "s_benefit",
     ast.Label: "s_label",
 }
+_DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money", ast.BuyGet: "d_buy_get"}
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}
 _CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded"}
 

@@ -280,7 +280,7 @@ def simulate(
     if workers < 1:
         raise LoyaltyError(f"workers: {workers} is fewer than 1; give a number of cores, or none for all available")
     tune = memory.wanted(tune_memory)
-    with ThreadPoolExecutor(1) as hasher, memory.tuned(tune):
+    with ThreadPoolExecutor(1) as hasher, memory.tuned(tune), memory.existing_objects_frozen():
         sources = hasher.submit(describe_sources, given)
         result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune)
         result.summary["sources"] = sources.result()

@@ -36,8 +36,10 @@ class Partial:
     triangle: np.ndarray | None = None  # (cohort, development, flow) points (metrics.LedgerSums)
     sales_m: np.ndarray | None = None  # members' purchases per month (minor units): the sales that earn points
     baseline_m: np.ndarray | None = None  # the forecast rows' own revenue per month (simulator.horizon), whole path
-    kind_cost: np.ndarray | None = None  # (metrics.COST_KINDS, 2): each kind's cost and partner share
-    kind_cost_m: np.ndarray | None = None  # (month, metrics.COST_KINDS, 2): the same per month
+    discount: np.ndarray | None = None  # (2,): discounts' money off and partners' share (metrics.LedgerSums)
+    discount_m: np.ndarray | None = None  # (month, 2): the same per month
+    benefit: np.ndarray | None = None  # (2,): what benefits cost and partners' share (metrics.LedgerSums)
+    benefit_m: np.ndarray | None = None  # (month, 2): the same per month
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -45,7 +47,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m", "kind_cost", "kind_cost_m"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m", "benefit", "benefit_m"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -98,8 +100,10 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         ledger=ledger if keep_ledger else None,
         triangle=sums.triangle,
         sales_m=sales,
-        kind_cost=sums.kind_cost,
-        kind_cost_m=sums.kind_cost_m,
+        discount=sums.discount if model.discounts else None,
+        discount_m=sums.discount_m if model.discounts else None,
+        benefit=sums.benefit if model.benefits else None,
+        benefit_m=sums.benefit_m if model.benefits else None,
     )
 
 

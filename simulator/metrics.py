@@ -27,26 +27,27 @@ MONEY_FIGURES = (
     "reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program",
     "revenue_lift", "incremental_margin", "net_benefit",
 )  # fmt: skip
+# A program with discounts has these too (a program without them: none, so its outputs are as before).
+DISCOUNT_FIGURES = ("discount_cost", "discount_partner_funded")
 RATIO_FIGURES = ("redemption_rate", "breakage_rate", "urr", "revenue_lift_pct", "roi")
+# A program with benefits has these too (without them: none, so its outputs are as before).
+BENEFIT_FIGURES = ("benefit_cost", "benefit_partner_funded")
 # Ledger kinds whose money is a cost of its own, apart from the points' (reward_cost and
-# partner_funded: rewards redeemed and the points partners fund): kind -> the program's list of
-# what posts it (a `Model` attribute). Each gives the figures `KIND_cost` and
-# `KIND_partner_funded`, in summary.json and monthly.csv, and is part of program_cost; a program
-# with none of that kind shows neither figure, so its outputs are as they were before the kind.
-COST_KINDS = {"benefit": "benefits"}
+# partner_funded): kind -> the program's list of what posts it (a `Model` attribute) and its
+# figures (cost, partner-funded), in summary.json and monthly.csv after partner_funded and inside
+# program_cost, for a program that has some of that kind.
+COST_KINDS = {"discount": ("discounts", DISCOUNT_FIGURES), "benefit": ("benefits", BENEFIT_FIGURES)}
+COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES
 
 
 def cost_figures(kind: str) -> tuple[str, str]:
     """The cost and the partner-funded figure of a COST_KINDS kind."""
-    return f"{kind}_cost", f"{kind}_partner_funded"
-
-
-COST_KIND_FIGURES = tuple(f for kind in COST_KINDS for f in cost_figures(kind))
+    return COST_KINDS[kind][1]
 
 
 def cost_kinds_of(model) -> tuple[str, ...]:
-    """The COST_KINDS the program has something of (a benefit, ...), in table order."""
-    return tuple(kind for kind, attr in COST_KINDS.items() if getattr(model, attr, ()))
+    """The COST_KINDS the program has something of (discounts, benefits), in table order."""
+    return tuple(kind for kind, (attr, _) in COST_KINDS.items() if getattr(model, attr, ()))
 # summary.json's figures in the order a finance reader wants them: (figure, label, unit kind);
 # the report, the terminal and the workbook all show them so.
 FIGURE_LABELS = (
@@ -61,6 +62,8 @@ FIGURE_LABELS = (
     ("breakage_rate", "Breakage rate", "ratio"),
     ("reward_cost", "Cost of rewards redeemed", "money"),
     ("partner_funded", "Funded by partners", "money"),
+    ("discount_cost", "Discounts given", "money"),
+    ("discount_partner_funded", "Discounts funded by partners", "money"),
     ("benefit_cost", "Cost of benefits given", "money"),
     ("benefit_partner_funded", "Benefits funded by partners", "money"),
     ("liability", "Liability at the end", "money"),
@@ -90,6 +93,10 @@ KIND_COLUMN = {
     "capped": "capped",
     "shortfall": "shortfall",
 }
+# Which money sum each kind's cost and partner share go to: a discount's to the discounts, every
+# other kind's (a redemption's) to the rewards. A table, so a new money kind is a row.
+MONEY_BUCKETS = ("reward", "discount", "benefit")
+MONEY_BUCKET = {"discount": 1, "benefit": 2}
 
 
 def round_half_up(x: Fraction) -> int:
@@ -119,7 +126,9 @@ class RunInput:
     tiers_end: dict  # tier name -> members at the end
 
 
-KINDS = tuple(KIND_COLUMN)
+# The kinds summed per posting: those with a monthly points column, then `discount` (no points:
+# its money goes to the discounts' sums, MONEY_BUCKET).
+KINDS = (*KIND_COLUMN, "discount", "benefit")
 
 
 def kind_codes(ledger: pd.DataFrame) -> np.ndarray:
@@ -140,20 +149,28 @@ def _lookup(lut, codes):
     return out
 
 
-def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, kind_costs: dict | None = None) -> dict:
+def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, discount: tuple[int, int] | None = None,
+                 benefit: tuple[int, int] | None = None) -> dict:
     """Exact figures of one run from its points per kind, its reward cost and partner share (minor
-    units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder);
-    `kind_costs`: (cost, partner share) of each COST_KINDS kind the program has, which its figures
-    show and program_cost includes."""
+    units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder).
+    `discount`: a program with discounts, (money they took off, the partners' share of it): inside
+    the program cost; `x.revenue_with_program` is then already net of it, and the incremental margin
+    is the margin on the lift before discounts (the discount is counted once, as a cost).
+    `benefit`: a program with benefits, (what they cost, the partners' share of it): inside the
+    program cost."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     liability = round_half_up(outstanding * x.point_cost * scale * urr)
-    kind_costs = kind_costs or {}
-    program_cost = reward_cost - partner + liability + sum(cost - share for cost, share in kind_costs.values())
+    given, funded = discount if discount is not None else (0, 0)
+    benefit_cost, benefit_funded = benefit if benefit is not None else (0, 0)
+    program_cost = reward_cost - partner + liability + (given - funded) + (benefit_cost - benefit_funded)
     lift = x.revenue_with_program - x.revenue_baseline
-    margin = round_half_up(Fraction(lift) * Fraction(str(x.margin)))
+    margin = round_half_up(Fraction(lift + given) * Fraction(str(x.margin)))
     net = margin - program_cost
-    return {
+    extra = {"discount_cost": given, "discount_partner_funded": funded} if discount is not None else {}
+    if benefit is not None:
+        extra |= dict(zip(BENEFIT_FIGURES, benefit, strict=True))
+    return extra | {
         "rows_read": x.rows_read,
         "rows_used": x.rows_used,
         "rows_rejected": x.rows_rejected,
@@ -169,7 +186,6 @@ def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput,
         "urr": urr,
         "reward_cost": reward_cost,
         "partner_funded": partner,
-        **{f: v for kind, both in kind_costs.items() for f, v in zip(cost_figures(kind), both, strict=True)},
         "program_cost": program_cost,
         "liability": liability,
         "revenue_baseline": x.revenue_baseline,
@@ -239,16 +255,18 @@ class LedgerSums:
     """A ledger's exact sums: over all postings, and per month of the posting."""
 
     by_kind: np.ndarray  # points per KINDS
-    cost: int  # the points' money: reward cost and partner share of every posting not of COST_KINDS
+    cost: int  # the points' money: reward cost and partner share of every posting not of another MONEY_BUCKET
     partner: int
     cells: np.ndarray  # (month, kind) points
     cost_m: np.ndarray
     partner_m: np.ndarray
+    discount: np.ndarray  # (2,): discounts' money off and partners' share of it
+    discount_m: np.ndarray  # (month, 2): the same per month
     # (cohort, development, flow) points: the month the lot was earned, the months since, and the
     # kinds that move a lot's points (TRIANGLE_KINDS, simulator.finance.triangles' FLOWS order)
     triangle: np.ndarray
-    kind_cost: np.ndarray  # (COST_KINDS, 2): each kind's cost and partner share, whole ledger
-    kind_cost_m: np.ndarray  # (month, COST_KINDS, 2): the same per month
+    benefit: np.ndarray  # (2,): what benefits cost and partners' share of it
+    benefit_m: np.ndarray  # (month, 2): the same per month
 
 
 # The kinds a cohort triangle follows: the first four of KINDS, in triangles.FLOWS' order.
@@ -256,34 +274,21 @@ TRIANGLE_KINDS = ("earn", "clawback", "redeem", "expire")
 
 
 @njit(cache=True, nogil=True)
-def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf, kind_code, money_lut, ncost):
-    # A posting of a KINDS kind is the points' money; any other looks its money up in `money_lut`
-    # at its ledger kind's code: 0 for the points' money too, 1 + its position in COST_KINDS for a
-    # cost of its own. Postings of KINDS kinds, nearly all of them, take no look-up.
+def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf, bucket):
     by_kind = np.zeros(nk, dtype=np.int64)
     cells = np.zeros((nm, nk), dtype=np.int64)
-    cost_m = np.zeros(nm, dtype=np.int64)
-    partner_m = np.zeros(nm, dtype=np.int64)
+    money_m = np.zeros((bucket.max() + 1 if bucket.shape[0] else 1, nm, 2), dtype=np.int64)  # (bucket, month, cost/partner)
     triangle = np.zeros((nm, nm, nf), dtype=np.int64)
-    total = np.zeros(2, dtype=np.int64)
-    kind_total = np.zeros((ncost, 2), dtype=np.int64)
-    kind_m = np.zeros((nm, ncost, 2), dtype=np.int64)
+    total = np.zeros((money_m.shape[0], 2), dtype=np.int64)
     for i in range(t.shape[0]):
         k = kinds[i]
         c = month_of(t[i], first, table, nm)
-        b = 0 if k >= 0 or kind_code[i] < 0 else money_lut[kind_code[i]]
-        if b == 0:
-            total[0] += cost[i]
-            total[1] += partner[i]
-            if 0 <= c < nm:
-                cost_m[c] += cost[i]
-                partner_m[c] += partner[i]
-        else:
-            kind_total[b - 1, 0] += cost[i]
-            kind_total[b - 1, 1] += partner[i]
-            if 0 <= c < nm:
-                kind_m[c, b - 1, 0] += cost[i]
-                kind_m[c, b - 1, 1] += partner[i]
+        b = bucket[k] if 0 <= k < nk else 0
+        total[b, 0] += cost[i]
+        total[b, 1] += partner[i]
+        if 0 <= c < nm:
+            money_m[b, c, 0] += cost[i]
+            money_m[b, c, 1] += partner[i]
         if 0 <= k < nk:
             by_kind[k] += points[i]
             if 0 <= c < nm:
@@ -292,7 +297,7 @@ def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, n
                     e = month_of(earned_on[i], first, table, nm)
                     if 0 <= e <= c:
                         triangle[e, c - e, k] += points[i]
-    return by_kind, total, cells, cost_m, partner_m, triangle, kind_total, kind_m
+    return by_kind, total, cells, money_m, triangle
 
 
 def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> LedgerSums:
@@ -300,7 +305,7 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
     per (month, kind) cell and per (cohort, development, flow) cell of the cohort triangle, in one pass."""
     kinds = kind_codes(ledger) if kinds is None else kinds
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
-    by_kind, total, cells, cost_m, partner_m, triangle, kind_total, kind_m = _ledger_sums(
+    by_kind, total, cells, money_m, triangle = _ledger_sums(
         as_ns(ledger["timestamp"].to_numpy()),
         as_ns(ledger["earned_on"].to_numpy()),
         np.asarray(kinds),
@@ -310,20 +315,11 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
         len(months),
         len(KINDS),
         len(TRIANGLE_KINDS),
-        *money_codes(ledger),
-        len(COST_KINDS),
+        np.array([MONEY_BUCKET.get(k, 0) for k in KINDS], dtype=np.int64),
     )
-    return LedgerSums(by_kind, int(total[0]), int(total[1]), cells, cost_m, partner_m, triangle, kind_total, kind_m)
-
-
-def money_codes(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(each posting's kind code, and per code its money bucket: 1 + the position of the kind in
-    COST_KINDS, else 0); the codes are the Categorical's own, not copied."""
-    col = ledger["kind"]
-    cat = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
-    kinds = list(COST_KINDS)
-    lut = np.array([1 + kinds.index(c) if c in COST_KINDS else 0 for c in cat.categories] or [0], dtype=np.int8)
-    return np.asarray(cat.codes), lut
+    d, b = MONEY_BUCKETS.index("discount"), MONEY_BUCKETS.index("benefit")
+    return LedgerSums(by_kind, int(total[0, 0]), int(total[0, 1]), cells, money_m[0, :, 0].copy(), money_m[0, :, 1].copy(),
+                      total[d].copy(), money_m[d].copy(), triangle, total[b].copy(), money_m[b].copy())
 
 
 def monthly_from(
@@ -336,7 +332,8 @@ def monthly_from(
     members: pd.Series,
     tier_counts: pd.DataFrame,
     urr_m: list[Fraction],
-    kind_cost_m: dict | None = None,
+    discount_m: np.ndarray | None = None,
+    benefit_m: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
@@ -345,8 +342,8 @@ def monthly_from(
 
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
     `members` the members joined by each month's end; `tier_counts` members per tier at each end;
-    `kind_cost_m`: per COST_KINDS kind the program has, its (months, 2) cost and partner share,
-    shown after partner_funded.
+    `discount_m`, `benefit_m`: for a program with them, each month's cost and partner share (after
+    partner_funded).
     """
     # Columns gathered, then one frame: a frame grown a column at a time rebuilds its blocks for
     # each of some twenty columns (a few ms at the end of every simulation, with one core idle).
@@ -357,10 +354,6 @@ def monthly_from(
     cols["opening"] = (closing - net).astype(np.int64)
     cols["reward_cost"] = cost
     cols["partner_funded"] = partner
-    kind_cost_m = kind_cost_m or {}
-    for kind, both in kind_cost_m.items():
-        for j, f in enumerate(cost_figures(kind)):
-            cols[f] = np.ascontiguousarray(both[:, j], dtype=np.int64)
     factor = x.point_cost * 10**x.decimals
     cols["liability"] = [round_half_up(c * factor * u) for c, u in zip(closing.tolist(), urr_m, strict=True)]
     cols["members"] = members.reindex(months).to_numpy(dtype=np.int64)
@@ -368,10 +361,15 @@ def monthly_from(
         cols[f"tier_{col}"] = tier_counts[col].reindex(months).to_numpy(dtype=np.int64)
     for col in ("revenue_baseline", "revenue_with_program"):
         cols[col] = revenue[col].reindex(months, fill_value=0).to_numpy().astype(np.int64)
+    discounts = discount_m is not None
+    if discounts:  # a program with discounts: their money per month, after the rewards'
+        cols["discount_cost"], cols["discount_partner_funded"] = discount_m[:, 0].copy(), discount_m[:, 1].copy()
     index = months.astype(str)
     index.name = "month"
-    money = list(MONTHLY_MONEY)
-    money[money.index("partner_funded") + 1 : money.index("partner_funded") + 1] = [f for kind in kind_cost_m for f in cost_figures(kind)]
+    if benefit_m is not None:  # a program with benefits: their cost per month, after the discounts'
+        cols["benefit_cost"], cols["benefit_partner_funded"] = benefit_m[:, 0].copy(), benefit_m[:, 1].copy()
+    extra = [f for f in COST_KIND_FIGURES if f in cols]
+    money = list(MONTHLY_MONEY[:2]) + extra + list(MONTHLY_MONEY[2:])
     order = list(MONTHLY_POINTS) + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + money
     return pd.DataFrame({c: cols[c] for c in order}, index=index).reset_index()
 
@@ -519,9 +517,7 @@ def summarise(per_run: list[dict], decimals: int) -> dict:
     scale = 10**decimals
     for name in COUNT_FIGURES:
         out[name] = spread([r[name] for r in per_run], None)
-    money = list(MONEY_FIGURES)  # with the cost kinds' figures the runs have after partner_funded
-    money[money.index("partner_funded") + 1 : money.index("partner_funded") + 1] = [f for f in COST_KIND_FIGURES if f in per_run[0]]
-    for name in money:
+    for name in MONEY_FIGURES + tuple(f for f in COST_KIND_FIGURES if f in per_run[0]):
         out[name] = spread([Fraction(r[name], scale) for r in per_run], decimals)
     for name in RATIO_FIGURES:
         out[name] = spread([r[name] for r in per_run], 6)

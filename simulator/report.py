@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -70,7 +71,11 @@ def fmt_delta(v, kind: str = "count", decimals: int = 2) -> str:
 
 def _svg(fig) -> Markup:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    with warnings.catch_warnings():
+        # Text stays text in the SVG ("svg.fonttype": "none"): the browser draws a tier named 金卡
+        # with its own fonts; matplotlib's font, used only to measure it, lacking the glyph is no news.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
     text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
@@ -235,7 +240,7 @@ def headline(summary: dict) -> list[dict]:
     has: a program without benefits has no benefit figures)."""
     rows = []
     for key, label, kind in HEADLINE:
-        if key not in summary:
+        if key in metrics.COST_KIND_FIGURES and key not in summary:  # a program without discounts or benefits
             continue
         s = summary[key]
         unit = {"money": summary["currency"], "points": "points", "ratio": "%", "percent": "%", "count": ""}[kind]
@@ -245,7 +250,7 @@ def headline(summary: dict) -> list[dict]:
 
 # Per metrics.COST_KINDS kind: its monthly column's heading, and its part of the program cost (its
 # cost less what partners fund of it), which the report shows when the program has any such kind.
-COST_PARTS = {"benefit": ("Benefit cost", "Benefits given − partner funding")}
+COST_PARTS = {"discount": ("Discount cost", "Discounts given − partner funding"), "benefit": ("Benefit cost", "Benefits given − partner funding")}
 POINTS_PART = "Points: rewards redeemed − partner funding + liability"
 
 
@@ -355,9 +360,9 @@ def compare_rows(results: list) -> list[dict]:
     whether that difference is better or worse (`verdicts`)."""
     rows = []
     for key, label, kind in HEADLINE:
-        if not any(key in r.summary for r in results):
-            continue
-        # A cost kind a program does not have costs it nothing.
+        if not all(key in r.summary for r in results):  # discounts, benefits: only a program with them has the figures
+            if key in metrics.COST_KIND_FIGURES and not any(key in r.summary for r in results):
+                continue
         vals = [r.summary.get(key, {"mean": 0, "p5": 0, "p50": 0, "p95": 0}) for r in results]
         base = vals[0]["p50"]
         diffs = [metrics.difference(v["p50"], base) for v in vals]

@@ -84,6 +84,12 @@ def run_development(triangle: np.ndarray, months: pd.PeriodIndex) -> triangles.D
     return triangles.development(ALL, months[0], triangle)
 
 
+def _rate(urr: float, projectable: bool) -> tuple[float, bool]:
+    """A chain-ladder URR as the books use it, and whether it is one: else the fallback rate."""
+    usable = projectable and bool(np.isfinite(urr)) and urr > 0
+    return (urr if usable else FALLBACK_URR), usable
+
+
 def run_urr(triangle: np.ndarray, months: pd.PeriodIndex) -> RunURR:
     """The run's URR at the end and at each month's end, from its triangle sums."""
     dev = run_development(triangle, months)
@@ -91,14 +97,14 @@ def run_urr(triangle: np.ndarray, months: pd.PeriodIndex) -> RunURR:
     by_month = np.empty(n, dtype=np.float64)
     usable = np.zeros(n, dtype=bool)
     std_error = float("nan")
-    for m in range(n):
-        last = m == n - 1
-        # Mack's error only for the final estimate: the month-ends' rates are what the books use.
-        estimate = triangles.redemption(dev if last else triangles.as_of(dev, m), errors=last)
-        usable[m] = estimate.projectable and np.isfinite(estimate.urr) and estimate.urr > 0
-        by_month[m] = estimate.urr if usable[m] else FALLBACK_URR
-        if last and usable[m]:
-            std_error = float(estimate.std_error)
+    for m in range(n - 1):
+        # The month-ends' rates alone (no errors, no cohort table): what the books use.
+        by_month[m], usable[m] = _rate(*triangles.urr_only(triangles.as_of(dev, m)))
+    # Mack's error only for the final estimate.
+    final = triangles.redemption(dev, errors=True)
+    by_month[-1], usable[-1] = _rate(final.urr, final.projectable)
+    if usable[-1]:
+        std_error = float(final.std_error)
     return RunURR(float(by_month[-1]), by_month, bool(usable[-1]), int((~usable).sum()), std_error)
 
 

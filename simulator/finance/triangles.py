@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -539,8 +540,7 @@ class Redemption:
 
 def redemption(dev: Development, errors: bool = True) -> Redemption:
     """The URR of one group's cohorts, by chain ladder on the cumulative redeemed points
-    (`project`), with Mack's standard errors (`chain_ladder`, NumPy) when `errors` (else NaN: a
-    month-end estimate that needs only the rate skips them).
+    (`project`), with Mack's standard errors (`chain_ladder`, NumPy) when `errors` (else NaN).
 
     The chain ladder knows nothing of how many points a cohort has left; the ledger does. So a
     cohort with no points outstanding is closed (its ultimate is what it redeemed, with no error),
@@ -548,6 +548,65 @@ def redemption(dev: Development, errors: bool = True) -> Redemption:
     exceeds half the room left (redeemable less redeemed: a quantity within a range of width w has
     a standard deviation of at most w / 2), for each cohort and for the total alike.
     """
+    p = _projected(dev, errors)
+    exposure, redeemed_now, expired_now = p.exposure, p.redeemed_now, p.expired_now
+    std_error = np.where(p.closed, 0.0, np.minimum(p.mack, p.room / 2))
+    # The package's total counts the origins whose error it could estimate; it is the whole's when
+    # every other one is closed (known exactly).
+    total_std = min(p.estimable, float(np.maximum(p.room, 0).sum()) / 2) if np.isfinite(std_error).all() else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        urr = np.where(exposure > 0, p.ultimate / exposure, np.nan)
+        urr_se = np.where(exposure > 0, std_error / exposure, np.nan)
+    cohorts = pd.DataFrame(
+        {
+            "cohort": dev.cohorts.strftime("%Y-%m"),
+            "earned": dev.latest[:, 0],
+            "clawed_back": dev.latest[:, 1],
+            "redeemed": redeemed_now,
+            "expired": expired_now,
+            "ultimate_redeemed": p.ultimate,
+            "urr": urr,
+            "std_error": urr_se,
+        }
+    )
+    total = int(exposure.sum())
+    return Redemption(
+        group=dev.group,
+        cohorts=cohorts,
+        earned=int(dev.latest[:, 0].sum()),
+        exposure=total,
+        redeemed=int(redeemed_now.sum()),
+        expired=int(expired_now.sum()),
+        ultimate_redeemed=p.total_ultimate,
+        urr=p.total_ultimate / total if total > 0 else float("nan"),
+        std_error=total_std / total if total > 0 else float("nan"),
+        projectable=p.projectable,
+    )
+
+
+def urr_only(dev: Development) -> tuple[float, bool]:
+    """`redemption(dev)`'s (urr, projectable) alone, without its errors and cohort table: the
+    month-end estimate a simulation makes for every run and month."""
+    p = _projected(dev, errors=False)
+    total = int(p.exposure.sum())
+    return (p.total_ultimate / total if total > 0 else float("nan")), p.projectable
+
+
+class _Projection(NamedTuple):
+    exposure: np.ndarray  # per cohort: earned net of clawbacks
+    redeemed_now: np.ndarray
+    expired_now: np.ndarray
+    room: np.ndarray  # redeemable (kept less expired) less redeemed
+    closed: np.ndarray  # no points outstanding
+    ultimate: np.ndarray
+    mack: np.ndarray  # Mack's errors per cohort (NaN without `errors`)
+    estimable: float  # Mack's total error (NaN without `errors`)
+    total_ultimate: float
+    projectable: bool
+
+
+def _projected(dev: Development, errors: bool) -> _Projection:
+    """Each cohort's ultimate redeemed points, kept within what the ledger says is possible."""
     exposure = dev.exposure
     redeemed_now, expired_now = dev.latest[:, 2], dev.latest[:, 3]
     redeemable = exposure - expired_now
@@ -564,39 +623,9 @@ def redemption(dev: Development, errors: bool = True) -> Redemption:
     else:
         mack, estimable = np.full(len(exposure), np.nan), float("nan")
     ultimate = np.where(closed, redeemed_now, np.minimum(projected, redeemable))
-    std_error = np.where(closed, 0.0, np.minimum(mack, room / 2))
     total_ultimate = float(ultimate.sum()) if np.isfinite(ultimate).all() else float("nan")
-    # The package's total counts the origins whose error it could estimate; it is the whole's when
-    # every other one is closed (known exactly).
-    total_std = min(estimable, float(np.maximum(room, 0).sum()) / 2) if np.isfinite(std_error).all() else float("nan")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        urr = np.where(exposure > 0, ultimate / exposure, np.nan)
-        urr_se = np.where(exposure > 0, std_error / exposure, np.nan)
-    cohorts = pd.DataFrame(
-        {
-            "cohort": dev.cohorts.strftime("%Y-%m"),
-            "earned": dev.latest[:, 0],
-            "clawed_back": dev.latest[:, 1],
-            "redeemed": redeemed_now,
-            "expired": expired_now,
-            "ultimate_redeemed": ultimate,
-            "urr": urr,
-            "std_error": urr_se,
-        }
-    )
-    total = int(exposure.sum())
-    return Redemption(
-        group=dev.group,
-        cohorts=cohorts,
-        earned=int(dev.latest[:, 0].sum()),
-        exposure=total,
-        redeemed=int(redeemed_now.sum()),
-        expired=int(expired_now.sum()),
-        ultimate_redeemed=total_ultimate,
-        urr=total_ultimate / total if total > 0 else float("nan"),
-        std_error=total_std / total if total > 0 else float("nan"),
-        projectable=bool((exposure > 0).sum() >= 2 and redeemed_now.sum() > 0),
-    )
+    projectable = bool((exposure > 0).sum() >= 2 and redeemed_now.sum() > 0)
+    return _Projection(exposure, redeemed_now, expired_now, room, closed, ultimate, mack, estimable, total_ultimate, projectable)
 
 
 def cohort_rows(estimate: Redemption) -> pd.DataFrame:

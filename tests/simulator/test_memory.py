@@ -130,3 +130,37 @@ def test_handing_back_free_memory_calls_the_c_librarys_trim_where_it_has_one():
     except (OSError, TypeError):
         has_trim = False
     assert memory.give_back_free() is has_trim
+
+
+def test_the_objects_alive_before_a_simulation_are_frozen_during_it_and_handed_back_after(data):
+    import gc
+
+    tx, cu = data
+    frozen_during: list[int] = []
+    alive_before = len(gc.get_objects())
+    simulate(program(), tx, cu, scenario(runs=1), workers=1, engine=ENGINE, progress=lambda n: frozen_during.append(gc.get_freeze_count()))
+    # What was alive on entry (at least this test's own module and data) is frozen, then released.
+    assert frozen_during and frozen_during[0] >= 0.9 * alive_before
+    assert gc.get_freeze_count() == 0
+
+
+def test_overlapping_blocks_unfreeze_on_the_last_exit_and_a_users_own_freezing_is_kept():
+    import gc
+
+    with memory.existing_objects_frozen():
+        outer = gc.get_freeze_count()
+        with memory.existing_objects_frozen():
+            assert gc.get_freeze_count() == outer  # not frozen twice
+        assert gc.get_freeze_count() == outer  # the inner exit leaves the outer block's freezing
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), memory.existing_objects_frozen():
+        raise RuntimeError("the block fails")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # the process's own freezing
+    try:
+        mine = gc.get_freeze_count()
+        with memory.existing_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == mine
+    finally:
+        gc.unfreeze()

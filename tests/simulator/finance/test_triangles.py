@@ -253,6 +253,13 @@ def test_the_urr_as_known_at_each_months_end(hand_csv):
     assert by_month["urr"].tolist() == pytest.approx([0.2, 750 / 1450, 1500 / 2250])
     flows = flows_by_month(ledger)
     assert flows.drop(columns="month").values.tolist() == [[1000, 0, 200, 0], [500, 50, 400, 0], [800, 0, 450, 50]]
+    # The month-end rate alone (what a simulation makes per run and month) is the full estimate's.
+    dev = triangles.developments(ledger)[0]
+    for m, expected in enumerate([0.2, 750 / 1450, 1500 / 2250]):
+        as_of = triangles.as_of(dev, m)
+        full = triangles.redemption(as_of)
+        assert triangles.urr_only(as_of) == (pytest.approx(expected), full.projectable)
+        assert full.urr == pytest.approx(expected)
 
 
 def test_simulated_flows_are_the_simulations_monthly_figures(coffee_ledger):

@@ -24,7 +24,7 @@ import rulelang
 from rulelang import Program, atomic_replace, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
-from simulator import acquisition, chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, provenance, rng
+from simulator import acquisition, chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, partition, provenance, rng
 from simulator import batch as batches
 from simulator.finance import simulated
 from simulator.history import annotated, sorted_rows
@@ -183,11 +183,21 @@ class SimulationResult:
         return files | {"report.html": text(lambda: render_report(self)), "report.xlsx": lambda p: write_workbook(self, p)}
 
     def _write_ledger(self, path: Path) -> None:
-        if self.ledger is None and self.ledger_file is not None:
+        if self.ledger is None and self.ledger_file is not None and Path(self.ledger_file).is_dir():
+            # The Dask executor's dataset (a file per task), linked in rather than copied where it can be.
+            shutil.copytree(self.ledger_file, path, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(".*"))
+        elif self.ledger is None and self.ledger_file is not None:
             shutil.copyfile(self.ledger_file, path)
         else:
             table = ledger_table(self.ledger, self.program.model.decimals)
             pq.write_table(table, path, **ledger_parquet_options(table.schema))
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
 
 
 def to_decimal(minor, decimals: int) -> list:
@@ -258,6 +268,9 @@ def simulate(
     rejects: str | Path | None = None,
     slice_rows: int | None = None,
     tune_memory: bool | None = None,
+    cluster: str | None = None,
+    ledger_to: str | Path | None = None,
+    told: Callable[[str, int], None] | None = None,
 ) -> SimulationResult:
     """Replay `transactions` through `program` under `scenario`'s assumptions, `runs` times.
 
@@ -273,16 +286,23 @@ def simulate(
     `summary["sources"]` records what each input was: its path and sha256 (hashed on a second
     thread while the simulation runs), or what was given instead of a file. A `rejects` path that
     is an input is refused before any work.
+
+    `cluster` (else the scenario's `cluster:`): run on Dask (simulator.cluster), `local:N` or a
+    scheduler's address, with the same results; the history is best a customer-partitioned dataset
+    (`loyalty partition`), one task per file. The workers write run 0's ledger as a Parquet dataset
+    into `ledger_to` (a folder every worker can write to at that path; default: a temporary folder
+    of this machine, for `local:N`), and `told(dashboard link,
+    tasks)` is called once the tasks are sent; `progress(1)` as each ends.
     """
     given = given_sources(program, transactions, customers, scenario)
-    refuse_input_as_output({"--rejects": rejects}, {what: v for what, v in given.items() if isinstance(v, Path)})
+    refuse_input_as_output({"--rejects": rejects}, {what: v for what, v in given.items() if isinstance(v, Path)} | partition.local_folders(given))
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise LoyaltyError(f"workers: {workers} is fewer than 1; give a number of cores, or none for all available")
     tune = memory.wanted(tune_memory)
     with ThreadPoolExecutor(1) as hasher, memory.tuned(tune), memory.existing_objects_frozen():
         sources = hasher.submit(describe_sources, given)
-        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune)
+        result = _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune, (cluster, ledger_to, told))
         result.summary["sources"] = sources.result()
     return result
 
@@ -291,6 +311,8 @@ def given_sources(program, transactions, customers, scenario) -> dict[str, objec
     """Each input as a file Path, or a phrase saying what was given instead (None: nothing)."""
 
     def of(value, other: str):
+        if partition.is_dataset(value):
+            return partition.Dataset(str(value))
         if isinstance(value, str | Path):
             return Path(value)
         return None if value is None else other
@@ -317,6 +339,9 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
     bundled = bundled_paths()
     out = {}
     for what, v in given.items():
+        if isinstance(v, partition.Dataset):
+            out[what] = partition.describe(v.spec)
+            continue
         if not isinstance(v, Path):
             out[what] = {"path": None, "sha256": None, "given": v if v is not None else "none"}
             continue
@@ -331,13 +356,16 @@ def describe_sources(given: dict[str, object]) -> dict[str, dict]:
     return out
 
 
-def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False) -> SimulationResult:
+def _simulate(program, transactions, customers, scenario, workers, engine, progress, rejects, slice_rows, tune=False, dask=(None, None, None)) -> SimulationResult:
     sc = load_scenario_arg(scenario)
     _refuse_acquisition_without_horizon(sc)
     prog = load_program(program)
     model = prog.model
     # Only the columns the rules read are loaded (all of them when rejected rows are written out).
     keep = None if rejects is not None else needed_columns(model)[0]
+    address, ledger_to, told = dask
+    if address is not None or sc.cluster is not None:
+        return _simulate_on_cluster(prog, sc, transactions, customers, keep, engine, progress, rejects, address or sc.cluster, ledger_to, told)
     n = chunked.parquet_rows(transactions)
     if n is not None and (slice_rows is not None or n > chunked.AUTO_ROWS):
         size = slice_rows or chunked.SLICE_ROWS
@@ -351,6 +379,25 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
         out.summary["horizon"] = future.describe()
         out.summary["horizon"]["acquisition"] = ready.acquired.describe()
     _first_screen(out, ready.start, setup.history.until)
+    return out
+
+
+def _simulate_on_cluster(prog, sc, transactions, customers, keep, engine, progress, rejects, address, ledger_to, told) -> SimulationResult:
+    """`simulate` on Dask (simulator.cluster); run 0's ledger is the dataset the workers wrote."""
+    from simulator import cluster
+
+    if isinstance(transactions, pd.DataFrame):
+        raise cluster.ClusterError("--cluster: error: the Dask executor reads a file or a dataset (workers load their own part), not a DataFrame")
+    temporary = ledger_to is None
+    folder = tempfile.mkdtemp(prefix="loyalty-ledger-") if temporary else str(ledger_to)
+    try:
+        out = cluster.simulate(prog, sc, transactions, customers, keep, engine, progress, rejects, address, folder, told)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if temporary:
+        weakref.finalize(out, shutil.rmtree, folder, True)  # the dataset lives as long as the result
     return out
 
 
@@ -557,21 +604,19 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
                     raise AssertionError("a slice's customers differ from the plan's")
                 mine = cust_rows[lo:hi]
                 cf = cf.iloc[mine[mine >= 0]]
-            # As in one pass: the slice's base is built beside its first path's early steps.
-            base = builder.submit(batches.base, history, model, cf)
-            history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
-            baseline += montecarlo.baseline_revenue(history, months)
-            setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
+            fit = None
             if models is not None:
-                hz = _fitted(sc, partial(horizon.fit, history, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
-                future_customers += len(hz.code)
-                setup = replace(setup, horizon=hz)
+
+                def fit(trimmed, lo=lo, hi=hi):
+                    nonlocal future_customers
+                    hz = _fitted(sc, partial(horizon.fit, trimmed, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
+                    future_customers += len(hz.code)
+                    return hz
+
             last = len(ledgers) == p.slices - 1
-            try:
-                parts = montecarlo.run_all(setup, sc.runs, workers, progress if last else None)
-            except Exception:
-                base.result()  # the data's own error first, as when the base was built before the paths
-                raise
+            parts, revenue, setup = replay_slice(prog, sc, engine, tx, history, cf, months, replace(population, lo=lo), workers, progress if last else None, fit, builder)
+            baseline += revenue
+            setup = replace(setup, history=None, base=None)  # (the slice's rows are done with)
             ledgers[k], path_rows[k] = montecarlo.whole(parts[0].ledger), parts[0].rows
             parts[0].ledger = None
             if spill is not None:
@@ -579,7 +624,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
                 while spill.next in ledgers:
                     spill.add(ledgers.pop(spill.next), sum(path_rows[j] for j in range(spill.next)))
             totals = parts if totals is None else [a.add(b) for a, b in zip(totals, parts, strict=True)]
-            del base, history, parts
+            del history, parts
             pa.default_memory_pool().release_unused()  # Arrow's pool would keep the slice's peak
     except BaseException:
         if spill is not None:
@@ -609,6 +654,34 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
         out.summary["horizon"] = described
     _first_screen(out, start, until)
     return out
+
+
+def replay_slice(prog: Program, sc: Scenario, engine, tx, history, customers, months, population, workers, progress=None, fit=None, builder=None) -> tuple:
+    """Every run over one slice of whole customers (`history`, its `_row` ranking its rows among the
+    whole history's), with the enrolment choice made over everyone (`population`): each run's exact
+    sums (run 0's ledger kept), the slice's own revenue per month, and the set-up the runs read.
+    The sliced replay runs it slice by slice; the Dask executor (simulator.cluster), one task per file.
+    `fit`: the slice's horizon from its history, if any; `builder`: the thread to build its base on."""
+    model = prog.model
+    own = builder is None
+    builder = ThreadPoolExecutor(1) if own else builder
+    try:
+        # As in one pass: the slice's base is built beside its first path's early steps.
+        base = builder.submit(batches.base, history, model, customers)
+        history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
+        revenue = montecarlo.baseline_revenue(history, months)
+        setup = _setup(prog, sc, engine, tx, history, base, months, revenue, population)
+        if fit is not None:
+            setup = replace(setup, horizon=fit(history))
+        try:
+            parts = montecarlo.run_all(setup, sc.runs, workers, progress)
+        except Exception:
+            base.result()  # the data's own error first, as when the base was built before the paths
+            raise
+        return parts, revenue, setup
+    finally:
+        if own:
+            builder.shutdown()
 
 
 def _sliced_models(transactions, p: chunked.Plan, sc: Scenario, model, keep, size: int, until, customers) -> tuple:

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulator import io
+from simulator import io, partition
 from simulator.enrollment import spend_per_customer
 from simulator.history import History, prepare
 
@@ -55,6 +55,7 @@ class Plan:
     bounds: np.ndarray  # slice s covers customers bounds[s] .. bounds[s + 1]
     last_batch: np.ndarray  # per slice: the last record batch with one of its rows
     row_slices: tuple = ()  # per record batch: each row's slice (-1: a row no slice uses)
+    files: np.ndarray | None = None  # per customer: the dataset file holding its rows (-1: several)
 
     @property
     def slices(self) -> int:
@@ -62,7 +63,10 @@ class Plan:
 
 
 def parquet_rows(transactions) -> int | None:
-    """Rows of a Parquet transactions file, or None for anything else (CSV, a DataFrame)."""
+    """Rows of a Parquet transactions file or dataset (simulator.partition), or None for anything
+    else (CSV, a DataFrame)."""
+    if partition.is_dataset(transactions):
+        return partition.rows_of(transactions)
     if isinstance(transactions, str | Path) and str(transactions).lower().endswith((".parquet", ".pq")) and Path(transactions).exists():
         try:
             return pq.ParquetFile(transactions).metadata.num_rows
@@ -71,13 +75,19 @@ def parquet_rows(transactions) -> int | None:
     return None
 
 
-def _tables(path: Path, wanted: set[str] | None, size: int, plain: frozenset = frozenset()) -> Iterator[pa.Table]:
+def _tables(path: Path, wanted: set[str] | None, size: int, plain: frozenset = frozenset(), into: list | None = None) -> Iterator[pa.Table]:
     """The file's record batches (columns `wanted`, None = all), text dictionary-encoded as
-    `io.read_table` reads it, except the columns named in `plain` (left as Arrow text)."""
+    `io.read_table` reads it, except the columns named in `plain` (left as Arrow text). A dataset
+    (simulator.partition) is read file after file; `into` gets each batch's file number."""
+    if partition.is_dataset(path):
+        yield from partition.tables(path, wanted, size, plain, into)
+        return
     schema = pq.read_schema(path)
     cols = [c for c in schema.names if wanted is None or c in wanted]
     f = pq.ParquetFile(path, read_dictionary=io.dictionary_columns(schema, cols, plain), memory_map=True)  # as io.read_table
     for batch in f.iter_batches(batch_size=size, columns=cols):
+        if into is not None:
+            into.append(0)
         yield pa.Table.from_batches([batch])
 
 
@@ -97,22 +107,24 @@ def _in_order(pool: ThreadPoolExecutor, fn, items, ahead: int = 2) -> Iterator:
             f.cancel()
 
 
-def _batches(path: Path, wanted: set[str] | None, size: int) -> Iterator[pd.DataFrame]:
+def _batches(path: Path, wanted: set[str] | None, size: int, into: list | None = None) -> Iterator[pd.DataFrame]:
     """The file's record batches as DataFrames read like `io.read_table` reads the whole file."""
-    for table in _tables(path, wanted, size):
+    for table in _tables(path, wanted, size, into=into):
         yield io._to_pandas(table)
 
 
-def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int, **options) -> Plan:
+def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int, route: bool = True, **options) -> Plan:
     """Pass 1: validate the file batch by batch and cut its customers into slices of ~`rows` rows
-    (`options`: the other keyword arguments of `io.load_transactions`)."""
-    path = Path(path)
+    (`options`: the other keyword arguments of `io.load_transactions`). `route=False`: no second
+    pass follows (simulator.cluster replays whole files), so each row's slice is not noted."""
+    path = path if partition.is_dataset(path) else Path(path)  # (a URL is no Path)
     source = str(path)
     parts, rejects, rejected_rows, batch_ids, row_codes, notes = [], [], [], [], [], ()
     read = used = rejected = outside = 0
     amount_total = 0.0
     first = last = None
     bounds = None
+    batch_files: list[int] = []  # each record batch's file of the dataset
     # The first pass reads only what the checks and the enrolment read (every column when the
     # rejected rows are written out); `set(mapped.values())` keeps the mapping's own checks.
     mapped = dict(columns or {})
@@ -140,7 +152,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int,
 
     # Batches are checked two at a time (Arrow, NumPy and numba release the GIL), in file order.
     with ThreadPoolExecutor(2) as pool:
-        for res, span, part, ids_b, code in _in_order(pool, facts_of, _batches(path, wanted, BATCH_ROWS)):
+        for res, span, part, ids_b, code in _in_order(pool, facts_of, _batches(path, wanted, BATCH_ROWS, batch_files)):
             rejects.append(res.rejects.assign(row=res.rejects["row"] + read))
             if res.rows_rejected and keep is None:
                 rejected_rows.append(res.rejected_rows)
@@ -172,12 +184,19 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int,
     # Each row's slice, so that the second pass routes rows without reading their ids again.
     narrow = np.int16 if len(cut) < 2**15 else np.int32
     row_slices = []
+    # Each customer's file (simulator.partition): the first and the last that hold its rows.
+    file_lo = np.full(len(ids), np.iinfo(np.int64).max, dtype=np.int64)
+    file_hi = np.full(len(ids), -1, dtype=np.int64)
     for b, bid in enumerate(batch_ids):
         code = row_codes[b]
         row_codes[b] = None  # freed as it goes
-        s = slice_no[index.get_indexer(bid)] if len(bid) else np.zeros(0, dtype=np.int64)
+        at = index.get_indexer(bid) if len(bid) else np.zeros(0, dtype=np.int64)
+        file_lo[at] = np.minimum(file_lo[at], batch_files[b])
+        file_hi[at] = np.maximum(file_hi[at], batch_files[b])
+        s = slice_no[at]
         last_batch[np.unique(s)] = b
-        row_slices.append(np.where(code >= 0, np.append(s, -1)[code], -1).astype(narrow))
+        if route:
+            row_slices.append(np.where(code >= 0, np.append(s, -1)[code], -1).astype(narrow))
     pa.default_memory_pool().release_unused()  # Arrow's pool would keep the batches' peak
     empty = pd.DataFrame({"row": pd.Series([], dtype="int64")})
     load = io.LoadResult(
@@ -192,12 +211,13 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int,
         notes=notes,
         rejected_rows=pd.concat(rejected_rows, ignore_index=True) if rejected_rows else None,
     )
-    return Plan(load, ids, n_rows, facts["buys"].to_numpy(), facts["spend"].to_numpy(dtype=np.int64), first, last, edges, last_batch, tuple(row_slices))
+    files = np.where(file_lo == file_hi, file_hi, -1)
+    return Plan(load, ids, n_rows, facts["buys"].to_numpy(), facts["spend"].to_numpy(dtype=np.int64), first, last, edges, last_batch, tuple(row_slices), files)
 
 
 def slices(path, p: Plan, columns, decimals: int, period, keep: set[str] | None, rows: int, until, **options) -> Iterator[tuple[int, History]]:
     """Pass 2: each slice's History (customers `p.bounds[s]` on), its `_row` ranks those of the whole file."""
-    path = Path(path)
+    path = path if partition.is_dataset(path) else Path(path)  # (a URL is no Path)
     offsets = np.r_[0, np.cumsum(p.rows)][p.bounds]
     # A slice's rows are held as Arrow tables and joined in Arrow, then made a DataFrame once: pandas
     # would first unite the categories of every piece (a hash of each distinct text, per piece).

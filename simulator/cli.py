@@ -39,10 +39,11 @@ for _cmd in cli_commands:
 
 # The modules that bring commands (each a `commands` list): simulate and compare; trace and test
 # (they read data); fit (the purchase models); calibrate (lift from a pilot); triangles (a ledger);
-# backtest (a forecast against what happened); sensitivity (the tornado and the break-even).
+# backtest (a forecast against what happened); sensitivity (the tornado and the break-even);
+# partition (a history as customer-partitioned Parquet files, for --cluster).
 COMMAND_MODULES = (
     "simulator.commands", "simulator.inspection", "simulator.forecast.fitting", "simulator.calibrate",
-    "simulator.finance.commands", "simulator.backtest", "simulator.sensitivity",
+    "simulator.finance.commands", "simulator.backtest", "simulator.sensitivity", "simulator.partition",
 )  # fmt: skip
 for _module in COMMAND_MODULES:
     for _cmd in importlib.import_module(_module).commands:

@@ -87,6 +87,15 @@ def _progress(total: int, quiet: bool, label: str, engine: str = "compiled", con
                 bar.update(task, description=escape(label))
             bar.advance(task, n)
 
+        def recount(total: int, what: str) -> None:
+            """Count something else than runs (the Dask executor's tasks)."""
+            nonlocal label
+            label = plain(what)
+            bar.update(task, total=total, description=escape(PREPARING if first else label))
+
+        advance.recount = recount
+        # A line above the bar (written through the bar's console: it stays, the bar redrawn below it).
+        advance.say = lambda text: bar.console.print(escape(plain(text)), highlight=False, soft_wrap=True)
         yield advance
 
 
@@ -140,7 +149,7 @@ def _fail(exc: LoyaltyError) -> None:
     sys.exit(1)
 
 
-def _run(sc, tx, cu, label, quiet, workers, engine, tune_memory, rejects=None):
+def _run(sc, tx, cu, label, quiet, workers, engine, tune_memory, rejects=None, cluster=None, ledger_to=None):
     from simulator.api import load_program, simulate
     from simulator.inspection import require_customers
 
@@ -153,7 +162,15 @@ def _run(sc, tx, cu, label, quiet, workers, engine, tune_memory, rejects=None):
             if progress is not None:
                 progress(n)
 
-        return simulate(program, tx, cu, sc, workers=workers, engine=engine, progress=advance, rejects=rejects, tune_memory=tune_memory)
+        def told(link: str, tasks: int) -> None:
+            if progress is not None:
+                progress.say(f"Dask: {tasks} task(s), one per file of customers; dashboard: {link}")
+                progress.recount(tasks, f"{label}: {sc.runs} run(s), files done")
+
+        return simulate(
+            program, tx, cu, sc, workers=workers, engine=engine, progress=advance, rejects=rejects, tune_memory=tune_memory,
+            cluster=cluster, ledger_to=ledger_to, told=told,
+        )  # fmt: skip
 
 
 def _inputs(target, transactions, customers, overrides):
@@ -182,8 +199,8 @@ def _common(fn):
     options = [
         click.option(
             "--transactions",
-            type=click.Path(exists=True, dir_okay=False),
-            help="transactions CSV or Parquet (default: the scenario's, else the bundled sample)",
+            type=HISTORY,
+            help="transactions CSV or Parquet, or a Parquet dataset: a folder, a glob or a URL (default: the scenario's, else the bundled sample)",
         ),
         click.option("--customers", type=click.Path(exists=True, dir_okay=False), help="customers CSV or Parquet"),
         click.option("--runs", type=click.IntRange(min=1), help="Monte Carlo runs (overrides the scenario)"),
@@ -223,6 +240,22 @@ def _overrides(runs, seed, period, enrollment_share, redemption_probability, mar
     }
 
 
+class _History(click.ParamType):
+    """A transactions file, or a dataset of Parquet files (simulator.partition): a folder, a glob or a URL."""
+
+    name = "path"
+
+    def convert(self, value, param, ctx):
+        from simulator.partition import is_dataset
+
+        if is_dataset(value) or Path(value).exists():  # (a pipe or device: io.read_table refuses it, naming it)
+            return value
+        self.fail(f"{value}: no such file, folder or dataset", param, ctx)
+
+
+HISTORY = _History()
+
+
 def _cell(v, kind, dec) -> str:
     return fmt_number(v, kind, dec)
 
@@ -249,11 +282,13 @@ def _console() -> Console:
 @click.argument("target", metavar="PROGRAM_OR_SCENARIO", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="simulation", show_default=True, help="folder for the outputs")
 @click.option("--rejects", type=click.Path(dir_okay=False), help="write every rejected row with its reason to this CSV")
+@click.option("--cluster", help="run on Dask: `local:N` (N worker processes here) or a scheduler like tcp://HOST:8786 (needs loyalty-toolkit[dask])")
 @_common
 def simulate_cmd(
     target,
     out_dir,
     rejects,
+    cluster,
     transactions,
     customers,
     runs,
@@ -272,11 +307,18 @@ def simulate_cmd(
     """Replay history through a program and forecast cost, liability and lift (with P5/P50/P95)."""
     overrides = _overrides(runs, seed, period, enrollment_share, redemption_probability, margin, horizon, acquisition)
     state: dict = {}
+    ledger_to = None
     with _interruptible(Path(out_dir), state):
         try:
             sc, tx, cu = _inputs(target, transactions, customers, overrides)
             _refuse_outputs_over_inputs(out_dir, rejects, [_input_paths(target, sc, tx, cu)], outputs.SIMULATION_FILES + outputs.OPTIONAL_FILES)
-            res = _run(sc, tx, cu, Path(target).name, quiet, workers, engine, tune_memory, rejects)
+            if cluster is not None or sc.cluster is not None:
+                from simulator.cluster import address_problem, ledger_folder
+
+                if cluster is not None and address_problem(cluster):
+                    raise click.BadParameter(address_problem(cluster), param_hint="--cluster")
+                ledger_to = ledger_folder(out_dir)  # the workers write run 0's ledger beside the outputs
+            res = _run(sc, tx, cu, Path(target).name, quiet, workers, engine, tune_memory, rejects, cluster, ledger_to)
             if not quiet:
                 for load in res.loads:
                     if load is not None:
@@ -285,6 +327,11 @@ def simulate_cmd(
             state["written"] = True
         except LoyaltyError as exc:
             _fail(exc)
+        finally:
+            if ledger_to is not None:
+                import shutil
+
+                shutil.rmtree(ledger_to, ignore_errors=True)  # linked into the outputs, or of a failed run
         dec = res.program.model.decimals
         s = res.summary
         console = _console()

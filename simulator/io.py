@@ -25,7 +25,7 @@ from numba import njit
 
 from rulelang import atomic_write_bytes, formula_safe
 from rulelang.engine import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, NAT, arrowtext, event_names, read_datetimes
-from rulelang.errors import DataError
+from rulelang.errors import DataError, LoyaltyError
 from simulator.history import grouped_in_time
 
 REQUIRED = ("customer_id", "timestamp", "amount")
@@ -92,6 +92,10 @@ def read_table(data, what: str, wanted: set[str] | None = None, plain: frozenset
     """
     if isinstance(data, pd.DataFrame):
         return f"<{what} DataFrame>", data.reset_index(drop=True)
+    from simulator import partition
+
+    if partition.is_dataset(data):  # a folder, a glob or a URL of Parquet files, read as one file
+        return str(data), _to_pandas(partition.read(data, wanted, plain))
     path = Path(data)
     source = str(path)
     if not path.exists():
@@ -578,6 +582,13 @@ def column_names(data, what: str) -> tuple[str, tuple[str, ...]] | None:
     it cannot be read (its own load then says why)."""
     if isinstance(data, pd.DataFrame):
         return f"<{what} DataFrame>", tuple(str(c) for c in data.columns)
+    from simulator import partition
+
+    if partition.is_dataset(data):
+        try:
+            return str(data), tuple(partition.schema_of(data).names)
+        except (LoyaltyError, pa.ArrowInvalid, OSError):
+            return None
     path = Path(data)
     name = path.name.lower()
     try:

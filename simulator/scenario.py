@@ -173,6 +173,9 @@ class Scenario:
     typed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
     accounting: Accounting | None = None  # None: no accounting outputs
     acquisition: float | None = None  # new customers per month in the horizon (simulator.acquisition); None: the history's rate
+    # Where the runs go (simulator.cluster): `local:N` or a Dask scheduler's address; None: this
+    # machine. How, not what: not an assumption, so not in `to_dict` (summary.json is the same).
+    cluster: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -200,7 +203,7 @@ class Scenario:
                 target = target[part]
             target[path[-1]] = str(value) if path[-1] in _PATH_KEYS else value
         built = _build(raw, Path("."), _Ctx("command line", {}), keep_source=self.source)
-        return replace(built, typed=MappingProxyType(typed))
+        return replace(built, typed=MappingProxyType(typed), cluster=self.cluster)
 
     def to_dict(self) -> dict:
         """The assumptions as plain values, keys in a fixed order (for reports and overrides)."""
@@ -776,6 +779,15 @@ _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
     },
 }
 
+def _cluster(value, path, ctx) -> str:
+    from simulator.cluster import address_problem
+
+    problem = address_problem(value)
+    if problem:
+        raise ctx.fail(path, problem)
+    return value
+
+
 _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "program": (_path(), None),
     "transactions": (_path(), None),
@@ -792,6 +804,7 @@ _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "horizon": (_horizon, None),
     "accounting": (_accounting, None),
     "acquisition": (None, None),
+    "cluster": (_cluster, None),
 }
 
 
@@ -854,7 +867,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     if values["customers"] is not None and values["transactions"] is None:
         ctx.problems.append(ctx.fail(("customers",), "a customers file needs a transactions file too; add `transactions:`"))
     ctx.settle()
-    typed = {key: "scenario" for key in _TOP if key not in _SECTIONS and d.get(key) is not None}
+    typed = {key: "scenario" for key in _TOP if key not in _SECTIONS and key != "cluster" and d.get(key) is not None}
     for section in _SECTIONS:
         raw = d.get(section)
         typed.update({f"{section}.{key}": "scenario" for key in (raw if isinstance(raw, dict) else {}) if raw[key] is not None and key != "source"})
@@ -876,6 +889,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         typed=MappingProxyType(typed),
         accounting=values["accounting"],
         acquisition=acq["per_month"] if acq is not None else None,
+        cluster=values["cluster"],
     )
 
 

@@ -79,8 +79,8 @@ def mentions(snippet: str) -> list[tuple[str | None, str | None, str | None]]:
 
     `loyalty simulate X --runs 2` gives ("simulate", None, None) and ("simulate", "--runs", None);
     `python benchmarks/run.py --json` gives (None, "--json", "benchmarks/run.py"); a flag on its own
-    (`--rejects FILE` in prose) gives (None, "--rejects", None). Other programs' flags (pip, pytest)
-    are not the project's to check.
+    (`--rejects FILE` in prose) gives (None, "--rejects", None). Other programs' flags (pip, pytest,
+    dask's `dask worker`) are not the project's to check.
     """
     out: list[tuple[str | None, str | None, str | None]] = []
     for segment in snippet.split("&&"):
@@ -89,7 +89,7 @@ def mentions(snippet: str) -> list[tuple[str | None, str | None, str | None]]:
             out += [(command.group(1), flag, None) for flag in FLAG.findall(segment[command.end():])]
         elif script := SCRIPT.search(segment):
             out += [(None, flag, script.group(1)) for flag in FLAG.findall(segment[script.end():])]
-        elif not re.match(r"\s*(pip|pytest|python3?\s+-m\s+(pip|pytest))\b", segment):
+        elif not re.match(r"\s*(pip|pytest|dask|python3?\s+-m\s+(pip|pytest))\b", segment):
             out += [(None, flag, None) for flag in FLAG.findall(segment)]
     return out
 

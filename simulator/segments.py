@@ -1,0 +1,173 @@
+"""RFM segments and lifecycle stages of the customers at the start of the replayed period.
+
+Made once per simulation from each customer's purchases before the period (`Prior`, kept by
+simulator.io from the rows before the scenario's `period`):
+
+- *Scores.* Recency (the latest purchase), frequency (purchase rows) and monetary value (purchase
+  spend, minor units) each score 1 to 5 by quintile over every customer with a purchase before the
+  period: a customer's score is 1 + floor(5 x b / n), where b counts the customers strictly worse
+  on that measure and n all of them. Equal values therefore always share a score (the score of
+  the first of them in rank order), whatever the customers' ids or the order of the rows; a
+  measure on which many customers tie (frequency 1) leaves the scores above it empty, and fewer
+  than five customers use only some of the five scores (one customer scores 1 on each).
+- *Segments.* The table of segment boxes published with the R package `rfm` (`rfm_segment`'s
+  example, rfm 0.2.0): each names ranges of the recency, frequency and monetary scores. Its boxes
+  contain one another (New and Promising lie inside Potential loyalist, Cannot lose them inside
+  At risk), so a customer takes the smallest box that holds its scores, and of boxes of one size
+  the first listed; scores no box holds are `Others`. A customer with no purchase before the
+  period has no scores: `No history`.
+- *Stages.* `new`: no purchase before the period; `active`: the latest one at most 90 days before
+  its start; `at risk`: 91 to 180 days; `lapsed`: longer ago. Fixed days, the same for everyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rulelang.engine import NS_PER_DAY
+
+# (name, recency, frequency, monetary) ranges of the scores, both ends included: the published
+# table's rows in its order (rfm 0.2.0, `rfm_segment`), named as this project writes them.
+BOXES = (
+    ("Champions", (4, 5), (4, 5), (4, 5)),
+    ("Loyal", (2, 5), (3, 5), (3, 5)),
+    ("Potential loyalist", (3, 5), (1, 3), (1, 3)),
+    ("New", (4, 5), (1, 1), (1, 1)),
+    ("Promising", (3, 4), (1, 1), (1, 1)),
+    ("Need attention", (2, 3), (2, 3), (2, 3)),
+    ("About to sleep", (2, 3), (1, 2), (1, 2)),
+    ("At risk", (1, 2), (2, 5), (2, 5)),
+    ("Cannot lose them", (1, 1), (4, 5), (4, 5)),
+    ("Lost", (1, 2), (1, 2), (1, 2)),
+)
+OTHERS = "Others"
+NO_HISTORY = "No history"
+SEGMENTS = tuple(b[0] for b in BOXES) + (OTHERS, NO_HISTORY)
+STAGES = ("new", "active", "at risk", "lapsed")
+ACTIVE_DAYS = 90  # the latest purchase at most this many days before the period: active
+LAPSED_AFTER_DAYS = 180  # longer ago than this: lapsed; between the two: at risk
+
+
+def _box_table() -> np.ndarray:
+    """The segment code of every (recency, frequency, monetary) score, indexed [r - 1, f - 1, m - 1]."""
+    table = np.full((5, 5, 5), SEGMENTS.index(OTHERS), dtype=np.int8)
+    size = np.full((5, 5, 5), np.iinfo(np.int64).max, dtype=np.int64)
+    for code, (_, r, f, m) in enumerate(BOXES):
+        inside = np.zeros((5, 5, 5), dtype=bool)
+        inside[r[0] - 1 : r[1], f[0] - 1 : f[1], m[0] - 1 : m[1]] = True
+        n = (r[1] - r[0] + 1) * (f[1] - f[0] + 1) * (m[1] - m[0] + 1)
+        smaller = inside & (n < size)  # strictly smaller: of equal boxes the first listed stays
+        table[smaller] = code
+        size[smaller] = n
+    return table
+
+
+SEGMENT_OF_SCORES = _box_table()
+
+
+def quintile_scores(values: np.ndarray) -> np.ndarray:
+    """1 to 5 per value, higher values scoring higher: 1 + floor(5 x (values strictly lower) / n)."""
+    values = np.asarray(values)
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.int8)
+    below = np.searchsorted(np.sort(values, kind="stable"), values, side="left")
+    return (1 + (5 * below.astype(np.int64)) // n).astype(np.int8)
+
+
+def segment_codes(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Each customer's segment code (an index into SEGMENTS) from its three scores (1 to 5)."""
+    return SEGMENT_OF_SCORES[np.asarray(r) - 1, np.asarray(f) - 1, np.asarray(m) - 1]
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Each customer's purchases before the period: the latest one (int64 ns), how many, their spend."""
+
+    ids: np.ndarray  # customer ids (objects), one per customer with a purchase before the period
+    last: np.ndarray
+    purchases: np.ndarray
+    spend: np.ndarray  # minor units
+
+    @staticmethod
+    def empty() -> Prior:
+        return Prior(np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    @staticmethod
+    def of_rows(ids, t_ns: np.ndarray, purchase: np.ndarray, minor: np.ndarray) -> Prior:
+        """The summary of rows (customer id, time, purchase flag, amount in minor units), column at a time."""
+        frame = pd.DataFrame({"id": np.asarray(ids, dtype=object)[purchase], "t": np.asarray(t_ns, dtype=np.int64)[purchase], "x": np.asarray(minor, dtype=np.int64)[purchase]})
+        return Prior.joined([_summary(frame)])
+
+    @staticmethod
+    def joined(parts: list[Prior]) -> Prior:
+        """The summaries of disjoint parts of the rows (record batches) as one: per customer, the
+        latest purchase, and the counts and spend added. Sorted by id, whatever the parts' order."""
+        parts = [p for p in parts if len(p.ids)]
+        if not parts:
+            return Prior.empty()
+        frame = pd.DataFrame(
+            {
+                "id": np.concatenate([p.ids for p in parts]),
+                "last": np.concatenate([p.last for p in parts]),
+                "purchases": np.concatenate([p.purchases for p in parts]),
+                "spend": np.concatenate([p.spend for p in parts]),
+            }
+        )
+        g = frame.groupby("id", sort=True).agg({"last": "max", "purchases": "sum", "spend": "sum"})
+        return Prior(g.index.to_numpy(dtype=object), g["last"].to_numpy(np.int64), g["purchases"].to_numpy(np.int64), g["spend"].to_numpy(np.int64))
+
+
+def _summary(frame: pd.DataFrame) -> Prior:
+    g = frame.groupby("id", sort=True).agg(last=("t", "max"), purchases=("t", "size"), spend=("x", "sum"))
+    return Prior(g.index.to_numpy(dtype=object), g["last"].to_numpy(np.int64), g["purchases"].to_numpy(np.int64), g["spend"].to_numpy(np.int64))
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Each customer's segment and stage (codes into SEGMENTS and STAGES), by customer code."""
+
+    segment: np.ndarray  # int8
+    stage: np.ndarray  # int8
+
+    @property
+    def group(self) -> np.ndarray:
+        """One code per (segment, stage) pair: segment x len(STAGES) + stage."""
+        return self.segment.astype(np.int16) * len(STAGES) + self.stage
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Customers per segment and per stage."""
+        seg = np.bincount(self.segment, minlength=len(SEGMENTS))
+        st = np.bincount(self.stage, minlength=len(STAGES))
+        return {"segment": {n: int(seg[i]) for i, n in enumerate(SEGMENTS)}, "stage": {n: int(st[i]) for i, n in enumerate(STAGES)}}
+
+
+GROUPS = len(SEGMENTS) * len(STAGES)
+
+
+def scored(prior: Prior, start_ns: int) -> pd.DataFrame:
+    """Every customer of `prior` with its scores, segment and stage, as of the period's start."""
+    r = quintile_scores(prior.last)  # the later the latest purchase, the better
+    f = quintile_scores(prior.purchases)
+    m = quintile_scores(prior.spend)
+    days = (int(start_ns) - prior.last) // NS_PER_DAY  # whole days since the latest purchase
+    stage = np.where(days <= ACTIVE_DAYS, 1, np.where(days <= LAPSED_AFTER_DAYS, 2, 3)).astype(np.int8)
+    return pd.DataFrame({"customer_id": prior.ids, "r": r, "f": f, "m": m, "segment": segment_codes(r, f, m), "stage": stage, "days": days})
+
+
+def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentation:
+    """The segment and stage of each of `customer_ids` (a simulation's customers, by code), scored
+    among every customer with a purchase before the period (also those with no row in it)."""
+    n = len(customer_ids)
+    segment = np.full(n, SEGMENTS.index(NO_HISTORY), dtype=np.int8)
+    stage = np.zeros(n, dtype=np.int8)  # new
+    if prior is not None and len(prior.ids) and start_ns is not None:
+        s = scored(prior, start_ns)
+        at = pd.Index(s["customer_id"].to_numpy(dtype=object)).get_indexer(pd.Index(np.asarray(customer_ids, dtype=object)))
+        known = at >= 0
+        segment[known] = s["segment"].to_numpy()[at[known]]
+        stage[known] = s["stage"].to_numpy()[at[known]]
+    return Segmentation(segment, stage)

@@ -1,0 +1,156 @@
+"""RFM scores, segments and lifecycle stages (simulator.segments) against slow references and the
+published table of the R package rfm (rfm 0.2.0, `rfm_segment`'s example)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator import segments
+
+# The published table, as printed in rfm 0.2.0's documentation of `rfm_segment`.
+PUBLISHED_NAMES = ["Champions", "Loyal Customers", "Potential Loyalist", "New Customers", "Promising", "Need Attention", "About To Sleep", "At Risk", "Can't Lose Them", "Lost"]
+RECENCY_LOWER = [4, 2, 3, 4, 3, 2, 2, 1, 1, 1]
+RECENCY_UPPER = [5, 5, 5, 5, 4, 3, 3, 2, 1, 2]
+FREQUENCY_LOWER = [4, 3, 1, 1, 1, 2, 1, 2, 4, 1]
+FREQUENCY_UPPER = [5, 5, 3, 1, 1, 3, 2, 5, 5, 2]
+MONETARY_LOWER = [4, 3, 1, 1, 1, 2, 1, 2, 4, 1]
+MONETARY_UPPER = [5, 5, 3, 1, 1, 3, 2, 5, 5, 2]
+OUR_NAME = dict(zip(PUBLISHED_NAMES, (b[0] for b in segments.BOXES), strict=True))
+
+
+def test_boxes_are_the_published_table():
+    for i, (name, r, f, m) in enumerate(segments.BOXES):
+        assert OUR_NAME[PUBLISHED_NAMES[i]] == name
+        assert r == (RECENCY_LOWER[i], RECENCY_UPPER[i])
+        assert f == (FREQUENCY_LOWER[i], FREQUENCY_UPPER[i])
+        assert m == (MONETARY_LOWER[i], MONETARY_UPPER[i])
+
+
+def _reference_segment(r: int, f: int, m: int) -> str:
+    """Every box of the published table holding the scores; the smallest, the first listed of equals."""
+    best, best_size = "Others", None
+    for i, name in enumerate(PUBLISHED_NAMES):
+        if RECENCY_LOWER[i] <= r <= RECENCY_UPPER[i] and FREQUENCY_LOWER[i] <= f <= FREQUENCY_UPPER[i] and MONETARY_LOWER[i] <= m <= MONETARY_UPPER[i]:
+            size = (RECENCY_UPPER[i] - RECENCY_LOWER[i] + 1) * (FREQUENCY_UPPER[i] - FREQUENCY_LOWER[i] + 1) * (MONETARY_UPPER[i] - MONETARY_LOWER[i] + 1)
+            if best_size is None or size < best_size:
+                best, best_size = OUR_NAME[name], size
+    return best
+
+
+def test_every_score_takes_the_smallest_published_box():
+    cells = list(itertools.product(range(1, 6), repeat=3))
+    r, f, m = (np.array(c) for c in zip(*cells, strict=True))
+    got = [segments.SEGMENTS[c] for c in segments.segment_codes(r, f, m)]
+    assert got == [_reference_segment(*c) for c in cells]
+
+
+@pytest.mark.parametrize(
+    "scores, name",
+    [
+        ((5, 5, 5), "Champions"),
+        ((5, 1, 1), "New"),  # inside Potential loyalist, but the smaller box
+        ((3, 1, 1), "Promising"),
+        ((1, 5, 5), "Cannot lose them"),  # inside At risk
+        ((2, 4, 4), "At risk"),
+        ((1, 1, 1), "Lost"),
+        ((2, 2, 2), "Need attention"),  # Need attention, About to sleep and Lost hold it: the first listed of equal size
+        ((3, 4, 3), "Loyal"),
+        ((1, 5, 1), "Others"),
+    ],
+)
+def test_hand_picked_scores(scores, name):
+    assert segments.SEGMENTS[segments.segment_codes(*(np.array([s]) for s in scores))[0]] == name
+
+
+def _reference_scores(values) -> list[int]:
+    n = len(values)
+    return [1 + (5 * sum(1 for w in values if w < v)) // n for v in values]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_quintile_scores_against_counting(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 8 if seed % 2 else 1000, size=int(rng.integers(1, 60)))  # many ties, or few
+    assert segments.quintile_scores(values).tolist() == _reference_scores(values.tolist())
+
+
+def test_quintile_scores_few_customers_and_ties():
+    assert segments.quintile_scores(np.array([7])).tolist() == [1]
+    assert segments.quintile_scores(np.array([1, 2])).tolist() == [1, 3]
+    assert segments.quintile_scores(np.array([3, 3, 3, 3])).tolist() == [1, 1, 1, 1]
+    assert segments.quintile_scores(np.arange(10)).tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+
+
+DAY = 86_400 * 10**9
+
+
+def _history(rows):
+    """(customer, day, event, minor) rows -> the Prior of the purchases among them."""
+    ids = np.array([r[0] for r in rows], dtype=object)
+    t = np.array([pd.Timestamp("2026-01-01").value + r[1] * DAY for r in rows], dtype=np.int64)
+    purchase = np.array([r[2] == "purchase" for r in rows])
+    minor = np.array([r[3] for r in rows], dtype=np.int64)
+    return segments.Prior.of_rows(ids, t, purchase, minor)
+
+
+def test_a_hand_worked_history():
+    # The period starts on day 200 (2026-07-20). Five customers with purchases before it:
+    rows = [
+        ("a", 190, "purchase", 5000), ("a", 195, "purchase", 5000), ("a", 199, "purchase", 9000),  # recent, often, most
+        ("b", 10, "purchase", 8000), ("b", 20, "purchase", 8000), ("b", 30, "purchase", 8000),  # long ago, often, much
+        ("c", 150, "purchase", 100),  # 50 days ago, once, little
+        ("d", 60, "purchase", 300), ("d", 61, "refund", -300),  # 140 days ago, once (the refund is no purchase)
+        ("e", 5, "purchase", 200),  # 195 days ago, once
+        ("f", 100, "visit", 0),  # no purchase: no history
+    ]  # fmt: skip
+    prior = _history(rows)
+    assert prior.ids.tolist() == ["a", "b", "c", "d", "e"]
+    assert prior.purchases.tolist() == [3, 3, 1, 1, 1]
+    assert prior.spend.tolist() == [19000, 24000, 100, 300, 200]
+    start = pd.Timestamp("2026-01-01").value + 200 * DAY
+    s = segments.scored(prior, start)
+    # Recency by the latest purchase: a (199) > c (150) > d (60) > b (30) > e (5).
+    assert s["r"].tolist() == [5, 2, 4, 3, 1]
+    # Frequency: three customers tie at 1 (score 1), two at 3: 1 + 5 x 3 // 5 = 4.
+    assert s["f"].tolist() == [4, 4, 1, 1, 1]
+    assert s["m"].tolist() == [4, 5, 1, 3, 2]
+    names = [segments.SEGMENTS[c] for c in s["segment"]]
+    assert names == ["Champions", "At risk", "New", "Potential loyalist", "Lost"]
+    assert s["days"].tolist() == [1, 170, 50, 140, 195]
+    assert [segments.STAGES[c] for c in s["stage"]] == ["active", "at risk", "active", "at risk", "lapsed"]
+    seg = segments.assign(prior, start, np.array(["a", "e", "f", "z"], dtype=object))
+    assert [segments.SEGMENTS[c] for c in seg.segment] == ["Champions", "Lost", "No history", "No history"]
+    assert [segments.STAGES[c] for c in seg.stage] == ["active", "lapsed", "new", "new"]
+
+
+def test_stage_thresholds_are_inclusive():
+    start = pd.Timestamp("2026-07-01").value
+    prior = segments.Prior(np.array(["a", "b", "c", "d"], dtype=object), np.array([start - 90 * DAY, start - 91 * DAY, start - 180 * DAY, start - 181 * DAY]), np.ones(4, np.int64), np.ones(4, np.int64))
+    assert [segments.STAGES[c] for c in segments.scored(prior, start)["stage"]] == ["active", "at risk", "at risk", "lapsed"]
+
+
+def test_summaries_of_parts_join_as_the_whole():
+    rng = np.random.default_rng(3)
+    n = 400
+    rows = [(f"c{int(rng.integers(0, 40))}", int(rng.integers(0, 300)), "purchase" if rng.random() < 0.8 else "visit", int(rng.integers(1, 10_000))) for _ in range(n)]
+    whole = _history(rows)
+    parts = segments.Prior.joined([_history(rows[k : k + 70]) for k in range(0, n, 70)][::-1])
+    for f in ("ids", "last", "purchases", "spend"):
+        assert getattr(parts, f).tolist() == getattr(whole, f).tolist()
+    # The slow reference: per customer, by plain Python.
+    for cid in whole.ids:
+        mine = [r for r in rows if r[0] == cid and r[2] == "purchase"]
+        k = whole.ids.tolist().index(cid)
+        assert whole.purchases[k] == len(mine)
+        assert whole.spend[k] == sum(r[3] for r in mine)
+        assert whole.last[k] == pd.Timestamp("2026-01-01").value + max(r[1] for r in mine) * DAY
+
+
+def test_no_prior_history_makes_everyone_new():
+    seg = segments.assign(None, None, np.array(["a", "b"], dtype=object))
+    assert seg.counts()["stage"]["new"] == 2
+    assert seg.counts()["segment"]["No history"] == 2

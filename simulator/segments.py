@@ -99,7 +99,13 @@ class Prior:
     @staticmethod
     def of_rows(ids, t_ns: np.ndarray, purchase: np.ndarray, minor: np.ndarray) -> Prior:
         """The summary of rows (customer id, time, purchase flag, amount in minor units), column at a time."""
-        frame = pd.DataFrame({"id": np.asarray(ids, dtype=object)[purchase], "t": np.asarray(t_ns, dtype=np.int64)[purchase], "x": np.asarray(minor, dtype=np.int64)[purchase]})
+        frame = pd.DataFrame(
+            {
+                "id": np.asarray(ids, dtype=object)[purchase],
+                "t": np.asarray(t_ns, dtype=np.int64)[purchase],
+                "x": np.asarray(minor, dtype=np.int64)[purchase],
+            }
+        )
         return Prior.joined([_summary(frame)])
 
     @staticmethod
@@ -118,12 +124,16 @@ class Prior:
             }
         )
         g = frame.groupby("id", sort=True).agg({"last": "max", "purchases": "sum", "spend": "sum"})
-        return Prior(g.index.to_numpy(dtype=object), g["last"].to_numpy(np.int64), g["purchases"].to_numpy(np.int64), g["spend"].to_numpy(np.int64))
+        return Prior(
+            g.index.to_numpy(dtype=object), g["last"].to_numpy(np.int64), g["purchases"].to_numpy(np.int64), g["spend"].to_numpy(np.int64)
+        )
 
 
 def _summary(frame: pd.DataFrame) -> Prior:
     g = frame.groupby("id", sort=True).agg(last=("t", "max"), purchases=("t", "size"), spend=("x", "sum"))
-    return Prior(g.index.to_numpy(dtype=object), g["last"].to_numpy(np.int64), g["purchases"].to_numpy(np.int64), g["spend"].to_numpy(np.int64))
+    return Prior(
+        g.index.to_numpy(dtype=object), g["last"].to_numpy(np.int64), g["purchases"].to_numpy(np.int64), g["spend"].to_numpy(np.int64)
+    )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,18 @@ import pytest
 from simulator import segments
 
 # The published table, as printed in rfm 0.2.0's documentation of `rfm_segment`.
-PUBLISHED_NAMES = ["Champions", "Loyal Customers", "Potential Loyalist", "New Customers", "Promising", "Need Attention", "About To Sleep", "At Risk", "Can't Lose Them", "Lost"]
+PUBLISHED_NAMES = [
+    "Champions",
+    "Loyal Customers",
+    "Potential Loyalist",
+    "New Customers",
+    "Promising",
+    "Need Attention",
+    "About To Sleep",
+    "At Risk",
+    "Can't Lose Them",
+    "Lost",
+]
 RECENCY_LOWER = [4, 2, 3, 4, 3, 2, 2, 1, 1, 1]
 RECENCY_UPPER = [5, 5, 5, 5, 4, 3, 3, 2, 1, 2]
 FREQUENCY_LOWER = [4, 3, 1, 1, 1, 2, 1, 2, 4, 1]
@@ -34,8 +45,16 @@ def _reference_segment(r: int, f: int, m: int) -> str:
     """Every box of the published table holding the scores; the smallest, the first listed of equals."""
     best, best_size = "Others", None
     for i, name in enumerate(PUBLISHED_NAMES):
-        if RECENCY_LOWER[i] <= r <= RECENCY_UPPER[i] and FREQUENCY_LOWER[i] <= f <= FREQUENCY_UPPER[i] and MONETARY_LOWER[i] <= m <= MONETARY_UPPER[i]:
-            size = (RECENCY_UPPER[i] - RECENCY_LOWER[i] + 1) * (FREQUENCY_UPPER[i] - FREQUENCY_LOWER[i] + 1) * (MONETARY_UPPER[i] - MONETARY_LOWER[i] + 1)
+        if (
+            RECENCY_LOWER[i] <= r <= RECENCY_UPPER[i]
+            and FREQUENCY_LOWER[i] <= f <= FREQUENCY_UPPER[i]
+            and MONETARY_LOWER[i] <= m <= MONETARY_UPPER[i]
+        ):
+            size = (
+                (RECENCY_UPPER[i] - RECENCY_LOWER[i] + 1)
+                * (FREQUENCY_UPPER[i] - FREQUENCY_LOWER[i] + 1)
+                * (MONETARY_UPPER[i] - MONETARY_LOWER[i] + 1)
+            )
             if best_size is None or size < best_size:
                 best, best_size = OUR_NAME[name], size
     return best
@@ -129,14 +148,27 @@ def test_a_hand_worked_history():
 
 def test_stage_thresholds_are_inclusive():
     start = pd.Timestamp("2026-07-01").value
-    prior = segments.Prior(np.array(["a", "b", "c", "d"], dtype=object), np.array([start - 90 * DAY, start - 91 * DAY, start - 180 * DAY, start - 181 * DAY]), np.ones(4, np.int64), np.ones(4, np.int64))
+    prior = segments.Prior(
+        np.array(["a", "b", "c", "d"], dtype=object),
+        np.array([start - 90 * DAY, start - 91 * DAY, start - 180 * DAY, start - 181 * DAY]),
+        np.ones(4, np.int64),
+        np.ones(4, np.int64),
+    )
     assert [segments.STAGES[c] for c in segments.scored(prior, start)["stage"]] == ["active", "at risk", "at risk", "lapsed"]
 
 
 def test_summaries_of_parts_join_as_the_whole():
     rng = np.random.default_rng(3)
     n = 400
-    rows = [(f"c{int(rng.integers(0, 40))}", int(rng.integers(0, 300)), "purchase" if rng.random() < 0.8 else "visit", int(rng.integers(1, 10_000))) for _ in range(n)]
+    rows = [
+        (
+            f"c{int(rng.integers(0, 40))}",
+            int(rng.integers(0, 300)),
+            "purchase" if rng.random() < 0.8 else "visit",
+            int(rng.integers(1, 10_000)),
+        )
+        for _ in range(n)
+    ]
     whole = _history(rows)
     parts = segments.Prior.joined([_history(rows[k : k + 70]) for k in range(0, n, 70)][::-1])
     for f in ("ids", "last", "purchases", "spend"):

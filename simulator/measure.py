@@ -36,6 +36,7 @@ class Partial:
     triangle: np.ndarray | None = None  # (cohort, development, flow) points (metrics.LedgerSums)
     sales_m: np.ndarray | None = None  # members' purchases per month (minor units): the sales that earn points
     baseline_m: np.ndarray | None = None  # the forecast rows' own revenue per month (simulator.horizon), whole path
+    groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -43,7 +44,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "groups"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -52,7 +53,8 @@ class Partial:
             rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
         # A slice's future revenue (simulator.chunked with a horizon) adds up like the sums.
         base = None if self.baseline_m is None and other.baseline_m is None else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
-        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base)
+        groups = sums.pop("groups")
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
@@ -96,7 +98,64 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         ledger=ledger if keep_ledger else None,
         triangle=sums.triangle,
         sales_m=sales,
+        groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if getattr(setup, "segments", None) is not None else None,
     )
+
+
+# What each (segment, stage) group's sums hold, in columns: members who joined, points per
+# ledger kind (metrics.KINDS), reward cost and partner share, and the revenue the program adds.
+GROUP_FIELDS = ("members", *metrics.KINDS, "reward_cost", "partner_funded", "revenue_delta")
+
+
+def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """A path's sums per (segment, stage) group of its customers (simulator.segments), exact
+    integers that add up over customers as the path's own sums do."""
+    from simulator.segments import GROUPS
+
+    group = seg.group
+    n = len(group)
+    out = np.zeros((GROUPS, len(GROUP_FIELDS)), dtype=np.int64)
+    out[:, 0] = np.bincount(group[np.flatnonzero(chosen[:n])], minlength=GROUPS)
+    cid = ledger["customer_id"]
+    cat = cid.array if isinstance(cid.dtype, pd.CategoricalDtype) else pd.Categorical(cid)
+    code_of = seg.codes_of(cat.categories)
+    money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
+    _group_sums(
+        out,
+        group,
+        rows["_m"].to_numpy(),
+        rows["_minor"].to_numpy(),
+        money,
+        rows["_orig"].to_numpy(),
+        code_of.astype(np.int64),
+        np.asarray(cat.codes),
+        np.asarray(kinds),
+        *(np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")),
+    )
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _group_sums(out, group, m, minor, money, orig, code_of, cat, kinds, points, cost, partner):
+    # One pass over the path's rows and one over its postings; rows and postings of a customer the
+    # segmentation does not know (none without new customers) are left out.
+    n = group.shape[0]
+    nk = out.shape[1] - 4
+    for i in range(m.shape[0]):
+        c = m[i]
+        if 0 <= c < n:
+            out[group[c], nk + 3] += minor[i] * money[i] - orig[i]
+    for i in range(cat.shape[0]):
+        j = cat[i]
+        c = code_of[j] if j >= 0 else -1
+        if c < 0:
+            continue
+        g = group[c]
+        k = kinds[i]
+        if 0 <= k < nk:
+            out[g, 1 + k] += points[i]
+        out[g, nk + 1] += cost[i]
+        out[g, nk + 2] += partner[i]
 
 
 @njit(cache=True, nogil=True)

@@ -47,6 +47,7 @@ class Setup:
     horizon: object | None = None  # simulator.horizon.Horizon: the future after the history (None: none)
     acquisition: object | None = None  # simulator.acquisition.Acquisition: new customers in the horizon (None: none)
     newcomers: object | None = None  # simulator.acquisition.Newcomers: the run's own (set by `run_one`)
+    segments: object | None = None  # simulator.segments.Segmentation of `history`'s customers (None: no breakdown)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class RunResult:
     triangle: np.ndarray | None = None
     urr: object | None = None  # simulated.RunURR
     accounting: pd.DataFrame | None = None
+    groups: np.ndarray | None = None  # sums per (segment, stage) group (measure.GROUP_FIELDS), when broken down
 
 
 _SETUP: Setup | None = None
@@ -402,7 +404,7 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     books = simulated.run_accounting(setup.scenario.accounting, p.cells, p.sales_m, urr, months, model.point_cost, model.decimals)
     figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
-    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books)
+    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups)
 
 
 def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:

@@ -22,12 +22,18 @@ simulator.io from the rows before the scenario's `period`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from rulelang.engine import NS_PER_DAY
+from simulator import metrics
+from simulator.measure import GROUP_FIELDS
 
 # (name, recency, frequency, monetary) ranges of the scores, both ends included: the published
 # table's rows in its order (rfm 0.2.0, `rfm_segment`), named as this project writes them.
@@ -138,21 +144,49 @@ def _summary(frame: pd.DataFrame) -> Prior:
 
 @dataclass(frozen=True)
 class Segmentation:
-    """Each customer's segment and stage (codes into SEGMENTS and STAGES), by customer code."""
+    """Each customer's segment and stage (codes into SEGMENTS and STAGES), by customer code, with
+    the customers' ids (to place a ledger's postings) and each (segment, stage) group's revenue in
+    the replayed history (every customer's, members or not: `with_baseline`)."""
 
     segment: np.ndarray  # int8
     stage: np.ndarray  # int8
+    ids: pd.Index | None = None  # the customers' ids by code
+    baseline: np.ndarray | None = None  # revenue per group (minor units)
 
     @property
     def group(self) -> np.ndarray:
         """One code per (segment, stage) pair: segment x len(STAGES) + stage."""
         return self.segment.astype(np.int16) * len(STAGES) + self.stage
 
+    def codes_of(self, ids) -> np.ndarray:
+        """The customer codes of `ids` (-1: not a customer of this segmentation)."""
+        return self.ids.get_indexer(ids)
+
+    def cut(self, lo: int, hi: int) -> Segmentation:
+        """Customers lo .. hi (a slice of the history, simulator.chunked), without a baseline."""
+        ids = self.ids[lo:hi] if self.ids is not None else None
+        if ids is not None:
+            ids.get_indexer(ids[:1])  # its hash table built now, not by the paths' threads at once
+        return Segmentation(self.segment[lo:hi], self.stage[lo:hi], ids)
+
+    def with_baseline(self, codes: np.ndarray, money: np.ndarray) -> Segmentation:
+        """With each group's revenue: `money` (minor units) of history rows of customers `codes`."""
+        return replace(self, baseline=sums_by(self.group[codes], money, GROUPS))
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Customers per segment and per stage."""
         seg = np.bincount(self.segment, minlength=len(SEGMENTS))
         st = np.bincount(self.stage, minlength=len(STAGES))
         return {"segment": {n: int(seg[i]) for i, n in enumerate(SEGMENTS)}, "stage": {n: int(st[i]) for i, n in enumerate(STAGES)}}
+
+
+@njit(cache=True, nogil=True)
+def sums_by(codes, values, size):
+    """Exact int64 sums of `values` per code (np.bincount's weights would be floats)."""
+    out = np.zeros(size, dtype=np.int64)
+    for i in range(codes.shape[0]):
+        out[codes[i]] += values[i]
+    return out
 
 
 GROUPS = len(SEGMENTS) * len(STAGES)
@@ -168,6 +202,14 @@ def scored(prior: Prior, start_ns: int) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": prior.ids, "r": r, "f": f, "m": m, "segment": segment_codes(r, f, m), "stage": stage, "days": days})
 
 
+def of_history(prior: Prior | None, start_ns: int | None, history) -> Segmentation:
+    """`assign` over a history's customers, with each group's revenue in it (simulator.history)."""
+    rows = history.rows
+    money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
+    seg = assign(prior, start_ns, history.customer_ids)
+    return seg.with_baseline(rows["_m"].to_numpy(), np.where(money, rows["_minor"].to_numpy(), 0))
+
+
 def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentation:
     """The segment and stage of each of `customer_ids` (a simulation's customers, by code), scored
     among every customer with a purchase before the period (also those with no row in it)."""
@@ -180,4 +222,93 @@ def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentat
         known = at >= 0
         segment[known] = s["segment"].to_numpy()[at[known]]
         stage[known] = s["stage"].to_numpy()[at[known]]
-    return Segmentation(segment, stage)
+    ids = pd.Index(np.asarray(customer_ids, dtype=object))
+    ids.get_indexer(ids[:1])  # its hash table built now, not by the paths' threads at once
+    return Segmentation(segment, stage, ids)
+
+
+# segments.csv's columns (`breakdown`): run 0's exact figures of each group, which add up to run
+# 0's own figures, then the program cost and revenue lift over the runs.
+COLUMNS = (
+    "dimension", "group", "customers", "members", "points_issued", "points_redeemed", "points_expired", "points_outstanding",
+    "reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program", "revenue_lift",
+    "cost_per_member", "cost_share_of_revenue", "program_cost_p5", "program_cost_p50", "program_cost_p95",
+    "revenue_lift_p5", "revenue_lift_p50", "revenue_lift_p95",
+)  # fmt: skip
+DIMENSIONS = {"segment": SEGMENTS, "stage": STAGES}
+
+
+def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, point_cost, decimals: int) -> dict[str, np.ndarray]:
+    """One run's exact figures per (segment, stage) group from its sums (measure.GROUP_FIELDS) and
+    its total liability, which is shared out by each group's outstanding points at the run's URR:
+    each group's share rounded half up, and what rounding leaves over given to the group with the
+    most points outstanding, so that the groups' liabilities add up to the run's exactly."""
+    col = {f: sums[:, i] for i, f in enumerate(GROUP_FIELDS)}
+    outstanding = col["earn"] - col["clawback"] - col["redeem"] - col["expire"]
+    rate = Fraction(point_cost) * 10**decimals * Fraction(urr)
+    share = np.array([math.floor(Fraction(int(o)) * rate + Fraction(1, 2)) for o in outstanding], dtype=np.int64)
+    if len(share):
+        share[int(np.argmax(outstanding))] += liability - int(share.sum())
+    cost = col["reward_cost"] - col["partner_funded"] + share
+    return {
+        "members": col["members"],
+        "points_issued": col["earn"],
+        "points_redeemed": col["redeem"],
+        "points_expired": col["expire"],
+        "points_outstanding": outstanding,
+        "reward_cost": col["reward_cost"],
+        "partner_funded": col["partner_funded"],
+        "liability": share,
+        "program_cost": cost,
+        "revenue_baseline": baseline,
+        "revenue_with_program": baseline + col["revenue_delta"],
+        "revenue_lift": col["revenue_delta"],
+    }
+
+
+def breakdown(seg: Segmentation, runs: list[dict[str, np.ndarray]], decimals: int) -> pd.DataFrame:
+    """segments.csv: per segment and per stage, run 0's figures (`group_figures`), money in
+    currency units, and the program cost and revenue lift at P5/P50/P95 over the runs."""
+    customers = np.bincount(seg.group, minlength=GROUPS)
+    scale = 10**decimals
+    rows = []
+    for dim, names in DIMENSIONS.items():
+        # A group of this dimension is a set of (segment, stage) groups.
+        of = np.arange(GROUPS) // len(STAGES) if dim == "segment" else np.arange(GROUPS) % len(STAGES)
+        for k, name in enumerate(names):
+            at = of == k
+            if not customers[at].sum():
+                continue
+            total = {f: int(v[at].sum()) for f, v in runs[0].items()}
+            cost = [int(r["program_cost"][at].sum()) for r in runs]
+            lift = [int(r["revenue_lift"][at].sum()) for r in runs]
+            qc, ql = (np.percentile(np.array(v, dtype=np.float64), [5, 50, 95], method=metrics.PERCENTILE_METHOD) / scale for v in (cost, lift))
+            rows.append(
+                {"dimension": dim, "group": name, "customers": int(customers[at].sum())}
+                | {f: (_money(v, decimals) if f in _MONEY else v) for f, v in total.items()}
+                | {
+                    "cost_per_member": _money_ratio(total["program_cost"], total["members"], decimals),
+                    "cost_share_of_revenue": round(total["program_cost"] / total["revenue_with_program"], 6) if total["revenue_with_program"] else None,
+                    "program_cost_p5": round(float(qc[0]), decimals),
+                    "program_cost_p50": round(float(qc[1]), decimals),
+                    "program_cost_p95": round(float(qc[2]), decimals),
+                    "revenue_lift_p5": round(float(ql[0]), decimals),
+                    "revenue_lift_p50": round(float(ql[1]), decimals),
+                    "revenue_lift_p95": round(float(ql[2]), decimals),
+                }
+            )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+_MONEY = {"reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program", "revenue_lift"}
+
+
+def _money(minor: int, decimals: int):
+    return Decimal(int(minor)).scaleb(-decimals)
+
+
+def _money_ratio(minor: int, n: int, decimals: int):
+    """minor / n in currency units, rounded half up to the currency's decimals (None when n is 0)."""
+    if not n:
+        return None
+    return (Decimal(int(minor)) / Decimal(n)).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)

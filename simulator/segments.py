@@ -282,13 +282,17 @@ def breakdown(seg: Segmentation, runs: list[dict[str, np.ndarray]], decimals: in
             total = {f: int(v[at].sum()) for f, v in runs[0].items()}
             cost = [int(r["program_cost"][at].sum()) for r in runs]
             lift = [int(r["revenue_lift"][at].sum()) for r in runs]
-            qc, ql = (np.percentile(np.array(v, dtype=np.float64), [5, 50, 95], method=metrics.PERCENTILE_METHOD) / scale for v in (cost, lift))
+            qc, ql = (
+                np.percentile(np.array(v, dtype=np.float64), [5, 50, 95], method=metrics.PERCENTILE_METHOD) / scale for v in (cost, lift)
+            )
             rows.append(
                 {"dimension": dim, "group": name, "customers": int(customers[at].sum())}
                 | {f: (_money(v, decimals) if f in _MONEY else v) for f, v in total.items()}
                 | {
                     "cost_per_member": _money_ratio(total["program_cost"], total["members"], decimals),
-                    "cost_share_of_revenue": round(total["program_cost"] / total["revenue_with_program"], 6) if total["revenue_with_program"] else None,
+                    "cost_share_of_revenue": round(total["program_cost"] / total["revenue_with_program"], 6)
+                    if total["revenue_with_program"]
+                    else None,
                     "program_cost_p5": round(float(qc[0]), decimals),
                     "program_cost_p50": round(float(qc[1]), decimals),
                     "program_cost_p95": round(float(qc[2]), decimals),

@@ -4,12 +4,18 @@ published table of the R package rfm (rfm 0.2.0, `rfm_segment`'s example)."""
 from __future__ import annotations
 
 import itertools
+import sys
+from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from simulator import segments
+from simulator.api import simulate
 
 # The published table, as printed in rfm 0.2.0's documentation of `rfm_segment`.
 PUBLISHED_NAMES = [
@@ -186,3 +192,115 @@ def test_no_prior_history_makes_everyone_new():
     seg = segments.assign(None, None, np.array(["a", "b"], dtype=object))
     assert seg.counts()["stage"]["new"] == 2
     assert seg.counts()["segment"]["No history"] == 2
+
+
+# --- segments.csv: a simulation broken down by segment and stage ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import generate  # noqa: E402
+
+PROGRAM = ROOT / "programs" / "coffee.loyalty"
+# The generated year is 2026: its first half is the history before the replayed period.
+SCENARIO = {
+    "period": "2026-07-01 to 2026-12-31",
+    "enrollment": {"share": 0.6, "pick": "random"},
+    "redemption": {"probability": 0.5, "choice": "random"},
+    "response": {"spend_uplift": {"Green": 0.0, "Gold": 0.03, "Black": 0.06}, "visit_uplift": 0.1},
+    "margin": 0.6,
+    "runs": 3,
+    "seed": 7,
+}
+
+
+@pytest.fixture(scope="module")
+def history_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("segments")
+    t, c = generate.chunk(0, 0, 150, 3000, 13, 0)
+    tx = t.to_pandas()
+    tx["customer_id"] = tx["customer_id"].astype(str)
+    tx.loc[[3, 900], "amount"] = np.nan  # rejected in the period or not used before it
+    path = d / "tx.parquet"
+    pq.write_table(pa.Table.from_pandas(tx, preserve_index=False), path, row_group_size=700)
+    cu = d / "cu.parquet"
+    pq.write_table(c, cu)
+    return path, cu, tx
+
+
+@pytest.fixture(scope="module")
+def whole(history_file):
+    tx, cu, _ = history_file
+    return simulate(PROGRAM, tx, cu, SCENARIO, workers=1)
+
+
+ADDING = (
+    "members",
+    "points_issued",
+    "points_redeemed",
+    "points_expired",
+    "points_outstanding",
+    "program_cost",
+    "liability",
+    "revenue_lift",
+    "revenue_baseline",
+    "revenue_with_program",
+)
+
+
+def test_every_dimension_adds_up_to_run_0s_figures(whole):
+    table = whole.segments
+    fig = whole.per_run[0]
+    scale = 10**whole.program.model.decimals
+    assert set(table["dimension"]) == {"segment", "stage"}
+    for dim, rows in table.groupby("dimension"):
+        for f in ADDING:
+            total = sum((Decimal(str(v)) for v in rows[f]), Decimal(0))
+            want = (
+                Decimal(fig[f]) / scale
+                if f in ("program_cost", "liability", "revenue_lift", "revenue_baseline", "revenue_with_program")
+                else fig[f]
+            )
+            assert total == want, (dim, f)
+    # More than one segment and stage is seen: the history before the period is used.
+    assert (table["dimension"] == "segment").sum() >= 4
+    assert set(table.loc[table["dimension"] == "stage", "group"]) >= {"new", "active"}
+
+
+def _reference_groups(raw: pd.DataFrame) -> dict[str, str]:
+    """Each customer's segment from the raw rows by plain Python: purchases before 2026-07-01."""
+    start = pd.Timestamp("2026-07-01")
+    ts = pd.to_datetime(raw["timestamp"])
+    ok = (ts < start) & raw["amount"].notna() & (raw["event"] == "purchase") & (raw["amount"] >= 0)
+    per: dict[str, list] = {}
+    for cid, t, a in zip(raw.loc[ok, "customer_id"], ts[ok], raw.loc[ok, "amount"], strict=True):
+        per.setdefault(cid, []).append((t, round(a * 100)))
+    ids = sorted(per)
+    r = _reference_scores([max(t for t, _ in per[c]).value for c in ids])
+    f = _reference_scores([len(per[c]) for c in ids])
+    m = _reference_scores([sum(a for _, a in per[c]) for c in ids])
+    return {c: _reference_segment(r[k], f[k], m[k]) for k, c in enumerate(ids)}
+
+
+def test_points_by_segment_against_run_0s_ledger(whole, history_file):
+    _, _, raw = history_file
+    group = _reference_groups(raw)
+    ledger = whole.ledger
+    seg = ledger["customer_id"].astype(str).map(lambda c: group.get(c, "No history"))
+    table = whole.segments.set_index(["dimension", "group"])
+    for kind, col in (("earn", "points_issued"), ("redeem", "points_redeemed")):
+        got = ledger["points"][ledger["kind"] == kind].groupby(seg[ledger["kind"] == kind]).sum()
+        assert len(got) >= 4 and got.sum() > 0
+        for name, points in got.items():
+            assert table.loc[("segment", name), col] == points, (kind, name)
+
+
+def _csv(result, out: Path) -> bytes:
+    result.write(out)
+    return (out / "segments.csv").read_bytes()
+
+
+def test_workers_and_slices_give_the_same_segments_csv(history_file, whole, tmp_path):
+    tx, cu, _ = history_file
+    want = _csv(whole, tmp_path / "whole")
+    assert _csv(simulate(PROGRAM, tx, cu, SCENARIO, workers=2), tmp_path / "two") == want
+    assert _csv(simulate(PROGRAM, tx, cu, SCENARIO, workers=1, slice_rows=400), tmp_path / "sliced") == want

@@ -572,10 +572,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
             baseline += montecarlo.baseline_revenue(history, months)
             setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
             if seg_all is not None:
-                seg = seg_all.cut(lo, hi)
-                rows_h = history.rows
-                money = rows_h["_purchase"].to_numpy() | rows_h["_refund"].to_numpy()
-                seg = seg.with_baseline(rows_h["_m"].to_numpy(), np.where(money, rows_h["_minor"].to_numpy(), 0))
+                seg = seg_all.cut(lo, hi).with_baseline(history.rows)
                 seg_baseline += seg.baseline
                 setup = replace(setup, segments=seg)
             if models is not None:

@@ -118,7 +118,7 @@ def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray,
     out[:, 0] = np.bincount(group[np.flatnonzero(chosen[:n])], minlength=GROUPS)
     cid = ledger["customer_id"]
     cat = cid.array if isinstance(cid.dtype, pd.CategoricalDtype) else pd.Categorical(cid)
-    code_of = seg.codes_of(cat.categories)
+    code_of = seg.codes_of(cat.categories, chosen)
     money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
     _group_sums(
         out,

@@ -150,7 +150,7 @@ class Segmentation:
 
     segment: np.ndarray  # int8
     stage: np.ndarray  # int8
-    ids: pd.Index | None = None  # the customers' ids by code
+    ids: np.ndarray | pd.Index | None = None  # the customers' ids by code
     baseline: np.ndarray | None = None  # revenue per group (minor units)
 
     @property
@@ -158,20 +158,24 @@ class Segmentation:
         """One code per (segment, stage) pair: segment x len(STAGES) + stage."""
         return self.segment.astype(np.int16) * len(STAGES) + self.stage
 
-    def codes_of(self, ids) -> np.ndarray:
-        """The customer codes of `ids` (-1: not a customer of this segmentation)."""
-        return self.ids.get_indexer(ids)
+    def codes_of(self, ids, chosen: np.ndarray) -> np.ndarray:
+        """The customer codes of a path's ledger's `ids` (its categories; -1: not a customer here).
+        The engine lists the base's customers, or the path's members, in code order: then no id
+        is looked up (hashing every id would cost a simulation more than the rest of the
+        breakdown), only a few compared; otherwise each is looked up."""
+        for codes in (np.arange(len(self.segment)), np.flatnonzero(chosen[: len(self.segment)])):
+            if len(codes) == len(ids) and all(self.ids[codes[k]] == ids[k] for k in (0, len(ids) // 2, -1) if len(ids)):
+                return codes
+        return pd.Index(np.asarray(self.ids, dtype=object)).get_indexer(np.asarray(ids, dtype=object))
 
     def cut(self, lo: int, hi: int) -> Segmentation:
         """Customers lo .. hi (a slice of the history, simulator.chunked), without a baseline."""
-        ids = self.ids[lo:hi] if self.ids is not None else None
-        if ids is not None:
-            ids.get_indexer(ids[:1])  # its hash table built now, not by the paths' threads at once
-        return Segmentation(self.segment[lo:hi], self.stage[lo:hi], ids)
+        return Segmentation(self.segment[lo:hi], self.stage[lo:hi], self.ids[lo:hi] if self.ids is not None else None)
 
-    def with_baseline(self, codes: np.ndarray, money: np.ndarray) -> Segmentation:
-        """With each group's revenue: `money` (minor units) of history rows of customers `codes`."""
-        return replace(self, baseline=sums_by(self.group[codes], money, GROUPS))
+    def with_baseline(self, rows: pd.DataFrame) -> Segmentation:
+        """With each group's revenue: the purchases and refunds of history rows (simulator.history)."""
+        m, minor, purchase, refund = (rows[c].to_numpy() for c in ("_m", "_minor", "_purchase", "_refund"))
+        return replace(self, baseline=_revenue_by(self.group, m, minor, purchase, refund, GROUPS))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Customers per segment and per stage."""
@@ -181,11 +185,12 @@ class Segmentation:
 
 
 @njit(cache=True, nogil=True)
-def sums_by(codes, values, size):
-    """Exact int64 sums of `values` per code (np.bincount's weights would be floats)."""
+def _revenue_by(group, m, minor, purchase, refund, size):
+    # Exact int64 sums per group of the rows' money (np.bincount's weights would be floats).
     out = np.zeros(size, dtype=np.int64)
-    for i in range(codes.shape[0]):
-        out[codes[i]] += values[i]
+    for i in range(m.shape[0]):
+        if purchase[i] or refund[i]:
+            out[group[m[i]]] += minor[i]
     return out
 
 
@@ -204,10 +209,7 @@ def scored(prior: Prior, start_ns: int) -> pd.DataFrame:
 
 def of_history(prior: Prior | None, start_ns: int | None, history) -> Segmentation:
     """`assign` over a history's customers, with each group's revenue in it (simulator.history)."""
-    rows = history.rows
-    money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
-    seg = assign(prior, start_ns, history.customer_ids)
-    return seg.with_baseline(rows["_m"].to_numpy(), np.where(money, rows["_minor"].to_numpy(), 0))
+    return assign(prior, start_ns, history.customer_ids).with_baseline(history.rows)
 
 
 def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentation:
@@ -222,9 +224,7 @@ def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentat
         known = at >= 0
         segment[known] = s["segment"].to_numpy()[at[known]]
         stage[known] = s["stage"].to_numpy()[at[known]]
-    ids = pd.Index(np.asarray(customer_ids, dtype=object))
-    ids.get_indexer(ids[:1])  # its hash table built now, not by the paths' threads at once
-    return Segmentation(segment, stage, ids)
+    return Segmentation(segment, stage, customer_ids)
 
 
 # segments.csv's columns (`breakdown`): run 0's exact figures of each group, which add up to run

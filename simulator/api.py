@@ -438,8 +438,8 @@ def _prepared(prog: Program, sc: Scenario, transactions, customers, keep, worker
             acquired = _fitted(sc, lambda: acquisition.fit(history, future, sc.acquisition, sc.runs, sc.seed)) if future is not None else None
             # No run with a new customer (`per_month: 0`): the paths are the horizon's alone.
             setup = replace(setup, horizon=future, acquisition=acquired if acquired is not None and acquired.capacity else None)
-            if future is None:  # (a horizon's future rows are not broken down by segment)
-                setup = replace(setup, segments=segments.of_history(tx.prior, _start_ns(sc), history))
+            # (With a horizon the segments steer enrolment and response; the figures are not broken down.)
+            setup = replace(setup, segments=segments.of_history(tx.prior, _start_ns(sc), history))
             yield Prepared(prog, setup, tx, cust, start, acquired)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
@@ -544,14 +544,16 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     future_customers = 0
     e = sc.enrollment
     # Every run's choice is made once, not again in every slice and worker.
-    population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
+    # Every customer's segment, scored once over all of them; each slice's paths read their part.
+    seg_all = segments.assign(tx.prior, _start_ns(sc), p.ids)
+    among = enrollment.in_segments(seg_all, e)
+    can_join = p.can_join if among is None else p.can_join & among
+    population = enrollment.Population(can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
     totals: list | None = None
     baseline = np.zeros(len(months), dtype=np.int64)
     ledgers: dict[int, pd.DataFrame] = {}
     path_rows: dict[int, int] = {}
     spill = _LedgerSpill(model.decimals) if tx.rows_used > chunked.AUTO_ROWS else None
-    # Every customer's segment, scored once over all of them; each slice's paths read their part.
-    seg_all = segments.assign(tx.prior, _start_ns(sc), p.ids) if models is None else None
     seg_baseline = np.zeros(segments.GROUPS, dtype=np.int64)
     # Each planned customer's row in the customers table (-1: none), looked up once for all slices.
     cust_rows = pd.Index(cust.frame["customer_id"]).get_indexer(pd.Index(p.ids)) if cust is not None else None
@@ -571,10 +573,9 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
             history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
             baseline += montecarlo.baseline_revenue(history, months)
             setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
-            if seg_all is not None:
-                seg = seg_all.cut(lo, hi).with_baseline(history.rows)
-                seg_baseline += seg.baseline
-                setup = replace(setup, segments=seg)
+            seg = seg_all.cut(lo, hi).with_baseline(history.rows)
+            seg_baseline += seg.baseline
+            setup = replace(setup, segments=seg)
             if models is not None:
                 hz = _fitted(sc, partial(horizon.fit, history, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
                 future_customers += len(hz.code)
@@ -601,8 +602,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     finally:
         builder.shutdown()
     setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
-    if seg_all is not None:
-        setup = replace(setup, segments=replace(seg_all, baseline=seg_baseline))
+    setup = replace(setup, segments=replace(seg_all, baseline=seg_baseline))
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
     described = None
     if models is not None:

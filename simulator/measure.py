@@ -98,7 +98,8 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         ledger=ledger if keep_ledger else None,
         triangle=sums.triangle,
         sales_m=sales,
-        groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if getattr(setup, "segments", None) is not None else None,
+        # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
+        groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if setup.segments is not None and setup.horizon is None else None,
     )
 
 

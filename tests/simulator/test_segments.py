@@ -16,6 +16,7 @@ import pytest
 
 from simulator import segments
 from simulator.api import simulate
+from simulator.scenario import ScenarioError, SegmentUplift, loads_scenario
 
 # The published table, as printed in rfm 0.2.0's documentation of `rfm_segment`.
 PUBLISHED_NAMES = [
@@ -304,3 +305,96 @@ def test_workers_and_slices_give_the_same_segments_csv(history_file, whole, tmp_
     want = _csv(whole, tmp_path / "whole")
     assert _csv(simulate(PROGRAM, tx, cu, SCENARIO, workers=2), tmp_path / "two") == want
     assert _csv(simulate(PROGRAM, tx, cu, SCENARIO, workers=1, slice_rows=400), tmp_path / "sliced") == want
+
+
+# --- scenario keys: enrolment by segment, spend uplift by segment ----------------------------------
+
+
+def _scenario_error(text: str) -> str:
+    with pytest.raises(ScenarioError) as info:
+        loads_scenario(text, "s.yaml")
+    return str(info.value)
+
+
+def test_enrolment_by_segment_is_read_and_written_back():
+    sc = loads_scenario("enrollment:\n  share: 0.5\n  pick: segment\n  segments: [At risk, Champions]\n", "s.yaml")
+    assert (sc.enrollment.pick, sc.enrollment.segments) == ("segment", ("At risk", "Champions"))
+    assert sc.to_dict()["enrollment"] == {"share": 0.5, "pick": "segment", "segments": ["At risk", "Champions"]}
+    assert "segments" not in loads_scenario("enrollment: {pick: random}\n", "s.yaml").to_dict()["enrollment"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "enrollment:\n  pick: segment\n  segments: [Champions, At Risk]\n",
+            "s.yaml:3:25: error: enrollment.segments.1: unknown segment `At Risk`; did you mean `At risk`?",
+        ),
+        (
+            "enrollment:\n  pick: segment\n  segments:\n    - Hibernators\n",
+            "s.yaml:4:7: error: enrollment.segments.0: unknown segment `Hibernators`; segments: Champions",
+        ),
+        ("enrollment:\n  pick: segment\n  segments: [Lost, Lost]\n", "enrollment.segments.1: the segment `Lost` is named twice"),
+        ("enrollment:\n  pick: segment\n", "s.yaml:2:9: error: enrollment.pick: `pick: segment` needs the segments to enrol"),
+        (
+            "enrollment:\n  pick: random\n  segments: [Lost]\n",
+            "s.yaml:3:3: error: enrollment.segments: segments are enrolled only with `pick: segment`",
+        ),
+        ("enrollment:\n  pick: segments\n", "did you mean `segment`?"),
+        (
+            "response:\n  spend_uplift: {At risk: 0.05, Gold: 0.01}\n",
+            "s.yaml:2:33: error: response.spend_uplift.Gold: `Gold` is not a segment, and `At risk` is: give the uplift by tier or by segment, not both",
+        ),
+        ("response:\n  spend_uplift: {Champions: 0.05, Can't lose them: 0.01}\n", "did you mean `Cannot lose them`?"),
+        ("response:\n  spend_uplift: {Champions: 2}\n", "response.spend_uplift.Champions: 2 is out of range"),
+    ],
+)
+def test_segment_keys_refuse_bad_values_with_their_place(text, expected):
+    assert expected in _scenario_error(text)
+
+
+def test_spend_uplift_by_segment_or_by_tier():
+    by_segment = loads_scenario("response:\n  spend_uplift: {At risk: 0.05, Champions: 0.01}\n", "s.yaml").response
+    assert isinstance(by_segment.spend_uplift, SegmentUplift)
+    assert dict(by_segment.spend_uplift) == {"At risk": 0.05, "Champions": 0.01}
+    assert by_segment.spend_uplift_for("Gold") == 0.0  # no tier has an uplift of its own
+    by_tier = loads_scenario("response:\n  spend_uplift: {Gold: 0.03}\n", "s.yaml").response
+    assert not isinstance(by_tier.spend_uplift, SegmentUplift) and by_tier.spend_uplift_for("Gold") == 0.03
+
+
+def test_pick_segment_enrols_only_the_segments_named(history_file):
+    tx, cu, _ = history_file
+    sc = SCENARIO | {"enrollment": {"share": 1.0, "pick": "segment", "segments": ["Champions", "At risk"]}, "runs": 1}
+    table = simulate(PROGRAM, tx, cu, sc, workers=1).segments
+    seg = table[table["dimension"] == "segment"].set_index("group")
+    assert seg.loc["Champions", "members"] > 0 and seg.loc["At risk", "members"] > 0
+    assert seg["members"].drop(["Champions", "At risk"]).eq(0).all()
+    # Everyone of those segments who buys in the period joins (share 1): as counted from the raw rows.
+    raw = history_file[2]
+    group = _reference_groups(raw)
+    t = pd.to_datetime(raw["timestamp"])
+    buyers = set(raw.loc[(t >= pd.Timestamp("2026-07-01")) & (raw["event"] == "purchase") & (raw["amount"] >= 0), "customer_id"])
+    assert seg.loc["Champions", "members"] == sum(1 for c in buyers if group.get(c) == "Champions")
+    assert seg.loc["At risk", "members"] == sum(1 for c in buyers if group.get(c) == "At risk")
+
+
+def test_spend_uplift_by_segment_lifts_only_those_segments(history_file):
+    tx, cu, _ = history_file
+    sc = SCENARIO | {"enrollment": {"share": 1.0, "pick": "random"}, "response": {"spend_uplift": {"Champions": 0.05}}, "runs": 1}
+    table = simulate(PROGRAM, tx, cu, sc, workers=1).segments
+    seg = table[table["dimension"] == "segment"].set_index("group")
+    lift = seg["revenue_lift"].astype(float)
+    assert lift.drop("Champions").eq(0).all()
+    # 5% of the Champions' purchase lines in the period (all join: share 1), counted from the raw
+    # rows; each scaled line rounds to the cent, so within half a cent a line.
+    raw = history_file[2]
+    group = _reference_groups(raw)
+    t = pd.to_datetime(raw["timestamp"])
+    lines = raw[
+        (t >= pd.Timestamp("2026-07-01"))
+        & (raw["event"] == "purchase")
+        & (raw["amount"] >= 0)
+        & raw["customer_id"].map(lambda c: group.get(c) == "Champions")
+    ]
+    assert len(lines) > 50
+    assert abs(lift["Champions"] - 0.05 * lines["amount"].sum()) <= 0.005 * len(lines)

@@ -60,6 +60,7 @@ class SimulationResult:
     triangle_sums: np.ndarray | None = field(repr=False, default=None)
     # segments.csv: every figure by RFM segment and lifecycle stage (simulator.segments); None with a horizon.
     segments: pd.DataFrame | None = None
+    segmentation: object | None = field(repr=False, default=None)  # simulator.segments.Segmentation: the pyramid's customers
     months: pd.PeriodIndex | None = field(repr=False, default=None)
     _triangles: object = field(repr=False, default=None)
     _urr_by_tier: object = field(repr=False, default=None)
@@ -555,6 +556,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     path_rows: dict[int, int] = {}
     spill = _LedgerSpill(model.decimals) if tx.rows_used > chunked.AUTO_ROWS else None
     seg_baseline = np.zeros(segments.GROUPS, dtype=np.int64)
+    seg_revenue = np.zeros(len(p.ids), dtype=np.int64)
     # Each planned customer's row in the customers table (-1: none), looked up once for all slices.
     cust_rows = pd.Index(cust.frame["customer_id"]).get_indexer(pd.Index(p.ids)) if cust is not None else None
     builder = ThreadPoolExecutor(1)
@@ -575,6 +577,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
             setup = _setup(prog, sc, engine, tx, history, base, months, baseline, replace(population, lo=lo))
             seg = seg_all.cut(lo, hi).with_baseline(history.rows)
             seg_baseline += seg.baseline
+            seg_revenue[lo:hi] = seg.revenue
             setup = replace(setup, segments=seg)
             if models is not None:
                 hz = _fitted(sc, partial(horizon.fit, history, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
@@ -602,7 +605,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     finally:
         builder.shutdown()
     setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
-    setup = replace(setup, segments=replace(seg_all, baseline=seg_baseline))
+    setup = replace(setup, segments=replace(seg_all, baseline=seg_baseline, revenue=seg_revenue))
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
     described = None
     if models is not None:
@@ -724,7 +727,7 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
     return SimulationResult(
         summary, monthly, results[0].ledger, rewards_table(results, model, dec), sc, prog, per_run, loads,
         accounting=books, accounting_runs=[r.accounting for r in results] if books is not None else [],
-        triangle_sums=results[0].triangle, months=months, segments=_segment_table(seg, results, model),
+        triangle_sums=results[0].triangle, months=months, segments=_segment_table(seg, results, model), segmentation=seg,
     )  # fmt: skip
 
 

@@ -152,6 +152,7 @@ class Segmentation:
     stage: np.ndarray  # int8
     ids: np.ndarray | pd.Index | None = None  # the customers' ids by code
     baseline: np.ndarray | None = None  # revenue per group (minor units)
+    revenue: np.ndarray | None = None  # revenue per customer (minor units): the pyramid's ranking
 
     @property
     def group(self) -> np.ndarray:
@@ -175,7 +176,8 @@ class Segmentation:
     def with_baseline(self, rows: pd.DataFrame) -> Segmentation:
         """With each group's revenue: the purchases and refunds of history rows (simulator.history)."""
         m, minor, purchase, refund = (rows[c].to_numpy() for c in ("_m", "_minor", "_purchase", "_refund"))
-        return replace(self, baseline=_revenue_by(self.group, m, minor, purchase, refund, GROUPS))
+        revenue = _revenue_by(m, minor, purchase, refund, len(self.segment))
+        return replace(self, revenue=revenue, baseline=_sums_by(self.group, revenue, GROUPS))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Customers per segment and per stage."""
@@ -185,12 +187,20 @@ class Segmentation:
 
 
 @njit(cache=True, nogil=True)
-def _revenue_by(group, m, minor, purchase, refund, size):
-    # Exact int64 sums per group of the rows' money (np.bincount's weights would be floats).
+def _revenue_by(m, minor, purchase, refund, size):
+    # Exact int64 sums per customer of the rows' money (np.bincount's weights would be floats).
     out = np.zeros(size, dtype=np.int64)
     for i in range(m.shape[0]):
         if purchase[i] or refund[i]:
-            out[group[m[i]]] += minor[i]
+            out[m[i]] += minor[i]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _sums_by(codes, values, size):
+    out = np.zeros(size, dtype=np.int64)
+    for i in range(codes.shape[0]):
+        out[codes[i]] += values[i]
     return out
 
 
@@ -316,3 +326,66 @@ def _money_ratio(minor: int, n: int, decimals: int):
     if not n:
         return None
     return (Decimal(int(minor)) / Decimal(n)).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+
+
+# The pyramid's curve is drawn through this many points at most (a page per 100k customers stays small).
+PYRAMID_POINTS = 200
+TOP_SHARE = Fraction(1, 5)  # the pyramid's top: the fifth of the customers who spend most
+
+
+@dataclass(frozen=True)
+class Pyramid:
+    """Customers ranked by their revenue in the replayed history (most first, ties by id), with the
+    cumulative shares of revenue and of run 0's program cost they account for."""
+
+    customers: int
+    top: int  # customers in the top fifth (rounded half up)
+    top_revenue_share: float
+    top_cost_share: float | None  # None when the program cost nothing
+    curve: pd.DataFrame  # customer_share, revenue_share, cost_share (at most PYRAMID_POINTS rows)
+
+
+def customer_costs(seg: Segmentation, ledger: pd.DataFrame, point_cost, urr, decimals: int) -> np.ndarray:
+    """Run 0's program cost per customer (minor units, float): the rewards they redeemed less the
+    partners' share, and their outstanding points at the URR, as the summary's program cost is."""
+    kinds = metrics.kind_codes(ledger)
+    sign = np.zeros(len(metrics.KINDS) + 1, dtype=np.int64)
+    for k, s in (("earn", 1), ("clawback", -1), ("redeem", -1), ("expire", -1)):
+        sign[metrics.KINDS.index(k)] = s
+    cid = ledger["customer_id"]
+    cat = cid.array if isinstance(cid.dtype, pd.CategoricalDtype) else pd.Categorical(cid)
+    code = pd.Index(np.asarray(seg.ids, dtype=object)).get_indexer(np.asarray(cat.categories, dtype=object))
+    who = np.where(cat.codes >= 0, code[cat.codes], -1)
+    known = who >= 0
+    n = len(seg.segment)
+    points = ledger["points"].to_numpy(dtype=np.int64) * sign[kinds]
+    money = ledger["cost"].to_numpy(dtype=np.int64) - ledger["partner_share"].to_numpy(dtype=np.int64)
+    outstanding = np.bincount(who[known], weights=points[known], minlength=n)
+    paid = np.bincount(who[known], weights=money[known], minlength=n)
+    return paid + outstanding * float(Fraction(point_cost) * 10**decimals * Fraction(urr or 0))
+
+
+def pyramid(seg: Segmentation, costs: np.ndarray) -> Pyramid:
+    """The VIP pyramid of `seg`'s customers (their revenue) against their costs (`customer_costs`)."""
+    n = len(seg.revenue)
+    order = np.argsort(-seg.revenue, kind="stable")
+    revenue = np.cumsum(seg.revenue[order].astype(np.float64))
+    cost = np.cumsum(costs[order])
+    total_revenue, total_cost = (float(revenue[-1]), float(cost[-1])) if n else (0.0, 0.0)
+    top = min(n, math.floor(TOP_SHARE * n + Fraction(1, 2)))
+    at = np.unique(np.linspace(0, n, min(n, PYRAMID_POINTS) + 1).round().astype(np.int64))
+    head = lambda c, k: float(c[k - 1]) if k else 0.0  # noqa: E731 - the cumulative sum of the first k
+    curve = pd.DataFrame(
+        {
+            "customer_share": at / max(n, 1),
+            "revenue_share": [head(revenue, k) / total_revenue if total_revenue else 0.0 for k in at],
+            "cost_share": [head(cost, k) / total_cost if total_cost else 0.0 for k in at],
+        }
+    )
+    return Pyramid(
+        n,
+        top,
+        head(revenue, top) / total_revenue if total_revenue else 0.0,
+        head(cost, top) / total_cost if total_cost else None,
+        curve,
+    )

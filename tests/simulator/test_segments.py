@@ -398,3 +398,44 @@ def test_spend_uplift_by_segment_lifts_only_those_segments(history_file):
     ]
     assert len(lines) > 50
     assert abs(lift["Champions"] - 0.05 * lines["amount"].sum()) <= 0.005 * len(lines)
+
+
+# --- the VIP pyramid ---------------------------------------------------------------------------------
+
+
+def test_pyramid_against_the_raw_rows_and_run_0s_cost(whole, history_file):
+    _, _, raw = history_file
+    seg = whole.segmentation
+    # Revenue per customer in the period by plain pandas: purchases and refunds (made negative).
+    t = pd.to_datetime(raw["timestamp"])
+    used = raw[(t >= pd.Timestamp("2026-07-01")) & raw["amount"].notna() & (raw["customer_id"] != "")]
+    money = used[used["event"].isin(["purchase", "refund"])]
+    signed = np.where((money["event"] == "refund") | (money["amount"] < 0), -money["amount"].abs(), money["amount"])
+    per = pd.Series(np.round(signed * 100).astype(np.int64), index=money["customer_id"].to_numpy()).groupby(level=0).sum()
+    revenue = per.reindex(np.asarray(seg.ids, dtype=object), fill_value=0).to_numpy()
+    assert revenue.tolist() == seg.revenue.tolist()
+    fig = whole.per_run[0]
+    costs = segments.customer_costs(seg, whole.ledger, whole.program.model.point_cost, fig["urr"], whole.program.model.decimals)
+    assert abs(costs.sum() - fig["program_cost"]) < 1  # the liability rounds once in total, not per customer
+    p = segments.pyramid(seg, costs)
+    ranked = sorted(range(len(revenue)), key=lambda i: (-revenue[i], i))
+    top = ranked[: round(len(revenue) / 5)]
+    assert p.top == len(top)
+    assert p.top_revenue_share == pytest.approx(sum(revenue[i] for i in top) / revenue.sum())
+    assert p.top_cost_share == pytest.approx(sum(costs[i] for i in top) / costs.sum())
+    c = p.curve
+    assert c["customer_share"].iloc[0] == 0 and c["customer_share"].iloc[-1] == 1
+    assert c["revenue_share"].iloc[-1] == pytest.approx(1) and c["cost_share"].iloc[-1] == pytest.approx(1)
+    assert (np.diff(c["revenue_share"]) >= -1e-12).all()  # most revenue first: the curve only rises
+    assert len(c) <= segments.PYRAMID_POINTS + 1
+
+
+def test_the_report_shows_segments_and_the_pyramid(whole, tmp_path):
+    whole.write(tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Segments and the VIP pyramid</h2>" in html
+    assert "The top fifth of the customers by revenue" in html
+    for name in whole.segments.loc[whole.segments["dimension"] == "segment", "group"]:
+        assert f"<td>{name}</td>" in html
+    text = (tmp_path / "out" / "segments.csv").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == ",".join(segments.COLUMNS)

@@ -440,7 +440,7 @@ def _prepared(prog: Program, sc: Scenario, transactions, customers, keep, worker
             # No run with a new customer (`per_month: 0`): the paths are the horizon's alone.
             setup = replace(setup, horizon=future, acquisition=acquired if acquired is not None and acquired.capacity else None)
             # (With a horizon the segments steer enrolment and response; the figures are not broken down.)
-            setup = replace(setup, segments=segments.of_history(tx.prior, _start_ns(sc), history))
+            setup = replace(setup, segments=segments.of_history(tx.prior, _start_ns(sc), history, model.tiers.names if model.tiers else ()))
             yield Prepared(prog, setup, tx, cust, start, acquired)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
@@ -546,7 +546,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     e = sc.enrollment
     # Every run's choice is made once, not again in every slice and worker.
     # Every customer's segment, scored once over all of them; each slice's paths read their part.
-    seg_all = segments.assign(tx.prior, _start_ns(sc), p.ids)
+    seg_all = replace(segments.assign(tx.prior, _start_ns(sc), p.ids), tiers=tuple(model.tiers.names) if model.tiers else ())
     among = enrollment.in_segments(seg_all, e)
     can_join = p.can_join if among is None else p.can_join & among
     population = enrollment.Population(can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
@@ -735,9 +735,7 @@ def _segment_table(seg, results: list, model) -> pd.DataFrame | None:
     """segments.csv's table from each run's sums per group (None when the runs were not broken down)."""
     if seg is None or any(r.groups is None for r in results):
         return None
-    runs = [
-        segments.group_figures(r.groups, seg.baseline, r.figures["liability"], r.figures["urr"] or 0, model.point_cost, model.decimals) for r in results
-    ]
+    runs = [segments.run_figures(seg, r.groups, r.figures, model.point_cost, model.decimals) for r in results]
     return segments.breakdown(seg, runs, model.decimals)
 
 

@@ -52,7 +52,11 @@ class Partial:
         else:
             rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
         # A slice's future revenue (simulator.chunked with a horizon) adds up like the sums.
-        base = None if self.baseline_m is None and other.baseline_m is None else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
+        base = (
+            None
+            if self.baseline_m is None and other.baseline_m is None
+            else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
+        )
         groups = sums.pop("groups")
         return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups)
 
@@ -103,27 +107,44 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
     )
 
 
-# What each (segment, stage) group's sums hold, in columns: members who joined, points per
-# ledger kind (metrics.KINDS), reward cost and partner share, and the revenue the program adds.
-GROUP_FIELDS = ("members", *metrics.KINDS, "reward_cost", "partner_funded", "revenue_delta")
+# What each group's sums hold, in columns: members who joined, points per ledger kind
+# (metrics.KINDS), reward cost and partner share, the revenue the program adds, and the members'
+# own revenue in the replayed history. Rows: each (segment, stage) group (simulator.segments),
+# then each tier the members hold at the end.
+GROUP_FIELDS = ("members", *metrics.KINDS, "reward_cost", "partner_funded", "revenue_delta", "member_revenue")
 
 
 def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """A path's sums per (segment, stage) group of its customers (simulator.segments), exact
-    integers that add up over customers as the path's own sums do."""
+    """A path's sums per (segment, stage) group of its customers and per tier at the end
+    (simulator.segments), exact integers that add up over customers as the path's own sums do.
+
+    A member's tier at the end is the tier of its last posting (the engine packs each posting
+    with the tier it was made at); a member with no posting holds the lowest tier."""
     from simulator.segments import GROUPS
 
     group = seg.group
     n = len(group)
-    out = np.zeros((GROUPS, len(GROUP_FIELDS)), dtype=np.int64)
-    out[:, 0] = np.bincount(group[np.flatnonzero(chosen[:n])], minlength=GROUPS)
+    tiers = len(seg.tiers)
+    out = np.zeros((GROUPS + tiers, len(GROUP_FIELDS)), dtype=np.int64)
     cid = ledger["customer_id"]
     cat = cid.array if isinstance(cid.dtype, pd.CategoricalDtype) else pd.Categorical(cid)
     code_of = seg.codes_of(cat.categories, chosen)
+    tier_of = np.full(1, -1, dtype=np.int64)
+    if tiers:
+        tc = ledger["tier"]
+        tcat = tc.array if isinstance(tc.dtype, pd.CategoricalDtype) else pd.Categorical(tc)
+        names = {t: i for i, t in enumerate(seg.tiers)}
+        tier_of = np.array([names.get(t, -1) for t in tcat.categories] + [-1], dtype=np.int64)
+        tier_codes = np.asarray(tcat.codes, dtype=np.int64)
+    else:
+        tier_codes = np.full(len(ledger), -1, dtype=np.int64)
     money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
     _group_sums(
         out,
         group,
+        np.ascontiguousarray(chosen[:n]),
+        seg.revenue,
+        tiers,
         rows["_m"].to_numpy(),
         rows["_minor"].to_numpy(),
         money,
@@ -132,31 +153,55 @@ def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray,
         np.asarray(cat.codes),
         np.asarray(kinds),
         *(np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")),
+        tier_of,
+        tier_codes,
     )
     return out
 
 
 @njit(cache=True, nogil=True)
-def _group_sums(out, group, m, minor, money, orig, code_of, cat, kinds, points, cost, partner):
-    # One pass over the path's rows and one over its postings; rows and postings of a customer the
-    # segmentation does not know (none without new customers) are left out.
+def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_of, cat, kinds, points, cost, partner, tier_of, tier_codes):
+    # Each member's tier at the end: its last posting's (postings are in time order per member).
+    # Then one pass over the path's rows and one over its postings, each counted in the customer's
+    # (segment, stage) group and, with tiers, in its tier's row. Rows and postings of a customer
+    # the segmentation does not know (none without new customers) are left out.
     n = group.shape[0]
-    nk = out.shape[1] - 4
+    ng = out.shape[0] - tiers
+    nk = out.shape[1] - 5
+    end = np.zeros(n, dtype=np.int64)
+    if tiers:
+        for i in range(cat.shape[0]):
+            j = cat[i]
+            c = code_of[j] if j >= 0 else -1
+            k = tier_of[tier_codes[i]] if tier_codes[i] >= 0 else -1
+            if c >= 0 and k >= 0:
+                end[c] = k
+    for c in range(n):
+        if chosen[c]:
+            out[group[c], 0] += 1
+            out[group[c], nk + 4] += revenue[c]
+            if tiers:
+                out[ng + end[c], 0] += 1
+                out[ng + end[c], nk + 4] += revenue[c]
     for i in range(m.shape[0]):
         c = m[i]
         if 0 <= c < n:
-            out[group[c], nk + 3] += minor[i] * money[i] - orig[i]
+            x = minor[i] * money[i] - orig[i]
+            out[group[c], nk + 3] += x
+            if tiers:
+                out[ng + end[c], nk + 3] += x
     for i in range(cat.shape[0]):
         j = cat[i]
         c = code_of[j] if j >= 0 else -1
         if c < 0:
             continue
-        g = group[c]
         k = kinds[i]
-        if 0 <= k < nk:
-            out[g, 1 + k] += points[i]
-        out[g, nk + 1] += cost[i]
-        out[g, nk + 2] += partner[i]
+        for t in range(2 if tiers else 1):
+            g = group[c] if t == 0 else ng + end[c]
+            if 0 <= k < nk:
+                out[g, 1 + k] += points[i]
+            out[g, nk + 1] += cost[i]
+            out[g, nk + 2] += partner[i]
 
 
 @njit(cache=True, nogil=True)

@@ -153,6 +153,7 @@ class Segmentation:
     ids: np.ndarray | pd.Index | None = None  # the customers' ids by code
     baseline: np.ndarray | None = None  # revenue per group (minor units)
     revenue: np.ndarray | None = None  # revenue per customer (minor units): the pyramid's ranking
+    tiers: tuple[str, ...] = ()  # the program's tiers, lowest first (members are also counted by their tier at the end)
 
     @property
     def group(self) -> np.ndarray:
@@ -171,7 +172,7 @@ class Segmentation:
 
     def cut(self, lo: int, hi: int) -> Segmentation:
         """Customers lo .. hi (a slice of the history, simulator.chunked), without a baseline."""
-        return Segmentation(self.segment[lo:hi], self.stage[lo:hi], self.ids[lo:hi] if self.ids is not None else None)
+        return Segmentation(self.segment[lo:hi], self.stage[lo:hi], self.ids[lo:hi] if self.ids is not None else None, tiers=self.tiers)
 
     def with_baseline(self, rows: pd.DataFrame) -> Segmentation:
         """With each group's revenue: the purchases and refunds of history rows (simulator.history)."""
@@ -217,9 +218,9 @@ def scored(prior: Prior, start_ns: int) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": prior.ids, "r": r, "f": f, "m": m, "segment": segment_codes(r, f, m), "stage": stage, "days": days})
 
 
-def of_history(prior: Prior | None, start_ns: int | None, history) -> Segmentation:
+def of_history(prior: Prior | None, start_ns: int | None, history, tiers: tuple[str, ...] = ()) -> Segmentation:
     """`assign` over a history's customers, with each group's revenue in it (simulator.history)."""
-    return assign(prior, start_ns, history.customer_ids).with_baseline(history.rows)
+    return replace(assign(prior, start_ns, history.customer_ids), tiers=tuple(tiers)).with_baseline(history.rows)
 
 
 def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentation:
@@ -246,13 +247,15 @@ COLUMNS = (
     "revenue_lift_p5", "revenue_lift_p50", "revenue_lift_p95",
 )  # fmt: skip
 DIMENSIONS = {"segment": SEGMENTS, "stage": STAGES}
+NOT_A_MEMBER = "not a member"
 
 
 def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, point_cost, decimals: int) -> dict[str, np.ndarray]:
-    """One run's exact figures per (segment, stage) group from its sums (measure.GROUP_FIELDS) and
-    its total liability, which is shared out by each group's outstanding points at the run's URR:
-    each group's share rounded half up, and what rounding leaves over given to the group with the
-    most points outstanding, so that the groups' liabilities add up to the run's exactly."""
+    """One run's exact figures per group (rows of `sums`, measure.GROUP_FIELDS) from its sums, the
+    groups' revenue in the replayed history and the run's total liability, which is shared out by
+    each group's outstanding points at the run's URR: each group's share rounded half up, and what
+    rounding leaves over given to the group with the most points outstanding, so that the groups'
+    liabilities add up to the run's exactly."""
     col = {f: sums[:, i] for i, f in enumerate(GROUP_FIELDS)}
     outstanding = col["earn"] - col["clawback"] - col["redeem"] - col["expire"]
     rate = Fraction(point_cost) * 10**decimals * Fraction(urr)
@@ -276,42 +279,64 @@ def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, p
     }
 
 
-def breakdown(seg: Segmentation, runs: list[dict[str, np.ndarray]], decimals: int) -> pd.DataFrame:
-    """segments.csv: per segment and per stage, run 0's figures (`group_figures`), money in
-    currency units, and the program cost and revenue lift at P5/P50/P95 over the runs."""
+def run_figures(seg: Segmentation, sums: np.ndarray, figures: dict, point_cost, decimals: int) -> tuple[dict, dict | None]:
+    """A run's figures per (segment, stage) group and, for a tiered program, per tier at the end
+    with a last row for the customers who did not join (their revenue; nothing else)."""
+    liability, urr = figures["liability"], figures["urr"] or 0
+    by_group = group_figures(sums[:GROUPS], seg.baseline, liability, urr, point_cost, decimals)
+    if not seg.tiers:
+        return by_group, None
+    tier_sums = np.vstack([sums[GROUPS:], np.zeros((1, sums.shape[1]), dtype=np.int64)])
+    members_revenue = sums[GROUPS:, GROUP_FIELDS.index("member_revenue")]
+    baseline = np.append(members_revenue, int(seg.baseline.sum()) - int(members_revenue.sum()))
+    return by_group, group_figures(tier_sums, baseline, liability, urr, point_cost, decimals)
+
+
+def breakdown(seg: Segmentation, runs: list[tuple[dict, dict | None]], decimals: int) -> pd.DataFrame:
+    """segments.csv: per segment, per stage and (a tiered program) per tier at the end, run 0's
+    figures (`run_figures`), money in currency units, and the program cost and revenue lift at
+    P5/P50/P95 over the runs."""
     customers = np.bincount(seg.group, minlength=GROUPS)
-    scale = 10**decimals
     rows = []
     for dim, names in DIMENSIONS.items():
         # A group of this dimension is a set of (segment, stage) groups.
         of = np.arange(GROUPS) // len(STAGES) if dim == "segment" else np.arange(GROUPS) % len(STAGES)
         for k, name in enumerate(names):
             at = of == k
-            if not customers[at].sum():
-                continue
-            total = {f: int(v[at].sum()) for f, v in runs[0].items()}
-            cost = [int(r["program_cost"][at].sum()) for r in runs]
-            lift = [int(r["revenue_lift"][at].sum()) for r in runs]
-            qc, ql = (
-                np.percentile(np.array(v, dtype=np.float64), [5, 50, 95], method=metrics.PERCENTILE_METHOD) / scale for v in (cost, lift)
-            )
-            rows.append(
-                {"dimension": dim, "group": name, "customers": int(customers[at].sum())}
-                | {f: (_money(v, decimals) if f in _MONEY else v) for f, v in total.items()}
-                | {
-                    "cost_per_member": _money_ratio(total["program_cost"], total["members"], decimals),
-                    "cost_share_of_revenue": round(total["program_cost"] / total["revenue_with_program"], 6)
-                    if total["revenue_with_program"]
-                    else None,
-                    "program_cost_p5": round(float(qc[0]), decimals),
-                    "program_cost_p50": round(float(qc[1]), decimals),
-                    "program_cost_p95": round(float(qc[2]), decimals),
-                    "revenue_lift_p5": round(float(ql[0]), decimals),
-                    "revenue_lift_p50": round(float(ql[1]), decimals),
-                    "revenue_lift_p95": round(float(ql[2]), decimals),
-                }
-            )
+            if customers[at].sum():
+                rows.append(_row(dim, name, int(customers[at].sum()), [r[0] for r in runs], at, decimals))
+    if seg.tiers:
+        joined = runs[0][1]["members"]
+        everyone = int(customers.sum())
+        for k, name in enumerate((*seg.tiers, NOT_A_MEMBER)):
+            at = np.arange(len(seg.tiers) + 1) == k
+            count = int(joined[k]) if k < len(seg.tiers) else everyone - int(joined.sum())
+            rows.append(_row("tier", name, count, [r[1] for r in runs], at, decimals))
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _row(dim: str, name: str, customers: int, runs: list[dict], at: np.ndarray, decimals: int) -> dict:
+    scale = 10**decimals
+    total = {f: int(v[at].sum()) for f, v in runs[0].items()}
+    cost = [int(r["program_cost"][at].sum()) for r in runs]
+    lift = [int(r["revenue_lift"][at].sum()) for r in runs]
+    qc, ql = (np.percentile(np.array(v, dtype=np.float64), [5, 50, 95], method=metrics.PERCENTILE_METHOD) / scale for v in (cost, lift))
+    return (
+        {"dimension": dim, "group": name, "customers": customers}
+        | {f: (_money(v, decimals) if f in _MONEY else v) for f, v in total.items()}
+        | {
+            "cost_per_member": _money_ratio(total["program_cost"], total["members"], decimals),
+            "cost_share_of_revenue": round(total["program_cost"] / total["revenue_with_program"], 6)
+            if total["revenue_with_program"]
+            else None,
+            "program_cost_p5": round(float(qc[0]), decimals),
+            "program_cost_p50": round(float(qc[1]), decimals),
+            "program_cost_p95": round(float(qc[2]), decimals),
+            "revenue_lift_p5": round(float(ql[0]), decimals),
+            "revenue_lift_p50": round(float(ql[1]), decimals),
+            "revenue_lift_p95": round(float(ql[2]), decimals),
+        }
+    )
 
 
 _MONEY = {"reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program", "revenue_lift"}

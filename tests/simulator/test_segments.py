@@ -252,7 +252,7 @@ def test_every_dimension_adds_up_to_run_0s_figures(whole):
     table = whole.segments
     fig = whole.per_run[0]
     scale = 10**whole.program.model.decimals
-    assert set(table["dimension"]) == {"segment", "stage"}
+    assert set(table["dimension"]) == {"segment", "stage", "tier"}  # coffee.loyalty has tiers
     for dim, rows in table.groupby("dimension"):
         for f in ADDING:
             total = sum((Decimal(str(v)) for v in rows[f]), Decimal(0))
@@ -262,6 +262,12 @@ def test_every_dimension_adds_up_to_run_0s_figures(whole):
                 else fig[f]
             )
             assert total == want, (dim, f)
+    # Every customer is counted once in each dimension; the tiers' members are the members.
+    customers = table.groupby("dimension")["customers"].sum()
+    assert customers["segment"] == customers["stage"] == customers["tier"]
+    tiers = table[table["dimension"] == "tier"].set_index("group")
+    assert list(tiers.index) == [*whole.program.model.tiers.names, "not a member"]
+    assert tiers["members"].sum() == fig["members"] and tiers.loc["not a member", "members"] == 0
     # More than one segment and stage is seen: the history before the period is used.
     assert (table["dimension"] == "segment").sum() >= 4
     assert set(table.loc[table["dimension"] == "stage", "group"]) >= {"new", "active"}
@@ -439,3 +445,18 @@ def test_the_report_shows_segments_and_the_pyramid(whole, tmp_path):
         assert f"<td>{name}</td>" in html
     text = (tmp_path / "out" / "segments.csv").read_text(encoding="utf-8")
     assert text.splitlines()[0] == ",".join(segments.COLUMNS)
+
+
+def test_tier_at_the_end_is_each_members_last_postings_tier(whole):
+    ledger = whole.ledger
+    last = ledger.groupby(ledger["customer_id"].astype(str), sort=False)["tier"].last().astype(str)
+    names = whole.program.model.tiers.names
+    counts = last.value_counts()
+    members = whole.per_run[0]["members"]
+    want = {t: int(counts.get(t, 0)) for t in names}
+    want[names[0]] += members - len(last)  # a member with no posting holds the lowest tier
+    tiers = whole.segments[whole.segments["dimension"] == "tier"].set_index("group")
+    assert {t: int(tiers.loc[t, "members"]) for t in names} == want
+    points = ledger[ledger["kind"] == "earn"].groupby(ledger["customer_id"].astype(str))["points"].sum()
+    by_tier = points.groupby(last.reindex(points.index)).sum()
+    assert {t: int(tiers.loc[t, "points_issued"]) for t in names} == {t: int(by_tier.get(t, 0)) for t in names}

@@ -283,13 +283,18 @@ def render_report(result) -> str:
 def segment_sections(result, decimals: int) -> dict:
     """The report's segments section: segments.csv's rows by RFM segment and by lifecycle stage,
     and the VIP pyramid of run 0 (simulator.segments)."""
-    out: dict = {"segment_rows": None, "stage_rows": None, "pyramid": None, "chart_pyramid": None}
+    out: dict = {"segment_rows": None, "stage_rows": None, "tier_rows": None, "pyramid": None, "chart_pyramid": None, "migrations": None}
     table = result.segments
     if table is None:
         return out
     out["segment_rows"] = table[table["dimension"] == "segment"].to_dict("records")
     out["stage_rows"] = table[table["dimension"] == "stage"].to_dict("records")
+    out["tier_rows"] = table[table["dimension"] == "tier"].to_dict("records")
     seg = result.segmentation
+    if seg is not None and seg.tiers:
+        moved = segments.migration(seg, result.read_ledger())
+        if moved is not None:
+            out["migrations"] = [_matrix(m) for m in moved]
     if seg is not None and seg.revenue is not None and len(seg.revenue):
         fig0 = result.per_run[0]
         costs = segments.customer_costs(seg, result.read_ledger(), result.program.model.point_cost, fig0["urr"], decimals)
@@ -297,6 +302,16 @@ def segment_sections(result, decimals: int) -> dict:
         out["pyramid"] = p
         out["chart_pyramid"] = chart_pyramid(p)
     return out
+
+
+def _matrix(frame: pd.DataFrame) -> dict:
+    """A count matrix for the page: its axes' names, column labels and rows (label, counts)."""
+    return {
+        "rows_name": frame.index.name,
+        "columns_name": frame.columns.name,
+        "columns": [str(c) for c in frame.columns],
+        "rows": [(str(i), [int(v) for v in frame.loc[i]]) for i in frame.index],
+    }
 
 
 def chart_pyramid(p) -> Markup:

@@ -414,3 +414,30 @@ def pyramid(seg: Segmentation, costs: np.ndarray) -> Pyramid:
         head(cost, top) / total_cost if total_cost else None,
         curve,
     )
+
+
+def migration(seg: Segmentation, ledger: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Run 0's members counted by their tier at the start against their tier at the end (the
+    tiers of their first and last postings; the lowest for a member with none), and by their RFM
+    segment at the start against their tier at the end. None for a program without tiers."""
+    if not seg.tiers or not len(ledger):
+        return None
+    names = list(seg.tiers)
+    who = ledger["customer_id"].astype(str).to_numpy()
+    tier = ledger["tier"].astype(str).to_numpy()
+    frame = pd.DataFrame({"who": who, "tier": tier})
+    g = frame.groupby("who", sort=False)["tier"]
+    first, last = g.first(), g.last()
+    lowest = names[0]
+    first = first.where(first.isin(names), lowest)
+    last = last.where(last.isin(names), lowest)
+    tiers = pd.crosstab(pd.Categorical(first, categories=names), pd.Categorical(last, categories=names), dropna=False)
+    tiers.index.name, tiers.columns.name = "tier at the start", "tier at the end"
+    code = pd.Index(np.asarray(seg.ids, dtype=object).astype(str)).get_indexer(last.index)
+    segment = np.array(SEGMENTS, dtype=object)[seg.segment[code[code >= 0]]]
+    by_segment = pd.crosstab(
+        pd.Categorical(segment, categories=list(SEGMENTS)), pd.Categorical(last.to_numpy()[code >= 0], categories=names), dropna=False
+    )
+    by_segment = by_segment[by_segment.sum(axis=1) > 0]
+    by_segment.index.name, by_segment.columns.name = "segment at the start", "tier at the end"
+    return tiers, by_segment

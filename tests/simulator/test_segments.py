@@ -443,6 +443,10 @@ def test_the_report_shows_segments_and_the_pyramid(whole, tmp_path):
     assert "The top fifth of the customers by revenue" in html
     for name in whole.segments.loc[whole.segments["dimension"] == "segment", "group"]:
         assert f"<td>{name}</td>" in html
+    assert "<h3>Tier migration (run 1's members)</h3>" in html
+    moved = segments.migration(whole.segmentation, whole.ledger)
+    assert int(moved[0].to_numpy().sum()) == whole.per_run[0]["members"]
+    assert int(moved[1].to_numpy().sum()) == whole.per_run[0]["members"]
     text = (tmp_path / "out" / "segments.csv").read_text(encoding="utf-8")
     assert text.splitlines()[0] == ",".join(segments.COLUMNS)
 

@@ -135,9 +135,9 @@ def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray,
         tcat = tc.array if isinstance(tc.dtype, pd.CategoricalDtype) else pd.Categorical(tc)
         names = {t: i for i, t in enumerate(seg.tiers)}
         tier_of = np.array([names.get(t, -1) for t in tcat.categories] + [-1], dtype=np.int64)
-        tier_codes = np.asarray(tcat.codes, dtype=np.int64)
+        tier_codes = np.asarray(tcat.codes)
     else:
-        tier_codes = np.full(len(ledger), -1, dtype=np.int64)
+        tier_codes = np.full(len(ledger), -1, dtype=np.int8)
     money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
     _group_sums(
         out,

@@ -464,3 +464,16 @@ def test_tier_at_the_end_is_each_members_last_postings_tier(whole):
     points = ledger[ledger["kind"] == "earn"].groupby(ledger["customer_id"].astype(str))["points"].sum()
     by_tier = points.groupby(last.reindex(points.index)).sum()
     assert {t: int(tiers.loc[t, "points_issued"]) for t in names} == {t: int(by_tier.get(t, 0)) for t in names}
+
+
+def test_enrolment_and_uplift_by_segment_are_the_same_in_slices(history_file, tmp_path):
+    tx, cu, _ = history_file
+    sc = SCENARIO | {
+        "enrollment": {"share": 0.5, "pick": "segment", "segments": ["Champions", "Loyal", "No history"]},
+        "response": {"spend_uplift": {"Champions": 0.02, "No history": 0.04}, "visit_uplift": 0.05},
+    }
+    whole = simulate(PROGRAM, tx, cu, sc, workers=1)
+    sliced = simulate(PROGRAM, tx, cu, sc, workers=1, slice_rows=350)
+    assert _csv(sliced, tmp_path / "sliced") == _csv(whole, tmp_path / "whole")
+    assert (tmp_path / "sliced" / "summary.json").read_bytes() == (tmp_path / "whole" / "summary.json").read_bytes()
+

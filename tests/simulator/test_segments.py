@@ -476,4 +476,3 @@ def test_enrolment_and_uplift_by_segment_are_the_same_in_slices(history_file, tm
     sliced = simulate(PROGRAM, tx, cu, sc, workers=1, slice_rows=350)
     assert _csv(sliced, tmp_path / "sliced") == _csv(whole, tmp_path / "whole")
     assert (tmp_path / "sliced" / "summary.json").read_bytes() == (tmp_path / "whole" / "summary.json").read_bytes()
-

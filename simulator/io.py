@@ -762,7 +762,7 @@ def _prior(checks, outside, tsv, lo: int, ids, event, rounded, decimals: int):
     minor = np.rint(np.asarray(rounded)[idx] * float(10**decimals)).astype(np.int64)
     purchase = _eq(event, "purchase")[idx] & (minor >= 0)  # as simulator.history reads a purchase
     t = np.ascontiguousarray(tsv).view(np.int64)[idx]
-    return segments.Prior.of_rows(np.asarray(ids.take(idx), dtype=object), t, purchase, minor)
+    return segments.Prior.of_codes(ids.categories, np.asarray(ids.codes)[idx], t, purchase, minor)
 
 
 DATE_ATTRIBUTES = ("birthday", "enrolled")

@@ -29,6 +29,8 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from rulelang.engine import NS_PER_DAY
@@ -80,8 +82,15 @@ def quintile_scores(values: np.ndarray) -> np.ndarray:
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype=np.int8)
-    below = np.searchsorted(np.sort(values, kind="stable"), values, side="left")
-    return (1 + (5 * below.astype(np.int64)) // n).astype(np.int8)
+    # Each value's count of strictly lower values: its first position among the sorted values
+    # (the start of its run of equals), put back in the values' order.
+    order = np.argsort(values, kind="stable")
+    ranked = values[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    first = np.repeat(starts, np.diff(np.r_[starts, n]))
+    below = np.empty(n, dtype=np.int64)
+    below[order] = first
+    return (1 + (5 * below) // n).astype(np.int8)
 
 
 def segment_codes(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -115,6 +124,16 @@ class Prior:
         return Prior.joined([_summary(frame)])
 
     @staticmethod
+    def of_codes(categories, codes: np.ndarray, t_ns: np.ndarray, purchase: np.ndarray, minor: np.ndarray) -> Prior:
+        """`of_rows` for dictionary-encoded ids (a Categorical's categories and codes, -1: none):
+        the rows summed per code in one pass, no id hashed."""
+        last, count, spend = _per_code(np.asarray(codes), np.asarray(t_ns, dtype=np.int64), np.asarray(purchase), np.asarray(minor, dtype=np.int64), len(categories))
+        has = np.flatnonzero(count)
+        ids = np.asarray(categories, dtype=object)[has]
+        order = np.argsort(ids, kind="stable")  # in id order, as `joined` gives them
+        return Prior(ids[order], last[has][order], count[has][order], spend[has][order])
+
+    @staticmethod
     def joined(parts: list[Prior]) -> Prior:
         """The summaries of disjoint parts of the rows (record batches) as one: per customer, the
         latest purchase, and the counts and spend added. Sorted by id, whatever the parts' order."""
@@ -133,6 +152,22 @@ class Prior:
         return Prior(
             g.index.to_numpy(dtype=object), g["last"].to_numpy(np.int64), g["purchases"].to_numpy(np.int64), g["spend"].to_numpy(np.int64)
         )
+
+
+@njit(cache=True, nogil=True)
+def _per_code(codes, t, purchase, minor, size):
+    # Per code: the latest purchase, the purchases and their spend (exact int64).
+    last = np.full(size, np.iinfo(np.int64).min, dtype=np.int64)
+    count = np.zeros(size, dtype=np.int64)
+    spend = np.zeros(size, dtype=np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        if c >= 0 and purchase[i]:
+            count[c] += 1
+            spend[c] += minor[i]
+            if t[i] > last[c]:
+                last[c] = t[i]
+    return last, count, spend
 
 
 def _summary(frame: pd.DataFrame) -> Prior:
@@ -218,6 +253,16 @@ def scored(prior: Prior, start_ns: int) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": prior.ids, "r": r, "f": f, "m": m, "segment": segment_codes(r, f, m), "stage": stage, "days": days})
 
 
+def _positions(ids: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Each of `ids`' position in `among` (-1: not there), hashed by Arrow (text ids; a few times
+    faster than pandas' object hash table), or by pandas for ids of another type."""
+    try:
+        found = pc.index_in(pa.array(ids, type=pa.string()), value_set=pa.array(among, type=pa.string()))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.Index(among).get_indexer(pd.Index(ids))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def of_history(prior: Prior | None, start_ns: int | None, history, tiers: tuple[str, ...] = ()) -> Segmentation:
     """`assign` over a history's customers, with each group's revenue in it (simulator.history)."""
     return replace(assign(prior, start_ns, history.customer_ids), tiers=tuple(tiers)).with_baseline(history.rows)
@@ -231,7 +276,7 @@ def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentat
     stage = np.zeros(n, dtype=np.int8)  # new
     if prior is not None and len(prior.ids) and start_ns is not None:
         s = scored(prior, start_ns)
-        at = pd.Index(s["customer_id"].to_numpy(dtype=object)).get_indexer(pd.Index(np.asarray(customer_ids, dtype=object)))
+        at = _positions(np.asarray(customer_ids, dtype=object), s["customer_id"].to_numpy(dtype=object))
         known = at >= 0
         segment[known] = s["segment"].to_numpy()[at[known]]
         stage[known] = s["stage"].to_numpy()[at[known]]

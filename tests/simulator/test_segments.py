@@ -476,3 +476,18 @@ def test_enrolment_and_uplift_by_segment_are_the_same_in_slices(history_file, tm
     sliced = simulate(PROGRAM, tx, cu, sc, workers=1, slice_rows=350)
     assert _csv(sliced, tmp_path / "sliced") == _csv(whole, tmp_path / "whole")
     assert (tmp_path / "sliced" / "summary.json").read_bytes() == (tmp_path / "whole" / "summary.json").read_bytes()
+
+
+def test_summaries_by_dictionary_code_equal_those_by_id():
+    rng = np.random.default_rng(9)
+    n = 500
+    names = np.array([f"k{i:03d}" for i in range(60)], dtype=object)
+    codes = rng.integers(-1, 60, size=n)  # -1: a row with no id (not counted)
+    t = rng.integers(0, 10**15, size=n)
+    purchase = rng.random(n) < 0.7
+    minor = rng.integers(0, 10**6, size=n)
+    by_code = segments.Prior.of_codes(names, codes, t, purchase, minor)
+    keep = codes >= 0
+    by_id = segments.Prior.of_rows(names[codes[keep]], t[keep], purchase[keep], minor[keep])
+    for f in ("ids", "last", "purchases", "spend"):
+        assert getattr(by_code, f).tolist() == getattr(by_id, f).tolist()

@@ -307,6 +307,34 @@ class Earn:
         return next((c for c in self.clauses if isinstance(c, kind)), None)
 
 
+@dataclass(frozen=True)
+class BuyGet:
+    """`buy N get M free`: of each N + M matching units in a basket, the cheapest M are free."""
+
+    buy: Number
+    get: Number
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Discount:
+    """`discount NAME: VALUE CLAUSES`: `value` is a `Percent` (off each matching line), a `Money`
+    (off the basket, shared across its matching lines) or a `BuyGet`; a percentage may be capped
+    per basket (`up to AMOUNT`: `cap`) and limited to the cheapest matching line (`cheapest`).
+    Clauses as an earn rule's, without `on`."""
+
+    name: Ident
+    value: object
+    clauses: tuple
+    span: Span = field(default=NO_SPAN, compare=False)
+    cap: Money | None = None
+    cheapest: bool = False
+
+    def clause(self, kind: type):
+        """The first clause of the given type, or None."""
+        return next((c for c in self.clauses if isinstance(c, kind)), None)
+
+
 # --- other statements ---------------------------------------------------------------------------
 
 

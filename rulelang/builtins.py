@@ -34,6 +34,7 @@ class Var:
 # columns, then COLUMNS, then tier names, then WEEKDAYS, then rule names (assert only).
 VARIABLES: dict[str, Var] = {
     "amount": Var(MONEY, line_level=True, doc="the purchase line's amount, in the program currency"),
+    "paid": Var(MONEY, frozenset({ASSERT}), doc="what the member paid for the unit after the program's discounts"),
     "date": Var(DATE, doc="the day of the row"),
     "weekday": Var(WEEKDAY, doc="the weekday of the row (mon..sun)"),
     "tier": Var(TIER, doc="the member's tier before this row"),

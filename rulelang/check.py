@@ -144,6 +144,9 @@ class Checker:
         self.rules: dict[str, ast.Earn] = {}
         for e in program.of(ast.Earn):
             self.rules.setdefault(e.name.name, e)
+        self.discounts: dict[str, ast.Discount] = {}
+        for d in program.of(ast.Discount):
+            self.discounts.setdefault(d.name.name, d)
         self.rewards: dict[str, ast.Reward] = {}
         for r in program.of(ast.Reward):
             self.rewards.setdefault(r.name.name, r)
@@ -441,6 +444,53 @@ class Checker:
     def c_funded(self, c: ast.Funded):
         self.funded(c)
 
+    def s_discount(self, s: ast.Discount):
+        # Rules and discounts share the ledger's `rule` column, so their names must differ.
+        first = self.discounts[s.name.name]
+        clash = self.rules.get(s.name.name)
+        if first is not s or clash is not None:
+            other = clash if clash is not None else first
+            what = "rule" if clash is not None else "discount"
+            self.emit("E240", f"there is already a {what} named `{s.name.name}` (line {other.name.span.line})", s.name.span,
+                      "rule and discount names must be unique (the ledger names each posting by it); rename one of them")
+        getattr(self, _DISCOUNT_VALUES[type(s.value)])(s.value)
+        if s.cap is not None:
+            self.money(s.cap, "the cap")
+            if s.cap.amount <= 0:
+                self.emit("E443", f"the cap after `up to` must be more than 0, not {number_text(s.cap.amount)} {s.cap.currency.name}",
+                          s.cap.span, f"write the most the discount takes off one purchase, like `up to 30 {self.currency or s.cap.currency.name}`")
+        seen: dict[type, object] = {}
+        for clause in s.clauses:
+            kind = type(clause)
+            if kind in seen:
+                word = _CLAUSE_WORDS[kind].split("`")[0]
+                self.emit("E215", f"discount `{s.name.name}` gives `{_CLAUSE_WORDS[kind]}` twice", keyword_span(clause.span, word.strip()),
+                          "combine them into one (conditions with `and`)")
+            seen.setdefault(kind, clause)
+            getattr(self, _CLAUSES[kind])(clause)
+
+    def d_percent(self, p: ast.Percent):
+        if not Decimal(0) < p.value <= Decimal(100):
+            self.emit("E440", f"a discount must be more than 0% and at most 100%, not {number_text(p.value)}%", p.span,
+                      "write the share taken off the price, more than 0% and at most 100%: `5%` takes 5% off (9.5折 is `5%`)")
+        else:
+            self.within(p.value, p.span, "percent", "a discount")
+
+    def d_buy_get(self, b: ast.BuyGet):
+        for n, word in ((b.buy, "buy"), (b.get, "get")):
+            if n.value < 1 or n.value != n.value.to_integral_value():
+                self.emit("E442", f"`{word}` must be a whole number of units, at least 1, not {number_text(n.value)}", n.span,
+                          "write `buy N get M free` with N and M at least 1, like `buy 3 get 1 free`"
+                          + (" (a free item for buying nothing is a gift: a `benefit` or a fixed discount)" if word == "buy" else ""))
+            else:
+                self.within(n.value, n.span, "count", f"`{word}`")
+
+    def d_money(self, m: ast.Money):
+        self.money(m, "the discount")
+        if m.amount <= 0:
+            self.emit("E441", f"a discount must be more than 0, not {number_text(m.amount)} {m.currency.name}", m.span,
+                      f"write the amount taken off the basket, like `10 {self.currency or m.currency.name}`")
+
     def s_limit(self, s: ast.Limit):
         self.positive(s.points, "the limit", whole=True, kind="points")
         self.period(s.period)
@@ -534,7 +584,9 @@ _STATEMENTS = {
     ast.Round: "s_round",
     ast.Reward: "s_reward",
     ast.Assert: "s_assert",
+    ast.Discount: "s_discount",
 }
+_DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money", ast.BuyGet: "d_buy_get"}
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}
 _CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded"}
 

@@ -49,6 +49,9 @@ class _TooDeep(Exception):
 
 
 _ASSERT_ONLY_HINT = "`when` decides a rule from the purchase; points and balances are known only after it, in `assert`"
+# Names with a hint of their own.
+_ASSERT_ONLY_HINTS = {"paid": "what is paid is known only once the discounts are decided, after every `when`; "
+                              "compare `amount`, the price before discounts"}
 
 
 def _words(t: str) -> str:
@@ -172,7 +175,7 @@ class ExprChecker:
             return self.unknown_name(node, ctx, expect)
         var = B.VARIABLES.get(n)
         if var is not None and ctx not in var.contexts:
-            self.c.emit("E206", f"`{n}` can only be used in `assert`, not in `{ctx}`", node.span, _ASSERT_ONLY_HINT)
+            self.c.emit("E206", f"`{n}` can only be used in `assert`, not in `{ctx}`", node.span, _ASSERT_ONLY_HINTS.get(n, _ASSERT_ONLY_HINT))
         elif var is None and t == B.POINTS and ctx != B.ASSERT:
             self.c.emit("E206", f"the rule name `{n}` can only be used in `assert`, not in `{ctx}`", node.span, _ASSERT_ONLY_HINT)
         elif n == "tier" and not self.c.has_tiers:

@@ -353,7 +353,7 @@ class Analyser:
     def edges(self) -> dict[str, set]:
         """Every constant each key is compared with across the program: the values worth testing."""
         out: dict[str, set] = {}
-        exprs = [r.condition for r in self.model.rules if r.condition is not None]
+        exprs = [r.condition for r in (*self.model.rules, *self.model.discounts) if r.condition is not None]
         for e in exprs:
             for term in self.dnf(e) or []:
                 for a in term:

@@ -110,6 +110,13 @@ TEXT: dict[str, dict] = {
                      "customer.enrolled": "the day you joined", "customer.segment": "your segment", "customer.city": "your city",
                      "_column": "the {name}", "_customer": "your {name}"},
         "basket_sum": {"total": "your basket total ({cond})", "quantity": "the number of items in your basket ({cond})"},
+        "discount_section": "Member prices",
+        "discount": {"percent": "{who} pay {pct}% less{where}{cap}{conds}{freq}.", "fixed": "{who} get {money} off a purchase{conds}{freq}.",
+                     "buy_get": "{Buy} {buy}, get {get} free{conds}{freq} (of every {group} items, the cheapest {get} free)."},
+        "discount_cheapest": " on the cheapest item",
+        "discount_cap": " (at most {money} off a purchase)",
+        "discount_buy": {"all": "Buy", "tiers": "{tiers} members: buy"},
+        "discount_largest": "If several discounts apply to one item, you get the largest of them.",
     },
     "zh": {
         "title": "{name} 会员积分规则",
@@ -194,6 +201,14 @@ TEXT: dict[str, dict] = {
                      "customer.days_enrolled": "入会天数", "customer.enrolled": "入会日期", "customer.segment": "会员分组",
                      "customer.city": "所在城市", "_column": "{name}", "_customer": "会员{name}"},
         "basket_sum": {"total": "单笔订单总额（{cond}）", "quantity": "订单商品件数（{cond}）"},
+        "discount_section": "会员折扣",
+        # 折: the share of the price paid, in tenths (5% off is 9.5折).
+        "discount": {"percent": "{conds}{who}{where}享{zhe}折{cap}{freq}。", "fixed": "{conds}{who}每笔立减{money}{freq}。",
+                     "buy_get": "{conds}{Buy}买{buy}送{get}{freq}（每{group}件中最便宜的{get}件免费）。"},
+        "discount_cheapest": "最便宜的一件",
+        "discount_cap": "，每笔最多优惠{money}",
+        "discount_buy": {"all": "", "tiers": "{tiers}会员"},
+        "discount_largest": "同一商品适用多项折扣时，只享受其中最大的一项。",
     },
 }
 
@@ -424,6 +439,33 @@ class _Terms:
         period = self.t["period"][rule.per] if rule.per else ""
         return self.t["freq"][key].format(n=rule.times, period=period)
 
+    def discount(self, d) -> str:
+        """One discount as a member reads it: who pays how much less, when, how often."""
+        tiers, phrases = self.condition(d.condition) if d.condition is not None else ([], [])
+        if d.during:
+            phrases.append(self.t["during"].format(start=self.date(d.during[0]), end=self.date(d.during[1])))
+        who = "tiers" if tiers else "all"
+        slots = {
+            "who": self.t["who"][who].format(tiers=self.join(tiers, "and")) if tiers else self.t["who"]["all"],
+            "conds": self.conds(phrases),
+            "freq": self.frequency(d),
+            "pct": num(d.percent * 100),
+            "zhe": num((1 - d.percent) * 10),
+            "money": self.money(d.amount),
+            "where": self.t["discount_cheapest"] if d.cheapest else "",
+            "cap": self.t["discount_cap"].format(money=self.money(d.cap)) if d.cap is not None else "",
+            "buy": d.buy, "get": d.get, "group": d.buy + d.get,
+            "Buy": self.t["discount_buy"][who].format(tiers=self.join(tiers, "and") if tiers else ""),
+        }
+        text = self.t["discount"][d.kind].format(**slots)
+        return text[:1].upper() + text[1:] if self.t["capitalise"] else text
+
+    def discounts(self) -> list[str]:
+        out = [self.t["bullet"] + self.discount(d) for d in self.model.discounts]
+        if sum(d.kind == "percent" for d in self.model.discounts) > 1:
+            out.append(self.t["discount_largest"])
+        return out
+
     def stacking(self) -> list[str]:
         out = []
         for target in dict.fromkeys(r.target for r in self.model.rules if r.kind == "multiplier"):
@@ -482,10 +524,10 @@ class _Terms:
     def text(self) -> str:
         title = self.t["title"].format(name=self.model.name)
         blocks = [title, "=" * width(title)]
-        for key, lines in (("earn", self.earning()), ("tiers", self.tiers()), ("limits", self.limits()),
+        for key, lines in (("earn", self.earning()), ("discount", self.discounts()), ("tiers", self.tiers()), ("limits", self.limits()),
                            ("expiry", self.expiry()), ("rewards", self.rewards())):
             if lines:
-                blocks.append("\n" + self.t["sections"][key])
+                blocks.append("\n" + self.t["sections"].get(key, self.t.get(f"{key}_section", key)))
                 blocks.extend(lines)
         return "\n".join(blocks) + "\n"
 

@@ -149,6 +149,15 @@ def canonical_clauses(clauses: tuple) -> tuple:
     return tuple(sorted(clauses, key=lambda c: CLAUSE_ORDER[type(c)]))
 
 
+def _discount_value(s: ast.Discount) -> str:
+    if isinstance(s.value, ast.BuyGet):
+        return f"buy {number(s.value.buy.value)} get {number(s.value.get.value)} free"
+    text = format_expr(s.value)
+    if s.cap is not None:
+        text += f" up to {money(s.cap)}"
+    return text + (" on the cheapest line" if s.cheapest else "")
+
+
 def _expire(s: ast.Expire) -> str:
     if s.kind == "after":
         return f"expire after {number(s.n.value)} {s.unit.name}"
@@ -174,6 +183,7 @@ _STATEMENTS = {
     ast.Column: lambda s: (f"column {'.'.join(i.name for i in s.name)}: {s.type.name}", ""),
     ast.Tiers: lambda s: (f"tiers by {s.metric.name} over {_window(s.window)} {{", ""),
     ast.Earn: lambda s: (f"earn {s.name.name}:", " ".join([_award(s.award), *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
+    ast.Discount: lambda s: (f"discount {s.name.name}:", " ".join([_discount_value(s), *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
     ast.Limit: lambda s: (f"limit {_points(s.points)} per {s.period.name}", ""),
     ast.Expire: lambda s: (_expire(s), ""),
     ast.Round: lambda s: (f"round {s.mode.name}", ""),
@@ -182,9 +192,9 @@ _STATEMENTS = {
 }
 _GROUPS = {
     ast.ProgramName: 0, ast.Currency: 0, ast.PointCost: 0, ast.Column: 0,
-    ast.Tiers: 1, ast.Earn: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
+    ast.Tiers: 1, ast.Earn: 2, ast.Discount: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
 }
-_ALIGNED = (ast.Earn, ast.Reward)
+_ALIGNED = (ast.Earn, ast.Reward, ast.Discount)
 
 
 def width(text: str) -> int:

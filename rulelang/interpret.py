@@ -63,6 +63,18 @@ class RuleCheck:
 
 
 @dataclass
+class DiscountCheck:
+    """How one discount fared on one line (a percentage) or basket (a fixed amount): `outcome`
+    says why it took off what it did (`amount`, minor units)."""
+
+    discount: str
+    row: int
+    outcome: str  # applied | condition false | outside campaign | limit reached | a larger discount applied | nothing to take off
+    amount: int = 0
+    comparisons: list = field(default_factory=list)
+
+
+@dataclass
 class UnitRecord:
     """Everything that happened on one unit of one member; see the module docstring."""
 
@@ -84,6 +96,8 @@ class UnitRecord:
     declined: bool = False
     balance: int = 0
     period_points: dict = field(default_factory=dict)  # day/week/month/year -> points issued so far
+    discounts: list = field(default_factory=list)  # DiscountCheck per discount and line (or basket)
+    paid: dict = field(default_factory=dict)  # row -> what the member paid for the line (minor units), after discounts
 
 
 # --- member state -------------------------------------------------------------------------------
@@ -104,6 +118,8 @@ class Basket:
     issued: dict  # rule index -> points issued
     refunded: Fraction = Fraction(0)
     clawed: dict = field(default_factory=dict)  # rule index -> points clawed back (incl. shortfall)
+    discounts: dict = field(default_factory=dict)  # discount index -> (cost, partner share) given on the basket
+    reversed: dict = field(default_factory=dict)  # discount index -> (cost, partner share) reversed by refunds
 
 
 @dataclass
@@ -118,6 +134,7 @@ class Member:
     issued_in: dict = field(default_factory=dict)  # (period, key) -> points issued
     firings: dict = field(default_factory=dict)  # (rule index, key) -> firings
     baskets: dict = field(default_factory=dict)  # unit -> Basket
+    discount_uses: dict = field(default_factory=dict)  # (discount index, key) -> baskets it applied to
     last_purchase: dt.date | None = None
 
     @property
@@ -368,7 +385,8 @@ def _fire(ctx, m: Member, rec: UnitRecord, rule: Rule, line: dict, basket: dict,
     elif not V.truth(rule.condition, _env(ctx, m, line, basket, tier, observe)):
         check.outcome = "condition false"
     else:
-        points = _award(rule, line, _money(line["amount"], ctx.decimals), target_points)
+        paid = rec.paid.get(int(line["row"]), line["amount"])  # per-spend earning counts what was paid
+        points = _award(rule, line, _money(paid, ctx.decimals), target_points)
         key = (rule.index, V.period_key(day, rule.per))
         if points <= 0:
             # A per-unit rule on a line without a whole unit (its quantity missing, below 1 or negative).
@@ -443,7 +461,176 @@ def _earn(ctx: Context, m: Member, rec: UnitRecord, rules: list[Rule], lines: li
     rec.shares = {names[i]: x for i, x in shares.items()}
     rec.issued = {names[i]: x for i, x in issued.items()}
     rec.capped = {names[i]: x for i, x in capped.items()}
-    m.baskets[int(first["unit"])] = Basket(day, sum((_money(x["amount"], ctx.decimals) for x in lines), Fraction(0)), dict(issued))
+    paid = sum((_money(rec.paid.get(int(x["row"]), x["amount"]), ctx.decimals) for x in lines), Fraction(0))
+    m.baskets[int(first["unit"])] = Basket(day, paid, dict(issued))
+    return out
+
+
+# --- discounts ----------------------------------------------------------------------------------
+
+
+def _discount_holds(ctx: Context, m: Member, d, line: dict, basket: dict, tier) -> tuple[str | None, list]:
+    """(None, comparisons) when discount `d`'s campaign and condition hold on a line, else (why not, ...)."""
+    comparisons: list = []
+    observe = (lambda node, a, b, r: comparisons.append((node, a, b, r))) if ctx.observer else None
+    day = line["timestamp"].date()
+    if d.during is not None and not (d.during[0] <= day <= d.during[1]):
+        return "outside campaign", comparisons
+    if not V.truth(d.condition, _env(ctx, m, line, basket, tier, observe)):
+        return "condition false", comparisons
+    return None, comparisons
+
+
+def _discount(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier) -> dict:
+    """The program's discounts on one basket (docs/semantics.md, "Discounts"): per line, the
+    largest percentage that holds; then each fixed amount in declaration order, shared across its
+    matching lines in proportion to what they still cost (largest remainder), never more than that.
+    Sets `rec.paid` (row -> minor units paid) and counts each discount that took something off
+    toward its frequency limit. Returns discount index -> money taken off the basket."""
+    model = ctx.model
+    amounts = [int(line["amount"]) for line in lines]
+    off = [0] * len(lines)
+    rec.paid = {int(line["row"]): a for line, a in zip(lines, amounts, strict=True)}
+    if not model.discounts:
+        return {}
+    basket = _basket_figures(lines, ctx.decimals)
+    basket[_SUM] = basket_sum(model, lines, ctx.decimals)
+    day = lines[0]["timestamp"].date()
+    keys = {d.index: (d.index, V.period_key(day, d.per)) for d in model.discounts}
+    available = {d.index: d.times is None or m.discount_uses.get(keys[d.index], 0) < d.times for d in model.discounts}
+    given = dict.fromkeys((d.index for d in model.discounts), 0)
+    per_line = [d for d in model.discounts if d.kind != "fixed"]
+    # Each line discount's money off each line, or why none (before choosing among them).
+    found = {d.index: [_discount_holds(ctx, m, d, line, basket, tier) for line in lines] for d in per_line}
+    offer = {d.index: _line_offer(d, lines, amounts, [o is None for o, _ in found[d.index]]) for d in per_line}
+    winner = [None] * len(lines)
+    for i, line in enumerate(lines):
+        checks, best = [], None
+        for d in per_line:
+            outcome, comparisons = found[d.index][i]
+            if outcome is None and not available[d.index]:
+                outcome = "limit reached"
+            amount, why_none = offer[d.index][i] if outcome is None else (0, None)
+            if outcome is None and amount <= 0:
+                outcome = why_none or "nothing to take off"
+            checks.append(DiscountCheck(d.name, int(line["row"]), outcome or "", amount, comparisons))
+            if outcome is None and (best is None or amount > checks[best].amount):  # ties: the first declared
+                best = len(checks) - 1
+        for k, check in enumerate(checks):
+            if not check.outcome:
+                check.outcome = "applied" if k == best else "a larger discount applied"
+        if best is not None:
+            off[i] = checks[best].amount
+            winner[i] = per_line[best]
+            given[per_line[best].index] += off[i]
+        rec.discounts += checks
+    for d in per_line:  # `up to`: a discount's money off the basket is at most its cap, shared back by largest remainder
+        cap = V.to_minor(d.cap, ctx.decimals) if d.cap is not None else None
+        if cap is None or given[d.index] <= cap:
+            continue
+        won = [i for i in range(len(lines)) if winner[i] is d]
+        shares = V.largest_remainder([Fraction(cap * off[i], given[d.index]) for i in won], cap)
+        for i, share in zip(won, shares, strict=True):
+            off[i] = share
+        given[d.index] = cap
+        position = {int(line["row"]): i for i, line in enumerate(lines)}
+        for check in rec.discounts:
+            if check.discount == d.name and check.outcome == "applied":
+                check.amount = off[position[check.row]]
+                check.outcome = f"applied, up to {V.show_number(d.cap)} {model.currency} reached"
+    for d in (d for d in model.discounts if d.kind == "fixed"):
+        found = [_discount_holds(ctx, m, d, line, basket, tier) for line in lines]
+        matching = [i for i, (outcome, _) in enumerate(found) if outcome is None]
+        check = DiscountCheck(d.name, int(lines[0]["row"]), "", 0, [c for _, cs in found for c in cs])
+        if not matching:
+            check.outcome = found[0][0]
+        elif not available[d.index]:
+            check.outcome = "limit reached"
+        else:
+            left = [max(amounts[i] - off[i], 0) for i in matching]
+            whole = sum(left)
+            amount = min(V.to_minor(d.amount, ctx.decimals), whole)
+            if amount <= 0:
+                check.outcome = "nothing to take off"
+            else:
+                shares = V.largest_remainder([Fraction(amount * x, whole) for x in left], amount)
+                for i, share in zip(matching, shares, strict=True):
+                    off[i] += share
+                given[d.index] = amount
+                check.outcome, check.amount = "applied", amount
+        rec.discounts.append(check)
+    for d in model.discounts:
+        if given[d.index] > 0:
+            m.discount_uses[keys[d.index]] = m.discount_uses.get(keys[d.index], 0) + 1
+    rec.paid = {int(line["row"]): a - o for line, a, o in zip(lines, amounts, off, strict=True)}
+    return {i: x for i, x in given.items() if x > 0}
+
+
+def _line_offer(d, lines: list[dict], amounts: list[int], holds: list[bool]) -> list[tuple[int, str | None]]:
+    """(money off, why none) per line for a line discount on the lines where it holds: a percentage
+    of the line (half up), of the cheapest line only with `on the cheapest line`; for `buy N get M
+    free` the free units' share of their lines."""
+    out: list[tuple[int, str | None]] = [(0, None)] * len(lines)
+    if d.kind == "percent":
+        where = [i for i in range(len(lines)) if holds[i] and amounts[i] > 0]
+        if d.cheapest and where:
+            cheapest = min(where, key=lambda i: (amounts[i], i))
+            for i in where:
+                out[i] = (0, "not the cheapest line") if i != cheapest else (V.half_up(amounts[i] * d.percent), None)
+            return out
+        for i in where:
+            out[i] = (V.half_up(amounts[i] * d.percent), None)
+        return out
+    # buy N get M free: every matching unit at its line's unit price, dearest first (ties: line
+    # order), cut into groups of N + M; in each full group the last M (its cheapest) are free.
+    # A line's units are positions p0 .. p0 + u of that row; the free ones among them are counted
+    # (not listed: a quantity may be large).
+    counted = [i for i in range(len(lines)) if holds[i] and amounts[i] > 0 and units(lines[i]) > 0]
+    order = sorted(counted, key=lambda i: (-Fraction(amounts[i], units(lines[i])), i))
+    group = d.buy + d.get
+    full = sum(units(lines[i]) for i in counted) // group * group  # units in full groups
+
+    def free_before(p: int) -> int:  # free positions among the first p
+        p = min(p, full)
+        return p // group * d.get + max(p % group - d.buy, 0)
+
+    free, start = {}, 0
+    for i in order:
+        free[i] = free_before(start + units(lines[i])) - free_before(start)
+        start += units(lines[i])
+    for i in counted:
+        out[i] = (V.half_up(Fraction(free[i] * amounts[i], units(lines[i]))), None if free[i] else "no free unit on this line")
+    return out
+
+
+def _discount_postings(ctx: Context, m: Member, given: dict, lines: list[dict]) -> list[Posting]:
+    """One `discount` posting per discount that took money off the basket: its cost, and the
+    partner's share of it (half up)."""
+    first = lines[0]
+    out = []
+    for d in ctx.model.discounts:
+        if d.index in given:
+            cost = given[d.index]
+            out.append(Posting(first["timestamp"], "discount", d.name, cost=cost, partner_share=V.half_up(cost * d.funded_share),
+                               row=int(first["row"])))
+    return out
+
+
+def _reverse_discounts(ctx: Context, basket: Basket, share: Fraction, t, row: int) -> list[Posting]:
+    """A refund of `share` of a basket reverses that share of each discount given on it (half up,
+    less what earlier refunds reversed): `discount` postings with negative cost and partner share."""
+    out = []
+    for d in ctx.model.discounts:
+        if d.index not in basket.discounts:
+            continue
+        cost, partner = basket.discounts[d.index]
+        done_cost, done_partner = basket.reversed.get(d.index, (0, 0))
+        due_cost = V.half_up(cost * share) - done_cost
+        due_partner = V.half_up(partner * share) - done_partner
+        if due_cost <= 0 and due_partner <= 0:
+            continue
+        basket.reversed[d.index] = (done_cost + due_cost, done_partner + due_partner)
+        out.append(Posting(t, "discount", d.name, cost=-due_cost, partner_share=-due_partner, row=row))
     return out
 
 
@@ -486,10 +673,14 @@ def _policy(ctx: Context, m: Member, first: dict) -> list[Posting]:
 
 def _purchase(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
     rules = [r for r in ctx.model.rules if r.event == B.PURCHASE]
-    out = _earn(ctx, m, rec, rules, lines, tier)
+    given = _discount(ctx, m, rec, lines, tier)
+    out = _discount_postings(ctx, m, given, lines) + _earn(ctx, m, rec, rules, lines, tier)
+    if given:  # what a refund of this basket reverses
+        share = {d.index: d.funded_share for d in ctx.model.discounts}
+        m.baskets[int(lines[0]["unit"])].discounts = {i: (c, V.half_up(c * share[i])) for i, c in given.items()}
     first = lines[0]
     m.last_purchase = first["timestamp"].date()
-    spend = sum((_money(x["amount"], ctx.decimals) for x in lines), Fraction(0))
+    spend = sum((_money(rec.paid.get(int(x["row"]), x["amount"]), ctx.decimals) for x in lines), Fraction(0))  # tier spend counts what was paid
     points = sum(p.points for p in out if p.kind == "earn")
     m.history.append((first["timestamp"], spend, Fraction(points), Fraction(1)))
     return out + _policy(ctx, m, first)
@@ -513,6 +704,7 @@ def _refund(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
     else:
         basket.refunded += abs(amount)
         share = min(Fraction(1), basket.refunded / basket.total) if basket.total > 0 else Fraction(1)
+        out += _reverse_discounts(ctx, basket, share, t, int(row["row"]))
         for r in ctx.model.rules:  # declaration order
             issued = basket.issued.get(r.index, 0)
             due = V.ROUND[ctx.model.rounding](issued * share) - basket.clawed.get(r.index, 0)
@@ -615,7 +807,7 @@ def _level_at(model: Model, m: Member, moment: pd.Timestamp) -> int:
 
 
 def _ledger(model: Model, customer_ids, postings: list) -> pd.DataFrame:
-    rules = tuple(r.name for r in model.rules)
+    rules = tuple(r.name for r in model.rules) + tuple(d.name for d in model.discounts)
     rewards = tuple(r.name for r in model.rewards)
     tiers = tuple(model.tiers.names) if model.tiers else ()
     nat = np.datetime64("NaT", "ns")

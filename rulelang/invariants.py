@@ -69,6 +69,8 @@ def _env(model: Model, obs: Observed, rec, enrolled: dict, without: str | None =
     tiers = {n: V.Tier(i, n) for i, n in enumerate(model.tiers.names)} if model.tiers else {}
     variables = {
         "amount": total,
+        # What the member paid after the program's discounts (a unit no discount touched: its amount).
+        "paid": Fraction(sum(int(rec.paid.get(int(r["row"]), r["amount"])) for r in rec.rows), scale),
         "date": day,
         "weekday": V.Weekday(day.weekday()),
         "tier": rec.tier_before if rec.tier_before is not None else V.MISSING,
@@ -282,6 +284,38 @@ def refund_neutral(model: Model) -> bool:
     )
 
 
+def check_discounts(model: Model, obs: Observed) -> list[Violation]:
+    """Discounts never take a line below 0 or raise its price, the basket's `discount` postings add
+    up to what its lines were taken off, and refunds never reverse more of a discount than it gave."""
+    if not model.discounts:
+        return []
+    out: list[Violation] = []
+    given: dict = {}  # (member, basket's unit, discount) -> cost left after reversals
+    for rec in obs.records:
+        if not rec.rows:
+            continue
+        first = int(rec.rows[0]["row"])
+        if rec.paid:
+            off = 0
+            for r in rec.rows:
+                amount, paid = int(r["amount"]), int(rec.paid.get(int(r["row"]), r["amount"]))
+                if paid < min(amount, 0) or paid > amount:
+                    out.append(Violation("discount", f"a line of {amount} minor units was charged {paid} after discounts", int(r["row"])))
+                off += amount - paid
+            posted = sum(p.cost for p in rec.postings if p.kind == "discount")
+            if posted != off:
+                out.append(Violation("discount", f"the basket's discount postings cost {posted} minor units, but its lines were taken {off} off", first))
+        for p in rec.postings:
+            if p.kind != "discount":
+                continue
+            unit = int(rec.rows[0]["unit"]) if p.cost > 0 else int(rec.rows[0]["refund_of"])  # the basket it was given on
+            key = (rec.member, unit, p.rule)
+            given[key] = given.get(key, 0) + p.cost
+            if given[key] < 0:
+                out.append(Violation("discount", f"refunds reversed more of `{p.rule}` than it gave", first, p.rule))
+    return out
+
+
 def check_refund(model: Model, transactions: pd.DataFrame, customers=None, base: Observed | None = None) -> list[Violation]:
     """A full refund right after a basket leaves the balance as if the basket never happened."""
     base = base or observe(model, transactions, customers)
@@ -364,7 +398,7 @@ def _issued(ledger: pd.DataFrame, row: int) -> dict:
 def check_history(model: Model, transactions: pd.DataFrame, customers=None, statements: tuple = (), metamorphic: bool = True) -> tuple[Observed, list[Violation]]:
     """Run a history and check every assert and built-in invariant on it."""
     obs = observe(model, transactions, customers)
-    found = check_asserts(model, obs, statements) + check_ledger(model, obs)
+    found = check_asserts(model, obs, statements) + check_ledger(model, obs) + check_discounts(model, obs)
     if metamorphic and not found:
         found = check_refund(model, transactions, customers, obs) or check_monotone(model, transactions, customers, obs)
     return obs, found
@@ -470,6 +504,7 @@ WHAT = {
     "cap": "built-in invariant: caps hold",
     "frequency": "built-in invariant: frequency limits hold",
     "refund": "built-in invariant: a full refund returns the balance",
+    "discount": "built-in invariant: discounts stay within the price",
     "monotone": "built-in invariant: spending more never earns fewer points",
     "crash": "the evaluator failed",
 }

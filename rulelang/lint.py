@@ -359,4 +359,35 @@ def _pct(x: Fraction) -> str:
     return _num(x * 100) + "%"
 
 
-CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone)
+# --- W640: a deep discount stacked with a multiplier ---------------------------------------------
+
+# A program states no margin (the simulator's scenario does), so the line is drawn here: a discount
+# taking this share of the price or more leaves too little to also multiply the points on it.
+DEEP_DISCOUNT = Fraction(1, 2)
+
+
+def discount_with_multiplier(ctx: _Context) -> list[Diagnostic]:
+    out = []
+    for d in ctx.model.discounts:
+        share = d.percent if d.kind == "percent" else Fraction(d.get, d.buy + d.get) if d.kind == "buy_get" else Fraction(0)
+        if share < DEEP_DISCOUNT:
+            continue
+        terms = ctx.an.rule_terms(d, with_target=False)
+        for m in ctx.model.rules:
+            if m.kind != "multiplier" or not _jointly(ctx, [terms, ctx.an.rule_terms(m)]):
+                continue
+            head = next(s for s in ctx.program.of(ast.Discount) if s.name.name == d.name)
+            span = ast.Span(head.span.line, head.span.col, head.name.span.end_line, head.name.span.end_col, head.span.start, head.name.span.end)
+            out.append(ctx.warn(
+                "W640",
+                f"discount `{d.name}` takes {_num(share * 100)}% off on purchases where `{m.name}` multiplies points "
+                f"({_num(m.factor)}x): together they give away more than half the price",
+                span,
+                f"keep `{m.name}` off the discounted purchases (a condition both cannot meet), or lower the discount below "
+                f"{_num(DEEP_DISCOUNT * 100)}%",
+            ))
+            break
+    return out
+
+
+CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier)

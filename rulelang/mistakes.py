@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert")
+STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert", "discount")
 CLAUSE_WORDS = ("when", "on", "during", "once", "at most", "funded")
 _UNCLOSED_HINT = "close each `(` with `)` and each `[` with `]`"
 
@@ -37,7 +37,8 @@ class Mistake:
 MISTAKES: list[Mistake] = [
     Mistake("E110", "missing `:` after the rule name",
             "write the name, a colon, then what it earns: `earn base: 1 point per 1 CNY`",
-            ("earn base 1 point per 1 CNY\n", "earn base 2x other\n", "earn base points\n", "reward coffee 300 points cost 8 CNY\n")),
+            ("earn base 1 point per 1 CNY\n", "earn base 2x other\n", "earn base points\n", "reward coffee 300 points cost 8 CNY\n",
+             "discount member_price 5%\n")),
     Mistake("E111", "the amount after `per` is missing",
             "say how much spend earns the points: `1 point per 1 CNY` (or `10 points per unit` for each unit bought)",
             ("earn base: 1 point per CNY\n",)),

@@ -46,6 +46,40 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class DiscountSpec:
+    """One discount, normalised (docs/semantics.md, "Discounts").
+
+    kind: `percent` (`percent` of each matching line's amount off, rounded half up to the minor
+    unit; with `cheapest`, of the cheapest matching line only), `buy_get` (of each `buy` + `get`
+    matching units the cheapest `get` free) or `fixed` (`amount` off the basket, shared across its
+    matching lines in proportion to what they still cost). Of several percentages and buy-get
+    offers on one line only the largest applies; `cap` limits a percentage's money off a basket.
+    The fields a rule's
+    masks read (`event`, `during`, `condition`, `names`, `span`, `name`) mean what they mean for a
+    `Rule`, so discounts are evaluated column-at-a-time by the same code.
+    """
+
+    index: int
+    name: str
+    kind: str
+    percent: Fraction = Fraction(0)  # percent: the share of the line off (5% -> 1/20)
+    amount: Fraction = Fraction(0)  # fixed: the money off the basket, in currency units
+    cap: Fraction | None = None  # percent: the most it takes off one basket (`up to`), currency units
+    cheapest: bool = False  # percent: only on the cheapest matching line
+    buy: int = 0  # buy_get: of each buy + get units ...
+    get: int = 0  # ... the cheapest get are free
+    condition: object | None = None
+    event: str = B.PURCHASE
+    during: tuple[dt.date, dt.date] | None = None
+    times: int | None = None
+    per: str | None = None
+    funded_share: Fraction = Fraction(0)
+    funded_by: str | None = None
+    names: frozenset = frozenset()
+    span: ast.Span = field(default=ast.NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
 class TierSpec:
     """Tiers: metric `spend|points|visits`, window `days|months` of length n, or `calendar_year`."""
 
@@ -99,6 +133,7 @@ class Model:
     columns: dict = field(default_factory=dict)  # declared transaction columns: name -> type
     customer_columns: dict = field(default_factory=dict)  # declared customer attributes
     path: str = "<program>"
+    discounts: tuple[DiscountSpec, ...] = ()
 
     def rule(self, name: str) -> Rule:
         return next(r for r in self.rules if r.name == name)
@@ -240,6 +275,35 @@ def lower(program: ast.Program) -> Model:
         columns=columns,
         customer_columns=customer_columns,
         path=program.path,
+        discounts=tuple(_lower_discount(i, d) for i, d in enumerate(program.of(ast.Discount))),
+    )
+
+
+def _lower_discount(i: int, d: ast.Discount) -> DiscountSpec:
+    when = d.clause(ast.When)
+    during = d.clause(ast.During)
+    freq = d.clause(ast.Frequency)
+    funded = d.clause(ast.Funded)
+    percent = isinstance(d.value, ast.Percent)
+    buy_get = isinstance(d.value, ast.BuyGet)
+    return DiscountSpec(
+        index=i,
+        name=d.name.name,
+        kind="percent" if percent else "buy_get" if buy_get else "fixed",
+        percent=_frac(d.value.value) / 100 if percent else Fraction(0),
+        amount=_frac(d.value.amount) if isinstance(d.value, ast.Money) else Fraction(0),
+        cap=_frac(d.cap.amount) if d.cap is not None else None,
+        cheapest=d.cheapest,
+        buy=int(d.value.buy.value) if buy_get else 0,
+        get=int(d.value.get.value) if buy_get else 0,
+        condition=when.expr if when else None,
+        during=(_date(during.start), _date(during.end)) if during else None,
+        times=int(freq.times.value) if freq else None,
+        per=B.PERIODS[freq.period.name] if freq and freq.period else None,
+        funded_share=_frac(funded.percent.value) / 100 if funded else Fraction(0),
+        funded_by=funded.by.name if funded else None,
+        names=frozenset(names_in(when.expr)) if when else frozenset(),
+        span=d.span,
     )
 
 

@@ -50,7 +50,7 @@ _WORDS = {
     "LBRACK": "a list, like `[sat, sun]`",
 }
 _CLAUSES = {"WHEN", "ON", "DURING", "ONCE", "AT", "FUNDED"}
-_STATEMENTS = {"PROGRAM", "CURRENCY", "POINT_COST", "COLUMN", "TIERS", "EARN", "LIMIT", "EXPIRE", "ROUND", "REWARD", "ASSERT"}
+_STATEMENTS = {"PROGRAM", "CURRENCY", "POINT_COST", "COLUMN", "TIERS", "EARN", "LIMIT", "EXPIRE", "ROUND", "REWARD", "ASSERT", "DISCOUNT"}
 
 
 class _Brackets:
@@ -190,6 +190,28 @@ class _Build(Transformer):
     def funded(self, items):
         kw, pct, by = items
         return ast.Funded(pct, _ident(by), _span(kw, by))
+
+    def discount(self, items):
+        kw, name, (value, cap, cheapest), *clauses = items
+        return ast.Discount(_ident(name), value, tuple(clauses), _span(kw, value, cap, cheapest, *clauses), cap, cheapest is not None)
+
+    def discount_percent(self, items):
+        pct, cap, cheapest = items
+        return pct, cap, cheapest
+
+    def discount_money(self, items):
+        return items[0], None, None
+
+    def discount_buy_get(self, items):
+        kw, n, m = items
+        return ast.BuyGet(_num(n), _num(m), _span(kw, m)), None, None
+
+    def up_to(self, items):
+        up, money = items
+        return money
+
+    def cheapest(self, items):
+        return items[0]  # the `on` token: its span
 
     def limit(self, items):
         kw, n, word, period = items

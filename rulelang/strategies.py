@@ -65,13 +65,13 @@ def shape(model: Model) -> Shape:
         minor = int(m * scale)
         amounts |= {max(minor + d, 0) for d in (-1, 0, 1)}
     used = set()
-    for r in model.rules:
+    for r in (*model.rules, *model.discounts):  # a discount's condition reads the data as a rule's does
         used |= r.names
     for a in model.asserts:
         used |= names_in(a)
-    per_unit = any(r.kind == "per_unit" for r in model.rules)
+    per_unit = any(r.kind == "per_unit" for r in model.rules) or any(d.kind == "buy_get" for d in model.discounts)
     if per_unit:
-        used.add("quantity")  # per-unit points read it
+        used.add("quantity")  # per-unit points and buy-get discounts read it
     texts, numbers = {}, {}
     for name in sorted(used):
         if "." in name or name in B.VARIABLES:
@@ -88,7 +88,7 @@ def shape(model: Model) -> Shape:
                 base |= {Fraction(3), Fraction(5, 2)}  # several units, and a part of one (counted down)
             numbers[name] = tuple(sorted(base))
     anchors = {DEFAULT_START}
-    for r in model.rules:
+    for r in (*model.rules, *model.discounts):
         if r.during:
             s, e = r.during
             anchors |= {s, e, s - dt.timedelta(days=1), e + dt.timedelta(days=1)}

@@ -65,6 +65,7 @@ def _posting(p: interpret.Posting, currency: str, decimals: int) -> str:
         "shortfall": f"shortfall {p.rule}: {p.points} could not be clawed back",
         "redeem": f"redeem {p.reward}: -{p.points}",
         "expire": f"expire: -{p.points}",
+        "discount": f"discount {p.rule}" + (" reversed" if p.cost < 0 else ""),
     }[p.kind]
     lot = f" (lot {p.earned_on})" if p.earned_on else ""
     money = ""
@@ -99,6 +100,7 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
     if rec.tier_before is not None:
         head += f"  tier {rec.tier_before} -> {rec.tier_after}"
     out.append(head)
+    out += _discounts(rec, model, text, decimals)
     order = {r.name: r.index for r in model.rules}
     for check in sorted(rec.checks, key=lambda c: (c.row, order[c.rule])):
         scope = model.rule(check.rule).scope
@@ -123,6 +125,27 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
     for p in rec.postings:
         out.append(f"  {_posting(p, model.currency, decimals)}")
     out.append(f"  balance {rec.balance}")
+    return out
+
+
+def _discounts(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[str]:
+    """Each discount on the unit: on which line (a percentage) or the basket (a fixed amount), applied
+    with the money it took off, or why not (condition false with its comparisons, outside its
+    campaign, limit reached, a larger discount applied); then what the member paid."""
+    out: list[str] = []
+    kinds = {d.name: d.kind for d in model.discounts}
+    for check in rec.discounts:
+        where = ""
+        if len(rec.rows) > 1:
+            where = " (basket)" if kinds[check.discount] == "fixed" else f" line {_file_row(rec.rows, check.row)}"
+        money = f": {V.show_number(V.Fraction(check.amount, 10**decimals))} {model.currency} off" if check.outcome.startswith("applied") else ""
+        out.append(f"  discount {check.discount}{where}: {check.outcome}{money}")
+        # A fixed discount's basket-wide comparisons are the same on every line: shown once.
+        for shown in dict.fromkeys(_comparison(node, left, right, result, text) for node, left, right, result in check.comparisons):
+            out.append(f"      {shown}")
+    if rec.discounts:
+        paid = sum(rec.paid.values())
+        out.append(f"  paid {V.show_number(V.Fraction(paid, 10**decimals))} {model.currency} (per-spend points and tier spend count this)")
     return out
 
 

@@ -722,7 +722,7 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
         summary["accounting"] = simulated.accounting_summary(frames, sc.accounting.method, dec)
         books = simulated.accounting_table(frames, sc.accounting.method, dec)
     monthly = pd.concat([r.monthly for r in results], ignore_index=True)
-    for col in metrics.MONTHLY_MONEY:
+    for col in metrics.MONTHLY_MONEY + tuple(c for c in metrics.DISCOUNT_FIGURES if c in monthly.columns):
         monthly[col] = to_decimal(monthly[col], dec)
     return SimulationResult(
         summary, monthly, results[0].ledger, rewards_table(results, model, dec), sc, prog, per_run, loads,

@@ -291,6 +291,9 @@ def simulate_cmd(
         _first_screen(console, s)
         table = Table(title=f"{_markup(s['program'])}: {len(res.per_run)} run(s), money in {_markup(s['currency'])}")
         rows = ("rows_read", "rows_used", "rows_rejected") + SHOWN
+        if "discount_cost" in s:  # a program with discounts: what they cost, next to the rewards'
+            at = rows.index("reward_cost") + 1
+            rows = rows[:at] + ("discount_cost",) + rows[at:]
         notes = notes_by_figure(s, rows)
         for col in ("figure", "P5", "P50", "P95", "mean") + (("note",) if notes else ()):
             table.add_column(col, justify="left" if col in ("figure", "note") else "right")

@@ -27,6 +27,8 @@ MONEY_FIGURES = (
     "reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program",
     "revenue_lift", "incremental_margin", "net_benefit",
 )  # fmt: skip
+# A program with discounts has these too (a program without them: none, so its outputs are as before).
+DISCOUNT_FIGURES = ("discount_cost", "discount_partner_funded")
 RATIO_FIGURES = ("redemption_rate", "breakage_rate", "urr", "revenue_lift_pct", "roi")
 # summary.json's figures in the order a finance reader wants them: (figure, label, unit kind);
 # the report, the terminal and the workbook all show them so.
@@ -42,6 +44,8 @@ FIGURE_LABELS = (
     ("breakage_rate", "Breakage rate", "ratio"),
     ("reward_cost", "Cost of rewards redeemed", "money"),
     ("partner_funded", "Funded by partners", "money"),
+    ("discount_cost", "Discounts given", "money"),
+    ("discount_partner_funded", "Discounts funded by partners", "money"),
     ("liability", "Liability at the end", "money"),
     ("program_cost", "Program cost", "money"),
     ("revenue_baseline", "Revenue without the program", "money"),
@@ -69,6 +73,10 @@ KIND_COLUMN = {
     "capped": "capped",
     "shortfall": "shortfall",
 }
+# Which money sum each kind's cost and partner share go to: a discount's to the discounts, every
+# other kind's (a redemption's) to the rewards. A table, so a new money kind is a row.
+MONEY_BUCKETS = ("reward", "discount")
+MONEY_BUCKET = {"discount": 1}
 
 
 def round_half_up(x: Fraction) -> int:
@@ -98,7 +106,9 @@ class RunInput:
     tiers_end: dict  # tier name -> members at the end
 
 
-KINDS = tuple(KIND_COLUMN)
+# The kinds summed per posting: those with a monthly points column, then `discount` (no points:
+# its money goes to the discounts' sums, MONEY_BUCKET).
+KINDS = (*KIND_COLUMN, "discount")
 
 
 def kind_codes(ledger: pd.DataFrame) -> np.ndarray:
@@ -119,17 +129,22 @@ def _lookup(lut, codes):
     return out
 
 
-def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction) -> dict:
+def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, discount: tuple[int, int] | None = None) -> dict:
     """Exact figures of one run from its points per kind, its reward cost and partner share (minor
-    units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder)."""
+    units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder).
+    `discount`: a program with discounts, (money they took off, the partners' share of it): inside
+    the program cost; `x.revenue_with_program` is then already net of it, and the incremental margin
+    is the margin on the lift before discounts (the discount is counted once, as a cost)."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     liability = round_half_up(outstanding * x.point_cost * scale * urr)
-    program_cost = reward_cost - partner + liability
+    given, funded = discount if discount is not None else (0, 0)
+    program_cost = reward_cost - partner + liability + (given - funded)
     lift = x.revenue_with_program - x.revenue_baseline
-    margin = round_half_up(Fraction(lift) * Fraction(str(x.margin)))
+    margin = round_half_up(Fraction(lift + given) * Fraction(str(x.margin)))
     net = margin - program_cost
-    return {
+    extra = {"discount_cost": given, "discount_partner_funded": funded} if discount is not None else {}
+    return extra | {
         "rows_read": x.rows_read,
         "rows_used": x.rows_used,
         "rows_rejected": x.rows_rejected,
@@ -219,6 +234,8 @@ class LedgerSums:
     cells: np.ndarray  # (month, kind) points
     cost_m: np.ndarray
     partner_m: np.ndarray
+    discount: np.ndarray  # (2,): discounts' money off and partners' share of it
+    discount_m: np.ndarray  # (month, 2): the same per month
     # (cohort, development, flow) points: the month the lot was earned, the months since, and the
     # kinds that move a lot's points (TRIANGLE_KINDS, simulator.finance.triangles' FLOWS order)
     triangle: np.ndarray
@@ -229,21 +246,21 @@ TRIANGLE_KINDS = ("earn", "clawback", "redeem", "expire")
 
 
 @njit(cache=True, nogil=True)
-def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf):
+def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, nk, nf, bucket):
     by_kind = np.zeros(nk, dtype=np.int64)
     cells = np.zeros((nm, nk), dtype=np.int64)
-    cost_m = np.zeros(nm, dtype=np.int64)
-    partner_m = np.zeros(nm, dtype=np.int64)
+    money_m = np.zeros((bucket.max() + 1 if bucket.shape[0] else 1, nm, 2), dtype=np.int64)  # (bucket, month, cost/partner)
     triangle = np.zeros((nm, nm, nf), dtype=np.int64)
-    total = np.zeros(2, dtype=np.int64)
+    total = np.zeros((money_m.shape[0], 2), dtype=np.int64)
     for i in range(t.shape[0]):
         k = kinds[i]
         c = month_of(t[i], first, table, nm)
-        total[0] += cost[i]
-        total[1] += partner[i]
+        b = bucket[k] if 0 <= k < nk else 0
+        total[b, 0] += cost[i]
+        total[b, 1] += partner[i]
         if 0 <= c < nm:
-            cost_m[c] += cost[i]
-            partner_m[c] += partner[i]
+            money_m[b, c, 0] += cost[i]
+            money_m[b, c, 1] += partner[i]
         if 0 <= k < nk:
             by_kind[k] += points[i]
             if 0 <= c < nm:
@@ -252,7 +269,7 @@ def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, n
                     e = month_of(earned_on[i], first, table, nm)
                     if 0 <= e <= c:
                         triangle[e, c - e, k] += points[i]
-    return by_kind, total, cells, cost_m, partner_m, triangle
+    return by_kind, total, cells, money_m, triangle
 
 
 def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> LedgerSums:
@@ -260,7 +277,7 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
     (cohort, development, flow) cell of the cohort triangle, in one pass."""
     kinds = kind_codes(ledger) if kinds is None else kinds
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
-    by_kind, total, cells, cost_m, partner_m, triangle = _ledger_sums(
+    by_kind, total, cells, money_m, triangle = _ledger_sums(
         as_ns(ledger["timestamp"].to_numpy()),
         as_ns(ledger["earned_on"].to_numpy()),
         np.asarray(kinds),
@@ -270,8 +287,11 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
         len(months),
         len(KINDS),
         len(TRIANGLE_KINDS),
+        np.array([MONEY_BUCKET.get(k, 0) for k in KINDS], dtype=np.int64),
     )
-    return LedgerSums(by_kind, int(total[0]), int(total[1]), cells, cost_m, partner_m, triangle)
+    d = MONEY_BUCKETS.index("discount")
+    return LedgerSums(by_kind, int(total[0, 0]), int(total[0, 1]), cells, money_m[0, :, 0].copy(), money_m[0, :, 1].copy(),
+                      total[d].copy(), money_m[d].copy(), triangle)
 
 
 def monthly_from(
@@ -284,6 +304,7 @@ def monthly_from(
     members: pd.Series,
     tier_counts: pd.DataFrame,
     urr_m: list[Fraction],
+    discount_m: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
@@ -309,9 +330,13 @@ def monthly_from(
         cols[f"tier_{col}"] = tier_counts[col].reindex(months).to_numpy(dtype=np.int64)
     for col in ("revenue_baseline", "revenue_with_program"):
         cols[col] = revenue[col].reindex(months, fill_value=0).to_numpy().astype(np.int64)
+    discounts = discount_m is not None
+    if discounts:  # a program with discounts: their money per month, after the rewards'
+        cols["discount_cost"], cols["discount_partner_funded"] = discount_m[:, 0].copy(), discount_m[:, 1].copy()
     index = months.astype(str)
     index.name = "month"
-    order = list(MONTHLY_POINTS) + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + list(MONTHLY_MONEY)
+    money = list(MONTHLY_MONEY[:2]) + (list(DISCOUNT_FIGURES) if discounts else []) + list(MONTHLY_MONEY[2:])
+    order = list(MONTHLY_POINTS) + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + money
     return pd.DataFrame({c: cols[c] for c in order}, index=index).reset_index()
 
 
@@ -458,7 +483,7 @@ def summarise(per_run: list[dict], decimals: int) -> dict:
     scale = 10**decimals
     for name in COUNT_FIGURES:
         out[name] = spread([r[name] for r in per_run], None)
-    for name in MONEY_FIGURES:
+    for name in MONEY_FIGURES + tuple(f for f in DISCOUNT_FIGURES if f in per_run[0]):
         out[name] = spread([Fraction(r[name], scale) for r in per_run], decimals)
     for name in RATIO_FIGURES:
         out[name] = spread([r[name] for r in per_run], 6)

@@ -384,7 +384,9 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     """Figures, roll-forward and rewards of one path from its sums over all customers."""
     months = setup.months
     baseline = setup.baseline if p.baseline_m is None else setup.baseline + p.baseline_m
-    revenue = pd.DataFrame({"revenue_baseline": baseline, "revenue_with_program": baseline + p.delta_m}, index=months)
+    # Revenue with the program is what members paid: net of the program's discounts.
+    paid = baseline + p.delta_m - (p.discount_m[:, 0] if p.discount_m is not None else 0)
+    revenue = pd.DataFrame({"revenue_baseline": baseline, "revenue_with_program": paid}, index=months)
     members = pd.Series(p.joined_m, index=months)
     names = list(model.tiers.names) if model.tiers is not None else []
     tier_counts = pd.DataFrame(p.tiers_m, index=months, columns=names) if names else pd.DataFrame(index=months)
@@ -400,11 +402,13 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
         tiers_end=end_tiers,
     )
     urr = simulated.run_urr(p.triangle, months)
-    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month])
+    monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month],
+                                   p.discount_m)
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
     books = simulated.run_accounting(setup.scenario.accounting, p.cells, p.sales_m, urr, months, model.point_cost, model.decimals)
-    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact)
+    discount = (int(p.discount[0]), int(p.discount[1])) if p.discount is not None else None
+    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
     return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups)
 

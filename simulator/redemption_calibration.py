@@ -52,7 +52,7 @@ from simulator import io
 Z95 = 1.959963984540054
 REQUIRED = ("customer_id", "timestamp", "kind", "points", "reward", "row")
 # What each kind of posting does to the balance (docs/semantics.md "The ledger").
-BALANCE_SIGN = {"earn": 1, "clawback": -1, "redeem": -1, "expire": -1, "capped": 0, "shortfall": 0}
+BALANCE_SIGN = {"earn": 1, "clawback": -1, "redeem": -1, "expire": -1, "capped": 0, "shortfall": 0, "discount": 0}
 CHOICES = ("cheapest", "dearest", "random")
 SHOWN_ROWS = 10
 

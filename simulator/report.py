@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -69,7 +70,11 @@ def fmt_delta(v, kind: str = "count", decimals: int = 2) -> str:
 
 def _svg(fig) -> Markup:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    with warnings.catch_warnings():
+        # Text stays text in the SVG ("svg.fonttype": "none"): the browser draws a tier named 金卡
+        # with its own fonts; matplotlib's font, used only to measure it, lacking the glyph is no news.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
     text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
@@ -233,6 +238,8 @@ def headline(summary: dict) -> list[dict]:
     """Rows of the headline table: label, unit and the four statistics."""
     rows = []
     for key, label, kind in HEADLINE:
+        if key in metrics.DISCOUNT_FIGURES and key not in summary:  # a program without discounts
+            continue
         s = summary[key]
         unit = {"money": summary["currency"], "points": "points", "ratio": "%", "percent": "%", "count": ""}[kind]
         rows.append({"key": key, "label": label, "unit": unit, "kind": kind, **s})
@@ -378,7 +385,10 @@ def compare_rows(results: list) -> list[dict]:
     whether that difference is better or worse (`verdicts`)."""
     rows = []
     for key, label, kind in HEADLINE:
-        vals = [r.summary[key] for r in results]
+        if not all(key in r.summary for r in results):  # discounts: only a program with them has the figures
+            if key in metrics.DISCOUNT_FIGURES and not any(key in r.summary for r in results):
+                continue
+        vals = [r.summary.get(key, {"mean": 0, "p5": 0, "p50": 0, "p95": 0}) for r in results]
         base = vals[0]["p50"]
         diffs = [metrics.difference(v["p50"], base) for v in vals]
         verdicts = [verdict(key, d) for d in diffs]

@@ -287,7 +287,8 @@ def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentat
 # 0's own figures, then the program cost and revenue lift over the runs.
 COLUMNS = (
     "dimension", "group", "customers", "members", "points_issued", "points_redeemed", "points_expired", "points_outstanding",
-    "reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program", "revenue_lift",
+    "reward_cost", "partner_funded", "discount_cost", "discount_partner_funded", "liability", "program_cost",
+    "revenue_baseline", "revenue_with_program", "revenue_lift",
     "cost_per_member", "cost_share_of_revenue", "program_cost_p5", "program_cost_p50", "program_cost_p95",
     "revenue_lift_p5", "revenue_lift_p50", "revenue_lift_p95",
 )  # fmt: skip
@@ -307,7 +308,10 @@ def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, p
     share = np.array([math.floor(Fraction(int(o)) * rate + Fraction(1, 2)) for o in outstanding], dtype=np.int64)
     if len(share):
         share[int(np.argmax(outstanding))] += liability - int(share.sum())
-    cost = col["reward_cost"] - col["partner_funded"] + share
+    given = col["discount_cost"] - col["discount_partner_funded"]
+    cost = col["reward_cost"] - col["partner_funded"] + share + given
+    # Revenue with the program is what members paid: net of the discounts (as the summary's).
+    lift = col["revenue_delta"] - col["discount_cost"]
     return {
         "members": col["members"],
         "points_issued": col["earn"],
@@ -316,11 +320,13 @@ def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, p
         "points_outstanding": outstanding,
         "reward_cost": col["reward_cost"],
         "partner_funded": col["partner_funded"],
+        "discount_cost": col["discount_cost"],
+        "discount_partner_funded": col["discount_partner_funded"],
         "liability": share,
         "program_cost": cost,
         "revenue_baseline": baseline,
-        "revenue_with_program": baseline + col["revenue_delta"],
-        "revenue_lift": col["revenue_delta"],
+        "revenue_with_program": baseline + lift,
+        "revenue_lift": lift,
     }
 
 
@@ -384,7 +390,7 @@ def _row(dim: str, name: str, customers: int, runs: list[dict], at: np.ndarray, 
     )
 
 
-_MONEY = {"reward_cost", "partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program", "revenue_lift"}
+_MONEY = {"reward_cost", "partner_funded", "discount_cost", "discount_partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program", "revenue_lift"}
 
 
 def _money(minor: int, decimals: int):

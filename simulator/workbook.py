@@ -180,6 +180,7 @@ ROLL_FORWARD = _kinds(
     (metrics.MONTHLY_POINTS, "points"),
     (("members", "tier_*"), "count"),
     (metrics.MONTHLY_MONEY, "money"),
+    (metrics.DISCOUNT_FIGURES, "money"),
 )
 
 # urr.csv's and urr_by_tier.csv's columns (the latter's first is `tier`).

@@ -151,6 +151,10 @@ statements = st.one_of(
     st.builds(ast.Round, st.sampled_from(["down", "up", "nearest"]).map(ast.Ident)),
     st.builds(ast.Reward, idents, numbers, money, st.none() | _funded),
     st.builds(ast.Assert, expressions),
+    st.builds(ast.Discount, idents, st.one_of(percents, money, st.builds(ast.BuyGet, numbers, numbers)),
+              clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent)))),
+    st.builds(lambda n, v, cs, cap, cheapest: ast.Discount(n, v, cs, cap=cap, cheapest=cheapest), idents, percents,
+              clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent))), st.none() | money, st.booleans()),
 )
 programs = st.lists(statements, max_size=8).map(lambda ss: ast.Program(tuple(ss)))
 
@@ -253,6 +257,28 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
 
 
 @st.composite
+def diff_discount(draw, i: int, tiers: bool) -> str:
+    """`discount dI: ...`: a percentage or a fixed amount, with random clauses (no `on`)."""
+    percent = st.builds(lambda p, cap, cheapest: p + cap + cheapest, st.sampled_from(["5%", "10%", "12.5%", "33%", "50%", "100%", "0.5%"]),
+                        st.sampled_from(["", "", " up to 1 CNY", " up to 7.5 CNY", " up to 0.01 CNY", " up to 30 CNY"]),
+                        st.sampled_from(["", "", " on the cheapest line"]))
+    value = draw(st.one_of(percent, st.sampled_from(["1 CNY", "2.5 CNY", "10 CNY", "0.01 CNY", "100 CNY"]),
+                           st.sampled_from(["buy 1 get 1 free", "buy 2 get 1 free", "buy 3 get 1 free", "buy 1 get 2 free", "buy 4 get 3 free"])))
+    clauses = []
+    if draw(st.booleans()):
+        clauses.append("when " + draw(diff_condition(tiers)))
+    if draw(st.integers(0, 3)) == 0:
+        a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
+        clauses.append(f"during {a} to {b}")
+    freq = draw(st.sampled_from([None, None, "once", "once per day", "once per month", "at most 2 times per week", "at most 3 times"]))
+    if freq:
+        clauses.append(freq)
+    if draw(st.integers(0, 2)) == 0:
+        clauses.append(f"funded {draw(st.sampled_from(['50', '100', '33']))}% by supplier")
+    return f"discount d{i}: {value} " + " ".join(clauses)
+
+
+@st.composite
 def diff_program(draw) -> str:
     """The text of a random valid program."""
     lines = ['program "diff"', "currency CNY", f"point_cost {draw(st.sampled_from(['0.01', '0.02', '0.015']))} CNY"]
@@ -269,6 +295,8 @@ def diff_program(draw) -> str:
     for i in range(draw(st.integers(1, 5))):
         lines.append(draw(diff_rule(i, tiers, list(names))))
         names.append(f"r{i}")
+    for i in range(draw(st.integers(0, 3))):
+        lines.append(draw(diff_discount(i, tiers)))
     for period in draw(st.lists(st.sampled_from(["day", "week", "month", "year"]), max_size=2, unique=True)):
         lines.append(f"limit {draw(st.sampled_from([20, 50, 150, 1000]))} points per {period}")
     expiry = draw(st.sampled_from([None, "expire never", "expire after 30 days", "expire after 1 months", "expire after 12 months",

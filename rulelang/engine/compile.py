@@ -381,7 +381,61 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         reward_points=cp.rw_pts,
         reward_cost=cp.rw_cost,
         reward_share=cp.rw_share,
+        **discount_program(model),
     )
+
+
+DISCOUNT_KIND = {"percent": Kn.D_PERCENT, "fixed": Kn.D_FIXED, "buy_get": Kn.D_BUY_GET}
+
+
+def discount_program(model: Model) -> dict:
+    """The kernel's view of the program's discounts (`kernel.Program`'s `discount_*` fields)."""
+    ds = model.discounts
+    i64 = lambda xs: np.array(list(xs), dtype=np.int64)  # noqa: E731
+    percents = [d.index for d in ds if d.kind == "percent"]
+    return dict(
+        discount_kind=i64(DISCOUNT_KIND[d.kind] for d in ds),
+        discount_value=i64(half_up(d.amount * 10**model.decimals) for d in ds),
+        discount_column=i64(percents.index(d.index) if d.kind == "percent" else -1 for d in ds),
+        discount_times=i64(d.times if d.times is not None else -1 for d in ds),
+        discount_period=i64(PERIOD_ROW[d.per] for d in ds),
+        discount_share_num=i64(d.funded_share.numerator for d in ds),
+        discount_share_den=i64(d.funded_share.denominator for d in ds),
+        discount_cap=i64(half_up(d.cap * 10**model.decimals) if d.cap is not None else -1 for d in ds),
+        discount_cheapest=i64(int(d.cheapest) for d in ds),
+        discount_buy=i64(d.buy for d in ds),
+        discount_get=i64(d.get for d in ds),
+    )
+
+
+def discount_rows(model: Model, env: C.Env, amount: np.ndarray, levels: int, max_total: int, max_units: int = 0) -> dict:
+    """The kernel's view of where each discount holds and what each percentage takes off each
+    line (`kernel.Rows`' `discount_*` fields), column-at-a-time: the masks as a rule's, the money
+    off as half_up(max(amount, 0) * percent) over the whole column. Refuses amounts whose shares
+    of a fixed discount could overflow int64."""
+    ds = model.discounts
+    n = env.n
+    if not ds:
+        return dict(discount_bits=np.zeros((0, 1), dtype=np.uint64), discount_bit=np.zeros((0, levels), dtype=np.int64),
+                    discount_amount=np.zeros((0, 0), dtype=np.int64))
+    if max(max_total * max_total, max_total * max_units) * 2 >= LIMIT:
+        raise LoyaltyError(f"{model.path}: baskets this large (up to {max_total} minor units) could overflow the exact 64-bit "
+                           'shares of a discount in the compiled engine; use engine="reference" or smaller amounts')
+    blocks, bit = [], np.zeros((len(ds), levels), dtype=np.int64)
+    for k, d in enumerate(ds):
+        m = rule_masks(d, env, levels)
+        bit[k] = len(blocks) + (np.arange(levels) if m.shape[0] > 1 else 0)
+        blocks.extend(m)
+    percents = [d for d in ds if d.kind == "percent"]
+    positive = np.maximum(amount, 0)
+    off = np.zeros((len(percents), n), dtype=np.int64)
+    for k, d in enumerate(percents):
+        num, den = d.percent.numerator, d.percent.denominator
+        if int(positive.max(initial=0)) * num * 2 + den < LIMIT:
+            off[k] = (2 * positive * num + den) // (2 * den)
+        else:  # exact in Python integers where int64 could overflow
+            off[k] = [(2 * int(a) * num + den) // (2 * den) for a in positive]
+    return dict(discount_bits=pack_bits(blocks, n), discount_bit=bit, discount_amount=off)
 
 
 def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
@@ -403,8 +457,10 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
     if not ok:
         raise LoyaltyError("a refund names a basket that is not in the batch")
     # Per-unit rules read each row's units; a program without them passes an empty array.
-    units = env.units() if (cp.kind == Kn.PER_UNIT).any() else np.zeros(0, dtype=np.int64)
+    buy_get = any(d.kind == "buy_get" for d in model.discounts)
+    units = env.units() if (cp.kind == Kn.PER_UNIT).any() or buy_get else np.zeros(0, dtype=np.int64)
     cp.check_bounds(max_amount, max(max_lines, 1), max_total, int(units.max()) if len(units) else 0)
+    discounts = discount_rows(model, env, amount, cp.levels, max_total, int(units.max()) if buy_get and len(units) else 0)
     reward_of = np.full(n, -1, dtype=np.int16)
     redeem = kind == REDEEM
     if redeem.any():
@@ -432,6 +488,7 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
         days=days,
         first_day=first_day,
         until=batch.until.value,
+        **discounts,
     )
 
 
@@ -476,7 +533,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
     cols = posted.columns
     # The codes in the types pandas keeps them in (no copy when the Categoricals are made).
     count = cols.shape[1]
-    sizes = (len(batch.customers), len(ledger.KINDS), len(model.rules) + 1, len(model.rewards) + 1, cp.levels + 1)
+    sizes = (len(batch.customers), len(ledger.KINDS), len(model.rules) + len(model.discounts) + 1, len(model.rewards) + 1, cp.levels + 1)
     codes = [np.empty(count, dtype=ledger.code_dtype(size)) for size in sizes]
     Kn.unpack(cols[Kn.OUT_WHO], *codes)
     member_codes, kind_codes, rule_codes, reward_codes, tier_codes = codes
@@ -492,7 +549,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
         cols[Kn.OUT_COST],
         cols[Kn.OUT_SHARE],
         cols[Kn.OUT_ROW],
-        tuple(r.name for r in model.rules),
+        tuple(r.name for r in model.rules) + tuple(d.name for d in model.discounts),
         tuple(w.name for w in model.rewards),
         tier_codes,
         model.tiers.names if model.tiers else (),

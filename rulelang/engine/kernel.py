@@ -28,7 +28,7 @@ OUT_TS, OUT_POINTS, OUT_EARNED, OUT_COST, OUT_SHARE, OUT_ROW, OUT_WHO = range(7)
 WHO_MEMBER_SHIFT, WHO_TIER_SHIFT, WHO_CODE_SHIFT = 32, 24, 8
 MAX_TIERS = 254  # tier + 1 in 8 bits
 # Ledger kinds (ledger.KINDS order) and batch row kinds (data.PURCHASE ...).
-EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(6)
+EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE, DISCOUNT = range(7)
 K_PURCHASE, K_REFUND, K_REDEEM, K_EVENT = 0, 1, 2, 3
 # Rule kinds, rounding modes, expiry kinds, tier windows, policy choices.
 PER_SPEND, FIXED, MULTIPLIER, PER_UNIT = 0, 1, 2, 3
@@ -36,6 +36,7 @@ DOWN, UP, NEAREST = 0, 1, 2
 X_NEVER, X_AFTER_DAYS, X_AFTER_MONTHS, X_INACTIVE_DAYS, X_INACTIVE_MONTHS, X_END_OF_YEAR, X_END_OF_NEXT_YEAR = range(7)
 W_ROLLING, W_CALENDAR = 0, 1
 CHEAPEST, DEAREST, RANDOM = 0, 1, 2
+D_PERCENT, D_FIXED, D_BUY_GET = 0, 1, 2  # discount kinds
 
 
 @njit(cache=True, nogil=True)
@@ -325,6 +326,18 @@ class Program(NamedTuple):
     reward_points: np.ndarray  # per reward
     reward_cost: np.ndarray
     reward_share: np.ndarray
+    # Per discount (docs/semantics.md, "Discounts"); a program without discounts has none.
+    discount_kind: np.ndarray  # D_PERCENT or D_FIXED
+    discount_value: np.ndarray  # D_FIXED: the money off the basket, minor units
+    discount_column: np.ndarray  # D_PERCENT: its row of Rows.discount_amount
+    discount_times: np.ndarray  # frequency limit (-1: none), baskets ...
+    discount_period: np.ndarray  # ... per this period
+    discount_share_num: np.ndarray  # the partner's share of the money off, num / den
+    discount_share_den: np.ndarray
+    discount_cap: np.ndarray  # the most a discount takes off one basket, minor units (-1: no cap)
+    discount_cheapest: np.ndarray  # 1: a percentage of the cheapest matching line only
+    discount_buy: np.ndarray  # D_BUY_GET: of each buy + get units ...
+    discount_get: np.ndarray  # ... the cheapest get are free
 
 
 class Rows(NamedTuple):
@@ -351,6 +364,12 @@ class Rows(NamedTuple):
     days: np.ndarray  # `day_table` from first_day on, covering every row's day
     first_day: int
     until: int  # expiries are posted up to this moment (ns)
+    # Discounts: where each holds, as bits (rows, words), the bit of each discount at each tier
+    # (discounts, tiers), and each percentage's money off each line, computed column-at-a-time
+    # (percentages, rows). Empty when the program has no discounts.
+    discount_bits: np.ndarray
+    discount_bit: np.ndarray
+    discount_amount: np.ndarray
 
 
 class Redemptions(NamedTuple):
@@ -457,9 +476,16 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     redeeming, probability, choice = redemptions.active, redemptions.probability, redemptions.choice
     draw, choice_draw = redemptions.draw, redemptions.choice_draw
     moments, tier_counts, row_tier, row_metric = report.moments, report.tier_counts, report.row_tier, report.row_metric
+    discount_kind, discount_value, discount_column = program.discount_kind, program.discount_value, program.discount_column
+    discount_times, discount_period = program.discount_times, program.discount_period
+    discount_share_num, discount_share_den = program.discount_share_num, program.discount_share_den
+    discount_cap, discount_cheapest = program.discount_cap, program.discount_cheapest
+    discount_buy, discount_get = program.discount_buy, program.discount_get
+    discount_bits, discount_bit, discount_amount = rows.discount_bits, rows.discount_bit, rows.discount_amount
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
+    n_discounts = discount_kind.shape[0]
     n_caps = cap_points.shape[0]
     n_rewards = reward_points.shape[0]
     n_moments = moments.shape[0]
@@ -493,6 +519,21 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     slot_clawed = np.zeros((slots, n_rules), dtype=np.int64)
     slot_refunded = np.zeros(slots, dtype=np.int64)
     slot_day = np.zeros(slots, dtype=np.int64)
+    # Discounts: frequency counters; per line of the unit, the money off and what is paid; per
+    # discount, the money off the unit and whether its limit lets it apply; per refunded unit, what
+    # was paid, each discount's cost and partner share and how much of them refunds reversed.
+    discount_key = np.empty(n_discounts, dtype=np.int64)
+    discount_used = np.empty(n_discounts, dtype=np.int64)
+    discount_open = np.zeros(n_discounts, dtype=np.bool_)
+    discount_given = np.zeros(n_discounts, dtype=np.int64)
+    line_off = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
+    line_paid = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
+    line_rem = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
+    line_winner = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # the line discount that applies
+    line_order = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # buy-get: lines by unit price
+    offer = np.zeros((n_discounts, max_rows + 1 if n_discounts > 0 else 0), dtype=np.int64)  # each line discount's money off each line
+    slot_paid = np.zeros(slots, dtype=np.int64)
+    slot_discount = np.zeros((slots if n_discounts > 0 else 0, n_discounts, 4), dtype=np.int64)  # cost, partner, reversed cost, reversed partner
     posted, declined, unmatched = 0, 0, 0
     i = start
     while i < stop:
@@ -513,6 +554,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
         for q in range(n_caps):
             cap_key[q] = NAT
             cap_used[q] = 0
+        for d in range(n_discounts):
+            discount_key[d] = NAT
+            discount_used[d] = 0
         last_purchase = ts[i] // NS_PER_DAY
         joined_moment = 0  # the member counts at the moments from their first row on
         while joined_moment < n_moments and moments[joined_moment] < ts[i]:
@@ -573,6 +617,148 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             unit_spend = 0
             unit_points = 0
             unit_visit = 0
+            discounting = n_discounts > 0 and row_kind == K_PURCHASE
+            if discounting:
+                # --- Discounts: per line the largest percentage that holds, then each fixed amount
+                # shared across its lines by what they still cost (largest remainder); `line_paid`
+                # is then what per-spend earning, tier spend and refunds count.
+                for d in range(n_discounts):
+                    discount_given[d] = 0
+                    discount_open[d] = True
+                    if discount_times[d] >= 0:
+                        key = period_key[discount_period[d]]
+                        if key != discount_key[d]:
+                            discount_key[d] = key
+                            discount_used[d] = 0
+                        discount_open[d] = discount_used[d] < discount_times[d]
+                # Each line discount's offer on each line where it holds.
+                for d in range(n_discounts):
+                    if discount_kind[d] == D_FIXED:
+                        continue
+                    for k in range(end - first):
+                        offer[d, k] = 0
+                    if not discount_open[d]:
+                        continue
+                    b = discount_bit[d, tier]
+                    if discount_kind[d] == D_PERCENT:
+                        pick = -1
+                        for line in range(first, end):
+                            if amount[line] > 0 and (discount_bits[line, b >> 6] >> np.uint64(b & 63)) & np.uint64(1):
+                                if discount_cheapest[d] == 0:
+                                    offer[d, line - first] = discount_amount[discount_column[d], line]
+                                elif pick < 0 or amount[line] < amount[pick]:
+                                    pick = line
+                        if pick >= 0:
+                            offer[d, pick - first] = discount_amount[discount_column[d], pick]
+                        continue
+                    # Buy N get M free: matching units by unit price, dearest first (ties: line
+                    # order), in groups of N + M; the last M of each full group free.
+                    m = 0
+                    total_units = 0
+                    for line in range(first, end):
+                        if amount[line] > 0 and units[line] > 0 and (discount_bits[line, b >> 6] >> np.uint64(b & 63)) & np.uint64(1):
+                            x = m
+                            while x > 0 and amount[line] * units[line_order[x - 1]] > amount[line_order[x - 1]] * units[line]:
+                                line_order[x] = line_order[x - 1]
+                                x -= 1
+                            line_order[x] = line
+                            m += 1
+                            total_units += units[line]
+                    group = discount_buy[d] + discount_get[d]
+                    full = total_units // group * group
+                    start_at = 0
+                    for x in range(m):
+                        line = line_order[x]
+                        p0 = start_at if start_at < full else full
+                        p1 = start_at + units[line] if start_at + units[line] < full else full
+                        free = (p1 // group * discount_get[d] + max(p1 % group - discount_buy[d], 0)
+                                - p0 // group * discount_get[d] - max(p0 % group - discount_buy[d], 0))
+                        offer[d, line - first] = (2 * free * amount[line] + units[line]) // (2 * units[line])
+                        start_at += units[line]
+                # Per line the largest offer (ties: the first declared).
+                for line in range(first, end):
+                    best = -1
+                    best_amount = 0
+                    for d in range(n_discounts):
+                        if discount_kind[d] != D_FIXED and discount_open[d]:
+                            off = offer[d, line - first]
+                            if off > 0 and (best < 0 or off > best_amount):
+                                best = d
+                                best_amount = off
+                    line_off[line - first] = best_amount
+                    line_winner[line - first] = best
+                    if best >= 0:
+                        discount_given[best] += best_amount
+                # `up to`: a discount's money off the basket is at most its cap, shared back by largest remainder.
+                for d in range(n_discounts):
+                    cap = discount_cap[d]
+                    if cap < 0 or discount_given[d] <= cap:
+                        continue
+                    whole = discount_given[d]
+                    floors = 0
+                    for k in range(end - first):
+                        line_rem[k] = 0
+                        if line_winner[k] == d:
+                            share = cap * line_off[k] // whole
+                            line_rem[k] = cap * line_off[k] - share * whole
+                            line_off[k] = share
+                            floors += share
+                    extra = cap - floors
+                    while extra > 0:
+                        pick = -1
+                        for k in range(end - first):
+                            if line_rem[k] > 0 and (pick < 0 or line_rem[k] > line_rem[pick]):
+                                pick = k
+                        if pick < 0:
+                            break
+                        line_off[pick] += 1
+                        line_rem[pick] = 0
+                        extra -= 1
+                    discount_given[d] = cap
+                for d in range(n_discounts):
+                    if discount_kind[d] != D_FIXED or not discount_open[d]:
+                        continue
+                    b = discount_bit[d, tier]
+                    whole = 0
+                    for line in range(first, end):
+                        if (discount_bits[line, b >> 6] >> np.uint64(b & 63)) & np.uint64(1):
+                            left = amount[line] - line_off[line - first]
+                            if left > 0:
+                                whole += left
+                    give = discount_value[d] if discount_value[d] < whole else whole
+                    if give <= 0:
+                        continue
+                    floors = 0
+                    for line in range(first, end):
+                        line_rem[line - first] = 0
+                        if (discount_bits[line, b >> 6] >> np.uint64(b & 63)) & np.uint64(1):
+                            left = amount[line] - line_off[line - first]
+                            if left > 0:
+                                share = give * left // whole
+                                line_off[line - first] += share
+                                line_rem[line - first] = give * left - share * whole
+                                floors += share
+                    extra = give - floors
+                    while extra > 0:
+                        pick = -1
+                        for k in range(end - first):
+                            if line_rem[k] > 0 and (pick < 0 or line_rem[k] > line_rem[pick]):
+                                pick = k
+                        if pick < 0:
+                            break
+                        line_off[pick] += 1
+                        line_rem[pick] = 0
+                        extra -= 1
+                    discount_given[d] = give
+                for line in range(first, end):
+                    line_paid[line - first] = amount[line] - line_off[line - first]
+                for d in range(n_discounts):
+                    if discount_given[d] > 0:
+                        if discount_times[d] >= 0:
+                            discount_used[d] += 1
+                        cost = discount_given[d]
+                        partner = (2 * cost * discount_share_num[d] + discount_share_den[d]) // (2 * discount_share_den[d])
+                        posted = _post(out, posted, holder, now, DISCOUNT, n_rules + d, 0, NAT, -1, cost, partner, row_id[first])
             if row_kind == K_PURCHASE or row_kind == K_EVENT:
                 # --- Earn: exact points per rule over the unit, in units of 1/den.
                 for r in range(n_rules):
@@ -590,7 +776,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                 r = bit_rule[b]
                                 exact = 0
                                 if rule_kind[r] == PER_SPEND:
-                                    exact = amount[line] * rate_mul[r]
+                                    exact = (line_paid[line - first] if discounting else amount[line]) * rate_mul[r]
                                     if exact < 0:
                                         exact = 0
                                 elif rule_kind[r] == FIXED:
@@ -688,11 +874,22 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     for r in range(n_rules):
                         slot_issued[slot, r] = issued_points[r]
                         slot_clawed[slot, r] = 0
+                    if n_discounts > 0:
+                        paid = 0
+                        for line in range(first, end):
+                            paid += line_paid[line - first] if discounting else amount[line]
+                        slot_paid[slot] = paid
+                        for d in range(n_discounts):
+                            cost = discount_given[d] if discounting else 0
+                            slot_discount[slot, d, 0] = cost
+                            slot_discount[slot, d, 1] = (2 * cost * discount_share_num[d] + discount_share_den[d]) // (2 * discount_share_den[d])
+                            slot_discount[slot, d, 2] = 0
+                            slot_discount[slot, d, 3] = 0
                 unit_points = issued
                 if row_kind == K_PURCHASE:
                     last_purchase = day
                     for line in range(first, end):
-                        unit_spend += amount[line]
+                        unit_spend += line_paid[line - first] if discounting else amount[line]
                     unit_visit = 1
                     # --- Simulated redemption: one affordable reward, by the policy's choice.
                     if redeeming and draw[first] < probability:
@@ -730,11 +927,21 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     unmatched += 1
                 else:
                     slot_refunded[slot] += -amount[first]
-                    whole = unit_total[refunded]
+                    whole = slot_paid[slot] if n_discounts > 0 else unit_total[refunded]  # what was paid for it
                     part = slot_refunded[slot] if slot_refunded[slot] < whole else whole
                     if whole <= 0:
                         part = 1
                         whole = 1
+                    for d in range(n_discounts):  # the refunded share of each discount, reversed
+                        if slot_discount[slot, d, 0] == 0:
+                            continue
+                        due_cost = _round(slot_discount[slot, d, 0] * part, whole, NEAREST) - slot_discount[slot, d, 2]
+                        due_partner = _round(slot_discount[slot, d, 1] * part, whole, NEAREST) - slot_discount[slot, d, 3]
+                        if due_cost <= 0 and due_partner <= 0:
+                            continue
+                        slot_discount[slot, d, 2] += due_cost
+                        slot_discount[slot, d, 3] += due_partner
+                        posted = _post(out, posted, holder, now, DISCOUNT, n_rules + d, 0, NAT, -1, -due_cost, -due_partner, row_id[first])
                     for r in range(n_rules):
                         owed = _round(slot_issued[slot, r] * part, whole, rounding) - slot_clawed[slot, r]
                         if owed <= 0:

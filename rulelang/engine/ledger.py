@@ -11,11 +11,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-KINDS = ("earn", "capped", "clawback", "shortfall", "redeem", "expire")
-EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE = range(len(KINDS))
+# `discount`: money a discount took off a basket (cost, partner share; no points), negative when
+# a refund reverses it.
+KINDS = ("earn", "capped", "clawback", "shortfall", "redeem", "expire", "discount")
+EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE, DISCOUNT = range(len(KINDS))
 COLUMNS = ("customer_id", "timestamp", "kind", "rule", "points", "earned_on", "reward", "cost", "partner_share", "row", "tier")
 # Direction of each kind in the balance: earn adds, clawback/redeem/expire take, the rest inform.
-SIGN = {"earn": 1, "capped": 0, "clawback": -1, "shortfall": 0, "redeem": -1, "expire": -1}
+SIGN = {"earn": 1, "capped": 0, "clawback": -1, "shortfall": 0, "redeem": -1, "expire": -1, "discount": 0}
 
 
 def id_dtype(customer_ids) -> pd.CategoricalDtype:

@@ -77,7 +77,7 @@ def copied_columns(model) -> frozenset[str]:
     evaluated there (ROW) or again at moved rows (TIME). The rest come from the base's masks, so a
     copy need not carry them."""
     out: set[str] = set()
-    for rule in model.rules:
+    for rule in (*model.rules, *model.discounts):  # a discount's condition is read as a rule's
         for part in _conjuncts(rule.condition) if rule.condition is not None else ():
             if _conjunct_depends(part, model) != SAME:
                 names = _names(part)
@@ -85,7 +85,7 @@ def copied_columns(model) -> frozenset[str]:
                 # basket.<attribute> other than total and lines sums the quantity column.
                 if any(n.startswith("basket.") and n not in ("basket.total", "basket.lines") for n in names):
                     out.add("quantity")
-        if rule.kind == "per_unit":  # the kernel reads each row's units
+        if rule.kind in ("per_unit", "buy_get"):  # the kernel reads each row's units
             out.add("quantity")
     return frozenset(out)
 

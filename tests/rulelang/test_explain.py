@@ -231,3 +231,46 @@ reward bag: 100 points cost 1 EUR
 )
 def test_per_unit_points_and_basket_sums_in_words(lang, phrase):
     assert phrase in terms(SHAPES, lang)
+
+
+DISCOUNTS = """\
+program "Shop"
+currency CNY
+tiers by spend over 365 days {
+  普通会员 from 0
+  金卡     from 8000
+}
+earn base: 1 point per 1 CNY
+discount member_price: 5% when tier >= 金卡
+discount launch_week:  20% during 2026-03-01 to 2026-03-07
+discount coupon:       10 CNY when basket.total >= 100 CNY once per month
+discount capped:       20% up to 30 CNY when tier >= 金卡 and category == "wine"
+discount second_shirt: 50% on the cheapest line when category == "shirts"
+discount yogurt_bogof: buy 3 get 1 free when category == "yogurt" funded 100% by supplier
+"""
+
+
+def test_discounts_read_as_member_prices_in_english():
+    text = terms(DISCOUNTS)
+    assert "Member prices\n- 金卡 members pay 5% less.\n" in text
+    assert "- You pay 20% less between 1 Mar 2026 and 7 Mar 2026." in text
+    assert "- You get 10 CNY off a purchase when your basket total is at least 100 CNY, once per month." in text
+    assert "- 金卡 members pay 20% less (at most 30 CNY off a purchase) on wine purchases." in text
+    assert "- You pay 50% less on the cheapest item on shirts purchases." in text
+    assert "- Buy 3, get 1 free on yogurt purchases (of every 4 items, the cheapest 1 free)." in text
+    assert "If several discounts apply to one item, you get the largest of them." in text
+    assert "supplier" not in text  # who funds a discount is not member-facing
+
+
+def test_discounts_read_as_zhe_and_mai_song_in_chinese():
+    text = terms(DISCOUNTS, "zh")
+    assert "会员折扣\n- 金卡会员享9.5折。\n" in text
+    assert "- 2026年3月1日至2026年3月7日期间，享8折。" in text
+    assert "- 单笔订单总额不低于100元时，每笔立减10元，每月限一次。" in text
+    assert "- 购买wine类商品时，金卡会员享8折，每笔最多优惠30元。" in text
+    assert "- 购买shirts类商品时，最便宜的一件享5折。" in text
+    assert "- 购买yogurt类商品时，买3送1（每4件中最便宜的1件免费）。" in text
+
+
+def test_a_program_without_discounts_has_no_member_prices_section():
+    assert "Member prices" not in terms(BEAN) and "会员折扣" not in terms(BEAN, "zh")

@@ -328,3 +328,96 @@ def test_basket_quantity_of_a_condition_counts_lines_without_a_quantity_column()
     assert ledger[["kind", "rule", "points"]].values.tolist() == [["earn", "two", 5]]
     ledger = program.evaluate(tx.assign(category=["a", "b", "b"]), engine="reference")
     assert ledger.empty
+
+
+# --- discounts ----------------------------------------------------------------------------------
+
+_DISCOUNTS = """currency EUR
+earn base: 1 point per 1 EUR
+discount dairy:  10% when category == "dairy"
+discount big:    12.5% when amount >= 30 EUR
+discount coupon: 7 EUR when basket.total >= 60 EUR
+discount bogof:  buy 2 get 1 free when category == "yogurt" funded 50% by supplier
+"""
+
+
+def _half_up(num: int, den: int) -> int:
+    return (2 * num + den) // (2 * den)
+
+
+def _oracle_basket(lines: list[tuple[int, str, int]]) -> tuple[list[int], dict]:
+    """What each line pays and each discount takes off, straight from docs/semantics.md, with the
+    buy-get units listed one by one: lines are (amount in cents, category, whole units)."""
+    offers = {"dairy": [], "big": [], "bogof": [0] * len(lines)}
+    for amount, category, _ in lines:
+        offers["dairy"].append(_half_up(amount * 10, 100) if category == "dairy" and amount > 0 else 0)
+        offers["big"].append(_half_up(amount * 125, 1000) if amount >= 3000 else 0)
+    units = [(i, Fraction(a, u)) for i, (a, c, u) in enumerate(lines) if c == "yogurt" and a > 0 and u > 0 for _ in range(u)]
+    units.sort(key=lambda x: (-x[1], x[0]))  # dearest first, ties in line order (a stable sort)
+    free = [0] * len(lines)
+    for p in range(len(units) // 3 * 3):
+        if p % 3 == 2:
+            free[units[p][0]] += 1
+    for i, (a, _, u) in enumerate(lines):
+        if free[i]:
+            offers["bogof"][i] = _half_up(free[i] * a, u)
+    off = [0] * len(lines)
+    given = {"dairy": 0, "big": 0, "bogof": 0, "coupon": 0}
+    for i in range(len(lines)):
+        best = max(("dairy", "big", "bogof"), key=lambda d: (offers[d][i], -("dairy", "big", "bogof").index(d)))
+        if offers[best][i] > 0:
+            off[i] = offers[best][i]
+            given[best] += off[i]
+    if sum(a for a, _, _ in lines) >= 6000:
+        left = [max(a - o, 0) for (a, _, _), o in zip(lines, off, strict=True)]
+        amount = min(700, sum(left))
+        if amount > 0:
+            shares = V.largest_remainder([Fraction(amount * x, sum(left)) for x in left], amount)
+            off = [o + s for o, s in zip(off, shares, strict=True)]
+            given["coupon"] = amount
+    return [a - o for (a, _, _), o in zip(lines, off, strict=True)], given
+
+
+def test_discounts_against_a_reference_worked_from_the_definitions():
+    """Every basket's discount postings and points from an independent computation of the
+    semantics (offers per line, the largest, the coupon by largest remainder, units listed)."""
+    rng = np.random.default_rng(11)
+    baskets = 300
+    size = rng.integers(1, 6, baskets)
+    basket = np.repeat(np.arange(baskets), size)
+    n = len(basket)
+    tx = pd.DataFrame({
+        "customer_id": "m",
+        "timestamp": (pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(baskets), unit="h"))[basket],
+        "transaction_id": [f"T{b}" for b in basket],
+        "amount": rng.integers(0, 5000, n) / 100,  # (a negative purchase line is a refund: its own unit)
+        "category": rng.choice(["dairy", "yogurt", "bakery"], n),
+        "quantity": rng.integers(0, 5, n),
+    })
+    ledger = rulelang.loads(_DISCOUNTS).evaluate(tx, engine="reference")
+    cents = np.round(tx["amount"].to_numpy() * 100).astype(int)
+    for b in range(baskets):
+        at = np.flatnonzero(basket == b)
+        paid, given = _oracle_basket([(int(cents[i]), tx["category"].iat[i], int(tx["quantity"].iat[i])) for i in at])
+        mine = ledger[ledger["row"] == at[0]]
+        got = {str(r): int(c) for r, c in zip(mine.loc[mine["kind"] == "discount", "rule"], mine.loc[mine["kind"] == "discount", "cost"], strict=True)}
+        assert got == {d: x for d, x in given.items() if x > 0}, b
+        share = mine.loc[(mine["kind"] == "discount") & (mine["rule"] == "bogof"), "partner_share"]
+        assert share.tolist() == ([_half_up(given["bogof"], 2)] if given["bogof"] else [])
+        earned = int(mine.loc[mine["kind"] == "earn", "points"].sum())
+        assert earned == max(sum(max(p, 0) for p in paid), 0) // 100, b  # 1 point per EUR paid, rounded down once
+    assert set(ledger.loc[ledger["kind"] == "discount", "rule"].astype(str)) == {"dairy", "big", "coupon", "bogof"}
+
+
+def test_a_full_refund_reverses_every_discount_and_a_program_without_discounts_pays_the_amount():
+    tx = pd.DataFrame({
+        "customer_id": "m", "timestamp": ["2026-03-01 10:00"] * 3 + ["2026-03-02 10:00", "2026-03-03 10:00"],
+        "transaction_id": ["T1"] * 3 + ["T1", "T1"], "event": ["purchase"] * 3 + ["refund", "refund"],
+        "amount": [40.00, 25.55, 13.10, 30.00, 100.00], "category": ["dairy", "yogurt", "dairy", "", ""], "quantity": [1, 3, 2, 0, 0],
+    })
+    ledger = rulelang.loads(_DISCOUNTS).evaluate(tx, engine="reference")
+    d = ledger[ledger["kind"] == "discount"]
+    assert (d.groupby("rule", observed=True)["cost"].sum() == 0).all() and (d["partner_share"].sum() == 0)
+    assert (d.loc[d["row"] == 0, "cost"] > 0).all() and (d.loc[d["row"] > 0, "cost"] < 0).all()
+    plain = rulelang.loads("currency EUR\nearn base: 1 point per 1 EUR\n").evaluate(tx.iloc[:3], engine="reference")
+    assert plain["kind"].astype(str).tolist() == ["earn"] and int(plain["points"].iloc[0]) == 78  # 78.65 EUR, no discount

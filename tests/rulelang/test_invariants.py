@@ -117,3 +117,20 @@ def test_search_is_deterministic_for_a_seed():
     assert a.violation is not None and a.violation == b.violation
     pd.testing.assert_frame_equal(a.transactions, b.transactions)
     assert len(a.transactions) == 1
+
+
+def test_discounts_stay_within_the_price_and_the_check_catches_tampering():
+    from rulelang.invariants import check_discounts
+
+    text = HEAD + "earn base: 1 point per 1 CNY\ndiscount d: 30%\ndiscount c: 50 CNY\nassert paid <= amount\n"
+    p = loads(text)
+    tx = history(("2026-01-01 10:00", "purchase", 40, "T1", ""), ("2026-01-01 10:00", "purchase", 25, "T1", ""),
+                 ("2026-01-02 10:00", "refund", 20, "T1", ""), ("2026-01-03 10:00", "refund", 500, "T1", ""))
+    obs = observe(p.model, tx)
+    assert check_discounts(p.model, obs) == [] and asserts(text, tx) == []
+    paid = next(r for r in obs.records if r.paid).paid
+    assert sorted(paid.values()) == [0, 0]  # 30% then 50 CNY: 65 - 19.5 = 45.5 left, all of it taken
+    first = next(r for r in obs.records if r.paid)
+    first.paid[next(iter(first.paid))] = -1  # a line charged below nothing
+    found = check_discounts(p.model, obs)
+    assert {v.check for v in found} == {"discount"} and len(found) == 2  # the line, and the postings no longer add up

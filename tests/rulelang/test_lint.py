@@ -125,3 +125,16 @@ def test_bundled_programs_have_no_dead_rules(path):
     tree, found = analyse(Source(path.read_text(encoding="utf-8"), str(path)))
     assert [d.code for d in found if d.code == "W606"] == ["W606"]
     assert not [d for d in found if d.code == "W601"]
+
+
+def test_deep_discount_with_a_multiplier_on_the_same_purchases():
+    base = HEAD + "earn base: 1 point per 1 CNY\nearn dbl: 2x base when category == \"shirts\"\n"
+    assert only(base + 'discount half: 50% when category == "shirts"\n', "W640") == [8]
+    assert only(base + 'discount bogof: buy 1 get 1 free when category == "shirts"\n', "W640") == [8]  # 1 of 2 free: 50%
+
+
+def test_a_discount_the_multiplier_cannot_meet_or_below_half_is_not_flagged():
+    base = HEAD + "earn base: 1 point per 1 CNY\nearn dbl: 2x base when category == \"shirts\"\n"
+    assert only(base + 'discount half: 60% when category == "pants"\n', "W640") == []
+    assert only(base + 'discount most: 49% when category == "shirts"\n', "W640") == []
+    assert only(base + 'discount bogof: buy 2 get 1 free when category == "shirts"\n', "W640") == []

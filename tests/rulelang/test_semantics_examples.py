@@ -101,4 +101,4 @@ def test_worked_example(program, transactions, options, expected):
 
 def test_every_example_is_collected():
     # A heading the parser skipped would silently drop its golden ledger.
-    assert len(examples()) >= 18
+    assert len(examples()) >= 20

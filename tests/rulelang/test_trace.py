@@ -139,3 +139,37 @@ def test_per_unit_points_show_their_units_and_basket_sums_their_value():
     assert "cereal_units line 1: fired: 20 points (2 units x 10)" in text
     assert "cereal_units line 3: no whole unit in the quantity" in text
     assert 'basket.total(category != "delivery") >= 100 EUR  ->  95 >= 100  false' in text
+
+
+def test_discounts_say_which_applied_and_why_the_others_did_not():
+    program = rulelang.loads('program "Shop"\ncurrency CNY\n'
+                             "tiers by spend over 365 days {\n  Member from 0\n  Gold from 1000\n}\n"
+                             "earn base: 1 point per 1 CNY\n"
+                             "discount member_price: 5% when tier >= Gold\n"
+                             "discount launch_week:  20% during 2026-03-01 to 2026-03-07\n"
+                             'discount cereal_deal:  10% when sku == "CEREAL-500G"\n'
+                             "discount coupon:       10 CNY when basket.total >= 100 CNY once per month\n")
+    rows = pd.DataFrame({
+        "customer_id": "a", "timestamp": ["2026-02-27 10:00"] * 2 + ["2026-02-28 10:00"], "transaction_id": ["T1", "T1", "T2"],
+        "amount": [33.33, 80, 120], "sku": ["CEREAL-500G", "MILK", "MILK"],
+    })
+    text = trace(program, rows, "a")
+    assert "discount member_price line 1: condition false" in text
+    assert "tier >= Gold  ->  Member >= Gold  false" in text
+    assert "discount launch_week line 1: outside campaign" in text
+    assert "discount cereal_deal line 1: applied: 3.33 CNY off" in text
+    assert "discount coupon (basket): applied: 10 CNY off" in text
+    assert text.count("basket.total >= 100 CNY  ->  113.33 >= 100  true") == 1  # shown once for the basket
+    assert "paid 100 CNY (per-spend points and tier spend count this)" in text
+    assert "discount coupon: limit reached" in text  # T2: once per month
+    assert "discount cereal_deal, cost 3.33 CNY" in text
+
+
+def test_the_larger_discount_and_the_cap_are_named():
+    program = rulelang.loads('program "Shop"\ncurrency CNY\nearn base: 1 point per 1 CNY\n'
+                             "discount small: 5%\ndiscount big: 20% up to 10 CNY\n")
+    rows = pd.DataFrame({"customer_id": "a", "timestamp": "2026-03-01 10:00", "transaction_id": "T1", "amount": [40, 30]})
+    text = trace(program, rows, "a")
+    assert "discount small line 1: a larger discount applied" in text
+    assert "discount big line 1: applied, up to 10 CNY reached: 5.71 CNY off" in text  # 8 and 6 capped at 10: 5.71 + 4.29
+    assert "discount big line 2: applied, up to 10 CNY reached: 4.29 CNY off" in text

@@ -223,3 +223,72 @@ def test_ledger_output_matches_summary(one_run):
     led = one_run.ledger
     assert int(led.loc[led["kind"] == "earn", "points"].sum()) == one_run.summary["points_issued"]["mean"]
     assert (led["points"] >= 0).all()
+
+
+DISCOUNTED = pd.concat([LEDGER, _ledger([
+    ("A", "2026-01-05", "discount", 0, 300, 120, 0, ""),
+    ("B", "2026-02-11", "discount", 0, 150, 0, 3, ""),
+    ("B", "2026-03-02", "discount", 0, -50, 0, 4, ""),  # a refund reverses part of it
+])], ignore_index=True).sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def test_discount_money_is_kept_apart_from_the_rewards():
+    s = metrics.ledger_sums(DISCOUNTED, MONTHS)
+    plain = metrics.ledger_sums(LEDGER, MONTHS)
+    assert (s.cost, s.partner) == (plain.cost, plain.partner) == (800, 230)
+    assert s.cost_m.tolist() == plain.cost_m.tolist()
+    assert s.discount.tolist() == [400, 120]
+    assert s.discount_m.tolist() == [[300, 120], [150, 0], [-50, 0], [0, 0]]
+    assert s.by_kind.tolist() == plain.by_kind.tolist()  # discounts move no points
+
+
+def test_discounts_are_inside_the_program_cost_and_counted_once():
+    s = metrics.ledger_sums(DISCOUNTED, MONTHS)
+    by_kind = dict(zip(metrics.KINDS, s.by_kind.tolist(), strict=True))
+    # The run's revenue with the program is net of the 400 of discounts.
+    x = metrics.RunInput(10, 9, 1, 2, 100_000, 110_000 - 400, Fraction(1, 50), 2, 0.5, {})
+    f = metrics.figures_from(by_kind, s.cost, s.partner, x, URR, (int(s.discount[0]), int(s.discount[1])))
+    assert f["discount_cost"] == 400 and f["discount_partner_funded"] == 120
+    assert f["program_cost"] == 800 - 230 + 300 + (400 - 120)
+    assert f["revenue_lift"] == 10_000 - 400
+    assert f["incremental_margin"] == 5_000  # the margin on the lift before discounts: the discount is a cost, once
+    assert "discount_cost" not in _run_figures(LEDGER, X)
+
+
+def test_monthly_has_discount_columns_only_for_a_program_with_discounts():
+    revenue = pd.DataFrame({"revenue_baseline": [1, 2, 3, 4], "revenue_with_program": [1, 3, 3, 5]}, index=MONTHS)
+    members = pd.Series([2, 2, 2, 2], index=MONTHS)
+    s = metrics.ledger_sums(DISCOUNTED, MONTHS)
+    args = (s.cells, s.cost_m, s.partner_m, MONTHS, X, revenue, members, pd.DataFrame(index=MONTHS), [URR] * 4)
+    m = metrics.monthly_from(*args, s.discount_m)
+    assert m["discount_cost"].tolist() == [300, 150, -50, 0] and m["discount_partner_funded"].tolist() == [120, 0, 0, 0]
+    assert list(m.columns).index("discount_cost") == list(m.columns).index("partner_funded") + 1
+    assert "discount_cost" not in metrics.monthly_from(*args).columns
+
+
+def test_a_program_with_discounts_reports_their_cost_monthly_and_in_the_summary():
+    """A discount program against the same program without them, on the same data and seed: the
+    discounts are what the ledger says, revenue with the program falls by them, the program cost
+    rises by their unfunded part, and each month's column adds up to the summary."""
+    import rulelang
+    from simulator.sample_data import generate
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    tx, cu = generate(40, 6, 5)
+    extra = ('discount plus_price: 10% when tier >= Plus\n'
+             'discount grocery_deal: buy 1 get 1 free when category == "grocery" funded 50% by supplier\n'
+             "discount coupon: 5 CNY when basket.total >= 60 CNY once per month\n")
+    plain = rulelang.loads(PROGRAM_TEXT, "plain.loyalty")
+    with_discounts = rulelang.loads(PROGRAM_TEXT.replace("expire after", extra + "expire after"), "discounts.loyalty")
+    sc = scenario(runs=1, response={"spend_uplift": 0.0, "visit_uplift": 0.0})
+    a = simulate(plain, tx, cu, sc, workers=1, engine=ENGINE)
+    b = simulate(with_discounts, tx, cu, sc, workers=1, engine=ENGINE)
+    led = b.ledger[b.ledger["kind"] == "discount"]
+    given, funded = int(led["cost"].sum()), int(led["partner_share"].sum())
+    assert given > 0 and 0 < funded < given and "discount_cost" not in a.summary and "discount_cost" not in a.monthly
+    s = b.summary
+    assert s["discount_cost"]["mean"] == given / 100 and s["discount_partner_funded"]["mean"] == funded / 100
+    assert float(b.monthly["discount_cost"].sum()) == given / 100
+    assert s["revenue_with_program"]["mean"] == pytest.approx(a.summary["revenue_with_program"]["mean"] - given / 100, abs=1e-6)
+    run = b.per_run[0]
+    assert run["program_cost"] == run["reward_cost"] - run["partner_funded"] + run["liability"] + given - funded

@@ -181,3 +181,20 @@ def test_the_breakage_and_accounting_sections_render_in_headless_chromium(tmp_pa
     assert blue > 2000, "no heatmap cells in the rendered sections"
     dark = int((pixels.max(axis=2) < 80).sum())
     assert dark > 2000, "no text (the roll-forward's figures) in the rendered sections"
+
+
+def test_a_chart_keeps_chinese_names_as_text_without_font_warnings():
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from simulator import report
+
+    report._plt_setup()  # as the report draws its charts
+    fig, ax = plt.subplots()
+    ax.bar(["普通会员", "金卡"], [3, 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        svg = report._svg(fig)
+    # As <text> the browser's fonts draw (not paths, with the name only in a comment).
+    assert "<text" in svg and ">金卡</text>" in svg and ">普通会员</text>" in svg

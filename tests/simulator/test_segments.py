@@ -491,3 +491,14 @@ def test_summaries_by_dictionary_code_equal_those_by_id():
     by_id = segments.Prior.of_rows(names[codes[keep]], t[keep], purchase[keep], minor[keep])
     for f in ("ids", "last", "purchases", "spend"):
         assert getattr(by_code, f).tolist() == getattr(by_id, f).tolist()
+
+
+def test_a_program_with_discounts_adds_up_too(history_file):
+    tx, cu, _ = history_file
+    result = simulate(ROOT / "benchmarks" / "programs" / "coffee_discounts.loyalty", tx, cu, SCENARIO | {"runs": 2}, workers=1)
+    fig = result.per_run[0]
+    assert fig["discount_cost"] > 0
+    scale = 10**result.program.model.decimals
+    for dim, rows in result.segments.groupby("dimension"):
+        for f in ("discount_cost", "discount_partner_funded", "reward_cost", "program_cost", "revenue_lift", "revenue_with_program"):
+            assert sum((Decimal(str(v)) for v in rows[f]), Decimal(0)) == Decimal(fig[f]) / scale, (dim, f)

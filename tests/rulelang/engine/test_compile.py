@@ -257,3 +257,43 @@ def test_a_program_without_per_unit_rules_gives_the_kernel_no_units():
     from rulelang.engine.columns import Env
 
     assert engine.row_arrays(cp, batch, Env(program.model, batch)).units.shape == (0,)
+
+
+def test_discounts_percentages_are_computed_a_column_at_a_time_half_up():
+    program = rulelang.loads(HEAD + "earn base: 1 point per 1 CNY\ndiscount d: 12.5%\ndiscount e: 5 CNY\n")
+    rows = _rows(("m", "2028-01-01 10:00", 0.04), ("m", "2028-01-01 11:00", 0.12), ("m", "2028-01-01 12:00", 10.0))
+    batch = prepare(rows, program.model)
+    from rulelang.engine.columns import Env
+
+    env = Env(program.model, batch)
+    out = engine.discount_rows(program.model, env, env.amount().num, 1, 1000)
+    # 12.5% of 4, 12 and 1000 cents: 0.5 -> 1 (half up), 1.5 -> 2, 125. Only the percentage has a column.
+    assert out["discount_amount"].tolist() == [[1, 2, 125]]
+    assert out["discount_bit"].shape == (2, 1)
+
+
+def test_discounts_in_the_kernel_give_the_interpreters_ledger_on_the_shapes():
+    text = ("tiers by spend over 12 months {\n  Silver from 0\n  Gold from 0.01\n}\nearn base: 1 point per 1 CNY\n"
+            "discount gold_capped: 20% up to 30 CNY when tier >= Gold\n"
+            'discount second_shirt: 50% on the cheapest line when category == "shirts"\n'
+            'discount yogurt_bogof: buy 3 get 1 free when category == "yogurt" funded 100% by supplier\n'
+            "discount coupon: 10 CNY when basket.total >= 100 CNY once per month\n")
+    rows = pd.DataFrame({
+        "customer_id": "m", "timestamp": ["2026-03-01"] + ["2026-03-02"] * 6 + ["2026-03-05"],
+        "transaction_id": ["T0"] + ["T1"] * 6 + ["T1"], "event": ["purchase"] * 7 + ["refund"],
+        "amount": [10, 100, 40, 6, 5, 3, 200, 120], "category": ["x", "shirts", "shirts", "yogurt", "yogurt", "yogurt", "x", ""],
+        "quantity": [1, 1, 1, 3, 2, 3, 1, 0],
+    })
+    program = rulelang.loads(HEAD + text)
+    got = program.evaluate(rows, engine="compiled")
+    pd.testing.assert_frame_equal(got, program.evaluate(rows, engine="reference"))
+    d = got[got["kind"] == "discount"]
+    assert d.loc[d["cost"] > 0, ["rule", "cost"]].astype({"rule": str}).values.tolist() == [
+        ["gold_capped", 3000], ["second_shirt", 2000], ["yogurt_bogof", 300], ["coupon", 1000]]
+    assert int(d["cost"].sum()) < 6300 and (d.loc[d["cost"] < 0, "row"] == 7).all()  # the refund reverses a share of each
+
+
+def test_a_program_without_discounts_passes_the_kernel_nothing_for_them():
+    program = rulelang.loads(HEAD + "earn base: 1 point per 1 CNY\n")
+    arrays = engine.program_arrays(engine.compile_model(program.model))
+    assert all(len(getattr(arrays, f)) == 0 for f in arrays._fields if f.startswith("discount_"))

@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
-from simulator import metrics, provenance  # noqa: E402
+from simulator import metrics, provenance, segments  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 PALETTE = ("#1f6f8b", "#e07a1f", "#5a9e4b", "#a23b72", "#6c757d", "#c9a227", "#3d405b")
@@ -308,8 +308,59 @@ def render_report(result) -> str:
             method=metrics.PERCENTILE_METHOD,
             **first_screen(s),
             **finance_sections(result, dec),
+            **segment_sections(result, dec),
         )
     )
+
+
+def segment_sections(result, decimals: int) -> dict:
+    """The report's segments section: segments.csv's rows by RFM segment and by lifecycle stage,
+    and the VIP pyramid of run 0 (simulator.segments)."""
+    out: dict = {"segment_rows": None, "stage_rows": None, "tier_rows": None, "pyramid": None, "chart_pyramid": None, "migrations": None}
+    table = result.segments
+    if table is None:
+        return out
+    out["segment_rows"] = table[table["dimension"] == "segment"].to_dict("records")
+    out["stage_rows"] = table[table["dimension"] == "stage"].to_dict("records")
+    out["tier_rows"] = table[table["dimension"] == "tier"].to_dict("records")
+    seg = result.segmentation
+    if seg is not None and seg.tiers:
+        moved = segments.migration(seg, result.read_ledger())
+        if moved is not None:
+            out["migrations"] = [_matrix(m) for m in moved]
+    if seg is not None and seg.revenue is not None and len(seg.revenue):
+        fig0 = result.per_run[0]
+        costs = segments.customer_costs(seg, result.read_ledger(), result.program.model.point_cost, fig0["urr"], decimals)
+        p = segments.pyramid(seg, costs)
+        out["pyramid"] = p
+        out["chart_pyramid"] = chart_pyramid(p)
+    return out
+
+
+def _matrix(frame: pd.DataFrame) -> dict:
+    """A count matrix for the page: its axes' names, column labels and rows (label, counts)."""
+    return {
+        "rows_name": frame.index.name,
+        "columns_name": frame.columns.name,
+        "columns": [str(c) for c in frame.columns],
+        "rows": [(str(i), [int(v) for v in frame.loc[i]]) for i in frame.index],
+    }
+
+
+def chart_pyramid(p) -> Markup:
+    """Who brings the money against who the program pays: cumulative shares over the customers
+    ranked by their revenue (run 1's program cost)."""
+    fig, ax = _figure("Customers ranked by revenue: cumulative share of revenue and of program cost (run 1)", "cumulative share")
+    c = p.curve
+    ax.plot(100 * c["customer_share"], 100 * c["revenue_share"], color=PALETTE[0], label="Revenue")
+    ax.plot(100 * c["customer_share"], 100 * c["cost_share"], color=PALETTE[1], label="Program cost")
+    ax.plot([0, 100], [0, 100], color="#bbbbbb", linestyle="--", linewidth=0.8, label="Even")
+    ax.axvline(20, color="#888888", linewidth=0.8)
+    ax.set_xlabel("customers, most revenue first (%)")
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0f}%")
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0f}%")
+    ax.legend(frameon=False, loc="lower right")
+    return _svg(fig)
 
 
 # The headline cards (report.html) that carry their figures' warnings.

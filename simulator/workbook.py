@@ -225,6 +225,18 @@ SHEETS = (
         _kinds((("reward",), "text"), (("count", "count_p5", "count_p95"), "count"), (("points",), "points"), (("cost", "partner_share"), "money")),
         frozen_columns=1,
     ),
+    Sheet(
+        "segments",  # segments.csv (simulator.segments)
+        lambda r: getattr(r, "segments", None),
+        _kinds(
+            (("dimension", "group"), "text"),
+            (("customers", "members"), "count"),
+            (("points_*",), "points"),
+            (("reward_cost", "partner_funded", "liability", "program_cost*", "revenue_*", "cost_per_member"), "money"),
+            (("cost_share_of_revenue",), "ratio"),
+        ),
+        frozen_columns=2,
+    ),
     Sheet("assumptions", assumptions_frame, _kinds((("section", "key"), "text"), (("value",), "value")), frozen_columns=2),
 )
 

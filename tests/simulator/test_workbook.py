@@ -60,7 +60,7 @@ def table(ws) -> pd.DataFrame:
 
 def test_the_sheets_in_order(book):
     # This scenario asks for no accounting: that sheet is left out; every simulation has triangles.
-    assert book.sheetnames == ["summary", "monthly", "triangles", "urr", "urr_by_tier", "rewards", "assumptions"]
+    assert book.sheetnames == ["summary", "monthly", "triangles", "urr", "urr_by_tier", "rewards", "segments", "assumptions"]
 
 
 def test_summary_sheet_is_summary_json_figure_for_figure(outs, book):
@@ -190,7 +190,7 @@ def test_accounting_and_triangles_sheets_appear_when_the_result_has_them(outs, t
     richer = replace(result, accounting=books)
     path = write_workbook(richer, tmp_path / "report.xlsx")
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["summary", "monthly", "accounting", "triangles", "urr", "urr_by_tier", "rewards", "assumptions"]
+    assert wb.sheetnames == ["summary", "monthly", "accounting", "triangles", "urr", "urr_by_tier", "rewards", "segments", "assumptions"]
     sheet = table(wb["accounting"])
     for col in ("sales", "opening", "deferred", "recognised_on_redemption", "recognised_breakage", "change_of_estimate", "closing"):
         # Integer minor units, in currency units exactly.

@@ -344,6 +344,39 @@ class BestOf:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
+@dataclass(frozen=True)
+class Benefit:
+    """`benefit NAME: cost AMOUNT CUR CLAUSES`: a money cost to the business each time it fires
+    (free alterations, a birthday gift); no points. Its clauses are an earn rule's."""
+
+    name: Ident
+    cost: Money
+    clauses: tuple
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def clause(self, kind: type):
+        """The first clause of the given type, or None."""
+        return next((c for c in self.clauses if isinstance(c, kind)), None)
+
+
+@dataclass(frozen=True)
+class LabelText:
+    """`LANG "TEXT"` inside a `label` statement."""
+
+    lang: Ident
+    text: String
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Label:
+    """`label NAME LANG "TEXT" ...`: what members read for a rule, tier, reward or benefit, per language."""
+
+    name: Ident
+    texts: tuple
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
 # --- other statements ---------------------------------------------------------------------------
 
 

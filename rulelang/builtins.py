@@ -125,6 +125,8 @@ PERIODS: dict[str, str] = {"day": "day", "days": "day", "week": "week", "weeks":
 TIME_UNITS: dict[str, str] = {"day": "days", "days": "days", "month": "months", "months": "months", "year": "years", "years": "years"}
 
 ROUNDING = ("down", "up", "nearest")
+# The languages a `label` may be in: those `explain` words a program in (rulelang.explain.TEXT).
+LABEL_LANGUAGES = ("en", "zh")
 TIER_METRICS = ("spend", "points", "visits")
 
 # Events with a fixed meaning in the data; any other event name may be used with `on`.

@@ -35,6 +35,9 @@ _TIER_UNITS = {"spend": (None,), "points": ("points", "point"), "visits": ("visi
 _THRESHOLD_KINDS = {"spend": "money", "points": "points", "visits": "count"}
 # Units a tiers window may use (a calendar year is written `over calendar year`).
 _WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "months"}
+# Languages written by name rather than by code, for the did-you-mean of an unknown label language.
+_LANGUAGE_NAMES = {"english": "en", "eng": "en", "英文": "en", "英语": "en", "chinese": "zh", "cn": "zh", "zho": "zh", "chs": "zh",
+                   "中文": "zh", "汉语": "zh"}
 # Comparing this many names with difflib, in total, is enough for any real program; past it a
 # pathological file (thousands of distinct typos) gets no suggestions rather than a slow check.
 _SUGGEST_BUDGET = 400_000
@@ -148,6 +151,10 @@ class Checker:
         for d in program.of(ast.Discount):
             self.discounts.setdefault(d.name.name, d)
         self.grouped: dict[str, ast.BestOf] = {}  # rule name -> the `best of` that lists it (filled in order)
+        self.benefits: dict[str, ast.Benefit] = {}
+        for b in program.of(ast.Benefit):
+            self.benefits.setdefault(b.name.name, b)
+        self.labels: dict[tuple[str, str], ast.LabelText] = {}  # (name, language) -> the first label given
         self.rewards: dict[str, ast.Reward] = {}
         for r in program.of(ast.Reward):
             self.rewards.setdefault(r.name.name, r)
@@ -377,15 +384,7 @@ class Checker:
             self.emit("E211", f"there is already a rule named `{s.name.name}` (line {first.name.span.line})", s.name.span,
                       "rule names must be unique; rename one of them")
         getattr(self, _AWARDS[type(s.award)])(s.award)
-        seen: dict[type, object] = {}
-        for clause in s.clauses:
-            kind = type(clause)
-            if kind in seen:
-                word = _CLAUSE_WORDS[kind].split("`")[0]
-                self.emit("E215", f"rule `{s.name.name}` gives `{_CLAUSE_WORDS[kind]}` twice", keyword_span(clause.span, word.strip()),
-                          "combine them into one (conditions with `and`)")
-            seen.setdefault(kind, clause)
-            getattr(self, _CLAUSES[kind])(clause)
+        seen = self.clauses(s, "rule")
         on = seen.get(ast.OnEvent)
         if on is not None and isinstance(s.award, ast.PerSpend):
             self.emit("E412", f"`on {on.event.name}` rows have no amount, so `per {s.award.per.currency.name}` earns nothing",
@@ -393,6 +392,56 @@ class Checker:
         elif on is not None and isinstance(s.award, ast.PerUnit):
             self.emit("E412", f"`on {on.event.name}` rows have no quantity, so `per unit` earns nothing",
                       s.award.span, f"give a fixed award: `earn {s.name.name}: 100 points on {on.event.name}`")
+
+    def clauses(self, s, what: str) -> dict:
+        """Check the clauses of an earn rule or a benefit (each kind at most once): the first
+        clause of each kind, by kind."""
+        seen: dict[type, object] = {}
+        for clause in s.clauses:
+            kind = type(clause)
+            if kind in seen:
+                word = _CLAUSE_WORDS[kind].split("`")[0]
+                self.emit("E215", f"{what} `{s.name.name}` gives `{_CLAUSE_WORDS[kind]}` twice", keyword_span(clause.span, word.strip()),
+                          "combine them into one (conditions with `and`)")
+            seen.setdefault(kind, clause)
+            getattr(self, _CLAUSES[kind])(clause)
+        return seen
+
+    def s_label(self, s: ast.Label):
+        name = s.name.name
+        labelled = {**self.rules, **self.benefits, **self.discounts, **self.tiers, **self.rewards}
+        if name not in labelled:
+            self.emit("E227", f"there is no rule, tier, reward, discount or benefit named `{name}` to label"
+                              f"{self.did_you_mean(name, 'labelled', list(labelled))}", s.name.span,
+                      "a label gives a name of this program the words members read: `label gold_boost en \"Gold bonus\"`")
+        for t in s.texts:
+            lang = t.lang.name
+            if lang not in B.LABEL_LANGUAGES:
+                known = _LANGUAGE_NAMES.get(lang.lower())
+                mean = f"; did you mean `{known}`?" if known else self.did_you_mean(lang, "languages", list(B.LABEL_LANGUAGES))
+                self.emit("E228", f"`{lang}` is not a language labels are written in{mean}",
+                          t.lang.span, "labels are in " + either(B.LABEL_LANGUAGES) + ", the languages `loyalty explain` writes")
+                continue
+            first = self.labels.setdefault((name, lang), t)
+            if first is not t:
+                self.emit("E229", f"`{name}` already has a label in `{lang}` (line {first.span.line})", t.span,
+                          "give each name one label per language; delete or merge the other")
+            if not t.text.value.strip():
+                self.emit("E230", f"the `{lang}` label of `{name}` is empty", t.text.span,
+                          "write the words members read, or delete the language from the label")
+
+    def s_benefit(self, s: ast.Benefit):
+        first = self.benefits[s.name.name]
+        if first is not s or s.name.name in self.rules or s.name.name in self.discounts:
+            other = self.rules.get(s.name.name) or self.discounts.get(s.name.name) or first
+            what = "rule" if s.name.name in self.rules else "discount" if s.name.name in self.discounts else "benefit"
+            self.emit("E226", f"there is already a {what} named `{s.name.name}` (line {other.name.span.line})", s.name.span,
+                      "rules, discounts and benefits share one set of names (the ledger names any of them); rename one")
+        self.money(s.cost, "the benefit's cost")
+        if s.cost.amount <= 0:
+            self.emit("E407", f"the benefit's cost must be more than 0, not {number_text(s.cost.amount)}", s.cost.span,
+                      "write what giving the benefit once costs the business, like `cost 20 CNY`")
+        self.clauses(s, "benefit")
 
     def a_per_spend(self, a: ast.PerSpend):
         self.positive(a.points, "the points earned", kind="points")
@@ -413,7 +462,10 @@ class Checker:
                       "a multiplier adds to another rule's points: `2x base` doubles them")
         else:
             self.within(a.factor.value, a.factor.span, "multiplier", "the multiplier")
-        if a.target.name not in self.rules:
+        if a.target.name in self.benefits:
+            self.emit("E209", f"`{a.target.name}` is a benefit: it costs money and earns no points, so there is nothing to multiply",
+                      a.target.span, "a multiplier names an earn rule of this program: `earn gold: 2x base`")
+        elif a.target.name not in self.rules:
             self.emit("E209", f"there is no rule named `{a.target.name}` to multiply"
                               f"{self.did_you_mean(a.target.name, 'rules', list(self.rules))}", a.target.span,
                       "a multiplier names an earn rule of this program: `earn gold: 2x base`")
@@ -506,6 +558,10 @@ class Checker:
             if name in self.discounts:
                 self.emit("E251", f"`{name}` is a discount; `best of` chooses among earn rules", ident.span,
                           "of several discounts on one line only the largest applies already; list earn rules here")
+                continue
+            if name in self.benefits:
+                self.emit("E251", f"`{name}` is a benefit; `best of` chooses among earn rules", ident.span,
+                          "a benefit costs money and gives no points, so it has no award to compare; list earn rules here")
                 continue
             if name not in self.rules:
                 mean = self.did_you_mean(name, "rules", list(self.rules))
@@ -631,6 +687,8 @@ _STATEMENTS = {
     ast.Assert: "s_assert",
     ast.Discount: "s_discount",
     ast.BestOf: "s_best_of",
+    ast.Benefit: "s_benefit",
+    ast.Label: "s_label",
 }
 _DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money", ast.BuyGet: "d_buy_get"}
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}

@@ -331,6 +331,16 @@ class Analyser:
                 return None
         return "date", why.get("date", []) + [a for k in parts for a in why.get(k, [])]
 
+    def jointly(self, parts: list) -> bool:
+        """Whether conditions (each a DNF as `rule_terms` gives it; None for one it cannot read,
+        taken as satisfiable) can all hold at once."""
+        if any(p is None for p in parts):
+            return True
+        terms = [[]]
+        for p in parts:
+            terms = [a + b for a in terms for b in p][:256]
+        return self.satisfiable(terms)
+
     def satisfiable(self, terms: list | None) -> bool:
         """Whether some conjunction can hold (unknown conditions count as satisfiable)."""
         return terms is None or any(self.conflict(t) is None for t in terms)
@@ -353,7 +363,7 @@ class Analyser:
     def edges(self) -> dict[str, set]:
         """Every constant each key is compared with across the program: the values worth testing."""
         out: dict[str, set] = {}
-        exprs = [r.condition for r in (*self.model.rules, *self.model.discounts) if r.condition is not None]
+        exprs = [r.condition for r in (*self.model.firing, *self.model.discounts) if r.condition is not None]
         for e in exprs:
             for term in self.dnf(e) or []:
                 for a in term:

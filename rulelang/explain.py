@@ -8,11 +8,13 @@ member-facing and are left out. A condition the tables cannot put in words is sh
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 from fractions import Fraction
 
 from rulelang import ast
 from rulelang import builtins as B
+from rulelang.conditions import Analyser
 from rulelang.fmt import format_expr, width
 from rulelang.model import Model, Rule, lower
 
@@ -43,9 +45,14 @@ TEXT: dict[str, dict] = {
             "fixed_event": "{who} earn {points}{conds}{freq}.",
             "per_unit": "{who} earn {points} for each item{conds}{freq}.",
             "per_unit_item": "{who} earn {points} for each {item}{conds}{freq}.",
-            "multiplier_all": "You earn {factor} times the points of '{target}'{conds}{freq}.",
-            "multiplier_tiers": "{who}: {factor} times the points of '{target}'{conds}{freq}.",
+            "multiplier_all": "You earn {factor} times {target}{conds}{freq}.",
+            "multiplier_tiers": "{who}: {factor} times {target}{conds}{freq}.",
         },
+        # What a multiplier multiplies, in words: its target's label, else what the target earns.
+        "target": {"label": "the points of '{label}'", "per_spend": "the points for spend", "per_unit": "the points per item",
+                   "fixed": "the {points} bonus", "multiplier": "the extra points of the {factor}x bonus"},
+        "labelled": "{label} — {text}",
+        "stack_part": {"label": "'{label}' ({f}x)", "plain": "{f}x"},
         "conds": (" ", ", "),  # before the first condition, between conditions
         "events": {B.ENROLL: "when you join", "referral": "when you refer a friend who joins", "review": "when you write a review",
                    "_other": "on a '{event}' event"},
@@ -80,6 +87,11 @@ TEXT: dict[str, dict] = {
         "time_unit": {"days": "days", "months": "months", "years": "years"},
         "rewards_intro": "Exchange your points for:",
         "reward": "{name}: {points}",
+        "benefit_section": "Benefits",
+        "benefit": {"all": "{name}{conds} (worth {money}){freq}.", "tiers": "{who}: {name}{conds} (worth {money}){freq}."},
+        "benefit_refund": "A benefit already given is not taken back if you return the purchase.",
+        # A benefit reads "free alteration on suits" rather than "... on suits purchases".
+        "benefit_special": {("category", "in"): "on {values}", ("category", "not in"): "except on {values}"},
         # conditions
         "birthday": "in your birthday month",
         "tier_cond": "for {tiers} members",
@@ -142,9 +154,13 @@ TEXT: dict[str, dict] = {
             "fixed_event": "{conds}{who}可获得{points}{freq}。",
             "per_unit": "{conds}{who}每件商品得{points}{freq}。",
             "per_unit_item": "{conds}{who}每件{item}得{points}{freq}。",
-            "multiplier_all": "{conds}可获得“{target}”的{factor}倍积分{freq}。",
-            "multiplier_tiers": "{conds}{who}可获得“{target}”的{factor}倍积分{freq}。",
+            "multiplier_all": "{conds}可获得{target}的{factor}倍积分{freq}。",
+            "multiplier_tiers": "{conds}{who}可获得{target}的{factor}倍积分{freq}。",
         },
+        "target": {"label": "“{label}”", "per_spend": "消费积分", "per_unit": "按件积分", "fixed": "{points}奖励",
+                   "multiplier": "{factor}倍加倍的额外积分"},
+        "labelled": "{label}：{text}",
+        "stack_part": {"label": "“{label}”（{f}倍）", "plain": "{f}倍"},
         "conds": ("", "，"),
         "conds_end": "，",
         # Conditions that each end in 时 read as one: "渠道为app且单笔订单总额不低于30元时".
@@ -176,6 +192,10 @@ TEXT: dict[str, dict] = {
         "time_unit": {"days": "天", "months": "个月", "years": "年"},
         "rewards_intro": "可用积分兑换：",
         "reward": "{name}：{points}",
+        "benefit_section": "会员权益",
+        "benefit": {"all": "{conds}可享{name}（价值{money}）{freq}。", "tiers": "{conds}{who}可享{name}（价值{money}）{freq}。"},
+        "benefit_refund": "已享受的权益在退货时不予收回。",
+        "benefit_special": {},
         "birthday": "生日当月",
         "tier_cond": "{tiers}会员",
         "not": "{p}除外",
@@ -236,9 +256,17 @@ class _Terms:
     """One program's wording in one language."""
 
     def __init__(self, tree: ast.Program, model: Model, lang: str):
-        self.tree, self.model, self.t = tree, model, TEXT[lang]
+        self.tree, self.model, self.t, self.lang = tree, model, TEXT[lang], lang
+        self.special = self.t["special"]  # the condition phrases in use (a benefit's own while it is worded)
 
     # --- words ---
+
+    def label(self, name: str) -> str | None:
+        """The program's label for a name in this language, or None."""
+        return self.model.labels.get(name, {}).get(self.lang)
+
+    def tier_name(self, name: str) -> str:
+        return self.label(name) or name
 
     def join(self, items: list[str], word: str) -> str:
         sep, last = self.t["join"][word]
@@ -294,7 +322,7 @@ class _Terms:
         names = list(spec.names)
         if isinstance(e, ast.In) and _is_name(e.item, "tier") and all(isinstance(o, ast.Name) and o.name in names for o in e.options.items):
             chosen = {o.name for o in e.options.items}
-            return [n for n in names if (n in chosen) != e.negated] or None
+            return [self.tier_name(n) for n in names if (n in chosen) != e.negated] or None
         if not isinstance(e, ast.Compare):
             return None
         op, left, right = e.op, e.left, e.right
@@ -305,7 +333,7 @@ class _Terms:
         i = names.index(right.name)
         pick = {"==": lambda j: j == i, "!=": lambda j: j != i, ">=": lambda j: j >= i, ">": lambda j: j > i,
                 "<=": lambda j: j <= i, "<": lambda j: j < i}[op]
-        return [n for j, n in enumerate(names) if pick(j)] or None
+        return [self.tier_name(n) for j, n in enumerate(names) if pick(j)] or None
 
     def compare(self, e: ast.Compare) -> str | None:
         left, right = format_expr(e.left), format_expr(e.right)
@@ -320,7 +348,7 @@ class _Terms:
         shown = self.value(key, value)
         if shown is None:
             return None
-        template = self.t["special"].get((key, op))
+        template = self.special.get((key, op))
         if template:
             return template.format(value=shown)
         return self.generic(key, subject, op, shown)
@@ -329,7 +357,7 @@ class _Terms:
         shown = [self.value(key, o) for o in options]
         if not shown or None in shown:
             return None
-        template = self.t["special"].get((key, op))
+        template = self.special.get((key, op))
         if template:
             return template.format(values=self.join(shown, "or"), values_and=self.join(shown, "and"), value=shown[0])
         subject = self.subject(key)
@@ -380,7 +408,7 @@ class _Terms:
         if isinstance(v, ast.Name) and v.name in B.WEEKDAYS and v.name not in self.model.columns:
             return self.t["weekday"][B.WEEKDAYS[v.name]]
         if isinstance(v, ast.Name) and self.model.tiers and v.name in self.model.tiers.names:
-            return v.name
+            return self.tier_name(v.name)
         return None
 
     # --- sections ---
@@ -414,9 +442,21 @@ class _Terms:
             slots.update(points=self.points(award.points.value), item=item)
         else:
             key = "multiplier_tiers" if tiers else "multiplier_all"
-            slots.update(factor=num(award.factor.value), target=rule.target)
+            slots.update(factor=num(award.factor.value), target=self.target(rule))
         text = self.t["award"][key].format(**slots)
-        return text[:1].upper() + text[1:] if self.t["capitalise"] else text
+        text = text[:1].upper() + text[1:] if self.t["capitalise"] else text
+        label = self.label(rule.name)
+        return self.t["labelled"].format(label=label, text=text) if label else text
+
+    def target(self, rule: Rule) -> str:
+        """What a multiplier multiplies, as members read it: the target's label, else what the
+        target earns in words (never its identifier)."""
+        target = self.model.rule(rule.target)
+        label = self.label(target.name)
+        words = self.t["target"]
+        if label:
+            return words["label"].format(label=label)
+        return words[target.kind].format(points=self.points(target.points), factor=num(target.factor))
 
     def conds(self, phrases: list[str]) -> str:
         if not phrases:
@@ -469,23 +509,21 @@ class _Terms:
         return out
 
     def stacking(self) -> list[str]:
+        """How multipliers on one rule add up: one sentence per largest group of them that can
+        apply together (a 1.2x for one tier and a 2x for another are never added)."""
         out = []
-        group_of = {i: g for g, group in enumerate(self.model.groups) for i in group}
+        an = Analyser(self.model)
         for target in dict.fromkeys(r.target for r in self.model.rules if r.kind == "multiplier"):
-            # Multipliers of one `best of` never add up: of each group only its largest factor can apply.
-            factors, largest = [], {}
-            for r in self.model.rules:
-                if r.kind == "multiplier" and r.target == target:
-                    if r.index not in group_of:
-                        factors.append(r.factor)
-                    else:
-                        g = group_of[r.index]
-                        largest[g] = max(largest.get(g, r.factor), r.factor)
-            factors += largest.values()
-            if len(factors) >= 2:
-                parts = self.join([self.t["factor"].format(f=num(f)) for f in factors], "and")
-                out.append(self.t["stacking"].format(parts=parts, total=num(1 + sum(f - 1 for f in factors))))
+            multipliers = [r for r in self.model.rules if r.kind == "multiplier" and r.target == target]
+            for group in _together(an, self.model.rule(target), multipliers, self.model.groups):
+                parts = self.join([self.stack_part(r) for r in group], "and")
+                out.append(self.t["stacking"].format(parts=parts, total=num(1 + sum(r.factor - 1 for r in group))))
         return out
+
+    def stack_part(self, rule: Rule) -> str:
+        label = self.label(rule.name)
+        part = self.t["stack_part"]
+        return part["label"].format(label=label, f=num(rule.factor)) if label else part["plain"].format(f=num(rule.factor))
 
     def earning(self) -> list[str]:
         earns = self.tree.of(ast.Earn)
@@ -514,7 +552,8 @@ class _Terms:
         else:
             head = self.t["tiers_rolling"].format(metric=metric, n=spec.n, unit=self.t["window_unit"][spec.window])
         out = [head]
-        for name, threshold in zip(spec.names, spec.thresholds, strict=True):
+        for tier, threshold in zip(spec.names, spec.thresholds, strict=True):
+            name = self.tier_name(tier)
             if threshold == 0:
                 out.append(self.t["bullet"] + self.t["level_start"].format(name=name))
                 continue
@@ -536,18 +575,78 @@ class _Terms:
     def rewards(self) -> list[str]:
         if not self.model.rewards:
             return []
-        return [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=r.name, points=self.points(r.points))
+        return [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=self.given_name(r.name), points=self.points(r.points))
                                            for r in self.model.rewards]
+
+    def benefit(self, rule: Rule) -> str:
+        """A benefit as a member reads it: who gets what, when, and what it is worth."""
+        self.special = {**self.t["special"], **self.t["benefit_special"]}
+        try:
+            tiers, phrases = self.condition(rule.condition) if rule.condition is not None else ([], [])
+        finally:
+            self.special = self.t["special"]
+        if rule.event != B.PURCHASE:
+            events = self.t["events"]
+            phrases.insert(0, events.get(rule.event, events["_other"]).format(event=rule.event))
+        if rule.during:
+            phrases.append(self.t["during"].format(start=self.date(rule.during[0]), end=self.date(rule.during[1])))
+        text = self.t["benefit"]["tiers" if tiers else "all"].format(
+            who=self.t["who"]["tiers"].format(tiers=self.join(tiers, "and")) if tiers else "",
+            name=self.benefit_name(rule), conds=self.conds(phrases), money=self.money(rule.cost), freq=self.frequency(rule))
+        return text[:1].upper() + text[1:] if self.t["capitalise"] else text
+
+    def benefit_name(self, rule: Rule) -> str:
+        return self.given_name(rule.name)
+
+    def given_name(self, name: str) -> str:
+        """A reward or benefit as members read it: its label, else its name with `_` as spaces
+        (`free_alteration`: "free alteration"). Rules are never shown by name (`target`, `rule`)."""
+        return self.label(name) or name.replace("_", " ")
+
+    def benefits(self) -> list[str]:
+        if not self.model.benefits:
+            return []
+        out = [self.t["bullet"] + self.benefit(b) for b in self.model.benefits]
+        if any(b.event == B.PURCHASE for b in self.model.benefits):
+            out.append(self.t["benefit_refund"])
+        return out
 
     def text(self) -> str:
         title = self.t["title"].format(name=self.model.name)
         blocks = [title, "=" * width(title)]
         for key, lines in (("earn", self.earning()), ("discount", self.discounts()), ("tiers", self.tiers()), ("limits", self.limits()),
-                           ("expiry", self.expiry()), ("rewards", self.rewards())):
+                           ("expiry", self.expiry()), ("rewards", self.rewards()), ("benefit", self.benefits())):
             if lines:
                 blocks.append("\n" + self.t["sections"].get(key, self.t.get(f"{key}_section", key)))
                 blocks.extend(lines)
         return "\n".join(blocks) + "\n"
+
+
+# Past this many multipliers on one rule, their groups are not searched: they are taken to add up.
+MAX_GROUPED = 10
+
+
+def _together(an: Analyser, target: Rule, multipliers: list[Rule], exclusive: tuple = ()) -> list[list[Rule]]:
+    """The largest groups (two or more, declaration order) of the multipliers on `target` whose
+    conditions can hold together with the target's, and no two of one `best of` (`exclusive`:
+    the model's groups of rule indices): each is a stack a member can reach."""
+    group_of = {i: g for g, group in enumerate(exclusive) for i in group}
+    if len(multipliers) < 2:
+        return []
+    if len(multipliers) > MAX_GROUPED:
+        return [multipliers]
+    base = an.rule_terms(target)
+    own = {r.name: an.rule_terms(r, with_target=False) for r in multipliers}
+    groups: list[set] = []
+    for k in range(len(multipliers), 1, -1):
+        for combo in itertools.combinations(multipliers, k):
+            names = {r.name for r in combo}
+            grouped = [group_of[r.index] for r in combo if r.index in group_of]
+            if len(grouped) != len(set(grouped)):
+                continue
+            if not any(names <= g for g in groups) and an.jointly([base] + [own[n] for n in names]):
+                groups.append(names)
+    return [[r for r in multipliers if r.name in g] for g in groups]
 
 
 def _ungroup(e):

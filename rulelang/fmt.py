@@ -1,11 +1,11 @@
 """The canonical layout of a program, printed from its syntax tree; comments are kept.
 
 `format_program(tree)` is idempotent and `parse(format_program(t))` equals `t` up to the order of
-an earn rule's clauses (printed `when on during frequency funded`) and trailing spaces in comments.
+an earn rule's or a benefit's clauses (printed `when on during frequency funded`) and trailing spaces in comments.
 
 Layout: statements keep their order; a blank line separates groups (header, tiers, earn rules,
-limits/expire/round, rewards, asserts); within a group a blank line is kept only next to a comment
-paragraph that had one, so section comments stay readable. Consecutive `earn` (and `reward`) lines
+limits/expire/round, rewards, asserts, benefits, labels); within a group a blank line is kept only next to a comment
+paragraph that had one, so section comments stay readable. Consecutive `earn` (and `reward`, `benefit`) lines
 align their awards; tier names are aligned inside the block. A comment on a statement's first line
 stays there; other comments go on their own lines before the next statement (or the tier level,
 or the closing brace), or at the end of the file.
@@ -190,12 +190,15 @@ _STATEMENTS = {
     ast.Round: lambda s: (f"round {s.mode.name}", ""),
     ast.Reward: lambda s: (f"reward {s.name.name}:", _reward_body(s)),
     ast.Assert: lambda s: (f"assert {format_expr(s.expr)}", ""),
+    ast.Label: lambda s: (f"label {s.name.name}", " ".join(f"{t.lang.name} {string(t.text.value)}" for t in s.texts)),
+    ast.Benefit: lambda s: (f"benefit {s.name.name}:", " ".join([f"cost {money(s.cost)}", *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
 }
 _GROUPS = {
     ast.ProgramName: 0, ast.Currency: 0, ast.PointCost: 0, ast.Column: 0,
     ast.Tiers: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
+    ast.Benefit: 6, ast.Label: 7,
 }
-_ALIGNED = (ast.Earn, ast.Reward, ast.Discount)
+_ALIGNED = (ast.Earn, ast.Reward, ast.Discount, ast.Benefit, ast.Label)
 
 
 def width(text: str) -> int:

@@ -99,6 +99,7 @@ class UnitRecord:
     discounts: list = field(default_factory=list)  # DiscountCheck per discount and line (or basket)
     paid: dict = field(default_factory=dict)  # row -> what the member paid for the line (minor units), after discounts
     best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, its exact points, [(rule lost, its exact points)])
+    benefits: dict = field(default_factory=dict)  # benefit -> times it fired on the unit
 
 
 # --- member state -------------------------------------------------------------------------------
@@ -369,6 +370,8 @@ def _award(rule: Rule, line: dict, line_amount: Fraction, target_points: Fractio
         return rule.points
     if rule.kind == "per_unit":
         return rule.points * units(line)
+    if rule.kind == "benefit":  # a benefit's "award" is the firing itself; its cost is posted by `_benefits`
+        return Fraction(1)
     return (rule.factor - 1) * target_points
 
 
@@ -450,12 +453,30 @@ def _best_of(ctx: Context, m: Member, rec: UnitRecord, exact: dict, before: dict
                 check.outcome = f"lost to `{names[kept]}` (best of)"
 
 
+def _benefits(ctx: Context, rec: UnitRecord, benefits: list[Rule], firings: dict, first: dict) -> list[Posting]:
+    """One `benefit` posting per benefit that fired on the unit: its cost times the firings (each
+    firing's cost in minor units, half up), the partner's share of that, half up. No points."""
+    out = []
+    for b in benefits:  # declaration order
+        n = int(firings[b.index])
+        if n:
+            cost = n * V.to_minor(b.cost, ctx.decimals)
+            share = V.to_minor(Fraction(cost, 10**ctx.decimals) * b.funded_share, ctx.decimals) if b.funded_share else 0
+            out.append(Posting(first["timestamp"], "benefit", b.name, 0, cost=cost, partner_share=share, row=int(first["row"])))
+    rec.benefits = {b.name: int(firings[b.index]) for b in benefits}
+    return out
+
+
 def _earn(ctx: Context, m: Member, rec: UnitRecord, rules: list[Rule], lines: list[dict], tier) -> list[Posting]:
+    """The unit's points (and, when `rules` holds benefits, after them the benefits' postings)."""
     model = ctx.model
     first = lines[0]
     t, day = first["timestamp"], first["timestamp"].date()
     before = dict(m.firings) if model.groups else None
     exact = _exact_points(ctx, m, rec, rules, lines, tier)
+    benefits = [r for r in rules if r.kind == "benefit"]
+    firings = {b.index: exact.pop(b.index) for b in benefits}
+    rules = [r for r in rules if r.kind != "benefit"]
     if model.groups:
         _best_of(ctx, m, rec, exact, before)
     decl = sorted(rules, key=lambda r: r.index)
@@ -494,7 +515,7 @@ def _earn(ctx: Context, m: Member, rec: UnitRecord, rules: list[Rule], lines: li
     rec.capped = {names[i]: x for i, x in capped.items()}
     paid = sum((_money(rec.paid.get(int(x["row"]), x["amount"]), ctx.decimals) for x in lines), Fraction(0))
     m.baskets[int(first["unit"])] = Basket(day, paid, dict(issued))
-    return out
+    return out + (_benefits(ctx, rec, benefits, firings, first) if benefits else [])
 
 
 # --- discounts ----------------------------------------------------------------------------------
@@ -703,7 +724,7 @@ def _policy(ctx: Context, m: Member, first: dict) -> list[Posting]:
 
 
 def _purchase(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
-    rules = [r for r in ctx.model.rules if r.event == B.PURCHASE]
+    rules = [r for r in ctx.model.firing if r.event == B.PURCHASE]
     given = _discount(ctx, m, rec, lines, tier)
     out = _discount_postings(ctx, m, given, lines) + _earn(ctx, m, rec, rules, lines, tier)
     if given:  # what a refund of this basket reverses
@@ -718,7 +739,7 @@ def _purchase(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier)
 
 
 def _event(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
-    rules = [r for r in ctx.model.rules if r.event == lines[0]["event"]]
+    rules = [r for r in ctx.model.firing if r.event == lines[0]["event"]]
     out = _earn(ctx, m, rec, rules, lines, tier) if rules else []
     points = sum(p.points for p in out if p.kind == "earn")
     m.history.append((lines[0]["timestamp"], Fraction(0), Fraction(points), Fraction(0)))
@@ -838,7 +859,7 @@ def _level_at(model: Model, m: Member, moment: pd.Timestamp) -> int:
 
 
 def _ledger(model: Model, customer_ids, postings: list) -> pd.DataFrame:
-    rules = tuple(r.name for r in model.rules) + tuple(d.name for d in model.discounts)
+    rules = tuple(r.name for r in model.firing) + tuple(d.name for d in model.discounts)
     rewards = tuple(r.name for r in model.rewards)
     tiers = tuple(model.tiers.names) if model.tiers else ()
     nat = np.datetime64("NaT", "ns")

@@ -164,12 +164,7 @@ def _factor(name: str, multipliers) -> Fraction:
 
 
 def _jointly(ctx: _Context, parts: list) -> bool:
-    if any(p is None for p in parts):
-        return True
-    terms = [[]]
-    for p in parts:
-        terms = [a + b for a in terms for b in p][:256]
-    return ctx.an.satisfiable(terms)
+    return ctx.an.jointly(parts)
 
 
 def _bounded_by_assert(ctx: _Context, names: set[str]) -> bool:
@@ -411,4 +406,27 @@ def never_compete(ctx: _Context) -> list[Diagnostic]:
     return out
 
 
-CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier, never_compete)
+# --- W608: benefits without a frequency limit -----------------------------------------------------
+
+
+def unlimited_benefits(ctx: _Context) -> list[Diagnostic]:
+    out = []
+    for b in ctx.model.benefits:
+        if b.times is not None:
+            continue
+        where = "every matching line of a purchase" if b.scope == "line" and b.event == B.PURCHASE else (
+            "every matching purchase" if b.event == B.PURCHASE else f"every `{b.event}` row")
+        stmt = next(s for s in ctx.program.of(ast.Benefit) if s.name.name == b.name)
+        head = ast.Span(stmt.span.line, stmt.span.col, stmt.name.span.end_line, stmt.name.span.end_col, stmt.span.start, stmt.name.span.end)
+        out.append(ctx.warn(
+            "W608",
+            f"benefit `{b.name}` has no frequency limit, so it is given (and costs {_num(b.cost)} {ctx.model.currency}) on {where}",
+            head,
+            "add a limit such as `once per year` or `at most 2 times per month`, or silence this with "
+            "`# loyalty: ignore[W608]` if every one is meant",
+        ))
+    return out
+
+
+CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier,
+          unlimited_benefits, never_compete)

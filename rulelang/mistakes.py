@@ -13,7 +13,8 @@ import unicodedata
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert", "discount", "best of")
+STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert", "discount",
+                   "benefit", "label", "best of")
 CLAUSE_WORDS = ("when", "on", "during", "once", "at most", "funded")
 _UNCLOSED_HINT = "close each `(` with `)` and each `[` with `]`"
 
@@ -71,6 +72,15 @@ MISTAKES: list[Mistake] = [
             ("expire after 12\n",)),
     Mistake("E121", "the reward's cost is missing; write `cost` before the amount", "write `reward coffee: 300 points cost 8 CNY`",
             ("reward x: 300 points 8 CNY\n", "reward x: 300 points for 8 CNY\n", "reward x: 300 points\n")),
+    Mistake("E134", "the benefit's cost is missing; write `cost` before the amount",
+            "write `benefit free_alteration: cost 20 CNY when category == \"suits\"`",
+            ("benefit x: 20 CNY\n", "benefit x: 20\n", "benefit x: when amount > 5\n", "benefit x:\n", "benefit x: 20 CNY when amount > 5\n")),
+    Mistake("E135", "a cost cannot be negative: it is what the business pays each time",
+            "write the cost as a positive amount: `cost 20 CNY`",
+            ("benefit x: cost -5 CNY\n", "reward x: 300 points cost -8 CNY\n")),
+    Mistake("E136", "a label is a language and a quoted text: `label base en \"Points on spend\"`",
+            "write each language's text in quotes after its code: `label gold_boost en \"Gold bonus\" zh \"金卡加赠\"`",
+            ("label x en Gold\n", "label x en\n", 'label x "Gold"\n', "label x\n", 'label x en "a" zh\n', "label x en Gold Card\n")),
     Mistake("E122", "a bracket is still open at the end of the file", _UNCLOSED_HINT,
             ("earn x: 10 points when weekday in [sat, sun\n", 'earn x: 10 points when category in ["a", "b"\n',
              "earn x: 10 points when quantity in [1, 2\n", "earn x: 10 points when weekday in [sat,\n", "earn x: 10 points when weekday in [\n",

@@ -21,7 +21,8 @@ class Rule:
 
     kind: `per_spend` (points = rate * amount), `fixed` (points per firing), `per_unit` (points
     per whole unit of the line's quantity) or `multiplier`
-    (points = (factor - 1) * the target rule's points on the same line or basket).
+    (points = (factor - 1) * the target rule's points on the same line or basket); or `benefit`
+    (no points: `cost` in currency units each time it fires; `Model.benefits`).
     scope: `line` (evaluated per basket line, amounts summed) or `basket` (once per basket).
     event: `purchase` for purchase rules, else the event name of `on EVENT`.
     """
@@ -40,6 +41,7 @@ class Rule:
     per: str | None = None  # ... per calendar `day|week|month|year`, or over the membership if None
     funded_share: Fraction = Fraction(0)
     funded_by: str | None = None
+    cost: Fraction = Fraction(0)  # benefit: its cost each time it fires, in currency units
     scope: str = "line"
     names: frozenset = frozenset()  # every bare/dotted name its condition reads
     span: ast.Span = field(default=ast.NO_SPAN, compare=False)
@@ -136,13 +138,23 @@ class Model:
     discounts: tuple[DiscountSpec, ...] = ()
     # `best of` groups: each a tuple of rule indices in the order listed (docs/semantics.md, "Best of").
     groups: tuple[tuple[int, ...], ...] = ()
+    # Benefits: rules of kind `benefit`, numbered after the earn rules (index len(rules) + j), so
+    # a ledger's `rule` names either.
+    benefits: tuple[Rule, ...] = ()
+    # Member-facing names: a rule's, tier's, reward's or benefit's name -> {language: label}.
+    labels: dict = field(default_factory=dict)
+
+    @property
+    def firing(self) -> tuple[Rule, ...]:
+        """Everything that fires on a row by its clauses: the earn rules, then the benefits."""
+        return self.rules + self.benefits
 
     def rule(self, name: str) -> Rule:
-        return next(r for r in self.rules if r.name == name)
+        return next(r for r in self.firing if r.name == name)
 
     @property
     def event_names(self) -> frozenset:
-        return frozenset(r.event for r in self.rules if r.event != B.PURCHASE)
+        return frozenset(r.event for r in self.firing if r.event != B.PURCHASE)
 
     def multiplier_order(self) -> list[Rule]:
         """Multipliers with every target before the rules that multiply it."""
@@ -263,6 +275,7 @@ def lower(program: ast.Program) -> Model:
         )
         for i, r in enumerate(program.of(ast.Reward))
     )
+    benefits = tuple(_lower_benefit(len(rules) + j, b, columns) for j, b in enumerate(program.of(ast.Benefit)))
     return Model(
         name=name_stmt.name.value if name_stmt else program.path,
         currency=currency,
@@ -278,6 +291,8 @@ def lower(program: ast.Program) -> Model:
         columns=columns,
         customer_columns=customer_columns,
         path=program.path,
+        benefits=benefits,
+        labels=_labels(program),
         discounts=tuple(_lower_discount(i, d) for i, d in enumerate(program.of(ast.Discount))),
         groups=tuple(tuple(by_index[n.name] for n in g.rules) for g in program.of(ast.BestOf)),
     )
@@ -311,11 +326,20 @@ def _lower_discount(i: int, d: ast.Discount) -> DiscountSpec:
     )
 
 
-def _scope(e: ast.Earn, by_name: dict, columns: dict, seen: frozenset = frozenset()) -> str:
-    if isinstance(e.award, (ast.PerSpend, ast.PerUnit)):
+def _labels(program: ast.Program) -> dict:
+    out: dict[str, dict[str, str]] = {}
+    for s in program.of(ast.Label):
+        for t in s.texts:
+            out.setdefault(s.name.name, {}).setdefault(t.lang.name, t.text.value)
+    return out
+
+
+def _scope(e: ast.Earn | ast.Benefit, by_name: dict, columns: dict, seen: frozenset = frozenset()) -> str:
+    award = getattr(e, "award", None)  # a benefit has none: its scope is its condition's
+    if isinstance(award, (ast.PerSpend, ast.PerUnit)):
         return "line"
-    if isinstance(e.award, ast.Multiplier):
-        target = by_name.get(e.award.target.name)
+    if isinstance(award, ast.Multiplier):
+        target = by_name.get(award.target.name)
         if target is None or target.name.name in seen:
             return "line"
         return _scope(target, by_name, columns, seen | {e.name.name})
@@ -324,7 +348,24 @@ def _scope(e: ast.Earn, by_name: dict, columns: dict, seen: frozenset = frozense
     return "line" if any(is_line_level(n, columns) for n in names) else "basket"
 
 
+def _lower_benefit(i: int, b: ast.Benefit, columns: dict) -> Rule:
+    return Rule(kind="benefit", cost=_frac(b.cost.amount), **_clause_fields(i, b, {}, columns))
+
+
 def _lower_rule(i: int, e: ast.Earn, by_name: dict, columns: dict) -> Rule:
+    common = _clause_fields(i, e, by_name, columns)
+    a = e.award
+    if isinstance(a, ast.PerSpend):
+        return Rule(kind="per_spend", rate=_frac(a.points.value) / _frac(a.per.amount), **common)
+    if isinstance(a, ast.Fixed):
+        return Rule(kind="fixed", points=_frac(a.points.value), **common)
+    if isinstance(a, ast.PerUnit):
+        return Rule(kind="per_unit", points=_frac(a.points.value), **common)
+    return Rule(kind="multiplier", factor=_frac(a.factor.value), target=a.target.name, **common)
+
+
+def _clause_fields(i: int, e: ast.Earn | ast.Benefit, by_name: dict, columns: dict) -> dict:
+    """What an earn rule's or a benefit's clauses say, as `Rule` fields."""
     when = e.clause(ast.When)
     on = e.clause(ast.OnEvent)
     during = e.clause(ast.During)
@@ -344,11 +385,4 @@ def _lower_rule(i: int, e: ast.Earn, by_name: dict, columns: dict) -> Rule:
         names=frozenset(names_in(when.expr)) if when else frozenset(),
         span=e.span,
     )
-    a = e.award
-    if isinstance(a, ast.PerSpend):
-        return Rule(kind="per_spend", rate=_frac(a.points.value) / _frac(a.per.amount), **common)
-    if isinstance(a, ast.Fixed):
-        return Rule(kind="fixed", points=_frac(a.points.value), **common)
-    if isinstance(a, ast.PerUnit):
-        return Rule(kind="per_unit", points=_frac(a.points.value), **common)
-    return Rule(kind="multiplier", factor=_frac(a.factor.value), target=a.target.name, **common)
+    return common

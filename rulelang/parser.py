@@ -50,7 +50,8 @@ _WORDS = {
     "LBRACK": "a list, like `[sat, sun]`",
 }
 _CLAUSES = {"WHEN", "ON", "DURING", "ONCE", "AT", "FUNDED"}
-_STATEMENTS = {"PROGRAM", "CURRENCY", "POINT_COST", "COLUMN", "TIERS", "EARN", "LIMIT", "EXPIRE", "ROUND", "REWARD", "ASSERT", "DISCOUNT"}
+_STATEMENTS = {"PROGRAM", "CURRENCY", "POINT_COST", "COLUMN", "TIERS", "EARN", "LIMIT", "EXPIRE", "ROUND", "REWARD", "ASSERT", "DISCOUNT",
+               "BENEFIT", "LABEL"}
 
 
 class _Brackets:
@@ -149,6 +150,18 @@ class _Build(Transformer):
     def earn(self, items):
         kw, name, award, *clauses = items
         return ast.Earn(_ident(name), award, tuple(clauses), _span(kw, award, *clauses))
+
+    def benefit(self, items):
+        kw, name, money, *clauses = items
+        return ast.Benefit(_ident(name), money, tuple(clauses), _span(kw, money, *clauses))
+
+    def label(self, items):
+        kw, name, *texts = items
+        return ast.Label(_ident(name), tuple(texts), _span(kw, *texts))
+
+    def label_text(self, items):
+        lang, text = items
+        return ast.LabelText(_ident(lang), ast.String(str(text)[1:-1], _span(text)), _span(lang, text))
 
     def per_spend(self, items):
         n, word, money = items

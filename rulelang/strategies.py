@@ -66,7 +66,7 @@ def shape(model: Model) -> Shape:
         minor = int(m * scale)
         amounts |= {max(minor + d, 0) for d in (-1, 0, 1)}
     used = set()
-    for r in (*model.rules, *model.discounts):  # a discount's condition reads the data as a rule's does
+    for r in (*model.firing, *model.discounts):  # a benefit's and a discount's condition read the data as a rule's does
         used |= r.names
     for a in model.asserts:
         used |= names_in(a)
@@ -89,7 +89,7 @@ def shape(model: Model) -> Shape:
                 base |= {Fraction(3), Fraction(5, 2)}  # several units, and a part of one (counted down)
             numbers[name] = tuple(sorted(base))
     anchors = {DEFAULT_START}
-    for r in (*model.rules, *model.discounts):
+    for r in (*model.firing, *model.discounts):
         if r.during:
             s, e = r.during
             anchors |= {s, e, s - dt.timedelta(days=1), e + dt.timedelta(days=1)}
@@ -158,7 +158,7 @@ def _ceil(x: Fraction) -> int:
 def _calendar_days(an: Analyser, model: Model) -> set[dt.date]:
     """The first day on which each rule, and each pair of rules, can fire by the calendar
     (month, day, weekday, year and campaign windows together), so that stacked bonuses are tried."""
-    terms = [t for r in model.rules for t in (an.rule_terms(r) or [])[:4]]
+    terms = [t for r in model.firing for t in (an.rule_terms(r) or [])[:4]]
     combos = terms + [a + b for i, a in enumerate(terms) for b in terms[i + 1 :]][:MAX_COMBOS]
     out = set()
     for term in combos:

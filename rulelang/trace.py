@@ -66,6 +66,7 @@ def _posting(p: interpret.Posting, currency: str, decimals: int) -> str:
         "redeem": f"redeem {p.reward}: -{p.points}",
         "expire": f"expire: -{p.points}",
         "discount": f"discount {p.rule}" + (" reversed" if p.cost < 0 else ""),
+        "benefit": f"benefit {p.rule}",
     }[p.kind]
     lot = f" (lot {p.earned_on})" if p.earned_on else ""
     money = ""
@@ -101,13 +102,13 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
         head += f"  tier {rec.tier_before} -> {rec.tier_after}"
     out.append(head)
     out += _discounts(rec, model, text, decimals)
-    order = {r.name: r.index for r in model.rules}
+    order = {r.name: r.index for r in model.firing}
     for check in sorted(rec.checks, key=lambda c: (c.row, order[c.rule])):
         scope = model.rule(check.rule).scope
         line = (" (basket)" if scope == "basket" else f" line {_file_row(rec.rows, check.row)}") if len(rec.rows) > 1 else ""
-        shown = check.outcome == "fired" or check.outcome.endswith("(best of)")  # what it earned, or would have
-        points = f": {V.show_number(check.exact)} points" if shown else ""
         rule = model.rule(check.rule)
+        shown = check.outcome == "fired" or check.outcome.endswith("(best of)")  # what it earned, or would have
+        points = f": {V.show_number(check.exact)} points" if shown and rule.kind != "benefit" else ""
         if rule.kind == "per_unit" and check.outcome == "fired":  # what the line's quantity counted for
             points += f" ({V.show_number(check.exact / rule.points)} units x {V.show_number(rule.points)})"
         out.append(f"  {check.rule}{line}: {check.outcome}{points}")
@@ -124,6 +125,9 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
             out.append("  attributed: " + ", ".join(f"{k} {v}" for k, v in rec.shares.items() if v))
         if rec.room is not None:
             out.append(f"  caps: room {rec.room}, issued {sum(rec.issued.values())}, capped {sum(rec.capped.values())}")
+    given = ", ".join(f"{name} x{n}" for name, n in rec.benefits.items() if n)
+    if given:  # what the benefits cost is on their postings below
+        out.append(f"  benefits given: {given}")
     if rec.declined:
         out.append(f"  redemption of {first['reward']} declined: the balance cannot afford it")
     for p in rec.postings:
@@ -181,6 +185,9 @@ def summary(records: list[interpret.UnitRecord]) -> list[str]:
     balance = records[-1].balance if records else 0
     line = (f"summary: {rows} row(s) traced; points earned {points['earn']}, clawed back {points['clawback']}, "
             f"redeemed {points['redeem']}, expired {points['expire']}; balance at the end {balance}")
+    given = sum(n for rec in records for n in rec.benefits.values())
+    if given:
+        line += f"; benefits given {given}"
     if tiers:
         line += f"; tier at the end {tiers[-1]}"
     return [line, f"  ({NOT_SIMULATED})"]

@@ -24,7 +24,21 @@ import rulelang
 from rulelang import Program, atomic_replace, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import available_cores, needed_columns
 from rulelang.errors import LoyaltyError
-from simulator import acquisition, chunked, enrollment, horizon, io, memory, metrics, montecarlo, outputs, partition, provenance, rng
+from simulator import (
+    acquisition,
+    chunked,
+    enrollment,
+    horizon,
+    io,
+    memory,
+    metrics,
+    montecarlo,
+    outputs,
+    partition,
+    provenance,
+    rng,
+    segments,
+)
 from simulator import batch as batches
 from simulator.finance import simulated
 from simulator.history import annotated, sorted_rows
@@ -58,6 +72,9 @@ class SimulationResult:
     accounting_runs: list = field(repr=False, default_factory=list)
     # Run 0's cohort triangle sums over `months` (simulator.measure), for `run_triangles`.
     triangle_sums: np.ndarray | None = field(repr=False, default=None)
+    # segments.csv: every figure by RFM segment and lifecycle stage (simulator.segments); None with a horizon.
+    segments: pd.DataFrame | None = None
+    segmentation: object | None = field(repr=False, default=None)  # simulator.segments.Segmentation: the pyramid's customers
     months: pd.PeriodIndex | None = field(repr=False, default=None)
     _triangles: object = field(repr=False, default=None)
     _urr_by_tier: object = field(repr=False, default=None)
@@ -180,6 +197,8 @@ class SimulationResult:
             files["urr_by_tier.csv"] = table(lambda: self.urr_by_tier)
         if self.accounting is not None:
             files["accounting.csv"] = table(lambda: self.accounting)
+        if self.segments is not None:
+            files["segments.csv"] = table(lambda: self.segments)
         return files | {"report.html": text(lambda: render_report(self)), "report.xlsx": lambda p: write_workbook(self, p)}
 
     def _write_ledger(self, path: Path) -> None:
@@ -374,7 +393,7 @@ def _simulate(program, transactions, customers, scenario, workers, engine, progr
         setup, tx, cust, future = ready.setup, ready.load, ready.customers, ready.setup.horizon
         partials = montecarlo.run_all(setup, sc.runs, workers, progress)
     results = [montecarlo.finish(setup, model, p, r) for r, p in enumerate(partials)]
-    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, setup.months)
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, setup.months, setup.segments)
     if future is not None:
         out.summary["horizon"] = future.describe()
         out.summary["horizon"]["acquisition"] = ready.acquired.describe()
@@ -481,6 +500,8 @@ def _prepared(prog: Program, sc: Scenario, transactions, customers, keep, worker
             acquired = _fitted(sc, lambda: acquisition.fit(history, future, sc.acquisition, sc.runs, sc.seed)) if future is not None else None
             # No run with a new customer (`per_month: 0`): the paths are the horizon's alone.
             setup = replace(setup, horizon=future, acquisition=acquired if acquired is not None and acquired.capacity else None)
+            # (With a horizon the segments steer enrolment and response; the figures are not broken down.)
+            setup = replace(setup, segments=segments.of_history(tx.prior, _start_ns(sc), history, model.tiers.names if model.tiers else ()))
             yield Prepared(prog, setup, tx, cust, start, acquired)
         except Exception:
             base.result()  # the data's own error first, as when the base was built before the paths
@@ -585,12 +606,18 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     future_customers = 0
     e = sc.enrollment
     # Every run's choice is made once, not again in every slice and worker.
-    population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
+    # Every customer's segment, scored once over all of them; each slice's paths read their part.
+    seg_all = replace(segments.assign(tx.prior, _start_ns(sc), p.ids), tiers=tuple(model.tiers.names) if model.tiers else ())
+    among = enrollment.in_segments(seg_all, e)
+    can_join = p.can_join if among is None else p.can_join & among
+    population = enrollment.Population(can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
     totals: list | None = None
     baseline = np.zeros(len(months), dtype=np.int64)
     ledgers: dict[int, pd.DataFrame] = {}
     path_rows: dict[int, int] = {}
     spill = _LedgerSpill(model.decimals) if tx.rows_used > chunked.AUTO_ROWS else None
+    seg_baseline = np.zeros(segments.GROUPS, dtype=np.int64)
+    seg_revenue = np.zeros(len(p.ids), dtype=np.int64)
     # Each planned customer's row in the customers table (-1: none), looked up once for all slices.
     cust_rows = pd.Index(cust.frame["customer_id"]).get_indexer(pd.Index(p.ids)) if cust is not None else None
     builder = ThreadPoolExecutor(1)
@@ -614,8 +641,10 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
                     return hz
 
             last = len(ledgers) == p.slices - 1
-            parts, revenue, setup = replay_slice(prog, sc, engine, tx, history, cf, months, replace(population, lo=lo), workers, progress if last else None, fit, builder)
+            parts, revenue, setup = replay_slice(prog, sc, engine, tx, history, cf, months, replace(population, lo=lo), workers, progress if last else None, fit, builder, seg_all.cut(lo, hi))
             baseline += revenue
+            seg_baseline += setup.segments.baseline
+            seg_revenue[lo:hi] = setup.segments.revenue
             setup = replace(setup, history=None, base=None)  # (the slice's rows are done with)
             ledgers[k], path_rows[k] = montecarlo.whole(parts[0].ledger), parts[0].rows
             parts[0].ledger = None
@@ -633,6 +662,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     finally:
         builder.shutdown()
     setup = replace(setup, history=None, base=None, baseline=baseline, population=None)
+    setup = replace(setup, segments=replace(seg_all, baseline=seg_baseline, revenue=seg_revenue))
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(totals)]
     described = None
     if models is not None:
@@ -640,7 +670,7 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     # Run 0's ledger in slice order, its `row` numbering the whole path's rows.
     if spill is not None:
         results[0] = replace(results[0], ledger=None)
-        out = replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months), ledger_file=spill.close())
+        out = replace(assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months, setup.segments), ledger_file=spill.close())
         weakref.finalize(out, shutil.rmtree, out.ledger_file.parent, True)  # the file lives as long as the result
         if described is not None:
             out.summary["horizon"] = described
@@ -649,19 +679,20 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     shift = np.r_[0, np.cumsum([path_rows[k] for k in sorted(ledgers)])]
     ledger = pd.concat([montecarlo.shift_rows(ledgers[k], shift[i]) for i, k in enumerate(sorted(ledgers))], ignore_index=True)
     results[0] = replace(results[0], ledger=ledger)
-    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months)
+    out = assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months, setup.segments)
     if described is not None:
         out.summary["horizon"] = described
     _first_screen(out, start, until)
     return out
 
 
-def replay_slice(prog: Program, sc: Scenario, engine, tx, history, customers, months, population, workers, progress=None, fit=None, builder=None) -> tuple:
+def replay_slice(prog: Program, sc: Scenario, engine, tx, history, customers, months, population, workers, progress=None, fit=None, builder=None, seg=None) -> tuple:
     """Every run over one slice of whole customers (`history`, its `_row` ranking its rows among the
     whole history's), with the enrolment choice made over everyone (`population`): each run's exact
     sums (run 0's ledger kept), the slice's own revenue per month, and the set-up the runs read.
     The sliced replay runs it slice by slice; the Dask executor (simulator.cluster), one task per file.
-    `fit`: the slice's horizon from its history, if any; `builder`: the thread to build its base on."""
+    `fit`: the slice's horizon from its history, if any; `builder`: the thread to build its base on;
+    `seg`: the slice's customers' segments (simulator.segments), completed with their revenue here."""
     model = prog.model
     own = builder is None
     builder = ThreadPoolExecutor(1) if own else builder
@@ -671,6 +702,8 @@ def replay_slice(prog: Program, sc: Scenario, engine, tx, history, customers, mo
         history = replace(history, rows=history.rows[["timestamp"] + [c for c in history.rows.columns if c.startswith("_")]])
         revenue = montecarlo.baseline_revenue(history, months)
         setup = _setup(prog, sc, engine, tx, history, base, months, revenue, population)
+        if seg is not None:
+            setup = replace(setup, segments=seg.with_baseline(history.rows))
         if fit is not None:
             setup = replace(setup, horizon=fit(history))
         try:
@@ -755,9 +788,10 @@ class _LedgerSpill:
         return self.path
 
 
-def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: int, months: pd.PeriodIndex | None = None) -> SimulationResult:
+def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: int, months: pd.PeriodIndex | None = None, seg=None) -> SimulationResult:
     """Summary, monthly table, rewards and ledger from the runs; the URR's and the accounting's
-    across runs (simulator.finance.simulated); `months`: the simulation's (run 0's triangle's)."""
+    across runs (simulator.finance.simulated); `months`: the simulation's (run 0's triangle's);
+    `seg`: the customers' segments (simulator.segments), for segments.csv."""
     model = prog.model
     dec = model.decimals
     per_run = [r.figures for r in results]
@@ -776,13 +810,26 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
         summary["accounting"] = simulated.accounting_summary(frames, sc.accounting.method, dec)
         books = simulated.accounting_table(frames, sc.accounting.method, dec)
     monthly = pd.concat([r.monthly for r in results], ignore_index=True)
-    for col in metrics.MONTHLY_MONEY + tuple(c for c in metrics.DISCOUNT_FIGURES if c in monthly.columns):
+    for col in metrics.MONTHLY_MONEY + tuple(c for c in metrics.COST_KIND_FIGURES if c in monthly.columns):
         monthly[col] = to_decimal(monthly[col], dec)
     return SimulationResult(
         summary, monthly, results[0].ledger, rewards_table(results, model, dec), sc, prog, per_run, loads,
         accounting=books, accounting_runs=[r.accounting for r in results] if books is not None else [],
-        triangle_sums=results[0].triangle, months=months,
+        triangle_sums=results[0].triangle, months=months, segments=_segment_table(seg, results, model), segmentation=seg,
     )  # fmt: skip
+
+
+def _segment_table(seg, results: list, model) -> pd.DataFrame | None:
+    """segments.csv's table from each run's sums per group (None when the runs were not broken down)."""
+    if seg is None or any(r.groups is None for r in results):
+        return None
+    runs = [segments.run_figures(seg, r.groups, r.figures, model.point_cost, model.decimals) for r in results]
+    return segments.breakdown(seg, runs, model.decimals)
+
+
+def _start_ns(sc: Scenario) -> int | None:
+    """The replayed period's first moment (int64 ns), when the scenario gives a period."""
+    return pd.Timestamp(sc.period.start).value if sc.period is not None else None
 
 
 def rewards_table(results: list, model, dec: int) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulator import io, partition
+from simulator import io, partition, segments
 from simulator.enrollment import spend_per_customer
 from simulator.history import History, prepare
 
@@ -120,6 +120,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int,
     path = path if partition.is_dataset(path) else Path(path)  # (a URL is no Path)
     source = str(path)
     parts, rejects, rejected_rows, batch_ids, row_codes, notes = [], [], [], [], [], ()
+    priors = []
     read = used = rejected = outside = 0
     amount_total = 0.0
     first = last = None
@@ -158,6 +159,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int,
                 rejected_rows.append(res.rejected_rows)
             read, used, rejected, outside = read + res.rows_read, used + res.rows_used, rejected + res.rows_rejected, outside + res.rows_outside_period
             amount_total += res.amount_total
+            priors.append(res.prior)  # (the purchases before the period: simulator.segments)
             if amount_total > io.MAX_TOTAL_MINOR:  # each batch checks its own rows; the file's total is checked here
                 raise io.amount_total_error(source, read, decimals)
             notes, bounds = res.notes, res.period
@@ -210,6 +212,7 @@ def plan(path, columns, decimals: int, period, keep: set[str] | None, rows: int,
         period=bounds,
         notes=notes,
         rejected_rows=pd.concat(rejected_rows, ignore_index=True) if rejected_rows else None,
+        prior=segments.Prior.joined([q for q in priors if q is not None]) if bounds is not None else None,
     )
     files = np.where(file_lo == file_hi, file_hi, -1)
     return Plan(load, ids, n_rows, facts["buys"].to_numpy(), facts["spend"].to_numpy(dtype=np.int64), first, last, edges, last_batch, tuple(row_slices), files)

@@ -39,6 +39,7 @@ from rulelang.errors import LoyaltyError
 from simulator import chunked, enrollment, io, metrics, montecarlo, partition, rng
 from simulator.finance import simulated
 from simulator.history import prepare
+from simulator.scenario import SegmentUplift
 
 INSTALL = "pip install 'loyalty-toolkit[dask]'"
 LOCAL = re.compile(r"local:([1-9][0-9]{0,3})")
@@ -198,6 +199,9 @@ def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects,
 
     if sc.horizon is not None:
         raise ClusterError(f"{_where(sc)}horizon: the Dask executor replays the history only, no horizon yet; drop --cluster for a forecast beyond the history")
+    if sc.enrollment.pick == "segment" or isinstance(sc.response.spend_uplift, SegmentUplift):
+        key = "enrollment.pick: segment" if sc.enrollment.pick == "segment" else "response.spend_uplift by segment"
+        raise ClusterError(f"{_where(sc)}{key}: the Dask executor does not score RFM segments yet; drop --cluster to aim the program or its response at segments")
     _distributed()  # the clear error before any work
     if not partition.is_dataset(transactions) and not str(transactions).lower().endswith(partition.PARQUET):
         raise ClusterError(

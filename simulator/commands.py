@@ -29,7 +29,7 @@ from simulator.scenario import Scenario, load_scenario
 
 SHOWN = (
     "members", "points_issued", "points_redeemed", "points_expired", "points_outstanding", "redemption_rate",
-    "breakage_rate", "reward_cost", "liability", "program_cost", "revenue_lift", "revenue_lift_pct", "net_benefit", "roi",
+    "breakage_rate", "reward_cost", "benefit_cost", "liability", "program_cost", "revenue_lift", "revenue_lift_pct", "net_benefit", "roi",
 )  # fmt: skip
 # A bare program's quick look: the bundled sample at 100 paths (the scenario default), short enough
 # to wait for (its time: docs/performance.md, "The quick look").
@@ -345,6 +345,8 @@ def simulate_cmd(
         for col in ("figure", "P5", "P50", "P95", "mean") + (("note",) if notes else ()):
             table.add_column(col, justify="left" if col in ("figure", "note") else "right")
         for key in rows:
+            if key not in s:  # a figure the program has none of (benefit_cost without benefits)
+                continue
             label, kind = LABELS[key]
             note = (f"[yellow]{_markup('; '.join(notes[key]))}[/]",) if key in notes else ("",) if notes else ()
             table.add_row(key, *(_cell(s[key][q], kind, dec) for q in ("p5", "p50", "p95", "mean")), *note)

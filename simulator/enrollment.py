@@ -20,17 +20,30 @@ from simulator import rng
 from simulator.history import History, gather
 
 STREAM = 11  # rng stream of the enrolment draws
-PICKS = ("random", "top_spenders")
+PICKS = ("random", "top_spenders", "segment")
 
 
-def pick(history: History, share: float, how: str, seed: int, run: int) -> np.ndarray:
-    """Boolean per customer code: who joins in this run."""
+def pick(history: History, share: float, how: str, seed: int, run: int, among: np.ndarray | None = None) -> np.ndarray:
+    """Boolean per customer code: who joins in this run (`among`: only those it marks may, `pick: segment`)."""
     first = history.first_purchase  # the same in every run: computed once
     spend = None
     if how == "top_spenders":
         rows = history.rows
         spend = spend_per_customer(rows, history.customers)
-    return choose(first >= 0, spend, history.keys, share, how, seed, run)
+    can_join = first >= 0
+    return choose(can_join if among is None else can_join & among, spend, history.keys, share, how, seed, run)
+
+
+def in_segments(seg, enrollment) -> np.ndarray | None:
+    """`pick: segment`: per customer code, whether its RFM segment (simulator.segments) is one of
+    `enrollment.segments`; None for any other pick. The `share` then joins among them, at random."""
+    if enrollment.pick != "segment":
+        return None
+    from simulator.segments import SEGMENTS
+
+    wanted = np.zeros(len(SEGMENTS), dtype=bool)
+    wanted[[SEGMENTS.index(s) for s in enrollment.segments]] = True
+    return wanted[seg.segment]
 
 
 def spend_per_customer(rows: pd.DataFrame, customers: int) -> np.ndarray:

@@ -26,6 +26,7 @@ from numba import njit
 from rulelang import atomic_write_bytes, formula_safe
 from rulelang.engine import DATETIME_RANGE, FIRST_DATETIME, ISO_EXAMPLE, LAST_DATETIME, NAT, arrowtext, event_names, read_datetimes
 from rulelang.errors import DataError, LoyaltyError
+from simulator import segments
 from simulator.history import grouped_in_time
 
 REQUIRED = ("customer_id", "timestamp", "amount")
@@ -55,6 +56,9 @@ class LoadResult:
     notes: tuple[str, ...] = ()
     rejected_rows: pd.DataFrame = field(default=None, repr=False)
     amount_total: float = 0.0  # Σ |amount| of the used rows, in minor units (checked: MAX_TOTAL_MINOR)
+    # The customers' purchases before the period (simulator.segments.Prior), from the valid rows
+    # before its start; None without a period.
+    prior: object = field(default=None, repr=False)
 
     def report(self) -> str:
         """A short summary: counts, then each reject reason with its first ten rows and count."""
@@ -741,6 +745,7 @@ def load_transactions(
     else:
         by_keys = np.arange(len(id_keys)) if in_order else np.lexsort((ts_keys, id_keys))
         frame = frame.take(by_keys if every else keep_rows[by_keys]).reset_index(drop=True)
+    prior = _prior(checks, outside & ts_ok, tsv, lo, ids, event, rounded, currency_decimals) if bounds is not None else None
     return LoadResult(
         frame=frame,
         rows_read=n,
@@ -753,7 +758,22 @@ def load_transactions(
         notes=tuple(notes),
         rejected_rows=_rows_of(raw, rejected),
         amount_total=total,
+        prior=prior,
     )
+
+
+def _prior(checks, outside, tsv, lo: int, ids, event, rounded, decimals: int):
+    """The purchases before the period (`lo`) of the rows that pass every check (simulator.segments)."""
+    before = outside & (np.ascontiguousarray(tsv).view(np.int64) < lo)
+    if not before.any():
+        return segments.Prior.empty()
+    for _, _, bad in checks:
+        before &= ~bad
+    idx = np.flatnonzero(before)
+    minor = np.rint(np.asarray(rounded)[idx] * float(10**decimals)).astype(np.int64)
+    purchase = _eq(event, "purchase")[idx] & (minor >= 0)  # as simulator.history reads a purchase
+    t = np.ascontiguousarray(tsv).view(np.int64)[idx]
+    return segments.Prior.of_codes(ids.categories, np.asarray(ids.codes)[idx], t, purchase, minor)
 
 
 DATE_ATTRIBUTES = ("birthday", "enrolled")

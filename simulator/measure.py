@@ -38,6 +38,9 @@ class Partial:
     baseline_m: np.ndarray | None = None  # the forecast rows' own revenue per month (simulator.horizon), whole path
     discount: np.ndarray | None = None  # (2,): discounts' money off and partners' share (metrics.LedgerSums)
     discount_m: np.ndarray | None = None  # (month, 2): the same per month
+    benefit: np.ndarray | None = None  # (2,): what benefits cost and partners' share (metrics.LedgerSums)
+    benefit_m: np.ndarray | None = None  # (month, 2): the same per month
+    groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -45,7 +48,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m", "discount", "discount_m"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m", "benefit", "benefit_m", "groups"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -53,8 +56,13 @@ class Partial:
         else:
             rewards = pd.concat([self.rewards, other.rewards]).groupby(level=0, sort=False).sum()
         # A slice's future revenue (simulator.chunked with a horizon) adds up like the sums.
-        base = None if self.baseline_m is None and other.baseline_m is None else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
-        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base)
+        base = (
+            None
+            if self.baseline_m is None and other.baseline_m is None
+            else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
+        )
+        groups = sums.pop("groups")
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
@@ -100,7 +108,114 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         sales_m=sales,
         discount=sums.discount if model.discounts else None,
         discount_m=sums.discount_m if model.discounts else None,
+        benefit=sums.benefit if model.benefits else None,
+        benefit_m=sums.benefit_m if model.benefits else None,
+        # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
+        groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if setup.segments is not None and setup.horizon is None else None,
     )
+
+
+# What each group's sums hold, in columns: members who joined, points per ledger kind
+# (metrics.KINDS), reward cost and partner share, the revenue the program adds, and the members'
+# own revenue in the replayed history. Rows: each (segment, stage) group (simulator.segments),
+# then each tier the members hold at the end.
+GROUP_FIELDS = (
+    "members", *metrics.KINDS, "reward_cost", "partner_funded", "discount_cost", "discount_partner_funded", "revenue_delta", "member_revenue",
+)  # fmt: skip
+# Each kind's money column pair in GROUP_FIELDS (metrics.MONEY_BUCKET: a discount's, else a reward's).
+_BUCKET = np.array([metrics.MONEY_BUCKET.get(k, 0) for k in metrics.KINDS] + [0], dtype=np.int64)
+
+
+def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """A path's sums per (segment, stage) group of its customers and per tier at the end
+    (simulator.segments), exact integers that add up over customers as the path's own sums do.
+
+    A member's tier at the end is the tier of its last posting (the engine packs each posting
+    with the tier it was made at); a member with no posting holds the lowest tier."""
+    from simulator.segments import GROUPS
+
+    group = seg.group
+    n = len(group)
+    tiers = len(seg.tiers)
+    out = np.zeros((GROUPS + tiers, len(GROUP_FIELDS)), dtype=np.int64)
+    cid = ledger["customer_id"]
+    cat = cid.array if isinstance(cid.dtype, pd.CategoricalDtype) else pd.Categorical(cid)
+    code_of = seg.codes_of(cat.categories, chosen)
+    tier_of = np.full(1, -1, dtype=np.int64)
+    if tiers:
+        tc = ledger["tier"]
+        tcat = tc.array if isinstance(tc.dtype, pd.CategoricalDtype) else pd.Categorical(tc)
+        names = {t: i for i, t in enumerate(seg.tiers)}
+        tier_of = np.array([names.get(t, -1) for t in tcat.categories] + [-1], dtype=np.int64)
+        tier_codes = np.asarray(tcat.codes)
+    else:
+        tier_codes = np.full(len(ledger), -1, dtype=np.int8)
+    money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
+    _group_sums(
+        out,
+        group,
+        np.ascontiguousarray(chosen[:n]),
+        seg.revenue,
+        tiers,
+        rows["_m"].to_numpy(),
+        rows["_minor"].to_numpy(),
+        money,
+        rows["_orig"].to_numpy(),
+        code_of.astype(np.int64),
+        np.asarray(cat.codes),
+        np.asarray(kinds),
+        *(np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")),
+        tier_of,
+        tier_codes,
+        _BUCKET,
+    )
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_of, cat, kinds, points, cost, partner, tier_of, tier_codes, bucket):
+    # Each member's tier at the end: its last posting's (postings are in time order per member).
+    # Then one pass over the path's rows and one over its postings, each counted in the customer's
+    # (segment, stage) group and, with tiers, in its tier's row. Rows and postings of a customer
+    # the segmentation does not know (none without new customers) are left out.
+    n = group.shape[0]
+    ng = out.shape[0] - tiers
+    nk = out.shape[1] - 7  # the kinds; then reward cost and partner share, discount and its partner share, delta, revenue
+    end = np.zeros(n, dtype=np.int64)
+    if tiers:
+        for i in range(cat.shape[0]):
+            j = cat[i]
+            c = code_of[j] if j >= 0 else -1
+            k = tier_of[tier_codes[i]] if tier_codes[i] >= 0 else -1
+            if c >= 0 and k >= 0:
+                end[c] = k
+    for c in range(n):
+        if chosen[c]:
+            out[group[c], 0] += 1
+            out[group[c], nk + 6] += revenue[c]
+            if tiers:
+                out[ng + end[c], 0] += 1
+                out[ng + end[c], nk + 6] += revenue[c]
+    for i in range(m.shape[0]):
+        c = m[i]
+        if 0 <= c < n:
+            x = minor[i] * money[i] - orig[i]
+            out[group[c], nk + 5] += x
+            if tiers:
+                out[ng + end[c], nk + 5] += x
+    for i in range(cat.shape[0]):
+        j = cat[i]
+        c = code_of[j] if j >= 0 else -1
+        if c < 0:
+            continue
+        k = kinds[i]
+        b = nk + 1 + 2 * bucket[k if 0 <= k < nk else nk]
+        for t in range(2 if tiers else 1):
+            g = group[c] if t == 0 else ng + end[c]
+            if 0 <= k < nk:
+                out[g, 1 + k] += points[i]
+            out[g, b] += cost[i]
+            out[g, b + 1] += partner[i]
 
 
 @njit(cache=True, nogil=True)

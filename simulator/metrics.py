@@ -30,6 +30,24 @@ MONEY_FIGURES = (
 # A program with discounts has these too (a program without them: none, so its outputs are as before).
 DISCOUNT_FIGURES = ("discount_cost", "discount_partner_funded")
 RATIO_FIGURES = ("redemption_rate", "breakage_rate", "urr", "revenue_lift_pct", "roi")
+# A program with benefits has these too (without them: none, so its outputs are as before).
+BENEFIT_FIGURES = ("benefit_cost", "benefit_partner_funded")
+# Ledger kinds whose money is a cost of its own, apart from the points' (reward_cost and
+# partner_funded): kind -> the program's list of what posts it (a `Model` attribute) and its
+# figures (cost, partner-funded), in summary.json and monthly.csv after partner_funded and inside
+# program_cost, for a program that has some of that kind.
+COST_KINDS = {"discount": ("discounts", DISCOUNT_FIGURES), "benefit": ("benefits", BENEFIT_FIGURES)}
+COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES
+
+
+def cost_figures(kind: str) -> tuple[str, str]:
+    """The cost and the partner-funded figure of a COST_KINDS kind."""
+    return COST_KINDS[kind][1]
+
+
+def cost_kinds_of(model) -> tuple[str, ...]:
+    """The COST_KINDS the program has something of (discounts, benefits), in table order."""
+    return tuple(kind for kind, (attr, _) in COST_KINDS.items() if getattr(model, attr, ()))
 # summary.json's figures in the order a finance reader wants them: (figure, label, unit kind);
 # the report, the terminal and the workbook all show them so.
 FIGURE_LABELS = (
@@ -46,6 +64,8 @@ FIGURE_LABELS = (
     ("partner_funded", "Funded by partners", "money"),
     ("discount_cost", "Discounts given", "money"),
     ("discount_partner_funded", "Discounts funded by partners", "money"),
+    ("benefit_cost", "Cost of benefits given", "money"),
+    ("benefit_partner_funded", "Benefits funded by partners", "money"),
     ("liability", "Liability at the end", "money"),
     ("program_cost", "Program cost", "money"),
     ("revenue_baseline", "Revenue without the program", "money"),
@@ -75,8 +95,8 @@ KIND_COLUMN = {
 }
 # Which money sum each kind's cost and partner share go to: a discount's to the discounts, every
 # other kind's (a redemption's) to the rewards. A table, so a new money kind is a row.
-MONEY_BUCKETS = ("reward", "discount")
-MONEY_BUCKET = {"discount": 1}
+MONEY_BUCKETS = ("reward", "discount", "benefit")
+MONEY_BUCKET = {"discount": 1, "benefit": 2}
 
 
 def round_half_up(x: Fraction) -> int:
@@ -108,7 +128,7 @@ class RunInput:
 
 # The kinds summed per posting: those with a monthly points column, then `discount` (no points:
 # its money goes to the discounts' sums, MONEY_BUCKET).
-KINDS = (*KIND_COLUMN, "discount")
+KINDS = (*KIND_COLUMN, "discount", "benefit")
 
 
 def kind_codes(ledger: pd.DataFrame) -> np.ndarray:
@@ -129,21 +149,27 @@ def _lookup(lut, codes):
     return out
 
 
-def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, discount: tuple[int, int] | None = None) -> dict:
+def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, discount: tuple[int, int] | None = None,
+                 benefit: tuple[int, int] | None = None) -> dict:
     """Exact figures of one run from its points per kind, its reward cost and partner share (minor
     units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder).
     `discount`: a program with discounts, (money they took off, the partners' share of it): inside
     the program cost; `x.revenue_with_program` is then already net of it, and the incremental margin
-    is the margin on the lift before discounts (the discount is counted once, as a cost)."""
+    is the margin on the lift before discounts (the discount is counted once, as a cost).
+    `benefit`: a program with benefits, (what they cost, the partners' share of it): inside the
+    program cost."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     liability = round_half_up(outstanding * x.point_cost * scale * urr)
     given, funded = discount if discount is not None else (0, 0)
-    program_cost = reward_cost - partner + liability + (given - funded)
+    benefit_cost, benefit_funded = benefit if benefit is not None else (0, 0)
+    program_cost = reward_cost - partner + liability + (given - funded) + (benefit_cost - benefit_funded)
     lift = x.revenue_with_program - x.revenue_baseline
     margin = round_half_up(Fraction(lift + given) * Fraction(str(x.margin)))
     net = margin - program_cost
     extra = {"discount_cost": given, "discount_partner_funded": funded} if discount is not None else {}
+    if benefit is not None:
+        extra |= dict(zip(BENEFIT_FIGURES, benefit, strict=True))
     return extra | {
         "rows_read": x.rows_read,
         "rows_used": x.rows_used,
@@ -229,7 +255,7 @@ class LedgerSums:
     """A ledger's exact sums: over all postings, and per month of the posting."""
 
     by_kind: np.ndarray  # points per KINDS
-    cost: int
+    cost: int  # the points' money: reward cost and partner share of every posting not of another MONEY_BUCKET
     partner: int
     cells: np.ndarray  # (month, kind) points
     cost_m: np.ndarray
@@ -239,6 +265,8 @@ class LedgerSums:
     # (cohort, development, flow) points: the month the lot was earned, the months since, and the
     # kinds that move a lot's points (TRIANGLE_KINDS, simulator.finance.triangles' FLOWS order)
     triangle: np.ndarray
+    benefit: np.ndarray  # (2,): what benefits cost and partners' share of it
+    benefit_m: np.ndarray  # (month, 2): the same per month
 
 
 # The kinds a cohort triangle follows: the first four of KINDS, in triangles.FLOWS' order.
@@ -273,8 +301,8 @@ def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, n
 
 
 def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> LedgerSums:
-    """Points per kind, reward cost and partner share: in total, per (month, kind) cell and per
-    (cohort, development, flow) cell of the cohort triangle, in one pass."""
+    """Points per kind, reward cost and partner share (and each COST_KINDS kind's apart): in total,
+    per (month, kind) cell and per (cohort, development, flow) cell of the cohort triangle, in one pass."""
     kinds = kind_codes(ledger) if kinds is None else kinds
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
     by_kind, total, cells, money_m, triangle = _ledger_sums(
@@ -289,9 +317,9 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
         len(TRIANGLE_KINDS),
         np.array([MONEY_BUCKET.get(k, 0) for k in KINDS], dtype=np.int64),
     )
-    d = MONEY_BUCKETS.index("discount")
+    d, b = MONEY_BUCKETS.index("discount"), MONEY_BUCKETS.index("benefit")
     return LedgerSums(by_kind, int(total[0, 0]), int(total[0, 1]), cells, money_m[0, :, 0].copy(), money_m[0, :, 1].copy(),
-                      total[d].copy(), money_m[d].copy(), triangle)
+                      total[d].copy(), money_m[d].copy(), triangle, total[b].copy(), money_m[b].copy())
 
 
 def monthly_from(
@@ -305,6 +333,7 @@ def monthly_from(
     tier_counts: pd.DataFrame,
     urr_m: list[Fraction],
     discount_m: np.ndarray | None = None,
+    benefit_m: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
@@ -312,7 +341,9 @@ def monthly_from(
     that month's end (simulator.finance.simulated).
 
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
-    `members` the members joined by each month's end; `tier_counts` members per tier at each end.
+    `members` the members joined by each month's end; `tier_counts` members per tier at each end;
+    `discount_m`, `benefit_m`: for a program with them, each month's cost and partner share (after
+    partner_funded).
     """
     # Columns gathered, then one frame: a frame grown a column at a time rebuilds its blocks for
     # each of some twenty columns (a few ms at the end of every simulation, with one core idle).
@@ -335,7 +366,10 @@ def monthly_from(
         cols["discount_cost"], cols["discount_partner_funded"] = discount_m[:, 0].copy(), discount_m[:, 1].copy()
     index = months.astype(str)
     index.name = "month"
-    money = list(MONTHLY_MONEY[:2]) + (list(DISCOUNT_FIGURES) if discounts else []) + list(MONTHLY_MONEY[2:])
+    if benefit_m is not None:  # a program with benefits: their cost per month, after the discounts'
+        cols["benefit_cost"], cols["benefit_partner_funded"] = benefit_m[:, 0].copy(), benefit_m[:, 1].copy()
+    extra = [f for f in COST_KIND_FIGURES if f in cols]
+    money = list(MONTHLY_MONEY[:2]) + extra + list(MONTHLY_MONEY[2:])
     order = list(MONTHLY_POINTS) + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + money
     return pd.DataFrame({c: cols[c] for c in order}, index=index).reset_index()
 
@@ -483,7 +517,7 @@ def summarise(per_run: list[dict], decimals: int) -> dict:
     scale = 10**decimals
     for name in COUNT_FIGURES:
         out[name] = spread([r[name] for r in per_run], None)
-    for name in MONEY_FIGURES + tuple(f for f in DISCOUNT_FIGURES if f in per_run[0]):
+    for name in MONEY_FIGURES + tuple(f for f in COST_KIND_FIGURES if f in per_run[0]):
         out[name] = spread([Fraction(r[name], scale) for r in per_run], decimals)
     for name in RATIO_FIGURES:
         out[name] = spread([r[name] for r in per_run], 6)

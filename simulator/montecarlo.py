@@ -47,6 +47,7 @@ class Setup:
     horizon: object | None = None  # simulator.horizon.Horizon: the future after the history (None: none)
     acquisition: object | None = None  # simulator.acquisition.Acquisition: new customers in the horizon (None: none)
     newcomers: object | None = None  # simulator.acquisition.Newcomers: the run's own (set by `run_one`)
+    segments: object | None = None  # simulator.segments.Segmentation of `history`'s customers (None: no breakdown)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class RunResult:
     triangle: np.ndarray | None = None
     urr: object | None = None  # simulated.RunURR
     accounting: pd.DataFrame | None = None
+    groups: np.ndarray | None = None  # sums per (segment, stage) group (measure.GROUP_FIELDS), when broken down
 
 
 _SETUP: Setup | None = None
@@ -159,7 +161,7 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
     h = setup.history
     e = sc.enrollment
     if setup.population is None:
-        chosen = enrollment.pick(h, e.share, e.pick, sc.seed, run)
+        chosen = enrollment.pick(h, e.share, e.pick, sc.seed, run, enrollment.in_segments(setup.segments, e))
     else:
         chosen = setup.population.pick(e.share, e.pick, sc.seed, run, h.customers)
     _engine_for(program, setup.engine)  # compiled once, before any thread asks for it
@@ -167,7 +169,9 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
     future = future_of(setup, run) if future is None else future
     # The run's new customers (simulator.acquisition): their rows follow the future rows (their
     # codes follow the real customers'), and their part of the path is a part of its own.
-    newcomers = acquisition.draw(setup.acquisition, h, setup.months, e.share, e.pick, sc.seed, run) if setup.acquisition is not None else None
+    # (New customers have no history: with `pick: segment` they join only if `No history` is named.)
+    share = e.share if e.pick != "segment" or "No history" in e.segments else 0.0
+    newcomers = acquisition.draw(setup.acquisition, h, setup.months, share, e.pick, sc.seed, run) if setup.acquisition is not None else None
     if newcomers is not None:
         future = horizon.Future(_appended(future.rows, newcomers.rows), future.baseline + newcomers.baseline)
         chosen = np.concatenate([chosen, newcomers.chosen])
@@ -341,7 +345,7 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         if code_of and setup.newcomers is not None:
             code_of.update({cid: h.customers + i for i, cid in enumerate(setup.newcomers.acq.ids)})
         first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), keys, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None)
-    f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals)
+    f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals, setup.segments)
     extra = response.extra_visits(rows, sc.response.visit_uplift, keys, seed, run, end_of(setup))
     is_extra = np.zeros(len(rows), dtype=bool)
     spawn = None
@@ -399,14 +403,15 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     )
     urr = simulated.run_urr(p.triangle, months)
     monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month],
-                                   p.discount_m)
+                                   p.discount_m, p.benefit_m)
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
     books = simulated.run_accounting(setup.scenario.accounting, p.cells, p.sales_m, urr, months, model.point_cost, model.decimals)
     discount = (int(p.discount[0]), int(p.discount[1])) if p.discount is not None else None
-    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount)
+    benefit = (int(p.benefit[0]), int(p.benefit[1])) if p.benefit is not None else None
+    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
-    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books)
+    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups)
 
 
 def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:

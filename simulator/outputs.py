@@ -32,7 +32,7 @@ from pathlib import Path
 from rulelang import current_umask, fsync_dir
 from rulelang.errors import LoyaltyError
 
-SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "triangles.csv", "urr.csv", "report.html", "report.xlsx")
+SIMULATION_FILES = ("summary.json", "monthly.csv", "rewards.csv", "ledger.parquet", "triangles.csv", "urr.csv", "segments.csv", "report.html", "report.xlsx")
 # Written when the scenario asks for it (`accounting:`) or the program has tiers (urr_by_tier.csv);
 # a folder may hold them from an earlier run.
 OPTIONAL_FILES = ("accounting.csv", "urr_by_tier.csv")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +22,7 @@ import pandas as pd  # noqa: E402
 from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
-from simulator import metrics, provenance  # noqa: E402
+from simulator import metrics, provenance, segments  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 PALETTE = ("#1f6f8b", "#e07a1f", "#5a9e4b", "#a23b72", "#6c757d", "#c9a227", "#3d405b")
@@ -235,15 +236,36 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def headline(summary: dict) -> list[dict]:
-    """Rows of the headline table: label, unit and the four statistics."""
+    """Rows of the headline table: label, unit and the four statistics (of the figures the summary
+    has: a program without benefits has no benefit figures)."""
     rows = []
     for key, label, kind in HEADLINE:
-        if key in metrics.DISCOUNT_FIGURES and key not in summary:  # a program without discounts
+        if key in metrics.COST_KIND_FIGURES and key not in summary:  # a program without discounts or benefits
             continue
         s = summary[key]
         unit = {"money": summary["currency"], "points": "points", "ratio": "%", "percent": "%", "count": ""}[kind]
         rows.append({"key": key, "label": label, "unit": unit, "kind": kind, **s})
     return rows
+
+
+# Per metrics.COST_KINDS kind: its monthly column's heading, and its part of the program cost (its
+# cost less what partners fund of it), which the report shows when the program has any such kind.
+COST_PARTS = {"discount": ("Discount cost", "Discounts given − partner funding"), "benefit": ("Benefit cost", "Benefits given − partner funding")}
+POINTS_PART = "Points: rewards redeemed − partner funding + liability"
+
+
+def cost_split(per_run: list[dict], decimals: int) -> list[dict]:
+    """Rows of the program cost's split across runs (label and the four statistics, in currency
+    units): the points' part, each cost kind's the runs have, and the program cost they add up to
+    (the means add up exactly; percentiles of parts need not). Empty without cost kinds."""
+    kinds = [k for k in metrics.COST_KINDS if metrics.cost_figures(k)[0] in per_run[0]]
+    if not kinds:
+        return []
+    scale = 10**decimals
+    parts = [(POINTS_PART, lambda f: f["reward_cost"] - f["partner_funded"] + f["liability"])]
+    parts += [(COST_PARTS[k][1], lambda f, k=k: f[metrics.cost_figures(k)[0]] - f[metrics.cost_figures(k)[1]]) for k in kinds]
+    parts.append(("Program cost", lambda f: f["program_cost"]))
+    return [{"label": label, **metrics.spread([Fraction(part(f), scale) for f in per_run], decimals)} for label, part in parts]
 
 
 def _plt_setup() -> None:
@@ -269,6 +291,10 @@ def render_report(result) -> str:
             headline=headline(s),
             tiers=[(c, c[len("tier_") :]) for c in tiers],
             months=first.to_dict("records"),
+            cost_split=cost_split(result.per_run, dec),
+            # Each cost kind's monthly cost after the reward cost (the program's own kinds only).
+            cost_columns=[(metrics.cost_figures(k)[0], COST_PARTS[k][0]) for k in metrics.COST_KINDS
+                          if metrics.cost_figures(k)[0] in first.columns],
             rewards=result.rewards.to_dict("records"),
             # The files read are in `sources` (path and sha256), whether the scenario named them or not.
             assumptions=[(k, v) for k, v in _flatten(result.scenario.to_dict()) if k not in SOURCE_KEYS],
@@ -282,8 +308,59 @@ def render_report(result) -> str:
             method=metrics.PERCENTILE_METHOD,
             **first_screen(s),
             **finance_sections(result, dec),
+            **segment_sections(result, dec),
         )
     )
+
+
+def segment_sections(result, decimals: int) -> dict:
+    """The report's segments section: segments.csv's rows by RFM segment and by lifecycle stage,
+    and the VIP pyramid of run 0 (simulator.segments)."""
+    out: dict = {"segment_rows": None, "stage_rows": None, "tier_rows": None, "pyramid": None, "chart_pyramid": None, "migrations": None}
+    table = result.segments
+    if table is None:
+        return out
+    out["segment_rows"] = table[table["dimension"] == "segment"].to_dict("records")
+    out["stage_rows"] = table[table["dimension"] == "stage"].to_dict("records")
+    out["tier_rows"] = table[table["dimension"] == "tier"].to_dict("records")
+    seg = result.segmentation
+    if seg is not None and seg.tiers:
+        moved = segments.migration(seg, result.read_ledger())
+        if moved is not None:
+            out["migrations"] = [_matrix(m) for m in moved]
+    if seg is not None and seg.revenue is not None and len(seg.revenue):
+        fig0 = result.per_run[0]
+        costs = segments.customer_costs(seg, result.read_ledger(), result.program.model.point_cost, fig0["urr"], decimals)
+        p = segments.pyramid(seg, costs)
+        out["pyramid"] = p
+        out["chart_pyramid"] = chart_pyramid(p)
+    return out
+
+
+def _matrix(frame: pd.DataFrame) -> dict:
+    """A count matrix for the page: its axes' names, column labels and rows (label, counts)."""
+    return {
+        "rows_name": frame.index.name,
+        "columns_name": frame.columns.name,
+        "columns": [str(c) for c in frame.columns],
+        "rows": [(str(i), [int(v) for v in frame.loc[i]]) for i in frame.index],
+    }
+
+
+def chart_pyramid(p) -> Markup:
+    """Who brings the money against who the program pays: cumulative shares over the customers
+    ranked by their revenue (run 1's program cost)."""
+    fig, ax = _figure("Customers ranked by revenue: cumulative share of revenue and of program cost (run 1)", "cumulative share")
+    c = p.curve
+    ax.plot(100 * c["customer_share"], 100 * c["revenue_share"], color=PALETTE[0], label="Revenue")
+    ax.plot(100 * c["customer_share"], 100 * c["cost_share"], color=PALETTE[1], label="Program cost")
+    ax.plot([0, 100], [0, 100], color="#bbbbbb", linestyle="--", linewidth=0.8, label="Even")
+    ax.axvline(20, color="#888888", linewidth=0.8)
+    ax.set_xlabel("customers, most revenue first (%)")
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0f}%")
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0f}%")
+    ax.legend(frameon=False, loc="lower right")
+    return _svg(fig)
 
 
 # The headline cards (report.html) that carry their figures' warnings.
@@ -334,8 +411,8 @@ def compare_rows(results: list) -> list[dict]:
     whether that difference is better or worse (`verdicts`)."""
     rows = []
     for key, label, kind in HEADLINE:
-        if not all(key in r.summary for r in results):  # discounts: only a program with them has the figures
-            if key in metrics.DISCOUNT_FIGURES and not any(key in r.summary for r in results):
+        if not all(key in r.summary for r in results):  # discounts, benefits: only a program with them has the figures
+            if key in metrics.COST_KIND_FIGURES and not any(key in r.summary for r in results):
                 continue
         vals = [r.summary.get(key, {"mean": 0, "p5": 0, "p50": 0, "p95": 0}) for r in results]
         base = vals[0]["p50"]

@@ -17,6 +17,8 @@ Amounts are rounded half-even to the minor unit after scaling. All draws are cou
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 import pandas as pd
 from numba import njit
@@ -24,6 +26,8 @@ from numba import njit
 from rulelang.errors import LoyaltyError
 from simulator import metrics, rng, tiers
 from simulator.history import with_columns
+from simulator.scenario import SegmentUplift
+from simulator.segments import NO_HISTORY, SEGMENTS
 
 STREAM_VISIT, STREAM_PICK = 31, 32
 
@@ -32,11 +36,13 @@ def tier_uplifts(response, model) -> np.ndarray:
     """The spend uplift of each tier level (one level when the program has no tiers)."""
     names = model.tiers.names if model.tiers else ()
     mapping = response.spend_uplift
-    if hasattr(mapping, "items"):
+    if hasattr(mapping, "items") and not isinstance(mapping, SegmentUplift):
         unknown = [t for t in mapping if t not in names]
         if unknown:
             known = ", ".join(names) or "none (the program has no tiers; give one number)"
-            raise LoyaltyError(f"response.spend_uplift: `{unknown[0]}` is not a tier of the program; tiers: {known}")
+            close = difflib.get_close_matches(unknown[0].casefold(), [s.casefold() for s in SEGMENTS], n=1, cutoff=0.75)
+            hint = f" (or, for an uplift by segment, segments such as `{SEGMENTS[[s.casefold() for s in SEGMENTS].index(close[0])]}`)" if close else ""
+            raise LoyaltyError(f"response.spend_uplift: `{unknown[0]}` is not a tier of the program; tiers: {known}{hint}")
     return np.array([response.spend_uplift_for(n) for n in names] or [response.spend_uplift_for("")], dtype=np.float64)
 
 
@@ -78,9 +84,29 @@ def balance_before(ledger: pd.DataFrame, rows: pd.DataFrame, code_of: dict) -> n
     return bal.astype(np.int64)
 
 
-def factors(response, model, rows: pd.DataFrame, first_pass, code_of: dict, decimals: int) -> np.ndarray:
+def factors(response, model, rows: pd.DataFrame, first_pass, code_of: dict, decimals: int, seg=None) -> np.ndarray:
     """Per row: the share by which a member purchase line grows (0 elsewhere). `first_pass`: the
-    engine's evaluation of the rows with each row's tier (`rulelang.engine` Evaluation), or None."""
+    engine's evaluation of the rows with each row's tier (`rulelang.engine` Evaluation), or None;
+    `seg`: the customers' segments (simulator.segments), read for an uplift by segment."""
+    if isinstance(response.spend_uplift, SegmentUplift):
+        # By segment, not tier: the tiers' uplift is 0, and the goal gradient adds to it as ever.
+        return _tier_factors(response, model, rows, first_pass, code_of, decimals) + segment_factors(response.spend_uplift, seg, rows)
+    return _tier_factors(response, model, rows, first_pass, code_of, decimals)
+
+
+def segment_factors(uplift, seg, rows: pd.DataFrame) -> np.ndarray:
+    """Per row: the uplift of its customer's segment on a purchase (0 elsewhere); a customer the
+    segmentation does not know (a new customer of a horizon) has no history."""
+    table = np.array([float(uplift.get(name, 0.0)) for name in SEGMENTS], dtype=np.float64)
+    m = rows["_m"].to_numpy()
+    n = len(seg.segment)
+    own = np.full(len(m), SEGMENTS.index(NO_HISTORY), dtype=np.int64)
+    known = m < n
+    own[known] = seg.segment[m[known]]
+    return np.where(rows["_purchase"].to_numpy(), table[own], 0.0)
+
+
+def _tier_factors(response, model, rows: pd.DataFrame, first_pass, code_of: dict, decimals: int) -> np.ndarray:
     uplifts = tier_uplifts(response, model)
     n = len(rows)
     level = np.zeros(n, dtype=np.int64)

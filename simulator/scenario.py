@@ -45,10 +45,12 @@ class Period:
 
 @dataclass(frozen=True)
 class Enrollment:
-    """Who joins: a `share` of customers, picked `random`ly or the `top_spenders` first."""
+    """Who joins: a `share` of customers, picked `random`ly, the `top_spenders` first, or at random
+    among the customers of the RFM `segments` named (`pick: segment`, simulator.segments)."""
 
     share: float = 1.0
     pick: str = "random"
+    segments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,32 @@ class Normal:
 STREAM_UPLIFT = 41
 
 
+class SegmentUplift(Mapping):
+    """A spend uplift by RFM segment (simulator.segments), read-only: `{At risk: 0.05, Champions: 0.01}`.
+    A segment it does not name has no uplift."""
+
+    def __init__(self, uplifts: Mapping[str, float]):
+        self._uplifts = dict(uplifts)
+
+    def __getitem__(self, name: str) -> float:
+        return self._uplifts[name]
+
+    def __iter__(self):
+        return iter(self._uplifts)
+
+    def __len__(self) -> int:
+        return len(self._uplifts)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SegmentUplift) and self._uplifts == other._uplifts
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._uplifts.items()))
+
+    def __repr__(self) -> str:
+        return f"SegmentUplift({self._uplifts!r})"
+
+
 @dataclass(frozen=True)
 class Response:
     """Behaviour change of members: spend uplift (one number, per tier, or a distribution), visit
@@ -111,7 +139,10 @@ class Response:
     source: Calibrated | None = None  # measured from a pilot by `loyalty calibrate`; None: typed or the default
 
     def spend_uplift_for(self, tier: str) -> float:
-        """The spend uplift of a tier (0 for a tier the mapping does not name; a distribution's mean)."""
+        """The spend uplift of a tier (0 for a tier the mapping does not name; a distribution's mean;
+        0 for every tier when the uplift is by segment)."""
+        if isinstance(self.spend_uplift, SegmentUplift):
+            return 0.0
         if isinstance(self.spend_uplift, Normal):
             return self.spend_uplift.mean
         if isinstance(self.spend_uplift, Mapping):
@@ -214,7 +245,8 @@ class Scenario:
             "customers": _path_text(self.customers),
             "columns": dict(sorted(self.columns.items())),
             "period": str(self.period) if self.period else None,
-            "enrollment": {"share": self.enrollment.share, "pick": self.enrollment.pick},
+            "enrollment": {"share": self.enrollment.share, "pick": self.enrollment.pick}
+            | ({"segments": list(self.enrollment.segments)} if self.enrollment.pick == "segment" else {}),
             "redemption": {"probability": self.redemption.probability, "choice": self.redemption.choice},
             "response": {
                 "spend_uplift": _uplift_dict(rs.spend_uplift),
@@ -472,6 +504,9 @@ def _collect_marks(node, path: tuple, ctx: _Ctx, loader: yaml.SafeLoader) -> Non
             first_line.setdefault(key, at[0])
             ctx.marks[("key",) + path + (key,)] = at
             _collect_marks(vnode, path + (key,), ctx, loader)
+    elif isinstance(node, yaml.SequenceNode):  # (a list's items by position: `enrollment.segments`)
+        for i, item in enumerate(node.value):
+            _collect_marks(item, path + (i,), ctx, loader)
 
 
 def _clip(text: str, limit: int = SHOWN_CHARS) -> str:
@@ -730,10 +765,56 @@ def _spend_uplift(value, path, ctx):
             if not isinstance(tier, str):
                 raise ctx.fail(path + (tier,), f"expected a tier name as the key, got {_shown(tier)}", key=True)
             out[tier] = _uplift_number(v, path + (tier,), ctx)
-        return MappingProxyType(out)
+        return _by_tier_or_segment(out, path, ctx)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ctx.fail(path, f"expected a number (0.03 means +3%), a mapping of tier to number, like `{{Gold: 0.03}}`, or {_DISTRIBUTION}, got {_shown(value)}")
     return _uplift_number(value, path, ctx)
+
+
+def _by_tier_or_segment(uplifts: dict, path, ctx):
+    """A mapping of uplifts whose keys are all RFM segment names is by segment; otherwise by tier.
+    One mapping is one or the other: segment names beside other keys are refused."""
+    from simulator.segments import SEGMENTS
+
+    named = [k for k in uplifts if k in SEGMENTS]
+    if not named:
+        return MappingProxyType(uplifts)
+    others = [k for k in uplifts if k not in SEGMENTS]
+    if others:
+        k = others[0]
+        hint = _segment_hint(k, SEGMENTS)
+        raise ctx.fail(
+            path + (k,),
+            f"`{_clip(k)}` is not a segment, and `{_clip(named[0])}` is: give the uplift by tier or by segment, not both in one mapping{hint}",
+            key=True,
+        )
+    return SegmentUplift(uplifts)
+
+
+def _segment_hint(name: str, names: tuple[str, ...]) -> str:
+    """`; did you mean `X`?` for a near-miss of a segment name (case aside), with the names otherwise."""
+    folded = {n.casefold(): n for n in names}
+    close = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.6)
+    return f"; did you mean `{folded[close[0]]}`?" if close else f"; segments: {', '.join(names)}"
+
+
+def _segment_names(value, path, ctx) -> tuple[str, ...]:
+    """A list of RFM segment names (simulator.segments), each known, none twice."""
+    from simulator.segments import SEGMENTS
+
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ctx.fail(path, f"expected a list of segment names, like `[At risk, Champions]`, got {_shown(value)}")
+    out: list[str] = []
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or name not in SEGMENTS:
+            shown = _clip(str(name))
+            raise ctx.fail(path + (i,), f"unknown segment `{shown}`{_segment_hint(str(name), SEGMENTS)}")
+        if name in out:
+            raise ctx.fail(path + (i,), f"the segment `{name}` is named twice; keep one")
+        out.append(name)
+    return tuple(out)
 
 
 CALIBRATED_KINDS = ("pilot", "ledger")
@@ -760,7 +841,8 @@ _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
     },
     "enrollment": {
         "share": (_number(0.0, 1.0, "a share between 0 and 1"), 1.0),
-        "pick": (_choice(("random", "top_spenders")), "random"),
+        "pick": (_choice(("random", "top_spenders", "segment")), "random"),
+        "segments": (_segment_names, ()),
     },
     "redemption": {
         "probability": (_number(0.0, 1.0, "a probability between 0 and 1"), 0.3),
@@ -861,6 +943,11 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     red = ctx.attempt(_section, d.get("redemption"), "redemption", ("redemption",), ctx, default=_defaults("redemption"))
     resp = ctx.attempt(_section, d.get("response"), "response", ("response",), ctx, default=_defaults("response"))
     acq = ctx.attempt(_section, d.get("acquisition"), "acquisition", ("acquisition",), ctx, default=_defaults("acquisition"))
+    if enr is not None and (enr["pick"] == "segment") != bool(enr["segments"]):
+        if enr["pick"] == "segment":
+            ctx.problems.append(ctx.fail(("enrollment", "pick"), "`pick: segment` needs the segments to enrol: add `segments: [At risk, Champions]` (say) to `enrollment`"))
+        else:
+            ctx.problems.append(ctx.fail(("enrollment", "segments"), f"segments are enrolled only with `pick: segment` (pick is `{enr['pick']}`); set `pick: segment` or drop `segments`", key=True))
     if resp["goal_gradient"] is not None:
         gg = ctx.attempt(_section, resp["goal_gradient"], "goal_gradient", ("response", "goal_gradient"), ctx)
         resp["goal_gradient"] = GoalGradient(**gg) if gg is not None and None not in gg.values() else None

@@ -33,7 +33,7 @@ import click
 from rulelang.engine import available_cores
 from rulelang.errors import LoyaltyError
 from simulator import metrics, montecarlo
-from simulator.scenario import Normal, Scenario
+from simulator.scenario import Normal, Scenario, SegmentUplift
 
 # --- the assumptions and their ranges -----------------------------------------------------------
 
@@ -48,6 +48,8 @@ def _shifted_uplift(value, delta: float, lo: float, hi: float):
     if isinstance(value, Normal):
         # Each run's draw is mean + sd * z(run): moving the mean moves every run's draw by delta.
         return Normal(_clamp(value.mean + delta, -1.0, 1.0), value.sd)
+    if isinstance(value, SegmentUplift):  # (by segment: each segment's moved, still by segment)
+        return SegmentUplift({t: _clamp(v + delta, lo, hi) for t, v in value.items()})
     if hasattr(value, "items"):
         return MappingProxyType({t: _clamp(v + delta, lo, hi) for t, v in value.items()})
     return _clamp(float(value) + delta, lo, hi)

@@ -78,7 +78,7 @@ def _kinds(*groups: tuple[tuple[str, ...] | str, str]) -> tuple[tuple[str, str],
 SUMMARY_ORDER = metrics.FIGURE_LABELS
 FIGURE_KINDS = {
     **{f: "points" for f in metrics.POINT_FIGURES},
-    **{f: "money" for f in metrics.MONEY_FIGURES},
+    **{f: "money" for f in metrics.MONEY_FIGURES + metrics.COST_KIND_FIGURES},
     **{f: "ratio" for f in metrics.RATIO_FIGURES},
     "revenue_lift_pct": "percent",
     # The accounting roll-forward's amounts and the ultimate redemption rate, under any key that
@@ -179,8 +179,7 @@ ROLL_FORWARD = _kinds(
     (("month",), "text"),
     (metrics.MONTHLY_POINTS, "points"),
     (("members", "tier_*"), "count"),
-    (metrics.MONTHLY_MONEY, "money"),
-    (metrics.DISCOUNT_FIGURES, "money"),
+    (metrics.MONTHLY_MONEY + metrics.COST_KIND_FIGURES, "money"),
 )
 
 # urr.csv's and urr_by_tier.csv's columns (the latter's first is `tier`).
@@ -225,6 +224,18 @@ SHEETS = (
         lambda r: r.rewards,
         _kinds((("reward",), "text"), (("count", "count_p5", "count_p95"), "count"), (("points",), "points"), (("cost", "partner_share"), "money")),
         frozen_columns=1,
+    ),
+    Sheet(
+        "segments",  # segments.csv (simulator.segments)
+        lambda r: getattr(r, "segments", None),
+        _kinds(
+            (("dimension", "group"), "text"),
+            (("customers", "members"), "count"),
+            (("points_*",), "points"),
+            (("reward_cost", "partner_funded", "liability", "program_cost*", "revenue_*", "cost_per_member"), "money"),
+            (("cost_share_of_revenue",), "ratio"),
+        ),
+        frozen_columns=2,
     ),
     Sheet("assumptions", assumptions_frame, _kinds((("section", "key"), "text"), (("value",), "value")), frozen_columns=2),
 )

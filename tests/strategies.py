@@ -157,6 +157,8 @@ statements = st.one_of(
               clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent)))),
     st.builds(lambda n, v, cs, cap, cheapest: ast.Discount(n, v, cs, cap=cap, cheapest=cheapest), idents, percents,
               clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent))), st.none() | money, st.booleans()),
+    st.builds(ast.Benefit, idents, money, clauses),
+    st.builds(ast.Label, idents, st.lists(st.builds(ast.LabelText, idents, strings), min_size=1, max_size=3).map(tuple)),
 )
 programs = st.lists(statements, max_size=8).map(lambda ss: ast.Program(tuple(ss)))
 
@@ -165,7 +167,8 @@ def canonical_tree(tree: ast.Program) -> ast.Program:
     """What formatting may change and no more: clause order, and trailing spaces of comments."""
     from rulelang.fmt import canonical_clauses
 
-    stmts = tuple(dataclasses.replace(s, clauses=canonical_clauses(s.clauses)) if isinstance(s, ast.Earn) else s for s in tree.statements)
+    stmts = tuple(dataclasses.replace(s, clauses=canonical_clauses(s.clauses)) if isinstance(s, (ast.Earn, ast.Benefit)) else s
+                  for s in tree.statements)
     notes = tuple(dataclasses.replace(c, text=c.text.rstrip()) for c in tree.comments)
     return dataclasses.replace(tree, statements=stmts, comments=notes)
 
@@ -298,6 +301,27 @@ def diff_discount(draw, i: int, tiers: bool) -> str:
 
 
 @st.composite
+def diff_benefit(draw, j: int, tiers: bool) -> str:
+    """`benefit bJ: cost ...` with random clauses, as an earn rule's (a cost that is not a whole
+    number of fen is rounded half up, as a reward's)."""
+    clauses = []
+    if draw(st.booleans()):
+        clauses.append("when " + draw(diff_condition(tiers)))
+    if draw(st.integers(0, 4)) == 0:
+        clauses.append(f"on {draw(st.sampled_from(DIFF_EVENTS))}")
+    if draw(st.integers(0, 3)) == 0:
+        a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
+        clauses.append(f"during {a} to {b}")
+    freq = draw(st.sampled_from([None, None, "once", "once per year", "once per month", "at most 2 times per week", "at most 3 times"]))
+    if freq:
+        clauses.append(freq)
+    if draw(st.integers(0, 2)) == 0:
+        clauses.append(f"funded {draw(st.sampled_from(['50', '100', '33', '12.5']))}% by partner")
+    cost = draw(st.sampled_from(["20", "50", "0.01", "2.5", "0.335", "7.77"]))
+    return f"benefit b{j}: cost {cost} CNY " + " ".join(clauses)
+
+
+@st.composite
 def diff_program(draw) -> str:
     """The text of a random valid program."""
     lines = ['program "diff"', "currency CNY", f"point_cost {draw(st.sampled_from(['0.01', '0.02', '0.015']))} CNY"]
@@ -317,6 +341,8 @@ def diff_program(draw) -> str:
     lines += draw(diff_best_of(lines[-len(names):]))
     for i in range(draw(st.integers(0, 3))):
         lines.append(draw(diff_discount(i, tiers)))
+    for j in range(draw(st.integers(0, 2))):
+        lines.append(draw(diff_benefit(j, tiers)))
     for period in draw(st.lists(st.sampled_from(["day", "week", "month", "year"]), max_size=2, unique=True)):
         lines.append(f"limit {draw(st.sampled_from([20, 50, 150, 1000]))} points per {period}")
     expiry = draw(st.sampled_from([None, "expire never", "expire after 30 days", "expire after 1 months", "expire after 12 months",

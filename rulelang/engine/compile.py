@@ -31,7 +31,7 @@ from rulelang.values import half_up
 
 LIMIT = 2**62  # int64 head-room: exact sums beyond this would wrap, so they are refused
 PERIOD_ROW = {None: 0, "day": 1, "week": 2, "month": 3, "year": 4}
-KIND_CODE = {"per_spend": Kn.PER_SPEND, "fixed": Kn.FIXED, "per_unit": Kn.PER_UNIT, "multiplier": Kn.MULTIPLIER}
+KIND_CODE = {"per_spend": Kn.PER_SPEND, "fixed": Kn.FIXED, "per_unit": Kn.PER_UNIT, "multiplier": Kn.MULTIPLIER, "benefit": Kn.BENEFIT_RULE}
 ROUND_CODE = {"down": Kn.DOWN, "up": Kn.UP, "nearest": Kn.NEAREST}
 CHOICE_CODE = {"cheapest": Kn.CHEAPEST, "dearest": Kn.DEAREST, "random": Kn.RANDOM}
 METRIC_CODE = {"spend": 0, "points": 1, "visits": 2}
@@ -62,6 +62,10 @@ class CompiledProgram:
     rw_cost: np.ndarray
     rw_share: np.ndarray
     expiry: tuple[int, int]
+    # Benefits (the rules after the earn rules): cost a firing in minor units, partner share num / den.
+    bn_cost: np.ndarray
+    bn_share_num: np.ndarray
+    bn_share_den: np.ndarray
 
     @property
     def levels(self) -> int:
@@ -69,10 +73,11 @@ class CompiledProgram:
 
     def masks(self, batch: Batch, env: C.Env | None = None) -> tuple[list, np.ndarray]:
         """(blocks, index): blocks[index[r, level]] is the boolean mask of rows where rule r applies
-        at that tier level (rules whose condition does not read the tier have one block)."""
+        at that tier level (rules whose condition does not read the tier have one block); the
+        benefits after the earn rules."""
         env = env or C.Env(self.model, batch)
-        blocks, index = [], np.zeros((len(self.model.rules), self.levels), dtype=np.int64)
-        for r, rule in enumerate(self.model.rules):
+        blocks, index = [], np.zeros((len(self.model.firing), self.levels), dtype=np.int64)
+        for r, rule in enumerate(self.model.firing):
             m = rule_masks(rule, env, self.levels)
             index[r] = len(blocks) + (np.arange(self.levels) if m.shape[0] > 1 else 0)
             blocks.extend(m)
@@ -80,12 +85,13 @@ class CompiledProgram:
 
     def earn_columns(self, batch: Batch, tier: int = 0) -> np.ndarray:
         """Stateless exact points (numerators over `den`) per rule and row at one tier level: no
-        frequency limits, rounding or caps; basket-scope rules on each basket's first row."""
+        frequency limits, rounding or caps; basket-scope rules on each basket's first row; for a
+        benefit (after the rules), 1 where it fires."""
         env = C.Env(self.model, batch)
         ok, index = self.masks(batch, env)
         amount = env.amount().num
         first = env.is_first()
-        out = np.zeros((len(self.model.rules), env.n), dtype=np.int64)
+        out = np.zeros((len(self.model.firing), env.n), dtype=np.int64)
         for r in self.order:
             mask = ok[index[r, tier]].copy()
             if self.basket[r]:
@@ -96,6 +102,8 @@ class CompiledProgram:
                 out[r] = np.where(mask, self.fixed_num[r], 0)
             elif self.kind[r] == Kn.PER_UNIT:
                 out[r] = np.where(mask, env.units() * self.fixed_num[r], 0)
+            elif self.kind[r] == Kn.BENEFIT_RULE:
+                out[r] = mask
             else:
                 tp = out[self.target[r]]
                 out[r] = np.where(mask & (tp > 0), tp * self.fnum[r] // self.fden[r], 0)
@@ -111,11 +119,15 @@ class CompiledProgram:
                 bound[r] = int(self.fixed_num[r])
             elif self.kind[r] == Kn.PER_UNIT:
                 bound[r] = max_units * int(self.fixed_num[r])
+            elif self.kind[r] == Kn.BENEFIT_RULE:
+                bound[r] = 0  # no points; its cost a unit is bounded below
             else:
                 bound[r] = bound[self.target[r]] * int(self.fnum[r])
         per_unit = int(sum(bound)) * max(max_lines, 1)
         points = per_unit // self.den + 1
-        worst = max(per_unit * 2, points * max(max_total, 1) * 2, points * 2 * int(max(self.ps_num, default=0)))
+        worst = max(per_unit * 2, points * max(max_total, 1) * 2, points * 2 * int(max(self.ps_num, default=0)),
+                    # every benefit firing on every line of a unit, and twice that times its share's numerator
+                    max(max_lines, 1) * int(self.bn_cost.sum()) * 2 * int(max(self.bn_share_num, default=1)))
         if worst >= LIMIT:
             raise LoyaltyError(
                 f"{self.model.path}: amounts this large (up to {max_amount} minor units, {max_lines} lines a basket"
@@ -145,7 +157,7 @@ def available_cores() -> int:
 def compile_model(model: Model) -> CompiledProgram:
     """Everything about the program that does not depend on the data, as arrays."""
     scale = 10**model.decimals
-    rules = model.rules
+    rules = model.firing  # the earn rules, then the benefits (which earn nothing)
     # The kernel packs a posting's rule or reward code in 16 bits, its tier in 8 (kernel.OUT_WHO).
     tiers = len(model.tiers.names) if model.tiers else 0
     for what, count, most in (("rules", len(rules), 2**15 - 1), ("rewards", len(model.rewards), 2**15 - 1), ("tiers", tiers, Kn.MAX_TIERS)):
@@ -155,12 +167,13 @@ def compile_model(model: Model) -> CompiledProgram:
     # The checker has kept this denominator within limits.MAX_DENOMINATOR (and every number within limits.LIMITS).
     step = award_steps(model.rules, model.decimals)
     den = math.lcm(*(f.denominator for f in step.values()))
-    order = [r.index for r in rules if r.kind != "multiplier"] + [r.index for r in model.multiplier_order()]
+    order = [r.index for r in model.rules if r.kind != "multiplier"] + [r.index for r in model.multiplier_order()]
+    order += [b.index for b in model.benefits]  # after every rule: nothing multiplies a benefit
     if len(order) != len(rules):
         raise C.CompileError(f"{model.path}: multipliers form a cycle; the compiled engine needs each chain to end at a rule")
     fac = [(r.factor - 1) if r.kind == "multiplier" else Fraction(0) for r in rules]
     pc = model.point_cost
-    ps = [pc * r.funded_share * scale for r in rules]
+    ps = [pc * r.funded_share * scale if r.kind != "benefit" else Fraction(0) for r in rules]  # a benefit's share is of its cost (bn_share_*)
     rate = [r.rate / scale * den if r.kind == "per_spend" else Fraction(0) for r in rules]
     fixed = [r.points * den if r.kind in ("fixed", "per_unit") else Fraction(0) for r in rules]
     for r, x in zip(rules, rate + fixed, strict=False):
@@ -208,6 +221,9 @@ def compile_model(model: Model) -> CompiledProgram:
         rw_cost=i64(half_up(w.cost * scale) for w in model.rewards),
         rw_share=i64(half_up(w.cost * w.funded_share * scale) for w in model.rewards),
         expiry=expiry,
+        bn_cost=i64(half_up(b.cost * scale) for b in model.benefits),
+        bn_share_num=i64(b.funded_share.numerator for b in model.benefits),
+        bn_share_den=i64(b.funded_share.denominator for b in model.benefits),
     )
 
 
@@ -382,6 +398,10 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         reward_cost=cp.rw_cost,
         reward_share=cp.rw_share,
         **discount_program(model),
+        point_rules=len(model.rules),
+        benefit_cost=cp.bn_cost,
+        benefit_share_num=cp.bn_share_num,
+        benefit_share_den=cp.bn_share_den,
         **group_program(model),
     )
 
@@ -544,7 +564,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
     cols = posted.columns
     # The codes in the types pandas keeps them in (no copy when the Categoricals are made).
     count = cols.shape[1]
-    sizes = (len(batch.customers), len(ledger.KINDS), len(model.rules) + len(model.discounts) + 1, len(model.rewards) + 1, cp.levels + 1)
+    sizes = (len(batch.customers), len(ledger.KINDS), len(model.firing) + len(model.discounts) + 1, len(model.rewards) + 1, cp.levels + 1)
     codes = [np.empty(count, dtype=ledger.code_dtype(size)) for size in sizes]
     Kn.unpack(cols[Kn.OUT_WHO], *codes)
     member_codes, kind_codes, rule_codes, reward_codes, tier_codes = codes
@@ -560,7 +580,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
         cols[Kn.OUT_COST],
         cols[Kn.OUT_SHARE],
         cols[Kn.OUT_ROW],
-        tuple(r.name for r in model.rules) + tuple(d.name for d in model.discounts),
+        tuple(r.name for r in model.firing) + tuple(d.name for d in model.discounts),
         tuple(w.name for w in model.rewards),
         tier_codes,
         model.tiers.names if model.tiers else (),

@@ -136,7 +136,7 @@ def needed_columns(model: Model) -> tuple[set[str], set[str]]:
     """Transaction columns and customer attributes the program's rules read."""
     cols: set[str] = set()
     cust: set[str] = set()
-    exprs = [r.condition for r in (*model.rules, *model.discounts) if r.condition is not None] + list(model.asserts)
+    exprs = [r.condition for r in (*model.firing, *model.discounts) if r.condition is not None] + list(model.asserts)
     from rulelang.model import names_in
 
     for e in exprs:
@@ -441,7 +441,7 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     needed, needed_cust = needed_columns(model)
     for col in sorted(needed):
         if col not in df.columns:
-            users = [r.name for r in (*model.rules, *model.discounts) if col in r.names or (col == "quantity" and r.kind in ("per_unit", "buy_get"))]
+            users = [r.name for r in (*model.firing, *model.discounts) if col in r.names or (col == "quantity" and r.kind in ("per_unit", "buy_get"))]
             raise DataError(
                 f"column `{col}` is used by rule(s) {', '.join(users) or '(assert)'} but the transactions do not have it; "
                 f"available: {', '.join(map(str, df.columns))}{_suggest(col, df.columns)}"

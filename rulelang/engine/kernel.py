@@ -28,10 +28,10 @@ OUT_TS, OUT_POINTS, OUT_EARNED, OUT_COST, OUT_SHARE, OUT_ROW, OUT_WHO = range(7)
 WHO_MEMBER_SHIFT, WHO_TIER_SHIFT, WHO_CODE_SHIFT = 32, 24, 8
 MAX_TIERS = 254  # tier + 1 in 8 bits
 # Ledger kinds (ledger.KINDS order) and batch row kinds (data.PURCHASE ...).
-EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE, DISCOUNT = range(7)
+EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE, DISCOUNT, BENEFIT = range(8)
 K_PURCHASE, K_REFUND, K_REDEEM, K_EVENT = 0, 1, 2, 3
 # Rule kinds, rounding modes, expiry kinds, tier windows, policy choices.
-PER_SPEND, FIXED, MULTIPLIER, PER_UNIT = 0, 1, 2, 3
+PER_SPEND, FIXED, MULTIPLIER, PER_UNIT, BENEFIT_RULE = 0, 1, 2, 3, 4
 DOWN, UP, NEAREST = 0, 1, 2
 X_NEVER, X_AFTER_DAYS, X_AFTER_MONTHS, X_INACTIVE_DAYS, X_INACTIVE_MONTHS, X_END_OF_YEAR, X_END_OF_NEXT_YEAR = range(7)
 W_ROLLING, W_CALENDAR = 0, 1
@@ -334,9 +334,11 @@ def _best_of(group_rules, unit_exact, times_key, times_used, times_key_before, t
 
 class Program(NamedTuple):
     """The program's arrays and codes, the same for every batch (`compile.program_arrays`).
-    Per rule, in rule order: an exact award is a numerator over `den`."""
+    Per rule, in rule order: an exact award is a numerator over `den`. The earn rules come first
+    (`point_rules` of them), then the benefits: they fire, and count against their frequency
+    limits, like rules, but post a money cost instead of points."""
 
-    rule_kind: np.ndarray  # PER_SPEND, FIXED, PER_UNIT or MULTIPLIER
+    rule_kind: np.ndarray  # PER_SPEND, FIXED, PER_UNIT, MULTIPLIER or BENEFIT_RULE
     multiplier_target: np.ndarray  # the rule a multiplier multiplies (-1 for the rest)
     multiplier_num: np.ndarray  # a multiplier's extra factor (factor - 1), num / den
     multiplier_den: np.ndarray
@@ -372,6 +374,10 @@ class Program(NamedTuple):
     discount_cheapest: np.ndarray  # 1: a percentage of the cheapest matching line only
     discount_buy: np.ndarray  # D_BUY_GET: of each buy + get units ...
     discount_get: np.ndarray  # ... the cheapest get are free
+    point_rules: int  # the earn rules (the rest of the rules are benefits)
+    benefit_cost: np.ndarray  # per benefit: its cost a firing (minor units) ...
+    benefit_share_num: np.ndarray  # ... and the partner's share of it, num / den
+    benefit_share_den: np.ndarray
     # `best of` (docs/semantics.md, "Best of"): per group its rules in the order listed, padded
     # with -1 (groups, widest group). A program without groups has none and `has_groups` false, so
     # its units skip the step with one test.
@@ -507,6 +513,10 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     window_days, window_months, thresholds = program.window_days, program.window_months, program.thresholds
     expiry_kind = program.expiry_kind
     reward_points, reward_cost, reward_share = program.reward_points, program.reward_cost, program.reward_share
+    n_points = program.point_rules
+    benefit_cost, benefit_share_num, benefit_share_den = program.benefit_cost, program.benefit_share_num, program.benefit_share_den
+    n_benefits = benefit_cost.shape[0]
+    has_benefits = n_benefits > 0  # the program's flag: without benefits the unit loop skips their step
     member, ts, kind, amount, unit, units = rows.member, rows.ts, rows.kind, rows.amount, rows.unit, rows.units
     refund_of, reward_of, row_id = rows.refund_of, rows.reward_of, rows.row_id
     rule_bits, level_bits, later_bits, bit_rule = rows.rule_bits, rows.level_bits, rows.later_bits, rows.bit_rule
@@ -556,6 +566,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     rounded_points = np.zeros(n_rules, dtype=np.int64)
     remainder = np.zeros(n_rules, dtype=np.int64)
     issued_points = np.zeros(n_rules, dtype=np.int64)
+    benefit_fired = np.zeros(n_benefits, dtype=np.int64)  # per benefit: its firings on the unit
     # Per refunded unit (by its slot): its day, points issued and clawed back per rule, amount refunded.
     slots = max(rows.refunded_units, 1)
     slot_issued = np.zeros((slots, n_rules), dtype=np.int64)
@@ -828,10 +839,12 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                     exact = fixed_num[r]
                                 elif rule_kind[r] == PER_UNIT:
                                     exact = fixed_num[r] * units[line]
-                                else:
+                                elif rule_kind[r] == MULTIPLIER:
                                     target = line_exact[multiplier_target[r]]
                                     if target > 0:
                                         exact = target * multiplier_num[r] // multiplier_den[r]
+                                else:  # BENEFIT_RULE: a firing; its cost is posted after the points
+                                    exact = 1
                                 if exact > 0 and times[r] >= 0:
                                     key = period_key[times_period[r]]
                                     if key != times_key[r]:
@@ -845,6 +858,13 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                 unit_exact[r] += exact
                             bits = bits >> np.uint64(1)
                             b += 1
+                # --- Benefits fired: their firings move out of the points (the program's flag: a
+                # program without benefits skips this; the loops below then run over exactly the
+                # rules they ran over before benefits, and the benefits' entries are 0 in them).
+                if has_benefits:
+                    for q in range(n_benefits):
+                        benefit_fired[q] = unit_exact[n_points + q]
+                        unit_exact[n_points + q] = 0
                 # --- Best of: in each group only the largest exact award over the unit is kept
                 # (ties: the first listed); the others earn nothing and their firings are taken back.
                 if has_groups:
@@ -902,6 +922,17 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 for r in range(n_rules):
                     if rounded_points[r] - issued_points[r] > 0:
                         posted = _post(out, posted, holder, now, CAPPED, r, rounded_points[r] - issued_points[r], NAT, -1, 0, 0, row_id[first])
+                # --- Benefits: each one that fired costs its cost a firing (a program without
+                # benefits skips this). A refund does not take a benefit back.
+                if has_benefits:
+                    for q in range(n_benefits):
+                        fired = benefit_fired[q]
+                        if fired > 0:
+                            spent = fired * benefit_cost[q]
+                            partner = 0
+                            if benefit_share_num[q] > 0:
+                                partner = (2 * spent * benefit_share_num[q] + benefit_share_den[q]) // (2 * benefit_share_den[q])
+                            posted = _post(out, posted, holder, now, BENEFIT, n_points + q, 0, NAT, -1, spent, partner, row_id[first])
                 if issued > 0:
                     balance += issued
                     if lot_count > 0 and lot_day[lot_count - 1] == day:

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 
 # `discount`: money a discount took off a basket (cost, partner share; no points), negative when
-# a refund reverses it.
-KINDS = ("earn", "capped", "clawback", "shortfall", "redeem", "expire", "discount")
-EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE, DISCOUNT = range(len(KINDS))
+# a refund reverses it; `benefit`: what a benefit given cost (cost, partner share; no points).
+KINDS = ("earn", "capped", "clawback", "shortfall", "redeem", "expire", "discount", "benefit")
+EARN, CAPPED, CLAWBACK, SHORTFALL, REDEEM, EXPIRE, DISCOUNT, BENEFIT = range(len(KINDS))
 COLUMNS = ("customer_id", "timestamp", "kind", "rule", "points", "earned_on", "reward", "cost", "partner_share", "row", "tier")
 # Direction of each kind in the balance: earn adds, clawback/redeem/expire take, the rest inform.
-SIGN = {"earn": 1, "capped": 0, "clawback": -1, "shortfall": 0, "redeem": -1, "expire": -1, "discount": 0}
+SIGN = {"earn": 1, "capped": 0, "clawback": -1, "shortfall": 0, "redeem": -1, "expire": -1, "discount": 0, "benefit": 0}
 
 
 def id_dtype(customer_ids) -> pd.CategoricalDtype:

@@ -77,7 +77,7 @@ def copied_columns(model) -> frozenset[str]:
     evaluated there (ROW) or again at moved rows (TIME). The rest come from the base's masks, so a
     copy need not carry them."""
     out: set[str] = set()
-    for rule in (*model.rules, *model.discounts):  # a discount's condition is read as a rule's
+    for rule in (*model.firing, *model.discounts):  # a benefit's and a discount's condition are read as a rule's
         for part in _conjuncts(rule.condition) if rule.condition is not None else ():
             if _conjunct_depends(part, model) != SAME:
                 names = _names(part)

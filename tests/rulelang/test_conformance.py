@@ -36,10 +36,13 @@ def test_explains(path, lang):
     out = explain(loaded, lang)
     assert out.startswith(loaded.model.name)
     assert not re.search(r"\{\w*\}", out), "a template slot was left unfilled"
+    shown = lambda name: loaded.model.labels.get(name, {}).get(lang, name.replace("_", " "))  # noqa: E731 - its label, else its name in words
     for reward in loaded.model.rewards:
-        assert reward.name in out
+        assert shown(reward.name) in out
     for level in loaded.model.tiers.names if loaded.model.tiers else ():
-        assert level in out
+        assert loaded.model.labels.get(level, {}).get(lang, level) in out
+    for rule in loaded.model.rules:  # a rule is named only by its label
+        assert (f"'{rule.name}'" not in out and f"“{rule.name}”" not in out) or rule.name in loaded.model.labels
     earns = loaded.tree.of(ast.Earn)
     assert sum(line.startswith("- ") for line in out.splitlines()) >= len(earns)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from rulelang.cli import explain_cmd
 from rulelang.explain import TEXT, explain
-from rulelang.program import loads
+from rulelang.program import load, loads
+from tests.conftest import PROGRAMS
+from tests.rulelang.golden_util import updating
 
 BEAN = """\
 program "Bean Club"
@@ -54,7 +58,7 @@ def zh() -> str:
     [
         "Bean Club",
         "You earn 1 point for every 1 CNY you spend.",
-        "Gold and Black members: 1.5 times the points of 'base'.",
+        "Gold and Black members: 1.5 times the points for spend.",
         "You earn 2 points for every 1 CNY you spend on pastry purchases.",
         "on Saturdays and Sundays",
         "on purchases of at least 50 CNY",
@@ -76,7 +80,7 @@ def test_english_phrases(en, phrase):
 
 @pytest.mark.parametrize(
     "phrase",
-    ["每消费1元积1分。", "Gold和Black会员可获得“base”的1.5倍积分", "购买pastry类商品时", "逢周六和周日", "单笔消费满50元时",
+    ["每消费1元积1分。", "Gold和Black会员可获得消费积分的1.5倍积分", "购买pastry类商品时", "逢周六和周日", "单笔消费满50元时",
      "2026年12月26日至2027年1月3日期间", "生日当月", "每年限一次", "注册入会时，可获得200积分。", "向下取整",
      "每个自然月最多可获得3000积分", "积分自获得之日起12个月后过期", "会员等级按最近365天内的累计消费金额计算", "Gold：满1000元",
      "coffee：300积分", "积分兑换"],
@@ -116,8 +120,8 @@ def test_calendar_year_tiers_are_held_through_the_next_year():
     text = "currency CNY\ntiers by spend over calendar year {\n  普通 from 0\n  金卡 from 8000\n}\nearn a: 1 point per 1 CNY\nearn b: 2x a when tier == 金卡\n"
     en, zh = terms(text), terms(text, "zh")
     assert "kept for the rest of that year and all of the next year" in en and "金卡: from 8000 CNY" in en
-    assert "金卡 members: 2 times the points of 'a'" in en
-    assert "当年达到的等级保留至次年年底" in zh and "金卡会员可获得“a”的2倍积分" in zh
+    assert "金卡 members: 2 times the points for spend" in en
+    assert "当年达到的等级保留至次年年底" in zh and "金卡会员可获得消费积分的2倍积分" in zh
 
 
 @pytest.mark.parametrize(
@@ -302,3 +306,126 @@ def test_best_of_lists_its_promotions_under_one_sentence_and_they_do_not_add_up(
     plain = explain(loads(BAKERY.replace("best of pastry_promo, tuesday_promo\n", "")), lang).splitlines()
     assert head not in plain and pastry in plain and tuesday in plain
     assert any(line.startswith(TEXT[lang]["stacking"].split("{")[0]) for line in plain)
+
+
+BENEFITS = """program "Suits"
+currency CNY
+tiers by spend over calendar year {
+  Green from 0
+  Gold  from 8000
+}
+earn base: 1 point per 1 CNY
+benefit free_alteration: cost 20 CNY when category == "suits" and tier >= Gold
+benefit birthday_gift:   cost 50 CNY when month(date) == month(customer.birthday) once per year funded 50% by brand
+benefit welcome_tote:    cost 15 CNY on enroll
+reward bag: 100 points cost 1 CNY
+"""
+
+
+@pytest.mark.parametrize(
+    "lang, phrase",
+    [
+        ("en", "Benefits\n- Gold members: free alteration on suits (worth 20 CNY).\n"),
+        ("en", "- Birthday gift in your birthday month (worth 50 CNY), once per year.\n"),
+        ("en", "- Welcome tote when you join (worth 15 CNY).\n"),
+        ("en", "A benefit already given is not taken back if you return the purchase."),
+        ("zh", "会员权益\n- 购买suits类商品时，Gold会员可享free alteration（价值20元）。\n"),
+        ("zh", "- 生日当月，可享birthday gift（价值50元），每年限一次。\n"),
+        ("zh", "已享受的权益在退货时不予收回。"),
+    ],
+)
+def test_benefits_in_words(lang, phrase):
+    text = terms(BENEFITS, lang)
+    assert phrase in text
+    assert "brand" not in text and "50%" not in text  # who funds a benefit is not member-facing
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.stem)
+def test_golden_terms_of_the_bundled_programs(path, lang):
+    """Each bundled program's member terms, as golden files (tests/rulelang/golden_explain/NAME.LANG.txt;
+    `pytest --update-goldens` writes them, as it writes the diagnostics' goldens)."""
+    golden = Path(__file__).resolve().parent / "golden_explain" / f"{path.stem}.{lang}.txt"
+    text = explain(load(path), lang)
+    if updating():
+        golden.write_text(text, encoding="utf-8")
+    assert golden.exists(), f"{golden}: golden file missing; write it with `pytest --update-goldens` and review it"
+    assert text == golden.read_text(encoding="utf-8"), f"{path.name}: the {lang} terms differ from {golden.name}"
+
+
+LABELLED = """program "Labels"
+currency CNY
+tiers by spend over 365 days {
+  Green from 0
+  Gold  from 1000
+  Black from 5000
+}
+earn base:    1 point per 1 CNY
+earn bonus:   10 points when amount >= 100
+earn units:   2 points per unit when sku == "X"
+earn gold:    1.5x base when tier == Gold
+earn black:   2x base when tier == Black
+earn weekend: 2x base when weekday in [sat, sun]
+earn extra:   2x bonus
+earn more:    1.5x extra
+earn each:    3x units
+reward coffee_cup: 300 points cost 8 CNY
+benefit free_delivery: cost 8 CNY once per month
+label base en "Points on spend" zh "消费积分"
+label Gold en "Gold card" zh "金卡"
+label gold en "Gold bonus"
+label coffee_cup zh "咖啡杯"
+label free_delivery zh "免费配送"
+"""
+
+
+@pytest.mark.parametrize(
+    "lang, phrase",
+    [
+        ("en", "- Gold bonus — Gold card members: 1.5 times the points of 'Points on spend'.\n"),
+        ("en", "- Black members: 2 times the points of 'Points on spend'.\n"),
+        ("en", "- You earn 2 times the 10 points bonus.\n"),
+        ("en", "- You earn 1.5 times the extra points of the 2x bonus.\n"),
+        ("en", "- You earn 3 times the points per item.\n"),
+        ("en", "- coffee cup: 300 points\n"),
+        ("en", "- Free delivery (worth 8 CNY), once per month.\n"),
+        ("en", "- Gold card: from 1000 CNY\n"),
+        ("zh", "- 金卡会员可获得“消费积分”的1.5倍积分。\n"),
+        ("zh", "- 可获得10积分奖励的2倍积分。\n"),
+        ("zh", "- 咖啡杯：300积分\n"),
+        ("zh", "- 可享免费配送（价值8元），每月限一次。\n"),
+    ],
+)
+def test_labels_name_what_members_read(lang, phrase):
+    assert phrase in terms(LABELLED, lang)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_no_rule_is_named_without_a_label(lang):
+    text = terms(LABELLED, lang)
+    for rule in ("bonus", "units", "black", "weekend", "extra", "more", "each"):
+        assert f"'{rule}'" not in text and f"“{rule}”" not in text
+    assert "base" not in text and "free_delivery" not in text
+
+
+def test_multipliers_that_never_apply_together_are_not_added_up():
+    en = terms(LABELLED)
+    # Gold's 1.5x and Black's 2x are for different tiers: each adds up with the weekend's 2x only.
+    assert "their extras add up: 'Gold bonus' (1.5x) and 2x give 2.5x." in en
+    assert "their extras add up: 2x and 2x give 3x." in en
+    assert "give 4.5x" not in en and "give 3.5x" not in en
+    disjoint = "currency CNY\nearn base: 1 point per 1 CNY\nearn a: 2x base when amount < 10\nearn b: 3x base when amount >= 10\n"
+    assert "add up" not in terms(disjoint) and "相加" not in terms(disjoint, "zh")
+    together = "currency CNY\nearn base: 1 point per 1 CNY\nearn a: 2x base when amount >= 10\nearn b: 3x base when amount >= 20\n"
+    assert "their extras add up: 2x and 3x give 4x." in terms(together)
+
+
+def test_the_language_references_label_example_reads_as_it_says():
+    """docs/language.md, "Labels": its program's `explain` says what the page says it does."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "language.md").read_text(encoding="utf-8")
+    section = doc.split("### Labels", 1)[1]
+    program = re.search(r"```loyalty\n(.*?)```", section, re.S).group(1)
+    claimed = re.search(r'then reads "(.*?)" What `explain` shows', section, re.S).group(1)
+    assert " ".join(claimed.split()) in terms(program).replace("\n", " ")

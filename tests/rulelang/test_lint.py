@@ -151,3 +151,18 @@ def test_a_best_of_rule_on_another_event_never_competes():
     assert only(text + "best of a, b\n", "W609") == []
     assert only(text + "best of a, b, welcome\n", "W609") == [9]
     assert only(text + "best of a, welcome\n", "W609") == [7, 9]
+
+
+def test_benefit_without_a_frequency_limit():
+    text = HEAD + ("earn base: 1 point per 1 CNY\n"
+                   'benefit free_alteration: cost 20 CNY when category == "suits"\n'
+                   "benefit birthday_gift: cost 50 CNY when month(date) == month(customer.birthday) once per year\n"
+                   "benefit delivery: cost 8 CNY at most 2 times per month\n")
+    assert only(text, "W608") == [7]
+    tree, found = analyse(Source(text, "t.loyalty"))
+    (d,) = [d for d in found if d.code == "W608"]
+    assert "costs 20 CNY) on every matching line of a purchase" in d.message
+    basket = HEAD + "earn base: 1 point per 1 CNY\nbenefit wrap: cost 2.5 CNY when basket.total >= 100\n"
+    (d,) = [d for d in analyse(Source(basket, "t.loyalty"))[1] if d.code == "W608"]
+    assert "costs 2.5 CNY) on every matching purchase" in d.message
+    assert only(basket.replace("basket.total >= 100\n", "basket.total >= 100  # loyalty: ignore[W608]\n"), "W608") == []

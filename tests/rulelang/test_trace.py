@@ -193,3 +193,17 @@ def test_best_of_says_which_rule_kept_the_unit_and_which_lost():
     # Wednesday: the pastry promotion alone.
     assert "best of: pastry_promo keeps the unit with 8 points" in text
     assert "earn pastry_promo: +8" in text
+
+
+def test_trace_shows_benefits_given_and_their_cost():
+    program = rulelang.loads('program "Tailor"\ncurrency CNY\nearn base: 1 point per 1 CNY\n'
+                             'benefit alteration: cost 20 CNY when category == "suits" at most 1 times per day funded 25% by mill\n')
+    rows = pd.DataFrame({"customer_id": ["m1"] * 3, "timestamp": ["2026-03-01 10:00"] * 3, "amount": [300, 200, 50],
+                         "category": ["suits", "suits", "tie"], "transaction_id": ["t1"] * 3})
+    text = trace(program, rows, "m1")
+    assert "  alteration line 1: fired\n" in text
+    assert "  alteration line 2: limit reached\n" in text
+    assert "  alteration line 3: condition false\n" in text
+    assert "  benefits given: alteration x1\n" in text
+    assert "  benefit alteration, cost 20 CNY, partner pays 5 CNY\n" in text
+    assert "benefits given 1" in text.splitlines()[-2]

@@ -228,3 +228,12 @@ def test_rejected_rows_and_counts_are_those_of_a_local_run(cluster, tmp_path):
     assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     assert len(pd.read_csv(tmp_path / "dask.csv")) == 4
     assert remote.summary_json() == local.summary_json() and remote.loads[0].report() == local.loads[0].report()
+
+
+def test_segments_steering_a_scenario_are_refused_on_a_cluster_before_any_work(sample, tmp_path):
+    ds, cu = sample
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"program: {COFFEE}\nenrollment:\n  share: 0.5\n  pick: segment\n  segments: [At risk, Champions]\n")
+    r = CliRunner().invoke(main, ["simulate", str(scenario), "--transactions", str(ds), "--customers", str(cu), "--cluster", "local:1", "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "enrollment.pick: segment" in r.output and "drop --cluster" in r.output, r.output
+    assert not (tmp_path / "o").exists()

@@ -292,3 +292,35 @@ def test_a_program_with_discounts_reports_their_cost_monthly_and_in_the_summary(
     assert s["revenue_with_program"]["mean"] == pytest.approx(a.summary["revenue_with_program"]["mean"] - given / 100, abs=1e-6)
     run = b.per_run[0]
     assert run["program_cost"] == run["reward_cost"] - run["partner_funded"] + run["liability"] + given - funded
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_benefit_costs_are_summed_apart_from_the_points_money(seed):
+    led = _random_ledger(seed)
+    rng = np.random.default_rng(seed + 10)
+    benefit = rng.random(len(led)) < 0.3  # some postings become benefits: money, no points
+    led["kind"] = np.where(benefit, "benefit", led["kind"].astype(str))
+    led.loc[benefit, "points"] = 0
+    months = metrics.month_index(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-03-31"))
+    s = metrics.ledger_sums(led, months)
+    month = led["timestamp"].dt.to_period("M")
+    for part, rows in ((None, ~benefit), ("benefit", benefit)):
+        cost, share = led.loc[rows, "cost"].sum(), led.loc[rows, "partner_share"].sum()
+        by_month = [(led.loc[rows & (month == mo), "cost"].sum(), led.loc[rows & (month == mo), "partner_share"].sum()) for mo in months]
+        if part is None:
+            assert (s.cost, s.partner) == (cost, share)
+            assert list(zip(s.cost_m.tolist(), s.partner_m.tolist(), strict=True)) == by_month
+        else:
+            assert s.benefit.tolist() == [cost, share]
+            assert [tuple(c) for c in s.benefit_m.tolist()] == by_month
+    assert s.by_kind.tolist() == [int(led.loc[led["kind"] == k, "points"].sum()) for k in metrics.KINDS]
+
+
+def test_program_cost_adds_what_benefits_cost_less_their_partner_funding():
+    p = {"earn": 700, "clawback": 50, "redeem": 300, "expire": 100, "capped": 40, "shortfall": 0}
+    plain = metrics.figures_from(p, 800, 230, X, URR)
+    with_benefits = metrics.figures_from(p, 800, 230, X, URR, benefit=(5_000, 1_250))
+    assert "benefit_cost" not in plain
+    assert (with_benefits["benefit_cost"], with_benefits["benefit_partner_funded"]) == (5_000, 1_250)
+    assert with_benefits["program_cost"] == plain["program_cost"] + 3_750
+    assert with_benefits["net_benefit"] == plain["net_benefit"] - 3_750

@@ -223,3 +223,31 @@ def test_a_distributed_uplift_is_drawn_per_run_and_each_run_is_the_fixed_uplift_
         fixed = simulate(program(), tx, cu, scenario(runs=3, response={"spend_uplift": r.spend_uplift, "visit_uplift": r.visit_uplift}), workers=1, engine=ENGINE)
         assert fixed.per_run[run] == drawn.per_run[run]
     assert len({r["revenue_with_program"] for r in drawn.per_run}) == 3
+
+
+def test_a_program_with_benefits_reports_their_cost_inside_the_program_cost():
+    import rulelang
+    from simulator.api import simulate
+    from tests.simulator.simkit import ENGINE, PROGRAM_TEXT, sample, scenario
+
+    text = PROGRAM_TEXT + ('benefit treat: cost 3.5 CNY when category == "pastry" at most 2 times per month funded 20% by bakery\n'
+                           "benefit birthday: cost 20 CNY when month(date) == month(customer.birthday) once per year\n")
+    tx, cu = sample()
+    res = simulate(rulelang.loads(text, "b.loyalty"), tx, cu, scenario(runs=2), workers=1, engine=ENGINE)
+    s, m, led = res.summary, res.monthly, res.ledger
+    given = led[led["kind"] == "benefit"]
+    run0 = res.per_run[0]
+    # Run 0's figures are its ledger's benefit postings, month by month and in total.
+    assert run0["benefit_cost"] == int(given["cost"].sum()) > 0
+    assert run0["benefit_partner_funded"] == int(given["partner_share"].sum()) > 0
+    first = m[m["run"] == 0]
+    assert sum(first["benefit_cost"]) * 100 == run0["benefit_cost"]
+    assert sum(first["benefit_partner_funded"]) * 100 == run0["benefit_partner_funded"]
+    for f in res.per_run:
+        assert f["program_cost"] == (f["reward_cost"] - f["partner_funded"] + f["liability"]
+                                     + f["benefit_cost"] - f["benefit_partner_funded"])
+    assert set(s) >= {"benefit_cost", "benefit_partner_funded"}
+    # The points' money leaves the benefits out.
+    assert run0["reward_cost"] == int(led.loc[led["kind"] == "redeem", "cost"].sum())
+    plain = simulate(rulelang.loads(PROGRAM_TEXT, "p.loyalty"), tx, cu, scenario(runs=2), workers=1, engine=ENGINE)
+    assert "benefit_cost" not in plain.summary and "benefit_cost" not in plain.monthly.columns

@@ -198,3 +198,23 @@ def test_a_chart_keeps_chinese_names_as_text_without_font_warnings():
         svg = report._svg(fig)
     # As <text> the browser's fonts draw (not paths, with the name only in a comment).
     assert "<text" in svg and ">金卡</text>" in svg and ">普通会员</text>" in svg
+
+
+def test_the_program_cost_by_part_appears_with_benefits_and_adds_up(report, tmp_path):
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    plain, path = report
+    assert "Program cost, by part" not in path.read_text(encoding="utf-8")
+    text = PROGRAM_TEXT + 'benefit treat: cost 3.5 CNY when category == "pastry" at most 2 times per month funded 20% by bakery\n'
+    tx, cu = sample()
+    res = simulate(rulelang.loads(text, "b.loyalty"), tx, cu, scenario(runs=3), workers=1, engine=ENGINE)
+    html = res.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Program cost, by part" in html and "Benefits given − partner funding" in html
+    assert "<th>Benefit cost (CNY)</th>" in html
+    from simulator.report import cost_split
+
+    points, benefits, total = cost_split(res.per_run, 2)
+    runs = res.per_run
+    assert benefits["mean"] == round(sum(f["benefit_cost"] - f["benefit_partner_funded"] for f in runs) / len(runs) / 100, 2)
+    assert round(points["mean"] + benefits["mean"], 2) == total["mean"] == res.summary["program_cost"]["mean"]
+    assert [r["label"] for r in (points, benefits, total)][-1] == "Program cost"

@@ -60,7 +60,7 @@ def table(ws) -> pd.DataFrame:
 
 def test_the_sheets_in_order(book):
     # This scenario asks for no accounting: that sheet is left out; every simulation has triangles.
-    assert book.sheetnames == ["summary", "monthly", "triangles", "urr", "urr_by_tier", "rewards", "assumptions"]
+    assert book.sheetnames == ["summary", "monthly", "triangles", "urr", "urr_by_tier", "rewards", "segments", "assumptions"]
 
 
 def test_summary_sheet_is_summary_json_figure_for_figure(outs, book):
@@ -190,7 +190,7 @@ def test_accounting_and_triangles_sheets_appear_when_the_result_has_them(outs, t
     richer = replace(result, accounting=books)
     path = write_workbook(richer, tmp_path / "report.xlsx")
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["summary", "monthly", "accounting", "triangles", "urr", "urr_by_tier", "rewards", "assumptions"]
+    assert wb.sheetnames == ["summary", "monthly", "accounting", "triangles", "urr", "urr_by_tier", "rewards", "segments", "assumptions"]
     sheet = table(wb["accounting"])
     for col in ("sales", "opening", "deferred", "recognised_on_redemption", "recognised_breakage", "change_of_estimate", "closing"):
         # Integer minor units, in currency units exactly.
@@ -306,3 +306,23 @@ def test_the_garbage_collector_is_left_as_it_was(outs, tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_program_with_benefits_has_their_figures_and_columns_as_money(tmp_path):
+    import rulelang
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    text = PROGRAM_TEXT + "benefit gift: cost 12.5 CNY when month(date) == month(customer.birthday) once per year funded 40% by brand\n"
+    tx, cu = sample(30, 5, seed=5)
+    res = simulate(rulelang.loads(text, "b.loyalty"), tx, cu, scenario(runs=2), workers=1, engine=ENGINE)
+    res.write(tmp_path)
+    wb = openpyxl.load_workbook(tmp_path / "report.xlsx")
+    summary = {r[0]: r for r in rows(wb["summary"])}
+    assert summary["benefit_cost"][1:3] == ("Cost of benefits given", "CNY")
+    assert summary["benefit_partner_funded"][1:3] == ("Benefits funded by partners", "CNY")
+    monthly = wb["monthly"]
+    header = [c.value for c in monthly[1]]
+    csv = pd.read_csv(tmp_path / "monthly.csv")
+    assert header == list(csv.columns) and header.index("benefit_cost") == header.index("partner_funded") + 1
+    assert monthly.cell(2, header.index("benefit_cost") + 1).number_format == '#,##0.00 "CNY"'
+    assert table(monthly)["benefit_cost"].sum() == pytest.approx(res.summary["benefit_cost"]["mean"] * 2)

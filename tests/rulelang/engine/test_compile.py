@@ -297,3 +297,32 @@ def test_a_program_without_discounts_passes_the_kernel_nothing_for_them():
     program = rulelang.loads(HEAD + "earn base: 1 point per 1 CNY\n")
     arrays = engine.program_arrays(engine.compile_model(program.model))
     assert all(len(getattr(arrays, f)) == 0 for f in arrays._fields if f.startswith("discount_"))
+
+
+def test_benefits_post_their_cost_after_the_points_and_are_not_taken_back():
+    text = ("benefit wrap: cost 0.335 CNY when amount >= 10 at most 3 times per day funded 33% by partner\n"
+            "earn base: 1 point per 1 CNY\n"
+            "benefit tote: cost 15 CNY on enroll\n")
+    rows = _rows(
+        ("a", "2026-03-01 09:00", 0, "enroll", "e1"),
+        *(("a", "2026-03-01 10:00", 10, "purchase", "t1") for _ in range(4)),
+        ("a", "2026-03-02 10:00", 40, "refund", "t1"),
+    )
+    got = _ledger(text, rows)
+    shown = got[["kind", "rule", "points", "cost", "partner_share", "row"]].astype({"kind": str, "rule": str}).values.tolist()
+    # Each firing costs 0.335 CNY, 34 fen half up; three firings (the daily limit) 102 fen, the
+    # partner's 33% of it 33.66, 34 fen. The refund takes back the points, not the wraps.
+    assert shown == [
+        ["benefit", "tote", 0, 1500, 0, 0],
+        ["earn", "base", 40, 0, 0, 1],
+        ["benefit", "wrap", 0, 102, 34, 1],
+        ["clawback", "base", 40, 0, 0, 5],
+    ]
+    assert list(got["rule"].cat.categories) == ["", "base", "wrap", "tote"]  # the rules, then the benefits
+    reference = rulelang.loads(HEAD + text).evaluate(rows, engine="reference")
+    pd.testing.assert_frame_equal(got, reference)
+
+
+def test_a_program_without_benefits_compiles_none():
+    cp = engine.compile_model(rulelang.loads(HEAD + "earn base: 1 point per 1 CNY\n").model)
+    assert len(cp.bn_cost) == 0 and engine.program_arrays(cp).point_rules == len(cp.kind) == 1

@@ -497,10 +497,11 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     are those before it and `need` is the room that member needs; otherwise resume is -1.
 
     The structures' fields are read into locals once, here: the loop then indexes plain arrays.
-    Each unit goes through named steps (`# --- Step:` below): expiry, tier, earn, rounding, caps,
-    simulated redemption, refund, redemption, tier metric; each member then expiry up to `until`
-    and the report's moments. They are sections of this one function,
-    not functions of their own: handed arrays, a step as a function (numba-inlined or not, taking
+    Each unit goes through named steps (`# --- Step:` below): expiry, tier, discounts, earn,
+    benefits, best of, rounding, caps, simulated redemption, refund, redemption, tier metric; each
+    member then expiry up to `until` and the report's moments. They are sections of this one
+    function (but best of, which only programs with groups run: a call behind their flag costs the
+    others nothing), not functions of their own: handed arrays, a step as a function (numba-inlined or not, taking
     the structures or their arrays) counts references to each of them on every unit, and measured
     markedly slower (as the expiry step did: docs/performance.md). The posting and lot helpers
     below are called only when a unit posts or a lot is due."""

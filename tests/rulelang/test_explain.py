@@ -293,8 +293,8 @@ reward croissant: 300 points cost 8 CNY
 
 @pytest.mark.parametrize("lang, head, pastry, tuesday", [
     ("en", "Only the best of these applies on one purchase (the one that gives the most points):",
-     "- You earn 2 times the points of 'base' on pastry purchases.", "- You earn 3 times the points of 'base' on Tuesdays."),
-    ("zh", "以下优惠不叠加，取最优（积分最多的一项）：", "- 购买pastry类商品时，可获得“base”的2倍积分。", "- 逢周二，可获得“base”的3倍积分。"),
+     "- You earn 2 times the points for spend on pastry purchases.", "- You earn 3 times the points for spend on Tuesdays."),
+    ("zh", "以下优惠不叠加，取最优（积分最多的一项）：", "- 购买pastry类商品时，可获得消费积分的2倍积分。", "- 逢周二，可获得消费积分的3倍积分。"),
 ])
 def test_best_of_lists_its_promotions_under_one_sentence_and_they_do_not_add_up(lang, head, pastry, tuesday):
     lines = explain(loads(BAKERY), lang).splitlines()

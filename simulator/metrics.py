@@ -287,13 +287,15 @@ def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, n
     for i in range(t.shape[0]):
         k = kinds[i]
         c = month_of(t[i], first, table, nm)
-        b = bucket[k] if 0 <= k < nk else 0
-        total[b, 0] += cost[i]
-        total[b, 1] += partner[i]
-        if 0 <= c < nm:
-            money_m[b, c, 0] += cost[i]
-            money_m[b, c, 1] += partner[i]
-            given_m[b, c] += max(cost[i], 0)
+        if cost[i] != 0 or partner[i] != 0:  # most postings move points only
+            b = bucket[k] if 0 <= k < nk else 0
+            total[b, 0] += cost[i]
+            total[b, 1] += partner[i]
+            if 0 <= c < nm:
+                money_m[b, c, 0] += cost[i]
+                money_m[b, c, 1] += partner[i]
+                if cost[i] > 0:
+                    given_m[b, c] += cost[i]
         if 0 <= k < nk:
             by_kind[k] += points[i]
             if 0 <= c < nm:

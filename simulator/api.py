@@ -72,12 +72,24 @@ class SimulationResult:
     accounting_runs: list = field(repr=False, default_factory=list)
     # Run 0's cohort triangle sums over `months` (simulator.measure), for `run_triangles`.
     triangle_sums: np.ndarray | None = field(repr=False, default=None)
-    # segments.csv: every figure by RFM segment and lifecycle stage (simulator.segments); None with a horizon.
-    segments: pd.DataFrame | None = None
     segmentation: object | None = field(repr=False, default=None)  # simulator.segments.Segmentation: the pyramid's customers
+    # Each run's sums per segment group and figures (measure.Partial.groups, RunResult.figures), for
+    # `segments`; None when the runs were not broken down (a horizon).
+    segment_runs: list | None = field(repr=False, default=None)
     months: pd.PeriodIndex | None = field(repr=False, default=None)
     _triangles: object = field(repr=False, default=None)
     _urr_by_tier: object = field(repr=False, default=None)
+    _segments: object = field(repr=False, default=None)
+
+    @property
+    def segments(self) -> pd.DataFrame | None:
+        """segments.csv: every figure by RFM segment and lifecycle stage and by tier at the end
+        (simulator.segments), made when first asked for; None with a horizon."""
+        if self._segments is None and self.segmentation is not None and self.segment_runs is not None:
+            model = self.program.model
+            runs = [segments.run_figures(self.segmentation, groups, figures, model.point_cost, model.decimals) for groups, figures in self.segment_runs]
+            self._segments = segments.breakdown(self.segmentation, runs, model.decimals)
+        return self._segments
 
     @property
     def run_triangles(self):
@@ -815,16 +827,9 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
     return SimulationResult(
         summary, monthly, results[0].ledger, rewards_table(results, model, dec), sc, prog, per_run, loads,
         accounting=books, accounting_runs=[r.accounting for r in results] if books is not None else [],
-        triangle_sums=results[0].triangle, months=months, segments=_segment_table(seg, results, model), segmentation=seg,
+        triangle_sums=results[0].triangle, months=months, segmentation=seg,
+        segment_runs=None if seg is None or any(r.groups is None for r in results) else [(r.groups, r.figures) for r in results],
     )  # fmt: skip
-
-
-def _segment_table(seg, results: list, model) -> pd.DataFrame | None:
-    """segments.csv's table from each run's sums per group (None when the runs were not broken down)."""
-    if seg is None or any(r.groups is None for r in results):
-        return None
-    runs = [segments.run_figures(seg, r.groups, r.figures, model.point_cost, model.decimals) for r in results]
-    return segments.breakdown(seg, runs, model.decimals)
 
 
 def _start_ns(sc: Scenario) -> int | None:

@@ -38,6 +38,7 @@ class Partial:
     baseline_m: np.ndarray | None = None  # the forecast rows' own revenue per month (simulator.horizon), whole path
     discount: np.ndarray | None = None  # (2,): discounts' money off and partners' share (metrics.LedgerSums)
     discount_m: np.ndarray | None = None  # (month, 2): the same per month
+    discount_given_m: np.ndarray | None = None  # (month,): taken off purchases, reversals aside (metrics.LedgerSums)
     benefit: np.ndarray | None = None  # (2,): what benefits cost and partners' share (metrics.LedgerSums)
     benefit_m: np.ndarray | None = None  # (month, 2): the same per month
     groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
@@ -48,7 +49,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m", "discount", "discount_m", "benefit", "benefit_m", "groups"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -108,6 +109,7 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         sales_m=sales,
         discount=sums.discount if model.discounts else None,
         discount_m=sums.discount_m if model.discounts else None,
+        discount_given_m=sums.discount_given_m if model.discounts else None,
         benefit=sums.benefit if model.benefits else None,
         benefit_m=sums.benefit_m if model.benefits else None,
         # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)

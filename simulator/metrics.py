@@ -267,6 +267,9 @@ class LedgerSums:
     triangle: np.ndarray
     benefit: np.ndarray  # (2,): what benefits cost and partners' share of it
     benefit_m: np.ndarray  # (month, 2): the same per month
+    # (month,): the money discounts took off purchases, their reversals on refunds aside: what the
+    # members' purchases (measure's sales_m, refunds aside too) were not paid
+    discount_given_m: np.ndarray
 
 
 # The kinds a cohort triangle follows: the first four of KINDS, in triangles.FLOWS' order.
@@ -280,15 +283,19 @@ def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, n
     money_m = np.zeros((bucket.max() + 1 if bucket.shape[0] else 1, nm, 2), dtype=np.int64)  # (bucket, month, cost/partner)
     triangle = np.zeros((nm, nm, nf), dtype=np.int64)
     total = np.zeros((money_m.shape[0], 2), dtype=np.int64)
+    given_m = np.zeros((money_m.shape[0], nm), dtype=np.int64)  # (bucket, month): costs above 0 only
     for i in range(t.shape[0]):
         k = kinds[i]
         c = month_of(t[i], first, table, nm)
-        b = bucket[k] if 0 <= k < nk else 0
-        total[b, 0] += cost[i]
-        total[b, 1] += partner[i]
-        if 0 <= c < nm:
-            money_m[b, c, 0] += cost[i]
-            money_m[b, c, 1] += partner[i]
+        if cost[i] != 0 or partner[i] != 0:  # most postings move points only
+            b = bucket[k] if 0 <= k < nk else 0
+            total[b, 0] += cost[i]
+            total[b, 1] += partner[i]
+            if 0 <= c < nm:
+                money_m[b, c, 0] += cost[i]
+                money_m[b, c, 1] += partner[i]
+                if cost[i] > 0:
+                    given_m[b, c] += cost[i]
         if 0 <= k < nk:
             by_kind[k] += points[i]
             if 0 <= c < nm:
@@ -297,7 +304,7 @@ def _ledger_sums(t, earned_on, kinds, points, cost, partner, first, table, nm, n
                     e = month_of(earned_on[i], first, table, nm)
                     if 0 <= e <= c:
                         triangle[e, c - e, k] += points[i]
-    return by_kind, total, cells, money_m, triangle
+    return by_kind, total, cells, money_m, triangle, given_m
 
 
 def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> LedgerSums:
@@ -305,7 +312,7 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
     per (month, kind) cell and per (cohort, development, flow) cell of the cohort triangle, in one pass."""
     kinds = kind_codes(ledger) if kinds is None else kinds
     cols = [np.asarray(ledger[c].to_numpy(), dtype=np.int64) for c in ("points", "cost", "partner_share")]
-    by_kind, total, cells, money_m, triangle = _ledger_sums(
+    by_kind, total, cells, money_m, triangle, given_m = _ledger_sums(
         as_ns(ledger["timestamp"].to_numpy()),
         as_ns(ledger["earned_on"].to_numpy()),
         np.asarray(kinds),
@@ -319,7 +326,7 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
     )
     d, b = MONEY_BUCKETS.index("discount"), MONEY_BUCKETS.index("benefit")
     return LedgerSums(by_kind, int(total[0, 0]), int(total[0, 1]), cells, money_m[0, :, 0].copy(), money_m[0, :, 1].copy(),
-                      total[d].copy(), money_m[d].copy(), triangle, total[b].copy(), money_m[b].copy())
+                      total[d].copy(), money_m[d].copy(), triangle, total[b].copy(), money_m[b].copy(), given_m[d].copy())
 
 
 def monthly_from(

@@ -406,7 +406,9 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
                                    p.discount_m, p.benefit_m)
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
-    books = simulated.run_accounting(setup.scenario.accounting, p.cells, p.sales_m, urr, months, model.point_cost, model.decimals)
+    # The sales the points came with, as paid: net of what the program's discounts took off them.
+    sales = p.sales_m - p.discount_given_m if p.discount_given_m is not None else p.sales_m
+    books = simulated.run_accounting(setup.scenario.accounting, p.cells, sales, urr, months, model.point_cost, model.decimals)
     discount = (int(p.discount[0]), int(p.discount[1])) if p.discount is not None else None
     benefit = (int(p.benefit[0]), int(p.benefit[1])) if p.benefit is not None else None
     figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit)

@@ -282,3 +282,22 @@ def test_a_program_without_tiers_has_no_urr_by_tier(tmp_path):
     (tmp_path / "flat.loyalty").write_text(program, encoding="utf-8")
     res = simulator.simulate(tmp_path / "flat.loyalty", tx, cu, {"runs": 1, "seed": 1}, workers=1, engine=ENGINE)
     assert res.urr_by_tier is None and "urr_by_tier.csv" not in res.output_files()
+
+
+def test_a_discount_programs_deferred_revenue_allocates_what_members_paid():
+    # The same history and scenario (no response: the rows are the history's) through the coffee
+    # program with and without discounts: the sales the books allocate differ, month by month, by
+    # exactly the money the discounts took off purchases in run 0's ledger (reversals aside).
+    tx, cu = bundled_paths()
+    scenario = {"runs": 1, "seed": 4, "accounting": {"method": "deferred_revenue", "value_per_point": 0.01, "expected_redemption": 0.9}}
+    plain = simulator.simulate(COFFEE, tx, cu, scenario, workers=1, engine=ENGINE)
+    discounted = simulator.simulate(ROOT / "benchmarks" / "programs" / "coffee_discounts.loyalty", tx, cu, scenario, workers=1, engine=ENGINE)
+    ledger = discounted.ledger
+    given = ledger[(ledger["kind"] == "discount") & (ledger["cost"] > 0)]
+    taken_off = given.groupby(given["timestamp"].dt.to_period("M"))["cost"].sum()
+    taken_off = taken_off.reindex(discounted.months, fill_value=0).to_numpy()
+    assert taken_off.sum() > 0
+    gross = plain.accounting_runs[0]["sales"].to_numpy()
+    paid = discounted.accounting_runs[0]["sales"].to_numpy()
+    assert (gross - paid == taken_off).all()  # minor units, as the ledger's costs
+    accounting.check_balanced(discounted.accounting_runs[0])

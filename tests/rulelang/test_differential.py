@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
@@ -32,6 +32,22 @@ def test_compiled_matches_reference(text, history):
     expected, got = _both(program, frame, customers, policy, until="2029-06-30")
     assert_frame_equal(got, expected)
     assert got.attrs == expected.attrs
+
+
+def test_generated_programs_reach_best_of_groups():
+    """The random programs above include `best of` groups, two of them at times, and groups with
+    a multiplier: the differential test covers the construct, not only programs without it."""
+    settings_ = settings(max_examples=2000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))  # no shrinking
+    two = find(diff_program(), lambda text: text.count("\nbest of ") == 2, settings=settings_)
+    assert len(rulelang.loads(two).model.groups) == 2
+
+
+    def grouped_multiplier(text: str) -> bool:
+        model = rulelang.loads(text).model
+        grouped = {i for g in model.groups for i in g}
+        return any(r.kind == "multiplier" and r.index in grouped for r in model.rules)
+
+    assert grouped_multiplier(find(diff_program(), grouped_multiplier, settings=settings_))
 
 
 def test_programs_match_reference_on_generated_data(root):

@@ -47,6 +47,19 @@ def test_stacked_and_chained_multipliers():
     assert _points(led, "earn") == [("base", 10), ("m1", 5), ("m2", 10), ("m3", 10)]
 
 
+def test_best_of_keeps_the_largest_and_gives_a_lost_rule_its_frequency_back():
+    # 2028-01-04 is a Tuesday. `big` (30) beats `tue` (2 x 10 = 20) on the first basket; `big`
+    # is then used for the day, and `tue`, which lost and so was not used, keeps the second.
+    text = ("earn base: 1 point per 1 CNY\nearn tue: 3x base when weekday == tue once per day\n"
+            "earn big: 30 points once per day\nbest of tue, big\n")
+    rows = _rows(("m", "2028-01-04 10:00", 10.0), ("m", "2028-01-04 11:00", 10.0), ("m", "2028-01-05 10:00", 15.0))
+    led = _ledger(text, rows)
+    assert _points(led, "earn") == [("base", 10), ("big", 30), ("base", 10), ("tue", 20), ("base", 15), ("big", 30)]
+    # A tie goes to the first listed: `tue` 2 x 15 = 30 against `big`'s 30 on a Tuesday.
+    led = _ledger(text, _rows(("m", "2028-01-11 10:00", 15.0)))
+    assert _points(led, "earn") == [("base", 15), ("tue", 30)]
+
+
 def test_cap_allocates_in_declaration_order_and_posts_the_rest_as_capped():
     rows = _rows(("m", "2028-01-01 10:00", 10.0), ("m", "2028-01-01 11:00", 10.0), ("m", "2028-01-02 09:00", 3.0))
     led = _ledger("earn a: 1 point per 1 CNY\nearn b: 5 points\nlimit 20 points per day\n", rows)

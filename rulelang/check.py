@@ -394,7 +394,7 @@ class Checker:
                       s.award.span, f"give a fixed award: `earn {s.name.name}: 100 points on {on.event.name}`")
 
     def clauses(self, s, what: str) -> dict:
-        """Check the clauses of an earn rule or a benefit (each kind at most once): the first
+        """Check the clauses of an earn rule, a benefit or a discount (each kind at most once): the first
         clause of each kind, by kind."""
         seen: dict[type, object] = {}
         for clause in s.clauses:
@@ -512,15 +512,7 @@ class Checker:
             if s.cap.amount <= 0:
                 self.emit("E443", f"the cap after `up to` must be more than 0, not {number_text(s.cap.amount)} {s.cap.currency.name}",
                           s.cap.span, f"write the most the discount takes off one purchase, like `up to 30 {self.currency or s.cap.currency.name}`")
-        seen: dict[type, object] = {}
-        for clause in s.clauses:
-            kind = type(clause)
-            if kind in seen:
-                word = _CLAUSE_WORDS[kind].split("`")[0]
-                self.emit("E215", f"discount `{s.name.name}` gives `{_CLAUSE_WORDS[kind]}` twice", keyword_span(clause.span, word.strip()),
-                          "combine them into one (conditions with `and`)")
-            seen.setdefault(kind, clause)
-            getattr(self, _CLAUSES[kind])(clause)
+        self.clauses(s, "discount")
 
     def d_percent(self, p: ast.Percent):
         if not Decimal(0) < p.value <= Decimal(100):

@@ -332,6 +332,22 @@ def _best_of(group_rules, unit_exact, times_key, times_used, times_key_before, t
                 times_used[r] = times_used_before[r]
 
 
+@njit(cache=True, nogil=True)
+def _largest_remainders(shares, remainders, n, extra):
+    """Hand `extra` units left after the floors to the first `n` entries, one each, largest
+    remainder first (ties: the first); a remainder handed a unit is spent."""
+    while extra > 0:
+        pick = -1
+        for k in range(n):
+            if remainders[k] > 0 and (pick < 0 or remainders[k] > remainders[pick]):
+                pick = k
+        if pick < 0:
+            break
+        shares[pick] += 1
+        remainders[pick] = 0
+        extra -= 1
+
+
 class Program(NamedTuple):
     """The program's arrays and codes, the same for every batch (`compile.program_arrays`).
     Per rule, in rule order: an exact award is a numerator over `den`. The earn rules come first
@@ -758,17 +774,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                             line_rem[k] = cap * line_off[k] - share * whole
                             line_off[k] = share
                             floors += share
-                    extra = cap - floors
-                    while extra > 0:
-                        pick = -1
-                        for k in range(end - first):
-                            if line_rem[k] > 0 and (pick < 0 or line_rem[k] > line_rem[pick]):
-                                pick = k
-                        if pick < 0:
-                            break
-                        line_off[pick] += 1
-                        line_rem[pick] = 0
-                        extra -= 1
+                    _largest_remainders(line_off, line_rem, end - first, cap - floors)
                     discount_given[d] = cap
                 for d in range(n_discounts):
                     if discount_kind[d] != D_FIXED or not discount_open[d]:
@@ -793,17 +799,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                 line_off[line - first] += share
                                 line_rem[line - first] = give * left - share * whole
                                 floors += share
-                    extra = give - floors
-                    while extra > 0:
-                        pick = -1
-                        for k in range(end - first):
-                            if line_rem[k] > 0 and (pick < 0 or line_rem[k] > line_rem[pick]):
-                                pick = k
-                        if pick < 0:
-                            break
-                        line_off[pick] += 1
-                        line_rem[pick] = 0
-                        extra -= 1
+                    _largest_remainders(line_off, line_rem, end - first, give - floors)
                     discount_given[d] = give
                 for line in range(first, end):
                     line_paid[line - first] = amount[line] - line_off[line - first]

@@ -881,17 +881,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                         remainder[r] = exact - rounded_points[r] * den
                         floors += rounded_points[r]
                 rounded = _round(total, den, rounding)
-                extra = rounded - floors
-                while extra > 0:
-                    best = -1
-                    for r in range(n_rules):
-                        if remainder[r] > 0 and (best < 0 or remainder[r] > remainder[best]):
-                            best = r
-                    if best < 0:
-                        break
-                    rounded_points[best] += 1
-                    remainder[best] = 0
-                    extra -= 1
+                _largest_remainders(rounded_points, remainder, n_rules, rounded - floors)
                 # --- Caps: the least room left under any limit, filled in rule order.
                 room = rounded
                 for q in range(n_caps):

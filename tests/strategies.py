@@ -286,17 +286,7 @@ def diff_discount(draw, i: int, tiers: bool) -> str:
                         st.sampled_from(["", "", " on the cheapest line"]))
     value = draw(st.one_of(percent, st.sampled_from(["1 CNY", "2.5 CNY", "10 CNY", "0.01 CNY", "100 CNY"]),
                            st.sampled_from(["buy 1 get 1 free", "buy 2 get 1 free", "buy 3 get 1 free", "buy 1 get 2 free", "buy 4 get 3 free"])))
-    clauses = []
-    if draw(st.booleans()):
-        clauses.append("when " + draw(diff_condition(tiers)))
-    if draw(st.integers(0, 3)) == 0:
-        a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
-        clauses.append(f"during {a} to {b}")
-    freq = draw(st.sampled_from([None, None, "once", "once per day", "once per month", "at most 2 times per week", "at most 3 times"]))
-    if freq:
-        clauses.append(freq)
-    if draw(st.integers(0, 2)) == 0:
-        clauses.append(f"funded {draw(st.sampled_from(['50', '100', '33']))}% by supplier")
+    clauses = draw(_money_clauses(tiers, events=False, every="once per day", shares=("50", "100", "33"), funder="supplier"))
     return f"discount d{i}: {value} " + " ".join(clauses)
 
 
@@ -304,21 +294,30 @@ def diff_discount(draw, i: int, tiers: bool) -> str:
 def diff_benefit(draw, j: int, tiers: bool) -> str:
     """`benefit bJ: cost ...` with random clauses, as an earn rule's (a cost that is not a whole
     number of fen is rounded half up, as a reward's)."""
+    clauses = draw(_money_clauses(tiers, events=True, every="once per year", shares=("50", "100", "33", "12.5"), funder="partner"))
+    cost = draw(st.sampled_from(["20", "50", "0.01", "2.5", "0.335", "7.77"]))
+    return f"benefit b{j}: cost {cost} CNY " + " ".join(clauses)
+
+
+@st.composite
+def _money_clauses(draw, tiers: bool, events: bool, every: str, shares: tuple[str, ...], funder: str) -> list[str]:
+    """The clauses a discount or a benefit takes as an earn rule does: when, on (`events`), during,
+    a frequency (`every`: the one by period besides the month's), funded N% by `funder`; in
+    that order, each drawn or not."""
     clauses = []
     if draw(st.booleans()):
         clauses.append("when " + draw(diff_condition(tiers)))
-    if draw(st.integers(0, 4)) == 0:
+    if events and draw(st.integers(0, 4)) == 0:
         clauses.append(f"on {draw(st.sampled_from(DIFF_EVENTS))}")
     if draw(st.integers(0, 3)) == 0:
         a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
         clauses.append(f"during {a} to {b}")
-    freq = draw(st.sampled_from([None, None, "once", "once per year", "once per month", "at most 2 times per week", "at most 3 times"]))
+    freq = draw(st.sampled_from([None, None, "once", every, "once per month", "at most 2 times per week", "at most 3 times"]))
     if freq:
         clauses.append(freq)
     if draw(st.integers(0, 2)) == 0:
-        clauses.append(f"funded {draw(st.sampled_from(['50', '100', '33', '12.5']))}% by partner")
-    cost = draw(st.sampled_from(["20", "50", "0.01", "2.5", "0.335", "7.77"]))
-    return f"benefit b{j}: cost {cost} CNY " + " ".join(clauses)
+        clauses.append(f"funded {draw(st.sampled_from(list(shares)))}% by {funder}")
+    return clauses
 
 
 @st.composite

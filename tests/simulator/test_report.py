@@ -61,14 +61,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     from PIL import Image
 
     _, path = report
-    png = tmp_path / "shot.png"
-    cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,3000", path.resolve().as_uri(),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=False, capture_output=True, timeout=120)
-    assert png.exists(), "chromium wrote no screenshot"
+    png = _screenshot(path, tmp_path, height=3000)
     img = Image.open(png).convert("RGB")
     assert len(img.getcolors(maxcolors=1 << 20) or [0, 0]) > 1, "the screenshot is blank"
     # The first charts sit in the top half of the page: they must have coloured (not grey) pixels.
@@ -167,14 +160,7 @@ def test_the_breakage_and_accounting_sections_render_in_headless_chromium(tmp_pa
     body = html.index("<body>") + len("<body>")
     page = tmp_path / "sections.html"
     page.write_text(html[:body] + html[start:end] + "</body></html>", encoding="utf-8")
-    png = tmp_path / "shot.png"
-    cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,1600", page.resolve().as_uri(),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=False, capture_output=True, timeout=120)
-    assert png.exists(), "chromium wrote no screenshot"
+    png = _screenshot(page, tmp_path, height=1600)
     pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
     # The heatmap's blues: blue well above red (the page's text is grey, its tables white).
     blue = int(((pixels[:, :, 2] - pixels[:, :, 0]) > 60).sum())
@@ -218,3 +204,16 @@ def test_the_program_cost_by_part_appears_with_benefits_and_adds_up(report, tmp_
     assert benefits["mean"] == round(sum(f["benefit_cost"] - f["benefit_partner_funded"] for f in runs) / len(runs) / 100, 2)
     assert round(points["mean"] + benefits["mean"], 2) == total["mean"] == res.summary["program_cost"]["mean"]
     assert [r["label"] for r in (points, benefits, total)][-1] == "Program cost"
+
+
+def _screenshot(page: Path, tmp_path: Path, height: int) -> Path:
+    """Headless Chromium's screenshot of `page`, 1200 pixels wide, as a PNG in `tmp_path`."""
+    png = tmp_path / "shot.png"
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", f"--window-size=1200,{height}", page.resolve().as_uri(),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=False, capture_output=True, timeout=120)
+    assert png.exists(), "chromium wrote no screenshot"
+    return png

@@ -512,3 +512,13 @@ class Program:
     def first(self, kind: type):
         """The first statement of one type, or None."""
         return next((s for s in self.statements if isinstance(s, kind)), None)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """`points available after N days`: points earned on a day become available N days later
+    (docs/semantics.md, "Pending points")."""
+
+    n: Number
+    unit: Ident
+    span: Span = field(default=NO_SPAN, compare=False)

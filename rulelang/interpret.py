@@ -100,6 +100,7 @@ class UnitRecord:
     paid: dict = field(default_factory=dict)  # row -> what the member paid for the line (minor units), after discounts
     best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, its exact points, [(rule lost, its exact points)])
     benefits: dict = field(default_factory=dict)  # benefit -> times it fired on the unit
+    pending: int = 0  # points not yet available after the unit (`points available after`): `balance` is the available rest
 
 
 # --- member state -------------------------------------------------------------------------------
@@ -142,6 +143,15 @@ class Member:
     @property
     def balance(self) -> int:
         return sum(lot.points for lot in self.lots)
+
+    def available(self, t: pd.Timestamp, pending_days: int) -> int:
+        """The available balance at moment `t` (docs/semantics.md, "Pending points"): the points of
+        the lots earned on or before the day `pending_days` days before t's. Lots are kept in the
+        order earned, so the available lots come first, and spending oldest first spends only them."""
+        if pending_days == 0:
+            return self.balance
+        last = t.date() - dt.timedelta(days=pending_days)
+        return sum(lot.points for lot in self.lots if lot.day <= last)
 
 
 @dataclass
@@ -713,7 +723,7 @@ def _policy(ctx: Context, m: Member, first: dict) -> list[Posting]:
     if pol is None:
         return []
     u = float(first[pol.draw])
-    affordable = [r for r in ctx.model.rewards if r.points <= m.balance]
+    affordable = [r for r in ctx.model.rewards if r.points <= m.available(first["timestamp"], ctx.model.pending_days)]
     if not (u < pol.probability) or not affordable:
         return []
     reward = _choose(affordable, pol.choice, float(first[pol.choice_draw]))
@@ -777,7 +787,7 @@ def _refund(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
 def _redeem_row(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
     row = lines[0]
     reward = next(r for r in ctx.model.rewards if r.name == row["reward"])
-    if m.balance < reward.points:
+    if m.available(row["timestamp"], ctx.model.pending_days) < reward.points:
         ctx.declined += 1
         rec.declined = True
         return []
@@ -832,7 +842,8 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
         ctx.postings += [(index, p) for p in expired + rec.postings]
         if ctx.observer:
             rec.tier_after = tier_at(ctx.model, m, t + pd.Timedelta(1, "ns"))
-            rec.balance = m.balance
+            rec.balance = m.available(t, ctx.model.pending_days)
+            rec.pending = m.balance - rec.balance
             rec.period_points = _period_points(m, t.date())
             ctx.observer(rec)
     levels += [_level_at(ctx.model, m, moment) for moment in ctx.moments[joined + len(levels) :]]
@@ -841,7 +852,8 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
     tail = _expire(ctx, m, until)
     ctx.postings += [(index, p) for p in tail]
     if ctx.observer and tail:
-        ctx.observer(UnitRecord(index, m.customer_id, [], None, expired=tail, balance=m.balance))
+        available = m.available(until, ctx.model.pending_days)
+        ctx.observer(UnitRecord(index, m.customer_id, [], None, expired=tail, balance=available, pending=m.balance - available))
 
 
 def _row_tier(ctx: Context, m: Member, t: pd.Timestamp) -> tuple[int, int]:

@@ -77,7 +77,9 @@ def _env(model: Model, obs: Observed, rec, enrolled: dict, without: str | None =
         "event": first["event"],
         "point_cost": model.point_cost,
         "points": Fraction(sum(rec.issued.values()) - less),
-        "balance": Fraction(rec.balance - less),
+        # The unit's own points are pending when the program has a pending window (earned today).
+        "balance": Fraction(rec.balance - (0 if model.pending_days else less)),
+        "pending": Fraction(rec.pending - (less if model.pending_days else 0)),
         **{f"points_this_{p}": Fraction(rec.period_points.get(p, 0) - less) for p in PERIODS},
     }
     customer = obs.batch.customers.iloc[rec.member].to_dict()

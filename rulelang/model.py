@@ -143,6 +143,9 @@ class Model:
     benefits: tuple[Rule, ...] = ()
     # Member-facing names: a rule's, tier's, reward's or benefit's name -> {language: label}.
     labels: dict = field(default_factory=dict)
+    # Pending points (`points available after N days`): a lot earned on day d can be spent from
+    # day d + pending_days on; 0: at once (docs/semantics.md, "Pending points").
+    pending_days: int = 0
 
     @property
     def firing(self) -> tuple[Rule, ...]:
@@ -295,6 +298,7 @@ def lower(program: ast.Program) -> Model:
         labels=_labels(program),
         discounts=tuple(_lower_discount(i, d) for i, d in enumerate(program.of(ast.Discount))),
         groups=tuple(tuple(by_index[n.name] for n in g.rules) for g in program.of(ast.BestOf)),
+        pending_days=int(program.first(ast.Pending).n.value) if program.first(ast.Pending) else 0,
     )
 
 

@@ -230,6 +230,10 @@ class _Build(Transformer):
         kw, *names = items
         return ast.BestOf(tuple(_ident(n) for n in names), _span(kw, *names))
 
+    def pending(self, items):
+        kw, n, unit = items
+        return ast.Pending(_num(n), _ident(unit), _span(kw, unit))
+
     def limit(self, items):
         kw, n, word, period = items
         return ast.Limit(_num(n), _ident(period), _span(kw, period))

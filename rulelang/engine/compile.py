@@ -403,6 +403,7 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         benefit_share_num=cp.bn_share_num,
         benefit_share_den=cp.bn_share_den,
         **group_program(model),
+        pending_days=model.pending_days,
     )
 
 

@@ -262,6 +262,21 @@ def _take(out, posted, holder, t, rule, q, left, row, lot_day, lot_points):
     return posted, left - n
 
 
+@njit(cache=True, nogil=True)
+def available_at(lot_day, lot_points, first_lot, lot_count, day, pending_days):
+    """The available balance on `day` (docs/semantics.md, "Pending points"): the points of the lots
+    earned on or before `day - pending_days`. Lots are in the order earned, so these are the first
+    lots, and spending oldest first (`_redeem`) spends only them. Called only by programs with a
+    pending window, and only when a member may spend."""
+    last = day - pending_days
+    total = 0
+    for q in range(first_lot, lot_count):
+        if lot_day[q] > last:
+            break
+        total += lot_points[q]
+    return total
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, now):
     """(the first lot with points, whether a lot is due by `now`): `_expire_due` is called only
@@ -399,6 +414,9 @@ class Program(NamedTuple):
     # its units skip the step with one test.
     has_groups: bool
     group_rules: np.ndarray
+    # Pending points (docs/semantics.md, "Pending points"): a lot earned on day d can be spent from
+    # day d + pending_days on; 0: at once (the balance is then all available, and nothing is summed).
+    pending_days: int
 
 
 class Rows(NamedTuple):
@@ -549,6 +567,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     discount_buy, discount_get = program.discount_buy, program.discount_get
     discount_bits, discount_bit, discount_amount = rows.discount_bits, rows.discount_bit, rows.discount_amount
     has_groups, group_rules = program.has_groups, program.group_rules
+    pending_days = program.pending_days
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
@@ -960,10 +979,11 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     unit_visit = 1
                     # --- Simulated redemption: one affordable reward, by the policy's choice.
                     if redeeming and draw[first] < probability:
+                        spendable = balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, day, pending_days)
                         pick = -1
                         affordable = 0
                         for w in range(n_rewards):
-                            if reward_points[w] <= balance:
+                            if reward_points[w] <= spendable:
                                 affordable += 1
                                 if pick < 0:
                                     pick = w
@@ -977,14 +997,14 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                 if nth > affordable - 1:
                                     nth = affordable - 1
                                 for w in range(n_rewards):
-                                    if reward_points[w] <= balance:
+                                    if reward_points[w] <= spendable:
                                         if nth == 0:
                                             pick = w
                                             break
                                         nth -= 1
                             posted = _redeem(out, posted, holder, now, row_id[first], pick, reward_points[pick], reward_cost[pick], reward_share[pick],
                                              lot_day, lot_points, first_lot, lot_count)
-                            balance -= reward_points[pick]  # the balance covers it: all of it is spent
+                            balance -= reward_points[pick]  # the available balance covers it: all of it is spent
             elif row_kind == K_REFUND:
                 # --- Refund: claw back the refunded share of what the unit issued, rule by rule.
                 unit_spend = amount[first]
@@ -1020,7 +1040,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             elif row_kind == K_REDEEM:
                 # --- Redemption asked for in the data: declined when the balance does not cover it.
                 w = reward_of[first]
-                if w < 0 or balance < reward_points[w]:
+                spendable = balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, day, pending_days)
+                if w < 0 or spendable < reward_points[w]:
                     declined += 1
                 else:
                     posted = _redeem(out, posted, holder, now, row_id[first], w, reward_points[w], reward_cost[w], reward_share[w],

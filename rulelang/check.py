@@ -604,7 +604,6 @@ class Checker:
         if first is not s:
             self.emit("E460", f"a second `points available after` statement; a program has one (the first is on line {first.span.line})",
                       s.span, "keep one `points available after N days` line and delete the other")
-            return
         value = s.n.value
         if value != value.to_integral_value() or not 1 <= value <= PENDING_MOST_DAYS:
             self.emit("E461", f"points become available after a whole number of days from 1 to {PENDING_MOST_DAYS:,}, not {number_text(value)}",

@@ -84,6 +84,9 @@ TEXT: dict[str, dict] = {
                    "end_of_next_year": "Points expire at the end of the calendar year after the one in which they were earned.",
                    "never": "Points do not expire."},
         "oldest_first": "When you redeem, your oldest points are used first.",
+        "pending_section": "When points can be used",
+        "pending": "Points become available {n} days after the day you earn them; until then they are pending and cannot be spent. "
+                   "If you return a purchase within that time, its points are taken back from the pending ones.",
         "time_unit": {"days": "days", "months": "months", "years": "years"},
         "rewards_intro": "Exchange your points for:",
         "reward": "{name}: {points}",
@@ -189,6 +192,8 @@ TEXT: dict[str, dict] = {
                    "end_of_next_year": "积分在获得次年的12月31日到期。",
                    "never": "积分永久有效。"},
         "oldest_first": "兑换时优先使用最早获得的积分。",
+        "pending_section": "积分何时可用",
+        "pending": "积分自获得之日起{n}天后可用，此前为待生效积分，不能使用。在此期间退货，将从待生效积分中扣回该笔积分。",
         "time_unit": {"days": "天", "months": "个月", "years": "年"},
         "rewards_intro": "可用积分兑换：",
         "reward": "{name}：{points}",
@@ -572,6 +577,10 @@ class _Terms:
             out.append(self.t["oldest_first"])
         return out
 
+    def pending(self) -> list[str]:
+        """`points available after N days` (docs/semantics.md, "Pending points")."""
+        return [self.t["pending"].format(n=self.model.pending_days)] if self.model.pending_days else []
+
     def rewards(self) -> list[str]:
         if not self.model.rewards:
             return []
@@ -615,7 +624,7 @@ class _Terms:
         title = self.t["title"].format(name=self.model.name)
         blocks = [title, "=" * width(title)]
         for key, lines in (("earn", self.earning()), ("discount", self.discounts()), ("tiers", self.tiers()), ("limits", self.limits()),
-                           ("expiry", self.expiry()), ("rewards", self.rewards()), ("benefit", self.benefits())):
+                           ("pending", self.pending()), ("expiry", self.expiry()), ("rewards", self.rewards()), ("benefit", self.benefits())):
             if lines:
                 blocks.append("\n" + self.t["sections"].get(key, self.t.get(f"{key}_section", key)))
                 blocks.extend(lines)

@@ -192,11 +192,12 @@ _STATEMENTS = {
     ast.Assert: lambda s: (f"assert {format_expr(s.expr)}", ""),
     ast.Label: lambda s: (f"label {s.name.name}", " ".join(f"{t.lang.name} {string(t.text.value)}" for t in s.texts)),
     ast.Benefit: lambda s: (f"benefit {s.name.name}:", " ".join([f"cost {money(s.cost)}", *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
+    ast.Pending: lambda s: (f"points available after {number(s.n.value)} {s.unit.name}", ""),
 }
 _GROUPS = {
     ast.ProgramName: 0, ast.Currency: 0, ast.PointCost: 0, ast.Column: 0,
     ast.Tiers: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
-    ast.Benefit: 6, ast.Label: 7,
+    ast.Benefit: 6, ast.Label: 7, ast.Pending: 3,
 }
 _ALIGNED = (ast.Earn, ast.Reward, ast.Discount, ast.Benefit, ast.Label)
 

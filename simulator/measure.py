@@ -42,6 +42,7 @@ class Partial:
     benefit: np.ndarray | None = None  # (2,): what benefits cost and partners' share (metrics.LedgerSums)
     benefit_m: np.ndarray | None = None  # (month, 2): the same per month
     groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
+    pending_m: np.ndarray | None = None  # (month,): points pending at each month's close (metrics.pending_by_month)
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -49,7 +50,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "pending_m"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -62,8 +63,8 @@ class Partial:
             if self.baseline_m is None and other.baseline_m is None
             else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
         )
-        groups = sums.pop("groups")
-        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups)
+        groups, pending_m = sums.pop("groups"), sums.pop("pending_m")
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups, pending_m=pending_m)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
@@ -114,7 +115,13 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         benefit_m=sums.benefit_m if model.benefits else None,
         # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
         groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if setup.segments is not None and setup.horizon is None else None,
+        pending_m=metrics.pending_by_month(ledger, months, model.pending_days, _end(setup), kinds) if model.pending_days else None,
     )
+
+
+def _end(setup):
+    """The period's end: the horizon's, or the replayed history's."""
+    return setup.horizon.end if setup.horizon is not None else setup.history.until
 
 
 # What each group's sums hold, in columns: members who joined, points per ledger kind

@@ -159,6 +159,7 @@ statements = st.one_of(
               clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent))), st.none() | money, st.booleans()),
     st.builds(ast.Benefit, idents, money, clauses),
     st.builds(ast.Label, idents, st.lists(st.builds(ast.LabelText, idents, strings), min_size=1, max_size=3).map(tuple)),
+    st.builds(ast.Pending, numbers, st.sampled_from(["days", "day"]).map(ast.Ident)),
 )
 programs = st.lists(statements, max_size=8).map(lambda ss: ast.Program(tuple(ss)))
 
@@ -355,6 +356,11 @@ def diff_program(draw) -> str:
     for j in range(3):  # diff_history redeems w0..w2
         funded = draw(st.sampled_from(["", " funded 40% by partner", " funded 100% by partner"]))
         lines.append(f"reward w{j}: {draw(st.sampled_from([5, 10, 30, 100]))} points cost {draw(st.sampled_from(['1', '2.5', '0.33']))} CNY{funded}")
+    # Pending points, drawn last so the draws before are as they were: windows shorter and longer
+    # than the history's gaps, and one as long as the shortest expiry.
+    pending = draw(st.sampled_from([None, None, 1, 3, 14, 30, 400]))
+    if pending:
+        lines.append(f"points available after {pending} days")
     return "\n".join(lines) + "\n"
 
 

@@ -119,3 +119,23 @@ def test_compiled_reports_the_reference_tiers(text, history, threads):
     # Every member is counted at every month end from their first row on, at one tier.
     first = batch.frame.groupby("member")["timestamp"].min().to_numpy()
     assert got.tier_counts.sum(axis=1).tolist() == [(first <= end).sum() for end in ends]
+
+
+def test_generated_programs_reach_pending_points():
+    """The random programs include pending windows, and histories where a redemption the whole
+    balance affords is declined because part of it is still pending: the differential test covers
+    the available balance, not only programs without a window."""
+    settings_ = settings(max_examples=3000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+
+    def waits(case) -> bool:
+        text, (frame, customers, policy) = case
+        program = rulelang.loads(text)
+        if not program.model.pending_days:
+            return False
+        batch = prepare(frame, program.model, customers, "2029-06-30")
+        declined = interpret.run(program.model, batch, policy).attrs["declined_redemptions"]
+        whole = interpret.run(program.model.__class__(**{**program.model.__dict__, "pending_days": 0}), batch, policy)
+        return declined > whole.attrs["declined_redemptions"]
+
+    text, _ = find(st.tuples(diff_program(), diff_history()), waits, settings=settings_)
+    assert rulelang.loads(text).model.pending_days > 0

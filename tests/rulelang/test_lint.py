@@ -166,3 +166,19 @@ def test_benefit_without_a_frequency_limit():
     (d,) = [d for d in analyse(Source(basket, "t.loyalty"))[1] if d.code == "W608"]
     assert "costs 2.5 CNY) on every matching purchase" in d.message
     assert only(basket.replace("basket.total >= 100\n", "basket.total >= 100  # loyalty: ignore[W608]\n"), "W608") == []
+
+
+def test_a_pending_window_as_long_as_the_expiry_is_flagged():
+    body = "earn base: 1 point per 1 CNY\npoints available after 30 days\n"
+    assert only(HEAD.replace("expire after 12 months", "expire after 30 days") + body, "W650") == [7]
+    assert only(HEAD.replace("expire after 12 months", "expire after 1 months") + body, "W650") == [7]  # February: 28 days
+    assert only(HEAD.replace("expire after 12 months", "expire after 30 days without purchase") + body, "W650") == [7]
+    assert only(HEAD.replace("expire after 12 months", "expire after 31 days") + body, "W650") == []
+    assert only(HEAD + body, "W650") == [] and only(HEAD.replace("expire after 12 months", "expire never") + body, "W650") == []
+
+
+def test_a_pending_window_with_a_year_end_expiry_is_flagged():
+    body = "earn base: 1 point per 1 CNY\npoints available after 14 days\n"
+    found = [d for d in analyse(Source(HEAD.replace("expire after 12 months", "expire at end of year") + body, "t.loyalty"))[1] if d.code == "W651"]
+    assert len(found) == 1 and "last 14 days of a year" in found[0].message
+    assert only(HEAD.replace("expire after 12 months", "expire at end of next year") + body, "W651") == []

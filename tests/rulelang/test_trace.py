@@ -207,3 +207,14 @@ def test_trace_shows_benefits_given_and_their_cost():
     assert "  benefits given: alteration x1\n" in text
     assert "  benefit alteration, cost 20 CNY, partner pays 5 CNY\n" in text
     assert "benefits given 1" in text.splitlines()[-2]
+
+
+def test_trace_shows_what_was_pending_and_why_a_redemption_waited():
+    program = rulelang.loads(PROGRAM.replace("reward coffee", "points available after 14 days\nreward coffee").replace("expire after 1 month", "expire after 2 months"))
+    rows = pd.DataFrame({"customer_id": ["m1"] * 3, "timestamp": ["2026-03-01 10:00", "2026-03-02 10:00", "2026-03-20 10:00"],
+                         "amount": [45, 0, 0], "category": ["coffee", "", ""], "event": ["purchase", "redeem", "redeem"],
+                         "reward": ["", "coffee", "coffee"]})
+    out = trace(program, rows, "m1")
+    assert "balance 0 available, 45 pending (available 14 days after the day earned)" in out
+    assert "redemption of coffee declined: the available balance cannot afford it" in out
+    assert "balance 5 available, 0 pending" in out  # on 20 March the 1 March lot paid for the coffee

@@ -478,6 +478,7 @@ class Reward:
     cost: Money
     funded: Funded | None = None
     span: Span = field(default=NO_SPAN, compare=False)
+    issued: Issued | None = None  # `issued every PERIOD`: an automatic voucher (docs/semantics.md, "Automatic vouchers")
 
 
 @dataclass(frozen=True)
@@ -521,4 +522,12 @@ class Pending:
 
     n: Number
     unit: Ident
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """`issued every month|quarter|year` on a reward: an automatic voucher."""
+
+    period: Ident
     span: Span = field(default=NO_SPAN, compare=False)

@@ -38,6 +38,8 @@ _WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "mo
 # Languages written by name rather than by code, for the did-you-mean of an unknown label language.
 _LANGUAGE_NAMES = {"english": "en", "eng": "en", "英文": "en", "英语": "en", "chinese": "zh", "cn": "zh", "zho": "zh", "chs": "zh",
                    "中文": "zh", "汉语": "zh"}
+# Automatic vouchers: the periods they are issued at the end of, in months.
+ISSUE_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 # Pending points: the window's unit (a return window is counted in days) and its longest length.
 _PENDING_UNITS = ("days", "day")
 PENDING_MOST_DAYS = 3650
@@ -630,6 +632,22 @@ class Checker:
                       "write what the reward costs the business, like `cost 8 CNY`")
         if s.funded is not None:
             self.funded(s.funded)
+        if s.issued is not None:
+            self.issued(s)
+
+    def issued(self, s: ast.Reward):
+        """`issued every PERIOD` (docs/semantics.md, "Automatic vouchers"): a period vouchers are
+        issued at the end of, and one automatic reward per program."""
+        period = s.issued.period.name
+        if period not in ISSUE_MONTHS:
+            mean = self.did_you_mean(period, "issue periods", list(ISSUE_MONTHS))
+            self.emit("E262", f"vouchers are issued every `month`, `quarter` or `year`, not `{period}`{mean}", s.issued.period.span,
+                      "write `issued every quarter` (at the end of March, June, September and December)")
+        first = next(r for r in self.program.of(ast.Reward) if r.issued is not None)
+        if first is not s:
+            self.emit("E462", f"a second automatic reward; a program turns points into one voucher (the first is `{first.name.name}`, "
+                              f"line {first.span.line})", s.issued.span,
+                      "keep `issued every ...` on one reward; the others stay in the catalog")
 
     def s_assert(self, s: ast.Assert):
         self.expr.condition(s.expr, B.ASSERT)

@@ -89,6 +89,8 @@ TEXT: dict[str, dict] = {
                    "If you return a purchase within that time, its points are taken back from the pending ones.",
         "time_unit": {"days": "days", "months": "months", "years": "years"},
         "rewards_intro": "Exchange your points for:",
+        "voucher": "Every {period}, each {points} you can spend become a {money} voucher ({name}).",
+        "voucher_period": {1: "month", 3: "quarter", 12: "year"},
         "reward": "{name}: {points}",
         "benefit_section": "Benefits",
         "benefit": {"all": "{name}{conds} (worth {money}){freq}.", "tiers": "{who}: {name}{conds} (worth {money}){freq}."},
@@ -196,6 +198,8 @@ TEXT: dict[str, dict] = {
         "pending": "积分自获得之日起{n}天后可用，此前为待生效积分，不能使用。在此期间退货，将从待生效积分中扣回该笔积分。",
         "time_unit": {"days": "天", "months": "个月", "years": "年"},
         "rewards_intro": "可用积分兑换：",
+        "voucher": "每{period}末，可用积分每{points}自动转换为一张{money}代金券（{name}）。",
+        "voucher_period": {1: "月", 3: "季度", 12: "年"},
         "reward": "{name}：{points}",
         "benefit_section": "会员权益",
         "benefit": {"all": "{conds}可享{name}（价值{money}）{freq}。", "tiers": "{conds}{who}可享{name}（价值{money}）{freq}。"},
@@ -582,10 +586,13 @@ class _Terms:
         return [self.t["pending"].format(n=self.model.pending_days)] if self.model.pending_days else []
 
     def rewards(self) -> list[str]:
-        if not self.model.rewards:
-            return []
-        return [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=self.given_name(r.name), points=self.points(r.points))
-                                           for r in self.model.rewards]
+        out = [self.t["voucher"].format(period=self.t["voucher_period"][v.issued_months], points=self.points(v.points), money=self.money(v.cost),
+                                        name=self.given_name(v.name)) for v in self.model.vouchers]
+        catalog = [r for r in self.model.rewards if not r.issued_months]
+        if not catalog:
+            return out
+        return out + [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=self.given_name(r.name), points=self.points(r.points))
+                                                 for r in catalog]
 
     def benefit(self, rule: Rule) -> str:
         """A benefit as a member reads it: who gets what, when, and what it is worth."""

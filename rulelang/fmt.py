@@ -172,6 +172,7 @@ def _window(w: ast.Window) -> str:
 
 def _reward_body(s: ast.Reward) -> str:
     tail = f" {_funded(s.funded)}" if s.funded else ""
+    tail += f" issued every {s.issued.period.name}" if s.issued else ""
     return f"{_points(s.points)} cost {money(s.cost)}{tail}"
 
 

@@ -139,6 +139,7 @@ class Member:
     baskets: dict = field(default_factory=dict)  # unit -> Basket
     discount_uses: dict = field(default_factory=dict)  # (discount index, key) -> baskets it applied to
     last_purchase: dt.date | None = None
+    next_voucher: pd.Timestamp | None = None  # the next period end vouchers are issued at (`issued every`)
 
     @property
     def balance(self) -> int:
@@ -709,6 +710,31 @@ def _redeem(ctx: Context, m: Member, reward, t: pd.Timestamp, row: int) -> list[
     return out
 
 
+def voucher_moment(t: pd.Timestamp, months: int) -> pd.Timestamp:
+    """The last moment of the period `months` long (calendar months from January: 1, 3 or 12)
+    that holds `t`: when automatic vouchers are issued (docs/semantics.md, "Automatic vouchers")."""
+    after = ((t.year * 12 + t.month - 1) // months + 1) * months  # the month number the next period starts
+    return pd.Timestamp(dt.datetime(after // 12, after % 12 + 1, 1)) - pd.Timedelta(1, "ns")
+
+
+def _vouchers(ctx: Context, m: Member, until: pd.Timestamp, inclusive: bool) -> list[Posting]:
+    """The automatic voucher at every period end before `until` (or at it, when `inclusive`: the
+    member's last moment), each after the expiries due by then: the available balance turned into
+    as many vouchers as it affords, one redemption each, at the tier held then."""
+    out: list[Posting] = []
+    voucher = ctx.model.voucher
+    while m.next_voucher is not None and (m.next_voucher < until or (inclusive and m.next_voucher <= until)):
+        moment = m.next_voucher
+        out += _expire(ctx, m, moment)
+        tier = _tier_name(ctx.model, m, moment)
+        for _ in range(m.available(moment, ctx.model.pending_days) // voucher.points):
+            for p in _redeem(ctx, m, voucher, moment, -1):
+                p.tier = tier
+                out.append(p)
+        m.next_voucher = voucher_moment(moment + pd.Timedelta(1, "ns"), voucher.issued_months)
+    return out
+
+
 def _choose(rewards: list, choice: str, u2: float):
     """The reward a member picks among the affordable ones (declaration order)."""
     if choice == "cheapest":
@@ -723,7 +749,7 @@ def _policy(ctx: Context, m: Member, first: dict) -> list[Posting]:
     if pol is None:
         return []
     u = float(first[pol.draw])
-    affordable = [r for r in ctx.model.rewards if r.points <= m.available(first["timestamp"], ctx.model.pending_days)]
+    affordable = [r for r in ctx.model.rewards if r.points <= m.available(first["timestamp"], ctx.model.pending_days) and not r.issued_months]
     if not (u < pol.probability) or not affordable:
         return []
     reward = _choose(affordable, pol.choice, float(first[pol.choice_draw]))
@@ -825,13 +851,15 @@ def _period_points(m: Member, day: dt.date) -> dict:
 def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until: pd.Timestamp) -> None:
     """Process one member's rows (one member's slice of `Batch.frame`, as records) and post."""
     m = Member(index, customer["customer_id"], customer, _enrolled(customer, rows), rows[0]["timestamp"].date())
+    if ctx.model.voucher is not None:
+        m.next_voucher = voucher_moment(rows[0]["timestamp"], ctx.model.voucher.issued_months)
     levels = []  # the member's tier level at each moment from their first row on
     joined = sum(1 for moment in ctx.moments if moment < rows[0]["timestamp"])
     for lines in _units(rows):
         t = lines[0]["timestamp"]
         while joined + len(levels) < len(ctx.moments) and ctx.moments[joined + len(levels)] < t:
             levels.append(_level_at(ctx.model, m, ctx.moments[joined + len(levels)]))
-        expired = _expire(ctx, m, t)
+        expired = (_vouchers(ctx, m, t, False) if m.next_voucher is not None else []) + _expire(ctx, m, t)
         tier = tier_at(ctx.model, m, t)
         if ctx.row_tiers is not None:
             ctx.row_tiers.update(dict.fromkeys((int(line["row"]) for line in lines), _row_tier(ctx, m, t)))
@@ -849,7 +877,7 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
     levels += [_level_at(ctx.model, m, moment) for moment in ctx.moments[joined + len(levels) :]]
     for j, level in enumerate(levels, start=joined):
         ctx.tier_counts[j, level] += 1
-    tail = _expire(ctx, m, until)
+    tail = (_vouchers(ctx, m, until, True) if m.next_voucher is not None else []) + _expire(ctx, m, until)
     ctx.postings += [(index, p) for p in tail]
     if ctx.observer and tail:
         available = m.available(until, ctx.model.pending_days)

@@ -467,5 +467,26 @@ def pending_past_expiry(ctx: _Context) -> list[Diagnostic]:
                      "make the pending window shorter than the expiry (a return window is usually 14 to 30 days)")]
 
 
+# --- W652: vouchers worth less a point than the catalog ---------------------------------------------
+
+
+def cheap_vouchers(ctx: _Context) -> list[Diagnostic]:
+    """An automatic voucher worth less a point than a catalog reward: every period's end turns the
+    balance into vouchers, so members rarely keep points long enough for the better reward."""
+    voucher = ctx.model.voucher
+    if voucher is None:
+        return []
+    rate = voucher.cost / voucher.points
+    better = [r for r in ctx.model.rewards if not r.issued_months and r.cost / r.points > rate]
+    if not better:
+        return []
+    best = max(better, key=lambda r: (r.cost / r.points, -r.index))
+    stmt = next(s for s in ctx.program.of(ast.Reward) if s.name.name == voucher.name)
+    cur = ctx.model.currency
+    return [ctx.warn("W652", f"`{voucher.name}` is worth {_num(rate)} {cur} a point, less than `{best.name}` ({_num(best.cost / best.points)} {cur} "
+                             "a point): every period's end turns the balance into vouchers, so members rarely save up for the better reward",
+                     stmt.span, "raise the voucher's value, or take the better reward out of the catalog")]
+
+
 CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier,
-          unlimited_benefits, never_compete, pending_past_expiry)
+          unlimited_benefits, never_compete, pending_past_expiry, cheap_vouchers)

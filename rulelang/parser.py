@@ -256,8 +256,12 @@ class _Build(Transformer):
         return ast.Round(_ident(mode), _span(kw, mode))
 
     def reward(self, items):
-        kw, name, n, word, money, funded = items
-        return ast.Reward(_ident(name), _num(n), money, funded, _span(kw, money, funded))
+        kw, name, n, word, money, funded, issued = items
+        return ast.Reward(_ident(name), _num(n), money, funded, _span(kw, money, funded, issued), issued=issued)
+
+    def issued(self, items):
+        kw, period = items
+        return ast.Issued(_ident(period), _span(kw, period))
 
     def assertion(self, items):
         kw, expr = items

@@ -43,6 +43,8 @@ class Partial:
     benefit_m: np.ndarray | None = None  # (month, 2): the same per month
     groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
     pending_m: np.ndarray | None = None  # (month,): points pending at each month's close (metrics.pending_by_month)
+    voucher: np.ndarray | None = None  # (2,): the automatic voucher's cost and partner share at issue (metrics.voucher_sums) ...
+    voucher_m: np.ndarray | None = None  # (month, 2): ... per month; neither is in cost, partner, cost_m, partner_m
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -50,7 +52,8 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "pending_m"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "pending_m",
+                  "voucher", "voucher_m"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -63,8 +66,8 @@ class Partial:
             if self.baseline_m is None and other.baseline_m is None
             else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
         )
-        groups, pending_m = sums.pop("groups"), sums.pop("pending_m")
-        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups, pending_m=pending_m)
+        groups, pending_m, voucher, voucher_m = sums.pop("groups"), sums.pop("pending_m"), sums.pop("voucher"), sums.pop("voucher_m")
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups, pending_m=pending_m, voucher=voucher, voucher_m=voucher_m)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
@@ -92,15 +95,17 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
     # Members per tier at each month's end, from the engine (a member counts from joining on).
     tier_counts = evaluation.tier_counts if model.tiers is not None else np.zeros((len(months), 0), dtype=np.int64)
     sums = metrics.ledger_sums(ledger, months, kinds)
+    # The automatic voucher's money apart from the catalog rewards' (its cost counts when used).
+    voucher, voucher_m = metrics.voucher_sums(ledger, months, model.voucher.name, kinds) if model.voucher else (np.zeros(2, np.int64), None)
     return Partial(
         members=int(chosen.sum()),
         rows=len(rows),
         by_kind=sums.by_kind,
-        cost=sums.cost,
-        partner=sums.partner,
+        cost=sums.cost - int(voucher[0]),
+        partner=sums.partner - int(voucher[1]),
         cells=sums.cells,
-        cost_m=sums.cost_m,
-        partner_m=sums.partner_m,
+        cost_m=sums.cost_m - voucher_m[:, 0] if voucher_m is not None else sums.cost_m,
+        partner_m=sums.partner_m - voucher_m[:, 1] if voucher_m is not None else sums.partner_m,
         delta_m=delta,
         joined_m=joined_m,
         tiers_m=tier_counts,
@@ -115,6 +120,8 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         benefit_m=sums.benefit_m if model.benefits else None,
         # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
         groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if setup.segments is not None and setup.horizon is None else None,
+        voucher=voucher if model.voucher else None,
+        voucher_m=voucher_m,
         pending_m=metrics.pending_by_month(ledger, months, model.pending_days, _end(setup), kinds) if model.pending_days else None,
     )
 

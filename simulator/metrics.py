@@ -36,8 +36,12 @@ BENEFIT_FIGURES = ("benefit_cost", "benefit_partner_funded")
 # partner_funded): kind -> the program's list of what posts it (a `Model` attribute) and its
 # figures (cost, partner-funded), in summary.json and monthly.csv after partner_funded and inside
 # program_cost, for a program that has some of that kind.
-COST_KINDS = {"discount": ("discounts", DISCOUNT_FIGURES), "benefit": ("benefits", BENEFIT_FIGURES)}
-COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES
+# A program with an automatic voucher has these too: what the vouchers used cost (their cost at
+# issue times the scenario's `vouchers.use_rate`) and the partners' share of that. Their
+# redemptions are not in reward_cost and partner_funded.
+VOUCHER_FIGURES = ("voucher_cost", "voucher_partner_funded")
+COST_KINDS = {"discount": ("discounts", DISCOUNT_FIGURES), "benefit": ("benefits", BENEFIT_FIGURES), "voucher": ("vouchers", VOUCHER_FIGURES)}
+COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES + VOUCHER_FIGURES
 # A program with pending points (`points available after N days`) has this point figure too, and a
 # monthly column of it: the points earned but not yet available at the end (a part of
 # points_outstanding; the liability counts both).
@@ -73,6 +77,8 @@ FIGURE_LABELS = (
     ("discount_partner_funded", "Discounts funded by partners", "money"),
     ("benefit_cost", "Cost of benefits given", "money"),
     ("benefit_partner_funded", "Benefits funded by partners", "money"),
+    ("voucher_cost", "Cost of vouchers used", "money"),
+    ("voucher_partner_funded", "Vouchers funded by partners", "money"),
     ("liability", "Liability at the end", "money"),
     ("program_cost", "Program cost", "money"),
     ("revenue_baseline", "Revenue without the program", "money"),
@@ -157,7 +163,7 @@ def _lookup(lut, codes):
 
 
 def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, discount: tuple[int, int] | None = None,
-                 benefit: tuple[int, int] | None = None, pending: int | None = None) -> dict:
+                 benefit: tuple[int, int] | None = None, pending: int | None = None, voucher: tuple[int, int] | None = None) -> dict:
     """Exact figures of one run from its points per kind, its reward cost and partner share (minor
     units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder).
     `discount`: a program with discounts, (money they took off, the partners' share of it): inside
@@ -165,13 +171,16 @@ def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput,
     is the margin on the lift before discounts (the discount is counted once, as a cost).
     `benefit`: a program with benefits, (what they cost, the partners' share of it): inside the
     program cost. `pending`: a program with pending points, the points still pending at the end
-    (a part of the outstanding points, and so of the liability)."""
+    (a part of the outstanding points, and so of the liability). `voucher`: a program with an
+    automatic voucher, (what the vouchers used cost, the partners' share of it): inside the program
+    cost (`reward_cost` and `partner` are then the catalog's only)."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     liability = round_half_up(outstanding * x.point_cost * scale * urr)
     given, funded = discount if discount is not None else (0, 0)
     benefit_cost, benefit_funded = benefit if benefit is not None else (0, 0)
-    program_cost = reward_cost - partner + liability + (given - funded) + (benefit_cost - benefit_funded)
+    voucher_cost, voucher_funded = voucher if voucher is not None else (0, 0)
+    program_cost = reward_cost - partner + liability + (given - funded) + (benefit_cost - benefit_funded) + (voucher_cost - voucher_funded)
     lift = x.revenue_with_program - x.revenue_baseline
     margin = round_half_up(Fraction(lift + given) * Fraction(str(x.margin)))
     net = margin - program_cost
@@ -180,6 +189,8 @@ def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput,
         extra |= dict(zip(BENEFIT_FIGURES, benefit, strict=True))
     if pending is not None:
         extra["points_pending"] = pending
+    if voucher is not None:
+        extra |= dict(zip(VOUCHER_FIGURES, voucher, strict=True))
     return extra | {
         "rows_read": x.rows_read,
         "rows_used": x.rows_used,
@@ -358,6 +369,28 @@ def _pending_at(t, earned_on, kinds, points, sign, moments, window):
     return out
 
 
+def voucher_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, voucher: str, kinds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The automatic voucher's redemptions' money at issue: (cost, partner share) in all, and per
+    month (month, 2). Exact; adds up over parts of the customers."""
+    kinds = kind_codes(ledger) if kinds is None else kinds
+    mask = (np.asarray(kinds) == KINDS.index("redeem")) & (ledger["reward"].to_numpy() == voucher)
+    t = ledger["timestamp"].to_numpy()[mask]
+    cost = np.asarray(ledger["cost"].to_numpy()[mask], dtype=np.int64)
+    partner = np.asarray(ledger["partner_share"].to_numpy()[mask], dtype=np.int64)
+    monthly = np.stack([by_month(t, cost, months), by_month(t, partner, months)], axis=1) if len(months) else np.zeros((0, 2), dtype=np.int64)
+    return np.array([cost.sum(), partner.sum()], dtype=np.int64), monthly
+
+
+def vouchers_used(at_issue_m: np.ndarray, use_rate: float | None) -> np.ndarray:
+    """What the vouchers used cost per month (cost, partner share): each month's cost at issue times
+    the use rate (None: 1), rounded half up to the minor unit. Exact in expectation: a voucher is
+    used with that probability, so its expected cost is the rate times its cost."""
+    if use_rate is None:
+        return at_issue_m.copy()
+    rate = Fraction(str(use_rate))
+    return np.array([[round_half_up(int(c) * rate) for c in row] for row in at_issue_m], dtype=np.int64).reshape(at_issue_m.shape)
+
+
 def pending_by_month(ledger: pd.DataFrame, months: pd.PeriodIndex, pending_days: int, end, kinds: np.ndarray | None = None) -> np.ndarray:
     """The points pending (docs/semantics.md, "Pending points") at each month's close: the last
     moment of the month, or `end` (the period's end) when that comes first. A lot earned on day D
@@ -390,6 +423,7 @@ def monthly_from(
     discount_m: np.ndarray | None = None,
     benefit_m: np.ndarray | None = None,
     pending_m: np.ndarray | None = None,
+    voucher_m: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
@@ -425,6 +459,8 @@ def monthly_from(
     index.name = "month"
     if benefit_m is not None:  # a program with benefits: their cost per month, after the discounts'
         cols["benefit_cost"], cols["benefit_partner_funded"] = benefit_m[:, 0].copy(), benefit_m[:, 1].copy()
+    if voucher_m is not None:  # a program with an automatic voucher: what those used cost per month, after the benefits'
+        cols["voucher_cost"], cols["voucher_partner_funded"] = voucher_m[:, 0].copy(), voucher_m[:, 1].copy()
     extra = [f for f in COST_KIND_FIGURES if f in cols]
     money = list(MONTHLY_MONEY[:2]) + extra + list(MONTHLY_MONEY[2:])
     if pending_m is not None:

@@ -402,8 +402,10 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
         tiers_end=end_tiers,
     )
     urr = simulated.run_urr(p.triangle, months)
+    # Automatic vouchers: their cost at issue times the use rate, month by month (the summary's is their sum).
+    used_m = metrics.vouchers_used(p.voucher_m, setup.scenario.voucher_use_rate) if p.voucher_m is not None else None
     monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month],
-                                   p.discount_m, p.benefit_m, p.pending_m)
+                                   p.discount_m, p.benefit_m, p.pending_m, used_m)
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
     # The sales the points came with, as paid: net of what the program's discounts took off them.
@@ -412,7 +414,8 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     discount = (int(p.discount[0]), int(p.discount[1])) if p.discount is not None else None
     benefit = (int(p.benefit[0]), int(p.benefit[1])) if p.benefit is not None else None
     pending = int(p.pending_m[-1]) if p.pending_m is not None and len(p.pending_m) else None  # at the period's end
-    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit, pending)
+    voucher = (int(used_m[:, 0].sum()), int(used_m[:, 1].sum())) if used_m is not None else None
+    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit, pending, voucher)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
     return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups)
 

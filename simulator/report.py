@@ -250,7 +250,8 @@ def headline(summary: dict) -> list[dict]:
 
 # Per metrics.COST_KINDS kind: its monthly column's heading, and its part of the program cost (its
 # cost less what partners fund of it), which the report shows when the program has any such kind.
-COST_PARTS = {"discount": ("Discount cost", "Discounts given − partner funding"), "benefit": ("Benefit cost", "Benefits given − partner funding")}
+COST_PARTS = {"discount": ("Discount cost", "Discounts given − partner funding"), "benefit": ("Benefit cost", "Benefits given − partner funding"),
+              "voucher": ("Voucher cost", "Vouchers used − partner funding")}
 POINTS_PART = "Points: rewards redeemed − partner funding + liability"
 
 

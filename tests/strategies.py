@@ -152,6 +152,8 @@ statements = st.one_of(
     expires,
     st.builds(ast.Round, st.sampled_from(["down", "up", "nearest"]).map(ast.Ident)),
     st.builds(ast.Reward, idents, numbers, money, st.none() | _funded),
+    st.builds(lambda n, p, c, period: ast.Reward(n, p, c, issued=ast.Issued(period)), idents, numbers, money,
+              st.sampled_from(["month", "quarter", "year"]).map(ast.Ident)),
     st.builds(ast.Assert, expressions),
     st.builds(ast.Discount, idents, st.one_of(percents, money, st.builds(ast.BuyGet, numbers, numbers)),
               clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent)))),
@@ -361,6 +363,12 @@ def diff_program(draw) -> str:
     pending = draw(st.sampled_from([None, None, 1, 3, 14, 30, 400]))
     if pending:
         lines.append(f"points available after {pending} days")
+    # An automatic voucher, drawn after the rest for the same reason: the last reward, issued at
+    # the end of every month, quarter or year.
+    issued = draw(st.sampled_from([None, None, "month", "quarter", "year"]))
+    if issued:
+        at = next(i for i, line in enumerate(lines) if line.startswith("reward w2:"))
+        lines[at] += f" issued every {issued}"
     return "\n".join(lines) + "\n"
 
 

@@ -277,6 +277,45 @@ def available_at(lot_day, lot_points, first_lot, lot_count, day, pending_days):
     return total
 
 
+@njit(cache=True, nogil=True)
+def voucher_moment(t, months):
+    """The last moment (ns) of the period `months` long (calendar months from January) holding `t`."""
+    y, m, _ = civil_from_days(t // NS_PER_DAY)
+    after = ((y * 12 + m - 1) // months + 1) * months
+    return days_from_civil(after // 12, after % 12 + 1, 1) * NS_PER_DAY - 1
+
+
+@njit(cache=True, nogil=True)
+def _issue_vouchers(out, posted, who, until, inclusive, moment, months, reward, reward_points, reward_cost, reward_share, pending_days,
+                    expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count, balance,
+                    has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head,
+                    contributions, window_sum, year, year_sum, last_year_sum):
+    """Every period end from `moment` on before `until` (or at it, when `inclusive`): the expiries
+    due by then, then the available balance turned into as many vouchers as it affords (one
+    redemption each, at the tier held then). Returns (posted, balance, first_lot, the next period
+    end). Called only when a period end has passed."""
+    while moment < until or (inclusive and moment == until):
+        if expiry_kind != X_NEVER:
+            inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
+            first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, moment)
+            if due:
+                posted, gone = _expire_at_tiers(out, posted, who, moment, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
+                                                lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
+                                                contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                balance -= gone
+        tier = 0
+        if has_tiers:
+            tier = _tier_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions,
+                            window_sum, year, year_sum, last_year_sum)
+        spendable = balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, moment // NS_PER_DAY, pending_days)
+        for _ in range(spendable // reward_points[reward]):
+            posted = _redeem(out, posted, holder_bits(who, tier + tier_code_shift), moment, -1, reward, reward_points[reward], reward_cost[reward],
+                             reward_share[reward], lot_day, lot_points, first_lot, lot_count)
+            balance -= reward_points[reward]
+        moment = voucher_moment(moment + 1, months)
+    return posted, balance, first_lot, moment
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, now):
     """(the first lot with points, whether a lot is due by `now`): `_expire_due` is called only
@@ -417,6 +456,10 @@ class Program(NamedTuple):
     # Pending points (docs/semantics.md, "Pending points"): a lot earned on day d can be spent from
     # day d + pending_days on; 0: at once (the balance is then all available, and nothing is summed).
     pending_days: int
+    # Automatic vouchers (docs/semantics.md, "Automatic vouchers"): the reward issued at the end of
+    # every period `voucher_months` long (-1: none; the unit loop then skips the step with one test).
+    voucher_reward: int
+    voucher_months: int
 
 
 class Rows(NamedTuple):
@@ -568,6 +611,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     discount_bits, discount_bit, discount_amount = rows.discount_bits, rows.discount_bit, rows.discount_amount
     has_groups, group_rules = program.has_groups, program.group_rules
     pending_days = program.pending_days
+    voucher_reward, voucher_months = program.voucher_reward, program.voucher_months
+    vouchering = voucher_reward >= 0
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
@@ -648,6 +693,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             discount_key[d] = NAT
             discount_used[d] = 0
         last_purchase = ts[i] // NS_PER_DAY
+        next_voucher = voucher_moment(ts[i], voucher_months) if vouchering else NAT
         joined_moment = 0  # the member counts at the moments from their first row on
         while joined_moment < n_moments and moments[joined_moment] < ts[i]:
             joined_moment += 1
@@ -664,6 +710,14 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             period_key[2] = (day + 3) // 7
             period_key[3] = month_number
             period_key[4] = month_number // 12
+
+            # --- Vouchers: at each period end passed since the last unit (a program without them skips this).
+            if vouchering and next_voucher < now:
+                posted, balance, first_lot, next_voucher = _issue_vouchers(
+                    out, posted, who, now, False, next_voucher, voucher_months, voucher_reward, reward_points, reward_cost, reward_share,
+                    pending_days, expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count,
+                    balance, has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
+                    window_head, contributions, window_sum, year, year_sum, last_year_sum)
 
             # --- Expiry: the lots due before this unit, each at the tier held at its moment.
             if expiry_kind != X_NEVER:
@@ -983,7 +1037,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                         pick = -1
                         affordable = 0
                         for w in range(n_rewards):
-                            if reward_points[w] <= spendable:
+                            if reward_points[w] <= spendable and w != voucher_reward:
                                 affordable += 1
                                 if pick < 0:
                                     pick = w
@@ -997,7 +1051,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                 if nth > affordable - 1:
                                     nth = affordable - 1
                                 for w in range(n_rewards):
-                                    if reward_points[w] <= spendable:
+                                    if reward_points[w] <= spendable and w != voucher_reward:
                                         if nth == 0:
                                             pick = w
                                             break
@@ -1059,7 +1113,13 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 else:
                     year_sum += value
             first = end
-        # --- Expiry: the lots due by `until`.
+        # --- Vouchers at the period ends up to `until`, then expiry: the lots due by `until`.
+        if vouchering and next_voucher <= until:
+            posted, balance, first_lot, next_voucher = _issue_vouchers(
+                out, posted, who, until, True, next_voucher, voucher_months, voucher_reward, reward_points, reward_cost, reward_share,
+                pending_days, expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count,
+                balance, has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
+                window_head, contributions, window_sum, year, year_sum, last_year_sum)
         if expiry_kind != X_NEVER:
             inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
             first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, until)

@@ -139,3 +139,19 @@ def test_generated_programs_reach_pending_points():
 
     text, _ = find(st.tuples(diff_program(), diff_history()), waits, settings=settings_)
     assert rulelang.loads(text).model.pending_days > 0
+
+
+def test_generated_programs_reach_automatic_vouchers():
+    """The random programs include an automatic voucher, and histories where one is issued."""
+    settings_ = settings(max_examples=3000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+
+    def issues(case) -> bool:
+        text, (frame, customers, policy) = case
+        program = rulelang.loads(text)
+        if program.model.voucher is None:
+            return False
+        ledger = interpret.run(program.model, prepare(frame, program.model, customers, "2029-06-30"), policy)
+        return bool(((ledger["kind"] == "redeem") & (ledger["row"] == -1)).any())
+
+    text, _ = find(st.tuples(diff_program(), diff_history()), issues, settings=settings_)
+    assert rulelang.loads(text).model.voucher is not None

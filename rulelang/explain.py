@@ -289,6 +289,13 @@ class _Terms:
         unit = self.t["currency_units"].get(code) or self.t["currency_fallback"].format(code=code)
         return self.t["money"].format(n=num(n), unit=unit)
 
+    def cash(self, n: Fraction) -> str:
+        """An amount as printed on a voucher: whole, or with all of the currency's decimals (1.50 GBP)."""
+        if n.denominator == 1:
+            return self.money(n)
+        unit = self.t["currency_units"].get(self.model.currency) or self.t["currency_fallback"].format(code=self.model.currency)
+        return self.t["money"].format(n=f"{Decimal(n.numerator) / Decimal(n.denominator):.{self.model.decimals}f}", unit=unit)
+
     def date(self, d: dt.date) -> str:
         return self.t["date"](d)
 
@@ -586,7 +593,7 @@ class _Terms:
         return [self.t["pending"].format(n=self.model.pending_days)] if self.model.pending_days else []
 
     def rewards(self) -> list[str]:
-        out = [self.t["voucher"].format(period=self.t["voucher_period"][v.issued_months], points=self.points(v.points), money=self.money(v.cost),
+        out = [self.t["voucher"].format(period=self.t["voucher_period"][v.issued_months], points=self.points(v.points), money=self.cash(v.cost),
                                         name=self.given_name(v.name)) for v in self.model.vouchers]
         catalog = [r for r in self.model.rewards if not r.issued_months]
         if not catalog:

@@ -390,3 +390,36 @@ def test_a_program_with_pending_points_reports_them_monthly_and_in_the_summary()
         assert r["points_pending"] == int(last["points_pending"]) <= r["points_outstanding"] == int(last["closing"])
     # Waiting 14 days before points can be spent redeems fewer of them on the same visits.
     assert b.summary["points_redeemed"]["mean"] < a.summary["points_redeemed"]["mean"]
+
+
+# --- automatic vouchers ---------------------------------------------------------------------------
+
+
+def test_vouchers_cost_their_value_at_issue_times_the_use_rate():
+    """A quarterly voucher: its redemptions (the ledger's `redeem` postings of the reward, row -1)
+    are out of reward_cost, and voucher_cost is each month's cost at issue times the use rate
+    (rounded half up per month, the summary's the months' sum), inside the program cost."""
+    import rulelang
+    from simulator.sample_data import generate
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    text = PROGRAM_TEXT.replace("reward small:", "reward voucher: 150 points cost 1.55 CNY funded 20% by acme issued every quarter\nreward small:")
+    program = rulelang.loads(text, "vouchers.loyalty")
+    tx, cu = generate(40, 9, 5)
+    res = simulate(program, tx, cu, scenario(runs=2, vouchers={"use_rate": 0.7}), workers=1, engine=ENGINE)
+    led = res.ledger
+    issued = led[(led["kind"] == "redeem") & (led["reward"] == "voucher")]
+    assert len(issued) and (issued["row"] == -1).all() and set(issued["timestamp"].dt.month) <= {3, 6, 9, 12}
+    catalog = led[(led["kind"] == "redeem") & (led["reward"] != "voucher")]
+    run = res.per_run[0]
+    assert run["reward_cost"] == int(catalog["cost"].sum())
+    m = res.monthly[res.monthly["run"] == 0]
+    at_issue = issued.groupby(issued["timestamp"].dt.strftime("%Y-%m"))["cost"].sum()
+    want = [int((Fraction(int(at_issue.get(month, 0))) * Fraction(7, 10) + Fraction(1, 2)) // 1) for month in m["month"]]
+    assert [round(float(v) * 100) for v in m["voucher_cost"]] == want
+    assert run["voucher_cost"] == sum(want) > 0
+    assert run["voucher_partner_funded"] == sum(int((Fraction(int(c)) * Fraction(7, 10) + Fraction(1, 2)) // 1)
+                                                 for c in issued.groupby(issued["timestamp"].dt.strftime("%Y-%m"))["partner_share"].sum())
+    assert run["program_cost"] == (run["reward_cost"] - run["partner_funded"] + run["liability"]
+                                   + run["voucher_cost"] - run["voucher_partner_funded"])
+    assert res.summary["voucher_cost"]["mean"] == pytest.approx(sum(r["voucher_cost"] for r in res.per_run) / 2 / 100, abs=0.006)

@@ -242,3 +242,11 @@ def test_canonical_tree_only_reorders_clauses():
     assert [type(c) for c in canon.statements[0].clauses] == [ast.When, ast.Frequency]
     assert canon.comments[0].text == "# note"
     assert dataclasses.replace(canon, statements=tree.statements, comments=tree.comments) == tree
+
+
+def test_pending_points_and_an_automatic_voucher_in_the_canonical_layout():
+    out = fmt("currency GBP\nexpire after 24 months\npoints   available  after 14 day\n"
+              "reward v:  150 points cost 1.50 GBP   issued   every quarter\nreward mug: 300 points cost 5 GBP\n")
+    assert out == ("currency GBP\n\nexpire after 24 months\npoints available after 14 day\n\n"
+                   "reward v:   150 points cost 1.50 GBP issued every quarter\nreward mug: 300 points cost 5 GBP\n")
+    assert fmt(out) == out

@@ -182,3 +182,11 @@ def test_a_pending_window_with_a_year_end_expiry_is_flagged():
     found = [d for d in analyse(Source(HEAD.replace("expire after 12 months", "expire at end of year") + body, "t.loyalty"))[1] if d.code == "W651"]
     assert len(found) == 1 and "last 14 days of a year" in found[0].message
     assert only(HEAD.replace("expire after 12 months", "expire at end of next year") + body, "W651") == []
+
+
+def test_a_voucher_worth_less_a_point_than_the_catalog_is_flagged():
+    base = 'program "T"\ncurrency GBP\nexpire after 12 months\nearn base: 1 point per 1 GBP\n'
+    voucher = "reward v: 150 points cost 1.50 GBP issued every quarter\n"
+    assert only(base + voucher + "reward mug: 100 points cost 3 GBP\n", "W652") == [5]
+    assert only(base + voucher + "reward mug: 300 points cost 3 GBP\n", "W652") == []  # the same 0.01 GBP a point
+    assert only(base + voucher, "W652") == []

@@ -218,3 +218,14 @@ def test_trace_shows_what_was_pending_and_why_a_redemption_waited():
     assert "balance 0 available, 45 pending (available 14 days after the day earned)" in out
     assert "redemption of coffee declined: the available balance cannot afford it" in out
     assert "balance 5 available, 0 pending" in out  # on 20 March the 1 March lot paid for the coffee
+
+
+def test_trace_shows_the_vouchers_issued_at_a_quarter_end_between_rows():
+    program = rulelang.loads("currency GBP\nearn base: 1 point per 1 GBP\npoints available after 14 days\n"
+                             "reward clubcard_voucher: 150 points cost 1.50 GBP issued every quarter\n")
+    rows = pd.DataFrame({"customer_id": ["a"] * 3, "timestamp": ["2026-02-10 10:00", "2026-03-25 10:00", "2026-07-02 10:00"],
+                         "amount": [320, 100, 40], "event": ["purchase"] * 3})
+    out = trace(program, rows, "a")
+    assert out.count("2026-03-31 23:59:59.999999999  redeem clubcard_voucher: -150 (lot 2026-02-10), cost 1.5 GBP") == 2
+    assert "2026-06-30" not in out  # 120 points available then: no voucher
+    assert "balance at the end 120 available, 40 pending" in out

@@ -247,9 +247,16 @@ def check_ledger(model: Model, obs: Observed) -> list[Violation]:
                 if clawed[key] > issued.get(key, 0):
                     out.append(Violation("refund", f"refunds clawed back {clawed[key]} points of `{p.rule}`, but the basket was issued {issued.get(key, 0)}", row, p.rule))
             if kind == "redeem":
-                redeemed[(row, p.reward)] = redeemed.get((row, p.reward), 0) + pts
-        for (row, reward), pts in redeemed.items():
-            if pts != prices[reward]:
+                # An automatic voucher (no row) is keyed by its moment: a period end issues several.
+                key = (row, p.reward, p.timestamp if row < 0 else None)
+                redeemed[key] = redeemed.get(key, 0) + pts
+        automatic = {r.name for r in model.rewards if r.issued_months}
+        for (row, reward, moment), pts in redeemed.items():
+            if moment is not None and reward in automatic:
+                if pts % prices[reward]:
+                    out.append(Violation("ledger", f"the `{reward}` vouchers of {moment} took {pts} points, not a multiple of their "
+                                                   f"{prices[reward]}", row))
+            elif pts != prices[reward]:
                 out.append(Violation("ledger", f"redeeming `{reward}` took {pts} points, but it costs {prices[reward]}", row))
     return out
 

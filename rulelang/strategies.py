@@ -44,6 +44,7 @@ class Shape:
     customer_dates: tuple[str, ...]
     columns: tuple[str, ...]
     climbs: tuple[int, ...] = ()  # purchase amounts (minor units) that reach each tier above the first
+    gaps: tuple[int, ...] = GAPS  # gaps between rows, in days: GAPS and, with pending points, the window's edge
 
 
 def shape(model: Model) -> Shape:
@@ -101,6 +102,13 @@ def shape(model: Model) -> Shape:
             anchors.add(dt.date(2026, int(m), 1))
     anchors |= {dt.date(2026, 12, 31), dt.date(2026, 1, 31)}
     anchors |= _calendar_days(an, model)
+    if model.voucher is not None:  # the last day of each voucher period of 2026 (and the day after)
+        months = model.voucher.issued_months
+        ends = [dt.date(2026 + m // 12, m % 12 + 1, 1) for m in range(months, 13, months)]
+        anchors |= {d - dt.timedelta(days=1) for d in ends} | set(ends)
+    gaps = GAPS
+    if model.pending_days:  # rows the day before, on and after the day points become available
+        gaps = tuple(sorted(set(GAPS) | {model.pending_days - 1, model.pending_days, model.pending_days + 1}))
     cust_texts = {}
     for name in sorted(used):
         if name.startswith("customer.") and name.split(".", 1)[1] not in ("birthday", "enrolled", "days_enrolled"):
@@ -126,6 +134,7 @@ def shape(model: Model) -> Shape:
         customer_dates=cust_dates,
         columns=tuple(sorted(set(texts) | set(numbers))),
         climbs=climbs,
+        gaps=gaps,
     )
 
 
@@ -204,7 +213,7 @@ def history(draw, model: Model, s: Shape | None = None) -> tuple[pd.DataFrame, p
     # Often start with the purchase that reaches a tier, so tier rules are reached in few rows.
     climb = draw(st.sampled_from((None, *s.climbs))) if s.climbs else None
     for i in range(n):
-        gap = draw(st.one_of(st.just(0), st.sampled_from(GAPS))) if i else 0
+        gap = draw(st.one_of(st.just(0), st.sampled_from(s.gaps))) if i else 0
         day = day + dt.timedelta(days=gap)
         hour = hour + 1 if gap == 0 and i else 12
         ts = dt.datetime.combine(day, dt.time(min(hour, 23), 0))

@@ -720,17 +720,25 @@ def voucher_moment(t: pd.Timestamp, months: int) -> pd.Timestamp:
 def _vouchers(ctx: Context, m: Member, until: pd.Timestamp, inclusive: bool) -> list[Posting]:
     """The automatic voucher at every period end before `until` (or at it, when `inclusive`: the
     member's last moment), each after the expiries due by then: the available balance turned into
-    as many vouchers as it affords, one redemption each, at the tier held then."""
+    as many vouchers as it affords, n of them, posted as one redemption of n times the reward's
+    points, oldest lots first (a posting per lot), the first posting carrying n times its cost
+    and n times its partner's share (each voucher's rounded to the minor unit), at the tier held
+    then. One redemption, not n: a member's postings stay bounded by the lots, whatever n is."""
     out: list[Posting] = []
     voucher = ctx.model.voucher
+    cost = V.to_minor(voucher.cost, ctx.decimals)
+    share = V.to_minor(voucher.cost * voucher.funded_share, ctx.decimals)
     while m.next_voucher is not None and (m.next_voucher < until or (inclusive and m.next_voucher <= until)):
         moment = m.next_voucher
         out += _expire(ctx, m, moment)
         tier = _tier_name(ctx.model, m, moment)
-        for _ in range(m.available(moment, ctx.model.pending_days) // voucher.points):
-            for p in _redeem(ctx, m, voucher, moment, -1):
-                p.tier = tier
-                out.append(p)
+        n = m.available(moment, ctx.model.pending_days) // voucher.points
+        issued: list[Posting] = []
+        for lot, k in _take(m.lots, n * voucher.points):
+            first = not issued
+            issued.append(Posting(moment, "redeem", points=k, earned_on=lot.day, reward=voucher.name, cost=n * cost if first else 0,
+                                  partner_share=n * share if first else 0, row=-1, tier=tier))
+        out += issued
         m.next_voucher = voucher_moment(moment + pd.Timedelta(1, "ns"), voucher.issued_months)
     return out
 

@@ -292,7 +292,7 @@ def _issue_vouchers(out, posted, who, until, inclusive, moment, months, reward, 
                     contributions, window_sum, year, year_sum, last_year_sum):
     """Every period end from `moment` on before `until` (or at it, when `inclusive`): the expiries
     due by then, then the available balance turned into as many vouchers as it affords (one
-    redemption each, at the tier held then). Returns (posted, balance, first_lot, the next period
+    redemption of them all, at the tier held then). Returns (posted, balance, first_lot, the next period
     end). Called only when a period end has passed."""
     while moment < until or (inclusive and moment == until):
         if expiry_kind != X_NEVER:
@@ -308,10 +308,11 @@ def _issue_vouchers(out, posted, who, until, inclusive, moment, months, reward, 
             tier = _tier_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions,
                             window_sum, year, year_sum, last_year_sum)
         spendable = balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, moment // NS_PER_DAY, pending_days)
-        for _ in range(spendable // reward_points[reward]):
-            posted = _redeem(out, posted, holder_bits(who, tier + tier_code_shift), moment, -1, reward, reward_points[reward], reward_cost[reward],
-                             reward_share[reward], lot_day, lot_points, first_lot, lot_count)
-            balance -= reward_points[reward]
+        n = spendable // reward_points[reward]
+        if n > 0:  # one redemption of n vouchers (docs/semantics.md, "Automatic vouchers")
+            posted = _redeem(out, posted, holder_bits(who, tier + tier_code_shift), moment, -1, reward, n * reward_points[reward],
+                             n * reward_cost[reward], n * reward_share[reward], lot_day, lot_points, first_lot, lot_count)
+            balance -= n * reward_points[reward]
         moment = voucher_moment(moment + 1, months)
     return posted, balance, first_lot, moment
 

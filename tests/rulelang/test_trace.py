@@ -226,6 +226,6 @@ def test_trace_shows_the_vouchers_issued_at_a_quarter_end_between_rows():
     rows = pd.DataFrame({"customer_id": ["a"] * 3, "timestamp": ["2026-02-10 10:00", "2026-03-25 10:00", "2026-07-02 10:00"],
                          "amount": [320, 100, 40], "event": ["purchase"] * 3})
     out = trace(program, rows, "a")
-    assert out.count("2026-03-31 23:59:59.999999999  redeem clubcard_voucher: -150 (lot 2026-02-10), cost 1.5 GBP") == 2
+    assert out.count("2026-03-31 23:59:59.999999999  redeem clubcard_voucher: -300 (lot 2026-02-10), cost 3 GBP") == 1  # two vouchers
     assert "2026-06-30" not in out  # 120 points available then: no voucher
     assert "balance at the end 120 available, 40 pending" in out

@@ -207,7 +207,12 @@ class Segmentation:
 
     def cut(self, lo: int, hi: int) -> Segmentation:
         """Customers lo .. hi (a slice of the history, simulator.chunked), without a baseline."""
-        return Segmentation(self.segment[lo:hi], self.stage[lo:hi], self.ids[lo:hi] if self.ids is not None else None, tiers=self.tiers)
+        return self.take(slice(lo, hi))
+
+    def take(self, codes) -> Segmentation:
+        """The customers `codes` (a slice, or codes ascending: one file of a dataset, simulator.cluster), without a baseline."""
+        ids = None if self.ids is None else (self.ids[codes] if isinstance(codes, slice) else np.asarray(self.ids, dtype=object)[codes])
+        return Segmentation(self.segment[codes], self.stage[codes], ids, tiers=self.tiers)
 
     def with_baseline(self, rows: pd.DataFrame) -> Segmentation:
         """With each group's revenue: the purchases and refunds of history rows (simulator.history)."""

@@ -440,3 +440,30 @@ def test_an_automatic_voucher_and_pending_points_in_both_languages():
     assert "- mug: 500 points" in en and "clubcard voucher: 150 points" not in en  # the voucher is not in the catalog
     assert "每季度末，可用积分每150积分自动转换为一张1.50英镑代金券（clubcard voucher）。" in zh
     assert "积分自获得之日起14天后可用" in zh
+
+
+TIER_PRICES = """currency CNY
+tiers by spend over 365 days {
+  Silver from 0
+  Gold   from 8000
+  Black  from 20000
+}
+earn base: 1 point per 1 CNY
+discount silver_price: 5% when tier == Silver
+discount gold_price:   10% when tier == Gold
+discount black_price:  15% when tier == Black
+label gold_price en "Gold price" zh "金卡价"
+"""
+
+
+@pytest.mark.parametrize("lang, largest, labelled", [
+    ("en", "If several discounts apply to one item", "- Gold price — Gold members pay 10% less.\n"),
+    ("zh", "同一商品适用多项折扣时", "- 金卡价：Gold会员享9折。\n"),
+])
+def test_discounts_of_exclusive_tiers_never_meet_and_a_label_names_its_discount(lang, largest, labelled):
+    text = terms(TIER_PRICES, lang)
+    # One per tier: no member ever has two, so "only the largest applies" would mislead.
+    assert largest not in text
+    assert labelled in text
+    # A Black price that meets a launch week's discount: then the sentence is said.
+    assert largest in terms(TIER_PRICES + "discount launch: 20% during 2026-03-01 to 2026-03-07\n", lang)

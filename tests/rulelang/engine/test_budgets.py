@@ -152,12 +152,12 @@ def test_closing_one_rule_can_change_another_s_awards_after_it_and_the_engines_a
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threads_do_not_change_the_closings(threads):
     rng = np.random.default_rng(3)
-    n = 5000
-    rows = pd.DataFrame({"customer_id": rng.integers(0, 700, n), "timestamp": pd.to_datetime("2028-01-01") + pd.to_timedelta(rng.integers(0, 90, n), "D"),
-                         "amount": rng.integers(1, 80, n)})
-    model = rulelang.loads(HEAD + "earn bonus: 25 points when amount >= 40 CNY budget 20000 points\n").model
+    n = engine.THREAD_ROWS + 20_000  # enough rows for the members to be shared among threads
+    rows = pd.DataFrame({"customer_id": rng.integers(0, 9000, n), "timestamp": pd.to_datetime("2028-01-01") + pd.to_timedelta(rng.integers(0, 90, n), "D"),
+                         "amount": rng.integers(1, 80, n)}).sort_values("timestamp", kind="stable", ignore_index=True)
+    model = rulelang.loads(HEAD + "earn bonus: 25 points when amount >= 40 CNY budget 200000 points\n").model
     batch = prepare(rows, model)
     led = engine.compile_model(model).evaluate(batch, threads=threads).ledger
-    assert led[led["rule"] == "bonus"]["points"].sum() == 20000 // 25 * 25
+    assert led[led["rule"] == "bonus"]["points"].sum() == 200000 // 25 * 25
     ref = engine.compile_model(model).evaluate(batch, threads=1).ledger
     pd.testing.assert_frame_equal(led, ref)

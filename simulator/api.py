@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import rulelang
 from rulelang import Program, atomic_replace, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import available_cores, needed_columns
+from rulelang.engine import budgets as rulelang_budgets
 from rulelang.errors import LoyaltyError
 from simulator import (
     acquisition,
@@ -821,6 +822,8 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
         frames = [r.accounting for r in results]
         summary["accounting"] = simulated.accounting_summary(frames, sc.accounting.method, dec)
         books = simulated.accounting_table(frames, sc.accounting.method, dec)
+    if results[0].budgets is not None:
+        summary["budgets"] = budget_summary(model, [r.budgets for r in results])
     monthly = pd.concat([r.monthly for r in results], ignore_index=True)
     for col in metrics.MONTHLY_MONEY + tuple(c for c in metrics.COST_KIND_FIGURES if c in monthly.columns):
         monthly[col] = to_decimal(monthly[col], dec)
@@ -830,6 +833,28 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
         triangle_sums=results[0].triangle, months=months, segmentation=seg,
         segment_runs=None if seg is None or any(r.groups is None for r in results) else [(r.groups, r.figures) for r in results],
     )  # fmt: skip
+
+
+def budget_summary(model, per_run: list) -> dict:
+    """Per budgeted rule (rulelang.engine.budgets): its budget, what it gave in each run and across
+    runs, and the day it ran out in each run (null: it did not), with how many runs it ran out in.
+    Points as integers; money in the program's currency."""
+    dec = model.decimals
+    out = {}
+    for k, (name, budget, kind) in enumerate(rulelang_budgets.budgeted(model)):
+        money = kind == "discount"
+        shown = (lambda v: Decimal(int(v)).scaleb(-dec)) if money else int
+        used = [shown(used[k]) for used, _ in per_run]
+        days = [None if int(at[k]) < 0 else str(pd.Timestamp(int(at[k])).date()) for _, at in per_run]
+        out[name] = {
+            "unit": model.currency if money else "points",
+            "budget": float(shown(budget)) if money else budget,
+            "used": metrics.spread(used, dec if money else None),
+            "used_by_run": [float(u) if money else u for u in used],
+            "ran_out_by_run": days,
+            "runs_ran_out": sum(d is not None for d in days),
+        }
+    return out
 
 
 def _start_ns(sc: Scenario) -> int | None:

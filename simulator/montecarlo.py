@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 import rulelang
-from rulelang.engine import ENGINES, Batch, available_cores, member_parts, needed_columns
+from rulelang.engine import ENGINES, Batch, available_cores, budgets, member_parts, needed_columns
 from rulelang.errors import LoyaltyError
 from simulator import acquisition, enrollment, horizon, metrics, redemption, response
 from simulator import batch as batches
@@ -48,6 +48,11 @@ class Setup:
     acquisition: object | None = None  # simulator.acquisition.Acquisition: new customers in the horizon (None: none)
     newcomers: object | None = None  # simulator.acquisition.Newcomers: the run's own (set by `run_one`)
     segments: object | None = None  # simulator.segments.Segmentation of `history`'s customers (None: no breakdown)
+    # Budgets (a global step, rulelang.engine.budgets): each run's closings settled over every
+    # customer before a slice's work (the sliced replay, the Dask executor); None: `run_one` settles
+    # them over the run's own parts. `budget_closed`: the run's, set by `run_one` for its parts.
+    closings: dict | None = None
+    budget_closed: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class RunResult:
     urr: object | None = None  # simulated.RunURR
     accounting: pd.DataFrame | None = None
     groups: np.ndarray | None = None  # sums per (segment, stage) group (measure.GROUP_FIELDS), when broken down
+    budgets: tuple | None = None  # (used, ran out at) per budgeted rule (measure.Partial's budget_used, budget_out)
 
 
 _SETUP: Setup | None = None
@@ -87,12 +93,13 @@ class _Engine:
             self.compiled = compile_model(program.model)
             self.columns = copied_columns(program.model)
 
-    def evaluate(self, batch: Batch, policy, threads: int | None = None, moments=None, row_tiers: bool = False):
+    def evaluate(self, batch: Batch, policy, threads: int | None = None, moments=None, row_tiers: bool = False, closed: dict | None = None):
         """The batch's ledger, the members per tier at `moments` and, when `row_tiers`, each row's
-        tier (`rulelang.engine` Evaluation)."""
+        tier (`rulelang.engine` Evaluation); `closed`: the budgets' closings over every member."""
         if self.compiled is not None:
-            return self.compiled.evaluate(batch, policy, threads=threads, moments=moments, row_tiers=row_tiers)
-        return importlib.import_module(ENGINES[self.engine]).evaluate_batch(self.model, batch, policy, moments=moments, row_tiers=row_tiers)
+            return self.compiled.evaluate(batch, policy, threads=threads, moments=moments, row_tiers=row_tiers, closed=closed)
+        more = {"closed": closed} if closed is not None else {}
+        return importlib.import_module(ENGINES[self.engine]).evaluate_batch(self.model, batch, policy, moments=moments, row_tiers=row_tiers, **more)
 
 
 def _init(setup: Setup, threads: int) -> None:
@@ -110,14 +117,16 @@ def base_of(setup: Setup) -> Batch:
     return setup.base.result() if isinstance(setup.base, Future) else setup.base
 
 
-def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None, moments=None, row_tiers: bool = False):
+def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None, moments=None, row_tiers: bool = False, closed=None):
     """The path's rows through the engine: the ledger, the members per tier at `moments` and, when
-    `row_tiers`, each row's tier."""
+    `row_tiers`, each row's tier; a program with budgets with the run's closings (`closed`, else
+    the set-up's)."""
+    closed = setup.budget_closed if closed is None else closed
     engine = _engine_for(program, setup.engine)
     until = setup.horizon.end if setup.horizon is not None else None
     base = base_of(setup)
     cast = setup.newcomers.cast(base) if setup.newcomers is not None else None
-    return engine.evaluate(batches.for_path(base, rows, engine.exact_ids, engine.columns, span, until, cast), policy, threads, moments, row_tiers)
+    return engine.evaluate(batches.for_path(base, rows, engine.exact_ids, engine.columns, span, until, cast), policy, threads, moments, row_tiers, closed)
 
 
 def end_of(setup: Setup) -> pd.Timestamp:
@@ -182,6 +191,10 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
     if newcomers is not None and len(parts) > 1:
         # Their rows copy any customer's: the whole base is their span.
         parts.append((h.customers, newcomers.members, 0, len(h.rows)))
+    if budgets.budgeted(program.model):
+        # The global step: the run's budgets settled over all its customers, then every part run with them.
+        closed = setup.closings[run] if setup.closings is not None else settled(setup, program, run, chosen, parts, rows)
+        setup = replace(setup, budget_closed=closed)
     if len(parts) == 1:
         return _with_future(_run_part(setup, program, run, chosen, None, keep_ledger, _THREADS, rows), future)
     # Thread t takes pieces t, t + threads, ... (pieces hold about equal rows).
@@ -286,6 +299,17 @@ def _moved_on(row: np.ndarray, by: int) -> np.ndarray:
     return np.where(row >= 0, row + by, row)  # -1 (a posting of no row, such as an expiry) stays
 
 
+def settled(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, future=None) -> dict:
+    """The run's budgets' closings over the customers of `parts` (rulelang.engine.budgets.settle):
+    each part prepared once (with its budgets open wherever a response reads a first pass), then
+    run until every budget's closing is found."""
+    policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice)
+    opened = replace(setup, budget_closed={})
+    prepared = [_prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future) for part in parts]
+    closed, _ = budgets.settle(program.model, lambda c: [_evaluate(r, opened, program, policy, _THREADS, span, closed=c) for r, _, span in prepared])
+    return closed
+
+
 def _run_share(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, keep_ledger: bool, future=None) -> list[Partial]:
     """One thread's pieces of a path, in order. A piece's own steps (enrolment, response, draws)
     need no base; while the base is still being built beside them, the thread goes on to the next
@@ -344,7 +368,8 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
         if code_of and setup.newcomers is not None:
             code_of.update({cid: h.customers + i for i, cid in enumerate(setup.newcomers.acq.ids)})
-        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), keys, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None)
+        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), keys, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None,
+                          closed={} if setup.budget_closed is not None else None)  # (budgets open: the same rows in every pass of the global step)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals, setup.segments)
     extra = response.extra_visits(rows, sc.response.visit_uplift, keys, seed, run, end_of(setup))
     is_extra = np.zeros(len(rows), dtype=bool)
@@ -413,7 +438,8 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     benefit = (int(p.benefit[0]), int(p.benefit[1])) if p.benefit is not None else None
     figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
-    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups)
+    spent = (p.budget_used, p.budget_out) if p.budget_used is not None else None
+    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups, spent)
 
 
 def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:

@@ -154,7 +154,7 @@ PART_ROWS = 200_000
 PIECE_ROWS = 250_000
 
 
-def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=None) -> Partial:
+def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=None, awards_under: dict | None = None) -> Partial:
     """Simulate path `run`: enrol, respond, redeem, evaluate, measure. `future`: the run's future
     rows (`future_of`) when already drawn (they depend on the seed and run only), else drawn here.
 
@@ -191,6 +191,9 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
     if newcomers is not None and len(parts) > 1:
         # Their rows copy any customer's: the whole base is their span.
         parts.append((h.customers, newcomers.members, 0, len(h.rows)))
+    if awards_under is not None:
+        # One pass of a global step over slices (simulator.api): the budgeted rules' awards here.
+        return budget_awards(setup, program, run, chosen, parts, rows, awards_under)
     if budgets.budgeted(program.model):
         # The global step: the run's budgets settled over all its customers, then every part run with them.
         closed = setup.closings[run] if setup.closings is not None else settled(setup, program, run, chosen, parts, rows)
@@ -308,6 +311,37 @@ def settled(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, fu
     prepared = [_prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future) for part in parts]
     closed, _ = budgets.settle(program.model, lambda c: [_evaluate(r, opened, program, policy, _THREADS, span, closed=c) for r, _, span in prepared])
     return closed
+
+
+def budget_awards(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, future, closed: dict) -> pd.DataFrame:
+    """The budgeted rules' awards (rulelang.engine.budgets.awards) of run `run` over the set-up's
+    customers with the budgets closed as `closed`: a slice's share of one pass of the global step."""
+    policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice)
+    opened = replace(setup, budget_closed={})
+    ledgers = []
+    for part in parts:
+        rows, _, span = _prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future)
+        ledgers.append(_evaluate(rows, opened, program, policy, _THREADS, span, closed=closed).ledger)
+    return budgets.awards(program.model, ledgers)
+
+
+def settle_slices(model, runs: int, one_pass: Callable[[dict], dict]) -> dict:
+    """Every run's closings over customers held in slices: `one_pass(closed)` (run -> closings, for
+    the runs still open) goes over every slice and returns run -> the awards of every slice; each
+    pass fixes one more closing of each run whose budgets are not settled (rulelang.engine.budgets)."""
+    closed: dict[int, dict] = {r: {} for r in range(runs)}
+    pending = set(range(runs))
+    for _ in range(len(budgets.budgeted(model)) + 1):
+        found = one_pass({r: dict(closed[r]) for r in sorted(pending)})
+        for r in sorted(pending):
+            nxt = budgets.first_overrun(model, found[r], closed[r])
+            if nxt is None:
+                pending.discard(r)
+            else:
+                closed[r][nxt[0]] = nxt[1]
+        if not pending:
+            return closed
+    raise AssertionError("each pass closes one more budgeted rule of every open run")
 
 
 def _run_share(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, keep_ledger: bool, future=None) -> list[Partial]:

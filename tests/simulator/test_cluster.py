@@ -23,6 +23,7 @@ from simulator.sample_data import bundled_paths
 ROOT = Path(__file__).resolve().parents[2]
 COFFEE = ROOT / "programs" / "coffee.loyalty"
 SUPERMARKET = ROOT / "programs" / "supermarket.loyalty"
+COFFEE_BUDGET = ROOT / "benchmarks" / "programs" / "coffee_budget.loyalty"  # budgets: a global step before the tasks
 COMPARED = ("summary.json", "monthly.csv", "rewards.csv")
 
 
@@ -58,13 +59,16 @@ def _postings(folder: Path) -> pd.DataFrame:
     [
         (COFFEE, {"runs": 3, "seed": 11, "redemption": {"probability": 0.4, "choice": "random"}, "response": {"visit_uplift": 0.05}}),
         (SUPERMARKET, {"runs": 2, "seed": 5, "enrollment": {"share": 0.3, "pick": "top_spenders"}}),
+        (COFFEE_BUDGET, {"runs": 2, "seed": 5, "enrollment": {"share": 0.4, "pick": "top_spenders"}, "redemption": {"probability": 0.4, "choice": "random"}}),
     ],
-    ids=["coffee", "top_spenders"],
+    ids=["coffee", "top_spenders", "budget_top_spenders"],
 )
 def test_a_cluster_gives_the_bytes_of_one_process_and_of_slices(cluster, sample, program, scenario, tmp_path):
     ds, cu = sample
     one = simulate(program, ds, cu, scenario, workers=1)
     want = _bytes(one, tmp_path / "one")
+    if program == COFFEE_BUDGET:  # the budgets run out in every run: the global step decides something
+        assert all(b["runs_ran_out"] == scenario["runs"] for b in one.summary["budgets"].values())
     sliced = simulate(program, ds, cu, scenario, workers=1, slice_rows=30_000)
     assert _bytes(sliced, tmp_path / "sliced") == want
     told = []

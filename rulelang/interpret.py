@@ -25,7 +25,8 @@ import pandas as pd
 
 from rulelang import builtins as B
 from rulelang import values as V
-from rulelang.engine import budgets, data, ledger
+from rulelang.engine import budgets as global_step
+from rulelang.engine import data, ledger
 from rulelang.model import Model, Rule
 
 PERIODS = ("day", "week", "month", "year")
@@ -156,13 +157,13 @@ class Context:
     moments: list = field(default_factory=list)  # pd.Timestamp, rising: when to count members by tier
     tier_counts: np.ndarray | None = None  # (moments, levels)
     row_tiers: dict | None = None  # batch row number -> (tier level, tier metric) before its unit
-    closed: dict = field(default_factory=dict)  # budgeted rule or discount -> budgets.Closing (docs/semantics.md, "Budgets")
+    closed: dict = field(default_factory=dict)  # budgeted rule or discount -> global_step.Closing (docs/semantics.md, "Budgets")
 
 
 def _spent(ctx: Context, rec: UnitRecord, name: str) -> bool:
     """Whether the budget of rule or discount `name` has closed it for this unit (for everyone)."""
     first = rec.rows[0]
-    return budgets.is_closed(ctx.closed.get(name), first["timestamp"].value, rec.customer_id, int(first["row"]))
+    return global_step.is_closed(ctx.closed.get(name), first["timestamp"].value, rec.customer_id, int(first["row"]))
 
 
 def _money(minor: int, decimals: int) -> Fraction:
@@ -899,10 +900,10 @@ def _ledger(model: Model, customer_ids, postings: list) -> pd.DataFrame:
 
 def run(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | None = None, observer=None, members=None, closed: dict | None = None) -> pd.DataFrame:
     """The ledger for a validated batch (see docs/semantics.md); `members` limits it to some members.
-    Budgets: the closings over every member (`budgets.settle`) are found here from the whole batch,
+    Budgets: the closings over every member (`global_step.settle`) are found here from the whole batch,
     unless given in `closed`; an observer sees only the last pass."""
-    if closed is None and budgets.budgeted(model):
-        closed, _ = budgets.settle(model, lambda c: [_run(Context(model, batch.decimals, redemption, None, closed=c), batch, None)])
+    if closed is None and global_step.budgeted(model):
+        closed, _ = global_step.settle(model, lambda c: [_run(Context(model, batch.decimals, redemption, None, closed=c), batch, None)])
     return _run(Context(model, batch.decimals, redemption, observer, closed=closed or {}), batch, members)
 
 
@@ -911,8 +912,8 @@ def evaluate_batch(model: Model, batch: data.Batch, redemption: data.RedemptionP
     """The ledger for a validated batch, the members per tier at each of `moments` (rising) and,
     when `row_tiers`, each row's tier and tier metric before its unit (`ledger.Evaluation`).
     `closed`: as `run`'s."""
-    if closed is None and budgets.budgeted(model):
-        closed, _ = budgets.settle(model, lambda c: [_run(Context(model, batch.decimals, redemption, None, closed=c), batch, None)])
+    if closed is None and global_step.budgeted(model):
+        closed, _ = global_step.settle(model, lambda c: [_run(Context(model, batch.decimals, redemption, None, closed=c), batch, None)])
     at = [pd.Timestamp(t) for t in np.asarray([] if moments is None else moments, dtype="datetime64[ns]")]
     levels = len(model.tiers.names) if model.tiers else 1
     ctx = Context(model, batch.decimals, redemption, None, moments=at, tier_counts=np.zeros((len(at), levels), dtype=np.int64), closed=closed or {})

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.engine import NAT, budgets
+from rulelang.engine import NAT
+from rulelang.engine import budgets as global_step
 from simulator import metrics
 
 
@@ -126,10 +127,10 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
 def budget_sums(model, ledger: pd.DataFrame, closed: dict | None) -> dict:
     """`Partial`'s budget fields: each budgeted rule's awards in this part's ledger, and when it ran
     out (from the run's closings, found over every customer). None for a program without budgets."""
-    names = budgets.budgeted(model)
+    names = global_step.budgeted(model)
     if not names:
         return {}
-    found = budgets.awards(model, [ledger])
+    found = global_step.awards(model, [ledger])
     used = np.array([int(found.loc[found["rule"] == n, "amount"].sum()) for n, _, _ in names], dtype=np.int64)
     out = np.array([(closed or {})[n].ts if n in (closed or {}) else -1 for n, _, _ in names], dtype=np.int64)
     return {"budget_used": used, "budget_out": out}

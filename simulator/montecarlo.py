@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 import rulelang
-from rulelang.engine import ENGINES, Batch, available_cores, budgets, member_parts, needed_columns
+from rulelang.engine import ENGINES, Batch, available_cores, member_parts, needed_columns
+from rulelang.engine import budgets as global_step
 from rulelang.errors import LoyaltyError
 from simulator import acquisition, enrollment, horizon, metrics, redemption, response
 from simulator import batch as batches
@@ -194,7 +195,7 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
     if awards_under is not None:
         # One pass of a global step over slices (simulator.api): the budgeted rules' awards here.
         return budget_awards(setup, program, run, chosen, parts, rows, awards_under)
-    if budgets.budgeted(program.model):
+    if global_step.budgeted(program.model):
         # The global step: the run's budgets settled over all its customers, then every part run with them.
         closed = setup.closings[run] if setup.closings is not None else settled(setup, program, run, chosen, parts, rows)
         setup = replace(setup, budget_closed=closed)
@@ -309,7 +310,7 @@ def settled(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, fu
     policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice)
     opened = replace(setup, budget_closed={})
     prepared = [_prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future) for part in parts]
-    closed, _ = budgets.settle(program.model, lambda c: [_evaluate(r, opened, program, policy, _THREADS, span, closed=c) for r, _, span in prepared])
+    closed, _ = global_step.settle(program.model, lambda c: [_evaluate(r, opened, program, policy, _THREADS, span, closed=c) for r, _, span in prepared])
     return closed
 
 
@@ -322,7 +323,7 @@ def budget_awards(setup: Setup, program, run: int, chosen: np.ndarray, parts: li
     for part in parts:
         rows, _, span = _prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future)
         ledgers.append(_evaluate(rows, opened, program, policy, _THREADS, span, closed=closed).ledger)
-    return budgets.awards(program.model, ledgers)
+    return global_step.awards(program.model, ledgers)
 
 
 def settle_slices(model, runs: int, one_pass: Callable[[dict], dict]) -> dict:
@@ -331,10 +332,10 @@ def settle_slices(model, runs: int, one_pass: Callable[[dict], dict]) -> dict:
     pass fixes one more closing of each run whose budgets are not settled (rulelang.engine.budgets)."""
     closed: dict[int, dict] = {r: {} for r in range(runs)}
     pending = set(range(runs))
-    for _ in range(len(budgets.budgeted(model)) + 1):
+    for _ in range(len(global_step.budgeted(model)) + 1):
         found = one_pass({r: dict(closed[r]) for r in sorted(pending)})
         for r in sorted(pending):
-            nxt = budgets.first_overrun(model, found[r], closed[r])
+            nxt = global_step.first_overrun(model, found[r], closed[r])
             if nxt is None:
                 pending.discard(r)
             else:

@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from rulelang.engine import budgets
+from rulelang.engine import budgets as global_step
 from rulelang.engine import columns as C
 from rulelang.engine import kernel as Kn
 from rulelang.engine import ledger
@@ -152,8 +152,8 @@ class CompiledProgram:
         members and the caller settled them over all; None: the batch is every member, and a
         program with budgets settles them over it here."""
         threads = threads if threads is not None else available_cores()
-        if closed is None and budgets.budgeted(self.model):
-            closed, done = budgets.settle(self.model, lambda c: [_run(self, batch, redemption, threads, moments, row_tiers, c)])
+        if closed is None and global_step.budgeted(self.model):
+            closed, done = global_step.settle(self.model, lambda c: [_run(self, batch, redemption, threads, moments, row_tiers, c)])
             return done[0]
         return _run(self, batch, redemption, threads, moments, row_tiers, closed)
 
@@ -413,7 +413,7 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         benefit_share_num=cp.bn_share_num,
         benefit_share_den=cp.bn_share_den,
         **group_program(model),
-        has_budgets=bool(budgets.budgeted(model)),
+        has_budgets=bool(global_step.budgeted(model)),
     )
 
 
@@ -537,12 +537,12 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env, closed: dict | Non
 
 def _closings(model: Model, batch: Batch, closed: dict | None) -> dict:
     """The kernel's view of the budgets' closings for this batch (none for a program without budgets)."""
-    if not budgets.budgeted(model):
+    if not global_step.budgeted(model):
         return {}
     ids = batch.customers["customer_id"]
     if not pd.Index(ids).is_monotonic_increasing:
         raise LoyaltyError("budgets need the members in customer id order")
-    rule_close, discount_close = budgets.batch_closings(model, closed or {}, ids, len(model.firing), len(model.discounts))
+    rule_close, discount_close = global_step.batch_closings(model, closed or {}, ids, len(model.firing), len(model.discounts))
     return dict(rule_close=rule_close, discount_close=discount_close)
 
 

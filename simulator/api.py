@@ -525,6 +525,19 @@ def _first_screen(out: SimulationResult, first: pd.Timestamp, last: pd.Timestamp
     """summary.json's span, the sources of the assumptions and the warnings (simulator.provenance)."""
     expired = any(r["points_expired"] for r in out.per_run)
     out.summary.update(provenance.describe(out.scenario, out.program.model.expiry, first, last, out.summary.get("horizon"), expired))
+    out.summary["warnings"] += budget_warnings(out.summary.get("budgets", {}))
+
+
+def budget_warnings(figures: dict) -> list[dict]:
+    """A budget no run reached limits nothing in this simulation: said, with the most it gave."""
+    out = []
+    for name, b in figures.items():
+        if b["runs_ran_out"] == 0:
+            most = max(b["used_by_run"], default=0)
+            out.append({"code": "budget_not_reached", "figures": [], "message": f"the budget of `{name}` was not reached in any run",
+                        "detail": f"at most {most:,} of its {b['budget']:,} {b['unit']} were given, so it limits nothing here; "
+                                  "a smaller budget, or a longer history or horizon, would show its effect"})
+    return out
 
 
 def _fitted(sc: Scenario, fit: Callable):

@@ -68,30 +68,38 @@ def budgeted(model) -> tuple[tuple[str, int, str], ...]:
 
 def awards(model, ledgers: Iterable[pd.DataFrame]) -> pd.DataFrame:
     """Every budgeted rule's awards in the ledgers: columns rule, ts (ns), customer, row, amount,
-    one row per posting that gave points (`earn`) or money off (`discount`)."""
-    kinds = {name: kind for name, _, kind in budgeted(model)}
+    one row per posting that gave points (`earn`) or money off (`discount`). Postings are picked by
+    their categorical codes: only the budgeted rules' own rows are turned into values."""
     parts = []
     for led in ledgers:
         if led is None or not len(led):
             continue
-        rule = led["rule"].astype(object).to_numpy()
-        mine = pd.Series(rule).isin(list(kinds)).to_numpy()
+        rule, kind = led["rule"], led["kind"]
+        mine = np.zeros(len(led), dtype=bool)
+        for name, _, want in budgeted(model):
+            mine |= _is(rule, name) & _is(kind, want)
         if not mine.any():
             continue
-        kind = led["kind"].astype(object).to_numpy()[mine]
-        names = rule[mine]
-        want = np.array([kinds[n] == k for n, k in zip(names, kind, strict=True)], dtype=bool)
-        amount = np.where(kind == "earn", led["points"].to_numpy()[mine], led["cost"].to_numpy()[mine]).astype(np.int64)
+        at = np.flatnonzero(mine)
+        earn = _is(kind, "earn")[at]
         parts.append(pd.DataFrame({
-            "rule": names[want],
-            "ts": led["timestamp"].to_numpy()[mine][want].astype("datetime64[ns]").view(np.int64),
-            "customer": led["customer_id"].astype(object).to_numpy()[mine][want],
-            "row": led["row"].to_numpy()[mine][want].astype(np.int64),
-            "amount": amount[want],
+            "rule": rule.to_numpy()[at].astype(object),
+            "ts": led["timestamp"].to_numpy()[at].astype("datetime64[ns]").view(np.int64),
+            "customer": led["customer_id"].to_numpy()[at].astype(object),
+            "row": led["row"].to_numpy()[at].astype(np.int64),
+            "amount": np.where(earn, led["points"].to_numpy()[at], led["cost"].to_numpy()[at]).astype(np.int64),
         }))
     if not parts:
         return pd.DataFrame({"rule": [], "ts": np.zeros(0, np.int64), "customer": [], "row": np.zeros(0, np.int64), "amount": np.zeros(0, np.int64)})
     return pd.concat(parts, ignore_index=True)
+
+
+def _is(column: pd.Series, value: str) -> np.ndarray:
+    """Where a ledger column (categorical, or plain) holds `value`, by code when categorical."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        code = column.cat.categories.get_indexer([value])[0]
+        return column.cat.codes.to_numpy() == code if code >= 0 else np.zeros(len(column), dtype=bool)
+    return column.to_numpy() == value
 
 
 def _in_order(found: pd.DataFrame) -> pd.DataFrame:

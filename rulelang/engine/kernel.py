@@ -462,7 +462,7 @@ class Report(NamedTuple):
     row_metric: np.ndarray  # ... and the tier metric then (this calendar year's, for calendar-year tiers)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _budget_closed(close, k, now, who, row):
     """Whether the unit at (now, member `who`, `row`) is at or after closing `k` of `close`."""
     t = close[k, 0]
@@ -471,7 +471,7 @@ def _budget_closed(close, k, now, who, row):
     return who > close[k, 1] or (who == close[k, 1] and row >= close[k, 2])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _budget_closings(close, closed, now, who, row):
     """Each budgeted rule's (or discount's) `_budget_closed` for one unit, into `closed`."""
     for k in range(close.shape[0]):

@@ -196,9 +196,11 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
         # One pass of a global step over slices (simulator.api): the budgeted rules' awards here.
         return budget_awards(setup, program, run, chosen, parts, rows, awards_under)
     if global_step.budgeted(program.model):
-        # The global step: the run's budgets settled over all its customers, then every part run with them.
-        closed = setup.closings[run] if setup.closings is not None else settled(setup, program, run, chosen, parts, rows)
-        setup = replace(setup, budget_closed=closed)
+        if setup.closings is None:
+            # The global step over the run's own parts: its last pass is the run.
+            _, done = settled(setup, program, run, chosen, parts, rows, keep_ledger)
+            return _with_future(_summed(done, keep_ledger), future)
+        setup = replace(setup, budget_closed=setup.closings[run])  # settled over every slice before
     if len(parts) == 1:
         return _with_future(_run_part(setup, program, run, chosen, None, keep_ledger, _THREADS, rows), future)
     # Thread t takes pieces t, t + threads, ... (pieces hold about equal rows).
@@ -207,12 +209,19 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
         runs = [pool.submit(_run_share, setup, program, run, chosen, [parts[k] for k in share], keep_ledger, rows) for share in shares]
         by_part = {k: p for share, r in zip(shares, runs, strict=True) for k, p in zip(share, r.result(), strict=True)}
     done = [by_part[k] for k in range(len(parts))]
+    return _with_future(_summed(done, keep_ledger), future)
+
+
+def _summed(done: list[Partial], keep_ledger: bool) -> Partial:
+    """The parts' sums added up, run 0's ledger as the pieces in customer order."""
+    if len(done) == 1:
+        return done[0]
     total = done[0]
     for p in done[1:]:
         total = total.add(p)
     if keep_ledger:
         total.ledger = Pieces(tuple(p.ledger for p in done), tuple(p.rows for p in done))
-    return _with_future(total, future)
+    return total
 
 
 def future_of(setup: Setup, run: int):
@@ -303,15 +312,18 @@ def _moved_on(row: np.ndarray, by: int) -> np.ndarray:
     return np.where(row >= 0, row + by, row)  # -1 (a posting of no row, such as an expiry) stays
 
 
-def settled(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, future=None) -> dict:
-    """The run's budgets' closings over the customers of `parts` (rulelang.engine.budgets.settle):
-    each part prepared once (with its budgets open wherever a response reads a first pass), then
-    run until every budget's closing is found."""
+def settled(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, future=None, keep_ledger: bool = False) -> tuple[dict, list[Partial]]:
+    """The run's budgets' closings over the customers of `parts` (rulelang.engine.budgets.settle),
+    and each part's sums from the last pass, which is the run: each part prepared once (with its
+    budgets open wherever a response reads a first pass), then run until every budget's closing
+    is found (a program whose budgets are not reached runs once)."""
     policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice)
+    ends = setup.months.end_time.to_numpy() if program.model.tiers is not None else None  # as `_evaluated`
     opened = replace(setup, budget_closed={})
     prepared = [_prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future) for part in parts]
-    closed, _ = global_step.settle(program.model, lambda c: [_evaluate(r, opened, program, policy, _THREADS, span, closed=c) for r, _, span in prepared])
-    return closed
+    closed, last = global_step.settle(program.model, lambda c: [_evaluate(r, opened, program, policy, _THREADS, span, ends, closed=c) for r, _, span in prepared])
+    done = replace(setup, budget_closed=closed)
+    return closed, [measure(done, program.model, r, ev, mine, run, keep_ledger) for (r, mine, _), ev in zip(prepared, last, strict=True)]
 
 
 def budget_awards(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, future, closed: dict) -> pd.DataFrame:

@@ -83,15 +83,23 @@ def awards(model, ledgers: Iterable[pd.DataFrame]) -> pd.DataFrame:
         at = np.flatnonzero(mine)
         earn = _is(kind, "earn")[at]
         parts.append(pd.DataFrame({
-            "rule": rule.to_numpy()[at].astype(object),
+            "rule": _values_at(rule, at),
             "ts": led["timestamp"].to_numpy()[at].astype("datetime64[ns]").view(np.int64),
-            "customer": led["customer_id"].to_numpy()[at].astype(object),
+            "customer": _values_at(led["customer_id"], at),
             "row": led["row"].to_numpy()[at].astype(np.int64),
             "amount": np.where(earn, led["points"].to_numpy()[at], led["cost"].to_numpy()[at]).astype(np.int64),
         }))
     if not parts:
         return pd.DataFrame({"rule": [], "ts": np.zeros(0, np.int64), "customer": [], "row": np.zeros(0, np.int64), "amount": np.zeros(0, np.int64)})
     return pd.concat(parts, ignore_index=True)
+
+
+def _values_at(column: pd.Series, at: np.ndarray) -> np.ndarray:
+    """A column's values at positions `at` as Python objects (a categorical's from its codes there,
+    not the whole column's)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return np.asarray(column.cat.categories.take(column.cat.codes.to_numpy()[at]), dtype=object)
+    return column.to_numpy()[at].astype(object)
 
 
 def _is(column: pd.Series, value: str) -> np.ndarray:
@@ -130,8 +138,7 @@ def settle(model, run: Callable[[dict], list]) -> tuple[dict, list]:
     """The closings of the budgeted rules over every member, and the last pass's results.
 
     `run(closed)` runs every member with the rules in `closed` (name -> Closing) closed and
-    returns one result per part; `ledger_of(result)` is read through `awards`, so a result is
-    either a ledger or anything with a `.ledger`."""
+    returns one result per part: a ledger, or anything with a `.ledger` (an engine's Evaluation)."""
     closed: dict[str, Closing] = {}
     for _ in range(len(budgeted(model)) + 1):
         results = run(dict(closed))

@@ -303,3 +303,18 @@ def test_a_budget_program_gives_the_same_bytes_in_slices_and_workers(files, budg
     assert len(a) == len(b)
     for col in b.columns:
         assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+
+
+def test_a_budget_program_gives_the_same_bytes_with_a_run_cut_among_threads(files, budget_program, tmp_path, monkeypatch):
+    """One run in one process on two threads, its customers cut into pieces (montecarlo's parts):
+    the run's global step settles the budgets over all its pieces together."""
+    from simulator import montecarlo
+
+    tx, _, cu = files
+    one = {**SCENARIO, "runs": 1}
+    want = _outputs(simulate(budget_program, tx, cu, one, workers=1), tmp_path / "w")
+    monkeypatch.setattr(montecarlo, "PART_ROWS", 100)
+    monkeypatch.setattr(montecarlo, "PIECE_ROWS", 300)
+    cut = simulate(budget_program, tx, cu, one, workers=2)
+    assert _outputs(cut, tmp_path / "t") == want
+    assert cut.summary["budgets"]["welcome"]["runs_ran_out"] == 1

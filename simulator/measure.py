@@ -13,6 +13,7 @@ import pandas as pd
 from numba import njit
 
 from rulelang.engine import NAT
+from rulelang.engine import budgets as global_step
 from simulator import metrics
 
 
@@ -45,6 +46,10 @@ class Partial:
     pending_m: np.ndarray | None = None  # (month,): points pending at each month's close (metrics.pending_by_month)
     voucher: np.ndarray | None = None  # (2,): the automatic voucher's cost and partner share at issue (metrics.voucher_sums) ...
     voucher_m: np.ndarray | None = None  # (month, 2): ... per month; neither is in cost, partner, cost_m, partner_m
+    # Budgets (rulelang.engine.budgets), per budgeted rule in program order: what it gave (points
+    # or minor units), and the moment it ran out (ns; -1: it did not), the same in every part.
+    budget_used: np.ndarray | None = None
+    budget_out: np.ndarray | None = None
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -53,7 +58,7 @@ class Partial:
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
         for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "pending_m",
-                  "voucher", "voucher_m"):  # (None in a part made without them)
+                  "voucher", "voucher_m", "budget_used"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -67,7 +72,9 @@ class Partial:
             else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
         )
         groups, pending_m, voucher, voucher_m = sums.pop("groups"), sums.pop("pending_m"), sums.pop("voucher"), sums.pop("voucher_m")
-        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups, pending_m=pending_m, voucher=voucher, voucher_m=voucher_m)
+        out = self.budget_out if self.budget_out is not None else other.budget_out
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups, pending_m=pending_m, voucher=voucher, voucher_m=voucher_m,
+                       budget_out=out)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
@@ -123,12 +130,25 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         voucher=voucher if model.voucher else None,
         voucher_m=voucher_m,
         pending_m=metrics.pending_by_month(ledger, months, model.pending_days, _end(setup), kinds) if model.pending_days else None,
+        **budget_sums(model, ledger, getattr(setup, "budget_closed", None)),
     )
 
 
 def _end(setup):
     """The period's end: the horizon's, or the replayed history's."""
     return setup.horizon.end if setup.horizon is not None else setup.history.until
+
+
+def budget_sums(model, ledger: pd.DataFrame, closed: dict | None) -> dict:
+    """`Partial`'s budget fields: each budgeted rule's awards in this part's ledger, and when it ran
+    out (from the run's closings, found over every customer). None for a program without budgets."""
+    names = global_step.budgeted(model)
+    if not names:
+        return {}
+    found = global_step.awards(model, [ledger])
+    used = np.array([int(found.loc[found["rule"] == n, "amount"].sum()) for n, _, _ in names], dtype=np.int64)
+    out = np.array([(closed or {})[n].ts if n in (closed or {}) else -1 for n, _, _ in names], dtype=np.int64)
+    return {"budget_used": used, "budget_out": out}
 
 
 # What each group's sums hold, in columns: members who joined, points per ledger kind

@@ -250,3 +250,11 @@ def test_pending_points_and_an_automatic_voucher_in_the_canonical_layout():
     assert out == ("currency GBP\n\nexpire after 24 months\npoints available after 14 day\n\n"
                    "reward v:   150 points cost 1.50 GBP issued every quarter\nreward mug: 300 points cost 5 GBP\n")
     assert fmt(out) == out
+
+
+def test_a_budget_is_printed_last_among_the_clauses_in_its_unit():
+    text = "currency CNY\nearn b: 500 points budget 1000 points on enroll\ndiscount d: 20% budget 50000 CNY during 2026-03-01 to 2026-03-07\n"
+    out = format_program(parser.parse(text))
+    assert "earn b: 500 points on enroll budget 1000 points\n" in out
+    assert "discount d: 20% during 2026-03-01 to 2026-03-07 budget 50000 CNY\n" in out
+    assert format_program(parser.parse(out)) == out

@@ -193,6 +193,8 @@ def names_in(expr, inside_sums: bool = True) -> set[str]:
             out.add(f"{node.obj.name}.{node.attr.name}")
             if inside_sums:
                 stack.append(node.condition)
+        elif isinstance(node, ast.Call) and node.func.name in B.WINDOWS:
+            out.add(node.func.name)  # reads the member's history: never one row's copy (engine.masks)
         else:
             stack.extend(ast.subexpressions(node))
     return out

@@ -215,6 +215,11 @@ def diff_atom(draw, tiers: bool) -> str:
                          "customer.enrolled < 2028-01-01", "customer.days_enrolled / 7 < 10"]),
         st.sampled_from(['event == "purchase"', "point_cost * 100 >= 1", "40% * amount > 5"]),
     ]
+    # The member's history before the row: window edges on month ends and leap days, same-day rows.
+    options.append(st.sampled_from(["visits_in(1 days) >= 1", "visits_in(2 days) == 0", "visits_in(31 days) >= 2", "visits_in(1 months) >= 1",
+                                    "visits_in(2 months) > basket.lines", "spend_in(1 days) > 0", "spend_in(2 months) >= 100", "spend_in(366 days) < 50 CNY",
+                                    "spend_in(12 months) + amount >= 150", "days_since_last_purchase >= 30", "days_since_last_purchase == 0",
+                                    "days_since_last_purchase < 1", "not (days_since_last_purchase >= 60)", "days_since_last_purchase <= 2"]))
     if tiers:
         options.append(st.sampled_from(["tier >= Gold", "tier == Green", "tier < Black", "tier != Gold"]))
     return draw(st.one_of(options))

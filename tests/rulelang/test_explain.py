@@ -429,3 +429,26 @@ def test_the_language_references_label_example_reads_as_it_says():
     program = re.search(r"```loyalty\n(.*?)```", section, re.S).group(1)
     claimed = re.search(r'then reads "(.*?)" What `explain` shows', section, re.S).group(1)
     assert " ".join(claimed.split()) in terms(program).replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    "cond, en, zh",
+    [
+        ("visits_in(90 days) >= 6", "when the number of your visits in the last 90 days is at least 6", "近90天消费次数不低于6时"),
+        ("visits_in(1 month) == 0", "when the number of your visits in the last month is 0", "近1个月消费次数为0时"),
+        ("spend_in(12 months) >= 10000 CNY", "when your spend in the last 12 months is at least 10000 CNY", "近12个月累计消费不低于10000元时"),
+        ("spend_in(365 days) > 500", "when your spend in the last 365 days is more than 500 CNY", "近365天累计消费高于500元时"),
+        ("days_since_last_purchase >= 90", "when you come back after 90 days or more without a purchase", "距上次消费满90天后再次消费时"),
+        ("days_since_last_purchase <= 7", "within 7 days of your last purchase", "距上次消费7天内"),
+        ("days_since_last_purchase == 30", "when the days since your last purchase is 30", "距上次消费天数为30时"),
+    ],
+)
+def test_recency_in_words(cond, en, zh):
+    text = f"currency CNY\nearn bonus: 5 points when {cond}\n"
+    assert en in terms(text)
+    assert zh in terms(text, "zh")
+
+
+def test_recency_words_exist_in_both_languages():
+    for key in ("window", "span", "recency"):
+        assert TEXT["en"][key].keys() == TEXT["zh"][key].keys(), key

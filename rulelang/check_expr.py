@@ -292,7 +292,7 @@ class ExprChecker:
                  for a in node.args]
         if func is None:
             known = list(B.FUNCTIONS) + list(B.WINDOWS)
-            hint = "functions are " + ", ".join(f"`{f}`" for f in known)
+            hint = "functions are " + ", ".join(f"`{f}`" for f in B.FUNCTIONS)
             if fname in B.VARIABLES:
                 hint = f"`{fname}` is a name, not a function: write it without brackets"
             self.c.emit("E205", f"unknown function `{fname}`{self.c.did_you_mean(fname, 'functions', known)}", node.func.span, hint)

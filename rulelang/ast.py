@@ -267,10 +267,11 @@ class OnEvent:
 
 @dataclass(frozen=True)
 class During:
-    """`during D to D`: a campaign window, both days included."""
+    """`during D to D`: a campaign window, both days included; `during from D` has no end (`end`
+    None) and `during to D` no start (`start` None)."""
 
-    start: DateLit
-    end: DateLit
+    start: DateLit | None
+    end: DateLit | None
     span: Span = field(default=NO_SPAN, compare=False)
 
 

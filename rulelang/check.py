@@ -483,7 +483,8 @@ class Checker:
                       "use `on` with events such as `enroll` or `referral`")
 
     def c_during(self, c: ast.During):
-        start, end = self.date(c.start), self.date(c.end)
+        start = self.date(c.start) if c.start is not None else None
+        end = self.date(c.end) if c.end is not None else None
         if start and end and end < start:
             self.emit("E402", f"the campaign ends ({c.end.text}) before it starts ({c.start.text})", c.end.span,
                       f"swap the dates: `during {c.end.text} to {c.start.text}`")

@@ -57,6 +57,7 @@ TEXT: dict[str, dict] = {
         "events": {B.ENROLL: "when you join", "referral": "when you refer a friend who joins", "review": "when you write a review",
                    "_other": "on a '{event}' event"},
         "during": "between {start} and {end}",
+        "during_open": {"from": "from {start}", "to": "up to and including {end}"},  # `during from D`, `during to D`
         "freq": {"once": ", once only", "once_per": ", once per {period}", "times": ", at most {n} times in all",
                  "times_per": ", at most {n} times per {period}"},
         "period": {"day": "day", "week": "week", "month": "month", "year": "year"},
@@ -174,6 +175,7 @@ TEXT: dict[str, dict] = {
         "cond_suffix": "时",
         "events": {B.ENROLL: "注册入会时", "referral": "推荐新会员入会时", "review": "发表评价时", "_other": "发生“{event}”时"},
         "during": "{start}至{end}期间",
+        "during_open": {"from": "{start}起", "to": "截至{end}"},
         "freq": {"once": "，仅限一次", "once_per": "，每{period}限一次", "times": "，最多{n}次", "times_per": "，每{period}最多{n}次"},
         "period": {"day": "天", "week": "周", "month": "月", "year": "年"},
         "stacking": "多项加倍同时适用于同一积分时，额外部分相加：{parts}合计为{total}倍。",
@@ -391,6 +393,15 @@ class _Terms:
             cond = cond.removesuffix(self.t["cond_suffix"])
         return self.t["basket_sum"][e.attr.name].format(cond=cond)
 
+    def campaign(self, during: tuple[dt.date, dt.date]) -> str:
+        """A `during` window; an open end is the calendar's first or last day (rulelang.model)."""
+        start, end = during
+        if end == dt.date.max:
+            return self.t["during_open"]["from"].format(start=self.date(start))
+        if start == dt.date.min:
+            return self.t["during_open"]["to"].format(end=self.date(end))
+        return self.t["during"].format(start=self.date(start), end=self.date(end))
+
     def window_subject(self, e: ast.Call) -> str:
         """`visits_in(90 days)` as a member reads it: the figure over the last N days or months."""
         n, unit = B.window_span(e)
@@ -446,7 +457,7 @@ class _Terms:
             events = self.t["events"]
             phrases.insert(0, events.get(rule.event, events["_other"]).format(event=rule.event))
         if rule.during:
-            phrases.append(self.t["during"].format(start=self.date(rule.during[0]), end=self.date(rule.during[1])))
+            phrases.append(self.campaign(rule.during))
         who = "tiers" if tiers else "all"
         slots = {
             "who": self.t["who"][who].format(tiers=self.join(tiers, "and")) if tiers else self.t["who"]["all"],
@@ -509,7 +520,7 @@ class _Terms:
         """One discount as a member reads it: who pays how much less, when, how often."""
         tiers, phrases = self.condition(d.condition) if d.condition is not None else ([], [])
         if d.during:
-            phrases.append(self.t["during"].format(start=self.date(d.during[0]), end=self.date(d.during[1])))
+            phrases.append(self.campaign(d.during))
         who = "tiers" if tiers else "all"
         slots = {
             "who": self.t["who"][who].format(tiers=self.join(tiers, "and")) if tiers else self.t["who"]["all"],
@@ -613,7 +624,7 @@ class _Terms:
             events = self.t["events"]
             phrases.insert(0, events.get(rule.event, events["_other"]).format(event=rule.event))
         if rule.during:
-            phrases.append(self.t["during"].format(start=self.date(rule.during[0]), end=self.date(rule.during[1])))
+            phrases.append(self.campaign(rule.during))
         text = self.t["benefit"]["tiers" if tiers else "all"].format(
             who=self.t["who"]["tiers"].format(tiers=self.join(tiers, "and")) if tiers else "",
             name=self.benefit_name(rule), conds=self.conds(phrases), money=self.money(rule.cost), freq=self.frequency(rule))

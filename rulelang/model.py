@@ -211,6 +211,15 @@ def is_line_level(name: str, columns: dict) -> bool:
     return False
 
 
+def _window(during: ast.During | None) -> tuple[dt.date, dt.date] | None:
+    """A `during` clause's first and last day; an open end (`during from D`, `during to D`) is the
+    calendar's first or last day, so every stage compares days as it does for a closed window."""
+    if during is None:
+        return None
+    start = _date(during.start) if during.start is not None else dt.date.min
+    return start, _date(during.end) if during.end is not None else dt.date.max
+
+
 def _date(lit: ast.DateLit) -> dt.date:
     y, m, d = (int(p) for p in lit.text.split("-"))
     return dt.date(y, m, d)
@@ -318,7 +327,7 @@ def _lower_discount(i: int, d: ast.Discount) -> DiscountSpec:
         buy=int(d.value.buy.value) if buy_get else 0,
         get=int(d.value.get.value) if buy_get else 0,
         condition=when.expr if when else None,
-        during=(_date(during.start), _date(during.end)) if during else None,
+        during=_window(during),
         times=int(freq.times.value) if freq else None,
         per=B.PERIODS[freq.period.name] if freq and freq.period else None,
         funded_share=_frac(funded.percent.value) / 100 if funded else Fraction(0),
@@ -378,7 +387,7 @@ def _clause_fields(i: int, e: ast.Earn | ast.Benefit, by_name: dict, columns: di
         name=e.name.name,
         condition=when.expr if when else None,
         event=on.event.name if on else B.PURCHASE,
-        during=(_date(during.start), _date(during.end)) if during else None,
+        during=_window(during),
         times=int(freq.times.value) if freq else None,
         per=B.PERIODS[freq.period.name] if freq and freq.period else None,
         funded_share=_frac(funded.percent.value) / 100 if funded else Fraction(0),

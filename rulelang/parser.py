@@ -192,6 +192,14 @@ class _Build(Transformer):
         kw, a, b = items
         return ast.During(ast.DateLit(str(a), _span(a)), ast.DateLit(str(b), _span(b)), _span(kw, b))
 
+    def during_from(self, items):
+        kw, a = items
+        return ast.During(ast.DateLit(str(a), _span(a)), None, _span(kw, a))
+
+    def during_to(self, items):
+        kw, b = items
+        return ast.During(None, ast.DateLit(str(b), _span(b)), _span(kw, b))
+
     def once(self, items):
         kw, period = items
         return ast.Frequency(ast.Number(Decimal(1), _span(kw)), _ident(period) if period else None, True, _span(kw, period))

@@ -94,7 +94,9 @@ def shape(model: Model) -> Shape:
     for r in (*model.firing, *model.discounts):
         if r.during:
             s, e = r.during
-            anchors |= {s, e, s - dt.timedelta(days=1), e + dt.timedelta(days=1)}
+            # (an open end is the calendar's first or last day: no anchor there)
+            anchors |= {d for d in (s, e, s - dt.timedelta(days=1) if s > dt.date.min else s, e + dt.timedelta(days=1) if e < dt.date.max else e)
+                        if dt.date.min < d < dt.date.max}
     for v in edges.get("date", ()):
         if isinstance(v, Fraction):
             anchors.add(dt.date.fromordinal(int(v)))

@@ -116,7 +116,7 @@ _funded = st.builds(ast.Funded, percents, idents)
 _clause_options = [
     st.builds(ast.When, expressions),
     st.builds(ast.OnEvent, idents),
-    st.builds(ast.During, date_lits, date_lits),
+    st.builds(ast.During, date_lits, date_lits) | st.builds(ast.During, date_lits, st.none()) | st.builds(ast.During, st.none(), date_lits),
     st.one_of(
         st.builds(lambda p: ast.Frequency(ast.Number(Decimal(1)), p, True), st.none() | periods),
         st.builds(lambda n, p: ast.Frequency(n, p, False), numbers, st.none() | periods),
@@ -256,7 +256,7 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
         clauses.append("when " + draw(diff_condition(tiers)))
     if draw(st.integers(0, 3)) == 0:
         a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
-        clauses.append(f"during {a} to {b}")
+        clauses.append(draw(st.sampled_from([f"during {a} to {b}", f"during {a} to {b}", f"during from {a}", f"during to {b}"])))
     freq = draw(st.sampled_from([None, "once", "once per day", "once per week", "at most 2 times per month",
                                  "at most 1 times per year", "at most 3 times"]))
     if freq:
@@ -316,7 +316,7 @@ def _money_clauses(draw, tiers: bool, events: bool, every: str, shares: tuple[st
         clauses.append(f"on {draw(st.sampled_from(DIFF_EVENTS))}")
     if draw(st.integers(0, 3)) == 0:
         a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
-        clauses.append(f"during {a} to {b}")
+        clauses.append(draw(st.sampled_from([f"during {a} to {b}", f"during {a} to {b}", f"during from {a}", f"during to {b}"])))
     freq = draw(st.sampled_from([None, None, "once", every, "once per month", "at most 2 times per week", "at most 3 times"]))
     if freq:
         clauses.append(freq)

@@ -452,3 +452,17 @@ def test_recency_in_words(cond, en, zh):
 def test_recency_words_exist_in_both_languages():
     for key in ("window", "span", "recency"):
         assert TEXT["en"][key].keys() == TEXT["zh"][key].keys(), key
+
+
+@pytest.mark.parametrize(
+    "clause, en, zh",
+    [
+        ("during from 2026-03-01", "from 1 Mar 2026", "2026年3月1日起"),
+        ("during to 2026-02-28", "up to and including 28 Feb 2026", "截至2026年2月28日"),
+        ("during 2026-03-01 to 2026-03-07", "between 1 Mar 2026 and 7 Mar 2026", "2026年3月1日至2026年3月7日期间"),
+    ],
+)
+def test_open_campaign_windows_in_words(clause, en, zh):
+    text = f"currency CNY\nearn base: 1 point per 1 CNY\nearn launch: 2x base {clause}\ndiscount d: 5% {clause}\n"
+    assert en in terms(text) and zh in terms(text, "zh")
+    assert terms(text).count(en) == 2  # the rule's and the discount's

@@ -192,3 +192,9 @@ def test_a_lapse_with_visits_inside_it_is_flagged_on_discounts_and_benefits_too(
                    "benefit b: cost 5 CNY when days_since_last_purchase >= 31 and visits_in(1 month) >= 1 once per year\n"
                    "benefit c: cost 5 CNY when days_since_last_purchase >= 30 and visits_in(1 month) >= 1 once per year\n")
     assert only(text, "W690") == [7, 8]
+
+
+def test_an_open_campaign_window_that_misses_the_condition_never_fires():
+    text = HEAD + ("earn base: 1 point per 1 CNY\nearn old: 5 points when date < 2026-01-01 during from 2026-03-01\n"
+                   "earn new: 5 points when date > 2026-06-01 during to 2026-05-31\nearn fine: 5 points when date > 2026-06-01 during from 2026-03-01\n")
+    assert only(text, "W601") == [7, 8]

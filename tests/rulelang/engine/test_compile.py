@@ -339,3 +339,20 @@ def test_benefits_post_their_cost_after_the_points_and_are_not_taken_back():
 def test_a_program_without_benefits_compiles_none():
     cp = engine.compile_model(rulelang.loads(HEAD + "earn base: 1 point per 1 CNY\n").model)
     assert len(cp.bn_cost) == 0 and engine.program_arrays(cp).point_rules == len(cp.kind) == 1
+
+
+def test_recency_and_open_windows_worked_examples_compile_to_the_references_ledger():
+    """docs/semantics.md's recency and open-window examples: the compiled engine posts what the
+    reference does (the document's ledger is checked against the reference there)."""
+    from pandas.testing import assert_frame_equal
+
+    from rulelang import interpret
+    from tests.rulelang.test_semantics_examples import _frame, examples
+
+    chosen = [p for p in examples() if p.id.startswith(("Recency", "Open campaign windows"))]
+    assert len(chosen) == 2
+    for param in chosen:
+        program, transactions, options, _ = param.values
+        model = rulelang.loads(program).model
+        batch = prepare(_frame(transactions), model, None, options.get("until"))
+        assert_frame_equal(engine.run(model, batch), interpret.run(model, batch))

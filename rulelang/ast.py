@@ -259,10 +259,12 @@ class When:
 
 @dataclass(frozen=True)
 class OnEvent:
-    """`on EVENT`: the rule fires on rows of that event instead of purchases."""
+    """`on EVENT`: the rule fires on rows of that event instead of purchases. `on "TEXT"` names
+    an event by any text (`quoted`), as other systems export them: `on "newsletter.subscribed"`."""
 
     event: Ident
     span: Span = field(default=NO_SPAN, compare=False)
+    quoted: bool = False
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,9 @@ WINDOWS: dict[str, Func] = {
     "spend_in": Func(("span",), MONEY, doc="the member's spend (amounts before discounts, less refunds) in the span before the row"),
 }
 WINDOW_UNITS: dict[str, str] = {"day": "days", "days": "days", "month": "months", "months": "months"}
-MAX_WINDOW = {"days": 36_600, "months": 1_200}  # a century: longer spans are a mistake, not a program
+MAX_WINDOW = {"days": 36_500, "months": 1_200}  # a century (rulelang.limits): longer spans are a mistake, not a program
+# `on "TEXT"`: the longest event name a program may give (event names are identifiers of other systems).
+MAX_EVENT_NAME = 200
 RECENCY = frozenset({"days_since_last_purchase", *WINDOWS})
 VARIABLES["days_since_last_purchase"] = Var(NUMBER, frozenset({WHEN}), doc="whole days since the member's last purchase before the row (missing before the first)")
 

@@ -211,6 +211,12 @@ def is_line_level(name: str, columns: dict) -> bool:
     return False
 
 
+def event_of(on: ast.OnEvent) -> str:
+    """The event an `on` clause names, as the data's event column is read (engine.data.event_names):
+    a quoted name with its edge spaces stripped and lower-cased; a bare name as written."""
+    return on.event.name.strip().lower() if on.quoted else on.event.name
+
+
 def _window(during: ast.During | None) -> tuple[dt.date, dt.date] | None:
     """A `during` clause's first and last day; an open end (`during from D`, `during to D`) is the
     calendar's first or last day, so every stage compares days as it does for a closed window."""
@@ -386,7 +392,7 @@ def _clause_fields(i: int, e: ast.Earn | ast.Benefit, by_name: dict, columns: di
         index=i,
         name=e.name.name,
         condition=when.expr if when else None,
-        event=on.event.name if on else B.PURCHASE,
+        event=event_of(on) if on else B.PURCHASE,
         during=_window(during),
         times=int(freq.times.value) if freq else None,
         per=B.PERIODS[freq.period.name] if freq and freq.period else None,

@@ -466,3 +466,9 @@ def test_open_campaign_windows_in_words(clause, en, zh):
     text = f"currency CNY\nearn base: 1 point per 1 CNY\nearn launch: 2x base {clause}\ndiscount d: 5% {clause}\n"
     assert en in terms(text) and zh in terms(text, "zh")
     assert terms(text).count(en) == 2  # the rule's and the discount's
+
+
+def test_an_event_named_by_text_reads_as_the_data_names_it():
+    text = 'currency CNY\nearn base: 1 point per 1 CNY\nearn news: 50 points on "Newsletter.Subscribed" once\n'
+    assert "on a 'newsletter.subscribed' event" in terms(text)
+    assert "发生“newsletter.subscribed”时" in terms(text, "zh")

@@ -274,7 +274,7 @@ class ExprChecker:
                         f'compare a field of the line: `basket.{attr}(category != "delivery")`')
         fields = self.line_fields()
         for name, span in _outside_line(node.condition, set(fields), set(self.c.tiers)):
-            if "." not in name and self.lookup(name) is None:
+            if "." not in name and self.lookup(name) is None and name not in B.WINDOWS:
                 continue  # an unknown name, reported already
             self.c.emit("E225", f"`basket.{attr}(...)` sums the basket's lines, so its condition reads only the line's fields, not `{name}`"
                                 f"{self.c.did_you_mean(name, 'line fields', fields)}", span,
@@ -437,6 +437,8 @@ def _outside_line(expr, fields: set[str], constants: set[str]) -> list[tuple[str
         if isinstance(node, ast.Name):
             if node.name not in fields and node.name not in constants and node.name not in B.WEEKDAYS:
                 out.append((node.name, node.span))
+        elif isinstance(node, ast.Call) and node.func.name in B.WINDOWS:  # the member's history, not the line's
+            out.append((node.func.name, node.span))
         elif isinstance(node, (ast.Attribute, ast.BasketSum)):
             out.append((f"{node.obj.name}.{node.attr.name}", node.span))
         else:

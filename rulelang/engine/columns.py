@@ -474,24 +474,23 @@ class Env:
     def window(self, name: str, n: int, unit: str) -> Num:
         """`visits_in(N unit)` / `spend_in(N unit)` per row: over the member's purchases and refunds
         before the row's unit on the days after `start` (the row's day N days, or N months clamped,
-        back): the units before it, less those of the member before `start` + 1 day, by two
-        binary searches on (member, day) keys and cumulative sums."""
+        back): a difference of cumulative sums between two bounds that one sweep moves forward."""
 
         def make():
             pos, member, day, spend, visits = self.history_units()
-            row_day, row_member = self.day(), self.member().astype(np.int64)
-            start = row_day - n if unit == "days" else months_back(row_day, n)
-            hi = np.searchsorted(pos, self.unit_first(), side="left")
-            if len(day):
-                lo_day = int(day.min())
-                width = int(max(day.max(), row_day.max()) - lo_day + 2)
-                keys = member * width + (day - lo_day)
-                lo = np.searchsorted(keys, row_member * width + np.clip(start + 1 - lo_day, 0, width - 1), side="left")
+            row_day = self.day()
+            if unit == "days":
+                start = row_day - n
+            elif self.n:  # the calendar worked out once per day of the rows' range, then looked up
+                lo_day = int(row_day.min())
+                start = months_back(np.arange(lo_day, int(row_day.max()) + 1), n)[row_day - lo_day]
             else:
-                lo = hi
+                start = row_day
             figure = visits if name == "visits_in" else spend
+            sums = _window_sums(np.ascontiguousarray(self.unit_first(), dtype=np.int64), np.ascontiguousarray(self.member(), dtype=np.int64),
+                                np.ascontiguousarray(start, dtype=np.int64), pos, member, day, figure)
             den = _full(self.n, 1 if name == "visits_in" else 10**self.model.decimals)
-            return Num(figure[hi] - figure[lo], den, self.ones())
+            return Num(sums, den, self.ones())
 
         return self.memo(("window", name, n, unit), make)
 
@@ -546,6 +545,25 @@ def _attribute(node: ast.Attribute, env: Env):
     if node.obj.name == "customer":
         return env.customer(node.attr.name)
     return env.basket(node.attr.name)
+
+
+@njit(cache=True, nogil=True)
+def _window_sums(first, member, start, ev_pos, ev_member, ev_day, cum):
+    # Per row: cum[hi] - cum[lo] over the events (units) before the row's unit (ev_pos < first)
+    # and after `start` (ev_day > start) of the row's member. Rows come by member in time order,
+    # so both bounds only move forward: one sweep, two pointers.
+    n = first.shape[0]
+    m = ev_pos.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    hi = 0
+    lo = 0
+    for i in range(n):
+        while hi < m and ev_pos[hi] < first[i]:
+            hi += 1
+        while lo < hi and (ev_member[lo] < member[i] or (ev_member[lo] == member[i] and ev_day[lo] <= start[i])):
+            lo += 1
+        out[i] = cum[hi] - cum[lo]
+    return out
 
 
 def months_back(days: np.ndarray, n: int) -> np.ndarray:

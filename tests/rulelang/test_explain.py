@@ -472,3 +472,30 @@ def test_an_event_named_by_text_reads_as_the_data_names_it():
     text = 'currency CNY\nearn base: 1 point per 1 CNY\nearn news: 50 points on "Newsletter.Subscribed" once\n'
     assert "on a 'newsletter.subscribed' event" in terms(text)
     assert "发生“newsletter.subscribed”时" in terms(text, "zh")
+
+
+TIER_PRICES = """currency CNY
+tiers by spend over 365 days {
+  Silver from 0
+  Gold   from 8000
+  Black  from 20000
+}
+earn base: 1 point per 1 CNY
+discount silver_price: 5% when tier == Silver
+discount gold_price:   10% when tier == Gold
+discount black_price:  15% when tier == Black
+label gold_price en "Gold price" zh "金卡价"
+"""
+
+
+@pytest.mark.parametrize("lang, largest, labelled", [
+    ("en", "If several discounts apply to one item", "- Gold price — Gold members pay 10% less.\n"),
+    ("zh", "同一商品适用多项折扣时", "- 金卡价：Gold会员享9折。\n"),
+])
+def test_discounts_of_exclusive_tiers_never_meet_and_a_label_names_its_discount(lang, largest, labelled):
+    text = terms(TIER_PRICES, lang)
+    # One per tier: no member ever has two, so "only the largest applies" would mislead.
+    assert largest not in text
+    assert labelled in text
+    # A Black price that meets a launch week's discount: then the sentence is said.
+    assert largest in terms(TIER_PRICES + "discount launch: 20% during 2026-03-01 to 2026-03-07\n", lang)

@@ -128,3 +128,24 @@ def test_generated_programs_reach_recency_open_windows_and_text_events():
     for needle in ("visits_in(", "spend_in(", "days_since_last_purchase", "during from ", "during to ", 'on "newsletter.subscribed"'):
         text = find(diff_program(), lambda t, needle=needle: needle in t, settings=settings_)
         assert rulelang.loads(text).model is not None, needle
+
+
+def test_generated_cases_run_budgets_out():
+    """The random programs and histories above include budgets that run out (the global step
+    closes a rule or a discount): the differential test covers budgets, not only unreached ones."""
+    from rulelang.engine import budgets
+    from rulelang.engine.compile import compile_model
+
+    def closes(case) -> bool:
+        text, (frame, customers, policy) = case
+        model = rulelang.loads(text).model
+        if not budgets.budgeted(model):
+            return False
+        batch = prepare(frame, model, customers, "2029-06-30")
+        cp = compile_model(model)
+        closed, _ = budgets.settle(model, lambda c: [cp.evaluate(batch, policy, threads=1, closed=c)])
+        return bool(closed)
+
+    settings_ = settings(max_examples=2000, database=None, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    text, _ = find(st.tuples(diff_program(), diff_history()), closes, settings=settings_)
+    assert "budget" in text

@@ -145,3 +145,26 @@ def currency_decimals(code: str) -> int:
 def is_currency_code(text: str) -> bool:
     """ISO 4217 style: three capital letters."""
     return len(text) == 3 and text.isascii() and text.isalpha() and text.isupper()
+
+
+# --- recency: the member's own history before the row (docs/semantics.md, "Recency") -----------
+
+# `days_since_last_purchase` is a variable (above, in VARIABLES); these take a span of time:
+# `visits_in(90 days)`, `spend_in(12 months)`, by the type of the figure.
+WINDOWS: dict[str, Func] = {
+    "visits_in": Func(("span",), NUMBER, doc="the member's purchases (baskets) in the span before the row"),
+    "spend_in": Func(("span",), MONEY, doc="the member's spend (amounts before discounts, less refunds) in the span before the row"),
+}
+WINDOW_UNITS: dict[str, str] = {"day": "days", "days": "days", "month": "months", "months": "months"}
+MAX_WINDOW = {"days": 36_500, "months": 1_200}  # a century (rulelang.limits): longer spans are a mistake, not a program
+# `on "TEXT"`: the longest event name a program may give (event names are identifiers of other systems).
+MAX_EVENT_NAME = 200
+RECENCY = frozenset({"days_since_last_purchase", *WINDOWS})
+VARIABLES["days_since_last_purchase"] = Var(NUMBER, frozenset({WHEN}), doc="whole days since the member's last purchase before the row (missing before the first)")
+
+
+def window_span(call) -> tuple[int, str]:
+    """(N, `days`|`months`) of a checked `visits_in(N days)` / `spend_in(N months)` call: its one
+    argument parses as an amount whose currency is the unit."""
+    arg = call.args[0]
+    return int(arg.amount), WINDOW_UNITS[arg.currency.name]

@@ -16,6 +16,7 @@ from fractions import Fraction
 import pandas as pd
 from hypothesis import strategies as st
 
+from rulelang import ast
 from rulelang import builtins as B
 from rulelang.conditions import DAY_PARTS, MAX_DAYS, Analyser
 from rulelang.model import Model, names_in
@@ -44,7 +45,7 @@ class Shape:
     customer_dates: tuple[str, ...]
     columns: tuple[str, ...]
     climbs: tuple[int, ...] = ()  # purchase amounts (minor units) that reach each tier above the first
-    gaps: tuple[int, ...] = GAPS  # gaps between rows, in days: GAPS and, with pending points, the window's edge
+    gaps: tuple[int, ...] = ()  # days between rows besides GAPS: the recency builtins' edges, a pending window's edge
 
 
 def shape(model: Model) -> Shape:
@@ -93,7 +94,9 @@ def shape(model: Model) -> Shape:
     for r in (*model.firing, *model.discounts):
         if r.during:
             s, e = r.during
-            anchors |= {s, e, s - dt.timedelta(days=1), e + dt.timedelta(days=1)}
+            # (an open end is the calendar's first or last day: no anchor there)
+            anchors |= {d for d in (s, e, s - dt.timedelta(days=1) if s > dt.date.min else s, e + dt.timedelta(days=1) if e < dt.date.max else e)
+                        if dt.date.min < d < dt.date.max}
     for v in edges.get("date", ()):
         if isinstance(v, Fraction):
             anchors.add(dt.date.fromordinal(int(v)))
@@ -106,9 +109,8 @@ def shape(model: Model) -> Shape:
         months = model.voucher.issued_months
         ends = [dt.date(2026 + m // 12, m % 12 + 1, 1) for m in range(months, 13, months)]
         anchors |= {d - dt.timedelta(days=1) for d in ends} | set(ends)
-    gaps = GAPS
-    if model.pending_days:  # rows the day before, on and after the day points become available
-        gaps = tuple(sorted(set(GAPS) | {model.pending_days - 1, model.pending_days, model.pending_days + 1}))
+    # Rows the day before, on and after the day points become available (beside GAPS).
+    pending_gaps = {model.pending_days - 1, model.pending_days, model.pending_days + 1} if model.pending_days else set()
     cust_texts = {}
     for name in sorted(used):
         if name.startswith("customer.") and name.split(".", 1)[1] not in ("birthday", "enrolled", "days_enrolled"):
@@ -122,6 +124,8 @@ def shape(model: Model) -> Shape:
         per = Fraction(1) if model.tiers.metric == "spend" else top_rate
         if per:
             climbs = tuple(sorted({_ceil(t / per * scale) for t in model.tiers.thresholds[1:]}))
+    gaps = _recency_gaps(model, edges, used) if used & B.RECENCY else ()
+    gaps = tuple(sorted(set(gaps) | pending_gaps)) if pending_gaps else gaps
     return Shape(
         scale=scale,
         amounts=tuple(sorted(amounts)),
@@ -136,6 +140,22 @@ def shape(model: Model) -> Shape:
         climbs=climbs,
         gaps=gaps,
     )
+
+
+def _recency_gaps(model: Model, edges: dict, used: set) -> tuple[int, ...]:
+    """Gaps in days either side of each `days_since_last_purchase` threshold and each span of
+    `visits_in` / `spend_in` (months as 28 to 31 days), so a history steps over their edges."""
+    days = {int(v) for v in edges.get("days_since_last_purchase", ()) if isinstance(v, Fraction) and 0 <= v <= 40_000}
+    for r in (*model.firing, *model.discounts):
+        stack = [r.condition]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Call) and node.func.name in B.WINDOWS:
+                n, unit = B.window_span(node)
+                days |= {n} if unit == "days" else {28 * n, 30 * n, 31 * n}
+            elif node is not None:
+                stack.extend(ast.subexpressions(node))
+    return tuple(sorted({max(d + step, 1) for d in days for step in (-1, 0, 1)} - set(GAPS)))
 
 
 def _spend_rate(model: Model, rule) -> Fraction:
@@ -213,7 +233,7 @@ def history(draw, model: Model, s: Shape | None = None) -> tuple[pd.DataFrame, p
     # Often start with the purchase that reaches a tier, so tier rules are reached in few rows.
     climb = draw(st.sampled_from((None, *s.climbs))) if s.climbs else None
     for i in range(n):
-        gap = draw(st.one_of(st.just(0), st.sampled_from(s.gaps))) if i else 0
+        gap = draw(st.one_of(st.just(0), st.sampled_from(GAPS), *([st.sampled_from(s.gaps)] if s.gaps else []))) if i else 0
         day = day + dt.timedelta(days=gap)
         hour = hour + 1 if gap == 0 and i else 12
         ts = dt.datetime.combine(day, dt.time(min(hour, 23), 0))

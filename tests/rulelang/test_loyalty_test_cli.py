@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import simulator.inspection as cli
 from rulelang import ast
 from rulelang.invariants import search
-from rulelang.program import load
+from rulelang.program import load, loads
 from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.loyalty"))
@@ -25,6 +25,7 @@ EXPECTED = {
     "small_basket_bonus": ("monotone", "starter"),
     "stacked_multipliers": ("assert", None),
     "tier_bonus": ("assert", "gold"),
+    "winback_regulars": ("assert", "winback"),  # a recency edge: back 60 days after a purchase
     "yogurt_multibuy": ("assert", None),  # a discount, not a rule, breaks it
     "voucher_sweep": ("assert", None),  # pending points become available after the quarter's vouchers
 }
@@ -115,3 +116,15 @@ def test_histories_try_the_day_points_become_available_and_the_voucher_period_en
     s = shape(load(Path(__file__).parent / "broken" / "voucher_sweep.loyalty").model)
     assert {13, 14, 15} <= set(s.gaps)
     assert {dt.date(2026, 3, 31), dt.date(2026, 4, 1), dt.date(2026, 12, 31), dt.date(2027, 1, 1)} <= set(s.anchors)
+
+
+def test_histories_step_over_the_recency_builtins_edges():
+    """Gaps between rows either side of a `days_since_last_purchase` threshold and of each span
+    (months as 28 to 31 days); a program without recency draws only the usual gaps."""
+    from rulelang.strategies import GAPS, shape
+
+    program = load(Path(__file__).parent / "broken" / "winback_regulars.loyalty")
+    assert set(shape(program.model).gaps) == {59, 60, 61, 89, 91} - set(GAPS)
+    monthly = loads("currency CNY\nearn a: 5 points when spend_in(2 months) >= 100\n")
+    assert set(shape(monthly.model).gaps) == {55, 56, 57, 59, 60, 61, 62, 63} - set(GAPS)
+    assert shape(loads("currency CNY\nearn a: 5 points when amount >= 100\n").model).gaps == ()

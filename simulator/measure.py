@@ -126,7 +126,9 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         benefit=sums.benefit if model.benefits else None,
         benefit_m=sums.benefit_m if model.benefits else None,
         # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
-        groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if setup.segments is not None and setup.horizon is None else None,
+        groups=group_sums(setup.segments, rows, ledger, kinds, chosen, model.voucher.name if model.voucher else None)
+        if setup.segments is not None and setup.horizon is None
+        else None,
         voucher=voucher if model.voucher else None,
         voucher_m=voucher_m,
         pending_m=metrics.pending_by_month(ledger, months, model.pending_days, _end(setup), kinds) if model.pending_days else None,
@@ -157,13 +159,16 @@ def budget_sums(model, ledger: pd.DataFrame, closed: dict | None) -> dict:
 # then each tier the members hold at the end.
 # Each money bucket's (cost, partner share) pair, in metrics.MONEY_BUCKETS' order: a new money
 # kind is a row of metrics' tables, and its group sums follow.
-MONEY_PAIRS = (("reward_cost", "partner_funded"), *(metrics.cost_figures(b) for b in metrics.MONEY_BUCKETS[1:]))
+# Last, the automatic voucher's money at issue (its redemptions, apart from the catalog's: what
+# is used of it is shared out by simulator.segments).
+MONEY_PAIRS = (("reward_cost", "partner_funded"), *(metrics.cost_figures(b) for b in metrics.MONEY_BUCKETS[1:]), metrics.VOUCHER_FIGURES)
 GROUP_FIELDS = ("members", *metrics.KINDS, *(f for pair in MONEY_PAIRS for f in pair), "revenue_delta", "member_revenue")
 # Each kind's money column pair in GROUP_FIELDS (metrics.MONEY_BUCKET: a discount's, a benefit's, else a reward's).
 _BUCKET = np.array([metrics.MONEY_BUCKET.get(k, 0) for k in metrics.KINDS] + [0], dtype=np.int64)
+_VOUCHER_BUCKET = len(metrics.MONEY_BUCKETS)
 
 
-def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray, chosen: np.ndarray, voucher: str | None = None) -> np.ndarray:
     """A path's sums per (segment, stage) group of its customers and per tier at the end
     (simulator.segments), exact integers that add up over customers as the path's own sums do.
 
@@ -188,6 +193,8 @@ def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray,
     else:
         tier_codes = np.full(len(ledger), -1, dtype=np.int8)
     money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
+    # The automatic voucher's redemptions (`voucher`: its reward's name), counted in its own pair.
+    is_voucher = (np.asarray(kinds) == metrics.KINDS.index("redeem")) & (ledger["reward"].to_numpy() == voucher) if voucher else np.zeros(0, dtype=bool)
     _group_sums(
         out,
         group,
@@ -205,12 +212,14 @@ def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray,
         tier_of,
         tier_codes,
         _BUCKET,
+        is_voucher,
+        _VOUCHER_BUCKET,
     )
     return out
 
 
 @njit(cache=True, nogil=True)
-def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_of, cat, kinds, points, cost, partner, tier_of, tier_codes, bucket):
+def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_of, cat, kinds, points, cost, partner, tier_of, tier_codes, bucket, is_voucher, voucher_bucket):
     # Each member's tier at the end: its last posting's (postings are in time order per member).
     # Then one pass over the path's rows and one over its postings, each counted in the customer's
     # (segment, stage) group and, with tiers, in its tier's row. Rows and postings of a customer
@@ -247,7 +256,7 @@ def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_
         if c < 0:
             continue
         k = kinds[i]
-        b = nk + 1 + 2 * bucket[k if 0 <= k < nk else nk]
+        b = nk + 1 + 2 * (voucher_bucket if is_voucher.shape[0] and is_voucher[i] else bucket[k if 0 <= k < nk else nk])
         for t in range(2 if tiers else 1):
             g = group[c] if t == 0 else ng + end[c]
             if 0 <= k < nk:

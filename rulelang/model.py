@@ -118,6 +118,18 @@ class ExpirySpec:
 
 
 @dataclass(frozen=True)
+class PaymentSpec:
+    """`pay with points` (docs/semantics.md, "Paying with points"): whole steps of `points` each
+    pay `value` (currency units); at most `cap` (a share, 1/2 for 50%) of the basket after the
+    program's discounts; only from a balance of `minimum` points."""
+
+    points: int
+    value: Fraction
+    cap: Fraction = Fraction(1)
+    minimum: int = 0
+
+
+@dataclass(frozen=True)
 class Model:
     """A checked program, ready to evaluate."""
 
@@ -143,6 +155,7 @@ class Model:
     benefits: tuple[Rule, ...] = ()
     # Member-facing names: a rule's, tier's, reward's or benefit's name -> {language: label}.
     labels: dict = field(default_factory=dict)
+    pay_with_points: PaymentSpec | None = None
 
     @property
     def firing(self) -> tuple[Rule, ...]:
@@ -295,7 +308,15 @@ def lower(program: ast.Program) -> Model:
         labels=_labels(program),
         discounts=tuple(_lower_discount(i, d) for i, d in enumerate(program.of(ast.Discount))),
         groups=tuple(tuple(by_index[n.name] for n in g.rules) for g in program.of(ast.BestOf)),
+        pay_with_points=_lower_payment(program.first(ast.PayWithPoints)),
     )
+
+
+def _lower_payment(s: ast.PayWithPoints | None) -> PaymentSpec | None:
+    if s is None:
+        return None
+    return PaymentSpec(int(s.points.value), _frac(s.value.amount), _frac(s.cap.value) / 100 if s.cap else Fraction(1),
+                       int(s.minimum.value) if s.minimum else 0)
 
 
 def _lower_discount(i: int, d: ast.Discount) -> DiscountSpec:

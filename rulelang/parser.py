@@ -230,6 +230,18 @@ class _Build(Transformer):
         kw, *names = items
         return ast.BestOf(tuple(_ident(n) for n in names), _span(kw, *names))
 
+    def pay_with_points(self, items):
+        kw, _word, n, _unit, value, cap, minimum = items
+        return ast.PayWithPoints(_num(n), value, _span(kw, value, cap, minimum), cap, minimum)
+
+    def pay_cap(self, items):
+        _up, pct = items
+        return pct
+
+    def pay_from(self, items):
+        n, _word = items
+        return _num(n)
+
     def limit(self, items):
         kw, n, word, period = items
         return ast.Limit(_num(n), _ident(period), _span(kw, period))

@@ -117,6 +117,10 @@ class ExpirySpec:
     unit: str | None = None
 
 
+# The ledger's reward for a payment with points at the till (a `redeem` posting; docs/semantics.md).
+PAY_WITH_POINTS = "pay_with_points"
+
+
 @dataclass(frozen=True)
 class PaymentSpec:
     """`pay with points` (docs/semantics.md, "Paying with points"): whole steps of `points` each
@@ -164,6 +168,12 @@ class Model:
 
     def rule(self, name: str) -> Rule:
         return next(r for r in self.firing if r.name == name)
+
+    @property
+    def ledger_rewards(self) -> tuple[str, ...]:
+        """The ledger's reward names: the catalog's, then `pay_with_points` (the reward code of a
+        payment with points) when the program has it."""
+        return tuple(r.name for r in self.rewards) + ((PAY_WITH_POINTS,) if self.pay_with_points else ())
 
     @property
     def event_names(self) -> frozenset:

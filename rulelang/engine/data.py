@@ -573,10 +573,13 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
 
 def _points_paid(values: pd.Series, kind: np.ndarray) -> np.ndarray:
     """The `points_paid` column as int64 points (blank: 0): whole, not negative, and only on purchase rows."""
-    number = pd.to_numeric(values, errors="coerce")
+    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        text = values.astype("string").str.strip()
+        values = text.where(text != "")
     given = values.notna().to_numpy()
-    x = number.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = given & (np.isnan(x) | (x < 0) | (x != np.floor(x)) | (x > 2**53))
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = given & (np.isnan(x) | (x < 0) | (x != np.floor(x)) | (x >= 2**53))
     if bad.any():
         raise DataError(f"column {POINTS_PAID}: values that are not whole numbers of points (0 or more) at {_rows(bad)}; "
                         "write the points the purchase row paid with, like 500, or leave it blank")

@@ -641,6 +641,10 @@ class Checker:
                       "write the largest share of the bill points may pay, like `up to 50% of basket`, or leave the cap out (up to all of it)")
         if s.minimum is not None:
             self.positive(s.minimum, "the balance needed to pay with points", whole=True, kind="points")
+        clash = self.rewards.get("pay_with_points")
+        if first is s and clash is not None:
+            self.emit("E271", "a reward is named `pay_with_points`, the ledger's name for paying with points", clash.name.span,
+                      "rename the reward: the ledger's `reward` column names a payment with points `pay_with_points`")
 
     def s_assert(self, s: ast.Assert):
         self.expr.condition(s.expr, B.ASSERT)

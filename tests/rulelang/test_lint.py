@@ -166,3 +166,17 @@ def test_benefit_without_a_frequency_limit():
     (d,) = [d for d in analyse(Source(basket, "t.loyalty"))[1] if d.code == "W608"]
     assert "costs 2.5 CNY) on every matching purchase" in d.message
     assert only(basket.replace("basket.total >= 100\n", "basket.total >= 100  # loyalty: ignore[W608]\n"), "W608") == []
+
+
+def test_a_minimum_below_one_step_of_paying_with_points():
+    text = HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY, from 50 points\n"
+    assert only(text, "W660") == [7]
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY, from 100 points\n", "W660") == []
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY\n", "W660") == []
+
+
+def test_a_point_worth_more_at_the_till_than_its_point_cost():
+    # HEAD's point_cost is 0.01 CNY: 100 points = 1 CNY is exactly that; 100 points = 2 CNY is twice it.
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 2 CNY\n", "W661") == [7]
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY\n", "W661") == []
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 2 CNY  # loyalty: ignore[W661]\n", "W661") == []

@@ -41,6 +41,8 @@ class Partial:
     discount_given_m: np.ndarray | None = None  # (month,): taken off purchases, reversals aside (metrics.LedgerSums)
     benefit: np.ndarray | None = None  # (2,): what benefits cost and partners' share (metrics.LedgerSums)
     benefit_m: np.ndarray | None = None  # (month, 2): the same per month
+    payment: np.ndarray | None = None  # (1,): the money paid with points at the till (metrics.payment_sums)
+    payment_m: np.ndarray | None = None  # (month,): the same per month
     groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
 
     def add(self, other: Partial) -> Partial:
@@ -49,7 +51,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "payment", "payment_m"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -91,6 +93,7 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
     # Members per tier at each month's end, from the engine (a member counts from joining on).
     tier_counts = evaluation.tier_counts if model.tiers is not None else np.zeros((len(months), 0), dtype=np.int64)
     sums = metrics.ledger_sums(ledger, months, kinds)
+    payment, payment_m = metrics.payment_sums(ledger, months, kinds) if model.pay_with_points is not None else (None, None)
     return Partial(
         members=int(chosen.sum()),
         rows=len(rows),
@@ -112,6 +115,8 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         discount_given_m=sums.discount_given_m if model.discounts else None,
         benefit=sums.benefit if model.benefits else None,
         benefit_m=sums.benefit_m if model.benefits else None,
+        payment=np.array([payment], dtype=np.int64) if payment is not None else None,
+        payment_m=payment_m,
         # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
         groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if setup.segments is not None and setup.horizon is None else None,
     )

@@ -37,7 +37,12 @@ BENEFIT_FIGURES = ("benefit_cost", "benefit_partner_funded")
 # figures (cost, partner-funded), in summary.json and monthly.csv after partner_funded and inside
 # program_cost, for a program that has some of that kind.
 COST_KINDS = {"discount": ("discounts", DISCOUNT_FIGURES), "benefit": ("benefits", BENEFIT_FIGURES)}
-COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES
+# A program that pays with points has this too: the money members paid with points at the till
+# (`redeem` postings of the ledger's reward PAYMENT_REWARD, docs/semantics.md), told apart from
+# the catalog's reward_cost and, like it, inside program_cost (its points are redeemed points).
+PAYMENT_FIGURES = ("points_payment_cost",)
+PAYMENT_REWARD = "pay_with_points"
+COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES + PAYMENT_FIGURES
 
 
 def cost_figures(kind: str) -> tuple[str, str]:
@@ -66,6 +71,7 @@ FIGURE_LABELS = (
     ("discount_partner_funded", "Discounts funded by partners", "money"),
     ("benefit_cost", "Cost of benefits given", "money"),
     ("benefit_partner_funded", "Benefits funded by partners", "money"),
+    ("points_payment_cost", "Paid with points at the till", "money"),
     ("liability", "Liability at the end", "money"),
     ("program_cost", "Program cost", "money"),
     ("revenue_baseline", "Revenue without the program", "money"),
@@ -150,14 +156,15 @@ def _lookup(lut, codes):
 
 
 def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, discount: tuple[int, int] | None = None,
-                 benefit: tuple[int, int] | None = None) -> dict:
+                 benefit: tuple[int, int] | None = None, payment: int | None = None) -> dict:
     """Exact figures of one run from its points per kind, its reward cost and partner share (minor
     units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder).
     `discount`: a program with discounts, (money they took off, the partners' share of it): inside
     the program cost; `x.revenue_with_program` is then already net of it, and the incremental margin
     is the margin on the lift before discounts (the discount is counted once, as a cost).
     `benefit`: a program with benefits, (what they cost, the partners' share of it): inside the
-    program cost."""
+    program cost. `payment`: a program that pays with points, the money paid with points (a part of
+    `reward_cost` as the ledger sums it): shown apart from the catalog's reward cost, inside the program cost."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     liability = round_half_up(outstanding * x.point_cost * scale * urr)
@@ -170,6 +177,9 @@ def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput,
     extra = {"discount_cost": given, "discount_partner_funded": funded} if discount is not None else {}
     if benefit is not None:
         extra |= dict(zip(BENEFIT_FIGURES, benefit, strict=True))
+    if payment is not None:
+        extra["points_payment_cost"] = payment
+        reward_cost -= payment  # (after the program cost, which counts both)
     return extra | {
         "rows_read": x.rows_read,
         "rows_used": x.rows_used,
@@ -341,6 +351,7 @@ def monthly_from(
     urr_m: list[Fraction],
     discount_m: np.ndarray | None = None,
     benefit_m: np.ndarray | None = None,
+    payment_m: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
@@ -375,6 +386,9 @@ def monthly_from(
     index.name = "month"
     if benefit_m is not None:  # a program with benefits: their cost per month, after the discounts'
         cols["benefit_cost"], cols["benefit_partner_funded"] = benefit_m[:, 0].copy(), benefit_m[:, 1].copy()
+    if payment_m is not None:  # a program that pays with points: that money apart from the catalog's reward cost
+        cols["reward_cost"] = cost - payment_m
+        cols["points_payment_cost"] = payment_m.copy()
     extra = [f for f in COST_KIND_FIGURES if f in cols]
     money = list(MONTHLY_MONEY[:2]) + extra + list(MONTHLY_MONEY[2:])
     order = list(MONTHLY_POINTS) + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + money
@@ -387,6 +401,20 @@ def _text_codes(col: pd.Series, with_values: bool = True) -> tuple[np.ndarray, n
         return col.array.codes, col.cat.categories.to_numpy(dtype=object) if with_values else None
     codes, values = pd.factorize(np.asarray(col.to_numpy(dtype=object), dtype=object))
     return codes, np.asarray(values, dtype=object)
+
+
+def payment_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+    """The money paid with points at the till (`redeem` postings of PAYMENT_REWARD): in all, and per
+    month of the posting (months outside `months` counted in all only, as ledger_sums counts them)."""
+    kinds = kind_codes(ledger) if kinds is None else kinds
+    reward, names = _text_codes(ledger["reward"])
+    code = np.flatnonzero(np.asarray(names == PAYMENT_REWARD, dtype=bool))
+    cost = np.asarray(ledger["cost"].to_numpy(), dtype=np.int64)
+    pay = (np.asarray(kinds) == KINDS.index("redeem")) & (np.asarray(reward) == (code[0] if len(code) else -2)) & (cost != 0)
+    t = as_ns(ledger["timestamp"].to_numpy())[pay]
+    first, last = month_starts(months)[0], month_starts(months)[-1]
+    inside = (t >= first) & (t < last)
+    return int(cost[pay].sum()), by_month(t[inside], cost[pay][inside], months)
 
 
 def rewards(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> pd.DataFrame:

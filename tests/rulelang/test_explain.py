@@ -429,3 +429,30 @@ def test_the_language_references_label_example_reads_as_it_says():
     program = re.search(r"```loyalty\n(.*?)```", section, re.S).group(1)
     claimed = re.search(r'then reads "(.*?)" What `explain` shows', section, re.S).group(1)
     assert " ".join(claimed.split()) in terms(program).replace("\n", " ")
+
+
+TIER_PRICES = """currency CNY
+tiers by spend over 365 days {
+  Silver from 0
+  Gold   from 8000
+  Black  from 20000
+}
+earn base: 1 point per 1 CNY
+discount silver_price: 5% when tier == Silver
+discount gold_price:   10% when tier == Gold
+discount black_price:  15% when tier == Black
+label gold_price en "Gold price" zh "金卡价"
+"""
+
+
+@pytest.mark.parametrize("lang, largest, labelled", [
+    ("en", "If several discounts apply to one item", "- Gold price — Gold members pay 10% less.\n"),
+    ("zh", "同一商品适用多项折扣时", "- 金卡价：Gold会员享9折。\n"),
+])
+def test_discounts_of_exclusive_tiers_never_meet_and_a_label_names_its_discount(lang, largest, labelled):
+    text = terms(TIER_PRICES, lang)
+    # One per tier: no member ever has two, so "only the largest applies" would mislead.
+    assert largest not in text
+    assert labelled in text
+    # A Black price that meets a launch week's discount: then the sentence is said.
+    assert largest in terms(TIER_PRICES + "discount launch: 20% during 2026-03-01 to 2026-03-07\n", lang)

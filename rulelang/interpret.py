@@ -773,7 +773,7 @@ def _pay_with_points(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict]
             return []
     else:
         pol = ctx.redemption
-        if pol is None or not (float(first[pol.pay_draw]) < pol.pay_probability):
+        if pol is None or pol.pay_probability <= 0 or not (float(first[pol.pay_draw]) < pol.pay_probability):
             return []
         if balance < spec.minimum:
             rec.payment = Payment(0, 0, False, f"nothing to pay: the balance is below {spec.minimum} points")
@@ -983,6 +983,7 @@ def evaluate_batch(model: Model, batch: data.Batch, redemption: data.RedemptionP
 
 def _run(ctx: Context, batch: data.Batch, members) -> pd.DataFrame:
     frame = batch.frame
+    data.check_pay_draws(ctx.model, frame, ctx.redemption)
     customers = batch.customers.to_dict("records")
     bounds = np.searchsorted(frame["member"].to_numpy(), np.arange(batch.members + 1))
     for i in range(batch.members) if members is None else members:

@@ -22,7 +22,7 @@ import pandas as pd
 from rulelang.engine import columns as C
 from rulelang.engine import kernel as Kn
 from rulelang.engine import ledger
-from rulelang.engine.data import POINTS_PAID, REDEEM, Batch, RedemptionPolicy
+from rulelang.engine.data import POINTS_PAID, REDEEM, Batch, RedemptionPolicy, check_pay_draws
 from rulelang.engine.masks import rule_masks
 from rulelang.errors import LoyaltyError
 from rulelang.limits import award_steps
@@ -555,7 +555,8 @@ def redemption_arrays(frame: pd.DataFrame, redemption: RedemptionPolicy | None) 
         draw=_as(frame, redemption.draw, np.float64),
         choice_draw=_as(frame, redemption.choice_draw, np.float64),
         pay_probability=float(redemption.pay_probability),
-        pay_draw=_as(frame, redemption.pay_draw, np.float64) if redemption.pay_probability > 0 else np.zeros(0, dtype=np.float64),
+        pay_draw=_as(frame, redemption.pay_draw, np.float64) if redemption.pay_probability > 0 and redemption.pay_draw in frame.columns
+        else np.zeros(0, dtype=np.float64),
     )
 
 
@@ -576,6 +577,7 @@ def report_arrays(cp: CompiledProgram, rows: Kn.Rows, moments, row_tiers: bool) 
 
 def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int, moments=None, row_tiers: bool = False) -> ledger.Evaluation:
     model = cp.model
+    check_pay_draws(model, batch.frame, redemption)
     env = C.Env(model, batch)
     rows = row_arrays(cp, batch, env)
     args = (program_arrays(cp), rows, redemption_arrays(batch.frame, redemption))

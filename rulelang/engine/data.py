@@ -571,6 +571,16 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
     return Batch(frame, cust, model.decimals, until_ts, members)
 
 
+def check_pay_draws(model: Model, frame: pd.DataFrame, redemption: RedemptionPolicy | None) -> None:
+    """Refuse a policy that pays with points on a batch with neither its draws nor recorded
+    payments, rather than pay nothing without a word (both engines call it before running)."""
+    if model.pay_with_points is None or redemption is None or redemption.pay_probability <= 0 or POINTS_PAID in frame.columns:
+        return
+    if redemption.pay_draw not in frame.columns:
+        raise DataError(f"the redemption policy pays with points (probability {redemption.pay_probability}) but the transactions have no "
+                        f"`{redemption.pay_draw}` column of draws in [0, 1); add one per row, or record the payments in a `{POINTS_PAID}` column")
+
+
 def _points_paid(values: pd.Series, kind: np.ndarray) -> np.ndarray:
     """The `points_paid` column as int64 points (blank: 0): whole, not negative, and only on purchase rows."""
     if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or pd.api.types.is_string_dtype(values.dtype):

@@ -159,6 +159,7 @@ statements = st.one_of(
               clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent))), st.none() | money, st.booleans()),
     st.builds(ast.Benefit, idents, money, clauses),
     st.builds(ast.Label, idents, st.lists(st.builds(ast.LabelText, idents, strings), min_size=1, max_size=3).map(tuple)),
+    st.builds(lambda n, v, cap, least: ast.PayWithPoints(n, v, cap=cap, minimum=least), numbers, money, st.none() | percents, st.none() | numbers),
 )
 programs = st.lists(statements, max_size=8).map(lambda ss: ast.Program(tuple(ss)))
 

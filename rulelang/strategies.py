@@ -235,7 +235,7 @@ def history(draw, model: Model, s: Shape | None = None) -> tuple[pd.DataFrame, p
         # Payments at the till, as a history records them: none, whole steps, an odd number of
         # points, or more than any balance (declined), on a basket's first line.
         step = model.pay_with_points.points
-        choices = st.sampled_from((0, step, 3 * step, 7, 10 * step + 1, 10**7))
+        choices = st.sampled_from((step, 7, 0, step, 3 * step, 10 * step + 1, 10**7))
         firsts = [i == 0 or r.get("transaction_id") != rows[i - 1].get("transaction_id") or r["event"] != "purchase" for i, r in enumerate(rows)]
         frame["points_paid"] = [draw(choices) if r["event"] == "purchase" and f else None for r, f in zip(rows, firsts, strict=True)]
     customers = None

@@ -242,3 +242,11 @@ def test_canonical_tree_only_reorders_clauses():
     assert [type(c) for c in canon.statements[0].clauses] == [ast.When, ast.Frequency]
     assert canon.comments[0].text == "# note"
     assert dataclasses.replace(canon, statements=tree.statements, comments=tree.comments) == tree
+
+
+def test_a_budget_is_printed_last_among_the_clauses_in_its_unit():
+    text = "currency CNY\nearn b: 500 points budget 1000 points on enroll\ndiscount d: 20% budget 50000 CNY during 2026-03-01 to 2026-03-07\n"
+    out = format_program(parser.parse(text))
+    assert "earn b: 500 points on enroll budget 1000 points\n" in out
+    assert "discount d: 20% during 2026-03-01 to 2026-03-07 budget 50000 CNY\n" in out
+    assert format_program(parser.parse(out)) == out

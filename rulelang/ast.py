@@ -420,6 +420,7 @@ class Window:
     n: Number | None
     unit: Ident | None
     span: Span = field(default=NO_SPAN, compare=False)
+    lifetime: bool = False  # `over lifetime`: n and unit are None, and it is not the calendar year
 
 
 @dataclass(frozen=True)
@@ -430,6 +431,7 @@ class TierLevel:
     threshold: Number
     unit: Ident | None = None
     span: Span = field(default=NO_SPAN, compare=False)
+    alternatives: tuple = ()  # TierAlternative: `or 24 visits`, each its own metric
 
 
 @dataclass(frozen=True)
@@ -512,3 +514,12 @@ class Program:
     def first(self, kind: type):
         """The first statement of one type, or None."""
         return next((s for s in self.statements if isinstance(s, kind)), None)
+
+
+@dataclass(frozen=True)
+class TierAlternative:
+    """`or N UNIT` after a tier's threshold: another metric (named by its unit) that also reaches the tier."""
+
+    threshold: Number
+    unit: Ident | None
+    span: Span = field(default=NO_SPAN, compare=False)

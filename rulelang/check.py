@@ -367,6 +367,53 @@ class Checker:
             if lv.unit is not None:
                 self.tier_unit(s.metric.name, lv.unit)
             previous = lv
+        if any(lv.alternatives for lv in s.levels):
+            self.tier_alternatives(s)
+
+    def tier_alternatives(self, s: ast.Tiers):
+        """`Gold from 5000 CNY or 24 visits`: each alternative names its metric by its unit, one per
+        metric a level, none on the block's own metric or on the first tier; per metric, thresholds rise."""
+        last: dict[str, tuple[ast.TierLevel, Decimal]] = {}  # per alternative metric, the level before that used it
+        for i, lv in enumerate(s.levels):
+            seen = {s.metric.name}
+            for a in lv.alternatives:
+                if i == 0:
+                    self.emit("E490", f"the first tier `{lv.name.name}` cannot have an alternative: every member starts in it", a.span,
+                              f"delete `or {number_text(a.threshold.value)}{' ' + a.unit.name if a.unit else ''}`, or move it to a higher tier")
+                    continue
+                if a.unit is None:
+                    self.emit("E170", f"the alternative `or {number_text(a.threshold.value)}` of `{lv.name.name}` names no unit", a.threshold.span,
+                              "name what it counts: `or 24 visits`, `or 900 points` or `or 5000 " + (self.currency or "CNY") + "`")
+                    continue
+                metric = B.alternative_metric(a.unit.name)
+                if metric == "spend" and not B.is_currency_code(a.unit.name):
+                    close = self.did_you_mean(a.unit.name, "tier units", ["visits", "points"] + ([self.currency] if self.currency else []))
+                    self.emit("E290", f"unknown unit `{a.unit.name}` in an alternative of `{lv.name.name}`{close}", a.unit.span,
+                              "an alternative counts `visits`, `points` or money in the program's currency")
+                    continue
+                if metric == "spend":
+                    self.money(ast.Money(a.threshold.value, a.unit, a.span), f"the alternative of `{lv.name.name}`")
+                if metric in seen:
+                    again = "the block's own metric" if metric == s.metric.name else "another alternative"
+                    self.emit("E491", f"`{lv.name.name}` counts {metric} twice: this alternative repeats {again}", a.span,
+                              "a level has one threshold per metric; keep the lower one")
+                    continue
+                seen.add(metric)
+                value = a.threshold.value
+                if metric != "spend" and value != value.to_integral_value():
+                    self.emit("E492", f"a {metric} threshold must be a whole number, not {number_text(value)}", a.threshold.span,
+                              f"use a whole number, like `{number_text(value.to_integral_value(ROUND_CEILING))}`")
+                elif value <= 0:
+                    self.emit("E493", f"the alternative of `{lv.name.name}` must be more than 0, not {number_text(value)}", a.threshold.span,
+                              "an alternative of 0 lets every member in; lower the tier's own threshold instead")
+                elif metric != "spend":
+                    self.within(value, a.threshold.span, _THRESHOLD_KINDS[metric], f"the alternative of `{lv.name.name}`")
+                before = last.get(metric)
+                if before is not None and value <= before[1]:
+                    self.emit("E494", f"`{lv.name.name}` is reached by {number_text(value)} {metric}, which is not above "
+                                      f"`{before[0].name.name}` ({number_text(before[1])} {metric})", a.threshold.span,
+                              "per metric, each higher tier needs more than the one before")
+                last[metric] = (lv, value)
 
     def tier_unit(self, metric: str, unit: ast.Ident):
         allowed = _TIER_UNITS.get(metric)

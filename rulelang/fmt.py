@@ -167,6 +167,8 @@ def _expire(s: ast.Expire) -> str:
 
 
 def _window(w: ast.Window) -> str:
+    if w.lifetime:
+        return "lifetime"
     return "calendar year" if w.n is None else f"{number(w.n.value)} {w.unit.name}"
 
 
@@ -412,6 +414,7 @@ def _tier_block(out: _Writer, item: _Item) -> None:
         for c in slot.before:
             out.emit(INDENT + _comment(c))
         unit = f" {lv.unit.name}" if lv.unit else ""
+        unit += "".join(f" or {number(a.threshold.value)}{' ' + a.unit.name if a.unit else ''}" for a in lv.alternatives)
         out.emit(_with_trailing(f"{INDENT}{_pad(lv.name.name, col)}from {number(lv.threshold.value)}{unit}", slot))
     for c in item.closing:
         out.emit(INDENT + _comment(c))

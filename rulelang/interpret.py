@@ -182,12 +182,27 @@ def tier_and_metric(model: Model, m: Member, t: pd.Timestamp) -> tuple[int, Frac
     spec = model.tiers
     col = METRIC[spec.metric]
     if spec.window == "calendar_year":
-        this = sum((h[col] for h in m.history if h[0].year == t.year), Fraction(0))
-        last = sum((h[col] for h in m.history if h[0].year == t.year - 1), Fraction(0))
-        return max(_level(model, this), _level(model, last)), this
-    start = V.window_start(t, spec.n, spec.window)
-    metric = sum((h[col] for h in m.history if h[0] > start), Fraction(0))
-    return _level(model, metric), metric
+        this = [h for h in m.history if h[0].year == t.year]
+        last = [h for h in m.history if h[0].year == t.year - 1]
+        return max(_reached(model, this), _reached(model, last)), sum((h[col] for h in this), Fraction(0))
+    if spec.window == "lifetime":
+        counted = m.history
+    else:
+        start = V.window_start(t, spec.n, spec.window)
+        counted = [h for h in m.history if h[0] > start]
+    return _reached(model, counted), sum((h[col] for h in counted), Fraction(0))
+
+
+def _reached(model: Model, rows: list) -> int:
+    """The highest level the rows reach by the block's metric or by any level's alternative
+    (`Gold from 5000 CNY or 24 visits`): each metric summed over the same rows."""
+    spec = model.tiers
+    level = _level(model, sum((h[METRIC[spec.metric]] for h in rows), Fraction(0)))
+    for i, alternatives in enumerate(spec.alternatives):
+        for metric, threshold in alternatives:
+            if i > level and sum((h[METRIC[metric]] for h in rows), Fraction(0)) >= threshold:
+                level = i
+    return level
 
 
 def tier_at(model: Model, m: Member, t: pd.Timestamp) -> V.Tier | None:

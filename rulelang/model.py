@@ -90,6 +90,8 @@ class TierSpec:
     n: int | None
     names: tuple[str, ...]
     thresholds: tuple[Fraction, ...]
+    # Per level, its other ways in (`or 24 visits`): (metric, threshold) pairs over the same window.
+    alternatives: tuple[tuple[tuple[str, Fraction], ...], ...] = ()
 
     def level_of(self, name: str) -> int:
         return self.names.index(name)
@@ -243,7 +245,9 @@ def lower(program: ast.Program) -> Model:
     tiers = None
     t = program.first(ast.Tiers)
     if t is not None:
-        if t.window.n is None:
+        if t.window.lifetime:
+            window, n = "lifetime", None
+        elif t.window.n is None:
             window, n = "calendar_year", None
         else:
             window, n = B.TIME_UNITS[t.window.unit.name], int(t.window.n.value)
@@ -253,6 +257,8 @@ def lower(program: ast.Program) -> Model:
             n,
             tuple(lv.name.name for lv in t.levels),
             tuple(_frac(lv.threshold.value) for lv in t.levels),
+            tuple(tuple((B.alternative_metric(a.unit.name), _frac(a.threshold.value)) for a in lv.alternatives) for lv in t.levels)
+            if any(lv.alternatives for lv in t.levels) else (),
         )
 
     limits = tuple((int(lim.points.value), B.PERIODS[lim.period.name]) for lim in program.of(ast.Limit))

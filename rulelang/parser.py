@@ -143,9 +143,16 @@ class _Build(Transformer):
     def window_calendar(self, items):
         return ast.Window(None, None, _span(*items))
 
+    def window_lifetime(self, items):
+        return ast.Window(None, None, _span(*items), lifetime=True)
+
     def tier_level(self, items):
-        name, n, unit = items
-        return ast.TierLevel(_ident(name), _num(n), _ident(unit) if unit else None, _span(name, n, unit))
+        name, n, unit, *alternatives = items
+        return ast.TierLevel(_ident(name), _num(n), _ident(unit) if unit else None, _span(name, n, unit, *alternatives), tuple(alternatives))
+
+    def tier_alternative(self, items):
+        kw, n, unit = items
+        return ast.TierAlternative(_num(n), _ident(unit) if unit else None, _span(kw, n, unit))
 
     def earn(self, items):
         kw, name, award, *clauses = items

@@ -406,6 +406,7 @@ class Checker:
                 elif value <= 0:
                     self.emit("E493", f"the alternative of `{lv.name.name}` must be more than 0, not {number_text(value)}", a.threshold.span,
                               "an alternative of 0 lets every member in; lower the tier's own threshold instead")
+                    continue
                 elif metric != "spend":
                     self.within(value, a.threshold.span, _THRESHOLD_KINDS[metric], f"the alternative of `{lv.name.name}`")
                 before = last.get(metric)

@@ -72,6 +72,8 @@ TEXT: dict[str, dict] = {
         "tiers_calendar": "Your level depends on {metric} in a calendar year. A level reached in a year is kept "
                           "for the rest of that year and all of the next year.",
         "metric": {"spend": "how much you spend", "points": "the points you earn", "visits": "how many visits you make"},
+        "tiers_lifetime": "Your level depends on {metric} since you joined. Nothing stops counting, so a level once reached is never lost.",
+        "tiers_alternatives": "A level with several thresholds is reached by any one of them, each counted over the same period.",
         "window_unit": {"days": "days", "months": "months"},
         "level": "{name}: from {threshold}",
         "level_start": "{name}: where every member starts",
@@ -177,7 +179,9 @@ TEXT: dict[str, dict] = {
         "tiers_rolling": "会员等级按最近{n}{unit}内的{metric}计算，每次消费时更新；超出期限的部分不再计入，等级也可能下调。",
         "tiers_calendar": "会员等级按自然年内的{metric}计算；当年达到的等级保留至次年年底。",
         "metric": {"spend": "累计消费金额", "points": "累计所得积分", "visits": "消费次数"},
-        "window_unit": {"days": "天", "months": "个月"},
+        "tiers_lifetime": "会员等级按入会以来的{metric}计算；累计不清零，达到的等级永久保留。",
+        "tiers_alternatives": "设有多个门槛的等级，任一门槛达标即可获得，各项按同一期间计算。",
+                "window_unit": {"days": "天", "months": "个月"},
         "level": "{name}：满{threshold}",
         "level_start": "{name}：入会即享",
         "threshold": {"points": "{n}积分", "visits": "{n}次"},
@@ -549,15 +553,20 @@ class _Terms:
         metric = self.t["metric"][spec.metric]
         if spec.window == "calendar_year":
             head = self.t["tiers_calendar"].format(metric=metric)
+        elif spec.window == "lifetime":
+            head = self.t["tiers_lifetime"].format(metric=metric)
         else:
             head = self.t["tiers_rolling"].format(metric=metric, n=spec.n, unit=self.t["window_unit"][spec.window])
         out = [head]
-        for tier, threshold in zip(spec.names, spec.thresholds, strict=True):
+        if spec.alternatives:
+            out.append(self.t["tiers_alternatives"])
+        for i, (tier, threshold) in enumerate(zip(spec.names, spec.thresholds, strict=True)):
             name = self.tier_name(tier)
             if threshold == 0:
                 out.append(self.t["bullet"] + self.t["level_start"].format(name=name))
                 continue
-            shown = self.money(threshold) if spec.metric == "spend" else self.t["threshold"][spec.metric].format(n=num(threshold))
+            ways = [(spec.metric, threshold), *(spec.alternatives[i] if spec.alternatives else ())]
+            shown = self.join([self.money(t) if m == "spend" else self.t["threshold"][m].format(n=num(t)) for m, t in ways], "or")
             out.append(self.t["bullet"] + self.t["level"].format(name=name, threshold=shown))
         return out
 

@@ -98,6 +98,7 @@ class UnitRecord:
     period_points: dict = field(default_factory=dict)  # day/week/month/year -> points issued so far
     discounts: list = field(default_factory=list)  # DiscountCheck per discount and line (or basket)
     paid: dict = field(default_factory=dict)  # row -> what the member paid for the line (minor units), after discounts
+    tier_window: dict = field(default_factory=dict)  # metric -> its sum over the tier window after the unit (the block's, then alternatives')
     best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, its exact points, [(rule lost, its exact points)])
     benefits: dict = field(default_factory=dict)  # benefit -> times it fired on the unit
 
@@ -191,6 +192,23 @@ def tier_and_metric(model: Model, m: Member, t: pd.Timestamp) -> tuple[int, Frac
         start = V.window_start(t, spec.n, spec.window)
         counted = [h for h in m.history if h[0] > start]
     return _reached(model, counted), sum((h[col] for h in counted), Fraction(0))
+
+
+def window_values(model: Model, m: Member, t: pd.Timestamp) -> dict:
+    """Each metric the tiers count (the block's, then its alternatives') summed over the window
+    that ends at `t` (this calendar year's, for calendar-year tiers): what `trace` shows."""
+    spec = model.tiers
+    if spec is None:
+        return {}
+    if spec.window == "calendar_year":
+        counted = [h for h in m.history if h[0].year == t.year and h[0] < t]
+    elif spec.window == "lifetime":
+        counted = [h for h in m.history if h[0] < t]
+    else:
+        start = V.window_start(t, spec.n, spec.window)
+        counted = [h for h in m.history if start < h[0] < t]
+    metrics = dict.fromkeys([spec.metric, *(metric for level in spec.alternatives for metric, _ in level)])
+    return {metric: sum((h[METRIC[metric]] for h in counted), Fraction(0)) for metric in metrics}
 
 
 def _reached(model: Model, rows: list) -> int:
@@ -847,6 +865,7 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
         ctx.postings += [(index, p) for p in expired + rec.postings]
         if ctx.observer:
             rec.tier_after = tier_at(ctx.model, m, t + pd.Timedelta(1, "ns"))
+            rec.tier_window = window_values(ctx.model, m, t + pd.Timedelta(1, "ns"))
             rec.balance = m.balance
             rec.period_points = _period_points(m, t.date())
             ctx.observer(rec)

@@ -131,8 +131,9 @@ awards = st.one_of(
     st.builds(ast.PerUnit, numbers),
     st.builds(ast.Multiplier, numbers, idents),
 )
-windows = st.one_of(st.just(ast.Window(None, None)), st.builds(ast.Window, numbers, st.sampled_from(["days", "months"]).map(ast.Ident)))
-tier_levels = st.builds(ast.TierLevel, idents, numbers, st.none() | idents)
+windows = st.one_of(st.just(ast.Window(None, None)), st.just(ast.Window(None, None, lifetime=True)), st.builds(ast.Window, numbers, st.sampled_from(["days", "months"]).map(ast.Ident)))
+tier_levels = st.builds(ast.TierLevel, idents, numbers, st.none() | idents,
+                        alternatives=st.lists(st.builds(ast.TierAlternative, numbers, st.none() | idents), max_size=2).map(tuple))
 expires = st.one_of(
     st.builds(lambda n, u: ast.Expire("after", n, u), numbers, st.sampled_from(["days", "months", "years"]).map(ast.Ident)),
     st.builds(lambda n, u: ast.Expire("inactive", n, u), numbers, st.sampled_from(["days", "months"]).map(ast.Ident)),
@@ -330,9 +331,14 @@ def diff_program(draw) -> str:
             ("spend", "30 days", (50, 200)), ("spend", "2 months", (100, 300)), ("spend", "calendar year", (60, 250)),
             ("points", "60 days", (20, 100)), ("visits", "10 days", (2, 4)), ("visits", "calendar year", (2, 5)),
             ("points", "calendar year", (30, 120)), ("spend", "1 month", (20, 90)),
+            ("spend", "lifetime", (150, 600)), ("visits", "lifetime", (3, 6)),
         ]))
+        # Alternatives (`or 2 visits`): another metric over the same window, on one or both upper levels.
+        alternative = draw(st.sampled_from([None, None, "visits", "points", "spend"]))
+        ways = {"visits": ("2 visits", "5 visits"), "points": ("25 points", "110 points"), "spend": ("70 CNY", "260 CNY")}
+        extra = ["", ""] if alternative in (None, metric) else [f" or {w}" if draw(st.booleans()) else "" for w in ways[alternative]]
         lines.append(f"tiers by {metric} over {window} {{")
-        lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}", f"  {_TIERS[2]} from {steps[1]}", "}"]
+        lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}{extra[0]}", f"  {_TIERS[2]} from {steps[1]}{extra[1]}", "}"]
     names: list[str] = []
     for i in range(draw(st.integers(1, 5))):
         lines.append(draw(diff_rule(i, tiers, list(names))))

@@ -399,6 +399,10 @@ class Program(NamedTuple):
     # its units skip the step with one test.
     has_groups: bool
     group_rules: np.ndarray
+    # Tier alternatives (`Gold from 5000 CNY or 24 visits`): the program's flag, and per metric
+    # (spend, points, visits) each level's threshold by it (ALT_NEVER where the level has none).
+    has_alternatives: bool
+    alt_thresholds: np.ndarray
 
 
 class Rows(NamedTuple):
@@ -465,8 +469,10 @@ def _tier_at(moment, tier_window, window_days, window_months, thresholds, contri
         day = moment // NS_PER_DAY
         if window_months > 0:
             cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
-        else:
+        elif window_days > 0:
             cutoff = moment - window_days * NS_PER_DAY
+        else:
+            cutoff = NAT  # `over lifetime`: nothing leaves
         metric = window_sum
         head = window_head
         while head < contributions and contribution_ts[head] <= cutoff:
@@ -487,10 +493,57 @@ def _tier_at(moment, tier_window, window_days, window_months, thresholds, contri
     return tier
 
 
+ALT_NEVER = np.iinfo(np.int64).max  # an alternative threshold a level does not have
+
+
+@njit(cache=True, nogil=True)
+def _alternatives_reach(tier, alt_thresholds, sums, other):
+    """The highest of `tier` and the levels an alternative reaches: metric k's sum (the better of
+    `sums` and `other`, this year's and last year's in calendar years) at its threshold."""
+    for q in range(tier + 1, alt_thresholds.shape[1]):
+        for k in range(3):
+            if max(sums[k], other[k]) >= alt_thresholds[k, q]:
+                tier = q
+    return tier
+
+
+@njit(cache=True, nogil=True)
+def _alternatives_at(moment, tier, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions, alt_thresholds):
+    """`_alternatives_reach` at `moment`, summing the log of contributions at or before it (a scan:
+    called only at a report's moments and at expiries, and only for programs with alternatives)."""
+    day = moment // NS_PER_DAY
+    sums = np.zeros(3, dtype=np.int64)
+    other = np.zeros(3, dtype=np.int64)
+    if tier_window == W_ROLLING:
+        if window_months > 0:
+            cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
+        elif window_days > 0:
+            cutoff = moment - window_days * NS_PER_DAY
+        else:
+            cutoff = NAT
+        for c in range(contributions):
+            if cutoff < contribution_ts[c] <= moment:
+                for k in range(3):
+                    sums[k] += alt_contribution[k, c]
+    else:
+        moment_year, _, _ = civil_from_days(day)
+        this_start = days_from_civil(moment_year, 1, 1) * NS_PER_DAY
+        last_start = days_from_civil(moment_year - 1, 1, 1) * NS_PER_DAY
+        for c in range(contributions):
+            t = contribution_ts[c]
+            if this_start <= t <= moment:
+                for k in range(3):
+                    sums[k] += alt_contribution[k, c]
+            elif last_start <= t < this_start:
+                for k in range(3):
+                    other[k] += alt_contribution[k, c]
+    return _alternatives_reach(tier, alt_thresholds, sums, other)
+
+
 @njit(cache=True, nogil=True)
 def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count, has_tiers,
                      tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
-                     year, year_sum, last_year_sum):
+                     year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds):
     """`_expire_due` for member `who`, each expiry posting (of those that fit) at the tier held at
     its moment. Returns (posted, points expired). Called only when a lot is due."""
     expired_from = posted
@@ -500,6 +553,9 @@ def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, 
     for p in range(expired_from, min(posted, out.shape[1])):
         tier_then = _tier_at(out[OUT_TS, p], tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
                              window_head, contributions, window_sum, year, year_sum, last_year_sum)
+        if has_alternatives:
+            tier_then = _alternatives_at(out[OUT_TS, p], tier_then, tier_window, window_days, window_months, contribution_ts,
+                                         alt_contribution, contributions, alt_thresholds)
         out[OUT_WHO, p] |= np.int64(tier_then + 1) << WHO_TIER_SHIFT
     return posted, gone
 
@@ -549,6 +605,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     discount_buy, discount_get = program.discount_buy, program.discount_get
     discount_bits, discount_bit, discount_amount = rows.discount_bits, rows.discount_bit, rows.discount_amount
     has_groups, group_rules = program.has_groups, program.group_rules
+    has_alternatives, alt_thresholds = program.has_alternatives, program.alt_thresholds
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
@@ -568,6 +625,11 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     # The rolling tier window: each unit's contribution to the metric, at its time.
     contribution_ts = np.empty(max_rows + 1, dtype=np.int64)
     contribution = np.empty(max_rows + 1, dtype=np.int64)
+    # Tier alternatives: every metric's contribution (spend, points, visits), and their sums over
+    # the window (in calendar years: this year's, and `alt_last` the year before's).
+    alt_contribution = np.zeros((3, max_rows + 1 if has_alternatives else 0), dtype=np.int64)
+    alt_sum = np.zeros(3, dtype=np.int64)
+    alt_last = np.zeros(3, dtype=np.int64)
     # Frequency limits and caps: the period each counter is for, and its count.
     times_key = np.empty(n_rules, dtype=np.int64)
     times_used = np.empty(n_rules, dtype=np.int64)
@@ -619,6 +681,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
         year = NAT  # calendar-year tiers: the year of the last unit, its metric and the year before's
         year_sum = 0
         last_year_sum = 0
+        if has_alternatives:
+            alt_sum[:] = 0
+            alt_last[:] = 0
         for r in range(n_rules):
             times_key[r] = NAT
             times_used[r] = 0
@@ -653,7 +718,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 if due:
                     posted, gone = _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                                     lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
-                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum,
+                                                    has_alternatives, alt_contribution, alt_thresholds)
                     balance -= gone
 
             # --- Tier: the one held before this unit.
@@ -662,21 +728,32 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 if tier_window == W_ROLLING:
                     if window_months > 0:
                         cutoff = days[DAY_BACK, day_offset] * NS_PER_DAY + (now - day * NS_PER_DAY)
-                    else:
+                    elif window_days > 0:
                         cutoff = now - window_days * NS_PER_DAY
+                    else:
+                        cutoff = NAT  # `over lifetime`: nothing leaves
                     while window_head < contributions and contribution_ts[window_head] <= cutoff:
                         window_sum -= contribution[window_head]
+                        if has_alternatives:
+                            for k in range(3):
+                                alt_sum[k] -= alt_contribution[k, window_head]
                         window_head += 1
                     metric = window_sum
                 else:
                     if month_number // 12 != year:
                         last_year_sum = year_sum if month_number // 12 == year + 1 else 0
+                        if has_alternatives:
+                            for k in range(3):
+                                alt_last[k] = alt_sum[k] if month_number // 12 == year + 1 else 0
+                                alt_sum[k] = 0
                         year = month_number // 12
                         year_sum = 0
                     metric = max(year_sum, last_year_sum)  # the tier of the better year: a tier rises with its metric
                 for q in range(1, n_levels):  # inline: a call with an array counts references
                     if metric >= thresholds[q]:
                         tier = q
+                if has_alternatives:
+                    tier = _alternatives_reach(tier, alt_thresholds, alt_sum, alt_last)
                 if per_row:
                     progress = window_sum if tier_window == W_ROLLING else year_sum
                     for line in range(first, end):
@@ -1037,6 +1114,12 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     window_sum += value
                 else:
                     year_sum += value
+                if has_alternatives:  # every metric, for the alternatives (in calendar years alt_sum is this year's)
+                    alt_contribution[0, contributions - 1] = unit_spend
+                    alt_contribution[1, contributions - 1] = unit_points
+                    alt_contribution[2, contributions - 1] = unit_visit
+                    for k in range(3):
+                        alt_sum[k] += alt_contribution[k, contributions - 1]
             first = end
         # --- Expiry: the lots due by `until`.
         if expiry_kind != X_NEVER:
@@ -1045,7 +1128,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             if due:
                 posted, _ = _expire_at_tiers(out, posted, who, until, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                              lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
-                                             contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                                             contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum,
+                                             has_alternatives, alt_contribution, alt_thresholds)
         if posted > out.shape[1]:
             return posted_before, declined_before, unmatched_before, i, posted
         # --- Moments: the member's tier at each of the report's moments from their first row on,
@@ -1063,8 +1147,10 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             if tier_window == W_ROLLING:
                 if window_months > 0:
                     cutoff = add_months(at_day, -window_months) * NS_PER_DAY + (at - at_day * NS_PER_DAY)
-                else:
+                elif window_days > 0:
                     cutoff = at - window_days * NS_PER_DAY
+                else:
+                    cutoff = NAT  # `over lifetime`: nothing leaves
                 while left < upto and contribution_ts[left] <= cutoff:
                     left_sum += contribution[left]
                     left += 1
@@ -1086,6 +1172,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             for q in range(1, n_levels):
                 if metric >= thresholds[q]:
                     level = q
+            if has_alternatives:
+                level = _alternatives_at(at, level, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
+                                         alt_thresholds)
             tier_counts[j, level] += 1
         i = first
     return posted, declined, unmatched, -1, posted

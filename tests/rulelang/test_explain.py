@@ -429,3 +429,26 @@ def test_the_language_references_label_example_reads_as_it_says():
     program = re.search(r"```loyalty\n(.*?)```", section, re.S).group(1)
     claimed = re.search(r'then reads "(.*?)" What `explain` shows', section, re.S).group(1)
     assert " ".join(claimed.split()) in terms(program).replace("\n", " ")
+
+
+ALTERNATIVES = """\
+currency CNY
+tiers by spend over lifetime {
+  Silver from 0
+  Gold   from 5000 CNY or 24 visits
+  Black  from 20000 CNY or 60 visits or 30000 points
+}
+earn base: 1 point per 1 CNY
+"""
+
+
+def test_tier_alternatives_and_lifetime_in_both_languages():
+    en = explain(loads(ALTERNATIVES), "en")
+    assert "since you joined" in en and "never lost" in en
+    assert "reached by any one of them" in en
+    assert "- Gold: from 5000 CNY or 24 visits" in en
+    assert "- Black: from 20000 CNY, 60 visits or 30000 points" in en
+    zh = explain(loads(ALTERNATIVES), "zh")
+    assert "入会以来" in zh and "任一门槛达标" in zh
+    assert "Gold：满5000元或24次" in zh
+    assert "Black：满20000元、60次或30000积分" in zh

@@ -242,3 +242,11 @@ def test_canonical_tree_only_reorders_clauses():
     assert [type(c) for c in canon.statements[0].clauses] == [ast.When, ast.Frequency]
     assert canon.comments[0].text == "# note"
     assert dataclasses.replace(canon, statements=tree.statements, comments=tree.comments) == tree
+
+
+def test_tier_alternatives_and_lifetime_keep_their_words():
+    src = "currency CNY\ntiers by spend over lifetime {\n Silver from 0\n Gold from 5000 CNY   or 24 visits # either\n}\n"
+    out = fmt(src)
+    assert "tiers by spend over lifetime {" in out
+    assert "  Gold   from 5000 CNY or 24 visits  # either" in out
+    assert fmt(out) == out

@@ -24,6 +24,7 @@ EXPECTED = {
     "small_basket_bonus": ("monotone", "starter"),
     "stacked_multipliers": ("assert", None),
     "tier_bonus": ("assert", "gold"),
+    "tier_alternative_bonus": ("assert", "gold"),  # reached through the spend alternative
     "yogurt_multibuy": ("assert", None),  # a discount, not a rule, breaks it
 }
 

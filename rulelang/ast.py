@@ -432,6 +432,7 @@ class TierLevel:
     unit: Ident | None = None
     span: Span = field(default=NO_SPAN, compare=False)
     alternatives: tuple = ()  # TierAlternative: `or 24 visits`, each its own metric
+    keep: TierKeep | None = None  # `keep 24 months`
 
 
 @dataclass(frozen=True)
@@ -522,4 +523,13 @@ class TierAlternative:
 
     threshold: Number
     unit: Ident | None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class TierKeep:
+    """`keep N months` after a tier's thresholds: once reached, the level is held at least that long."""
+
+    n: Number
+    unit: Ident
     span: Span = field(default=NO_SPAN, compare=False)

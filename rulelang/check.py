@@ -33,6 +33,8 @@ _CLAUSE_WORDS = {ast.When: "when", ast.OnEvent: "on", ast.During: "during", ast.
 _TIER_UNITS = {"spend": (None,), "points": ("points", "point"), "visits": ("visits", "visit")}
 # The kind of number (limits.LIMITS) a tier threshold is, by metric.
 _THRESHOLD_KINDS = {"spend": "money", "points": "points", "visits": "count"}
+# Units `keep N months` may use.
+_KEEP_UNITS = ("months", "month", "years", "year")
 # Units a tiers window may use (a calendar year is written `over calendar year`).
 _WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "months"}
 # Languages written by name rather than by code, for the did-you-mean of an unknown label language.
@@ -369,6 +371,22 @@ class Checker:
             previous = lv
         if any(lv.alternatives for lv in s.levels):
             self.tier_alternatives(s)
+        for i, lv in enumerate(s.levels):
+            if lv.keep is not None:
+                self.tier_keep(lv, first=i == 0)
+
+    def tier_keep(self, lv: ast.TierLevel, first: bool):
+        """`keep N months`: a whole number of months (or years), never on the first tier."""
+        keep = lv.keep
+        if first:
+            self.emit("E495", f"the first tier `{lv.name.name}` is never lost, so `keep` does nothing", keep.span,
+                      "delete the `keep`, or move it to a higher tier")
+            return
+        if keep.unit.name not in _KEEP_UNITS:
+            self.emit("E291", f"`keep` counts months or years, not `{keep.unit.name}`{self.did_you_mean(keep.unit.name, 'keep units', list(_KEEP_UNITS))}",
+                      keep.unit.span, f"write `keep {number_text(keep.n.value)} months`")
+            return
+        self.positive(keep.n, f"the retention of `{lv.name.name}`", whole=True, kind="months")
 
     def tier_alternatives(self, s: ast.Tiers):
         """`Gold from 5000 CNY or 24 visits`: each alternative names its metric by its unit, one per

@@ -74,6 +74,7 @@ TEXT: dict[str, dict] = {
         "metric": {"spend": "how much you spend", "points": "the points you earn", "visits": "how many visits you make"},
         "tiers_lifetime": "Your level depends on {metric} since you joined. Nothing stops counting, so a level once reached is never lost.",
         "tiers_alternatives": "A level with several thresholds is reached by any one of them, each counted over the same period.",
+        "keep": "{name} is kept for {n} months once reached (reaching it again starts the {n} months anew).",
         "window_unit": {"days": "days", "months": "months"},
         "level": "{name}: from {threshold}",
         "level_start": "{name}: where every member starts",
@@ -181,6 +182,7 @@ TEXT: dict[str, dict] = {
         "metric": {"spend": "累计消费金额", "points": "累计所得积分", "visits": "消费次数"},
         "tiers_lifetime": "会员等级按入会以来的{metric}计算；累计不清零，达到的等级永久保留。",
         "tiers_alternatives": "设有多个门槛的等级，任一门槛达标即可获得，各项按同一期间计算。",
+        "keep": "{name}达标后保留{n}个月（再次达标重新计算）。",
                 "window_unit": {"days": "天", "months": "个月"},
         "level": "{name}：满{threshold}",
         "level_start": "{name}：入会即享",
@@ -568,6 +570,9 @@ class _Terms:
             ways = [(spec.metric, threshold), *(spec.alternatives[i] if spec.alternatives else ())]
             shown = self.join([self.money(t) if m == "spend" else self.t["threshold"][m].format(n=num(t)) for m, t in ways], "or")
             out.append(self.t["bullet"] + self.t["level"].format(name=name, threshold=shown))
+        for tier, months in zip(spec.names, spec.keep_months or (0,) * len(spec.names), strict=True):
+            if months:
+                out.append(self.t["keep"].format(name=self.tier_name(tier), n=months))
         return out
 
     def limits(self) -> list[str]:

@@ -415,6 +415,7 @@ def _tier_block(out: _Writer, item: _Item) -> None:
             out.emit(INDENT + _comment(c))
         unit = f" {lv.unit.name}" if lv.unit else ""
         unit += "".join(f" or {number(a.threshold.value)}{' ' + a.unit.name if a.unit else ''}" for a in lv.alternatives)
+        unit += f" keep {number(lv.keep.n.value)} {lv.keep.unit.name}" if lv.keep else ""
         out.emit(_with_trailing(f"{INDENT}{_pad(lv.name.name, col)}from {number(lv.threshold.value)}{unit}", slot))
     for c in item.closing:
         out.emit(INDENT + _comment(c))

@@ -184,14 +184,41 @@ def tier_and_metric(model: Model, m: Member, t: pd.Timestamp) -> tuple[int, Frac
     col = METRIC[spec.metric]
     if spec.window == "calendar_year":
         this = [h for h in m.history if h[0].year == t.year]
-        last = [h for h in m.history if h[0].year == t.year - 1]
-        return max(_reached(model, this), _reached(model, last)), sum((h[col] for h in this), Fraction(0))
-    if spec.window == "lifetime":
-        counted = m.history
+        level, metric = _qualified(model, m.history, t), sum((h[col] for h in this), Fraction(0))
     else:
-        start = V.window_start(t, spec.n, spec.window)
-        counted = [h for h in m.history if h[0] > start]
-    return _reached(model, counted), sum((h[col] for h in counted), Fraction(0))
+        level = _qualified(model, m.history, t)
+        metric = sum((h[col] for h in _in_window(model, m.history, t)), Fraction(0))
+    return max(level, _retained(model, m, t)), metric
+
+
+def _in_window(model: Model, rows: list, t: pd.Timestamp) -> list:
+    """The rows a rolling or lifetime window ending at `t` counts."""
+    spec = model.tiers
+    if spec.window == "lifetime":
+        return rows
+    start = V.window_start(t, spec.n, spec.window)
+    return [h for h in rows if h[0] > start]
+
+
+def _qualified(model: Model, rows: list, t: pd.Timestamp) -> int:
+    """The level `rows` (all at or before `t`) qualify for at `t`, retention aside: over the window,
+    or the better of this calendar year's and last year's."""
+    if model.tiers.window == "calendar_year":
+        return max(_reached(model, [h for h in rows if h[0].year == t.year]), _reached(model, [h for h in rows if h[0].year == t.year - 1]))
+    return _reached(model, _in_window(model, rows, t))
+
+
+def _retained(model: Model, m: Member, t: pd.Timestamp) -> int:
+    """The highest level held at `t` by `keep N months`: a row after which the member qualified for
+    it (reached or re-qualified) less than N months before `t` (docs/semantics.md)."""
+    keep = model.tiers.keep_months
+    level = 0
+    for k, h in enumerate(m.history if keep else ()):
+        reached = _qualified(model, m.history[: k + 1], h[0])
+        for q in range(level + 1, reached + 1):
+            if keep[q] and t < V.window_start(h[0], -keep[q], "months"):  # N months after the row, at its time of day
+                level = q
+    return level
 
 
 def window_values(model: Model, m: Member, t: pd.Timestamp) -> dict:

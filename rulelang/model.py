@@ -92,6 +92,8 @@ class TierSpec:
     thresholds: tuple[Fraction, ...]
     # Per level, its other ways in (`or 24 visits`): (metric, threshold) pairs over the same window.
     alternatives: tuple[tuple[tuple[str, Fraction], ...], ...] = ()
+    # Per level, the months it is held once reached (`keep 24 months`; 0: no retention); () when none has one.
+    keep_months: tuple[int, ...] = ()
 
     def level_of(self, name: str) -> int:
         return self.names.index(name)
@@ -259,6 +261,8 @@ def lower(program: ast.Program) -> Model:
             tuple(_frac(lv.threshold.value) for lv in t.levels),
             tuple(tuple((B.alternative_metric(a.unit.name), _frac(a.threshold.value)) for a in lv.alternatives) for lv in t.levels)
             if any(lv.alternatives for lv in t.levels) else (),
+            tuple(int(lv.keep.n.value) * (12 if lv.keep.unit.name in ("year", "years") else 1) if lv.keep else 0 for lv in t.levels)
+            if any(lv.keep for lv in t.levels) else (),
         )
 
     limits = tuple((int(lim.points.value), B.PERIODS[lim.period.name]) for lim in program.of(ast.Limit))

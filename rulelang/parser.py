@@ -147,8 +147,13 @@ class _Build(Transformer):
         return ast.Window(None, None, _span(*items), lifetime=True)
 
     def tier_level(self, items):
-        name, n, unit, *alternatives = items
-        return ast.TierLevel(_ident(name), _num(n), _ident(unit) if unit else None, _span(name, n, unit, *alternatives), tuple(alternatives))
+        name, n, unit, *alternatives, keep = items
+        return ast.TierLevel(_ident(name), _num(n), _ident(unit) if unit else None, _span(name, n, unit, *alternatives, keep),
+                             tuple(alternatives), keep)
+
+    def tier_keep(self, items):
+        kw, n, unit = items
+        return ast.TierKeep(_num(n), _ident(unit), _span(kw, n, unit))
 
     def tier_alternative(self, items):
         kw, n, unit = items

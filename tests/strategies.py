@@ -133,7 +133,8 @@ awards = st.one_of(
 )
 windows = st.one_of(st.just(ast.Window(None, None)), st.just(ast.Window(None, None, lifetime=True)), st.builds(ast.Window, numbers, st.sampled_from(["days", "months"]).map(ast.Ident)))
 tier_levels = st.builds(ast.TierLevel, idents, numbers, st.none() | idents,
-                        alternatives=st.lists(st.builds(ast.TierAlternative, numbers, st.none() | idents), max_size=2).map(tuple))
+                        alternatives=st.lists(st.builds(ast.TierAlternative, numbers, st.none() | idents), max_size=2).map(tuple),
+                        keep=st.none() | st.builds(ast.TierKeep, numbers, st.sampled_from(["months", "years"]).map(ast.Ident)))
 expires = st.one_of(
     st.builds(lambda n, u: ast.Expire("after", n, u), numbers, st.sampled_from(["days", "months", "years"]).map(ast.Ident)),
     st.builds(lambda n, u: ast.Expire("inactive", n, u), numbers, st.sampled_from(["days", "months"]).map(ast.Ident)),
@@ -337,8 +338,11 @@ def diff_program(draw) -> str:
         alternative = draw(st.sampled_from([None, None, "visits", "points", "spend"]))
         ways = {"visits": ("2 visits", "5 visits"), "points": ("25 points", "110 points"), "spend": ("70 CNY", "260 CNY")}
         extra = ["", ""] if alternative in (None, metric) else [f" or {w}" if draw(st.booleans()) else "" for w in ways[alternative]]
+        # Retention (`keep 2 months`) on either upper level, now and then.
+        keeps = [draw(st.sampled_from(["", "", "", " keep 1 months", " keep 2 months", " keep 13 months"])) for _ in range(2)]
         lines.append(f"tiers by {metric} over {window} {{")
-        lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}{extra[0]}", f"  {_TIERS[2]} from {steps[1]}{extra[1]}", "}"]
+        lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}{extra[0]}{keeps[0]}", f"  {_TIERS[2]} from {steps[1]}{extra[1]}{keeps[1]}",
+                  "}"]
     names: list[str] = []
     for i in range(draw(st.integers(1, 5))):
         lines.append(draw(diff_rule(i, tiers, list(names))))

@@ -376,7 +376,9 @@ def alternative_program(model: Model, scale: int) -> dict:
     for level, alternatives in enumerate(spec.alternatives if spec else ()):
         for metric, threshold in alternatives:
             table[METRIC_CODE[metric], level] = math.ceil(threshold * (scale if metric == "spend" else 1))
-    return {"has_alternatives": bool(spec and spec.alternatives), "alt_thresholds": table}
+    keep = np.array(spec.keep_months if spec and spec.keep_months else [0] * levels, dtype=np.int64)
+    return {"has_alternatives": bool(spec and spec.alternatives), "alt_thresholds": table, "has_keep": bool(spec and spec.keep_months),
+            "keep_months": keep}
 
 
 def program_arrays(cp: CompiledProgram) -> Kn.Program:

@@ -403,6 +403,9 @@ class Program(NamedTuple):
     # (spend, points, visits) each level's threshold by it (ALT_NEVER where the level has none).
     has_alternatives: bool
     alt_thresholds: np.ndarray
+    # `keep N months`: the program's flag, and per level its months (0: none).
+    has_keep: bool
+    keep_months: np.ndarray
 
 
 class Rows(NamedTuple):
@@ -541,9 +544,25 @@ def _alternatives_at(moment, tier, tier_window, window_days, window_months, cont
 
 
 @njit(cache=True, nogil=True)
+def _kept_at(moment, tier, contribution_ts, reached_log, contributions, keep_months):
+    """The higher of `tier` and the levels `keep N months` holds at `moment`: a contribution at or
+    before it, right after which the member qualified for the level, less than N months before (a scan:
+    only at a report's moments and at expiries, only for programs with retention)."""
+    for c in range(contributions):
+        t = contribution_ts[c]
+        if t > moment:
+            break
+        day = t // NS_PER_DAY
+        for q in range(tier + 1, reached_log[c] + 1):
+            if keep_months[q] > 0 and moment < add_months(day, keep_months[q]) * NS_PER_DAY + (t - day * NS_PER_DAY):
+                tier = q
+    return tier
+
+
+@njit(cache=True, nogil=True)
 def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count, has_tiers,
                      tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
-                     year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds):
+                     year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months):
     """`_expire_due` for member `who`, each expiry posting (of those that fit) at the tier held at
     its moment. Returns (posted, points expired). Called only when a lot is due."""
     expired_from = posted
@@ -556,6 +575,8 @@ def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, 
         if has_alternatives:
             tier_then = _alternatives_at(out[OUT_TS, p], tier_then, tier_window, window_days, window_months, contribution_ts,
                                          alt_contribution, contributions, alt_thresholds)
+        if has_keep:
+            tier_then = _kept_at(out[OUT_TS, p], tier_then, contribution_ts, reached_log, contributions, keep_months)
         out[OUT_WHO, p] |= np.int64(tier_then + 1) << WHO_TIER_SHIFT
     return posted, gone
 
@@ -606,6 +627,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     discount_bits, discount_bit, discount_amount = rows.discount_bits, rows.discount_bit, rows.discount_amount
     has_groups, group_rules = program.has_groups, program.group_rules
     has_alternatives, alt_thresholds = program.has_alternatives, program.alt_thresholds
+    has_keep, keep_months = program.has_keep, program.keep_months
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
@@ -630,6 +652,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     alt_contribution = np.zeros((3, max_rows + 1 if has_alternatives else 0), dtype=np.int64)
     alt_sum = np.zeros(3, dtype=np.int64)
     alt_last = np.zeros(3, dtype=np.int64)
+    # `keep N months`: per contribution, the level qualified for right after it; per level, until when it is kept.
+    reached_log = np.zeros(max_rows + 1 if has_keep else 0, dtype=np.int64)
+    keep_until = np.zeros(n_levels if has_keep else 0, dtype=np.int64)
     # Frequency limits and caps: the period each counter is for, and its count.
     times_key = np.empty(n_rules, dtype=np.int64)
     times_used = np.empty(n_rules, dtype=np.int64)
@@ -684,6 +709,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
         if has_alternatives:
             alt_sum[:] = 0
             alt_last[:] = 0
+        if has_keep:
+            keep_until[:] = NAT
         for r in range(n_rules):
             times_key[r] = NAT
             times_used[r] = 0
@@ -719,7 +746,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     posted, gone = _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                                     lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
                                                     contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum,
-                                                    has_alternatives, alt_contribution, alt_thresholds)
+                                                    has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
                     balance -= gone
 
             # --- Tier: the one held before this unit.
@@ -754,6 +781,11 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                         tier = q
                 if has_alternatives:
                     tier = _alternatives_reach(tier, alt_thresholds, alt_sum, alt_last)
+                if has_keep:  # a level still kept (`keep N months`) holds
+                    for q in range(n_levels - 1, tier, -1):
+                        if now < keep_until[q]:
+                            tier = q
+                            break
                 if per_row:
                     progress = window_sum if tier_window == W_ROLLING else year_sum
                     for line in range(first, end):
@@ -1120,6 +1152,18 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     alt_contribution[2, contributions - 1] = unit_visit
                     for k in range(3):
                         alt_sum[k] += alt_contribution[k, contributions - 1]
+                if has_keep:  # the level qualified for right after this unit restarts its retention (and every one below)
+                    reached = 0
+                    after = window_sum if tier_window == W_ROLLING else max(year_sum, last_year_sum)
+                    for q in range(1, n_levels):
+                        if after >= thresholds[q]:
+                            reached = q
+                    if has_alternatives:
+                        reached = _alternatives_reach(reached, alt_thresholds, alt_sum, alt_last)
+                    reached_log[contributions - 1] = reached
+                    for q in range(1, reached + 1):
+                        if keep_months[q] > 0:
+                            keep_until[q] = add_months(day, keep_months[q]) * NS_PER_DAY + (now - day * NS_PER_DAY)
             first = end
         # --- Expiry: the lots due by `until`.
         if expiry_kind != X_NEVER:
@@ -1129,7 +1173,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 posted, _ = _expire_at_tiers(out, posted, who, until, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                              lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
                                              contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum,
-                                             has_alternatives, alt_contribution, alt_thresholds)
+                                             has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
         if posted > out.shape[1]:
             return posted_before, declined_before, unmatched_before, i, posted
         # --- Moments: the member's tier at each of the report's moments from their first row on,
@@ -1175,6 +1219,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             if has_alternatives:
                 level = _alternatives_at(at, level, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
                                          alt_thresholds)
+            if has_keep:
+                level = _kept_at(at, level, contribution_ts, reached_log, contributions, keep_months)
             tier_counts[j, level] += 1
         i = first
     return posted, declined, unmatched, -1, posted

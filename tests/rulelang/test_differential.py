@@ -61,6 +61,8 @@ def test_generated_programs_reach_tier_alternatives_and_lifetime():
     assert alternatives(find(diff_program(), alternatives, settings=settings_))
     lifetime = find(diff_program(), lambda text: " over lifetime {" in text, settings=settings_)
     assert rulelang.loads(lifetime).model.tiers.window == "lifetime"
+    kept = find(diff_program(), lambda text: text.count(" keep ") == 2, settings=settings_)
+    assert all(rulelang.loads(kept).model.tiers.keep_months[1:])
 
 
 def test_programs_match_reference_on_generated_data(root):

@@ -452,3 +452,9 @@ def test_tier_alternatives_and_lifetime_in_both_languages():
     assert "入会以来" in zh and "任一门槛达标" in zh
     assert "Gold：满5000元或24次" in zh
     assert "Black：满20000元、60次或30000积分" in zh
+
+
+def test_retention_in_both_languages():
+    text = ALTERNATIVES.replace("over lifetime", "over calendar year").replace("24 visits", "24 visits keep 24 months")
+    assert "Gold is kept for 24 months once reached" in explain(loads(text), "en")
+    assert "Gold达标后保留24个月" in explain(loads(text), "zh")

@@ -166,3 +166,12 @@ def test_benefit_without_a_frequency_limit():
     (d,) = [d for d in analyse(Source(basket, "t.loyalty"))[1] if d.code == "W608"]
     assert "costs 2.5 CNY) on every matching purchase" in d.message
     assert only(basket.replace("basket.total >= 100\n", "basket.total >= 100  # loyalty: ignore[W608]\n"), "W608") == []
+
+
+def test_a_keep_calendar_year_status_already_gives_is_redundant():
+    tiers = "tiers by spend over {window} {{\n  Green from 0\n  Gold from 500 keep {months} months\n  Black from 900 keep 13 months\n}}\n"
+    earn = "earn base: 1 point per 1 CNY\n"
+    assert only(HEAD + tiers.format(window="calendar year", months=12) + earn, "W680") == [8]
+    assert only(HEAD + tiers.format(window="calendar year", months=3) + earn, "W680") == [8]
+    # a 30-day window lets the level go within days, so any keep holds it longer
+    assert only(HEAD + tiers.format(window="30 days", months=12) + earn, "W680") == []

@@ -102,3 +102,15 @@ def test_worked_example(program, transactions, options, expected):
 def test_every_example_is_collected():
     # A heading the parser skipped would silently drop its golden ledger.
     assert len(examples()) >= 20
+
+
+@pytest.mark.parametrize("program, transactions, options, expected", examples())
+def test_compiled_engine_gives_each_examples_ledger(program, transactions, options, expected):
+    """The compiled engine posts the reference's ledger on every worked example (tiers with
+    alternatives, a lifetime window and retention included)."""
+    from pandas.testing import assert_frame_equal
+
+    prog = rulelang.loads(program)
+    frame, until, policy = _frame(transactions), options.get("until"), options.get("redemption")
+    assert_frame_equal(prog.evaluate(frame, until=until, engine="compiled", redemption=policy),
+                       prog.evaluate(frame, until=until, engine="reference", redemption=policy))

@@ -533,3 +533,18 @@ class TierKeep:
     n: Number
     unit: Ident
     span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class TierDowngrade:
+    """`downgrade one level at a time`: a member falls at most one level at each review."""
+
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class TierReview:
+    """`review tiers every month|quarter|year`: falls take effect at the start of each such period."""
+
+    period: Ident
+    span: Span = field(default=NO_SPAN, compare=False)

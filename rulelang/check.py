@@ -26,7 +26,11 @@ _SINGLE = {
     ast.Round: "round",
     ast.Expire: "expire",
     ast.Tiers: "tiers",
+    ast.TierDowngrade: "downgrade",
+    ast.TierReview: "review tiers",
 }
+# `review tiers every PERIOD`: the periods, and the months between reviews.
+REVIEW_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 # Clauses an earn rule may give once, and the keyword that starts each.
 _CLAUSE_WORDS = {ast.When: "when", ast.OnEvent: "on", ast.During: "during", ast.Frequency: "once` / `at most", ast.Funded: "funded"}
 # Units a tier threshold may carry, by metric; `None` stands for the program currency.
@@ -374,6 +378,17 @@ class Checker:
         for i, lv in enumerate(s.levels):
             if lv.keep is not None:
                 self.tier_keep(lv, first=i == 0)
+
+    def s_tier_status(self, s):
+        """`downgrade one level at a time` and `review tiers every PERIOD` need tiers; a review names a known period."""
+        word = "downgrade" if isinstance(s, ast.TierDowngrade) else "review tiers"
+        if not self.has_tiers:
+            self.emit("E496", f"`{word}` is used but this program has no tiers", keyword_span(s.span, word.split()[0]),
+                      "add a `tiers by spend over 365 days { ... }` block, or delete this line")
+        if isinstance(s, ast.TierReview) and s.period.name not in REVIEW_MONTHS:
+            self.emit("E292", f"tiers are reviewed every month, quarter or year, not `{s.period.name}`"
+                              f"{self.did_you_mean(s.period.name, 'review periods', list(REVIEW_MONTHS))}", s.period.span,
+                      "write `review tiers every month`, `every quarter` or `every year`")
 
     def tier_keep(self, lv: ast.TierLevel, first: bool):
         """`keep N months`: a whole number of months (or years), never on the first tier."""
@@ -737,6 +752,8 @@ _STATEMENTS = {
     ast.PointCost: "s_point_cost",
     ast.Column: "s_column",
     ast.Tiers: "s_tiers",
+    ast.TierDowngrade: "s_tier_status",
+    ast.TierReview: "s_tier_status",
     ast.Earn: "s_earn",
     ast.Limit: "s_limit",
     ast.Expire: "s_expire",

@@ -75,6 +75,9 @@ TEXT: dict[str, dict] = {
         "tiers_lifetime": "Your level depends on {metric} since you joined. Nothing stops counting, so a level once reached is never lost.",
         "tiers_alternatives": "A level with several thresholds is reached by any one of them, each counted over the same period.",
         "keep": "{name} is kept for {n} months once reached (reaching it again starts the {n} months anew).",
+        "review": "Levels are reviewed at the start of every {period}: a level you no longer reach is lowered then; a higher level is yours at once.",
+        "review_period": {1: "month", 3: "quarter", 12: "year"},
+        "one_level": "A level is lowered by at most one step at a time.",
         "window_unit": {"days": "days", "months": "months"},
         "level": "{name}: from {threshold}",
         "level_start": "{name}: where every member starts",
@@ -183,6 +186,9 @@ TEXT: dict[str, dict] = {
         "tiers_lifetime": "会员等级按入会以来的{metric}计算；累计不清零，达到的等级永久保留。",
         "tiers_alternatives": "设有多个门槛的等级，任一门槛达标即可获得，各项按同一期间计算。",
         "keep": "{name}达标后保留{n}个月（再次达标重新计算）。",
+        "review": "会员等级于每{period}初评定：未再达标的等级在评定时下调；达到更高等级即时升级。",
+        "review_period": {1: "月", 3: "季度", 12: "年"},
+        "one_level": "每次最多下调一级。",
                 "window_unit": {"days": "天", "months": "个月"},
         "level": "{name}：满{threshold}",
         "level_start": "{name}：入会即享",
@@ -573,6 +579,10 @@ class _Terms:
         for tier, months in zip(spec.names, spec.keep_months or (0,) * len(spec.names), strict=True):
             if months:
                 out.append(self.t["keep"].format(name=self.tier_name(tier), n=months))
+        if spec.review_months:
+            out.append(self.t["review"].format(period=self.t["review_period"][spec.review_months]))
+        if spec.one_level:
+            out.append(self.t["one_level"])
         return out
 
     def limits(self) -> list[str]:

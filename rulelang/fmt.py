@@ -193,11 +193,13 @@ _STATEMENTS = {
     ast.Reward: lambda s: (f"reward {s.name.name}:", _reward_body(s)),
     ast.Assert: lambda s: (f"assert {format_expr(s.expr)}", ""),
     ast.Label: lambda s: (f"label {s.name.name}", " ".join(f"{t.lang.name} {string(t.text.value)}" for t in s.texts)),
+    ast.TierDowngrade: lambda s: ("downgrade one level at a time", ""),
+    ast.TierReview: lambda s: (f"review tiers every {s.period.name}", ""),
     ast.Benefit: lambda s: (f"benefit {s.name.name}:", " ".join([f"cost {money(s.cost)}", *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
 }
 _GROUPS = {
     ast.ProgramName: 0, ast.Currency: 0, ast.PointCost: 0, ast.Column: 0,
-    ast.Tiers: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
+    ast.Tiers: 1, ast.TierDowngrade: 1, ast.TierReview: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
     ast.Benefit: 6, ast.Label: 7,
 }
 _ALIGNED = (ast.Earn, ast.Reward, ast.Discount, ast.Benefit, ast.Label)

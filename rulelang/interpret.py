@@ -139,6 +139,10 @@ class Member:
     baskets: dict = field(default_factory=dict)  # unit -> Basket
     discount_uses: dict = field(default_factory=dict)  # (discount index, key) -> baskets it applied to
     last_purchase: dt.date | None = None
+    # Status rules (`downgrade one level at a time`, `review tiers every ...`): the level held after
+    # the last row, and that row's time (reviews after it are still to apply).
+    held: int = 0
+    last_point: pd.Timestamp | None = None
 
     @property
     def balance(self) -> int:
@@ -250,11 +254,49 @@ def _reached(model: Model, rows: list) -> int:
     return level
 
 
+def _has_status(model: Model) -> bool:
+    return model.tiers is not None and (model.tiers.one_level or model.tiers.review_months > 0)
+
+
+def _reviews(last: pd.Timestamp, until: pd.Timestamp, months: int) -> list[pd.Timestamp]:
+    """The review moments after `last` up to `until`: 00:00 on the first day of each month whose
+    number (January 0) is a multiple of `months`."""
+    out = []
+    index = last.year * 12 + last.month - 1 + 1
+    while True:
+        while index % months:
+            index += 1
+        moment = pd.Timestamp(index // 12, index % 12 + 1, 1)
+        if moment > until:
+            return out
+        out.append(moment)
+        index += 1
+
+
+def _fall(model: Model, held: int, qualified: int) -> int:
+    return max(qualified, held - 1) if model.tiers.one_level else qualified
+
+
+def status_at(model: Model, m: Member, t: pd.Timestamp) -> int:
+    """The level held at `t` under the status rules, from the level held after the member's last
+    row: each review since then applies a fall (at most one level with `downgrade one level at a
+    time`), then at `t` a rise applies at once and, without reviews, a fall too (docs/semantics.md)."""
+    held = m.held
+    months = model.tiers.review_months
+    for r in _reviews(m.last_point, t, months) if months and m.last_point is not None else ():
+        q = tier_and_metric(model, m, r)[0]
+        held = q if q > held else (_fall(model, held, q) if q < held else held)
+    q = tier_and_metric(model, m, t)[0]
+    if q > held:
+        return q
+    return _fall(model, held, q) if q < held and not months else held
+
+
 def tier_at(model: Model, m: Member, t: pd.Timestamp) -> V.Tier | None:
     """The tier held before a row at `t`, from the rows already processed."""
     if model.tiers is None:
         return None
-    level, _ = tier_and_metric(model, m, t)
+    level = status_at(model, m, t) if _has_status(model) else tier_and_metric(model, m, t)[0]
     return V.Tier(level, model.tiers.names[level])
 
 
@@ -883,10 +925,14 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
             levels.append(_level_at(ctx.model, m, ctx.moments[joined + len(levels)]))
         expired = _expire(ctx, m, t)
         tier = tier_at(ctx.model, m, t)
+        if _has_status(ctx.model):  # the level the row sees is now held; the row may then raise it
+            m.held, m.last_point = tier.level, t
         if ctx.row_tiers is not None:
             ctx.row_tiers.update(dict.fromkeys((int(line["row"]) for line in lines), _row_tier(ctx, m, t)))
         rec = UnitRecord(index, m.customer_id, lines, tier, expired=expired)
         rec.postings = UNITS[int(lines[0]["kind"])](ctx, m, rec, lines, tier)
+        if _has_status(ctx.model):  # a rise the row causes takes effect at once
+            m.held = max(m.held, tier_and_metric(ctx.model, m, t)[0])
         for p in rec.postings:
             p.tier = tier.name if tier else ""
         ctx.postings += [(index, p) for p in expired + rec.postings]
@@ -911,11 +957,15 @@ def _row_tier(ctx: Context, m: Member, t: pd.Timestamp) -> tuple[int, int]:
     if spec is None:
         return 0, 0
     level, metric = tier_and_metric(ctx.model, m, t)
+    if _has_status(ctx.model):
+        level = status_at(ctx.model, m, t)
     return level, int(metric * (10**ctx.decimals if spec.metric == "spend" else 1))
 
 
 def _level_at(model: Model, m: Member, moment: pd.Timestamp) -> int:
     """The tier level held at `moment`, counting every unit at or before it (all processed)."""
+    if _has_status(model):
+        return status_at(model, m, moment)
     return tier_and_metric(model, m, moment)[0] if model.tiers else 0
 
 

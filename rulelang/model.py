@@ -94,6 +94,8 @@ class TierSpec:
     alternatives: tuple[tuple[tuple[str, Fraction], ...], ...] = ()
     # Per level, the months it is held once reached (`keep 24 months`; 0: no retention); () when none has one.
     keep_months: tuple[int, ...] = ()
+    one_level: bool = False  # `downgrade one level at a time`
+    review_months: int = 0  # `review tiers every month|quarter|year`: 1, 3 or 12 (0: falls at every row, as without)
 
     def level_of(self, name: str) -> int:
         return self.names.index(name)
@@ -263,6 +265,8 @@ def lower(program: ast.Program) -> Model:
             if any(lv.alternatives for lv in t.levels) else (),
             tuple(int(lv.keep.n.value) * (12 if lv.keep.unit.name in ("year", "years") else 1) if lv.keep else 0 for lv in t.levels)
             if any(lv.keep for lv in t.levels) else (),
+            program.first(ast.TierDowngrade) is not None,
+            {"month": 1, "quarter": 3, "year": 12}.get(review.period.name, 0) if (review := program.first(ast.TierReview)) else 0,
         )
 
     limits = tuple((int(lim.points.value), B.PERIODS[lim.period.name]) for lim in program.of(ast.Limit))

@@ -151,6 +151,13 @@ class _Build(Transformer):
         return ast.TierLevel(_ident(name), _num(n), _ident(unit) if unit else None, _span(name, n, unit, *alternatives, keep),
                              tuple(alternatives), keep)
 
+    def tier_downgrade(self, items):
+        return ast.TierDowngrade(_span(*items))
+
+    def tier_review(self, items):
+        kw, _tiers, period = items
+        return ast.TierReview(_ident(period), _span(kw, period))
+
     def tier_keep(self, items):
         kw, n, unit = items
         return ast.TierKeep(_num(n), _ident(unit), _span(kw, n, unit))

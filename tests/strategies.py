@@ -343,6 +343,12 @@ def diff_program(draw) -> str:
         lines.append(f"tiers by {metric} over {window} {{")
         lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}{extra[0]}{keeps[0]}", f"  {_TIERS[2]} from {steps[1]}{extra[1]}{keeps[1]}",
                   "}"]
+        # Status rules: one-level falls, and falls only at calendar reviews.
+        if draw(st.integers(0, 2)) == 0:
+            lines.append("downgrade one level at a time")
+        review = draw(st.sampled_from([None, None, "month", "quarter", "year"]))
+        if review:
+            lines.append(f"review tiers every {review}")
     names: list[str] = []
     for i in range(draw(st.integers(1, 5))):
         lines.append(draw(diff_rule(i, tiers, list(names))))

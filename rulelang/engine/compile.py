@@ -378,7 +378,8 @@ def alternative_program(model: Model, scale: int) -> dict:
             table[METRIC_CODE[metric], level] = math.ceil(threshold * (scale if metric == "spend" else 1))
     keep = np.array(spec.keep_months if spec and spec.keep_months else [0] * levels, dtype=np.int64)
     return {"has_alternatives": bool(spec and spec.alternatives), "alt_thresholds": table, "has_keep": bool(spec and spec.keep_months),
-            "keep_months": keep}
+            "keep_months": keep, "has_status": bool(spec and (spec.one_level or spec.review_months)), "one_level": bool(spec and spec.one_level),
+            "review_months": spec.review_months if spec else 0}
 
 
 def program_arrays(cp: CompiledProgram) -> Kn.Program:

@@ -406,6 +406,11 @@ class Program(NamedTuple):
     # `keep N months`: the program's flag, and per level its months (0: none).
     has_keep: bool
     keep_months: np.ndarray
+    # Status rules: the program's flag, `downgrade one level at a time`, and the months between
+    # reviews (`review tiers every ...`; 0: falls at every row).
+    has_status: bool
+    one_level: bool
+    review_months: int
 
 
 class Rows(NamedTuple):
@@ -544,6 +549,86 @@ def _alternatives_at(moment, tier, tier_window, window_days, window_months, cont
 
 
 @njit(cache=True, nogil=True)
+def _next_review(moment, review_months):
+    """The first review after `moment`: 00:00 on the first day of a month whose number (January 0)
+    is a multiple of `review_months`."""
+    y, m, _ = civil_from_days(moment // NS_PER_DAY)
+    index = y * 12 + m - 1 + 1
+    while index % review_months != 0:
+        index += 1
+    return days_from_civil(index // 12, index % 12 + 1, 1) * NS_PER_DAY
+
+
+@njit(cache=True, nogil=True)
+def _qualified_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, contributions, has_alternatives,
+                  alt_contribution, alt_thresholds, has_keep, reached_log, keep_months):
+    """The level qualified for at `moment` (the metric, alternatives and retention), from the log
+    of contributions at or before it (a scan: status rules only)."""
+    day = moment // NS_PER_DAY
+    this, last = 0, 0
+    if tier_window == W_ROLLING:
+        if window_months > 0:
+            cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
+        elif window_days > 0:
+            cutoff = moment - window_days * NS_PER_DAY
+        else:
+            cutoff = NAT
+        for c in range(contributions):
+            if contribution_ts[c] > moment:
+                break
+            if contribution_ts[c] > cutoff:
+                this += contribution[c]
+    else:
+        moment_year, _, _ = civil_from_days(day)
+        this_start = days_from_civil(moment_year, 1, 1) * NS_PER_DAY
+        last_start = days_from_civil(moment_year - 1, 1, 1) * NS_PER_DAY
+        for c in range(contributions):
+            t = contribution_ts[c]
+            if t > moment:
+                break
+            if t >= this_start:
+                this += contribution[c]
+            elif t >= last_start:
+                last += contribution[c]
+        this = max(this, last)
+    level = 0
+    for q in range(1, thresholds.shape[0]):
+        if this >= thresholds[q]:
+            level = q
+    if has_alternatives:
+        level = _alternatives_at(moment, level, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
+                                 alt_thresholds)
+    if has_keep:
+        level = _kept_at(moment, level, contribution_ts, reached_log, contributions, keep_months)
+    return level
+
+
+@njit(cache=True, nogil=True)
+def _status_at(moment, held, last_point, one_level, review_months, tier_window, window_days, window_months, thresholds, contribution_ts,
+               contribution, contributions, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months):
+    """The level held at `moment` from `held`, the level held after the unit at `last_point`: each
+    review in between applies a fall (at most one level with `one_level`), then at `moment` a rise
+    applies at once and, without reviews, a fall too (docs/semantics.md, "Tier status")."""
+    if review_months > 0:
+        r = _next_review(last_point, review_months)
+        while r <= moment:
+            q = _qualified_at(r, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, contributions,
+                              has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
+            if q > held:
+                held = q
+            elif q < held:
+                held = max(q, held - 1) if one_level else q
+            r = _next_review(r, review_months)
+    q = _qualified_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, contributions,
+                      has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
+    if q > held:
+        return q
+    if q < held and review_months == 0:
+        return max(q, held - 1) if one_level else q
+    return held
+
+
+@njit(cache=True, nogil=True)
 def _kept_at(moment, tier, contribution_ts, reached_log, contributions, keep_months):
     """The higher of `tier` and the levels `keep N months` holds at `moment`: a contribution at or
     before it, right after which the member qualified for the level, less than N months before (a scan:
@@ -562,7 +647,8 @@ def _kept_at(moment, tier, contribution_ts, reached_log, contributions, keep_mon
 @njit(cache=True, nogil=True)
 def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count, has_tiers,
                      tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
-                     year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months):
+                     year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months,
+                     has_status, held, last_point, one_level, review_months):
     """`_expire_due` for member `who`, each expiry posting (of those that fit) at the tier held at
     its moment. Returns (posted, points expired). Called only when a lot is due."""
     expired_from = posted
@@ -577,6 +663,10 @@ def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, 
                                          alt_contribution, contributions, alt_thresholds)
         if has_keep:
             tier_then = _kept_at(out[OUT_TS, p], tier_then, contribution_ts, reached_log, contributions, keep_months)
+        if has_status:
+            tier_then = _status_at(out[OUT_TS, p], held, last_point, one_level, review_months, tier_window, window_days, window_months,
+                                   thresholds, contribution_ts, contribution, contributions, has_alternatives, alt_contribution, alt_thresholds,
+                                   has_keep, reached_log, keep_months)
         out[OUT_WHO, p] |= np.int64(tier_then + 1) << WHO_TIER_SHIFT
     return posted, gone
 
@@ -628,6 +718,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     has_groups, group_rules = program.has_groups, program.group_rules
     has_alternatives, alt_thresholds = program.has_alternatives, program.alt_thresholds
     has_keep, keep_months = program.has_keep, program.keep_months
+    has_status, one_level, review_months = program.has_status, program.one_level, program.review_months
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
@@ -655,6 +746,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     # `keep N months`: per contribution, the level qualified for right after it; per level, until when it is kept.
     reached_log = np.zeros(max_rows + 1 if has_keep else 0, dtype=np.int64)
     keep_until = np.zeros(n_levels if has_keep else 0, dtype=np.int64)
+    # Status rules: the level held after each of the member's units, and the unit's time.
+    status_ts = np.zeros(max_rows + 1 if has_status else 0, dtype=np.int64)
+    status_held = np.zeros(max_rows + 1 if has_status else 0, dtype=np.int64)
     # Frequency limits and caps: the period each counter is for, and its count.
     times_key = np.empty(n_rules, dtype=np.int64)
     times_used = np.empty(n_rules, dtype=np.int64)
@@ -711,6 +805,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             alt_last[:] = 0
         if has_keep:
             keep_until[:] = NAT
+        held, last_point, units_seen = 0, ts[i], 0  # status rules: the level held, since the last unit
         for r in range(n_rules):
             times_key[r] = NAT
             times_used[r] = 0
@@ -746,7 +841,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     posted, gone = _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                                     lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
                                                     contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum,
-                                                    has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
+                                                    has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months,
+                                             has_status, held, last_point, one_level, review_months)
                     balance -= gone
 
             # --- Tier: the one held before this unit.
@@ -786,6 +882,12 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                         if now < keep_until[q]:
                             tier = q
                             break
+                if has_status:  # the reviews since the last unit, then this row; the level it sees is held
+                    held = _status_at(now, held, last_point, one_level, review_months, tier_window, window_days, window_months, thresholds,
+                                      contribution_ts, contribution, contributions, has_alternatives, alt_contribution, alt_thresholds,
+                                      has_keep, reached_log, keep_months)
+                    tier = held
+                    last_point = now
                 if per_row:
                     progress = window_sum if tier_window == W_ROLLING else year_sum
                     for line in range(first, end):
@@ -1152,7 +1254,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     alt_contribution[2, contributions - 1] = unit_visit
                     for k in range(3):
                         alt_sum[k] += alt_contribution[k, contributions - 1]
-                if has_keep:  # the level qualified for right after this unit restarts its retention (and every one below)
+                if has_keep or has_status:  # the level qualified for right after this unit
                     reached = 0
                     after = window_sum if tier_window == W_ROLLING else max(year_sum, last_year_sum)
                     for q in range(1, n_levels):
@@ -1160,10 +1262,17 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                             reached = q
                     if has_alternatives:
                         reached = _alternatives_reach(reached, alt_thresholds, alt_sum, alt_last)
-                    reached_log[contributions - 1] = reached
-                    for q in range(1, reached + 1):
-                        if keep_months[q] > 0:
-                            keep_until[q] = add_months(day, keep_months[q]) * NS_PER_DAY + (now - day * NS_PER_DAY)
+                    if has_keep:  # restarts its retention (and every one below)
+                        reached_log[contributions - 1] = reached
+                        for q in range(1, reached + 1):
+                            if keep_months[q] > 0:
+                                keep_until[q] = add_months(day, keep_months[q]) * NS_PER_DAY + (now - day * NS_PER_DAY)
+                    if has_status:  # a rise takes effect at once, at the row that caused it
+                        held = max(held, reached)
+            if has_status:
+                status_ts[units_seen] = now
+                status_held[units_seen] = held
+                units_seen += 1
             first = end
         # --- Expiry: the lots due by `until`.
         if expiry_kind != X_NEVER:
@@ -1173,7 +1282,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 posted, _ = _expire_at_tiers(out, posted, who, until, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                              lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
                                              contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum,
-                                             has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
+                                             has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months,
+                                             has_status, held, last_point, one_level, review_months)
         if posted > out.shape[1]:
             return posted_before, declined_before, unmatched_before, i, posted
         # --- Moments: the member's tier at each of the report's moments from their first row on,
@@ -1182,6 +1292,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
         # `left` past those that have left a rolling window (or, in calendar years, came before
         # last year), `this_year` past those before this year; `*_sum`: the log's sums before them.
         upto, upto_sum, left, left_sum, this_year, this_year_sum = 0, 0, 0, 0, 0, 0
+        seen = 0
         for j in range(joined_moment, n_moments):
             at = moments[j]
             while upto < contributions and contribution_ts[upto] <= at:
@@ -1221,6 +1332,12 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                          alt_thresholds)
             if has_keep:
                 level = _kept_at(at, level, contribution_ts, reached_log, contributions, keep_months)
+            if has_status:  # from the level held after the member's last unit at or before the moment
+                while seen < units_seen and status_ts[seen] <= at:
+                    seen += 1
+                level = _status_at(at, status_held[seen - 1], status_ts[seen - 1], one_level, review_months, tier_window, window_days,
+                                   window_months, thresholds, contribution_ts, contribution, contributions, has_alternatives, alt_contribution,
+                                   alt_thresholds, has_keep, reached_log, keep_months)
             tier_counts[j, level] += 1
         i = first
     return posted, declined, unmatched, -1, posted

@@ -458,3 +458,12 @@ def test_retention_in_both_languages():
     text = ALTERNATIVES.replace("over lifetime", "over calendar year").replace("24 visits", "24 visits keep 24 months")
     assert "Gold is kept for 24 months once reached" in explain(loads(text), "en")
     assert "Gold达标后保留24个月" in explain(loads(text), "zh")
+
+
+def test_reviews_and_one_level_falls_in_both_languages():
+    text = ALTERNATIVES + "downgrade one level at a time\nreview tiers every quarter\n"
+    en = explain(loads(text), "en")
+    assert "Levels are reviewed at the start of every quarter" in en and "at most one step at a time" in en
+    zh = explain(loads(text), "zh")
+    assert "会员等级于每季度初评定" in zh and "每次最多下调一级" in zh
+    assert "reviewed" not in explain(loads(ALTERNATIVES), "en")

@@ -250,3 +250,11 @@ def test_tier_alternatives_and_lifetime_keep_their_words():
     assert "tiers by spend over lifetime {" in out
     assert "  Gold   from 5000 CNY or 24 visits  # either" in out
     assert fmt(out) == out
+
+
+def test_status_rules_sit_with_the_tiers_block():
+    src = "currency CNY\nearn base: 1 point per 1 CNY\ntiers by spend over 30 days {\n Silver from 0\n Gold from 5 keep 2 months\n}\n" \
+          "review tiers every month\ndowngrade one level at a time\n"
+    out = fmt(src)
+    assert "  Gold   from 5 keep 2 months\n}\nreview tiers every month\ndowngrade one level at a time\n" in out
+    assert fmt(out) == out

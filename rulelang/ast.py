@@ -443,6 +443,7 @@ class Tiers:
     window: Window
     levels: tuple
     span: Span = field(default=NO_SPAN, compare=False)
+    counting: bool = False  # `counting the current purchase`
 
 
 @dataclass(frozen=True)

@@ -378,6 +378,12 @@ class Checker:
         for i, lv in enumerate(s.levels):
             if lv.keep is not None:
                 self.tier_keep(lv, first=i == 0)
+        if s.counting:
+            by_points = s.metric.name == "points" or any(a.unit is not None and B.alternative_metric(a.unit.name) == "points"
+                                                         for lv in s.levels for a in lv.alternatives)
+            if by_points:
+                self.emit("E497", "`counting the current purchase` needs tiers by spend or visits: a purchase's points depend on its tier",
+                          keyword_span(s.span, "tiers"), "count spend or visits, or drop `counting the current purchase` (and any points alternative)")
 
     def s_tier_status(self, s):
         """`downgrade one level at a time` and `review tiers every PERIOD` need tiers; a review names a known period."""

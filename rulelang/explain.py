@@ -78,6 +78,7 @@ TEXT: dict[str, dict] = {
         "review": "Levels are reviewed at the start of every {period}: a level you no longer reach is lowered then; a higher level is yours at once.",
         "review_period": {1: "month", 3: "quarter", 12: "year"},
         "one_level": "A level is lowered by at most one step at a time.",
+        "counting": "The purchase that reaches a level already earns at that level.",
         "window_unit": {"days": "days", "months": "months"},
         "level": "{name}: from {threshold}",
         "level_start": "{name}: where every member starts",
@@ -189,6 +190,7 @@ TEXT: dict[str, dict] = {
         "review": "会员等级于每{period}初评定：未再达标的等级在评定时下调；达到更高等级即时升级。",
         "review_period": {1: "月", 3: "季度", 12: "年"},
         "one_level": "每次最多下调一级。",
+        "counting": "达到新等级的那笔消费即按新等级计算。",
                 "window_unit": {"days": "天", "months": "个月"},
         "level": "{name}：满{threshold}",
         "level_start": "{name}：入会即享",
@@ -583,6 +585,8 @@ class _Terms:
             out.append(self.t["review"].format(period=self.t["review_period"][spec.review_months]))
         if spec.one_level:
             out.append(self.t["one_level"])
+        if spec.counting:
+            out.append(self.t["counting"])
         return out
 
     def limits(self) -> list[str]:

@@ -183,7 +183,7 @@ _STATEMENTS = {
     ast.Currency: lambda s: (f"currency {s.code.name}", ""),
     ast.PointCost: lambda s: (f"point_cost {money(s.cost)}", ""),
     ast.Column: lambda s: (f"column {'.'.join(i.name for i in s.name)}: {s.type.name}", ""),
-    ast.Tiers: lambda s: (f"tiers by {s.metric.name} over {_window(s.window)} {{", ""),
+    ast.Tiers: lambda s: (f"tiers by {s.metric.name} over {_window(s.window)}{' counting the current purchase' if s.counting else ''} {{", ""),
     ast.Earn: lambda s: (f"earn {s.name.name}:", " ".join([_award(s.award), *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
     ast.Discount: lambda s: (f"discount {s.name.name}:", " ".join([_discount_value(s), *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
     ast.BestOf: lambda s: ("best of " + ", ".join(i.name for i in s.rules), ""),

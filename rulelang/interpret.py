@@ -927,8 +927,10 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
         tier = tier_at(ctx.model, m, t)
         if _has_status(ctx.model):  # the level the row sees is now held; the row may then raise it
             m.held, m.last_point = tier.level, t
+        if tier is not None and ctx.model.tiers.counting and int(lines[0]["kind"]) == data.PURCHASE:
+            tier = _counting(ctx, m, t, lines, tier)
         if ctx.row_tiers is not None:
-            ctx.row_tiers.update(dict.fromkeys((int(line["row"]) for line in lines), _row_tier(ctx, m, t)))
+            ctx.row_tiers.update(dict.fromkeys((int(line["row"]) for line in lines), _row_tier(ctx, m, t, tier)))
         rec = UnitRecord(index, m.customer_id, lines, tier, expired=expired)
         rec.postings = UNITS[int(lines[0]["kind"])](ctx, m, rec, lines, tier)
         if _has_status(ctx.model):  # a rise the row causes takes effect at once
@@ -951,7 +953,16 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
         ctx.observer(UnitRecord(index, m.customer_id, [], None, expired=tail, balance=m.balance))
 
 
-def _row_tier(ctx: Context, m: Member, t: pd.Timestamp) -> tuple[int, int]:
+def _counting(ctx: Context, m: Member, t: pd.Timestamp, lines: list[dict], tier: V.Tier) -> V.Tier:
+    """`counting the current purchase`: the purchase earns at the higher of the tier held before it
+    and the level qualified for with its own amount (before discounts, which may depend on the
+    tier) and its visit counted (docs/semantics.md)."""
+    gross = sum((_money(x["amount"], ctx.decimals) for x in lines), Fraction(0))
+    level = max(tier.level, _qualified(ctx.model, [*m.history, (t, gross, Fraction(0), Fraction(1))], t))
+    return V.Tier(level, ctx.model.tiers.names[level])
+
+
+def _row_tier(ctx: Context, m: Member, t: pd.Timestamp, tier: V.Tier | None = None) -> tuple[int, int]:
     """(tier level, tier metric) before a unit at `t`; the metric whole (spend in minor units)."""
     spec = ctx.model.tiers
     if spec is None:
@@ -959,6 +970,8 @@ def _row_tier(ctx: Context, m: Member, t: pd.Timestamp) -> tuple[int, int]:
     level, metric = tier_and_metric(ctx.model, m, t)
     if _has_status(ctx.model):
         level = status_at(ctx.model, m, t)
+    if tier is not None:
+        level = tier.level
     return level, int(metric * (10**ctx.decimals if spec.metric == "spend" else 1))
 
 

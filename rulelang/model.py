@@ -96,6 +96,7 @@ class TierSpec:
     keep_months: tuple[int, ...] = ()
     one_level: bool = False  # `downgrade one level at a time`
     review_months: int = 0  # `review tiers every month|quarter|year`: 1, 3 or 12 (0: falls at every row, as without)
+    counting: bool = False  # `counting the current purchase`: a purchase earns at the level it reaches
 
     def level_of(self, name: str) -> int:
         return self.names.index(name)
@@ -267,6 +268,7 @@ def lower(program: ast.Program) -> Model:
             if any(lv.keep for lv in t.levels) else (),
             program.first(ast.TierDowngrade) is not None,
             {"month": 1, "quarter": 3, "year": 12}.get(review.period.name, 0) if (review := program.first(ast.TierReview)) else 0,
+            t.counting,
         )
 
     limits = tuple((int(lim.points.value), B.PERIODS[lim.period.name]) for lim in program.of(ast.Limit))

@@ -133,8 +133,11 @@ class _Build(Transformer):
         return tuple(_ident(t) for t in items)
 
     def tiers(self, items):
-        kw, metric, window, *levels = items
-        return ast.Tiers(_ident(metric), window, tuple(levels), _span(kw, window, *levels))
+        kw, metric, window, counting, *levels = items
+        return ast.Tiers(_ident(metric), window, tuple(levels), _span(kw, window, counting, *levels), counting=counting is not None)
+
+    def tier_counting(self, items):
+        return items[0]
 
     def window_span(self, items):
         n, unit = items

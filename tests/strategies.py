@@ -340,7 +340,9 @@ def diff_program(draw) -> str:
         extra = ["", ""] if alternative in (None, metric) else [f" or {w}" if draw(st.booleans()) else "" for w in ways[alternative]]
         # Retention (`keep 2 months`) on either upper level, now and then.
         keeps = [draw(st.sampled_from(["", "", "", " keep 1 months", " keep 2 months", " keep 13 months"])) for _ in range(2)]
-        lines.append(f"tiers by {metric} over {window} {{")
+        # `counting the current purchase` (not with points: a purchase's points depend on its tier).
+        counting = metric != "points" and alternative != "points" and draw(st.integers(0, 3)) == 0
+        lines.append(f"tiers by {metric} over {window}{' counting the current purchase' if counting else ''} {{")
         lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}{extra[0]}{keeps[0]}", f"  {_TIERS[2]} from {steps[1]}{extra[1]}{keeps[1]}",
                   "}"]
         # Status rules: one-level falls, and falls only at calendar reviews.

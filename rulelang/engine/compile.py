@@ -379,7 +379,7 @@ def alternative_program(model: Model, scale: int) -> dict:
     keep = np.array(spec.keep_months if spec and spec.keep_months else [0] * levels, dtype=np.int64)
     return {"has_alternatives": bool(spec and spec.alternatives), "alt_thresholds": table, "has_keep": bool(spec and spec.keep_months),
             "keep_months": keep, "has_status": bool(spec and (spec.one_level or spec.review_months)), "one_level": bool(spec and spec.one_level),
-            "review_months": spec.review_months if spec else 0}
+            "review_months": spec.review_months if spec else 0, "counting": bool(spec and spec.counting)}
 
 
 def program_arrays(cp: CompiledProgram) -> Kn.Program:

@@ -411,6 +411,7 @@ class Program(NamedTuple):
     has_status: bool
     one_level: bool
     review_months: int
+    counting: bool  # `counting the current purchase`
 
 
 class Rows(NamedTuple):
@@ -719,6 +720,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     has_alternatives, alt_thresholds = program.has_alternatives, program.alt_thresholds
     has_keep, keep_months = program.has_keep, program.keep_months
     has_status, one_level, review_months = program.has_status, program.one_level, program.review_months
+    counting = program.counting
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
@@ -743,6 +745,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     alt_contribution = np.zeros((3, max_rows + 1 if has_alternatives else 0), dtype=np.int64)
     alt_sum = np.zeros(3, dtype=np.int64)
     alt_last = np.zeros(3, dtype=np.int64)
+    counted_sum = np.zeros(3, dtype=np.int64)  # `counting the current purchase`: alt_sum with the purchase
     # `keep N months`: per contribution, the level qualified for right after it; per level, until when it is kept.
     reached_log = np.zeros(max_rows + 1 if has_keep else 0, dtype=np.int64)
     keep_until = np.zeros(n_levels if has_keep else 0, dtype=np.int64)
@@ -888,6 +891,19 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                       has_keep, reached_log, keep_months)
                     tier = held
                     last_point = now
+                if counting and kind[first] == K_PURCHASE:  # the level this purchase reaches with its own amount (before discounts) and visit
+                    own = unit_total[unit[first]] if tier_metric == 0 else (0 if tier_metric == 1 else 1)
+                    counted = window_sum + own if tier_window == W_ROLLING else max(year_sum + own, last_year_sum)
+                    reach = 0
+                    for q in range(1, n_levels):
+                        if counted >= thresholds[q]:
+                            reach = q
+                    if has_alternatives:
+                        counted_sum[0] = alt_sum[0] + unit_total[unit[first]]
+                        counted_sum[1] = alt_sum[1]
+                        counted_sum[2] = alt_sum[2] + 1
+                        reach = _alternatives_reach(reach, alt_thresholds, counted_sum, alt_last)
+                    tier = max(tier, reach)
                 if per_row:
                     progress = window_sum if tier_window == W_ROLLING else year_sum
                     for line in range(first, end):

@@ -467,3 +467,9 @@ def test_reviews_and_one_level_falls_in_both_languages():
     zh = explain(loads(text), "zh")
     assert "会员等级于每季度初评定" in zh and "每次最多下调一级" in zh
     assert "reviewed" not in explain(loads(ALTERNATIVES), "en")
+
+
+def test_counting_the_current_purchase_in_both_languages():
+    text = ALTERNATIVES.replace("over lifetime {", "over lifetime counting the current purchase {").replace(" or 30000 points", "")
+    assert "The purchase that reaches a level already earns at that level." in explain(loads(text), "en")
+    assert "达到新等级的那笔消费即按新等级计算。" in explain(loads(text), "zh")

@@ -514,11 +514,17 @@ class _Terms:
             "Buy": self.t["discount_buy"][who].format(tiers=self.join(tiers, "and") if tiers else ""),
         }
         text = self.t["discount"][d.kind].format(**slots)
-        return text[:1].upper() + text[1:] if self.t["capitalise"] else text
+        text = text[:1].upper() + text[1:] if self.t["capitalise"] else text
+        label = self.label(d.name)
+        return self.t["labelled"].format(label=label, text=text) if label else text
 
     def discounts(self) -> list[str]:
         out = [self.t["bullet"] + self.discount(d) for d in self.model.discounts]
-        if sum(d.kind == "percent" for d in self.model.discounts) > 1:
+        # "Only the largest applies" only where two percentages can meet on one purchase (one
+        # for Gold and one for Black members never do).
+        an = Analyser(self.model)
+        percents = [an.rule_terms(d) for d in self.model.discounts if d.kind == "percent"]
+        if any(an.jointly([a, b]) for a, b in itertools.combinations(percents, 2)):
             out.append(self.t["discount_largest"])
         return out
 

@@ -36,10 +36,9 @@ import pyarrow.parquet as pq
 
 import rulelang
 from rulelang.errors import LoyaltyError
-from simulator import chunked, enrollment, io, metrics, montecarlo, partition, rng
+from simulator import chunked, enrollment, io, metrics, montecarlo, partition, rng, segments
 from simulator.finance import simulated
 from simulator.history import prepare
-from simulator.scenario import SegmentUplift
 
 INSTALL = "pip install 'loyalty-toolkit[dask]'"
 LOCAL = re.compile(r"local:([1-9][0-9]{0,3})")
@@ -116,17 +115,29 @@ class Job:
     starts: np.ndarray
     population: enrollment.Population
     customers: pd.DataFrame | None
+    codes: np.ndarray  # the customers' codes among the whole history's (sorted ids)
+    segments: segments.Segmentation  # their RFM segments and stages, scored over every customer
 
 
 @dataclass
 class Sums:
-    """A task's answer: each run's exact sums and its customers' revenue per month."""
+    """A task's answer: each run's exact sums and its customers' revenue per month; for the
+    segments, each (segment, stage) group's revenue, and each customer's (by code)."""
 
     parts: list
     revenue: np.ndarray
+    group_revenue: np.ndarray
+    codes: np.ndarray
+    customer_revenue: np.ndarray
 
     def add(self, other: Sums) -> Sums:
-        return Sums([a.add(b) for a, b in zip(self.parts, other.parts, strict=True)], self.revenue + other.revenue)
+        return Sums(
+            [a.add(b) for a, b in zip(self.parts, other.parts, strict=True)],
+            self.revenue + other.revenue,
+            self.group_revenue + other.group_revenue,
+            np.concatenate([self.codes, other.codes]),
+            np.concatenate([self.customer_revenue, other.customer_revenue]),
+        )
 
 
 # montecarlo keeps its program and compiled engine per process: tasks of a worker with several
@@ -152,10 +163,10 @@ def replay_file(shared: Shared, job: Job) -> Sums:
         counts = np.bincount(m, minlength=h.customers)
         local = np.cumsum(counts) - counts
         h.rows["_row"] = job.starts[m] + (h.rows["_row"].to_numpy() - local[m])
-        parts, revenue, _ = api.replay_slice(prog, sc, shared.engine, shared.tx, h, job.customers, shared.months, job.population, 1)
+        parts, revenue, setup = api.replay_slice(prog, sc, shared.engine, shared.tx, h, job.customers, shared.months, job.population, 1, seg=job.segments)
         _write_ledger(montecarlo.whole(parts[0].ledger), shared.ledger, job.number, model.decimals)
         parts[0].ledger = None
-        return Sums(parts, revenue)
+        return Sums(parts, revenue, setup.segments.baseline, job.codes, setup.segments.revenue)
 
 
 _PROGRAM: list = []  # the last program a task of this process parsed: its compiled engine is kept (montecarlo)
@@ -199,9 +210,6 @@ def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects,
 
     if sc.horizon is not None:
         raise ClusterError(f"{_where(sc)}horizon: the Dask executor replays the history only, no horizon yet; drop --cluster for a forecast beyond the history")
-    if sc.enrollment.pick == "segment" or isinstance(sc.response.spend_uplift, SegmentUplift):
-        key = "enrollment.pick: segment" if sc.enrollment.pick == "segment" else "response.spend_uplift by segment"
-        raise ClusterError(f"{_where(sc)}{key}: the Dask executor does not score RFM segments yet; drop --cluster to aim the program or its response at segments")
     _distributed()  # the clear error before any work
     if not partition.is_dataset(transactions) and not str(transactions).lower().endswith(partition.PARQUET):
         raise ClusterError(
@@ -225,14 +233,19 @@ def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects,
             "customers: write the history with `loyalty partition HISTORY --out DATASET --partitions N`"
         )
     e = sc.enrollment
-    population = enrollment.Population(p.can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
-    jobs = _jobs(p, files, population, cust, sc.runs)
+    # Every customer's segment, scored once over all of them (as the sliced replay does); each
+    # task's paths read their customers' part.
+    seg_all = replace(segments.assign(tx.prior, api._start_ns(sc), p.ids), tiers=tuple(model.tiers.names) if model.tiers else ())
+    among = enrollment.in_segments(seg_all, e)
+    can_join = p.can_join if among is None else p.can_join & among
+    population = enrollment.Population(can_join, p.spend, rng.customer_keys(p.ids)).decided(e.share, e.pick, sc.seed, sc.runs)
+    jobs = _jobs(p, files, population, cust, sc.runs, seg_all)
     counts = replace(tx, rejects=tx.rejects.iloc[:0], rejected_rows=None)
     shared = Shared(prog.source.text, prog.source.path, sc, engine, counts, months, until, keep, str(customers) if customers is not None else None, ledger)
     with connected(address) as client:
         here = client.scatter(shared, broadcast=True)
         leaves = [client.submit(replay_file, here, job, key=f"loyalty-file-{job.number}-{uuid.uuid4().hex[:8]}", pure=False) for job in jobs]
-        total = _tree(client, leaves)
+        total, _tree_futures = _tree(client, leaves)
         if told is not None:
             told(_dashboard(client, address), len(leaves))
         distributed = _distributed()
@@ -243,9 +256,12 @@ def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects,
                 progress(1)
         sums = total.result()
     setup = api._setup(prog, sc, engine, tx, None, None, months, sums.revenue)
+    customer_revenue = np.zeros(len(p.ids), dtype=np.int64)
+    customer_revenue[sums.codes] = sums.customer_revenue
+    setup = replace(setup, segments=replace(seg_all, baseline=sums.group_revenue, revenue=customer_revenue))
     results = [montecarlo.finish(setup, model, part, r) for r, part in enumerate(sums.parts)]
     results[0] = replace(results[0], ledger=None)
-    out = replace(api.assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months), ledger_file=Path(ledger))
+    out = replace(api.assemble(prog, sc, results, (tx, cust), tx.rows_outside_period, months, setup.segments), ledger_file=Path(ledger))
     api._first_screen(out, start, until)
     return out
 
@@ -260,11 +276,16 @@ def _dashboard(client, address: str) -> str:
     return client.dashboard_link
 
 
-def _tree(client, level: list) -> object:
-    """The futures' Sums added in pairs, level by level, on the workers: the total's future."""
+def _tree(client, level: list) -> tuple[object, list]:
+    """The futures' Sums added in pairs, level by level, on the workers: the total's future, and
+    every future of the tree. The caller holds them all until the total is in: a sum whose future
+    is let go can be forgotten by the scheduler, and a worker lost later then cancels the total
+    instead of the sum being computed again."""
+    held = list(level)
     while len(level) > 1:
         level = [client.submit(_added, level[i], level[i + 1], pure=False) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
-    return level[0]
+        held += level
+    return level[0], held
 
 
 def _where(sc) -> str:
@@ -281,9 +302,9 @@ def _files(transactions) -> list[str]:
     return paths if isinstance(fs, LocalFileSystem) else [fs.unstrip_protocol(p) for p in paths]
 
 
-def _jobs(p: chunked.Plan, files: list[str], population: enrollment.Population, cust, runs: int) -> list[Job]:
+def _jobs(p: chunked.Plan, files: list[str], population: enrollment.Population, cust, runs: int, seg: segments.Segmentation) -> list[Job]:
     """One job per file with used rows: its customers, their global first ranks, their enrolment
-    (every run's choice, cut to them) and their customers rows."""
+    (every run's choice, cut to them), their customers rows and their segments."""
     starts = np.cumsum(p.rows) - p.rows
     n = len(p.ids)
     chosen = [np.unpackbits(population.packed[r], count=n).astype(bool) for r in range(runs)]
@@ -302,7 +323,7 @@ def _jobs(p: chunked.Plan, files: list[str], population: enrollment.Population, 
         if cust is not None:
             mine = cust_rows[g]
             cf = cust.frame.iloc[mine[mine >= 0]]
-        jobs.append(Job(k, file, p.ids[g], starts[g], pop, cf))
+        jobs.append(Job(k, file, p.ids[g], starts[g], pop, cf, g, seg.take(g)))
     return jobs
 
 

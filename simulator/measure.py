@@ -121,10 +121,11 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
 # (metrics.KINDS), reward cost and partner share, the revenue the program adds, and the members'
 # own revenue in the replayed history. Rows: each (segment, stage) group (simulator.segments),
 # then each tier the members hold at the end.
-GROUP_FIELDS = (
-    "members", *metrics.KINDS, "reward_cost", "partner_funded", "discount_cost", "discount_partner_funded", "revenue_delta", "member_revenue",
-)  # fmt: skip
-# Each kind's money column pair in GROUP_FIELDS (metrics.MONEY_BUCKET: a discount's, else a reward's).
+# Each money bucket's (cost, partner share) pair, in metrics.MONEY_BUCKETS' order: a new money
+# kind is a row of metrics' tables, and its group sums follow.
+MONEY_PAIRS = (("reward_cost", "partner_funded"), *(metrics.cost_figures(b) for b in metrics.MONEY_BUCKETS[1:]))
+GROUP_FIELDS = ("members", *metrics.KINDS, *(f for pair in MONEY_PAIRS for f in pair), "revenue_delta", "member_revenue")
+# Each kind's money column pair in GROUP_FIELDS (metrics.MONEY_BUCKET: a discount's, a benefit's, else a reward's).
 _BUCKET = np.array([metrics.MONEY_BUCKET.get(k, 0) for k in metrics.KINDS] + [0], dtype=np.int64)
 
 
@@ -182,7 +183,8 @@ def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_
     # the segmentation does not know (none without new customers) are left out.
     n = group.shape[0]
     ng = out.shape[0] - tiers
-    nk = out.shape[1] - 7  # the kinds; then reward cost and partner share, discount and its partner share, delta, revenue
+    nk = bucket.shape[0] - 1  # the kinds; then each money bucket's cost and partner share; then delta, revenue
+    delta_at, revenue_at = out.shape[1] - 2, out.shape[1] - 1
     end = np.zeros(n, dtype=np.int64)
     if tiers:
         for i in range(cat.shape[0]):
@@ -194,17 +196,17 @@ def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_
     for c in range(n):
         if chosen[c]:
             out[group[c], 0] += 1
-            out[group[c], nk + 6] += revenue[c]
+            out[group[c], revenue_at] += revenue[c]
             if tiers:
                 out[ng + end[c], 0] += 1
-                out[ng + end[c], nk + 6] += revenue[c]
+                out[ng + end[c], revenue_at] += revenue[c]
     for i in range(m.shape[0]):
         c = m[i]
         if 0 <= c < n:
             x = minor[i] * money[i] - orig[i]
-            out[group[c], nk + 5] += x
+            out[group[c], delta_at] += x
             if tiers:
-                out[ng + end[c], nk + 5] += x
+                out[ng + end[c], delta_at] += x
     for i in range(cat.shape[0]):
         j = cat[i]
         c = code_of[j] if j >= 0 else -1

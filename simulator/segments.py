@@ -35,7 +35,7 @@ from numba import njit
 
 from rulelang.engine import NS_PER_DAY
 from simulator import metrics
-from simulator.measure import GROUP_FIELDS
+from simulator.measure import GROUP_FIELDS, MONEY_PAIRS
 
 # (name, recency, frequency, monetary) ranges of the scores, both ends included: the published
 # table's rows in its order (rfm 0.2.0, `rfm_segment`), named as this project writes them.
@@ -207,7 +207,12 @@ class Segmentation:
 
     def cut(self, lo: int, hi: int) -> Segmentation:
         """Customers lo .. hi (a slice of the history, simulator.chunked), without a baseline."""
-        return Segmentation(self.segment[lo:hi], self.stage[lo:hi], self.ids[lo:hi] if self.ids is not None else None, tiers=self.tiers)
+        return self.take(slice(lo, hi))
+
+    def take(self, codes) -> Segmentation:
+        """The customers `codes` (a slice, or codes ascending: one file of a dataset, simulator.cluster), without a baseline."""
+        ids = None if self.ids is None else (self.ids[codes] if isinstance(codes, slice) else np.asarray(self.ids, dtype=object)[codes])
+        return Segmentation(self.segment[codes], self.stage[codes], ids, tiers=self.tiers)
 
     def with_baseline(self, rows: pd.DataFrame) -> Segmentation:
         """With each group's revenue: the purchases and refunds of history rows (simulator.history)."""
@@ -287,7 +292,7 @@ def assign(prior: Prior | None, start_ns: int | None, customer_ids) -> Segmentat
 # 0's own figures, then the program cost and revenue lift over the runs.
 COLUMNS = (
     "dimension", "group", "customers", "members", "points_issued", "points_redeemed", "points_expired", "points_outstanding",
-    "reward_cost", "partner_funded", "discount_cost", "discount_partner_funded", "liability", "program_cost",
+    *(f for pair in MONEY_PAIRS for f in pair), "liability", "program_cost",
     "revenue_baseline", "revenue_with_program", "revenue_lift",
     "cost_per_member", "cost_share_of_revenue", "program_cost_p5", "program_cost_p50", "program_cost_p95",
     "revenue_lift_p5", "revenue_lift_p50", "revenue_lift_p95",
@@ -308,8 +313,8 @@ def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, p
     share = np.array([math.floor(Fraction(int(o)) * rate + Fraction(1, 2)) for o in outstanding], dtype=np.int64)
     if len(share):
         share[int(np.argmax(outstanding))] += liability - int(share.sum())
-    given = col["discount_cost"] - col["discount_partner_funded"]
-    cost = col["reward_cost"] - col["partner_funded"] + share + given
+    # Every kind of money the program gives (rewards, discounts, benefits), less what partners fund.
+    cost = share + sum(col[c] - col[p] for c, p in MONEY_PAIRS)
     # Revenue with the program is what members paid: net of the discounts (as the summary's).
     lift = col["revenue_delta"] - col["discount_cost"]
     return {
@@ -318,10 +323,7 @@ def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, p
         "points_redeemed": col["redeem"],
         "points_expired": col["expire"],
         "points_outstanding": outstanding,
-        "reward_cost": col["reward_cost"],
-        "partner_funded": col["partner_funded"],
-        "discount_cost": col["discount_cost"],
-        "discount_partner_funded": col["discount_partner_funded"],
+        **{f: col[f] for pair in MONEY_PAIRS for f in pair},
         "liability": share,
         "program_cost": cost,
         "revenue_baseline": baseline,
@@ -390,7 +392,7 @@ def _row(dim: str, name: str, customers: int, runs: list[dict], at: np.ndarray, 
     )
 
 
-_MONEY = {"reward_cost", "partner_funded", "discount_cost", "discount_partner_funded", "liability", "program_cost", "revenue_baseline", "revenue_with_program", "revenue_lift"}
+_MONEY = {*(f for pair in MONEY_PAIRS for f in pair), "liability", "program_cost", "revenue_baseline", "revenue_with_program", "revenue_lift"}
 
 
 def _money(minor: int, decimals: int):

@@ -473,3 +473,30 @@ def test_counting_the_current_purchase_in_both_languages():
     text = ALTERNATIVES.replace("over lifetime {", "over lifetime counting the current purchase {").replace(" or 30000 points", "")
     assert "The purchase that reaches a level already earns at that level." in explain(loads(text), "en")
     assert "达到新等级的那笔消费即按新等级计算。" in explain(loads(text), "zh")
+
+
+TIER_PRICES = """currency CNY
+tiers by spend over 365 days {
+  Silver from 0
+  Gold   from 8000
+  Black  from 20000
+}
+earn base: 1 point per 1 CNY
+discount silver_price: 5% when tier == Silver
+discount gold_price:   10% when tier == Gold
+discount black_price:  15% when tier == Black
+label gold_price en "Gold price" zh "金卡价"
+"""
+
+
+@pytest.mark.parametrize("lang, largest, labelled", [
+    ("en", "If several discounts apply to one item", "- Gold price — Gold members pay 10% less.\n"),
+    ("zh", "同一商品适用多项折扣时", "- 金卡价：Gold会员享9折。\n"),
+])
+def test_discounts_of_exclusive_tiers_never_meet_and_a_label_names_its_discount(lang, largest, labelled):
+    text = terms(TIER_PRICES, lang)
+    # One per tier: no member ever has two, so "only the largest applies" would mislead.
+    assert largest not in text
+    assert labelled in text
+    # A Black price that meets a launch week's discount: then the sentence is said.
+    assert largest in terms(TIER_PRICES + "discount launch: 20% during 2026-03-01 to 2026-03-07\n", lang)

@@ -44,7 +44,7 @@ def sample(tmp_path_factory):
 
 def _bytes(result, out: Path) -> dict[str, bytes]:
     result.write(out)
-    return {n: (out / n).read_bytes() for n in COMPARED}
+    return {n: (out / n).read_bytes() for n in (*COMPARED, "segments.csv") if (out / n).exists()}
 
 
 def _postings(folder: Path) -> pd.DataFrame:
@@ -58,13 +58,18 @@ def _postings(folder: Path) -> pd.DataFrame:
     [
         (COFFEE, {"runs": 3, "seed": 11, "redemption": {"probability": 0.4, "choice": "random"}, "response": {"visit_uplift": 0.05}}),
         (SUPERMARKET, {"runs": 2, "seed": 5, "enrollment": {"share": 0.3, "pick": "top_spenders"}}),
+        # Segments scored over every customer before any task: they steer who joins and the response.
+        (COFFEE, {"runs": 2, "seed": 3, "period": "2026-07-01 to 2026-12-31",
+                  "enrollment": {"share": 0.6, "pick": "segment", "segments": ["At risk", "Champions", "Loyal", "Lost"]},
+                  "response": {"spend_uplift": {"At risk": 0.05, "Champions": 0.01}}}),
     ],
-    ids=["coffee", "top_spenders"],
+    ids=["coffee", "top_spenders", "segments"],
 )
 def test_a_cluster_gives_the_bytes_of_one_process_and_of_slices(cluster, sample, program, scenario, tmp_path):
     ds, cu = sample
     one = simulate(program, ds, cu, scenario, workers=1)
     want = _bytes(one, tmp_path / "one")
+    assert "segments.csv" in want  # (compared too: the breakdown by segment, stage and tier)
     sliced = simulate(program, ds, cu, scenario, workers=1, slice_rows=30_000)
     assert _bytes(sliced, tmp_path / "sliced") == want
     told = []
@@ -228,12 +233,3 @@ def test_rejected_rows_and_counts_are_those_of_a_local_run(cluster, tmp_path):
     assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     assert len(pd.read_csv(tmp_path / "dask.csv")) == 4
     assert remote.summary_json() == local.summary_json() and remote.loads[0].report() == local.loads[0].report()
-
-
-def test_segments_steering_a_scenario_are_refused_on_a_cluster_before_any_work(sample, tmp_path):
-    ds, cu = sample
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(f"program: {COFFEE}\nenrollment:\n  share: 0.5\n  pick: segment\n  segments: [At risk, Champions]\n")
-    r = CliRunner().invoke(main, ["simulate", str(scenario), "--transactions", str(ds), "--customers", str(cu), "--cluster", "local:1", "--out", str(tmp_path / "o")])
-    assert r.exit_code != 0 and "enrollment.pick: segment" in r.output and "drop --cluster" in r.output, r.output
-    assert not (tmp_path / "o").exists()

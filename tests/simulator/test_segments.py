@@ -502,3 +502,17 @@ def test_a_program_with_discounts_adds_up_too(history_file):
     for dim, rows in result.segments.groupby("dimension"):
         for f in ("discount_cost", "discount_partner_funded", "reward_cost", "program_cost", "revenue_lift", "revenue_with_program"):
             assert sum((Decimal(str(v)) for v in rows[f]), Decimal(0)) == Decimal(fig[f]) / scale, (dim, f)
+
+
+def test_a_program_with_benefits_adds_up_too(history_file):
+    # fashion_vip.loyalty gives benefits (a birthday gift, free alterations) beside its discounts:
+    # each kind of cost lands in its own columns, and the groups add up to run 0's figures.
+    tx, cu, _ = history_file
+    scenario = SCENARIO | {"runs": 2, "response": {"spend_uplift": 0.02, "visit_uplift": 0.1}}
+    result = simulate(ROOT / "programs" / "fashion_vip.loyalty", tx, cu, scenario, workers=1)
+    fig = result.per_run[0]
+    assert fig["benefit_cost"] > 0
+    scale = 10**result.program.model.decimals
+    for dim, rows in result.segments.groupby("dimension"):
+        for f in ("benefit_cost", "benefit_partner_funded", "discount_cost", "reward_cost", "program_cost", "revenue_lift", "revenue_with_program"):
+            assert sum((Decimal(str(v)) for v in rows[f]), Decimal(0)) == Decimal(fig[f]) / scale, (dim, f)

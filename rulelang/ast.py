@@ -541,6 +541,7 @@ class TierDowngrade:
     """`downgrade one level at a time`: a member falls at most one level at each review."""
 
     span: Span = field(default=NO_SPAN, compare=False)
+    words: tuple = ("one", "level", "a", "time")  # as written (the checker holds them to these)
 
 
 @dataclass(frozen=True)

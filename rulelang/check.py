@@ -391,6 +391,9 @@ class Checker:
         if not self.has_tiers:
             self.emit("E496", f"`{word}` is used but this program has no tiers", keyword_span(s.span, word.split()[0]),
                       "add a `tiers by spend over 365 days { ... }` block, or delete this line")
+        if isinstance(s, ast.TierDowngrade) and s.words != ("one", "level", "a", "time"):
+            self.emit("E171", f"`downgrade {' '.join(s.words[:2])} at {' '.join(s.words[2:])}` is not a downgrade rule", s.span,
+                      "write `downgrade one level at a time` (the only one: a member falls at most one level at each review)")
         if isinstance(s, ast.TierReview) and s.period.name not in REVIEW_MONTHS:
             self.emit("E292", f"tiers are reviewed every month, quarter or year, not `{s.period.name}`"
                               f"{self.did_you_mean(s.period.name, 'review periods', list(REVIEW_MONTHS))}", s.period.span,

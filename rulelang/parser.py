@@ -155,7 +155,8 @@ class _Build(Transformer):
                              tuple(alternatives), keep)
 
     def tier_downgrade(self, items):
-        return ast.TierDowngrade(_span(*items))
+        kw, one, level, at, a, time = items
+        return ast.TierDowngrade(_span(*items), words=(str(one), str(level), str(a), str(time)))
 
     def tier_review(self, items):
         kw, _tiers, period = items

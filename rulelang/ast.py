@@ -294,6 +294,16 @@ class Funded:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """`budget N points` (an earn rule) or `budget AMOUNT CUR` (a discount): the most the rule
+    gives over every member together, first come first served (docs/semantics.md, "Budgets")."""
+
+    amount: Number
+    currency: Ident | None  # None: points
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
 class Earn:
     """`earn NAME: AWARD CLAUSES`: an earning rule."""
 

@@ -32,7 +32,7 @@ _SINGLE = {
 # `review tiers every PERIOD`: the periods, and the months between reviews.
 REVIEW_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 # Clauses an earn rule may give once, and the keyword that starts each.
-_CLAUSE_WORDS = {ast.When: "when", ast.OnEvent: "on", ast.During: "during", ast.Frequency: "once` / `at most", ast.Funded: "funded"}
+_CLAUSE_WORDS = {ast.When: "when", ast.OnEvent: "on", ast.During: "during", ast.Frequency: "once` / `at most", ast.Funded: "funded", ast.Budget: "budget"}
 # Units a tier threshold may carry, by metric; `None` stands for the program currency.
 _TIER_UNITS = {"spend": (None,), "points": ("points", "point"), "visits": ("visits", "visit")}
 # The kind of number (limits.LIMITS) a tier threshold is, by metric.
@@ -475,6 +475,7 @@ class Checker:
                       "rule names must be unique; rename one of them")
         getattr(self, _AWARDS[type(s.award)])(s.award)
         seen = self.clauses(s, "rule")
+        self.budget_of(s, seen.get(ast.Budget))
         on = seen.get(ast.OnEvent)
         if on is not None and isinstance(s.award, ast.PerSpend):
             self.emit("E412", f"`on {on.event.name}` rows have no amount, so `per {s.award.per.currency.name}` earns nothing",
@@ -531,7 +532,10 @@ class Checker:
         if s.cost.amount <= 0:
             self.emit("E407", f"the benefit's cost must be more than 0, not {number_text(s.cost.amount)}", s.cost.span,
                       "write what giving the benefit once costs the business, like `cost 20 CNY`")
-        self.clauses(s, "benefit")
+        budget = self.clauses(s, "benefit").get(ast.Budget)
+        if budget is not None:
+            self.emit("E480", f"benefit `{s.name.name}` has a budget; budgets are for earn rules (in points) and discounts (in money)",
+                      keyword_span(budget.span, "budget"), "delete the `budget` clause, or give the benefit `at most N times` per member")
 
     def a_per_spend(self, a: ast.PerSpend):
         self.positive(a.points, "the points earned", kind="points")
@@ -587,6 +591,42 @@ class Checker:
     def c_funded(self, c: ast.Funded):
         self.funded(c)
 
+    def c_budget(self, c: ast.Budget):
+        """The amount itself: more than 0, whole for points, within the limits (its unit is checked
+        by `budget_of`, which knows whose budget it is)."""
+        if c.currency is None:
+            self.positive(c.amount, "a budget of points", whole=True, kind="number")
+
+    def budget_of(self, s, budget: ast.Budget | None):
+        """A budget's unit (points for an earn rule, money for a discount), and whether one award
+        fits in it at all (docs/semantics.md, "Budgets")."""
+        if budget is None:
+            return
+        name, discount = s.name.name, isinstance(s, ast.Discount)
+        unit = budget.currency.name if budget.currency is not None else "points"
+        if budget.currency is not None and not discount:
+            guess = self.suggest(unit, "budget unit", ["points"])
+            self.emit("E481", f"rule `{name}` gives points, so its budget is in points, not `{unit}`"
+                      + (f"; did you mean `{guess}`?" if guess and not B.is_currency_code(unit) else ""), budget.currency.span,
+                      f"write the most points it may give over every member, like `budget {number_text(budget.amount.value)} points`")
+            return
+        if budget.currency is None and discount:
+            cur = self.currency or "CNY"
+            self.emit("E481", f"discount `{name}` gives money off, so its budget is money, not points", keyword_span(budget.span, "budget"),
+                      f"write the most money it may take off over every member, like `budget {number_text(budget.amount.value)} {cur}`")
+            return
+        if discount:
+            self.money(ast.Money(budget.amount.value, budget.currency, budget.span), "a budget")
+            if budget.amount.value <= 0:
+                self.emit("E407", f"a budget must be more than 0, not {number_text(budget.amount.value)} {unit}", budget.span,
+                          "write the most money the discount may take off over every member, or delete the clause")
+                return
+        one = s.value.amount if discount and isinstance(s.value, ast.Money) else s.award.points.value if isinstance(getattr(s, "award", None), ast.Fixed) else None
+        if one is not None and 0 < budget.amount.value < one:
+            self.emit("E482", f"the budget of {number_text(budget.amount.value)} {unit} is less than one award of `{name}` "
+                              f"({number_text(one)} {unit}): each award is given whole or not at all, so it would never give anything",
+                      budget.span, f"make the budget at least {number_text(one)} {unit}, or delete it")
+
     def s_discount(self, s: ast.Discount):
         # Rules and discounts share the ledger's `rule` column, so their names must differ.
         first = self.discounts[s.name.name]
@@ -602,7 +642,7 @@ class Checker:
             if s.cap.amount <= 0:
                 self.emit("E443", f"the cap after `up to` must be more than 0, not {number_text(s.cap.amount)} {s.cap.currency.name}",
                           s.cap.span, f"write the most the discount takes off one purchase, like `up to 30 {self.currency or s.cap.currency.name}`")
-        self.clauses(s, "discount")
+        self.budget_of(s, self.clauses(s, "discount").get(ast.Budget))
 
     def d_percent(self, p: ast.Percent):
         if not Decimal(0) < p.value <= Decimal(100):
@@ -776,7 +816,7 @@ _STATEMENTS = {
 }
 _DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money", ast.BuyGet: "d_buy_get"}
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}
-_CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded"}
+_CLAUSES = {ast.When: "c_when", ast.OnEvent: "c_on", ast.During: "c_during", ast.Frequency: "c_frequency", ast.Funded: "c_funded", ast.Budget: "c_budget"}
 
 
 def check(program: ast.Program, source: Source) -> list[Diagnostic]:

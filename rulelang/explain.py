@@ -59,6 +59,9 @@ TEXT: dict[str, dict] = {
         "during": "between {start} and {end}",
         "freq": {"once": ", once only", "once_per": ", once per {period}", "times": ", at most {n} times in all",
                  "times_per": ", at most {n} times per {period}"},
+        # A budget shared by every member (docs/semantics.md, "Budgets").
+        "budget": {"points": ", until {amount} have been given (to all members together, first come, first served)",
+                   "money": ", until {amount} of discount has been given (to all members together, first come, first served)"},
         "period": {"day": "day", "week": "week", "month": "month", "year": "year"},
         "stacking": "When several bonuses apply to the same points, their extras add up: {parts} give {total}x.",
         "best_of": "Only the best of these applies on one purchase (the one that gives the most points):",
@@ -175,6 +178,7 @@ TEXT: dict[str, dict] = {
         "events": {B.ENROLL: "注册入会时", "referral": "推荐新会员入会时", "review": "发表评价时", "_other": "发生“{event}”时"},
         "during": "{start}至{end}期间",
         "freq": {"once": "，仅限一次", "once_per": "，每{period}限一次", "times": "，最多{n}次", "times_per": "，每{period}最多{n}次"},
+        "budget": {"points": "，共送出{amount}即止（全体会员先到先得）", "money": "，优惠总额达{amount}即止（全体会员先到先得）"},
         "period": {"day": "天", "week": "周", "month": "月", "year": "年"},
         "stacking": "多项加倍同时适用于同一积分时，额外部分相加：{parts}合计为{total}倍。",
         "best_of": "以下优惠不叠加，取最优（积分最多的一项）：",
@@ -488,6 +492,20 @@ class _Terms:
         return first + between.join(phrases) + self.t.get("conds_end", "")
 
     def frequency(self, rule: Rule) -> str:
+        return self.times(rule) + self.budget(rule)
+
+    def budget(self, rule) -> str:
+        """A budget shared by every member, if the rule or discount has one."""
+        if getattr(rule, "budget", None) is None:
+            return ""
+        # Thousands grouped: budgets are large round numbers (1,000,000 points).
+        grouped = f"{int(rule.budget):,}" if rule.budget == int(rule.budget) else num(rule.budget)
+        if isinstance(rule, Rule):
+            return self.t["budget"]["points"].format(amount=self.t["points"]["many"].format(n=grouped))
+        unit = self.t["currency_units"].get(self.model.currency) or self.t["currency_fallback"].format(code=self.model.currency)
+        return self.t["budget"]["money"].format(amount=self.t["money"].format(n=grouped, unit=unit))
+
+    def times(self, rule: Rule) -> str:
         if rule.times is None:
             return ""
         once = rule.times == 1

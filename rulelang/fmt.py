@@ -140,6 +140,7 @@ _CLAUSES = {
     ast.During: lambda c: f"during {c.start.text} to {c.end.text}",
     ast.Frequency: _frequency,
     ast.Funded: _funded,
+    ast.Budget: lambda c: f"budget {number(c.amount.value)} {c.currency.name if c.currency is not None else 'points'}",
 }
 CLAUSE_ORDER = {kind: i for i, kind in enumerate(_CLAUSES)}
 

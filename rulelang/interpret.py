@@ -25,6 +25,7 @@ import pandas as pd
 
 from rulelang import builtins as B
 from rulelang import values as V
+from rulelang.engine import budgets as global_step
 from rulelang.engine import data, ledger
 from rulelang.model import Model, Rule
 
@@ -161,6 +162,13 @@ class Context:
     moments: list = field(default_factory=list)  # pd.Timestamp, rising: when to count members by tier
     tier_counts: np.ndarray | None = None  # (moments, levels)
     row_tiers: dict | None = None  # batch row number -> (tier level, tier metric) before its unit
+    closed: dict = field(default_factory=dict)  # budgeted rule or discount -> global_step.Closing (docs/semantics.md, "Budgets")
+
+
+def _spent(ctx: Context, rec: UnitRecord, name: str) -> bool:
+    """Whether the budget of rule or discount `name` has closed it for this unit (for everyone)."""
+    first = rec.rows[0]
+    return global_step.is_closed(ctx.closed.get(name), first["timestamp"].value, rec.customer_id, int(first["row"]))
 
 
 def _money(minor: int, decimals: int) -> Fraction:
@@ -486,6 +494,8 @@ def _fire(ctx, m: Member, rec: UnitRecord, rule: Rule, line: dict, basket: dict,
     points = Fraction(0)
     if rule.during is not None and not (rule.during[0] <= day <= rule.during[1]):
         check.outcome = "outside campaign"
+    elif rule.budget is not None and _spent(ctx, rec, rule.name):
+        check.outcome = "budget spent"
     elif rule.kind == "multiplier" and target_points <= 0:
         check.outcome = "target earned nothing"
     elif not V.truth(rule.condition, _env(ctx, m, line, basket, tier, observe)):
@@ -652,6 +662,7 @@ def _discount(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier)
     day = lines[0]["timestamp"].date()
     keys = {d.index: (d.index, V.period_key(day, d.per)) for d in model.discounts}
     available = {d.index: d.times is None or m.discount_uses.get(keys[d.index], 0) < d.times for d in model.discounts}
+    spent = {d.index for d in model.discounts if d.budget is not None and _spent(ctx, rec, d.name)}
     given = dict.fromkeys((d.index for d in model.discounts), 0)
     per_line = [d for d in model.discounts if d.kind != "fixed"]
     # Each line discount's money off each line, or why none (before choosing among them).
@@ -662,7 +673,9 @@ def _discount(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier)
         checks, best = [], None
         for d in per_line:
             outcome, comparisons = found[d.index][i]
-            if outcome is None and not available[d.index]:
+            if outcome is None and d.index in spent:
+                outcome = "budget spent"
+            elif outcome is None and not available[d.index]:
                 outcome = "limit reached"
             amount, why_none = offer[d.index][i] if outcome is None else (0, None)
             if outcome is None and amount <= 0:
@@ -698,6 +711,8 @@ def _discount(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier)
         check = DiscountCheck(d.name, int(lines[0]["row"]), "", 0, [c for _, cs in found for c in cs])
         if not matching:
             check.outcome = found[0][0]
+        elif d.index in spent:
+            check.outcome = "budget spent"
         elif not available[d.index]:
             check.outcome = "limit reached"
         else:
@@ -1007,17 +1022,25 @@ def _ledger(model: Model, customer_ids, postings: list) -> pd.DataFrame:
     )
 
 
-def run(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | None = None, observer=None, members=None) -> pd.DataFrame:
-    """The ledger for a validated batch (see docs/semantics.md); `members` limits it to some members."""
-    return _run(Context(model, batch.decimals, redemption, observer), batch, members)
+def run(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | None = None, observer=None, members=None, closed: dict | None = None) -> pd.DataFrame:
+    """The ledger for a validated batch (see docs/semantics.md); `members` limits it to some members.
+    Budgets: the closings over every member (`global_step.settle`) are found here from the whole batch,
+    unless given in `closed`; an observer sees only the last pass."""
+    if closed is None and global_step.budgeted(model):
+        closed, _ = global_step.settle(model, lambda c: [_run(Context(model, batch.decimals, redemption, None, closed=c), batch, None)])
+    return _run(Context(model, batch.decimals, redemption, observer, closed=closed or {}), batch, members)
 
 
-def evaluate_batch(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | None = None, moments=None, row_tiers: bool = False) -> ledger.Evaluation:
+def evaluate_batch(model: Model, batch: data.Batch, redemption: data.RedemptionPolicy | None = None, moments=None, row_tiers: bool = False,
+                   closed: dict | None = None) -> ledger.Evaluation:
     """The ledger for a validated batch, the members per tier at each of `moments` (rising) and,
-    when `row_tiers`, each row's tier and tier metric before its unit (`ledger.Evaluation`)."""
+    when `row_tiers`, each row's tier and tier metric before its unit (`ledger.Evaluation`).
+    `closed`: as `run`'s."""
+    if closed is None and global_step.budgeted(model):
+        closed, _ = global_step.settle(model, lambda c: [_run(Context(model, batch.decimals, redemption, None, closed=c), batch, None)])
     at = [pd.Timestamp(t) for t in np.asarray([] if moments is None else moments, dtype="datetime64[ns]")]
     levels = len(model.tiers.names) if model.tiers else 1
-    ctx = Context(model, batch.decimals, redemption, None, moments=at, tier_counts=np.zeros((len(at), levels), dtype=np.int64))
+    ctx = Context(model, batch.decimals, redemption, None, moments=at, tier_counts=np.zeros((len(at), levels), dtype=np.int64), closed=closed or {})
     ctx.row_tiers = {} if row_tiers else None
     out = _run(ctx, batch, None)
     if not row_tiers:

@@ -45,6 +45,7 @@ class Rule:
     scope: str = "line"
     names: frozenset = frozenset()  # every bare/dotted name its condition reads
     span: ast.Span = field(default=ast.NO_SPAN, compare=False)
+    budget: int | None = None  # `budget N points`: the most it issues over every member (docs/semantics.md, "Budgets")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class DiscountSpec:
     funded_by: str | None = None
     names: frozenset = frozenset()
     span: ast.Span = field(default=ast.NO_SPAN, compare=False)
+    budget: Fraction | None = None  # `budget AMOUNT CUR`: the most money off over every member, currency units
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,7 @@ def _lower_discount(i: int, d: ast.Discount) -> DiscountSpec:
         funded_by=funded.by.name if funded else None,
         names=frozenset(names_in(when.expr)) if when else frozenset(),
         span=d.span,
+        budget=_frac(d.clause(ast.Budget).amount.value) if d.clause(ast.Budget) else None,
     )
 
 
@@ -401,4 +404,7 @@ def _clause_fields(i: int, e: ast.Earn | ast.Benefit, by_name: dict, columns: di
         names=frozenset(names_in(when.expr)) if when else frozenset(),
         span=e.span,
     )
+    budget = e.clause(ast.Budget)
+    if budget is not None and isinstance(e, ast.Earn):  # (the checker refuses one on a benefit)
+        common["budget"] = int(budget.amount.value)
     return common

@@ -227,6 +227,11 @@ class _Build(Transformer):
         kw, pct, by = items
         return ast.Funded(pct, _ident(by), _span(kw, by))
 
+    def budget(self, items):
+        kw, money = items
+        points = money.currency.name in ("points", "point")
+        return ast.Budget(ast.Number(money.amount, money.span), None if points else money.currency, _span(kw, money))
+
     def discount(self, items):
         kw, name, (value, cap, cheapest), *clauses = items
         return ast.Discount(_ident(name), value, tuple(clauses), _span(kw, value, cap, cheapest, *clauses), cap, cheapest is not None)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from rulelang import ast, interpret
 from rulelang import values as V
+from rulelang.engine import budgets
 from rulelang.engine.data import parse_datetimes, prepare
 from rulelang.errors import LoyaltyError, visible
 
@@ -198,23 +199,52 @@ def summary(records: list[interpret.UnitRecord]) -> list[str]:
     return [line, f"  ({NOT_SIMULATED})"]
 
 
+def _budgets(model, transactions: pd.DataFrame, customers, until, batch, positions: np.ndarray) -> tuple[dict, list[str]]:
+    """A program with budgets: where they ran out over every member of `transactions` (the global
+    step, rulelang.engine.budgets, on the compiled engine), as the member's batch numbers its rows,
+    and a line per budget saying its state. Without budgets: nothing."""
+    if not budgets.budgeted(model):
+        return {}, []
+    from rulelang.engine.compile import compile_model
+
+    whole = prepare(transactions, model, customers, until)
+    cp = compile_model(model)
+    closed, done = budgets.settle(model, lambda c: [cp.evaluate(whole, threads=1, closed=c)])
+    found = budgets.awards(model, [done[0].ledger])
+    lines = []
+    unit = {name: "points" if kind == "earn" else model.currency for name, _, kind in budgets.budgeted(model)}
+    scale = {name: 1 if kind == "earn" else 10**model.decimals for name, _, kind in budgets.budgeted(model)}
+    for f in budgets.figures(model, found, closed):
+        amount = lambda x, f=f: f"{V.show_number(V.Fraction(x, scale[f.rule]))} {unit[f.rule]}"  # noqa: E731
+        c = closed.get(f.rule)
+        where = (f"ran out at {_time(pd.Timestamp(c.ts))}, at customer {c.customer}" if c is not None else "not reached in this history")
+        lines.append(f"budget {f.rule}: {amount(f.budget)} for every member together; {amount(f.used)} given; {where}")
+    mine = batch.customers["customer_id"].iloc[0] if len(batch.customers) else None
+    # The member's own closing row, numbered as their batch numbers its rows (its rows before it).
+    local = {name: budgets.Closing(c.ts, c.customer, int(np.searchsorted(positions, c.row)) if c.customer == mine else c.row)
+             for name, c in closed.items()}
+    return local, lines
+
+
 def trace(program, transactions: pd.DataFrame, customer_id: str, customers: pd.DataFrame | None = None, until=None) -> str:
     """The trace of one member as text, ending with a summary; control characters escaped.
 
     Only the member's own rows are validated and replayed (members never affect one another), so
-    other customers' rows cannot stop a trace; `until` (None: the last date-time of all
+    other customers' rows cannot stop a trace; but a program with budgets reads every member's rows
+    first, for where its budgets ran out (members share a budget); `until` (None: the last date-time of all
     `transactions`, as a whole replay ends) is when the last expiries are taken.
     """
     model = program.model
     if until is None and len(transactions):
         until = parse_datetimes(transactions["timestamp"]).max()
         until = None if pd.isna(until) else until
-    rows = member_rows(transactions, customer_id)
-    batch = prepare(rows, model, customers, until)
+    rows = member_rows(transactions.assign(_position=np.arange(len(transactions))), customer_id)
+    batch = prepare(rows.drop(columns="_position"), model, customers, until)
+    closed, state = _budgets(model, transactions, customers, until, batch, rows["_position"].to_numpy())
     records: list[interpret.UnitRecord] = []
-    interpret.run(model, batch, observer=records.append, members=[0])
+    interpret.run(model, batch, observer=records.append, members=[0], closed=closed)
     text = program.source.text
-    out = [f"{model.name}: customer {batch.customers['customer_id'].iloc[0]}", f"  ({NOT_SIMULATED})"]
+    out = [f"{model.name}: customer {batch.customers['customer_id'].iloc[0]}", f"  ({NOT_SIMULATED})", *state]
     for rec in records:
         out += render(rec, model, text, batch.decimals)
     out += summary(records)

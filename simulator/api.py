@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import rulelang
 from rulelang import Program, atomic_replace, atomic_write_bytes, formula_safe, refuse_input_as_output, sha256_file
 from rulelang.engine import available_cores, needed_columns
+from rulelang.engine import budgets as rulelang_budgets
 from rulelang.errors import LoyaltyError
 from simulator import (
     acquisition,
@@ -524,6 +525,19 @@ def _first_screen(out: SimulationResult, first: pd.Timestamp, last: pd.Timestamp
     """summary.json's span, the sources of the assumptions and the warnings (simulator.provenance)."""
     expired = any(r["points_expired"] for r in out.per_run)
     out.summary.update(provenance.describe(out.scenario, out.program.model.expiry, first, last, out.summary.get("horizon"), expired))
+    out.summary["warnings"] += budget_warnings(out.summary.get("budgets", {}))
+
+
+def budget_warnings(figures: dict) -> list[dict]:
+    """A budget no run reached limits nothing in this simulation: said, with the most it gave."""
+    out = []
+    for name, b in figures.items():
+        if b["runs_ran_out"] == 0:
+            most = max(b["used_by_run"], default=0)
+            out.append({"code": "budget_not_reached", "figures": [], "message": f"the budget of `{name}` was not reached in any run",
+                        "detail": f"at most {most:,} of its {b['budget']:,} {b['unit']} were given, so it limits nothing here; "
+                                  "a smaller budget, or a longer history or horizon, would show its effect"})
+    return out
 
 
 def _fitted(sc: Scenario, fit: Callable):
@@ -633,27 +647,47 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     # Each planned customer's row in the customers table (-1: none), looked up once for all slices.
     cust_rows = pd.Index(cust.frame["customer_id"]).get_indexer(pd.Index(p.ids)) if cust is not None else None
     builder = ThreadPoolExecutor(1)
-    try:
+
+    def slice_of(k: int, history, counted: bool = True) -> tuple:
+        """A slice's bounds among the planned customers, its customers' table and its horizon's fit."""
+        lo, hi = int(p.bounds[k]), int(p.bounds[k + 1])
+        cf = cust.frame if cust is not None else None
+        if cf is not None:
+            # A slice's customers are the planned ones lo .. hi, in the same (sorted) order.
+            if not np.array_equal(history.customer_ids, p.ids[lo:hi]):
+                raise AssertionError("a slice's customers differ from the plan's")
+            mine = cust_rows[lo:hi]
+            cf = cf.iloc[mine[mine >= 0]]
+        fit = None
+        if models is not None:
+
+            def fit(trimmed, lo=lo, hi=hi):
+                nonlocal future_customers
+                hz = _fitted(sc, partial(horizon.fit, trimmed, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
+                future_customers += len(hz.code) if counted else 0
+                return hz
+
+        return lo, hi, cf, fit
+
+    def one_pass(under: dict) -> dict:
+        """One pass of the budgets' global step over every slice: each open run's awards."""
+        found: dict = {r: [] for r in under}
         for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until, **io.load_options(sc, model, customers)):
-            lo, hi = int(p.bounds[k]), int(p.bounds[k + 1])
-            cf = cust.frame if cust is not None else None
-            if cf is not None:
-                # A slice's customers are the planned ones lo .. hi, in the same (sorted) order.
-                if not np.array_equal(history.customer_ids, p.ids[lo:hi]):
-                    raise AssertionError("a slice's customers differ from the plan's")
-                mine = cust_rows[lo:hi]
-                cf = cf.iloc[mine[mine >= 0]]
-            fit = None
-            if models is not None:
+            lo, hi, cf, fit = slice_of(k, history, counted=False)
+            got, _, _ = replay_slice(prog, sc, engine, tx, history, cf, months, replace(population, lo=lo), workers, None, fit, builder, seg_all.cut(lo, hi),
+                                     awards_under=under)
+            for r, a in got.items():
+                found[r].append(a)
+        return {r: pd.concat(v, ignore_index=True) for r, v in found.items()}
 
-                def fit(trimmed, lo=lo, hi=hi):
-                    nonlocal future_customers
-                    hz = _fitted(sc, partial(horizon.fit, trimmed, sc.horizon, sc.runs, sc.seed, models.part(lo, hi), season, lo))
-                    future_customers += len(hz.code)
-                    return hz
-
+    try:
+        # Budgets (a global step): every run's closings over every slice, before the slices' work.
+        closings = montecarlo.settle_slices(model, sc.runs, one_pass) if rulelang_budgets.budgeted(model) else None
+        for k, history in chunked.slices(transactions, p, sc.columns, model.decimals, sc.period, keep, size, until, **io.load_options(sc, model, customers)):
+            lo, hi, cf, fit = slice_of(k, history)
             last = len(ledgers) == p.slices - 1
-            parts, revenue, setup = replay_slice(prog, sc, engine, tx, history, cf, months, replace(population, lo=lo), workers, progress if last else None, fit, builder, seg_all.cut(lo, hi))
+            parts, revenue, setup = replay_slice(prog, sc, engine, tx, history, cf, months, replace(population, lo=lo), workers, progress if last else None, fit, builder,
+                                                 seg_all.cut(lo, hi), closings=closings)
             baseline += revenue
             seg_baseline += setup.segments.baseline
             seg_revenue[lo:hi] = setup.segments.revenue
@@ -698,13 +732,17 @@ def _simulate_sliced(prog: Program, sc: Scenario, transactions, customers, keep,
     return out
 
 
-def replay_slice(prog: Program, sc: Scenario, engine, tx, history, customers, months, population, workers, progress=None, fit=None, builder=None, seg=None) -> tuple:
+def replay_slice(prog: Program, sc: Scenario, engine, tx, history, customers, months, population, workers, progress=None, fit=None, builder=None, seg=None,
+                 closings: dict | None = None, awards_under: dict | None = None) -> tuple:
     """Every run over one slice of whole customers (`history`, its `_row` ranking its rows among the
     whole history's), with the enrolment choice made over everyone (`population`): each run's exact
     sums (run 0's ledger kept), the slice's own revenue per month, and the set-up the runs read.
     The sliced replay runs it slice by slice; the Dask executor (simulator.cluster), one task per file.
     `fit`: the slice's horizon from its history, if any; `builder`: the thread to build its base on;
-    `seg`: the slice's customers' segments (simulator.segments), completed with their revenue here."""
+    `seg`: the slice's customers' segments (simulator.segments), completed with their revenue here.
+    Budgets (a global step): `closings`, each run's settled over every slice before; `awards_under`
+    (run -> closings), one pass of that step: then each of those runs' awards here, by run, instead
+    of the sums (montecarlo.settle_slices)."""
     model = prog.model
     own = builder is None
     builder = ThreadPoolExecutor(1) if own else builder
@@ -718,6 +756,10 @@ def replay_slice(prog: Program, sc: Scenario, engine, tx, history, customers, mo
             setup = replace(setup, segments=seg.with_baseline(history.rows))
         if fit is not None:
             setup = replace(setup, horizon=fit(history))
+        if closings is not None:
+            setup = replace(setup, closings=closings)
+        if awards_under is not None:
+            return {r: montecarlo.run_one(setup, prog, r, awards_under=c) for r, c in awards_under.items()}, revenue, setup
         try:
             parts = montecarlo.run_all(setup, sc.runs, workers, progress)
         except Exception:
@@ -821,6 +863,8 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
         frames = [r.accounting for r in results]
         summary["accounting"] = simulated.accounting_summary(frames, sc.accounting.method, dec)
         books = simulated.accounting_table(frames, sc.accounting.method, dec)
+    if results[0].budgets is not None:
+        summary["budgets"] = budget_summary(model, [r.budgets for r in results])
     monthly = pd.concat([r.monthly for r in results], ignore_index=True)
     for col in metrics.MONTHLY_MONEY + tuple(c for c in metrics.COST_KIND_FIGURES if c in monthly.columns):
         monthly[col] = to_decimal(monthly[col], dec)
@@ -830,6 +874,28 @@ def assemble(prog: Program, sc: Scenario, results: list, loads: tuple, outside: 
         triangle_sums=results[0].triangle, months=months, segmentation=seg,
         segment_runs=None if seg is None or any(r.groups is None for r in results) else [(r.groups, r.figures) for r in results],
     )  # fmt: skip
+
+
+def budget_summary(model, per_run: list) -> dict:
+    """Per budgeted rule (rulelang.engine.budgets): its budget, what it gave in each run and across
+    runs, and the day it ran out in each run (null: it did not), with how many runs it ran out in.
+    Points as integers; money in the program's currency."""
+    dec = model.decimals
+    out = {}
+    for k, (name, budget, kind) in enumerate(rulelang_budgets.budgeted(model)):
+        money = kind == "discount"
+        shown = (lambda v: Decimal(int(v)).scaleb(-dec)) if money else int
+        used = [shown(used[k]) for used, _ in per_run]
+        days = [None if int(at[k]) < 0 else str(pd.Timestamp(int(at[k])).date()) for _, at in per_run]
+        out[name] = {
+            "unit": model.currency if money else "points",
+            "budget": float(shown(budget)) if money else budget,
+            "used": metrics.spread(used, dec if money else None),
+            "used_by_run": [float(u) if money else u for u in used],
+            "ran_out_by_run": days,
+            "runs_ran_out": sum(d is not None for d in days),
+        }
+    return out
 
 
 def _start_ns(sc: Scenario) -> int | None:

@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 import rulelang
+from rulelang.engine import budgets
 from rulelang.errors import LoyaltyError
 from simulator import chunked, enrollment, io, metrics, montecarlo, partition, rng, segments
 from simulator.finance import simulated
@@ -145,28 +146,50 @@ class Sums:
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def replay_file(shared: Shared, job: Job) -> Sums:
-    """A task: every run over one file of whole customers."""
+def _file_history(shared: Shared, job: Job, prog):
+    """One job's file read and prepared as the whole history's slice of its customers."""
+    model = prog.model
+    sc = shared.scenario
+    res = io.load_transactions(job.file, sc.columns, model.decimals, sc.period, shared.keep, **io.load_options(sc, model, shared.customers_path))
+    h = prepare(res.frame, model.decimals, shared.until)
+    if not np.array_equal(h.customer_ids, job.ids):
+        raise LoyaltyError(f"{job.file}: error: the file changed while the simulation ran (its customers differ from the first read); run it again")
+    # Each row's rank among the whole history's sorted rows: its customer's first rank there,
+    # plus its place among the customer's own rows here.
+    m = h.rows["_m"].to_numpy()
+    counts = np.bincount(m, minlength=h.customers)
+    local = np.cumsum(counts) - counts
+    h.rows["_row"] = job.starts[m] + (h.rows["_row"].to_numpy() - local[m])
+    return h
+
+
+def replay_file(shared: Shared, job: Job, closings: dict | None = None) -> Sums:
+    """A task: every run over one file of whole customers (`closings`: each run's budgets, settled
+    over every file first)."""
     from simulator import api
 
     with _ONE_AT_A_TIME:
         prog = _program(shared.program_text, shared.program_path)
         model = prog.model
-        sc = shared.scenario
-        res = io.load_transactions(job.file, sc.columns, model.decimals, sc.period, shared.keep, **io.load_options(sc, model, shared.customers_path))
-        h = prepare(res.frame, model.decimals, shared.until)
-        if not np.array_equal(h.customer_ids, job.ids):
-            raise LoyaltyError(f"{job.file}: error: the file changed while the simulation ran (its customers differ from the first read); run it again")
-        # Each row's rank among the whole history's sorted rows: its customer's first rank there,
-        # plus its place among the customer's own rows here.
-        m = h.rows["_m"].to_numpy()
-        counts = np.bincount(m, minlength=h.customers)
-        local = np.cumsum(counts) - counts
-        h.rows["_row"] = job.starts[m] + (h.rows["_row"].to_numpy() - local[m])
-        parts, revenue, setup = api.replay_slice(prog, sc, shared.engine, shared.tx, h, job.customers, shared.months, job.population, 1, seg=job.segments)
+        h = _file_history(shared, job, prog)
+        parts, revenue, setup = api.replay_slice(prog, shared.scenario, shared.engine, shared.tx, h, job.customers, shared.months, job.population, 1,
+                                                 seg=job.segments, closings=closings)
         _write_ledger(montecarlo.whole(parts[0].ledger), shared.ledger, job.number, model.decimals)
         parts[0].ledger = None
         return Sums(parts, revenue, setup.segments.baseline, job.codes, setup.segments.revenue)
+
+
+def file_awards(shared: Shared, job: Job, under: dict) -> dict:
+    """A task of the budgets' global step: each open run's budgeted awards over one file, with the
+    closings found so far (`under`: run -> closings; montecarlo.settle_slices)."""
+    from simulator import api
+
+    with _ONE_AT_A_TIME:
+        prog = _program(shared.program_text, shared.program_path)
+        h = _file_history(shared, job, prog)
+        found, _, _ = api.replay_slice(prog, shared.scenario, shared.engine, shared.tx, h, job.customers, shared.months, job.population, 1,
+                                       seg=job.segments, awards_under=under)
+        return found
 
 
 _PROGRAM: list = []  # the last program a task of this process parsed: its compiled engine is kept (montecarlo)
@@ -244,7 +267,16 @@ def simulate(prog, sc, transactions, customers, keep, engine, progress, rejects,
     shared = Shared(prog.source.text, prog.source.path, sc, engine, counts, months, until, keep, str(customers) if customers is not None else None, ledger)
     with connected(address) as client:
         here = client.scatter(shared, broadcast=True)
-        leaves = [client.submit(replay_file, here, job, key=f"loyalty-file-{job.number}-{uuid.uuid4().hex[:8]}", pure=False) for job in jobs]
+
+        def one_pass(under: dict) -> dict:
+            """One pass of the budgets' global step, a task per file: each open run's awards."""
+            tag = uuid.uuid4().hex[:8]
+            got = client.gather([client.submit(file_awards, here, job, under, key=f"loyalty-budget-{job.number}-{tag}", pure=False) for job in jobs])
+            return {r: pd.concat([g[r] for g in got], ignore_index=True) for r in under}
+
+        # Budgets (a global step): every run's closings over every file, before the files' work.
+        closings = montecarlo.settle_slices(model, sc.runs, one_pass) if budgets.budgeted(model) else None
+        leaves = [client.submit(replay_file, here, job, closings, key=f"loyalty-file-{job.number}-{uuid.uuid4().hex[:8]}", pure=False) for job in jobs]
         total, _tree_futures = _tree(client, leaves)
         if told is not None:
             told(_dashboard(client, address), len(leaves))

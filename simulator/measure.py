@@ -13,6 +13,7 @@ import pandas as pd
 from numba import njit
 
 from rulelang.engine import NAT
+from rulelang.engine import budgets as global_step
 from simulator import metrics
 
 
@@ -42,6 +43,10 @@ class Partial:
     benefit: np.ndarray | None = None  # (2,): what benefits cost and partners' share (metrics.LedgerSums)
     benefit_m: np.ndarray | None = None  # (month, 2): the same per month
     groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
+    # Budgets (rulelang.engine.budgets), per budgeted rule in program order: what it gave (points
+    # or minor units), and the moment it ran out (ns; -1: it did not), the same in every part.
+    budget_used: np.ndarray | None = None
+    budget_out: np.ndarray | None = None
 
     def add(self, other: Partial) -> Partial:
         """The sums of both parts (the ledger is kept by the caller)."""
@@ -49,7 +54,7 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "budget_used"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -63,7 +68,8 @@ class Partial:
             else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
         )
         groups = sums.pop("groups")
-        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups)
+        out = self.budget_out if self.budget_out is not None else other.budget_out
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups, budget_out=out)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
@@ -114,7 +120,20 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         benefit_m=sums.benefit_m if model.benefits else None,
         # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
         groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if setup.segments is not None and setup.horizon is None else None,
+        **budget_sums(model, ledger, getattr(setup, "budget_closed", None)),
     )
+
+
+def budget_sums(model, ledger: pd.DataFrame, closed: dict | None) -> dict:
+    """`Partial`'s budget fields: each budgeted rule's awards in this part's ledger, and when it ran
+    out (from the run's closings, found over every customer). None for a program without budgets."""
+    names = global_step.budgeted(model)
+    if not names:
+        return {}
+    found = global_step.awards(model, [ledger])
+    used = np.array([int(found.loc[found["rule"] == n, "amount"].sum()) for n, _, _ in names], dtype=np.int64)
+    out = np.array([(closed or {})[n].ts if n in (closed or {}) else -1 for n, _, _ in names], dtype=np.int64)
+    return {"budget_used": used, "budget_out": out}
 
 
 # What each group's sums hold, in columns: members who joined, points per ledger kind

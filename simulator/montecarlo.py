@@ -20,6 +20,7 @@ import pandas as pd
 
 import rulelang
 from rulelang.engine import ENGINES, Batch, available_cores, member_parts, needed_columns
+from rulelang.engine import budgets as global_step
 from rulelang.errors import LoyaltyError
 from simulator import acquisition, enrollment, horizon, metrics, redemption, response
 from simulator import batch as batches
@@ -48,6 +49,11 @@ class Setup:
     acquisition: object | None = None  # simulator.acquisition.Acquisition: new customers in the horizon (None: none)
     newcomers: object | None = None  # simulator.acquisition.Newcomers: the run's own (set by `run_one`)
     segments: object | None = None  # simulator.segments.Segmentation of `history`'s customers (None: no breakdown)
+    # Budgets (a global step, rulelang.engine.budgets): each run's closings settled over every
+    # customer before a slice's work (the sliced replay, the Dask executor); None: `run_one` settles
+    # them over the run's own parts. `budget_closed`: the run's, set by `run_one` for its parts.
+    closings: dict | None = None
+    budget_closed: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class RunResult:
     urr: object | None = None  # simulated.RunURR
     accounting: pd.DataFrame | None = None
     groups: np.ndarray | None = None  # sums per (segment, stage) group (measure.GROUP_FIELDS), when broken down
+    budgets: tuple | None = None  # (used, ran out at) per budgeted rule (measure.Partial's budget_used, budget_out)
 
 
 _SETUP: Setup | None = None
@@ -87,12 +94,13 @@ class _Engine:
             self.compiled = compile_model(program.model)
             self.columns = copied_columns(program.model)
 
-    def evaluate(self, batch: Batch, policy, threads: int | None = None, moments=None, row_tiers: bool = False):
+    def evaluate(self, batch: Batch, policy, threads: int | None = None, moments=None, row_tiers: bool = False, closed: dict | None = None):
         """The batch's ledger, the members per tier at `moments` and, when `row_tiers`, each row's
-        tier (`rulelang.engine` Evaluation)."""
+        tier (`rulelang.engine` Evaluation); `closed`: the budgets' closings over every member."""
         if self.compiled is not None:
-            return self.compiled.evaluate(batch, policy, threads=threads, moments=moments, row_tiers=row_tiers)
-        return importlib.import_module(ENGINES[self.engine]).evaluate_batch(self.model, batch, policy, moments=moments, row_tiers=row_tiers)
+            return self.compiled.evaluate(batch, policy, threads=threads, moments=moments, row_tiers=row_tiers, closed=closed)
+        more = {"closed": closed} if closed is not None else {}
+        return importlib.import_module(ENGINES[self.engine]).evaluate_batch(self.model, batch, policy, moments=moments, row_tiers=row_tiers, **more)
 
 
 def _init(setup: Setup, threads: int) -> None:
@@ -110,14 +118,16 @@ def base_of(setup: Setup) -> Batch:
     return setup.base.result() if isinstance(setup.base, Future) else setup.base
 
 
-def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None, moments=None, row_tiers: bool = False):
+def _evaluate(rows: pd.DataFrame, setup: Setup, program, policy, threads: int | None, span=None, moments=None, row_tiers: bool = False, closed=None):
     """The path's rows through the engine: the ledger, the members per tier at `moments` and, when
-    `row_tiers`, each row's tier."""
+    `row_tiers`, each row's tier; a program with budgets with the run's closings (`closed`, else
+    the set-up's)."""
+    closed = setup.budget_closed if closed is None else closed
     engine = _engine_for(program, setup.engine)
     until = setup.horizon.end if setup.horizon is not None else None
     base = base_of(setup)
     cast = setup.newcomers.cast(base) if setup.newcomers is not None else None
-    return engine.evaluate(batches.for_path(base, rows, engine.exact_ids, engine.columns, span, until, cast), policy, threads, moments, row_tiers)
+    return engine.evaluate(batches.for_path(base, rows, engine.exact_ids, engine.columns, span, until, cast), policy, threads, moments, row_tiers, closed)
 
 
 def end_of(setup: Setup) -> pd.Timestamp:
@@ -145,7 +155,7 @@ PART_ROWS = 200_000
 PIECE_ROWS = 250_000
 
 
-def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=None) -> Partial:
+def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=None, awards_under: dict | None = None) -> Partial:
     """Simulate path `run`: enrol, respond, redeem, evaluate, measure. `future`: the run's future
     rows (`future_of`) when already drawn (they depend on the seed and run only), else drawn here.
 
@@ -182,6 +192,15 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
     if newcomers is not None and len(parts) > 1:
         # Their rows copy any customer's: the whole base is their span.
         parts.append((h.customers, newcomers.members, 0, len(h.rows)))
+    if awards_under is not None:
+        # One pass of a global step over slices (simulator.api): the budgeted rules' awards here.
+        return budget_awards(setup, program, run, chosen, parts, rows, awards_under)
+    if global_step.budgeted(program.model):
+        if setup.closings is None:
+            # The global step over the run's own parts: its last pass is the run.
+            _, done = settled(setup, program, run, chosen, parts, rows, keep_ledger)
+            return _with_future(_summed(done, keep_ledger), future)
+        setup = replace(setup, budget_closed=setup.closings[run])  # settled over every slice before
     if len(parts) == 1:
         return _with_future(_run_part(setup, program, run, chosen, None, keep_ledger, _THREADS, rows), future)
     # Thread t takes pieces t, t + threads, ... (pieces hold about equal rows).
@@ -190,12 +209,19 @@ def run_one(setup: Setup, program, run: int, keep_ledger: bool = False, future=N
         runs = [pool.submit(_run_share, setup, program, run, chosen, [parts[k] for k in share], keep_ledger, rows) for share in shares]
         by_part = {k: p for share, r in zip(shares, runs, strict=True) for k, p in zip(share, r.result(), strict=True)}
     done = [by_part[k] for k in range(len(parts))]
+    return _with_future(_summed(done, keep_ledger), future)
+
+
+def _summed(done: list[Partial], keep_ledger: bool) -> Partial:
+    """The parts' sums added up, run 0's ledger as the pieces in customer order."""
+    if len(done) == 1:
+        return done[0]
     total = done[0]
     for p in done[1:]:
         total = total.add(p)
     if keep_ledger:
         total.ledger = Pieces(tuple(p.ledger for p in done), tuple(p.rows for p in done))
-    return _with_future(total, future)
+    return total
 
 
 def future_of(setup: Setup, run: int):
@@ -286,6 +312,51 @@ def _moved_on(row: np.ndarray, by: int) -> np.ndarray:
     return np.where(row >= 0, row + by, row)  # -1 (a posting of no row, such as an expiry) stays
 
 
+def settled(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, future=None, keep_ledger: bool = False) -> tuple[dict, list[Partial]]:
+    """The run's budgets' closings over the customers of `parts` (rulelang.engine.budgets.settle),
+    and each part's sums from the last pass, which is the run: each part prepared once (with its
+    budgets open wherever a response reads a first pass), then run until every budget's closing
+    is found (a program whose budgets are not reached runs once)."""
+    policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice)
+    ends = setup.months.end_time.to_numpy() if program.model.tiers is not None else None  # as `_evaluated`
+    opened = replace(setup, budget_closed={})
+    prepared = [_prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future) for part in parts]
+    closed, last = global_step.settle(program.model, lambda c: [_evaluate(r, opened, program, policy, _THREADS, span, ends, closed=c) for r, _, span in prepared])
+    done = replace(setup, budget_closed=closed)
+    return closed, [measure(done, program.model, r, ev, mine, run, keep_ledger) for (r, mine, _), ev in zip(prepared, last, strict=True)]
+
+
+def budget_awards(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, future, closed: dict) -> pd.DataFrame:
+    """The budgeted rules' awards (rulelang.engine.budgets.awards) of run `run` over the set-up's
+    customers with the budgets closed as `closed`: a slice's share of one pass of the global step."""
+    policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice)
+    opened = replace(setup, budget_closed={})
+    ledgers = []
+    for part in parts:
+        rows, _, span = _prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future)
+        ledgers.append(_evaluate(rows, opened, program, policy, _THREADS, span, closed=closed).ledger)
+    return global_step.awards(program.model, ledgers)
+
+
+def settle_slices(model, runs: int, one_pass: Callable[[dict], dict]) -> dict:
+    """Every run's closings over customers held in slices: `one_pass(closed)` (run -> closings, for
+    the runs still open) goes over every slice and returns run -> the awards of every slice; each
+    pass fixes one more closing of each run whose budgets are not settled (rulelang.engine.budgets)."""
+    closed: dict[int, dict] = {r: {} for r in range(runs)}
+    pending = set(range(runs))
+    for _ in range(len(global_step.budgeted(model)) + 1):
+        found = one_pass({r: dict(closed[r]) for r in sorted(pending)})
+        for r in sorted(pending):
+            nxt = global_step.first_overrun(model, found[r], closed[r])
+            if nxt is None:
+                pending.discard(r)
+            else:
+                closed[r][nxt[0]] = nxt[1]
+        if not pending:
+            return closed
+    raise AssertionError("each pass closes one more budgeted rule of every open run")
+
+
 def _run_share(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, keep_ledger: bool, future=None) -> list[Partial]:
     """One thread's pieces of a path, in order. A piece's own steps (enrolment, response, draws)
     need no base; while the base is still being built beside them, the thread goes on to the next
@@ -344,7 +415,8 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
         if code_of and setup.newcomers is not None:
             code_of.update({cid: h.customers + i for i, cid in enumerate(setup.newcomers.acq.ids)})
-        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), keys, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None)
+        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), keys, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None,
+                          closed={} if setup.budget_closed is not None else None)  # (budgets open: the same rows in every pass of the global step)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals, setup.segments)
     extra = response.extra_visits(rows, sc.response.visit_uplift, keys, seed, run, end_of(setup))
     is_extra = np.zeros(len(rows), dtype=bool)
@@ -413,7 +485,8 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     benefit = (int(p.benefit[0]), int(p.benefit[1])) if p.benefit is not None else None
     figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
-    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups)
+    spent = (p.budget_used, p.budget_out) if p.budget_used is not None else None
+    return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups, spent)
 
 
 def baseline_revenue(history: History, months: pd.PeriodIndex) -> np.ndarray:

@@ -268,6 +268,17 @@ def cost_split(per_run: list[dict], decimals: int) -> list[dict]:
     return [{"label": label, **metrics.spread([Fraction(part(f), scale) for f in per_run], decimals)} for label, part in parts]
 
 
+def budget_rows(summary: dict) -> list[dict]:
+    """One row per budgeted rule (summary.json `budgets`): its budget, what it gave (P5, P50, P95),
+    in how many runs it ran out and the days it did (the first and the last across runs)."""
+    rows = []
+    for name, b in summary.get("budgets", {}).items():
+        days = sorted(d for d in b["ran_out_by_run"] if d is not None)
+        rows.append({"rule": name, "unit": b["unit"], "budget": b["budget"], **{q: b["used"][q] for q in ("p5", "p50", "p95")},
+                     "runs_ran_out": b["runs_ran_out"], "first_day": days[0] if days else None, "last_day": days[-1] if days else None})
+    return rows
+
+
 def _plt_setup() -> None:
     matplotlib.rcParams.update({"svg.hashsalt": "loyalty-toolkit", "svg.fonttype": "none", "font.size": 9, "figure.dpi": 72})
 
@@ -292,6 +303,7 @@ def render_report(result) -> str:
             tiers=[(c, c[len("tier_") :]) for c in tiers],
             months=first.to_dict("records"),
             cost_split=cost_split(result.per_run, dec),
+            budgets=budget_rows(s),
             # Each cost kind's monthly cost after the reward cost (the program's own kinds only).
             cost_columns=[(metrics.cost_figures(k)[0], COST_PARTS[k][0]) for k in metrics.COST_KINDS
                           if metrics.cost_figures(k)[0] in first.columns],

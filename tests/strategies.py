@@ -122,8 +122,9 @@ _clause_options = [
         st.builds(lambda n, p: ast.Frequency(n, p, False), numbers, st.none() | periods),
     ),
     _funded,
+    st.builds(ast.Budget, numbers, st.none() | currency_codes.map(ast.Ident)),
 ]
-# Clauses in the formatter's canonical order (when, on, during, frequency, funded), each at most once.
+# Clauses in the formatter's canonical order (when, on, during, frequency, funded, budget), each at most once.
 clauses = st.tuples(*(st.none() | c for c in _clause_options)).map(lambda cs: tuple(c for c in cs if c is not None))
 awards = st.one_of(
     st.builds(ast.PerSpend, numbers, money),
@@ -262,6 +263,8 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
         clauses.append(freq)
     if draw(st.integers(0, 4)) == 0:
         clauses.append(f"funded {draw(st.sampled_from(['50', '100', '33']))}% by partner")
+    if draw(st.integers(0, 3)) == 0:  # a budget shared by every member: at least the largest fixed award (E482)
+        clauses.append(f"budget {draw(st.sampled_from(['100', '150', '400', '2000']))} points")
     return f"earn r{i}: {award} " + " ".join(clauses)
 
 
@@ -291,6 +294,8 @@ def diff_discount(draw, i: int, tiers: bool) -> str:
     value = draw(st.one_of(percent, st.sampled_from(["1 CNY", "2.5 CNY", "10 CNY", "0.01 CNY", "100 CNY"]),
                            st.sampled_from(["buy 1 get 1 free", "buy 2 get 1 free", "buy 3 get 1 free", "buy 1 get 2 free", "buy 4 get 3 free"])))
     clauses = draw(_money_clauses(tiers, events=False, every="once per day", shares=("50", "100", "33"), funder="supplier"))
+    if draw(st.integers(0, 3)) == 0:  # a budget shared by every member: at least a fixed amount off (E482)
+        clauses.append(f"budget {draw(st.sampled_from(['100', '120.5', '500']))} CNY")
     return f"discount d{i}: {value} " + " ".join(clauses)
 
 

@@ -46,7 +46,7 @@ _EXPORTS = {
     "NS_PER_DAY": "calendar",
     "fnv1a": "arrowtext",
 }
-_MODULES = frozenset({"arrowtext"})  # helper modules that are themselves part of the door
+_MODULES = frozenset({"arrowtext", "budgets"})  # helper modules that are themselves part of the door
 
 __all__ = sorted(_EXPORTS) + sorted(_MODULES)
 

@@ -19,6 +19,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from rulelang.engine import budgets as global_step
 from rulelang.engine import columns as C
 from rulelang.engine import kernel as Kn
 from rulelang.engine import ledger
@@ -141,11 +142,20 @@ class CompiledProgram:
         return self.evaluate(batch, redemption, threads).ledger
 
     def evaluate(
-        self, batch: Batch, redemption: RedemptionPolicy | None = None, threads: int | None = None, moments=None, row_tiers: bool = False
+        self, batch: Batch, redemption: RedemptionPolicy | None = None, threads: int | None = None, moments=None, row_tiers: bool = False,
+        closed: dict | None = None,
     ) -> ledger.Evaluation:
         """The ledger for a validated batch, with the members per tier at each of `moments` and,
-        when `row_tiers`, each row's tier and tier metric (`ledger.Evaluation`)."""
-        return _run(self, batch, redemption, threads if threads is not None else available_cores(), moments, row_tiers)
+        when `row_tiers`, each row's tier and tier metric (`ledger.Evaluation`).
+
+        `closed`: the budgeted rules' closings (`budgets.settle`) when the batch is a part of the
+        members and the caller settled them over all; None: the batch is every member, and a
+        program with budgets settles them over it here."""
+        threads = threads if threads is not None else available_cores()
+        if closed is None and global_step.budgeted(self.model):
+            closed, done = global_step.settle(self.model, lambda c: [_run(self, batch, redemption, threads, moments, row_tiers, c)])
+            return done[0]
+        return _run(self, batch, redemption, threads, moments, row_tiers, closed)
 
 
 def available_cores() -> int:
@@ -419,6 +429,7 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         benefit_share_num=cp.bn_share_num,
         benefit_share_den=cp.bn_share_den,
         **group_program(model),
+        has_budgets=bool(global_step.budgeted(model)),
     )
 
 
@@ -485,7 +496,7 @@ def discount_rows(model: Model, env: C.Env, amount: np.ndarray, levels: int, max
     return dict(discount_bits=pack_bits(blocks, n), discount_bit=bit, discount_amount=off)
 
 
-def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
+def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env, closed: dict | None = None) -> Kn.Rows:
     """The kernel's view of a validated batch: its rows, the rules' conditions on them as bits, what
     the kernel needs of its units (`kernel.unit_facts`) and the calendar of its days. Refuses a
     refund of a unit the batch does not have, and amounts whose exact points could overflow."""
@@ -536,7 +547,19 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env) -> Kn.Rows:
         first_day=first_day,
         until=batch.until.value,
         **discounts,
+        **_closings(model, batch, closed),
     )
+
+
+def _closings(model: Model, batch: Batch, closed: dict | None) -> dict:
+    """The kernel's view of the budgets' closings for this batch (none for a program without budgets)."""
+    if not global_step.budgeted(model):
+        return {}
+    ids = batch.customers["customer_id"]
+    if not pd.Index(ids).is_monotonic_increasing:
+        raise LoyaltyError("budgets need the members in customer id order")
+    rule_close, discount_close = global_step.batch_closings(model, closed or {}, ids, len(model.firing), len(model.discounts))
+    return dict(rule_close=rule_close, discount_close=discount_close)
 
 
 def redemption_arrays(frame: pd.DataFrame, redemption: RedemptionPolicy | None) -> Kn.Redemptions:
@@ -570,10 +593,11 @@ def report_arrays(cp: CompiledProgram, rows: Kn.Rows, moments, row_tiers: bool) 
     )
 
 
-def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int, moments=None, row_tiers: bool = False) -> ledger.Evaluation:
+def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int, moments=None, row_tiers: bool = False,
+         closed: dict | None = None) -> ledger.Evaluation:
     model = cp.model
     env = C.Env(model, batch)
-    rows = row_arrays(cp, batch, env)
+    rows = row_arrays(cp, batch, env, closed)
     args = (program_arrays(cp), rows, redemption_arrays(batch.frame, redemption))
     report = report_arrays(cp, rows, moments, row_tiers)
     posted = _postings(args, report, rows.member, threads)

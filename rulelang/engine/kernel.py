@@ -412,6 +412,9 @@ class Program(NamedTuple):
     one_level: bool
     review_months: int
     counting: bool  # `counting the current purchase`
+    # Budgets (docs/semantics.md, "Budgets"): a program without them has `has_budgets` false, and
+    # its units skip the closing check with one test.
+    has_budgets: bool = False
 
 
 class Rows(NamedTuple):
@@ -444,6 +447,10 @@ class Rows(NamedTuple):
     discount_bits: np.ndarray
     discount_bit: np.ndarray
     discount_amount: np.ndarray
+    # Budgets: per rule and per discount where its budget closed it (`budgets.batch_closings`):
+    # (moment, first member closed at it, that member's first row closed); never: the largest moment.
+    rule_close: np.ndarray = np.zeros((0, 3), dtype=np.int64)
+    discount_close: np.ndarray = np.zeros((0, 3), dtype=np.int64)
 
 
 class Redemptions(NamedTuple):
@@ -466,6 +473,22 @@ class Report(NamedTuple):
     tier_counts: np.ndarray  # (moments, tiers): members at each tier at each moment, from their first row on; added to
     row_tier: np.ndarray  # per row: the tier held before its unit (empty: not wanted) ...
     row_metric: np.ndarray  # ... and the tier metric then (this calendar year's, for calendar-year tiers)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _budget_closed(close, k, now, who, row):
+    """Whether the unit at (now, member `who`, `row`) is at or after closing `k` of `close`."""
+    t = close[k, 0]
+    if now != t:
+        return now > t
+    return who > close[k, 1] or (who == close[k, 1] and row >= close[k, 2])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _budget_closings(close, closed, now, who, row):
+    """Each budgeted rule's (or discount's) `_budget_closed` for one unit, into `closed`."""
+    for k in range(close.shape[0]):
+        closed[k] = _budget_closed(close, k, now, who, row)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -721,6 +744,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     has_keep, keep_months = program.has_keep, program.keep_months
     has_status, one_level, review_months = program.has_status, program.one_level, program.review_months
     counting = program.counting
+    has_budgets, rule_close, discount_close = program.has_budgets, rows.rule_close, rows.discount_close
 
     n_levels = thresholds.shape[0]
     n_rules = rule_kind.shape[0]
@@ -757,6 +781,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     times_used = np.empty(n_rules, dtype=np.int64)
     # `best of`: the frequency counters before the unit, to take back the firings of rules that lost.
     times_key_before = np.empty(n_rules if has_groups else 0, dtype=np.int64)
+    # Budgets: which rules and discounts are closed at the unit (`_budget_closings`).
+    rule_closed = np.zeros(n_rules if has_budgets else 0, dtype=np.bool_)
+    discount_closed = np.zeros(n_discounts if has_budgets else 0, dtype=np.bool_)
     times_used_before = np.empty(n_rules if has_groups else 0, dtype=np.int64)
     cap_key = np.empty(n_caps, dtype=np.int64)
     cap_used = np.empty(n_caps, dtype=np.int64)
@@ -911,6 +938,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                         row_metric[line] = progress
             holder = holder_bits(who, tier + tier_code_shift)  # the member and the tier, as every posting of the unit carries them
 
+            if has_budgets:
+                _budget_closings(rule_close, rule_closed, now, who, row_id[first])
+                _budget_closings(discount_close, discount_closed, now, who, row_id[first])
             row_kind = kind[first]
             unit_spend = 0
             unit_points = 0
@@ -929,6 +959,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                             discount_key[d] = key
                             discount_used[d] = 0
                         discount_open[d] = discount_used[d] < discount_times[d]
+                    if has_budgets and discount_closed[d]:
+                        discount_open[d] = False
                 # Each line discount's offer on each line where it holds.
                 for d in range(n_discounts):
                     if discount_kind[d] == D_FIXED:
@@ -1069,6 +1101,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                         exact = target * multiplier_num[r] // multiplier_den[r]
                                 else:  # BENEFIT_RULE: a firing; its cost is posted after the points
                                     exact = 1
+                                if has_budgets and rule_closed[r]:
+                                    exact = 0
                                 if exact > 0 and times[r] >= 0:
                                     key = period_key[times_period[r]]
                                     if key != times_key[r]:

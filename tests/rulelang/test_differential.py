@@ -134,3 +134,24 @@ def test_compiled_reports_the_reference_tiers(text, history, threads):
     # Every member is counted at every month end from their first row on, at one tier.
     first = batch.frame.groupby("member")["timestamp"].min().to_numpy()
     assert got.tier_counts.sum(axis=1).tolist() == [(first <= end).sum() for end in ends]
+
+
+def test_generated_cases_run_budgets_out():
+    """The random programs and histories above include budgets that run out (the global step
+    closes a rule or a discount): the differential test covers budgets, not only unreached ones."""
+    from rulelang.engine import budgets
+    from rulelang.engine.compile import compile_model
+
+    def closes(case) -> bool:
+        text, (frame, customers, policy) = case
+        model = rulelang.loads(text).model
+        if not budgets.budgeted(model):
+            return False
+        batch = prepare(frame, model, customers, "2029-06-30")
+        cp = compile_model(model)
+        closed, _ = budgets.settle(model, lambda c: [cp.evaluate(batch, policy, threads=1, closed=c)])
+        return bool(closed)
+
+    settings_ = settings(max_examples=2000, database=None, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    text, _ = find(st.tuples(diff_program(), diff_history()), closes, settings=settings_)
+    assert "budget" in text

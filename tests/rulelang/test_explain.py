@@ -475,6 +475,16 @@ def test_counting_the_current_purchase_in_both_languages():
     assert "达到新等级的那笔消费即按新等级计算。" in explain(loads(text), "zh")
 
 
+def test_a_budget_is_explained_in_english_and_chinese():
+    program = loads("currency CNY\nearn base: 1 point per 1 CNY\nearn launch_bonus: 500 points on enroll budget 1000000 points\n"
+                    "discount launch_week: 20% during 2026-03-01 to 2026-03-07 budget 50000 CNY\nreward r: 100 points cost 1 CNY\n")
+    en, zh = explain(program, "en"), explain(program, "zh")
+    assert "You earn 500 points when you join, until 1,000,000 points have been given (to all members together, first come, first served)." in en
+    assert "until 50,000 CNY of discount has been given" in en
+    assert "注册入会时，可获得500积分，共送出1,000,000积分即止（全体会员先到先得）。" in zh
+    assert "优惠总额达50,000元即止（全体会员先到先得）" in zh
+
+
 TIER_PRICES = """currency CNY
 tiers by spend over 365 days {
   Silver from 0

@@ -258,3 +258,11 @@ def test_status_rules_sit_with_the_tiers_block():
     out = fmt(src)
     assert "  Gold   from 5 keep 2 months\n}\nreview tiers every month\ndowngrade one level at a time\n" in out
     assert fmt(out) == out
+
+
+def test_a_budget_is_printed_last_among_the_clauses_in_its_unit():
+    text = "currency CNY\nearn b: 500 points budget 1000 points on enroll\ndiscount d: 20% budget 50000 CNY during 2026-03-01 to 2026-03-07\n"
+    out = format_program(parser.parse(text))
+    assert "earn b: 500 points on enroll budget 1000 points\n" in out
+    assert "discount d: 20% during 2026-03-01 to 2026-03-07 budget 50000 CNY\n" in out
+    assert format_program(parser.parse(out)) == out

@@ -218,3 +218,26 @@ def test_trace_shows_the_tier_windows_values_for_every_metric_counted():
     assert lines[1] == "  tier window (the last 30 days): spend 42.5 CNY, visits 2"
     # two months later the first rows have left the window: only the new purchase counts
     assert lines[-1] == "  tier window (the last 30 days): spend 1 CNY, visits 1"
+
+
+BUDGET_PROGRAM = "currency CNY\nearn launch: 40 points budget 100 points\ndiscount launch_week: 10% budget 15 CNY\n"
+BUDGET_ROWS = pd.DataFrame({"customer_id": ["a", "a", "b", "c"], "timestamp": ["2026-03-01 10:00", "2026-03-02 10:00", "2026-03-01 10:00", "2026-03-01 10:00"],
+                            "amount": [90, 10, 80, 50]})
+
+
+def test_a_trace_shows_each_budget_s_state_over_every_member_and_where_it_stopped_this_one():
+    # docs/semantics.md's example: a, b, c buy at one moment; launch closes at c, the discount at b.
+    text = trace(rulelang.loads(BUDGET_PROGRAM), BUDGET_ROWS, "a")
+    assert "budget launch: 100 points for every member together; 80 points given; ran out at 2026-03-01 10:00, at customer c" in text
+    assert "budget launch_week: 15 CNY for every member together; 9 CNY given; ran out at 2026-03-01 10:00, at customer b" in text
+    first, second = text.split("2026-03-02 10:00")
+    assert "launch: fired: 40 points" in first and "discount launch_week: applied: 9 CNY off" in first
+    assert "launch: budget spent" in second and "discount launch_week: budget spent" in second
+    # The member at whom a budget ran out: closed at their own row.
+    own = trace(rulelang.loads(BUDGET_PROGRAM), BUDGET_ROWS, "b")
+    assert "discount launch_week: budget spent" in own and "launch: fired: 40 points" in own
+
+
+def test_a_budget_not_reached_says_so():
+    text = trace(rulelang.loads("currency CNY\nearn launch: 40 points budget 1000 points\n"), BUDGET_ROWS, "c")
+    assert "budget launch: 1000 points for every member together; 160 points given; not reached in this history" in text

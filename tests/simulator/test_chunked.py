@@ -258,3 +258,63 @@ def test_slices_refuse_new_customers_in_a_horizon(churning):
     sc.pop("period")
     with pytest.raises(LoyaltyError, match=r"^acquisition: a history replayed in slices .* cannot draw new customers yet; set `acquisition: \{per_month: 0\}`"):
         simulate(PROGRAM, tx, cu, sc, workers=1, slice_rows=900)
+
+
+# Budgets (a global step, docs/semantics.md "Budgets"): small enough to run out on this history.
+BUDGETS = {
+    "earn welcome:    200 points on enroll\n": "earn welcome:    200 points on enroll budget 3000 points\n"
+    "earn launch:     150 points when amount >= 30 during 2026-03-01 to 2026-05-31 once budget 2000 points\n"
+    "discount spring: 20% during 2026-03-01 to 2026-04-30 budget 120 CNY\n",
+}
+
+
+@pytest.fixture(scope="module")
+def budget_program(tmp_path_factory):
+    text = PROGRAM.read_text(encoding="utf-8")
+    for old, new in BUDGETS.items():
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path_factory.mktemp("budget") / "coffee_budget.loyalty"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def budget_whole(files, budget_program):
+    tx, _, cu = files
+    return simulate(budget_program, tx, cu, SCENARIO, workers=1)
+
+
+def test_the_budgets_run_out_in_every_run(budget_whole):
+    figures = budget_whole.summary["budgets"]
+    assert set(figures) == {"welcome", "launch", "spring"}
+    for name, budget in (("welcome", 3000), ("launch", 2000)):
+        assert figures[name]["runs_ran_out"] == SCENARIO["runs"]
+        assert all(budget - 200 < used <= budget for used in figures[name]["used_by_run"]), name
+    assert all(120 - 30 < used <= 120 for used in figures["spring"]["used_by_run"])
+
+
+@pytest.mark.parametrize(("size", "workers"), [(None, 2), (250, 1), (1100, 2)])
+def test_a_budget_program_gives_the_same_bytes_in_slices_and_workers(files, budget_program, budget_whole, size, workers, tmp_path):
+    tx, _, cu = files
+    other = simulate(budget_program, tx, cu, SCENARIO, workers=workers, slice_rows=size)
+    assert _outputs(other, tmp_path / "s") == _outputs(budget_whole, tmp_path / "w")
+    a, b = other.ledger, budget_whole.ledger
+    assert len(a) == len(b)
+    for col in b.columns:
+        assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+
+
+def test_a_budget_program_gives_the_same_bytes_with_a_run_cut_among_threads(files, budget_program, tmp_path, monkeypatch):
+    """One run in one process on two threads, its customers cut into pieces (montecarlo's parts):
+    the run's global step settles the budgets over all its pieces together."""
+    from simulator import montecarlo
+
+    tx, _, cu = files
+    one = {**SCENARIO, "runs": 1}
+    want = _outputs(simulate(budget_program, tx, cu, one, workers=1), tmp_path / "w")
+    monkeypatch.setattr(montecarlo, "PART_ROWS", 100)
+    monkeypatch.setattr(montecarlo, "PIECE_ROWS", 300)
+    cut = simulate(budget_program, tx, cu, one, workers=2)
+    assert _outputs(cut, tmp_path / "t") == want
+    assert cut.summary["budgets"]["welcome"]["runs_ran_out"] == 1

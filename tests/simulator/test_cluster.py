@@ -23,6 +23,7 @@ from simulator.sample_data import bundled_paths
 ROOT = Path(__file__).resolve().parents[2]
 COFFEE = ROOT / "programs" / "coffee.loyalty"
 SUPERMARKET = ROOT / "programs" / "supermarket.loyalty"
+COFFEE_BUDGET = ROOT / "benchmarks" / "programs" / "coffee_budget.loyalty"  # budgets: a global step before the tasks
 COMPARED = ("summary.json", "monthly.csv", "rewards.csv")
 
 
@@ -62,14 +63,17 @@ def _postings(folder: Path) -> pd.DataFrame:
         (COFFEE, {"runs": 2, "seed": 3, "period": "2026-07-01 to 2026-12-31",
                   "enrollment": {"share": 0.6, "pick": "segment", "segments": ["At risk", "Champions", "Loyal", "Lost"]},
                   "response": {"spend_uplift": {"At risk": 0.05, "Champions": 0.01}}}),
+        (COFFEE_BUDGET, {"runs": 2, "seed": 5, "enrollment": {"share": 0.4, "pick": "top_spenders"}, "redemption": {"probability": 0.4, "choice": "random"}}),
     ],
-    ids=["coffee", "top_spenders", "segments"],
+    ids=["coffee", "top_spenders", "segments", "budget_top_spenders"],
 )
 def test_a_cluster_gives_the_bytes_of_one_process_and_of_slices(cluster, sample, program, scenario, tmp_path):
     ds, cu = sample
     one = simulate(program, ds, cu, scenario, workers=1)
     want = _bytes(one, tmp_path / "one")
     assert "segments.csv" in want  # (compared too: the breakdown by segment, stage and tier)
+    if program == COFFEE_BUDGET:  # the budgets run out in every run: the global step decides something
+        assert all(b["runs_ran_out"] == scenario["runs"] for b in one.summary["budgets"].values())
     sliced = simulate(program, ds, cu, scenario, workers=1, slice_rows=30_000)
     assert _bytes(sliced, tmp_path / "sliced") == want
     told = []

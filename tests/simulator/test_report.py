@@ -217,3 +217,23 @@ def _screenshot(page: Path, tmp_path: Path, height: int) -> Path:
     subprocess.run(cmd, check=False, capture_output=True, timeout=120)
     assert png.exists(), "chromium wrote no screenshot"
     return png
+
+
+def test_a_budget_program_s_report_shows_each_budget_and_warns_of_one_not_reached(tmp_path):
+    from simulator.report import budget_rows
+    from simulator.sample_data import bundled_paths
+
+    text = (Path(__file__).resolve().parents[2] / "benchmarks" / "programs" / "coffee_budget.loyalty").read_text(encoding="utf-8")
+    # A fourth budget far above what the year gives: never reached.
+    text = text.replace("earn review:     50 points on review at most 3 times per month",
+                        "earn review:     50 points on review at most 3 times per month budget 90000000 points")
+    program = tmp_path / "budgets.loyalty"
+    program.write_text(text, encoding="utf-8")
+    tx, cu = bundled_paths()
+    result = simulate(program, tx, cu, {"runs": 2, "seed": 3}, workers=1)
+    rows = {r["rule"]: r for r in budget_rows(result.summary)}
+    assert rows["welcome"]["runs_ran_out"] == 2 and rows["welcome"]["p50"] == 100_000
+    assert rows["review"]["runs_ran_out"] == 0 and rows["review"]["first_day"] is None
+    assert [w["code"] for w in result.summary["warnings"]].count("budget_not_reached") == 1
+    page = result.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Budgets</h2>" in page and "2 of 2 runs" in page and "not reached" in page

@@ -259,18 +259,21 @@ class When:
 
 @dataclass(frozen=True)
 class OnEvent:
-    """`on EVENT`: the rule fires on rows of that event instead of purchases."""
+    """`on EVENT`: the rule fires on rows of that event instead of purchases. `on "TEXT"` names
+    an event by any text (`quoted`), as other systems export them: `on "newsletter.subscribed"`."""
 
     event: Ident
     span: Span = field(default=NO_SPAN, compare=False)
+    quoted: bool = False
 
 
 @dataclass(frozen=True)
 class During:
-    """`during D to D`: a campaign window, both days included."""
+    """`during D to D`: a campaign window, both days included; `during from D` has no end (`end`
+    None) and `during to D` no start (`start` None)."""
 
-    start: DateLit
-    end: DateLit
+    start: DateLit | None
+    end: DateLit | None
     span: Span = field(default=NO_SPAN, compare=False)
 
 

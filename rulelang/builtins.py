@@ -152,3 +152,25 @@ ALTERNATIVE_UNITS = {"visits": "visits", "visit": "visits", "points": "points", 
 
 def alternative_metric(unit: str) -> str:
     return ALTERNATIVE_UNITS.get(unit, "spend")
+
+# --- recency: the member's own history before the row (docs/semantics.md, "Recency") -----------
+
+# `days_since_last_purchase` is a variable (above, in VARIABLES); these take a span of time:
+# `visits_in(90 days)`, `spend_in(12 months)`, by the type of the figure.
+WINDOWS: dict[str, Func] = {
+    "visits_in": Func(("span",), NUMBER, doc="the member's purchases (baskets) in the span before the row"),
+    "spend_in": Func(("span",), MONEY, doc="the member's spend (amounts before discounts, less refunds) in the span before the row"),
+}
+WINDOW_UNITS: dict[str, str] = {"day": "days", "days": "days", "month": "months", "months": "months"}
+MAX_WINDOW = {"days": 36_500, "months": 1_200}  # a century (rulelang.limits): longer spans are a mistake, not a program
+# `on "TEXT"`: the longest event name a program may give (event names are identifiers of other systems).
+MAX_EVENT_NAME = 200
+RECENCY = frozenset({"days_since_last_purchase", *WINDOWS})
+VARIABLES["days_since_last_purchase"] = Var(NUMBER, frozenset({WHEN}), doc="whole days since the member's last purchase before the row (missing before the first)")
+
+
+def window_span(call) -> tuple[int, str]:
+    """(N, `days`|`months`) of a checked `visits_in(N days)` / `spend_in(N months)` call: its one
+    argument parses as an amount whose currency is the unit."""
+    arg = call.args[0]
+    return int(arg.amount), WINDOW_UNITS[arg.currency.name]

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import unicodedata
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from rulelang import ast
 from rulelang import builtins as B
 from rulelang.check_expr import ExprChecker
-from rulelang.errors import Diagnostic, Source, diagnostic
+from rulelang.errors import Diagnostic, Source, diagnostic, visible
 from rulelang.limits import LIMITS, Award, decimals, program_problems
+from rulelang.model import event_of
 
 # Statements that may appear once; the word names them in messages.
 _SINGLE = {
@@ -569,6 +571,10 @@ class Checker:
 
     def c_on(self, c: ast.OnEvent):
         name = c.event.name
+        if c.quoted:
+            if not self.event_text(c):
+                return
+            name = event_of(c)
         if name == B.PURCHASE:
             self.warn("W503", "`on purchase` is not needed: rules without `on` already earn on purchases", c.event.span,
                       "delete `on purchase`")
@@ -576,8 +582,27 @@ class Checker:
             self.warn("W504", f"`on {name}` rules never fire: {name} rows do not earn points", c.event.span,
                       "use `on` with events such as `enroll` or `referral`")
 
+    def event_text(self, c: ast.OnEvent) -> bool:
+        """`on "TEXT"`: a name another system exports, printable, not blank, of bounded length."""
+        text = c.event.name
+        if visible(text) != text or any(unicodedata.category(ch) == "Cc" for ch in text):  # bidi marks, escapes, tabs
+            shown = visible(text).replace("\t", "\\t")
+            self.emit("E445", f"the event name \"{shown}\" holds control characters", c.event.span,
+                      "write the name as the data's `event` column holds it, in printable characters")
+            return False
+        if len(text) > B.MAX_EVENT_NAME:
+            self.emit("E446", f"the event name is {len(text)} characters long; at most {B.MAX_EVENT_NAME}", c.event.span,
+                      "write the name as the data's `event` column holds it")
+            return False
+        if not text.strip():
+            self.emit("E447", "an empty event name: a blank event in the data is a purchase", c.event.span,
+                      "drop the `on` clause to earn on purchases, or name the event: `on \"newsletter.subscribed\"`")
+            return False
+        return True
+
     def c_during(self, c: ast.During):
-        start, end = self.date(c.start), self.date(c.end)
+        start = self.date(c.start) if c.start is not None else None
+        end = self.date(c.end) if c.end is not None else None
         if start and end and end < start:
             self.emit("E402", f"the campaign ends ({c.end.text}) before it starts ({c.start.text})", c.end.span,
                       f"swap the dates: `during {c.end.text} to {c.start.text}`")

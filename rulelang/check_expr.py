@@ -54,6 +54,11 @@ _ASSERT_ONLY_HINTS = {"paid": "what is paid is known only once the discounts are
                               "compare `amount`, the price before discounts"}
 
 
+_RECENCY_WHEN_ONLY = "the member's history before the row decides a rule in `when`; an `assert` checks the points a row earned"
+# Why a unit other than days or months is refused, by the span the planner meant.
+_UNIT_HINTS = {"years": "a year is `12 months`", "week": "a week is `7 days`"}
+
+
 def _words(t: str) -> str:
     return TYPE_WORDS.get(t, t)
 
@@ -174,7 +179,9 @@ class ExprChecker:
         if t is None:
             return self.unknown_name(node, ctx, expect)
         var = B.VARIABLES.get(n)
-        if var is not None and ctx not in var.contexts:
+        if n in B.RECENCY and ctx != B.WHEN:
+            self.c.emit("E232", f"`{n}` can only be used in `when`, not in `{ctx}`", node.span, _RECENCY_WHEN_ONLY)
+        elif var is not None and ctx not in var.contexts:
             self.c.emit("E206", f"`{n}` can only be used in `assert`, not in `{ctx}`", node.span, _ASSERT_ONLY_HINTS.get(n, _ASSERT_ONLY_HINT))
         elif var is None and t == B.POINTS and ctx != B.ASSERT:
             self.c.emit("E206", f"the rule name `{n}` can only be used in `assert`, not in `{ctx}`", node.span, _ASSERT_ONLY_HINT)
@@ -201,6 +208,8 @@ class ExprChecker:
             suggestion, hint = fixed
         elif n in B.FUNCTIONS:
             hint = f"`{n}` is a function: write `{n}(date)`"
+        elif n in B.WINDOWS:
+            hint = f"`{n}` is a function of a span of time: write `{n}(90 days)`"
         elif n in B.CUSTOMER or n in B.BASKET:
             owner = "customer" if n in B.CUSTOMER else "basket"
             suggestion = suggestion or f"; did you mean `{owner}.{n}`?"
@@ -265,7 +274,7 @@ class ExprChecker:
                         f'compare a field of the line: `basket.{attr}(category != "delivery")`')
         fields = self.line_fields()
         for name, span in _outside_line(node.condition, set(fields), set(self.c.tiers)):
-            if "." not in name and self.lookup(name) is None:
+            if "." not in name and self.lookup(name) is None and name not in B.WINDOWS:
                 continue  # an unknown name, reported already
             self.c.emit("E225", f"`basket.{attr}(...)` sums the basket's lines, so its condition reads only the line's fields, not `{name}`"
                                 f"{self.c.did_you_mean(name, 'line fields', fields)}", span,
@@ -275,11 +284,18 @@ class ExprChecker:
 
     def call(self, node: ast.Call, ctx, expect):
         fname = node.func.name
+        if fname in B.WINDOWS:
+            return self.window(node, ctx)
         func = B.FUNCTIONS.get(fname)
-        types = [self.type(a, ctx) for a in node.args]
+        # A misspelt `visits_in(90 days)`: its span is not an amount in an unknown currency.
+        types = [None if func is None and isinstance(a, ast.Money) and a.currency.name in B.WINDOW_UNITS else self.type(a, ctx)
+                 for a in node.args]
         if func is None:
-            self.c.emit("E205", f"unknown function `{fname}`{self.c.did_you_mean(fname, 'functions', list(B.FUNCTIONS))}", node.func.span,
-                        "functions are " + ", ".join(f"`{f}`" for f in B.FUNCTIONS))
+            known = list(B.FUNCTIONS) + list(B.WINDOWS)
+            hint = "functions are " + ", ".join(f"`{f}`" for f in B.FUNCTIONS)
+            if fname in B.VARIABLES:
+                hint = f"`{fname}` is a name, not a function: write it without brackets"
+            self.c.emit("E205", f"unknown function `{fname}`{self.c.did_you_mean(fname, 'functions', known)}", node.func.span, hint)
             return None
         wanted = len(func.args)
         if (len(types) < wanted) or (not func.variadic and len(types) != wanted):
@@ -296,6 +312,40 @@ class ExprChecker:
                 need = "a number or an amount" if want == "numeric" else _words(want)
                 self.c.emit("E306", f"`{fname}` needs {need}, but this is {_words(t)}", arg.span, f"{fname}: {func.doc}")
         return self._result(func, types)
+
+    def window(self, node: ast.Call, ctx) -> str:
+        """`visits_in(N days|months)` / `spend_in(...)`: one span of time, N a whole number from 1
+        to a century, the unit days or months. Its type is known even when the span is wrong."""
+        from rulelang.check import number_text  # (check imports this module)
+
+        fname = node.func.name
+        func = B.WINDOWS[fname]
+        if ctx != B.WHEN:
+            self.c.emit("E232", f"`{fname}` can only be used in `when`, not in `{ctx}`", node.func.span, _RECENCY_WHEN_ONLY)
+        example = f"`{fname}(90 days)` or `{fname}(12 months)`"
+        arg = node.args[0] if len(node.args) == 1 else None
+        while isinstance(arg, ast.Group):
+            arg = arg.expr
+        if isinstance(arg, ast.Neg) and isinstance(arg.operand, ast.Money):
+            self.c.emit("E444", f"`{fname}` needs a span of 1 or more, not -{number_text(arg.operand.amount)} {arg.operand.currency.name}",
+                        arg.span, f"the span counts back from the row's day: {example}")
+            return func.result
+        if not isinstance(arg, ast.Money):
+            what = f"{len(node.args)} arguments" if len(node.args) != 1 else "a span without its unit" if isinstance(arg, ast.Number) else "this"
+            self.c.emit("E231", f"`{fname}` takes one span of time, like `90 days`, not {what}", node.span, f"{fname}: {func.doc}; write {example}")
+            return func.result
+        unit = arg.currency.name
+        if unit not in B.WINDOW_UNITS:
+            close = self.c.did_you_mean(unit, "window units", list(B.WINDOW_UNITS))
+            hint = _UNIT_HINTS.get(B.TIME_UNITS.get(unit) or B.PERIODS.get(unit, ""), "a span is counted in days or months")
+            self.c.emit("E233", f"`{fname}` counts a span in days or months, not `{unit}`{close}", arg.currency.span, f"{hint}: {example}")
+            return func.result
+        n = arg.amount
+        longest = B.MAX_WINDOW[B.WINDOW_UNITS[unit]]
+        if n != int(n) or not 1 <= n <= longest:
+            self.c.emit("E444", f"`{fname}` needs a whole number of {B.WINDOW_UNITS[unit]} from 1 to {longest}, not {number_text(n)}", arg.span,
+                        f"the span counts back from the row's day: {example}")
+        return func.result
 
     @staticmethod
     def _result(func, types):
@@ -387,6 +437,8 @@ def _outside_line(expr, fields: set[str], constants: set[str]) -> list[tuple[str
         if isinstance(node, ast.Name):
             if node.name not in fields and node.name not in constants and node.name not in B.WEEKDAYS:
                 out.append((node.name, node.span))
+        elif isinstance(node, ast.Call) and node.func.name in B.WINDOWS:  # the member's history, not the line's
+            out.append((node.func.name, node.span))
         elif isinstance(node, (ast.Attribute, ast.BasketSum)):
             out.append((f"{node.obj.name}.{node.attr.name}", node.span))
         else:

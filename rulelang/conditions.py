@@ -262,9 +262,10 @@ class Analyser:
         extra: list = [Atom("event", "==", rule.event, f"on {rule.event}")]
         if rule.during:
             s, e = rule.during
+            text = f"during from {s}" if e == dt.date.max else f"during to {e}" if s == dt.date.min else f"during {s} to {e}"
             extra += [
-                Atom("date", ">=", Fraction(s.toordinal()), f"during {s} to {e}"),
-                Atom("date", "<=", Fraction(e.toordinal()), f"during {s} to {e}"),
+                Atom("date", ">=", Fraction(s.toordinal()), text),
+                Atom("date", "<=", Fraction(e.toordinal()), text),
             ]
         terms = [t + extra for t in terms]
         if with_target and rule.kind == "multiplier":

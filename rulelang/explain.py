@@ -57,6 +57,7 @@ TEXT: dict[str, dict] = {
         "events": {B.ENROLL: "when you join", "referral": "when you refer a friend who joins", "review": "when you write a review",
                    "_other": "on a '{event}' event"},
         "during": "between {start} and {end}",
+        "during_open": {"from": "from {start}", "to": "up to and including {end}"},  # `during from D`, `during to D`
         "freq": {"once": ", once only", "once_per": ", once per {period}", "times": ", at most {n} times in all",
                  "times_per": ", at most {n} times per {period}"},
         # A budget shared by every member (docs/semantics.md, "Budgets").
@@ -133,6 +134,13 @@ TEXT: dict[str, dict] = {
                      "customer.enrolled": "the day you joined", "customer.segment": "your segment", "customer.city": "your city",
                      "_column": "the {name}", "_customer": "your {name}"},
         "basket_sum": {"total": "your basket total ({cond})", "quantity": "the number of items in your basket ({cond})"},
+        # The member's history before the purchase (docs/semantics.md, "Recency").
+        "window": {"visits_in": "the number of your visits in the last {span}", "spend_in": "your spend in the last {span}"},
+        "span": {"days": "{n} days", "months": "{n} months", "1 days": "day", "1 months": "month"},
+        "recency": {">=": "when you come back after {value} days or more without a purchase",
+                    ">": "when you come back after more than {value} days without a purchase",
+                    "<=": "within {value} days of your last purchase", "<": "less than {value} days after your last purchase",
+                    "_subject": "the days since your last purchase"},
         "discount_section": "Member prices",
         "discount": {"percent": "{who} pay {pct}% less{where}{cap}{conds}{freq}.", "fixed": "{who} get {money} off a purchase{conds}{freq}.",
                      "buy_get": "{Buy} {buy}, get {get} free{conds}{freq} (of every {group} items, the cheapest {get} free)."},
@@ -177,6 +185,7 @@ TEXT: dict[str, dict] = {
         "cond_suffix": "时",
         "events": {B.ENROLL: "注册入会时", "referral": "推荐新会员入会时", "review": "发表评价时", "_other": "发生“{event}”时"},
         "during": "{start}至{end}期间",
+        "during_open": {"from": "{start}起", "to": "截至{end}"},
         "freq": {"once": "，仅限一次", "once_per": "，每{period}限一次", "times": "，最多{n}次", "times_per": "，每{period}最多{n}次"},
         "budget": {"points": "，共送出{amount}即止（全体会员先到先得）", "money": "，优惠总额达{amount}即止（全体会员先到先得）"},
         "period": {"day": "天", "week": "周", "month": "月", "year": "年"},
@@ -241,6 +250,10 @@ TEXT: dict[str, dict] = {
                      "customer.days_enrolled": "入会天数", "customer.enrolled": "入会日期", "customer.segment": "会员分组",
                      "customer.city": "所在城市", "_column": "{name}", "_customer": "会员{name}"},
         "basket_sum": {"total": "单笔订单总额（{cond}）", "quantity": "订单商品件数（{cond}）"},
+        "window": {"visits_in": "近{span}消费次数", "spend_in": "近{span}累计消费"},
+        "span": {"days": "{n}天", "months": "{n}个月", "1 days": "1天", "1 months": "1个月"},
+        "recency": {">=": "距上次消费满{value}天后再次消费时", ">": "距上次消费超过{value}天后再次消费时",
+                    "<=": "距上次消费{value}天内", "<": "距上次消费不到{value}天时", "_subject": "距上次消费天数"},
         "discount_section": "会员折扣",
         # 折: the share of the price paid, in tenths (5% off is 9.5折).
         "discount": {"percent": "{conds}{who}{where}享{zhe}折{cap}{freq}。", "fixed": "{conds}{who}每笔立减{money}{freq}。",
@@ -360,13 +373,13 @@ class _Terms:
         op, subject, value = e.op, e.left, e.right
         if _is_literal(subject) and not _is_literal(value):
             op, subject, value = _FLIP[op], value, subject
-        if op in _AS_IN:
+        if op in _AS_IN and not (isinstance(subject, ast.Call) and subject.func.name in B.WINDOWS):
             return self.membership(format_expr(subject), _AS_IN[op], [value])
         key = format_expr(subject)
         shown = self.value(key, value)
         if shown is None:
             return None
-        template = self.special.get((key, op))
+        template = self.special.get((key, op)) or (self.t["recency"].get(op) if key == "days_since_last_purchase" else None)
         if template:
             return template.format(value=shown)
         return self.generic(key, subject, op, shown)
@@ -383,7 +396,12 @@ class _Terms:
 
     def generic(self, key: str, subject, op: str, shown: str) -> str | None:
         subject = _ungroup(subject)
-        label = self.sum_subject(subject) if isinstance(subject, ast.BasketSum) else self.subject(key)
+        if isinstance(subject, ast.BasketSum):
+            label = self.sum_subject(subject)
+        elif isinstance(subject, ast.Call) and subject.func.name in B.WINDOWS:
+            label = self.window_subject(subject)
+        else:
+            label = self.subject(key)
         return None if label is None else self.t["generic"].format(subject=label, op=self.t["ops"][op], value=shown)
 
     def sum_subject(self, e: ast.BasketSum) -> str:
@@ -393,10 +411,27 @@ class _Terms:
             cond = cond.removesuffix(self.t["cond_suffix"])
         return self.t["basket_sum"][e.attr.name].format(cond=cond)
 
+    def campaign(self, during: tuple[dt.date, dt.date]) -> str:
+        """A `during` window; an open end is the calendar's first or last day (rulelang.model)."""
+        start, end = during
+        if end == dt.date.max:
+            return self.t["during_open"]["from"].format(start=self.date(start))
+        if start == dt.date.min:
+            return self.t["during_open"]["to"].format(end=self.date(end))
+        return self.t["during"].format(start=self.date(start), end=self.date(end))
+
+    def window_subject(self, e: ast.Call) -> str:
+        """`visits_in(90 days)` as a member reads it: the figure over the last N days or months."""
+        n, unit = B.window_span(e)
+        span = self.t["span"].get(f"{n} {unit}") or self.t["span"][unit].format(n=n)
+        return self.t["window"][e.func.name].format(span=span)
+
     def subject(self, key: str) -> str | None:
         subjects = self.t["subjects"]
         if key in subjects:
             return subjects[key]
+        if key == "days_since_last_purchase":
+            return self.t["recency"]["_subject"]
         obj, _, attr = key.rpartition(".")
         if obj == "customer" and attr.isidentifier():
             return subjects["_customer"].format(name=attr.replace("_", " "))
@@ -414,7 +449,7 @@ class _Terms:
         if isinstance(v, ast.Number):
             if key == "month(date)" and v.value == v.value.to_integral_value() and 1 <= v.value <= 12:
                 return self.t["month"][int(v.value) - 1]
-            money_subject = key in _MONEY_SUBJECTS or self.model.columns.get(key) == B.MONEY or key.startswith("basket.total(")
+            money_subject = key in _MONEY_SUBJECTS or self.model.columns.get(key) == B.MONEY or key.startswith(("basket.total(", "spend_in("))
             return self.money(v.value) if money_subject else num(v.value)
         if isinstance(v, ast.Percent):
             return f"{num(v.value)}%"
@@ -440,7 +475,7 @@ class _Terms:
             events = self.t["events"]
             phrases.insert(0, events.get(rule.event, events["_other"]).format(event=rule.event))
         if rule.during:
-            phrases.append(self.t["during"].format(start=self.date(rule.during[0]), end=self.date(rule.during[1])))
+            phrases.append(self.campaign(rule.during))
         who = "tiers" if tiers else "all"
         slots = {
             "who": self.t["who"][who].format(tiers=self.join(tiers, "and")) if tiers else self.t["who"]["all"],
@@ -517,7 +552,7 @@ class _Terms:
         """One discount as a member reads it: who pays how much less, when, how often."""
         tiers, phrases = self.condition(d.condition) if d.condition is not None else ([], [])
         if d.during:
-            phrases.append(self.t["during"].format(start=self.date(d.during[0]), end=self.date(d.during[1])))
+            phrases.append(self.campaign(d.during))
         who = "tiers" if tiers else "all"
         slots = {
             "who": self.t["who"][who].format(tiers=self.join(tiers, "and")) if tiers else self.t["who"]["all"],
@@ -641,7 +676,7 @@ class _Terms:
             events = self.t["events"]
             phrases.insert(0, events.get(rule.event, events["_other"]).format(event=rule.event))
         if rule.during:
-            phrases.append(self.t["during"].format(start=self.date(rule.during[0]), end=self.date(rule.during[1])))
+            phrases.append(self.campaign(rule.during))
         text = self.t["benefit"]["tiers" if tiers else "all"].format(
             who=self.t["who"]["tiers"].format(tiers=self.join(tiers, "and")) if tiers else "",
             name=self.benefit_name(rule), conds=self.conds(phrases), money=self.money(rule.cost), freq=self.frequency(rule))

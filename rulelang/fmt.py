@@ -136,8 +136,9 @@ def _funded(c: ast.Funded) -> str:
 
 _CLAUSES = {
     ast.When: lambda c: f"when {format_expr(c.expr)}",
-    ast.OnEvent: lambda c: f"on {c.event.name}",
-    ast.During: lambda c: f"during {c.start.text} to {c.end.text}",
+    ast.OnEvent: lambda c: f"on {string(c.event.name)}" if c.quoted else f"on {c.event.name}",
+    ast.During: lambda c: f"during from {c.start.text}" if c.end is None else f"during to {c.end.text}" if c.start is None
+    else f"during {c.start.text} to {c.end.text}",
     ast.Frequency: _frequency,
     ast.Funded: _funded,
     ast.Budget: lambda c: f"budget {number(c.amount.value)} {c.currency.name if c.currency is not None else 'points'}",

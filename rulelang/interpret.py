@@ -144,6 +144,7 @@ class Member:
     # the last row, and that row's time (reviews after it are still to apply).
     held: int = 0
     last_point: pd.Timestamp | None = None
+    recent: list = field(default_factory=list)  # (day, spend, visits) per purchase and refund, for the recency builtins
 
     @property
     def balance(self) -> int:
@@ -327,6 +328,7 @@ def _env(ctx: Context, m: Member, line: dict, basket: dict, tier, observe=None, 
         "tier": lambda: tier,
         "event": lambda: line["event"],
         "point_cost": lambda: model.point_cost,
+        "days_since_last_purchase": lambda: V.MISSING if m.last_purchase is None else Fraction((day - m.last_purchase).days),
     }
 
     def names(name: str):
@@ -355,7 +357,18 @@ def _env(ctx: Context, m: Member, line: dict, basket: dict, tier, observe=None, 
         typ = model.customer_columns.get(attr) or B.CUSTOMER[attr].type
         return V.CELL[typ](m.customer.get(attr), ctx.decimals)
 
-    return V.Env(names, customer, basket, observe, basket.get(_SUM))
+    return V.Env(names, customer, basket, observe, basket.get(_SUM), lambda name, n, unit: recency(m, day, name, n, unit))
+
+
+def recency(m: Member, day: dt.date, name: str, n: int, unit: str) -> Fraction:
+    """`visits_in(N unit)` / `spend_in(N unit)` on a row of `day`: over the member's purchases and
+    refunds before the row (`m.recent`) on the N days (or N months, clamped) that end with `day`:
+    purchases counted once per basket; spend the amounts before discounts, refunds taking theirs off."""
+    start = day - dt.timedelta(days=n) if unit == "days" else V.add_months(day, -n)
+    inside = [r for r in m.recent if r[0] > start]
+    if name == "visits_in":
+        return Fraction(sum(r[2] for r in inside))
+    return sum((r[1] for r in inside), Fraction(0))
 
 
 def line_env(model: Model, line: dict, decimals: int) -> V.Env:
@@ -852,6 +865,7 @@ def _purchase(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier)
     spend = sum((_money(rec.paid.get(int(x["row"]), x["amount"]), ctx.decimals) for x in lines), Fraction(0))  # tier spend counts what was paid
     points = sum(p.points for p in out if p.kind == "earn")
     m.history.append((first["timestamp"], spend, Fraction(points), Fraction(1)))
+    m.recent.append((first["timestamp"].date(), sum((_money(x["amount"], ctx.decimals) for x in lines), Fraction(0)), 1))
     return out + _policy(ctx, m, first)
 
 
@@ -888,6 +902,7 @@ def _refund(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
                 out.append(Posting(t, "shortfall", r.name, short, row=int(row["row"])))
     clawed = sum(p.points for p in out if p.kind == "clawback")
     m.history.append((t, amount, Fraction(-clawed), Fraction(0)))
+    m.recent.append((t.date(), amount, 0))
     return out
 
 

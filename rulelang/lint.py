@@ -450,5 +450,65 @@ def redundant_keep(ctx: _Context) -> list[Diagnostic]:
     return out
 
 
+
+
+# --- W690: a lapse and visits inside it -----------------------------------------------------------
+
+# The most days a span of N months can cover (docs/semantics.md, "Recency"): 31 per month.
+_MOST_DAYS = {"days": 1, "months": 31}
+
+
+def _lower_bound(e, name_test) -> tuple[object, int] | None:
+    """(subject, least whole value) of a comparison `SUBJECT >= N` / `SUBJECT > N` (either way
+    round) whose subject passes `name_test` and N is a whole number; None otherwise."""
+    while isinstance(e, ast.Group):
+        e = e.expr
+    if not isinstance(e, ast.Compare):
+        return None
+    op, left, right = e.op, e.left, e.right
+    if isinstance(left, ast.Number):
+        op, left, right = {"<=": ">=", "<": ">"}.get(op), right, left
+    if op not in (">=", ">") or not isinstance(right, ast.Number) or not name_test(left):
+        return None
+    least = Fraction(right.value)
+    least = int(least) + 1 if op == ">" else -(-least.numerator // least.denominator)
+    return left, least
+
+
+def lapse_with_visits(ctx: _Context) -> list[Diagnostic]:
+    """A condition asking for a lapse of A days (`days_since_last_purchase >= A`) and for a visit
+    in a span no longer than A days (`visits_in(30 days) >= 1`): no purchase is inside the span."""
+    out = []
+    for r in (*ctx.model.firing, *ctx.model.discounts):
+        if r.condition is None:
+            continue
+        parts = _top_and(r.condition)
+        lapses = [b for p in parts if (b := _lower_bound(p, lambda n: isinstance(n, ast.Name) and n.name == "days_since_last_purchase"))]
+        visits = [b for p in parts if (b := _lower_bound(p, lambda n: isinstance(n, ast.Call) and n.func.name == "visits_in"))]
+        for (_, lapse), (call, least) in itertools.product(lapses, visits):
+            n, unit = B.window_span(call)
+            if least >= 1 and n * _MOST_DAYS[unit] <= lapse:
+                span = f"{n} {unit}"
+                stmt = next(s for s in ctx.program.statements if isinstance(s, (ast.Earn, ast.Discount, ast.Benefit)) and s.name.name == r.name)
+                head = ast.Span(stmt.span.line, stmt.span.col, stmt.name.span.end_line, stmt.name.span.end_col, stmt.span.start, stmt.name.span.end)
+                out.append(ctx.warn(
+                    "W690",
+                    f"`{r.name}` can never apply: a member whose last purchase was {lapse} days or more ago has no visit in the last {span}, "
+                    f"so `visits_in({span}) >= {least}` is false whenever `days_since_last_purchase >= {lapse}` holds",
+                    head,
+                    f"count the visits over a span longer than the lapse: `visits_in(365 days) >= {least} and days_since_last_purchase >= {lapse}`",
+                ))
+                break
+    return out
+
+
+def _top_and(e) -> list:
+    while isinstance(e, ast.Group):
+        e = e.expr
+    if isinstance(e, ast.BoolOp) and e.op == "and":
+        return [c for o in e.operands for c in _top_and(o)]
+    return [e]
+
+
 CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier,
-          unlimited_benefits, never_compete, redundant_keep)
+          unlimited_benefits, never_compete, redundant_keep, lapse_with_visits)

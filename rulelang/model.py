@@ -202,6 +202,8 @@ def names_in(expr, inside_sums: bool = True) -> set[str]:
             out.add(f"{node.obj.name}.{node.attr.name}")
             if inside_sums:
                 stack.append(node.condition)
+        elif isinstance(node, ast.Call) and node.func.name in B.WINDOWS:
+            out.add(node.func.name)  # reads the member's history: never one row's copy (engine.masks)
         else:
             stack.extend(ast.subexpressions(node))
     return out
@@ -216,6 +218,21 @@ def is_line_level(name: str, columns: dict) -> bool:
     if name in B.COLUMNS:
         return B.COLUMNS[name].line_level
     return False
+
+
+def event_of(on: ast.OnEvent) -> str:
+    """The event an `on` clause names, as the data's event column is read (engine.data.event_names):
+    a quoted name with its edge spaces stripped and lower-cased; a bare name as written."""
+    return on.event.name.strip().lower() if on.quoted else on.event.name
+
+
+def _window(during: ast.During | None) -> tuple[dt.date, dt.date] | None:
+    """A `during` clause's first and last day; an open end (`during from D`, `during to D`) is the
+    calendar's first or last day, so every stage compares days as it does for a closed window."""
+    if during is None:
+        return None
+    start = _date(during.start) if during.start is not None else dt.date.min
+    return start, _date(during.end) if during.end is not None else dt.date.max
 
 
 def _date(lit: ast.DateLit) -> dt.date:
@@ -334,7 +351,7 @@ def _lower_discount(i: int, d: ast.Discount) -> DiscountSpec:
         buy=int(d.value.buy.value) if buy_get else 0,
         get=int(d.value.get.value) if buy_get else 0,
         condition=when.expr if when else None,
-        during=(_date(during.start), _date(during.end)) if during else None,
+        during=_window(during),
         times=int(freq.times.value) if freq else None,
         per=B.PERIODS[freq.period.name] if freq and freq.period else None,
         funded_share=_frac(funded.percent.value) / 100 if funded else Fraction(0),
@@ -394,8 +411,8 @@ def _clause_fields(i: int, e: ast.Earn | ast.Benefit, by_name: dict, columns: di
         index=i,
         name=e.name.name,
         condition=when.expr if when else None,
-        event=on.event.name if on else B.PURCHASE,
-        during=(_date(during.start), _date(during.end)) if during else None,
+        event=event_of(on) if on else B.PURCHASE,
+        during=_window(during),
         times=int(freq.times.value) if freq else None,
         per=B.PERIODS[freq.period.name] if freq and freq.period else None,
         funded_share=_frac(funded.percent.value) / 100 if funded else Fraction(0),

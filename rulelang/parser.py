@@ -211,9 +211,21 @@ class _Build(Transformer):
         kw, name = items
         return ast.OnEvent(_ident(name), _span(kw, name))
 
+    def on_event_text(self, items):
+        kw, text = items
+        return ast.OnEvent(ast.Ident(str(text)[1:-1], _span(text)), _span(kw, text), quoted=True)
+
     def during(self, items):
         kw, a, b = items
         return ast.During(ast.DateLit(str(a), _span(a)), ast.DateLit(str(b), _span(b)), _span(kw, b))
+
+    def during_from(self, items):
+        kw, a = items
+        return ast.During(ast.DateLit(str(a), _span(a)), None, _span(kw, a))
+
+    def during_to(self, items):
+        kw, b = items
+        return ast.During(None, ast.DateLit(str(b), _span(b)), _span(kw, b))
 
     def once(self, items):
         kw, period = items

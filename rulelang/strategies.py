@@ -16,6 +16,7 @@ from fractions import Fraction
 import pandas as pd
 from hypothesis import strategies as st
 
+from rulelang import ast
 from rulelang import builtins as B
 from rulelang.conditions import DAY_PARTS, MAX_DAYS, Analyser
 from rulelang.model import Model, names_in
@@ -44,6 +45,7 @@ class Shape:
     customer_dates: tuple[str, ...]
     columns: tuple[str, ...]
     climbs: tuple[int, ...] = ()  # purchase amounts (minor units) that reach each tier above the first
+    gaps: tuple[int, ...] = ()  # days between rows at the edges of the recency builtins' thresholds and spans
 
 
 def shape(model: Model) -> Shape:
@@ -92,7 +94,9 @@ def shape(model: Model) -> Shape:
     for r in (*model.firing, *model.discounts):
         if r.during:
             s, e = r.during
-            anchors |= {s, e, s - dt.timedelta(days=1), e + dt.timedelta(days=1)}
+            # (an open end is the calendar's first or last day: no anchor there)
+            anchors |= {d for d in (s, e, s - dt.timedelta(days=1) if s > dt.date.min else s, e + dt.timedelta(days=1) if e < dt.date.max else e)
+                        if dt.date.min < d < dt.date.max}
     for v in edges.get("date", ()):
         if isinstance(v, Fraction):
             anchors.add(dt.date.fromordinal(int(v)))
@@ -117,6 +121,7 @@ def shape(model: Model) -> Shape:
     if model.tiers is not None:  # a spend alternative (`or 5000 CNY`) is reached by one purchase too
         spend = {_ceil(t * scale) for level in model.tiers.alternatives for metric, t in level if metric == "spend"}
         climbs = tuple(sorted(set(climbs) | spend))
+    gaps = _recency_gaps(model, edges, used) if used & B.RECENCY else ()
     return Shape(
         scale=scale,
         amounts=tuple(sorted(amounts)),
@@ -129,7 +134,24 @@ def shape(model: Model) -> Shape:
         customer_dates=cust_dates,
         columns=tuple(sorted(set(texts) | set(numbers))),
         climbs=climbs,
+        gaps=gaps,
     )
+
+
+def _recency_gaps(model: Model, edges: dict, used: set) -> tuple[int, ...]:
+    """Gaps in days either side of each `days_since_last_purchase` threshold and each span of
+    `visits_in` / `spend_in` (months as 28 to 31 days), so a history steps over their edges."""
+    days = {int(v) for v in edges.get("days_since_last_purchase", ()) if isinstance(v, Fraction) and 0 <= v <= 40_000}
+    for r in (*model.firing, *model.discounts):
+        stack = [r.condition]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Call) and node.func.name in B.WINDOWS:
+                n, unit = B.window_span(node)
+                days |= {n} if unit == "days" else {28 * n, 30 * n, 31 * n}
+            elif node is not None:
+                stack.extend(ast.subexpressions(node))
+    return tuple(sorted({max(d + step, 1) for d in days for step in (-1, 0, 1)} - set(GAPS)))
 
 
 def _spend_rate(model: Model, rule) -> Fraction:
@@ -207,7 +229,7 @@ def history(draw, model: Model, s: Shape | None = None) -> tuple[pd.DataFrame, p
     # Often start with the purchase that reaches a tier, so tier rules are reached in few rows.
     climb = draw(st.sampled_from((None, *s.climbs))) if s.climbs else None
     for i in range(n):
-        gap = draw(st.one_of(st.just(0), st.sampled_from(GAPS))) if i else 0
+        gap = draw(st.one_of(st.just(0), st.sampled_from(GAPS), *([st.sampled_from(s.gaps)] if s.gaps else []))) if i else 0
         day = day + dt.timedelta(days=gap)
         hour = hour + 1 if gap == 0 and i else 12
         ts = dt.datetime.combine(day, dt.time(min(hour, 23), 0))

@@ -7,6 +7,7 @@ exact and rounded points, caps, expiries, redemptions and the balance after.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rulelang import ast, interpret
+from rulelang import builtins as B
 from rulelang import values as V
 from rulelang.engine import budgets
 from rulelang.engine.data import parse_datetimes, prepare
@@ -51,6 +53,21 @@ def _comparison(node, left, right, result, text: str) -> str:
     else:
         shown = f"{V.show(left)} {node.op} {V.show(right)}"
     return f"{_source(node, text)}  ->  {shown}  {str(result).lower()}"
+
+
+def _window_days(node, day) -> list[str]:
+    """The days each `visits_in` / `spend_in` in a comparison counted, on a row of `day`
+    (docs/semantics.md, "Recency")."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Call) and n.func.name in B.WINDOWS:
+            count, unit = B.window_span(n)
+            start = day - dt.timedelta(days=count) if unit == "days" else V.add_months(day, -count)
+            out.append(f"{n.func.name}({count} {unit}): {start + dt.timedelta(days=1)} to {day}, before this row")
+        else:
+            stack.extend(reversed(ast.subexpressions(n)))
+    return out
 
 
 def _time(t) -> str:
@@ -120,6 +137,7 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
         out.append(f"  {check.rule}{line}: {check.outcome}{points}")
         for node, left, right, result in check.comparisons:
             out.append(f"      {_comparison(node, left, right, result, text)}")
+            out += [f"        {w}" for w in _window_days(node, first["timestamp"].date())]
     for kept, points, lost in rec.best_of:
         others = ", ".join(f"{name} {V.show_number(x)}" for name, x in lost)
         out.append(f"  best of: {kept} keeps the unit with {V.show_number(points)} points" + (f"; lost: {others}" if others else ""))

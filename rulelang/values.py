@@ -220,6 +220,7 @@ class Env:
     basket: dict
     observe: object = None
     basket_sum: object = None  # callable (attr, condition) -> the sum over the lines where it holds
+    window: object = None  # callable (function, N, unit) -> `visits_in` / `spend_in` over the member's history
 
 
 def _missing(*xs) -> bool:
@@ -287,6 +288,8 @@ def _ev_boolop(node: ast.BoolOp, env: Env):
 
 
 def _ev_call(node: ast.Call, env: Env):
+    if node.func.name in B.WINDOWS:
+        return env.window(node.func.name, *B.window_span(node))
     args = [evaluate(a, env) for a in node.args]
     if _missing(*args):
         return MISSING

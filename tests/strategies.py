@@ -115,8 +115,9 @@ periods = st.sampled_from(["day", "week", "month", "year", "days", "weeks"]).map
 _funded = st.builds(ast.Funded, percents, idents)
 _clause_options = [
     st.builds(ast.When, expressions),
-    st.builds(ast.OnEvent, idents),
-    st.builds(ast.During, date_lits, date_lits),
+    st.builds(ast.OnEvent, idents) | st.sampled_from(["newsletter.subscribed", "app:install/v2", 'say "hi"', "订阅", " Mixed Case "]).map(
+        lambda t: ast.OnEvent(ast.Ident(t), quoted=True)),
+    st.builds(ast.During, date_lits, date_lits) | st.builds(ast.During, date_lits, st.none()) | st.builds(ast.During, st.none(), date_lits),
     st.one_of(
         st.builds(lambda p: ast.Frequency(ast.Number(Decimal(1)), p, True), st.none() | periods),
         st.builds(lambda n, p: ast.Frequency(n, p, False), numbers, st.none() | periods),
@@ -191,7 +192,7 @@ DIFF_DAYS = ("2027-12-30", "2027-12-31", "2028-01-01", "2028-01-02", "2028-02-28
              "2028-03-31", "2028-04-30", "2028-12-31", "2029-01-01", "2029-02-28", "2029-03-01")
 DIFF_TIMES = ("00:00:00", "09:30:00", "23:59:59")
 DIFF_CATEGORIES = ("pastry", "coffee", "Tea", "")
-DIFF_EVENTS = ("enroll", "referral", "review")
+DIFF_EVENTS = ("enroll", "referral", "review", "newsletter.subscribed")
 # Quantities of a purchase line: whole, fractional (per-unit points count 2 of 2.5), missing, negative.
 DIFF_QUANTITIES = (1, 2, 3, 1, 2, 2.5, None, -1)
 _TIERS = ("Green", "Gold", "Black")
@@ -199,6 +200,11 @@ _TIERS = ("Green", "Gold", "Black")
 
 def _money_text(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}" if cents % 100 else str(cents // 100)
+
+
+def _on(event: str, quoted: bool) -> str:
+    """`on EVENT`: a name that is not one is written as text, one that is as either."""
+    return f'on "{event}"' if quoted or not event.isidentifier() else f"on {event}"
 
 
 @st.composite
@@ -220,6 +226,11 @@ def diff_atom(draw, tiers: bool) -> str:
                          "customer.enrolled < 2028-01-01", "customer.days_enrolled / 7 < 10"]),
         st.sampled_from(['event == "purchase"', "point_cost * 100 >= 1", "40% * amount > 5"]),
     ]
+    # The member's history before the row: window edges on month ends and leap days, same-day rows.
+    options.append(st.sampled_from(["visits_in(1 days) >= 1", "visits_in(2 days) == 0", "visits_in(31 days) >= 2", "visits_in(1 months) >= 1",
+                                    "visits_in(2 months) > basket.lines", "spend_in(1 days) > 0", "spend_in(2 months) >= 100", "spend_in(366 days) < 50 CNY",
+                                    "spend_in(12 months) + amount >= 150", "days_since_last_purchase >= 30", "days_since_last_purchase == 0",
+                                    "days_since_last_purchase < 1", "not (days_since_last_purchase >= 60)", "days_since_last_purchase <= 2"]))
     if tiers:
         options.append(st.sampled_from(["tier >= Gold", "tier == Green", "tier < Black", "tier != Gold"]))
     return draw(st.one_of(options))
@@ -247,7 +258,7 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
     elif kind == "fixed":
         award = f"{draw(st.sampled_from(['1', '5', '10', '0.5', '2.5', '100']))} points"
         if draw(st.integers(0, 3)) == 0:
-            clauses.append(f"on {draw(st.sampled_from(DIFF_EVENTS))}")
+            clauses.append(_on(draw(st.sampled_from(DIFF_EVENTS)), draw(st.booleans())))
     elif kind == "per_unit":
         award = f"{draw(st.sampled_from(['1', '10', '0.5', '2.5']))} points per unit"
     else:
@@ -256,7 +267,7 @@ def diff_rule(draw, i: int, tiers: bool, earlier: list[str]) -> str:
         clauses.append("when " + draw(diff_condition(tiers)))
     if draw(st.integers(0, 3)) == 0:
         a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
-        clauses.append(f"during {a} to {b}")
+        clauses.append(draw(st.sampled_from([f"during {a} to {b}", f"during {a} to {b}", f"during from {a}", f"during to {b}"])))
     freq = draw(st.sampled_from([None, "once", "once per day", "once per week", "at most 2 times per month",
                                  "at most 1 times per year", "at most 3 times"]))
     if freq:
@@ -317,10 +328,10 @@ def _money_clauses(draw, tiers: bool, events: bool, every: str, shares: tuple[st
     if draw(st.booleans()):
         clauses.append("when " + draw(diff_condition(tiers)))
     if events and draw(st.integers(0, 4)) == 0:
-        clauses.append(f"on {draw(st.sampled_from(DIFF_EVENTS))}")
+        clauses.append(_on(draw(st.sampled_from(DIFF_EVENTS)), draw(st.booleans())))
     if draw(st.integers(0, 3)) == 0:
         a, b = sorted(draw(st.lists(st.sampled_from(DIFF_DAYS), min_size=2, max_size=2)))
-        clauses.append(f"during {a} to {b}")
+        clauses.append(draw(st.sampled_from([f"during {a} to {b}", f"during {a} to {b}", f"during from {a}", f"during to {b}"])))
     freq = draw(st.sampled_from([None, None, "once", every, "once per month", "at most 2 times per week", "at most 3 times"]))
     if freq:
         clauses.append(freq)

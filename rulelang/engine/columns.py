@@ -23,6 +23,8 @@ from rulelang import ast
 from rulelang import builtins as B
 from rulelang import values as V
 from rulelang.engine.calendar import NS_PER_DAY, civil_from_days
+from rulelang.engine.data import PURCHASE as K_PURCHASE
+from rulelang.engine.data import REFUND as K_REFUND
 from rulelang.errors import LoyaltyError
 from rulelang.model import Model
 
@@ -430,6 +432,68 @@ class Env:
 
         return self.memo(("basket_sum", attr, id(condition)), make)
 
+    # --- recency: the member's own history before the row -------------------------------------
+
+    def unit_first(self) -> np.ndarray:
+        """Per row: the position of its unit's first row (what came before the unit came before it)."""
+        return self.memo("unit_first", lambda: self.unit_starts()[np.cumsum(self.is_first()) - 1])
+
+    def history_units(self):
+        """The purchases and refunds in row order (rows are grouped by member in time order), each
+        as its unit's first row: (position, member, day, cumulative spend, cumulative visits), the
+        cumulative sums with a leading 0 so `c[hi] - c[lo]` is the sum over units lo..hi-1."""
+
+        def make():
+            starts = self.unit_starts()
+            kind = self.kind()[starts]
+            pick = (kind == K_PURCHASE) | (kind == K_REFUND)
+            amount = self.frame["amount"].to_numpy(dtype=np.int64)
+            totals = np.add.reduceat(amount, starts) if self.n else np.zeros(0, np.int64)  # a basket's lines, before discounts
+            pos = starts[pick]
+            spend = np.concatenate(([0], np.cumsum(totals[pick])))
+            visits = np.concatenate(([0], np.cumsum(kind[pick] == K_PURCHASE)))
+            return pos, self.member()[pos].astype(np.int64), self.day()[pos], spend, visits
+
+        return self.memo("history_units", make)
+
+    def days_since_last_purchase(self) -> Num:
+        """Whole days from the member's last purchase before the row's unit to the row's day;
+        missing (not ok) before the member's first purchase."""
+
+        def make():
+            starts = self.unit_starts()
+            purchases = starts[self.kind()[starts] == K_PURCHASE]
+            last = np.searchsorted(purchases, self.unit_first(), side="left") - 1
+            at = purchases[np.maximum(last, 0)] if len(purchases) else np.zeros(self.n, np.int64)
+            member = self.member()
+            ok = (last >= 0) & (member[at] == member) if len(purchases) else np.zeros(self.n, bool)
+            return Num(np.where(ok, self.day() - self.day()[at], 0), _full(self.n, 1), ok)
+
+        return self.memo("days_since_last_purchase", make)
+
+    def window(self, name: str, n: int, unit: str) -> Num:
+        """`visits_in(N unit)` / `spend_in(N unit)` per row: over the member's purchases and refunds
+        before the row's unit on the days after `start` (the row's day N days, or N months clamped,
+        back): a difference of cumulative sums between two bounds that one sweep moves forward."""
+
+        def make():
+            pos, member, day, spend, visits = self.history_units()
+            row_day = self.day()
+            if unit == "days":
+                start = row_day - n
+            elif self.n:  # the calendar worked out once per day of the rows' range, then looked up
+                lo_day = int(row_day.min())
+                start = months_back(np.arange(lo_day, int(row_day.max()) + 1), n)[row_day - lo_day]
+            else:
+                start = row_day
+            figure = visits if name == "visits_in" else spend
+            sums = _window_sums(np.ascontiguousarray(self.unit_first(), dtype=np.int64), np.ascontiguousarray(self.member(), dtype=np.int64),
+                                np.ascontiguousarray(start, dtype=np.int64), pos, member, day, figure)
+            den = _full(self.n, 1 if name == "visits_in" else 10**self.model.decimals)
+            return Num(sums, den, self.ones())
+
+        return self.memo(("window", name, n, unit), make)
+
     def units(self) -> np.ndarray:
         """Each row's whole units for `N points per unit`: its quantity rounded down, 0 where the
         quantity is missing, not a number or negative (the same as `interpret.units`)."""
@@ -473,6 +537,7 @@ _VARIABLES = {
     "tier": lambda env: Ordinal(B.TIER, _full(env.n, env.tier), env.ones()),
     "event": lambda env: env.text("event"),
     "point_cost": lambda env: _const_num(env.model.point_cost, env.n),
+    "days_since_last_purchase": lambda env: env.days_since_last_purchase(),
 }
 
 
@@ -480,6 +545,36 @@ def _attribute(node: ast.Attribute, env: Env):
     if node.obj.name == "customer":
         return env.customer(node.attr.name)
     return env.basket(node.attr.name)
+
+
+@njit(cache=True, nogil=True)
+def _window_sums(first, member, start, ev_pos, ev_member, ev_day, cum):
+    # Per row: cum[hi] - cum[lo] over the events (units) before the row's unit (ev_pos < first)
+    # and after `start` (ev_day > start) of the row's member. Rows come by member in time order,
+    # so both bounds only move forward: one sweep, two pointers.
+    n = first.shape[0]
+    m = ev_pos.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    hi = 0
+    lo = 0
+    for i in range(n):
+        while hi < m and ev_pos[hi] < first[i]:
+            hi += 1
+        while lo < hi and (ev_member[lo] < member[i] or (ev_member[lo] == member[i] and ev_day[lo] <= start[i])):
+            lo += 1
+        out[i] = cum[hi] - cum[lo]
+    return out
+
+
+def months_back(days: np.ndarray, n: int) -> np.ndarray:
+    """Day numbers of the same day of the month n months earlier, clamped to that month's last
+    day (`values.add_months(day, -n)`)."""
+    d = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
+    month = d.astype("datetime64[M]")
+    day_of_month = (d - month.astype("datetime64[D]")).astype(np.int64)
+    back = month - np.timedelta64(n, "M")
+    length = ((back + np.timedelta64(1, "M")).astype("datetime64[D]") - back.astype("datetime64[D]")).astype(np.int64)
+    return (back.astype("datetime64[D]") + np.minimum(day_of_month, length - 1)).astype(np.int64)
 
 
 def _basket_sum(node: ast.BasketSum, env: Env):
@@ -539,6 +634,8 @@ FUNCTIONS = {
 
 
 def _call(node: ast.Call, env: Env):
+    if node.func.name in B.WINDOWS:
+        return env.window(node.func.name, *B.window_span(node))
     f = FUNCTIONS.get(node.func.name)
     if f is None:
         raise CompileError(f"the function `{node.func.name}` has no compiled implementation")

@@ -619,3 +619,21 @@ def test_basket_sums_read_line_fields_declared_columns_and_constants():
             'earn a: 5 points when basket.total(aisle == "x" and weekday(shipped) == sat and amount > 1) >= 1 and tier >= B\n'
             'earn b: 5 points per unit when basket.quantity(quantity >= 2 or brand != "y") >= 3\n')
     assert [d.code for d in errors(text)] == []
+
+
+@pytest.mark.parametrize("name", ["a\x1b[31m", "a\u202eb", "a\x7fb", "new\x00s"])
+def test_a_text_event_with_control_characters_is_refused_and_shown_escaped(name):
+    (d,) = errors(HEAD + f'earn e: 5 points on "{name}"\n' + TAIL)
+    assert d.code == "E445" and ("\\x" in d.message or "\\u" in d.message)
+    assert not any(ch in d.message for ch in name if not ch.isprintable())
+
+
+def test_text_events_of_the_longest_length_and_any_script_are_accepted():
+    ok = HEAD + 'earn a: 5 points on "' + "x" * 200 + '"\nearn b: 5 points on "订阅.完成"\n' + "earn c: 5 points on 'say \"hi\"'\n" + TAIL
+    assert not errors(ok)
+    assert [d.code for d in errors(HEAD + 'earn a: 5 points on "' + "x" * 201 + '"\n' + TAIL)] == ["E446"]
+
+
+def test_recency_codes_each_name_the_place():
+    found = {d.code: (d.span.line, d.span.col) for d in errors(HEAD + "earn a: 5 points when visits_in(0 days) >= 1 and spend_in(3 weeks) > 1\n" + TAIL)}
+    assert found == {"E444": (8, 33), "E233": (8, 61)}

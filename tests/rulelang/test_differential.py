@@ -136,6 +136,15 @@ def test_compiled_reports_the_reference_tiers(text, history, threads):
     assert got.tier_counts.sum(axis=1).tolist() == [(first <= end).sum() for end in ends]
 
 
+def test_generated_programs_reach_recency_open_windows_and_text_events():
+    """The random programs above read the member's history, have open campaign windows and name
+    events by text: the differential test covers those constructs too."""
+    settings_ = settings(max_examples=2000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    for needle in ("visits_in(", "spend_in(", "days_since_last_purchase", "during from ", "during to ", 'on "newsletter.subscribed"'):
+        text = find(diff_program(), lambda t, needle=needle: needle in t, settings=settings_)
+        assert rulelang.loads(text).model is not None, needle
+
+
 def test_generated_cases_run_budgets_out():
     """The random programs and histories above include budgets that run out (the global step
     closes a rule or a discount): the differential test covers budgets, not only unreached ones."""

@@ -473,6 +473,47 @@ def test_counting_the_current_purchase_in_both_languages():
     text = ALTERNATIVES.replace("over lifetime {", "over lifetime counting the current purchase {").replace(" or 30000 points", "")
     assert "The purchase that reaches a level already earns at that level." in explain(loads(text), "en")
     assert "达到新等级的那笔消费即按新等级计算。" in explain(loads(text), "zh")
+@pytest.mark.parametrize(
+    "cond, en, zh",
+    [
+        ("visits_in(90 days) >= 6", "when the number of your visits in the last 90 days is at least 6", "近90天消费次数不低于6时"),
+        ("visits_in(1 month) == 0", "when the number of your visits in the last month is 0", "近1个月消费次数为0时"),
+        ("spend_in(12 months) >= 10000 CNY", "when your spend in the last 12 months is at least 10000 CNY", "近12个月累计消费不低于10000元时"),
+        ("spend_in(365 days) > 500", "when your spend in the last 365 days is more than 500 CNY", "近365天累计消费高于500元时"),
+        ("days_since_last_purchase >= 90", "when you come back after 90 days or more without a purchase", "距上次消费满90天后再次消费时"),
+        ("days_since_last_purchase <= 7", "within 7 days of your last purchase", "距上次消费7天内"),
+        ("days_since_last_purchase == 30", "when the days since your last purchase is 30", "距上次消费天数为30时"),
+    ],
+)
+def test_recency_in_words(cond, en, zh):
+    text = f"currency CNY\nearn bonus: 5 points when {cond}\n"
+    assert en in terms(text)
+    assert zh in terms(text, "zh")
+
+
+def test_recency_words_exist_in_both_languages():
+    for key in ("window", "span", "recency"):
+        assert TEXT["en"][key].keys() == TEXT["zh"][key].keys(), key
+
+
+@pytest.mark.parametrize(
+    "clause, en, zh",
+    [
+        ("during from 2026-03-01", "from 1 Mar 2026", "2026年3月1日起"),
+        ("during to 2026-02-28", "up to and including 28 Feb 2026", "截至2026年2月28日"),
+        ("during 2026-03-01 to 2026-03-07", "between 1 Mar 2026 and 7 Mar 2026", "2026年3月1日至2026年3月7日期间"),
+    ],
+)
+def test_open_campaign_windows_in_words(clause, en, zh):
+    text = f"currency CNY\nearn base: 1 point per 1 CNY\nearn launch: 2x base {clause}\ndiscount d: 5% {clause}\n"
+    assert en in terms(text) and zh in terms(text, "zh")
+    assert terms(text).count(en) == 2  # the rule's and the discount's
+
+
+def test_an_event_named_by_text_reads_as_the_data_names_it():
+    text = 'currency CNY\nearn base: 1 point per 1 CNY\nearn news: 50 points on "Newsletter.Subscribed" once\n'
+    assert "on a 'newsletter.subscribed' event" in terms(text)
+    assert "发生“newsletter.subscribed”时" in terms(text, "zh")
 
 
 def test_a_budget_is_explained_in_english_and_chinese():

@@ -175,3 +175,33 @@ def test_a_keep_calendar_year_status_already_gives_is_redundant():
     assert only(HEAD + tiers.format(window="calendar year", months=3) + earn, "W680") == [8]
     # a 30-day window lets the level go within days, so any keep holds it longer
     assert only(HEAD + tiers.format(window="30 days", months=12) + earn, "W680") == []
+@pytest.mark.parametrize(
+    "condition, flagged",
+    [
+        ("days_since_last_purchase >= 90 and visits_in(60 days) >= 1", True),
+        ("days_since_last_purchase >= 90 and visits_in(90 days) > 0", True),  # the 90 days end today: the last purchase is before them
+        ("days_since_last_purchase >= 90 and visits_in(91 days) >= 1", False),  # a purchase 90 days ago is inside
+        ("(visits_in(2 months) > 0) and 62 <= days_since_last_purchase", True),  # two months are at most 62 days
+        ("visits_in(2 months) >= 1 and days_since_last_purchase >= 61", False),  # 31 May to 31 July: a purchase 61 days back is inside
+        ("days_since_last_purchase > 89 and visits_in(90 days) >= 1", True),
+        ("days_since_last_purchase >= 90 and visits_in(365 days) >= 3", False),
+        ("days_since_last_purchase >= 90 or visits_in(30 days) >= 1", False),  # either one: nothing contradicts
+        ("days_since_last_purchase >= 90 and visits_in(30 days) >= 0", False),  # zero visits is what a lapse has
+    ],
+)
+def test_a_lapse_with_a_visit_inside_it_never_applies(condition, flagged):
+    text = HEAD + f"earn base: 1 point per 1 CNY\nearn winback: 300 points when {condition}\n"
+    assert only(text, "W690") == ([7] if flagged else [])
+
+
+def test_a_lapse_with_visits_inside_it_is_flagged_on_discounts_and_benefits_too():
+    text = HEAD + ("earn base: 1 point per 1 CNY\ndiscount d: 10% when days_since_last_purchase >= 30 and visits_in(7 days) >= 1\n"
+                   "benefit b: cost 5 CNY when days_since_last_purchase >= 31 and visits_in(1 month) >= 1 once per year\n"
+                   "benefit c: cost 5 CNY when days_since_last_purchase >= 30 and visits_in(1 month) >= 1 once per year\n")
+    assert only(text, "W690") == [7, 8]
+
+
+def test_an_open_campaign_window_that_misses_the_condition_never_fires():
+    text = HEAD + ("earn base: 1 point per 1 CNY\nearn old: 5 points when date < 2026-01-01 during from 2026-03-01\n"
+                   "earn new: 5 points when date > 2026-06-01 during to 2026-05-31\nearn fine: 5 points when date > 2026-06-01 during from 2026-03-01\n")
+    assert only(text, "W601") == [7, 8]

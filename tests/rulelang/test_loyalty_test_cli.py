@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import simulator.inspection as cli
 from rulelang import ast
 from rulelang.invariants import search
-from rulelang.program import load
+from rulelang.program import load, loads
 from tests.conftest import PROGRAMS, TARGET_PROGRAMS
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.loyalty"))
@@ -25,6 +25,7 @@ EXPECTED = {
     "stacked_multipliers": ("assert", None),
     "tier_bonus": ("assert", "gold"),
     "tier_alternative_bonus": ("assert", "gold"),  # reached through the spend alternative
+    "winback_regulars": ("assert", "winback"),  # a recency edge: back 60 days after a purchase
     "yogurt_multibuy": ("assert", None),  # a discount, not a rule, breaks it
 }
 
@@ -106,3 +107,15 @@ def test_histories_try_the_amounts_where_a_best_of_changes_hands():
 
     p = load(Path(__file__).parent / "broken" / "best_of_gift.loyalty")
     assert {4999, 5000, 5001} <= set(shape(p.model).amounts)
+
+
+def test_histories_step_over_the_recency_builtins_edges():
+    """Gaps between rows either side of a `days_since_last_purchase` threshold and of each span
+    (months as 28 to 31 days); a program without recency draws only the usual gaps."""
+    from rulelang.strategies import GAPS, shape
+
+    program = load(Path(__file__).parent / "broken" / "winback_regulars.loyalty")
+    assert set(shape(program.model).gaps) == {59, 60, 61, 89, 91} - set(GAPS)
+    monthly = loads("currency CNY\nearn a: 5 points when spend_in(2 months) >= 100\n")
+    assert set(shape(monthly.model).gaps) == {55, 56, 57, 59, 60, 61, 62, 63} - set(GAPS)
+    assert shape(loads("currency CNY\nearn a: 5 points when amount >= 100\n").model).gaps == ()

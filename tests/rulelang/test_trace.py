@@ -218,6 +218,22 @@ def test_trace_shows_the_tier_windows_values_for_every_metric_counted():
     assert lines[1] == "  tier window (the last 30 days): spend 42.5 CNY, visits 2"
     # two months later the first rows have left the window: only the new purchase counts
     assert lines[-1] == "  tier window (the last 30 days): spend 1 CNY, visits 1"
+def test_recency_shows_each_windows_value_and_the_days_it_counted():
+    program = rulelang.loads('program "Cafe"\ncurrency CNY\nearn base: 1 point per 1 CNY\n'
+                             "earn regulars: 1.5x base when visits_in(30 days) >= 2\n"
+                             "earn big:      50 points when spend_in(1 months) >= 100\n"
+                             "earn winback:  100 points when days_since_last_purchase >= 50\n")
+    rows = pd.DataFrame({
+        "customer_id": "a", "timestamp": ["2026-01-10 10:00", "2026-01-31 09:00", "2026-03-31 10:00"],
+        "transaction_id": ["T1", "T2", "T3"], "amount": [40, 80, 20],
+    })
+    text = trace(program, rows, "a")
+    assert "days_since_last_purchase >= 50  ->  missing >= 50  false" in text  # the first purchase
+    assert "visits_in(30 days) >= 2  ->  1 >= 2  false" in text
+    assert "visits_in(30 days): 2026-01-02 to 2026-01-31, before this row" in text
+    # On 31 March one month back is 28 February: the span is March.
+    assert "spend_in(1 months): 2026-03-01 to 2026-03-31, before this row" in text
+    assert "days_since_last_purchase >= 50  ->  59 >= 50  true" in text
 
 
 BUDGET_PROGRAM = "currency CNY\nearn launch: 40 points budget 100 points\ndiscount launch_week: 10% budget 15 CNY\n"

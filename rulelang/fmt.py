@@ -195,7 +195,7 @@ _STATEMENTS = {
     ast.Reward: lambda s: (f"reward {s.name.name}:", _reward_body(s)),
     ast.Assert: lambda s: (f"assert {format_expr(s.expr)}", ""),
     ast.Label: lambda s: (f"label {s.name.name}", " ".join(f"{t.lang.name} {string(t.text.value)}" for t in s.texts)),
-    ast.TierDowngrade: lambda s: ("downgrade one level at a time", ""),
+    ast.TierDowngrade: lambda s: (f"downgrade {s.words[0]} {s.words[1]} at {s.words[2]} {s.words[3]}", ""),  # as written (E171 if not the rule)
     ast.TierReview: lambda s: (f"review tiers every {s.period.name}", ""),
     ast.Benefit: lambda s: (f"benefit {s.name.name}:", " ".join([f"cost {money(s.cost)}", *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
 }

@@ -495,6 +495,7 @@ class Reward:
     cost: Money
     funded: Funded | None = None
     span: Span = field(default=NO_SPAN, compare=False)
+    issued: Issued | None = None  # `issued every PERIOD`: an automatic voucher (docs/semantics.md, "Automatic vouchers")
 
 
 @dataclass(frozen=True)
@@ -560,6 +561,24 @@ class TierDowngrade:
 @dataclass(frozen=True)
 class TierReview:
     """`review tiers every month|quarter|year`: falls take effect at the start of each such period."""
+
+    period: Ident
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """`points available after N days`: points earned on a day become available N days later
+    (docs/semantics.md, "Pending points")."""
+
+    n: Number
+    unit: Ident
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """`issued every month|quarter|year` on a reward: an automatic voucher."""
 
     period: Ident
     span: Span = field(default=NO_SPAN, compare=False)

@@ -46,6 +46,11 @@ _WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "mo
 # Languages written by name rather than by code, for the did-you-mean of an unknown label language.
 _LANGUAGE_NAMES = {"english": "en", "eng": "en", "英文": "en", "英语": "en", "chinese": "zh", "cn": "zh", "zho": "zh", "chs": "zh",
                    "中文": "zh", "汉语": "zh"}
+# Automatic vouchers: the periods they are issued at the end of, in months.
+ISSUE_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+# Pending points: the window's unit (a return window is counted in days) and its longest length.
+_PENDING_UNITS = ("days", "day")
+PENDING_MOST_DAYS = 3650
 # Comparing this many names with difflib, in total, is enough for any real program; past it a
 # pathological file (thousands of distinct typos) gets no suggestions rather than a slow check.
 _SUGGEST_BUDGET = 400_000
@@ -749,6 +754,22 @@ class Checker:
         if s.unit is not None:
             self.time_unit(s.unit, B.TIME_UNITS)
 
+    def s_pending(self, s: ast.Pending):
+        """`points available after N days` (docs/semantics.md, "Pending points"): once, a whole
+        number of days from 1 to PENDING_MOST_DAYS."""
+        first = self.program.first(ast.Pending)
+        if first is not s:
+            self.emit("E460", f"a second `points available after` statement; a program has one (the first is on line {first.span.line})",
+                      s.span, "keep one `points available after N days` line and delete the other")
+        value = s.n.value
+        if value != value.to_integral_value() or not 1 <= value <= PENDING_MOST_DAYS:
+            self.emit("E461", f"points become available after a whole number of days from 1 to {PENDING_MOST_DAYS:,}, not {number_text(value)}",
+                      s.n.span, "write the return window, like `points available after 14 days` (points available at once: delete the line)")
+        if s.unit.name not in _PENDING_UNITS:
+            mean = self.did_you_mean(s.unit.name, "pending units", list(_PENDING_UNITS))
+            self.emit("E260", f"unknown unit `{s.unit.name}` for pending points{mean}", s.unit.span,
+                      "write the window in days, like `points available after 14 days` (a month is `30 days`)")
+
     def s_round(self, s: ast.Round):
         if s.mode.name not in B.ROUNDING:
             self.emit("E218", f"unknown rounding `{s.mode.name}`{self.did_you_mean(s.mode.name, 'rounding', list(B.ROUNDING))}",
@@ -766,6 +787,22 @@ class Checker:
                       "write what the reward costs the business, like `cost 8 CNY`")
         if s.funded is not None:
             self.funded(s.funded)
+        if s.issued is not None:
+            self.issued(s)
+
+    def issued(self, s: ast.Reward):
+        """`issued every PERIOD` (docs/semantics.md, "Automatic vouchers"): a period vouchers are
+        issued at the end of, and one automatic reward per program."""
+        period = s.issued.period.name
+        if period not in ISSUE_MONTHS:
+            mean = self.did_you_mean(period, "issue periods", list(ISSUE_MONTHS))
+            self.emit("E262", f"vouchers are issued every `month`, `quarter` or `year`, not `{period}`{mean}", s.issued.period.span,
+                      "write `issued every quarter` (at the end of March, June, September and December)")
+        first = next(r for r in self.program.of(ast.Reward) if r.issued is not None)
+        if first is not s:
+            self.emit("E462", f"a second automatic reward; a program turns points into one voucher (the first is `{first.name.name}`, "
+                              f"line {first.span.line})", s.issued.span,
+                      "keep `issued every ...` on one reward; the others stay in the catalog")
 
     def s_assert(self, s: ast.Assert):
         self.expr.condition(s.expr, B.ASSERT)
@@ -838,6 +875,7 @@ _STATEMENTS = {
     ast.BestOf: "s_best_of",
     ast.Benefit: "s_benefit",
     ast.Label: "s_label",
+    ast.Pending: "s_pending",
 }
 _DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money", ast.BuyGet: "d_buy_get"}
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}

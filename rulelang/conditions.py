@@ -168,7 +168,7 @@ class Analyser:
         if isinstance(node, ast.Name):
             n = node.name
             if n in B.VARIABLES or n in self.model.columns or n in B.COLUMNS:
-                return n if n not in ("points", "balance") and not n.startswith("points_this") else None
+                return n if n not in ("points", "balance", "pending") and not n.startswith("points_this") else None
             return None
         if isinstance(node, ast.Attribute):
             return f"{node.obj.name}.{node.attr.name}"

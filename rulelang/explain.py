@@ -95,8 +95,13 @@ TEXT: dict[str, dict] = {
                    "end_of_next_year": "Points expire at the end of the calendar year after the one in which they were earned.",
                    "never": "Points do not expire."},
         "oldest_first": "When you redeem, your oldest points are used first.",
+        "pending_section": "When points can be used",
+        "pending": "Points become available {n} days after the day you earn them; until then they are pending and cannot be spent. "
+                   "If you return a purchase within that time, its points are taken back from the pending ones.",
         "time_unit": {"days": "days", "months": "months", "years": "years"},
         "rewards_intro": "Exchange your points for:",
+        "voucher": "Every {period}, each {points} you can spend become a {money} voucher ({name}).",
+        "voucher_period": {1: "month", 3: "quarter", 12: "year"},
         "reward": "{name}: {points}",
         "benefit_section": "Benefits",
         "benefit": {"all": "{name}{conds} (worth {money}){freq}.", "tiers": "{who}: {name}{conds} (worth {money}){freq}."},
@@ -216,8 +221,12 @@ TEXT: dict[str, dict] = {
                    "end_of_next_year": "积分在获得次年的12月31日到期。",
                    "never": "积分永久有效。"},
         "oldest_first": "兑换时优先使用最早获得的积分。",
+        "pending_section": "积分何时可用",
+        "pending": "积分自获得之日起{n}天后可用，此前为待生效积分，不能使用。在此期间退货，将从待生效积分中扣回该笔积分。",
         "time_unit": {"days": "天", "months": "个月", "years": "年"},
         "rewards_intro": "可用积分兑换：",
+        "voucher": "每{period}末，可用积分每{points}自动转换为一张{money}代金券（{name}）。",
+        "voucher_period": {1: "月", 3: "季度", 12: "年"},
         "reward": "{name}：{points}",
         "benefit_section": "会员权益",
         "benefit": {"all": "{conds}可享{name}（价值{money}）{freq}。", "tiers": "{conds}{who}可享{name}（价值{money}）{freq}。"},
@@ -310,6 +319,13 @@ class _Terms:
         code = code or self.model.currency
         unit = self.t["currency_units"].get(code) or self.t["currency_fallback"].format(code=code)
         return self.t["money"].format(n=num(n), unit=unit)
+
+    def cash(self, n: Fraction) -> str:
+        """An amount as printed on a voucher: whole, or with all of the currency's decimals (1.50 GBP)."""
+        if n.denominator == 1:
+            return self.money(n)
+        unit = self.t["currency_units"].get(self.model.currency) or self.t["currency_fallback"].format(code=self.model.currency)
+        return self.t["money"].format(n=f"{Decimal(n.numerator) / Decimal(n.denominator):.{self.model.decimals}f}", unit=unit)
 
     def date(self, d: dt.date) -> str:
         return self.t["date"](d)
@@ -659,11 +675,18 @@ class _Terms:
             out.append(self.t["oldest_first"])
         return out
 
+    def pending(self) -> list[str]:
+        """`points available after N days` (docs/semantics.md, "Pending points")."""
+        return [self.t["pending"].format(n=self.model.pending_days)] if self.model.pending_days else []
+
     def rewards(self) -> list[str]:
-        if not self.model.rewards:
-            return []
-        return [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=self.given_name(r.name), points=self.points(r.points))
-                                           for r in self.model.rewards]
+        out = [self.t["voucher"].format(period=self.t["voucher_period"][v.issued_months], points=self.points(v.points), money=self.cash(v.cost),
+                                        name=self.given_name(v.name)) for v in self.model.vouchers]
+        catalog = [r for r in self.model.rewards if not r.issued_months]
+        if not catalog:
+            return out
+        return out + [self.t["rewards_intro"]] + [self.t["bullet"] + self.t["reward"].format(name=self.given_name(r.name), points=self.points(r.points))
+                                                 for r in catalog]
 
     def benefit(self, rule: Rule) -> str:
         """A benefit as a member reads it: who gets what, when, and what it is worth."""
@@ -702,7 +725,7 @@ class _Terms:
         title = self.t["title"].format(name=self.model.name)
         blocks = [title, "=" * width(title)]
         for key, lines in (("earn", self.earning()), ("discount", self.discounts()), ("tiers", self.tiers()), ("limits", self.limits()),
-                           ("expiry", self.expiry()), ("rewards", self.rewards()), ("benefit", self.benefits())):
+                           ("pending", self.pending()), ("expiry", self.expiry()), ("rewards", self.rewards()), ("benefit", self.benefits())):
             if lines:
                 blocks.append("\n" + self.t["sections"].get(key, self.t.get(f"{key}_section", key)))
                 blocks.extend(lines)

@@ -176,6 +176,7 @@ def _window(w: ast.Window) -> str:
 
 def _reward_body(s: ast.Reward) -> str:
     tail = f" {_funded(s.funded)}" if s.funded else ""
+    tail += f" issued every {s.issued.period.name}" if s.issued else ""
     return f"{_points(s.points)} cost {money(s.cost)}{tail}"
 
 
@@ -198,11 +199,12 @@ _STATEMENTS = {
     ast.TierDowngrade: lambda s: (f"downgrade {s.words[0]} {s.words[1]} at {s.words[2]} {s.words[3]}", ""),  # as written (E171 if not the rule)
     ast.TierReview: lambda s: (f"review tiers every {s.period.name}", ""),
     ast.Benefit: lambda s: (f"benefit {s.name.name}:", " ".join([f"cost {money(s.cost)}", *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
+    ast.Pending: lambda s: (f"points available after {number(s.n.value)} {s.unit.name}", ""),
 }
 _GROUPS = {
     ast.ProgramName: 0, ast.Currency: 0, ast.PointCost: 0, ast.Column: 0,
     ast.Tiers: 1, ast.TierDowngrade: 1, ast.TierReview: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
-    ast.Benefit: 6, ast.Label: 7,
+    ast.Benefit: 6, ast.Label: 7, ast.Pending: 3,
 }
 _ALIGNED = (ast.Earn, ast.Reward, ast.Discount, ast.Benefit, ast.Label)
 

@@ -102,6 +102,7 @@ class UnitRecord:
     tier_window: dict = field(default_factory=dict)  # metric -> its sum over the tier window after the unit (the block's, then alternatives')
     best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, its exact points, [(rule lost, its exact points)])
     benefits: dict = field(default_factory=dict)  # benefit -> times it fired on the unit
+    pending: int = 0  # points not yet available after the unit (`points available after`): `balance` is the available rest
 
 
 # --- member state -------------------------------------------------------------------------------
@@ -144,11 +145,21 @@ class Member:
     # the last row, and that row's time (reviews after it are still to apply).
     held: int = 0
     last_point: pd.Timestamp | None = None
+    next_voucher: pd.Timestamp | None = None  # the next period end vouchers are issued at (`issued every`)
     recent: list = field(default_factory=list)  # (day, spend, visits) per purchase and refund, for the recency builtins
 
     @property
     def balance(self) -> int:
         return sum(lot.points for lot in self.lots)
+
+    def available(self, t: pd.Timestamp, pending_days: int) -> int:
+        """The available balance at moment `t` (docs/semantics.md, "Pending points"): the points of
+        the lots earned on or before the day `pending_days` days before t's. Lots are kept in the
+        order earned, so the available lots come first, and spending oldest first spends only them."""
+        if pending_days == 0:
+            return self.balance
+        last = t.date() - dt.timedelta(days=pending_days)
+        return sum(lot.points for lot in self.lots if lot.day <= last)
 
 
 @dataclass
@@ -829,6 +840,39 @@ def _redeem(ctx: Context, m: Member, reward, t: pd.Timestamp, row: int) -> list[
     return out
 
 
+def voucher_moment(t: pd.Timestamp, months: int) -> pd.Timestamp:
+    """The last moment of the period `months` long (calendar months from January: 1, 3 or 12)
+    that holds `t`: when automatic vouchers are issued (docs/semantics.md, "Automatic vouchers")."""
+    after = ((t.year * 12 + t.month - 1) // months + 1) * months  # the month number the next period starts
+    return pd.Timestamp(dt.datetime(after // 12, after % 12 + 1, 1)) - pd.Timedelta(1, "ns")
+
+
+def _vouchers(ctx: Context, m: Member, until: pd.Timestamp, inclusive: bool) -> list[Posting]:
+    """The automatic voucher at every period end before `until` (or at it, when `inclusive`: the
+    member's last moment), each after the expiries due by then: the available balance turned into
+    as many vouchers as it affords, n of them, posted as one redemption of n times the reward's
+    points, oldest lots first (a posting per lot), the first posting carrying n times its cost
+    and n times its partner's share (each voucher's rounded to the minor unit), at the tier held
+    then. One redemption, not n: a member's postings stay bounded by the lots, whatever n is."""
+    out: list[Posting] = []
+    voucher = ctx.model.voucher
+    cost = V.to_minor(voucher.cost, ctx.decimals)
+    share = V.to_minor(voucher.cost * voucher.funded_share, ctx.decimals)
+    while m.next_voucher is not None and (m.next_voucher < until or (inclusive and m.next_voucher <= until)):
+        moment = m.next_voucher
+        out += _expire(ctx, m, moment)
+        tier = _tier_name(ctx.model, m, moment)
+        n = m.available(moment, ctx.model.pending_days) // voucher.points
+        issued: list[Posting] = []
+        for lot, k in _take(m.lots, n * voucher.points):
+            first = not issued
+            issued.append(Posting(moment, "redeem", points=k, earned_on=lot.day, reward=voucher.name, cost=n * cost if first else 0,
+                                  partner_share=n * share if first else 0, row=-1, tier=tier))
+        out += issued
+        m.next_voucher = voucher_moment(moment + pd.Timedelta(1, "ns"), voucher.issued_months)
+    return out
+
+
 def _choose(rewards: list, choice: str, u2: float):
     """The reward a member picks among the affordable ones (declaration order)."""
     if choice == "cheapest":
@@ -843,7 +887,7 @@ def _policy(ctx: Context, m: Member, first: dict) -> list[Posting]:
     if pol is None:
         return []
     u = float(first[pol.draw])
-    affordable = [r for r in ctx.model.rewards if r.points <= m.balance]
+    affordable = [r for r in ctx.model.rewards if r.points <= m.available(first["timestamp"], ctx.model.pending_days) and not r.issued_months]
     if not (u < pol.probability) or not affordable:
         return []
     reward = _choose(affordable, pol.choice, float(first[pol.choice_draw]))
@@ -909,7 +953,7 @@ def _refund(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
 def _redeem_row(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
     row = lines[0]
     reward = next(r for r in ctx.model.rewards if r.name == row["reward"])
-    if m.balance < reward.points:
+    if m.available(row["timestamp"], ctx.model.pending_days) < reward.points:
         ctx.declined += 1
         rec.declined = True
         return []
@@ -947,13 +991,15 @@ def _period_points(m: Member, day: dt.date) -> dict:
 def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until: pd.Timestamp) -> None:
     """Process one member's rows (one member's slice of `Batch.frame`, as records) and post."""
     m = Member(index, customer["customer_id"], customer, _enrolled(customer, rows), rows[0]["timestamp"].date())
+    if ctx.model.voucher is not None:
+        m.next_voucher = voucher_moment(rows[0]["timestamp"], ctx.model.voucher.issued_months)
     levels = []  # the member's tier level at each moment from their first row on
     joined = sum(1 for moment in ctx.moments if moment < rows[0]["timestamp"])
     for lines in _units(rows):
         t = lines[0]["timestamp"]
         while joined + len(levels) < len(ctx.moments) and ctx.moments[joined + len(levels)] < t:
             levels.append(_level_at(ctx.model, m, ctx.moments[joined + len(levels)]))
-        expired = _expire(ctx, m, t)
+        expired = (_vouchers(ctx, m, t, False) if m.next_voucher is not None else []) + _expire(ctx, m, t)
         tier = tier_at(ctx.model, m, t)
         if _has_status(ctx.model):  # the level the row sees is now held; the row may then raise it
             m.held, m.last_point = tier.level, t
@@ -971,16 +1017,18 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
         if ctx.observer:
             rec.tier_after = tier_at(ctx.model, m, t + pd.Timedelta(1, "ns"))
             rec.tier_window = window_values(ctx.model, m, t + pd.Timedelta(1, "ns"))
-            rec.balance = m.balance
+            rec.balance = m.available(t, ctx.model.pending_days)
+            rec.pending = m.balance - rec.balance
             rec.period_points = _period_points(m, t.date())
             ctx.observer(rec)
     levels += [_level_at(ctx.model, m, moment) for moment in ctx.moments[joined + len(levels) :]]
     for j, level in enumerate(levels, start=joined):
         ctx.tier_counts[j, level] += 1
-    tail = _expire(ctx, m, until)
+    tail = (_vouchers(ctx, m, until, True) if m.next_voucher is not None else []) + _expire(ctx, m, until)
     ctx.postings += [(index, p) for p in tail]
     if ctx.observer and tail:
-        ctx.observer(UnitRecord(index, m.customer_id, [], None, expired=tail, balance=m.balance))
+        available = m.available(until, ctx.model.pending_days)
+        ctx.observer(UnitRecord(index, m.customer_id, [], None, expired=tail, balance=available, pending=m.balance - available))
 
 
 def _counting(ctx: Context, m: Member, t: pd.Timestamp, lines: list[dict], tier: V.Tier) -> V.Tier:

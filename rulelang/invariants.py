@@ -77,7 +77,9 @@ def _env(model: Model, obs: Observed, rec, enrolled: dict, without: str | None =
         "event": first["event"],
         "point_cost": model.point_cost,
         "points": Fraction(sum(rec.issued.values()) - less),
-        "balance": Fraction(rec.balance - less),
+        # The unit's own points are pending when the program has a pending window (earned today).
+        "balance": Fraction(rec.balance - (0 if model.pending_days else less)),
+        "pending": Fraction(rec.pending - (less if model.pending_days else 0)),
         **{f"points_this_{p}": Fraction(rec.period_points.get(p, 0) - less) for p in PERIODS},
     }
     customer = obs.batch.customers.iloc[rec.member].to_dict()
@@ -245,9 +247,16 @@ def check_ledger(model: Model, obs: Observed) -> list[Violation]:
                 if clawed[key] > issued.get(key, 0):
                     out.append(Violation("refund", f"refunds clawed back {clawed[key]} points of `{p.rule}`, but the basket was issued {issued.get(key, 0)}", row, p.rule))
             if kind == "redeem":
-                redeemed[(row, p.reward)] = redeemed.get((row, p.reward), 0) + pts
-        for (row, reward), pts in redeemed.items():
-            if pts != prices[reward]:
+                # An automatic voucher (no row) is keyed by its moment: a period end issues several.
+                key = (row, p.reward, p.timestamp if row < 0 else None)
+                redeemed[key] = redeemed.get(key, 0) + pts
+        automatic = {r.name for r in model.rewards if r.issued_months}
+        for (row, reward, moment), pts in redeemed.items():
+            if moment is not None and reward in automatic:
+                if pts % prices[reward]:
+                    out.append(Violation("ledger", f"the `{reward}` vouchers of {moment} took {pts} points, not a multiple of their "
+                                                   f"{prices[reward]}", row))
+            elif pts != prices[reward]:
                 out.append(Violation("ledger", f"redeeming `{reward}` took {pts} points, but it costs {prices[reward]}", row))
     return out
 

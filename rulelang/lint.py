@@ -7,12 +7,14 @@ Every code is documented, with an example and the fix, in docs/invariants.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 from fractions import Fraction
 
 from rulelang import ast
 from rulelang import builtins as B
+from rulelang import values as V
 from rulelang.conditions import Analyser
 from rulelang.errors import Diagnostic, Source, diagnostic
 from rulelang.model import Model, Rule, names_in
@@ -450,6 +452,62 @@ def redundant_keep(ctx: _Context) -> list[Diagnostic]:
     return out
 
 
+# --- W650, W651: points that expire while still pending --------------------------------------------
+
+
+def _expires_pending(model: Model, day: dt.date) -> bool:
+    """Whether a lot earned on `day` expires before (or at) the start of the day it becomes available."""
+    spec = model.expiry
+    available = V.start_of(day + dt.timedelta(days=model.pending_days))
+    if spec.kind in ("after", "inactive"):  # inactivity: the last purchase's own lot, if nothing follows it
+        return V.start_of(V.add_span(day, spec.n, spec.unit)) <= available
+    moment = V.lot_expiry(day, spec.kind, spec.n, spec.unit)
+    return moment is not None and moment <= available
+
+
+def pending_past_expiry(ctx: _Context) -> list[Diagnostic]:
+    """A pending window (`points available after N days`) as long as the expiry, or reaching past
+    a year-end expiry: some points expire before they can ever be spent."""
+    model = ctx.model
+    stmt = ctx.program.first(ast.Pending)
+    if not model.pending_days or model.expiry.kind == "never" or stmt is None:
+        return []
+    # Every day of four years (a leap-year cycle): month lengths and year ends all occur.
+    start = dt.date(2024, 1, 1)
+    lost = [d for d in (start + dt.timedelta(days=i) for i in range(1461)) if _expires_pending(model, d)]
+    if not lost:
+        return []
+    spec = model.expiry
+    if spec.kind in ("end_of_year", "end_of_next_year"):
+        last = sum(1 for d in lost if d.year == 2025)
+        return [ctx.warn("W651", f"points become available {model.pending_days} days after they are earned, so those earned in the last "
+                                 f"{last} days of a year expire at the year end before they can be spent", stmt.span,
+                         "shorten the pending window, or let points expire at the end of the next year (`expire at end of next year`)")]
+    return [ctx.warn("W650", f"points become available {model.pending_days} days after they are earned but expire {spec.n} {spec.unit} "
+                             f"after {'the last purchase' if spec.kind == 'inactive' else 'they are earned'}, so some expire before they "
+                             "can be spent", stmt.span,
+                     "make the pending window shorter than the expiry (a return window is usually 14 to 30 days)")]
+
+
+# --- W652: vouchers worth less a point than the catalog ---------------------------------------------
+
+
+def cheap_vouchers(ctx: _Context) -> list[Diagnostic]:
+    """An automatic voucher worth less a point than a catalog reward: every period's end turns the
+    balance into vouchers, so members rarely keep points long enough for the better reward."""
+    voucher = ctx.model.voucher
+    if voucher is None:
+        return []
+    rate = voucher.cost / voucher.points
+    better = [r for r in ctx.model.rewards if not r.issued_months and r.cost / r.points > rate]
+    if not better:
+        return []
+    best = max(better, key=lambda r: (r.cost / r.points, -r.index))
+    stmt = next(s for s in ctx.program.of(ast.Reward) if s.name.name == voucher.name)
+    cur = ctx.model.currency
+    return [ctx.warn("W652", f"`{voucher.name}` is worth {_num(rate)} {cur} a point, less than `{best.name}` ({_num(best.cost / best.points)} {cur} "
+                             "a point): every period's end turns the balance into vouchers, so members rarely save up for the better reward",
+                     stmt.span, "raise the voucher's value, or take the better reward out of the catalog")]
 
 
 # --- W690: a lapse and visits inside it -----------------------------------------------------------
@@ -511,4 +569,4 @@ def _top_and(e) -> list:
 
 
 CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier,
-          unlimited_benefits, never_compete, redundant_keep, lapse_with_visits)
+          unlimited_benefits, never_compete, pending_past_expiry, cheap_vouchers, redundant_keep, lapse_with_visits)

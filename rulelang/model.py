@@ -114,6 +114,9 @@ class RewardSpec:
     cost: Fraction
     funded_share: Fraction = Fraction(0)
     funded_by: str | None = None
+    # An automatic voucher (`issued every PERIOD`): issued at the end of every period this many
+    # months long (1, 3 or 12); 0: a catalog reward members choose.
+    issued_months: int = 0
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,19 @@ class Model:
     benefits: tuple[Rule, ...] = ()
     # Member-facing names: a rule's, tier's, reward's or benefit's name -> {language: label}.
     labels: dict = field(default_factory=dict)
+    # Pending points (`points available after N days`): a lot earned on day d can be spent from
+    # day d + pending_days on; 0: at once (docs/semantics.md, "Pending points").
+    pending_days: int = 0
+
+    @property
+    def voucher(self) -> RewardSpec | None:
+        """The automatic voucher (`issued every PERIOD`), if the program has one (at most one)."""
+        return next((r for r in self.rewards if r.issued_months), None)
+
+    @property
+    def vouchers(self) -> tuple[RewardSpec, ...]:
+        """The automatic rewards, as a tuple (empty without): what the simulator's cost tables read."""
+        return tuple(r for r in self.rewards if r.issued_months)
 
     @property
     def firing(self) -> tuple[Rule, ...]:
@@ -307,6 +323,7 @@ def lower(program: ast.Program) -> Model:
             _frac(r.cost.amount),
             _frac(r.funded.percent.value) / 100 if r.funded else Fraction(0),
             r.funded.by.name if r.funded else None,
+            {"month": 1, "quarter": 3, "year": 12}[r.issued.period.name] if r.issued else 0,
         )
         for i, r in enumerate(program.of(ast.Reward))
     )
@@ -330,6 +347,7 @@ def lower(program: ast.Program) -> Model:
         labels=_labels(program),
         discounts=tuple(_lower_discount(i, d) for i, d in enumerate(program.of(ast.Discount))),
         groups=tuple(tuple(by_index[n.name] for n in g.rules) for g in program.of(ast.BestOf)),
+        pending_days=int(program.first(ast.Pending).n.value) if program.first(ast.Pending) else 0,
     )
 
 

@@ -270,6 +270,10 @@ class _Build(Transformer):
         kw, *names = items
         return ast.BestOf(tuple(_ident(n) for n in names), _span(kw, *names))
 
+    def pending(self, items):
+        kw, n, unit = items
+        return ast.Pending(_num(n), _ident(unit), _span(kw, unit))
+
     def limit(self, items):
         kw, n, word, period = items
         return ast.Limit(_num(n), _ident(period), _span(kw, period))
@@ -292,8 +296,12 @@ class _Build(Transformer):
         return ast.Round(_ident(mode), _span(kw, mode))
 
     def reward(self, items):
-        kw, name, n, word, money, funded = items
-        return ast.Reward(_ident(name), _num(n), money, funded, _span(kw, money, funded))
+        kw, name, n, word, money, funded, issued = items
+        return ast.Reward(_ident(name), _num(n), money, funded, _span(kw, money, funded, issued), issued=issued)
+
+    def issued(self, items):
+        kw, period = items
+        return ast.Issued(_ident(period), _span(kw, period))
 
     def assertion(self, items):
         kw, expr = items

@@ -45,7 +45,7 @@ class Shape:
     customer_dates: tuple[str, ...]
     columns: tuple[str, ...]
     climbs: tuple[int, ...] = ()  # purchase amounts (minor units) that reach each tier above the first
-    gaps: tuple[int, ...] = ()  # days between rows at the edges of the recency builtins' thresholds and spans
+    gaps: tuple[int, ...] = ()  # days between rows besides GAPS: the recency builtins' edges, a pending window's edge
 
 
 def shape(model: Model) -> Shape:
@@ -105,6 +105,12 @@ def shape(model: Model) -> Shape:
             anchors.add(dt.date(2026, int(m), 1))
     anchors |= {dt.date(2026, 12, 31), dt.date(2026, 1, 31)}
     anchors |= _calendar_days(an, model)
+    if model.voucher is not None:  # the last day of each voucher period of 2026 (and the day after)
+        months = model.voucher.issued_months
+        ends = [dt.date(2026 + m // 12, m % 12 + 1, 1) for m in range(months, 13, months)]
+        anchors |= {d - dt.timedelta(days=1) for d in ends} | set(ends)
+    # Rows the day before, on and after the day points become available (beside GAPS).
+    pending_gaps = {model.pending_days - 1, model.pending_days, model.pending_days + 1} if model.pending_days else set()
     cust_texts = {}
     for name in sorted(used):
         if name.startswith("customer.") and name.split(".", 1)[1] not in ("birthday", "enrolled", "days_enrolled"):
@@ -122,6 +128,7 @@ def shape(model: Model) -> Shape:
         spend = {_ceil(t * scale) for level in model.tiers.alternatives for metric, t in level if metric == "spend"}
         climbs = tuple(sorted(set(climbs) | spend))
     gaps = _recency_gaps(model, edges, used) if used & B.RECENCY else ()
+    gaps = tuple(sorted(set(gaps) | pending_gaps)) if pending_gaps else gaps
     return Shape(
         scale=scale,
         amounts=tuple(sorted(amounts)),

@@ -109,7 +109,7 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
     for p in rec.expired:
         out.append(f"{_time(p.timestamp)}  {_posting(p, model.currency, decimals)}")
     if not rec.rows:
-        out.append(f"  balance {rec.balance}")
+        out.append(_balance_line(rec, model))
         return out
     first = rec.rows[0]
     amount = sum(V.Fraction(int(r["amount"]), 10**decimals) for r in rec.rows)
@@ -153,11 +153,19 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
     if given:  # what the benefits cost is on their postings below
         out.append(f"  benefits given: {given}")
     if rec.declined:
-        out.append(f"  redemption of {first['reward']} declined: the balance cannot afford it")
+        out.append(f"  redemption of {first['reward']} declined: the {'available ' if model.pending_days else ''}balance cannot afford it")
     for p in rec.postings:
         out.append(f"  {_posting(p, model.currency, decimals)}")
-    out.append(f"  balance {rec.balance}")
+    out.append(_balance_line(rec, model))
     return out
+
+
+def _balance_line(rec: interpret.UnitRecord, model) -> str:
+    """The balance after a unit; with pending points (`points available after`), what could be
+    spent and what was still pending apart."""
+    if not model.pending_days:
+        return f"  balance {rec.balance}"
+    return f"  balance {rec.balance} available, {rec.pending} pending (available {model.pending_days} days after the day earned)"
 
 
 def _discounts(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[str]:
@@ -209,6 +217,8 @@ def summary(records: list[interpret.UnitRecord]) -> list[str]:
     balance = records[-1].balance if records else 0
     line = (f"summary: {rows} row(s) traced; points earned {points['earn']}, clawed back {points['clawback']}, "
             f"redeemed {points['redeem']}, expired {points['expire']}; balance at the end {balance}")
+    if records and records[-1].pending:
+        line += f" available, {records[-1].pending} pending"
     given = sum(n for rec in records for n in rec.benefits.values())
     if given:
         line += f"; benefits given {given}"

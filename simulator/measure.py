@@ -43,6 +43,9 @@ class Partial:
     benefit: np.ndarray | None = None  # (2,): what benefits cost and partners' share (metrics.LedgerSums)
     benefit_m: np.ndarray | None = None  # (month, 2): the same per month
     groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
+    pending_m: np.ndarray | None = None  # (month,): points pending at each month's close (metrics.pending_by_month)
+    voucher: np.ndarray | None = None  # (2,): the automatic voucher's cost and partner share at issue (metrics.voucher_sums) ...
+    voucher_m: np.ndarray | None = None  # (month, 2): ... per month; neither is in cost, partner, cost_m, partner_m
     # Budgets (rulelang.engine.budgets), per budgeted rule in program order: what it gave (points
     # or minor units), and the moment it ran out (ns; -1: it did not), the same in every part.
     budget_used: np.ndarray | None = None
@@ -54,7 +57,8 @@ class Partial:
             f: getattr(self, f) + getattr(other, f)
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
-        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "budget_used"):  # (None in a part made without them)
+        for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "pending_m",
+                  "voucher", "voucher_m", "budget_used"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -67,9 +71,10 @@ class Partial:
             if self.baseline_m is None and other.baseline_m is None
             else sum(b for b in (self.baseline_m, other.baseline_m) if b is not None)
         )
-        groups = sums.pop("groups")
+        groups, pending_m, voucher, voucher_m = sums.pop("groups"), sums.pop("pending_m"), sums.pop("voucher"), sums.pop("voucher_m")
         out = self.budget_out if self.budget_out is not None else other.budget_out
-        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups, budget_out=out)
+        return Partial(**sums, rewards=rewards, ledger=None, baseline_m=base, groups=groups, pending_m=pending_m, voucher=voucher, voucher_m=voucher_m,
+                       budget_out=out)
 
 
 def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, run: int, keep_ledger: bool) -> Partial:
@@ -97,15 +102,17 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
     # Members per tier at each month's end, from the engine (a member counts from joining on).
     tier_counts = evaluation.tier_counts if model.tiers is not None else np.zeros((len(months), 0), dtype=np.int64)
     sums = metrics.ledger_sums(ledger, months, kinds)
+    # The automatic voucher's money apart from the catalog rewards' (its cost counts when used).
+    voucher, voucher_m = metrics.voucher_sums(ledger, months, model.voucher.name, kinds) if model.voucher else (np.zeros(2, np.int64), None)
     return Partial(
         members=int(chosen.sum()),
         rows=len(rows),
         by_kind=sums.by_kind,
-        cost=sums.cost,
-        partner=sums.partner,
+        cost=sums.cost - int(voucher[0]),
+        partner=sums.partner - int(voucher[1]),
         cells=sums.cells,
-        cost_m=sums.cost_m,
-        partner_m=sums.partner_m,
+        cost_m=sums.cost_m - voucher_m[:, 0] if voucher_m is not None else sums.cost_m,
+        partner_m=sums.partner_m - voucher_m[:, 1] if voucher_m is not None else sums.partner_m,
         delta_m=delta,
         joined_m=joined_m,
         tiers_m=tier_counts,
@@ -119,9 +126,19 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         benefit=sums.benefit if model.benefits else None,
         benefit_m=sums.benefit_m if model.benefits else None,
         # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
-        groups=group_sums(setup.segments, rows, ledger, kinds, chosen) if setup.segments is not None and setup.horizon is None else None,
+        groups=group_sums(setup.segments, rows, ledger, kinds, chosen, model.voucher.name if model.voucher else None)
+        if setup.segments is not None and setup.horizon is None
+        else None,
+        voucher=voucher if model.voucher else None,
+        voucher_m=voucher_m,
+        pending_m=metrics.pending_by_month(ledger, months, model.pending_days, _end(setup), kinds) if model.pending_days else None,
         **budget_sums(model, ledger, getattr(setup, "budget_closed", None)),
     )
+
+
+def _end(setup):
+    """The period's end: the horizon's, or the replayed history's."""
+    return setup.horizon.end if setup.horizon is not None else setup.history.until
 
 
 def budget_sums(model, ledger: pd.DataFrame, closed: dict | None) -> dict:
@@ -142,13 +159,16 @@ def budget_sums(model, ledger: pd.DataFrame, closed: dict | None) -> dict:
 # then each tier the members hold at the end.
 # Each money bucket's (cost, partner share) pair, in metrics.MONEY_BUCKETS' order: a new money
 # kind is a row of metrics' tables, and its group sums follow.
-MONEY_PAIRS = (("reward_cost", "partner_funded"), *(metrics.cost_figures(b) for b in metrics.MONEY_BUCKETS[1:]))
+# Last, the automatic voucher's money at issue (its redemptions, apart from the catalog's: what
+# is used of it is shared out by simulator.segments).
+MONEY_PAIRS = (("reward_cost", "partner_funded"), *(metrics.cost_figures(b) for b in metrics.MONEY_BUCKETS[1:]), metrics.VOUCHER_FIGURES)
 GROUP_FIELDS = ("members", *metrics.KINDS, *(f for pair in MONEY_PAIRS for f in pair), "revenue_delta", "member_revenue")
 # Each kind's money column pair in GROUP_FIELDS (metrics.MONEY_BUCKET: a discount's, a benefit's, else a reward's).
 _BUCKET = np.array([metrics.MONEY_BUCKET.get(k, 0) for k in metrics.KINDS] + [0], dtype=np.int64)
+_VOUCHER_BUCKET = len(metrics.MONEY_BUCKETS)
 
 
-def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray, chosen: np.ndarray, voucher: str | None = None) -> np.ndarray:
     """A path's sums per (segment, stage) group of its customers and per tier at the end
     (simulator.segments), exact integers that add up over customers as the path's own sums do.
 
@@ -173,6 +193,8 @@ def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray,
     else:
         tier_codes = np.full(len(ledger), -1, dtype=np.int8)
     money = rows["_purchase"].to_numpy() | rows["_refund"].to_numpy()
+    # The automatic voucher's redemptions (`voucher`: its reward's name), counted in its own pair.
+    is_voucher = (np.asarray(kinds) == metrics.KINDS.index("redeem")) & (ledger["reward"].to_numpy() == voucher) if voucher else np.zeros(0, dtype=bool)
     _group_sums(
         out,
         group,
@@ -190,12 +212,14 @@ def group_sums(seg, rows: pd.DataFrame, ledger: pd.DataFrame, kinds: np.ndarray,
         tier_of,
         tier_codes,
         _BUCKET,
+        is_voucher,
+        _VOUCHER_BUCKET,
     )
     return out
 
 
 @njit(cache=True, nogil=True)
-def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_of, cat, kinds, points, cost, partner, tier_of, tier_codes, bucket):
+def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_of, cat, kinds, points, cost, partner, tier_of, tier_codes, bucket, is_voucher, voucher_bucket):
     # Each member's tier at the end: its last posting's (postings are in time order per member).
     # Then one pass over the path's rows and one over its postings, each counted in the customer's
     # (segment, stage) group and, with tiers, in its tier's row. Rows and postings of a customer
@@ -232,7 +256,7 @@ def _group_sums(out, group, chosen, revenue, tiers, m, minor, money, orig, code_
         if c < 0:
             continue
         k = kinds[i]
-        b = nk + 1 + 2 * bucket[k if 0 <= k < nk else nk]
+        b = nk + 1 + 2 * (voucher_bucket if is_voucher.shape[0] and is_voucher[i] else bucket[k if 0 <= k < nk else nk])
         for t in range(2 if tiers else 1):
             g = group[c] if t == 0 else ng + end[c]
             if 0 <= k < nk:

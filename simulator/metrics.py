@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from rulelang.engine import NS_PER_DAY
+from rulelang.engine import NAT, NS_PER_DAY
 
 POINT_FIGURES = (
     "points_issued", "points_redeemed", "points_expired", "points_clawed_back", "points_capped", "points_outstanding",
@@ -36,8 +36,18 @@ BENEFIT_FIGURES = ("benefit_cost", "benefit_partner_funded")
 # partner_funded): kind -> the program's list of what posts it (a `Model` attribute) and its
 # figures (cost, partner-funded), in summary.json and monthly.csv after partner_funded and inside
 # program_cost, for a program that has some of that kind.
-COST_KINDS = {"discount": ("discounts", DISCOUNT_FIGURES), "benefit": ("benefits", BENEFIT_FIGURES)}
-COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES
+# A program with an automatic voucher has these too: what the vouchers used cost (their cost at
+# issue times the scenario's `vouchers.use_rate`) and the partners' share of that. Their
+# redemptions are not in reward_cost and partner_funded.
+VOUCHER_FIGURES = ("voucher_cost", "voucher_partner_funded")
+COST_KINDS = {"discount": ("discounts", DISCOUNT_FIGURES), "benefit": ("benefits", BENEFIT_FIGURES), "voucher": ("vouchers", VOUCHER_FIGURES)}
+COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES + VOUCHER_FIGURES
+# A program with pending points (`points available after N days`) has this point figure too, and a
+# monthly column of it: the points earned but not yet available at the end (a part of
+# points_outstanding; the liability counts both).
+PENDING_FIGURES = ("points_pending",)
+# Figures only some programs have: a program without them has none of them in its outputs.
+OPTIONAL_FIGURES = COST_KIND_FIGURES + PENDING_FIGURES
 
 
 def cost_figures(kind: str) -> tuple[str, str]:
@@ -58,6 +68,7 @@ FIGURE_LABELS = (
     ("points_clawed_back", "Points clawed back (refunds)", "points"),
     ("points_capped", "Points not issued (caps)", "points"),
     ("points_outstanding", "Points outstanding at the end", "points"),
+    ("points_pending", "Points pending at the end (not yet available)", "points"),
     ("redemption_rate", "Redemption rate", "ratio"),
     ("breakage_rate", "Breakage rate", "ratio"),
     ("reward_cost", "Cost of rewards redeemed", "money"),
@@ -66,6 +77,8 @@ FIGURE_LABELS = (
     ("discount_partner_funded", "Discounts funded by partners", "money"),
     ("benefit_cost", "Cost of benefits given", "money"),
     ("benefit_partner_funded", "Benefits funded by partners", "money"),
+    ("voucher_cost", "Cost of vouchers used", "money"),
+    ("voucher_partner_funded", "Vouchers funded by partners", "money"),
     ("liability", "Liability at the end", "money"),
     ("program_cost", "Program cost", "money"),
     ("revenue_baseline", "Revenue without the program", "money"),
@@ -150,26 +163,34 @@ def _lookup(lut, codes):
 
 
 def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, discount: tuple[int, int] | None = None,
-                 benefit: tuple[int, int] | None = None) -> dict:
+                 benefit: tuple[int, int] | None = None, pending: int | None = None, voucher: tuple[int, int] | None = None) -> dict:
     """Exact figures of one run from its points per kind, its reward cost and partner share (minor
     units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder).
     `discount`: a program with discounts, (money they took off, the partners' share of it): inside
     the program cost; `x.revenue_with_program` is then already net of it, and the incremental margin
     is the margin on the lift before discounts (the discount is counted once, as a cost).
     `benefit`: a program with benefits, (what they cost, the partners' share of it): inside the
-    program cost."""
+    program cost. `pending`: a program with pending points, the points still pending at the end
+    (a part of the outstanding points, and so of the liability). `voucher`: a program with an
+    automatic voucher, (what the vouchers used cost, the partners' share of it): inside the program
+    cost (`reward_cost` and `partner` are then the catalog's only)."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     liability = round_half_up(outstanding * x.point_cost * scale * urr)
     given, funded = discount if discount is not None else (0, 0)
     benefit_cost, benefit_funded = benefit if benefit is not None else (0, 0)
-    program_cost = reward_cost - partner + liability + (given - funded) + (benefit_cost - benefit_funded)
+    voucher_cost, voucher_funded = voucher if voucher is not None else (0, 0)
+    program_cost = reward_cost - partner + liability + (given - funded) + (benefit_cost - benefit_funded) + (voucher_cost - voucher_funded)
     lift = x.revenue_with_program - x.revenue_baseline
     margin = round_half_up(Fraction(lift + given) * Fraction(str(x.margin)))
     net = margin - program_cost
     extra = {"discount_cost": given, "discount_partner_funded": funded} if discount is not None else {}
     if benefit is not None:
         extra |= dict(zip(BENEFIT_FIGURES, benefit, strict=True))
+    if pending is not None:
+        extra["points_pending"] = pending
+    if voucher is not None:
+        extra |= dict(zip(VOUCHER_FIGURES, voucher, strict=True))
     return extra | {
         "rows_read": x.rows_read,
         "rows_used": x.rows_used,
@@ -329,6 +350,66 @@ def ledger_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray 
                       total[d].copy(), money_m[d].copy(), triangle, total[b].copy(), money_m[b].copy(), given_m[d].copy())
 
 
+# The sign of each KINDS kind in a lot's points: earned in, clawed back, redeemed and expired out.
+_LOT_SIGN = np.array([{"earn": 1, "clawback": -1, "redeem": -1, "expire": -1}.get(k, 0) for k in KINDS], dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _pending_at(t, earned_on, kinds, points, sign, moments, window):
+    out = np.zeros(moments.shape[0], dtype=np.int64)
+    for i in range(t.shape[0]):
+        k = kinds[i]
+        if k < 0 or sign[k] == 0 or earned_on[i] == NAT:
+            continue
+        available = earned_on[i] + window  # the lot is available from this moment on
+        j = np.searchsorted(moments, t[i])  # the first moment at or after the posting
+        while j < moments.shape[0] and moments[j] < available:
+            out[j] += sign[k] * points[i]
+            j += 1
+    return out
+
+
+def voucher_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, voucher: str, kinds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The automatic voucher's redemptions' money at issue: (cost, partner share) in all, and per
+    month (month, 2). Exact; adds up over parts of the customers."""
+    kinds = kind_codes(ledger) if kinds is None else kinds
+    mask = (np.asarray(kinds) == KINDS.index("redeem")) & (ledger["reward"].to_numpy() == voucher)
+    t = ledger["timestamp"].to_numpy()[mask]
+    cost = np.asarray(ledger["cost"].to_numpy()[mask], dtype=np.int64)
+    partner = np.asarray(ledger["partner_share"].to_numpy()[mask], dtype=np.int64)
+    monthly = np.stack([by_month(t, cost, months), by_month(t, partner, months)], axis=1) if len(months) else np.zeros((0, 2), dtype=np.int64)
+    return np.array([cost.sum(), partner.sum()], dtype=np.int64), monthly
+
+
+def vouchers_used(at_issue_m: np.ndarray, use_rate: float | None) -> np.ndarray:
+    """What the vouchers used cost per month (cost, partner share): each month's cost at issue times
+    the use rate (None: 1), rounded half up to the minor unit. Exact in expectation: a voucher is
+    used with that probability, so its expected cost is the rate times its cost."""
+    if use_rate is None:
+        return at_issue_m.copy()
+    rate = Fraction(str(use_rate))
+    return np.array([[round_half_up(int(c) * rate) for c in row] for row in at_issue_m], dtype=np.int64).reshape(at_issue_m.shape)
+
+
+def pending_by_month(ledger: pd.DataFrame, months: pd.PeriodIndex, pending_days: int, end, kinds: np.ndarray | None = None) -> np.ndarray:
+    """The points pending (docs/semantics.md, "Pending points") at each month's close: the last
+    moment of the month, or `end` (the period's end) when that comes first. A lot earned on day D
+    is pending before the start of day D + pending_days; its points at a moment are what its
+    postings (`earned_on` D) up to that moment add and take. Exact, and it adds up over parts of
+    the customers as the other sums do."""
+    kinds = kind_codes(ledger) if kinds is None else kinds
+    closes = np.minimum(month_starts(months)[1:] - 1, as_ns(np.array([np.datetime64(pd.Timestamp(end), "ns")]))[0])
+    return _pending_at(
+        as_ns(ledger["timestamp"].to_numpy()),
+        as_ns(ledger["earned_on"].to_numpy()),
+        np.asarray(kinds),
+        np.asarray(ledger["points"].to_numpy(), dtype=np.int64),
+        _LOT_SIGN,
+        np.ascontiguousarray(closes, dtype=np.int64),
+        pending_days * NS_PER_DAY,
+    )
+
+
 def monthly_from(
     cells: np.ndarray,
     cost: np.ndarray,
@@ -341,6 +422,8 @@ def monthly_from(
     urr_m: list[Fraction],
     discount_m: np.ndarray | None = None,
     benefit_m: np.ndarray | None = None,
+    pending_m: np.ndarray | None = None,
+    voucher_m: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
@@ -350,7 +433,8 @@ def monthly_from(
     `revenue` has columns revenue_baseline, revenue_with_program (minor units) indexed by month;
     `members` the members joined by each month's end; `tier_counts` members per tier at each end;
     `discount_m`, `benefit_m`: for a program with them, each month's cost and partner share (after
-    partner_funded).
+    partner_funded); `pending_m`: for a program with pending points, the points pending at each
+    month's close (`pending_by_month`), after the points' columns.
     """
     # Columns gathered, then one frame: a frame grown a column at a time rebuilds its blocks for
     # each of some twenty columns (a few ms at the end of every simulation, with one core idle).
@@ -375,9 +459,13 @@ def monthly_from(
     index.name = "month"
     if benefit_m is not None:  # a program with benefits: their cost per month, after the discounts'
         cols["benefit_cost"], cols["benefit_partner_funded"] = benefit_m[:, 0].copy(), benefit_m[:, 1].copy()
+    if voucher_m is not None:  # a program with an automatic voucher: what those used cost per month, after the benefits'
+        cols["voucher_cost"], cols["voucher_partner_funded"] = voucher_m[:, 0].copy(), voucher_m[:, 1].copy()
     extra = [f for f in COST_KIND_FIGURES if f in cols]
     money = list(MONTHLY_MONEY[:2]) + extra + list(MONTHLY_MONEY[2:])
-    order = list(MONTHLY_POINTS) + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + money
+    if pending_m is not None:
+        cols["points_pending"] = np.asarray(pending_m, dtype=np.int64)
+    order = list(MONTHLY_POINTS) + [f for f in PENDING_FIGURES if f in cols] + ["members"] + [f"tier_{c}" for c in tier_counts.columns] + money
     return pd.DataFrame({c: cols[c] for c in order}, index=index).reset_index()
 
 
@@ -526,6 +614,8 @@ def summarise(per_run: list[dict], decimals: int) -> dict:
         out[name] = spread([r[name] for r in per_run], None)
     for name in MONEY_FIGURES + tuple(f for f in COST_KIND_FIGURES if f in per_run[0]):
         out[name] = spread([Fraction(r[name], scale) for r in per_run], decimals)
+    for name in (f for f in PENDING_FIGURES if f in per_run[0]):
+        out[name] = spread([r[name] for r in per_run], None)
     for name in RATIO_FIGURES:
         out[name] = spread([r[name] for r in per_run], 6)
     names = sorted(

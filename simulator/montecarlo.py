@@ -474,8 +474,10 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
         tiers_end=end_tiers,
     )
     urr = simulated.run_urr(p.triangle, months)
+    # Automatic vouchers: their cost at issue times the use rate, month by month (the summary's is their sum).
+    used_m = metrics.vouchers_used(p.voucher_m, setup.scenario.voucher_use_rate) if p.voucher_m is not None else None
     monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month],
-                                   p.discount_m, p.benefit_m)
+                                   p.discount_m, p.benefit_m, p.pending_m, used_m)
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
     # The sales the points came with, as paid: net of what the program's discounts took off them.
@@ -483,7 +485,9 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     books = simulated.run_accounting(setup.scenario.accounting, p.cells, sales, urr, months, model.point_cost, model.decimals)
     discount = (int(p.discount[0]), int(p.discount[1])) if p.discount is not None else None
     benefit = (int(p.benefit[0]), int(p.benefit[1])) if p.benefit is not None else None
-    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit)
+    pending = int(p.pending_m[-1]) if p.pending_m is not None and len(p.pending_m) else None  # at the period's end
+    voucher = (int(used_m[:, 0].sum()), int(used_m[:, 1].sum())) if used_m is not None else None
+    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit, pending, voucher)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
     spent = (p.budget_used, p.budget_out) if p.budget_used is not None else None
     return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups, spent)

@@ -240,7 +240,7 @@ def headline(summary: dict) -> list[dict]:
     has: a program without benefits has no benefit figures)."""
     rows = []
     for key, label, kind in HEADLINE:
-        if key in metrics.COST_KIND_FIGURES and key not in summary:  # a program without discounts or benefits
+        if key in metrics.OPTIONAL_FIGURES and key not in summary:  # a program without discounts, benefits or pending points
             continue
         s = summary[key]
         unit = {"money": summary["currency"], "points": "points", "ratio": "%", "percent": "%", "count": ""}[kind]
@@ -250,7 +250,8 @@ def headline(summary: dict) -> list[dict]:
 
 # Per metrics.COST_KINDS kind: its monthly column's heading, and its part of the program cost (its
 # cost less what partners fund of it), which the report shows when the program has any such kind.
-COST_PARTS = {"discount": ("Discount cost", "Discounts given − partner funding"), "benefit": ("Benefit cost", "Benefits given − partner funding")}
+COST_PARTS = {"discount": ("Discount cost", "Discounts given − partner funding"), "benefit": ("Benefit cost", "Benefits given − partner funding"),
+              "voucher": ("Voucher cost", "Vouchers used − partner funding")}
 POINTS_PART = "Points: rewards redeemed − partner funding + liability"
 
 
@@ -424,7 +425,7 @@ def compare_rows(results: list) -> list[dict]:
     rows = []
     for key, label, kind in HEADLINE:
         if not all(key in r.summary for r in results):  # discounts, benefits: only a program with them has the figures
-            if key in metrics.COST_KIND_FIGURES and not any(key in r.summary for r in results):
+            if key in metrics.OPTIONAL_FIGURES and not any(key in r.summary for r in results):
                 continue
         vals = [r.summary.get(key, {"mean": 0, "p5": 0, "p50": 0, "p95": 0}) for r in results]
         base = vals[0]["p50"]

@@ -207,6 +207,9 @@ class Scenario:
     # Where the runs go (simulator.cluster): `local:N` or a Dask scheduler's address; None: this
     # machine. How, not what: not an assumption, so not in `to_dict` (summary.json is the same).
     cluster: str | None = field(default=None, compare=False)
+    # The share of automatic vouchers used (`vouchers.use_rate`); None: every one (1), and absent
+    # from `to_dict`, so a scenario without it reads as before.
+    voucher_use_rate: float | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping | None, base_dir: str | Path = ".", source: str = "<scenario>", _marks=None) -> Scenario:
@@ -273,6 +276,8 @@ class Scenario:
                 out["accounting"]["value_per_point"] = a.value_per_point
         if self.acquisition is not None:  # (absent by default, likewise)
             out["acquisition"] = {"per_month": self.acquisition}
+        if self.voucher_use_rate is not None:  # (absent by default, likewise)
+            out["vouchers"] = {"use_rate": self.voucher_use_rate}
         return out
 
     def data_paths(self) -> tuple[Path, Path | None]:
@@ -855,6 +860,10 @@ _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
         "goal_gradient": (None, None),  # a nested section, below
         "source": (_calibrated, None),
     },
+    # Automatic vouchers (docs/semantics.md, "Automatic vouchers"): the share of issued vouchers used.
+    "vouchers": {
+        "use_rate": (_number(0.0, 1.0, "the share of issued vouchers members use, between 0 and 1 (default 1: all of them)"), None),
+    },
     "goal_gradient": {
         "within": (_number(0.0, 1.0, "a share between 0 and 1 of the points a reward needs"), REQUIRED),
         "uplift": (_uplift_number, REQUIRED),
@@ -887,6 +896,7 @@ _TOP: dict[str, tuple[_KEY | None, Any]] = {
     "accounting": (_accounting, None),
     "acquisition": (None, None),
     "cluster": (_cluster, None),
+    "vouchers": (None, None),
 }
 
 
@@ -943,6 +953,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
     red = ctx.attempt(_section, d.get("redemption"), "redemption", ("redemption",), ctx, default=_defaults("redemption"))
     resp = ctx.attempt(_section, d.get("response"), "response", ("response",), ctx, default=_defaults("response"))
     acq = ctx.attempt(_section, d.get("acquisition"), "acquisition", ("acquisition",), ctx, default=_defaults("acquisition"))
+    vou = ctx.attempt(_section, d.get("vouchers"), "vouchers", ("vouchers",), ctx, default=_defaults("vouchers"))
     if enr is not None and (enr["pick"] == "segment") != bool(enr["segments"]):
         if enr["pick"] == "segment":
             ctx.problems.append(ctx.fail(("enrollment", "pick"), "`pick: segment` needs the segments to enrol: add `segments: [At risk, Champions]` (say) to `enrollment`"))
@@ -977,6 +988,7 @@ def _build(d, base_dir: Path, ctx: _Ctx, keep_source: str | None = None) -> Scen
         accounting=values["accounting"],
         acquisition=acq["per_month"] if acq is not None else None,
         cluster=values["cluster"],
+        voucher_use_rate=vou["use_rate"] if vou is not None else None,
     )
 
 

@@ -301,18 +301,27 @@ DIMENSIONS = {"segment": SEGMENTS, "stage": STAGES}
 NOT_A_MEMBER = "not a member"
 
 
-def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, point_cost, decimals: int) -> dict[str, np.ndarray]:
+def _shared(total: int, weights: np.ndarray, rate: Fraction) -> np.ndarray:
+    """`total` shared out by `weights` x `rate`: each share rounded half up, and what rounding leaves
+    over given to the largest weight, so that the shares add up to `total` exactly."""
+    share = np.array([math.floor(Fraction(int(w)) * rate + Fraction(1, 2)) for w in weights], dtype=np.int64)
+    if len(share):
+        share[int(np.argmax(weights))] += total - int(share.sum())
+    return share
+
+
+def group_figures(sums: np.ndarray, baseline: np.ndarray, liability: int, urr, point_cost, decimals: int, vouchers: tuple | None = None) -> dict[str, np.ndarray]:
     """One run's exact figures per group (rows of `sums`, measure.GROUP_FIELDS) from its sums, the
     groups' revenue in the replayed history and the run's total liability, which is shared out by
-    each group's outstanding points at the run's URR: each group's share rounded half up, and what
-    rounding leaves over given to the group with the most points outstanding, so that the groups'
-    liabilities add up to the run's exactly."""
+    each group's outstanding points at the run's URR (`_shared`), so that the groups' liabilities
+    add up to the run's exactly. `vouchers`: a program with an automatic voucher, the run's cost of
+    the vouchers used and its partners' share, shared out alike by each group's vouchers at issue."""
     col = {f: sums[:, i] for i, f in enumerate(GROUP_FIELDS)}
     outstanding = col["earn"] - col["clawback"] - col["redeem"] - col["expire"]
-    rate = Fraction(point_cost) * 10**decimals * Fraction(urr)
-    share = np.array([math.floor(Fraction(int(o)) * rate + Fraction(1, 2)) for o in outstanding], dtype=np.int64)
-    if len(share):
-        share[int(np.argmax(outstanding))] += liability - int(share.sum())
+    share = _shared(liability, outstanding, Fraction(point_cost) * 10**decimals * Fraction(urr))
+    for f, used in zip(metrics.VOUCHER_FIGURES, vouchers or (0, 0), strict=True):
+        at_issue = col[f]
+        col[f] = _shared(used, at_issue, Fraction(used, int(at_issue.sum())) if at_issue.sum() else Fraction(0))
     # Every kind of money the program gives (rewards, discounts, benefits), less what partners fund.
     cost = share + sum(col[c] - col[p] for c, p in MONEY_PAIRS)
     # Revenue with the program is what members paid: net of the discounts (as the summary's).
@@ -336,13 +345,14 @@ def run_figures(seg: Segmentation, sums: np.ndarray, figures: dict, point_cost, 
     """A run's figures per (segment, stage) group and, for a tiered program, per tier at the end
     with a last row for the customers who did not join (their revenue; nothing else)."""
     liability, urr = figures["liability"], figures["urr"] or 0
-    by_group = group_figures(sums[:GROUPS], seg.baseline, liability, urr, point_cost, decimals)
+    vouchers = tuple(figures[f] for f in metrics.VOUCHER_FIGURES) if metrics.VOUCHER_FIGURES[0] in figures else None
+    by_group = group_figures(sums[:GROUPS], seg.baseline, liability, urr, point_cost, decimals, vouchers)
     if not seg.tiers:
         return by_group, None
     tier_sums = np.vstack([sums[GROUPS:], np.zeros((1, sums.shape[1]), dtype=np.int64)])
     members_revenue = sums[GROUPS:, GROUP_FIELDS.index("member_revenue")]
     baseline = np.append(members_revenue, int(seg.baseline.sum()) - int(members_revenue.sum()))
-    return by_group, group_figures(tier_sums, baseline, liability, urr, point_cost, decimals)
+    return by_group, group_figures(tier_sums, baseline, liability, urr, point_cost, decimals, vouchers)
 
 
 def breakdown(seg: Segmentation, runs: list[tuple[dict, dict | None]], decimals: int) -> pd.DataFrame:

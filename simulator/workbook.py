@@ -77,7 +77,7 @@ def _kinds(*groups: tuple[tuple[str, ...] | str, str]) -> tuple[tuple[str, str],
 # named there (figures another stage adds) are their keys; their kind is `FIGURE_KINDS`' or "number".
 SUMMARY_ORDER = metrics.FIGURE_LABELS
 FIGURE_KINDS = {
-    **{f: "points" for f in metrics.POINT_FIGURES},
+    **{f: "points" for f in metrics.POINT_FIGURES + metrics.PENDING_FIGURES},
     **{f: "money" for f in metrics.MONEY_FIGURES + metrics.COST_KIND_FIGURES},
     **{f: "ratio" for f in metrics.RATIO_FIGURES},
     "revenue_lift_pct": "percent",
@@ -177,7 +177,7 @@ def _plain(value):
 ROLL_FORWARD = _kinds(
     (("run",), "count"),
     (("month",), "text"),
-    (metrics.MONTHLY_POINTS, "points"),
+    (metrics.MONTHLY_POINTS + metrics.PENDING_FIGURES, "points"),
     (("members", "tier_*"), "count"),
     (metrics.MONTHLY_MONEY + metrics.COST_KIND_FIGURES, "money"),
 )

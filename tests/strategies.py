@@ -158,6 +158,8 @@ statements = st.one_of(
     expires,
     st.builds(ast.Round, st.sampled_from(["down", "up", "nearest"]).map(ast.Ident)),
     st.builds(ast.Reward, idents, numbers, money, st.none() | _funded),
+    st.builds(lambda n, p, c, period: ast.Reward(n, p, c, issued=ast.Issued(period)), idents, numbers, money,
+              st.sampled_from(["month", "quarter", "year"]).map(ast.Ident)),
     st.builds(ast.Assert, expressions),
     st.builds(ast.Discount, idents, st.one_of(percents, money, st.builds(ast.BuyGet, numbers, numbers)),
               clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent)))),
@@ -165,6 +167,7 @@ statements = st.one_of(
               clauses.map(lambda cs: tuple(c for c in cs if not isinstance(c, ast.OnEvent))), st.none() | money, st.booleans()),
     st.builds(ast.Benefit, idents, money, clauses),
     st.builds(ast.Label, idents, st.lists(st.builds(ast.LabelText, idents, strings), min_size=1, max_size=3).map(tuple)),
+    st.builds(ast.Pending, numbers, st.sampled_from(["days", "day"]).map(ast.Ident)),
 )
 programs = st.lists(statements, max_size=8).map(lambda ss: ast.Program(tuple(ss)))
 
@@ -391,6 +394,17 @@ def diff_program(draw) -> str:
     for j in range(3):  # diff_history redeems w0..w2
         funded = draw(st.sampled_from(["", " funded 40% by partner", " funded 100% by partner"]))
         lines.append(f"reward w{j}: {draw(st.sampled_from([5, 10, 30, 100]))} points cost {draw(st.sampled_from(['1', '2.5', '0.33']))} CNY{funded}")
+    # Pending points, drawn last so the draws before are as they were: windows shorter and longer
+    # than the history's gaps, and one as long as the shortest expiry.
+    pending = draw(st.sampled_from([None, None, 1, 3, 14, 30, 400]))
+    if pending:
+        lines.append(f"points available after {pending} days")
+    # An automatic voucher, drawn after the rest for the same reason: the last reward, issued at
+    # the end of every month, quarter or year.
+    issued = draw(st.sampled_from([None, None, "month", "quarter", "year"]))
+    if issued:
+        at = next(i for i, line in enumerate(lines) if line.startswith("reward w2:"))
+        lines[at] += f" issued every {issued}"
     return "\n".join(lines) + "\n"
 
 

@@ -429,6 +429,9 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         benefit_share_num=cp.bn_share_num,
         benefit_share_den=cp.bn_share_den,
         **group_program(model),
+        pending_days=model.pending_days,
+        voucher_reward=model.voucher.index if model.voucher else -1,
+        voucher_months=model.voucher.issued_months if model.voucher else 1,
         has_budgets=bool(global_step.budgeted(model)),
     )
 

@@ -262,6 +262,70 @@ def _take(out, posted, holder, t, rule, q, left, row, lot_day, lot_points):
     return posted, left - n
 
 
+@njit(cache=True, nogil=True)
+def available_at(lot_day, lot_points, first_lot, lot_count, day, pending_days):
+    """The available balance on `day` (docs/semantics.md, "Pending points"): the points of the lots
+    earned on or before `day - pending_days`. Lots are in the order earned, so these are the first
+    lots, and spending oldest first (`_redeem`) spends only them. Called only by programs with a
+    pending window, and only when a member may spend."""
+    last = day - pending_days
+    total = 0
+    for q in range(first_lot, lot_count):
+        if lot_day[q] > last:
+            break
+        total += lot_points[q]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def voucher_moment(t, months):
+    """The last moment (ns) of the period `months` long (calendar months from January) holding `t`."""
+    y, m, _ = civil_from_days(t // NS_PER_DAY)
+    after = ((y * 12 + m - 1) // months + 1) * months
+    return days_from_civil(after // 12, after % 12 + 1, 1) * NS_PER_DAY - 1
+
+
+@njit(cache=True, nogil=True)
+def _issue_vouchers(out, posted, who, until, inclusive, moment, months, reward, reward_points, reward_cost, reward_share, pending_days,
+                    expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count, balance,
+                    has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head,
+                    contributions, window_sum, year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months, has_status, held, last_point, one_level, review_months):
+    """Every period end from `moment` on before `until` (or at it, when `inclusive`): the expiries
+    due by then, then the available balance turned into as many vouchers as it affords (one
+    redemption of them all, at the tier held then). Returns (posted, balance, first_lot, the next period
+    end). Called only when a period end has passed."""
+    while moment < until or (inclusive and moment == until):
+        if expiry_kind != X_NEVER:
+            inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
+            first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, moment)
+            if due:
+                posted, gone = _expire_at_tiers(out, posted, who, moment, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
+                                                lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
+                                                contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months, has_status, held, last_point, one_level, review_months)
+                balance -= gone
+        tier = 0
+        if has_tiers:
+            tier = _tier_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions,
+                            window_sum, year, year_sum, last_year_sum)
+            if has_alternatives:
+                tier = _alternatives_at(moment, tier, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
+                                        alt_thresholds)
+            if has_keep:
+                tier = _kept_at(moment, tier, contribution_ts, reached_log, contributions, keep_months)
+            if has_status:
+                tier = _status_at(moment, held, last_point, one_level, review_months, tier_window, window_days, window_months, thresholds,
+                                  contribution_ts, contribution, contributions, has_alternatives, alt_contribution, alt_thresholds, has_keep,
+                                  reached_log, keep_months)
+        spendable = balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, moment // NS_PER_DAY, pending_days)
+        n = spendable // reward_points[reward]
+        if n > 0:  # one redemption of n vouchers (docs/semantics.md, "Automatic vouchers")
+            posted = _redeem(out, posted, holder_bits(who, tier + tier_code_shift), moment, -1, reward, n * reward_points[reward],
+                             n * reward_cost[reward], n * reward_share[reward], lot_day, lot_points, first_lot, lot_count)
+            balance -= n * reward_points[reward]
+        moment = voucher_moment(moment + 1, months)
+    return posted, balance, first_lot, moment
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, now):
     """(the first lot with points, whether a lot is due by `now`): `_expire_due` is called only
@@ -412,6 +476,13 @@ class Program(NamedTuple):
     one_level: bool
     review_months: int
     counting: bool  # `counting the current purchase`
+    # Pending points (docs/semantics.md, "Pending points"): a lot earned on day d can be spent from
+    # day d + pending_days on; 0: at once (the balance is then all available, and nothing is summed).
+    pending_days: int
+    # Automatic vouchers (docs/semantics.md, "Automatic vouchers"): the reward issued at the end of
+    # every period `voucher_months` long (-1: none; the unit loop then skips the step with one test).
+    voucher_reward: int
+    voucher_months: int
     # Budgets (docs/semantics.md, "Budgets"): a program without them has `has_budgets` false, and
     # its units skip the closing check with one test.
     has_budgets: bool = False
@@ -744,6 +815,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     has_keep, keep_months = program.has_keep, program.keep_months
     has_status, one_level, review_months = program.has_status, program.one_level, program.review_months
     counting = program.counting
+    pending_days = program.pending_days
+    voucher_reward, voucher_months = program.voucher_reward, program.voucher_months
+    vouchering = voucher_reward >= 0
     has_budgets, rule_close, discount_close = program.has_budgets, rows.rule_close, rows.discount_close
 
     n_levels = thresholds.shape[0]
@@ -846,6 +920,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             discount_key[d] = NAT
             discount_used[d] = 0
         last_purchase = ts[i] // NS_PER_DAY
+        next_voucher = voucher_moment(ts[i], voucher_months) if vouchering else NAT
         joined_moment = 0  # the member counts at the moments from their first row on
         while joined_moment < n_moments and moments[joined_moment] < ts[i]:
             joined_moment += 1
@@ -862,6 +937,14 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             period_key[2] = (day + 3) // 7
             period_key[3] = month_number
             period_key[4] = month_number // 12
+
+            # --- Vouchers: at each period end passed since the last unit (a program without them skips this).
+            if vouchering and next_voucher < now:
+                posted, balance, first_lot, next_voucher = _issue_vouchers(
+                    out, posted, who, now, False, next_voucher, voucher_months, voucher_reward, reward_points, reward_cost, reward_share,
+                    pending_days, expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count,
+                    balance, has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
+                    window_head, contributions, window_sum, year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months, has_status, held, last_point, one_level, review_months)
 
             # --- Expiry: the lots due before this unit, each at the tier held at its moment.
             if expiry_kind != X_NEVER:
@@ -1221,10 +1304,11 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     unit_visit = 1
                     # --- Simulated redemption: one affordable reward, by the policy's choice.
                     if redeeming and draw[first] < probability:
+                        spendable = balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, day, pending_days)
                         pick = -1
                         affordable = 0
                         for w in range(n_rewards):
-                            if reward_points[w] <= balance:
+                            if reward_points[w] <= spendable and w != voucher_reward:
                                 affordable += 1
                                 if pick < 0:
                                     pick = w
@@ -1238,14 +1322,14 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                                 if nth > affordable - 1:
                                     nth = affordable - 1
                                 for w in range(n_rewards):
-                                    if reward_points[w] <= balance:
+                                    if reward_points[w] <= spendable and w != voucher_reward:
                                         if nth == 0:
                                             pick = w
                                             break
                                         nth -= 1
                             posted = _redeem(out, posted, holder, now, row_id[first], pick, reward_points[pick], reward_cost[pick], reward_share[pick],
                                              lot_day, lot_points, first_lot, lot_count)
-                            balance -= reward_points[pick]  # the balance covers it: all of it is spent
+                            balance -= reward_points[pick]  # the available balance covers it: all of it is spent
             elif row_kind == K_REFUND:
                 # --- Refund: claw back the refunded share of what the unit issued, rule by rule.
                 unit_spend = amount[first]
@@ -1281,7 +1365,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             elif row_kind == K_REDEEM:
                 # --- Redemption asked for in the data: declined when the balance does not cover it.
                 w = reward_of[first]
-                if w < 0 or balance < reward_points[w]:
+                spendable = balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, day, pending_days)
+                if w < 0 or spendable < reward_points[w]:
                     declined += 1
                 else:
                     posted = _redeem(out, posted, holder, now, row_id[first], w, reward_points[w], reward_cost[w], reward_share[w],
@@ -1324,7 +1409,13 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 status_held[units_seen] = held
                 units_seen += 1
             first = end
-        # --- Expiry: the lots due by `until`.
+        # --- Vouchers at the period ends up to `until`, then expiry: the lots due by `until`.
+        if vouchering and next_voucher <= until:
+            posted, balance, first_lot, next_voucher = _issue_vouchers(
+                out, posted, who, until, True, next_voucher, voucher_months, voucher_reward, reward_points, reward_cost, reward_share,
+                pending_days, expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count,
+                balance, has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
+                window_head, contributions, window_sum, year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months, has_status, held, last_point, one_level, review_months)
         if expiry_kind != X_NEVER:
             inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
             first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, until)

@@ -136,6 +136,42 @@ def test_compiled_reports_the_reference_tiers(text, history, threads):
     assert got.tier_counts.sum(axis=1).tolist() == [(first <= end).sum() for end in ends]
 
 
+def test_generated_programs_reach_pending_points():
+    """The random programs include pending windows, and histories where a redemption the whole
+    balance affords is declined because part of it is still pending: the differential test covers
+    the available balance, not only programs without a window."""
+    settings_ = settings(max_examples=3000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+
+    def waits(case) -> bool:
+        text, (frame, customers, policy) = case
+        program = rulelang.loads(text)
+        if not program.model.pending_days:
+            return False
+        batch = prepare(frame, program.model, customers, "2029-06-30")
+        declined = interpret.run(program.model, batch, policy).attrs["declined_redemptions"]
+        whole = interpret.run(program.model.__class__(**{**program.model.__dict__, "pending_days": 0}), batch, policy)
+        return declined > whole.attrs["declined_redemptions"]
+
+    text, _ = find(st.tuples(diff_program(), diff_history()), waits, settings=settings_)
+    assert rulelang.loads(text).model.pending_days > 0
+
+
+def test_generated_programs_reach_automatic_vouchers():
+    """The random programs include an automatic voucher, and histories where one is issued."""
+    settings_ = settings(max_examples=3000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+
+    def issues(case) -> bool:
+        text, (frame, customers, policy) = case
+        program = rulelang.loads(text)
+        if program.model.voucher is None:
+            return False
+        ledger = interpret.run(program.model, prepare(frame, program.model, customers, "2029-06-30"), policy)
+        return bool(((ledger["kind"] == "redeem") & (ledger["row"] == -1)).any())
+
+    text, _ = find(st.tuples(diff_program(), diff_history()), issues, settings=settings_)
+    assert rulelang.loads(text).model.voucher is not None
+
+
 def test_generated_programs_reach_recency_open_windows_and_text_events():
     """The random programs above read the member's history, have open campaign windows and name
     events by text: the differential test covers those constructs too."""

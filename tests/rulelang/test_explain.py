@@ -473,6 +473,17 @@ def test_counting_the_current_purchase_in_both_languages():
     text = ALTERNATIVES.replace("over lifetime {", "over lifetime counting the current purchase {").replace(" or 30000 points", "")
     assert "The purchase that reaches a level already earns at that level." in explain(loads(text), "en")
     assert "达到新等级的那笔消费即按新等级计算。" in explain(loads(text), "zh")
+def test_an_automatic_voucher_and_pending_points_in_both_languages():
+    text = ("program \"C\"\ncurrency GBP\nearn base: 1 point per 1 GBP\npoints available after 14 days\n"
+            "reward clubcard_voucher: 150 points cost 1.50 GBP issued every quarter\nreward mug: 500 points cost 8 GBP\n")
+    en, zh = explain(loads(text), "en"), explain(loads(text), "zh")
+    assert "Every quarter, each 150 points you can spend become a 1.50 GBP voucher (clubcard voucher)." in en
+    assert "Points become available 14 days after the day you earn them" in en
+    assert "- mug: 500 points" in en and "clubcard voucher: 150 points" not in en  # the voucher is not in the catalog
+    assert "每季度末，可用积分每150积分自动转换为一张1.50英镑代金券（clubcard voucher）。" in zh
+    assert "积分自获得之日起14天后可用" in zh
+
+
 @pytest.mark.parametrize(
     "cond, en, zh",
     [

@@ -257,6 +257,11 @@ def test_status_rules_sit_with_the_tiers_block():
           "review tiers every month\ndowngrade one level at a time\n"
     out = fmt(src)
     assert "  Gold   from 5 keep 2 months\n}\nreview tiers every month\ndowngrade one level at a time\n" in out
+def test_pending_points_and_an_automatic_voucher_in_the_canonical_layout():
+    out = fmt("currency GBP\nexpire after 24 months\npoints   available  after 14 day\n"
+              "reward v:  150 points cost 1.50 GBP   issued   every quarter\nreward mug: 300 points cost 5 GBP\n")
+    assert out == ("currency GBP\n\nexpire after 24 months\npoints available after 14 day\n\n"
+                   "reward v:   150 points cost 1.50 GBP issued every quarter\nreward mug: 300 points cost 5 GBP\n")
     assert fmt(out) == out
 
 

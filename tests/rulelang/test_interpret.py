@@ -17,6 +17,7 @@ from rulelang.engine import ledger as L
 from rulelang.engine.data import RedemptionPolicy
 from tests.conftest import PROGRAMS as EXAMPLE_PROGRAMS
 from tests.conftest import TARGET_PROGRAMS
+from tests.strategies import diff_history, diff_program
 
 
 def _sample(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -467,3 +468,28 @@ def test_best_of_keeps_the_largest_award_of_each_basket(lines, group):
         got = grouped.evaluate(frame, engine=engine)
         earned = got[got["kind"] == "earn"]
         assert [(int(r), str(u), int(p)) for r, u, p in zip(earned["row"], earned["rule"], earned["points"], strict=True)] == want
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=diff_program(), history=diff_history(), window=st.sampled_from([1, 7, 30]))
+def test_redemptions_spend_only_points_past_the_pending_window(text, history, window):
+    """Whatever the program and history, every point a redemption spends (a data row's or the
+    redemption policy's) was earned at least `window` days before the day it is spent; and a
+    refund inside the window never leaves a shortfall."""
+    if "points available after" not in text:
+        text += f"points available after {window} days\n"
+    program = rulelang.loads(text)
+    frame, customers, policy = history
+    ledger = program.evaluate(frame, customers, until="2029-06-30", engine="reference", redemption=policy)
+    days = program.model.pending_days
+    spent = ledger[ledger["kind"] == "redeem"]
+    assert (spent["earned_on"] + pd.Timedelta(days=days) <= spent["timestamp"].dt.normalize()).all()
+    expired = ledger[ledger["kind"] == "expire"]
+    for _, s in ledger[ledger["kind"] == "shortfall"].iterrows():
+        refund = frame.iloc[int(s["row"])]
+        bought = frame[(frame["transaction_id"] == refund["transaction_id"]) & (frame["customer_id"] == refund["customer_id"])
+                       & (frame["amount"] >= 0)]
+        day = pd.Timestamp(bought["timestamp"].min()).normalize()
+        lost = expired[(expired["customer_id"] == s["customer_id"]) & (expired["earned_on"] == day)]
+        # Inside the window the basket's own lot is pending and whole, unless expiry took it.
+        assert s["timestamp"] >= day + pd.Timedelta(days=days) or not lost.empty

@@ -175,6 +175,30 @@ def test_a_keep_calendar_year_status_already_gives_is_redundant():
     assert only(HEAD + tiers.format(window="calendar year", months=3) + earn, "W680") == [8]
     # a 30-day window lets the level go within days, so any keep holds it longer
     assert only(HEAD + tiers.format(window="30 days", months=12) + earn, "W680") == []
+def test_a_pending_window_as_long_as_the_expiry_is_flagged():
+    body = "earn base: 1 point per 1 CNY\npoints available after 30 days\n"
+    assert only(HEAD.replace("expire after 12 months", "expire after 30 days") + body, "W650") == [7]
+    assert only(HEAD.replace("expire after 12 months", "expire after 1 months") + body, "W650") == [7]  # February: 28 days
+    assert only(HEAD.replace("expire after 12 months", "expire after 30 days without purchase") + body, "W650") == [7]
+    assert only(HEAD.replace("expire after 12 months", "expire after 31 days") + body, "W650") == []
+    assert only(HEAD + body, "W650") == [] and only(HEAD.replace("expire after 12 months", "expire never") + body, "W650") == []
+
+
+def test_a_pending_window_with_a_year_end_expiry_is_flagged():
+    body = "earn base: 1 point per 1 CNY\npoints available after 14 days\n"
+    found = [d for d in analyse(Source(HEAD.replace("expire after 12 months", "expire at end of year") + body, "t.loyalty"))[1] if d.code == "W651"]
+    assert len(found) == 1 and "last 14 days of a year" in found[0].message
+    assert only(HEAD.replace("expire after 12 months", "expire at end of next year") + body, "W651") == []
+
+
+def test_a_voucher_worth_less_a_point_than_the_catalog_is_flagged():
+    base = 'program "T"\ncurrency GBP\nexpire after 12 months\nearn base: 1 point per 1 GBP\n'
+    voucher = "reward v: 150 points cost 1.50 GBP issued every quarter\n"
+    assert only(base + voucher + "reward mug: 100 points cost 3 GBP\n", "W652") == [5]
+    assert only(base + voucher + "reward mug: 300 points cost 3 GBP\n", "W652") == []  # the same 0.01 GBP a point
+    assert only(base + voucher, "W652") == []
+
+
 @pytest.mark.parametrize(
     "condition, flagged",
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ EXPECTED = {
     "tier_alternative_bonus": ("assert", "gold"),  # reached through the spend alternative
     "winback_regulars": ("assert", "winback"),  # a recency edge: back 60 days after a purchase
     "yogurt_multibuy": ("assert", None),  # a discount, not a rule, breaks it
+    "voucher_sweep": ("assert", None),  # pending points become available after the quarter's vouchers
 }
 
 
@@ -107,6 +109,14 @@ def test_histories_try_the_amounts_where_a_best_of_changes_hands():
 
     p = load(Path(__file__).parent / "broken" / "best_of_gift.loyalty")
     assert {4999, 5000, 5001} <= set(shape(p.model).amounts)
+
+
+def test_histories_try_the_day_points_become_available_and_the_voucher_period_ends():
+    from rulelang.strategies import shape
+
+    s = shape(load(Path(__file__).parent / "broken" / "voucher_sweep.loyalty").model)
+    assert {13, 14, 15} <= set(s.gaps)
+    assert {dt.date(2026, 3, 31), dt.date(2026, 4, 1), dt.date(2026, 12, 31), dt.date(2027, 1, 1)} <= set(s.anchors)
 
 
 def test_histories_step_over_the_recency_builtins_edges():

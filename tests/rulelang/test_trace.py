@@ -218,6 +218,28 @@ def test_trace_shows_the_tier_windows_values_for_every_metric_counted():
     assert lines[1] == "  tier window (the last 30 days): spend 42.5 CNY, visits 2"
     # two months later the first rows have left the window: only the new purchase counts
     assert lines[-1] == "  tier window (the last 30 days): spend 1 CNY, visits 1"
+def test_trace_shows_what_was_pending_and_why_a_redemption_waited():
+    program = rulelang.loads(PROGRAM.replace("reward coffee", "points available after 14 days\nreward coffee").replace("expire after 1 month", "expire after 2 months"))
+    rows = pd.DataFrame({"customer_id": ["m1"] * 3, "timestamp": ["2026-03-01 10:00", "2026-03-02 10:00", "2026-03-20 10:00"],
+                         "amount": [45, 0, 0], "category": ["coffee", "", ""], "event": ["purchase", "redeem", "redeem"],
+                         "reward": ["", "coffee", "coffee"]})
+    out = trace(program, rows, "m1")
+    assert "balance 0 available, 45 pending (available 14 days after the day earned)" in out
+    assert "redemption of coffee declined: the available balance cannot afford it" in out
+    assert "balance 5 available, 0 pending" in out  # on 20 March the 1 March lot paid for the coffee
+
+
+def test_trace_shows_the_vouchers_issued_at_a_quarter_end_between_rows():
+    program = rulelang.loads("currency GBP\nearn base: 1 point per 1 GBP\npoints available after 14 days\n"
+                             "reward clubcard_voucher: 150 points cost 1.50 GBP issued every quarter\n")
+    rows = pd.DataFrame({"customer_id": ["a"] * 3, "timestamp": ["2026-02-10 10:00", "2026-03-25 10:00", "2026-07-02 10:00"],
+                         "amount": [320, 100, 40], "event": ["purchase"] * 3})
+    out = trace(program, rows, "a")
+    assert out.count("2026-03-31 23:59:59.999999999  redeem clubcard_voucher: -300 (lot 2026-02-10), cost 3 GBP") == 1  # two vouchers
+    assert "2026-06-30" not in out  # 120 points available then: no voucher
+    assert "balance at the end 120 available, 40 pending" in out
+
+
 def test_recency_shows_each_windows_value_and_the_days_it_counted():
     program = rulelang.loads('program "Cafe"\ncurrency CNY\nearn base: 1 point per 1 CNY\n'
                              "earn regulars: 1.5x base when visits_in(30 days) >= 2\n"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from simulator.api import describe_sources
 
 
@@ -89,3 +91,23 @@ def test_monthly_and_rewards_csv_text_cells_are_formula_safe(tmp_path):
     assert rewards["reward"].iloc[0] == "'=HYPERLINK(\"http://x\")"
     monthly = pd.read_csv(tmp_path / "out" / "monthly.csv", dtype=str, keep_default_na=False)
     assert monthly["month"].str.startswith("'@").all() and monthly["opening"].iloc[0] == "0"
+
+
+def test_the_clubcard_program_simulates_on_the_bundled_sample():
+    """programs/clubcard.loyalty (GBP) on the bundled sample (its amounts read as GBP), half a
+    year: the quarterly vouchers are issued at the end of March and June only, from points earned
+    at least 14 days before; what is pending at the end is a part of the outstanding points."""
+    from simulator.api import simulate
+    from simulator.sample_data import bundled_paths
+    from simulator.scenario import Scenario
+
+    root = Path(__file__).resolve().parents[2]
+    sc = Scenario.from_dict({"runs": 1, "period": "2026-01-01 to 2026-06-30", "vouchers": {"use_rate": 0.9}})
+    res = simulate(root / "programs" / "clubcard.loyalty", *bundled_paths(), sc, workers=1)
+    led = res.ledger
+    vouchers = led[(led["kind"] == "redeem") & (led["reward"] == "clubcard_voucher")]
+    assert len(vouchers) and set(vouchers["timestamp"].dt.strftime("%m-%d %H:%M:%S")) == {"03-31 23:59:59", "06-30 23:59:59"}
+    assert (vouchers["earned_on"] + pd.Timedelta(days=14) <= vouchers["timestamp"].dt.normalize()).all()
+    run = res.per_run[0]
+    assert 0 < run["points_pending"] <= run["points_outstanding"]
+    assert run["voucher_cost"] > 0 and run["reward_cost"] == 0 and run["discount_cost"] == run["discount_partner_funded"] > 0

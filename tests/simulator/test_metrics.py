@@ -324,3 +324,102 @@ def test_program_cost_adds_what_benefits_cost_less_their_partner_funding():
     assert (with_benefits["benefit_cost"], with_benefits["benefit_partner_funded"]) == (5_000, 1_250)
     assert with_benefits["program_cost"] == plain["program_cost"] + 3_750
     assert with_benefits["net_benefit"] == plain["net_benefit"] - 3_750
+
+
+# --- pending points ------------------------------------------------------------------------------
+
+
+def _probed_pending(model, tx: pd.DataFrame, cu: pd.DataFrame, closes: list, until) -> list[int]:
+    """The oracle for `pending_by_month`: the reference interpreter's own pending balance
+    (`Member.balance - Member.available`) read at each close through a probe row (an event no rule
+    fires on, after the member's first row), summed over the members."""
+    from rulelang import interpret
+    from rulelang.engine.data import prepare
+
+    first = tx.groupby("customer_id")["timestamp"].min()
+    probes = [dict(customer_id=c, timestamp=t, event="probe", amount=0.0) for t in closes for c, f in first.items() if f < t]
+    rows = pd.concat([tx, pd.DataFrame(probes)], ignore_index=True).sort_values(["customer_id", "timestamp"], kind="stable")
+    records: list = []
+    interpret.run(model, prepare(rows, model, cu, until), observer=records.append)
+    at = {t: 0 for t in closes}
+    for rec in records:
+        if rec.rows and rec.rows[0]["event"] == "probe":
+            at[rec.rows[0]["timestamp"]] += rec.pending
+    return [at[t] for t in closes]
+
+
+@pytest.mark.parametrize("window", [1, 14, 45])
+def test_pending_by_month_is_what_the_interpreter_holds_pending_at_each_close(window):
+    import rulelang
+    from simulator.sample_data import generate
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    text = PROGRAM_TEXT.replace("round down", f"round down\npoints available after {window} days")
+    model = rulelang.loads(text, "pending.loyalty").model
+    tx, cu = generate(30, 5, 11)
+    until = tx["timestamp"].max()
+    ledger = rulelang.loads(text).evaluate(tx, cu, until=until, engine="reference")
+    months = metrics.month_index(tx["timestamp"].min(), until)
+    got = metrics.pending_by_month(ledger, months, window, until)
+    # Each month's last moment (the last one: the period's end), as the simulator closes months.
+    closes = [min(pd.Timestamp(m.end_time).floor("ns"), until) for m in months]
+    assert got.tolist() == _probed_pending(model, tx, cu, closes, until)
+    assert got.max() > 0
+
+
+def test_a_program_with_pending_points_reports_them_monthly_and_in_the_summary():
+    """Pending points against the same program without a window: the points pending at each
+    month's end are a part of the closing points (the liability counts them), the roll-forward
+    still balances to the point, and the summary's figure is the last month's."""
+    import rulelang
+    from simulator.sample_data import generate
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    tx, cu = generate(40, 6, 5)
+    plain = rulelang.loads(PROGRAM_TEXT, "plain.loyalty")
+    pending = rulelang.loads(PROGRAM_TEXT.replace("round down", "round down\npoints available after 14 days"), "pending.loyalty")
+    sc = scenario(runs=2, redemption={"probability": 0.9, "choice": "cheapest"})
+    a = simulate(plain, tx, cu, sc, workers=1, engine=ENGINE)
+    b = simulate(pending, tx, cu, sc, workers=1, engine=ENGINE)
+    assert "points_pending" not in a.summary and "points_pending" not in a.monthly
+    m = b.monthly
+    assert (m["points_pending"] >= 0).all() and (m["points_pending"] <= m["closing"]).all() and m["points_pending"].max() > 0
+    assert (m["opening"] + m["issued"] - m["clawed_back"] - m["redeemed"] - m["expired"] == m["closing"]).all()
+    for run, r in enumerate(b.per_run):
+        last = m[m["run"] == run].iloc[-1]
+        assert r["points_pending"] == int(last["points_pending"]) <= r["points_outstanding"] == int(last["closing"])
+    # Waiting 14 days before points can be spent redeems fewer of them on the same visits.
+    assert b.summary["points_redeemed"]["mean"] < a.summary["points_redeemed"]["mean"]
+
+
+# --- automatic vouchers ---------------------------------------------------------------------------
+
+
+def test_vouchers_cost_their_value_at_issue_times_the_use_rate():
+    """A quarterly voucher: its redemptions (the ledger's `redeem` postings of the reward, row -1)
+    are out of reward_cost, and voucher_cost is each month's cost at issue times the use rate
+    (rounded half up per month, the summary's the months' sum), inside the program cost."""
+    import rulelang
+    from simulator.sample_data import generate
+    from tests.simulator.simkit import PROGRAM_TEXT
+
+    text = PROGRAM_TEXT.replace("reward small:", "reward voucher: 150 points cost 1.55 CNY funded 20% by acme issued every quarter\nreward small:")
+    program = rulelang.loads(text, "vouchers.loyalty")
+    tx, cu = generate(40, 9, 5)
+    res = simulate(program, tx, cu, scenario(runs=2, vouchers={"use_rate": 0.7}), workers=1, engine=ENGINE)
+    led = res.ledger
+    issued = led[(led["kind"] == "redeem") & (led["reward"] == "voucher")]
+    assert len(issued) and (issued["row"] == -1).all() and set(issued["timestamp"].dt.month) <= {3, 6, 9, 12}
+    catalog = led[(led["kind"] == "redeem") & (led["reward"] != "voucher")]
+    run = res.per_run[0]
+    assert run["reward_cost"] == int(catalog["cost"].sum())
+    m = res.monthly[res.monthly["run"] == 0]
+    at_issue = issued.groupby(issued["timestamp"].dt.strftime("%Y-%m"))["cost"].sum()
+    want = [int((Fraction(int(at_issue.get(month, 0))) * Fraction(7, 10) + Fraction(1, 2)) // 1) for month in m["month"]]
+    assert [round(float(v) * 100) for v in m["voucher_cost"]] == want
+    assert run["voucher_cost"] == sum(want) > 0
+    assert run["voucher_partner_funded"] == sum(int((Fraction(int(c)) * Fraction(7, 10) + Fraction(1, 2)) // 1)
+                                                 for c in issued.groupby(issued["timestamp"].dt.strftime("%Y-%m"))["partner_share"].sum())
+    assert run["program_cost"] == (run["reward_cost"] - run["partner_funded"] + run["liability"]
+                                   + run["voucher_cost"] - run["voucher_partner_funded"])
+    assert res.summary["voucher_cost"]["mean"] == pytest.approx(sum(r["voucher_cost"] for r in res.per_run) / 2 / 100, abs=0.006)

@@ -432,3 +432,13 @@ def test_the_accounting_key_reads_both_methods_and_round_trips():
 )
 def test_a_bad_accounting_key_is_named_with_its_place(text, expected):
     assert _error(text).startswith(expected)
+
+
+def test_voucher_use_rate_is_checked_like_the_other_keys():
+    msg = _error("vouchers:\n  use_rate: 1.2\n")
+    assert msg.startswith("s.yaml:2:13: error: vouchers.use_rate: 1.2 is out of range") and "between 0 and 1" in msg
+    assert "did you mean `use_rate`?" in _error("vouchers:\n  use_rat: 0.5\n")
+    assert loads_scenario("vouchers: {use_rate: 0.85}\n").voucher_use_rate == 0.85
+    plain = loads_scenario("runs: 3\n")
+    assert plain.voucher_use_rate is None and "vouchers" not in plain.to_dict()  # absent: a scenario reads as before
+    assert loads_scenario("vouchers: {use_rate: 0.85}\n").to_dict()["vouchers"] == {"use_rate": 0.85}

@@ -516,3 +516,19 @@ def test_a_program_with_benefits_adds_up_too(history_file):
     for dim, rows in result.segments.groupby("dimension"):
         for f in ("benefit_cost", "benefit_partner_funded", "discount_cost", "reward_cost", "program_cost", "revenue_lift", "revenue_with_program"):
             assert sum((Decimal(str(v)) for v in rows[f]), Decimal(0)) == Decimal(fig[f]) / scale, (dim, f)
+
+
+def test_a_program_with_vouchers_shares_out_what_was_used(history_file):
+    # clubcard.loyalty turns balances into vouchers every quarter; at a use rate of 0.85 each
+    # group's cost of vouchers used is its share of the run's, and the groups add up to it.
+    tx, cu, _ = history_file
+    scenario = SCENARIO | {"runs": 2, "response": {"spend_uplift": 0.02}, "vouchers": {"use_rate": 0.85}}
+    result = simulate(ROOT / "programs" / "clubcard.loyalty", tx, cu, scenario, workers=1)
+    fig = result.per_run[0]
+    assert fig["voucher_cost"] > 0
+    scale = 10**result.program.model.decimals
+    for dim, rows in result.segments.groupby("dimension"):
+        for f in ("voucher_cost", "voucher_partner_funded", "reward_cost", "program_cost", "revenue_lift"):
+            assert sum((Decimal(str(v)) for v in rows[f]), Decimal(0)) == Decimal(fig[f]) / scale, (dim, f)
+        # Shared by the vouchers each group was given: no group gets more than its vouchers' face value.
+        assert (rows["voucher_cost"] >= 0).all()

@@ -121,3 +121,18 @@ def test_the_kernel_counts_declined_and_unmatched_per_call_and_resumes_at_a_memb
     small = Kn.new_postings(16)[:, :1]
     posted, declined, unmatched, resume, need = Kn.run_kernel(*args, report, small, 0, 4)
     assert (posted, declined, unmatched, resume) == (0, 0, 0, 0) and need > 1
+
+
+def test_available_at_sums_the_lots_old_enough_by_brute_force():
+    """`available_at`, the one function the kernel spends by: the points of the lots earned at
+    least `pending_days` days before, from the first non-empty lot on (lots in the order earned)."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        count = int(rng.integers(0, 8))
+        days = np.sort(rng.choice(np.arange(20_000, 20_060), size=count, replace=False)).astype(np.int64)
+        points = rng.integers(0, 50, size=count).astype(np.int64)
+        first = int(rng.integers(0, count + 1))
+        points[:first] = 0  # lots before first_lot are empty
+        day, window = int(rng.integers(20_000, 20_080)), int(rng.integers(1, 30))
+        want = sum(int(p) for d, p in zip(days, points, strict=True) if d + window <= day)
+        assert Kn.available_at(days, points, first, count, day, window) == want

@@ -55,7 +55,9 @@ COFFEE = PROGRAM  # the program benchmarks/baseline.py writes by hand: the engin
 SCENARIO = {
     "period": "2026-01-01 to 2026-12-31",
     "enrollment": {"share": 1.0, "pick": "random"},
-    "redemption": {"probability": 0.35, "choice": "cheapest"},
+    # (pay_with_points: a program with `pay with points`, benchmarks/programs/coffee_paypoints.loyalty,
+    # pays with points on that share of baskets; every other program draws nothing for it.)
+    "redemption": {"probability": 0.35, "choice": "cheapest", "pay_with_points": 0.3},
     "response": {"spend_uplift": {"Green": 0.0, "Gold": 0.03, "Black": 0.06}, "visit_uplift": 0.02},
     "margin": 0.62,
     "runs": 1,

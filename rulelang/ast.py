@@ -390,6 +390,19 @@ class Label:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
+@dataclass(frozen=True)
+class PayWithPoints:
+    """`pay with points: N points = AMOUNT CUR, up to P% of basket, from M points`: members may pay
+    part of a purchase with points, in whole steps of `points` worth `value` each; `cap` (a
+    Percent of the basket after discounts) and `minimum` (the balance needed) are optional."""
+
+    points: Number
+    value: Money
+    span: Span = field(default=NO_SPAN, compare=False)
+    cap: Percent | None = None
+    minimum: Number | None = None
+
+
 # --- other statements ---------------------------------------------------------------------------
 
 

@@ -804,6 +804,40 @@ class Checker:
                               f"line {first.span.line})", s.issued.span,
                       "keep `issued every ...` on one reward; the others stay in the catalog")
 
+    def s_pay_with_points(self, s: ast.PayWithPoints):
+        """`pay with points`: once per program; a step of whole points worth a positive amount in
+        the program's currency, no finer than its minor unit; a cap over 0% and up to 100%; a
+        whole minimum balance (docs/semantics.md, "Paying with points")."""
+        first = self.program.first(ast.PayWithPoints)
+        if first is not s:
+            self.emit("E270", f"a second `pay with points`; a program has one (the first is on line {first.span.line})",
+                      keyword_span(s.span, "pay with points"), "keep one `pay with points` line: one rate, cap and minimum for every purchase")
+        cur = self.currency or s.value.currency.name
+        if s.points.value <= 0:
+            self.emit("E470", f"a step of {number_text(s.points.value)} points would pay with no points at all", s.points.span,
+                      f"write how many points pay how much, both more than 0, like `100 points = 1 {cur}`")
+        else:
+            self.positive(s.points, "the points of a step", whole=True, kind="points")
+        if s.value.amount <= 0:
+            self.emit("E470", f"a step worth {number_text(s.value.amount)} {s.value.currency.name} pays nothing", s.value.span,
+                      f"write how many points pay how much, both more than 0, like `100 points = 1 {cur}`")
+        self.money(s.value, "the value of a step")
+        places = B.currency_decimals(cur) if B.is_currency_code(cur) else 2
+        if s.value.amount > 0 and decimals(s.value.amount) > places:
+            k = Decimal(10) ** (decimals(s.value.amount) - places)
+            self.emit("E471", f"{number_text(s.value.amount)} {s.value.currency.name} is finer than the currency's smallest unit",
+                      s.value.span, f"make a step pay whole minor units: `{number_text(s.points.value * k)} points = "
+                                    f"{number_text((s.value.amount * k).normalize())} {s.value.currency.name}`")
+        if s.cap is not None and not (0 < s.cap.value <= 100):
+            self.emit("E472", f"points can pay more than 0% and at most 100% of a basket, not {number_text(s.cap.value)}%", s.cap.span,
+                      "write the largest share of the bill points may pay, like `up to 50% of basket`, or leave the cap out (up to all of it)")
+        if s.minimum is not None:
+            self.positive(s.minimum, "the balance needed to pay with points", whole=True, kind="points")
+        clash = self.rewards.get("pay_with_points")
+        if first is s and clash is not None:
+            self.emit("E271", "a reward is named `pay_with_points`, the ledger's name for paying with points", clash.name.span,
+                      "rename the reward: the ledger's `reward` column names a payment with points `pay_with_points`")
+
     def s_assert(self, s: ast.Assert):
         self.expr.condition(s.expr, B.ASSERT)
 
@@ -876,6 +910,7 @@ _STATEMENTS = {
     ast.Benefit: "s_benefit",
     ast.Label: "s_label",
     ast.Pending: "s_pending",
+    ast.PayWithPoints: "s_pay_with_points",
 }
 _DISCOUNT_VALUES = {ast.Percent: "d_percent", ast.Money: "d_money", ast.BuyGet: "d_buy_get"}
 _AWARDS = {ast.PerSpend: "a_per_spend", ast.Fixed: "a_fixed", ast.PerUnit: "a_per_unit", ast.Multiplier: "a_multiplier"}

@@ -108,6 +108,14 @@ TEXT: dict[str, dict] = {
         "benefit_refund": "A benefit already given is not taken back if you return the purchase.",
         # A benefit reads "free alteration on suits" rather than "... on suits purchases".
         "benefit_special": {("category", "in"): "on {values}", ("category", "not in"): "except on {values}"},
+        # Paying with points at the till (`pay with points`): the step, the cap, the minimum balance.
+        "pay_section": "Paying with points",
+        "pay": "{points} pay {money}{cap}{minimum}.",
+        "pay_cap": {"share": ", for up to {share} of the bill", "percent": ", for up to {pct}% of the bill"},
+        "pay_share": {Fraction(1, 2): "half", Fraction(1, 3): "a third", Fraction(1, 4): "a quarter"},
+        "pay_minimum": ", from {points}",
+        "pay_earns": {"plain": "The part you pay with points earns no points.",
+                      "tiers": "The part you pay with points earns no points and does not count toward your membership level."},
         # conditions
         "birthday": "in your birthday month",
         "tier_cond": "for {tiers} members",
@@ -232,6 +240,12 @@ TEXT: dict[str, dict] = {
         "benefit": {"all": "{conds}可享{name}（价值{money}）{freq}。", "tiers": "{conds}{who}可享{name}（价值{money}）{freq}。"},
         "benefit_refund": "已享受的权益在退货时不予收回。",
         "benefit_special": {},
+        "pay_section": "积分抵现",
+        "pay": "积分抵现：{points}抵{money}{cap}{minimum}。",
+        "pay_cap": {"share": "，最多抵{pct}%", "percent": "，最多抵{pct}%"},
+        "pay_share": {},
+        "pay_minimum": "，满{points}可用",
+        "pay_earns": {"plain": "积分抵扣的部分不再积分。", "tiers": "积分抵扣的部分不再积分，也不计入会员等级的消费。"},
         "birthday": "生日当月",
         "tier_cond": "{tiers}会员",
         "not": "{p}除外",
@@ -721,11 +735,26 @@ class _Terms:
             out.append(self.t["benefit_refund"])
         return out
 
+    def paying(self) -> list[str]:
+        """`pay with points` as members read it: what a step of points pays, up to what share of
+        the bill, from what balance; and that the part paid with points earns nothing."""
+        pay = self.model.pay_with_points
+        if pay is None:
+            return []
+        cap = ""
+        if pay.cap < 1:
+            share = self.t["pay_share"].get(pay.cap)
+            cap = self.t["pay_cap"]["share" if share else "percent"].format(share=share, pct=num(pay.cap * 100))
+        minimum = self.t["pay_minimum"].format(points=self.points(pay.minimum)) if pay.minimum > pay.points else ""
+        return [self.t["bullet"] + self.t["pay"].format(points=self.points(pay.points), money=self.money(pay.value), cap=cap, minimum=minimum),
+                self.t["bullet"] + self.t["pay_earns"]["tiers" if self.model.tiers and self.model.tiers.metric == "spend" else "plain"]]
+
     def text(self) -> str:
         title = self.t["title"].format(name=self.model.name)
         blocks = [title, "=" * width(title)]
         for key, lines in (("earn", self.earning()), ("discount", self.discounts()), ("tiers", self.tiers()), ("limits", self.limits()),
-                           ("pending", self.pending()), ("expiry", self.expiry()), ("rewards", self.rewards()), ("benefit", self.benefits())):
+                           ("pending", self.pending()), ("expiry", self.expiry()), ("rewards", self.rewards()), ("pay", self.paying()),
+                           ("benefit", self.benefits())):
             if lines:
                 blocks.append("\n" + self.t["sections"].get(key, self.t.get(f"{key}_section", key)))
                 blocks.extend(lines)

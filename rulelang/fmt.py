@@ -160,6 +160,15 @@ def _discount_value(s: ast.Discount) -> str:
     return text + (" on the cheapest line" if s.cheapest else "")
 
 
+def _pay_with_points(s: ast.PayWithPoints) -> str:
+    parts = [f"pay with points: {_points(s.points)} = {money(s.value)}"]
+    if s.cap is not None:
+        parts.append(f"up to {format_expr(s.cap)} of basket")
+    if s.minimum is not None:
+        parts.append(f"from {_points(s.minimum)}")
+    return ", ".join(parts)
+
+
 def _expire(s: ast.Expire) -> str:
     if s.kind == "after":
         return f"expire after {number(s.n.value)} {s.unit.name}"
@@ -200,11 +209,13 @@ _STATEMENTS = {
     ast.TierReview: lambda s: (f"review tiers every {s.period.name}", ""),
     ast.Benefit: lambda s: (f"benefit {s.name.name}:", " ".join([f"cost {money(s.cost)}", *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
     ast.Pending: lambda s: (f"points available after {number(s.n.value)} {s.unit.name}", ""),
+    ast.PayWithPoints: lambda s: (_pay_with_points(s), ""),
 }
 _GROUPS = {
     ast.ProgramName: 0, ast.Currency: 0, ast.PointCost: 0, ast.Column: 0,
     ast.Tiers: 1, ast.TierDowngrade: 1, ast.TierReview: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
     ast.Benefit: 6, ast.Label: 7, ast.Pending: 3,
+    ast.PayWithPoints: 4,  # beside the rewards: both spend points
 }
 _ALIGNED = (ast.Earn, ast.Reward, ast.Discount, ast.Benefit, ast.Label)
 

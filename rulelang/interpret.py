@@ -27,7 +27,7 @@ from rulelang import builtins as B
 from rulelang import values as V
 from rulelang.engine import budgets as global_step
 from rulelang.engine import data, ledger
-from rulelang.model import Model, Rule
+from rulelang.model import PAY_WITH_POINTS, Model, Rule
 
 PERIODS = ("day", "week", "month", "year")
 
@@ -103,6 +103,20 @@ class UnitRecord:
     best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, its exact points, [(rule lost, its exact points)])
     benefits: dict = field(default_factory=dict)  # benefit -> times it fired on the unit
     pending: int = 0  # points not yet available after the unit (`points available after`): `balance` is the available rest
+    payment: Payment | None = None  # `pay with points` on the unit: what was paid, or why not
+
+
+@dataclass
+class Payment:
+    """A payment with points on one basket (docs/semantics.md, "Paying with points"): `points`
+    spent and the `money` they paid (minor units); `recorded` when the history gave it (else
+    drawn); `outcome` says what happened: paid | declined: ... | nothing to pay (why)."""
+
+    points: int
+    money: int
+    recorded: bool
+    outcome: str
+    lots: list = field(default_factory=list)  # (lot day, points taken) per lot, oldest first
 
 
 # --- member state -------------------------------------------------------------------------------
@@ -894,13 +908,70 @@ def _policy(ctx: Context, m: Member, first: dict) -> list[Posting]:
     return _redeem(ctx, m, reward, first["timestamp"], int(first["row"]))
 
 
+# --- paying with points -------------------------------------------------------------------------
+
+
+def _pay_with_points(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict]) -> list[Posting]:
+    """`pay with points` on one basket, after its discounts (docs/semantics.md, "Paying with
+    points"): the points the history records on the basket's rows when it has a `points_paid`
+    column, else, when the member's draw says they pay with points, as many whole steps as the
+    available balance, the cap and the minimum allow. The points come from the oldest lots
+    (`redeem` postings of `pay_with_points`, the money paid as the first one's cost); the money
+    they pay is shared across the lines by what each still costs (largest remainder) and taken
+    off `rec.paid`, so it earns nothing and is no tier spend. A recorded payment the balance (or
+    the basket) cannot cover is declined, counted with the declined redemptions; the purchase stands."""
+    spec = ctx.model.pay_with_points
+    first = lines[0]
+    t = first["timestamp"]
+    step_money = V.to_minor(spec.value, ctx.decimals)
+    rows = [int(x["row"]) for x in lines]
+    owed = [max(rec.paid[r], 0) for r in rows]
+    basket = sum(owed)
+    balance = m.available(t, ctx.model.pending_days)  # pending points are not spent at the till
+    recorded = data.POINTS_PAID in first
+    if recorded:
+        points = sum(int(x[data.POINTS_PAID]) for x in lines)
+        if points == 0:
+            return []
+        money = V.half_up(Fraction(points * step_money, spec.points))
+        if points > balance or money > basket:
+            ctx.declined += 1
+            why = "the balance cannot cover it" if points > balance else "it is more than the basket costs"
+            rec.payment = Payment(points, money, True, f"declined: {why}")
+            return []
+    else:
+        pol = ctx.redemption
+        if pol is None or pol.pay_probability <= 0 or not (float(first[pol.pay_draw]) < pol.pay_probability):
+            return []
+        if balance < spec.minimum:
+            rec.payment = Payment(0, 0, False, f"nothing to pay: the balance is below {spec.minimum} points")
+            return []
+        steps = min(balance // spec.points, math.floor(basket * spec.cap) // step_money)
+        if steps <= 0:
+            rec.payment = Payment(0, 0, False, "nothing to pay: not one step of points fits the balance and the cap")
+            return []
+        points, money = steps * spec.points, steps * step_money
+    shares = V.largest_remainder([Fraction(money * x, basket) for x in owed], money) if basket else [0] * len(rows)
+    for r, share in zip(rows, shares, strict=True):
+        rec.paid[r] -= share
+    out = []
+    taken = _take(m.lots, points)
+    for lot, n in taken:
+        out.append(Posting(t, "redeem", points=n, earned_on=lot.day, reward=PAY_WITH_POINTS, cost=money if not out else 0, row=int(first["row"])))
+    rec.payment = Payment(points, money, recorded, "paid", [(lot.day, n) for lot, n in taken])
+    return out
+
+
 # --- units by kind ------------------------------------------------------------------------------
 
 
 def _purchase(ctx: Context, m: Member, rec: UnitRecord, lines: list[dict], tier):
     rules = [r for r in ctx.model.firing if r.event == B.PURCHASE]
     given = _discount(ctx, m, rec, lines, tier)
-    out = _discount_postings(ctx, m, given, lines) + _earn(ctx, m, rec, rules, lines, tier)
+    paying = _pay_with_points(ctx, m, rec, lines) if ctx.model.pay_with_points else []
+    out = _discount_postings(ctx, m, given, lines) + paying + _earn(ctx, m, rec, rules, lines, tier)
+    if paying:  # a refund's share is of what the basket cost, points and money together
+        m.baskets[int(lines[0]["unit"])].total += _money(rec.payment.money, ctx.decimals)
     if given:  # what a refund of this basket reverses
         share = {d.index: d.funded_share for d in ctx.model.discounts}
         m.baskets[int(lines[0]["unit"])].discounts = {i: (c, V.half_up(c * share[i])) for i, c in given.items()}
@@ -1062,7 +1133,7 @@ def _level_at(model: Model, m: Member, moment: pd.Timestamp) -> int:
 
 def _ledger(model: Model, customer_ids, postings: list) -> pd.DataFrame:
     rules = tuple(r.name for r in model.firing) + tuple(d.name for d in model.discounts)
-    rewards = tuple(r.name for r in model.rewards)
+    rewards = model.ledger_rewards
     tiers = tuple(model.tiers.names) if model.tiers else ()
     nat = np.datetime64("NaT", "ns")
     ps = [p for _, p in postings]
@@ -1116,6 +1187,7 @@ def evaluate_batch(model: Model, batch: data.Batch, redemption: data.RedemptionP
 
 def _run(ctx: Context, batch: data.Batch, members) -> pd.DataFrame:
     frame = batch.frame
+    data.check_pay_draws(ctx.model, frame, ctx.redemption)
     customers = batch.customers.to_dict("records")
     bounds = np.searchsorted(frame["member"].to_numpy(), np.arange(batch.members + 1))
     for i in range(batch.members) if members is None else members:

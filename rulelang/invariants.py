@@ -21,7 +21,7 @@ from rulelang import values as V
 from rulelang.engine import data
 from rulelang.fmt import format_expr
 from rulelang.lint import non_monotone_rules
-from rulelang.model import Model, names_in
+from rulelang.model import PAY_WITH_POINTS, Model, names_in
 
 PERIODS = ("day", "week", "month", "year")
 
@@ -252,6 +252,8 @@ def check_ledger(model: Model, obs: Observed) -> list[Violation]:
                 redeemed[key] = redeemed.get(key, 0) + pts
         automatic = {r.name for r in model.rewards if r.issued_months}
         for (row, reward, moment), pts in redeemed.items():
+            if reward == PAY_WITH_POINTS:  # a payment at the till: as many points as it paid with (check_payments)
+                continue
             if moment is not None and reward in automatic:
                 if pts % prices[reward]:
                     out.append(Violation("ledger", f"the `{reward}` vouchers of {moment} took {pts} points, not a multiple of their "
@@ -312,6 +314,8 @@ def check_discounts(model: Model, obs: Observed) -> list[Violation]:
                     out.append(Violation("discount", f"a line of {amount} minor units was charged {paid} after discounts", int(r["row"])))
                 off += amount - paid
             posted = sum(p.cost for p in rec.postings if p.kind == "discount")
+            if rec.payment is not None and rec.payment.outcome == "paid":  # what points paid is no discount (check_payments)
+                off -= rec.payment.money
             if posted != off:
                 out.append(Violation("discount", f"the basket's discount postings cost {posted} minor units, but its lines were taken {off} off", first))
         for p in rec.postings:
@@ -332,7 +336,12 @@ def check_refund(model: Model, transactions: pd.DataFrame, customers=None, base:
     firsts = {u["member"]: u["unit"] for u in reversed(units)}
     lasts = {u["member"]: u["unit"] for u in units}
     buys = [u for u in units if u["kind"] == data.PURCHASE and u["total"] > 0]
-    if refund_neutral(model):
+    # The points a basket paid with are not given back by its refund (docs/semantics.md, "Paying
+    # with points"): such a basket is not a candidate, and a recorded payment after the basket
+    # could be declined without it, so then only a member's last basket is.
+    paid = _points_paid(model, base)
+    buys = [u for u in buys if not any(paid.get(int(r), 0) for r in u["rows"])]
+    if refund_neutral(model) and not any(paid.values()):
         candidates = [u for u in buys if firsts[u["member"]] != u["unit"]]
     else:
         candidates = [u for u in buys if lasts[u["member"]] == u["unit"]]
@@ -362,6 +371,36 @@ def check_refund(model: Model, transactions: pd.DataFrame, customers=None, base:
         return []
     return [Violation("refund", f"a full refund of the basket at row {lines[0] + 1} left the balance at {got}, "
                       f"but without that basket it would be {want}", lines[0], None)]
+
+
+def _points_paid(model: Model, obs: Observed) -> dict:
+    """Batch row -> the points the history records it paid with (none: empty)."""
+    frame = obs.batch.frame
+    if model.pay_with_points is None or data.POINTS_PAID not in frame.columns:
+        return {}
+    return dict(zip(frame["row"].tolist(), frame[data.POINTS_PAID].tolist(), strict=True))
+
+
+def check_payments(model: Model, obs: Observed) -> list[Violation]:
+    """Paying with points: a payment's postings spend exactly the points it paid with and carry the
+    money they paid, and that money is taken off what the lines cost (`paid`) without taking a
+    line below 0 (check_ledger holds the balance and the lots)."""
+    if model.pay_with_points is None:
+        return []
+    out: list[Violation] = []
+    for rec in obs.records:
+        pay = rec.payment
+        if not rec.rows or pay is None or pay.outcome != "paid":
+            continue
+        first = int(rec.rows[0]["row"])
+        posts = [p for p in rec.postings if p.kind == "redeem" and p.reward == PAY_WITH_POINTS]
+        if sum(p.points for p in posts) != pay.points or sum(p.cost for p in posts) != pay.money:
+            out.append(Violation("payment", f"paying {pay.points} points for {pay.money} minor units posted "
+                                 f"{sum(p.points for p in posts)} points and {sum(p.cost for p in posts)} minor units", first))
+        left = sum(rec.paid.values())
+        if left < 0 or any(v > int(r["amount"]) for r, v in zip(rec.rows, (rec.paid[int(r["row"])] for r in rec.rows), strict=True)):
+            out.append(Violation("payment", f"after paying {pay.money} minor units with points a line cost more than its price, or the basket less than 0", first))
+    return out
 
 
 def _balance(ledger: pd.DataFrame, cid) -> int:
@@ -407,7 +446,7 @@ def _issued(ledger: pd.DataFrame, row: int) -> dict:
 def check_history(model: Model, transactions: pd.DataFrame, customers=None, statements: tuple = (), metamorphic: bool = True) -> tuple[Observed, list[Violation]]:
     """Run a history and check every assert and built-in invariant on it."""
     obs = observe(model, transactions, customers)
-    found = check_asserts(model, obs, statements) + check_ledger(model, obs) + check_discounts(model, obs)
+    found = check_asserts(model, obs, statements) + check_ledger(model, obs) + check_discounts(model, obs) + check_payments(model, obs)
     if metamorphic and not found:
         found = check_refund(model, transactions, customers, obs) or check_monotone(model, transactions, customers, obs)
     return obs, found

@@ -568,5 +568,31 @@ def _top_and(e) -> list:
     return [e]
 
 
+# --- W660, W661: paying with points ---------------------------------------------------------------
+
+
+def paying_with_points(ctx: _Context) -> list[Diagnostic]:
+    """W660: a minimum balance below one step (it never stops a payment the step allows); W661:
+    a point pays more at the till than the program's `point_cost` (what the liability and the
+    reward cost value a point at), so both understate what points cost."""
+    spec, stmt = ctx.model.pay_with_points, ctx.program.first(ast.PayWithPoints)
+    if spec is None or stmt is None:
+        return []
+    out = []
+    cur = ctx.model.currency
+    if stmt.minimum is not None and spec.minimum < spec.points:
+        out.append(ctx.warn(
+            "W660", f"paying with points needs a balance of {spec.minimum} points, less than one step of {spec.points}: "
+                    "a smaller balance pays nothing anyway, so the minimum changes nothing", stmt.minimum.span,
+            f"raise the minimum to {spec.points} points or more (`from {max(spec.points, 500)} points`), or leave it out"))
+    per_point = spec.value / spec.points
+    if ctx.model.point_cost > 0 and per_point > ctx.model.point_cost:
+        out.append(ctx.warn(
+            "W661", f"at the till a point pays {_num(per_point)} {cur}, more than the `point_cost` of {_num(ctx.model.point_cost)} {cur}: "
+                    "the liability, valued at point_cost, understates what points paid at the till cost", stmt.value.span,
+            f"set `point_cost {_num(per_point)} {cur}` (what a point pays at the till), or pay less a step"))
+    return out
+
+
 CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier,
-          unlimited_benefits, never_compete, pending_past_expiry, cheap_vouchers, redundant_keep, lapse_with_visits)
+          unlimited_benefits, never_compete, pending_past_expiry, cheap_vouchers, redundant_keep, lapse_with_visits, paying_with_points)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 STATEMENT_WORDS = ("program", "currency", "point_cost", "column", "tiers", "earn", "limit", "expire", "round", "reward", "assert", "discount",
-                   "benefit", "label", "best of")
+                   "benefit", "label", "best of", "pay with points")
 CLAUSE_WORDS = ("when", "on", "during", "once", "at most", "funded")
 _UNCLOSED_HINT = "close each `(` with `)` and each `[` with `]`"
 
@@ -128,6 +128,15 @@ MISTAKES: list[Mistake] = [
             "write `reward clubcard_voucher: 150 points cost 1.50 GBP issued every quarter`",
             ("reward v: 150 points cost 1.50 GBP issued each quarter\n", "reward v: 150 points cost 1.50 GBP issued quarterly\n",
              "reward v: 150 points cost 1.50 GBP issued every\n")),
+    Mistake("E150", "the cap of paying with points is a share of the basket: `up to 50% of basket`",
+            "write `pay with points: 100 points = 1 CNY, up to 50% of basket`",
+            ("pay with points: 100 points = 1 CNY, up to 50%\n", "pay with points: 100 points = 1 CNY, up to 50%, from 500 points\n",
+             "pay with points: 100 points = 1 CNY, up to 50% of bill\n",
+             "pay with points: 100 points = 1 CNY, up to 50% of the basket\n", "pay with points: 100 points = 1 CNY, up to 5 CNY\n")),
+    Mistake("E151", "a step of paying with points is written `100 points = 1 CNY`: points, `=`, then the money they pay",
+            "write `pay with points: 100 points = 1 CNY`",
+            ("pay with points: 100 points for 1 CNY\n", "pay with points: 100 points 1 CNY\n", "pay with points: 100 = 1 CNY\n",
+             "pay with points: 100 points == 1 CNY\n", "pay with points: 100 points per 1 CNY\n")),
     Mistake("E130", "`{found}` is not a statement{suggestion}",
             "statements start with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS),
             ("ern x: 1 point per 1 CNY\n", "currency CNY\nern x: 1 point per 1 CNY\n", "\nern x: 1 point per 1 CNY\n",

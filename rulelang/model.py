@@ -129,6 +129,22 @@ class ExpirySpec:
     unit: str | None = None
 
 
+# The ledger's reward for a payment with points at the till (a `redeem` posting; docs/semantics.md).
+PAY_WITH_POINTS = "pay_with_points"
+
+
+@dataclass(frozen=True)
+class PaymentSpec:
+    """`pay with points` (docs/semantics.md, "Paying with points"): whole steps of `points` each
+    pay `value` (currency units); at most `cap` (a share, 1/2 for 50%) of the basket after the
+    program's discounts; only from a balance of `minimum` points."""
+
+    points: int
+    value: Fraction
+    cap: Fraction = Fraction(1)
+    minimum: int = 0
+
+
 @dataclass(frozen=True)
 class Model:
     """A checked program, ready to evaluate."""
@@ -168,6 +184,7 @@ class Model:
     def vouchers(self) -> tuple[RewardSpec, ...]:
         """The automatic rewards, as a tuple (empty without): what the simulator's cost tables read."""
         return tuple(r for r in self.rewards if r.issued_months)
+    pay_with_points: PaymentSpec | None = None
 
     @property
     def firing(self) -> tuple[Rule, ...]:
@@ -176,6 +193,12 @@ class Model:
 
     def rule(self, name: str) -> Rule:
         return next(r for r in self.firing if r.name == name)
+
+    @property
+    def ledger_rewards(self) -> tuple[str, ...]:
+        """The ledger's reward names: the catalog's, then `pay_with_points` (the reward code of a
+        payment with points) when the program has it."""
+        return tuple(r.name for r in self.rewards) + ((PAY_WITH_POINTS,) if self.pay_with_points else ())
 
     @property
     def event_names(self) -> frozenset:
@@ -348,7 +371,15 @@ def lower(program: ast.Program) -> Model:
         discounts=tuple(_lower_discount(i, d) for i, d in enumerate(program.of(ast.Discount))),
         groups=tuple(tuple(by_index[n.name] for n in g.rules) for g in program.of(ast.BestOf)),
         pending_days=int(program.first(ast.Pending).n.value) if program.first(ast.Pending) else 0,
+        pay_with_points=_lower_payment(program.first(ast.PayWithPoints)),
     )
+
+
+def _lower_payment(s: ast.PayWithPoints | None) -> PaymentSpec | None:
+    if s is None:
+        return None
+    return PaymentSpec(int(s.points.value), _frac(s.value.amount), _frac(s.cap.value) / 100 if s.cap else Fraction(1),
+                       int(s.minimum.value) if s.minimum else 0)
 
 
 def _lower_discount(i: int, d: ast.Discount) -> DiscountSpec:

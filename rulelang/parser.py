@@ -273,6 +273,17 @@ class _Build(Transformer):
     def pending(self, items):
         kw, n, unit = items
         return ast.Pending(_num(n), _ident(unit), _span(kw, unit))
+    def pay_with_points(self, items):
+        kw, _word, n, _unit, value, cap, minimum = items
+        return ast.PayWithPoints(_num(n), value, _span(kw, value, cap, minimum), cap, minimum)
+
+    def pay_cap(self, items):
+        _up, pct = items
+        return pct
+
+    def pay_from(self, items):
+        n, _word = items
+        return _num(n)
 
     def limit(self, items):
         kw, n, word, period = items

@@ -263,6 +263,13 @@ def history(draw, model: Model, s: Shape | None = None) -> tuple[pd.DataFrame, p
         else:
             rows.append({**base, "amount": 0, "event": draw(st.sampled_from(s.events))})
     frame = to_frame(rows, s)
+    if model.pay_with_points is not None:
+        # Payments at the till, as a history records them: none, whole steps, an odd number of
+        # points, or more than any balance (declined), on a basket's first line.
+        step = model.pay_with_points.points
+        choices = st.sampled_from((step, 7, 0, step, 3 * step, 10 * step + 1, 10**7))
+        firsts = [i == 0 or r.get("transaction_id") != rows[i - 1].get("transaction_id") or r["event"] != "purchase" for i, r in enumerate(rows)]
+        frame["points_paid"] = [draw(choices) if r["event"] == "purchase" and f else None for r, f in zip(rows, firsts, strict=True)]
     customers = None
     if s.customer_texts or s.customer_dates:
         cust = {"customer_id": "M1"}

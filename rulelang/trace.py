@@ -125,6 +125,7 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
         shown = ", ".join(f"{metric} {V.show_number(v)}" + (f" {model.currency}" if metric == "spend" else "") for metric, v in rec.tier_window.items())
         out.append(f"  tier window ({window}): {shown}")
     out += _discounts(rec, model, text, decimals)
+    out += _payment(rec, model, decimals)
     order = {r.name: r.index for r in model.firing}
     for check in sorted(rec.checks, key=lambda c: (c.row, order[c.rule])):
         scope = model.rule(check.rule).scope
@@ -187,6 +188,23 @@ def _discounts(rec: interpret.UnitRecord, model, text: str, decimals: int) -> li
         paid = sum(rec.paid.values())
         out.append(f"  paid {V.show_number(V.Fraction(paid, 10**decimals))} {model.currency} (per-spend points and tier spend count this)")
     return out
+
+
+def _payment(rec: interpret.UnitRecord, model, decimals: int) -> list[str]:
+    """A payment with points on the unit: the points, the money they paid and the lots they came
+    from (oldest first), and what was left to pay in money; or why it was declined or paid nothing."""
+    pay = rec.payment
+    if pay is None:
+        return []
+    source = "recorded" if pay.recorded else "drawn"
+    if pay.outcome != "paid":
+        what = f"{pay.points} points ({source}) {pay.outcome}, the purchase stands" if pay.recorded else pay.outcome
+        return [f"  pay with points: {what}"]
+    lots = ", ".join(f"{n} of the lot of {day}" for day, n in pay.lots)
+    left = sum(rec.paid.values())
+    return [f"  pay with points ({source}): {pay.points} points pay {V.show_number(V.Fraction(pay.money, 10**decimals))} {model.currency}, "
+            f"from {lots}",
+            f"  paid in money {V.show_number(V.Fraction(left, 10**decimals))} {model.currency} (per-spend points and tier spend count this)"]
 
 
 # Said at the top and again at the end of every trace: a trace replays recorded history only.

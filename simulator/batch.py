@@ -32,6 +32,8 @@ def base(history: History, model, customers: pd.DataFrame | None) -> Batch:
     cols, _ = needed_columns(model)
     # basket.<attribute> other than total/lines reads quantity when the data has it.
     keep = list(CANONICAL) + sorted((cols | {"quantity"}) - set(CANONICAL))
+    if model.pay_with_points is not None:  # the payments a history records, replayed (docs/semantics.md)
+        keep.append("points_paid")
     # Amounts stay in minor units: no division here to be scaled and rounded back in `prepare`.
     frame = engine_frame(rows[[c for c in rows.columns if c.startswith("_") or c in keep]], history.ids)
     b = prepare(frame, model, customers, history.until, minor_units=True)
@@ -170,6 +172,12 @@ def for_path(
     # Rows that are no history row in its place: extra baskets and future ones.
     added = extra if future is None else extra | future
     out = {c: gather(f[c], src) for c in f.columns if c not in OWN and (columns is None or c in columns)}
+    if "points_paid" in out and (added.any() or enroll.any()):
+        # A payment the history records is its own basket's: an extra or future copy of the basket,
+        # or an enrol row, pays nothing with points (the draws do not apply to a recorded history).
+        paid = np.array(out["points_paid"], dtype=np.int64)
+        paid[added | enroll] = 0
+        out["points_paid"] = paid
 
     # The enrol rows (a few per cent) by position: each assignment below then touches only them.
     at_enroll = np.flatnonzero(enroll)
@@ -232,7 +240,7 @@ def for_path(
             "refund_of": refund_of,
             **out,
             # The redemption draws ride along (set afterwards, each would be copied).
-            **{col: rows[col].to_numpy() for col in ("_u_redeem", "_u_choice") if col in rows.columns},
+            **{col: rows[col].to_numpy() for col in ("_u_redeem", "_u_choice", "_u_pay") if col in rows.columns},
         },
         copy=False,  # the arrays are the path's own: no stacking them into 2-D blocks
     )

@@ -29,7 +29,7 @@ from simulator.scenario import Scenario, load_scenario
 
 SHOWN = (
     "members", "points_issued", "points_redeemed", "points_expired", "points_outstanding", "points_pending", "redemption_rate",
-    "breakage_rate", "reward_cost", "benefit_cost", "voucher_cost", "liability", "program_cost", "revenue_lift", "revenue_lift_pct", "net_benefit", "roi",
+    "breakage_rate", "reward_cost", "benefit_cost", "voucher_cost", "points_payment_cost", "liability", "program_cost", "revenue_lift", "revenue_lift_pct", "net_benefit", "roi",
 )  # fmt: skip
 # A bare program's quick look: the bundled sample at 100 paths (the scenario default), short enough
 # to wait for (its time: docs/performance.md, "The quick look").

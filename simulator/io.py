@@ -607,7 +607,7 @@ def column_names(data, what: str) -> tuple[str, tuple[str, ...]] | None:
     return None
 
 
-CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "quantity")
+CANONICAL = ("customer_id", "timestamp", "amount", "event", "transaction_id", "reward", "quantity", "points_paid")
 
 
 def load_transactions(
@@ -644,7 +644,7 @@ def load_transactions(
     empty = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
     # A rejected row's value as read (text), computed for the rejected rows only.
     text = {c: (lambda idx, c=c: _text(df[c].take(idx).reset_index(drop=True)).to_numpy(dtype=object)) for c in df.columns}
-    for c in ("event", "reward", "transaction_id", "quantity"):
+    for c in ("event", "reward", "transaction_id", "quantity", "points_paid"):
         text.setdefault(c, lambda idx: np.full(len(idx), "", dtype=object))
 
     ids = _dict_text(df["customer_id"], strip)
@@ -685,6 +685,19 @@ def load_transactions(
         quantity_text = _dict_text(df["quantity"], strip)
         quantity = _on_categories(quantity_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce"))
         quantity_bad = ~_eq(quantity_text, "") & quantity.isna().to_numpy()
+    # Points a purchase paid with (`pay with points`), replayed as recorded: whole numbers, 0 or
+    # more; blank is none (as a float NaN, which rulelang.engine's data contract reads as 0).
+    has_points_paid = "points_paid" in df.columns
+    points_paid = _whole_numbers(df["points_paid"]) if has_points_paid else None
+    if has_points_paid and points_paid is None:
+        paid_text = _dict_text(df["points_paid"], strip)
+        points_paid = np.asarray(_on_categories(paid_text, lambda t: pd.to_numeric(t.astype("str"), errors="coerce")), dtype=np.float64)
+        points_paid_bad = ~_eq(paid_text, "") & np.isnan(points_paid)
+    else:
+        points_paid_bad = np.zeros(n, dtype=bool)
+    if has_points_paid:
+        with np.errstate(invalid="ignore"):
+            points_paid_bad |= ~np.isnan(points_paid) & ((points_paid < 0) | (points_paid != np.floor(points_paid)) | (points_paid >= 2**53))
 
     bounds = _period_bounds(period)
     tsv = ts.to_numpy()
@@ -705,6 +718,7 @@ def load_transactions(
         ("currency", f"not in the program's currency {currency} (convert the amounts, or leave the rows out)", other_currency),
         ("reward", "redeem row without a reward", _redeem_without_reward(event, reward)),
         ("quantity", "not a number", quantity_bad if has_quantity else np.zeros(n, bool)),
+        ("points_paid", "not a whole number of points, 0 or more (the points a purchase paid with; blank for none)", points_paid_bad),
     ]
     rejected, rejects = _reject_table(checks, text, ~outside)
     used = ~rejected & ~outside
@@ -726,11 +740,15 @@ def load_transactions(
         rest = {c: df[c] for c in df.columns if c not in own}
         if has_quantity:
             rest["quantity"] = np.asarray(quantity)
+        if has_points_paid:
+            rest["points_paid"] = np.asarray(points_paid)
         frame = pd.DataFrame({**own, **rest, "source_row": np.arange(1, n + 1, dtype=np.int64)}, copy=False)
     else:
         frame = df.assign(**own, source_row=np.arange(1, n + 1, dtype=np.int64))
         if has_quantity:
             frame["quantity"] = np.asarray(quantity)
+        if has_points_paid:
+            frame["points_paid"] = np.asarray(points_paid)
         frame = frame[first + [c for c in frame.columns if c not in first]]
     # Stable sort by (customer id, time).
     every = bool(used.all())

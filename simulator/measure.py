@@ -42,6 +42,8 @@ class Partial:
     discount_given_m: np.ndarray | None = None  # (month,): taken off purchases, reversals aside (metrics.LedgerSums)
     benefit: np.ndarray | None = None  # (2,): what benefits cost and partners' share (metrics.LedgerSums)
     benefit_m: np.ndarray | None = None  # (month, 2): the same per month
+    payment: np.ndarray | None = None  # (1,): the money paid with points at the till (metrics.payment_sums)
+    payment_m: np.ndarray | None = None  # (month,): the same per month
     groups: np.ndarray | None = None  # (segment-and-stage group, GROUP_FIELDS) sums (simulator.segments)
     pending_m: np.ndarray | None = None  # (month,): points pending at each month's close (metrics.pending_by_month)
     voucher: np.ndarray | None = None  # (2,): the automatic voucher's cost and partner share at issue (metrics.voucher_sums) ...
@@ -58,7 +60,7 @@ class Partial:
             for f in ("members", "rows", "by_kind", "cost", "partner", "cells", "cost_m", "partner_m", "delta_m", "joined_m", "tiers_m")
         }
         for f in ("triangle", "sales_m", "discount", "discount_m", "discount_given_m", "benefit", "benefit_m", "groups", "pending_m",
-                  "voucher", "voucher_m", "budget_used"):  # (None in a part made without them)
+                  "voucher", "voucher_m", "budget_used", "payment", "payment_m"):  # (None in a part made without them)
             mine, theirs = getattr(self, f), getattr(other, f)
             sums[f] = theirs if mine is None else mine if theirs is None else mine + theirs
         if self.rewards.index.equals(other.rewards.index):  # the same rewards redeemed (the usual case): no regrouping
@@ -104,6 +106,7 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
     sums = metrics.ledger_sums(ledger, months, kinds)
     # The automatic voucher's money apart from the catalog rewards' (its cost counts when used).
     voucher, voucher_m = metrics.voucher_sums(ledger, months, model.voucher.name, kinds) if model.voucher else (np.zeros(2, np.int64), None)
+    payment, payment_m = metrics.payment_sums(ledger, months, kinds) if model.pay_with_points is not None else (None, None)
     return Partial(
         members=int(chosen.sum()),
         rows=len(rows),
@@ -125,6 +128,8 @@ def measure(setup, model, rows: pd.DataFrame, evaluation, chosen: np.ndarray, ru
         discount_given_m=sums.discount_given_m if model.discounts else None,
         benefit=sums.benefit if model.benefits else None,
         benefit_m=sums.benefit_m if model.benefits else None,
+        payment=np.array([payment], dtype=np.int64) if payment is not None else None,
+        payment_m=payment_m,
         # (A horizon's future rows are not broken down: their revenue has no baseline by customer.)
         groups=group_sums(setup.segments, rows, ledger, kinds, chosen, model.voucher.name if model.voucher else None)
         if setup.segments is not None and setup.horizon is None

@@ -41,7 +41,12 @@ BENEFIT_FIGURES = ("benefit_cost", "benefit_partner_funded")
 # redemptions are not in reward_cost and partner_funded.
 VOUCHER_FIGURES = ("voucher_cost", "voucher_partner_funded")
 COST_KINDS = {"discount": ("discounts", DISCOUNT_FIGURES), "benefit": ("benefits", BENEFIT_FIGURES), "voucher": ("vouchers", VOUCHER_FIGURES)}
-COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES + VOUCHER_FIGURES
+# A program that pays with points has this too: the money members paid with points at the till
+# (`redeem` postings of the ledger's reward PAYMENT_REWARD, docs/semantics.md), told apart from
+# the catalog's reward_cost and, like it, inside program_cost (its points are redeemed points).
+PAYMENT_FIGURES = ("points_payment_cost",)
+PAYMENT_REWARD = "pay_with_points"
+COST_KIND_FIGURES = DISCOUNT_FIGURES + BENEFIT_FIGURES + VOUCHER_FIGURES + PAYMENT_FIGURES
 # A program with pending points (`points available after N days`) has this point figure too, and a
 # monthly column of it: the points earned but not yet available at the end (a part of
 # points_outstanding; the liability counts both).
@@ -79,6 +84,7 @@ FIGURE_LABELS = (
     ("benefit_partner_funded", "Benefits funded by partners", "money"),
     ("voucher_cost", "Cost of vouchers used", "money"),
     ("voucher_partner_funded", "Vouchers funded by partners", "money"),
+    ("points_payment_cost", "Paid with points at the till", "money"),
     ("liability", "Liability at the end", "money"),
     ("program_cost", "Program cost", "money"),
     ("revenue_baseline", "Revenue without the program", "money"),
@@ -163,7 +169,8 @@ def _lookup(lut, codes):
 
 
 def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput, urr: Fraction, discount: tuple[int, int] | None = None,
-                 benefit: tuple[int, int] | None = None, pending: int | None = None, voucher: tuple[int, int] | None = None) -> dict:
+                 benefit: tuple[int, int] | None = None, pending: int | None = None, voucher: tuple[int, int] | None = None,
+                 payment: int | None = None) -> dict:
     """Exact figures of one run from its points per kind, its reward cost and partner share (minor
     units) and its ultimate redemption rate (simulator.finance.simulated: the run's own chain ladder).
     `discount`: a program with discounts, (money they took off, the partners' share of it): inside
@@ -173,7 +180,9 @@ def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput,
     program cost. `pending`: a program with pending points, the points still pending at the end
     (a part of the outstanding points, and so of the liability). `voucher`: a program with an
     automatic voucher, (what the vouchers used cost, the partners' share of it): inside the program
-    cost (`reward_cost` and `partner` are then the catalog's only)."""
+    cost (`reward_cost` and `partner` are then the catalog's only). `payment`: a program that pays
+    with points, the money paid with points (a part of `reward_cost` as the ledger sums it): shown
+    apart from the catalog's reward cost, inside the program cost."""
     outstanding = p["earn"] - p["clawback"] - p["redeem"] - p["expire"]
     scale = 10**x.decimals
     liability = round_half_up(outstanding * x.point_cost * scale * urr)
@@ -191,6 +200,9 @@ def figures_from(p: dict[str, int], reward_cost: int, partner: int, x: RunInput,
         extra["points_pending"] = pending
     if voucher is not None:
         extra |= dict(zip(VOUCHER_FIGURES, voucher, strict=True))
+    if payment is not None:
+        extra["points_payment_cost"] = payment
+        reward_cost -= payment  # (after the program cost, which counts both)
     return extra | {
         "rows_read": x.rows_read,
         "rows_used": x.rows_used,
@@ -424,6 +436,7 @@ def monthly_from(
     benefit_m: np.ndarray | None = None,
     pending_m: np.ndarray | None = None,
     voucher_m: np.ndarray | None = None,
+    payment_m: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One run's roll-forward from `ledger_sums`' per-month sums (which add up exactly over parts of
     the customers): opening + issued - clawed_back - redeemed - expired = closing, exactly.
@@ -461,6 +474,9 @@ def monthly_from(
         cols["benefit_cost"], cols["benefit_partner_funded"] = benefit_m[:, 0].copy(), benefit_m[:, 1].copy()
     if voucher_m is not None:  # a program with an automatic voucher: what those used cost per month, after the benefits'
         cols["voucher_cost"], cols["voucher_partner_funded"] = voucher_m[:, 0].copy(), voucher_m[:, 1].copy()
+    if payment_m is not None:  # a program that pays with points: that money apart from the catalog's reward cost
+        cols["reward_cost"] = cost - payment_m
+        cols["points_payment_cost"] = payment_m.copy()
     extra = [f for f in COST_KIND_FIGURES if f in cols]
     money = list(MONTHLY_MONEY[:2]) + extra + list(MONTHLY_MONEY[2:])
     if pending_m is not None:
@@ -475,6 +491,20 @@ def _text_codes(col: pd.Series, with_values: bool = True) -> tuple[np.ndarray, n
         return col.array.codes, col.cat.categories.to_numpy(dtype=object) if with_values else None
     codes, values = pd.factorize(np.asarray(col.to_numpy(dtype=object), dtype=object))
     return codes, np.asarray(values, dtype=object)
+
+
+def payment_sums(ledger: pd.DataFrame, months: pd.PeriodIndex, kinds: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+    """The money paid with points at the till (`redeem` postings of PAYMENT_REWARD): in all, and per
+    month of the posting (months outside `months` counted in all only, as ledger_sums counts them)."""
+    kinds = kind_codes(ledger) if kinds is None else kinds
+    reward, names = _text_codes(ledger["reward"])
+    code = np.flatnonzero(np.asarray(names == PAYMENT_REWARD, dtype=bool))
+    cost = np.asarray(ledger["cost"].to_numpy(), dtype=np.int64)
+    pay = (np.asarray(kinds) == KINDS.index("redeem")) & (np.asarray(reward) == (code[0] if len(code) else -2)) & (cost != 0)
+    t = as_ns(ledger["timestamp"].to_numpy())[pay]
+    first, last = month_starts(months)[0], month_starts(months)[-1]
+    inside = (t >= first) & (t < last)
+    return int(cost[pay].sum()), by_month(t[inside], cost[pay][inside], months)
 
 
 def rewards(ledger: pd.DataFrame, kinds: np.ndarray | None = None) -> pd.DataFrame:

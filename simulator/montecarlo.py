@@ -317,7 +317,7 @@ def settled(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, fu
     and each part's sums from the last pass, which is the run: each part prepared once (with its
     budgets open wherever a response reads a first pass), then run until every budget's closing
     is found (a program whose budgets are not reached runs once)."""
-    policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice)
+    policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice, _pay_probability(setup.scenario, program.model))
     ends = setup.months.end_time.to_numpy() if program.model.tiers is not None else None  # as `_evaluated`
     opened = replace(setup, budget_closed={})
     prepared = [_prepared(opened, program, run, chosen, None if len(parts) == 1 else part, 1, future) for part in parts]
@@ -329,7 +329,7 @@ def settled(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, fu
 def budget_awards(setup: Setup, program, run: int, chosen: np.ndarray, parts: list, future, closed: dict) -> pd.DataFrame:
     """The budgeted rules' awards (rulelang.engine.budgets.awards) of run `run` over the set-up's
     customers with the budgets closed as `closed`: a slice's share of one pass of the global step."""
-    policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice)
+    policy = redemption.policy(setup.scenario.redemption.probability, setup.scenario.redemption.choice, _pay_probability(setup.scenario, program.model))
     opened = replace(setup, budget_closed={})
     ledgers = []
     for part in parts:
@@ -382,7 +382,7 @@ def _run_part(setup: Setup, program, run: int, chosen: np.ndarray, part, keep_le
 def _evaluated(setup: Setup, program, run: int, rows: pd.DataFrame, chosen: np.ndarray, span, keep_ledger: bool, threads: int | None) -> Partial:
     """A prepared piece (`_prepared`) through the engine, and its sums."""
     sc = setup.scenario
-    policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
+    policy = redemption.policy(sc.redemption.probability, sc.redemption.choice, _pay_probability(sc, program.model))
     # The members per tier at each month's end come from the engine, which holds the tiers.
     ends = setup.months.end_time.to_numpy() if program.model.tiers is not None else None
     evaluation = _evaluate(rows, setup, program, policy, threads, span, ends)
@@ -410,12 +410,13 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
     keys = setup.newcomers.acq.keys if setup.newcomers is not None else h.keys
     first = None
     if response.needs_first_pass(sc.response, model):
-        policy = redemption.policy(sc.redemption.probability, sc.redemption.choice)
+        policy = redemption.policy(sc.redemption.probability, sc.redemption.choice, _pay_probability(sc, model))
         # Only the goal gradient maps the ledger's customer ids back to codes.
         code_of = {cid: i for i, cid in enumerate(h.customer_ids)} if sc.response.goal_gradient is not None else {}
         if code_of and setup.newcomers is not None:
             code_of.update({cid: h.customers + i for i, cid in enumerate(setup.newcomers.acq.ids)})
-        first = _evaluate(_path_columns(rows, np.zeros(len(rows), dtype=bool), keys, seed, run), setup, program, policy, threads, span, row_tiers=model.tiers is not None,
+        first = _evaluate(_pay_columns(_path_columns(rows, np.zeros(len(rows), dtype=bool), keys, seed, run), policy, keys, seed, run), setup, program,
+                          policy, threads, span, row_tiers=model.tiers is not None,
                           closed={} if setup.budget_closed is not None else None)  # (budgets open: the same rows in every pass of the global step)
     f = response.factors(sc.response, model, rows, first, code_of if first is not None else {}, h.decimals, setup.segments)
     extra = response.extra_visits(rows, sc.response.visit_uplift, keys, seed, run, end_of(setup))
@@ -431,6 +432,7 @@ def _prepared(setup: Setup, program, run: int, chosen: np.ndarray, part, threads
         f = response.interleave(f, f[spawn_pos], is_extra)
     # Added after the merge: one column less to interleave each, and draws keyed by row either way.
     rows = _path_columns(rows, is_extra, keys, seed, run, spawn)
+    rows = _pay_columns(rows, redemption.policy(0.0, "cheapest", _pay_probability(sc, model)), keys, seed, run)
     # `_row` and `_ord` key and order the steps above; the engine and the sums read neither, so
     # the pieces a thread prepares ahead while the base is built hold less.
     return with_columns(rows, {"_minor": response.scaled(rows, f)}, drop=("_row", "_ord")), chosen, span
@@ -450,6 +452,20 @@ def _path_columns(rows: pd.DataFrame, is_extra: np.ndarray, keys: np.ndarray, se
     rows = with_columns(rows, own)
     u_redeem, u_choice = redemption.draws(rows, keys, seed, run)  # (keyed by `_extra` and `_spawn`)
     return with_columns(rows, {"_u_redeem": u_redeem, "_u_choice": u_choice})
+
+
+def _pay_probability(sc, model) -> float:
+    """The chance a member pays a basket partly with points: the scenario's, for a program with
+    `pay with points` (0 for any other, which then draws nothing)."""
+    return sc.redemption.pay_with_points if model.pay_with_points is not None else 0.0
+
+
+def _pay_columns(rows: pd.DataFrame, policy, keys: np.ndarray, seed: int, run: int) -> pd.DataFrame:
+    """The rows with their paying-with-points draws, when the policy pays with points and the history
+    does not record the payments (`points_paid`, replayed instead)."""
+    if policy.pay_probability <= 0 or "points_paid" in rows.columns:
+        return rows
+    return with_columns(rows, {"_u_pay": redemption.pay_draws(rows, keys, seed, run)})
 
 
 def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
@@ -477,7 +493,7 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     # Automatic vouchers: their cost at issue times the use rate, month by month (the summary's is their sum).
     used_m = metrics.vouchers_used(p.voucher_m, setup.scenario.voucher_use_rate) if p.voucher_m is not None else None
     monthly = metrics.monthly_from(p.cells, p.cost_m, p.partner_m, months, x, revenue, members, tier_counts, [simulated.as_fraction(u) for u in urr.by_month],
-                                   p.discount_m, p.benefit_m, p.pending_m, used_m)
+                                   p.discount_m, p.benefit_m, p.pending_m, used_m, p.payment_m)
     monthly.insert(0, "run", run)
     by_kind = {k: int(p.by_kind[i]) for i, k in enumerate(metrics.KINDS)}
     # The sales the points came with, as paid: net of what the program's discounts took off them.
@@ -487,7 +503,8 @@ def finish(setup: Setup, model, p: Partial, run: int) -> RunResult:
     benefit = (int(p.benefit[0]), int(p.benefit[1])) if p.benefit is not None else None
     pending = int(p.pending_m[-1]) if p.pending_m is not None and len(p.pending_m) else None  # at the period's end
     voucher = (int(used_m[:, 0].sum()), int(used_m[:, 1].sum())) if used_m is not None else None
-    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit, pending, voucher)
+    payment = int(p.payment[0]) if p.payment is not None else None
+    figures = metrics.figures_from(by_kind, p.cost, p.partner, x, urr.exact, discount, benefit, pending, voucher, payment)
     # Run 0's triangle is kept for its outputs (triangles.csv, urr.csv); the others' are done with.
     spent = (p.budget_used, p.budget_out) if p.budget_used is not None else None
     return RunResult(figures, monthly, p.rewards, p.ledger, p.triangle if run == 0 else None, urr, books, p.groups, spent)

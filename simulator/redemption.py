@@ -17,14 +17,35 @@ from rulelang.engine import RedemptionPolicy
 from simulator import rng
 
 STREAM_REDEEM, STREAM_CHOICE = 21, 22
+STREAM_PAY = 23  # paying with points (`redemption.pay_with_points`)
 # Counters for added rows: enrol rows and extra visits live far above any input row number.
 ENROLL_OFFSET = 1 << 41
 EXTRA_OFFSET = 1 << 42
 
 
-def policy(probability: float, choice: str) -> RedemptionPolicy:
-    """The engine's redemption policy for these assumptions."""
-    return RedemptionPolicy(float(probability), choice)
+def policy(probability: float, choice: str, pay_with_points: float = 0.0) -> RedemptionPolicy:
+    """The engine's redemption policy for these assumptions (`pay_with_points`: the chance a member
+    pays a basket partly with points, for a program with `pay with points`)."""
+    return RedemptionPolicy(float(probability), choice, pay_probability=float(pay_with_points))
+
+
+def pay_draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> np.ndarray:
+    """Each row's paying-with-points draw (`_u_pay`), keyed as the redemption draws are (by
+    customer and row counter, its own stream), so slices, threads and workers draw the same."""
+    none = np.zeros(0, dtype=bool)
+    extra = "_extra" in rows.columns
+    u_pay, _ = _draw_rows(
+        rows["_visit"].to_numpy() if "_visit" in rows.columns else none,
+        np.asarray(rows["_m"].to_numpy(), dtype=np.int64),
+        np.asarray(keys, dtype=np.uint64),
+        np.asarray(rows["_row"].to_numpy(), dtype=np.int64),
+        rows["_enroll"].to_numpy() if "_enroll" in rows.columns else none,
+        rows["_extra"].to_numpy() if extra else none,
+        np.asarray(rows["_spawn"].to_numpy(), dtype=np.int64) if extra else np.zeros(0, dtype=np.int64),
+        rng.stream_prefix(seed, run, STREAM_PAY),
+        rng.stream_prefix(seed, run, STREAM_PAY),
+    )
+    return u_pay
 
 
 def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np.ndarray, np.ndarray]:

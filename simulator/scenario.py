@@ -72,6 +72,9 @@ class Redemption:
     probability: float = 0.3
     choice: str = "cheapest"
     source: Calibrated | None = None  # measured from a ledger by `loyalty calibrate --ledger`; None: typed or the default
+    # A program with `pay with points`: the chance a member pays a purchase basket partly with
+    # points (docs/semantics.md, "Paying with points"); a history with `points_paid` is replayed instead.
+    pay_with_points: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,8 @@ class Scenario:
             out["timestamp_format"] = self.timestamp_format
         if self.horizon is not None:  # (absent by default, likewise)
             out["horizon"] = f"{self.horizon} months"
+        if self.redemption.pay_with_points:  # (absent when 0: reports of programs without it are as they were)
+            out["redemption"]["pay_with_points"] = self.redemption.pay_with_points
         for section, block in (("response", rs), ("redemption", self.redemption)):
             if block.source is not None:  # (absent unless calibrated, likewise)
                 out[section]["source"] = block.source.to_dict()
@@ -853,6 +858,7 @@ _SECTIONS: dict[str, dict[str, tuple[_KEY, Any]]] = {
         "probability": (_number(0.0, 1.0, "a probability between 0 and 1"), 0.3),
         "choice": (_choice(("cheapest", "dearest", "random")), "cheapest"),
         "source": (_calibrated, None),
+        "pay_with_points": (_number(0.0, 1.0, "a probability between 0 and 1 that a member pays a purchase partly with points"), 0.0),
     },
     "response": {
         "spend_uplift": (_spend_uplift, 0.0),

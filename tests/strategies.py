@@ -168,6 +168,7 @@ statements = st.one_of(
     st.builds(ast.Benefit, idents, money, clauses),
     st.builds(ast.Label, idents, st.lists(st.builds(ast.LabelText, idents, strings), min_size=1, max_size=3).map(tuple)),
     st.builds(ast.Pending, numbers, st.sampled_from(["days", "day"]).map(ast.Ident)),
+    st.builds(lambda n, v, cap, least: ast.PayWithPoints(n, v, cap=cap, minimum=least), numbers, money, st.none() | percents, st.none() | numbers),
 )
 programs = st.lists(statements, max_size=8).map(lambda ss: ast.Program(tuple(ss)))
 
@@ -405,7 +406,20 @@ def diff_program(draw) -> str:
     if issued:
         at = next(i for i, line in enumerate(lines) if line.startswith("reward w2:"))
         lines[at] += f" issued every {issued}"
+    lines += draw(diff_pay_with_points())
     return "\n".join(lines) + "\n"
+
+
+@st.composite
+def diff_pay_with_points(draw) -> list[str]:
+    """No line, or one `pay with points` line: steps that pay a fen a point or less than one, a cap
+    (a share that rounds, all of the basket, or none) and a minimum balance (below, at or above a step)."""
+    if not draw(st.booleans()):
+        return []
+    points, value = draw(st.sampled_from([(1, "0.01"), (2, "0.01"), (5, "0.05"), (7, "0.05"), (3, "2"), (100, "1"), (50, "0.33")]))
+    cap = draw(st.sampled_from(["", ", up to 50% of basket", ", up to 100% of basket", ", up to 33.3% of basket", ", up to 1% of basket"]))
+    minimum = draw(st.sampled_from(["", "", ", from 1 point", ", from 20 points", ", from 150 points"]))
+    return [f"pay with points: {points} {'point' if points == 1 else 'points'} = {value} CNY{cap}{minimum}"]
 
 
 @st.composite
@@ -458,6 +472,14 @@ def diff_history(draw, rewards: int = 3):
         from rulelang.engine.data import RedemptionPolicy
 
         policy = RedemptionPolicy(draw(st.sampled_from([0.0, 0.5, 1.0])), draw(st.sampled_from(["cheapest", "dearest", "random"])))
+    # Paying with points: drawn (each basket's draw against the policy's probability), or, at
+    # times, recorded on the purchase rows (a `points_paid` column, blank or points per row).
+    frame["_u_pay"] = draw(st.lists(st.sampled_from([0.0, 0.5, 0.99]), min_size=n, max_size=n))
+    if policy is not None:
+        policy = dataclasses.replace(policy, pay_probability=draw(st.sampled_from([0.0, 0.5, 1.0, 1.0])))
+    if n and draw(st.integers(0, 3)) == 0:
+        purchase = ((frame["event"] == "purchase") & (frame["amount"] >= 0)).to_list()
+        frame["points_paid"] = [draw(st.sampled_from([None, 0, 1, 3, 7, 20, 100, 5000])) if p else None for p in purchase]
     return frame, customers, policy
 
 

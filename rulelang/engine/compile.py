@@ -23,7 +23,7 @@ from rulelang.engine import budgets as global_step
 from rulelang.engine import columns as C
 from rulelang.engine import kernel as Kn
 from rulelang.engine import ledger
-from rulelang.engine.data import REDEEM, Batch, RedemptionPolicy
+from rulelang.engine.data import POINTS_PAID, REDEEM, Batch, RedemptionPolicy, check_pay_draws
 from rulelang.engine.masks import rule_masks
 from rulelang.errors import LoyaltyError
 from rulelang.limits import award_steps
@@ -432,8 +432,20 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         pending_days=model.pending_days,
         voucher_reward=model.voucher.index if model.voucher else -1,
         voucher_months=model.voucher.issued_months if model.voucher else 1,
+        **payment_program(model),
         has_budgets=bool(global_step.budgeted(model)),
     )
+
+
+def payment_program(model: Model) -> dict:
+    """The kernel's view of `pay with points` (`kernel.Program`'s `has_payment` and `pay_*`): a
+    step's points and money (minor units), the cap as a fraction, the minimum balance, and the
+    ledger's reward code of a payment (after the catalog's rewards)."""
+    spec = model.pay_with_points
+    if spec is None:
+        return dict(has_payment=False)
+    return dict(has_payment=True, pay_points=spec.points, pay_value=half_up(spec.value * 10**model.decimals),
+                pay_cap_num=spec.cap.numerator, pay_cap_den=spec.cap.denominator, pay_minimum=spec.minimum, pay_reward=len(model.rewards))
 
 
 def group_program(model: Model) -> dict:
@@ -528,6 +540,11 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env, closed: dict | Non
         names = pd.Index([w.name for w in model.rewards], dtype=object)
         reward_of[redeem] = names.get_indexer(frame["reward"].to_numpy(dtype=object)[redeem])
     days, first_day = _days(ts, cp.expiry, _window(model)[1])
+    paying = model.pay_with_points is not None
+    if paying and max_total * max(max_total, 100) * 2 >= LIMIT:
+        raise LoyaltyError(f"{model.path}: baskets this large (up to {max_total} minor units) could overflow the exact 64-bit "
+                           'shares of a payment with points in the compiled engine; use engine="reference" or smaller amounts')
+    points_paid = _as(frame, POINTS_PAID, np.int64) if paying and POINTS_PAID in frame.columns else np.zeros(0, dtype=np.int64)
     return Kn.Rows(
         member=member,
         ts=ts,
@@ -550,6 +567,7 @@ def row_arrays(cp: CompiledProgram, batch: Batch, env: C.Env, closed: dict | Non
         first_day=first_day,
         until=batch.until.value,
         **discounts,
+        points_paid=points_paid,
         **_closings(model, batch, closed),
     )
 
@@ -578,6 +596,9 @@ def redemption_arrays(frame: pd.DataFrame, redemption: RedemptionPolicy | None) 
         choice=CHOICE_CODE[redemption.choice],
         draw=_as(frame, redemption.draw, np.float64),
         choice_draw=_as(frame, redemption.choice_draw, np.float64),
+        pay_probability=float(redemption.pay_probability),
+        pay_draw=_as(frame, redemption.pay_draw, np.float64) if redemption.pay_probability > 0 and redemption.pay_draw in frame.columns
+        else np.zeros(0, dtype=np.float64),
     )
 
 
@@ -599,6 +620,7 @@ def report_arrays(cp: CompiledProgram, rows: Kn.Rows, moments, row_tiers: bool) 
 def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None, threads: int, moments=None, row_tiers: bool = False,
          closed: dict | None = None) -> ledger.Evaluation:
     model = cp.model
+    check_pay_draws(model, batch.frame, redemption)
     env = C.Env(model, batch)
     rows = row_arrays(cp, batch, env, closed)
     args = (program_arrays(cp), rows, redemption_arrays(batch.frame, redemption))
@@ -607,7 +629,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
     cols = posted.columns
     # The codes in the types pandas keeps them in (no copy when the Categoricals are made).
     count = cols.shape[1]
-    sizes = (len(batch.customers), len(ledger.KINDS), len(model.firing) + len(model.discounts) + 1, len(model.rewards) + 1, cp.levels + 1)
+    sizes = (len(batch.customers), len(ledger.KINDS), len(model.firing) + len(model.discounts) + 1, len(model.ledger_rewards) + 1, cp.levels + 1)
     codes = [np.empty(count, dtype=ledger.code_dtype(size)) for size in sizes]
     Kn.unpack(cols[Kn.OUT_WHO], *codes)
     member_codes, kind_codes, rule_codes, reward_codes, tier_codes = codes
@@ -624,7 +646,7 @@ def _run(cp: CompiledProgram, batch: Batch, redemption: RedemptionPolicy | None,
         cols[Kn.OUT_SHARE],
         cols[Kn.OUT_ROW],
         tuple(r.name for r in model.firing) + tuple(d.name for d in model.discounts),
-        tuple(w.name for w in model.rewards),
+        model.ledger_rewards,
         tier_codes,
         model.tiers.names if model.tiers else (),
         shifted=True,

@@ -26,6 +26,8 @@ from rulelang.model import Model
 PURCHASE, REFUND, REDEEM, EVENT = 0, 1, 2, 3
 
 REQUIRED = ("customer_id", "timestamp", "amount")
+# An optional column: the points a purchase row paid with (`pay with points`), replayed as recorded.
+POINTS_PAID = "points_paid"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class RedemptionPolicy:
     choice: str = "cheapest"
     draw: str = "_u_redeem"
     choice_draw: str = "_u_choice"
+    # Paying with points (docs/semantics.md, "Paying with points"): a member pays a basket partly
+    # with points when its draw `pay_draw` is below `pay_probability` (and the program has
+    # `pay with points`; a history with a `points_paid` column is replayed as recorded instead).
+    pay_probability: float = 0.0
+    pay_draw: str = "_u_pay"
 
 
 @dataclass(frozen=True)
@@ -497,6 +504,8 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
                 f"rewards: {', '.join(sorted(known)) or 'none'}"
             )
 
+    points_paid = _points_paid(df[POINTS_PAID], kind) if model.pay_with_points is not None and POINTS_PAID in df.columns else None
+
     # Members in id order: sort the distinct ids, not the rows.
     try:
         # Ascending already (a sorted file's ids): no argsort of the distinct ids.
@@ -546,6 +555,8 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         unit=unit,
         refund_of=refund_of,
     )
+    if points_paid is not None:
+        columns[POINTS_PAID] = take(points_paid)
     frame = pd.DataFrame(columns, copy=False)
 
     members = len(member_ids)
@@ -558,6 +569,36 @@ def prepare(transactions: pd.DataFrame, model: Model, customers: pd.DataFrame | 
         if n and until_ts < last:
             raise DataError(f"until ({until_ts}) is before the last transaction ({last})")
     return Batch(frame, cust, model.decimals, until_ts, members)
+
+
+def check_pay_draws(model: Model, frame: pd.DataFrame, redemption: RedemptionPolicy | None) -> None:
+    """Refuse a policy that pays with points on a batch with neither its draws nor recorded
+    payments, rather than pay nothing without a word (both engines call it before running)."""
+    if model.pay_with_points is None or redemption is None or redemption.pay_probability <= 0 or POINTS_PAID in frame.columns:
+        return
+    if redemption.pay_draw not in frame.columns:
+        raise DataError(f"the redemption policy pays with points (probability {redemption.pay_probability}) but the transactions have no "
+                        f"`{redemption.pay_draw}` column of draws in [0, 1); add one per row, or record the payments in a `{POINTS_PAID}` column")
+
+
+def _points_paid(values: pd.Series, kind: np.ndarray) -> np.ndarray:
+    """The `points_paid` column as int64 points (blank: 0): whole, not negative, and only on purchase rows."""
+    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        text = values.astype("string").str.strip()
+        values = text.where(text != "")
+    given = values.notna().to_numpy()
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = given & (np.isnan(x) | (x < 0) | (x != np.floor(x)) | (x >= 2**53))
+    if bad.any():
+        raise DataError(f"column {POINTS_PAID}: values that are not whole numbers of points (0 or more) at {_rows(bad)}; "
+                        "write the points the purchase row paid with, like 500, or leave it blank")
+    out = np.where(given, np.nan_to_num(x), 0).astype(np.int64)
+    elsewhere = (out != 0) & (kind != PURCHASE)
+    if elsewhere.any():
+        raise DataError(f"column {POINTS_PAID}: points paid on rows that are not purchases at {_rows(elsewhere)}; "
+                        "only a purchase is paid with points: leave the cell blank (or 0) on refunds, redemptions and events")
+    return out
 
 
 def _transaction_ids(df: pd.DataFrame, n: int, member: np.ndarray, order: np.ndarray | None):

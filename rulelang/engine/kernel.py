@@ -412,6 +412,48 @@ def _largest_remainders(shares, remainders, n, extra):
         extra -= 1
 
 
+@njit(cache=True, nogil=True)
+def _pay_with_points(out, posted, holder, now, row, lines, points, balance, pay_points, pay_value, cap_num, cap_den, minimum, reward,
+                     line_paid, line_share, line_rem, lot_day, lot_points, first_lot, lot_count):
+    """`pay with points` on one basket of `lines` lines (what each still costs in `line_paid`,
+    after the discounts): `points` recorded by the history (>= 0), or -1 for as many whole steps
+    as the available `balance`, the cap and the minimum allow. The points are spent from the
+    oldest lots (`redeem` of `reward`, the money paid as the first posting's cost); the money is
+    shared across the lines by what they still cost (largest remainder) and taken off
+    `line_paid`. Returns (posted, points paid, money paid, declined: 1 when a recorded payment is
+    more than the balance or the basket). Called only when a payment is recorded or drawn."""
+    basket = 0
+    for k in range(lines):
+        if line_paid[k] > 0:
+            basket += line_paid[k]
+    if points >= 0:
+        money = (2 * points * pay_value + pay_points) // (2 * pay_points)
+        if points > balance or money > basket:
+            return posted, 0, 0, 1
+    else:
+        if balance < minimum:
+            return posted, 0, 0, 0
+        steps = min(balance // pay_points, basket * cap_num // cap_den // pay_value)
+        if steps <= 0:
+            return posted, 0, 0, 0
+        points = steps * pay_points
+        money = steps * pay_value
+    floors = 0
+    for k in range(lines):
+        line_share[k] = 0
+        line_rem[k] = 0
+        if line_paid[k] > 0:
+            share = money * line_paid[k] // basket
+            line_share[k] = share
+            line_rem[k] = money * line_paid[k] - share * basket
+            floors += share
+    _largest_remainders(line_share, line_rem, lines, money - floors)
+    for k in range(lines):
+        line_paid[k] -= line_share[k]
+    posted = _redeem(out, posted, holder, now, row, reward, points, money, 0, lot_day, lot_points, first_lot, lot_count)
+    return posted, points, money, 0
+
+
 class Program(NamedTuple):
     """The program's arrays and codes, the same for every batch (`compile.program_arrays`).
     Per rule, in rule order: an exact award is a numerator over `den`. The earn rules come first
@@ -483,6 +525,17 @@ class Program(NamedTuple):
     # every period `voucher_months` long (-1: none; the unit loop then skips the step with one test).
     voucher_reward: int
     voucher_months: int
+    # `pay with points` (docs/semantics.md, "Paying with points"): whole steps of `pay_points`
+    # points each pay `pay_value` minor units, at most cap_num / cap_den of the basket, from a
+    # balance of `pay_minimum`; posted as `redeem` of reward `pay_reward`. A program without it
+    # has `has_payment` false, and its units skip the step with one test.
+    has_payment: bool = False
+    pay_points: int = 1
+    pay_value: int = 0
+    pay_cap_num: int = 1
+    pay_cap_den: int = 1
+    pay_minimum: int = 0
+    pay_reward: int = -1
     # Budgets (docs/semantics.md, "Budgets"): a program without them has `has_budgets` false, and
     # its units skip the closing check with one test.
     has_budgets: bool = False
@@ -518,6 +571,9 @@ class Rows(NamedTuple):
     discount_bits: np.ndarray
     discount_bit: np.ndarray
     discount_amount: np.ndarray
+    # The points each row paid with, as the history recorded them (a `points_paid` column of a
+    # program with `pay with points`); empty: not recorded (the payments are drawn).
+    points_paid: np.ndarray = np.zeros(0, dtype=np.int64)
     # Budgets: per rule and per discount where its budget closed it (`budgets.batch_closings`):
     # (moment, first member closed at it, that member's first row closed); never: the largest moment.
     rule_close: np.ndarray = np.zeros((0, 3), dtype=np.int64)
@@ -533,6 +589,10 @@ class Redemptions(NamedTuple):
     choice: int  # CHEAPEST, DEAREST or RANDOM
     draw: np.ndarray
     choice_draw: np.ndarray  # for RANDOM: which of the affordable rewards
+    # Paying with points: a member pays a basket partly with points where `pay_draw` is below
+    # `pay_probability` (empty: never drawn).
+    pay_probability: float = 0.0
+    pay_draw: np.ndarray = np.zeros(0, dtype=np.float64)
 
 
 class Report(NamedTuple):
@@ -818,6 +878,10 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     pending_days = program.pending_days
     voucher_reward, voucher_months = program.voucher_reward, program.voucher_months
     vouchering = voucher_reward >= 0
+    paying = program.has_payment  # the program's flag: without `pay with points` the unit loop skips the step
+    points_paid, pay_probability, pay_draw = rows.points_paid, redemptions.pay_probability, redemptions.pay_draw
+    recorded_payments = points_paid.shape[0] > 0
+    drawn_payments = pay_draw.shape[0] > 0
     has_budgets, rule_close, discount_close = program.has_budgets, rows.rule_close, rows.discount_close
 
     n_levels = thresholds.shape[0]
@@ -882,10 +946,11 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     discount_used = np.empty(n_discounts, dtype=np.int64)
     discount_open = np.zeros(n_discounts, dtype=np.bool_)
     discount_given = np.zeros(n_discounts, dtype=np.int64)
-    line_off = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
-    line_paid = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
-    line_rem = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)
-    line_winner = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # the line discount that applies
+    line_off = np.zeros(max_rows + 1 if n_discounts > 0 or paying else 0, dtype=np.int64)
+    line_paid = np.zeros(max_rows + 1 if n_discounts > 0 or paying else 0, dtype=np.int64)
+    line_rem = np.zeros(max_rows + 1 if n_discounts > 0 or paying else 0, dtype=np.int64)
+    line_winner = np.zeros(max_rows + 1 if n_discounts > 0 or paying else 0, dtype=np.int64)  # the line discount that applies
+    line_share = np.zeros(max_rows + 1 if paying else 0, dtype=np.int64)  # paying with points: the money each line paid in points
     line_order = np.zeros(max_rows + 1 if n_discounts > 0 else 0, dtype=np.int64)  # buy-get: lines by unit price
     offer = np.zeros((n_discounts, max_rows + 1 if n_discounts > 0 else 0), dtype=np.int64)  # each line discount's money off each line
     slot_paid = np.zeros(slots, dtype=np.int64)
@@ -1028,7 +1093,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             unit_spend = 0
             unit_points = 0
             unit_visit = 0
-            discounting = n_discounts > 0 and row_kind == K_PURCHASE
+            discounting = (n_discounts > 0 or paying) and row_kind == K_PURCHASE  # (paying: `line_paid` is what points leave to pay)
             if discounting:
                 # --- Discounts: per line the largest percentage that holds, then each fixed amount
                 # shared across its lines by what they still cost (largest remainder); `line_paid`
@@ -1152,6 +1217,23 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                         cost = discount_given[d]
                         partner = (2 * cost * discount_share_num[d] + discount_share_den[d]) // (2 * discount_share_den[d])
                         posted = _post(out, posted, holder, now, DISCOUNT, n_rules + d, 0, NAT, -1, cost, partner, row_id[first])
+            # --- Paying with points: after the discounts, before earning (the part paid with
+            # points earns nothing and is no tier spend); recorded by the history, or drawn.
+            pay_money = 0
+            if paying and row_kind == K_PURCHASE:
+                want = 0
+                if recorded_payments:
+                    for line in range(first, end):
+                        want += points_paid[line]
+                elif drawn_payments and pay_draw[first] < pay_probability:
+                    want = -1
+                if want != 0:
+                    posted, spent, pay_money, refused = _pay_with_points(
+                        out, posted, holder, now, row_id[first], end - first, want, balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, now // NS_PER_DAY, pending_days), program.pay_points,
+                        program.pay_value, program.pay_cap_num, program.pay_cap_den, program.pay_minimum, program.pay_reward,
+                        line_paid, line_share, line_rem, lot_day, lot_points, first_lot, lot_count)
+                    balance -= spent
+                    declined += refused
             if row_kind == K_PURCHASE or row_kind == K_EVENT:
                 # --- Earn: exact points per rule over the unit, in units of 1/den.
                 for r in range(n_rules):
@@ -1289,7 +1371,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                         paid = 0
                         for line in range(first, end):
                             paid += line_paid[line - first] if discounting else amount[line]
-                        slot_paid[slot] = paid
+                        slot_paid[slot] = paid + pay_money  # a refund's share is of what the basket cost, points and money together
                         for d in range(n_discounts):
                             cost = discount_given[d] if discounting else 0
                             slot_discount[slot, d, 0] = cost

@@ -87,6 +87,8 @@ def copied_columns(model) -> frozenset[str]:
                     out.add("quantity")
         if rule.kind in ("per_unit", "buy_get"):  # the kernel reads each row's units
             out.add("quantity")
+    if getattr(model, "pay_with_points", None) is not None:  # the kernel reads each row's recorded payment, if any
+        out.add("points_paid")
     return frozenset(out)
 
 

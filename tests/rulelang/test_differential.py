@@ -3,6 +3,8 @@ programs (generated as text, loaded through the parser and checker) and random m
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,6 +181,36 @@ def test_generated_programs_reach_recency_open_windows_and_text_events():
     for needle in ("visits_in(", "spend_in(", "days_since_last_purchase", "during from ", "during to ", 'on "newsletter.subscribed"'):
         text = find(diff_program(), lambda t, needle=needle: needle in t, settings=settings_)
         assert rulelang.loads(text).model is not None, needle
+def test_generated_programs_and_histories_reach_paying_with_points():
+    """The random programs include `pay with points` (with a cap and a minimum at times), and the
+    random histories both draw payments and record them (`points_paid`): the differential test
+    covers the construct both ways."""
+    settings_ = settings(max_examples=2000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    text = find(diff_program(), lambda t: "pay with points" in t and "up to" in t.split("pay with points")[1] and "from" in t.split("pay with points")[1],
+                settings=settings_)
+    assert rulelang.loads(text).model.pay_with_points.minimum > 0
+    frame, _, _ = find(diff_history(), lambda h: "points_paid" in h[0].columns and (h[0]["points_paid"].fillna(0) > 0).any(), settings=settings_)
+    assert frame["points_paid"].notna().any()
+    _, _, policy = find(diff_history(), lambda h: h[2] is not None and h[2].pay_probability > 0, settings=settings_)
+    assert policy.pay_probability > 0
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(text=diff_program(), history=diff_history(), pay=st.sampled_from([0.5, 1.0]))
+def test_compiled_matches_reference_paying_with_points(text, history, pay):
+    """As test_compiled_matches_reference, on programs that all pay with points and histories
+    whose members pay where the draws (a policy always asked to draw them) or the records say."""
+    from hypothesis import assume
+
+    from rulelang.engine.data import RedemptionPolicy
+
+    assume("pay with points" in text)
+    program = rulelang.loads(text)
+    frame, customers, policy = history
+    policy = dataclasses.replace(policy or RedemptionPolicy(0.0, "cheapest"), pay_probability=pay)
+    expected, got = _both(program, frame, customers, policy, until="2029-06-30")
+    assert_frame_equal(got, expected)
+    assert got.attrs == expected.attrs
 
 
 def test_generated_cases_run_budgets_out():

@@ -229,3 +229,15 @@ def test_an_open_campaign_window_that_misses_the_condition_never_fires():
     text = HEAD + ("earn base: 1 point per 1 CNY\nearn old: 5 points when date < 2026-01-01 during from 2026-03-01\n"
                    "earn new: 5 points when date > 2026-06-01 during to 2026-05-31\nearn fine: 5 points when date > 2026-06-01 during from 2026-03-01\n")
     assert only(text, "W601") == [7, 8]
+def test_a_minimum_below_one_step_of_paying_with_points():
+    text = HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY, from 50 points\n"
+    assert only(text, "W660") == [7]
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY, from 100 points\n", "W660") == []
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY\n", "W660") == []
+
+
+def test_a_point_worth_more_at_the_till_than_its_point_cost():
+    # HEAD's point_cost is 0.01 CNY: 100 points = 1 CNY is exactly that; 100 points = 2 CNY is twice it.
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 2 CNY\n", "W661") == [7]
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY\n", "W661") == []
+    assert only(HEAD + "earn base: 1 point per 1 CNY\npay with points: 100 points = 2 CNY  # loyalty: ignore[W661]\n", "W661") == []

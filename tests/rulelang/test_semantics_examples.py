@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def _options(head: str) -> dict:
             out["until"] = m.group(1)
         elif m := re.fullmatch(r"redemption: probability (\S+), choice (\w+)", item):
             out["redemption"] = RedemptionPolicy(float(m.group(1)), m.group(2))
+        elif m := re.fullmatch(r"pay with points (\S+)", item):  # after `redemption:`: its pay_with_points probability
+            out["redemption"] = dataclasses.replace(out["redemption"], pay_probability=float(m.group(1)))
         elif m := re.fullmatch(r"(declined redemptions|unmatched refunds) (\d+)", item):
             out[m.group(1).replace(" ", "_")] = int(m.group(2))
         else:
@@ -72,9 +75,11 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     if "customer_id" not in df.columns:
         df.insert(0, "customer_id", "a")
     df["amount"] = pd.to_numeric(df["amount"])
-    for col in ("_u_redeem", "_u_choice"):
+    for col in ("_u_redeem", "_u_choice", "_u_pay"):
         if col in df.columns:
             df[col] = df[col].astype(float)
+    if "points_paid" in df.columns:
+        df["points_paid"] = pd.to_numeric(df["points_paid"])
     return df
 
 
@@ -89,7 +94,10 @@ def _expected(cell: str, column: str):
 @pytest.mark.parametrize("program, transactions, options, expected", examples())
 def test_worked_example(program, transactions, options, expected):
     prog = rulelang.loads(program)
-    ledger = prog.evaluate(_frame(transactions), until=options.get("until"), engine="reference", redemption=options.get("redemption"))
+    frame = _frame(transactions)
+    if options.get("redemption") is not None and "_u_redeem" not in frame.columns:  # a policy that only pays with points draws no reward
+        frame = frame.assign(_u_redeem=1.0, _u_choice=0.0)
+    ledger = prog.evaluate(frame, until=options.get("until"), engine="reference", redemption=options.get("redemption"))
     shown = list(expected[0])
     got = [{c: ledger[c].iloc[i] for c in shown} for i in range(len(ledger))]
     want = [{c: _expected(row[c], c) for c in shown} for row in expected]

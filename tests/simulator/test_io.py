@@ -526,3 +526,14 @@ def test_a_repeated_currency_column_is_refused_when_currencies_are_checked():
     with pytest.raises(DataError, match="repeats the column name.s. currency"):
         load_transactions(frame, currency="CNY")
     assert len(load_transactions(frame).frame) == 1  # not read without a program's currency: no question which is meant
+
+
+def test_points_paid_is_read_as_whole_points_and_bad_cells_are_rejected_with_the_reason(tmp_path):
+    text = ("customer_id,timestamp,amount,points_paid\n"
+            "a,2026-01-01,10,\na,2026-01-02,10,500\na,2026-01-03,10,2.5\na,2026-01-04,10,-1\na,2026-01-05,10,lots\na,2026-01-06,10, 300 \n")
+    got = load_transactions(_write(tmp_path, text))
+    assert got.rows_used == 3 and got.rows_rejected == 3
+    paid = got.frame["points_paid"].tolist()
+    assert np.isnan(paid[0]) and paid[1:] == [500.0, 300.0]
+    assert set(got.rejects["column"]) == {"points_paid"}
+    assert got.rejects["reason"].str.contains("whole number of points").all()

@@ -251,3 +251,59 @@ def test_a_program_with_benefits_reports_their_cost_inside_the_program_cost():
     assert run0["reward_cost"] == int(led.loc[led["kind"] == "redeem", "cost"].sum())
     plain = simulate(rulelang.loads(PROGRAM_TEXT, "p.loyalty"), tx, cu, scenario(runs=2), workers=1, engine=ENGINE)
     assert "benefit_cost" not in plain.summary and "benefit_cost" not in plain.monthly.columns
+
+
+# --- paying with points ----------------------------------------------------------------------------
+
+PAYING = "\npay with points: 100 points = 1 CNY, up to 50% of basket, from 200 points\n"
+
+
+def _paying_simulation(tmp_path, scenario, workers=1, slice_rows=None):
+    from simulator.api import simulate
+    from tests.simulator.simkit import PROGRAM_TEXT, sample
+
+    tx_path, cu_path = tmp_path / "t.parquet", tmp_path / "c.parquet"
+    if not tx_path.exists():
+        tx, cu = sample(customers=300, months=8)
+        tx.to_parquet(tx_path)
+        cu.to_parquet(cu_path)
+        (tmp_path / "p.loyalty").write_text(PROGRAM_TEXT + PAYING, encoding="utf-8")
+    return simulate(tmp_path / "p.loyalty", tx_path, cu_path, scenario=scenario, workers=workers, slice_rows=slice_rows)
+
+
+def test_paying_with_points_is_its_own_cost_inside_the_program_cost(tmp_path):
+    res = _paying_simulation(tmp_path, {"runs": 3, "seed": 4, "redemption": {"probability": 0.3, "pay_with_points": 0.5}})
+    ledger = res.ledger  # run 0's
+    paying = (ledger["kind"] == "redeem") & (ledger["reward"] == "pay_with_points")
+    catalog = (ledger["kind"] == "redeem") & ~paying
+    first = res.per_run[0]
+    # The figures against the ledger summed here (an independent sum of the postings).
+    assert paying.sum() > 0 and first["points_payment_cost"] == int(ledger.loc[paying, "cost"].sum()) > 0
+    assert first["reward_cost"] == int(ledger.loc[catalog, "cost"].sum())
+    assert first["points_redeemed"] == int(ledger.loc[ledger["kind"] == "redeem", "points"].sum())
+    for r in res.per_run:
+        assert r["program_cost"] == r["reward_cost"] + r["points_payment_cost"] - r["partner_funded"] + r["liability"]
+    monthly = res.monthly[res.monthly["run"] == 0]
+    assert round(monthly["points_payment_cost"].sum() * 100) == first["points_payment_cost"]
+    # The roll-forward still balances, month by month.
+    assert (monthly["opening"] + monthly["issued"] - monthly["clawed_back"] - monthly["redeemed"] - monthly["expired"] == monthly["closing"]).all()
+    assert (monthly["opening"].iloc[1:].to_numpy() == monthly["closing"].iloc[:-1].to_numpy()).all()
+    assert "points_payment_cost" in res.summary and res.summary["assumptions"]["redemption"]["pay_with_points"] == 0.5
+    # Each payment is whole steps of 100 points, each paying 1 CNY (100 fen): its points are its cost.
+    per_payment = ledger[paying].groupby(["customer_id", "row"], observed=True)[["points", "cost"]].sum()
+    assert (per_payment["points"] % 100 == 0).all() and (per_payment["points"] == per_payment["cost"]).all()
+
+
+def test_paying_with_points_draws_alike_in_slices_and_with_two_workers(tmp_path):
+    scenario = {"runs": 2, "seed": 9, "redemption": {"probability": 0.2, "pay_with_points": 0.4}}
+    one = _paying_simulation(tmp_path, scenario)
+    sliced = _paying_simulation(tmp_path, scenario, workers=2, slice_rows=3000)
+    assert one.per_run[0]["points_payment_cost"] > 0
+    assert sliced.summary_json() == one.summary_json()
+    pd.testing.assert_frame_equal(sliced.monthly, one.monthly)
+
+
+def test_no_chance_to_pay_with_points_pays_nothing(tmp_path):
+    res = _paying_simulation(tmp_path, {"runs": 1, "seed": 4})
+    assert res.per_run[0]["points_payment_cost"] == 0
+    assert not (res.ledger["reward"] == "pay_with_points").any()

@@ -442,3 +442,12 @@ def test_voucher_use_rate_is_checked_like_the_other_keys():
     plain = loads_scenario("runs: 3\n")
     assert plain.voucher_use_rate is None and "vouchers" not in plain.to_dict()  # absent: a scenario reads as before
     assert loads_scenario("vouchers: {use_rate: 0.85}\n").to_dict()["vouchers"] == {"use_rate": 0.85}
+def test_the_chance_to_pay_with_points_is_checked_like_the_other_redemption_keys():
+    assert loads_scenario("redemption:\n  pay_with_points: 0.25\n").redemption.pay_with_points == 0.25
+    assert loads_scenario("runs: 3\n").redemption.pay_with_points == 0.0
+    msg = _error("redemption:\n  pay_with_points: 1.5\n")
+    assert msg.startswith("s.yaml:2:20: error: redemption.pay_with_points: 1.5 is out of range") and "between 0 and 1" in msg
+    assert "did you mean `pay_with_points`?" in _error("redemption:\n  pay_with_point: 0.2\n")
+    # Given, it is reported with the assumptions; not given, the report is as it was.
+    assert loads_scenario("redemption:\n  pay_with_points: 0.25\n").to_dict()["redemption"]["pay_with_points"] == 0.25
+    assert "pay_with_points" not in loads_scenario("runs: 3\n").to_dict()["redemption"]

@@ -332,3 +332,20 @@ def test_cached_computes_once_per_batch():
     calls = []
     assert base.cached(("t", "k"), lambda: calls.append(1) or 42) == 42
     assert base.cached(("t", "k"), lambda: calls.append(1) or 43) == 42 and calls == [1]
+
+
+@pytest.mark.parametrize("engine", ["reference", "compiled"])
+def test_a_policy_paying_with_points_needs_its_draws_or_the_records(engine):
+    from rulelang.engine.data import RedemptionPolicy
+    from rulelang.errors import DataError
+
+    prog = rulelang.loads("currency CNY\nearn base: 1 point per 1 CNY\npay with points: 100 points = 1 CNY\n")
+    tx = pd.DataFrame({"customer_id": ["a", "a"], "timestamp": ["2026-01-01", "2026-01-02"], "amount": [500.0, 10.0],
+                       "_u_redeem": 1.0, "_u_choice": 0.0})
+    policy = RedemptionPolicy(0.0, "cheapest", pay_probability=0.5)
+    with pytest.raises(DataError, match="no `_u_pay` column of draws"):
+        prog.evaluate(tx, engine=engine, redemption=policy)
+    # Recorded payments need no draws; nor does a policy that never pays with points.
+    paid = prog.evaluate(tx.assign(points_paid=[None, 100]), engine=engine, redemption=policy)
+    assert paid.loc[paid["reward"] == "pay_with_points", "points"].sum() == 100
+    assert len(prog.evaluate(tx, engine=engine, redemption=RedemptionPolicy(0.0, "cheapest"))) == 2

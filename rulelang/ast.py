@@ -446,6 +446,7 @@ class Window:
     n: Number | None
     unit: Ident | None
     span: Span = field(default=NO_SPAN, compare=False)
+    lifetime: bool = False  # `over lifetime`: n and unit are None, and it is not the calendar year
 
 
 @dataclass(frozen=True)
@@ -456,6 +457,8 @@ class TierLevel:
     threshold: Number
     unit: Ident | None = None
     span: Span = field(default=NO_SPAN, compare=False)
+    alternatives: tuple = ()  # TierAlternative: `or 24 visits`, each its own metric
+    keep: TierKeep | None = None  # `keep 24 months`
 
 
 @dataclass(frozen=True)
@@ -466,6 +469,7 @@ class Tiers:
     window: Window
     levels: tuple
     span: Span = field(default=NO_SPAN, compare=False)
+    counting: bool = False  # `counting the current purchase`
 
 
 @dataclass(frozen=True)
@@ -539,6 +543,40 @@ class Program:
     def first(self, kind: type):
         """The first statement of one type, or None."""
         return next((s for s in self.statements if isinstance(s, kind)), None)
+
+
+@dataclass(frozen=True)
+class TierAlternative:
+    """`or N UNIT` after a tier's threshold: another metric (named by its unit) that also reaches the tier."""
+
+    threshold: Number
+    unit: Ident | None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class TierKeep:
+    """`keep N months` after a tier's thresholds: once reached, the level is held at least that long."""
+
+    n: Number
+    unit: Ident
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class TierDowngrade:
+    """`downgrade one level at a time`: a member falls at most one level at each review."""
+
+    span: Span = field(default=NO_SPAN, compare=False)
+    words: tuple = ("one", "level", "a", "time")  # as written (the checker holds them to these)
+
+
+@dataclass(frozen=True)
+class TierReview:
+    """`review tiers every month|quarter|year`: falls take effect at the start of each such period."""
+
+    period: Ident
+    span: Span = field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,13 @@ def is_currency_code(text: str) -> bool:
     """ISO 4217 style: three capital letters."""
     return len(text) == 3 and text.isascii() and text.isalpha() and text.isupper()
 
+# The metric a tier alternative (`Gold from 5000 CNY or 24 visits`) counts, named by its unit;
+# any other unit is money, counted as spend.
+ALTERNATIVE_UNITS = {"visits": "visits", "visit": "visits", "points": "points", "point": "points"}
+
+
+def alternative_metric(unit: str) -> str:
+    return ALTERNATIVE_UNITS.get(unit, "spend")
 
 # --- recency: the member's own history before the row (docs/semantics.md, "Recency") -----------
 

@@ -28,13 +28,19 @@ _SINGLE = {
     ast.Round: "round",
     ast.Expire: "expire",
     ast.Tiers: "tiers",
+    ast.TierDowngrade: "downgrade",
+    ast.TierReview: "review tiers",
 }
+# `review tiers every PERIOD`: the periods, and the months between reviews.
+REVIEW_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 # Clauses an earn rule may give once, and the keyword that starts each.
 _CLAUSE_WORDS = {ast.When: "when", ast.OnEvent: "on", ast.During: "during", ast.Frequency: "once` / `at most", ast.Funded: "funded", ast.Budget: "budget"}
 # Units a tier threshold may carry, by metric; `None` stands for the program currency.
 _TIER_UNITS = {"spend": (None,), "points": ("points", "point"), "visits": ("visits", "visit")}
 # The kind of number (limits.LIMITS) a tier threshold is, by metric.
 _THRESHOLD_KINDS = {"spend": "money", "points": "points", "visits": "count"}
+# Units `keep N months` may use.
+_KEEP_UNITS = ("months", "month", "years", "year")
 # Units a tiers window may use (a calendar year is written `over calendar year`).
 _WINDOW_UNITS = {"day": "days", "days": "days", "month": "months", "months": "months"}
 # Languages written by name rather than by code, for the did-you-mean of an unknown label language.
@@ -374,6 +380,90 @@ class Checker:
             if lv.unit is not None:
                 self.tier_unit(s.metric.name, lv.unit)
             previous = lv
+        if any(lv.alternatives for lv in s.levels):
+            self.tier_alternatives(s)
+        for i, lv in enumerate(s.levels):
+            if lv.keep is not None:
+                self.tier_keep(lv, first=i == 0)
+        if s.counting:
+            by_points = s.metric.name == "points" or any(a.unit is not None and B.alternative_metric(a.unit.name) == "points"
+                                                         for lv in s.levels for a in lv.alternatives)
+            if by_points:
+                self.emit("E497", "`counting the current purchase` needs tiers by spend or visits: a purchase's points depend on its tier",
+                          keyword_span(s.span, "tiers"), "count spend or visits, or drop `counting the current purchase` (and any points alternative)")
+
+    def s_tier_status(self, s):
+        """`downgrade one level at a time` and `review tiers every PERIOD` need tiers; a review names a known period."""
+        word = "downgrade" if isinstance(s, ast.TierDowngrade) else "review tiers"
+        if not self.has_tiers:
+            self.emit("E496", f"`{word}` is used but this program has no tiers", keyword_span(s.span, word.split()[0]),
+                      "add a `tiers by spend over 365 days { ... }` block, or delete this line")
+        if isinstance(s, ast.TierDowngrade) and s.words != ("one", "level", "a", "time"):
+            self.emit("E171", f"`downgrade {' '.join(s.words[:2])} at {' '.join(s.words[2:])}` is not a downgrade rule", s.span,
+                      "write `downgrade one level at a time` (the only one: a member falls at most one level at each review)")
+        if isinstance(s, ast.TierReview) and s.period.name not in REVIEW_MONTHS:
+            self.emit("E292", f"tiers are reviewed every month, quarter or year, not `{s.period.name}`"
+                              f"{self.did_you_mean(s.period.name, 'review periods', list(REVIEW_MONTHS))}", s.period.span,
+                      "write `review tiers every month`, `every quarter` or `every year`")
+
+    def tier_keep(self, lv: ast.TierLevel, first: bool):
+        """`keep N months`: a whole number of months (or years), never on the first tier."""
+        keep = lv.keep
+        if first:
+            self.emit("E495", f"the first tier `{lv.name.name}` is never lost, so `keep` does nothing", keep.span,
+                      "delete the `keep`, or move it to a higher tier")
+            return
+        if keep.unit.name not in _KEEP_UNITS:
+            self.emit("E291", f"`keep` counts months or years, not `{keep.unit.name}`{self.did_you_mean(keep.unit.name, 'keep units', list(_KEEP_UNITS))}",
+                      keep.unit.span, f"write `keep {number_text(keep.n.value)} months`")
+            return
+        self.positive(keep.n, f"the retention of `{lv.name.name}`", whole=True, kind="months")
+
+    def tier_alternatives(self, s: ast.Tiers):
+        """`Gold from 5000 CNY or 24 visits`: each alternative names its metric by its unit, one per
+        metric a level, none on the block's own metric or on the first tier; per metric, thresholds rise."""
+        last: dict[str, tuple[ast.TierLevel, Decimal]] = {}  # per alternative metric, the level before that used it
+        for i, lv in enumerate(s.levels):
+            seen = {s.metric.name}
+            for a in lv.alternatives:
+                if i == 0:
+                    self.emit("E490", f"the first tier `{lv.name.name}` cannot have an alternative: every member starts in it", a.span,
+                              f"delete `or {number_text(a.threshold.value)}{' ' + a.unit.name if a.unit else ''}`, or move it to a higher tier")
+                    continue
+                if a.unit is None:
+                    self.emit("E170", f"the alternative `or {number_text(a.threshold.value)}` of `{lv.name.name}` names no unit", a.threshold.span,
+                              "name what it counts: `or 24 visits`, `or 900 points` or `or 5000 " + (self.currency or "CNY") + "`")
+                    continue
+                metric = B.alternative_metric(a.unit.name)
+                if metric == "spend" and not B.is_currency_code(a.unit.name):
+                    close = self.did_you_mean(a.unit.name, "tier units", ["visits", "points"] + ([self.currency] if self.currency else []))
+                    self.emit("E290", f"unknown unit `{a.unit.name}` in an alternative of `{lv.name.name}`{close}", a.unit.span,
+                              "an alternative counts `visits`, `points` or money in the program's currency")
+                    continue
+                if metric == "spend":
+                    self.money(ast.Money(a.threshold.value, a.unit, a.span), f"the alternative of `{lv.name.name}`")
+                if metric in seen:
+                    again = "the block's own metric" if metric == s.metric.name else "another alternative"
+                    self.emit("E491", f"`{lv.name.name}` counts {metric} twice: this alternative repeats {again}", a.span,
+                              "a level has one threshold per metric; keep the lower one")
+                    continue
+                seen.add(metric)
+                value = a.threshold.value
+                if metric != "spend" and value != value.to_integral_value():
+                    self.emit("E492", f"a {metric} threshold must be a whole number, not {number_text(value)}", a.threshold.span,
+                              f"use a whole number, like `{number_text(value.to_integral_value(ROUND_CEILING))}`")
+                elif value <= 0:
+                    self.emit("E493", f"the alternative of `{lv.name.name}` must be more than 0, not {number_text(value)}", a.threshold.span,
+                              "an alternative of 0 lets every member in; lower the tier's own threshold instead")
+                    continue
+                elif metric != "spend":
+                    self.within(value, a.threshold.span, _THRESHOLD_KINDS[metric], f"the alternative of `{lv.name.name}`")
+                before = last.get(metric)
+                if before is not None and value <= before[1]:
+                    self.emit("E494", f"`{lv.name.name}` is reached by {number_text(value)} {metric}, which is not above "
+                                      f"`{before[0].name.name}` ({number_text(before[1])} {metric})", a.threshold.span,
+                              "per metric, each higher tier needs more than the one before")
+                last[metric] = (lv, value)
 
     def tier_unit(self, metric: str, unit: ast.Ident):
         allowed = _TIER_UNITS.get(metric)
@@ -807,6 +897,8 @@ _STATEMENTS = {
     ast.PointCost: "s_point_cost",
     ast.Column: "s_column",
     ast.Tiers: "s_tiers",
+    ast.TierDowngrade: "s_tier_status",
+    ast.TierReview: "s_tier_status",
     ast.Earn: "s_earn",
     ast.Limit: "s_limit",
     ast.Expire: "s_expire",

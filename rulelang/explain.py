@@ -76,6 +76,13 @@ TEXT: dict[str, dict] = {
         "tiers_calendar": "Your level depends on {metric} in a calendar year. A level reached in a year is kept "
                           "for the rest of that year and all of the next year.",
         "metric": {"spend": "how much you spend", "points": "the points you earn", "visits": "how many visits you make"},
+        "tiers_lifetime": "Your level depends on {metric} since you joined. Nothing stops counting, so a level once reached is never lost.",
+        "tiers_alternatives": "A level with several thresholds is reached by any one of them, each counted over the same period.",
+        "keep": "{name} is kept for {n} months once reached (reaching it again starts the {n} months anew).",
+        "review": "Levels are reviewed at the start of every {period}: a level you no longer reach is lowered then; a higher level is yours at once.",
+        "review_period": {1: "month", 3: "quarter", 12: "year"},
+        "one_level": "A level is lowered by at most one step at a time.",
+        "counting": "The purchase that reaches a level already earns at that level.",
         "window_unit": {"days": "days", "months": "months"},
         "level": "{name}: from {threshold}",
         "level_start": "{name}: where every member starts",
@@ -203,7 +210,14 @@ TEXT: dict[str, dict] = {
         "tiers_rolling": "会员等级按最近{n}{unit}内的{metric}计算，每次消费时更新；超出期限的部分不再计入，等级也可能下调。",
         "tiers_calendar": "会员等级按自然年内的{metric}计算；当年达到的等级保留至次年年底。",
         "metric": {"spend": "累计消费金额", "points": "累计所得积分", "visits": "消费次数"},
-        "window_unit": {"days": "天", "months": "个月"},
+        "tiers_lifetime": "会员等级按入会以来的{metric}计算；累计不清零，达到的等级永久保留。",
+        "tiers_alternatives": "设有多个门槛的等级，任一门槛达标即可获得，各项按同一期间计算。",
+        "keep": "{name}达标后保留{n}个月（再次达标重新计算）。",
+        "review": "会员等级于每{period}初评定：未再达标的等级在评定时下调；达到更高等级即时升级。",
+        "review_period": {1: "月", 3: "季度", 12: "年"},
+        "one_level": "每次最多下调一级。",
+        "counting": "达到新等级的那笔消费即按新等级计算。",
+                "window_unit": {"days": "天", "months": "个月"},
         "level": "{name}：满{threshold}",
         "level_start": "{name}：入会即享",
         "threshold": {"points": "{n}积分", "visits": "{n}次"},
@@ -638,16 +652,30 @@ class _Terms:
         metric = self.t["metric"][spec.metric]
         if spec.window == "calendar_year":
             head = self.t["tiers_calendar"].format(metric=metric)
+        elif spec.window == "lifetime":
+            head = self.t["tiers_lifetime"].format(metric=metric)
         else:
             head = self.t["tiers_rolling"].format(metric=metric, n=spec.n, unit=self.t["window_unit"][spec.window])
         out = [head]
-        for tier, threshold in zip(spec.names, spec.thresholds, strict=True):
+        if spec.alternatives:
+            out.append(self.t["tiers_alternatives"])
+        for i, (tier, threshold) in enumerate(zip(spec.names, spec.thresholds, strict=True)):
             name = self.tier_name(tier)
             if threshold == 0:
                 out.append(self.t["bullet"] + self.t["level_start"].format(name=name))
                 continue
-            shown = self.money(threshold) if spec.metric == "spend" else self.t["threshold"][spec.metric].format(n=num(threshold))
+            ways = [(spec.metric, threshold), *(spec.alternatives[i] if spec.alternatives else ())]
+            shown = self.join([self.money(t) if m == "spend" else self.t["threshold"][m].format(n=num(t)) for m, t in ways], "or")
             out.append(self.t["bullet"] + self.t["level"].format(name=name, threshold=shown))
+        for tier, months in zip(spec.names, spec.keep_months or (0,) * len(spec.names), strict=True):
+            if months:
+                out.append(self.t["keep"].format(name=self.tier_name(tier), n=months))
+        if spec.review_months:
+            out.append(self.t["review"].format(period=self.t["review_period"][spec.review_months]))
+        if spec.one_level:
+            out.append(self.t["one_level"])
+        if spec.counting:
+            out.append(self.t["counting"])
         return out
 
     def limits(self) -> list[str]:

@@ -178,6 +178,8 @@ def _expire(s: ast.Expire) -> str:
 
 
 def _window(w: ast.Window) -> str:
+    if w.lifetime:
+        return "lifetime"
     return "calendar year" if w.n is None else f"{number(w.n.value)} {w.unit.name}"
 
 
@@ -193,7 +195,7 @@ _STATEMENTS = {
     ast.Currency: lambda s: (f"currency {s.code.name}", ""),
     ast.PointCost: lambda s: (f"point_cost {money(s.cost)}", ""),
     ast.Column: lambda s: (f"column {'.'.join(i.name for i in s.name)}: {s.type.name}", ""),
-    ast.Tiers: lambda s: (f"tiers by {s.metric.name} over {_window(s.window)} {{", ""),
+    ast.Tiers: lambda s: (f"tiers by {s.metric.name} over {_window(s.window)}{' counting the current purchase' if s.counting else ''} {{", ""),
     ast.Earn: lambda s: (f"earn {s.name.name}:", " ".join([_award(s.award), *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
     ast.Discount: lambda s: (f"discount {s.name.name}:", " ".join([_discount_value(s), *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
     ast.BestOf: lambda s: ("best of " + ", ".join(i.name for i in s.rules), ""),
@@ -203,13 +205,15 @@ _STATEMENTS = {
     ast.Reward: lambda s: (f"reward {s.name.name}:", _reward_body(s)),
     ast.Assert: lambda s: (f"assert {format_expr(s.expr)}", ""),
     ast.Label: lambda s: (f"label {s.name.name}", " ".join(f"{t.lang.name} {string(t.text.value)}" for t in s.texts)),
+    ast.TierDowngrade: lambda s: (f"downgrade {s.words[0]} {s.words[1]} at {s.words[2]} {s.words[3]}", ""),  # as written (E171 if not the rule)
+    ast.TierReview: lambda s: (f"review tiers every {s.period.name}", ""),
     ast.Benefit: lambda s: (f"benefit {s.name.name}:", " ".join([f"cost {money(s.cost)}", *(_CLAUSES[type(c)](c) for c in canonical_clauses(s.clauses))])),
     ast.Pending: lambda s: (f"points available after {number(s.n.value)} {s.unit.name}", ""),
     ast.PayWithPoints: lambda s: (_pay_with_points(s), ""),
 }
 _GROUPS = {
     ast.ProgramName: 0, ast.Currency: 0, ast.PointCost: 0, ast.Column: 0,
-    ast.Tiers: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
+    ast.Tiers: 1, ast.TierDowngrade: 1, ast.TierReview: 1, ast.Earn: 2, ast.Discount: 2, ast.BestOf: 2, ast.Limit: 3, ast.Expire: 3, ast.Round: 3, ast.Reward: 4, ast.Assert: 5,
     ast.Benefit: 6, ast.Label: 7, ast.Pending: 3,
     ast.PayWithPoints: 4,  # beside the rewards: both spend points
 }
@@ -427,6 +431,8 @@ def _tier_block(out: _Writer, item: _Item) -> None:
         for c in slot.before:
             out.emit(INDENT + _comment(c))
         unit = f" {lv.unit.name}" if lv.unit else ""
+        unit += "".join(f" or {number(a.threshold.value)}{' ' + a.unit.name if a.unit else ''}" for a in lv.alternatives)
+        unit += f" keep {number(lv.keep.n.value)} {lv.keep.unit.name}" if lv.keep else ""
         out.emit(_with_trailing(f"{INDENT}{_pad(lv.name.name, col)}from {number(lv.threshold.value)}{unit}", slot))
     for c in item.closing:
         out.emit(INDENT + _comment(c))

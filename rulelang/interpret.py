@@ -99,6 +99,7 @@ class UnitRecord:
     period_points: dict = field(default_factory=dict)  # day/week/month/year -> points issued so far
     discounts: list = field(default_factory=list)  # DiscountCheck per discount and line (or basket)
     paid: dict = field(default_factory=dict)  # row -> what the member paid for the line (minor units), after discounts
+    tier_window: dict = field(default_factory=dict)  # metric -> its sum over the tier window after the unit (the block's, then alternatives')
     best_of: list = field(default_factory=list)  # per `best of` group that earned: (rule kept, its exact points, [(rule lost, its exact points)])
     benefits: dict = field(default_factory=dict)  # benefit -> times it fired on the unit
     pending: int = 0  # points not yet available after the unit (`points available after`): `balance` is the available rest
@@ -154,6 +155,10 @@ class Member:
     baskets: dict = field(default_factory=dict)  # unit -> Basket
     discount_uses: dict = field(default_factory=dict)  # (discount index, key) -> baskets it applied to
     last_purchase: dt.date | None = None
+    # Status rules (`downgrade one level at a time`, `review tiers every ...`): the level held after
+    # the last row, and that row's time (reviews after it are still to apply).
+    held: int = 0
+    last_point: pd.Timestamp | None = None
     next_voucher: pd.Timestamp | None = None  # the next period end vouchers are issued at (`issued every`)
     recent: list = field(default_factory=list)  # (day, spend, visits) per purchase and refund, for the recency builtins
 
@@ -216,19 +221,116 @@ def tier_and_metric(model: Model, m: Member, t: pd.Timestamp) -> tuple[int, Frac
     spec = model.tiers
     col = METRIC[spec.metric]
     if spec.window == "calendar_year":
-        this = sum((h[col] for h in m.history if h[0].year == t.year), Fraction(0))
-        last = sum((h[col] for h in m.history if h[0].year == t.year - 1), Fraction(0))
-        return max(_level(model, this), _level(model, last)), this
+        this = [h for h in m.history if h[0].year == t.year]
+        level, metric = _qualified(model, m.history, t), sum((h[col] for h in this), Fraction(0))
+    else:
+        level = _qualified(model, m.history, t)
+        metric = sum((h[col] for h in _in_window(model, m.history, t)), Fraction(0))
+    return max(level, _retained(model, m, t)), metric
+
+
+def _in_window(model: Model, rows: list, t: pd.Timestamp) -> list:
+    """The rows a rolling or lifetime window ending at `t` counts."""
+    spec = model.tiers
+    if spec.window == "lifetime":
+        return rows
     start = V.window_start(t, spec.n, spec.window)
-    metric = sum((h[col] for h in m.history if h[0] > start), Fraction(0))
-    return _level(model, metric), metric
+    return [h for h in rows if h[0] > start]
+
+
+def _qualified(model: Model, rows: list, t: pd.Timestamp) -> int:
+    """The level `rows` (all at or before `t`) qualify for at `t`, retention aside: over the window,
+    or the better of this calendar year's and last year's."""
+    if model.tiers.window == "calendar_year":
+        return max(_reached(model, [h for h in rows if h[0].year == t.year]), _reached(model, [h for h in rows if h[0].year == t.year - 1]))
+    return _reached(model, _in_window(model, rows, t))
+
+
+def _retained(model: Model, m: Member, t: pd.Timestamp) -> int:
+    """The highest level held at `t` by `keep N months`: a row after which the member qualified for
+    it (reached or re-qualified) less than N months before `t` (docs/semantics.md)."""
+    keep = model.tiers.keep_months
+    level = 0
+    for k, h in enumerate(m.history if keep else ()):
+        reached = _qualified(model, m.history[: k + 1], h[0])
+        for q in range(level + 1, reached + 1):
+            if keep[q] and t < V.window_start(h[0], -keep[q], "months"):  # N months after the row, at its time of day
+                level = q
+    return level
+
+
+def window_values(model: Model, m: Member, t: pd.Timestamp) -> dict:
+    """Each metric the tiers count (the block's, then its alternatives') summed over the window
+    that ends at `t` (this calendar year's, for calendar-year tiers): what `trace` shows."""
+    spec = model.tiers
+    if spec is None:
+        return {}
+    if spec.window == "calendar_year":
+        counted = [h for h in m.history if h[0].year == t.year and h[0] < t]
+    elif spec.window == "lifetime":
+        counted = [h for h in m.history if h[0] < t]
+    else:
+        start = V.window_start(t, spec.n, spec.window)
+        counted = [h for h in m.history if start < h[0] < t]
+    metrics = dict.fromkeys([spec.metric, *(metric for level in spec.alternatives for metric, _ in level)])
+    return {metric: sum((h[METRIC[metric]] for h in counted), Fraction(0)) for metric in metrics}
+
+
+def _reached(model: Model, rows: list) -> int:
+    """The highest level the rows reach by the block's metric or by any level's alternative
+    (`Gold from 5000 CNY or 24 visits`): each metric summed over the same rows."""
+    spec = model.tiers
+    level = _level(model, sum((h[METRIC[spec.metric]] for h in rows), Fraction(0)))
+    for i, alternatives in enumerate(spec.alternatives):
+        for metric, threshold in alternatives:
+            if i > level and sum((h[METRIC[metric]] for h in rows), Fraction(0)) >= threshold:
+                level = i
+    return level
+
+
+def _has_status(model: Model) -> bool:
+    return model.tiers is not None and (model.tiers.one_level or model.tiers.review_months > 0)
+
+
+def _reviews(last: pd.Timestamp, until: pd.Timestamp, months: int) -> list[pd.Timestamp]:
+    """The review moments after `last` up to `until`: 00:00 on the first day of each month whose
+    number (January 0) is a multiple of `months`."""
+    out = []
+    index = last.year * 12 + last.month - 1 + 1
+    while True:
+        while index % months:
+            index += 1
+        moment = pd.Timestamp(index // 12, index % 12 + 1, 1)
+        if moment > until:
+            return out
+        out.append(moment)
+        index += 1
+
+
+def _fall(model: Model, held: int, qualified: int) -> int:
+    return max(qualified, held - 1) if model.tiers.one_level else qualified
+
+
+def status_at(model: Model, m: Member, t: pd.Timestamp) -> int:
+    """The level held at `t` under the status rules, from the level held after the member's last
+    row: each review since then applies a fall (at most one level with `downgrade one level at a
+    time`), then at `t` a rise applies at once and, without reviews, a fall too (docs/semantics.md)."""
+    held = m.held
+    months = model.tiers.review_months
+    for r in _reviews(m.last_point, t, months) if months and m.last_point is not None else ():
+        q = tier_and_metric(model, m, r)[0]
+        held = q if q > held else (_fall(model, held, q) if q < held else held)
+    q = tier_and_metric(model, m, t)[0]
+    if q > held:
+        return q
+    return _fall(model, held, q) if q < held and not months else held
 
 
 def tier_at(model: Model, m: Member, t: pd.Timestamp) -> V.Tier | None:
     """The tier held before a row at `t`, from the rows already processed."""
     if model.tiers is None:
         return None
-    level, _ = tier_and_metric(model, m, t)
+    level = status_at(model, m, t) if _has_status(model) else tier_and_metric(model, m, t)[0]
     return V.Tier(level, model.tiers.names[level])
 
 
@@ -970,15 +1072,22 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
             levels.append(_level_at(ctx.model, m, ctx.moments[joined + len(levels)]))
         expired = (_vouchers(ctx, m, t, False) if m.next_voucher is not None else []) + _expire(ctx, m, t)
         tier = tier_at(ctx.model, m, t)
+        if _has_status(ctx.model):  # the level the row sees is now held; the row may then raise it
+            m.held, m.last_point = tier.level, t
+        if tier is not None and ctx.model.tiers.counting and int(lines[0]["kind"]) == data.PURCHASE:
+            tier = _counting(ctx, m, t, lines, tier)
         if ctx.row_tiers is not None:
-            ctx.row_tiers.update(dict.fromkeys((int(line["row"]) for line in lines), _row_tier(ctx, m, t)))
+            ctx.row_tiers.update(dict.fromkeys((int(line["row"]) for line in lines), _row_tier(ctx, m, t, tier)))
         rec = UnitRecord(index, m.customer_id, lines, tier, expired=expired)
         rec.postings = UNITS[int(lines[0]["kind"])](ctx, m, rec, lines, tier)
+        if _has_status(ctx.model):  # a rise the row causes takes effect at once
+            m.held = max(m.held, tier_and_metric(ctx.model, m, t)[0])
         for p in rec.postings:
             p.tier = tier.name if tier else ""
         ctx.postings += [(index, p) for p in expired + rec.postings]
         if ctx.observer:
             rec.tier_after = tier_at(ctx.model, m, t + pd.Timedelta(1, "ns"))
+            rec.tier_window = window_values(ctx.model, m, t + pd.Timedelta(1, "ns"))
             rec.balance = m.available(t, ctx.model.pending_days)
             rec.pending = m.balance - rec.balance
             rec.period_points = _period_points(m, t.date())
@@ -993,17 +1102,32 @@ def run_member(ctx: Context, index: int, customer: dict, rows: list[dict], until
         ctx.observer(UnitRecord(index, m.customer_id, [], None, expired=tail, balance=available, pending=m.balance - available))
 
 
-def _row_tier(ctx: Context, m: Member, t: pd.Timestamp) -> tuple[int, int]:
+def _counting(ctx: Context, m: Member, t: pd.Timestamp, lines: list[dict], tier: V.Tier) -> V.Tier:
+    """`counting the current purchase`: the purchase earns at the higher of the tier held before it
+    and the level qualified for with its own amount (before discounts, which may depend on the
+    tier) and its visit counted (docs/semantics.md)."""
+    gross = sum((_money(x["amount"], ctx.decimals) for x in lines), Fraction(0))
+    level = max(tier.level, _qualified(ctx.model, [*m.history, (t, gross, Fraction(0), Fraction(1))], t))
+    return V.Tier(level, ctx.model.tiers.names[level])
+
+
+def _row_tier(ctx: Context, m: Member, t: pd.Timestamp, tier: V.Tier | None = None) -> tuple[int, int]:
     """(tier level, tier metric) before a unit at `t`; the metric whole (spend in minor units)."""
     spec = ctx.model.tiers
     if spec is None:
         return 0, 0
     level, metric = tier_and_metric(ctx.model, m, t)
+    if _has_status(ctx.model):
+        level = status_at(ctx.model, m, t)
+    if tier is not None:
+        level = tier.level
     return level, int(metric * (10**ctx.decimals if spec.metric == "spend" else 1))
 
 
 def _level_at(model: Model, m: Member, moment: pd.Timestamp) -> int:
     """The tier level held at `moment`, counting every unit at or before it (all processed)."""
+    if _has_status(model):
+        return status_at(model, m, moment)
     return tier_and_metric(model, m, moment)[0] if model.tiers else 0
 
 

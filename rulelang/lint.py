@@ -430,6 +430,28 @@ def unlimited_benefits(ctx: _Context) -> list[Diagnostic]:
     return out
 
 
+# --- W680: a retention that calendar-year status already gives ----------------------------------
+
+
+def redundant_keep(ctx: _Context) -> list[Diagnostic]:
+    """Calendar-year status reached at a row is held to the end of the next year, at least 12 months
+    after that row; a `keep` of 12 months or less never holds a level longer."""
+    tiers = ctx.program.first(ast.Tiers)
+    if tiers is None or tiers.window.n is not None or tiers.window.lifetime:
+        return []
+    out = []
+    for lv, months in zip(tiers.levels, ctx.model.tiers.keep_months, strict=False):
+        if lv.keep is not None and 0 < months <= 12:
+            out.append(ctx.warn(
+                "W680",
+                f"`keep {months} months` on `{lv.name.name}` is redundant: calendar-year status is already held to the end of "
+                "the next year, at least 12 months after it was reached",
+                lv.keep.span,
+                "delete the `keep`, or keep the level longer than 12 months",
+            ))
+    return out
+
+
 # --- W650, W651: points that expire while still pending --------------------------------------------
 
 
@@ -573,4 +595,4 @@ def paying_with_points(ctx: _Context) -> list[Diagnostic]:
 
 
 CHECKS = (never_fires, stacking, no_expiry, giveaways, unaffordable, earn_rate, non_monotone, discount_with_multiplier,
-          unlimited_benefits, never_compete, pending_past_expiry, cheap_vouchers, lapse_with_visits, paying_with_points)
+          unlimited_benefits, never_compete, pending_past_expiry, cheap_vouchers, redundant_keep, lapse_with_visits, paying_with_points)

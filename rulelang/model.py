@@ -92,6 +92,13 @@ class TierSpec:
     n: int | None
     names: tuple[str, ...]
     thresholds: tuple[Fraction, ...]
+    # Per level, its other ways in (`or 24 visits`): (metric, threshold) pairs over the same window.
+    alternatives: tuple[tuple[tuple[str, Fraction], ...], ...] = ()
+    # Per level, the months it is held once reached (`keep 24 months`; 0: no retention); () when none has one.
+    keep_months: tuple[int, ...] = ()
+    one_level: bool = False  # `downgrade one level at a time`
+    review_months: int = 0  # `review tiers every month|quarter|year`: 1, 3 or 12 (0: falls at every row, as without)
+    counting: bool = False  # `counting the current purchase`: a purchase earns at the level it reaches
 
     def level_of(self, name: str) -> int:
         return self.names.index(name)
@@ -301,7 +308,9 @@ def lower(program: ast.Program) -> Model:
     tiers = None
     t = program.first(ast.Tiers)
     if t is not None:
-        if t.window.n is None:
+        if t.window.lifetime:
+            window, n = "lifetime", None
+        elif t.window.n is None:
             window, n = "calendar_year", None
         else:
             window, n = B.TIME_UNITS[t.window.unit.name], int(t.window.n.value)
@@ -311,6 +320,13 @@ def lower(program: ast.Program) -> Model:
             n,
             tuple(lv.name.name for lv in t.levels),
             tuple(_frac(lv.threshold.value) for lv in t.levels),
+            tuple(tuple((B.alternative_metric(a.unit.name), _frac(a.threshold.value)) for a in lv.alternatives) for lv in t.levels)
+            if any(lv.alternatives for lv in t.levels) else (),
+            tuple(int(lv.keep.n.value) * (12 if lv.keep.unit.name in ("year", "years") else 1) if lv.keep else 0 for lv in t.levels)
+            if any(lv.keep for lv in t.levels) else (),
+            program.first(ast.TierDowngrade) is not None,
+            {"month": 1, "quarter": 3, "year": 12}.get(review.period.name, 0) if (review := program.first(ast.TierReview)) else 0,
+            t.counting,
         )
 
     limits = tuple((int(lim.points.value), B.PERIODS[lim.period.name]) for lim in program.of(ast.Limit))

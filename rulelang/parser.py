@@ -133,8 +133,11 @@ class _Build(Transformer):
         return tuple(_ident(t) for t in items)
 
     def tiers(self, items):
-        kw, metric, window, *levels = items
-        return ast.Tiers(_ident(metric), window, tuple(levels), _span(kw, window, *levels))
+        kw, metric, window, counting, *levels = items
+        return ast.Tiers(_ident(metric), window, tuple(levels), _span(kw, window, counting, *levels), counting=counting is not None)
+
+    def tier_counting(self, items):
+        return items[0]
 
     def window_span(self, items):
         n, unit = items
@@ -143,9 +146,29 @@ class _Build(Transformer):
     def window_calendar(self, items):
         return ast.Window(None, None, _span(*items))
 
+    def window_lifetime(self, items):
+        return ast.Window(None, None, _span(*items), lifetime=True)
+
     def tier_level(self, items):
-        name, n, unit = items
-        return ast.TierLevel(_ident(name), _num(n), _ident(unit) if unit else None, _span(name, n, unit))
+        name, n, unit, *alternatives, keep = items
+        return ast.TierLevel(_ident(name), _num(n), _ident(unit) if unit else None, _span(name, n, unit, *alternatives, keep),
+                             tuple(alternatives), keep)
+
+    def tier_downgrade(self, items):
+        kw, one, level, at, a, time = items
+        return ast.TierDowngrade(_span(*items), words=(str(one), str(level), str(a), str(time)))
+
+    def tier_review(self, items):
+        kw, _tiers, period = items
+        return ast.TierReview(_ident(period), _span(kw, period))
+
+    def tier_keep(self, items):
+        kw, n, unit = items
+        return ast.TierKeep(_num(n), _ident(unit), _span(kw, n, unit))
+
+    def tier_alternative(self, items):
+        kw, n, unit = items
+        return ast.TierAlternative(_num(n), _ident(unit) if unit else None, _span(kw, n, unit))
 
     def earn(self, items):
         kw, name, award, *clauses = items

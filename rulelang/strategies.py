@@ -124,6 +124,9 @@ def shape(model: Model) -> Shape:
         per = Fraction(1) if model.tiers.metric == "spend" else top_rate
         if per:
             climbs = tuple(sorted({_ceil(t / per * scale) for t in model.tiers.thresholds[1:]}))
+    if model.tiers is not None:  # a spend alternative (`or 5000 CNY`) is reached by one purchase too
+        spend = {_ceil(t * scale) for level in model.tiers.alternatives for metric, t in level if metric == "spend"}
+        climbs = tuple(sorted(set(climbs) | spend))
     gaps = _recency_gaps(model, edges, used) if used & B.RECENCY else ()
     gaps = tuple(sorted(set(gaps) | pending_gaps)) if pending_gaps else gaps
     return Shape(

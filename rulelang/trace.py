@@ -119,6 +119,11 @@ def render(rec: interpret.UnitRecord, model, text: str, decimals: int) -> list[s
     if rec.tier_before is not None:
         head += f"  tier {rec.tier_before} -> {rec.tier_after}"
     out.append(head)
+    if rec.tier_window:  # what the tier after the unit was decided by
+        window = "this calendar year" if model.tiers.window == "calendar_year" else (
+            "the member's lifetime" if model.tiers.window == "lifetime" else f"the last {model.tiers.n} {model.tiers.window}")
+        shown = ", ".join(f"{metric} {V.show_number(v)}" + (f" {model.currency}" if metric == "spend" else "") for metric, v in rec.tier_window.items())
+        out.append(f"  tier window ({window}): {shown}")
     out += _discounts(rec, model, text, decimals)
     out += _payment(rec, model, decimals)
     order = {r.name: r.index for r in model.firing}

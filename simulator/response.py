@@ -57,7 +57,8 @@ def needs_first_pass(response, model) -> bool:
     Tiers by spend or visits follow from the rows alone, so they need no engine pass.
     """
     by_points = tier_dependent(response, model) and model.tiers.metric == "points"
-    return by_points or response.goal_gradient is not None
+    by_status = tier_dependent(response, model) and not tiers.follow_rows(model.tiers)  # the engine's tiers, read off a first pass
+    return by_points or by_status or response.goal_gradient is not None
 
 
 def balance_before(ledger: pd.DataFrame, rows: pd.DataFrame, code_of: dict) -> np.ndarray:
@@ -117,7 +118,7 @@ def _tier_factors(response, model, rows: pd.DataFrame, first_pass, code_of: dict
             # The engine's tier before each row (and the metric it progresses by), by row number.
             level = _by_position(first_pass.row_tier, n)
             metric = _by_position(first_pass.row_metric, n)
-        elif model.tiers.metric != "points":
+        elif model.tiers.metric != "points" and tiers.follow_rows(model.tiers):
             contrib = tiers.contributions(model.tiers, rows)
             if gg is None:
                 # Only the level matters: each row's uplift found with it, in one pass.

@@ -20,6 +20,16 @@ from numba import njit
 from rulelang.engine import NS_PER_DAY
 
 
+def follow_rows(spec) -> bool:
+    """Whether the tiers are a metric over a days/months/calendar-year window alone, which this
+    module reads off the rows. Status rules (alternatives, `over lifetime`, `keep`, downgrades, reviews,
+`counting the current purchase`) are the engine's
+    alone: for them the simulator reads the engine's tier of each row (a first pass), never a
+    second implementation here."""
+    return (spec.window in ("days", "months", "years", "calendar_year") and not spec.alternatives and not spec.keep_months
+            and not spec.one_level and not spec.review_months and not spec.counting)
+
+
 def lex_search(m_rows: np.ndarray, t_rows: np.ndarray, m_q: np.ndarray, t_q: np.ndarray, side: str) -> np.ndarray:
     """Positions in rows sorted by (member, time) where (member, time) queries would insert.
 

@@ -133,8 +133,10 @@ awards = st.one_of(
     st.builds(ast.PerUnit, numbers),
     st.builds(ast.Multiplier, numbers, idents),
 )
-windows = st.one_of(st.just(ast.Window(None, None)), st.builds(ast.Window, numbers, st.sampled_from(["days", "months"]).map(ast.Ident)))
-tier_levels = st.builds(ast.TierLevel, idents, numbers, st.none() | idents)
+windows = st.one_of(st.just(ast.Window(None, None)), st.just(ast.Window(None, None, lifetime=True)), st.builds(ast.Window, numbers, st.sampled_from(["days", "months"]).map(ast.Ident)))
+tier_levels = st.builds(ast.TierLevel, idents, numbers, st.none() | idents,
+                        alternatives=st.lists(st.builds(ast.TierAlternative, numbers, st.none() | idents), max_size=2).map(tuple),
+                        keep=st.none() | st.builds(ast.TierKeep, numbers, st.sampled_from(["months", "years"]).map(ast.Ident)))
 expires = st.one_of(
     st.builds(lambda n, u: ast.Expire("after", n, u), numbers, st.sampled_from(["days", "months", "years"]).map(ast.Ident)),
     st.builds(lambda n, u: ast.Expire("inactive", n, u), numbers, st.sampled_from(["days", "months"]).map(ast.Ident)),
@@ -146,8 +148,10 @@ statements = st.one_of(
     st.builds(ast.PointCost, money),
     st.builds(ast.Column, st.one_of(idents.map(lambda i: (i,)), idents.map(lambda i: (ast.Ident("customer"), i))),
               st.sampled_from(["text", "number", "money", "date"]).map(ast.Ident)),
-    st.builds(lambda m, w, lv: ast.Tiers(m, w, tuple(lv)), st.sampled_from(["spend", "points", "visits"]).map(ast.Ident),
-              windows, st.lists(tier_levels, max_size=4)),
+    st.builds(lambda m, w, lv, c: ast.Tiers(m, w, tuple(lv), counting=c), st.sampled_from(["spend", "points", "visits"]).map(ast.Ident),
+              windows, st.lists(tier_levels, max_size=4), st.booleans()),
+    st.just(ast.TierDowngrade()),
+    st.builds(ast.TierReview, st.sampled_from(["month", "quarter", "year", "fortnight"]).map(ast.Ident)),
     st.builds(ast.Earn, idents, awards, clauses),
     st.builds(ast.Limit, numbers, periods),
     st.builds(lambda names: ast.BestOf(tuple(names)), st.lists(idents, min_size=1, max_size=4)),
@@ -350,9 +354,25 @@ def diff_program(draw) -> str:
             ("spend", "30 days", (50, 200)), ("spend", "2 months", (100, 300)), ("spend", "calendar year", (60, 250)),
             ("points", "60 days", (20, 100)), ("visits", "10 days", (2, 4)), ("visits", "calendar year", (2, 5)),
             ("points", "calendar year", (30, 120)), ("spend", "1 month", (20, 90)),
+            ("spend", "lifetime", (150, 600)), ("visits", "lifetime", (3, 6)),
         ]))
-        lines.append(f"tiers by {metric} over {window} {{")
-        lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}", f"  {_TIERS[2]} from {steps[1]}", "}"]
+        # Alternatives (`or 2 visits`): another metric over the same window, on one or both upper levels.
+        alternative = draw(st.sampled_from([None, None, "visits", "points", "spend"]))
+        ways = {"visits": ("2 visits", "5 visits"), "points": ("25 points", "110 points"), "spend": ("70 CNY", "260 CNY")}
+        extra = ["", ""] if alternative in (None, metric) else [f" or {w}" if draw(st.booleans()) else "" for w in ways[alternative]]
+        # Retention (`keep 2 months`) on either upper level, now and then.
+        keeps = [draw(st.sampled_from(["", "", "", " keep 1 months", " keep 2 months", " keep 13 months"])) for _ in range(2)]
+        # `counting the current purchase` (not with points: a purchase's points depend on its tier).
+        counting = metric != "points" and alternative != "points" and draw(st.integers(0, 3)) == 0
+        lines.append(f"tiers by {metric} over {window}{' counting the current purchase' if counting else ''} {{")
+        lines += [f"  {_TIERS[0]} from 0", f"  {_TIERS[1]} from {steps[0]}{extra[0]}{keeps[0]}", f"  {_TIERS[2]} from {steps[1]}{extra[1]}{keeps[1]}",
+                  "}"]
+        # Status rules: one-level falls, and falls only at calendar reviews.
+        if draw(st.integers(0, 2)) == 0:
+            lines.append("downgrade one level at a time")
+        review = draw(st.sampled_from([None, None, "month", "quarter", "year"]))
+        if review:
+            lines.append(f"review tiers every {review}")
     names: list[str] = []
     for i in range(draw(st.integers(1, 5))):
         lines.append(draw(diff_rule(i, tiers, list(names))))

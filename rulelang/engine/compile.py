@@ -359,8 +359,8 @@ def _postings(args: tuple, report: Kn.Report, member: np.ndarray, threads: int) 
 def _window(model: Model) -> tuple[int, int]:
     """The rolling tier window as (days, months); one of them is 0."""
     spec = model.tiers
-    if spec is None or spec.window == "calendar_year":
-        return 0, 0
+    if spec is None or spec.window in ("calendar_year", "lifetime"):
+        return 0, 0  # `over lifetime` is a rolling window nothing leaves
     if spec.window == "days":
         return spec.n, 0
     return 0, spec.n * (12 if spec.window == "years" else 1)
@@ -375,6 +375,21 @@ def _days(ts: np.ndarray, expiry: tuple[int, int], wmonths: int) -> tuple[np.nda
     first = int(ts.min()) // Kn.NS_PER_DAY if len(ts) else 0
     last = int(ts.max()) // Kn.NS_PER_DAY if len(ts) else 0
     return Kn.day_table(first, last, expiry[0], expiry[1], wmonths), first
+
+
+def alternative_program(model: Model, scale: int) -> dict:
+    """The kernel's tier alternatives: per metric (METRIC_CODE), each level's threshold by it (spend
+    in minor units, rounded up as the block's thresholds are), Kn.ALT_NEVER where it has none."""
+    spec = model.tiers
+    levels = len(spec.names) if spec else 1
+    table = np.full((3, levels), Kn.ALT_NEVER, dtype=np.int64)
+    for level, alternatives in enumerate(spec.alternatives if spec else ()):
+        for metric, threshold in alternatives:
+            table[METRIC_CODE[metric], level] = math.ceil(threshold * (scale if metric == "spend" else 1))
+    keep = np.array(spec.keep_months if spec and spec.keep_months else [0] * levels, dtype=np.int64)
+    return {"has_alternatives": bool(spec and spec.alternatives), "alt_thresholds": table, "has_keep": bool(spec and spec.keep_months),
+            "keep_months": keep, "has_status": bool(spec and (spec.one_level or spec.review_months)), "one_level": bool(spec and spec.one_level),
+            "review_months": spec.review_months if spec else 0, "counting": bool(spec and spec.counting)}
 
 
 def program_arrays(cp: CompiledProgram) -> Kn.Program:
@@ -408,6 +423,7 @@ def program_arrays(cp: CompiledProgram) -> Kn.Program:
         reward_cost=cp.rw_cost,
         reward_share=cp.rw_share,
         **discount_program(model),
+        **alternative_program(model, 10**model.decimals),
         point_rules=len(model.rules),
         benefit_cost=cp.bn_cost,
         benefit_share_num=cp.bn_share_num,

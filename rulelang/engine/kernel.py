@@ -289,7 +289,7 @@ def voucher_moment(t, months):
 def _issue_vouchers(out, posted, who, until, inclusive, moment, months, reward, reward_points, reward_cost, reward_share, pending_days,
                     expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count, balance,
                     has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head,
-                    contributions, window_sum, year, year_sum, last_year_sum):
+                    contributions, window_sum, year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months, has_status, held, last_point, one_level, review_months):
     """Every period end from `moment` on before `until` (or at it, when `inclusive`): the expiries
     due by then, then the available balance turned into as many vouchers as it affords (one
     redemption of them all, at the tier held then). Returns (posted, balance, first_lot, the next period
@@ -301,12 +301,21 @@ def _issue_vouchers(out, posted, who, until, inclusive, moment, months, reward, 
             if due:
                 posted, gone = _expire_at_tiers(out, posted, who, moment, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                                 lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
-                                                contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                                                contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months, has_status, held, last_point, one_level, review_months)
                 balance -= gone
         tier = 0
         if has_tiers:
             tier = _tier_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions,
                             window_sum, year, year_sum, last_year_sum)
+            if has_alternatives:
+                tier = _alternatives_at(moment, tier, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
+                                        alt_thresholds)
+            if has_keep:
+                tier = _kept_at(moment, tier, contribution_ts, reached_log, contributions, keep_months)
+            if has_status:
+                tier = _status_at(moment, held, last_point, one_level, review_months, tier_window, window_days, window_months, thresholds,
+                                  contribution_ts, contribution, contributions, has_alternatives, alt_contribution, alt_thresholds, has_keep,
+                                  reached_log, keep_months)
         spendable = balance if pending_days == 0 else available_at(lot_day, lot_points, first_lot, lot_count, moment // NS_PER_DAY, pending_days)
         n = spendable // reward_points[reward]
         if n > 0:  # one redemption of n vouchers (docs/semantics.md, "Automatic vouchers")
@@ -496,6 +505,19 @@ class Program(NamedTuple):
     # its units skip the step with one test.
     has_groups: bool
     group_rules: np.ndarray
+    # Tier alternatives (`Gold from 5000 CNY or 24 visits`): the program's flag, and per metric
+    # (spend, points, visits) each level's threshold by it (ALT_NEVER where the level has none).
+    has_alternatives: bool
+    alt_thresholds: np.ndarray
+    # `keep N months`: the program's flag, and per level its months (0: none).
+    has_keep: bool
+    keep_months: np.ndarray
+    # Status rules: the program's flag, `downgrade one level at a time`, and the months between
+    # reviews (`review tiers every ...`; 0: falls at every row).
+    has_status: bool
+    one_level: bool
+    review_months: int
+    counting: bool  # `counting the current purchase`
     # Pending points (docs/semantics.md, "Pending points"): a lot earned on day d can be spent from
     # day d + pending_days on; 0: at once (the balance is then all available, and nothing is summed).
     pending_days: int
@@ -610,8 +632,10 @@ def _tier_at(moment, tier_window, window_days, window_months, thresholds, contri
         day = moment // NS_PER_DAY
         if window_months > 0:
             cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
-        else:
+        elif window_days > 0:
             cutoff = moment - window_days * NS_PER_DAY
+        else:
+            cutoff = NAT  # `over lifetime`: nothing leaves
         metric = window_sum
         head = window_head
         while head < contributions and contribution_ts[head] <= cutoff:
@@ -632,10 +656,154 @@ def _tier_at(moment, tier_window, window_days, window_months, thresholds, contri
     return tier
 
 
+ALT_NEVER = np.iinfo(np.int64).max  # an alternative threshold a level does not have
+
+
+@njit(cache=True, nogil=True)
+def _alternatives_reach(tier, alt_thresholds, sums, other):
+    """The highest of `tier` and the levels an alternative reaches: metric k's sum (the better of
+    `sums` and `other`, this year's and last year's in calendar years) at its threshold."""
+    for q in range(tier + 1, alt_thresholds.shape[1]):
+        for k in range(3):
+            if max(sums[k], other[k]) >= alt_thresholds[k, q]:
+                tier = q
+    return tier
+
+
+@njit(cache=True, nogil=True)
+def _alternatives_at(moment, tier, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions, alt_thresholds):
+    """`_alternatives_reach` at `moment`, summing the log of contributions at or before it (a scan:
+    called only at a report's moments and at expiries, and only for programs with alternatives)."""
+    day = moment // NS_PER_DAY
+    sums = np.zeros(3, dtype=np.int64)
+    other = np.zeros(3, dtype=np.int64)
+    if tier_window == W_ROLLING:
+        if window_months > 0:
+            cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
+        elif window_days > 0:
+            cutoff = moment - window_days * NS_PER_DAY
+        else:
+            cutoff = NAT
+        for c in range(contributions):
+            if cutoff < contribution_ts[c] <= moment:
+                for k in range(3):
+                    sums[k] += alt_contribution[k, c]
+    else:
+        moment_year, _, _ = civil_from_days(day)
+        this_start = days_from_civil(moment_year, 1, 1) * NS_PER_DAY
+        last_start = days_from_civil(moment_year - 1, 1, 1) * NS_PER_DAY
+        for c in range(contributions):
+            t = contribution_ts[c]
+            if this_start <= t <= moment:
+                for k in range(3):
+                    sums[k] += alt_contribution[k, c]
+            elif last_start <= t < this_start:
+                for k in range(3):
+                    other[k] += alt_contribution[k, c]
+    return _alternatives_reach(tier, alt_thresholds, sums, other)
+
+
+@njit(cache=True, nogil=True)
+def _next_review(moment, review_months):
+    """The first review after `moment`: 00:00 on the first day of a month whose number (January 0)
+    is a multiple of `review_months`."""
+    y, m, _ = civil_from_days(moment // NS_PER_DAY)
+    index = y * 12 + m - 1 + 1
+    while index % review_months != 0:
+        index += 1
+    return days_from_civil(index // 12, index % 12 + 1, 1) * NS_PER_DAY
+
+
+@njit(cache=True, nogil=True)
+def _qualified_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, contributions, has_alternatives,
+                  alt_contribution, alt_thresholds, has_keep, reached_log, keep_months):
+    """The level qualified for at `moment` (the metric, alternatives and retention), from the log
+    of contributions at or before it (a scan: status rules only)."""
+    day = moment // NS_PER_DAY
+    this, last = 0, 0
+    if tier_window == W_ROLLING:
+        if window_months > 0:
+            cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
+        elif window_days > 0:
+            cutoff = moment - window_days * NS_PER_DAY
+        else:
+            cutoff = NAT
+        for c in range(contributions):
+            if contribution_ts[c] > moment:
+                break
+            if contribution_ts[c] > cutoff:
+                this += contribution[c]
+    else:
+        moment_year, _, _ = civil_from_days(day)
+        this_start = days_from_civil(moment_year, 1, 1) * NS_PER_DAY
+        last_start = days_from_civil(moment_year - 1, 1, 1) * NS_PER_DAY
+        for c in range(contributions):
+            t = contribution_ts[c]
+            if t > moment:
+                break
+            if t >= this_start:
+                this += contribution[c]
+            elif t >= last_start:
+                last += contribution[c]
+        this = max(this, last)
+    level = 0
+    for q in range(1, thresholds.shape[0]):
+        if this >= thresholds[q]:
+            level = q
+    if has_alternatives:
+        level = _alternatives_at(moment, level, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
+                                 alt_thresholds)
+    if has_keep:
+        level = _kept_at(moment, level, contribution_ts, reached_log, contributions, keep_months)
+    return level
+
+
+@njit(cache=True, nogil=True)
+def _status_at(moment, held, last_point, one_level, review_months, tier_window, window_days, window_months, thresholds, contribution_ts,
+               contribution, contributions, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months):
+    """The level held at `moment` from `held`, the level held after the unit at `last_point`: each
+    review in between applies a fall (at most one level with `one_level`), then at `moment` a rise
+    applies at once and, without reviews, a fall too (docs/semantics.md, "Tier status")."""
+    if review_months > 0:
+        r = _next_review(last_point, review_months)
+        while r <= moment:
+            q = _qualified_at(r, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, contributions,
+                              has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
+            if q > held:
+                held = q
+            elif q < held:
+                held = max(q, held - 1) if one_level else q
+            r = _next_review(r, review_months)
+    q = _qualified_at(moment, tier_window, window_days, window_months, thresholds, contribution_ts, contribution, contributions,
+                      has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
+    if q > held:
+        return q
+    if q < held and review_months == 0:
+        return max(q, held - 1) if one_level else q
+    return held
+
+
+@njit(cache=True, nogil=True)
+def _kept_at(moment, tier, contribution_ts, reached_log, contributions, keep_months):
+    """The higher of `tier` and the levels `keep N months` holds at `moment`: a contribution at or
+    before it, right after which the member qualified for the level, less than N months before (a scan:
+    only at a report's moments and at expiries, only for programs with retention)."""
+    for c in range(contributions):
+        t = contribution_ts[c]
+        if t > moment:
+            break
+        day = t // NS_PER_DAY
+        for q in range(tier + 1, reached_log[c] + 1):
+            if keep_months[q] > 0 and moment < add_months(day, keep_months[q]) * NS_PER_DAY + (t - day * NS_PER_DAY):
+                tier = q
+    return tier
+
+
 @njit(cache=True, nogil=True)
 def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot, lot_count, has_tiers,
                      tier_window, window_days, window_months, thresholds, contribution_ts, contribution, window_head, contributions, window_sum,
-                     year, year_sum, last_year_sum):
+                     year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months,
+                     has_status, held, last_point, one_level, review_months):
     """`_expire_due` for member `who`, each expiry posting (of those that fit) at the tier held at
     its moment. Returns (posted, points expired). Called only when a lot is due."""
     expired_from = posted
@@ -645,6 +813,15 @@ def _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, 
     for p in range(expired_from, min(posted, out.shape[1])):
         tier_then = _tier_at(out[OUT_TS, p], tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
                              window_head, contributions, window_sum, year, year_sum, last_year_sum)
+        if has_alternatives:
+            tier_then = _alternatives_at(out[OUT_TS, p], tier_then, tier_window, window_days, window_months, contribution_ts,
+                                         alt_contribution, contributions, alt_thresholds)
+        if has_keep:
+            tier_then = _kept_at(out[OUT_TS, p], tier_then, contribution_ts, reached_log, contributions, keep_months)
+        if has_status:
+            tier_then = _status_at(out[OUT_TS, p], held, last_point, one_level, review_months, tier_window, window_days, window_months,
+                                   thresholds, contribution_ts, contribution, contributions, has_alternatives, alt_contribution, alt_thresholds,
+                                   has_keep, reached_log, keep_months)
         out[OUT_WHO, p] |= np.int64(tier_then + 1) << WHO_TIER_SHIFT
     return posted, gone
 
@@ -694,6 +871,10 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     discount_buy, discount_get = program.discount_buy, program.discount_get
     discount_bits, discount_bit, discount_amount = rows.discount_bits, rows.discount_bit, rows.discount_amount
     has_groups, group_rules = program.has_groups, program.group_rules
+    has_alternatives, alt_thresholds = program.has_alternatives, program.alt_thresholds
+    has_keep, keep_months = program.has_keep, program.keep_months
+    has_status, one_level, review_months = program.has_status, program.one_level, program.review_months
+    counting = program.counting
     pending_days = program.pending_days
     voucher_reward, voucher_months = program.voucher_reward, program.voucher_months
     vouchering = voucher_reward >= 0
@@ -721,6 +902,18 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
     # The rolling tier window: each unit's contribution to the metric, at its time.
     contribution_ts = np.empty(max_rows + 1, dtype=np.int64)
     contribution = np.empty(max_rows + 1, dtype=np.int64)
+    # Tier alternatives: every metric's contribution (spend, points, visits), and their sums over
+    # the window (in calendar years: this year's, and `alt_last` the year before's).
+    alt_contribution = np.zeros((3, max_rows + 1 if has_alternatives else 0), dtype=np.int64)
+    alt_sum = np.zeros(3, dtype=np.int64)
+    alt_last = np.zeros(3, dtype=np.int64)
+    counted_sum = np.zeros(3, dtype=np.int64)  # `counting the current purchase`: alt_sum with the purchase
+    # `keep N months`: per contribution, the level qualified for right after it; per level, until when it is kept.
+    reached_log = np.zeros(max_rows + 1 if has_keep else 0, dtype=np.int64)
+    keep_until = np.zeros(n_levels if has_keep else 0, dtype=np.int64)
+    # Status rules: the level held after each of the member's units, and the unit's time.
+    status_ts = np.zeros(max_rows + 1 if has_status else 0, dtype=np.int64)
+    status_held = np.zeros(max_rows + 1 if has_status else 0, dtype=np.int64)
     # Frequency limits and caps: the period each counter is for, and its count.
     times_key = np.empty(n_rules, dtype=np.int64)
     times_used = np.empty(n_rules, dtype=np.int64)
@@ -776,6 +969,12 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
         year = NAT  # calendar-year tiers: the year of the last unit, its metric and the year before's
         year_sum = 0
         last_year_sum = 0
+        if has_alternatives:
+            alt_sum[:] = 0
+            alt_last[:] = 0
+        if has_keep:
+            keep_until[:] = NAT
+        held, last_point, units_seen = 0, ts[i], 0  # status rules: the level held, since the last unit
         for r in range(n_rules):
             times_key[r] = NAT
             times_used[r] = 0
@@ -810,7 +1009,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     out, posted, who, now, False, next_voucher, voucher_months, voucher_reward, reward_points, reward_cost, reward_share,
                     pending_days, expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count,
                     balance, has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
-                    window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                    window_head, contributions, window_sum, year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months, has_status, held, last_point, one_level, review_months)
 
             # --- Expiry: the lots due before this unit, each at the tier held at its moment.
             if expiry_kind != X_NEVER:
@@ -819,7 +1018,9 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 if due:
                     posted, gone = _expire_at_tiers(out, posted, who, now, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                                     lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
-                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                                                    contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum,
+                                                    has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months,
+                                             has_status, held, last_point, one_level, review_months)
                     balance -= gone
 
             # --- Tier: the one held before this unit.
@@ -828,21 +1029,56 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 if tier_window == W_ROLLING:
                     if window_months > 0:
                         cutoff = days[DAY_BACK, day_offset] * NS_PER_DAY + (now - day * NS_PER_DAY)
-                    else:
+                    elif window_days > 0:
                         cutoff = now - window_days * NS_PER_DAY
+                    else:
+                        cutoff = NAT  # `over lifetime`: nothing leaves
                     while window_head < contributions and contribution_ts[window_head] <= cutoff:
                         window_sum -= contribution[window_head]
+                        if has_alternatives:
+                            for k in range(3):
+                                alt_sum[k] -= alt_contribution[k, window_head]
                         window_head += 1
                     metric = window_sum
                 else:
                     if month_number // 12 != year:
                         last_year_sum = year_sum if month_number // 12 == year + 1 else 0
+                        if has_alternatives:
+                            for k in range(3):
+                                alt_last[k] = alt_sum[k] if month_number // 12 == year + 1 else 0
+                                alt_sum[k] = 0
                         year = month_number // 12
                         year_sum = 0
                     metric = max(year_sum, last_year_sum)  # the tier of the better year: a tier rises with its metric
                 for q in range(1, n_levels):  # inline: a call with an array counts references
                     if metric >= thresholds[q]:
                         tier = q
+                if has_alternatives:
+                    tier = _alternatives_reach(tier, alt_thresholds, alt_sum, alt_last)
+                if has_keep:  # a level still kept (`keep N months`) holds
+                    for q in range(n_levels - 1, tier, -1):
+                        if now < keep_until[q]:
+                            tier = q
+                            break
+                if has_status:  # the reviews since the last unit, then this row; the level it sees is held
+                    held = _status_at(now, held, last_point, one_level, review_months, tier_window, window_days, window_months, thresholds,
+                                      contribution_ts, contribution, contributions, has_alternatives, alt_contribution, alt_thresholds,
+                                      has_keep, reached_log, keep_months)
+                    tier = held
+                    last_point = now
+                if counting and kind[first] == K_PURCHASE:  # the level this purchase reaches with its own amount (before discounts) and visit
+                    own = unit_total[unit[first]] if tier_metric == 0 else (0 if tier_metric == 1 else 1)
+                    counted = window_sum + own if tier_window == W_ROLLING else max(year_sum + own, last_year_sum)
+                    reach = 0
+                    for q in range(1, n_levels):
+                        if counted >= thresholds[q]:
+                            reach = q
+                    if has_alternatives:
+                        counted_sum[0] = alt_sum[0] + unit_total[unit[first]]
+                        counted_sum[1] = alt_sum[1]
+                        counted_sum[2] = alt_sum[2] + 1
+                        reach = _alternatives_reach(reach, alt_thresholds, counted_sum, alt_last)
+                    tier = max(tier, reach)
                 if per_row:
                     progress = window_sum if tier_window == W_ROLLING else year_sum
                     for line in range(first, end):
@@ -1229,6 +1465,31 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     window_sum += value
                 else:
                     year_sum += value
+                if has_alternatives:  # every metric, for the alternatives (in calendar years alt_sum is this year's)
+                    alt_contribution[0, contributions - 1] = unit_spend
+                    alt_contribution[1, contributions - 1] = unit_points
+                    alt_contribution[2, contributions - 1] = unit_visit
+                    for k in range(3):
+                        alt_sum[k] += alt_contribution[k, contributions - 1]
+                if has_keep or has_status:  # the level qualified for right after this unit
+                    reached = 0
+                    after = window_sum if tier_window == W_ROLLING else max(year_sum, last_year_sum)
+                    for q in range(1, n_levels):
+                        if after >= thresholds[q]:
+                            reached = q
+                    if has_alternatives:
+                        reached = _alternatives_reach(reached, alt_thresholds, alt_sum, alt_last)
+                    if has_keep:  # restarts its retention (and every one below)
+                        reached_log[contributions - 1] = reached
+                        for q in range(1, reached + 1):
+                            if keep_months[q] > 0:
+                                keep_until[q] = add_months(day, keep_months[q]) * NS_PER_DAY + (now - day * NS_PER_DAY)
+                    if has_status:  # a rise takes effect at once, at the row that caused it
+                        held = max(held, reached)
+            if has_status:
+                status_ts[units_seen] = now
+                status_held[units_seen] = held
+                units_seen += 1
             first = end
         # --- Vouchers at the period ends up to `until`, then expiry: the lots due by `until`.
         if vouchering and next_voucher <= until:
@@ -1236,14 +1497,16 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 out, posted, who, until, True, next_voucher, voucher_months, voucher_reward, reward_points, reward_cost, reward_share,
                 pending_days, expiry_kind, inactive, last_purchase, days, first_day, lot_day, lot_points, lot_moment, first_lot, lot_count,
                 balance, has_tiers, tier_code_shift, tier_window, window_days, window_months, thresholds, contribution_ts, contribution,
-                window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                window_head, contributions, window_sum, year, year_sum, last_year_sum, has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months, has_status, held, last_point, one_level, review_months)
         if expiry_kind != X_NEVER:
             inactive_moment = days[DAY_MOMENT, last_purchase - first_day] if inactive else NAT
             first_lot, due = _first_due(lot_points, lot_moment, first_lot, lot_count, inactive, inactive_moment, until)
             if due:
                 posted, _ = _expire_at_tiers(out, posted, who, until, inactive, inactive_moment, lot_day, lot_points, lot_moment, first_lot,
                                              lot_count, has_tiers, tier_window, window_days, window_months, thresholds, contribution_ts,
-                                             contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum)
+                                             contribution, window_head, contributions, window_sum, year, year_sum, last_year_sum,
+                                             has_alternatives, alt_contribution, alt_thresholds, has_keep, reached_log, keep_months,
+                                             has_status, held, last_point, one_level, review_months)
         if posted > out.shape[1]:
             return posted_before, declined_before, unmatched_before, i, posted
         # --- Moments: the member's tier at each of the report's moments from their first row on,
@@ -1252,6 +1515,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
         # `left` past those that have left a rolling window (or, in calendar years, came before
         # last year), `this_year` past those before this year; `*_sum`: the log's sums before them.
         upto, upto_sum, left, left_sum, this_year, this_year_sum = 0, 0, 0, 0, 0, 0
+        seen = 0
         for j in range(joined_moment, n_moments):
             at = moments[j]
             while upto < contributions and contribution_ts[upto] <= at:
@@ -1261,8 +1525,10 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             if tier_window == W_ROLLING:
                 if window_months > 0:
                     cutoff = add_months(at_day, -window_months) * NS_PER_DAY + (at - at_day * NS_PER_DAY)
-                else:
+                elif window_days > 0:
                     cutoff = at - window_days * NS_PER_DAY
+                else:
+                    cutoff = NAT  # `over lifetime`: nothing leaves
                 while left < upto and contribution_ts[left] <= cutoff:
                     left_sum += contribution[left]
                     left += 1
@@ -1284,6 +1550,17 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
             for q in range(1, n_levels):
                 if metric >= thresholds[q]:
                     level = q
+            if has_alternatives:
+                level = _alternatives_at(at, level, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
+                                         alt_thresholds)
+            if has_keep:
+                level = _kept_at(at, level, contribution_ts, reached_log, contributions, keep_months)
+            if has_status:  # from the level held after the member's last unit at or before the moment
+                while seen < units_seen and status_ts[seen] <= at:
+                    seen += 1
+                level = _status_at(at, status_held[seen - 1], status_ts[seen - 1], one_level, review_months, tier_window, window_days,
+                                   window_months, thresholds, contribution_ts, contribution, contributions, has_alternatives, alt_contribution,
+                                   alt_thresholds, has_keep, reached_log, keep_months)
             tier_counts[j, level] += 1
         i = first
     return posted, declined, unmatched, -1, posted

@@ -52,6 +52,21 @@ def test_generated_programs_reach_best_of_groups():
     assert grouped_multiplier(find(diff_program(), grouped_multiplier, settings=settings_))
 
 
+def test_generated_programs_reach_tier_alternatives_and_lifetime():
+    """The random programs include tiers with alternatives (`or 2 visits`) and tiers over a lifetime."""
+    settings_ = settings(max_examples=2000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+
+    def alternatives(text: str) -> bool:
+        tiers = rulelang.loads(text).model.tiers
+        return tiers is not None and sum(bool(a) for a in tiers.alternatives) == 2
+
+    assert alternatives(find(diff_program(), alternatives, settings=settings_))
+    lifetime = find(diff_program(), lambda text: " over lifetime {" in text, settings=settings_)
+    assert rulelang.loads(lifetime).model.tiers.window == "lifetime"
+    kept = find(diff_program(), lambda text: text.count(" keep ") == 2, settings=settings_)
+    assert all(rulelang.loads(kept).model.tiers.keep_months[1:])
+
+
 def test_programs_match_reference_on_generated_data(root):
     """The bundled and shared example programs: same ledger, and the ledger identity holds."""
     from tests.conftest import PROGRAMS, TARGET_PROGRAMS

@@ -431,6 +431,48 @@ def test_the_language_references_label_example_reads_as_it_says():
     assert " ".join(claimed.split()) in terms(program).replace("\n", " ")
 
 
+ALTERNATIVES = """\
+currency CNY
+tiers by spend over lifetime {
+  Silver from 0
+  Gold   from 5000 CNY or 24 visits
+  Black  from 20000 CNY or 60 visits or 30000 points
+}
+earn base: 1 point per 1 CNY
+"""
+
+
+def test_tier_alternatives_and_lifetime_in_both_languages():
+    en = explain(loads(ALTERNATIVES), "en")
+    assert "since you joined" in en and "never lost" in en
+    assert "reached by any one of them" in en
+    assert "- Gold: from 5000 CNY or 24 visits" in en
+    assert "- Black: from 20000 CNY, 60 visits or 30000 points" in en
+    zh = explain(loads(ALTERNATIVES), "zh")
+    assert "入会以来" in zh and "任一门槛达标" in zh
+    assert "Gold：满5000元或24次" in zh
+    assert "Black：满20000元、60次或30000积分" in zh
+
+
+def test_retention_in_both_languages():
+    text = ALTERNATIVES.replace("over lifetime", "over calendar year").replace("24 visits", "24 visits keep 24 months")
+    assert "Gold is kept for 24 months once reached" in explain(loads(text), "en")
+    assert "Gold达标后保留24个月" in explain(loads(text), "zh")
+
+
+def test_reviews_and_one_level_falls_in_both_languages():
+    text = ALTERNATIVES + "downgrade one level at a time\nreview tiers every quarter\n"
+    en = explain(loads(text), "en")
+    assert "Levels are reviewed at the start of every quarter" in en and "at most one step at a time" in en
+    zh = explain(loads(text), "zh")
+    assert "会员等级于每季度初评定" in zh and "每次最多下调一级" in zh
+    assert "reviewed" not in explain(loads(ALTERNATIVES), "en")
+
+
+def test_counting_the_current_purchase_in_both_languages():
+    text = ALTERNATIVES.replace("over lifetime {", "over lifetime counting the current purchase {").replace(" or 30000 points", "")
+    assert "The purchase that reaches a level already earns at that level." in explain(loads(text), "en")
+    assert "达到新等级的那笔消费即按新等级计算。" in explain(loads(text), "zh")
 def test_an_automatic_voucher_and_pending_points_in_both_languages():
     text = ("program \"C\"\ncurrency GBP\nearn base: 1 point per 1 GBP\npoints available after 14 days\n"
             "reward clubcard_voucher: 150 points cost 1.50 GBP issued every quarter\nreward mug: 500 points cost 8 GBP\n")

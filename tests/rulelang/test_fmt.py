@@ -244,6 +244,19 @@ def test_canonical_tree_only_reorders_clauses():
     assert dataclasses.replace(canon, statements=tree.statements, comments=tree.comments) == tree
 
 
+def test_tier_alternatives_and_lifetime_keep_their_words():
+    src = "currency CNY\ntiers by spend over lifetime {\n Silver from 0\n Gold from 5000 CNY   or 24 visits # either\n}\n"
+    out = fmt(src)
+    assert "tiers by spend over lifetime {" in out
+    assert "  Gold   from 5000 CNY or 24 visits  # either" in out
+    assert fmt(out) == out
+
+
+def test_status_rules_sit_with_the_tiers_block():
+    src = "currency CNY\nearn base: 1 point per 1 CNY\ntiers by spend over 30 days {\n Silver from 0\n Gold from 5 keep 2 months\n}\n" \
+          "review tiers every month\ndowngrade one level at a time\n"
+    out = fmt(src)
+    assert "  Gold   from 5 keep 2 months\n}\nreview tiers every month\ndowngrade one level at a time\n" in out
 def test_pending_points_and_an_automatic_voucher_in_the_canonical_layout():
     out = fmt("currency GBP\nexpire after 24 months\npoints   available  after 14 day\n"
               "reward v:  150 points cost 1.50 GBP   issued   every quarter\nreward mug: 300 points cost 5 GBP\n")

@@ -168,6 +168,13 @@ def test_benefit_without_a_frequency_limit():
     assert only(basket.replace("basket.total >= 100\n", "basket.total >= 100  # loyalty: ignore[W608]\n"), "W608") == []
 
 
+def test_a_keep_calendar_year_status_already_gives_is_redundant():
+    tiers = "tiers by spend over {window} {{\n  Green from 0\n  Gold from 500 keep {months} months\n  Black from 900 keep 13 months\n}}\n"
+    earn = "earn base: 1 point per 1 CNY\n"
+    assert only(HEAD + tiers.format(window="calendar year", months=12) + earn, "W680") == [8]
+    assert only(HEAD + tiers.format(window="calendar year", months=3) + earn, "W680") == [8]
+    # a 30-day window lets the level go within days, so any keep holds it longer
+    assert only(HEAD + tiers.format(window="30 days", months=12) + earn, "W680") == []
 def test_a_pending_window_as_long_as_the_expiry_is_flagged():
     body = "earn base: 1 point per 1 CNY\npoints available after 30 days\n"
     assert only(HEAD.replace("expire after 12 months", "expire after 30 days") + body, "W650") == [7]

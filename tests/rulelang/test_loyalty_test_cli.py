@@ -25,6 +25,7 @@ EXPECTED = {
     "small_basket_bonus": ("monotone", "starter"),
     "stacked_multipliers": ("assert", None),
     "tier_bonus": ("assert", "gold"),
+    "tier_alternative_bonus": ("assert", "gold"),  # reached through the spend alternative
     "winback_regulars": ("assert", "winback"),  # a recency edge: back 60 days after a purchase
     "yogurt_multibuy": ("assert", None),  # a discount, not a rule, breaks it
     "voucher_sweep": ("assert", None),  # pending points become available after the quarter's vouchers

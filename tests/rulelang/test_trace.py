@@ -209,6 +209,15 @@ def test_trace_shows_benefits_given_and_their_cost():
     assert "benefits given 1" in text.splitlines()[-2]
 
 
+def test_trace_shows_the_tier_windows_values_for_every_metric_counted():
+    """Each metric the tiers count (the block's and its alternatives'), over the window after the row."""
+    text = PROGRAM.replace("over 365 days", "over 30 days").replace("Gold  from 30", "Gold  from 30 or 2 visits")
+    out = trace(_program(text), ROWS, "m1")
+    lines = [line for line in out.splitlines() if "tier window" in line]
+    assert lines[0] == "  tier window (the last 30 days): spend 30 CNY, visits 1"
+    assert lines[1] == "  tier window (the last 30 days): spend 42.5 CNY, visits 2"
+    # two months later the first rows have left the window: only the new purchase counts
+    assert lines[-1] == "  tier window (the last 30 days): spend 1 CNY, visits 1"
 def test_trace_shows_what_was_pending_and_why_a_redemption_waited():
     program = rulelang.loads(PROGRAM.replace("reward coffee", "points available after 14 days\nreward coffee").replace("expire after 1 month", "expire after 2 months"))
     rows = pd.DataFrame({"customer_id": ["m1"] * 3, "timestamp": ["2026-03-01 10:00", "2026-03-02 10:00", "2026-03-20 10:00"],

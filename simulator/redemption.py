@@ -32,19 +32,7 @@ def policy(probability: float, choice: str, pay_with_points: float = 0.0) -> Red
 def pay_draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> np.ndarray:
     """Each row's paying-with-points draw (`_u_pay`), keyed as the redemption draws are (by
     customer and row counter, its own stream), so slices, threads and workers draw the same."""
-    none = np.zeros(0, dtype=bool)
-    extra = "_extra" in rows.columns
-    u_pay, _ = _draw_rows(
-        rows["_visit"].to_numpy() if "_visit" in rows.columns else none,
-        np.asarray(rows["_m"].to_numpy(), dtype=np.int64),
-        np.asarray(keys, dtype=np.uint64),
-        np.asarray(rows["_row"].to_numpy(), dtype=np.int64),
-        rows["_enroll"].to_numpy() if "_enroll" in rows.columns else none,
-        rows["_extra"].to_numpy() if extra else none,
-        np.asarray(rows["_spawn"].to_numpy(), dtype=np.int64) if extra else np.zeros(0, dtype=np.int64),
-        rng.stream_prefix(seed, run, STREAM_PAY),
-        rng.stream_prefix(seed, run, STREAM_PAY),
-    )
+    u_pay, _ = _drawn(rows, keys, rng.stream_prefix(seed, run, STREAM_PAY), rng.stream_prefix(seed, run, STREAM_PAY))
     return u_pay
 
 
@@ -55,6 +43,11 @@ def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np
     drawn (every row when the rows have no `_visit`); the others get 1.0, a draw that never
     redeems. Draws are keyed by row, so which rows are drawn changes no row's draw.
     """
+    return _drawn(rows, keys, rng.stream_prefix(seed, run, STREAM_REDEEM), rng.stream_prefix(seed, run, STREAM_CHOICE))
+
+
+def _drawn(rows: pd.DataFrame, keys: np.ndarray, first_stream, second_stream) -> tuple[np.ndarray, np.ndarray]:
+    """Two draws per drawn row (`_draw_rows`) from two streams, the rows' columns read once."""
     none = np.zeros(0, dtype=bool)
     extra = "_extra" in rows.columns
     return _draw_rows(
@@ -65,8 +58,8 @@ def draws(rows: pd.DataFrame, keys: np.ndarray, seed: int, run: int) -> tuple[np
         rows["_enroll"].to_numpy() if "_enroll" in rows.columns else none,
         rows["_extra"].to_numpy() if extra else none,
         np.asarray(rows["_spawn"].to_numpy(), dtype=np.int64) if extra else np.zeros(0, dtype=np.int64),
-        rng.stream_prefix(seed, run, STREAM_REDEEM),
-        rng.stream_prefix(seed, run, STREAM_CHOICE),
+        first_stream,
+        second_stream,
     )
 
 

@@ -629,13 +629,7 @@ def _tier_at(moment, tier_window, window_days, window_months, thresholds, contri
     kernel keeps for the next unit, without moving it: the metric over the window that ends at
     the moment. Called only at a report's moments and at expiries, never per unit."""
     if tier_window == W_ROLLING:
-        day = moment // NS_PER_DAY
-        if window_months > 0:
-            cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
-        elif window_days > 0:
-            cutoff = moment - window_days * NS_PER_DAY
-        else:
-            cutoff = NAT  # `over lifetime`: nothing leaves
+        cutoff = _window_cutoff(moment, moment // NS_PER_DAY, window_days, window_months)  # (NAT `over lifetime`: nothing leaves)
         metric = window_sum
         head = window_head
         while head < contributions and contribution_ts[head] <= cutoff:
@@ -670,6 +664,17 @@ def _alternatives_reach(tier, alt_thresholds, sums, other):
     return tier
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _window_cutoff(moment, day, window_days, window_months):
+    """The moment a rolling window ending at `moment` (on `day`) starts after: N months or N days
+    back (NAT for a window without either: everything before counts)."""
+    if window_months > 0:
+        return add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
+    if window_days > 0:
+        return moment - window_days * NS_PER_DAY
+    return NAT
+
+
 @njit(cache=True, nogil=True)
 def _alternatives_at(moment, tier, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions, alt_thresholds):
     """`_alternatives_reach` at `moment`, summing the log of contributions at or before it (a scan:
@@ -678,12 +683,7 @@ def _alternatives_at(moment, tier, tier_window, window_days, window_months, cont
     sums = np.zeros(3, dtype=np.int64)
     other = np.zeros(3, dtype=np.int64)
     if tier_window == W_ROLLING:
-        if window_months > 0:
-            cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
-        elif window_days > 0:
-            cutoff = moment - window_days * NS_PER_DAY
-        else:
-            cutoff = NAT
+        cutoff = _window_cutoff(moment, day, window_days, window_months)
         for c in range(contributions):
             if cutoff < contribution_ts[c] <= moment:
                 for k in range(3):
@@ -722,12 +722,7 @@ def _qualified_at(moment, tier_window, window_days, window_months, thresholds, c
     day = moment // NS_PER_DAY
     this, last = 0, 0
     if tier_window == W_ROLLING:
-        if window_months > 0:
-            cutoff = add_months(day, -window_months) * NS_PER_DAY + (moment - day * NS_PER_DAY)
-        elif window_days > 0:
-            cutoff = moment - window_days * NS_PER_DAY
-        else:
-            cutoff = NAT
+        cutoff = _window_cutoff(moment, day, window_days, window_months)
         for c in range(contributions):
             if contribution_ts[c] > moment:
                 break
@@ -1523,12 +1518,7 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                 upto += 1
             at_day = at // NS_PER_DAY
             if tier_window == W_ROLLING:
-                if window_months > 0:
-                    cutoff = add_months(at_day, -window_months) * NS_PER_DAY + (at - at_day * NS_PER_DAY)
-                elif window_days > 0:
-                    cutoff = at - window_days * NS_PER_DAY
-                else:
-                    cutoff = NAT  # `over lifetime`: nothing leaves
+                cutoff = _window_cutoff(at, at_day, window_days, window_months)  # (NAT `over lifetime`: nothing leaves)
                 while left < upto and contribution_ts[left] <= cutoff:
                     left_sum += contribution[left]
                     left += 1

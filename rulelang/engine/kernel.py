@@ -741,9 +741,18 @@ def _qualified_at(moment, tier_window, window_days, window_months, thresholds, c
             elif t >= last_start:
                 last += contribution[c]
         this = max(this, last)
+    return _level_at(moment, this, thresholds, tier_window, window_days, window_months, contribution_ts, contributions, has_alternatives,
+                     alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _level_at(moment, metric, thresholds, tier_window, window_days, window_months, contribution_ts, contributions, has_alternatives,
+              alt_contribution, alt_thresholds, has_keep, reached_log, keep_months):
+    """The level the window's `metric` reaches at `moment`, raised by the alternatives and held
+    by retention (each only for a program that has it)."""
     level = 0
     for q in range(1, thresholds.shape[0]):
-        if this >= thresholds[q]:
+        if metric >= thresholds[q]:
             level = q
     if has_alternatives:
         level = _alternatives_at(moment, level, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
@@ -1536,15 +1545,8 @@ def run_kernel(program, rows, redemptions, report, out, start, stop):
                     this_year_sum += contribution[this_year]
                     this_year += 1
                 metric = max(upto_sum - this_year_sum, this_year_sum - left_sum)  # the tier of the better year
-            level = 0
-            for q in range(1, n_levels):
-                if metric >= thresholds[q]:
-                    level = q
-            if has_alternatives:
-                level = _alternatives_at(at, level, tier_window, window_days, window_months, contribution_ts, alt_contribution, contributions,
-                                         alt_thresholds)
-            if has_keep:
-                level = _kept_at(at, level, contribution_ts, reached_log, contributions, keep_months)
+            level = _level_at(at, metric, thresholds, tier_window, window_days, window_months, contribution_ts, contributions, has_alternatives,
+                              alt_contribution, alt_thresholds, has_keep, reached_log, keep_months)
             if has_status:  # from the level held after the member's last unit at or before the moment
                 while seen < units_seen and status_ts[seen] <= at:
                     seen += 1
